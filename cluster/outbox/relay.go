@@ -1,0 +1,421 @@
+// Package outbox relays transactional outbox events from the store to
+// JetStream (part of cluster/: embedded NATS and, later, membership and
+// placement).
+//
+// Delivery is at-least-once with stable event ids: an event is marked
+// published only after JetStream acknowledged it, and it is published with
+// Nats-Msg-Id = event id, so a crash between the ack and the mark
+// republishes the same id and the stream's duplicate window drops it.
+// Consumers should still treat the id as their idempotency key (a replay
+// later than the window is stored again).
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spa-engine/spa/messages"
+	"github.com/spa-engine/spa/persistence"
+)
+
+// Stream and header names.
+const (
+	// StreamName is the default JetStream stream holding domain events.
+	StreamName = "SPA_EVENTS"
+	// SubjectPrefix starts every event subject; the stream binds
+	// SubjectPrefix + ">".
+	SubjectPrefix = messages.SubjectPrefix
+	// HeaderEventType carries the event's Type (the payload's full proto
+	// name) so consumers can filter without decoding.
+	HeaderEventType = "Spa-Event-Type"
+)
+
+// Config tunes the relay; zero fields take the documented defaults.
+type Config struct {
+	Stream          string        // stream name; default StreamName
+	DuplicateWindow time.Duration // stream dedupe window; default 2m
+	PollInterval    time.Duration // poll fallback and first retry delay; default 250ms
+	MaxBackoff      time.Duration // cap of the retry backoff; default 5s
+	BatchSize       int           // events read per transaction; default 100
+	// MaxInFlight bounds unacknowledged publishes; default 32. When a
+	// publish fails, later events of that window may already be stored and
+	// so precede the failed one's retry; set 1 for strict stream order
+	// even across failures.
+	MaxInFlight     int
+	PublishTimeout  time.Duration // wait for each ack; default 5s
+	StoreTimeout    time.Duration // per store transaction; default 10s
+	Retention       time.Duration // keep published events this long; default 24h
+	CleanupInterval time.Duration // how often to delete old events; default 1m
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Stream == "" {
+		c.Stream = StreamName
+	}
+	def(&c.DuplicateWindow, 2*time.Minute)
+	def(&c.PollInterval, 250*time.Millisecond)
+	def(&c.MaxBackoff, 5*time.Second)
+	def(&c.PublishTimeout, 5*time.Second)
+	def(&c.StoreTimeout, 10*time.Second)
+	def(&c.Retention, 24*time.Hour)
+	def(&c.CleanupInterval, time.Minute)
+	if c.BatchSize <= 0 {
+		c.BatchSize = 100
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 32
+	}
+	if c.MaxBackoff < c.PollInterval {
+		c.MaxBackoff = c.PollInterval
+	}
+	return c
+}
+
+// Relay publishes pending outbox events to JetStream in ID order.
+type Relay struct {
+	store persistence.Store
+	js    jetstream.JetStream
+	cfg   Config
+	log   *slog.Logger
+	m     metrics
+
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+
+	mu       sync.Mutex
+	started  bool
+	stopOnce sync.Once
+}
+
+// New builds a relay. js should be created with
+// jetstream.WithPublishAsyncTimeout on connections that may hang, so
+// abandoned acks do not pile up. reg may be nil; metrics already
+// registered by an earlier relay are reused.
+func New(store persistence.Store, js jetstream.JetStream, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Relay, error) {
+	if store == nil || js == nil {
+		return nil, errors.New("outbox: store and js are required")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	return &Relay{
+		store: store, js: js, cfg: cfg.withDefaults(), m: m,
+		log:  logger.With("component", "outbox"),
+		kick: make(chan struct{}, 1),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}, nil
+}
+
+// Start creates or updates the stream and starts the relay loop. The loop
+// runs until Stop or until ctx is cancelled; either way the batch in
+// flight is finished first. Start may be called once.
+func (r *Relay) Start(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	select {
+	case <-r.stop:
+		return errors.New("outbox: relay stopped")
+	default:
+	}
+	if r.started {
+		return errors.New("outbox: relay already started")
+	}
+	_, err := r.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        r.cfg.Stream,
+		Description: "SPA domain events from the transactional outbox",
+		Subjects:    []string{SubjectPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Duplicates:  r.cfg.DuplicateWindow,
+	})
+	if err != nil {
+		return fmt.Errorf("outbox: create or update stream %s: %w", r.cfg.Stream, err)
+	}
+	r.started = true
+	go r.run(ctx)
+	return nil
+}
+
+// Notify asks the relay to look for events now instead of at the next
+// poll. It never blocks; use it as persistence.Options.AfterOutboxCommit.
+func (r *Relay) Notify() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Stop ends the loop after the batch in flight is published and marked,
+// and waits for it. Calling it again, or before Start, is harmless.
+func (r *Relay) Stop() {
+	r.stopOnce.Do(func() {
+		r.mu.Lock()
+		close(r.stop)
+		started := r.started
+		r.mu.Unlock()
+		if started {
+			<-r.done
+		}
+	})
+}
+
+func (r *Relay) run(ctx context.Context) {
+	defer close(r.done)
+	// The batch in flight must not be cut short by cancellation: each
+	// step has its own timeout instead.
+	base := context.WithoutCancel(ctx)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	var backoff time.Duration
+	lastCleanup := time.Now()
+	for {
+		more, err := r.pass(base)
+		var wait time.Duration
+		kick := r.kick
+		if err != nil {
+			if backoff == 0 {
+				backoff = r.cfg.PollInterval
+			} else {
+				backoff = min(2*backoff, r.cfg.MaxBackoff)
+			}
+			wait = backoff/2 + rand.N(backoff/2+1) // equal jitter
+			kick = nil                             // do not let commits defeat the backoff
+			r.log.Warn("outbox relay pass failed", "err", err, "retry_in", wait)
+		} else {
+			backoff = 0
+			if !more {
+				wait = r.cfg.PollInterval
+			}
+		}
+		if time.Since(lastCleanup) >= r.cfg.CleanupInterval {
+			lastCleanup = time.Now()
+			r.cleanup(base)
+		}
+		if wait == 0 {
+			select {
+			case <-r.stop:
+				return
+			case <-ctx.Done():
+				return
+			default:
+				continue
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-r.stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-kick:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+func (r *Relay) inTx(base context.Context, fn func(context.Context, persistence.Tx) error) error {
+	ctx, cancel := context.WithTimeout(base, r.cfg.StoreTimeout)
+	defer cancel()
+	return r.store.InTx(ctx, func(tx persistence.Tx) error { return fn(ctx, tx) })
+}
+
+// pass publishes and marks one batch; more reports a full batch.
+func (r *Relay) pass(base context.Context) (more bool, err error) {
+	var events []persistence.OutboxEvent
+	var pending int
+	err = r.inTx(base, func(ctx context.Context, tx persistence.Tx) error {
+		var err error
+		pending = 0
+		if events, err = tx.OutboxPending(ctx, r.cfg.BatchSize); err != nil || len(events) == 0 {
+			return err
+		}
+		pending, _, err = tx.OutboxCount(ctx)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("read pending events: %w", err)
+	}
+	r.m.pending.Set(float64(pending))
+	if len(events) == 0 {
+		return false, nil
+	}
+	acked, pubErr := r.publish(events)
+	if acked > 0 {
+		ids := make([]string, acked)
+		for i, e := range events[:acked] {
+			ids[i] = e.ID
+		}
+		now := time.Now().UTC()
+		err := r.inTx(base, func(ctx context.Context, tx persistence.Tx) error {
+			return tx.OutboxMarkPublished(ctx, ids, now)
+		})
+		if err != nil {
+			// Published but not marked: the next pass republishes the same
+			// ids and the stream drops them as duplicates.
+			return false, fmt.Errorf("mark %d events published: %w", acked, err)
+		}
+		r.m.published.Add(float64(acked))
+		r.m.pending.Set(float64(max(pending-acked, 0)))
+	}
+	if pubErr != nil {
+		return false, pubErr
+	}
+	return len(events) == r.cfg.BatchSize, nil
+}
+
+// publish sends events in order with at most MaxInFlight unacknowledged
+// and returns how many leading events JetStream acknowledged. It stops at
+// the first failure.
+func (r *Relay) publish(events []persistence.OutboxEvent) (int, error) {
+	type flight struct {
+		f     jetstream.PubAckFuture
+		start time.Time
+	}
+	flights := make([]flight, 0, len(events))
+	var sendErr error
+	timer := time.NewTimer(r.cfg.PublishTimeout)
+	defer timer.Stop()
+	for i, e := range events {
+		for sendErr == nil && len(flights) < len(events) && len(flights)-i < r.cfg.MaxInFlight {
+			next := events[len(flights)]
+			msg := nats.NewMsg(next.Subject)
+			msg.Data = next.Payload
+			msg.Header.Set(jetstream.MsgIDHeader, next.ID)
+			msg.Header.Set(HeaderEventType, next.Type)
+			start := time.Now()
+			f, err := r.js.PublishMsgAsync(msg, jetstream.WithExpectStream(r.cfg.Stream))
+			if err != nil {
+				sendErr = fmt.Errorf("publish event %s: %w", next.ID, err)
+				break
+			}
+			flights = append(flights, flight{f, start})
+		}
+		if i >= len(flights) {
+			r.m.errors.Inc()
+			return i, sendErr
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(r.cfg.PublishTimeout)
+		select {
+		case <-flights[i].f.Ok():
+			r.m.seconds.Observe(time.Since(flights[i].start).Seconds())
+		case err := <-flights[i].f.Err():
+			r.m.errors.Inc()
+			return i, fmt.Errorf("publish event %s: %w", e.ID, err)
+		case <-timer.C:
+			r.m.errors.Inc()
+			return i, fmt.Errorf("publish event %s: no ack within %s", e.ID, r.cfg.PublishTimeout)
+		}
+	}
+	return len(events), nil
+}
+
+// cleanup deletes events published before now - Retention, in chunks.
+func (r *Relay) cleanup(base context.Context) {
+	const chunk, maxChunks = 1000, 20
+	before := time.Now().Add(-r.cfg.Retention)
+	total := 0
+	for range maxChunks {
+		var n int
+		err := r.inTx(base, func(ctx context.Context, tx persistence.Tx) error {
+			var err error
+			n, err = tx.OutboxDeletePublished(ctx, before, chunk)
+			return err
+		})
+		if err != nil {
+			r.log.Warn("outbox cleanup failed", "err", err)
+			return
+		}
+		total += n
+		if n < chunk {
+			break
+		}
+	}
+	if total > 0 {
+		r.log.Debug("outbox cleanup", "deleted", total, "published_before", before)
+	}
+}
+
+type metrics struct {
+	published, errors prometheus.Counter
+	pending           prometheus.Gauge
+	seconds           prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) (metrics, error) {
+	m := metrics{
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spa_outbox_published_total", Help: "Outbox events acknowledged by JetStream and marked published.",
+		}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spa_outbox_publish_errors_total", Help: "Failed outbox publishes (send error, nack or ack timeout).",
+		}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "spa_outbox_pending", Help: "Outbox events not yet published, as of the relay's last pass.",
+		}),
+		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "spa_outbox_publish_seconds", Help: "Time from publishing an outbox event to its JetStream ack.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	if m.published, err = register(reg, m.published); err != nil {
+		return m, err
+	}
+	if m.errors, err = register(reg, m.errors); err != nil {
+		return m, err
+	}
+	if m.pending, err = register(reg, m.pending); err != nil {
+		return m, err
+	}
+	m.seconds, err = register(reg, m.seconds)
+	return m, err
+}
+
+// register registers c, or returns the equal collector already registered.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, fmt.Errorf("outbox: register metrics: %w", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,380 @@
+package outbox_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/spa-engine/spa/cluster/natsserver"
+	"github.com/spa-engine/spa/cluster/natsserver/natstest"
+	"github.com/spa-engine/spa/cluster/outbox"
+	"github.com/spa-engine/spa/messages"
+	"github.com/spa-engine/spa/persistence"
+	"github.com/spa-engine/spa/persistence/sqlite"
+)
+
+const subject = "spa.events.studio.updated"
+
+// waitFor polls cond until it holds or d elapses.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+type env struct {
+	store  *sqlite.Store
+	path   string
+	relay  atomic.Pointer[outbox.Relay] // receives AfterOutboxCommit
+	nextID int
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{path: filepath.Join(t.TempDir(), "spa.db")}
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, e.path, persistence.Options{AfterOutboxCommit: func() {
+		if r := e.relay.Load(); r != nil {
+			r.Notify()
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.store = st
+	return e
+}
+
+// startRelay starts a relay with its own registry and stops it at cleanup.
+func (e *env) startRelay(t *testing.T, js jetstream.JetStream, cfg outbox.Config) (*outbox.Relay, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	r, err := outbox.New(e.store, js, cfg, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.relay.Store(r)
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	return r, reg
+}
+
+// appendEvents commits n events, one transaction each, and returns their ids.
+func (e *env) appendEvents(t *testing.T, n int) []string {
+	t.Helper()
+	var ids []string
+	for range n {
+		e.nextID++
+		ev, err := persistence.NewOutboxEvent("studio/default", "req-1", "tester",
+			&messages.StudioUpdated{StudioId: "default", Version: int64(e.nextID), Name: "Studio"}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.store.InTx(context.Background(), func(tx persistence.Tx) error {
+			return tx.OutboxAppend(context.Background(), ev)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, ev.ID)
+	}
+	return ids
+}
+
+func (e *env) counts(t *testing.T) (pending, published int) {
+	t.Helper()
+	err := e.store.InTx(context.Background(), func(tx persistence.Tx) error {
+		var err error
+		pending, published, err = tx.OutboxCount(context.Background())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pending, published
+}
+
+// streamIDs returns the Nats-Msg-Id of every message in the stream, in
+// stream order, checking headers and the envelope on the way.
+func streamIDs(t *testing.T, js jetstream.JetStream) []string {
+	t.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, outbox.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("get msg %d: %v", seq, err)
+		}
+		id := m.Header.Get(jetstream.MsgIDHeader)
+		if got := m.Header.Get(outbox.HeaderEventType); !strings.HasSuffix(got, "StudioUpdated") {
+			t.Fatalf("msg %d: %s = %q", seq, outbox.HeaderEventType, got)
+		}
+		var env messages.Event
+		if err := proto.Unmarshal(m.Data, &env); err != nil {
+			t.Fatalf("msg %d: %v", seq, err)
+		}
+		if env.GetId() != id {
+			t.Fatalf("msg %d: envelope id %q != Nats-Msg-Id %q", seq, env.GetId(), id)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		switch {
+		case m.GetCounter() != nil:
+			return m.GetCounter().GetValue()
+		case m.GetGauge() != nil:
+			return m.GetGauge().GetValue()
+		case m.GetHistogram() != nil:
+			return float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return 0
+}
+
+func equalIDs(t *testing.T, got, want []string) {
+	t.Helper()
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("stream ids (%d) differ from outbox ids (%d)\n got: %v\nwant: %v", len(got), len(want), got, want)
+	}
+}
+
+func TestPublishesInOrderAndMarks(t *testing.T) {
+	e := newEnv(t)
+	ids := e.appendEvents(t, 250) // several batches
+	srv := natstest.Run(t)
+	js, err := srv.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, reg := e.startRelay(t, js, outbox.Config{BatchSize: 100, MaxInFlight: 16})
+
+	waitFor(t, 10*time.Second, "all events marked", func() bool { p, _ := e.counts(t); return p == 0 })
+	equalIDs(t, streamIDs(t, js), ids)
+	if _, published := e.counts(t); published != 250 {
+		t.Fatalf("published = %d, want 250", published)
+	}
+	if v := metric(t, reg, "spa_outbox_published_total"); v != 250 {
+		t.Fatalf("spa_outbox_published_total = %v", v)
+	}
+	if v := metric(t, reg, "spa_outbox_publish_seconds"); v != 250 {
+		t.Fatalf("spa_outbox_publish_seconds count = %v", v)
+	}
+	waitFor(t, 2*time.Second, "pending gauge 0", func() bool { return metric(t, reg, "spa_outbox_pending") == 0 })
+	if v := metric(t, reg, "spa_outbox_publish_errors_total"); v != 0 {
+		t.Fatalf("spa_outbox_publish_errors_total = %v", v)
+	}
+}
+
+func TestRestartContinuesWithoutLoss(t *testing.T) {
+	e := newEnv(t)
+	srv := natstest.Run(t)
+	js, err := srv.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1, _ := e.startRelay(t, js, outbox.Config{PollInterval: 20 * time.Millisecond})
+	ids := e.appendEvents(t, 30)
+	waitFor(t, 5*time.Second, "first events marked", func() bool { p, _ := e.counts(t); return p == 0 })
+	// Stop while events keep arriving; whatever is left must be picked up.
+	done := make(chan []string)
+	go func() {
+		var more []string
+		for range 30 {
+			e.nextID++
+			ev, _ := persistence.NewOutboxEvent("studio/default", "", "tester", &messages.StudioUpdated{Version: int64(e.nextID)}, time.Now())
+			if err := e.store.InTx(context.Background(), func(tx persistence.Tx) error {
+				return tx.OutboxAppend(context.Background(), ev)
+			}); err == nil {
+				more = append(more, ev.ID)
+			}
+		}
+		done <- more
+	}()
+	r1.Stop()
+	r1.Stop() // idempotent
+	ids = append(ids, <-done...)
+
+	e.startRelay(t, js, outbox.Config{PollInterval: 20 * time.Millisecond})
+	waitFor(t, 5*time.Second, "all events marked", func() bool { p, _ := e.counts(t); return p == 0 })
+	equalIDs(t, streamIDs(t, js), ids)
+}
+
+func TestCrashBetweenAckAndMark(t *testing.T) {
+	e := newEnv(t)
+	ids := e.appendEvents(t, 10)
+	srv := natstest.Run(t)
+	js, err := srv.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: outbox.StreamName, Subjects: []string{outbox.SubjectPrefix + ">"},
+		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A previous relay published the first half and died before marking.
+	var pending []persistence.OutboxEvent
+	if err := e.store.InTx(ctx, func(tx persistence.Tx) error {
+		var err error
+		pending, err = tx.OutboxPending(ctx, 100)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range pending[:5] {
+		msg := nats.NewMsg(ev.Subject)
+		msg.Data = ev.Payload
+		msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
+		msg.Header.Set(outbox.HeaderEventType, ev.Type)
+		if _, err := js.PublishMsg(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	r, _ := e.startRelay(t, js, outbox.Config{PollInterval: 20 * time.Millisecond})
+	waitFor(t, 5*time.Second, "all events marked", func() bool { p, _ := e.counts(t); return p == 0 })
+	equalIDs(t, streamIDs(t, js), ids)
+
+	// Same crash after a whole run: un-mark everything behind the store's
+	// back and let a new relay republish.
+	r.Stop()
+	db, err := sql.Open("sqlite", e.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`UPDATE outbox SET published_at = NULL`); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := e.counts(t); p != 10 {
+		t.Fatalf("pending after reset = %d", p)
+	}
+	_, reg := e.startRelay(t, js, outbox.Config{PollInterval: 20 * time.Millisecond})
+	waitFor(t, 5*time.Second, "republished events marked", func() bool { p, _ := e.counts(t); return p == 0 })
+	equalIDs(t, streamIDs(t, js), ids)
+	if v := metric(t, reg, "spa_outbox_published_total"); v != 10 {
+		t.Fatalf("spa_outbox_published_total = %v, want 10 (duplicates count as acked)", v)
+	}
+}
+
+func TestNATSDownThenBack(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	srv1 := natstest.RunWith(t, natsserver.Config{StoreDir: dir})
+	url := srv1.ClientURL()
+	port := url[strings.LastIndex(url, ":")+1:]
+	var portN int
+	if _, err := fmt.Sscan(port, &portN); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, reg := e.startRelay(t, js, outbox.Config{
+		PollInterval: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, PublishTimeout: 300 * time.Millisecond,
+	})
+	ids := e.appendEvents(t, 5)
+	waitFor(t, 5*time.Second, "first events marked", func() bool { p, _ := e.counts(t); return p == 0 })
+
+	srv1.Stop()
+	ids = append(ids, e.appendEvents(t, 20)...)
+	waitFor(t, 5*time.Second, "publish errors", func() bool { return metric(t, reg, "spa_outbox_publish_errors_total") > 0 })
+	if p, _ := e.counts(t); p != 20 {
+		t.Fatalf("pending while NATS is down = %d, want 20", p)
+	}
+	waitFor(t, 5*time.Second, "spa_outbox_pending 20", func() bool { return metric(t, reg, "spa_outbox_pending") == 20 })
+
+	natstest.RunWith(t, natsserver.Config{Port: portN, StoreDir: dir})
+	waitFor(t, 10*time.Second, "all events marked after NATS is back", func() bool { p, _ := e.counts(t); return p == 0 })
+	equalIDs(t, streamIDs(t, js), ids)
+}
+
+func TestNotifySkipsPollWait(t *testing.T) {
+	e := newEnv(t)
+	srv := natstest.Run(t)
+	js, err := srv.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.startRelay(t, js, outbox.Config{PollInterval: time.Hour})
+	ids := e.appendEvents(t, 3) // each commit calls AfterOutboxCommit -> Notify
+	waitFor(t, 3*time.Second, "events published via Notify", func() bool { p, _ := e.counts(t); return p == 0 })
+	equalIDs(t, streamIDs(t, js), ids)
+}
+
+func TestStopBeforeStart(t *testing.T) {
+	e := newEnv(t)
+	srv := natstest.Run(t)
+	js, _ := srv.JetStream()
+	r, err := outbox.New(e.store, js, outbox.Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Stop()
+	r.Stop()
+	if err := r.Start(context.Background()); err == nil {
+		t.Fatal("Start after Stop succeeded")
+	}
+}
+
+func TestCleanupDeletesOldPublished(t *testing.T) {
+	e := newEnv(t)
+	srv := natstest.Run(t)
+	js, err := srv.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.startRelay(t, js, outbox.Config{PollInterval: 10 * time.Millisecond, Retention: time.Millisecond, CleanupInterval: 10 * time.Millisecond})
+	ids := e.appendEvents(t, 5)
+	waitFor(t, 5*time.Second, "published events deleted", func() bool { p, pub := e.counts(t); return p == 0 && pub == 0 })
+	equalIDs(t, streamIDs(t, js), ids) // the stream keeps them
+}

@@ -1,0 +1,283 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Modes. Production refuses to start without its secrets; dev generates
+// them and keeps them in the data dir so tokens survive a restart.
+const (
+	modeDev        = "dev"
+	modeProduction = "production"
+)
+
+// config is everything a node needs to start, parsed and validated.
+type config struct {
+	Mode               string
+	DataDir            string
+	HTTPAddr           string
+	DatabaseURL        string // empty: embedded SQLite in DataDir
+	NATSHost           string
+	NATSPort           int
+	TokenSecret        []byte // only from the environment, never a flag
+	TokenIssuer        string
+	CORSOrigins        []string
+	BodyLimit          int
+	RequestTimeout     time.Duration
+	IdempotencyTTL     time.Duration
+	IdempotencyLockTTL time.Duration
+	ShutdownTimeout    time.Duration
+	LogLevel           slog.Level
+}
+
+// setting is one configuration value: settable by flag or environment
+// variable (the flag wins), validated by set, which names neither: the
+// caller prefixes the error with the source, so every message names the
+// offending variable or flag.
+type setting struct {
+	flag, env, def, usage string
+	set                   func(c *config, v string) error
+}
+
+var settings = []setting{
+	{"mode", "SPA_MODE", modeDev, "dev or production", func(c *config, v string) error {
+		if v != modeDev && v != modeProduction {
+			return fmt.Errorf("must be %q or %q, got %q", modeDev, modeProduction, v)
+		}
+		c.Mode = v
+		return nil
+	}},
+	{"data-dir", "SPA_DATA_DIR", "data", "directory for the SQLite file, NATS storage and dev keys", func(c *config, v string) error {
+		if strings.TrimSpace(v) == "" {
+			return errors.New("must not be empty")
+		}
+		c.DataDir = filepath.Clean(v)
+		return nil
+	}},
+	{"http-addr", "SPA_HTTP_ADDR", ":8080", "HTTP listen address (host:port, port 0 picks a free one)", func(c *config, v string) error {
+		if _, err := hostPort(v); err != nil {
+			return err
+		}
+		c.HTTPAddr = v
+		return nil
+	}},
+	{"database-url", "DATABASE_URL", "", "postgres:// or postgresql:// URL of PostgreSQL/CockroachDB; unset: embedded SQLite", func(c *config, v string) error {
+		if v == "" {
+			c.DatabaseURL = ""
+			return nil
+		}
+		u, err := url.Parse(v)
+		if err != nil {
+			return errors.New("not a URL") // the URL may hold a password: never echo it
+		}
+		if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+			return fmt.Errorf("unsupported scheme %q: want postgres:// or postgresql://, or leave it unset for embedded SQLite", u.Scheme)
+		}
+		c.DatabaseURL = v
+		return nil
+	}},
+	{"nats-host", "SPA_NATS_HOST", "127.0.0.1", "embedded NATS listen host", func(c *config, v string) error {
+		if v == "" {
+			return errors.New("must not be empty")
+		}
+		c.NATSHost = v
+		return nil
+	}},
+	{"nats-port", "SPA_NATS_PORT", "4250", "embedded NATS client port (-1: random, 0: in-process only); 4222 is usually taken by a system NATS", func(c *config, v string) error {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < -1 || p > 65535 {
+			return fmt.Errorf("must be a port number, -1 or 0, got %q", v)
+		}
+		c.NATSPort = p
+		return nil
+	}},
+	{"token-issuer", "SPA_TOKEN_ISSUER", "spa", "issuer claim of access tokens", func(c *config, v string) error {
+		if v == "" {
+			return errors.New("must not be empty")
+		}
+		c.TokenIssuer = v
+		return nil
+	}},
+	{"cors-origins", "SPA_CORS_ORIGINS", "", "comma-separated origins allowed by CORS (empty: none)", func(c *config, v string) error {
+		c.CORSOrigins = nil
+		for _, o := range strings.Split(v, ",") {
+			o = strings.TrimSpace(o)
+			if o == "" {
+				continue
+			}
+			u, err := url.Parse(o)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+				return fmt.Errorf("origin %q must look like https://host[:port] (list origins explicitly, no *)", o)
+			}
+			c.CORSOrigins = append(c.CORSOrigins, strings.TrimSuffix(o, "/"))
+		}
+		return nil
+	}},
+	{"body-limit", "SPA_BODY_LIMIT", "1048576", "largest request body in bytes", intIn(1024, 64<<20, func(c *config, n int) { c.BodyLimit = n })},
+	{"request-timeout", "SPA_REQUEST_TIMEOUT", "15s", "read and write timeout of one HTTP request", durationIn(100*time.Millisecond, 10*time.Minute, func(c *config, d time.Duration) { c.RequestTimeout = d })},
+	{"idempotency-ttl", "SPA_IDEMPOTENCY_TTL", "24h", "how long a stored Idempotency-Key response is replayed", durationIn(time.Minute, 30*24*time.Hour, func(c *config, d time.Duration) { c.IdempotencyTTL = d })},
+	{"idempotency-lock-ttl", "SPA_IDEMPOTENCY_LOCK_TTL", "30s", "how long an in-progress key blocks a duplicate before a retry may take it over", durationIn(time.Second, time.Hour, func(c *config, d time.Duration) { c.IdempotencyLockTTL = d })},
+	{"shutdown-timeout", "SPA_SHUTDOWN_TIMEOUT", "20s", "how long a graceful shutdown may take", durationIn(time.Second, 10*time.Minute, func(c *config, d time.Duration) { c.ShutdownTimeout = d })},
+	{"log-level", "SPA_LOG_LEVEL", "info", "debug, info, warn or error", func(c *config, v string) error {
+		return c.LogLevel.UnmarshalText([]byte(v))
+	}},
+}
+
+// tokenSecretEnv is the one secret this node needs today. Secrets come only
+// from the environment so they never show in a process list.
+const tokenSecretEnv = "SPA_TOKEN_SECRET"
+
+func intIn(lo, hi int, apply func(*config, int)) func(*config, string) error {
+	return func(c *config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("must be an integer in [%d, %d], got %q", lo, hi, v)
+		}
+		apply(c, n)
+		return nil
+	}
+}
+
+func durationIn(lo, hi time.Duration, apply func(*config, time.Duration)) func(*config, string) error {
+	return func(c *config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < lo || d > hi {
+			return fmt.Errorf("must be a duration in [%s, %s] such as 30s or 5m, got %q", lo, hi, v)
+		}
+		apply(c, d)
+		return nil
+	}
+}
+
+func hostPort(v string) (int, error) {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return 0, fmt.Errorf("must be host:port, got %q", v)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return 0, fmt.Errorf("port must be 0..65535, got %q", port)
+	}
+	return p, nil
+}
+
+// parseConfig reads settings from args (flags of the named command) over
+// getenv over defaults, and validates every value. It does no I/O, so it
+// can be fuzzed; secrets that dev mode generates are resolved later by
+// loadSecrets.
+func parseConfig(command string, args []string, getenv func(string) string, usage io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet(command, flag.ContinueOnError)
+	fs.SetOutput(usage)
+	given := make(map[string]*string, len(settings))
+	for _, s := range settings {
+		given[s.flag] = fs.String(s.flag, "", fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def))
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("%s: unexpected argument %q", command, fs.Arg(0))
+	}
+	setFlags := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { setFlags[f.Name] = true })
+	for _, s := range settings {
+		v, source := s.def, s.env+" (default)"
+		if e := getenv(s.env); e != "" {
+			v, source = e, s.env
+		}
+		if setFlags[s.flag] {
+			v, source = *given[s.flag], "--"+s.flag
+		}
+		if err := s.set(&c, v); err != nil {
+			return c, fmt.Errorf("%s: %w", source, err)
+		}
+	}
+	if raw := getenv(tokenSecretEnv); raw != "" {
+		secret, err := decodeSecret(raw)
+		if err != nil {
+			return c, fmt.Errorf("%s: %w", tokenSecretEnv, err)
+		}
+		c.TokenSecret = secret
+	} else if c.Mode == modeProduction {
+		return c, fmt.Errorf("%s: required in production mode (32 or more random bytes, base64-encoded); generate one with: openssl rand -base64 48", tokenSecretEnv)
+	}
+	return c, nil
+}
+
+// decodeSecret accepts standard or URL-safe base64 of at least 32 bytes.
+func decodeSecret(raw string) ([]byte, error) {
+	raw = strings.TrimSpace(raw)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(raw); err == nil {
+			if len(b) < 32 {
+				return nil, fmt.Errorf("decodes to %d bytes, need at least 32", len(b))
+			}
+			return b, nil
+		}
+	}
+	return nil, errors.New("must be base64 (standard or URL-safe)") // never echo a secret
+}
+
+// devSecrets is what dev mode keeps in the data dir.
+type devSecrets struct {
+	TokenSecret string `json:"token_secret"` // base64
+}
+
+const devSecretsFile = "dev-secrets.json"
+
+// loadSecrets fills secrets dev mode may generate: it reuses the ones kept in
+// the data dir, or creates and keeps new ones (mode 0600). Production mode
+// never gets here without its secrets (parseConfig refused it).
+func loadSecrets(c *config) error {
+	if c.TokenSecret != nil {
+		return nil
+	}
+	if c.Mode != modeDev {
+		return fmt.Errorf("%s: required in production mode", tokenSecretEnv)
+	}
+	path := filepath.Join(c.DataDir, devSecretsFile)
+	var s devSecrets
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &s); err != nil {
+			return fmt.Errorf("%s: %w (delete it to generate new dev keys)", path, err)
+		}
+	case errors.Is(err, os.ErrNotExist):
+		key := make([]byte, 48)
+		if _, err := rand.Read(key); err != nil {
+			return err
+		}
+		s.TokenSecret = base64.StdEncoding.EncodeToString(key)
+		b, _ := json.MarshalIndent(s, "", "  ")
+		if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return fmt.Errorf("keep dev keys: %w", err)
+		}
+	default:
+		return err
+	}
+	secret, err := decodeSecret(s.TokenSecret)
+	if err != nil {
+		return fmt.Errorf("%s: token_secret %w", path, err)
+	}
+	c.TokenSecret = secret
+	return nil
+}

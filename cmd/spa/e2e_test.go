@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server goroutine to write while
+// the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// listeningURL extracts the base URL from serve's "listening on" line.
+func listeningURL(out string) string {
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
+			return strings.TrimSpace(rest)
+		}
+	}
+	return ""
+}
+
+// serveInProcess runs `spa serve` through run() on port 0 with a temp data
+// dir, returns its base URL and a function that stops it (as SIGTERM would)
+// and returns run's error.
+func serveInProcess(t *testing.T, env map[string]string, dataDir string) (string, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	args := []string{"serve", "--http-addr", "127.0.0.1:0", "--nats-port", "-1", "--data-dir", dataDir}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, func(k string) string { return env[k] }, stdout, stderr) }()
+	var base string
+	deadline := time.After(30 * time.Second)
+	for base == "" {
+		select {
+		case err := <-done:
+			cancel()
+			t.Fatalf("serve exited early: %v\n%s", err, stderr.String())
+		case <-deadline:
+			cancel()
+			t.Fatalf("serve did not start\n%s", stderr.String())
+		case <-time.After(10 * time.Millisecond):
+			base = listeningURL(stdout.String())
+		}
+	}
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(30 * time.Second):
+				runErr = fmt.Errorf("serve did not stop\n%s", stderr.String())
+			}
+		})
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return base, stop
+}
+
+func httpGet(t testing.TB, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// pgSchemaURL gives the test its own schema in TEST_DATABASE_URL's database
+// (dropped afterwards), or "" when PostgreSQL is not configured.
+func pgSchemaURL(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("TEST_DATABASE_URL")
+	if base == "" {
+		return ""
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("TEST_DATABASE_URL: %v", err)
+	}
+	defer conn.Close(ctx)
+	suffix := make([]byte, 6)
+	_, _ = rand.Read(suffix)
+	schema := "e2e_" + hex.EncodeToString(suffix)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), base)
+		if err == nil {
+			_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			c.Close(context.Background())
+		}
+	})
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base + sep + "search_path=" + schema
+}
+
+// drivers lists the stores every end-to-end test runs against: SQLite
+// always, PostgreSQL when TEST_DATABASE_URL is set.
+func drivers(t *testing.T) map[string]func(t *testing.T) map[string]string {
+	d := map[string]func(t *testing.T) map[string]string{
+		"sqlite": func(*testing.T) map[string]string { return map[string]string{} },
+	}
+	if os.Getenv("TEST_DATABASE_URL") != "" {
+		d["postgres"] = func(t *testing.T) map[string]string {
+			return map[string]string{"DATABASE_URL": pgSchemaURL(t)}
+		}
+	} else {
+		t.Log("TEST_DATABASE_URL unset: end-to-end tests run on SQLite only")
+	}
+	return d
+}
+
+func TestServeEndToEnd(t *testing.T) {
+	for name, envFor := range drivers(t) {
+		t.Run(name, func(t *testing.T) {
+			base, stop := serveInProcess(t, envFor(t), t.TempDir())
+
+			if code, body := httpGet(t, base+"/healthz"); code != 200 || !strings.Contains(body, "ok") {
+				t.Fatalf("/healthz = %d %s", code, body)
+			}
+			var ready struct {
+				Status string            `json:"status"`
+				Checks map[string]string `json:"checks"`
+			}
+			waitFor(t, 10*time.Second, "/readyz 200", func() bool {
+				code, body := httpGet(t, base+"/readyz")
+				return code == 200 && json.Unmarshal([]byte(body), &ready) == nil
+			})
+			for _, dep := range []string{"store", "nats", "actors"} {
+				if ready.Checks[dep] != "ok" {
+					t.Errorf("readyz check %s = %q", dep, ready.Checks[dep])
+				}
+			}
+			code, body := httpGet(t, base+"/metrics")
+			if code != 200 || !strings.Contains(body, "spa_http_requests_total") || !strings.Contains(body, "go_goroutines") {
+				t.Fatalf("/metrics = %d, missing expected series:\n%.500s", code, body)
+			}
+			problems, err := promlint.New(strings.NewReader(body)).Lint()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range problems {
+				if strings.HasPrefix(p.Metric, "spa_") {
+					t.Errorf("metric %s: %s", p.Metric, p.Text)
+				}
+			}
+			if code, body := httpGet(t, base+"/no/such/route"); code != 404 || !strings.Contains(body, `"not_found"`) {
+				t.Fatalf("unknown route = %d %s", code, body)
+			}
+			if err := stop(); err != nil {
+				t.Fatalf("graceful stop: %v", err)
+			}
+			if _, err := http.Get(base + "/healthz"); err == nil {
+				t.Fatal("server still answers after shutdown")
+			}
+		})
+	}
+}
+
+func TestServeRefusesBadConfig(t *testing.T) {
+	var stderr syncBuffer
+	err := run(context.Background(), []string{"serve", "--data-dir", t.TempDir()},
+		func(k string) string { return map[string]string{"SPA_MODE": "production"}[k] }, io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "SPA_TOKEN_SECRET") {
+		t.Fatalf("production without a secret: err = %v", err)
+	}
+	err = run(context.Background(), []string{"serve", "--data-dir", t.TempDir()},
+		func(k string) string {
+			return map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none?connect_timeout=1"}[k]
+		}, io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "DATABASE_URL") {
+		t.Fatalf("unreachable database: err = %v", err)
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, os.Getenv, &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "spa ") {
+		t.Fatalf("version: %v %q", err, out.String())
+	}
+	if err := run(context.Background(), []string{"frobnicate"}, os.Getenv, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "unknown command") {
+		t.Fatalf("unknown command: %v", err)
+	}
+}
+
+func TestMigrateCommand(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	args := []string{"migrate", "--data-dir", dir}
+	if err := run(context.Background(), args, func(string) string { return "" }, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "applied 0001_") {
+		t.Fatalf("first migrate printed %q", out.String())
+	}
+	out.Reset()
+	if err := run(context.Background(), args, func(string) string { return "" }, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "applied 0001_") || !strings.Contains(out.String(), "0 migration(s) applied") {
+		t.Fatalf("second migrate printed %q", out.String())
+	}
+}

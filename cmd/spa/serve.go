@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/spa-engine/spa/actors"
+	"github.com/spa-engine/spa/cluster/natsserver"
+	"github.com/spa-engine/spa/cluster/outbox"
+	"github.com/spa-engine/spa/gateway"
+	"github.com/spa-engine/spa/gateway/auth"
+	"github.com/spa-engine/spa/persistence"
+	"github.com/spa-engine/spa/persistence/postgres"
+	"github.com/spa-engine/spa/persistence/sqlite"
+)
+
+// sqliteFile is the embedded store's file inside the data dir.
+const sqliteFile = "spa.db"
+
+// openStore selects the driver from DATABASE_URL: a postgres URL selects
+// PostgreSQL/CockroachDB, none selects SQLite in the data dir.
+func openStore(ctx context.Context, cfg config, opts *persistence.Options) (persistence.Store, error) {
+	var o persistence.Options
+	if opts != nil {
+		o = *opts
+	}
+	if cfg.DatabaseURL != "" {
+		s, err := postgres.Open(ctx, cfg.DatabaseURL, o)
+		if err != nil {
+			return nil, fmt.Errorf("DATABASE_URL: open: %w", err)
+		}
+		return s, nil
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("SPA_DATA_DIR: %w", err)
+	}
+	s, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, sqliteFile), o)
+	if err != nil {
+		return nil, fmt.Errorf("open embedded SQLite: %w", err)
+	}
+	return s, nil
+}
+
+// node is one running server and everything it owns, in start order.
+type node struct {
+	log     *slog.Logger
+	store   persistence.Store
+	nats    *natsserver.Server
+	actors  *actors.System
+	relay   *outbox.Relay
+	app     *fiber.App
+	ln      net.Listener
+	cancel  context.CancelFunc // stops background loops
+	loops   sync.WaitGroup
+	timeout time.Duration
+}
+
+// startNode brings a node up. On failure it stops whatever already started.
+func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err error) {
+	if err := loadSecrets(&cfg); err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	n = &node{log: log, timeout: cfg.ShutdownTimeout}
+	defer func() {
+		if err != nil {
+			n.shutdown()
+			n = nil
+		}
+	}()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// The relay exists only after the store, but the store must be able to
+	// wake it after a commit that wrote events.
+	var relay atomic.Pointer[outbox.Relay]
+	n.store, err = openStore(ctx, cfg, &persistence.Options{AfterOutboxCommit: func() {
+		if r := relay.Load(); r != nil {
+			r.Notify()
+		}
+	}})
+	if err != nil {
+		return n, err
+	}
+	applied, err := n.store.Migrate(ctx)
+	if err != nil {
+		return n, fmt.Errorf("migrate: %w", err)
+	}
+	for _, m := range applied {
+		log.Info("migration applied", "version", m.Version, "name", m.Name)
+	}
+
+	n.nats, err = natsserver.Start(ctx, natsserver.Config{
+		Host:     cfg.NATSHost,
+		Port:     cfg.NATSPort,
+		StoreDir: filepath.Join(cfg.DataDir, "nats"),
+	}, log)
+	if err != nil {
+		return n, fmt.Errorf("SPA_NATS_PORT: embedded NATS: %w", err)
+	}
+	// Without a timeout an unanswered async publish ack would wait forever.
+	js, err := n.nats.JetStream(jetstream.WithPublishAsyncTimeout(10 * time.Second))
+	if err != nil {
+		return n, fmt.Errorf("jetstream: %w", err)
+	}
+
+	if n.actors, err = actors.Start(log); err != nil {
+		return n, err
+	}
+
+	if n.relay, err = outbox.New(n.store, js, outbox.Config{}, log, reg); err != nil {
+		return n, fmt.Errorf("outbox relay: %w", err)
+	}
+	if err := n.relay.Start(ctx); err != nil {
+		return n, fmt.Errorf("outbox relay: %w", err)
+	}
+	relay.Store(n.relay)
+
+	tokens, err := auth.NewTokens(cfg.TokenSecret, cfg.TokenIssuer, time.Now)
+	if err != nil {
+		return n, fmt.Errorf("%s: %w", tokenSecretEnv, err)
+	}
+	n.app, err = gateway.New(gateway.Deps{
+		Store:      n.store,
+		Tokens:     tokens,
+		Logger:     log,
+		Registerer: reg,
+		Gatherer:   reg,
+		Now:        time.Now,
+		Checks: []gateway.Check{
+			{Name: "store", Check: n.store.Ping},
+			{Name: "nats", Check: func(context.Context) error { return n.nats.Ready() }},
+			{Name: "actors", Check: n.actors.Ping},
+		},
+		Config: gateway.Config{
+			BodyLimit:          cfg.BodyLimit,
+			CORSOrigins:        cfg.CORSOrigins,
+			RequestTimeout:     cfg.RequestTimeout,
+			IdempotencyTTL:     cfg.IdempotencyTTL,
+			IdempotencyLockTTL: cfg.IdempotencyLockTTL,
+		},
+	})
+	if err != nil {
+		return n, err
+	}
+
+	loopCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.every(loopCtx, time.Minute, "idempotency sweep", func(ctx context.Context) error {
+		return n.store.InTx(ctx, func(tx persistence.Tx) error {
+			removed, err := tx.IdempotencyDeleteExpired(ctx, time.Now(), 1000)
+			if removed > 0 {
+				n.log.Info("expired idempotency records removed", "count", removed)
+			}
+			return err
+		})
+	})
+
+	n.ln, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return n, fmt.Errorf("SPA_HTTP_ADDR: %w", err)
+	}
+	return n, nil
+}
+
+// every runs fn each interval until ctx ends, logging its failures.
+func (n *node) every(ctx context.Context, interval time.Duration, what string, fn func(context.Context) error) {
+	n.loops.Add(1)
+	go func() {
+		defer n.loops.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := fn(ctx); err != nil && ctx.Err() == nil {
+					n.log.Warn(what+" failed", "err", err)
+				}
+			}
+		}
+	}()
+}
+
+// shutdown stops the node in dependency order: stop accepting HTTP and
+// drain requests in flight, stop actors (they finish what they accepted),
+// flush the outbox, stop NATS, close the store. Safe on a half-started node.
+func (n *node) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), n.timeout)
+	defer cancel()
+	if n.app != nil {
+		if err := n.app.ShutdownWithContext(ctx); err != nil {
+			n.log.Warn("HTTP drain incomplete", "err", err)
+		}
+	} else if n.ln != nil {
+		n.ln.Close()
+	}
+	if n.actors != nil {
+		n.actors.Stop()
+	}
+	if n.cancel != nil {
+		n.cancel()
+		n.loops.Wait()
+	}
+	if n.relay != nil {
+		n.relay.Stop()
+	}
+	if n.nats != nil {
+		n.nats.Stop()
+	}
+	if n.store != nil {
+		if err := n.store.Close(); err != nil {
+			n.log.Warn("store close", "err", err)
+		}
+	}
+	n.log.Info("stopped")
+}
+
+// serve runs a node until ctx is cancelled (SIGINT/SIGTERM) or the HTTP
+// server fails, then shuts it down in order.
+func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
+	n, err := startNode(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- n.app.Listener(n.ln) }()
+	n.log.Info("node started", "http", n.ln.Addr().String(), "nats", n.nats.ClientURL(), "store", string(n.store.Dialect()), "mode", cfg.Mode)
+	fmt.Fprintf(stdout, "listening on http://%s\n", n.ln.Addr())
+	select {
+	case <-ctx.Done():
+		n.log.Info("shutting down", "cause", context.Cause(ctx))
+		n.shutdown()
+		return nil
+	case err := <-served:
+		n.shutdown()
+		if err == nil || errors.Is(err, net.ErrClosed) {
+			return nil
+		}
+		return fmt.Errorf("http: %w", err)
+	}
+}

@@ -1,0 +1,113 @@
+package gateway
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/cors"
+
+	"github.com/spa-engine/spa/gateway/auth"
+	"github.com/spa-engine/spa/gateway/idempotency"
+)
+
+// New builds the API's fiber app. It does not listen; cmd decides where.
+func New(d Deps) (*fiber.App, error) {
+	d, err := d.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	m, err := newHTTPMetrics(d.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{deps: d, log: d.Logger, metrics: m, routes: map[string]bool{}}
+	cfg := d.Config
+
+	corsMW, err := newCORS(cfg.CORSOrigins)
+	if err != nil {
+		return nil, err
+	}
+
+	app := fiber.New(fiber.Config{
+		ErrorHandler:          s.errorHandler,
+		BodyLimit:             cfg.BodyLimit,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		DisableStartupMessage: true,
+		// Immutable copies request strings out of fasthttp's reused
+		// buffers, so a value kept past the handler (a log line, a
+		// goroutine) can never change under us. The API is small enough
+		// that the allocations do not matter.
+		Immutable:               true,
+		ProxyHeader:             cfg.ProxyHeader,
+		EnableTrustedProxyCheck: cfg.ProxyHeader != "",
+		TrustedProxies:          cfg.TrustedProxies,
+	})
+
+	app.Use(requestID, s.observe, s.recoverPanic, securityHeadersMiddleware, deadline(cfg.RequestTimeout))
+	if corsMW != nil {
+		app.Use(corsMW)
+	}
+	app.Use(Authenticate(d.Tokens))
+
+	s.registerRoutes(app)
+	for _, r := range app.GetRoutes(true) {
+		s.routes[r.Path] = true
+	}
+	return app, nil
+}
+
+// registerRoutes is the route table of the API.
+func (s *server) registerRoutes(app *fiber.App) {
+	idem := idempotency.Config{
+		TTL:     s.deps.Config.IdempotencyTTL,
+		LockTTL: s.deps.Config.IdempotencyLockTTL,
+		Now:     s.deps.Now,
+		Logger:  s.log,
+	}
+	admin := RequireRole(auth.RoleAdmin)
+
+	app.Get("/healthz", s.healthz)
+	app.Get("/readyz", s.readyz)
+	app.Get("/metrics", s.metricsHandler())
+
+	app.Get("/v1/studio", s.getPublicStudio)
+	app.Get("/v1/admin/studio", admin, s.getAdminStudio)
+	app.Put("/v1/admin/studio", admin, idempotency.Wrap(s.deps.Store, idem, s.putStudio))
+	app.Get("/v1/admin/audit", admin, s.listAudit)
+}
+
+// newCORS builds the CORS middleware for origins, or nil when there are
+// none: no CORS headers at all is the safe default for a server-to-server
+// deployment. Bad origins are an error here rather than a panic inside
+// fiber's constructor.
+func newCORS(origins []string) (h fiber.Handler, err error) {
+	var clean []string
+	for _, o := range origins {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		if o == "*" || strings.Contains(o, ",") {
+			return nil, fmt.Errorf("gateway: CORS origin %q: list explicit origins", o)
+		}
+		clean = append(clean, o)
+	}
+	if len(clean) == 0 {
+		return nil, nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			h, err = nil, fmt.Errorf("gateway: CORS origins: %v", r)
+		}
+	}()
+	return cors.New(cors.Config{
+		AllowOrigins:  strings.Join(clean, ","),
+		AllowMethods:  "GET,POST,PUT,PATCH,DELETE,HEAD",
+		AllowHeaders:  "Authorization,Content-Type,Idempotency-Key,X-Request-ID",
+		ExposeHeaders: "X-Request-ID,Idempotent-Replayed",
+		MaxAge:        600,
+	}), nil
+}

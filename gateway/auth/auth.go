@@ -1,0 +1,176 @@
+// Package auth mints and verifies the API's signed access tokens.
+//
+// Tokens are HS256 JWTs: the gateway is the only issuer and the only
+// verifier, so a shared secret is enough and avoids key distribution. The
+// package knows nothing about HTTP; the gateway's middleware reads the
+// header and calls Verify.
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/oklog/ulid/v2"
+)
+
+// Role is what a principal may do. Roles are flat (no hierarchy) so every
+// route names exactly the roles it admits.
+type Role string
+
+// The roles of the studio.
+const (
+	RoleClient       Role = "client"
+	RoleStaff        Role = "staff"
+	RoleReceptionist Role = "receptionist"
+	RoleAdmin        Role = "admin"
+)
+
+// ErrUnknownRole: a role string is not one of the defined roles.
+var ErrUnknownRole = errors.New("auth: unknown role")
+
+// ParseRole validates s as a Role; tokens and config both go through it so
+// a typo never becomes a role nobody checks for.
+func ParseRole(s string) (Role, error) {
+	switch r := Role(s); r {
+	case RoleClient, RoleStaff, RoleReceptionist, RoleAdmin:
+		return r, nil
+	}
+	return "", fmt.Errorf("%w: %q", ErrUnknownRole, s)
+}
+
+// Valid reports whether r is a defined role.
+func (r Role) Valid() bool {
+	_, err := ParseRole(string(r))
+	return err == nil
+}
+
+// Claims is the verified content of a token.
+type Claims struct {
+	Subject   string // the principal's id
+	Role      Role
+	TokenID   string // jti, a ULID; lets a future deny-list revoke one token
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// Errors returned by Tokens. Callers map every one of them to 401; they are
+// distinct only for logs and tests.
+var (
+	ErrKeyTooShort  = errors.New("auth: signing key must be at least 32 bytes")
+	ErrInvalidToken = errors.New("auth: invalid token")
+)
+
+// MinKeyLen is the shortest HS256 key accepted: 256 bits, the hash size, as
+// RFC 7518 §3.2 requires.
+const MinKeyLen = 32
+
+// Leeway tolerates clock skew between the machines of a cluster when
+// checking expiry and issue time.
+const Leeway = 30 * time.Second
+
+// Tokens mints and verifies tokens with one key. It is safe for concurrent
+// use.
+type Tokens struct {
+	key    []byte
+	issuer string
+	now    func() time.Time
+	parser *jwt.Parser
+}
+
+// jwtClaims is the wire form; role rides next to the registered claims.
+type jwtClaims struct {
+	jwt.RegisteredClaims
+	Role string `json:"role"`
+}
+
+// NewTokens returns a Tokens signing with key (copied, ≥ MinKeyLen bytes)
+// and stamping issuer; now is the clock (nil: time.Now).
+func NewTokens(key []byte, issuer string, now func() time.Time) (*Tokens, error) {
+	if len(key) < MinKeyLen {
+		return nil, ErrKeyTooShort
+	}
+	if issuer == "" {
+		return nil, errors.New("auth: issuer must not be empty")
+	}
+	if now == nil {
+		now = time.Now
+	}
+	t := &Tokens{key: append([]byte(nil), key...), issuer: issuer, now: now}
+	t.parser = jwt.NewParser(
+		// Pinning the method is what defeats alg=none and
+		// RS256-with-HMAC-key confusion.
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithIssuer(issuer),
+		jwt.WithLeeway(Leeway),
+		jwt.WithTimeFunc(now),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithStrictDecoding(),
+	)
+	return t, nil
+}
+
+// Mint signs a token for subject with role, valid for ttl from now.
+func (t *Tokens) Mint(subject string, role Role, ttl time.Duration) (string, Claims, error) {
+	if subject == "" {
+		return "", Claims{}, errors.New("auth: subject must not be empty")
+	}
+	if !role.Valid() {
+		return "", Claims{}, fmt.Errorf("%w: %q", ErrUnknownRole, role)
+	}
+	if ttl <= 0 {
+		return "", Claims{}, errors.New("auth: ttl must be positive")
+	}
+	// JWT times are UTC seconds; normalising here makes the returned
+	// Claims equal to what Verify will later report.
+	now := t.now().UTC().Truncate(time.Second)
+	c := Claims{
+		Subject:   subject,
+		Role:      role,
+		TokenID:   ulid.Make().String(),
+		IssuedAt:  now,
+		ExpiresAt: now.Add(ttl).Truncate(time.Second),
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwtClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    t.issuer,
+			Subject:   c.Subject,
+			ID:        c.TokenID,
+			IssuedAt:  jwt.NewNumericDate(c.IssuedAt),
+			ExpiresAt: jwt.NewNumericDate(c.ExpiresAt),
+		},
+		Role: string(role),
+	})
+	s, err := tok.SignedString(t.key)
+	if err != nil {
+		return "", Claims{}, fmt.Errorf("auth: sign: %w", err)
+	}
+	return s, c, nil
+}
+
+// Verify checks token's signature, algorithm, issuer, expiry (with Leeway)
+// and role, and returns its claims. Every failure wraps ErrInvalidToken.
+func (t *Tokens) Verify(token string) (Claims, error) {
+	var jc jwtClaims
+	_, err := t.parser.ParseWithClaims(token, &jc, func(*jwt.Token) (any, error) {
+		return t.key, nil
+	})
+	if err != nil {
+		return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	role, err := ParseRole(jc.Role)
+	if err != nil {
+		return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	if jc.Subject == "" {
+		return Claims{}, fmt.Errorf("%w: missing subject", ErrInvalidToken)
+	}
+	c := Claims{Subject: jc.Subject, Role: role, TokenID: jc.ID}
+	if jc.IssuedAt != nil {
+		c.IssuedAt = jc.IssuedAt.UTC()
+	}
+	c.ExpiresAt = jc.ExpiresAt.UTC() // WithExpirationRequired: never nil here
+	return c, nil
+}

@@ -1,0 +1,139 @@
+// Package gateway is the HTTP edge of the engine: it turns requests into
+// store transactions and store outcomes into responses. It owns transport
+// concerns only (ids, auth, limits, headers, metrics, error shape); wiring
+// of the store, token key and checks is done by cmd.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spa-engine/spa/gateway/auth"
+	"github.com/spa-engine/spa/persistence"
+)
+
+// Defaults for zero Config fields. They are conservative for a small JSON
+// API: bodies are forms, not uploads.
+const (
+	DefaultBodyLimit      = 1 << 20 // 1 MiB
+	DefaultRequestTimeout = 10 * time.Second
+	DefaultReadTimeout    = 10 * time.Second
+	DefaultWriteTimeout   = 15 * time.Second
+	DefaultIdleTimeout    = 60 * time.Second
+	DefaultReadyTimeout   = 2 * time.Second
+)
+
+// Config holds the edge's tunables; zero values take the defaults above.
+type Config struct {
+	// BodyLimit is the largest request body accepted, in bytes; larger
+	// bodies get 413 payload_too_large before any handler runs.
+	BodyLimit int
+	// CORSOrigins are the browser origins allowed to call the API, e.g.
+	// "https://book.example.com". Empty: no CORS headers at all.
+	CORSOrigins []string
+	// IdempotencyTTL is how long a completed response stays replayable.
+	IdempotencyTTL time.Duration
+	// IdempotencyLockTTL is how long an unfinished request holds its key.
+	IdempotencyLockTTL time.Duration
+	// RequestTimeout bounds the work of one request (its context deadline).
+	RequestTimeout time.Duration
+	// ReadTimeout, WriteTimeout and IdleTimeout are the server's socket
+	// timeouts; they stop slow clients from holding connections.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// ReadyTimeout bounds each readiness check.
+	ReadyTimeout time.Duration
+	// ProxyHeader, when set (e.g. "X-Forwarded-For"), is where the client
+	// IP is read from, but only for requests from TrustedProxies.
+	ProxyHeader    string
+	TrustedProxies []string
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.BodyLimit <= 0 {
+		c.BodyLimit = DefaultBodyLimit
+	}
+	def(&c.RequestTimeout, DefaultRequestTimeout)
+	def(&c.ReadTimeout, DefaultReadTimeout)
+	def(&c.WriteTimeout, DefaultWriteTimeout)
+	def(&c.IdleTimeout, DefaultIdleTimeout)
+	def(&c.ReadyTimeout, DefaultReadyTimeout)
+	// Idempotency TTLs keep their zero: the idempotency package owns
+	// those defaults.
+	return c
+}
+
+// Check is one readiness probe, e.g. the store's ping or the NATS
+// connection. It should honour ctx's deadline.
+type Check struct {
+	Name  string
+	Check func(context.Context) error
+}
+
+// Deps is everything New needs from the process.
+type Deps struct {
+	// Store is required.
+	Store persistence.Store
+	// Tokens verifies bearer tokens; required.
+	Tokens *auth.Tokens
+	// Logger receives access logs and internal errors (nil: slog.Default()).
+	Logger *slog.Logger
+	// Registerer receives the HTTP metrics and Gatherer serves /metrics.
+	// Both nil: a private registry, so tests never share global state.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// Checks run on /readyz. A "store" check pinging Store is added unless
+	// one with that name is given.
+	Checks []Check
+	// Now is the clock (nil: time.Now).
+	Now    func() time.Time
+	Config Config
+}
+
+func (d Deps) withDefaults() (Deps, error) {
+	if d.Store == nil {
+		return d, errors.New("gateway: Deps.Store is required")
+	}
+	if d.Tokens == nil {
+		return d, errors.New("gateway: Deps.Tokens is required")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	switch {
+	case d.Registerer == nil && d.Gatherer == nil:
+		reg := prometheus.NewRegistry()
+		d.Registerer, d.Gatherer = reg, reg
+	case d.Registerer == nil:
+		return d, errors.New("gateway: Deps.Gatherer given without Deps.Registerer")
+	case d.Gatherer == nil:
+		g, ok := d.Registerer.(prometheus.Gatherer)
+		if !ok {
+			return d, errors.New("gateway: Deps.Registerer is not a Gatherer; set Deps.Gatherer")
+		}
+		d.Gatherer = g
+	}
+	hasStore := false
+	for _, c := range d.Checks {
+		if c.Name == "" || c.Check == nil {
+			return d, errors.New("gateway: every Check needs a Name and a Check func")
+		}
+		hasStore = hasStore || c.Name == "store"
+	}
+	if !hasStore {
+		d.Checks = append([]Check{{Name: "store", Check: d.Store.Ping}}, d.Checks...)
+	}
+	d.Config = d.Config.withDefaults()
+	return d, nil
+}

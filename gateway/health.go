@@ -1,0 +1,89 @@
+package gateway
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// healthz is liveness: the process serves HTTP. It checks nothing else, so
+// a database outage never gets the pod restarted.
+func (s *server) healthz(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+// maxCheckError caps the error text /readyz shows: enough to point at the
+// failing dependency, not enough to dump internals.
+const maxCheckError = 120
+
+// readyz is readiness: every Check passes within ReadyTimeout. Checks run
+// concurrently so one slow dependency costs the timeout once, not N times.
+func (s *server) readyz(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), s.deps.Config.ReadyTimeout)
+	defer cancel()
+	results := make(map[string]string, len(s.deps.Checks))
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		ready = true
+	)
+	for _, chk := range s.deps.Checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := runCheck(ctx, chk)
+			mu.Lock()
+			defer mu.Unlock()
+			results[chk.Name] = res
+			ready = ready && res == "ok"
+		}()
+	}
+	wg.Wait()
+	if !ready {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unready", "checks": results})
+	}
+	return c.JSON(fiber.Map{"status": "ready", "checks": results})
+}
+
+// runCheck runs one check, giving up at ctx's deadline even if the check
+// ignores ctx (its goroutine then finishes on its own).
+func runCheck(ctx context.Context, chk Check) string {
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- errPanicked
+			}
+		}()
+		done <- chk.Check(ctx)
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err == nil {
+		return "ok"
+	}
+	msg := "error: " + err.Error()
+	if len(msg) > maxCheckError {
+		msg = strings.ToValidUTF8(msg[:maxCheckError], "") + "…"
+	}
+	return msg
+}
+
+type panicError struct{}
+
+func (panicError) Error() string { return "check panicked" }
+
+var errPanicked error = panicError{}
+
+// metricsHandler serves the Gatherer in the Prometheus text format.
+func (s *server) metricsHandler() fiber.Handler {
+	return adaptor.HTTPHandler(promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{}))
+}

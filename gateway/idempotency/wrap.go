@@ -1,0 +1,306 @@
+package idempotency
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/spa-engine/spa/gateway/apierr"
+	"github.com/spa-engine/spa/gateway/reqctx"
+	"github.com/spa-engine/spa/persistence"
+)
+
+// Header names of the protocol.
+const (
+	HeaderKey      = "Idempotency-Key"
+	HeaderReplayed = "Idempotent-Replayed"
+)
+
+// Defaults applied when Config leaves a duration zero.
+const (
+	DefaultTTL     = 24 * time.Hour
+	DefaultLockTTL = 30 * time.Second
+	// releaseTimeout bounds the best-effort cleanup that runs after the
+	// request context may already be gone.
+	releaseTimeout = 5 * time.Second
+)
+
+// Config tunes Wrap.
+type Config struct {
+	// TTL is how long a completed response is kept for replay.
+	TTL time.Duration
+	// LockTTL is how long an in-progress record blocks duplicates; after it
+	// a retry assumes the first attempt died and takes the key over.
+	LockTTL time.Duration
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	// Logger receives cleanup failures (nil: slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.TTL <= 0 {
+		c.TTL = DefaultTTL
+	}
+	if c.LockTTL <= 0 {
+		c.LockTTL = DefaultLockTTL
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Handler does the work of a request inside tx. It may run more than once
+// when the store retries the transaction, so it must have no effect outside
+// tx; Wrap resets the response before each attempt.
+type Handler func(c *fiber.Ctx, tx persistence.Tx) error
+
+// handlerError marks an error as the handler's own, as opposed to the
+// store's, so only the former can become a remembered answer. It unwraps so
+// drivers still recognise their retryable errors inside it.
+type handlerError struct{ err error }
+
+func (e handlerError) Error() string { return e.err.Error() }
+func (e handlerError) Unwrap() error { return e.err }
+
+// Wrap runs h in one transaction. With an Idempotency-Key header it also
+// records the outcome under (principal, key) in that same transaction and
+// replays it for retries; see the package doc. Errors it returns are meant
+// for the app's error renderer.
+func Wrap(store persistence.Store, cfg Config, h Handler) fiber.Handler {
+	cfg = cfg.withDefaults()
+	return func(c *fiber.Ctx) error {
+		keys := c.Request().Header.PeekAll(HeaderKey)
+		if len(keys) == 0 {
+			return store.InTx(c.UserContext(), func(tx persistence.Tx) error {
+				resetResponse(c)
+				return h(c, tx)
+			})
+		}
+		if len(keys) > 1 || !validKey(keys[0]) {
+			return apierr.New(apierr.CodeIdempotencyKeyInvalid, "")
+		}
+		r := &run{
+			store: store,
+			cfg:   cfg,
+			h:     h,
+			scope: Scope(c),
+			key:   string(keys[0]),
+			hash:  RequestHash(c.Method(), c.OriginalURL(), c.Get(fiber.HeaderContentType), c.Body()),
+		}
+		return r.serve(c)
+	}
+}
+
+// Scope is who may reuse a key: the authenticated subject, or everybody
+// unauthenticated together. The prefix keeps a subject literally named
+// "anonymous" apart from the anonymous scope.
+func Scope(c *fiber.Ctx) string {
+	if p, ok := reqctx.Principal(c); ok && p.Subject != "" {
+		return "sub:" + p.Subject
+	}
+	return "anonymous"
+}
+
+// validKey: 1..255 printable ASCII, so keys are safe to log and index.
+func validKey(k []byte) bool {
+	if len(k) == 0 || len(k) > 255 {
+		return false
+	}
+	for _, b := range k {
+		if b < 0x20 || b > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// run is one keyed request going through the protocol.
+type run struct {
+	store      persistence.Store
+	cfg        Config
+	h          Handler
+	scope, key string
+	hash       []byte
+}
+
+func (r *run) serve(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+
+	// Phase 1: claim the key, or learn that we must replay or refuse.
+	var (
+		replay  *persistence.IdempotencyRecord
+		refusal error
+	)
+	err := r.store.InTx(ctx, func(tx persistence.Tx) error {
+		replay, refusal = nil, nil
+		now := r.cfg.Now()
+		rec, err := tx.IdempotencyGet(ctx, r.scope, r.key, now)
+		switch {
+		case errors.Is(err, persistence.ErrNotFound):
+			// Free: claim below.
+		case err != nil:
+			return err
+		case !rec.ExpiresAt.IsZero() && rec.ExpiresAt.Before(now):
+			// Expired but not yet swept: as good as absent.
+		case !bytes.Equal(rec.RequestHash, r.hash):
+			refusal = apierr.New(apierr.CodeIdempotencyKeyReused, "")
+			return nil
+		case rec.State == persistence.IdempotencyCompleted:
+			replay = &rec
+			return nil
+		case rec.LockedUntil.After(now):
+			refusal = apierr.New(apierr.CodeIdempotencyKeyInUse, "")
+			return nil
+		default:
+			// In progress with a lapsed lease: the first attempt died
+			// before finishing, so this retry takes the key over.
+		}
+		return tx.IdempotencyPut(ctx, persistence.IdempotencyRecord{
+			Scope:       r.scope,
+			Key:         r.key,
+			RequestHash: r.hash,
+			State:       persistence.IdempotencyInProgress,
+			LockedUntil: now.Add(r.cfg.LockTTL),
+			CreatedAt:   now,
+			ExpiresAt:   now.Add(r.cfg.TTL),
+		})
+	})
+	switch {
+	case err != nil:
+		return err
+	case refusal != nil:
+		return refusal
+	case replay != nil:
+		return sendReplay(c, *replay)
+	}
+
+	// Phase 2: the handler's effects and the completed record, together.
+	var lost *persistence.IdempotencyRecord
+	err = r.store.InTx(ctx, func(tx persistence.Tx) error {
+		lost = nil
+		now := r.cfg.Now()
+		cur, err := tx.IdempotencyGet(ctx, r.scope, r.key, now)
+		switch {
+		case err == nil && cur.State == persistence.IdempotencyCompleted:
+			// Our lease lapsed and a takeover finished first: its effects
+			// stand, ours must not happen.
+			lost = &cur
+			return nil
+		case err != nil && !errors.Is(err, persistence.ErrNotFound):
+			return err
+		}
+		resetResponse(c)
+		if herr := r.h(c, tx); herr != nil {
+			return handlerError{herr}
+		}
+		return tx.IdempotencyPut(ctx, r.completed(c, now))
+	})
+	if lost != nil && err == nil {
+		if !bytes.Equal(lost.RequestHash, r.hash) {
+			return apierr.New(apierr.CodeIdempotencyKeyReused, "")
+		}
+		return sendReplay(c, *lost)
+	}
+	if err == nil {
+		return nil
+	}
+
+	var he handlerError
+	if errors.As(err, &he) && apierr.IsClientError(he.err) {
+		// Phase 3: the request itself was wrong. Its effects are rolled
+		// back; remember the answer so a retry gets the same one.
+		e, _ := apierr.From(he.err)
+		resetResponse(c)
+		if werr := apierr.Write(c, e); werr != nil {
+			r.release(ctx)
+			return werr
+		}
+		perr := r.store.InTx(ctx, func(tx persistence.Tx) error {
+			return tx.IdempotencyPut(ctx, r.completed(c, r.cfg.Now()))
+		})
+		if perr != nil {
+			r.cfg.Logger.Warn("idempotency: could not store client error",
+				slog.String("request_id", reqctx.RequestID(c)), slog.String("error", perr.Error()))
+			r.release(ctx)
+		}
+		return nil // the 4xx is already written
+	}
+
+	// A server-side failure: free the key so the client may retry.
+	r.release(ctx)
+	if errors.As(err, &he) {
+		return he.err
+	}
+	return err
+}
+
+// completed is the record remembering the response now in c.
+func (r *run) completed(c *fiber.Ctx, now time.Time) persistence.IdempotencyRecord {
+	return persistence.IdempotencyRecord{
+		Scope:               r.scope,
+		Key:                 r.key,
+		RequestHash:         r.hash,
+		State:               persistence.IdempotencyCompleted,
+		ResponseStatus:      c.Response().StatusCode(),
+		ResponseContentType: string(c.Response().Header.ContentType()),
+		// Copy: fasthttp reuses the response buffer after the request.
+		ResponseBody: bytes.Clone(c.Response().Body()),
+		CreatedAt:    now,
+		ExpiresAt:    now.Add(r.cfg.TTL),
+	}
+}
+
+// release deletes our in-progress record, best effort. It runs detached
+// from the request context, which may be the reason we are here.
+func (r *run) release(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	err := r.store.InTx(ctx, func(tx persistence.Tx) error {
+		cur, err := tx.IdempotencyGet(ctx, r.scope, r.key, r.cfg.Now())
+		if errors.Is(err, persistence.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if cur.State != persistence.IdempotencyInProgress || !bytes.Equal(cur.RequestHash, r.hash) {
+			return nil // not ours any more
+		}
+		if err := tx.IdempotencyDelete(ctx, r.scope, r.key); err != nil && !errors.Is(err, persistence.ErrNotFound) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		// The lease will lapse after LockTTL; until then retries get 409.
+		r.cfg.Logger.Warn("idempotency: could not release key", slog.String("error", err.Error()))
+	}
+}
+
+// resetResponse clears what an earlier attempt may have written.
+func resetResponse(c *fiber.Ctx) {
+	c.Response().ResetBody()
+	c.Response().Header.Del(HeaderReplayed)
+	c.Status(fiber.StatusOK)
+	c.Response().Header.SetContentType(fiber.MIMETextPlainCharsetUTF8)
+}
+
+// sendReplay answers with a stored response.
+func sendReplay(c *fiber.Ctx, rec persistence.IdempotencyRecord) error {
+	resetResponse(c)
+	c.Status(rec.ResponseStatus)
+	if rec.ResponseContentType != "" {
+		c.Response().Header.SetContentType(rec.ResponseContentType)
+	}
+	c.Set(HeaderReplayed, "true")
+	return c.Send(rec.ResponseBody)
+}

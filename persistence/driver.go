@@ -1,0 +1,35 @@
+package persistence
+
+import (
+	"fmt"
+	"time"
+)
+
+// Helpers shared by the drivers, so that they hold only SQL and mapping.
+
+// MaxAuditListLimit is the largest AuditListParams.Limit accepted.
+const MaxAuditListLimit = 1000
+
+// CanonicalTime is t as every driver stores it: UTC, truncated to
+// microseconds (the precision PostgreSQL keeps). The zero time stays zero.
+func CanonicalTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// CheckLimit returns an error unless 1 <= limit <= max (max 0: no upper
+// bound). what names the parameter in the message.
+func CheckLimit(what string, limit, max int) error {
+	if limit < 1 || (max > 0 && limit > max) {
+		return fmt.Errorf("persistence: %s limit %d out of range", what, limit)
+	}
+	return nil
+}
+
+// StudioVersionConflict is the error StudioPut returns when the stored
+// version of s is not s.Version.
+func StudioVersionConflict(s Studio) error {
+	return fmt.Errorf("persistence: studio %q is not at version %d: %w", s.ID, s.Version, ErrConflict)
+}

@@ -1,0 +1,31 @@
+package persistence
+
+import (
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/spa-engine/spa/messages"
+)
+
+// NewOutboxEvent wraps payload in the messages.Event envelope (fresh ULID,
+// occurred at now) and returns it as a pending outbox event on the subject
+// of the payload's type, ready for Tx.OutboxAppend.
+func NewOutboxEvent(aggregate, requestID, actor string, payload proto.Message, now time.Time) (OutboxEvent, error) {
+	ev, err := messages.NewEvent(aggregate, requestID, actor, payload, now)
+	if err != nil {
+		return OutboxEvent{}, err
+	}
+	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(ev)
+	if err != nil {
+		return OutboxEvent{}, fmt.Errorf("persistence: marshal event: %w", err)
+	}
+	return OutboxEvent{
+		ID:        ev.Id,
+		Subject:   messages.Subject(payload),
+		Type:      string(proto.MessageName(payload)),
+		Payload:   data,
+		CreatedAt: now,
+	}, nil
+}

@@ -1,0 +1,242 @@
+// Package postgres is the networked driver of package persistence, for
+// PostgreSQL and CockroachDB through pgx/v5. It holds SQL and row mapping
+// only; behaviour is specified by persistence and checked by
+// persistence/storetest.
+//
+// Transactions run at SERIALIZABLE and are retried on serialization
+// failures (SQLSTATE 40001). On CockroachDB the retry uses
+// crdbpgx.ExecuteTx (SAVEPOINT cockroach_restart, where RELEASE is the
+// commit). On PostgreSQL that helper is unsound: RELEASE is not the commit,
+// the 40001 often arrives at COMMIT, and crdb.ExecuteInTx ignores Commit's
+// error, so a transaction that did not commit would be reported as
+// committed; and ROLLBACK TO SAVEPOINT keeps the old snapshot, so in-place
+// retries cannot succeed. There the whole transaction (BEGIN, fn, COMMIT with
+// its error checked) is retried through crdb.ExecuteCtx, with a small
+// jittered backoff between attempts.
+//
+// Query parameters the URL does not reserve for pgx are sent as run-time
+// parameters, so search_path=... selects the schema; pool_max_conns sets
+// the pool size. Times come back in UTC, truncated to microseconds.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/cockroach-go/v2/crdb"
+	crdbpgx "github.com/cockroachdb/cockroach-go/v2/crdb/crdbpgxv5"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/spa-engine/spa/persistence"
+)
+
+// Store is a PostgreSQL or CockroachDB connection pool; it implements
+// persistence.Store.
+type Store struct {
+	pool    *pgxpool.Pool
+	crdb    bool
+	after   func()
+	closed  atomic.Bool
+	retries atomic.Int64
+}
+
+var _ persistence.Store = (*Store)(nil)
+
+// Open connects to the database at url (a postgres:// URL or DSN) and tells
+// PostgreSQL from CockroachDB. It does not migrate; call Migrate.
+func Open(ctx context.Context, url string, opts persistence.Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse url: %w", err)
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		// pgxpool's default (the CPU count) starves a node whose requests
+		// each hold a connection for a short transaction.
+		cfg.MaxConns = int32(max(16, 4*runtime.GOMAXPROCS(0)))
+	}
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	s := &Store{pool: p, after: opts.AfterOutboxCommit}
+	var version string
+	if err := p.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("postgres: open: %w", mapErr(err))
+	}
+	s.crdb = strings.Contains(version, "CockroachDB")
+	return s, nil
+}
+
+// Dialect returns persistence.DialectPostgres.
+func (s *Store) Dialect() persistence.Dialect { return persistence.DialectPostgres }
+
+// CockroachDB reports whether the server is CockroachDB rather than
+// PostgreSQL.
+func (s *Store) CockroachDB() bool { return s.crdb }
+
+// Retries returns how many transaction attempts have been retried since
+// Open, for metrics and tests.
+func (s *Store) Retries() int64 { return s.retries.Load() }
+
+// Close closes the pool; calling it again does nothing.
+func (s *Store) Close() error {
+	if !s.closed.Swap(true) {
+		s.pool.Close()
+	}
+	return nil
+}
+
+// Ping checks that the server answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.closed.Load() {
+		return fmt.Errorf("postgres: ping: %w", persistence.ErrUnavailable)
+	}
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping: %w", unavailable(err))
+	}
+	return nil
+}
+
+func unavailable(err error) error {
+	if errors.Is(err, persistence.ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", persistence.ErrUnavailable, err)
+}
+
+// Migrate applies the embedded PostgreSQL migrations not yet applied.
+func (s *Store) Migrate(ctx context.Context) ([]persistence.Migration, error) {
+	return persistence.RunMigrations(ctx, persistence.MigrationDriver{
+		FS: persistence.MigrationsFS(persistence.DialectPostgres),
+		TableDDL: `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    INT8        NOT NULL PRIMARY KEY,
+			name       TEXT        NOT NULL,
+			applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`,
+		InTx: func(ctx context.Context, fn func(persistence.ScriptTx) error) error {
+			return s.inTx(ctx, func(tx pgx.Tx) error { return fn(scriptTx{tx}) })
+		},
+	})
+}
+
+// InTx runs fn in one SERIALIZABLE transaction, retrying it on
+// serialization failures, and commits it.
+func (s *Store) InTx(ctx context.Context, fn func(persistence.Tx) error) error {
+	var appended bool
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		t := &txn{tx: tx}
+		err := fn(t)
+		appended = t.appended
+		return err
+	})
+	if err == nil && appended && s.after != nil {
+		s.after()
+	}
+	return err
+}
+
+var serializable = pgx.TxOptions{IsoLevel: pgx.Serializable}
+
+func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	if s.closed.Load() {
+		return fmt.Errorf("postgres: %w: store closed", persistence.ErrUnavailable)
+	}
+	attempt := 0
+	run := func(tx pgx.Tx) error {
+		if attempt++; attempt > 1 {
+			s.retries.Add(1)
+		}
+		return fn(tx)
+	}
+	if s.crdb {
+		return mapErr(crdbpgx.ExecuteTx(ctx, s.pool, serializable, run))
+	}
+	return mapErr(crdb.ExecuteCtx(ctx, func(ctx context.Context, _ ...any) error {
+		if attempt > 0 {
+			if err := backoff(ctx, attempt); err != nil {
+				return err
+			}
+		}
+		return commitTx(ctx, s.pool, run)
+	}))
+}
+
+// commitTx runs one whole attempt: BEGIN, fn, COMMIT, checking COMMIT's
+// error (where PostgreSQL often reports serialization failures).
+func commitTx(ctx context.Context, c crdbpgx.Conn, fn func(pgx.Tx) error) error {
+	tx, err := c.BeginTx(ctx, serializable)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) // no-op after Commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// backoff sleeps a random duration below 1ms·2^attempt, capped at 100ms.
+func backoff(ctx context.Context, attempt int) error {
+	d := min(time.Millisecond<<min(attempt, 7), 100*time.Millisecond)
+	t := time.NewTimer(rand.N(d) + 1)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// mapErr translates pgx errors into the persistence sentinels, keeping the
+// original in the chain. Serialization failures and context errors pass
+// through unchanged.
+func mapErr(err error) error {
+	var pgErr *pgconn.PgError
+	var netErr net.Error
+	var connErr *pgconn.ConnectError
+	switch {
+	case err == nil, errors.Is(err, persistence.ErrNotFound), errors.Is(err, persistence.ErrConflict),
+		errors.Is(err, persistence.ErrUnavailable), errors.Is(err, context.Canceled),
+		errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("postgres: %w", persistence.ErrNotFound)
+	case errors.As(err, &pgErr):
+		switch {
+		case pgErr.Code == "23505":
+			return fmt.Errorf("postgres: %w: %w", persistence.ErrConflict, err)
+		case strings.HasPrefix(pgErr.Code, "08"), pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03":
+			return fmt.Errorf("postgres: %w: %w", persistence.ErrUnavailable, err)
+		}
+		return err
+	case errors.As(err, &connErr), errors.As(err, &netErr), errors.Is(err, net.ErrClosed),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("postgres: %w: %w", persistence.ErrUnavailable, err)
+	}
+	return err
+}
+
+// scriptTx runs migration scripts.
+type scriptTx struct{ tx pgx.Tx }
+
+func (t scriptTx) Exec(ctx context.Context, script string) error {
+	_, err := t.tx.Exec(ctx, script) // no arguments: simple protocol, several statements allowed
+	return mapErr(err)
+}
+
+func (t scriptTx) QueryInts(ctx context.Context, query string) ([]int64, error) {
+	rows, _ := t.tx.Query(ctx, query)
+	vs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	return vs, mapErr(err)
+}

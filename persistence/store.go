@@ -1,0 +1,206 @@
+// Package persistence is the one set of store interfaces the engine writes
+// through. Business logic lives above it; the driver packages (sqlite,
+// postgres) hold SQL and row mapping only, and the conformance suite in
+// storetest runs every behaviour against both.
+//
+// Every read and write happens inside Store.InTx, so a state change, its
+// audit entry, its outbox event and its idempotency record commit together.
+package persistence
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Drivers translate their native errors into these so
+// callers never inspect SQL state codes.
+var (
+	// ErrNotFound: the addressed row does not exist (or has expired).
+	ErrNotFound = errors.New("persistence: not found")
+	// ErrConflict: a row with the same identity already exists, or an
+	// optimistic version check failed.
+	ErrConflict = errors.New("persistence: conflict")
+	// ErrUnavailable: the store cannot be reached or is shutting down.
+	ErrUnavailable = errors.New("persistence: store unavailable")
+)
+
+// Dialect names a driver family. Dialect gaps are expressed as methods on
+// Store, never as type switches on the driver.
+type Dialect string
+
+// The supported dialects.
+const (
+	DialectSQLite   Dialect = "sqlite"
+	DialectPostgres Dialect = "postgres" // PostgreSQL or CockroachDB
+)
+
+// Store is a database handle. It is safe for concurrent use.
+//
+// Every driver stores times in UTC truncated to microseconds (the precision
+// PostgreSQL keeps), so a time read back equals CanonicalTime of the time
+// written; a zero time stays zero.
+type Store interface {
+	// InTx runs fn in one transaction (SERIALIZABLE on PostgreSQL and
+	// CockroachDB, BEGIN IMMEDIATE on SQLite) and commits it. Retryable
+	// serialization failures re-run fn, so fn must have no effects outside
+	// the transaction. ctx cancellation aborts the transaction.
+	InTx(ctx context.Context, fn func(Tx) error) error
+	// Ping reports whether the database answers; it returns ErrUnavailable
+	// (wrapped) when it does not.
+	Ping(ctx context.Context) error
+	// Migrate applies the embedded migrations not yet applied, in version
+	// order, and returns the ones it applied. Safe to call from several
+	// processes at once.
+	Migrate(ctx context.Context) ([]Migration, error)
+	// Dialect tells which driver family this is.
+	Dialect() Dialect
+	// Close releases the handle; calling it twice is harmless.
+	Close() error
+}
+
+// Tx gives one transaction's view of every bounded context's store.
+type Tx interface {
+	IdempotencyStore
+	AuditStore
+	OutboxStore
+	StudioStore
+}
+
+// Options are the driver-independent knobs given to a driver's Open.
+type Options struct {
+	// AfterOutboxCommit, when set, is called after a transaction that
+	// appended outbox events has committed, so the relay can publish
+	// without waiting for its next poll. It must not block.
+	AfterOutboxCommit func()
+}
+
+// Migration describes one embedded schema migration.
+type Migration struct {
+	Version int
+	Name    string
+}
+
+// ---- Idempotency -------------------------------------------------------
+
+// IdempotencyState is the life stage of an idempotency record.
+type IdempotencyState string
+
+// Idempotency record states.
+const (
+	// IdempotencyInProgress: a request holds the key until LockedUntil.
+	IdempotencyInProgress IdempotencyState = "in_progress"
+	// IdempotencyCompleted: the first response is stored for replay.
+	IdempotencyCompleted IdempotencyState = "completed"
+)
+
+// IdempotencyRecord is what the edge remembers of one Idempotency-Key.
+type IdempotencyRecord struct {
+	Scope       string // who may reuse the key: the principal, or "anonymous"
+	Key         string
+	RequestHash []byte // hash of method, route and canonical body
+	State       IdempotencyState
+	LockedUntil time.Time // in-progress lease; after it another request may take over
+	// The first response, set when State is completed.
+	ResponseStatus      int
+	ResponseContentType string
+	ResponseBody        []byte
+	CreatedAt           time.Time
+	ExpiresAt           time.Time // after it the record is treated as absent
+}
+
+// IdempotencyStore keeps idempotency records.
+type IdempotencyStore interface {
+	// IdempotencyGet returns the record for (scope, key), or ErrNotFound
+	// when there is none or it expired before now.
+	IdempotencyGet(ctx context.Context, scope, key string, now time.Time) (IdempotencyRecord, error)
+	// IdempotencyPut inserts or replaces the record for (Scope, Key).
+	IdempotencyPut(ctx context.Context, rec IdempotencyRecord) error
+	// IdempotencyDelete removes the record; ErrNotFound if absent.
+	IdempotencyDelete(ctx context.Context, scope, key string) error
+	// IdempotencyDeleteExpired removes up to limit records that expired
+	// before now and returns how many it removed.
+	IdempotencyDeleteExpired(ctx context.Context, now time.Time, limit int) (int, error)
+}
+
+// ---- Audit log ---------------------------------------------------------
+
+// AuditEntry records who did what to which subject, and why.
+type AuditEntry struct {
+	ID        string // ULID, assigned by the caller
+	At        time.Time
+	ActorID   string // the principal's subject, or "system"
+	ActorRole string
+	Action    string // e.g. "studio.update"
+	Subject   string // e.g. "studio/default"
+	RequestID string
+	Reason    string
+	Detail    []byte // JSON document; PII masked
+}
+
+// AuditListParams selects audit entries, newest first.
+type AuditListParams struct {
+	Subject  string // empty: all subjects
+	BeforeID string // empty: from the newest; otherwise entries with ID < BeforeID
+	Limit    int    // 1..1000
+}
+
+// AuditStore is the append-only audit log.
+type AuditStore interface {
+	// AuditAppend adds an entry; ErrConflict if the ID exists.
+	AuditAppend(ctx context.Context, e AuditEntry) error
+	// AuditList returns entries ordered by ID descending.
+	AuditList(ctx context.Context, p AuditListParams) ([]AuditEntry, error)
+}
+
+// ---- Outbox ------------------------------------------------------------
+
+// OutboxEvent is a domain event waiting to be published to JetStream.
+type OutboxEvent struct {
+	ID          string // ULID; also the JetStream Nats-Msg-Id, stable across retries
+	Subject     string // NATS subject, e.g. "spa.events.studio.updated"
+	Type        string // fully qualified protobuf message name of the payload
+	Payload     []byte // messages.Event, protobuf-encoded
+	CreatedAt   time.Time
+	PublishedAt time.Time // zero while pending
+}
+
+// OutboxStore is the transactional outbox.
+type OutboxStore interface {
+	// OutboxAppend adds a pending event; ErrConflict if the ID exists.
+	OutboxAppend(ctx context.Context, e OutboxEvent) error
+	// OutboxPending returns up to limit unpublished events in ID order.
+	OutboxPending(ctx context.Context, limit int) ([]OutboxEvent, error)
+	// OutboxMarkPublished stamps the given events as published at at.
+	OutboxMarkPublished(ctx context.Context, ids []string, at time.Time) error
+	// OutboxDeletePublished removes up to limit events published before
+	// before and returns how many it removed.
+	OutboxDeletePublished(ctx context.Context, before time.Time, limit int) (int, error)
+	// OutboxCount returns the number of pending and published events.
+	OutboxCount(ctx context.Context) (pending, published int, err error)
+}
+
+// ---- Studio ------------------------------------------------------------
+
+// Studio is the business's own profile: what every rule evaluated in local
+// time needs.
+type Studio struct {
+	ID        string // "default" on a single-studio install
+	Name      string
+	TimeZone  string // IANA name, e.g. America/Bogota
+	Currency  string // ISO 4217, e.g. COP
+	Phone     string // E.164, PII
+	Email     string // PII
+	Version   int64  // optimistic concurrency; 0 means not yet stored
+	UpdatedAt time.Time
+}
+
+// StudioStore keeps studio profiles.
+type StudioStore interface {
+	// StudioGet returns the studio, or ErrNotFound.
+	StudioGet(ctx context.Context, id string) (Studio, error)
+	// StudioPut stores s if the stored version equals s.Version (0: must
+	// not exist yet) and returns it with Version incremented. ErrConflict
+	// on a version mismatch.
+	StudioPut(ctx context.Context, s Studio) (Studio, error)
+}
