@@ -23,8 +23,6 @@ import (
 	"github.com/spa-engine/spa/persistence/sqlite"
 )
 
-const subject = "spa.events.studio.updated"
-
 // waitFor polls cond until it holds or d elapses.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()

@@ -63,9 +63,9 @@ func listeningURL(out string) string {
 }
 
 // serveInProcess runs `spa serve` through run() on port 0 with a temp data
-// dir, returns its base URL and a function that stops it (as SIGTERM would)
-// and returns run's error.
-func serveInProcess(t *testing.T, env map[string]string, dataDir string) (string, func() error) {
+// dir, returns its base URL, a function that stops it (as SIGTERM would)
+// and returns run's error, and its log.
+func serveInProcess(t *testing.T, env map[string]string, dataDir string) (string, func() error, *syncBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
@@ -100,7 +100,7 @@ func serveInProcess(t *testing.T, env map[string]string, dataDir string) (string
 		return runErr
 	}
 	t.Cleanup(func() { _ = stop() })
-	return base, stop
+	return base, stop, stderr
 }
 
 func httpGet(t testing.TB, url string) (int, string) {
@@ -167,7 +167,7 @@ func drivers(t *testing.T) map[string]func(t *testing.T) map[string]string {
 func TestServeEndToEnd(t *testing.T) {
 	for name, envFor := range drivers(t) {
 		t.Run(name, func(t *testing.T) {
-			base, stop := serveInProcess(t, envFor(t), t.TempDir())
+			base, stop, logs := serveInProcess(t, envFor(t), t.TempDir())
 
 			if code, body := httpGet(t, base+"/healthz"); code != 200 || !strings.Contains(body, "ok") {
 				t.Fatalf("/healthz = %d %s", code, body)
@@ -206,6 +206,10 @@ func TestServeEndToEnd(t *testing.T) {
 			}
 			if _, err := http.Get(base + "/healthz"); err == nil {
 				t.Fatal("server still answers after shutdown")
+			}
+			want := []string{"http drained", "actors stopped", "background loops stopped", "outbox flushed", "nats stopped", "store closed"}
+			if got := shutdownSteps(t, logs.String()); strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Fatalf("shutdown order %q, want %q", got, want)
 			}
 		})
 	}
@@ -254,4 +258,20 @@ func TestMigrateCommand(t *testing.T) {
 	if strings.Contains(out.String(), "applied 0001_") || !strings.Contains(out.String(), "0 migration(s) applied") {
 		t.Fatalf("second migrate printed %q", out.String())
 	}
+}
+
+// shutdownSteps lists the "shutdown step done" log lines in order.
+func shutdownSteps(t *testing.T, logs string) []string {
+	t.Helper()
+	var steps []string
+	for _, line := range strings.Split(logs, "\n") {
+		var rec struct {
+			Msg  string `json:"msg"`
+			Step string `json:"step"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "shutdown step done" {
+			steps = append(steps, rec.Step)
+		}
+	}
+	return steps
 }

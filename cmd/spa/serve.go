@@ -203,32 +203,39 @@ func (n *node) every(ctx context.Context, interval time.Duration, what string, f
 func (n *node) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), n.timeout)
 	defer cancel()
+	step := func(what string, stop func()) {
+		start := time.Now()
+		stop()
+		n.log.Info("shutdown step done", "step", what, "took_ms", time.Since(start).Milliseconds())
+	}
 	if n.app != nil {
-		if err := n.app.ShutdownWithContext(ctx); err != nil {
-			n.log.Warn("HTTP drain incomplete", "err", err)
-		}
+		step("http drained", func() {
+			if err := n.app.ShutdownWithContext(ctx); err != nil {
+				n.log.Warn("HTTP drain incomplete", "err", err)
+			}
+		})
 	} else if n.ln != nil {
 		n.ln.Close()
 	}
 	if n.actors != nil {
-		n.actors.Stop()
+		step("actors stopped", n.actors.Stop)
 	}
 	if n.cancel != nil {
-		n.cancel()
-		n.loops.Wait()
+		step("background loops stopped", func() { n.cancel(); n.loops.Wait() })
 	}
 	if n.relay != nil {
-		n.relay.Stop()
+		step("outbox flushed", n.relay.Stop)
 	}
 	if n.nats != nil {
-		n.nats.Stop()
+		step("nats stopped", n.nats.Stop)
 	}
 	if n.store != nil {
-		if err := n.store.Close(); err != nil {
-			n.log.Warn("store close", "err", err)
-		}
+		step("store closed", func() {
+			if err := n.store.Close(); err != nil {
+				n.log.Warn("store close", "err", err)
+			}
+		})
 	}
-	n.log.Info("stopped")
 }
 
 // serve runs a node until ctx is cancelled (SIGINT/SIGTERM) or the HTTP
