@@ -77,6 +77,25 @@ func (s *server) registerRoutes(app *fiber.App) {
 	app.Get("/v1/admin/studio", admin, s.getAdminStudio)
 	app.Put("/v1/admin/studio", admin, idempotency.Wrap(s.deps.Store, idem, s.putStudio))
 	app.Get("/v1/admin/audit", admin, s.listAudit)
+
+	mutate := func(h idempotency.Handler) fiber.Handler { return idempotency.Wrap(s.deps.Store, idem, h) }
+	app.Get("/v1/services", s.listServices(true))
+	app.Get("/v1/services/:id", s.getService(true))
+	app.Get("/v1/staff", s.listStaff(false))
+	app.Get("/v1/admin/services", admin, s.listServices(false))
+	app.Get("/v1/admin/services/:id", admin, s.getService(false))
+	app.Put("/v1/admin/services/:id", admin, mutate(s.putService))
+	app.Get("/v1/admin/staff", admin, s.listStaff(true))
+	app.Get("/v1/admin/staff/:id", admin, s.getStaff)
+	app.Put("/v1/admin/staff/:id", admin, mutate(s.putStaff))
+	app.Get("/v1/admin/staff/:id/overrides", admin, s.listOverrides)
+	app.Put("/v1/admin/staff/:id/overrides/:date", admin, mutate(s.putOverride))
+	app.Delete("/v1/admin/staff/:id/overrides/:date", admin, mutate(s.deleteOverride))
+	app.Get("/v1/admin/staff/:id/time-off", admin, s.listTimeOff)
+	app.Post("/v1/admin/staff/:id/time-off", admin, mutate(s.addTimeOff))
+	app.Delete("/v1/admin/staff/:id/time-off/:timeOffID", admin, mutate(s.deleteTimeOff))
+	app.Get("/v1/admin/resources", admin, s.listResources)
+	app.Put("/v1/admin/resources/:id", admin, mutate(s.putResource))
 }
 
 // newCORS builds the CORS middleware for origins, or nil when there are

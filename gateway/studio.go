@@ -15,7 +15,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/oklog/ulid/v2"
 
 	"github.com/spa-engine/spa/gateway/apierr"
 	"github.com/spa-engine/spa/messages"
@@ -244,25 +243,12 @@ func (s *server) putStudio(c *fiber.Ctx, tx persistence.Tx) error {
 		ID: studioID, Name: in.Name, TimeZone: in.TimeZone, Currency: in.Currency,
 		Phone: in.Phone, Email: in.Email, Version: in.Version, UpdatedAt: now,
 	})
-	if errors.Is(err, persistence.ErrConflict) {
-		return apierr.VersionConflict("").WithDetails(map[string]any{"version": in.Version})
-	}
 	if err != nil {
-		return err
+		return versionConflict(err, in.Version)
 	}
-
-	detail, err := json.Marshal(map[string]any{
+	if err := s.audit(c, tx, "studio.update", "studio/"+st.ID, map[string]any{
 		"name": st.Name, "time_zone": st.TimeZone, "currency": st.Currency,
 		"phone": maskPhone(st.Phone), "email": maskEmail(st.Email), "version": st.Version,
-	})
-	if err != nil {
-		return err
-	}
-	if err := tx.AuditAppend(ctx, persistence.AuditEntry{
-		ID: ulid.Make().String(), At: now,
-		ActorID: p.Subject, ActorRole: string(p.Role),
-		Action: "studio.update", Subject: "studio/" + st.ID,
-		RequestID: rid, Detail: detail,
 	}); err != nil {
 		return err
 	}

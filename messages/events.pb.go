@@ -196,6 +196,71 @@ func (x *StudioUpdated) GetCurrency() string {
 	return ""
 }
 
+// CatalogueChanged: a service, staff member (including hours, date
+// overrides and time off) or resource changed; actors holding it reload.
+type CatalogueChanged struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "service", "staff" or "resource".
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Id   string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// The entity's version after the change; 0 for changes that have none
+	// (date overrides, time off).
+	Version       int64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CatalogueChanged) Reset() {
+	*x = CatalogueChanged{}
+	mi := &file_spa_v1_events_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CatalogueChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CatalogueChanged) ProtoMessage() {}
+
+func (x *CatalogueChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_spa_v1_events_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CatalogueChanged.ProtoReflect.Descriptor instead.
+func (*CatalogueChanged) Descriptor() ([]byte, []int) {
+	return file_spa_v1_events_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CatalogueChanged) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *CatalogueChanged) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CatalogueChanged) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
 var File_spa_v1_events_proto protoreflect.FileDescriptor
 
 const file_spa_v1_events_proto_rawDesc = "" +
@@ -215,7 +280,11 @@ const file_spa_v1_events_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1b\n" +
 	"\ttime_zone\x18\x04 \x01(\tR\btimeZone\x12\x1a\n" +
-	"\bcurrency\x18\x05 \x01(\tR\bcurrencyB-Z+github.com/spa-engine/spa/messages;messagesb\x06proto3"
+	"\bcurrency\x18\x05 \x01(\tR\bcurrency\"P\n" +
+	"\x10CatalogueChanged\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversionB-Z+github.com/spa-engine/spa/messages;messagesb\x06proto3"
 
 var (
 	file_spa_v1_events_proto_rawDescOnce sync.Once
@@ -229,16 +298,17 @@ func file_spa_v1_events_proto_rawDescGZIP() []byte {
 	return file_spa_v1_events_proto_rawDescData
 }
 
-var file_spa_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_spa_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_spa_v1_events_proto_goTypes = []any{
 	(*Event)(nil),                 // 0: spa.v1.Event
 	(*StudioUpdated)(nil),         // 1: spa.v1.StudioUpdated
-	(*timestamppb.Timestamp)(nil), // 2: google.protobuf.Timestamp
-	(*anypb.Any)(nil),             // 3: google.protobuf.Any
+	(*CatalogueChanged)(nil),      // 2: spa.v1.CatalogueChanged
+	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*anypb.Any)(nil),             // 4: google.protobuf.Any
 }
 var file_spa_v1_events_proto_depIdxs = []int32{
-	2, // 0: spa.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
-	3, // 1: spa.v1.Event.payload:type_name -> google.protobuf.Any
+	3, // 0: spa.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	4, // 1: spa.v1.Event.payload:type_name -> google.protobuf.Any
 	2, // [2:2] is the sub-list for method output_type
 	2, // [2:2] is the sub-list for method input_type
 	2, // [2:2] is the sub-list for extension type_name
@@ -257,7 +327,7 @@ func file_spa_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spa_v1_events_proto_rawDesc), len(file_spa_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

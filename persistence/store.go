@@ -23,6 +23,11 @@ var (
 	ErrConflict = errors.New("persistence: conflict")
 	// ErrUnavailable: the store cannot be reached or is shutting down.
 	ErrUnavailable = errors.New("persistence: store unavailable")
+	// ErrInvalid: the input is malformed (an empty ID, an end before its
+	// start, a negative amount, an unknown status, a limit out of range)
+	// and was refused before reaching the database. Retrying the same
+	// input cannot succeed.
+	ErrInvalid = errors.New("persistence: invalid input")
 )
 
 // Dialect names a driver family. Dialect gaps are expressed as methods on
@@ -65,6 +70,7 @@ type Tx interface {
 	AuditStore
 	OutboxStore
 	StudioStore
+	BookingStore
 }
 
 // Options are the driver-independent knobs given to a driver's Open.

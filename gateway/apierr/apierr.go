@@ -164,7 +164,11 @@ func From(err error) (*Error, bool) {
 		return New(CodeNotFound, ""), true
 	case errors.Is(err, persistence.ErrConflict):
 		return New(CodeConflict, ""), true
-	case errors.Is(err, persistence.ErrUnavailable):
+	case errors.Is(err, persistence.ErrInvalid):
+		// The store refused what the handler's validation let through:
+		// still the request's fault, but worth a log line.
+		return New(CodeValidationFailed, ""), false
+	case errors.Is(err, persistence.ErrUnavailable), errors.Is(err, persistence.ErrFenced):
 		return New(CodeUnavailable, ""), false
 	case errors.Is(err, context.DeadlineExceeded):
 		return New(CodeTimeout, ""), false

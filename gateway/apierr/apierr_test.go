@@ -41,6 +41,8 @@ func TestFrom(t *testing.T) {
 		{fmt.Errorf("wrap: %w", persistence.ErrNotFound), CodeNotFound, true},
 		{fmt.Errorf("wrap: %w", persistence.ErrConflict), CodeConflict, true},
 		{fmt.Errorf("wrap: %w", persistence.ErrUnavailable), CodeUnavailable, false},
+		{fmt.Errorf("wrap: %w", persistence.ErrInvalid), CodeValidationFailed, false},
+		{fmt.Errorf("wrap: %w", persistence.ErrFenced), CodeUnavailable, false},
 		{context.DeadlineExceeded, CodeTimeout, false},
 		{fiber.ErrRequestEntityTooLarge, CodePayloadTooLarge, true},
 		{fiber.NewError(404, "Cannot GET /secret"), CodeNotFound, true},

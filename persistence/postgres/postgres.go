@@ -207,7 +207,8 @@ func mapErr(err error) error {
 	var connErr *pgconn.ConnectError
 	switch {
 	case err == nil, errors.Is(err, persistence.ErrNotFound), errors.Is(err, persistence.ErrConflict),
-		errors.Is(err, persistence.ErrUnavailable), errors.Is(err, context.Canceled),
+		errors.Is(err, persistence.ErrUnavailable), errors.Is(err, persistence.ErrInvalid),
+		errors.Is(err, persistence.ErrFenced), errors.Is(err, context.Canceled),
 		errors.Is(err, context.DeadlineExceeded):
 		return err
 	case errors.Is(err, pgx.ErrNoRows):
@@ -216,6 +217,8 @@ func mapErr(err error) error {
 		switch {
 		case pgErr.Code == "23505":
 			return fmt.Errorf("postgres: %w: %w", persistence.ErrConflict, err)
+		case pgErr.Code == "23503": // foreign key: the referenced row does not exist
+			return fmt.Errorf("postgres: %w: %w", persistence.ErrNotFound, err)
 		case strings.HasPrefix(pgErr.Code, "08"), pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03":
 			return fmt.Errorf("postgres: %w: %w", persistence.ErrUnavailable, err)
 		}

@@ -141,6 +141,9 @@ func mapErr(err error) error {
 		return fmt.Errorf("sqlite: %w", persistence.ErrNotFound)
 	case errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE):
 		return fmt.Errorf("sqlite: %w: %w", persistence.ErrConflict, err)
+	case errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+		// The referenced row (e.g. the staff member) does not exist.
+		return fmt.Errorf("sqlite: %w: %w", persistence.ErrNotFound, err)
 	case errors.As(err, &se) && (se.Code()&0xff == sqlite3.SQLITE_CANTOPEN || se.Code()&0xff == sqlite3.SQLITE_IOERR):
 		return fmt.Errorf("sqlite: %w: %w", persistence.ErrUnavailable, err)
 	case errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "sql: database is closed"):

@@ -43,6 +43,7 @@ func Exercise(t *testing.T, open Opener) {
 		{"ConcurrentIncrements", testConcurrentIncrements},
 		{"AfterOutboxCommit", testAfterOutboxCommit},
 	}
+	tests = append(tests, bookingTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
 	}

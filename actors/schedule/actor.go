@@ -1,0 +1,573 @@
+// Package schedule holds the schedule actor: the single writer of one staff
+// member's calendar. It decides every claim in memory, without locks,
+// persists accepted changes by group commit under an epoch fence, and
+// answers only once a change is durable. Directory owns the actors of a
+// node: it activates them on demand and passivates idle ones.
+package schedule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/spa-engine/spa/actors/availability"
+	"github.com/spa-engine/spa/persistence"
+)
+
+// Config tunes the schedule actors.
+type Config struct {
+	HoldTTL      time.Duration // how long a hold blocks its slot unconfirmed (10m)
+	Horizon      time.Duration // how far ahead clients may book (90 days)
+	MinNotice    time.Duration // how soon before its start a slot may be claimed (0)
+	Step         time.Duration // slot grid (15m)
+	IdleAfter    time.Duration // passivate after this long without a message (5m)
+	WriteTimeout time.Duration // bound on one group-commit transaction (10s)
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.HoldTTL, 10*time.Minute)
+	def(&c.Horizon, 90*24*time.Hour)
+	def(&c.Step, 15*time.Minute)
+	def(&c.IdleAfter, 5*time.Minute)
+	def(&c.WriteTimeout, 10*time.Second)
+	return c
+}
+
+// Deps are what every schedule actor of a node shares.
+type Deps struct {
+	Store   persistence.Store
+	Now     func() time.Time
+	Log     *slog.Logger
+	Metrics *Metrics
+	Config  Config
+}
+
+// CalendarID names a staff member's calendar in the fencing table.
+func CalendarID(staffID string) string { return "staff/" + staffID }
+
+// op is one accepted change waiting for its write: apply runs inside the
+// batch transaction, reply answers the caller once the batch committed.
+type op struct {
+	apply func(ctx context.Context, tx persistence.Tx) error
+	reply func(err error)
+	start time.Time
+	kind  string
+}
+
+// batchDone reports a group commit's outcome back into the mailbox.
+type batchDone struct {
+	ops []op
+	err error
+}
+
+// stop asks the actor to stop once its writes are done (passivation and
+// node shutdown); the Directory sends it.
+type stop struct{}
+
+// scheduleActor is one activation of a staff member's calendar.
+type scheduleActor struct {
+	deps    Deps
+	staffID string
+	epoch   int64
+	staff   availability.Staff
+	appts   map[string]persistence.Appointment // appointments in the loaded window
+	loadErr error
+
+	queued   []op // accepted, waiting for the batch in flight to finish
+	inFlight bool
+	stopping bool
+}
+
+func newActor(deps Deps, staffID string) actor.Producer {
+	deps.Config = deps.Config.withDefaults()
+	return func() actor.Actor { return &scheduleActor{deps: deps, staffID: staffID} }
+}
+
+// Receive is the actor's one message switch, lifecycle first.
+func (a *scheduleActor) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *actor.Started:
+		a.loadErr = a.activate()
+		if a.loadErr != nil {
+			// Refuse what is already queued, then retire at once, so the
+			// next request tries a fresh activation (the staff member may
+			// just have been created, or the store may be back).
+			a.deps.Log.Warn("schedule: activation failed", "staff", a.staffID, "err", a.loadErr)
+			a.retire(c)
+		}
+		a.deps.Metrics.live.Inc()
+		c.SetReceiveTimeout(a.deps.Config.IdleAfter)
+	case *actor.Stopped:
+		a.deps.Metrics.live.Dec()
+	case *actor.ReceiveTimeout:
+		if !a.inFlight && len(a.queued) == 0 {
+			a.retire(c)
+		}
+	case stop:
+		a.stopping = true
+		a.stopIfDone(c)
+	case batchDone:
+		a.finishBatch(c, m)
+	case *Hold:
+		a.guard(c, func() { a.hold(c, m) }, func(err error) { c.Respond(&HoldReply{Err: err}) })
+	case *Confirm:
+		a.guard(c, func() { a.confirm(c, m) }, a.failWith(c))
+	case *Cancel:
+		a.guard(c, func() { a.cancel(c, m) }, a.failWith(c))
+	case *Complete:
+		a.guard(c, func() { a.close(c, m.AppointmentID, m.ActorID, m.Reason, persistence.StatusCompleted) }, a.failWith(c))
+	case *NoShow:
+		a.guard(c, func() { a.close(c, m.AppointmentID, m.ActorID, m.Reason, persistence.StatusNoShow) }, a.failWith(c))
+	case *Reschedule:
+		a.guard(c, func() { a.reschedule(c, m) }, a.failWith(c))
+	case *SlotsQuery:
+		a.guard(c, func() { a.slots(c, m) }, func(err error) { c.Respond(&SlotsReply{Err: err}) })
+	}
+}
+
+func (a *scheduleActor) failWith(c actor.Context) func(error) {
+	return func(err error) { c.Respond(&Reply{Err: err}) }
+}
+
+// guard refuses requests the actor cannot decide: when its calendar did not
+// load (retryable, or unknown staff). A request reaching an activation that
+// is retiring after a failed write goes back to the directory, which hands
+// it to the fresh activation.
+func (a *scheduleActor) guard(c actor.Context, do func(), refuse func(error)) {
+	switch {
+	case a.loadErr != nil && errors.Is(a.loadErr, ErrUnknownStaff):
+		refuse(ErrUnknownStaff)
+	case a.loadErr != nil:
+		refuse(fmt.Errorf("%w: calendar did not load", ErrRetry))
+	case a.stopping && c.Parent() != nil:
+		c.RequestWithCustomSender(c.Parent(), envelope{staffID: a.staffID, msg: c.Message()}, c.Sender())
+	case a.stopping:
+		refuse(ErrRetry)
+	default:
+		do()
+	}
+}
+
+// activate takes a new epoch, which fences every older activation, and only
+// then loads the calendar, so the load sees everything older activations
+// committed.
+func (a *scheduleActor) activate() error {
+	ctx, cancel := context.WithTimeout(context.Background(), a.deps.Config.WriteTimeout)
+	defer cancel()
+	now := a.deps.Now()
+	return a.deps.Store.InTx(ctx, func(tx persistence.Tx) error {
+		epoch, err := tx.CalendarActivate(ctx, CalendarID(a.staffID))
+		if err != nil {
+			return err
+		}
+		m, err := tx.StaffGet(ctx, a.staffID)
+		if errors.Is(err, persistence.ErrNotFound) || (err == nil && !m.Active) {
+			return ErrUnknownStaff
+		}
+		if err != nil {
+			return err
+		}
+		from, to := now.Add(-48*time.Hour), now.Add(a.deps.Config.Horizon+48*time.Hour)
+		overrides, err := tx.DateOverrideList(ctx, a.staffID, from.Format(time.DateOnly), to.Format(time.DateOnly))
+		if err != nil {
+			return err
+		}
+		timeOff, err := tx.TimeOffList(ctx, a.staffID, from, to)
+		if err != nil {
+			return err
+		}
+		appts, err := tx.AppointmentList(ctx, persistence.AppointmentRange{StaffID: a.staffID, From: from, To: to, LiveAt: now})
+		if err != nil {
+			return err
+		}
+		staff, err := toStaff(m, overrides, timeOff)
+		if err != nil {
+			return err
+		}
+		a.epoch, a.staff = epoch, staff
+		a.appts = make(map[string]persistence.Appointment, len(appts))
+		for _, ap := range appts {
+			a.appts[ap.ID] = ap
+		}
+		return nil
+	})
+}
+
+// toStaff maps the stored staff member onto the availability engine's view.
+func toStaff(m persistence.StaffMember, overrides []persistence.DateOverride, timeOff []persistence.TimeOff) (availability.Staff, error) {
+	loc, err := time.LoadLocation(m.TimeZone)
+	if err != nil {
+		return availability.Staff{}, fmt.Errorf("staff %s: time zone: %w", m.ID, err)
+	}
+	ranges := func(in []persistence.ClockRange) ([]availability.ClockRange, error) {
+		out := make([]availability.ClockRange, 0, len(in))
+		for _, r := range in {
+			cr, err := availability.NewClockRange(availability.Clock(r.StartMinute), availability.Clock(r.EndMinute))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, cr)
+		}
+		return out, nil
+	}
+	days := map[time.Weekday][]availability.ClockRange{}
+	for d, rs := range m.Weekly {
+		if days[time.Weekday(d)], err = ranges(rs); err != nil {
+			return availability.Staff{}, err
+		}
+	}
+	hours, err := availability.NewWeeklyHours(days)
+	if err != nil {
+		return availability.Staff{}, err
+	}
+	s := availability.Staff{ID: m.ID, Active: m.Active, Skills: m.Skills, Location: loc, Hours: hours}
+	for _, o := range overrides {
+		t, err := time.Parse(time.DateOnly, o.Date)
+		if err != nil {
+			return availability.Staff{}, err
+		}
+		d := availability.DateOf(t)
+		if o.Closed {
+			s.Overrides = append(s.Overrides, availability.ClosedOn(d))
+			continue
+		}
+		rs, err := ranges(o.Ranges)
+		if err != nil {
+			return availability.Staff{}, err
+		}
+		ov, err := availability.OpenOn(d, rs...)
+		if err != nil {
+			return availability.Staff{}, err
+		}
+		s.Overrides = append(s.Overrides, ov)
+	}
+	for _, t := range timeOff {
+		s.TimeOff = append(s.TimeOff, availability.Interval{Start: t.Start, End: t.End})
+	}
+	return s, nil
+}
+
+// calendar returns the staff member with every appointment that blocks
+// time, pending ones included: a claim accepted but not yet written is
+// taken.
+func (a *scheduleActor) calendar(now time.Time, except string) availability.Staff {
+	s := a.staff
+	s.Busy = make([]availability.Busy, 0, len(a.appts))
+	s.Load = 0
+	for id, ap := range a.appts {
+		if id == except || !ap.Live(now) {
+			continue
+		}
+		hold := time.Time{}
+		if ap.Status == persistence.StatusHeld {
+			hold = ap.HoldExpiresAt
+		}
+		s.Busy = append(s.Busy, availability.Busy{Start: ap.Start, End: ap.End,
+			BufferBefore: ap.BufferBefore, BufferAfter: ap.BufferAfter, HoldExpiresAt: hold})
+		s.Load++
+	}
+	return s
+}
+
+func (a *scheduleActor) query(sv persistence.Service, now time.Time) availability.Query {
+	return availability.Query{
+		Service: availability.Service{ID: sv.ID, Duration: sv.Duration, BufferBefore: sv.BufferBefore,
+			BufferAfter: sv.BufferAfter, RequiredSkills: sv.RequiredSkills},
+		Now: now, MinNotice: a.deps.Config.MinNotice, Horizon: a.deps.Config.Horizon, Step: a.deps.Config.Step,
+	}
+}
+
+// alternatives proposes up to five other starts of this staff member within
+// a day either side of the refused one.
+func (a *scheduleActor) alternatives(q availability.Query, s availability.Staff, start time.Time) []availability.Slot {
+	q.From, q.To = start.Add(-24*time.Hour), start.Add(24*time.Hour)
+	return availability.Alternatives(q, []availability.Staff{s}, nil,
+		availability.Slot{Start: start, StaffID: a.staffID}, 5)
+}
+
+func (a *scheduleActor) hold(c actor.Context, m *Hold) {
+	began, now := time.Now(), a.deps.Now()
+	if m.AppointmentID == "" || m.ClientID == "" {
+		c.Respond(&HoldReply{Err: fmt.Errorf("%w: a hold needs an appointment id and a client", ErrInvalid)})
+		return
+	}
+	if _, dup := a.appts[m.AppointmentID]; dup {
+		c.Respond(&HoldReply{Err: fmt.Errorf("%w: appointment id %s already used", ErrTransition, m.AppointmentID)})
+		return
+	}
+	q := a.query(m.Service, now)
+	s := a.calendar(now, "")
+	free, err := availability.Free(q, s, nil, m.Start)
+	if err != nil {
+		c.Respond(&HoldReply{Err: fmt.Errorf("%w: %w", ErrInvalid, err)})
+		return
+	}
+	if !free {
+		a.deps.Metrics.claim("hold", "slot_taken", began)
+		c.Respond(&HoldReply{Err: ErrSlotTaken, Alternatives: a.alternatives(q, s, m.Start)})
+		return
+	}
+	ap := persistence.Appointment{
+		ID: m.AppointmentID, StaffID: a.staffID, ResourceID: m.Service.ResourceID, ServiceID: m.Service.ID,
+		ClientID: m.ClientID, Start: m.Start.UTC(), End: m.Start.Add(m.Service.Duration).UTC(),
+		BufferBefore: m.Service.BufferBefore, BufferAfter: m.Service.BufferAfter,
+		Status: persistence.StatusHeld, HoldExpiresAt: now.Add(a.deps.Config.HoldTTL).UTC(),
+		PriceMinor: m.Service.PriceMinor, DepositMinor: deposit(m.Service),
+		Version: 1, CreatedAt: now.UTC(), UpdatedAt: now.UTC(),
+	}
+	a.appts[ap.ID] = ap // taken from now on, before it is durable
+	sender := c.Sender()
+	a.enqueue(c, op{kind: "hold", start: began,
+		apply: func(ctx context.Context, tx persistence.Tx) error {
+			if err := tx.AppointmentInsert(ctx, ap); err != nil {
+				return err
+			}
+			return transition(ctx, tx, ap, "", m.ActorID, "held")
+		},
+		reply: func(err error) { c.Send(sender, &HoldReply{Appointment: ap, Err: err}) },
+	})
+}
+
+// deposit is what the client pays to confirm, in minor units.
+func deposit(sv persistence.Service) int64 {
+	switch sv.DepositPolicy {
+	case persistence.DepositPercent:
+		return sv.PriceMinor * sv.DepositValue / 100
+	case persistence.DepositFixed:
+		return sv.DepositValue
+	}
+	return 0
+}
+
+// change applies a status change in memory now and writes it in the next
+// batch; the reply waits for the write.
+func (a *scheduleActor) change(c actor.Context, kind string, before persistence.Appointment, after persistence.Appointment, actorID, reason string) {
+	began := time.Now()
+	after.Version = before.Version + 1
+	after.UpdatedAt = a.deps.Now().UTC()
+	a.appts[after.ID] = after
+	sender := c.Sender()
+	a.enqueue(c, op{kind: kind, start: began,
+		apply: func(ctx context.Context, tx persistence.Tx) error {
+			stored := after
+			stored.Version = before.Version // AppointmentUpdate checks the stored version
+			if _, err := tx.AppointmentUpdate(ctx, stored); err != nil {
+				return err
+			}
+			if before.Status == after.Status {
+				return nil // a reschedule keeps its status
+			}
+			return transition(ctx, tx, after, before.Status, actorID, reason)
+		},
+		reply: func(err error) { c.Send(sender, &Reply{Appointment: after, Err: err}) },
+	})
+}
+
+func (a *scheduleActor) find(c actor.Context, id string) (persistence.Appointment, bool) {
+	ap, ok := a.appts[id]
+	if !ok {
+		c.Respond(&Reply{Err: ErrNotFound})
+	}
+	return ap, ok
+}
+
+func (a *scheduleActor) confirm(c actor.Context, m *Confirm) {
+	ap, ok := a.find(c, m.AppointmentID)
+	if !ok {
+		return
+	}
+	now := a.deps.Now()
+	switch {
+	case ap.Status == persistence.StatusConfirmed:
+		c.Respond(&Reply{Appointment: ap}) // confirming twice is harmless
+		return
+	case ap.Status != persistence.StatusHeld:
+		c.Respond(&Reply{Appointment: ap, Err: ErrTransition})
+		return
+	case !ap.Live(now):
+		c.Respond(&Reply{Appointment: ap, Err: ErrHoldExpired})
+		return
+	}
+	after := ap
+	after.Status, after.HoldExpiresAt = persistence.StatusConfirmed, time.Time{}
+	a.change(c, "confirm", ap, after, m.ActorID, m.Reason)
+}
+
+func (a *scheduleActor) cancel(c actor.Context, m *Cancel) {
+	ap, ok := a.find(c, m.AppointmentID)
+	if !ok {
+		return
+	}
+	now := a.deps.Now()
+	if !ap.Live(now) {
+		c.Respond(&Reply{Appointment: ap, Err: ErrTransition})
+		return
+	}
+	if !m.Override && ap.Status == persistence.StatusConfirmed && m.Cutoff > 0 && ap.Start.Sub(now) < m.Cutoff {
+		c.Respond(&Reply{Appointment: ap, Err: ErrCutoff})
+		return
+	}
+	after := ap
+	after.Status = persistence.StatusCancelled
+	a.change(c, "cancel", ap, after, m.ActorID, m.Reason)
+}
+
+func (a *scheduleActor) close(c actor.Context, id, actorID, reason string, to persistence.AppointmentStatus) {
+	ap, ok := a.find(c, id)
+	if !ok {
+		return
+	}
+	if ap.Status != persistence.StatusConfirmed || a.deps.Now().Before(ap.Start) {
+		c.Respond(&Reply{Appointment: ap, Err: ErrTransition})
+		return
+	}
+	after := ap
+	after.Status = to
+	a.change(c, string(to), ap, after, actorID, reason)
+}
+
+func (a *scheduleActor) reschedule(c actor.Context, m *Reschedule) {
+	ap, ok := a.find(c, m.AppointmentID)
+	if !ok {
+		return
+	}
+	now := a.deps.Now()
+	if !ap.Live(now) || ap.ServiceID != m.Service.ID {
+		c.Respond(&Reply{Appointment: ap, Err: ErrTransition})
+		return
+	}
+	if !m.Override && ap.Status == persistence.StatusConfirmed && m.Service.RescheduleCutoff > 0 && ap.Start.Sub(now) < m.Service.RescheduleCutoff {
+		c.Respond(&Reply{Appointment: ap, Err: ErrCutoff})
+		return
+	}
+	q := a.query(m.Service, now)
+	s := a.calendar(now, ap.ID) // its own old slot does not block the move
+	free, err := availability.Free(q, s, nil, m.Start)
+	if err != nil {
+		c.Respond(&Reply{Err: err})
+		return
+	}
+	if !free {
+		a.deps.Metrics.claim("reschedule", "slot_taken", time.Now())
+		c.Respond(&Reply{Appointment: ap, Err: ErrSlotTaken, Alternatives: a.alternatives(q, s, m.Start)})
+		return
+	}
+	after := ap
+	after.Start, after.End = m.Start.UTC(), m.Start.Add(m.Service.Duration).UTC()
+	a.change(c, "reschedule", ap, after, m.ActorID, "rescheduled")
+}
+
+func (a *scheduleActor) slots(c actor.Context, m *SlotsQuery) {
+	now := a.deps.Now()
+	q := a.query(m.Service, now)
+	q.From, q.To = m.From, m.To
+	s := a.calendar(now, "")
+	began := time.Now()
+	out, err := availability.Slots(q, []availability.Staff{s}, nil)
+	a.deps.Metrics.availability.Observe(time.Since(began).Seconds())
+	c.Respond(&SlotsReply{Slots: out, Load: s.Load, Err: err})
+}
+
+func transition(ctx context.Context, tx persistence.Tx, ap persistence.Appointment, from persistence.AppointmentStatus, actorID, reason string) error {
+	return tx.TransitionAppend(ctx, persistence.Transition{
+		ID: newID(), AppointmentID: ap.ID, From: from, To: ap.Status, At: ap.UpdatedAt, ActorID: actorID, Reason: reason,
+	})
+}
+
+// enqueue adds an accepted change to the next batch and starts a batch if
+// none is in flight: while one is, changes accumulate (group commit).
+func (a *scheduleActor) enqueue(c actor.Context, o op) {
+	a.queued = append(a.queued, o)
+	if !a.inFlight {
+		a.flush(c)
+	}
+}
+
+// flush writes every queued change in one transaction that first checks
+// the epoch, so a stale activation cannot write.
+func (a *scheduleActor) flush(c actor.Context) {
+	ops := a.queued
+	a.queued = nil
+	a.inFlight = true
+	a.deps.Metrics.batchSize.Observe(float64(len(ops)))
+	self, store, epoch, cal, timeout := c.Self(), a.deps.Store, a.epoch, CalendarID(a.staffID), a.deps.Config.WriteTimeout
+	system := c.ActorSystem()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		err := store.InTx(ctx, func(tx persistence.Tx) error {
+			if err := tx.CalendarCheckEpoch(ctx, cal, epoch); err != nil {
+				return err
+			}
+			for _, o := range ops {
+				if err := o.apply(ctx, tx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		system.Root.Send(self, batchDone{ops: ops, err: err})
+	}()
+}
+
+// finishBatch answers the batch's callers. After a failure nothing in
+// memory can be trusted (later changes may build on the failed ones), so
+// every waiting change is refused as retryable and the actor stops; the
+// next request activates a fresh one that loads the truth.
+func (a *scheduleActor) finishBatch(c actor.Context, d batchDone) {
+	a.inFlight = false
+	if d.err == nil {
+		for _, o := range d.ops {
+			o.reply(nil)
+			a.deps.Metrics.claim(o.kind, "ok", o.start)
+		}
+		if len(a.queued) > 0 {
+			a.flush(c)
+			return
+		}
+		a.stopIfDone(c)
+		return
+	}
+	reason := "write_failed"
+	if errors.Is(d.err, persistence.ErrFenced) {
+		reason = "fenced"
+		a.deps.Metrics.fenced.Inc()
+	}
+	a.deps.Log.Warn("schedule: batch failed; stopping", "staff", a.staffID, "epoch", a.epoch, "reason", reason, "err", d.err)
+	for _, o := range slices.Concat(d.ops, a.queued) {
+		o.reply(fmt.Errorf("%w: %s", ErrRetry, reason))
+		a.deps.Metrics.claim(o.kind, reason, o.start)
+	}
+	a.queued = nil
+	a.stopping = true
+	a.retire(c)
+}
+
+// retire asks the directory to replace this activation: it parks new
+// requests for the calendar, sends stop, and hands them to a fresh
+// activation once this one has stopped. Without a directory (tests that
+// spawn activations directly) the actor just stops.
+func (a *scheduleActor) retire(c actor.Context) {
+	if p := c.Parent(); p != nil {
+		c.Send(p, idle{staffID: a.staffID, pid: c.Self()})
+		return
+	}
+	c.Stop(c.Self())
+}
+
+// stopIfDone stops a stopping actor once nothing waits for a write.
+func (a *scheduleActor) stopIfDone(c actor.Context) {
+	if a.stopping && !a.inFlight && len(a.queued) == 0 {
+		c.Stop(c.Self())
+	}
+}

@@ -1,0 +1,113 @@
+package schedule
+
+import (
+	"errors"
+	"time"
+
+	"github.com/spa-engine/spa/actors/availability"
+	"github.com/spa-engine/spa/persistence"
+)
+
+// The requests a schedule actor answers. Each is answered with exactly one
+// reply: *HoldReply for Hold, *Reply for the others, *SlotsReply for
+// SlotsQuery. Replies carry errors as values so they survive a future hop
+// between nodes.
+
+// Hold claims a slot for a client. It succeeds only if the slot is free in
+// the actor's memory (pending claims count as taken), and is answered only
+// once the held appointment is durable.
+type Hold struct {
+	AppointmentID string // ULID chosen by the caller, so a retry is recognisable
+	ClientID      string
+	Service       persistence.Service
+	Start         time.Time
+	ActorID       string
+}
+
+// HoldReply answers Hold. On ErrSlotTaken, Alternatives holds up to five
+// other starts of the same staff member, nearest first.
+type HoldReply struct {
+	Appointment  persistence.Appointment
+	Alternatives []availability.Slot
+	Err          error
+}
+
+// Confirm turns a live hold into a booking.
+type Confirm struct {
+	AppointmentID string
+	ActorID       string
+	Reason        string
+}
+
+// Cancel frees a held or confirmed appointment's slot at once. Unless
+// Override is set (staff acting at the desk), cancelling a confirmed
+// appointment closer than Cutoff (the service's cancellation cut-off) to
+// its start is refused.
+type Cancel struct {
+	AppointmentID string
+	ActorID       string
+	Reason        string
+	Cutoff        time.Duration
+	Override      bool
+}
+
+// Complete and NoShow close a confirmed appointment that has started.
+type Complete struct{ AppointmentID, ActorID, Reason string }
+
+// NoShow marks that the client did not come.
+type NoShow struct{ AppointmentID, ActorID, Reason string }
+
+// Reschedule moves an appointment to another start with the same staff
+// member atomically: the new slot is claimed in the same write that releases
+// the old one, so there is no moment at which the client holds neither.
+type Reschedule struct {
+	AppointmentID string
+	Start         time.Time
+	Service       persistence.Service
+	ActorID       string
+	Override      bool
+}
+
+// Reply answers Confirm, Cancel, Complete, NoShow and Reschedule.
+type Reply struct {
+	Appointment  persistence.Appointment
+	Alternatives []availability.Slot // on ErrSlotTaken from Reschedule
+	Err          error
+}
+
+// SlotsQuery asks for the staff member's bookable starts of a service in
+// [From, To), computed from the live calendar in memory.
+type SlotsQuery struct {
+	Service  persistence.Service
+	From, To time.Time
+}
+
+// SlotsReply answers SlotsQuery. Load is the number of live appointments,
+// for fair assignment across staff.
+type SlotsReply struct {
+	Slots []availability.Slot
+	Load  int
+	Err   error
+}
+
+// Errors carried in replies.
+var (
+	// ErrInvalid: the request is malformed (missing ids, bad service).
+	ErrInvalid = errors.New("schedule: invalid request")
+	// ErrSlotTaken: the slot is not free; alternatives accompany it.
+	ErrSlotTaken = errors.New("schedule: slot taken")
+	// ErrNotFound: no such appointment on this calendar.
+	ErrNotFound = errors.New("schedule: appointment not found")
+	// ErrHoldExpired: the hold lapsed before it was confirmed.
+	ErrHoldExpired = errors.New("schedule: hold expired")
+	// ErrTransition: the appointment's status does not allow the change.
+	ErrTransition = errors.New("schedule: transition not allowed")
+	// ErrCutoff: too close to the start for a client to change it.
+	ErrCutoff = errors.New("schedule: inside the cancellation or reschedule cut-off")
+	// ErrUnknownStaff: the calendar's staff member does not exist or is
+	// inactive.
+	ErrUnknownStaff = errors.New("schedule: unknown or inactive staff member")
+	// ErrRetry: nothing was decided (the write failed, or a newer
+	// activation took the calendar over); the request may be retried.
+	ErrRetry = errors.New("schedule: not decided; retry")
+)

@@ -1,0 +1,64 @@
+package schedule
+
+import (
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the schedule actors' Prometheus series.
+type Metrics struct {
+	claims       *prometheus.CounterVec
+	latency      *prometheus.HistogramVec
+	batchSize    prometheus.Histogram
+	availability prometheus.Histogram
+	live         prometheus.Gauge
+	fenced       prometheus.Counter
+}
+
+// NewMetrics registers the series on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		claims: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spa_schedule_decisions_total",
+			Help: "Calendar changes decided by schedule actors, by kind (hold, confirm, cancel, ...) and outcome (ok, slot_taken, fenced, write_failed).",
+		}, []string{"kind", "outcome"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "spa_schedule_decision_seconds",
+			Help:    "Time from a change reaching its schedule actor to its answer (after commit for accepted ones).",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2.5, 12),
+		}, []string{"kind", "outcome"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "spa_schedule_batch_size",
+			Help:    "Changes written per group-commit transaction.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}),
+		availability: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "spa_availability_compute_seconds",
+			Help:    "Time to compute one staff member's slots in memory.",
+			Buckets: prometheus.ExponentialBuckets(0.00001, 2.5, 12),
+		}),
+		live: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "spa_schedule_actors",
+			Help: "Schedule actors activated on this node.",
+		}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spa_schedule_fenced_writes_total",
+			Help: "Group commits refused because a newer activation owns the calendar.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.claims, m.latency, m.batchSize, m.availability, m.live, m.fenced} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) claim(kind, outcome string, began time.Time) {
+	m.claims.WithLabelValues(kind, outcome).Inc()
+	m.latency.WithLabelValues(kind, outcome).Observe(time.Since(began).Seconds())
+}
+
+func newID() string { return ulid.Make().String() }

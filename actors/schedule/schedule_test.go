@@ -1,0 +1,363 @@
+package schedule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/spa-engine/spa/persistence"
+	"github.com/spa-engine/spa/persistence/sqlite"
+)
+
+var bogota, _ = time.LoadLocation("America/Bogota")
+
+// t0 is a Tuesday at 08:00 in Bogota; the staff works 09:00-17:00 daily.
+var t0 = time.Date(2026, 12, 1, 8, 0, 0, 0, bogota)
+
+func at(h, m int) time.Time { return time.Date(2026, 12, 1, h, m, 0, 0, bogota) }
+
+var massage = persistence.Service{ID: "massage", Name: "Massage", Category: "body", Duration: time.Hour,
+	BufferAfter: 15 * time.Minute, PriceMinor: 10000000, DepositPolicy: persistence.DepositPercent, DepositValue: 30,
+	CancelCutoff: 2 * time.Hour, RescheduleCutoff: 2 * time.Hour, Active: true}
+
+// clock is a settable Now.
+type clock struct{ ns atomic.Int64 }
+
+func (c *clock) now() time.Time      { return time.Unix(0, c.ns.Load()) }
+func (c *clock) set(t time.Time)     { c.ns.Store(t.UnixNano()) }
+func (c *clock) add(d time.Duration) { c.ns.Add(int64(d)) }
+func newClock(t time.Time) *clock    { c := &clock{}; c.set(t); return c }
+
+type fixture struct {
+	store   persistence.Store
+	clock   *clock
+	system  *actor.ActorSystem
+	dir     *Directory
+	deps    Deps
+	metrics *Metrics
+}
+
+func newFixture(t *testing.T, cfg Config, wrap func(persistence.Store) persistence.Store) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir()+"/spa.db", persistence.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	staff := persistence.StaffMember{ID: "ana", Name: "Ana", Skills: []string{"massage"}, TimeZone: "America/Bogota", Active: true}
+	for d := range staff.Weekly {
+		staff.Weekly[d] = []persistence.ClockRange{{StartMinute: 9 * 60, EndMinute: 17 * 60}}
+	}
+	if err := st.InTx(ctx, func(tx persistence.Tx) error {
+		if _, err := tx.StaffPut(ctx, staff); err != nil {
+			return err
+		}
+		_, err := tx.ServicePut(ctx, massage)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var store persistence.Store = st
+	if wrap != nil {
+		store = wrap(st)
+	}
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := newClock(t0)
+	f := &fixture{store: store, clock: clk, metrics: m, system: actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}))}
+	f.deps = Deps{Store: store, Now: clk.now, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m, Config: cfg}
+	f.dir, err = NewDirectory(f.system.Root, f.deps, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.dir.Stop(5 * time.Second); f.system.Shutdown() })
+	return f
+}
+
+func (f *fixture) hold(t *testing.T, id string, start time.Time) *HoldReply {
+	t.Helper()
+	r, err := f.dir.Ask(context.Background(), "ana", &Hold{AppointmentID: id, ClientID: "c-" + id, Service: massage, Start: start, ActorID: "c-" + id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.(*HoldReply)
+}
+
+func (f *fixture) ask(t *testing.T, msg any) *Reply {
+	t.Helper()
+	r, err := f.dir.Ask(context.Background(), "ana", msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.(*Reply)
+}
+
+func (f *fixture) stored(t *testing.T, id string) persistence.Appointment {
+	t.Helper()
+	var ap persistence.Appointment
+	if err := f.store.InTx(context.Background(), func(tx persistence.Tx) (err error) {
+		ap, err = tx.AppointmentGet(context.Background(), id)
+		return err
+	}); err != nil {
+		t.Fatalf("appointment %s: %v", id, err)
+	}
+	return ap
+}
+
+func TestHoldConfirmCancel(t *testing.T) {
+	f := newFixture(t, Config{}, nil)
+	r := f.hold(t, "a1", at(10, 0))
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if got := f.stored(t, "a1"); got.Status != persistence.StatusHeld || !got.Start.Equal(at(10, 0)) ||
+		!got.HoldExpiresAt.Equal(t0.Add(10*time.Minute)) || got.DepositMinor != 3000000 {
+		t.Fatalf("stored hold %+v", got)
+	}
+	// The same slot, and one overlapping the after-buffer, are taken.
+	for _, start := range []time.Time{at(10, 0), at(11, 0), at(9, 15)} {
+		r := f.hold(t, fmt.Sprint("b", start.Minute(), start.Hour()), start)
+		if !errors.Is(r.Err, ErrSlotTaken) {
+			t.Fatalf("hold at %v: %v", start, r.Err)
+		}
+		if len(r.Alternatives) == 0 || len(r.Alternatives) > 5 {
+			t.Fatalf("alternatives %v", r.Alternatives)
+		}
+	}
+	// 11:15 is free: 10:00-11:00 plus a 15-minute buffer.
+	if r := f.hold(t, "a2", at(11, 15)); r.Err != nil {
+		t.Fatalf("hold right after the buffer: %v", r.Err)
+	}
+	if r := f.ask(t, &Confirm{AppointmentID: "a1", ActorID: "c-a1"}); r.Err != nil || r.Appointment.Status != persistence.StatusConfirmed {
+		t.Fatalf("confirm: %+v", r)
+	}
+	if got := f.stored(t, "a1"); got.Status != persistence.StatusConfirmed || !got.HoldExpiresAt.IsZero() {
+		t.Fatalf("stored after confirm %+v", got)
+	}
+	// Inside the cut-off a client may not cancel; staff may override.
+	f.clock.set(at(8, 30))
+	if r := f.ask(t, &Cancel{AppointmentID: "a1", Cutoff: massage.CancelCutoff}); !errors.Is(r.Err, ErrCutoff) {
+		t.Fatalf("cancel inside cut-off: %v", r.Err)
+	}
+	if r := f.ask(t, &Cancel{AppointmentID: "a1", Cutoff: massage.CancelCutoff, Override: true, Reason: "client called"}); r.Err != nil {
+		t.Fatalf("cancel with override: %v", r.Err)
+	}
+	// Cancelling frees the slot at once.
+	if r := f.hold(t, "a3", at(10, 0)); r.Err != nil {
+		t.Fatalf("hold a freed slot: %v", r.Err)
+	}
+	var trs []persistence.Transition
+	f.store.InTx(context.Background(), func(tx persistence.Tx) (err error) {
+		trs, err = tx.TransitionList(context.Background(), "a1")
+		return err
+	})
+	if len(trs) != 3 || trs[2].To != persistence.StatusCancelled || trs[2].Reason != "client called" {
+		t.Fatalf("transitions %+v", trs)
+	}
+}
+
+func TestExpiredHoldNeverBlocks(t *testing.T) {
+	f := newFixture(t, Config{HoldTTL: 5 * time.Minute}, nil)
+	if r := f.hold(t, "a1", at(10, 0)); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	f.clock.add(5 * time.Minute) // expiry is exclusive: at HoldExpiresAt the hold is gone
+	if r := f.hold(t, "a2", at(10, 0)); r.Err != nil {
+		t.Fatalf("expired hold still blocks: %v", r.Err)
+	}
+	if r := f.ask(t, &Confirm{AppointmentID: "a1"}); !errors.Is(r.Err, ErrHoldExpired) {
+		t.Fatalf("confirm of an expired hold: %v", r.Err)
+	}
+}
+
+func TestRescheduleIsAtomic(t *testing.T) {
+	f := newFixture(t, Config{}, nil)
+	f.hold(t, "a1", at(10, 0))
+	f.hold(t, "a2", at(13, 0))
+	if r := f.ask(t, &Reschedule{AppointmentID: "a1", Start: at(13, 0), Service: massage}); !errors.Is(r.Err, ErrSlotTaken) {
+		t.Fatalf("reschedule onto a taken slot: %v", r.Err)
+	}
+	// Moving within its own time (10:00 → 10:30) must not collide with itself.
+	if r := f.ask(t, &Reschedule{AppointmentID: "a1", Start: at(10, 30), Service: massage}); r.Err != nil {
+		t.Fatalf("reschedule: %v", r.Err)
+	}
+	if got := f.stored(t, "a1"); !got.Start.Equal(at(10, 30)) || got.Version != 2 {
+		t.Fatalf("stored after reschedule %+v", got)
+	}
+	if r := f.hold(t, "a3", at(9, 0)); r.Err != nil {
+		t.Fatalf("the old slot's start is not free again: %v", r.Err)
+	}
+}
+
+// TestConcurrentClaimsOneWinnerPerSlot: 200 clients race for 8 slots; each
+// slot goes to exactly one, every other answer is slot_taken, and accepted
+// claims were written in batches.
+func TestConcurrentClaimsOneWinnerPerSlot(t *testing.T) {
+	f := newFixture(t, Config{}, nil)
+	// 60 minutes plus a 15-minute buffer: back-to-back slots 75 minutes apart.
+	slots := []time.Time{}
+	for m := 9 * 60; m+60 <= 17*60; m += 75 {
+		slots = append(slots, at(m/60, m%60))
+	}
+	const clients = 200
+	var wg sync.WaitGroup
+	winners := make([]atomic.Int32, len(slots))
+	var taken, other atomic.Int32
+	for i := range clients {
+		wg.Go(func() {
+			slot := i % len(slots)
+			r := f.hold(t, fmt.Sprintf("c%03d", i), slots[slot])
+			switch {
+			case r.Err == nil:
+				winners[slot].Add(1)
+			case errors.Is(r.Err, ErrSlotTaken):
+				taken.Add(1)
+			default:
+				other.Add(1)
+				t.Errorf("client %d: %v", i, r.Err)
+			}
+		})
+	}
+	wg.Wait()
+	for i := range winners {
+		if n := winners[i].Load(); n != 1 {
+			t.Errorf("slot %v has %d winners", slots[i], n)
+		}
+	}
+	if taken.Load() != clients-int32(len(slots)) || other.Load() != 0 {
+		t.Fatalf("taken %d other %d", taken.Load(), other.Load())
+	}
+	var live []persistence.Appointment
+	f.store.InTx(context.Background(), func(tx persistence.Tx) (err error) {
+		live, err = tx.AppointmentList(context.Background(), persistence.AppointmentRange{StaffID: "ana", From: at(0, 0), To: at(23, 0), LiveAt: t0})
+		return err
+	})
+	if len(live) != len(slots) {
+		t.Fatalf("%d live appointments stored, want %d", len(live), len(slots))
+	}
+}
+
+// TestTwoActivationsCannotDoubleBook creates two activations of one
+// calendar on purpose. The older one's write is fenced, it stops, and only
+// one live appointment holds the slot.
+func TestTwoActivationsCannotDoubleBook(t *testing.T) {
+	f := newFixture(t, Config{}, nil)
+	root := f.system.Root
+	spawn := func() *actor.PID { // and wait until it has activated
+		pid := root.Spawn(actor.PropsFromProducer(newActor(f.deps, "ana")))
+		if _, err := root.RequestFuture(pid, &SlotsQuery{Service: massage, From: at(9, 0), To: at(10, 0)}, 5*time.Second).Result(); err != nil {
+			t.Fatal(err)
+		}
+		return pid
+	}
+	older := spawn()
+	newer := spawn()
+	holdVia := func(pid *actor.PID, id string) *HoldReply {
+		r, err := root.RequestFuture(pid, &Hold{AppointmentID: id, ClientID: "c", Service: massage, Start: at(10, 0)}, 5*time.Second).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.(*HoldReply)
+	}
+	// Both believe the slot is free; only the newer epoch may write it.
+	if r := holdVia(older, "old"); !errors.Is(r.Err, ErrRetry) {
+		t.Fatalf("older activation's hold: %v", r.Err)
+	}
+	if r := holdVia(newer, "new"); r.Err != nil {
+		t.Fatalf("newer activation's hold: %v", r.Err)
+	}
+	var live []persistence.Appointment
+	f.store.InTx(context.Background(), func(tx persistence.Tx) (err error) {
+		live, err = tx.AppointmentList(context.Background(), persistence.AppointmentRange{StaffID: "ana", From: at(0, 0), To: at(23, 0), LiveAt: t0})
+		return err
+	})
+	if len(live) != 1 || live[0].ID != "new" {
+		t.Fatalf("live appointments %+v", live)
+	}
+	if got := testutil.ToFloat64(f.metrics.fenced); got != 1 {
+		t.Fatalf("fenced writes = %v", got)
+	}
+	// The fenced activation stopped itself.
+	if _, err := root.RequestFuture(older, &Hold{AppointmentID: "x", ClientID: "c", Service: massage, Start: at(12, 0)}, 200*time.Millisecond).Result(); err == nil {
+		t.Fatal("the fenced activation still answers")
+	}
+}
+
+// failingStore fails every transaction once armed.
+type failingStore struct {
+	persistence.Store
+	fail atomic.Bool
+}
+
+func (s *failingStore) InTx(ctx context.Context, fn func(persistence.Tx) error) error {
+	if s.fail.Load() {
+		return persistence.ErrUnavailable
+	}
+	return s.Store.InTx(ctx, fn)
+}
+
+func TestFailedBatchReleasesEverything(t *testing.T) {
+	var fs *failingStore
+	f := newFixture(t, Config{}, func(s persistence.Store) persistence.Store { fs = &failingStore{Store: s}; return fs })
+	if r := f.hold(t, "a1", at(10, 0)); r.Err != nil { // activates while the store works
+		t.Fatal(r.Err)
+	}
+	fs.fail.Store(true)
+	if r := f.hold(t, "a2", at(12, 0)); !errors.Is(r.Err, ErrRetry) {
+		t.Fatalf("hold during an outage: %v", r.Err)
+	}
+	fs.fail.Store(false)
+	// A fresh activation loads the truth: a1 is held, 12:00 is free.
+	if r := f.hold(t, "a3", at(12, 0)); r.Err != nil {
+		t.Fatalf("after the outage: %v", r.Err)
+	}
+	if r := f.hold(t, "a4", at(10, 0)); !errors.Is(r.Err, ErrSlotTaken) {
+		t.Fatalf("a1 lost after reactivation: %v", r.Err)
+	}
+}
+
+func TestPassivationAndReactivation(t *testing.T) {
+	f := newFixture(t, Config{IdleAfter: 50 * time.Millisecond}, nil)
+	if r := f.hold(t, "a1", at(10, 0)); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(f.metrics.live) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("idle actor never passivated")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := f.hold(t, "a2", at(10, 0)); !errors.Is(r.Err, ErrSlotTaken) {
+		t.Fatalf("reactivated actor lost the hold: %v", r.Err)
+	}
+}
+
+func TestUnknownStaff(t *testing.T) {
+	f := newFixture(t, Config{}, nil)
+	r, err := f.dir.Ask(context.Background(), "nobody", &Hold{AppointmentID: "x", ClientID: "c", Service: massage, Start: at(10, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(r.(*HoldReply).Err, ErrUnknownStaff) {
+		t.Fatalf("unknown staff: %v", r.(*HoldReply).Err)
+	}
+}
