@@ -3,6 +3,7 @@ module github.com/spa-engine/spa
 go 1.26.8
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/asynkron/protoactor-go v0.0.0-20240822202345-3c0e61ca19c9
 	github.com/cockroachdb/cockroach-go/v2 v2.4.2
 	github.com/gofiber/fiber/v2 v2.52.15

@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/cors"
@@ -10,6 +11,10 @@ import (
 	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/gateway/idempotency"
 )
+
+// catalogueTTL bounds how stale another node's catalogue change may look
+// to this node's booking path.
+const catalogueTTL = 2 * time.Second
 
 // New builds the API's fiber app. It does not listen; cmd decides where.
 func New(d Deps) (*fiber.App, error) {
@@ -21,7 +26,8 @@ func New(d Deps) (*fiber.App, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{deps: d, log: d.Logger, metrics: m, routes: map[string]bool{}}
+	s := &server{deps: d, log: d.Logger, metrics: m, routes: map[string]bool{},
+		catalogue: newCatalogueCache(d.Store, catalogueTTL)}
 	cfg := d.Config
 
 	corsMW, err := newCORS(cfg.CORSOrigins)
@@ -96,6 +102,31 @@ func (s *server) registerRoutes(app *fiber.App) {
 	app.Delete("/v1/admin/staff/:id/time-off/:timeOffID", admin, mutate(s.deleteTimeOff))
 	app.Get("/v1/admin/resources", admin, s.listResources)
 	app.Put("/v1/admin/resources/:id", admin, mutate(s.putResource))
+
+	if s.deps.Calendars != nil {
+		s.registerBooking(app, idem)
+	}
+}
+
+// registerBooking adds the availability and appointment routes. Their
+// effects happen in schedule actors, so idempotency wraps them from the
+// outside (WrapExternal) and appointment ids derive from the key.
+func (s *server) registerBooking(app *fiber.App, idem idempotency.Config) {
+	anyone := RequireRole(auth.RoleClient, auth.RoleStaff, auth.RoleReceptionist, auth.RoleAdmin)
+	staff := RequireRole(staffRoles...)
+	external := func(h fiber.Handler) fiber.Handler {
+		return idempotency.WrapExternal(s.deps.Store, idem, idempotency.ExternalHandler(h))
+	}
+	app.Get("/v1/availability", s.availabilityHandler)
+	app.Post("/v1/appointments", anyone, external(s.createAppointment))
+	app.Get("/v1/appointments/:id", anyone, s.getAppointment)
+	app.Post("/v1/appointments/:id/confirm", anyone, external(s.lifecycle(s.confirmAppointment)))
+	app.Post("/v1/appointments/:id/cancel", anyone, external(s.lifecycle(s.cancelAppointment)))
+	app.Post("/v1/appointments/:id/reschedule", anyone, external(s.lifecycle(s.rescheduleAppointment)))
+	app.Post("/v1/appointments/:id/complete", staff, external(s.lifecycle(s.completeAppointment)))
+	app.Post("/v1/appointments/:id/no-show", staff, external(s.lifecycle(s.noShowAppointment)))
+	app.Get("/v1/me/appointments", anyone, s.myAppointments)
+	app.Get("/v1/agenda", staff, s.agenda)
 }
 
 // newCORS builds the CORS middleware for origins, or nil when there are

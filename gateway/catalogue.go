@@ -152,6 +152,7 @@ func rangesJSON(in []persistence.ClockRange) []clockRangeJSON {
 // recordChange appends the audit entry and the CatalogueChanged event of a
 // catalogue change, in the change's transaction.
 func (s *server) recordChange(c *fiber.Ctx, tx persistence.Tx, action, kind, id string, version int64, detail any) error {
+	s.catalogue.invalidate()
 	if err := s.audit(c, tx, action, kind+"/"+id, detail); err != nil {
 		return err
 	}

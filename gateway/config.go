@@ -93,9 +93,18 @@ type Deps struct {
 	// Checks run on /readyz. A "store" check pinging Store is added unless
 	// one with that name is given.
 	Checks []Check
+	// Calendars reaches the schedule actors; nil disables the booking
+	// routes (a gateway that only serves the catalogue, as in some tests).
+	Calendars Calendars
 	// Now is the clock (nil: time.Now).
 	Now    func() time.Time
 	Config Config
+}
+
+// Calendars is the gateway's door to the schedule actors: one request to
+// one staff member's calendar, answered with that actor's reply.
+type Calendars interface {
+	Ask(ctx context.Context, staffID string, msg any) (any, error)
 }
 
 func (d Deps) withDefaults() (Deps, error) {

@@ -88,9 +88,10 @@ const unmatchedRoute = "unmatched"
 
 // server is the state the middleware and handlers share.
 type server struct {
-	deps    Deps
-	log     *slog.Logger
-	metrics *httpMetrics
+	deps      Deps
+	catalogue *catalogueCache
+	log       *slog.Logger
+	metrics   *httpMetrics
 	// routes are the registered route patterns; filled in New before the
 	// app serves, read-only afterwards.
 	routes map[string]bool

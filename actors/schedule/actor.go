@@ -80,7 +80,7 @@ type scheduleActor struct {
 	staffID string
 	epoch   int64
 	staff   availability.Staff
-	appts   map[string]persistence.Appointment // appointments in the loaded window
+	appts   map[string]persistence.Appointment // every appointment in the loaded window
 	loadErr error
 
 	queued   []op // accepted, waiting for the batch in flight to finish
@@ -186,7 +186,9 @@ func (a *scheduleActor) activate() error {
 		if err != nil {
 			return err
 		}
-		appts, err := tx.AppointmentList(ctx, persistence.AppointmentRange{StaffID: a.staffID, From: from, To: to, LiveAt: now})
+		// Every status, not only live ones: ids of expired or cancelled
+		// appointments must still be recognised when a request is retried.
+		appts, err := tx.AppointmentList(ctx, persistence.AppointmentRange{StaffID: a.staffID, From: from, To: to})
 		if err != nil {
 			return err
 		}
@@ -265,7 +267,15 @@ func (a *scheduleActor) calendar(now time.Time, except string) availability.Staf
 	s.Busy = make([]availability.Busy, 0, len(a.appts))
 	s.Load = 0
 	for id, ap := range a.appts {
-		if id == except || !ap.Live(now) {
+		if id == except {
+			continue
+		}
+		// Load is booked work in the window, for fair assignment: no-shows
+		// and cancellations do not count.
+		if ap.Live(now) || ap.Status == persistence.StatusCompleted {
+			s.Load++
+		}
+		if !ap.Live(now) {
 			continue
 		}
 		hold := time.Time{}
@@ -274,7 +284,6 @@ func (a *scheduleActor) calendar(now time.Time, except string) availability.Staf
 		}
 		s.Busy = append(s.Busy, availability.Busy{Start: ap.Start, End: ap.End,
 			BufferBefore: ap.BufferBefore, BufferAfter: ap.BufferAfter, HoldExpiresAt: hold})
-		s.Load++
 	}
 	return s
 }
@@ -301,8 +310,15 @@ func (a *scheduleActor) hold(c actor.Context, m *Hold) {
 		c.Respond(&HoldReply{Err: fmt.Errorf("%w: a hold needs an appointment id and a client", ErrInvalid)})
 		return
 	}
-	if _, dup := a.appts[m.AppointmentID]; dup {
-		c.Respond(&HoldReply{Err: fmt.Errorf("%w: appointment id %s already used", ErrTransition, m.AppointmentID)})
+	if prev, dup := a.appts[m.AppointmentID]; dup {
+		// A retry of the same request (ids derive from idempotency keys)
+		// gets the appointment it made; anything else reusing the id is
+		// refused.
+		if prev.ClientID == m.ClientID && prev.ServiceID == m.Service.ID && prev.Start.Equal(m.Start) {
+			c.Respond(&HoldReply{Appointment: prev})
+			return
+		}
+		c.Respond(&HoldReply{Err: fmt.Errorf("%w: appointment id %s already used", ErrInvalid, m.AppointmentID)})
 		return
 	}
 	q := a.query(m.Service, now)

@@ -361,3 +361,26 @@ func TestUnknownStaff(t *testing.T) {
 		t.Fatalf("unknown staff: %v", r.(*HoldReply).Err)
 	}
 }
+
+func TestHoldRetryIsIdempotent(t *testing.T) {
+	f := newFixture(t, Config{IdleAfter: 50 * time.Millisecond}, nil)
+	first := f.hold(t, "k1", at(10, 0))
+	if first.Err != nil {
+		t.Fatal(first.Err)
+	}
+	if again := f.hold(t, "k1", at(10, 0)); again.Err != nil || again.Appointment.ID != "k1" || !again.Appointment.CreatedAt.Equal(first.Appointment.CreatedAt) {
+		t.Fatalf("retry: %+v", again)
+	}
+	// After passivation, and after the hold expired, the id is still known.
+	f.clock.add(time.Hour)
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(f.metrics.live) != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if again := f.hold(t, "k1", at(10, 0)); again.Err != nil || again.Appointment.Status != persistence.StatusHeld {
+		t.Fatalf("retry after reactivation: %+v", again)
+	}
+	if other := f.hold(t, "k1", at(12, 0)); !errors.Is(other.Err, ErrInvalid) {
+		t.Fatalf("id reused for another slot: %v", other.Err)
+	}
+}

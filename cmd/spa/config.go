@@ -42,6 +42,10 @@ type config struct {
 	IdempotencyLockTTL time.Duration
 	ShutdownTimeout    time.Duration
 	LogLevel           slog.Level
+	HoldTTL            time.Duration
+	BookingHorizon     time.Duration
+	MinNotice          time.Duration
+	SlotStep           time.Duration
 }
 
 // setting is one configuration value: settable by flag or environment
@@ -132,6 +136,10 @@ var settings = []setting{
 	{"idempotency-ttl", "SPA_IDEMPOTENCY_TTL", "24h", "how long a stored Idempotency-Key response is replayed", durationIn(time.Minute, 30*24*time.Hour, func(c *config, d time.Duration) { c.IdempotencyTTL = d })},
 	{"idempotency-lock-ttl", "SPA_IDEMPOTENCY_LOCK_TTL", "30s", "how long an in-progress key blocks a duplicate before a retry may take it over", durationIn(time.Second, time.Hour, func(c *config, d time.Duration) { c.IdempotencyLockTTL = d })},
 	{"shutdown-timeout", "SPA_SHUTDOWN_TIMEOUT", "20s", "how long a graceful shutdown may take", durationIn(time.Second, 10*time.Minute, func(c *config, d time.Duration) { c.ShutdownTimeout = d })},
+	{"hold-ttl", "SPA_HOLD_TTL", "10m", "how long an unconfirmed hold blocks its slot", durationIn(time.Minute, 24*time.Hour, func(c *config, d time.Duration) { c.HoldTTL = d })},
+	{"booking-horizon", "SPA_BOOKING_HORIZON", "2160h", "how far ahead clients may book (2160h = 90 days)", durationIn(24*time.Hour, 2*366*24*time.Hour, func(c *config, d time.Duration) { c.BookingHorizon = d })},
+	{"min-notice", "SPA_MIN_NOTICE", "0s", "how soon before its start a slot may still be booked", durationIn(0, 30*24*time.Hour, func(c *config, d time.Duration) { c.MinNotice = d })},
+	{"slot-step", "SPA_SLOT_STEP", "15m", "grid of bookable start times within working hours", durationIn(5*time.Minute, 4*time.Hour, func(c *config, d time.Duration) { c.SlotStep = d })},
 	{"log-level", "SPA_LOG_LEVEL", "info", "debug, info, warn or error", func(c *config, v string) error {
 		return c.LogLevel.UnmarshalText([]byte(v))
 	}},

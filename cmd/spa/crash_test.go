@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -111,16 +110,6 @@ func putStudio(client *http.Client, base, token, key string, body studioPut) (re
 	return reply{res.StatusCode, rb, res.Header.Get("Idempotent-Replayed") == "true"}, nil
 }
 
-func adminToken(t *testing.T, dataDir string) string {
-	t.Helper()
-	var out bytes.Buffer
-	if err := run(context.Background(), []string{"token", "--subject", "crash-test", "--role", "admin", "--data-dir", dataDir},
-		func(string) string { return "" }, &out, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(out.String())
-}
-
 // TestKillMidRequestLosesNothing kills the server with SIGKILL while studio
 // updates stream in, restarts it on the same data, and shows that every
 // update a client saw acknowledged kept its idempotency record (it replays),
@@ -140,7 +129,7 @@ func TestKillMidRequestLosesNothing(t *testing.T) {
 			env["SPA_IDEMPOTENCY_LOCK_TTL"] = "1s"
 
 			p := startProcess(t, bin, env)
-			token := adminToken(t, dataDir)
+			token := issueToken(t, dataDir, "crash-test", "admin")
 			client := &http.Client{Timeout: 10 * time.Second}
 
 			type sent struct {

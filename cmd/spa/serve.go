@@ -17,12 +17,15 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/spa-engine/spa/actors"
+	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/cluster/natsserver"
 	"github.com/spa-engine/spa/cluster/outbox"
 	"github.com/spa-engine/spa/gateway"
 	"github.com/spa-engine/spa/gateway/auth"
+	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 	"github.com/spa-engine/spa/persistence/postgres"
 	"github.com/spa-engine/spa/persistence/sqlite"
@@ -57,16 +60,19 @@ func openStore(ctx context.Context, cfg config, opts *persistence.Options) (pers
 
 // node is one running server and everything it owns, in start order.
 type node struct {
-	log     *slog.Logger
-	store   persistence.Store
-	nats    *natsserver.Server
-	actors  *actors.System
-	relay   *outbox.Relay
-	app     *fiber.App
-	ln      net.Listener
-	cancel  context.CancelFunc // stops background loops
-	loops   sync.WaitGroup
-	timeout time.Duration
+	log    *slog.Logger
+	store  persistence.Store
+	nats   *natsserver.Server
+	actors *actors.System
+	sched  *schedule.Directory
+	relay  *outbox.Relay
+	// catalogue follows CatalogueChanged events.
+	catalogue jetstream.ConsumeContext
+	app       *fiber.App
+	ln        net.Listener
+	cancel    context.CancelFunc // stops background loops
+	loops     sync.WaitGroup
+	timeout   time.Duration
 }
 
 // startNode brings a node up. On failure it stops whatever already started.
@@ -121,6 +127,17 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	if n.actors, err = actors.Start(log); err != nil {
 		return n, err
 	}
+	schedMetrics, err := schedule.NewMetrics(reg)
+	if err != nil {
+		return n, err
+	}
+	n.sched, err = schedule.NewDirectory(n.actors.Root(), schedule.Deps{
+		Store: n.store, Now: time.Now, Log: log, Metrics: schedMetrics,
+		Config: schedule.Config{HoldTTL: cfg.HoldTTL, Horizon: cfg.BookingHorizon, MinNotice: cfg.MinNotice, Step: cfg.SlotStep},
+	}, cfg.RequestTimeout)
+	if err != nil {
+		return n, err
+	}
 
 	if n.relay, err = outbox.New(n.store, js, outbox.Config{}, log, reg); err != nil {
 		return n, fmt.Errorf("outbox relay: %w", err)
@@ -129,6 +146,16 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		return n, fmt.Errorf("outbox relay: %w", err)
 	}
 	relay.Store(n.relay)
+	// Hours, overrides and time off change: the staff member's schedule
+	// actor reloads.
+	n.catalogue, err = followCatalogue(ctx, js, log, func(ev *messages.CatalogueChanged) {
+		if ev.Kind == "staff" {
+			n.sched.Invalidate(ev.Id)
+		}
+	})
+	if err != nil {
+		return n, err
+	}
 
 	tokens, err := auth.NewTokens(cfg.TokenSecret, cfg.TokenIssuer, time.Now)
 	if err != nil {
@@ -140,6 +167,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		Logger:     log,
 		Registerer: reg,
 		Gatherer:   reg,
+		Calendars:  n.sched,
 		Now:        time.Now,
 		Checks: []gateway.Check{
 			{Name: "store", Check: n.store.Ping},
@@ -217,8 +245,16 @@ func (n *node) shutdown() {
 	} else if n.ln != nil {
 		n.ln.Close()
 	}
+	if n.catalogue != nil {
+		n.catalogue.Stop()
+	}
 	if n.actors != nil {
-		step("actors stopped", n.actors.Stop)
+		step("actors stopped", func() {
+			if n.sched != nil {
+				n.sched.Stop(n.timeout) // each calendar finishes its writes
+			}
+			n.actors.Stop()
+		})
 	}
 	if n.cancel != nil {
 		step("background loops stopped", func() { n.cancel(); n.loops.Wait() })
@@ -261,4 +297,26 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 		return fmt.Errorf("http: %w", err)
 	}
+}
+
+// followCatalogue calls fn for every CatalogueChanged event published from
+// now on. Missing one is harmless: schedule actors also reload when they
+// passivate.
+func followCatalogue(ctx context.Context, js jetstream.JetStream, log *slog.Logger, fn func(*messages.CatalogueChanged)) (jetstream.ConsumeContext, error) {
+	cons, err := js.OrderedConsumer(ctx, outbox.StreamName, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{messages.Subject(&messages.CatalogueChanged{})},
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("follow catalogue: %w", err)
+	}
+	return cons.Consume(func(msg jetstream.Msg) {
+		var ev messages.Event
+		var cc messages.CatalogueChanged
+		if err := proto.Unmarshal(msg.Data(), &ev); err != nil || ev.Payload.UnmarshalTo(&cc) != nil {
+			log.Warn("undecodable catalogue event", "subject", msg.Subject())
+			return
+		}
+		fn(&cc)
+	})
 }

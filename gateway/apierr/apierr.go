@@ -40,6 +40,10 @@ const (
 	CodeUnavailable           = "unavailable"
 	CodeTimeout               = "timeout"
 	CodeInternal              = "internal"
+	CodeSlotTaken             = "slot_taken"
+	CodeHoldExpired           = "hold_expired"
+	CodeInvalidTransition     = "invalid_transition"
+	CodeCutoffPassed          = "cutoff_passed"
 )
 
 // table is the one place a code is bound to its status and default message,
@@ -67,6 +71,10 @@ var table = map[string]struct {
 	CodeUnavailable:           {http.StatusServiceUnavailable, "service temporarily unavailable; retry later"},
 	CodeTimeout:               {http.StatusGatewayTimeout, "the request took too long"},
 	CodeInternal:              {http.StatusInternalServerError, "internal error"},
+	CodeSlotTaken:             {http.StatusConflict, "that slot is no longer free; see the alternatives"},
+	CodeHoldExpired:           {http.StatusConflict, "the hold expired before it was confirmed; book again"},
+	CodeInvalidTransition:     {http.StatusConflict, "the appointment's status does not allow this"},
+	CodeCutoffPassed:          {http.StatusConflict, "too close to the start to change it; contact the studio"},
 }
 
 // Error is a failure that is safe to show to the client as is.

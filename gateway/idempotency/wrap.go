@@ -3,6 +3,8 @@ package idempotency
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base32"
 	"errors"
 	"log/slog"
 	"time"
@@ -91,7 +93,7 @@ func Wrap(store persistence.Store, cfg Config, h Handler) fiber.Handler {
 		r := &run{
 			store: store,
 			cfg:   cfg,
-			h:     h,
+			tx:    h,
 			scope: Scope(c),
 			key:   string(keys[0]),
 			hash:  RequestHash(c.Method(), c.OriginalURL(), c.Get(fiber.HeaderContentType), c.Body()),
@@ -123,11 +125,52 @@ func validKey(k []byte) bool {
 	return true
 }
 
+// ExternalHandler does its work outside the store's transactions: in an
+// actor that persists by itself. It must be idempotent on its own (for
+// example by deriving the id of what it creates from the key with
+// DerivedID), because a crash between its effect and the stored response
+// makes a retry run it again.
+type ExternalHandler func(c *fiber.Ctx) error
+
+// WrapExternal gives h the same protocol as Wrap (claim, replay, refuse,
+// take over), except that h runs outside any transaction and its response
+// is remembered in a transaction of its own right after. Holding a store
+// transaction open while an actor writes would deadlock SQLite's single
+// writer and stretch every lock elsewhere.
+func WrapExternal(store persistence.Store, cfg Config, h ExternalHandler) fiber.Handler {
+	cfg = cfg.withDefaults()
+	return func(c *fiber.Ctx) error {
+		keys := c.Request().Header.PeekAll(HeaderKey)
+		if len(keys) == 0 {
+			return h(c)
+		}
+		if len(keys) > 1 || !validKey(keys[0]) {
+			return apierr.New(apierr.CodeIdempotencyKeyInvalid, "")
+		}
+		r := &run{store: store, cfg: cfg, external: h, scope: Scope(c), key: string(keys[0]),
+			hash: RequestHash(c.Method(), c.OriginalURL(), c.Get(fiber.HeaderContentType), c.Body())}
+		return r.serve(c)
+	}
+}
+
+// DerivedID is a stable id for what the request under the current
+// Idempotency-Key creates ("" without a key): the same caller retrying the
+// same key gets the same id, so an actor recognises the retry.
+func DerivedID(c *fiber.Ctx, prefix string) string {
+	key := c.Get(HeaderKey)
+	if key == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(Scope(c) + "\x00" + key))
+	return prefix + base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:16])
+}
+
 // run is one keyed request going through the protocol.
 type run struct {
 	store      persistence.Store
 	cfg        Config
-	h          Handler
+	tx         Handler         // runs inside the effect's transaction
+	external   ExternalHandler // or outside any
 	scope, key string
 	hash       []byte
 }
@@ -183,6 +226,10 @@ func (r *run) serve(c *fiber.Ctx) error {
 		return sendReplay(c, *replay)
 	}
 
+	if r.external != nil {
+		return r.serveExternal(c)
+	}
+
 	// Phase 2: the handler's effects and the completed record, together.
 	var lost *persistence.IdempotencyRecord
 	err = r.store.InTx(ctx, func(tx persistence.Tx) error {
@@ -199,7 +246,7 @@ func (r *run) serve(c *fiber.Ctx) error {
 			return err
 		}
 		resetResponse(c)
-		if herr := r.h(c, tx); herr != nil {
+		if herr := r.tx(c, tx); herr != nil {
 			return handlerError{herr}
 		}
 		return tx.IdempotencyPut(ctx, r.completed(c, now))
@@ -241,6 +288,40 @@ func (r *run) serve(c *fiber.Ctx) error {
 		return he.err
 	}
 	return err
+}
+
+// serveExternal is phase 2 for an ExternalHandler: run it, then remember
+// its answer (a success or a 4xx; a 5xx frees the key for a retry).
+func (r *run) serveExternal(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	resetResponse(c)
+	if err := r.external(c); err != nil {
+		if !apierr.IsClientError(err) {
+			r.release(ctx)
+			return err
+		}
+		e, _ := apierr.From(err)
+		resetResponse(c)
+		if werr := apierr.Write(c, e); werr != nil {
+			r.release(ctx)
+			return werr
+		}
+	}
+	if c.Response().StatusCode() >= 500 {
+		r.release(ctx)
+		return nil
+	}
+	dctx := context.WithoutCancel(ctx) // the effect happened: remember it even if the client left
+	err := r.store.InTx(dctx, func(tx persistence.Tx) error {
+		return tx.IdempotencyPut(dctx, r.completed(c, r.cfg.Now()))
+	})
+	if err != nil {
+		// The effect happened; the retry will redo it idempotently.
+		r.cfg.Logger.Warn("idempotency: could not store response",
+			slog.String("request_id", reqctx.RequestID(c)), slog.String("error", err.Error()))
+		r.release(ctx)
+	}
+	return nil
 }
 
 // completed is the record remembering the response now in c.

@@ -1,0 +1,116 @@
+// Package claimcheck checks recorded histories of slot claims for
+// linearizability with porcupine: every claim must be explainable by some
+// order of instantaneous decisions, each inside its own call–return
+// interval, in which a claim succeeds only on a free slot and is refused
+// only when another claim already holds it. Tests and the load generator
+// record histories through Recorder and check them with Check.
+package claimcheck
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// Outcome of one claim as the client saw it.
+type Outcome int
+
+// Outcomes. An Ambiguous claim (timeout, 5xx) may or may not have taken
+// effect; the checker considers both.
+const (
+	Won Outcome = iota
+	Refused
+	Ambiguous
+)
+
+// claim is the input of one operation: which slot.
+type claim struct{ slot string }
+
+// model: the state of one slot is whether it is held. Histories are
+// partitioned by slot, since slots are independent. It is
+// nondeterministic because an ambiguous claim may or may not have won.
+var model = (&porcupine.NondeterministicModel{
+	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
+		by := map[string][]porcupine.Operation{}
+		var order []string
+		for _, op := range h {
+			s := op.Input.(claim).slot
+			if _, ok := by[s]; !ok {
+				order = append(order, s)
+			}
+			by[s] = append(by[s], op)
+		}
+		out := make([][]porcupine.Operation, len(order))
+		for i, s := range order {
+			out[i] = by[s]
+		}
+		return out
+	},
+	Init: func() []any { return []any{false} },
+	Step: func(state, _, output any) []any {
+		held := state.(bool)
+		switch output.(Outcome) {
+		case Won: // only a free slot can be won
+			if held {
+				return nil
+			}
+			return []any{true}
+		case Refused: // only a held slot can be refused
+			if !held {
+				return nil
+			}
+			return []any{true}
+		default: // ambiguous: it won if it could, or it did not happen
+			return []any{true, held}
+		}
+	},
+	DescribeOperation: func(input, output any) string {
+		return fmt.Sprintf("claim(%s) → %v", input.(claim).slot, output)
+	},
+}).ToModel()
+
+// Recorder collects a history from concurrent clients.
+type Recorder struct {
+	mu  sync.Mutex
+	ops []porcupine.Operation
+	t0  time.Time
+}
+
+// NewRecorder starts a history.
+func NewRecorder() *Recorder { return &Recorder{t0: time.Now()} }
+
+// Claim runs do, timing it, and records its outcome for slot.
+func (r *Recorder) Claim(client int, slot string, do func() Outcome) Outcome {
+	call := time.Since(r.t0).Nanoseconds()
+	out := do()
+	ret := time.Since(r.t0).Nanoseconds()
+	r.mu.Lock()
+	r.ops = append(r.ops, porcupine.Operation{ClientId: client, Input: claim{slot}, Call: call, Output: out, Return: ret})
+	r.mu.Unlock()
+	return out
+}
+
+// Len is the number of recorded claims.
+func (r *Recorder) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.ops)
+}
+
+// Check reports whether the history is linearizable, within timeout (0: no
+// limit). porcupine.Unknown (timed out) is reported as an error too.
+func (r *Recorder) Check(timeout time.Duration) error {
+	r.mu.Lock()
+	ops := append([]porcupine.Operation(nil), r.ops...)
+	r.mu.Unlock()
+	switch porcupine.CheckOperationsTimeout(model, ops, timeout) {
+	case porcupine.Ok:
+		return nil
+	case porcupine.Illegal:
+		return fmt.Errorf("claimcheck: %d claims are not linearizable: a claim won a held slot or was refused a free one", len(ops))
+	default:
+		return fmt.Errorf("claimcheck: the check of %d claims did not finish within %s", len(ops), timeout)
+	}
+}

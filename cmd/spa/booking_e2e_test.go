@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// api is a small HTTP client for end-to-end tests.
+type api struct {
+	t    *testing.T
+	base string
+}
+
+func (a api) call(method, path, token string, body any, hdr ...string) (int, map[string]any) {
+	a.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, a.base+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	b, _ := io.ReadAll(res.Body)
+	_ = json.Unmarshal(b, &out)
+	return res.StatusCode, out
+}
+
+func (a api) must(want int, method, path, token string, body any, hdr ...string) map[string]any {
+	a.t.Helper()
+	code, out := a.call(method, path, token, body, hdr...)
+	if code != want {
+		a.t.Fatalf("%s %s = %d %v, want %d", method, path, code, out, want)
+	}
+	return out
+}
+
+func issueToken(t *testing.T, dataDir, subject, role string) string {
+	t.Helper()
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"token", "--subject", subject, "--role", role, "--data-dir", dataDir},
+		func(string) string { return "" }, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(out.String())
+}
+
+// TestBookingEndToEnd goes from catalogue to availability to hold to
+// confirm to cancel through HTTP against a served node, on each driver.
+func TestBookingEndToEnd(t *testing.T) {
+	for name, envFor := range drivers(t) {
+		t.Run(name, func(t *testing.T) {
+			dataDir := t.TempDir()
+			base, _, _ := serveInProcess(t, envFor(t), dataDir)
+			a := api{t, base}
+			admin := issueToken(t, dataDir, "owner", "admin")
+			client := issueToken(t, dataDir, "maria", "client")
+
+			hours := []map[string]string{{"start": "08:00", "end": "18:00"}}
+			week := map[string]any{}
+			for _, d := range []string{"sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"} {
+				week[d] = hours
+			}
+			a.must(200, "PUT", "/v1/admin/staff/ana", admin, map[string]any{"name": "Ana", "skills": []string{"massage"},
+				"time_zone": "America/Bogota", "weekly_hours": week, "active": true, "version": 0})
+			a.must(200, "PUT", "/v1/admin/services/massage-60", admin, map[string]any{"name": "Masaje", "category": "body",
+				"duration_minutes": 60, "price_minor": 12000000, "buffer_after_minutes": 15, "required_skills": []string{"massage"},
+				"cancel_cutoff_minutes": 60, "active": true, "version": 0})
+			if svc := a.must(200, "GET", "/v1/services/massage-60", "", nil); svc["price_minor"] != float64(12000000) {
+				t.Fatalf("catalogue: %v", svc)
+			}
+
+			bogota, _ := time.LoadLocation("America/Bogota")
+			day := time.Now().In(bogota).AddDate(0, 0, 2)
+			from := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, bogota)
+			q := url.Values{"service": {"massage-60"}, "staff": {"ana"},
+				"from": {from.Format(time.RFC3339)}, "to": {from.AddDate(0, 0, 1).Format(time.RFC3339)}}
+			avail := func() []any {
+				return a.must(200, "GET", "/v1/availability?"+q.Encode(), "", nil)["slots"].([]any)
+			}
+			slots := avail()
+			if len(slots) == 0 {
+				t.Fatal("no availability")
+			}
+			start := slots[4].(map[string]any)["start"].(string)
+
+			held := a.must(201, "POST", "/v1/appointments", client, map[string]any{"service_id": "massage-60", "staff_id": "ana", "start": start},
+				"Idempotency-Key", "book-1")
+			id := held["id"].(string)
+			if held["status"] != "held" {
+				t.Fatalf("hold: %v", held)
+			}
+			if len(avail()) >= len(slots) {
+				t.Fatal("the held slot is still offered")
+			}
+			a.must(200, "POST", "/v1/appointments/"+id+"/confirm", client, nil)
+			if got := a.must(200, "GET", "/v1/appointments/"+id, client, nil); got["status"] != "confirmed" {
+				t.Fatalf("after confirm: %v", got)
+			}
+			a.must(200, "POST", "/v1/appointments/"+id+"/cancel", client, map[string]any{"reason": "cannot make it"})
+			if got := a.must(200, "GET", "/v1/appointments/"+id, client, nil); got["status"] != "cancelled" {
+				t.Fatalf("after cancel: %v", got)
+			}
+			if len(avail()) != len(slots) {
+				t.Fatal("cancelling did not free the slot")
+			}
+
+			// Closing that day reaches the schedule actor through the
+			// CatalogueChanged event: availability empties.
+			a.must(200, "PUT", "/v1/admin/staff/ana/overrides/"+from.Format(time.DateOnly), admin, map[string]any{"closed": true})
+			waitFor(t, 10*time.Second, "the day off to reach the schedule actor", func() bool { return len(avail()) == 0 })
+			code, body := a.call("POST", "/v1/appointments", client, map[string]any{"service_id": "massage-60", "staff_id": "ana", "start": start})
+			if code != 409 || fmt.Sprint(body["error"].(map[string]any)["code"]) != "slot_taken" {
+				t.Fatalf("booking a closed day: %d %v", code, body)
+			}
+		})
+	}
+}

@@ -1,0 +1,519 @@
+package gateway
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/spa-engine/spa/actors/availability"
+	"github.com/spa-engine/spa/actors/schedule"
+	"github.com/spa-engine/spa/gateway/apierr"
+	"github.com/spa-engine/spa/gateway/auth"
+	"github.com/spa-engine/spa/gateway/idempotency"
+	"github.com/spa-engine/spa/persistence"
+)
+
+// The booking API: availability reads and the appointment lifecycle. Every
+// decision about a calendar is taken by that staff member's schedule actor;
+// the handlers only read the catalogue, check who may do what, and translate
+// replies. A refused claim is a 409 slot_taken with alternatives, never a
+// 429 or a 500.
+
+const (
+	maxAvailabilitySpan = 31 * 24 * time.Hour
+	maxAlternatives     = 5
+	sameStaffFirst      = 3 // alternatives: this many of the same staff member before others
+)
+
+// staffRoles may act on any appointment and override client cut-offs.
+var staffRoles = []auth.Role{auth.RoleStaff, auth.RoleReceptionist, auth.RoleAdmin}
+
+func isStaff(c *fiber.Ctx) bool {
+	p, _ := Principal(c)
+	return slices.Contains(staffRoles, p.Role)
+}
+
+type slotJSON struct {
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"`
+	StaffID string    `json:"staff_id"`
+}
+
+func slotsJSON(in []availability.Slot) []slotJSON {
+	out := make([]slotJSON, len(in))
+	for i, s := range in {
+		out[i] = slotJSON{s.Start.UTC(), s.End.UTC(), s.StaffID}
+	}
+	return out
+}
+
+type appointmentJSON struct {
+	ID            string     `json:"id"`
+	StaffID       string     `json:"staff_id"`
+	ServiceID     string     `json:"service_id"`
+	ClientID      string     `json:"client_id"`
+	Start         time.Time  `json:"start"`
+	End           time.Time  `json:"end"`
+	Status        string     `json:"status"`
+	HoldExpiresAt *time.Time `json:"hold_expires_at,omitempty"`
+	PriceMinor    int64      `json:"price_minor"`
+	DepositMinor  int64      `json:"deposit_minor"`
+	Version       int64      `json:"version"`
+}
+
+func appointmentView(a persistence.Appointment) appointmentJSON {
+	v := appointmentJSON{ID: a.ID, StaffID: a.StaffID, ServiceID: a.ServiceID, ClientID: a.ClientID,
+		Start: a.Start.UTC(), End: a.End.UTC(), Status: string(a.Status),
+		PriceMinor: a.PriceMinor, DepositMinor: a.DepositMinor, Version: a.Version}
+	if a.Status == persistence.StatusHeld {
+		t := a.HoldExpiresAt.UTC()
+		v.HoldExpiresAt = &t
+	}
+	return v
+}
+
+// scheduleError maps a schedule actor's refusal to the API's errors.
+func scheduleError(err error, alternatives []availability.Slot) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, schedule.ErrSlotTaken):
+		return apierr.New(apierr.CodeSlotTaken, "").WithDetails(fiber.Map{"alternatives": slotsJSON(alternatives)})
+	case errors.Is(err, schedule.ErrHoldExpired):
+		return apierr.New(apierr.CodeHoldExpired, "")
+	case errors.Is(err, schedule.ErrTransition):
+		return apierr.New(apierr.CodeInvalidTransition, "")
+	case errors.Is(err, schedule.ErrCutoff):
+		return apierr.New(apierr.CodeCutoffPassed, "")
+	case errors.Is(err, schedule.ErrNotFound):
+		return apierr.NotFound("appointment not found")
+	case errors.Is(err, schedule.ErrUnknownStaff):
+		return apierr.Invalid("", apierr.FieldError{Field: "staff_id", Message: "no such active staff member"})
+	case errors.Is(err, schedule.ErrInvalid), errors.Is(err, availability.ErrInvalid):
+		return apierr.Invalid("the booking request is not valid: " + err.Error())
+	case errors.Is(err, schedule.ErrRetry):
+		return apierr.Unavailable("the calendar is busy recovering; retry")
+	}
+	return err
+}
+
+// ask sends msg to a calendar and maps transport failures.
+func (s *server) ask(ctx context.Context, staffID string, msg any) (any, error) {
+	r, err := s.deps.Calendars.Ask(ctx, staffID, msg)
+	if err != nil {
+		return nil, apierr.Unavailable("the calendar did not answer in time; retry")
+	}
+	return r, nil
+}
+
+// qualifiedStaff lists the active staff who hold every skill the service
+// needs, optionally only one of them.
+func qualifiedStaff(active []persistence.StaffMember, sv persistence.Service, only string) []persistence.StaffMember {
+	var out []persistence.StaffMember
+	for _, m := range active {
+		if (only == "" || m.ID == only) && hasSkills(m.Skills, sv.RequiredSkills) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func hasSkills(have, need []string) bool {
+	for _, n := range need {
+		if !slices.Contains(have, n) {
+			return false
+		}
+	}
+	return true
+}
+
+// bookable finds an active service and its qualified staff in the
+// catalogue cache.
+func (s *server) bookable(c *fiber.Ctx, serviceID, staffID string) (persistence.Service, []persistence.StaffMember, error) {
+	services, active, err := s.catalogue.snapshot(c.UserContext())
+	if err != nil {
+		return persistence.Service{}, nil, err
+	}
+	sv, ok := services[serviceID]
+	if !ok || !sv.Active {
+		return sv, nil, apierr.Invalid("", apierr.FieldError{Field: "service_id", Message: "no such active service"})
+	}
+	staff := qualifiedStaff(active, sv, staffID)
+	if sv.ResourceID != "" {
+		// Resource calendars are not decided by actors yet: refuse rather
+		// than risk overbooking the room.
+		return sv, nil, apierr.Invalid("", apierr.FieldError{Field: "service_id", Message: "services that need a shared resource cannot be booked online yet"})
+	}
+	if staffID != "" && len(staff) == 0 {
+		return sv, nil, apierr.Invalid("", apierr.FieldError{Field: "staff_id", Message: "no active staff member with that id can perform this service"})
+	}
+	return sv, staff, nil
+}
+
+// staffSlots asks every given staff member's actor for slots in [from, to)
+// concurrently.
+func (s *server) staffSlots(ctx context.Context, staff []persistence.StaffMember, sv persistence.Service, from, to time.Time) ([]*schedule.SlotsReply, error) {
+	replies := make([]*schedule.SlotsReply, len(staff))
+	errs := make([]error, len(staff))
+	var wg sync.WaitGroup
+	for i, m := range staff {
+		wg.Go(func() {
+			r, err := s.ask(ctx, m.ID, &schedule.SlotsQuery{Service: sv, From: from, To: to})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			replies[i] = r.(*schedule.SlotsReply)
+			errs[i] = scheduleError(replies[i].Err, nil)
+		})
+	}
+	wg.Wait()
+	return replies, errors.Join(errs...)
+}
+
+// fairUnion keeps one slot per start: the least-loaded staff member's (then
+// the smallest id), so "any staff" spreads work evenly.
+func fairUnion(replies []*schedule.SlotsReply) []availability.Slot {
+	best := map[time.Time]availability.Slot{}
+	load := map[string]int{}
+	for _, r := range replies {
+		for _, sl := range r.Slots {
+			load[sl.StaffID] = r.Load
+			cur, ok := best[sl.Start]
+			if !ok || cmp.Or(cmp.Compare(r.Load, load[cur.StaffID]), cmp.Compare(sl.StaffID, cur.StaffID)) < 0 {
+				best[sl.Start] = sl
+			}
+		}
+	}
+	out := make([]availability.Slot, 0, len(best))
+	for _, sl := range best {
+		out = append(out, sl)
+	}
+	slices.SortFunc(out, func(a, b availability.Slot) int { return a.Start.Compare(b.Start) })
+	return out
+}
+
+// availabilityHandler answers GET /v1/availability?service=&from=&to=[&staff=].
+func (s *server) availabilityHandler(c *fiber.Ctx) error {
+	from, to, err := instantRange(c)
+	if err != nil {
+		return err
+	}
+	if to.Sub(from) > maxAvailabilitySpan {
+		return apierr.Invalid("", apierr.FieldError{Field: "to", Message: "at most 31 days per request"})
+	}
+	staffID := c.Query("staff")
+	sv, staff, err := s.bookable(c, c.Query("service"), staffID)
+	if err != nil {
+		return err
+	}
+	replies, err := s.staffSlots(c.UserContext(), staff, sv, from, to)
+	if err != nil {
+		return err
+	}
+	var slots []availability.Slot
+	if staffID != "" {
+		for _, r := range replies {
+			slots = append(slots, r.Slots...)
+		}
+	} else {
+		slots = fairUnion(replies)
+	}
+	return c.JSON(fiber.Map{"service_id": sv.ID, "slots": slotsJSON(slots)})
+}
+
+// holdInput is the body of POST /v1/appointments.
+type holdInput struct {
+	ServiceID string    `json:"service_id"`
+	StaffID   string    `json:"staff_id"`  // empty: any qualified staff member
+	Start     time.Time `json:"start"`     // RFC 3339
+	ClientID  string    `json:"client_id"` // staff booking for a client; clients book for themselves
+}
+
+// createAppointment holds a slot: 201 with the held appointment, or 409
+// slot_taken with alternatives.
+func (s *server) createAppointment(c *fiber.Ctx) error {
+	var in holdInput
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	p, _ := Principal(c)
+	client := p.Subject
+	if isStaff(c) && in.ClientID != "" {
+		client = in.ClientID
+	}
+	var f fieldErrors
+	if in.Start.IsZero() {
+		f.add("start", "an RFC 3339 instant is required")
+	}
+	if !slugRE.MatchString(in.ServiceID) {
+		f.add("service_id", "is required")
+	}
+	if in.StaffID != "" && !slugRE.MatchString(in.StaffID) {
+		f.add("staff_id", "must be a staff id")
+	}
+	if err := f.err(); err != nil {
+		return err
+	}
+	sv, staff, err := s.bookable(c, in.ServiceID, in.StaffID)
+	if err != nil {
+		return err
+	}
+	id := idempotency.DerivedID(c, "apt_")
+	if id == "" {
+		id = ulid.Make().String()
+	}
+	ctx := c.UserContext()
+	hold := &schedule.Hold{AppointmentID: id, ClientID: client, Service: sv, Start: in.Start, ActorID: p.Subject}
+
+	// A named staff member: one claim. Any staff: try the qualified staff
+	// free at that start, least loaded first, until one accepts.
+	candidates := []string{in.StaffID}
+	if in.StaffID == "" {
+		replies, err := s.staffSlots(ctx, staff, sv, in.Start, in.Start.Add(time.Minute))
+		if err != nil {
+			return err
+		}
+		candidates = candidates[:0]
+		for _, sl := range fairOrder(replies) {
+			candidates = append(candidates, sl.StaffID)
+		}
+	}
+	for _, staffID := range candidates {
+		r, err := s.ask(ctx, staffID, hold)
+		if err != nil {
+			return err
+		}
+		reply := r.(*schedule.HoldReply)
+		if reply.Err == nil {
+			return c.Status(fiber.StatusCreated).JSON(appointmentView(reply.Appointment))
+		}
+		if !errors.Is(reply.Err, schedule.ErrSlotTaken) {
+			return scheduleError(reply.Err, nil)
+		}
+		if in.StaffID != "" {
+			return scheduleError(reply.Err, s.alternatives(ctx, sv, staff, in.StaffID, in.Start, reply.Alternatives))
+		}
+	}
+	// Nobody could take it: offer other starts around it.
+	return scheduleError(schedule.ErrSlotTaken, s.nearby(ctx, sv, staff, in.Start))
+}
+
+// fairOrder lists the staff free at a start, least loaded first.
+func fairOrder(replies []*schedule.SlotsReply) []availability.Slot {
+	var free []availability.Slot
+	loads := map[string]int{}
+	for _, r := range replies {
+		for _, sl := range r.Slots {
+			loads[sl.StaffID] = r.Load
+			free = append(free, sl)
+		}
+	}
+	slices.SortFunc(free, func(a, b availability.Slot) int {
+		return cmp.Or(cmp.Compare(loads[a.StaffID], loads[b.StaffID]), cmp.Compare(a.StaffID, b.StaffID))
+	})
+	return free
+}
+
+// alternatives for a refused claim on one staff member: a few of their own
+// nearest starts, then other qualified staff free at the same start, then
+// more of their own, up to five.
+func (s *server) alternatives(ctx context.Context, sv persistence.Service, staff []persistence.StaffMember, staffID string, start time.Time, own []availability.Slot) []availability.Slot {
+	out := slices.Clone(own[:min(len(own), sameStaffFirst)])
+	if all, err := s.everyQualified(ctx, sv); err == nil {
+		var others []persistence.StaffMember
+		for _, m := range all {
+			if m.ID != staffID {
+				others = append(others, m)
+			}
+		}
+		if replies, err := s.staffSlots(ctx, others, sv, start, start.Add(time.Minute)); err == nil {
+			out = append(out, fairOrder(replies)...)
+		}
+	}
+	out = append(out, own[min(len(own), sameStaffFirst):]...)
+	return out[:min(len(out), maxAlternatives)]
+}
+
+// everyQualified is every active staff member able to perform sv.
+func (s *server) everyQualified(ctx context.Context, sv persistence.Service) ([]persistence.StaffMember, error) {
+	_, active, err := s.catalogue.snapshot(ctx)
+	return qualifiedStaff(active, sv, ""), err
+}
+
+// nearby offers the any-staff starts nearest to start within a day.
+func (s *server) nearby(ctx context.Context, sv persistence.Service, staff []persistence.StaffMember, start time.Time) []availability.Slot {
+	replies, err := s.staffSlots(ctx, staff, sv, start.Add(-24*time.Hour), start.Add(24*time.Hour))
+	if err != nil {
+		return nil
+	}
+	slots := fairUnion(replies)
+	dist := func(t time.Time) time.Duration { return max(t.Sub(start), start.Sub(t)) }
+	slices.SortStableFunc(slots, func(a, b availability.Slot) int { return cmp.Compare(dist(a.Start), dist(b.Start)) })
+	return slots[:min(len(slots), maxAlternatives)]
+}
+
+// loadAppointment reads an appointment the caller may act on: their own,
+// or any for staff. Someone else's is a 404, so ids cannot be probed.
+func (s *server) loadAppointment(c *fiber.Ctx) (persistence.Appointment, persistence.Service, error) {
+	var ap persistence.Appointment
+	var sv persistence.Service
+	id := c.Params("id")
+	if id == "" || len(id) > 64 {
+		return ap, sv, apierr.NotFound("appointment not found")
+	}
+	err := s.read(c, func(ctx context.Context, tx persistence.Tx) (err error) {
+		if ap, err = tx.AppointmentGet(ctx, id); err != nil {
+			return err
+		}
+		sv, err = tx.ServiceGet(ctx, ap.ServiceID)
+		return err
+	})
+	if err != nil {
+		return ap, sv, notFound(err, "appointment")
+	}
+	if p, _ := Principal(c); !isStaff(c) && ap.ClientID != p.Subject {
+		return ap, sv, apierr.NotFound("appointment not found")
+	}
+	return ap, sv, nil
+}
+
+func (s *server) getAppointment(c *fiber.Ctx) error {
+	ap, _, err := s.loadAppointment(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(appointmentView(ap))
+}
+
+// reasonInput is the optional body of lifecycle calls.
+type reasonInput struct {
+	Reason string    `json:"reason"`
+	Start  time.Time `json:"start"` // reschedule only
+}
+
+func readReason(c *fiber.Ctx) (reasonInput, error) {
+	var in reasonInput
+	if len(c.Body()) > 0 {
+		if err := decodeJSON(c, &in); err != nil {
+			return in, err
+		}
+	}
+	var f fieldErrors
+	in.Reason = f.text("reason", in.Reason, 0, 200)
+	return in, f.err()
+}
+
+// lifecycle builds the handler of one appointment transition.
+func (s *server) lifecycle(build func(c *fiber.Ctx, ap persistence.Appointment, sv persistence.Service, in reasonInput, actorID string) (any, error)) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		ap, sv, err := s.loadAppointment(c)
+		if err != nil {
+			return err
+		}
+		in, err := readReason(c)
+		if err != nil {
+			return err
+		}
+		p, _ := Principal(c)
+		msg, err := build(c, ap, sv, in, p.Subject)
+		if err != nil {
+			return err
+		}
+		r, err := s.ask(c.UserContext(), ap.StaffID, msg)
+		if err != nil {
+			return err
+		}
+		reply := r.(*schedule.Reply)
+		if reply.Err != nil {
+			return scheduleError(reply.Err, reply.Alternatives)
+		}
+		return c.JSON(appointmentView(reply.Appointment))
+	}
+}
+
+func (s *server) confirmAppointment(c *fiber.Ctx, ap persistence.Appointment, _ persistence.Service, in reasonInput, actor string) (any, error) {
+	// A deposit is taken by staff at the desk (online payment comes with
+	// the payments capability); without one the client confirms directly.
+	if ap.DepositMinor > 0 && !isStaff(c) {
+		return nil, apierr.Forbidden(fmt.Sprintf("a deposit of %d (minor units) is due before confirmation", ap.DepositMinor))
+	}
+	return &schedule.Confirm{AppointmentID: ap.ID, ActorID: actor, Reason: in.Reason}, nil
+}
+
+func (s *server) cancelAppointment(c *fiber.Ctx, ap persistence.Appointment, sv persistence.Service, in reasonInput, actor string) (any, error) {
+	return &schedule.Cancel{AppointmentID: ap.ID, ActorID: actor, Reason: in.Reason, Cutoff: sv.CancelCutoff, Override: isStaff(c)}, nil
+}
+
+func (s *server) rescheduleAppointment(c *fiber.Ctx, ap persistence.Appointment, sv persistence.Service, in reasonInput, actor string) (any, error) {
+	if in.Start.IsZero() {
+		return nil, apierr.Invalid("", apierr.FieldError{Field: "start", Message: "the new start is required"})
+	}
+	return &schedule.Reschedule{AppointmentID: ap.ID, Start: in.Start, Service: sv, ActorID: actor, Override: isStaff(c)}, nil
+}
+
+func (s *server) completeAppointment(c *fiber.Ctx, ap persistence.Appointment, _ persistence.Service, in reasonInput, actor string) (any, error) {
+	return &schedule.Complete{AppointmentID: ap.ID, ActorID: actor, Reason: in.Reason}, nil
+}
+
+func (s *server) noShowAppointment(c *fiber.Ctx, ap persistence.Appointment, _ persistence.Service, in reasonInput, actor string) (any, error) {
+	return &schedule.NoShow{AppointmentID: ap.ID, ActorID: actor, Reason: in.Reason}, nil
+}
+
+// myAppointments lists the caller's appointments starting in [from, to).
+func (s *server) myAppointments(c *fiber.Ctx) error {
+	from, to, err := instantRange(c)
+	if err != nil {
+		return err
+	}
+	p, _ := Principal(c)
+	var list []persistence.Appointment
+	if err := s.read(c, func(ctx context.Context, tx persistence.Tx) (err error) {
+		list, err = tx.AppointmentListByClient(ctx, p.Subject, from, to, 500)
+		return err
+	}); err != nil {
+		return err
+	}
+	out := make([]appointmentJSON, len(list))
+	for i, a := range list {
+		out[i] = appointmentView(a)
+	}
+	return c.JSON(fiber.Map{"appointments": out})
+}
+
+// agenda lists one staff member's appointments on a local date.
+func (s *server) agenda(c *fiber.Ctx) error {
+	staffID := c.Query("staff")
+	date, err := dateParam(c, "date")
+	if err != nil {
+		return err
+	}
+	var list []persistence.Appointment
+	if err := s.read(c, func(ctx context.Context, tx persistence.Tx) error {
+		m, err := tx.StaffGet(ctx, staffID)
+		if err != nil {
+			return notFound(err, "staff member")
+		}
+		loc, err := time.LoadLocation(m.TimeZone)
+		if err != nil {
+			return err
+		}
+		day, _ := time.ParseInLocation(time.DateOnly, date, loc)
+		list, err = tx.AppointmentList(ctx, persistence.AppointmentRange{StaffID: staffID, From: day, To: day.AddDate(0, 0, 1)})
+		return err
+	}); err != nil {
+		return err
+	}
+	out := make([]appointmentJSON, len(list))
+	for i, a := range list {
+		out[i] = appointmentView(a)
+	}
+	return c.JSON(fiber.Map{"staff_id": staffID, "date": date, "appointments": out})
+}
