@@ -261,6 +261,136 @@ func (x *CatalogueChanged) GetVersion() int64 {
 	return 0
 }
 
+// AppointmentChanged: an appointment was held, confirmed, rescheduled,
+// cancelled, completed, marked no-show or its hold expired. Consumers
+// (notifications, waitlist, analytics) branch on to_status; a reschedule
+// keeps its status and changes start.
+type AppointmentChanged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AppointmentId string                 `protobuf:"bytes,1,opt,name=appointment_id,json=appointmentId,proto3" json:"appointment_id,omitempty"`
+	StaffId       string                 `protobuf:"bytes,2,opt,name=staff_id,json=staffId,proto3" json:"staff_id,omitempty"`
+	ServiceId     string                 `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	ClientId      string                 `protobuf:"bytes,4,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	Start         *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=start,proto3" json:"start,omitempty"`
+	End           *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=end,proto3" json:"end,omitempty"`
+	// "" when the appointment was created.
+	FromStatus string `protobuf:"bytes,7,opt,name=from_status,json=fromStatus,proto3" json:"from_status,omitempty"`
+	ToStatus   string `protobuf:"bytes,8,opt,name=to_status,json=toStatus,proto3" json:"to_status,omitempty"`
+	Reason     string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
+	Version    int64  `protobuf:"varint,10,opt,name=version,proto3" json:"version,omitempty"`
+	// Set on a reschedule: where it was before.
+	PreviousStart *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=previous_start,json=previousStart,proto3" json:"previous_start,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppointmentChanged) Reset() {
+	*x = AppointmentChanged{}
+	mi := &file_spa_v1_events_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppointmentChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppointmentChanged) ProtoMessage() {}
+
+func (x *AppointmentChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_spa_v1_events_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppointmentChanged.ProtoReflect.Descriptor instead.
+func (*AppointmentChanged) Descriptor() ([]byte, []int) {
+	return file_spa_v1_events_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AppointmentChanged) GetAppointmentId() string {
+	if x != nil {
+		return x.AppointmentId
+	}
+	return ""
+}
+
+func (x *AppointmentChanged) GetStaffId() string {
+	if x != nil {
+		return x.StaffId
+	}
+	return ""
+}
+
+func (x *AppointmentChanged) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *AppointmentChanged) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *AppointmentChanged) GetStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *AppointmentChanged) GetEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
+func (x *AppointmentChanged) GetFromStatus() string {
+	if x != nil {
+		return x.FromStatus
+	}
+	return ""
+}
+
+func (x *AppointmentChanged) GetToStatus() string {
+	if x != nil {
+		return x.ToStatus
+	}
+	return ""
+}
+
+func (x *AppointmentChanged) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *AppointmentChanged) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *AppointmentChanged) GetPreviousStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PreviousStart
+	}
+	return nil
+}
+
 var File_spa_v1_events_proto protoreflect.FileDescriptor
 
 const file_spa_v1_events_proto_rawDesc = "" +
@@ -284,7 +414,22 @@ const file_spa_v1_events_proto_rawDesc = "" +
 	"\x10CatalogueChanged\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x03R\aversionB-Z+github.com/spa-engine/spa/messages;messagesb\x06proto3"
+	"\aversion\x18\x03 \x01(\x03R\aversion\"\xa5\x03\n" +
+	"\x12AppointmentChanged\x12%\n" +
+	"\x0eappointment_id\x18\x01 \x01(\tR\rappointmentId\x12\x19\n" +
+	"\bstaff_id\x18\x02 \x01(\tR\astaffId\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x03 \x01(\tR\tserviceId\x12\x1b\n" +
+	"\tclient_id\x18\x04 \x01(\tR\bclientId\x120\n" +
+	"\x05start\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12,\n" +
+	"\x03end\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\x12\x1f\n" +
+	"\vfrom_status\x18\a \x01(\tR\n" +
+	"fromStatus\x12\x1b\n" +
+	"\tto_status\x18\b \x01(\tR\btoStatus\x12\x16\n" +
+	"\x06reason\x18\t \x01(\tR\x06reason\x12\x18\n" +
+	"\aversion\x18\n" +
+	" \x01(\x03R\aversion\x12A\n" +
+	"\x0eprevious_start\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rpreviousStartB-Z+github.com/spa-engine/spa/messages;messagesb\x06proto3"
 
 var (
 	file_spa_v1_events_proto_rawDescOnce sync.Once
@@ -298,22 +443,26 @@ func file_spa_v1_events_proto_rawDescGZIP() []byte {
 	return file_spa_v1_events_proto_rawDescData
 }
 
-var file_spa_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_spa_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_spa_v1_events_proto_goTypes = []any{
 	(*Event)(nil),                 // 0: spa.v1.Event
 	(*StudioUpdated)(nil),         // 1: spa.v1.StudioUpdated
 	(*CatalogueChanged)(nil),      // 2: spa.v1.CatalogueChanged
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
-	(*anypb.Any)(nil),             // 4: google.protobuf.Any
+	(*AppointmentChanged)(nil),    // 3: spa.v1.AppointmentChanged
+	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*anypb.Any)(nil),             // 5: google.protobuf.Any
 }
 var file_spa_v1_events_proto_depIdxs = []int32{
-	3, // 0: spa.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
-	4, // 1: spa.v1.Event.payload:type_name -> google.protobuf.Any
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	4, // 0: spa.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	5, // 1: spa.v1.Event.payload:type_name -> google.protobuf.Any
+	4, // 2: spa.v1.AppointmentChanged.start:type_name -> google.protobuf.Timestamp
+	4, // 3: spa.v1.AppointmentChanged.end:type_name -> google.protobuf.Timestamp
+	4, // 4: spa.v1.AppointmentChanged.previous_start:type_name -> google.protobuf.Timestamp
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_spa_v1_events_proto_init() }
@@ -327,7 +476,7 @@ func file_spa_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spa_v1_events_proto_rawDesc), len(file_spa_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

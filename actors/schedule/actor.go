@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/spa-engine/spa/actors/availability"
+	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -70,6 +72,13 @@ type batchDone struct {
 	err error
 }
 
+// expireHolds is the timer's tick: record the holds that lapsed.
+type expireHolds struct{}
+
+// minTimer keeps a hold-expiry timer from spinning when the clock is
+// fake or the expiry is already past.
+const minTimer = 10 * time.Millisecond
+
 // stop asks the actor to stop once its writes are done (passivation and
 // node shutdown); the Directory sends it.
 type stop struct{}
@@ -86,6 +95,7 @@ type scheduleActor struct {
 	queued   []op // accepted, waiting for the batch in flight to finish
 	inFlight bool
 	stopping bool
+	timer    *time.Timer // next hold expiry
 }
 
 func newActor(deps Deps, staffID string) actor.Producer {
@@ -107,8 +117,18 @@ func (a *scheduleActor) Receive(c actor.Context) {
 		}
 		a.deps.Metrics.live.Inc()
 		c.SetReceiveTimeout(a.deps.Config.IdleAfter)
+		if a.loadErr == nil {
+			a.armExpiry(c)
+		}
 	case *actor.Stopped:
 		a.deps.Metrics.live.Dec()
+		if a.timer != nil {
+			a.timer.Stop()
+		}
+	case expireHolds:
+		if a.loadErr == nil && !a.stopping {
+			a.expire(c)
+		}
 	case *actor.ReceiveTimeout:
 		if !a.inFlight && len(a.queued) == 0 {
 			a.retire(c)
@@ -296,12 +316,19 @@ func (a *scheduleActor) query(sv persistence.Service, now time.Time) availabilit
 	}
 }
 
-// alternatives proposes up to five other starts of this staff member within
-// a day either side of the refused one.
+// alternatives proposes up to five other starts of this staff member,
+// nearest first: within three hours of the refused one when that offers
+// enough (the common case, and cheap), else within a day.
 func (a *scheduleActor) alternatives(q availability.Query, s availability.Staff, start time.Time) []availability.Slot {
-	q.From, q.To = start.Add(-24*time.Hour), start.Add(24*time.Hour)
-	return availability.Alternatives(q, []availability.Staff{s}, nil,
-		availability.Slot{Start: start, StaffID: a.staffID}, 5)
+	wanted := availability.Slot{Start: start, StaffID: a.staffID}
+	var out []availability.Slot
+	for _, span := range []time.Duration{3 * time.Hour, 24 * time.Hour} {
+		q.From, q.To = start.Add(-span), start.Add(span)
+		if out = availability.Alternatives(q, []availability.Staff{s}, nil, wanted, 5); len(out) == 5 {
+			break
+		}
+	}
+	return out
 }
 
 func (a *scheduleActor) hold(c actor.Context, m *Hold) {
@@ -342,13 +369,14 @@ func (a *scheduleActor) hold(c actor.Context, m *Hold) {
 		Version: 1, CreatedAt: now.UTC(), UpdatedAt: now.UTC(),
 	}
 	a.appts[ap.ID] = ap // taken from now on, before it is durable
+	a.armExpiry(c)
 	sender := c.Sender()
 	a.enqueue(c, op{kind: "hold", start: began,
 		apply: func(ctx context.Context, tx persistence.Tx) error {
 			if err := tx.AppointmentInsert(ctx, ap); err != nil {
 				return err
 			}
-			return transition(ctx, tx, ap, "", m.ActorID, "held")
+			return record(ctx, tx, nil, ap, m.ActorID, "held")
 		},
 		reply: func(err error) { c.Send(sender, &HoldReply{Appointment: ap, Err: err}) },
 	})
@@ -372,7 +400,7 @@ func (a *scheduleActor) change(c actor.Context, kind string, before persistence.
 	after.Version = before.Version + 1
 	after.UpdatedAt = a.deps.Now().UTC()
 	a.appts[after.ID] = after
-	sender := c.Sender()
+	sender := c.Sender() // nil for the actor's own timer
 	a.enqueue(c, op{kind: kind, start: began,
 		apply: func(ctx context.Context, tx persistence.Tx) error {
 			stored := after
@@ -380,13 +408,48 @@ func (a *scheduleActor) change(c actor.Context, kind string, before persistence.
 			if _, err := tx.AppointmentUpdate(ctx, stored); err != nil {
 				return err
 			}
-			if before.Status == after.Status {
-				return nil // a reschedule keeps its status
-			}
-			return transition(ctx, tx, after, before.Status, actorID, reason)
+			return record(ctx, tx, &before, after, actorID, reason)
 		},
-		reply: func(err error) { c.Send(sender, &Reply{Appointment: after, Err: err}) },
+		reply: func(err error) {
+			if sender != nil {
+				c.Send(sender, &Reply{Appointment: after, Err: err})
+			}
+		},
 	})
+}
+
+// armExpiry sets the timer for the earliest live hold's expiry. Expired
+// holds block nothing whether or not this has run; the timer only records
+// them (status expired, a transition, an event that frees the slot for
+// the waitlist).
+func (a *scheduleActor) armExpiry(c actor.Context) {
+	var next time.Time
+	for _, ap := range a.appts {
+		if ap.Status == persistence.StatusHeld && (next.IsZero() || ap.HoldExpiresAt.Before(next)) {
+			next = ap.HoldExpiresAt
+		}
+	}
+	if a.timer != nil {
+		a.timer.Stop()
+	}
+	if next.IsZero() {
+		return
+	}
+	self, root := c.Self(), c.ActorSystem().Root
+	a.timer = time.AfterFunc(max(next.Sub(a.deps.Now()), minTimer), func() { root.Send(self, expireHolds{}) })
+}
+
+// expire records every hold that has lapsed, then re-arms the timer.
+func (a *scheduleActor) expire(c actor.Context) {
+	now := a.deps.Now()
+	for _, ap := range a.appts {
+		if ap.Status == persistence.StatusHeld && !ap.HoldExpiresAt.After(now) {
+			after := ap
+			after.Status = persistence.StatusExpired
+			a.change(c, "expire", ap, after, "system", "hold expired")
+		}
+	}
+	a.armExpiry(c)
 }
 
 func (a *scheduleActor) find(c actor.Context, id string) (persistence.Appointment, bool) {
@@ -406,6 +469,9 @@ func (a *scheduleActor) confirm(c actor.Context, m *Confirm) {
 	switch {
 	case ap.Status == persistence.StatusConfirmed:
 		c.Respond(&Reply{Appointment: ap}) // confirming twice is harmless
+		return
+	case ap.Status == persistence.StatusExpired:
+		c.Respond(&Reply{Appointment: ap, Err: ErrHoldExpired})
 		return
 	case ap.Status != persistence.StatusHeld:
 		c.Respond(&Reply{Appointment: ap, Err: ErrTransition})
@@ -494,10 +560,32 @@ func (a *scheduleActor) slots(c actor.Context, m *SlotsQuery) {
 	c.Respond(&SlotsReply{Slots: out, Load: s.Load, Err: err})
 }
 
-func transition(ctx context.Context, tx persistence.Tx, ap persistence.Appointment, from persistence.AppointmentStatus, actorID, reason string) error {
-	return tx.TransitionAppend(ctx, persistence.Transition{
-		ID: newID(), AppointmentID: ap.ID, From: from, To: ap.Status, At: ap.UpdatedAt, ActorID: actorID, Reason: reason,
-	})
+// record writes, with a change, its transition (when the status changed)
+// and its AppointmentChanged event, so the history and the notification
+// commit with the change itself. before is nil for a new appointment.
+func record(ctx context.Context, tx persistence.Tx, before *persistence.Appointment, after persistence.Appointment, actorID, reason string) error {
+	ev := &messages.AppointmentChanged{
+		AppointmentId: after.ID, StaffId: after.StaffID, ServiceId: after.ServiceID, ClientId: after.ClientID,
+		Start: timestamppb.New(after.Start), End: timestamppb.New(after.End),
+		ToStatus: string(after.Status), Reason: reason, Version: after.Version,
+	}
+	if before != nil {
+		ev.FromStatus = string(before.Status)
+		if !before.Start.Equal(after.Start) {
+			ev.PreviousStart = timestamppb.New(before.Start)
+		}
+	}
+	if before == nil || before.Status != after.Status {
+		if err := tx.TransitionAppend(ctx, persistence.Transition{ID: newID(), AppointmentID: after.ID,
+			From: persistence.AppointmentStatus(ev.FromStatus), To: after.Status, At: after.UpdatedAt, ActorID: actorID, Reason: reason}); err != nil {
+			return err
+		}
+	}
+	out, err := persistence.NewOutboxEvent("appointment/"+after.ID, "", actorID, ev, after.UpdatedAt)
+	if err != nil {
+		return err
+	}
+	return tx.OutboxAppend(ctx, out)
 }
 
 // enqueue adds an accepted change to the next batch and starts a batch if

@@ -14,7 +14,9 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 	"github.com/spa-engine/spa/persistence/sqlite"
 )
@@ -382,5 +384,41 @@ func TestHoldRetryIsIdempotent(t *testing.T) {
 	}
 	if other := f.hold(t, "k1", at(12, 0)); !errors.Is(other.Err, ErrInvalid) {
 		t.Fatalf("id reused for another slot: %v", other.Err)
+	}
+}
+
+func TestHoldExpiryIsRecorded(t *testing.T) {
+	f := newFixture(t, Config{HoldTTL: 100 * time.Millisecond}, nil)
+	if r := f.hold(t, "a1", at(10, 0)); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	f.clock.add(time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for f.stored(t, "a1").Status != persistence.StatusExpired {
+		if time.Now().After(deadline) {
+			t.Fatal("the lapsed hold was never recorded as expired")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var trs []persistence.Transition
+	var events []persistence.OutboxEvent
+	f.store.InTx(context.Background(), func(tx persistence.Tx) (err error) {
+		if trs, err = tx.TransitionList(context.Background(), "a1"); err != nil {
+			return err
+		}
+		events, err = tx.OutboxPending(context.Background(), 10)
+		return err
+	})
+	if len(trs) != 2 || trs[1].To != persistence.StatusExpired || trs[1].ActorID != "system" {
+		t.Fatalf("transitions %+v", trs)
+	}
+	var last messages.AppointmentChanged
+	var env messages.Event
+	if len(events) != 2 || proto.Unmarshal(events[1].Payload, &env) != nil || env.Payload.UnmarshalTo(&last) != nil ||
+		last.ToStatus != "expired" || last.FromStatus != "held" || last.AppointmentId != "a1" {
+		t.Fatalf("events %d, last %v", len(events), &last)
+	}
+	if r := f.ask(t, &Confirm{AppointmentID: "a1"}); !errors.Is(r.Err, ErrHoldExpired) {
+		t.Fatalf("confirm after expiry: %v", r.Err)
 	}
 }
