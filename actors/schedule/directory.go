@@ -149,7 +149,7 @@ func (d *directoryActor) route(c actor.Context, staffID string, msg any, sender 
 	}
 	ch, ok := d.children[staffID]
 	if !ok {
-		pid := c.Spawn(actor.PropsFromProducer(newActor(d.deps, staffID)))
+		pid := c.Spawn(actor.PropsFromProducer(newActor(d.deps, staffID), actor.WithMailbox(actor.Unbounded(d.deps.Metrics.mailbox))))
 		ch = &child{pid: pid}
 		d.children[staffID] = ch
 		d.byPID[pid.Id] = staffID

@@ -15,7 +15,17 @@ type Metrics struct {
 	availability prometheus.Histogram
 	live         prometheus.Gauge
 	fenced       prometheus.Counter
+	mailbox      mailboxDepth
 }
+
+// mailboxDepth counts messages waiting in schedule actors' mailboxes (all
+// of a node's together): a sustained rise means a calendar cannot keep up.
+type mailboxDepth struct{ prometheus.Gauge }
+
+func (m mailboxDepth) MailboxStarted()     {}
+func (m mailboxDepth) MessagePosted(any)   { m.Inc() }
+func (m mailboxDepth) MessageReceived(any) { m.Dec() }
+func (m mailboxDepth) MailboxEmpty()       {}
 
 // NewMetrics registers the series on reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
@@ -47,8 +57,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "spa_schedule_fenced_writes_total",
 			Help: "Group commits refused because a newer activation owns the calendar.",
 		}),
+		mailbox: mailboxDepth{prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "spa_schedule_mailbox_messages",
+			Help: "Messages waiting in the mailboxes of this node's schedule actors.",
+		})},
 	}
-	for _, c := range []prometheus.Collector{m.claims, m.latency, m.batchSize, m.availability, m.live, m.fenced} {
+	for _, c := range []prometheus.Collector{m.claims, m.latency, m.batchSize, m.availability, m.live, m.fenced, m.mailbox} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -247,6 +247,9 @@ func TestConcurrentClaimsOneWinnerPerSlot(t *testing.T) {
 	if taken.Load() != clients-int32(len(slots)) || other.Load() != 0 {
 		t.Fatalf("taken %d other %d", taken.Load(), other.Load())
 	}
+	if depth := testutil.ToFloat64(f.metrics.mailbox); depth != 0 {
+		t.Errorf("mailbox depth %v after every request was answered", depth)
+	}
 	var live []persistence.Appointment
 	f.store.InTx(context.Background(), func(tx persistence.Tx) (err error) {
 		live, err = tx.AppointmentList(context.Background(), persistence.AppointmentRange{StaffID: "ana", From: at(0, 0), To: at(23, 0), LiveAt: t0})
