@@ -10,6 +10,7 @@ import (
 
 	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/gateway/idempotency"
+	"github.com/spa-engine/spa/gateway/openapi"
 )
 
 // catalogueTTL bounds how stale another node's catalogue change may look
@@ -78,6 +79,7 @@ func (s *server) registerRoutes(app *fiber.App) {
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", s.metricsHandler())
+	app.Get("/openapi.json", openapi.Serve)
 
 	app.Get("/v1/studio", s.getPublicStudio)
 	app.Get("/v1/admin/studio", admin, s.getAdminStudio)

@@ -116,23 +116,20 @@ func (r result) errCode(t *testing.T) string {
 	return code
 }
 
+// do sends one request through the app. Every exchange is also checked
+// against the OpenAPI document (see conform in openapi_test.go), so a test
+// that exercises a behaviour the document does not describe fails.
 func (e *env) do(method, path string, body string, hdr ...string) result {
 	e.t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req := httptest.NewRequest(method, path, rd)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	res, err := e.app.Test(req, -1)
+	res, err := e.app.Test(newRequest(method, path, body, hdr), -1)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	return result{res.StatusCode, res.Header, b}
+	r := result{res.StatusCode, res.Header, b}
+	e.conform(method, path, body, hdr, r)
+	return r
 }
 
 func TestHealthz(t *testing.T) {

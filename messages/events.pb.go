@@ -391,6 +391,100 @@ func (x *AppointmentChanged) GetPreviousStart() *timestamppb.Timestamp {
 	return nil
 }
 
+// WaitlistOffered: a freed slot is held for a waiting client, who is told
+// to confirm it before the hold expires.
+type WaitlistOffered struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EntryId       string                 `protobuf:"bytes,1,opt,name=entry_id,json=entryId,proto3" json:"entry_id,omitempty"`
+	ClientId      string                 `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ServiceId     string                 `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	StaffId       string                 `protobuf:"bytes,4,opt,name=staff_id,json=staffId,proto3" json:"staff_id,omitempty"`
+	AppointmentId string                 `protobuf:"bytes,5,opt,name=appointment_id,json=appointmentId,proto3" json:"appointment_id,omitempty"`
+	Start         *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=start,proto3" json:"start,omitempty"`
+	HoldExpiresAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=hold_expires_at,json=holdExpiresAt,proto3" json:"hold_expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitlistOffered) Reset() {
+	*x = WaitlistOffered{}
+	mi := &file_spa_v1_events_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitlistOffered) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitlistOffered) ProtoMessage() {}
+
+func (x *WaitlistOffered) ProtoReflect() protoreflect.Message {
+	mi := &file_spa_v1_events_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitlistOffered.ProtoReflect.Descriptor instead.
+func (*WaitlistOffered) Descriptor() ([]byte, []int) {
+	return file_spa_v1_events_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *WaitlistOffered) GetEntryId() string {
+	if x != nil {
+		return x.EntryId
+	}
+	return ""
+}
+
+func (x *WaitlistOffered) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *WaitlistOffered) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *WaitlistOffered) GetStaffId() string {
+	if x != nil {
+		return x.StaffId
+	}
+	return ""
+}
+
+func (x *WaitlistOffered) GetAppointmentId() string {
+	if x != nil {
+		return x.AppointmentId
+	}
+	return ""
+}
+
+func (x *WaitlistOffered) GetStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *WaitlistOffered) GetHoldExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.HoldExpiresAt
+	}
+	return nil
+}
+
 var File_spa_v1_events_proto protoreflect.FileDescriptor
 
 const file_spa_v1_events_proto_rawDesc = "" +
@@ -429,7 +523,16 @@ const file_spa_v1_events_proto_rawDesc = "" +
 	"\x06reason\x18\t \x01(\tR\x06reason\x12\x18\n" +
 	"\aversion\x18\n" +
 	" \x01(\x03R\aversion\x12A\n" +
-	"\x0eprevious_start\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rpreviousStartB-Z+github.com/spa-engine/spa/messages;messagesb\x06proto3"
+	"\x0eprevious_start\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rpreviousStart\"\xa0\x02\n" +
+	"\x0fWaitlistOffered\x12\x19\n" +
+	"\bentry_id\x18\x01 \x01(\tR\aentryId\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x03 \x01(\tR\tserviceId\x12\x19\n" +
+	"\bstaff_id\x18\x04 \x01(\tR\astaffId\x12%\n" +
+	"\x0eappointment_id\x18\x05 \x01(\tR\rappointmentId\x120\n" +
+	"\x05start\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12B\n" +
+	"\x0fhold_expires_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\rholdExpiresAtB-Z+github.com/spa-engine/spa/messages;messagesb\x06proto3"
 
 var (
 	file_spa_v1_events_proto_rawDescOnce sync.Once
@@ -443,26 +546,29 @@ func file_spa_v1_events_proto_rawDescGZIP() []byte {
 	return file_spa_v1_events_proto_rawDescData
 }
 
-var file_spa_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_spa_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_spa_v1_events_proto_goTypes = []any{
 	(*Event)(nil),                 // 0: spa.v1.Event
 	(*StudioUpdated)(nil),         // 1: spa.v1.StudioUpdated
 	(*CatalogueChanged)(nil),      // 2: spa.v1.CatalogueChanged
 	(*AppointmentChanged)(nil),    // 3: spa.v1.AppointmentChanged
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
-	(*anypb.Any)(nil),             // 5: google.protobuf.Any
+	(*WaitlistOffered)(nil),       // 4: spa.v1.WaitlistOffered
+	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(*anypb.Any)(nil),             // 6: google.protobuf.Any
 }
 var file_spa_v1_events_proto_depIdxs = []int32{
-	4, // 0: spa.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
-	5, // 1: spa.v1.Event.payload:type_name -> google.protobuf.Any
-	4, // 2: spa.v1.AppointmentChanged.start:type_name -> google.protobuf.Timestamp
-	4, // 3: spa.v1.AppointmentChanged.end:type_name -> google.protobuf.Timestamp
-	4, // 4: spa.v1.AppointmentChanged.previous_start:type_name -> google.protobuf.Timestamp
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	5, // 0: spa.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	6, // 1: spa.v1.Event.payload:type_name -> google.protobuf.Any
+	5, // 2: spa.v1.AppointmentChanged.start:type_name -> google.protobuf.Timestamp
+	5, // 3: spa.v1.AppointmentChanged.end:type_name -> google.protobuf.Timestamp
+	5, // 4: spa.v1.AppointmentChanged.previous_start:type_name -> google.protobuf.Timestamp
+	5, // 5: spa.v1.WaitlistOffered.start:type_name -> google.protobuf.Timestamp
+	5, // 6: spa.v1.WaitlistOffered.hold_expires_at:type_name -> google.protobuf.Timestamp
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_spa_v1_events_proto_init() }
@@ -476,7 +582,7 @@ func file_spa_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spa_v1_events_proto_rawDesc), len(file_spa_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

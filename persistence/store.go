@@ -71,6 +71,7 @@ type Tx interface {
 	OutboxStore
 	StudioStore
 	BookingStore
+	OffersStore
 }
 
 // Options are the driver-independent knobs given to a driver's Open.

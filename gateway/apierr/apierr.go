@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/spa-engine/spa/persistence"
@@ -151,6 +152,17 @@ func Unavailable(msg string) *Error { return New(CodeUnavailable, msg) }
 // Internal is the generic 500. It deliberately takes no message: the cause
 // belongs in the log, not in the response.
 func Internal() *Error { return New(CodeInternal, "") }
+
+// Codes lists every error code, sorted: the OpenAPI document's enum is
+// checked against it.
+func Codes() []string {
+	out := make([]string, 0, len(table))
+	for c := range table {
+		out = append(out, c)
+	}
+	slices.Sort(out)
+	return out
+}
 
 // From maps any error to the Error the client sees. The second result is
 // false when err was not meant for clients (it became internal or an

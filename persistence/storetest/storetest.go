@@ -44,6 +44,7 @@ func Exercise(t *testing.T, open Opener) {
 		{"AfterOutboxCommit", testAfterOutboxCommit},
 	}
 	tests = append(tests, bookingTests...)
+	tests = append(tests, offersTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
 	}

@@ -1,0 +1,426 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/spa-engine/spa/persistence"
+)
+
+// Offers: waitlist, packages and vouchers. The rules are evaluated by
+// package persistence on rows read in the same SERIALIZABLE transaction;
+// the guarded UPDATEs and partial unique indexes are a second line.
+
+// waiting is the waiting status as an SQL literal, so that the planner can
+// use the partial indexes on status = 'waiting'.
+const waiting = `'` + string(persistence.WaitlistWaiting) + `'`
+
+// ---- Waitlist ----
+
+const waitlistColumns = `id, client_id, service_id, staff_id, from_at, to_at, status,
+	offered_appointment_id, version, created_at, updated_at`
+
+func scanWaitlist(r rowScanner) (persistence.WaitlistEntry, error) {
+	var e persistence.WaitlistEntry
+	var from, to, created, updated time.Time
+	var status string
+	err := r.Scan(&e.ID, &e.ClientID, &e.ServiceID, &e.StaffID, &from, &to, &status,
+		&e.OfferedAppointmentID, &e.Version, &created, &updated)
+	e.From, e.To, e.Status = ts(from), ts(to), persistence.WaitlistStatus(status)
+	e.CreatedAt, e.UpdatedAt = ts(created), ts(updated)
+	return e, err
+}
+
+// waitlistDuplicate returns WaitlistDuplicate if e is waiting and another
+// waiting entry of its client, service and staff overlaps its window.
+func (t *txn) waitlistDuplicate(ctx context.Context, e persistence.WaitlistEntry) error {
+	if e.Status != persistence.WaitlistWaiting {
+		return nil
+	}
+	var other string
+	err := t.tx.QueryRow(ctx, `SELECT id FROM waitlist_entries
+		WHERE client_id = $1 AND service_id = $2 AND staff_id = $3 AND status = `+waiting+`
+		AND from_at < $4 AND to_at > $5 AND id <> $6 LIMIT 1`,
+		e.ClientID, e.ServiceID, e.StaffID, ts(e.To), ts(e.From), e.ID).Scan(&other)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil
+	case err != nil:
+		return mapErr(err)
+	}
+	return persistence.WaitlistDuplicate(e, other)
+}
+
+func (t *txn) WaitlistAdd(ctx context.Context, e persistence.WaitlistEntry) error {
+	e, err := persistence.NormalizeWaitlistEntry(e)
+	if err != nil {
+		return err
+	}
+	if err := t.waitlistDuplicate(ctx, e); err != nil {
+		return err
+	}
+	_, err = t.exec(ctx, `INSERT INTO waitlist_entries (`+waitlistColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		e.ID, e.ClientID, e.ServiceID, e.StaffID, ts(e.From), ts(e.To), string(e.Status),
+		e.OfferedAppointmentID, e.Version, ts(e.CreatedAt), ts(e.UpdatedAt))
+	return err
+}
+
+func (t *txn) WaitlistGet(ctx context.Context, id string) (persistence.WaitlistEntry, error) {
+	e, err := scanWaitlist(t.tx.QueryRow(ctx, `SELECT `+waitlistColumns+` FROM waitlist_entries WHERE id = $1`, id))
+	if err != nil {
+		return persistence.WaitlistEntry{}, mapErr(err)
+	}
+	return e, nil
+}
+
+func (t *txn) WaitlistUpdate(ctx context.Context, e persistence.WaitlistEntry) (persistence.WaitlistEntry, error) {
+	e, err := persistence.NormalizeWaitlistUpdate(e)
+	if err != nil {
+		return persistence.WaitlistEntry{}, err
+	}
+	var stored int64
+	switch err := t.tx.QueryRow(ctx, `SELECT version FROM waitlist_entries WHERE id = $1`, e.ID).Scan(&stored); {
+	case errors.Is(err, pgx.ErrNoRows):
+		return persistence.WaitlistEntry{}, persistence.WaitlistMissing(e.ID)
+	case err != nil:
+		return persistence.WaitlistEntry{}, mapErr(err)
+	case stored != e.Version:
+		return persistence.WaitlistEntry{}, persistence.VersionConflict("waitlist entry", e.ID, e.Version)
+	}
+	if err := t.waitlistDuplicate(ctx, e); err != nil {
+		return persistence.WaitlistEntry{}, err
+	}
+	var created time.Time
+	err = t.tx.QueryRow(ctx, `UPDATE waitlist_entries SET client_id = $1, service_id = $2, staff_id = $3,
+		from_at = $4, to_at = $5, status = $6, offered_appointment_id = $7, updated_at = $8,
+		version = version + 1 WHERE id = $9 AND version = $10 RETURNING created_at`,
+		e.ClientID, e.ServiceID, e.StaffID, ts(e.From), ts(e.To), string(e.Status),
+		e.OfferedAppointmentID, ts(e.UpdatedAt), e.ID, e.Version).Scan(&created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return persistence.WaitlistEntry{}, persistence.VersionConflict("waitlist entry", e.ID, e.Version)
+	}
+	if err != nil {
+		return persistence.WaitlistEntry{}, mapErr(err)
+	}
+	e.Version++
+	e.CreatedAt = ts(created)
+	return e, nil
+}
+
+func (t *txn) WaitlistMatch(ctx context.Context, m persistence.WaitlistMatch) ([]persistence.WaitlistEntry, error) {
+	m, err := persistence.NormalizeWaitlistMatch(m)
+	if err != nil {
+		return nil, err
+	}
+	q := `SELECT ` + waitlistColumns + ` FROM waitlist_entries WHERE status = ` + waiting + `
+		AND (staff_id = $1 OR staff_id = '') AND from_at <= $2 AND to_at >= $3`
+	args := []any{m.StaffID, ts(m.Start), ts(m.End), m.Limit}
+	if len(m.ServiceIDs) > 0 {
+		q += ` AND service_id = ANY($5)`
+		args = append(args, m.ServiceIDs)
+	}
+	return queryList(ctx, t, scanWaitlist, q+` ORDER BY created_at, id LIMIT $4`, args...)
+}
+
+func (t *txn) WaitlistListByClient(ctx context.Context, clientID string, includeClosed bool) ([]persistence.WaitlistEntry, error) {
+	if err := persistence.CheckClientID(clientID); err != nil {
+		return nil, err
+	}
+	var open []string
+	for _, s := range persistence.OpenWaitlistStatuses() {
+		open = append(open, string(s))
+	}
+	return queryList(ctx, t, scanWaitlist, `SELECT `+waitlistColumns+` FROM waitlist_entries
+		WHERE client_id = $1 AND ($2 OR status = ANY($3)) ORDER BY created_at, id`, clientID, includeClosed, open)
+}
+
+func (t *txn) WaitlistExpire(ctx context.Context, now time.Time, limit int) (int, error) {
+	now, err := persistence.CheckWaitlistExpire(now, limit)
+	if err != nil {
+		return 0, err
+	}
+	return t.exec(ctx, `UPDATE waitlist_entries SET status = $1, updated_at = $2, version = version + 1
+		WHERE id IN (SELECT id FROM waitlist_entries WHERE status = `+waiting+` AND to_at < $2
+			ORDER BY to_at, id LIMIT $3)`,
+		string(persistence.WaitlistExpired), now, limit)
+}
+
+// ---- Packages ----
+
+const packageColumns = `id, client_id, name, service_ids, sessions_total, sessions_used, expires_at,
+	version, created_at, updated_at`
+
+func scanPackage(r rowScanner) (persistence.Package, error) {
+	var p persistence.Package
+	var services string
+	var total, used int64
+	var expires, created, updated time.Time
+	if err := r.Scan(&p.ID, &p.ClientID, &p.Name, &services, &total, &used, &expires,
+		&p.Version, &created, &updated); err != nil {
+		return p, err
+	}
+	var err error
+	p.ServiceIDs, err = persistence.DecodeStrings(services)
+	p.SessionsTotal, p.SessionsUsed = int(total), int(used)
+	p.ExpiresAt, p.CreatedAt, p.UpdatedAt = ts(expires), ts(created), ts(updated)
+	return p, err
+}
+
+const redemptionColumns = `id, package_id, appointment_id, at, released_at`
+
+func scanRedemption(r rowScanner) (persistence.PackageRedemption, error) {
+	var red persistence.PackageRedemption
+	var at time.Time
+	var released *time.Time
+	err := r.Scan(&red.ID, &red.PackageID, &red.AppointmentID, &at, &released)
+	red.At, red.ReleasedAt = ts(at), fromNullTS(released)
+	return red, err
+}
+
+func (t *txn) PackageGrant(ctx context.Context, p persistence.Package) error {
+	p, err := persistence.NormalizePackage(p)
+	if err != nil {
+		return err
+	}
+	_, err = t.exec(ctx, `INSERT INTO packages (`+packageColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		p.ID, p.ClientID, p.Name, persistence.EncodeStrings(p.ServiceIDs), p.SessionsTotal, p.SessionsUsed,
+		ts(p.ExpiresAt), p.Version, ts(p.CreatedAt), ts(p.UpdatedAt))
+	return err
+}
+
+func (t *txn) PackageGet(ctx context.Context, id string) (persistence.Package, error) {
+	p, err := scanPackage(t.tx.QueryRow(ctx, `SELECT `+packageColumns+` FROM packages WHERE id = $1`, id))
+	if err != nil {
+		return persistence.Package{}, mapErr(err)
+	}
+	return p, nil
+}
+
+func (t *txn) PackageListByClient(ctx context.Context, clientID string, now time.Time, activeOnly bool) ([]persistence.Package, error) {
+	now, err := persistence.CheckPackageListQuery(clientID, now, activeOnly)
+	if err != nil {
+		return nil, err
+	}
+	return queryList(ctx, t, scanPackage, `SELECT `+packageColumns+` FROM packages
+		WHERE client_id = $1 AND (NOT $2 OR (expires_at >= $3 AND sessions_used < sessions_total))
+		ORDER BY expires_at, id`, clientID, activeOnly, now)
+}
+
+func (t *txn) PackageRedeem(ctx context.Context, r persistence.PackageRedeem) (persistence.PackageRedemption, error) {
+	r, err := persistence.NormalizePackageRedeem(r)
+	if err != nil {
+		return persistence.PackageRedemption{}, err
+	}
+	// The appointment's redemption in force, if any, answers a retry.
+	var existing persistence.PackageRedemption
+	var at time.Time
+	var owner string
+	err = t.tx.QueryRow(ctx, `SELECT r.id, r.package_id, r.appointment_id, r.at, p.client_id
+		FROM package_redemptions r JOIN packages p ON p.id = r.package_id
+		WHERE r.appointment_id = $1 AND r.released_at IS NULL`, r.AppointmentID).
+		Scan(&existing.ID, &existing.PackageID, &existing.AppointmentID, &at, &owner)
+	existing.At = ts(at)
+	switch {
+	case err == nil && owner == r.ClientID:
+		return existing, nil
+	case err == nil:
+		return persistence.PackageRedemption{}, persistence.PackageRedeemedElsewhere(r, existing)
+	case !errors.Is(err, pgx.ErrNoRows):
+		return persistence.PackageRedemption{}, mapErr(err)
+	}
+	p, err := scanPackage(t.tx.QueryRow(ctx, `SELECT `+packageColumns+` FROM packages
+		WHERE id = $1 AND client_id = $2`, r.PackageID, r.ClientID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return persistence.PackageRedemption{}, persistence.PackageMissing(r.PackageID, r.ClientID)
+	}
+	if err != nil {
+		return persistence.PackageRedemption{}, mapErr(err)
+	}
+	if err := persistence.CheckPackageRedeem(p, r); err != nil {
+		return persistence.PackageRedemption{}, err
+	}
+	if _, err := t.exec(ctx, `INSERT INTO package_redemptions (id, package_id, appointment_id, at)
+		VALUES ($1, $2, $3, $4)`, r.ID, r.PackageID, r.AppointmentID, ts(r.At)); err != nil {
+		return persistence.PackageRedemption{}, err
+	}
+	n, err := t.exec(ctx, `UPDATE packages SET sessions_used = sessions_used + 1, updated_at = $1,
+		version = version + 1 WHERE id = $2 AND sessions_used < sessions_total`, ts(r.At), r.PackageID)
+	if err != nil {
+		return persistence.PackageRedemption{}, err
+	}
+	if n == 0 { // unreachable under SERIALIZABLE: the check read the same row
+		return persistence.PackageRedemption{}, persistence.PackageExhausted(p)
+	}
+	return persistence.PackageRedemption{ID: r.ID, PackageID: r.PackageID, AppointmentID: r.AppointmentID, At: r.At}, nil
+}
+
+func (t *txn) PackageRelease(ctx context.Context, appointmentID string, at time.Time) error {
+	at, err := persistence.CheckAppointmentUndo(appointmentID, at)
+	if err != nil {
+		return err
+	}
+	var id, packageID string
+	err = t.tx.QueryRow(ctx, `SELECT id, package_id FROM package_redemptions
+		WHERE appointment_id = $1 AND released_at IS NULL`, appointmentID).Scan(&id, &packageID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		var one int
+		switch err := t.tx.QueryRow(ctx, `SELECT 1 FROM package_redemptions WHERE appointment_id = $1 LIMIT 1`,
+			appointmentID).Scan(&one); {
+		case errors.Is(err, pgx.ErrNoRows):
+			return persistence.NothingToUndo("redemption", appointmentID)
+		default:
+			return mapErr(err) // nil: released already
+		}
+	}
+	if err != nil {
+		return mapErr(err)
+	}
+	if _, err := t.exec(ctx, `UPDATE package_redemptions SET released_at = $1 WHERE id = $2`, at, id); err != nil {
+		return err
+	}
+	_, err = t.exec(ctx, `UPDATE packages SET sessions_used = sessions_used - 1, updated_at = $1,
+		version = version + 1 WHERE id = $2`, at, packageID)
+	return err
+}
+
+func (t *txn) PackageRedemptionList(ctx context.Context, packageID string) ([]persistence.PackageRedemption, error) {
+	return queryList(ctx, t, scanRedemption, `SELECT `+redemptionColumns+` FROM package_redemptions
+		WHERE package_id = $1 ORDER BY at, id`, packageID)
+}
+
+// ---- Vouchers ----
+
+const voucherColumns = `id, code_hash, client_id, balance_minor, expires_at, version, created_at, updated_at`
+
+func scanVoucher(r rowScanner) (persistence.Voucher, error) {
+	var v persistence.Voucher
+	var expires, created, updated time.Time
+	err := r.Scan(&v.ID, &v.CodeHash, &v.ClientID, &v.BalanceMinor, &expires, &v.Version, &created, &updated)
+	v.ExpiresAt, v.CreatedAt, v.UpdatedAt = ts(expires), ts(created), ts(updated)
+	return v, err
+}
+
+const debitColumns = `id, voucher_id, appointment_id, amount_minor, at, reversed_at`
+
+func scanDebit(r rowScanner) (persistence.VoucherDebit, error) {
+	var d persistence.VoucherDebit
+	var at time.Time
+	var reversed *time.Time
+	err := r.Scan(&d.ID, &d.VoucherID, &d.AppointmentID, &d.AmountMinor, &at, &reversed)
+	d.At, d.ReversedAt = ts(at), fromNullTS(reversed)
+	return d, err
+}
+
+func (t *txn) VoucherIssue(ctx context.Context, v persistence.Voucher) error {
+	v, err := persistence.NormalizeVoucher(v)
+	if err != nil {
+		return err
+	}
+	_, err = t.exec(ctx, `INSERT INTO vouchers (`+voucherColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		v.ID, v.CodeHash, v.ClientID, v.BalanceMinor, ts(v.ExpiresAt), v.Version, ts(v.CreatedAt), ts(v.UpdatedAt))
+	return err
+}
+
+// voucherByHash returns the voucher with the code hash, or VoucherMissing.
+func (t *txn) voucherByHash(ctx context.Context, hash string) (persistence.Voucher, error) {
+	v, err := scanVoucher(t.tx.QueryRow(ctx, `SELECT `+voucherColumns+` FROM vouchers WHERE code_hash = $1`, hash))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return v, persistence.VoucherMissing()
+	}
+	return v, mapErr(err)
+}
+
+func (t *txn) VoucherGetByCode(ctx context.Context, code string, now time.Time) (persistence.Voucher, error) {
+	hash, err := persistence.CheckVoucherCode(code)
+	if err != nil {
+		return persistence.Voucher{}, err
+	}
+	v, err := t.voucherByHash(ctx, hash)
+	if err != nil {
+		return persistence.Voucher{}, err
+	}
+	if v.ExpiresAt.Before(ts(now)) {
+		return persistence.Voucher{}, persistence.VoucherMissing()
+	}
+	return v, nil
+}
+
+func (t *txn) VoucherDebit(ctx context.Context, p persistence.VoucherDebitParams) (persistence.VoucherDebit, error) {
+	p, hash, err := persistence.NormalizeVoucherDebit(p)
+	if err != nil {
+		return persistence.VoucherDebit{}, err
+	}
+	v, err := t.voucherByHash(ctx, hash)
+	if err != nil {
+		return persistence.VoucherDebit{}, err
+	}
+	if !persistence.VoucherUsable(v, p.ClientID, p.At) {
+		return persistence.VoucherDebit{}, persistence.VoucherMissing()
+	}
+	existing, err := scanDebit(t.tx.QueryRow(ctx, `SELECT `+debitColumns+` FROM voucher_debits
+		WHERE voucher_id = $1 AND appointment_id = $2 AND reversed_at IS NULL`, v.ID, p.AppointmentID))
+	switch {
+	case err == nil:
+		return existing, nil
+	case !errors.Is(err, pgx.ErrNoRows):
+		return persistence.VoucherDebit{}, mapErr(err)
+	}
+	if err := persistence.CheckVoucherDebit(v, p); err != nil {
+		return persistence.VoucherDebit{}, err
+	}
+	if _, err := t.exec(ctx, `INSERT INTO voucher_debits (id, voucher_id, appointment_id, amount_minor, at)
+		VALUES ($1, $2, $3, $4, $5)`, p.ID, v.ID, p.AppointmentID, p.AmountMinor, ts(p.At)); err != nil {
+		return persistence.VoucherDebit{}, err
+	}
+	n, err := t.exec(ctx, `UPDATE vouchers SET balance_minor = balance_minor - $1, updated_at = $2,
+		version = version + 1 WHERE id = $3 AND balance_minor >= $1`, p.AmountMinor, ts(p.At), v.ID)
+	if err != nil {
+		return persistence.VoucherDebit{}, err
+	}
+	if n == 0 { // unreachable under SERIALIZABLE: the check read the same row
+		return persistence.VoucherDebit{}, persistence.InsufficientBalance(v, p.AmountMinor)
+	}
+	return persistence.VoucherDebit{ID: p.ID, VoucherID: v.ID, AppointmentID: p.AppointmentID,
+		AmountMinor: p.AmountMinor, At: p.At}, nil
+}
+
+func (t *txn) VoucherReverse(ctx context.Context, appointmentID string, at time.Time) ([]persistence.VoucherDebit, error) {
+	at, err := persistence.CheckAppointmentUndo(appointmentID, at)
+	if err != nil {
+		return nil, err
+	}
+	all, err := queryList(ctx, t, scanDebit, `SELECT `+debitColumns+` FROM voucher_debits
+		WHERE appointment_id = $1 ORDER BY id`, appointmentID)
+	if err != nil {
+		return nil, err
+	}
+	if len(all) == 0 {
+		return nil, persistence.NothingToUndo("voucher debit", appointmentID)
+	}
+	reversed := []persistence.VoucherDebit{}
+	for _, d := range all {
+		if !d.InForce() {
+			continue
+		}
+		if _, err := t.exec(ctx, `UPDATE voucher_debits SET reversed_at = $1 WHERE id = $2`, at, d.ID); err != nil {
+			return nil, err
+		}
+		if _, err := t.exec(ctx, `UPDATE vouchers SET balance_minor = balance_minor + $1, updated_at = $2,
+			version = version + 1 WHERE id = $3`, d.AmountMinor, at, d.VoucherID); err != nil {
+			return nil, err
+		}
+		d.ReversedAt = at
+		reversed = append(reversed, d)
+	}
+	return reversed, nil
+}
+
+func (t *txn) VoucherDebitList(ctx context.Context, voucherID string) ([]persistence.VoucherDebit, error) {
+	return queryList(ctx, t, scanDebit, `SELECT `+debitColumns+` FROM voucher_debits
+		WHERE voucher_id = $1 ORDER BY at, id`, voucherID)
+}
