@@ -122,13 +122,24 @@ func (s *server) registerBooking(app *fiber.App, idem idempotency.Config) {
 	app.Get("/v1/availability", s.availabilityHandler)
 	app.Post("/v1/appointments", anyone, external(s.createAppointment))
 	app.Get("/v1/appointments/:id", anyone, s.getAppointment)
-	app.Post("/v1/appointments/:id/confirm", anyone, external(s.lifecycle(s.confirmAppointment)))
-	app.Post("/v1/appointments/:id/cancel", anyone, external(s.lifecycle(s.cancelAppointment)))
-	app.Post("/v1/appointments/:id/reschedule", anyone, external(s.lifecycle(s.rescheduleAppointment)))
-	app.Post("/v1/appointments/:id/complete", staff, external(s.lifecycle(s.completeAppointment)))
-	app.Post("/v1/appointments/:id/no-show", staff, external(s.lifecycle(s.noShowAppointment)))
+	app.Post("/v1/appointments/:id/confirm", anyone, external(s.lifecycle(false, s.confirmAppointment)))
+	app.Post("/v1/appointments/:id/cancel", anyone, external(s.lifecycle(false, s.cancelAppointment, s.releaseCredits)))
+	app.Post("/v1/appointments/:id/reschedule", anyone, external(s.lifecycle(true, s.rescheduleAppointment)))
+	app.Post("/v1/appointments/:id/complete", staff, external(s.lifecycle(false, s.completeAppointment)))
+	app.Post("/v1/appointments/:id/no-show", staff, external(s.lifecycle(false, s.noShowAppointment)))
 	app.Get("/v1/me/appointments", anyone, s.myAppointments)
 	app.Get("/v1/agenda", staff, s.agenda)
+
+	admin := RequireRole(auth.RoleAdmin)
+	mutate := func(h idempotency.Handler) fiber.Handler { return idempotency.Wrap(s.deps.Store, idem, h) }
+	app.Post("/v1/waitlist", anyone, mutate(s.joinWaitlist))
+	app.Get("/v1/me/waitlist", anyone, s.myWaitlist)
+	app.Post("/v1/waitlist/:id/cancel", anyone, mutate(s.leaveWaitlist))
+	app.Post("/v1/admin/packages", admin, mutate(s.grantPackage))
+	app.Get("/v1/me/packages", anyone, s.myPackages)
+	app.Post("/v1/admin/vouchers", admin, mutate(s.issueVoucher))
+	app.Post("/v1/vouchers/balance", anyone, s.voucherBalance)
+	app.Post("/v1/appointments/:id/pay-with-voucher", anyone, mutate(s.payWithVoucher))
 }
 
 // newCORS builds the CORS middleware for origins, or nil when there are

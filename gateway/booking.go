@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"sync"
 	"time"
@@ -25,6 +26,9 @@ import (
 // the handlers only read the catalogue, check who may do what, and translate
 // replies. A refused claim is a 409 slot_taken with alternatives, never a
 // 429 or a 500.
+
+// clientRE bounds client ids given by staff: token subjects are this shape.
+var clientRE = regexp.MustCompile(`^[A-Za-z0-9+._:-]{1,64}$`)
 
 const (
 	maxAvailabilitySpan = 31 * 24 * time.Hour
@@ -136,23 +140,25 @@ func hasSkills(have, need []string) bool {
 
 // bookable finds an active service and its qualified staff in the
 // catalogue cache.
-func (s *server) bookable(c *fiber.Ctx, serviceID, staffID string) (persistence.Service, []persistence.StaffMember, error) {
+// serviceField and staffField name the inputs in errors (query parameters
+// or body fields).
+func (s *server) bookable(c *fiber.Ctx, serviceID, staffID, serviceField, staffField string) (persistence.Service, []persistence.StaffMember, error) {
 	services, active, err := s.catalogue.snapshot(c.UserContext())
 	if err != nil {
 		return persistence.Service{}, nil, err
 	}
 	sv, ok := services[serviceID]
 	if !ok || !sv.Active {
-		return sv, nil, apierr.Invalid("", apierr.FieldError{Field: "service_id", Message: "no such active service"})
+		return sv, nil, apierr.Invalid("", apierr.FieldError{Field: serviceField, Message: "no such active service"})
 	}
 	staff := qualifiedStaff(active, sv, staffID)
 	if sv.ResourceID != "" {
 		// Resource calendars are not decided by actors yet: refuse rather
 		// than risk overbooking the room.
-		return sv, nil, apierr.Invalid("", apierr.FieldError{Field: "service_id", Message: "services that need a shared resource cannot be booked online yet"})
+		return sv, nil, apierr.Invalid("", apierr.FieldError{Field: serviceField, Message: "services that need a shared resource cannot be booked online yet"})
 	}
 	if staffID != "" && len(staff) == 0 {
-		return sv, nil, apierr.Invalid("", apierr.FieldError{Field: "staff_id", Message: "no active staff member with that id can perform this service"})
+		return sv, nil, apierr.Invalid("", apierr.FieldError{Field: staffField, Message: "no active staff member with that id can perform this service"})
 	}
 	return sv, staff, nil
 }
@@ -210,7 +216,7 @@ func (s *server) availabilityHandler(c *fiber.Ctx) error {
 		return apierr.Invalid("", apierr.FieldError{Field: "to", Message: "at most 31 days per request"})
 	}
 	staffID := c.Query("staff")
-	sv, staff, err := s.bookable(c, c.Query("service"), staffID)
+	sv, staff, err := s.bookable(c, c.Query("service"), staffID, "service", "staff")
 	if err != nil {
 		return err
 	}
@@ -232,9 +238,10 @@ func (s *server) availabilityHandler(c *fiber.Ctx) error {
 // holdInput is the body of POST /v1/appointments.
 type holdInput struct {
 	ServiceID string    `json:"service_id"`
-	StaffID   string    `json:"staff_id"`  // empty: any qualified staff member
-	Start     time.Time `json:"start"`     // RFC 3339
-	ClientID  string    `json:"client_id"` // staff booking for a client; clients book for themselves
+	StaffID   string    `json:"staff_id"`   // empty: any qualified staff member
+	Start     time.Time `json:"start"`      // RFC 3339
+	ClientID  string    `json:"client_id"`  // staff booking for a client; clients book for themselves
+	PackageID string    `json:"package_id"` // spend a session of this package
 }
 
 // createAppointment holds a slot: 201 with the held appointment, or 409
@@ -246,10 +253,16 @@ func (s *server) createAppointment(c *fiber.Ctx) error {
 	}
 	p, _ := Principal(c)
 	client := p.Subject
-	if isStaff(c) && in.ClientID != "" {
+	var f fieldErrors
+	switch {
+	case in.ClientID == "" || in.ClientID == p.Subject:
+	case !isStaff(c):
+		return apierr.Forbidden("clients book for themselves; leave client_id out")
+	case !clientRE.MatchString(in.ClientID):
+		f.add("client_id", "must be 1 to 64 of A-Z, a-z, 0-9, +, ., _, : and -")
+	default:
 		client = in.ClientID
 	}
-	var f fieldErrors
 	if in.Start.IsZero() {
 		f.add("start", "an RFC 3339 instant is required")
 	}
@@ -262,7 +275,7 @@ func (s *server) createAppointment(c *fiber.Ctx) error {
 	if err := f.err(); err != nil {
 		return err
 	}
-	sv, staff, err := s.bookable(c, in.ServiceID, in.StaffID)
+	sv, staff, err := s.bookable(c, in.ServiceID, in.StaffID, "service_id", "staff_id")
 	if err != nil {
 		return err
 	}
@@ -293,6 +306,11 @@ func (s *server) createAppointment(c *fiber.Ctx) error {
 		}
 		reply := r.(*schedule.HoldReply)
 		if reply.Err == nil {
+			if in.PackageID != "" {
+				if err := s.redeemPackage(ctx, in.PackageID, reply.Appointment); err != nil {
+					return err
+				}
+			}
 			return c.Status(fiber.StatusCreated).JSON(appointmentView(reply.Appointment))
 		}
 		if !errors.Is(reply.Err, schedule.ErrSlotTaken) {
@@ -362,20 +380,27 @@ func (s *server) nearby(ctx context.Context, sv persistence.Service, staff []per
 
 // loadAppointment reads an appointment the caller may act on: their own,
 // or any for staff. Someone else's is a 404, so ids cannot be probed.
-func (s *server) loadAppointment(c *fiber.Ctx) (persistence.Appointment, persistence.Service, error) {
+func (s *server) loadAppointment(c *fiber.Ctx) (ap persistence.Appointment, sv persistence.Service, err error) {
+	err = s.read(c, func(ctx context.Context, tx persistence.Tx) error {
+		ap, sv, err = s.appointmentIn(c, tx)
+		return err
+	})
+	return ap, sv, err
+}
+
+// appointmentIn is loadAppointment inside the caller's transaction.
+func (s *server) appointmentIn(c *fiber.Ctx, tx persistence.Tx) (persistence.Appointment, persistence.Service, error) {
 	var ap persistence.Appointment
 	var sv persistence.Service
 	id := c.Params("id")
 	if id == "" || len(id) > 64 {
 		return ap, sv, apierr.NotFound("appointment not found")
 	}
-	err := s.read(c, func(ctx context.Context, tx persistence.Tx) (err error) {
-		if ap, err = tx.AppointmentGet(ctx, id); err != nil {
-			return err
-		}
+	ctx := c.UserContext()
+	ap, err := tx.AppointmentGet(ctx, id)
+	if err == nil {
 		sv, err = tx.ServiceGet(ctx, ap.ServiceID)
-		return err
-	})
+	}
 	if err != nil {
 		return ap, sv, notFound(err, "appointment")
 	}
@@ -393,16 +418,29 @@ func (s *server) getAppointment(c *fiber.Ctx) error {
 	return c.JSON(appointmentView(ap))
 }
 
-// reasonInput is the optional body of lifecycle calls.
+// reasonInput is the optional body of lifecycle calls; a reschedule also
+// carries the new start.
 type reasonInput struct {
 	Reason string    `json:"reason"`
-	Start  time.Time `json:"start"` // reschedule only
+	Start  time.Time `json:"start"`
 }
 
-func readReason(c *fiber.Ctx) (reasonInput, error) {
+// readReason decodes the body: {reason} for most transitions, {start,
+// reason} when withStart (unknown fields are refused either way).
+func readReason(c *fiber.Ctx, withStart bool) (reasonInput, error) {
 	var in reasonInput
 	if len(c.Body()) > 0 {
-		if err := decodeJSON(c, &in); err != nil {
+		var err error
+		if withStart {
+			err = decodeJSON(c, &in)
+		} else {
+			var only struct {
+				Reason string `json:"reason"`
+			}
+			err = decodeJSON(c, &only)
+			in.Reason = only.Reason
+		}
+		if err != nil {
 			return in, err
 		}
 	}
@@ -412,13 +450,13 @@ func readReason(c *fiber.Ctx) (reasonInput, error) {
 }
 
 // lifecycle builds the handler of one appointment transition.
-func (s *server) lifecycle(build func(c *fiber.Ctx, ap persistence.Appointment, sv persistence.Service, in reasonInput, actorID string) (any, error)) fiber.Handler {
+func (s *server) lifecycle(withStart bool, build func(c *fiber.Ctx, ap persistence.Appointment, sv persistence.Service, in reasonInput, actorID string) (any, error), after ...func(ctx context.Context, ap persistence.Appointment, sv persistence.Service)) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		ap, sv, err := s.loadAppointment(c)
 		if err != nil {
 			return err
 		}
-		in, err := readReason(c)
+		in, err := readReason(c, withStart)
 		if err != nil {
 			return err
 		}
@@ -434,6 +472,9 @@ func (s *server) lifecycle(build func(c *fiber.Ctx, ap persistence.Appointment, 
 		reply := r.(*schedule.Reply)
 		if reply.Err != nil {
 			return scheduleError(reply.Err, reply.Alternatives)
+		}
+		for _, fn := range after {
+			fn(c.UserContext(), reply.Appointment, sv)
 		}
 		return c.JSON(appointmentView(reply.Appointment))
 	}
@@ -491,6 +532,9 @@ func (s *server) myAppointments(c *fiber.Ctx) error {
 // agenda lists one staff member's appointments on a local date.
 func (s *server) agenda(c *fiber.Ctx) error {
 	staffID := c.Query("staff")
+	if !slugRE.MatchString(staffID) {
+		return apierr.Invalid("", apierr.FieldError{Field: "staff", Message: "a staff id is required"})
+	}
 	date, err := dateParam(c, "date")
 	if err != nil {
 		return err

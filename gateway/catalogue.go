@@ -599,6 +599,9 @@ func (s *server) listOverrides(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if f, _ := time.Parse(dateLayout, from); f.AddDate(0, 0, 400).Format(dateLayout) < to || to < from {
+		return apierr.Invalid("", apierr.FieldError{Field: "to", Message: "must be on or after from, at most 400 days later"})
+	}
 	var list []persistence.DateOverride
 	if err := s.read(c, func(ctx context.Context, tx persistence.Tx) (err error) {
 		if err := staffExists(ctx, tx, id); err != nil {
@@ -727,12 +730,18 @@ func (s *server) listTimeOff(c *fiber.Ctx) error {
 // instantRange reads ?from=&to= as RFC 3339 instants, to after from, at
 // most 400 days apart.
 func instantRange(c *fiber.Ctx) (from, to time.Time, err error) {
+	var f fieldErrors
 	from, err1 := time.Parse(time.RFC3339, c.Query("from"))
 	to, err2 := time.Parse(time.RFC3339, c.Query("to"))
-	if err1 != nil || err2 != nil || !to.After(from) || to.Sub(from) > 400*24*time.Hour {
-		return from, to, apierr.Invalid("", apierr.FieldError{Field: "from", Message: "from and to are RFC 3339 instants, to after from, at most 400 days apart"})
+	switch {
+	case err1 != nil:
+		f.add("from", "must be an RFC 3339 instant")
+	case err2 != nil:
+		f.add("to", "must be an RFC 3339 instant")
+	case !to.After(from) || to.Sub(from) > 400*24*time.Hour:
+		f.add("to", "must be after from, at most 400 days later")
 	}
-	return from, to, nil
+	return from, to, f.err()
 }
 
 // ---- Resources ---------------------------------------------------------------

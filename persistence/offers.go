@@ -260,3 +260,17 @@ type OffersStore interface {
 	// ordered by (At, ID).
 	VoucherDebitList(ctx context.Context, voucherID string) ([]VoucherDebit, error)
 }
+
+// ReleaseCredits gives back, in tx, what an appointment spent: its package
+// session and its voucher debits. It is idempotent, and harmless for an
+// appointment that spent nothing. Callers decide when it is due: a
+// cancellation within the cancellation policy, or a hold that lapsed.
+func ReleaseCredits(ctx context.Context, tx Tx, appointmentID string, at time.Time) error {
+	if err := tx.PackageRelease(ctx, appointmentID, at); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if _, err := tx.VoucherReverse(ctx, appointmentID, at); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return nil
+}

@@ -1,4 +1,5 @@
-// Package waitlist offers freed slots to waiting clients. It reacts to
+// Package waitlist follows appointment changes: it offers freed slots to
+// waiting clients, and gives back what a lapsed hold spent. It reacts to
 // AppointmentChanged events: when an appointment is cancelled, its hold
 // expires or it moves away, the slot it held is offered to the first
 // matching waiting client, as a hold made through that staff member's
@@ -53,6 +54,14 @@ const offerPrefix = "wl_"
 func (p *Processor) Handle(ctx context.Context, ev *messages.AppointmentChanged) error {
 	if err := p.settleOffer(ctx, ev); err != nil {
 		return err
+	}
+	if ev.ToStatus == string(persistence.StatusExpired) {
+		// A lapsed hold gives back the package session or voucher it spent.
+		if err := p.Store.InTx(ctx, func(tx persistence.Tx) error {
+			return persistence.ReleaseCredits(ctx, tx, ev.AppointmentId, p.Now().UTC())
+		}); err != nil {
+			return err
+		}
 	}
 	var start, end time.Time
 	switch {

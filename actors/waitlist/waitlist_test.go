@@ -211,3 +211,33 @@ func TestOfferSettles(t *testing.T) {
 		t.Fatalf("confirmed offer: %+v", e)
 	}
 }
+
+func TestLapsedHoldGivesBackItsSession(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.hold(t, "a1", "maria", at(10, 0))
+	err := f.store.InTx(ctx, func(tx persistence.Tx) error {
+		if err := tx.PackageGrant(ctx, persistence.Package{ID: "p1", ClientID: "maria", Name: "Two", ServiceIDs: []string{"massage"},
+			SessionsTotal: 2, ExpiresAt: at(23, 0), CreatedAt: now, UpdatedAt: now}); err != nil {
+			return err
+		}
+		_, err := tx.PackageRedeem(ctx, persistence.PackageRedeem{ID: "r1", PackageID: "p1", AppointmentID: "a1",
+			ServiceID: "massage", ClientID: "maria", At: now})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lapsed := cancelled("a1", at(10, 0))
+	lapsed.FromStatus, lapsed.ToStatus = "held", "expired"
+	for range 2 { // redelivered: released once
+		if err := f.p.Handle(ctx, lapsed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var p persistence.Package
+	f.store.InTx(ctx, func(tx persistence.Tx) (err error) { p, err = tx.PackageGet(ctx, "p1"); return err })
+	if p.SessionsUsed != 0 {
+		t.Fatalf("sessions used after the hold lapsed: %d", p.SessionsUsed)
+	}
+}

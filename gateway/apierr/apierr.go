@@ -45,6 +45,9 @@ const (
 	CodeHoldExpired           = "hold_expired"
 	CodeInvalidTransition     = "invalid_transition"
 	CodeCutoffPassed          = "cutoff_passed"
+	CodePackageExhausted      = "package_exhausted"
+	CodeInsufficientBalance   = "insufficient_balance"
+	CodeNotRedeemable         = "not_redeemable"
 )
 
 // table is the one place a code is bound to its status and default message,
@@ -76,6 +79,9 @@ var table = map[string]struct {
 	CodeHoldExpired:           {http.StatusConflict, "the hold expired before it was confirmed; book again"},
 	CodeInvalidTransition:     {http.StatusConflict, "the appointment's status does not allow this"},
 	CodeCutoffPassed:          {http.StatusConflict, "too close to the start to change it; contact the studio"},
+	CodePackageExhausted:      {http.StatusConflict, "the package has no sessions left"},
+	CodeInsufficientBalance:   {http.StatusConflict, "the voucher's balance is too small"},
+	CodeNotRedeemable:         {http.StatusUnprocessableEntity, "the package cannot pay for this booking"},
 }
 
 // Error is a failure that is safe to show to the client as is.
