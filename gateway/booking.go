@@ -272,6 +272,9 @@ func (s *server) createAppointment(c *fiber.Ctx) error {
 	if in.StaffID != "" && !slugRE.MatchString(in.StaffID) {
 		f.add("staff_id", "must be a staff id")
 	}
+	if _, err := ulid.ParseStrict(in.PackageID); in.PackageID != "" && err != nil {
+		f.add("package_id", "must be a package id")
+	}
 	if err := f.err(); err != nil {
 		return err
 	}

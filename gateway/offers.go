@@ -3,7 +3,9 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/gateway/apierr"
+	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -160,6 +163,15 @@ func (s *server) leaveWaitlist(c *fiber.Ctx, tx persistence.Tx) error {
 	return c.JSON(waitlistView(stored))
 }
 
+func all[T any](xs []T, ok func(T) bool) bool {
+	for _, x := range xs {
+		if !ok(x) {
+			return false
+		}
+	}
+	return true
+}
+
 // ---- Packages ------------------------------------------------------------------
 
 type packageJSON struct {
@@ -196,9 +208,11 @@ func (s *server) grantPackage(c *fiber.Ctx, tx persistence.Tx) error {
 		f.add("client_id", "is required")
 	}
 	name := f.text("name", in.Name, 1, 120)
-	services := f.skills("service_ids", in.ServiceIDs) // same shape as skills: slugs, sorted, unique
-	if len(in.ServiceIDs) == 0 {
-		f.add("service_ids", "at least one service")
+	services := slices.Clone(in.ServiceIDs)
+	slices.Sort(services)
+	services = slices.Compact(services)
+	if len(services) == 0 || len(services) > 20 || !all(services, slugRE.MatchString) {
+		f.add("service_ids", "1 to 20 service ids")
 	}
 	if in.Sessions < 1 || in.Sessions > 1000 {
 		f.add("sessions", "must be 1 to 1000")
@@ -345,6 +359,13 @@ func (s *server) issueVoucher(c *fiber.Ctx, tx persistence.Tx) error {
 	if err := s.audit(c, tx, "voucher.issue", "voucher/"+v.ID, view); err != nil { // never the code
 		return err
 	}
+	// The code is shown in this response only: a replay of the request
+	// answers without it (the idempotency record keeps no secrets).
+	withoutCode := view
+	idempotency.Redact(c, func([]byte) []byte {
+		b, _ := json.Marshal(withoutCode)
+		return b
+	})
 	view.Code = code
 	return c.Status(fiber.StatusCreated).JSON(view)
 }

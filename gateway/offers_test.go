@@ -150,3 +150,17 @@ func TestVoucherPayment(t *testing.T) {
 		t.Fatalf("balance after cancelling within policy %d, want 10000", b)
 	}
 }
+
+func TestVoucherCodeIsNotKeptForReplay(t *testing.T) {
+	e := newBookingEnv(t)
+	body := `{"balance_minor":5000,"expires_at":"2027-06-01T00:00:00Z"}`
+	first := e.admin("POST", "/v1/admin/vouchers", body, "Idempotency-Key", "gift-1")
+	again := e.admin("POST", "/v1/admin/vouchers", body, "Idempotency-Key", "gift-1")
+	if first.status != 201 || decode[voucherJSON](t, first).Code == "" {
+		t.Fatalf("issue: %d %s", first.status, first.body)
+	}
+	replay := decode[voucherJSON](t, again)
+	if again.header.Get("Idempotent-Replayed") != "true" || replay.Code != "" || replay.ID != decode[voucherJSON](t, first).ID {
+		t.Fatalf("replay: %s", again.body)
+	}
+}

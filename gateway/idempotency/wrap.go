@@ -326,6 +326,10 @@ func (r *run) serveExternal(c *fiber.Ctx) error {
 
 // completed is the record remembering the response now in c.
 func (r *run) completed(c *fiber.Ctx, now time.Time) persistence.IdempotencyRecord {
+	body := bytes.Clone(c.Response().Body()) // fasthttp reuses the buffer after the request
+	if redact, ok := c.Locals(redactKey{}).(func([]byte) []byte); ok {
+		body = redact(body)
+	}
 	return persistence.IdempotencyRecord{
 		Scope:               r.scope,
 		Key:                 r.key,
@@ -333,12 +337,18 @@ func (r *run) completed(c *fiber.Ctx, now time.Time) persistence.IdempotencyReco
 		State:               persistence.IdempotencyCompleted,
 		ResponseStatus:      c.Response().StatusCode(),
 		ResponseContentType: string(c.Response().Header.ContentType()),
-		// Copy: fasthttp reuses the response buffer after the request.
-		ResponseBody: bytes.Clone(c.Response().Body()),
-		CreatedAt:    now,
-		ExpiresAt:    now.Add(r.cfg.TTL),
+		ResponseBody:        body,
+		CreatedAt:           now,
+		ExpiresAt:           now.Add(r.cfg.TTL),
 	}
 }
+
+type redactKey struct{}
+
+// Redact makes the remembered copy of this request's response pass through
+// fn: a secret shown once (a voucher code) must not sit in the idempotency
+// table, so a replay answers without it.
+func Redact(c *fiber.Ctx, fn func(body []byte) []byte) { c.Locals(redactKey{}, fn) }
 
 // release deletes our in-progress record, best effort. It runs detached
 // from the request context, which may be the reason we are here.
