@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PROTOC_GEN_GO := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 
-.PHONY: help run build test test-race bench lint generate migrate token
+.PHONY: help run build test test-race bench bench-go lint generate migrate token
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -24,7 +24,10 @@ test: ## what CI runs: vet, then every test with the race detector, on SQLite an
 test-race: ## hunt flakes: the concurrent packages five times over with the race detector
 	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(.ci/postgres.sh)}" $(GO) test -race -count=5 -timeout 30m ./persistence/... ./cluster/... ./gateway/... ./actors/...
 
-bench: ## Go benchmarks of the hot paths on both drivers (results are ratios within one run)
+bench: build ## both booking engines through the loadgen scenarios on PostgreSQL; writes docs/benchmarks.md (~6 min; BENCH_DURATION=20s)
+	BIN=bin/spa .ci/bench.sh
+
+bench-go: ## Go benchmarks of the hot paths on both drivers (results are ratios within one run)
 	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(.ci/postgres.sh)}" $(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.txt
 
 lint: ## gofmt, go vet and staticcheck

@@ -46,7 +46,15 @@ type config struct {
 	BookingHorizon     time.Duration
 	MinNotice          time.Duration
 	SlotStep           time.Duration
+	BookingEngine      string // engineActors or engineLockBaseline
 }
+
+// Booking engines: the production schedule actors, or the lock-per-request
+// baseline kept for benchmarks (persistence/lockbooking).
+const (
+	engineActors       = "actors"
+	engineLockBaseline = "lock-baseline"
+)
 
 // setting is one configuration value: settable by flag or environment
 // variable (the flag wins), validated by set, which names neither: the
@@ -140,6 +148,13 @@ var settings = []setting{
 	{"booking-horizon", "SPA_BOOKING_HORIZON", "2160h", "how far ahead clients may book (2160h = 90 days)", durationIn(24*time.Hour, 2*366*24*time.Hour, func(c *config, d time.Duration) { c.BookingHorizon = d })},
 	{"min-notice", "SPA_MIN_NOTICE", "0s", "how soon before its start a slot may still be booked", durationIn(0, 30*24*time.Hour, func(c *config, d time.Duration) { c.MinNotice = d })},
 	{"slot-step", "SPA_SLOT_STEP", "15m", "grid of bookable start times within working hours", durationIn(5*time.Minute, 4*time.Hour, func(c *config, d time.Duration) { c.SlotStep = d })},
+	{"booking-engine", "SPA_BOOKING_ENGINE", engineActors, "who decides claims: actors, or lock-baseline (benchmarks only: the old lock-per-request design, PostgreSQL only)", func(c *config, v string) error {
+		if v != engineActors && v != engineLockBaseline {
+			return fmt.Errorf("must be %q or %q, got %q", engineActors, engineLockBaseline, v)
+		}
+		c.BookingEngine = v
+		return nil
+	}},
 	{"log-level", "SPA_LOG_LEVEL", "info", "debug, info, warn or error", func(c *config, v string) error {
 		return c.LogLevel.UnmarshalText([]byte(v))
 	}},

@@ -28,6 +28,7 @@ commands:
   serve     run a node (HTTP gateway, actors, embedded NATS, store)
   migrate   apply the embedded schema migrations and print what was done
   token     mint an access token for manual testing: spa token --subject ID --role admin
+  loadgen   drive load at a node and check its bookings: spa loadgen -h (report: spa loadgen report -h)
   version   print the version
   help      show this text
 
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrate(ctx, cfg, stdout)
 	case "token":
 		return mintToken(cmd, rest, getenv, stdout, stderr)
+	case "loadgen":
+		return loadgenCommand(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "spa %s (%s, %s %s/%s)\n", version, revision(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil

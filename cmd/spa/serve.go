@@ -27,6 +27,7 @@ import (
 	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
+	"github.com/spa-engine/spa/persistence/lockbooking"
 	"github.com/spa-engine/spa/persistence/postgres"
 	"github.com/spa-engine/spa/persistence/sqlite"
 )
@@ -73,6 +74,10 @@ type node struct {
 	cancel    context.CancelFunc // stops background loops
 	loops     sync.WaitGroup
 	timeout   time.Duration
+
+	// baseline decides claims instead of sched when SPA_BOOKING_ENGINE is
+	// lock-baseline (benchmarks only).
+	baseline *lockbooking.Engine
 }
 
 // startNode brings a node up. On failure it stops whatever already started.
@@ -157,6 +162,17 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		return n, err
 	}
 
+	var calendars gateway.Calendars = n.sched
+	if cfg.BookingEngine == engineLockBaseline {
+		n.baseline, err = lockbooking.Open(ctx, cfg.DatabaseURL, lockbooking.Config{HoldTTL: cfg.HoldTTL, Horizon: cfg.BookingHorizon,
+			MinNotice: cfg.MinNotice, Step: cfg.SlotStep, AfterOutboxCommit: n.relay.Notify})
+		if err != nil {
+			return n, fmt.Errorf("SPA_BOOKING_ENGINE: %w", err)
+		}
+		calendars = n.baseline
+		log.Warn("booking engine: lock-baseline (benchmark baseline, not for production)")
+	}
+
 	tokens, err := auth.NewTokens(cfg.TokenSecret, cfg.TokenIssuer, time.Now)
 	if err != nil {
 		return n, fmt.Errorf("%s: %w", tokenSecretEnv, err)
@@ -167,7 +183,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		Logger:     log,
 		Registerer: reg,
 		Gatherer:   reg,
-		Calendars:  n.sched,
+		Calendars:  calendars,
 		Now:        time.Now,
 		Checks: []gateway.Check{
 			{Name: "store", Check: n.store.Ping},
@@ -255,6 +271,9 @@ func (n *node) shutdown() {
 			}
 			n.actors.Stop()
 		})
+	}
+	if n.baseline != nil {
+		n.baseline.Close()
 	}
 	if n.cancel != nil {
 		step("background loops stopped", func() { n.cancel(); n.loops.Wait() })

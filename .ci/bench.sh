@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# make bench: runs both booking engines (the schedule actors and the
+# lock-per-request baseline) through the loadgen scenarios against
+# PostgreSQL, one `spa serve` after the other, each on a fresh schema, with
+# the same parameters, then writes docs/benchmarks.md and its plot.
+# Tunables (environment): BENCH_DURATION (closed-loop runs, 20s),
+# BENCH_WORKERS (64), BENCH_IDLE_DURATION (5s), BENCH_SWEEP_RATES
+# ("150 300 600 1200 2400"), BENCH_SWEEP_DURATION (8s), BENCH_RESULTS
+# (bin/bench-results), TEST_DATABASE_URL (else .ci/postgres.sh provides one).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=${BIN:-bin/spa}
+DUR=${BENCH_DURATION:-20s}
+WORKERS=${BENCH_WORKERS:-64}
+IDLE=${BENCH_IDLE_DURATION:-5s}
+RATES=${BENCH_SWEEP_RATES:-150 300 600 1200 2400}
+SWEEP=${BENCH_SWEEP_DURATION:-8s}
+OUT=${BENCH_RESULTS:-bin/bench-results}
+ADDR=127.0.0.1:18480
+PGURL=${TEST_DATABASE_URL:-$(.ci/postgres.sh)}
+say() { echo "bench: $*" >&2; }
+
+rm -rf "$OUT" && mkdir -p "$OUT"
+COMMANDS=$OUT/commands.txt
+# One token key for the node and the generator, never written down.
+SPA_TOKEN_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
+export SPA_TOKEN_SECRET
+sep='?'; [[ $PGURL == *\?* ]] && sep='&'
+fail=0
+pid=
+cleanup() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; }
+trap cleanup EXIT
+
+{
+  echo "# SPA_TOKEN_SECRET: random per bench, shared by server and generator"
+  echo "# <schema-url> = $PGURL${sep}search_path=<fresh schema per engine>"
+} >"$COMMANDS"
+
+for engine in actors lock-baseline; do
+  schema="bench_${engine//-/_}_$$"
+  url="$PGURL${sep}search_path=$schema"
+  psql "$PGURL" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" -c "CREATE SCHEMA $schema" 2>/dev/null
+  data=$(mktemp -d)
+  echo "DATABASE_URL=<schema-url> $BIN serve --booking-engine $engine --http-addr $ADDR --nats-port -1 --log-level warn" >>"$COMMANDS"
+  say "starting spa serve --booking-engine $engine on schema $schema"
+  DATABASE_URL=$url "$BIN" serve --booking-engine "$engine" --http-addr "$ADDR" --nats-port -1 \
+    --data-dir "$data" --log-level warn >"$OUT/serve-$engine.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do curl -fs "http://$ADDR/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+  curl -fs "http://$ADDR/readyz" >/dev/null || { say "the $engine node did not become ready"; cat "$OUT/serve-$engine.log" >&2; exit 1; }
+
+  lg() { # name, then loadgen flags
+    local name=$1; shift
+    echo "DATABASE_URL=<schema-url> $BIN loadgen --url http://$ADDR --label $engine --name $name $*" >>"$COMMANDS"
+    say "$engine: $name"
+    DATABASE_URL=$url "$BIN" loadgen --url "http://$ADDR" --label "$engine" --name "$name" \
+      --out "$OUT/$engine-$name.json" --summary "$OUT/$engine-$name.md" "$@" >/dev/null || { say "$engine $name FAILED"; fail=1; }
+  }
+  lg idle --scenario mixed --mode open --rate 20 --workers 8 --duration "$IDLE"
+  lg hot --scenario hot --workers "$WORKERS" --duration "$DUR"
+  lg spread --scenario spread --workers "$WORKERS" --duration "$DUR"
+  lg mixed --scenario mixed --workers "$WORKERS" --duration "$DUR"
+  for rate in $RATES; do
+    lg "sweep-$rate" --scenario spread --mode open --rate "$rate" --workers 512 --duration "$SWEEP" --timeout 5s
+  done
+
+  kill "$pid"; wait "$pid" || true; pid=
+  psql "$PGURL" -qc "DROP SCHEMA $schema CASCADE" 2>/dev/null || true
+  rm -rf "$data"
+done
+
+echo "$BIN loadgen report --results $OUT --out docs/benchmarks.md --plot docs/benchmarks-latency.svg" >>"$COMMANDS"
+"$BIN" loadgen report --results "$OUT" --out docs/benchmarks.md --plot docs/benchmarks-latency.svg \
+  --database-url "$PGURL" --commands "$COMMANDS" ${BENCH_NOTES:+--notes "$BENCH_NOTES"} \
+  --pinning "not pinned: the generator, the server and PostgreSQL shared all $(nproc) cores under the Linux scheduler (no taskset), so every number includes the generator's own CPU use"
+[ "$fail" = 0 ] || { say "some runs failed their correctness checks: see docs/benchmarks.md"; exit 1; }
