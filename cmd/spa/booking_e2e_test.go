@@ -117,10 +117,27 @@ func TestBookingEndToEnd(t *testing.T) {
 			if got := a.must(200, "GET", "/v1/appointments/"+id, client, nil); got["status"] != "confirmed" {
 				t.Fatalf("after confirm: %v", got)
 			}
+			// Juan waits for that morning; when Maria cancels, the freed slot
+			// is held for him through the waitlist.
+			juan := issueToken(t, dataDir, "juan", "client")
+			startT, _ := time.Parse(time.RFC3339, start)
+			a.must(201, "POST", "/v1/waitlist", juan, map[string]any{"service_id": "massage-60",
+				"from": startT.Add(-time.Hour).Format(time.RFC3339), "to": startT.Add(3 * time.Hour).Format(time.RFC3339)})
 			a.must(200, "POST", "/v1/appointments/"+id+"/cancel", client, map[string]any{"reason": "cannot make it"})
 			if got := a.must(200, "GET", "/v1/appointments/"+id, client, nil); got["status"] != "cancelled" {
 				t.Fatalf("after cancel: %v", got)
 			}
+			var offered string
+			waitFor(t, 10*time.Second, "the waitlist offer", func() bool {
+				entries := a.must(200, "GET", "/v1/me/waitlist", juan, nil)["entries"].([]any)
+				e := entries[0].(map[string]any)
+				offered, _ = e["offered_appointment_id"].(string)
+				return e["status"] == "offered"
+			})
+			if got := a.must(200, "GET", "/v1/appointments/"+offered, juan, nil); got["status"] != "held" || got["start"] != start {
+				t.Fatalf("offered hold: %v (start %s)", got, start)
+			}
+			a.must(200, "POST", "/v1/appointments/"+offered+"/cancel", juan, nil)
 			if len(avail()) != len(slots) {
 				t.Fatal("cancelling did not free the slot")
 			}

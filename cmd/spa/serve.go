@@ -21,6 +21,7 @@ import (
 
 	"github.com/spa-engine/spa/actors"
 	"github.com/spa-engine/spa/actors/schedule"
+	"github.com/spa-engine/spa/actors/waitlist"
 	"github.com/spa-engine/spa/cluster/natsserver"
 	"github.com/spa-engine/spa/cluster/outbox"
 	"github.com/spa-engine/spa/gateway"
@@ -67,8 +68,10 @@ type node struct {
 	actors *actors.System
 	sched  *schedule.Directory
 	relay  *outbox.Relay
-	// catalogue follows CatalogueChanged events.
+	// catalogue follows CatalogueChanged events; followups feeds
+	// AppointmentChanged events to the waitlist.
 	catalogue jetstream.ConsumeContext
+	followups jetstream.ConsumeContext
 	app       *fiber.App
 	ln        net.Listener
 	cancel    context.CancelFunc // stops background loops
@@ -171,6 +174,12 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		}
 		calendars = n.baseline
 		log.Warn("booking engine: lock-baseline (benchmark baseline, not for production)")
+	} else {
+		// Freed slots go to the waitlist; lapsed holds give back credits.
+		wl := &waitlist.Processor{Store: n.store, Calendars: n.sched, Now: time.Now}
+		if n.followups, err = followAppointments(ctx, js, log, wl.Handle); err != nil {
+			return n, err
+		}
 	}
 
 	tokens, err := auth.NewTokens(cfg.TokenSecret, cfg.TokenIssuer, time.Now)
@@ -204,6 +213,12 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 
 	loopCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
+	n.every(loopCtx, time.Minute, "waitlist expiry", func(ctx context.Context) error {
+		return n.store.InTx(ctx, func(tx persistence.Tx) error {
+			_, err := tx.WaitlistExpire(ctx, time.Now(), 1000)
+			return err
+		})
+	})
 	n.every(loopCtx, time.Minute, "idempotency sweep", func(ctx context.Context) error {
 		return n.store.InTx(ctx, func(tx persistence.Tx) error {
 			removed, err := tx.IdempotencyDeleteExpired(ctx, time.Now(), 1000)
@@ -261,8 +276,10 @@ func (n *node) shutdown() {
 	} else if n.ln != nil {
 		n.ln.Close()
 	}
-	if n.catalogue != nil {
-		n.catalogue.Stop()
+	for _, cc := range []jetstream.ConsumeContext{n.catalogue, n.followups} {
+		if cc != nil {
+			cc.Stop()
+		}
 	}
 	if n.actors != nil {
 		step("actors stopped", func() {
@@ -337,5 +354,52 @@ func followCatalogue(ctx context.Context, js jetstream.JetStream, log *slog.Logg
 			return
 		}
 		fn(&cc)
+	})
+}
+
+// followupsConsumer is the durable consumer of appointment changes: what
+// it has not acknowledged is redelivered after a restart, so no freed slot
+// is missed.
+const followupsConsumer = "appointment-followups"
+
+// followAppointments hands AppointmentChanged events to handle one at a
+// time (MaxAckPending 1: two offers never race for one slot on a node),
+// acknowledging each once handled and redelivering it with backoff when
+// handling fails. An undecodable event is terminated and logged.
+func followAppointments(ctx context.Context, js jetstream.JetStream, log *slog.Logger, handle func(context.Context, *messages.AppointmentChanged) error) (jetstream.ConsumeContext, error) {
+	backoff := []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute}
+	cons, err := js.CreateOrUpdateConsumer(ctx, outbox.StreamName, jetstream.ConsumerConfig{
+		Durable:       followupsConsumer,
+		FilterSubject: messages.Subject(&messages.AppointmentChanged{}),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute,
+		MaxAckPending: 1,
+		MaxDeliver:    len(backoff) + 1,
+		BackOff:       backoff,
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("follow appointments: %w", err)
+	}
+	return cons.Consume(func(msg jetstream.Msg) {
+		var ev messages.Event
+		var ac messages.AppointmentChanged
+		if err := proto.Unmarshal(msg.Data(), &ev); err != nil || ev.Payload.UnmarshalTo(&ac) != nil {
+			log.Error("undecodable appointment event dropped", "subject", msg.Subject())
+			_ = msg.Term()
+			return
+		}
+		hctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := handle(hctx, &ac); err != nil {
+			log.Warn("appointment follow-up failed; will retry", "event", ev.Id, "err", err)
+			delay := backoff[0]
+			if md, err := msg.Metadata(); err == nil {
+				delay = backoff[min(int(md.NumDelivered), len(backoff))-1]
+			}
+			_ = msg.NakWithDelay(delay)
+			return
+		}
+		_ = msg.Ack()
 	})
 }
