@@ -364,9 +364,9 @@ func (a *scheduleActor) hold(c actor.Context, m *Hold) {
 		ID: m.AppointmentID, StaffID: a.staffID, ResourceID: m.Service.ResourceID, ServiceID: m.Service.ID,
 		ClientID: m.ClientID, Start: m.Start.UTC(), End: m.Start.Add(m.Service.Duration).UTC(),
 		BufferBefore: m.Service.BufferBefore, BufferAfter: m.Service.BufferAfter,
-		Status: persistence.StatusHeld, HoldExpiresAt: now.Add(a.deps.Config.HoldTTL).UTC(),
+		Status: persistence.StatusHeld, HoldExpiresAt: persistence.CanonicalTime(now.Add(a.deps.Config.HoldTTL)),
 		PriceMinor: m.Service.PriceMinor, DepositMinor: deposit(m.Service),
-		Version: 1, CreatedAt: now.UTC(), UpdatedAt: now.UTC(),
+		Version: 1, CreatedAt: persistence.CanonicalTime(now), UpdatedAt: persistence.CanonicalTime(now),
 	}
 	a.appts[ap.ID] = ap // taken from now on, before it is durable
 	a.armExpiry(c)
@@ -398,7 +398,7 @@ func deposit(sv persistence.Service) int64 {
 func (a *scheduleActor) change(c actor.Context, kind string, before persistence.Appointment, after persistence.Appointment, actorID, reason string) {
 	began := time.Now()
 	after.Version = before.Version + 1
-	after.UpdatedAt = a.deps.Now().UTC()
+	after.UpdatedAt = persistence.CanonicalTime(a.deps.Now()) // as stored, so memory and database agree
 	a.appts[after.ID] = after
 	sender := c.Sender() // nil for the actor's own timer
 	a.enqueue(c, op{kind: kind, start: began,

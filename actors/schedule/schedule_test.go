@@ -247,6 +247,12 @@ func TestConcurrentClaimsOneWinnerPerSlot(t *testing.T) {
 	if taken.Load() != clients-int32(len(slots)) || other.Load() != 0 {
 		t.Fatalf("taken %d other %d", taken.Load(), other.Load())
 	}
+	// The mailbox counts a message as received after its handler returns,
+	// which may be just after the reply: poll briefly.
+	deadline := time.Now().Add(2 * time.Second)
+	for testutil.ToFloat64(f.metrics.mailbox) != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if depth := testutil.ToFloat64(f.metrics.mailbox); depth != 0 {
 		t.Errorf("mailbox depth %v after every request was answered", depth)
 	}
