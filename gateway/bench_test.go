@@ -46,3 +46,22 @@ func BenchmarkStudioPutFresh(b *testing.B) {
 		v++
 	}
 }
+
+// BenchmarkHotRefusal: a refused claim through the whole edge (auth,
+// idempotency wrapper without a key, catalogue cache, schedule actor,
+// alternatives) on a slot already held: the hot-therapist case.
+func BenchmarkHotRefusal(b *testing.B) {
+	e := newBookingEnvTB(b)
+	tok := e.token("bench", auth.RoleClient)
+	if r := e.book(tok, "ana", slotAt(10, 0)); r.status != 201 {
+		b.Fatal(r.status)
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if r := e.book(tok, "ana", slotAt(10, 0)); r.status != 409 {
+				b.Fatal(r.status)
+			}
+		}
+	})
+}

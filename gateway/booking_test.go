@@ -28,7 +28,9 @@ func slotAt(h, m int) time.Time { return time.Date(2026, 12, 1, h, m, 0, 0, bogo
 // newBookingEnv is a gateway with real schedule actors over its store, a
 // fixed clock, and a catalogue: a 30-minute facial any of two therapists
 // can give.
-func newBookingEnv(t *testing.T) *env {
+func newBookingEnv(t *testing.T) *env { return newBookingEnvTB(t) }
+
+func newBookingEnvTB(t testing.TB) *env {
 	t.Helper()
 	now := func() time.Time { return bookingNow }
 	e := newEnv(t, func(d *Deps) {
