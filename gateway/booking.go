@@ -152,10 +152,10 @@ func (s *server) bookable(c *fiber.Ctx, serviceID, staffID, serviceField, staffF
 		return sv, nil, apierr.Invalid("", apierr.FieldError{Field: serviceField, Message: "no such active service"})
 	}
 	staff := qualifiedStaff(active, sv, staffID)
-	if sv.ResourceID != "" {
-		// Resource calendars are not decided by actors yet: refuse rather
-		// than risk overbooking the room.
-		return sv, nil, apierr.Invalid("", apierr.FieldError{Field: serviceField, Message: "services that need a shared resource cannot be booked online yet"})
+	if sv.ResourceID != "" && s.deps.Resources == nil {
+		// No resource actors (the lock baseline): refuse rather than risk
+		// overbooking the room.
+		return sv, nil, apierr.Invalid("", apierr.FieldError{Field: serviceField, Message: "services that need a shared resource cannot be booked on this node"})
 	}
 	if staffID != "" && len(staff) == 0 {
 		return sv, nil, apierr.Invalid("", apierr.FieldError{Field: staffField, Message: "no active staff member with that id can perform this service"})
@@ -220,7 +220,7 @@ func (s *server) availabilityHandler(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	replies, err := s.staffSlots(c.UserContext(), staff, sv, from, to)
+	replies, err := s.fittingSlots(c.UserContext(), staff, sv, from, to)
 	if err != nil {
 		return err
 	}
@@ -288,43 +288,77 @@ func (s *server) createAppointment(c *fiber.Ctx) error {
 	}
 	ctx := c.UserContext()
 	hold := &schedule.Hold{AppointmentID: id, ClientID: client, Service: sv, Start: in.Start, ActorID: p.Subject}
-
-	// A named staff member: one claim. Any staff: try the qualified staff
-	// free at that start, least loaded first, until one accepts.
-	candidates := []string{in.StaffID}
-	if in.StaffID == "" {
-		replies, err := s.staffSlots(ctx, staff, sv, in.Start, in.Start.Add(time.Minute))
+	if sv.ResourceID != "" {
+		// The room first, for a short while; then the staff member. Neither
+		// actor waits for the other.
+		until, err := s.claimResource(ctx, sv.ResourceID, id, paddedAt(sv, in.Start), func() []availability.Slot {
+			return s.nearby(ctx, sv, staff, in.Start)
+		})
 		if err != nil {
 			return err
+		}
+		hold.ClaimUntil = until
+	}
+	ap, undecided, err := s.holdSlot(ctx, hold, in.StaffID, staff, sv)
+	if sv.ResourceID != "" {
+		switch {
+		case err == nil:
+			if s.trackResource(ctx, ap) {
+				return s.undoOverbooked(ctx, ap, sv, staff)
+			}
+		case !undecided:
+			s.releaseResource(ctx, sv.ResourceID, id)
+		}
+		// Undecided (a timeout, a calendar recovering): the claim lapses
+		// by itself, and a hold written meanwhile reaches the resource
+		// actor through its AppointmentChanged event.
+	}
+	if err != nil {
+		return err
+	}
+	if in.PackageID != "" {
+		if err := s.redeemPackage(ctx, in.PackageID, ap); err != nil {
+			return err
+		}
+	}
+	return c.Status(fiber.StatusCreated).JSON(appointmentView(ap))
+}
+
+// holdSlot asks the named staff member, or any qualified staff member free
+// at the start (least loaded first, until one accepts), to hold the slot.
+// undecided reports that no actor refused it for good: the request timed
+// out or the calendar is recovering, so a hold may still be written.
+func (s *server) holdSlot(ctx context.Context, hold *schedule.Hold, staffID string, staff []persistence.StaffMember, sv persistence.Service) (ap persistence.Appointment, undecided bool, err error) {
+	candidates := []string{staffID}
+	if staffID == "" {
+		replies, err := s.staffSlots(ctx, staff, sv, hold.Start, hold.Start.Add(time.Minute))
+		if err != nil {
+			return ap, true, err
 		}
 		candidates = candidates[:0]
 		for _, sl := range fairOrder(replies) {
 			candidates = append(candidates, sl.StaffID)
 		}
 	}
-	for _, staffID := range candidates {
-		r, err := s.ask(ctx, staffID, hold)
+	for _, candidate := range candidates {
+		r, err := s.ask(ctx, candidate, hold)
 		if err != nil {
-			return err
+			return ap, true, err
 		}
 		reply := r.(*schedule.HoldReply)
 		if reply.Err == nil {
-			if in.PackageID != "" {
-				if err := s.redeemPackage(ctx, in.PackageID, reply.Appointment); err != nil {
-					return err
-				}
-			}
-			return c.Status(fiber.StatusCreated).JSON(appointmentView(reply.Appointment))
+			return reply.Appointment, false, nil
 		}
 		if !errors.Is(reply.Err, schedule.ErrSlotTaken) {
-			return scheduleError(reply.Err, nil)
+			return ap, errors.Is(reply.Err, schedule.ErrRetry), scheduleError(reply.Err, nil)
 		}
-		if in.StaffID != "" {
-			return scheduleError(reply.Err, s.alternatives(ctx, sv, staff, in.StaffID, in.Start, reply.Alternatives))
+		if staffID != "" {
+			own := s.keepFitting(ctx, sv, reply.Alternatives)
+			return ap, false, scheduleError(reply.Err, s.alternatives(ctx, sv, staff, staffID, hold.Start, own))
 		}
 	}
 	// Nobody could take it: offer other starts around it.
-	return scheduleError(schedule.ErrSlotTaken, s.nearby(ctx, sv, staff, in.Start))
+	return ap, false, scheduleError(schedule.ErrSlotTaken, s.nearby(ctx, sv, staff, hold.Start))
 }
 
 // fairOrder lists the staff free at a start, least loaded first.
@@ -355,7 +389,7 @@ func (s *server) alternatives(ctx context.Context, sv persistence.Service, staff
 				others = append(others, m)
 			}
 		}
-		if replies, err := s.staffSlots(ctx, others, sv, start, start.Add(time.Minute)); err == nil {
+		if replies, err := s.fittingSlots(ctx, others, sv, start, start.Add(time.Minute)); err == nil {
 			out = append(out, fairOrder(replies)...)
 		}
 	}
@@ -371,7 +405,7 @@ func (s *server) everyQualified(ctx context.Context, sv persistence.Service) ([]
 
 // nearby offers the any-staff starts nearest to start within a day.
 func (s *server) nearby(ctx context.Context, sv persistence.Service, staff []persistence.StaffMember, start time.Time) []availability.Slot {
-	replies, err := s.staffSlots(ctx, staff, sv, start.Add(-24*time.Hour), start.Add(24*time.Hour))
+	replies, err := s.fittingSlots(ctx, staff, sv, start.Add(-24*time.Hour), start.Add(24*time.Hour))
 	if err != nil {
 		return nil
 	}
@@ -468,13 +502,28 @@ func (s *server) lifecycle(withStart bool, build func(c *fiber.Ctx, ap persisten
 		if err != nil {
 			return err
 		}
-		r, err := s.ask(c.UserContext(), ap.StaffID, msg)
+		ctx := c.UserContext()
+		move, moving := msg.(*schedule.Reschedule)
+		if moving && ap.ResourceID != "" {
+			if move.ClaimUntil, err = s.claimMove(ctx, ap, sv, move.Start); err != nil {
+				return err
+			}
+		}
+		r, err := s.ask(ctx, ap.StaffID, msg)
 		if err != nil {
-			return err
+			return err // undecided: a move's claim lapses by itself
 		}
 		reply := r.(*schedule.Reply)
 		if reply.Err != nil {
-			return scheduleError(reply.Err, reply.Alternatives)
+			if moving && ap.ResourceID != "" && !errors.Is(reply.Err, schedule.ErrRetry) {
+				s.releaseResource(ctx, ap.ResourceID, ap.ID)
+			}
+			return scheduleError(reply.Err, s.keepFitting(ctx, sv, reply.Alternatives))
+		}
+		if ap.ResourceID != "" {
+			// The room follows at once: a cancellation frees it now, not
+			// when the event arrives.
+			s.trackResource(ctx, reply.Appointment)
 		}
 		for _, fn := range after {
 			fn(c.UserContext(), reply.Appointment, sv)

@@ -96,6 +96,10 @@ type Deps struct {
 	// Calendars reaches the schedule actors; nil disables the booking
 	// routes (a gateway that only serves the catalogue, as in some tests).
 	Calendars Calendars
+	// Resources reaches the resource actors (one per room or sauna): the
+	// same door, keyed by resource id. Nil: services that need a shared
+	// resource are refused with a 422, as the lock baseline does.
+	Resources Calendars
 	// Now is the clock (nil: time.Now).
 	Now    func() time.Time
 	Config Config

@@ -71,6 +71,7 @@ type Tx interface {
 	OutboxStore
 	StudioStore
 	BookingStore
+	ResourceClaimStore
 	OffersStore
 }
 

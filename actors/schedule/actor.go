@@ -1,8 +1,9 @@
 // Package schedule holds the schedule actor: the single writer of one staff
 // member's calendar. It decides every claim in memory, without locks,
 // persists accepted changes by group commit under an epoch fence, and
-// answers only once a change is durable. Directory owns the actors of a
-// node: it activates them on demand and passivates idle ones.
+// answers only once a change is durable. Directory (package directory)
+// owns the actors of a node: it activates them on demand and passivates
+// idle ones.
 package schedule
 
 import (
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/spa-engine/spa/actors/availability"
+	"github.com/spa-engine/spa/actors/directory"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -29,6 +31,17 @@ type Config struct {
 	Step         time.Duration // slot grid (15m)
 	IdleAfter    time.Duration // passivate after this long without a message (5m)
 	WriteTimeout time.Duration // bound on one group-commit transaction (10s)
+}
+
+// ClaimMargin is how long before a resource claim lapses a hold backed by
+// it must be decided: a decided change waits at most for the batch in
+// flight and then its own, each bounded by WriteTimeout.
+func (c Config) ClaimMargin() time.Duration { return 2 * c.withDefaults().WriteTimeout }
+
+// claimLapsing reports whether a change backed by a resource claim lapsing
+// at until can no longer be made durable in time.
+func (a *scheduleActor) claimLapsing(now, until time.Time) bool {
+	return !until.IsZero() && !now.Add(a.deps.Config.ClaimMargin()).Before(until)
 }
 
 func (c Config) withDefaults() Config {
@@ -78,10 +91,6 @@ type expireHolds struct{}
 // minTimer keeps a hold-expiry timer from spinning when the clock is
 // fake or the expiry is already past.
 const minTimer = 10 * time.Millisecond
-
-// stop asks the actor to stop once its writes are done (passivation and
-// node shutdown); the Directory sends it.
-type stop struct{}
 
 // scheduleActor is one activation of a staff member's calendar.
 type scheduleActor struct {
@@ -133,7 +142,7 @@ func (a *scheduleActor) Receive(c actor.Context) {
 		if !a.inFlight && len(a.queued) == 0 {
 			a.retire(c)
 		}
-	case stop:
+	case directory.Stop:
 		a.stopping = true
 		a.stopIfDone(c)
 	case batchDone:
@@ -169,10 +178,10 @@ func (a *scheduleActor) guard(c actor.Context, do func(), refuse func(error)) {
 		refuse(ErrUnknownStaff)
 	case a.loadErr != nil:
 		refuse(fmt.Errorf("%w: calendar did not load", ErrRetry))
-	case a.stopping && c.Parent() != nil:
-		c.RequestWithCustomSender(c.Parent(), envelope{staffID: a.staffID, msg: c.Message()}, c.Sender())
 	case a.stopping:
-		refuse(ErrRetry)
+		if !directory.Handoff(c, a.staffID) {
+			refuse(ErrRetry)
+		}
 	default:
 		do()
 	}
@@ -346,6 +355,10 @@ func (a *scheduleActor) hold(c actor.Context, m *Hold) {
 			return
 		}
 		c.Respond(&HoldReply{Err: fmt.Errorf("%w: appointment id %s already used", ErrInvalid, m.AppointmentID)})
+		return
+	}
+	if a.claimLapsing(now, m.ClaimUntil) {
+		c.Respond(&HoldReply{Err: fmt.Errorf("%w: the resource claim lapses too soon", ErrRetry)})
 		return
 	}
 	q := a.query(m.Service, now)
@@ -532,6 +545,10 @@ func (a *scheduleActor) reschedule(c actor.Context, m *Reschedule) {
 		c.Respond(&Reply{Appointment: ap, Err: ErrCutoff})
 		return
 	}
+	if a.claimLapsing(now, m.ClaimUntil) {
+		c.Respond(&Reply{Appointment: ap, Err: fmt.Errorf("%w: the resource claim lapses too soon", ErrRetry)})
+		return
+	}
 	q := a.query(m.Service, now)
 	s := a.calendar(now, ap.ID) // its own old slot does not block the move
 	free, err := availability.Free(q, s, nil, m.Start)
@@ -657,17 +674,9 @@ func (a *scheduleActor) finishBatch(c actor.Context, d batchDone) {
 	a.retire(c)
 }
 
-// retire asks the directory to replace this activation: it parks new
-// requests for the calendar, sends stop, and hands them to a fresh
-// activation once this one has stopped. Without a directory (tests that
-// spawn activations directly) the actor just stops.
-func (a *scheduleActor) retire(c actor.Context) {
-	if p := c.Parent(); p != nil {
-		c.Send(p, idle{staffID: a.staffID, pid: c.Self()})
-		return
-	}
-	c.Stop(c.Self())
-}
+// retire asks the directory to replace this activation (see
+// directory.Retire).
+func (a *scheduleActor) retire(c actor.Context) { directory.Retire(c, a.staffID) }
 
 // stopIfDone stops a stopping actor once nothing waits for a write.
 func (a *scheduleActor) stopIfDone(c actor.Context) {

@@ -22,6 +22,12 @@ type Hold struct {
 	Service       persistence.Service
 	Start         time.Time
 	ActorID       string
+	// ClaimUntil, for a service that needs a shared resource, is when the
+	// resource claim backing this hold lapses. The actor refuses with
+	// ErrRetry unless the hold can be durable well before then (see
+	// Config.ClaimMargin), so a lapsed claim never lets a second booking
+	// into a room this one occupies.
+	ClaimUntil time.Time
 }
 
 // HoldReply answers Hold. On ErrSlotTaken, Alternatives holds up to five
@@ -66,6 +72,9 @@ type Reschedule struct {
 	Service       persistence.Service
 	ActorID       string
 	Override      bool
+	// ClaimUntil: as for Hold, when the new interval's resource claim
+	// lapses.
+	ClaimUntil time.Time
 }
 
 // Reply answers Confirm, Cancel, Complete, NoShow and Reschedule.

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/spa-engine/spa/actors"
+	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/waitlist"
 	"github.com/spa-engine/spa/cluster/natsserver"
@@ -67,7 +68,9 @@ type node struct {
 	nats   *natsserver.Server
 	actors *actors.System
 	sched  *schedule.Directory
-	relay  *outbox.Relay
+	// resources hosts one actor per shared resource (room, sauna).
+	resources *resource.Directory
+	relay     *outbox.Relay
 	// catalogue follows CatalogueChanged events; followups feeds
 	// AppointmentChanged events to the waitlist.
 	catalogue jetstream.ConsumeContext
@@ -147,6 +150,18 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		return n, err
 	}
 
+	resourceMetrics, err := resource.NewMetrics(reg)
+	if err != nil {
+		return n, err
+	}
+	n.resources, err = resource.NewDirectory(n.actors.Root(), resource.Deps{
+		Store: n.store, Now: time.Now, Log: log, Metrics: resourceMetrics,
+		Config: resource.Config{Horizon: cfg.BookingHorizon},
+	}, cfg.RequestTimeout)
+	if err != nil {
+		return n, err
+	}
+
 	if n.relay, err = outbox.New(n.store, js, outbox.Config{}, log, reg); err != nil {
 		return n, fmt.Errorf("outbox relay: %w", err)
 	}
@@ -157,15 +172,18 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	// Hours, overrides and time off change: the staff member's schedule
 	// actor reloads.
 	n.catalogue, err = followCatalogue(ctx, js, log, func(ev *messages.CatalogueChanged) {
-		if ev.Kind == "staff" {
+		switch ev.Kind {
+		case "staff":
 			n.sched.Invalidate(ev.Id)
+		case "resource": // a new capacity
+			n.resources.Invalidate(ev.Id)
 		}
 	})
 	if err != nil {
 		return n, err
 	}
 
-	var calendars gateway.Calendars = n.sched
+	var calendars, resources gateway.Calendars = n.sched, nil
 	if cfg.BookingEngine == engineLockBaseline {
 		n.baseline, err = lockbooking.Open(ctx, cfg.DatabaseURL, lockbooking.Config{HoldTTL: cfg.HoldTTL, Horizon: cfg.BookingHorizon,
 			MinNotice: cfg.MinNotice, Step: cfg.SlotStep, AfterOutboxCommit: n.relay.Notify})
@@ -175,9 +193,19 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		calendars = n.baseline
 		log.Warn("booking engine: lock-baseline (benchmark baseline, not for production)")
 	} else {
-		// Freed slots go to the waitlist; lapsed holds give back credits.
+		resources = n.resources
+		// Resource actors follow every change of an appointment with a
+		// resource (the backstop for expiries and lost replies); freed
+		// slots go to the waitlist; lapsed holds give back credits.
+		rf := &resource.Follower{Store: n.store, Resources: n.resources}
 		wl := &waitlist.Processor{Store: n.store, Calendars: n.sched, Now: time.Now}
-		if n.followups, err = followAppointments(ctx, js, log, wl.Handle); err != nil {
+		handle := func(ctx context.Context, ev *messages.AppointmentChanged) error {
+			if err := rf.Handle(ctx, ev); err != nil {
+				return err
+			}
+			return wl.Handle(ctx, ev)
+		}
+		if n.followups, err = followAppointments(ctx, js, log, handle); err != nil {
 			return n, err
 		}
 	}
@@ -193,6 +221,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		Registerer: reg,
 		Gatherer:   reg,
 		Calendars:  calendars,
+		Resources:  resources,
 		Now:        time.Now,
 		Checks: []gateway.Check{
 			{Name: "store", Check: n.store.Ping},
@@ -285,6 +314,9 @@ func (n *node) shutdown() {
 		step("actors stopped", func() {
 			if n.sched != nil {
 				n.sched.Stop(n.timeout) // each calendar finishes its writes
+			}
+			if n.resources != nil {
+				n.resources.Stop(n.timeout)
 			}
 			n.actors.Stop()
 		})

@@ -45,6 +45,10 @@ func Exercise(t *testing.T, open Opener) {
 	}
 	tests = append(tests, bookingTests...)
 	tests = append(tests, offersTests...)
+	tests = append(tests, struct {
+		name string
+		fn   func(*testing.T, Opener)
+	}{"ResourceClaims", testResourceClaims})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
 	}

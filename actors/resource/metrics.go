@@ -1,0 +1,49 @@
+package resource
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the resource actors' Prometheus series.
+type Metrics struct {
+	decisions *prometheus.CounterVec
+	live      prometheus.Gauge
+	fenced    prometheus.Counter
+	mailbox   mailboxDepth
+}
+
+// mailboxDepth counts messages waiting in resource actors' mailboxes.
+type mailboxDepth struct{ prometheus.Gauge }
+
+func (m mailboxDepth) MailboxStarted()     {}
+func (m mailboxDepth) MessagePosted(any)   { m.Inc() }
+func (m mailboxDepth) MessageReceived(any) { m.Dec() }
+func (m mailboxDepth) MailboxEmpty()       {}
+
+// NewMetrics registers the series on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spa_resource_decisions_total",
+			Help: "Resource actor decisions by kind (claim, release, track) and outcome (ok, full, overbooked, fenced, write_failed).",
+		}, []string{"kind", "outcome"}),
+		live: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "spa_resource_actors",
+			Help: "Resource actors activated on this node.",
+		}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spa_resource_fenced_writes_total",
+			Help: "Resource group commits refused because a newer activation owns the calendar.",
+		}),
+		mailbox: mailboxDepth{prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "spa_resource_mailbox_messages",
+			Help: "Messages waiting in the mailboxes of this node's resource actors.",
+		})},
+	}
+	for _, c := range []prometheus.Collector{m.decisions, m.live, m.fenced, m.mailbox} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) decided(kind, outcome string) { m.decisions.WithLabelValues(kind, outcome).Inc() }
