@@ -221,7 +221,7 @@ func (a *scheduleActor) activate() error {
 		if err != nil {
 			return err
 		}
-		staff, err := toStaff(m, overrides, timeOff)
+		staff, err := StaffCalendar(m, overrides, timeOff)
 		if err != nil {
 			return err
 		}
@@ -234,8 +234,11 @@ func (a *scheduleActor) activate() error {
 	})
 }
 
-// toStaff maps the stored staff member onto the availability engine's view.
-func toStaff(m persistence.StaffMember, overrides []persistence.DateOverride, timeOff []persistence.TimeOff) (availability.Staff, error) {
+// StaffCalendar maps a stored staff member, with their date overrides and
+// time off, onto the availability engine's view (no appointments yet). The
+// lock-based benchmark baseline uses it too, so both engines decide by the
+// same calendar.
+func StaffCalendar(m persistence.StaffMember, overrides []persistence.DateOverride, timeOff []persistence.TimeOff) (availability.Staff, error) {
 	loc, err := time.LoadLocation(m.TimeZone)
 	if err != nil {
 		return availability.Staff{}, fmt.Errorf("staff %s: time zone: %w", m.ID, err)

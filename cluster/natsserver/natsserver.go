@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -38,6 +39,24 @@ type Config struct {
 	// DrainTimeout bounds how long Stop waits for client connections to
 	// drain; default 5s.
 	DrainTimeout time.Duration
+
+	// ClusterName, when set, joins the server into the NATS cluster of that
+	// name through routes, and JetStream runs clustered (Raft meta group,
+	// replicated streams). Empty runs a standalone server and ignores the
+	// other Cluster fields and Routes. A clustered server needs ServerName
+	// to be stable across restarts.
+	ClusterName string
+	// ClusterHost is the route listen address; empty means Host.
+	ClusterHost string
+	// ClusterPort is the route listen port: -1 picks a random free port.
+	// Required when ClusterName is set.
+	ClusterPort int
+	// ClusterAdvertise is the host:port other servers dial to reach this
+	// one's routes; empty lets nats-server advertise the listen address.
+	ClusterAdvertise string
+	// Routes are the seed route URLs (nats-route://host:port) of the other
+	// servers; listing this server's own route is harmless.
+	Routes []string
 }
 
 // Server is a running embedded NATS server plus the node's shared
@@ -84,6 +103,28 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error
 		JetStreamMaxMemory: cfg.JetStreamMaxMemory,
 		JetStreamMaxStore:  cfg.JetStreamMaxStore,
 		NoSigs:             true, // the process owns signal handling
+	}
+	if cfg.ClusterName != "" {
+		if cfg.ClusterPort == 0 {
+			return nil, errors.New("natsserver: Config.ClusterPort is required with ClusterName (-1 for a random port)")
+		}
+		chost := cfg.ClusterHost
+		if chost == "" {
+			chost = cfg.Host
+		}
+		opts.Cluster = server.ClusterOpts{
+			Name:      cfg.ClusterName,
+			Host:      chost,
+			Port:      cfg.ClusterPort,
+			Advertise: cfg.ClusterAdvertise,
+		}
+		for _, r := range cfg.Routes {
+			u, err := url.Parse(r)
+			if err != nil || u.Host == "" {
+				return nil, fmt.Errorf("natsserver: route %q: want nats-route://host:port", r)
+			}
+			opts.Routes = append(opts.Routes, u)
+		}
 	}
 	hp := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	if opts.DontListen {
@@ -167,6 +208,32 @@ func (s *Server) ClientURL() string {
 	}
 	return s.ns.ClientURL()
 }
+
+// ClusterAddr returns the host:port of the route listener (with the actual
+// port when ClusterPort was -1), or "" when the server is not clustered.
+func (s *Server) ClusterAddr() string {
+	if s.cfg.ClusterName == "" {
+		return ""
+	}
+	a := s.ns.ClusterAddr()
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+// JetStreamMetaLeader reports whether this server currently leads the
+// JetStream meta group (always false when standalone).
+func (s *Server) JetStreamMetaLeader() bool { return s.ns.JetStreamIsLeader() }
+
+// JetStreamMetaCurrent reports whether this server's view of the JetStream
+// meta group is current, i.e. it knows a leader and has caught up with it
+// (always true when standalone).
+func (s *Server) JetStreamMetaCurrent() bool { return s.ns.JetStreamIsCurrent() }
+
+// JetStreamPeers returns the names of the JetStream meta group's peers as
+// seen by its leader; nil on any other server and when standalone.
+func (s *Server) JetStreamPeers() []string { return s.ns.JetStreamClusterPeers() }
 
 // Ready reports nil when the server runs, JetStream is enabled and the
 // shared client connection is connected; it backs /readyz.

@@ -216,7 +216,7 @@ func (e *Engine) calendar(ctx context.Context, tx pgx.Tx, m persistence.StaffMem
 	}); err != nil {
 		return availability.Staff{}, err
 	}
-	s, err := toStaff(m, overrides, timeOff)
+	s, err := schedule.StaffCalendar(m, overrides, timeOff)
 	if err != nil {
 		return s, err
 	}
@@ -507,59 +507,4 @@ func record(ctx context.Context, tx pgx.Tx, before *persistence.Appointment, aft
 	_, err = tx.Exec(ctx, `INSERT INTO outbox (id, subject, type, payload, created_at, published_at)
 		VALUES ($1, $2, $3, $4, $5, NULL)`, out.ID, out.Subject, out.Type, out.Payload, persistence.CanonicalTime(out.CreatedAt))
 	return err
-}
-
-// toStaff maps the stored staff member onto the availability engine's
-// view (the schedule actor's mapping).
-func toStaff(m persistence.StaffMember, overrides []persistence.DateOverride, timeOff []persistence.TimeOff) (availability.Staff, error) {
-	loc, err := time.LoadLocation(m.TimeZone)
-	if err != nil {
-		return availability.Staff{}, fmt.Errorf("staff %s: time zone: %w", m.ID, err)
-	}
-	ranges := func(in []persistence.ClockRange) ([]availability.ClockRange, error) {
-		out := make([]availability.ClockRange, 0, len(in))
-		for _, r := range in {
-			cr, err := availability.NewClockRange(availability.Clock(r.StartMinute), availability.Clock(r.EndMinute))
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, cr)
-		}
-		return out, nil
-	}
-	days := map[time.Weekday][]availability.ClockRange{}
-	for d, rs := range m.Weekly {
-		if days[time.Weekday(d)], err = ranges(rs); err != nil {
-			return availability.Staff{}, err
-		}
-	}
-	hours, err := availability.NewWeeklyHours(days)
-	if err != nil {
-		return availability.Staff{}, err
-	}
-	s := availability.Staff{ID: m.ID, Active: m.Active, Skills: m.Skills, Location: loc, Hours: hours}
-	for _, o := range overrides {
-		t, err := time.Parse(time.DateOnly, o.Date)
-		if err != nil {
-			return availability.Staff{}, err
-		}
-		d := availability.DateOf(t)
-		if o.Closed {
-			s.Overrides = append(s.Overrides, availability.ClosedOn(d))
-			continue
-		}
-		rs, err := ranges(o.Ranges)
-		if err != nil {
-			return availability.Staff{}, err
-		}
-		ov, err := availability.OpenOn(d, rs...)
-		if err != nil {
-			return availability.Staff{}, err
-		}
-		s.Overrides = append(s.Overrides, ov)
-	}
-	for _, t := range timeOff {
-		s.TimeOff = append(s.TimeOff, availability.Interval{Start: t.Start, End: t.End})
-	}
-	return s, nil
 }
