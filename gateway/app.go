@@ -125,6 +125,7 @@ func (s *server) registerBooking(app *fiber.App, idem idempotency.Config) {
 	app.Post("/v1/appointments/:id/confirm", anyone, external(s.lifecycle(false, s.confirmAppointment)))
 	app.Post("/v1/appointments/:id/cancel", anyone, external(s.lifecycle(false, s.cancelAppointment, s.releaseCredits)))
 	app.Post("/v1/appointments/:id/reschedule", anyone, external(s.lifecycle(true, s.rescheduleAppointment)))
+	app.Post("/v1/appointments/:id/check-in", staff, external(s.lifecycle(false, s.checkInAppointment)))
 	app.Post("/v1/appointments/:id/complete", staff, external(s.lifecycle(false, s.completeAppointment)))
 	app.Post("/v1/appointments/:id/no-show", staff, external(s.lifecycle(false, s.noShowAppointment)))
 	app.Get("/v1/me/appointments", anyone, s.myAppointments)

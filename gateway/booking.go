@@ -67,6 +67,7 @@ type appointmentJSON struct {
 	End           time.Time  `json:"end"`
 	Status        string     `json:"status"`
 	HoldExpiresAt *time.Time `json:"hold_expires_at,omitempty"`
+	CheckedInAt   *time.Time `json:"checked_in_at,omitempty"`
 	PriceMinor    int64      `json:"price_minor"`
 	DepositMinor  int64      `json:"deposit_minor"`
 	Version       int64      `json:"version"`
@@ -79,6 +80,10 @@ func appointmentView(a persistence.Appointment) appointmentJSON {
 	if a.Status == persistence.StatusHeld {
 		t := a.HoldExpiresAt.UTC()
 		v.HoldExpiresAt = &t
+	}
+	if !a.CheckedInAt.IsZero() {
+		t := a.CheckedInAt.UTC()
+		v.CheckedInAt = &t
 	}
 	return v
 }
@@ -550,6 +555,10 @@ func (s *server) rescheduleAppointment(c *fiber.Ctx, ap persistence.Appointment,
 		return nil, apierr.Invalid("", apierr.FieldError{Field: "start", Message: "the new start is required"})
 	}
 	return &schedule.Reschedule{AppointmentID: ap.ID, Start: in.Start, Service: sv, ActorID: actor, Override: isStaff(c)}, nil
+}
+
+func (s *server) checkInAppointment(c *fiber.Ctx, ap persistence.Appointment, _ persistence.Service, in reasonInput, actor string) (any, error) {
+	return &schedule.CheckIn{AppointmentID: ap.ID, ActorID: actor}, nil
 }
 
 func (s *server) completeAppointment(c *fiber.Ctx, ap persistence.Appointment, _ persistence.Service, in reasonInput, actor string) (any, error) {

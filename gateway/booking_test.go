@@ -252,3 +252,32 @@ func TestBookingRaceIsLinearizable(t *testing.T) {
 		t.Fatalf("%d slots still offered after all were taken", len(left.Slots))
 	}
 }
+
+func TestCheckIn(t *testing.T) {
+	e := newBookingEnv(t) // now is 07:00
+	maria, desk := e.token("maria", auth.RoleClient), e.token("desk", auth.RoleReceptionist)
+	early := decode[appointmentJSON](t, e.book(maria, "ana", slotAt(8, 0)))
+	later := decode[appointmentJSON](t, e.book(maria, "ana", slotAt(9, 0)))
+	for _, id := range []string{early.ID, later.ID} {
+		if r := e.post(maria, "/v1/appointments/"+id+"/confirm", ""); r.status != 200 {
+			t.Fatalf("confirm: %d %s", r.status, r.body)
+		}
+	}
+	if r := e.post(maria, "/v1/appointments/"+early.ID+"/check-in", ""); r.status != 403 {
+		t.Fatalf("client checks in: %d", r.status)
+	}
+	r := e.post(desk, "/v1/appointments/"+early.ID+"/check-in", "")
+	if r.status != 200 || decode[appointmentJSON](t, r).CheckedInAt == nil {
+		t.Fatalf("check in an hour before: %d %s", r.status, r.body)
+	}
+	if again := e.post(desk, "/v1/appointments/"+early.ID+"/check-in", ""); again.status != 200 || string(again.body) != string(r.body) {
+		t.Fatalf("check in twice: %d %s", again.status, again.body)
+	}
+	if r := e.post(desk, "/v1/appointments/"+later.ID+"/check-in", ""); r.status != 409 || r.errCode(t) != "invalid_transition" {
+		t.Fatalf("check in two hours early: %d %s", r.status, r.body)
+	}
+	agenda := decode[struct{ Appointments []appointmentJSON }](t, e.as(desk, "GET", "/v1/agenda?staff=ana&date=2026-12-01"))
+	if len(agenda.Appointments) != 2 || agenda.Appointments[0].CheckedInAt == nil || agenda.Appointments[1].CheckedInAt != nil {
+		t.Fatalf("agenda %+v", agenda)
+	}
+}

@@ -124,6 +124,7 @@ type Appointment struct {
 	HoldExpiresAt time.Time // set while held; a hold past it blocks nothing
 	PriceMinor    int64
 	DepositMinor  int64
+	CheckedInAt   time.Time // when the client arrived; zero until then
 	Version       int64
 	CreatedAt     time.Time
 	UpdatedAt     time.Time

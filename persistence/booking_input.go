@@ -302,7 +302,7 @@ func NormalizeAppointment(a Appointment) (Appointment, error) {
 		}
 	}
 	a.Start, a.End = CanonicalTime(a.Start), CanonicalTime(a.End)
-	a.HoldExpiresAt = CanonicalTime(a.HoldExpiresAt)
+	a.HoldExpiresAt, a.CheckedInAt = CanonicalTime(a.HoldExpiresAt), CanonicalTime(a.CheckedInAt)
 	a.CreatedAt, a.UpdatedAt = CanonicalTime(a.CreatedAt), CanonicalTime(a.UpdatedAt)
 	if a.Start.IsZero() || !a.End.After(a.Start) {
 		return a, invalidf("appointment %s: end %v is not after start %v", a.ID, a.End, a.Start)

@@ -153,6 +153,8 @@ func (a *scheduleActor) Receive(c actor.Context) {
 		a.guard(c, func() { a.confirm(c, m) }, a.failWith(c))
 	case *Cancel:
 		a.guard(c, func() { a.cancel(c, m) }, a.failWith(c))
+	case *CheckIn:
+		a.guard(c, func() { a.checkIn(c, m) }, a.failWith(c))
 	case *Complete:
 		a.guard(c, func() { a.close(c, m.AppointmentID, m.ActorID, m.Reason, persistence.StatusCompleted) }, a.failWith(c))
 	case *NoShow:
@@ -518,6 +520,24 @@ func (a *scheduleActor) cancel(c actor.Context, m *Cancel) {
 	after := ap
 	after.Status = persistence.StatusCancelled
 	a.change(c, "cancel", ap, after, m.ActorID, m.Reason)
+}
+
+func (a *scheduleActor) checkIn(c actor.Context, m *CheckIn) {
+	ap, ok := a.find(c, m.AppointmentID)
+	if !ok {
+		return
+	}
+	now := a.deps.Now()
+	switch {
+	case ap.Status == persistence.StatusConfirmed && !ap.CheckedInAt.IsZero():
+		c.Respond(&Reply{Appointment: ap})
+	case ap.Status != persistence.StatusConfirmed || now.Before(ap.Start.Add(-checkInOpens)) || !now.Before(ap.End):
+		c.Respond(&Reply{Appointment: ap, Err: ErrTransition})
+	default:
+		after := ap
+		after.CheckedInAt = persistence.CanonicalTime(now)
+		a.change(c, "check_in", ap, after, m.ActorID, "checked in")
+	}
 }
 
 func (a *scheduleActor) close(c actor.Context, id, actorID, reason string, to persistence.AppointmentStatus) {

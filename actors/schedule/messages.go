@@ -57,6 +57,14 @@ type Cancel struct {
 	Override      bool
 }
 
+// CheckIn records that the client arrived (at the desk or a kiosk): a
+// confirmed appointment, from an hour before its start until its end.
+// Checking in twice answers the first check-in.
+type CheckIn struct{ AppointmentID, ActorID string }
+
+// checkInOpens is how long before its start an appointment accepts check-in.
+const checkInOpens = time.Hour
+
 // Complete and NoShow close a confirmed appointment that has started.
 type Complete struct{ AppointmentID, ActorID, Reason string }
 
@@ -77,7 +85,7 @@ type Reschedule struct {
 	ClaimUntil time.Time
 }
 
-// Reply answers Confirm, Cancel, Complete, NoShow and Reschedule.
+// Reply answers Confirm, Cancel, CheckIn, Complete, NoShow and Reschedule.
 type Reply struct {
 	Appointment  persistence.Appointment
 	Alternatives []availability.Slot // on ErrSlotTaken from Reschedule

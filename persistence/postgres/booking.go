@@ -298,17 +298,18 @@ func (t *txn) CalendarCheckEpoch(ctx context.Context, calendarID string, epoch i
 
 const appointmentColumns = `id, staff_id, resource_id, service_id, client_id, start_at, end_at,
 	buffer_before_seconds, buffer_after_seconds, status, hold_expires_at, price_minor, deposit_minor,
-	version, created_at, updated_at`
+	version, created_at, updated_at, checked_in_at`
 
 func scanAppointment(r rowScanner) (persistence.Appointment, error) {
 	var a persistence.Appointment
 	var before, after int64
 	var start, end, created, updated time.Time
-	var hold *time.Time
+	var hold, checkedIn *time.Time
 	var status string
 	err := r.Scan(&a.ID, &a.StaffID, &a.ResourceID, &a.ServiceID, &a.ClientID, &start, &end, &before, &after,
-		&status, &hold, &a.PriceMinor, &a.DepositMinor, &a.Version, &created, &updated)
+		&status, &hold, &a.PriceMinor, &a.DepositMinor, &a.Version, &created, &updated, &checkedIn)
 	a.Start, a.End, a.HoldExpiresAt = ts(start), ts(end), fromNullTS(hold)
+	a.CheckedInAt = fromNullTS(checkedIn)
 	a.BufferBefore, a.BufferAfter = persistence.FromSeconds(before), persistence.FromSeconds(after)
 	a.Status, a.CreatedAt, a.UpdatedAt = persistence.AppointmentStatus(status), ts(created), ts(updated)
 	return a, err
@@ -320,11 +321,11 @@ func (t *txn) AppointmentInsert(ctx context.Context, a persistence.Appointment) 
 		return err
 	}
 	_, err = t.exec(ctx, `INSERT INTO appointments (`+appointmentColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
 		a.ID, a.StaffID, a.ResourceID, a.ServiceID, a.ClientID, ts(a.Start), ts(a.End),
 		persistence.Seconds(a.BufferBefore), persistence.Seconds(a.BufferAfter), string(a.Status),
 		nullTS(a.HoldExpiresAt), a.PriceMinor, a.DepositMinor, a.Version,
-		ts(a.CreatedAt), ts(a.UpdatedAt))
+		ts(a.CreatedAt), ts(a.UpdatedAt), nullTS(a.CheckedInAt))
 	return err
 }
 
@@ -337,11 +338,11 @@ func (t *txn) AppointmentUpdate(ctx context.Context, a persistence.Appointment) 
 	err = t.tx.QueryRow(ctx, `UPDATE appointments SET staff_id = $1, resource_id = $2, service_id = $3,
 		client_id = $4, start_at = $5, end_at = $6, buffer_before_seconds = $7, buffer_after_seconds = $8,
 		status = $9, hold_expires_at = $10, price_minor = $11, deposit_minor = $12, updated_at = $13,
-		version = version + 1 WHERE id = $14 AND version = $15 RETURNING created_at`,
+		checked_in_at = $14, version = version + 1 WHERE id = $15 AND version = $16 RETURNING created_at`,
 		a.StaffID, a.ResourceID, a.ServiceID, a.ClientID, ts(a.Start), ts(a.End),
 		persistence.Seconds(a.BufferBefore), persistence.Seconds(a.BufferAfter), string(a.Status),
 		nullTS(a.HoldExpiresAt), a.PriceMinor, a.DepositMinor, ts(a.UpdatedAt),
-		a.ID, a.Version).Scan(&created)
+		nullTS(a.CheckedInAt), a.ID, a.Version).Scan(&created)
 	if errors.Is(err, pgx.ErrNoRows) {
 		var one int
 		switch err = t.tx.QueryRow(ctx, `SELECT 1 FROM appointments WHERE id = $1`, a.ID).Scan(&one); {

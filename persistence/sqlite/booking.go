@@ -305,16 +305,17 @@ func (t *txn) CalendarCheckEpoch(ctx context.Context, calendarID string, epoch i
 
 const appointmentColumns = `id, staff_id, resource_id, service_id, client_id, start_at, end_at,
 	buffer_before_seconds, buffer_after_seconds, status, hold_expires_at, price_minor, deposit_minor,
-	version, created_at, updated_at`
+	version, created_at, updated_at, checked_in_at`
 
 func scanAppointment(r rowScanner) (persistence.Appointment, error) {
 	var a persistence.Appointment
 	var start, end, before, after, created, updated int64
-	var hold sql.NullInt64
+	var hold, checkedIn sql.NullInt64
 	var status string
 	err := r.Scan(&a.ID, &a.StaffID, &a.ResourceID, &a.ServiceID, &a.ClientID, &start, &end, &before, &after,
-		&status, &hold, &a.PriceMinor, &a.DepositMinor, &a.Version, &created, &updated)
+		&status, &hold, &a.PriceMinor, &a.DepositMinor, &a.Version, &created, &updated, &checkedIn)
 	a.Start, a.End, a.HoldExpiresAt = fromMicros(start), fromMicros(end), fromNullMicros(hold)
+	a.CheckedInAt = fromNullMicros(checkedIn)
 	a.BufferBefore, a.BufferAfter = persistence.FromSeconds(before), persistence.FromSeconds(after)
 	a.Status, a.CreatedAt, a.UpdatedAt = persistence.AppointmentStatus(status), fromMicros(created), fromMicros(updated)
 	return a, err
@@ -326,11 +327,11 @@ func (t *txn) AppointmentInsert(ctx context.Context, a persistence.Appointment) 
 		return err
 	}
 	_, err = t.exec(ctx, `INSERT INTO appointments (`+appointmentColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		a.ID, a.StaffID, a.ResourceID, a.ServiceID, a.ClientID, toMicros(a.Start), toMicros(a.End),
 		persistence.Seconds(a.BufferBefore), persistence.Seconds(a.BufferAfter), string(a.Status),
 		toNullMicros(a.HoldExpiresAt), a.PriceMinor, a.DepositMinor, a.Version,
-		toMicros(a.CreatedAt), toMicros(a.UpdatedAt))
+		toMicros(a.CreatedAt), toMicros(a.UpdatedAt), toNullMicros(a.CheckedInAt))
 	return err
 }
 
@@ -343,11 +344,11 @@ func (t *txn) AppointmentUpdate(ctx context.Context, a persistence.Appointment) 
 	err = t.tx.QueryRowContext(ctx, `UPDATE appointments SET staff_id = ?, resource_id = ?, service_id = ?,
 		client_id = ?, start_at = ?, end_at = ?, buffer_before_seconds = ?, buffer_after_seconds = ?,
 		status = ?, hold_expires_at = ?, price_minor = ?, deposit_minor = ?, updated_at = ?,
-		version = version + 1 WHERE id = ? AND version = ? RETURNING created_at`,
+		checked_in_at = ?, version = version + 1 WHERE id = ? AND version = ? RETURNING created_at`,
 		a.StaffID, a.ResourceID, a.ServiceID, a.ClientID, toMicros(a.Start), toMicros(a.End),
 		persistence.Seconds(a.BufferBefore), persistence.Seconds(a.BufferAfter), string(a.Status),
 		toNullMicros(a.HoldExpiresAt), a.PriceMinor, a.DepositMinor, toMicros(a.UpdatedAt),
-		a.ID, a.Version).Scan(&created)
+		toNullMicros(a.CheckedInAt), a.ID, a.Version).Scan(&created)
 	if errors.Is(err, sql.ErrNoRows) {
 		var one int
 		switch err = t.tx.QueryRowContext(ctx, `SELECT 1 FROM appointments WHERE id = ?`, a.ID).Scan(&one); {

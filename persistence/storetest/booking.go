@@ -764,6 +764,17 @@ func testAppointments(t *testing.T, open Opener) {
 	g, _ = get(held.ID)
 	wantEqual(t, "get after reschedule", g, v3)
 
+	// Check-in: the arrival time round-trips.
+	arrive := v3
+	arrive.CheckedInAt = base.Add(24*time.Hour - 7*time.Minute + 123*time.Nanosecond)
+	v4, err := update(arrive)
+	if err != nil || !v4.CheckedInAt.Equal(ct(arrive.CheckedInAt)) {
+		t.Fatalf("check in = %+v, %v", v4, err)
+	}
+	g, _ = get(held.ID)
+	wantEqual(t, "get after check-in", g, v4)
+	v3 = v4
+
 	_, err = update(v2)
 	wantErr(t, "stale version", err, persistence.ErrConflict)
 	future := v3
