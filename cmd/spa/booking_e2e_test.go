@@ -8,8 +8,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/spa-engine/spa/actors/schedule/claimcheck"
 )
 
 // api is a small HTTP client for end-to-end tests.
@@ -149,6 +153,87 @@ func TestBookingEndToEnd(t *testing.T) {
 			code, body := a.call("POST", "/v1/appointments", client, map[string]any{"service_id": "massage-60", "staff_id": "ana", "start": start})
 			if code != 409 || fmt.Sprint(body["error"].(map[string]any)["code"]) != "slot_taken" {
 				t.Fatalf("booking a closed day: %d %v", code, body)
+			}
+		})
+	}
+}
+
+// TestBookingRaceEndToEnd: 500 clients race through HTTP for the 20 slots
+// of one staff member's day on a served node, on each driver. Exactly 20
+// win, the 480 others get 409 slot_taken and nothing else, and the
+// recorded history passes porcupine's linearizability check.
+func TestBookingRaceEndToEnd(t *testing.T) {
+	for name, envFor := range drivers(t) {
+		t.Run(name, func(t *testing.T) {
+			dataDir := t.TempDir()
+			env := envFor(t)
+			env["SPA_SLOT_STEP"] = "30m"
+			base, _, _ := serveInProcess(t, env, dataDir)
+			a := api{t, base}
+			admin := issueToken(t, dataDir, "owner", "admin")
+			week := map[string]any{}
+			for _, d := range []string{"sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"} {
+				week[d] = []map[string]string{{"start": "08:00", "end": "18:00"}}
+			}
+			a.must(200, "PUT", "/v1/admin/staff/ana", admin, map[string]any{"name": "Ana", "time_zone": "America/Bogota",
+				"weekly_hours": week, "active": true, "version": 0})
+			a.must(200, "PUT", "/v1/admin/services/facial", admin, map[string]any{"name": "Facial", "category": "face",
+				"duration_minutes": 30, "active": true, "version": 0})
+			bogota, _ := time.LoadLocation("America/Bogota")
+			day := time.Now().In(bogota).AddDate(0, 0, 2)
+			var slots []string
+			for m := 8 * 60; m < 18*60; m += 30 {
+				slots = append(slots, time.Date(day.Year(), day.Month(), day.Day(), m/60, m%60, 0, 0, bogota).Format(time.RFC3339))
+			}
+			const clients = 500
+			tokens := make([]string, clients)
+			for i := range tokens {
+				tokens[i] = issueToken(t, dataDir, fmt.Sprint("c", i), "client")
+			}
+			client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+			rec := claimcheck.NewRecorder()
+			var won, refused atomic.Int32
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range clients {
+				wg.Go(func() {
+					<-start
+					slot := slots[(i*7)%len(slots)]
+					rec.Claim(i, slot, func() claimcheck.Outcome {
+						body, _ := json.Marshal(map[string]string{"service_id": "facial", "staff_id": "ana", "start": slot})
+						req, _ := http.NewRequest("POST", base+"/v1/appointments", bytes.NewReader(body))
+						req.Header.Set("Content-Type", "application/json")
+						req.Header.Set("Authorization", "Bearer "+tokens[i])
+						res, err := client.Do(req)
+						if err != nil {
+							t.Errorf("client %d: %v", i, err)
+							return claimcheck.Ambiguous
+						}
+						defer res.Body.Close()
+						var out struct {
+							Error struct{ Code string } `json:"error"`
+						}
+						_ = json.NewDecoder(res.Body).Decode(&out)
+						switch {
+						case res.StatusCode == 201:
+							won.Add(1)
+							return claimcheck.Won
+						case res.StatusCode == 409 && out.Error.Code == "slot_taken":
+							refused.Add(1)
+							return claimcheck.Refused
+						}
+						t.Errorf("client %d: %d %s", i, res.StatusCode, out.Error.Code)
+						return claimcheck.Ambiguous
+					})
+				})
+			}
+			close(start)
+			wg.Wait()
+			if won.Load() != int32(len(slots)) || refused.Load() != clients-int32(len(slots)) {
+				t.Fatalf("won %d refused %d, want %d and %d", won.Load(), refused.Load(), len(slots), clients-len(slots))
+			}
+			if err := rec.Check(time.Minute); err != nil {
+				t.Fatal(err)
 			}
 		})
 	}
