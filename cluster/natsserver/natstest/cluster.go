@@ -1,0 +1,196 @@
+package natstest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spa-engine/spa/cluster/natsserver"
+)
+
+// Cluster is a set of in-process NATS servers joined by routes, each with
+// JetStream in its own store directory: a stand-in for a multi-node
+// deployment inside one test process. Its methods are safe for concurrent
+// use.
+type Cluster struct {
+	t    testing.TB
+	name string
+
+	mu      sync.Mutex
+	cfgs    []natsserver.Config
+	servers []*natsserver.Server // nil while stopped
+}
+
+// RunCluster starts n servers (named s0…s<n-1>) on 127.0.0.1 with random
+// client and route ports, joined into one cluster, and waits until the
+// JetStream meta group has a leader that every server follows. All servers
+// stop when the test ends.
+func RunCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	if n < 1 {
+		t.Fatalf("natstest: RunCluster(%d)", n)
+	}
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freePort(t)
+	}
+	routes := make([]string, n)
+	for i, p := range ports {
+		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", p)
+	}
+	c := &Cluster{t: t, name: fmt.Sprintf("spa-test-%d", ports[0])}
+	for i := range n {
+		c.cfgs = append(c.cfgs, natsserver.Config{
+			Host:        "127.0.0.1",
+			Port:        -1,
+			StoreDir:    t.TempDir(),
+			ServerName:  fmt.Sprintf("s%d", i),
+			ClusterName: c.name,
+			ClusterHost: "127.0.0.1",
+			ClusterPort: ports[i],
+			Routes:      routes,
+			// Short drains keep crash simulations quick.
+			DrainTimeout: time.Second,
+			ReadyTimeout: 20 * time.Second,
+		})
+	}
+	c.servers = make([]*natsserver.Server, n)
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { c.servers[i], errs[i] = start(c.cfgs[i]) })
+	}
+	wg.Wait()
+	t.Cleanup(c.StopAll)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("natstest: start %s: %v", c.cfgs[i].ServerName, err)
+		}
+	}
+	c.WaitReady()
+	return c
+}
+
+func start(cfg natsserver.Config) (*natsserver.Server, error) {
+	// Route dial errors while peers start or stop are expected: log only
+	// when NATSTEST_LOG is set.
+	logger := slog.New(slog.DiscardHandler)
+	if os.Getenv("NATSTEST_LOG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return natsserver.Start(context.Background(), cfg, logger)
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago
+// (never 4222, where a system NATS may listen).
+func freePort(t testing.TB) int {
+	t.Helper()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("natstest: free port: %v", err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if p != 4222 {
+			return p
+		}
+	}
+}
+
+// N returns the number of servers, running or stopped.
+func (c *Cluster) N() int { return len(c.cfgs) }
+
+// Server returns server i, or nil while it is stopped.
+func (c *Cluster) Server(i int) *natsserver.Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.servers[i]
+}
+
+// Name returns server i's name.
+func (c *Cluster) Name(i int) string { return c.cfgs[i].ServerName }
+
+// Stop stops server i (its clients are drained and closed), simulating the
+// loss of that node's NATS server; the others keep quorum when n ≥ 3.
+func (c *Cluster) Stop(i int) {
+	c.mu.Lock()
+	s := c.servers[i]
+	c.servers[i] = nil
+	c.mu.Unlock()
+	if s != nil {
+		s.Stop()
+	}
+}
+
+// Restart starts a stopped server i again on the same store directory and
+// route port, and waits until the cluster's meta group is current on every
+// running server. It returns the new server.
+func (c *Cluster) Restart(i int) *natsserver.Server {
+	c.t.Helper()
+	c.mu.Lock()
+	if c.servers[i] != nil {
+		c.mu.Unlock()
+		c.t.Fatalf("natstest: Restart(%d): server is running", i)
+	}
+	c.mu.Unlock()
+	s, err := start(c.cfgs[i])
+	if err != nil {
+		c.t.Fatalf("natstest: restart %s: %v", c.cfgs[i].ServerName, err)
+	}
+	c.mu.Lock()
+	c.servers[i] = s
+	c.mu.Unlock()
+	c.WaitReady()
+	return s
+}
+
+// StopAll stops every running server; it runs at the end of the test.
+func (c *Cluster) StopAll() {
+	var wg sync.WaitGroup
+	for i := range c.cfgs {
+		wg.Go(func() { c.Stop(i) })
+	}
+	wg.Wait()
+}
+
+// WaitReady waits (up to 30s) until exactly one running server leads the
+// JetStream meta group, the leader sees every configured peer and every
+// running server is current.
+func (c *Cluster) WaitReady() {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c.mu.Lock()
+		running := make([]*natsserver.Server, 0, len(c.servers))
+		for _, s := range c.servers {
+			if s != nil {
+				running = append(running, s)
+			}
+		}
+		c.mu.Unlock()
+		leaders, current, peers := 0, 0, 0
+		for _, s := range running {
+			if s.JetStreamMetaLeader() {
+				leaders++
+				peers = len(s.JetStreamPeers())
+			}
+			if s.JetStreamMetaCurrent() {
+				current++
+			}
+		}
+		if leaders == 1 && current == len(running) && peers == len(c.cfgs) {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("natstest: cluster not ready: %d leaders, %d/%d current, leader sees %d peers",
+				leaders, current, len(running), peers)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
