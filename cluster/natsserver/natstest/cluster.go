@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,6 +37,47 @@ func RunCluster(t testing.TB, n int) *Cluster {
 	if n < 1 {
 		t.Fatalf("natstest: RunCluster(%d)", n)
 	}
+	exclusive(t)
+	// Route ports are picked free and then bound by the servers: another
+	// test process may take one in between, so a failed start is retried
+	// on fresh ports.
+	var c *Cluster
+	var errs []error
+	for attempt := 0; attempt < 5; attempt++ {
+		c, errs = tryCluster(t, n)
+		if errs == nil {
+			break
+		}
+		c.StopAll()
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("natstest: start %s: %v", c.cfgs[i].ServerName, err)
+		}
+	}
+	t.Cleanup(c.StopAll)
+	c.WaitReady()
+	return c
+}
+
+// exclusive holds a machine-wide lock until the test ends, so that the
+// multi-server clusters of test binaries running in parallel (go test runs
+// packages concurrently) take turns: on a small machine several forming
+// JetStream clusters at once starve each other's elections.
+func exclusive(t testing.TB) {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "spa-natstest-cluster.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatalf("natstest: lock: %v", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("natstest: lock: %v", err)
+	}
+	t.Cleanup(func() { f.Close() }) // closing releases the lock
+}
+
+// tryCluster starts n servers on fresh ports; errs is nil when all started.
+func tryCluster(t testing.TB, n int) (*Cluster, []error) {
 	ports := make([]int, n)
 	for i := range ports {
 		ports[i] = freePort(t)
@@ -60,20 +103,18 @@ func RunCluster(t testing.TB, n int) *Cluster {
 		})
 	}
 	c.servers = make([]*natsserver.Server, n)
-	var wg sync.WaitGroup
 	errs := make([]error, n)
+	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() { c.servers[i], errs[i] = start(c.cfgs[i]) })
 	}
 	wg.Wait()
-	t.Cleanup(c.StopAll)
-	for i, err := range errs {
+	for _, err := range errs {
 		if err != nil {
-			t.Fatalf("natstest: start %s: %v", c.cfgs[i].ServerName, err)
+			return c, errs
 		}
 	}
-	c.WaitReady()
-	return c
+	return c, nil
 }
 
 func start(cfg natsserver.Config) (*natsserver.Server, error) {
