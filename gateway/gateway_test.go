@@ -22,7 +22,7 @@ import (
 	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
-	"github.com/spa-engine/spa/persistence/sqlite"
+	"github.com/spa-engine/spa/persistence/sqlite/sqlitetest"
 )
 
 type env struct {
@@ -37,15 +37,7 @@ type envOpt func(*Deps)
 
 func newEnv(t testing.TB, opts ...envOpt) *env {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir()+"/spa.db", persistence.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := sqlitetest.Open(t, persistence.Options{})
 	tokens, err := auth.NewTokens([]byte("0123456789abcdef0123456789abcdef"), "spa-test", nil)
 	if err != nil {
 		t.Fatal(err)

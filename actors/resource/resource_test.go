@@ -17,7 +17,7 @@ import (
 
 	"github.com/spa-engine/spa/actors/availability"
 	"github.com/spa-engine/spa/persistence"
-	"github.com/spa-engine/spa/persistence/sqlite"
+	"github.com/spa-engine/spa/persistence/sqlite/sqlitetest"
 )
 
 var t0 = time.Date(2026, 12, 1, 13, 0, 0, 0, time.UTC)
@@ -47,14 +47,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir()+"/spa.db", persistence.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := sqlitetest.Open(t, persistence.Options{})
 	if err := st.InTx(ctx, func(tx persistence.Tx) error {
 		for id, capacity := range map[string]int{"room": 1, "sauna": 4} {
 			if _, err := tx.ResourcePut(ctx, persistence.Resource{ID: id, Name: id, Capacity: capacity, Active: true}); err != nil {

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spa-engine/spa/persistence"
-	"github.com/spa-engine/spa/persistence/sqlite"
+	"github.com/spa-engine/spa/persistence/sqlite/sqlitetest"
 )
 
 // benchDirectory is one staff member working around the clock, a
@@ -21,14 +21,7 @@ import (
 func benchDirectory(b *testing.B) (*Directory, persistence.Service) {
 	b.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, b.TempDir()+"/spa.db", persistence.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(ctx); err != nil {
-		b.Fatal(err)
-	}
+	st := sqlitetest.Open(b, persistence.Options{})
 	staff := persistence.StaffMember{ID: "ana", Name: "Ana", TimeZone: "America/Bogota", Active: true}
 	for d := range staff.Weekly {
 		staff.Weekly[d] = []persistence.ClockRange{{StartMinute: 0, EndMinute: 24 * 60}}

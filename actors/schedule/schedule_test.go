@@ -18,7 +18,7 @@ import (
 
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
-	"github.com/spa-engine/spa/persistence/sqlite"
+	"github.com/spa-engine/spa/persistence/sqlite/sqlitetest"
 )
 
 var bogota, _ = time.LoadLocation("America/Bogota")
@@ -52,14 +52,7 @@ type fixture struct {
 func newFixture(t *testing.T, cfg Config, wrap func(persistence.Store) persistence.Store) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir()+"/spa.db", persistence.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := sqlitetest.Open(t, persistence.Options{})
 	staff := persistence.StaffMember{ID: "ana", Name: "Ana", Skills: []string{"massage"}, TimeZone: "America/Bogota", Active: true}
 	for d := range staff.Weekly {
 		staff.Weekly[d] = []persistence.ClockRange{{StartMinute: 9 * 60, EndMinute: 17 * 60}}

@@ -15,7 +15,7 @@ import (
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
-	"github.com/spa-engine/spa/persistence/sqlite"
+	"github.com/spa-engine/spa/persistence/sqlite/sqlitetest"
 )
 
 var bogota, _ = time.LoadLocation("America/Bogota")
@@ -36,14 +36,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir()+"/spa.db", persistence.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := sqlitetest.Open(t, persistence.Options{})
 	ana := persistence.StaffMember{ID: "ana", Name: "Ana", TimeZone: "America/Bogota", Active: true}
 	for d := range ana.Weekly {
 		ana.Weekly[d] = []persistence.ClockRange{{StartMinute: 9 * 60, EndMinute: 17 * 60}}

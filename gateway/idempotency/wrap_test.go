@@ -21,7 +21,7 @@ import (
 	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/gateway/reqctx"
 	"github.com/spa-engine/spa/persistence"
-	"github.com/spa-engine/spa/persistence/sqlite"
+	"github.com/spa-engine/spa/persistence/sqlite/sqlitetest"
 )
 
 // clock is a settable test clock.
@@ -54,16 +54,7 @@ func (h *hookStore) InTx(ctx context.Context, fn func(persistence.Tx) error) err
 
 func openStore(t *testing.T) persistence.Store {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir()+"/spa.db", persistence.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return sqlitetest.Open(t, persistence.Options{})
 }
 
 type fixture struct {
