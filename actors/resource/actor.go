@@ -16,11 +16,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/spa-engine/spa/actors/batch"
 	"github.com/spa-engine/spa/actors/directory"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -67,20 +67,6 @@ func (d Deps) withDefaults() Deps {
 // CalendarID names a resource's calendar in the fencing table.
 func CalendarID(resourceID string) string { return "resource/" + resourceID }
 
-// op is one accepted change waiting for its write: apply runs inside the
-// batch transaction, reply answers the caller once the batch committed.
-type op struct {
-	kind  string
-	apply func(ctx context.Context, tx persistence.Tx) error
-	reply func(err error)
-}
-
-// batchDone reports a group commit's outcome back into the mailbox.
-type batchDone struct {
-	ops []op
-	err error
-}
-
 // resourceActor is one activation of a resource's calendar.
 type resourceActor struct {
 	deps       Deps
@@ -94,8 +80,7 @@ type resourceActor struct {
 	claims  map[string]persistence.ResourceClaim // by appointment id
 	loadErr error
 
-	queued   []op
-	inFlight bool
+	commits  batch.Committer // group commit of accepted changes
 	stopping bool
 }
 
@@ -116,13 +101,13 @@ func (a *resourceActor) Receive(c actor.Context) {
 	case *actor.Stopped:
 		a.deps.Metrics.live.Dec()
 	case *actor.ReceiveTimeout:
-		if !a.inFlight && len(a.queued) == 0 {
+		if !a.commits.Busy() {
 			a.retire(c)
 		}
 	case directory.Stop:
 		a.stopping = true
 		a.stopIfDone(c)
-	case batchDone:
+	case batch.Done:
 		a.finishBatch(c, m)
 	case *Claim:
 		a.guard(c, m, func() { a.claim(c, m) })
@@ -181,6 +166,8 @@ func (a *resourceActor) activate() error {
 			return err
 		}
 		a.epoch, a.capacity = epoch, r.Capacity
+		a.commits = batch.Committer{Store: a.deps.Store, Calendar: CalendarID(a.resourceID), Epoch: epoch,
+			Timeout: a.deps.Config.WriteTimeout}
 		a.appts = make(map[string]persistence.Appointment, len(appts))
 		for _, ap := range appts {
 			a.appts[ap.ID] = ap
@@ -193,69 +180,29 @@ func (a *resourceActor) activate() error {
 	})
 }
 
-// enqueue adds an accepted change to the next batch and starts a batch if
-// none is in flight: while one is, changes accumulate (group commit).
-func (a *resourceActor) enqueue(c actor.Context, o op) {
-	a.queued = append(a.queued, o)
-	if !a.inFlight {
-		a.flush(c)
-	}
-}
-
-// flush writes every queued change in one transaction that first checks
-// the epoch, so a stale activation cannot write.
-func (a *resourceActor) flush(c actor.Context) {
-	ops := a.queued
-	a.queued = nil
-	a.inFlight = true
-	self, store, epoch, cal, timeout := c.Self(), a.deps.Store, a.epoch, CalendarID(a.resourceID), a.deps.Config.WriteTimeout
-	system := c.ActorSystem()
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		err := store.InTx(ctx, func(tx persistence.Tx) error {
-			if err := tx.CalendarCheckEpoch(ctx, cal, epoch); err != nil {
-				return err
-			}
-			for _, o := range ops {
-				if err := o.apply(ctx, tx); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		system.Root.Send(self, batchDone{ops: ops, err: err})
-	}()
-}
-
-// finishBatch answers the batch's callers. After a failure nothing in
-// memory can be trusted, so every waiting change is refused as retryable
-// and the actor retires; the next request loads the truth.
-func (a *resourceActor) finishBatch(c actor.Context, d batchDone) {
-	a.inFlight = false
-	if d.err == nil {
-		for _, o := range d.ops {
-			o.reply(nil)
-			a.deps.Metrics.decided(o.kind, "ok")
-		}
-		if len(a.queued) > 0 {
-			a.flush(c)
-			return
+// finishBatch answers a batch's callers. After a failure every waiting
+// change is refused as retryable and the actor retires; the next request
+// loads the truth.
+func (a *resourceActor) finishBatch(c actor.Context, d batch.Done) {
+	ops, err := a.commits.Done(c, d)
+	if err == nil {
+		for _, o := range ops {
+			o.Reply(nil)
+			a.deps.Metrics.decided(o.Kind, "ok")
 		}
 		a.stopIfDone(c)
 		return
 	}
 	reason := "write_failed"
-	if errors.Is(d.err, persistence.ErrFenced) {
+	if errors.Is(err, persistence.ErrFenced) {
 		reason = "fenced"
 		a.deps.Metrics.fenced.Inc()
 	}
-	a.deps.Log.Warn("resource: batch failed; stopping", "resource", a.resourceID, "epoch", a.epoch, "reason", reason, "err", d.err)
-	for _, o := range slices.Concat(d.ops, a.queued) {
-		o.reply(fmt.Errorf("%w: %s", ErrRetry, reason))
-		a.deps.Metrics.decided(o.kind, reason)
+	a.deps.Log.Warn("resource: batch failed; stopping", "resource", a.resourceID, "epoch", a.epoch, "reason", reason, "err", err)
+	for _, o := range ops {
+		o.Reply(fmt.Errorf("%w: %s", ErrRetry, reason))
+		a.deps.Metrics.decided(o.Kind, reason)
 	}
-	a.queued = nil
 	a.stopping = true
 	a.retire(c)
 }
@@ -265,7 +212,7 @@ func (a *resourceActor) retire(c actor.Context) { directory.Retire(c, a.resource
 
 // stopIfDone stops a stopping actor once nothing waits for a write.
 func (a *resourceActor) stopIfDone(c actor.Context) {
-	if a.stopping && !a.inFlight && len(a.queued) == 0 {
+	if a.stopping && !a.commits.Busy() {
 		c.Stop(c.Self())
 	}
 }

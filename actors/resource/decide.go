@@ -7,6 +7,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/spa-engine/spa/actors/availability"
+	"github.com/spa-engine/spa/actors/batch"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -65,9 +66,9 @@ func (a *resourceActor) claim(c actor.Context, m *Claim) {
 		ExpiresAt: persistence.CanonicalTime(now.Add(ttl))}
 	a.claims[cl.AppointmentID] = cl // taken from now on, before it is durable
 	sender := c.Sender()
-	a.enqueue(c, op{kind: "claim",
-		apply: func(ctx context.Context, tx persistence.Tx) error { return tx.ResourceClaimPut(ctx, cl) },
-		reply: func(err error) { c.Send(sender, &ClaimReply{ExpiresAt: cl.ExpiresAt, Err: err}) },
+	a.commits.Enqueue(c, batch.Op{Kind: "claim",
+		Apply: func(ctx context.Context, tx persistence.Tx) error { return tx.ResourceClaimPut(ctx, cl) },
+		Reply: func(err error) { c.Send(sender, &ClaimReply{ExpiresAt: cl.ExpiresAt, Err: err}) },
 	})
 }
 
@@ -78,22 +79,22 @@ func (a *resourceActor) dropLapsed(c actor.Context) {
 	for id, cl := range a.claims {
 		if !cl.ExpiresAt.After(now) {
 			delete(a.claims, id)
-			a.enqueue(c, a.deleteClaim(id, nil))
+			a.commits.Enqueue(c, a.deleteClaim(id, nil))
 		}
 	}
 }
 
 // deleteClaim is the write that removes a claim's row; reply may be nil.
-func (a *resourceActor) deleteClaim(appointmentID string, reply func(error)) op {
+func (a *resourceActor) deleteClaim(appointmentID string, reply func(error)) batch.Op {
 	if reply == nil {
 		reply = func(error) {}
 	}
 	resourceID := a.resourceID
-	return op{kind: "release",
-		apply: func(ctx context.Context, tx persistence.Tx) error {
+	return batch.Op{Kind: "release",
+		Apply: func(ctx context.Context, tx persistence.Tx) error {
 			return tx.ResourceClaimDelete(ctx, resourceID, appointmentID)
 		},
-		reply: reply,
+		Reply: reply,
 	}
 }
 
@@ -104,7 +105,7 @@ func (a *resourceActor) release(c actor.Context, m *Release) {
 	}
 	delete(a.claims, m.AppointmentID)
 	sender := c.Sender()
-	a.enqueue(c, a.deleteClaim(m.AppointmentID, func(err error) { c.Send(sender, &Reply{Err: err}) }))
+	a.commits.Enqueue(c, a.deleteClaim(m.AppointmentID, func(err error) { c.Send(sender, &Reply{Err: err}) }))
 }
 
 // track records an appointment's latest version in memory, replacing its
@@ -150,7 +151,7 @@ func (a *resourceActor) track(c actor.Context, m *Track) {
 		return
 	}
 	sender := c.Sender()
-	a.enqueue(c, a.deleteClaim(ap.ID, func(err error) {
+	a.commits.Enqueue(c, a.deleteClaim(ap.ID, func(err error) {
 		reply.Err = err
 		c.Send(sender, reply)
 	}))

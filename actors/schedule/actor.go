@@ -11,13 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/spa-engine/spa/actors/availability"
+	"github.com/spa-engine/spa/actors/batch"
 	"github.com/spa-engine/spa/actors/directory"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
@@ -70,21 +70,6 @@ type Deps struct {
 // CalendarID names a staff member's calendar in the fencing table.
 func CalendarID(staffID string) string { return "staff/" + staffID }
 
-// op is one accepted change waiting for its write: apply runs inside the
-// batch transaction, reply answers the caller once the batch committed.
-type op struct {
-	apply func(ctx context.Context, tx persistence.Tx) error
-	reply func(err error)
-	start time.Time
-	kind  string
-}
-
-// batchDone reports a group commit's outcome back into the mailbox.
-type batchDone struct {
-	ops []op
-	err error
-}
-
 // expireHolds is the timer's tick: record the holds that lapsed.
 type expireHolds struct{}
 
@@ -101,8 +86,7 @@ type scheduleActor struct {
 	appts   map[string]persistence.Appointment // every appointment in the loaded window
 	loadErr error
 
-	queued   []op // accepted, waiting for the batch in flight to finish
-	inFlight bool
+	commits  batch.Committer // group commit of accepted changes
 	stopping bool
 	timer    *time.Timer // next hold expiry
 }
@@ -139,13 +123,13 @@ func (a *scheduleActor) Receive(c actor.Context) {
 			a.expire(c)
 		}
 	case *actor.ReceiveTimeout:
-		if !a.inFlight && len(a.queued) == 0 {
+		if !a.commits.Busy() {
 			a.retire(c)
 		}
 	case directory.Stop:
 		a.stopping = true
 		a.stopIfDone(c)
-	case batchDone:
+	case batch.Done:
 		a.finishBatch(c, m)
 	case *Hold:
 		a.guard(c, func() { a.hold(c, m) }, func(err error) { c.Respond(&HoldReply{Err: err}) })
@@ -228,6 +212,8 @@ func (a *scheduleActor) activate() error {
 			return err
 		}
 		a.epoch, a.staff = epoch, staff
+		a.commits = batch.Committer{Store: a.deps.Store, Calendar: CalendarID(a.staffID), Epoch: epoch,
+			Timeout: a.deps.Config.WriteTimeout, Flushed: func(n int) { a.deps.Metrics.batchSize.Observe(float64(n)) }}
 		a.appts = make(map[string]persistence.Appointment, len(appts))
 		for _, ap := range appts {
 			a.appts[ap.ID] = ap
@@ -389,14 +375,14 @@ func (a *scheduleActor) hold(c actor.Context, m *Hold) {
 	a.appts[ap.ID] = ap // taken from now on, before it is durable
 	a.armExpiry(c)
 	sender := c.Sender()
-	a.enqueue(c, op{kind: "hold", start: began,
-		apply: func(ctx context.Context, tx persistence.Tx) error {
+	a.commits.Enqueue(c, batch.Op{Kind: "hold", Start: began,
+		Apply: func(ctx context.Context, tx persistence.Tx) error {
 			if err := tx.AppointmentInsert(ctx, ap); err != nil {
 				return err
 			}
 			return record(ctx, tx, nil, ap, m.ActorID, "held")
 		},
-		reply: func(err error) { c.Send(sender, &HoldReply{Appointment: ap, Err: err}) },
+		Reply: func(err error) { c.Send(sender, &HoldReply{Appointment: ap, Err: err}) },
 	})
 }
 
@@ -419,8 +405,8 @@ func (a *scheduleActor) change(c actor.Context, kind string, before persistence.
 	after.UpdatedAt = persistence.CanonicalTime(a.deps.Now()) // as stored, so memory and database agree
 	a.appts[after.ID] = after
 	sender := c.Sender() // nil for the actor's own timer
-	a.enqueue(c, op{kind: kind, start: began,
-		apply: func(ctx context.Context, tx persistence.Tx) error {
+	a.commits.Enqueue(c, batch.Op{Kind: kind, Start: began,
+		Apply: func(ctx context.Context, tx persistence.Tx) error {
 			stored := after
 			stored.Version = before.Version // AppointmentUpdate checks the stored version
 			if _, err := tx.AppointmentUpdate(ctx, stored); err != nil {
@@ -428,7 +414,7 @@ func (a *scheduleActor) change(c actor.Context, kind string, before persistence.
 			}
 			return record(ctx, tx, &before, after, actorID, reason)
 		},
-		reply: func(err error) {
+		Reply: func(err error) {
 			if sender != nil {
 				c.Send(sender, &Reply{Appointment: after, Err: err})
 			}
@@ -628,71 +614,29 @@ func record(ctx context.Context, tx persistence.Tx, before *persistence.Appointm
 	return tx.OutboxAppend(ctx, out)
 }
 
-// enqueue adds an accepted change to the next batch and starts a batch if
-// none is in flight: while one is, changes accumulate (group commit).
-func (a *scheduleActor) enqueue(c actor.Context, o op) {
-	a.queued = append(a.queued, o)
-	if !a.inFlight {
-		a.flush(c)
-	}
-}
-
-// flush writes every queued change in one transaction that first checks
-// the epoch, so a stale activation cannot write.
-func (a *scheduleActor) flush(c actor.Context) {
-	ops := a.queued
-	a.queued = nil
-	a.inFlight = true
-	a.deps.Metrics.batchSize.Observe(float64(len(ops)))
-	self, store, epoch, cal, timeout := c.Self(), a.deps.Store, a.epoch, CalendarID(a.staffID), a.deps.Config.WriteTimeout
-	system := c.ActorSystem()
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		err := store.InTx(ctx, func(tx persistence.Tx) error {
-			if err := tx.CalendarCheckEpoch(ctx, cal, epoch); err != nil {
-				return err
-			}
-			for _, o := range ops {
-				if err := o.apply(ctx, tx); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		system.Root.Send(self, batchDone{ops: ops, err: err})
-	}()
-}
-
-// finishBatch answers the batch's callers. After a failure nothing in
-// memory can be trusted (later changes may build on the failed ones), so
-// every waiting change is refused as retryable and the actor stops; the
-// next request activates a fresh one that loads the truth.
-func (a *scheduleActor) finishBatch(c actor.Context, d batchDone) {
-	a.inFlight = false
-	if d.err == nil {
-		for _, o := range d.ops {
-			o.reply(nil)
-			a.deps.Metrics.claim(o.kind, "ok", o.start)
-		}
-		if len(a.queued) > 0 {
-			a.flush(c)
-			return
+// finishBatch answers a batch's callers. After a failure every waiting
+// change is refused as retryable and the actor retires; requests that
+// reach it meanwhile go to a fresh activation, which loads the truth.
+func (a *scheduleActor) finishBatch(c actor.Context, d batch.Done) {
+	ops, err := a.commits.Done(c, d)
+	if err == nil {
+		for _, o := range ops {
+			o.Reply(nil)
+			a.deps.Metrics.claim(o.Kind, "ok", o.Start)
 		}
 		a.stopIfDone(c)
 		return
 	}
 	reason := "write_failed"
-	if errors.Is(d.err, persistence.ErrFenced) {
+	if errors.Is(err, persistence.ErrFenced) {
 		reason = "fenced"
 		a.deps.Metrics.fenced.Inc()
 	}
-	a.deps.Log.Warn("schedule: batch failed; stopping", "staff", a.staffID, "epoch", a.epoch, "reason", reason, "err", d.err)
-	for _, o := range slices.Concat(d.ops, a.queued) {
-		o.reply(fmt.Errorf("%w: %s", ErrRetry, reason))
-		a.deps.Metrics.claim(o.kind, reason, o.start)
+	a.deps.Log.Warn("schedule: batch failed; stopping", "staff", a.staffID, "epoch", a.epoch, "reason", reason, "err", err)
+	for _, o := range ops {
+		o.Reply(fmt.Errorf("%w: %s", ErrRetry, reason))
+		a.deps.Metrics.claim(o.Kind, reason, o.Start)
 	}
-	a.queued = nil
 	a.stopping = true
 	a.retire(c)
 }
@@ -703,7 +647,7 @@ func (a *scheduleActor) retire(c actor.Context) { directory.Retire(c, a.staffID)
 
 // stopIfDone stops a stopping actor once nothing waits for a write.
 func (a *scheduleActor) stopIfDone(c actor.Context) {
-	if a.stopping && !a.inFlight && len(a.queued) == 0 {
+	if a.stopping && !a.commits.Busy() {
 		c.Stop(c.Self())
 	}
 }

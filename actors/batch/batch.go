@@ -1,0 +1,105 @@
+// Package batch is the group commit shared by the calendar actors
+// (schedule, resource): changes accepted in memory are written together,
+// in one transaction that first checks the actor's epoch, while the actor
+// keeps deciding; the next batch starts when the one in flight is done.
+// A Committer belongs to one actor and is used only from its Receive.
+package batch
+
+import (
+	"context"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/spa-engine/spa/persistence"
+)
+
+// Op is one accepted change waiting for its write.
+type Op struct {
+	Kind  string    // for metrics: hold, confirm, claim, ...
+	Start time.Time // when the actor accepted it
+	// Apply writes the change inside the batch's transaction; it may run
+	// again if the transaction is retried.
+	Apply func(ctx context.Context, tx persistence.Tx) error
+	// Reply answers the caller once the batch's outcome is known.
+	Reply func(err error)
+}
+
+// Done is the message a batch sends back into its actor's mailbox; the
+// actor hands it to Committer.Done.
+type Done struct {
+	ops []Op
+	err error
+}
+
+// Committer queues and writes one actor's changes.
+type Committer struct {
+	Store    persistence.Store
+	Calendar string // the fencing table's calendar id
+	Epoch    int64  // this activation's epoch
+	Timeout  time.Duration
+	// Flushed, when set, is told the size of every batch (a metric).
+	Flushed func(n int)
+
+	queued   []Op
+	inFlight bool
+}
+
+// Busy reports whether a write is in flight or waiting.
+func (b *Committer) Busy() bool { return b.inFlight || len(b.queued) > 0 }
+
+// Enqueue adds an accepted change and starts a batch if none is in
+// flight; while one is, changes accumulate for the next.
+func (b *Committer) Enqueue(c actor.Context, o Op) {
+	b.queued = append(b.queued, o)
+	if !b.inFlight {
+		b.flush(c)
+	}
+}
+
+// flush writes every queued change in one transaction that first checks
+// the epoch, so a stale activation cannot write, and reports back with Done.
+func (b *Committer) flush(c actor.Context) {
+	ops := b.queued
+	b.queued = nil
+	b.inFlight = true
+	if b.Flushed != nil {
+		b.Flushed(len(ops))
+	}
+	self, root := c.Self(), c.ActorSystem().Root
+	store, calendar, epoch, timeout := b.Store, b.Calendar, b.Epoch, b.Timeout
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		err := store.InTx(ctx, func(tx persistence.Tx) error {
+			if err := tx.CalendarCheckEpoch(ctx, calendar, epoch); err != nil {
+				return err
+			}
+			for _, o := range ops {
+				if err := o.Apply(ctx, tx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		root.Send(self, Done{ops: ops, err: err})
+	}()
+}
+
+// Done takes a batch's outcome. On success it returns the batch's ops for
+// the actor to answer, and starts the next batch if changes queued
+// meanwhile. On failure nothing in memory can be trusted (later changes
+// may build on the failed ones): it returns the batch's ops and every
+// queued one, all to be refused as retryable, with the error.
+func (b *Committer) Done(c actor.Context, d Done) ([]Op, error) {
+	b.inFlight = false
+	if d.err != nil {
+		ops := append(d.ops, b.queued...)
+		b.queued = nil
+		return ops, d.err
+	}
+	if len(b.queued) > 0 {
+		b.flush(c)
+	}
+	return d.ops, nil
+}
