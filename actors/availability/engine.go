@@ -9,14 +9,13 @@ import (
 // engine holds what one query shares across staff members, plus scratch
 // buffers reused from one staff member to the next.
 type engine struct {
-	q        Query
-	step     time.Duration
-	window   Interval   // allowed starts: From, To, notice and horizon
-	full     []Interval // resource saturated; nil when no resource is needed
-	blocked  []Interval // scratch
-	ranges   []Interval // scratch
-	gaps     []Interval // scratch
-	capacity int
+	q       Query
+	step    time.Duration
+	window  Interval   // allowed starts: From, To, notice and horizon
+	full    []Interval // resource saturated; nil when no resource is needed
+	blocked []Interval // scratch
+	ranges  []Interval // scratch
+	gaps    []Interval // scratch
 }
 
 // newEngine validates everything Slots depends on.
