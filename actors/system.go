@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ErrStopped is returned by Ping once the system has been stopped.
@@ -93,3 +94,20 @@ func (s *System) Stop() {
 		s.sys.Shutdown()
 	})
 }
+
+// MailboxDepth is a mailbox middleware that keeps a gauge of the messages
+// waiting in the mailboxes it is attached to (all actors of one kind
+// together): a sustained rise means those actors cannot keep up.
+type MailboxDepth struct{ prometheus.Gauge }
+
+// MailboxStarted is part of actor.MailboxMiddleware.
+func (MailboxDepth) MailboxStarted() {}
+
+// MessagePosted counts a message in.
+func (m MailboxDepth) MessagePosted(any) { m.Inc() }
+
+// MessageReceived counts a message out (after its handler returned).
+func (m MailboxDepth) MessageReceived(any) { m.Dec() }
+
+// MailboxEmpty is part of actor.MailboxMiddleware.
+func (MailboxDepth) MailboxEmpty() {}

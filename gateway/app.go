@@ -28,7 +28,13 @@ func New(d Deps) (*fiber.App, error) {
 		return nil, err
 	}
 	s := &server{deps: d, log: d.Logger, metrics: m, routes: map[string]bool{},
-		catalogue: newCatalogueCache(d.Store, catalogueTTL)}
+		catalogue: newCatalogueCache(d.Store, catalogueTTL),
+		idem: idempotency.Config{
+			TTL:     d.Config.IdempotencyTTL,
+			LockTTL: d.Config.IdempotencyLockTTL,
+			Now:     d.Now,
+			Logger:  d.Logger,
+		}}
 	cfg := d.Config
 
 	corsMW, err := newCORS(cfg.CORSOrigins)
@@ -68,12 +74,6 @@ func New(d Deps) (*fiber.App, error) {
 
 // registerRoutes is the route table of the API.
 func (s *server) registerRoutes(app *fiber.App) {
-	idem := idempotency.Config{
-		TTL:     s.deps.Config.IdempotencyTTL,
-		LockTTL: s.deps.Config.IdempotencyLockTTL,
-		Now:     s.deps.Now,
-		Logger:  s.log,
-	}
 	admin := RequireRole(auth.RoleAdmin)
 
 	app.Get("/healthz", s.healthz)
@@ -83,10 +83,10 @@ func (s *server) registerRoutes(app *fiber.App) {
 
 	app.Get("/v1/studio", s.getPublicStudio)
 	app.Get("/v1/admin/studio", admin, s.getAdminStudio)
-	app.Put("/v1/admin/studio", admin, idempotency.Wrap(s.deps.Store, idem, s.putStudio))
+	app.Put("/v1/admin/studio", admin, s.mutate(s.putStudio))
 	app.Get("/v1/admin/audit", admin, s.listAudit)
 
-	mutate := func(h idempotency.Handler) fiber.Handler { return idempotency.Wrap(s.deps.Store, idem, h) }
+	mutate := s.mutate
 	app.Get("/v1/services", s.listServices(true))
 	app.Get("/v1/services/:id", s.getService(true))
 	app.Get("/v1/staff", s.listStaff(false))
@@ -106,18 +106,24 @@ func (s *server) registerRoutes(app *fiber.App) {
 	app.Put("/v1/admin/resources/:id", admin, mutate(s.putResource))
 
 	if s.deps.Calendars != nil {
-		s.registerBooking(app, idem)
+		s.registerBooking(app)
 	}
+}
+
+// mutate runs h, a state change, in one transaction with its
+// Idempotency-Key record.
+func (s *server) mutate(h idempotency.Handler) fiber.Handler {
+	return idempotency.Wrap(s.deps.Store, s.idem, h)
 }
 
 // registerBooking adds the availability and appointment routes. Their
 // effects happen in schedule actors, so idempotency wraps them from the
 // outside (WrapExternal) and appointment ids derive from the key.
-func (s *server) registerBooking(app *fiber.App, idem idempotency.Config) {
+func (s *server) registerBooking(app *fiber.App) {
 	anyone := RequireRole(auth.RoleClient, auth.RoleStaff, auth.RoleReceptionist, auth.RoleAdmin)
 	staff := RequireRole(staffRoles...)
 	external := func(h fiber.Handler) fiber.Handler {
-		return idempotency.WrapExternal(s.deps.Store, idem, idempotency.ExternalHandler(h))
+		return idempotency.WrapExternal(s.deps.Store, s.idem, idempotency.ExternalHandler(h))
 	}
 	app.Get("/v1/availability", s.availabilityHandler)
 	app.Post("/v1/appointments", anyone, external(s.createAppointment))
@@ -131,8 +137,7 @@ func (s *server) registerBooking(app *fiber.App, idem idempotency.Config) {
 	app.Get("/v1/me/appointments", anyone, s.myAppointments)
 	app.Get("/v1/agenda", staff, s.agenda)
 
-	admin := RequireRole(auth.RoleAdmin)
-	mutate := func(h idempotency.Handler) fiber.Handler { return idempotency.Wrap(s.deps.Store, idem, h) }
+	admin, mutate := RequireRole(auth.RoleAdmin), s.mutate
 	app.Post("/v1/waitlist", anyone, mutate(s.joinWaitlist))
 	app.Get("/v1/me/waitlist", anyone, s.myWaitlist)
 	app.Post("/v1/waitlist/:id/cancel", anyone, mutate(s.leaveWaitlist))

@@ -88,6 +88,14 @@ func appointmentView(a persistence.Appointment) appointmentJSON {
 	return v
 }
 
+func appointmentsView(list []persistence.Appointment) []appointmentJSON {
+	out := make([]appointmentJSON, len(list))
+	for i, a := range list {
+		out[i] = appointmentView(a)
+	}
+	return out
+}
+
 // scheduleError maps a schedule actor's refusal to the API's errors.
 func scheduleError(err error, alternatives []availability.Slot) error {
 	switch {
@@ -583,11 +591,7 @@ func (s *server) myAppointments(c *fiber.Ctx) error {
 	}); err != nil {
 		return err
 	}
-	out := make([]appointmentJSON, len(list))
-	for i, a := range list {
-		out[i] = appointmentView(a)
-	}
-	return c.JSON(fiber.Map{"appointments": out})
+	return c.JSON(fiber.Map{"appointments": appointmentsView(list)})
 }
 
 // agenda lists one staff member's appointments on a local date.
@@ -616,9 +620,5 @@ func (s *server) agenda(c *fiber.Ctx) error {
 	}); err != nil {
 		return err
 	}
-	out := make([]appointmentJSON, len(list))
-	for i, a := range list {
-		out[i] = appointmentView(a)
-	}
-	return c.JSON(fiber.Map{"staff_id": staffID, "date": date, "appointments": out})
+	return c.JSON(fiber.Map{"staff_id": staffID, "date": date, "appointments": appointmentsView(list)})
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spa-engine/spa/gateway/apierr"
 	"github.com/spa-engine/spa/gateway/auth"
+	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/gateway/reqctx"
 )
 
@@ -90,6 +91,7 @@ const unmatchedRoute = "unmatched"
 type server struct {
 	deps      Deps
 	catalogue *catalogueCache
+	idem      idempotency.Config // how mutating routes remember responses
 	log       *slog.Logger
 	metrics   *httpMetrics
 	// routes are the registered route patterns; filled in New before the

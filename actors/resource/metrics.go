@@ -1,22 +1,18 @@
 package resource
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spa-engine/spa/actors"
+)
 
 // Metrics are the resource actors' Prometheus series.
 type Metrics struct {
 	decisions *prometheus.CounterVec
 	live      prometheus.Gauge
 	fenced    prometheus.Counter
-	mailbox   mailboxDepth
+	mailbox   actors.MailboxDepth
 }
-
-// mailboxDepth counts messages waiting in resource actors' mailboxes.
-type mailboxDepth struct{ prometheus.Gauge }
-
-func (m mailboxDepth) MailboxStarted()     {}
-func (m mailboxDepth) MessagePosted(any)   { m.Inc() }
-func (m mailboxDepth) MessageReceived(any) { m.Dec() }
-func (m mailboxDepth) MailboxEmpty()       {}
 
 // NewMetrics registers the series on reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
@@ -33,7 +29,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "spa_resource_fenced_writes_total",
 			Help: "Resource group commits refused because a newer activation owns the calendar.",
 		}),
-		mailbox: mailboxDepth{prometheus.NewGauge(prometheus.GaugeOpts{
+		mailbox: actors.MailboxDepth{Gauge: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "spa_resource_mailbox_messages",
 			Help: "Messages waiting in the mailboxes of this node's resource actors.",
 		})},

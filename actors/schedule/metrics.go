@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"github.com/spa-engine/spa/actors"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -15,17 +16,8 @@ type Metrics struct {
 	availability prometheus.Histogram
 	live         prometheus.Gauge
 	fenced       prometheus.Counter
-	mailbox      mailboxDepth
+	mailbox      actors.MailboxDepth
 }
-
-// mailboxDepth counts messages waiting in schedule actors' mailboxes (all
-// of a node's together): a sustained rise means a calendar cannot keep up.
-type mailboxDepth struct{ prometheus.Gauge }
-
-func (m mailboxDepth) MailboxStarted()     {}
-func (m mailboxDepth) MessagePosted(any)   { m.Inc() }
-func (m mailboxDepth) MessageReceived(any) { m.Dec() }
-func (m mailboxDepth) MailboxEmpty()       {}
 
 // NewMetrics registers the series on reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
@@ -57,7 +49,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "spa_schedule_fenced_writes_total",
 			Help: "Group commits refused because a newer activation owns the calendar.",
 		}),
-		mailbox: mailboxDepth{prometheus.NewGauge(prometheus.GaugeOpts{
+		mailbox: actors.MailboxDepth{Gauge: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "spa_schedule_mailbox_messages",
 			Help: "Messages waiting in the mailboxes of this node's schedule actors.",
 		})},

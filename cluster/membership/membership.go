@@ -31,6 +31,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/spa-engine/spa/cluster/jsretry"
 	"github.com/spa-engine/spa/messages"
 )
 
@@ -138,7 +139,7 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Node, error
 	// Right after a cluster forms, a create request can go unanswered:
 	// retry each try with its own timeout.
 	var kv jetstream.KeyValue
-	err := retry(ctx, func(ctx context.Context) (err error) {
+	err := jsretry.Do(ctx, func(ctx context.Context) (err error) {
 		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket:         cfg.Bucket,
 			Description:    "spa cluster members",
@@ -169,7 +170,7 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Node, error
 	}
 	// A freshly created replicated bucket may not have elected its leader
 	// yet: retry until ctx ends.
-	if err := retry(ctx, func(ctx context.Context) error { return n.put(ctx) }); err != nil {
+	if err := jsretry.Do(ctx, func(ctx context.Context) error { return n.put(ctx) }); err != nil {
 		return nil, fmt.Errorf("membership: register %s: %w", cfg.Name, err)
 	}
 	loopCtx, cancel := context.WithCancel(context.Background())
@@ -177,7 +178,7 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Node, error
 	// The watch lives as long as the node, not as long as ctx; creating it
 	// is a JetStream request that a forming cluster may leave unanswered.
 	var w jetstream.KeyWatcher
-	err = retry(ctx, func(context.Context) (err error) {
+	err = jsretry.Do(ctx, func(context.Context) (err error) {
 		w, err = kv.WatchAll(loopCtx)
 		return err
 	})
@@ -270,26 +271,6 @@ func (n *Node) Abort() {
 		n.cancel()
 		n.loops.Wait()
 	})
-}
-
-// retry calls f (each try bounded to 2s) until it succeeds or ctx ends,
-// returning f's last error.
-func retry(ctx context.Context, f func(context.Context) error) error {
-	wait := 20 * time.Millisecond
-	for {
-		tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := f(tctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 500*time.Millisecond)
-	}
 }
 
 func (n *Node) put(ctx context.Context) error {

@@ -46,6 +46,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/spa-engine/spa/cluster/jsretry"
 	"github.com/spa-engine/spa/cluster/membership"
 	"github.com/spa-engine/spa/messages"
 )
@@ -192,7 +193,7 @@ func Start(ctx context.Context, js jetstream.JetStream, members Membership, cfg 
 	// Right after a cluster forms, a create request can go unanswered:
 	// retry each try with its own timeout.
 	var kv jetstream.KeyValue
-	err := retry(ctx, func(ctx context.Context) (err error) {
+	err := jsretry.Do(ctx, func(ctx context.Context) (err error) {
 		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket:         cfg.Bucket,
 			Description:    "spa partition leases",
@@ -226,7 +227,7 @@ func Start(ctx context.Context, js jetstream.JetStream, members Membership, cfg 
 	// Creating the watch is a JetStream request that a forming cluster may
 	// leave unanswered: retry it within ctx.
 	var w jetstream.KeyWatcher
-	err = retry(ctx, func(context.Context) (err error) {
+	err = jsretry.Do(ctx, func(context.Context) (err error) {
 		w, err = kv.WatchAll(loopCtx)
 		return err
 	})
@@ -687,26 +688,6 @@ func (m *Manager) deadline(sent time.Time) time.Time {
 func (m *Manager) release(p int, epoch uint64, why Reason) {
 	if f := m.cfg.Hooks.OnRelease; f != nil {
 		f(p, epoch, why)
-	}
-}
-
-// retry calls f (each try bounded to 2s) until it succeeds or ctx ends,
-// returning f's last error.
-func retry(ctx context.Context, f func(context.Context) error) error {
-	wait := 20 * time.Millisecond
-	for {
-		tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := f(tctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 500*time.Millisecond)
 	}
 }
 
