@@ -6,9 +6,10 @@ package openapi
 
 import (
 	"bytes"
-	_ "embed"
+	"embed"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"slices"
 
 	"github.com/gofiber/fiber/v2"
@@ -18,9 +19,17 @@ import (
 //go:embed openapi.yaml
 var source []byte
 
-// document is source as JSON, converted once at start-up: a broken YAML
-// file fails the first test and the first start, never a request.
-var document = mustJSON(source)
+// parts holds one fragment per API area (paths/*.yaml), each a document
+// with its own paths and components/schemas, merged into source so areas
+// can grow without editing one shared file.
+//
+//go:embed paths
+var parts embed.FS
+
+// document is source and its parts as JSON, converted once at start-up: a
+// broken YAML file fails the first test and the first start, never a
+// request.
+var document = mustJSON(source, parts)
 
 // Document returns the OpenAPI document as JSON (a copy; callers may keep
 // or change it).
@@ -33,12 +42,90 @@ func Serve(c *fiber.Ctx) error {
 	return c.Send(document)
 }
 
-func mustJSON(y []byte) []byte {
-	b, err := yamlToJSON(y)
+func mustJSON(y []byte, fsys fs.FS) []byte {
+	b, err := merged(y, fsys)
 	if err != nil {
-		panic("openapi: openapi.yaml: " + err.Error())
+		panic("openapi: " + err.Error())
 	}
 	return b
+}
+
+// merged converts the main document and every paths/*.yaml fragment to
+// JSON and merges the fragments' paths and components into the main
+// document; a path or component defined twice is an error.
+func merged(main []byte, fsys fs.FS) ([]byte, error) {
+	doc, err := yamlMap(main)
+	if err != nil {
+		return nil, fmt.Errorf("openapi.yaml: %w", err)
+	}
+	names, err := fs.Glob(fsys, "paths/*.yaml")
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		y, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, err
+		}
+		part, err := yamlMap(y)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if err := mergeInto(doc, part, "paths"); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		comps, _ := part["components"].(map[string]any)
+		docComps, _ := doc["components"].(map[string]any)
+		if docComps == nil {
+			docComps = map[string]any{}
+			doc["components"] = docComps
+		}
+		for kind := range comps {
+			if err := mergeInto(docComps, comps, kind); err != nil {
+				return nil, fmt.Errorf("%s: components: %w", name, err)
+			}
+		}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // the document quotes '<token>' and the like
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// mergeInto adds src[key]'s entries to dst[key], refusing duplicates.
+func mergeInto(dst, src map[string]any, key string) error {
+	from, _ := src[key].(map[string]any)
+	if len(from) == 0 {
+		return nil
+	}
+	to, _ := dst[key].(map[string]any)
+	if to == nil {
+		to = map[string]any{}
+		dst[key] = to
+	}
+	for k, v := range from {
+		if _, dup := to[k]; dup {
+			return fmt.Errorf("%s %q is defined twice", key, k)
+		}
+		to[k] = v
+	}
+	return nil
+}
+
+// yamlMap decodes a YAML document whose top level is a mapping.
+func yamlMap(y []byte) (map[string]any, error) {
+	b, err := yamlToJSON(y)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // yamlToJSON converts a YAML document whose mapping keys are all strings
