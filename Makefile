@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PROTOC_GEN_GO := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 
-.PHONY: help run build test test-race bench bench-go lint generate migrate token
+.PHONY: help run build test test-race bench bench-go lint generate migrate token cluster cluster-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,12 @@ generate: ## regenerate committed code (protobuf messages); needs protoc (apt-ge
 
 migrate: ## apply the schema migrations to DATABASE_URL (or ./data/spa.db) and print them
 	$(GO) run ./cmd/spa migrate
+
+cluster: build ## three nodes on loopback (HTTP 8180-8182) against PostgreSQL (DATABASE_URL, or database spa_cluster on the local test server); prints how to reach them
+	BIN=bin/spa deploy/local-cluster.sh start
+
+cluster-stop: ## stop the nodes of make cluster gracefully
+	deploy/local-cluster.sh stop
 
 token: ## mint a one-hour admin token for manual testing: make token SUBJECT=me
 	@$(GO) run ./cmd/spa token --subject "$${SUBJECT:-operator}" --role "$${ROLE:-admin}"

@@ -5,8 +5,13 @@
 # the same parameters, then writes docs/benchmarks.md and its plot.
 # Tunables (environment): BENCH_DURATION (closed-loop runs, 20s),
 # BENCH_WORKERS (64), BENCH_IDLE_DURATION (5s), BENCH_SWEEP_RATES
-# ("150 300 600 1200 2400"), BENCH_SWEEP_DURATION (8s), BENCH_RESULTS
-# (bin/bench-results), TEST_DATABASE_URL (else .ci/postgres.sh provides one).
+# ("150 300 600 1200 2400"), BENCH_SWEEP_DURATION (8s), BENCH_MIXED_RATE
+# (1000: the open-loop mixed run that measures availability under load),
+# BENCH_PIN (unset: no pinning; 1: the server on CPU 0 and the generator
+# on CPU 1 with taskset, PostgreSQL left to the scheduler), BENCH_RESULTS
+# (bin/bench-results), BENCH_NOTES (docs/benchmarks-notes.md: the method
+# notes appended to the report), TEST_DATABASE_URL (else .ci/postgres.sh
+# provides one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +21,13 @@ WORKERS=${BENCH_WORKERS:-64}
 IDLE=${BENCH_IDLE_DURATION:-5s}
 RATES=${BENCH_SWEEP_RATES:-150 300 600 1200 2400}
 SWEEP=${BENCH_SWEEP_DURATION:-8s}
+MIXED_RATE=${BENCH_MIXED_RATE:-1000}
+PIN_SERVER=() PIN_GEN=()
+PINNING="not pinned: the generator, the server and PostgreSQL shared all $(nproc) cores under the Linux scheduler (no taskset), so every number includes the generator's own CPU use"
+if [ -n "${BENCH_PIN:-}" ]; then
+  PIN_SERVER=(taskset -c 0) PIN_GEN=(taskset -c 1)
+  PINNING="pinned with taskset: the server on CPU 0, the generator on CPU 1; PostgreSQL unpinned (the Linux scheduler)"
+fi
 OUT=${BENCH_RESULTS:-bin/bench-results}
 ADDR=127.0.0.1:18480
 PGURL=${TEST_DATABASE_URL:-$(.ci/postgres.sh)}
@@ -42,9 +54,9 @@ for engine in actors lock-baseline; do
   url="$PGURL${sep}search_path=$schema"
   psql "$PGURL" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" -c "CREATE SCHEMA $schema" 2>/dev/null
   data=$(mktemp -d)
-  echo "DATABASE_URL=<schema-url> $BIN serve --booking-engine $engine --http-addr $ADDR --nats-port -1 --log-level warn" >>"$COMMANDS"
+  echo "DATABASE_URL=<schema-url> ${PIN_SERVER[*]:+${PIN_SERVER[*]} }$BIN serve --booking-engine $engine --http-addr $ADDR --nats-port -1 --log-level warn" >>"$COMMANDS"
   say "starting spa serve --booking-engine $engine on schema $schema"
-  DATABASE_URL=$url "$BIN" serve --booking-engine "$engine" --http-addr "$ADDR" --nats-port -1 \
+  DATABASE_URL=$url "${PIN_SERVER[@]}" "$BIN" serve --booking-engine "$engine" --http-addr "$ADDR" --nats-port -1 \
     --data-dir "$data" --log-level warn >"$OUT/serve-$engine.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do curl -fs "http://$ADDR/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
@@ -52,15 +64,18 @@ for engine in actors lock-baseline; do
 
   lg() { # name, then loadgen flags
     local name=$1; shift
-    echo "DATABASE_URL=<schema-url> $BIN loadgen --url http://$ADDR --label $engine --name $name $*" >>"$COMMANDS"
+    echo "DATABASE_URL=<schema-url> ${PIN_GEN[*]:+${PIN_GEN[*]} }$BIN loadgen --url http://$ADDR --label $engine --name $name $*" >>"$COMMANDS"
     say "$engine: $name"
-    DATABASE_URL=$url "$BIN" loadgen --url "http://$ADDR" --label "$engine" --name "$name" \
+    DATABASE_URL=$url "${PIN_GEN[@]}" "$BIN" loadgen --url "http://$ADDR" --label "$engine" --name "$name" \
       --out "$OUT/$engine-$name.json" --summary "$OUT/$engine-$name.md" "$@" >/dev/null || { say "$engine $name FAILED"; fail=1; }
   }
   lg idle --scenario mixed --mode open --rate 20 --workers 8 --duration "$IDLE"
   lg hot --scenario hot --workers "$WORKERS" --duration "$DUR"
   lg spread --scenario spread --workers "$WORKERS" --duration "$DUR"
   lg mixed --scenario mixed --workers "$WORKERS" --duration "$DUR"
+  # Latency under load is measured open loop at a rate both engines sustain
+  # (a saturated closed loop only measures the shared CPU's queue).
+  lg mixed-load --scenario mixed --mode open --rate "$MIXED_RATE" --workers 512 --duration "$DUR" --timeout 5s
   for rate in $RATES; do
     lg "sweep-$rate" --scenario spread --mode open --rate "$rate" --workers 512 --duration "$SWEEP" --timeout 5s
   done
@@ -72,6 +87,6 @@ done
 
 echo "$BIN loadgen report --results $OUT --out docs/benchmarks.md --plot docs/benchmarks-latency.svg" >>"$COMMANDS"
 "$BIN" loadgen report --results "$OUT" --out docs/benchmarks.md --plot docs/benchmarks-latency.svg \
-  --database-url "$PGURL" --commands "$COMMANDS" ${BENCH_NOTES:+--notes "$BENCH_NOTES"} \
-  --pinning "not pinned: the generator, the server and PostgreSQL shared all $(nproc) cores under the Linux scheduler (no taskset), so every number includes the generator's own CPU use"
+  --database-url "$PGURL" --commands "$COMMANDS" --notes "${BENCH_NOTES:-docs/benchmarks-notes.md}" \
+  --pinning "$PINNING"
 [ "$fail" = 0 ] || { say "some runs failed their correctness checks: see docs/benchmarks.md"; exit 1; }

@@ -63,6 +63,7 @@ func New(d Deps) (*fiber.App, error) {
 	if corsMW != nil {
 		app.Use(corsMW)
 	}
+	app.Use(s.refuseBlockedIPs) // before any token work; blocks are set up in registerRoutes
 	app.Use(Authenticate(d.Tokens))
 
 	s.registerRoutes(app)
@@ -85,6 +86,15 @@ func (s *server) registerRoutes(app *fiber.App) {
 	app.Get("/v1/admin/studio", admin, s.getAdminStudio)
 	app.Put("/v1/admin/studio", admin, s.mutate(s.putStudio))
 	app.Get("/v1/admin/audit", admin, s.listAudit)
+	app.Get("/v1/cluster", admin, s.getCluster)
+	s.registerLegal(app)
+	s.registerBlocking(app)
+	s.registerShopOrders(app)
+	s.registerShop(app)
+	s.registerIdentity(app)
+	s.registerTOTP(app)
+	s.registerKiosk(app)
+	s.registerProfiles(app)
 
 	mutate := s.mutate
 	app.Get("/v1/services", s.listServices(true))
@@ -126,7 +136,7 @@ func (s *server) registerBooking(app *fiber.App) {
 		return idempotency.WrapExternal(s.deps.Store, s.idem, idempotency.ExternalHandler(h))
 	}
 	app.Get("/v1/availability", s.availabilityHandler)
-	app.Post("/v1/appointments", anyone, external(s.createAppointment))
+	app.Post("/v1/appointments", anyone, s.legal.RequireScope(s.bookingConsentScope), external(s.createAppointment))
 	app.Get("/v1/appointments/:id", anyone, s.getAppointment)
 	app.Post("/v1/appointments/:id/confirm", anyone, external(s.lifecycle(false, s.confirmAppointment)))
 	app.Post("/v1/appointments/:id/cancel", anyone, external(s.lifecycle(false, s.cancelAppointment, s.releaseCredits)))
@@ -175,7 +185,7 @@ func newCORS(origins []string) (h fiber.Handler, err error) {
 	return cors.New(cors.Config{
 		AllowOrigins:  strings.Join(clean, ","),
 		AllowMethods:  "GET,POST,PUT,PATCH,DELETE,HEAD",
-		AllowHeaders:  "Authorization,Content-Type,Idempotency-Key,X-Request-ID",
+		AllowHeaders:  "Authorization,Content-Type,Idempotency-Key,X-Request-ID,X-Cart-Token",
 		ExposeHeaders: "X-Request-ID,Idempotent-Replayed",
 		MaxAge:        600,
 	}), nil

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"fmt"
+	"net/url"
 	"testing"
+	"time"
 
 	"github.com/spa-engine/spa/gateway/auth"
 )
@@ -61,6 +63,26 @@ func BenchmarkHotRefusal(b *testing.B) {
 		for pb.Next() {
 			if r := e.book(tok, "ana", slotAt(10, 0)); r.status != 409 {
 				b.Fatal(r.status)
+			}
+		}
+	})
+}
+
+// BenchmarkAvailabilityDay: one staff member's day of slots through the
+// whole edge (no authentication needed), on a calendar with one booking:
+// the read that makes up most of the mixed scenario.
+func BenchmarkAvailabilityDay(b *testing.B) {
+	e := newBookingEnvTB(b)
+	if r := e.book(e.token("bench", auth.RoleClient), "ana", slotAt(10, 0)); r.status != 201 {
+		b.Fatal(r.status)
+	}
+	path := "/v1/availability?service=facial&staff=ana&from=" + url.QueryEscape(slotAt(0, 0).Format(time.RFC3339)) +
+		"&to=" + url.QueryEscape(slotAt(0, 0).AddDate(0, 0, 1).Format(time.RFC3339))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if r := e.do("GET", path, ""); r.status != 200 {
+				b.Fatal(r.status, string(r.body))
 			}
 		}
 	})

@@ -3,6 +3,7 @@ package gateway
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -44,18 +45,54 @@ func isStaff(c *fiber.Ctx) bool {
 	return slices.Contains(staffRoles, p.Role)
 }
 
+// slotJSON is one slot as the API shows it (slotsJSON writes it).
 type slotJSON struct {
 	Start   time.Time `json:"start"`
 	End     time.Time `json:"end"`
 	StaffID string    `json:"staff_id"`
 }
 
-func slotsJSON(in []availability.Slot) []slotJSON {
-	out := make([]slotJSON, len(in))
+// slotsJSON is a list of slots as the API shows them:
+// [{"start","end","staff_id"}], instants in UTC. It encodes itself without
+// reflection: availability answers and refusals' alternatives are the
+// bulk of what the booking path writes.
+type slotsJSON []availability.Slot
+
+// MarshalJSON writes what encoding/json writes for the same []slotJSON.
+func (in slotsJSON) MarshalJSON() ([]byte, error) {
+	return in.appendTo(make([]byte, 0, 2+len(in)*96)), nil
+}
+
+// appendTo appends the list's JSON to b.
+func (in slotsJSON) appendTo(b []byte) []byte {
+	b = append(b, '[')
 	for i, s := range in {
-		out[i] = slotJSON{s.Start.UTC(), s.End.UTC(), s.StaffID}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"start":"`...)
+		b = s.Start.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, `","end":"`...)
+		b = s.End.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, `","staff_id":`...)
+		b = appendJSONString(b, s.StaffID)
+		b = append(b, '}')
 	}
-	return out
+	return append(b, ']')
+}
+
+// appendJSONString appends s as encoding/json encodes it: ids are plain
+// ASCII, which is copied; anything else takes encoding/json's path.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 type appointmentJSON struct {
@@ -96,13 +133,19 @@ func appointmentsView(list []persistence.Appointment) []appointmentJSON {
 	return out
 }
 
+// takenDetails are a slot_taken answer's details (a struct, not a map:
+// cheaper to encode on the hottest answer there is).
+type takenDetails struct {
+	Alternatives slotsJSON `json:"alternatives"`
+}
+
 // scheduleError maps a schedule actor's refusal to the API's errors.
 func scheduleError(err error, alternatives []availability.Slot) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, schedule.ErrSlotTaken):
-		return apierr.New(apierr.CodeSlotTaken, "").WithDetails(fiber.Map{"alternatives": slotsJSON(alternatives)})
+		return apierr.New(apierr.CodeSlotTaken, "").WithDetails(takenDetails{slotsJSON(alternatives)})
 	case errors.Is(err, schedule.ErrHoldExpired):
 		return apierr.New(apierr.CodeHoldExpired, "")
 	case errors.Is(err, schedule.ErrTransition):
@@ -245,7 +288,18 @@ func (s *server) availabilityHandler(c *fiber.Ctx) error {
 	} else {
 		slots = fairUnion(replies)
 	}
-	return c.JSON(fiber.Map{"service_id": sv.ID, "slots": slotsJSON(slots)})
+	c.Response().SetBodyRaw(availabilityBody(sv.ID, slots))
+	c.Response().Header.SetContentType(fiber.MIMEApplicationJSON)
+	return nil
+}
+
+// availabilityBody is the availability answer, written directly: the same
+// bytes c.JSON writes for fiber.Map{"service_id", "slots"}, without its
+// reflection and second pass over the output.
+func availabilityBody(serviceID string, slots []availability.Slot) []byte {
+	body := appendJSONString(append(make([]byte, 0, 32+len(slots)*96), `{"service_id":`...), serviceID)
+	body = slotsJSON(slots).appendTo(append(body, `,"slots":`...))
+	return append(body, '}')
 }
 
 // holdInput is the body of POST /v1/appointments.
@@ -392,22 +446,45 @@ func fairOrder(replies []*schedule.SlotsReply) []availability.Slot {
 
 // alternatives for a refused claim on one staff member: a few of their own
 // nearest starts, then other qualified staff free at the same start, then
-// more of their own, up to five.
+// more of their own, up to five. At most othersAsked other calendars are
+// asked (see askedOthers).
 func (s *server) alternatives(ctx context.Context, sv persistence.Service, staff []persistence.StaffMember, staffID string, start time.Time, own []availability.Slot) []availability.Slot {
 	out := slices.Clone(own[:min(len(own), sameStaffFirst)])
 	if all, err := s.everyQualified(ctx, sv); err == nil {
-		var others []persistence.StaffMember
-		for _, m := range all {
-			if m.ID != staffID {
-				others = append(others, m)
-			}
-		}
+		others := askedOthers(all, staffID, start)
 		if replies, err := s.fittingSlots(ctx, others, sv, start, start.Add(time.Minute)); err == nil {
 			out = append(out, fairOrder(replies)...)
 		}
 	}
 	out = append(out, own[min(len(own), sameStaffFirst):]...)
 	return out[:min(len(out), maxAlternatives)]
+}
+
+// othersAsked bounds the other calendars a refusal asks for
+// alternatives: with a hundred qualified staff every refused claim would
+// otherwise cost a hundred questions, for at most five suggestions.
+const othersAsked = 8
+
+// askedOthers picks which other qualified staff a refusal at start asks:
+// all of them when there are few, else othersAsked of them from a place
+// in the list that moves with the start, so suggestions spread over the
+// team instead of always naming the same people.
+func askedOthers(all []persistence.StaffMember, staffID string, start time.Time) []persistence.StaffMember {
+	others := make([]persistence.StaffMember, 0, len(all))
+	for _, m := range all {
+		if m.ID != staffID {
+			others = append(others, m)
+		}
+	}
+	if len(others) <= othersAsked {
+		return others
+	}
+	from := int(uint64(start.Unix()/60) % uint64(len(others)))
+	picked := make([]persistence.StaffMember, othersAsked)
+	for i := range picked {
+		picked[i] = others[(from+i)%len(others)]
+	}
+	return picked
 }
 
 // everyQualified is every active staff member able to perform sv.

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spa-engine/spa/gateway/auth"
+	"github.com/spa-engine/spa/gateway/auth/pii"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -96,10 +97,38 @@ type Deps struct {
 	// Calendars reaches the schedule actors; nil disables the booking
 	// routes (a gateway that only serves the catalogue, as in some tests).
 	Calendars Calendars
+	// Identity serves OTP sign-in, refresh tokens and sessions; nil: those
+	// routes answer 503.
+	Identity *Identity
+	// TOTP configures the second factor of staff roles and KioskTTL the
+	// default lifetime of a kiosk token (gateway/totp.go, gateway/kiosk.go);
+	// zero values take the defaults.
+	TOTP     TOTPConfig
+	KioskTTL time.Duration
 	// Resources reaches the resource actors (one per room or sauna): the
 	// same door, keyed by resource id. Nil: services that need a shared
 	// resource are refused with a 422, as the lock baseline does.
 	Resources Calendars
+	// Cluster reports the node's cluster for GET /v1/cluster (nil: the
+	// node runs alone).
+	Cluster ClusterView
+	// BlindIndex hashes phone and document numbers for the person
+	// blocklist (nil: phone and document blocks are refused with 503).
+	BlindIndex *pii.BlindIndex
+	// Blocklist, when set, is the blocklist the gateway checks and updates,
+	// so cmd can share it with the login and call Invalidate on another
+	// node's change (nil: built from Store and BlindIndex).
+	Blocklist *Blocklist
+	// OnRestock, when set, is told after commit which shop variants got
+	// units back (a cancelled order, a return) so their inventory actors
+	// reload their stock.
+	OnRestock func(variantIDs []string)
+	// Inventory reaches the inventory actors (one per shop variant) and
+	// Carts the cart actors; nil: those routes answer 503.
+	Inventory Calendars
+	Carts     Calendars
+	// ShopVIP says whether a principal pays VIP prices (nil: nobody).
+	ShopVIP func(auth.Claims) bool
 	// Now is the clock (nil: time.Now).
 	Now    func() time.Time
 	Config Config

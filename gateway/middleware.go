@@ -97,6 +97,8 @@ type server struct {
 	// routes are the registered route patterns; filled in New before the
 	// app serves, read-only afterwards.
 	routes map[string]bool
+	legal  *ConsentGuard // set by registerLegal
+	blocks *Blocklist    // set by registerBlocking
 }
 
 // routeLabel is the pattern that served c, or unmatchedRoute.

@@ -485,6 +485,84 @@ func (x *WaitlistOffered) GetHoldExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// LowStock: a variant's available stock (on hand minus units held by
+// unexpired reservations) fell to or below its low-stock threshold.
+type LowStock struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	VariantId     string                 `protobuf:"bytes,1,opt,name=variant_id,json=variantId,proto3" json:"variant_id,omitempty"`
+	Sku           string                 `protobuf:"bytes,2,opt,name=sku,proto3" json:"sku,omitempty"`
+	Available     int64                  `protobuf:"varint,3,opt,name=available,proto3" json:"available,omitempty"`
+	Threshold     int64                  `protobuf:"varint,4,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	OnHand        int64                  `protobuf:"varint,5,opt,name=on_hand,json=onHand,proto3" json:"on_hand,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LowStock) Reset() {
+	*x = LowStock{}
+	mi := &file_spa_v1_events_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LowStock) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LowStock) ProtoMessage() {}
+
+func (x *LowStock) ProtoReflect() protoreflect.Message {
+	mi := &file_spa_v1_events_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LowStock.ProtoReflect.Descriptor instead.
+func (*LowStock) Descriptor() ([]byte, []int) {
+	return file_spa_v1_events_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *LowStock) GetVariantId() string {
+	if x != nil {
+		return x.VariantId
+	}
+	return ""
+}
+
+func (x *LowStock) GetSku() string {
+	if x != nil {
+		return x.Sku
+	}
+	return ""
+}
+
+func (x *LowStock) GetAvailable() int64 {
+	if x != nil {
+		return x.Available
+	}
+	return 0
+}
+
+func (x *LowStock) GetThreshold() int64 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
+}
+
+func (x *LowStock) GetOnHand() int64 {
+	if x != nil {
+		return x.OnHand
+	}
+	return 0
+}
+
 var File_spa_v1_events_proto protoreflect.FileDescriptor
 
 const file_spa_v1_events_proto_rawDesc = "" +
@@ -532,7 +610,14 @@ const file_spa_v1_events_proto_rawDesc = "" +
 	"\bstaff_id\x18\x04 \x01(\tR\astaffId\x12%\n" +
 	"\x0eappointment_id\x18\x05 \x01(\tR\rappointmentId\x120\n" +
 	"\x05start\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12B\n" +
-	"\x0fhold_expires_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\rholdExpiresAtB-Z+github.com/spa-engine/spa/messages;messagesb\x06proto3"
+	"\x0fhold_expires_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\rholdExpiresAt\"\x90\x01\n" +
+	"\bLowStock\x12\x1d\n" +
+	"\n" +
+	"variant_id\x18\x01 \x01(\tR\tvariantId\x12\x10\n" +
+	"\x03sku\x18\x02 \x01(\tR\x03sku\x12\x1c\n" +
+	"\tavailable\x18\x03 \x01(\x03R\tavailable\x12\x1c\n" +
+	"\tthreshold\x18\x04 \x01(\x03R\tthreshold\x12\x17\n" +
+	"\aon_hand\x18\x05 \x01(\x03R\x06onHandB-Z+github.com/spa-engine/spa/messages;messagesb\x06proto3"
 
 var (
 	file_spa_v1_events_proto_rawDescOnce sync.Once
@@ -546,24 +631,25 @@ func file_spa_v1_events_proto_rawDescGZIP() []byte {
 	return file_spa_v1_events_proto_rawDescData
 }
 
-var file_spa_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_spa_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_spa_v1_events_proto_goTypes = []any{
 	(*Event)(nil),                 // 0: spa.v1.Event
 	(*StudioUpdated)(nil),         // 1: spa.v1.StudioUpdated
 	(*CatalogueChanged)(nil),      // 2: spa.v1.CatalogueChanged
 	(*AppointmentChanged)(nil),    // 3: spa.v1.AppointmentChanged
 	(*WaitlistOffered)(nil),       // 4: spa.v1.WaitlistOffered
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
-	(*anypb.Any)(nil),             // 6: google.protobuf.Any
+	(*LowStock)(nil),              // 5: spa.v1.LowStock
+	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*anypb.Any)(nil),             // 7: google.protobuf.Any
 }
 var file_spa_v1_events_proto_depIdxs = []int32{
-	5, // 0: spa.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
-	6, // 1: spa.v1.Event.payload:type_name -> google.protobuf.Any
-	5, // 2: spa.v1.AppointmentChanged.start:type_name -> google.protobuf.Timestamp
-	5, // 3: spa.v1.AppointmentChanged.end:type_name -> google.protobuf.Timestamp
-	5, // 4: spa.v1.AppointmentChanged.previous_start:type_name -> google.protobuf.Timestamp
-	5, // 5: spa.v1.WaitlistOffered.start:type_name -> google.protobuf.Timestamp
-	5, // 6: spa.v1.WaitlistOffered.hold_expires_at:type_name -> google.protobuf.Timestamp
+	6, // 0: spa.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	7, // 1: spa.v1.Event.payload:type_name -> google.protobuf.Any
+	6, // 2: spa.v1.AppointmentChanged.start:type_name -> google.protobuf.Timestamp
+	6, // 3: spa.v1.AppointmentChanged.end:type_name -> google.protobuf.Timestamp
+	6, // 4: spa.v1.AppointmentChanged.previous_start:type_name -> google.protobuf.Timestamp
+	6, // 5: spa.v1.WaitlistOffered.start:type_name -> google.protobuf.Timestamp
+	6, // 6: spa.v1.WaitlistOffered.hold_expires_at:type_name -> google.protobuf.Timestamp
 	7, // [7:7] is the sub-list for method output_type
 	7, // [7:7] is the sub-list for method input_type
 	7, // [7:7] is the sub-list for extension type_name
@@ -582,7 +668,7 @@ func file_spa_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spa_v1_events_proto_rawDesc), len(file_spa_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

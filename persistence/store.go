@@ -73,6 +73,14 @@ type Tx interface {
 	BookingStore
 	ResourceClaimStore
 	OffersStore
+	ShopStore
+	OrderStore
+	LegalStore
+	BlockStore
+	IdentityStore
+	ProfileStore
+	TOTPStore
+	KioskStore
 }
 
 // Options are the driver-independent knobs given to a driver's Open.

@@ -43,6 +43,8 @@ type Deps struct {
 	Log     *slog.Logger
 	Metrics *Metrics
 	Config  Config
+	// Fence issues activation epochs (placement.go); nil: the database.
+	Fence Fence
 }
 
 func (d Deps) withDefaults() Deps {
@@ -145,7 +147,7 @@ func (a *resourceActor) activate() error {
 	defer cancel()
 	now := a.deps.Now()
 	return a.deps.Store.InTx(ctx, func(tx persistence.Tx) error {
-		epoch, err := tx.CalendarActivate(ctx, CalendarID(a.resourceID))
+		epoch, err := a.deps.takeEpoch(ctx, tx, CalendarID(a.resourceID))
 		if err != nil {
 			return err
 		}

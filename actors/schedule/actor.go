@@ -65,6 +65,8 @@ type Deps struct {
 	Log     *slog.Logger
 	Metrics *Metrics
 	Config  Config
+	// Fence issues activation epochs (placement.go); nil: the database.
+	Fence Fence
 }
 
 // CalendarID names a staff member's calendar in the fencing table.
@@ -89,6 +91,9 @@ type scheduleActor struct {
 	commits  batch.Committer // group commit of accepted changes
 	stopping bool
 	timer    *time.Timer // next hold expiry
+
+	version uint64 // bumped by every change of appts (see touch)
+	memo    memo   // what was computed from the calendar at version
 }
 
 func newActor(deps Deps, staffID string) actor.Producer {
@@ -181,7 +186,7 @@ func (a *scheduleActor) activate() error {
 	defer cancel()
 	now := a.deps.Now()
 	return a.deps.Store.InTx(ctx, func(tx persistence.Tx) error {
-		epoch, err := tx.CalendarActivate(ctx, CalendarID(a.staffID))
+		epoch, err := a.deps.takeEpoch(ctx, tx, CalendarID(a.staffID))
 		if err != nil {
 			return err
 		}
@@ -218,6 +223,7 @@ func (a *scheduleActor) activate() error {
 		for _, ap := range appts {
 			a.appts[ap.ID] = ap
 		}
+		a.touch()
 		return nil
 	})
 }
@@ -317,18 +323,11 @@ func (a *scheduleActor) query(sv persistence.Service, now time.Time) availabilit
 }
 
 // alternatives proposes up to five other starts of this staff member,
-// nearest first: within three hours of the refused one when that offers
-// enough (the common case, and cheap), else within a day.
+// nearest first, within a day of the refused one.
 func (a *scheduleActor) alternatives(q availability.Query, s availability.Staff, start time.Time) []availability.Slot {
 	wanted := availability.Slot{Start: start, StaffID: a.staffID}
-	var out []availability.Slot
-	for _, span := range []time.Duration{3 * time.Hour, 24 * time.Hour} {
-		q.From, q.To = start.Add(-span), start.Add(span)
-		if out = availability.Alternatives(q, []availability.Staff{s}, nil, wanted, 5); len(out) == 5 {
-			break
-		}
-	}
-	return out
+	q.From, q.To = start.Add(-24*time.Hour), start.Add(24*time.Hour)
+	return availability.Alternatives(q, []availability.Staff{s}, nil, wanted, 5)
 }
 
 func (a *scheduleActor) hold(c actor.Context, m *Hold) {
@@ -353,7 +352,7 @@ func (a *scheduleActor) hold(c actor.Context, m *Hold) {
 		return
 	}
 	q := a.query(m.Service, now)
-	s := a.calendar(now, "")
+	s := a.cachedCalendar(now)
 	free, err := availability.Free(q, s, nil, m.Start)
 	if err != nil {
 		c.Respond(&HoldReply{Err: fmt.Errorf("%w: %w", ErrInvalid, err)})
@@ -361,7 +360,7 @@ func (a *scheduleActor) hold(c actor.Context, m *Hold) {
 	}
 	if !free {
 		a.deps.Metrics.claim("hold", "slot_taken", began)
-		c.Respond(&HoldReply{Err: ErrSlotTaken, Alternatives: a.alternatives(q, s, m.Start)})
+		c.Respond(&HoldReply{Err: ErrSlotTaken, Alternatives: a.alternativesAt(now, m.Service, m.Start)})
 		return
 	}
 	ap := persistence.Appointment{
@@ -373,6 +372,7 @@ func (a *scheduleActor) hold(c actor.Context, m *Hold) {
 		Version: 1, CreatedAt: persistence.CanonicalTime(now), UpdatedAt: persistence.CanonicalTime(now),
 	}
 	a.appts[ap.ID] = ap // taken from now on, before it is durable
+	a.touchHeld(ap)
 	a.armExpiry(c)
 	sender := c.Sender()
 	a.commits.Enqueue(c, batch.Op{Kind: "hold", Start: began,
@@ -404,6 +404,7 @@ func (a *scheduleActor) change(c actor.Context, kind string, before persistence.
 	after.Version = before.Version + 1
 	after.UpdatedAt = persistence.CanonicalTime(a.deps.Now()) // as stored, so memory and database agree
 	a.appts[after.ID] = after
+	a.touch()
 	sender := c.Sender() // nil for the actor's own timer
 	a.commits.Enqueue(c, batch.Op{Kind: kind, Start: began,
 		Apply: func(ctx context.Context, tx persistence.Tx) error {
@@ -575,15 +576,11 @@ func (a *scheduleActor) reschedule(c actor.Context, m *Reschedule) {
 	a.change(c, "reschedule", ap, after, m.ActorID, "rescheduled")
 }
 
+// slots answers through the memo; the reply's Slots are shared and
+// read-only.
 func (a *scheduleActor) slots(c actor.Context, m *SlotsQuery) {
-	now := a.deps.Now()
-	q := a.query(m.Service, now)
-	q.From, q.To = m.From, m.To
-	s := a.calendar(now, "")
-	began := time.Now()
-	out, err := availability.Slots(q, []availability.Staff{s}, nil)
-	a.deps.Metrics.availability.Observe(time.Since(began).Seconds())
-	c.Respond(&SlotsReply{Slots: out, Load: s.Load, Err: err})
+	out, load, err := a.slotsIn(a.deps.Now(), m.Service, m.From, m.To)
+	c.Respond(&SlotsReply{Slots: out, Load: load, Err: err})
 }
 
 // record writes, with a change, its transition (when the status changed)

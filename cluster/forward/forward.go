@@ -124,6 +124,13 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the retry backoff; defaults 20ms
 	// and 1s.
 	MinBackoff, MaxBackoff time.Duration
+	// AttemptTimeout bounds one try: an owner that does not answer in
+	// time (paused, partitioned away) is given up and ownership refreshed,
+	// so the request reaches the next owner instead of waiting out the
+	// caller's whole deadline at a node that lost the partition. Retried
+	// messages must be idempotent (they carry the idempotency key). Zero:
+	// one try may take the whole deadline.
+	AttemptTimeout time.Duration
 	// Logger receives receive-side failures; nil discards.
 	Logger *slog.Logger
 }
@@ -234,7 +241,11 @@ func (f *Forwarder) Request(ctx context.Context, p int, idempotencyKey string, m
 		if !ok {
 			last = &Error{Code: messages.ForwardError_CODE_NOT_OWNER, Message: fmt.Sprintf("partition %d has no owner", p)}
 		} else {
-			reply, err := f.send(ctx, owner, &messages.ForwardRequest{
+			actx, cancel := ctx, context.CancelFunc(func() {})
+			if f.cfg.AttemptTimeout > 0 {
+				actx, cancel = context.WithTimeout(ctx, f.cfg.AttemptTimeout)
+			}
+			reply, err := f.send(actx, owner, &messages.ForwardRequest{
 				Partition:      int32(p),
 				Epoch:          epoch,
 				Deadline:       timestamppb.New(deadline),
@@ -243,6 +254,11 @@ func (f *Forwarder) Request(ctx context.Context, p int, idempotencyKey string, m
 				Sender:         f.cfg.Node,
 				Attempt:        uint32(attempt),
 			})
+			if err != nil && ctx.Err() == nil && actx.Err() != nil {
+				// This try timed out, not the request: another owner may answer.
+				err = &Error{Code: messages.ForwardError_CODE_UNAVAILABLE, Message: fmt.Sprintf("%s did not answer within %s", owner, f.cfg.AttemptTimeout)}
+			}
+			cancel()
 			if err == nil {
 				return reply, nil
 			}

@@ -234,3 +234,46 @@ func TestDeadlineHonoured(t *testing.T) {
 		t.Logf("%s: %v after %s", tc.name, err, d)
 	}
 }
+
+// TestAttemptTimeoutMovesOnToTheNextOwner: an owner that stops answering
+// (a paused process) costs one attempt, not the caller's deadline: the
+// sender refreshes ownership and reaches the new owner.
+func TestAttemptTimeoutMovesOnToTheNextOwner(t *testing.T) {
+	s := natstest.Run(t)
+	tbl := &table{owner: map[int]string{}, epoch: map[int]uint64{}}
+	nodes := map[string]*forward.Forwarder{}
+	for _, n := range []string{"a", "b", "c"} {
+		nc, err := s.Connect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := forward.New(forward.Config{Node: n, Conn: nc, Directory: &dir{self: n, t: tbl, stale: map[int]string{}},
+			MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, AttemptTimeout: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = f.Close() })
+		nodes[n] = f
+	}
+	release := make(chan struct{})
+	defer close(release)
+	nodes["a"].Handle(&messages.StudioUpdated{}, func(ctx context.Context, _ *forward.Request) (proto.Message, error) {
+		<-release // a paused owner
+		return nil, errors.New("too late")
+	})
+	var served atomic.Int32
+	nodes["b"].Handle(&messages.StudioUpdated{}, echo("b", &served))
+	tbl.set(4, "a", 10)
+	// The partition moves to b while a hangs.
+	move := time.AfterFunc(300*time.Millisecond, func() { tbl.set(4, "b", 11) })
+	defer move.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := nodes["c"].Request(ctx, 4, "k", &messages.StudioUpdated{StudioId: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.(*messages.StudioUpdated); got.GetName() != "b|k" || got.GetVersion() != 11 {
+		t.Fatalf("reply %v, want b at epoch 11", got)
+	}
+}

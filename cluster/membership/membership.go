@@ -32,6 +32,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/spa-engine/spa/cluster/jsretry"
+	"github.com/spa-engine/spa/cluster/kvwatch"
 	"github.com/spa-engine/spa/messages"
 )
 
@@ -104,6 +105,7 @@ type Node struct {
 	log  *slog.Logger
 
 	cancel  context.CancelFunc
+	follow  *kvwatch.Watch // keeps the bucket's watcher alive
 	loops   sync.WaitGroup
 	stopped sync.Once
 
@@ -187,7 +189,13 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Node, error
 		return nil, fmt.Errorf("membership: watch %s: %w", cfg.Bucket, err)
 	}
 	ready := make(chan struct{})
-	n.loops.Go(func() { n.watch(loopCtx, w, ready) })
+	// Every node renews every TTL/3 (this one too), so a watcher silent
+	// for a TTL is dead.
+	n.follow = kvwatch.Follow(loopCtx, w, kvwatch.Config{
+		Open:    func(ctx context.Context) (jetstream.KeyWatcher, error) { return kv.WatchAll(ctx) },
+		Silence: cfg.TTL, Logger: n.log,
+	})
+	n.loops.Go(func() { n.watch(loopCtx, n.follow.Entries(), ready) })
 	n.loops.Go(func() { n.renew(loopCtx) })
 	select {
 	case <-ready:
@@ -311,8 +319,7 @@ func (n *Node) renew(ctx context.Context) {
 	}
 }
 
-func (n *Node) watch(ctx context.Context, w jetstream.KeyWatcher, ready chan struct{}) {
-	defer func() { _ = w.Stop() }()
+func (n *Node) watch(ctx context.Context, entries <-chan jetstream.KeyValueEntry, ready chan struct{}) {
 	var pending Change
 	initDone := false
 	check := time.NewTicker(n.cfg.TTL / 2)
@@ -329,15 +336,17 @@ func (n *Node) watch(ctx context.Context, w jetstream.KeyWatcher, ready chan str
 				n.emit(&pending)
 			}
 			continue
-		case e, ok = <-w.Updates():
+		case e, ok = <-entries:
 			if !ok {
 				return
 			}
 		}
-		if e == nil { // end of the initial values
+		if e == nil { // end of a watcher's initial values
+			if !initDone {
+				close(ready)
+			}
 			initDone = true
 			n.emit(&pending)
-			close(ready)
 			continue
 		}
 		n.apply(e, &pending)

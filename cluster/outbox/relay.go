@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spa-engine/spa/cluster/jsretry"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -55,6 +56,9 @@ type Config struct {
 	StoreTimeout    time.Duration // per store transaction; default 10s
 	Retention       time.Duration // keep published events this long; default 24h
 	CleanupInterval time.Duration // how often to delete old events; default 1m
+	// Replicas is the stream's replication factor: 3 on a cluster of at
+	// least three servers (membership.Replicas), default 1.
+	Replicas int
 }
 
 func (c Config) withDefaults() Config {
@@ -140,12 +144,17 @@ func (r *Relay) Start(ctx context.Context) error {
 	if r.started {
 		return errors.New("outbox: relay already started")
 	}
-	_, err := r.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        r.cfg.Stream,
-		Description: "SPA domain events from the transactional outbox",
-		Subjects:    []string{SubjectPrefix + ">"},
-		Storage:     jetstream.FileStorage,
-		Duplicates:  r.cfg.DuplicateWindow,
+	// A forming cluster may leave the create unanswered: retry within ctx.
+	err := jsretry.Do(ctx, func(ctx context.Context) error {
+		_, err := r.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:        r.cfg.Stream,
+			Description: "SPA domain events from the transactional outbox",
+			Subjects:    []string{SubjectPrefix + ">"},
+			Storage:     jetstream.FileStorage,
+			Duplicates:  r.cfg.DuplicateWindow,
+			Replicas:    max(r.cfg.Replicas, 1),
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("outbox: create or update stream %s: %w", r.cfg.Stream, err)

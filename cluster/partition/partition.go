@@ -47,6 +47,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/spa-engine/spa/cluster/jsretry"
+	"github.com/spa-engine/spa/cluster/kvwatch"
 	"github.com/spa-engine/spa/cluster/membership"
 	"github.com/spa-engine/spa/messages"
 )
@@ -151,13 +152,20 @@ type Manager struct {
 	cfg     Config
 	kv      jetstream.KeyValue
 	members Membership
-	self    membership.Member
-	log     *slog.Logger
+	// generation is when the lease bucket was created (Unix seconds): a
+	// bucket created afresh restarts its revisions, so fencing tokens
+	// carry the generation above the epoch (see Token).
+	generation int64
+	self       membership.Member
+	log        *slog.Logger
 
 	cancel context.CancelFunc
 	done   chan struct{}
 	wake   chan struct{}
 	once   sync.Once
+
+	// follow keeps the lease bucket's watcher alive.
+	follow *kvwatch.Watch
 
 	// gate is read-locked for each reconcile pass; tests lock it to
 	// simulate a process pause.
@@ -210,17 +218,34 @@ func Start(ctx context.Context, js jetstream.JetStream, members Membership, cfg 
 	if err != nil {
 		return nil, fmt.Errorf("partition: bucket %s: %w", cfg.Bucket, err)
 	}
+	var generation int64
+	err = jsretry.Do(ctx, func(ctx context.Context) error {
+		st, err := kv.Status(ctx)
+		if err != nil {
+			return err
+		}
+		bs, ok := st.(*jetstream.KeyValueBucketStatus)
+		if !ok || bs.StreamInfo() == nil {
+			return fmt.Errorf("partition: bucket %s: no stream info", cfg.Bucket)
+		}
+		generation = bs.StreamInfo().Created.Unix()
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("partition: bucket %s: status: %w", cfg.Bucket, err)
+	}
 	self := members.Self()
 	m := &Manager{
-		cfg:     cfg,
-		kv:      kv,
-		members: members,
-		self:    self,
-		log:     cfg.Logger.With("component", "partition", "node", self.Name),
-		done:    make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-		views:   make([]view, cfg.Partitions),
-		owned:   map[int]*held{},
+		cfg:        cfg,
+		kv:         kv,
+		generation: generation,
+		members:    members,
+		self:       self,
+		log:        cfg.Logger.With("component", "partition", "node", self.Name),
+		done:       make(chan struct{}),
+		wake:       make(chan struct{}, 1),
+		views:      make([]view, cfg.Partitions),
+		owned:      map[int]*held{},
 	}
 	loopCtx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
@@ -236,7 +261,12 @@ func Start(ctx context.Context, js jetstream.JetStream, members Membership, cfg 
 		return nil, fmt.Errorf("partition: watch %s: %w", cfg.Bucket, err)
 	}
 	ready := make(chan struct{})
-	go m.watch(loopCtx, w, ready)
+	// Owners renew every TTL/3, so a watcher silent for a TTL is dead.
+	m.follow = kvwatch.Follow(loopCtx, w, kvwatch.Config{
+		Open:    func(ctx context.Context) (jetstream.KeyWatcher, error) { return kv.WatchAll(ctx) },
+		Silence: cfg.LeaseTTL, Logger: m.log,
+	})
+	go m.watch(loopCtx, m.follow.Entries(), ready)
 	select {
 	case <-ready:
 	case <-ctx.Done():
@@ -246,6 +276,17 @@ func Start(ctx context.Context, js jetstream.JetStream, members Membership, cfg 
 	go m.run(loopCtx)
 	return m, nil
 }
+
+// Token turns a lease epoch into the fencing token an actor writes into
+// the database: the bucket's generation (creation second) in the high 32
+// bits plus the epoch. Tokens grow with epochs, and a bucket recreated
+// after its storage was lost (revisions restart at 1) still issues tokens
+// above every token of the old one; database-issued epochs of a single
+// node (small counters) are below them all.
+func (m *Manager) Token(epoch uint64) int64 { return Token(m.generation, epoch) }
+
+// Token is Manager.Token for a bucket created at generation.
+func Token(generation int64, epoch uint64) int64 { return generation<<32 + int64(epoch) }
 
 // Key returns the lease bucket key of partition p.
 func Key(p int) string { return "p." + strconv.Itoa(p) }
@@ -407,18 +448,20 @@ func (m *Manager) Abort() {
 	})
 }
 
-func (m *Manager) watch(ctx context.Context, w jetstream.KeyWatcher, ready chan struct{}) {
-	defer func() { _ = w.Stop() }()
+func (m *Manager) watch(ctx context.Context, entries <-chan jetstream.KeyValueEntry, ready chan struct{}) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case e, ok := <-w.Updates():
+		case e, ok := <-entries:
 			if !ok {
 				return
 			}
-			if e == nil {
-				close(ready)
+			if e == nil { // end of a watcher's initial values
+				if ready != nil {
+					close(ready)
+					ready = nil
+				}
 				continue
 			}
 			if p, ok := parseKey(e.Key()); ok && p < m.cfg.Partitions {

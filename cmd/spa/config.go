@@ -27,6 +27,9 @@ const (
 
 // config is everything a node needs to start, parsed and validated.
 type config struct {
+	// getenv is the environment parseConfig read, for packages that read
+	// their own variables (the message providers).
+	getenv             func(string) string
 	Mode               string
 	DataDir            string
 	HTTPAddr           string
@@ -46,7 +49,15 @@ type config struct {
 	BookingHorizon     time.Duration
 	MinNotice          time.Duration
 	SlotStep           time.Duration
+	CartTTLAnonymous   time.Duration
+	CartTTLSignedIn    time.Duration
 	BookingEngine      string // engineActors or engineLockBaseline
+	// KioskTTL is the default lifetime of a kiosk token and TOTPIssuer the
+	// name authenticator apps show (docs/identity-2fa-kiosk.md).
+	KioskTTL   time.Duration
+	TOTPIssuer string
+	// Cluster is the multi-node mode (cluster.go).
+	Cluster clusterConfig
 }
 
 // Booking engines: the production schedule actors, or the lock-per-request
@@ -148,11 +159,21 @@ var settings = []setting{
 	{"booking-horizon", "SPA_BOOKING_HORIZON", "2160h", "how far ahead clients may book (2160h = 90 days)", durationIn(24*time.Hour, 2*366*24*time.Hour, func(c *config, d time.Duration) { c.BookingHorizon = d })},
 	{"min-notice", "SPA_MIN_NOTICE", "0s", "how soon before its start a slot may still be booked", durationIn(0, 30*24*time.Hour, func(c *config, d time.Duration) { c.MinNotice = d })},
 	{"slot-step", "SPA_SLOT_STEP", "15m", "grid of bookable start times within working hours", durationIn(5*time.Minute, 4*time.Hour, func(c *config, d time.Duration) { c.SlotStep = d })},
+	{"cart-ttl-anonymous", "SPA_CART_TTL_ANONYMOUS", "30m", "how long an anonymous cart keeps its reservations without activity", durationIn(time.Minute, 7*24*time.Hour, func(c *config, d time.Duration) { c.CartTTLAnonymous = d })},
+	{"cart-ttl-signed-in", "SPA_CART_TTL_SIGNED_IN", "2h", "how long a signed-in client's cart keeps its reservations without activity", durationIn(time.Minute, 7*24*time.Hour, func(c *config, d time.Duration) { c.CartTTLSignedIn = d })},
 	{"booking-engine", "SPA_BOOKING_ENGINE", engineActors, "who decides claims: actors, or lock-baseline (benchmarks only: the old lock-per-request design, PostgreSQL only)", func(c *config, v string) error {
 		if v != engineActors && v != engineLockBaseline {
 			return fmt.Errorf("must be %q or %q, got %q", engineActors, engineLockBaseline, v)
 		}
 		c.BookingEngine = v
+		return nil
+	}},
+	{"kiosk-ttl", "SPA_KIOSK_TTL", "12h", "default lifetime of a kiosk token an admin issues for a studio device", durationIn(5*time.Minute, 90*24*time.Hour, func(c *config, d time.Duration) { c.KioskTTL = d })},
+	{"totp-issuer", "SPA_TOTP_ISSUER", "Spa", "the name authenticator apps show for the staff second factor (no ':')", func(c *config, v string) error {
+		if v == "" || len(v) > 64 || strings.ContainsAny(v, ":\x00") {
+			return fmt.Errorf("must be 1 to 64 characters without ':', got %q", v)
+		}
+		c.TOTPIssuer = v
 		return nil
 	}},
 	{"log-level", "SPA_LOG_LEVEL", "info", "debug, info, warn or error", func(c *config, v string) error {
@@ -203,7 +224,7 @@ func hostPort(v string) (int, error) {
 // can be fuzzed; secrets that dev mode generates are resolved later by
 // loadSecrets.
 func parseConfig(command string, args []string, getenv func(string) string, usage io.Writer) (config, error) {
-	var c config
+	c := config{getenv: getenv}
 	fs := flag.NewFlagSet(command, flag.ContinueOnError)
 	fs.SetOutput(usage)
 	given := make(map[string]*string, len(settings))
@@ -229,6 +250,9 @@ func parseConfig(command string, args []string, getenv func(string) string, usag
 		if err := s.set(&c, v); err != nil {
 			return c, fmt.Errorf("%s: %w", source, err)
 		}
+	}
+	if err := validateCluster(&c); err != nil {
+		return c, err
 	}
 	if raw := getenv(tokenSecretEnv); raw != "" {
 		secret, err := decodeSecret(raw)

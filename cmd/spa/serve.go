@@ -84,6 +84,14 @@ type node struct {
 	// baseline decides claims instead of sched when SPA_BOOKING_ENGINE is
 	// lock-baseline (benchmarks only).
 	baseline *lockbooking.Engine
+	// cluster is set in multi-node mode (cluster.go).
+	cluster *clusterNode
+
+	// identity is sign-in: session actors, OTP limiter (identity.go).
+	identity *identityNode
+
+	// shop is the inventory and cart actors (shop.go).
+	shop *shopNode
 }
 
 // startNode brings a node up. On failure it stops whatever already started.
@@ -121,11 +129,11 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		log.Info("migration applied", "version", m.Version, "name", m.Name)
 	}
 
-	n.nats, err = natsserver.Start(ctx, natsserver.Config{
+	n.nats, err = natsserver.Start(ctx, cfg.Cluster.natsConfig(natsserver.Config{
 		Host:     cfg.NATSHost,
 		Port:     cfg.NATSPort,
 		StoreDir: filepath.Join(cfg.DataDir, "nats"),
-	}, log)
+	}), log)
 	if err != nil {
 		return n, fmt.Errorf("SPA_NATS_PORT: embedded NATS: %w", err)
 	}
@@ -143,10 +151,14 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		return n, err
 	}
 	n.sched, err = schedule.NewDirectory(n.actors.Root(), schedule.Deps{
-		Store: n.store, Now: time.Now, Log: log, Metrics: schedMetrics,
+		Store: n.store, Now: time.Now, Log: log, Metrics: schedMetrics, Fence: n.leaseFence(cfg),
 		Config: schedule.Config{HoldTTL: cfg.HoldTTL, Horizon: cfg.BookingHorizon, MinNotice: cfg.MinNotice, Step: cfg.SlotStep},
 	}, cfg.RequestTimeout)
 	if err != nil {
+		return n, err
+	}
+
+	if n.shop, err = startShop(n.actors, n.store, cfg, log, reg); err != nil {
 		return n, err
 	}
 
@@ -155,14 +167,20 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		return n, err
 	}
 	n.resources, err = resource.NewDirectory(n.actors.Root(), resource.Deps{
-		Store: n.store, Now: time.Now, Log: log, Metrics: resourceMetrics,
+		Store: n.store, Now: time.Now, Log: log, Metrics: resourceMetrics, Fence: n.leaseFence(cfg),
 		Config: resource.Config{Horizon: cfg.BookingHorizon},
 	}, cfg.RequestTimeout)
 	if err != nil {
 		return n, err
 	}
 
-	if n.relay, err = outbox.New(n.store, js, outbox.Config{}, log, reg); err != nil {
+	// Alone, the directories; in a cluster, the partition routers.
+	schedDoor, resourceDoor, err := n.calendarDoors(ctx, cfg, js, reg)
+	if err != nil {
+		return n, err
+	}
+
+	if n.relay, err = outbox.New(n.store, js, outbox.Config{Replicas: cfg.Cluster.replicas()}, log, reg); err != nil {
 		return n, fmt.Errorf("outbox relay: %w", err)
 	}
 	if err := n.relay.Start(ctx); err != nil {
@@ -183,7 +201,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		return n, err
 	}
 
-	var calendars, resources gateway.Calendars = n.sched, nil
+	var calendars, resources gateway.Calendars = schedDoor, nil
 	if cfg.BookingEngine == engineLockBaseline {
 		n.baseline, err = lockbooking.Open(ctx, cfg.DatabaseURL, lockbooking.Config{HoldTTL: cfg.HoldTTL, Horizon: cfg.BookingHorizon,
 			MinNotice: cfg.MinNotice, Step: cfg.SlotStep, AfterOutboxCommit: n.relay.Notify})
@@ -193,12 +211,12 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		calendars = n.baseline
 		log.Warn("booking engine: lock-baseline (benchmark baseline, not for production)")
 	} else {
-		resources = n.resources
+		resources = resourceDoor
 		// Resource actors follow every change of an appointment with a
 		// resource (the backstop for expiries and lost replies); freed
 		// slots go to the waitlist; lapsed holds give back credits.
-		rf := &resource.Follower{Store: n.store, Resources: n.resources}
-		wl := &waitlist.Processor{Store: n.store, Calendars: n.sched, Now: time.Now}
+		rf := &resource.Follower{Store: n.store, Resources: resourceDoor}
+		wl := &waitlist.Processor{Store: n.store, Calendars: schedDoor, Now: time.Now}
 		handle := func(ctx context.Context, ev *messages.AppointmentChanged) error {
 			if err := rf.Handle(ctx, ev); err != nil {
 				return err
@@ -214,6 +232,13 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	if err != nil {
 		return n, fmt.Errorf("%s: %w", tokenSecretEnv, err)
 	}
+	identity, err := n.startIdentity(ctx, cfg, js, reg, tokens)
+	if err != nil {
+		return n, err
+	}
+	if err := applyPIIKeys(cfg, identity); err != nil { // SPA_PII_KEYS (piikeys.go)
+		return n, err
+	}
 	n.app, err = gateway.New(gateway.Deps{
 		Store:      n.store,
 		Tokens:     tokens,
@@ -222,12 +247,20 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		Gatherer:   reg,
 		Calendars:  calendars,
 		Resources:  resources,
+		Cluster:    n.clusterView(),
+		Identity:   identity,
+		KioskTTL:   cfg.KioskTTL,
+		TOTP:       gateway.TOTPConfig{Issuer: cfg.TOTPIssuer},
+		BlindIndex: identity.Index, // the phone index of sign-in serves the blocklist too
+		Inventory:  n.shop.inventory,
+		Carts:      n.shop.carts,
+		OnRestock:  n.shop.restock,
 		Now:        time.Now,
-		Checks: []gateway.Check{
+		Checks: append([]gateway.Check{
 			{Name: "store", Check: n.store.Ping},
 			{Name: "nats", Check: func(context.Context) error { return n.nats.Ready() }},
 			{Name: "actors", Check: n.actors.Ping},
-		},
+		}, n.clusterChecks()...),
 		Config: gateway.Config{
 			BodyLimit:          cfg.BodyLimit,
 			CORSOrigins:        cfg.CORSOrigins,
@@ -248,6 +281,10 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 			return err
 		})
 	})
+	n.startShopOrderSweep(loopCtx)
+	if err := n.startPIIRotation(loopCtx, identity.Keyring, reg); err != nil {
+		return n, err
+	}
 	n.every(loopCtx, time.Minute, "idempotency sweep", func(ctx context.Context) error {
 		return n.store.InTx(ctx, func(tx persistence.Tx) error {
 			removed, err := tx.IdempotencyDeleteExpired(ctx, time.Now(), 1000)
@@ -310,6 +347,9 @@ func (n *node) shutdown() {
 			cc.Stop()
 		}
 	}
+	if n.cluster != nil {
+		step("cluster left", func() { n.cluster.stop(ctx) })
+	}
 	if n.actors != nil {
 		step("actors stopped", func() {
 			if n.sched != nil {
@@ -318,6 +358,8 @@ func (n *node) shutdown() {
 			if n.resources != nil {
 				n.resources.Stop(n.timeout)
 			}
+			n.shop.stop(n.timeout) // carts release through the inventory, which finishes its writes
+			n.identity.stop(n.timeout)
 			n.actors.Stop()
 		})
 	}
@@ -371,9 +413,11 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 // now on. Missing one is harmless: schedule actors also reload when they
 // passivate.
 func followCatalogue(ctx context.Context, js jetstream.JetStream, log *slog.Logger, fn func(*messages.CatalogueChanged)) (jetstream.ConsumeContext, error) {
-	cons, err := js.OrderedConsumer(ctx, outbox.StreamName, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{messages.Subject(&messages.CatalogueChanged{})},
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
+	cons, err := whileElecting(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+		return js.OrderedConsumer(ctx, outbox.StreamName, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{messages.Subject(&messages.CatalogueChanged{})},
+			DeliverPolicy:  jetstream.DeliverNewPolicy,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("follow catalogue: %w", err)
@@ -400,15 +444,17 @@ const followupsConsumer = "appointment-followups"
 // handling fails. An undecodable event is terminated and logged.
 func followAppointments(ctx context.Context, js jetstream.JetStream, log *slog.Logger, handle func(context.Context, *messages.AppointmentChanged) error) (jetstream.ConsumeContext, error) {
 	backoff := []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute}
-	cons, err := js.CreateOrUpdateConsumer(ctx, outbox.StreamName, jetstream.ConsumerConfig{
-		Durable:       followupsConsumer,
-		FilterSubject: messages.Subject(&messages.AppointmentChanged{}),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       time.Minute,
-		MaxAckPending: 1,
-		MaxDeliver:    len(backoff) + 1,
-		BackOff:       backoff,
-		DeliverPolicy: jetstream.DeliverNewPolicy,
+	cons, err := whileElecting(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+		return js.CreateOrUpdateConsumer(ctx, outbox.StreamName, jetstream.ConsumerConfig{
+			Durable:       followupsConsumer,
+			FilterSubject: messages.Subject(&messages.AppointmentChanged{}),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       time.Minute,
+			MaxAckPending: 1,
+			MaxDeliver:    len(backoff) + 1,
+			BackOff:       backoff,
+			DeliverPolicy: jetstream.DeliverNewPolicy,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("follow appointments: %w", err)

@@ -45,9 +45,22 @@ const (
 	CodeHoldExpired           = "hold_expired"
 	CodeInvalidTransition     = "invalid_transition"
 	CodeCutoffPassed          = "cutoff_passed"
+	CodeOutOfStock            = "out_of_stock"
+	CodeReservationLapsed     = "reservation_lapsed"
+	CodeCartClosed            = "cart_closed"
 	CodePackageExhausted      = "package_exhausted"
 	CodeInsufficientBalance   = "insufficient_balance"
 	CodeNotRedeemable         = "not_redeemable"
+	CodeConsentRequired       = "consent_required"
+	CodeBlocked               = "blocked"
+	CodeOTPLocked             = "otp_locked"
+	CodeInvalidCode           = "invalid_code"
+	CodeRefreshTokenInvalid   = "refresh_token_invalid"
+	CodeMFARequired           = "mfa_required"
+	CodeOrderTransition       = "order_transition_refused"
+	CodeNotReturnable         = "not_returnable"
+	CodeReturnExceedsOrder    = "return_exceeds_order"
+	CodeInsufficientCredit    = "insufficient_credit"
 )
 
 // table is the one place a code is bound to its status and default message,
@@ -79,9 +92,22 @@ var table = map[string]struct {
 	CodeHoldExpired:           {http.StatusConflict, "the hold expired before it was confirmed; book again"},
 	CodeInvalidTransition:     {http.StatusConflict, "the appointment's status does not allow this"},
 	CodeCutoffPassed:          {http.StatusConflict, "too close to the start to change it; contact the studio"},
+	CodeOutOfStock:            {http.StatusConflict, "not enough units of that item are available"},
+	CodeReservationLapsed:     {http.StatusConflict, "an item's reservation lapsed before checkout; review the cart and retry"},
+	CodeCartClosed:            {http.StatusConflict, "the cart was checked out, merged or expired"},
 	CodePackageExhausted:      {http.StatusConflict, "the package has no sessions left"},
 	CodeInsufficientBalance:   {http.StatusConflict, "the voucher's balance is too small"},
 	CodeNotRedeemable:         {http.StatusUnprocessableEntity, "the package cannot pay for this booking"},
+	CodeConsentRequired:       {http.StatusPreconditionRequired, "accept the current legal documents first; see details.documents"},
+	CodeBlocked:               {http.StatusForbidden, "access from here is blocked; contact the studio"},
+	CodeOTPLocked:             {http.StatusTooManyRequests, "too many wrong codes; wait before trying again (see Retry-After)"},
+	CodeInvalidCode:           {http.StatusBadRequest, "the code is invalid or has expired; request a new one"},
+	CodeRefreshTokenInvalid:   {http.StatusUnauthorized, "the refresh token is invalid, expired or revoked; sign in again"},
+	CodeMFARequired:           {http.StatusUnauthorized, "a second factor is required: POST /v1/auth/totp with details.mfa_challenge and an authenticator or recovery code"},
+	CodeOrderTransition:       {http.StatusConflict, "the order's status does not allow this"},
+	CodeNotReturnable:         {http.StatusConflict, "the order cannot be returned in its status"},
+	CodeReturnExceedsOrder:    {http.StatusConflict, "the return asks back more units than are left on the order"},
+	CodeInsufficientCredit:    {http.StatusConflict, "the client's credit is too small"},
 }
 
 // Error is a failure that is safe to show to the client as is.

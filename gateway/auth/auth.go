@@ -26,6 +26,9 @@ const (
 	RoleStaff        Role = "staff"
 	RoleReceptionist Role = "receptionist"
 	RoleAdmin        Role = "admin"
+	// RoleKiosk is a studio device (docs/identity-2fa-kiosk.md): only the
+	// kiosk routes admit it.
+	RoleKiosk Role = "kiosk"
 )
 
 // ErrUnknownRole: a role string is not one of the defined roles.
@@ -35,7 +38,7 @@ var ErrUnknownRole = errors.New("auth: unknown role")
 // a typo never becomes a role nobody checks for.
 func ParseRole(s string) (Role, error) {
 	switch r := Role(s); r {
-	case RoleClient, RoleStaff, RoleReceptionist, RoleAdmin:
+	case RoleClient, RoleStaff, RoleReceptionist, RoleAdmin, RoleKiosk:
 		return r, nil
 	}
 	return "", fmt.Errorf("%w: %q", ErrUnknownRole, s)
@@ -54,6 +57,7 @@ type Claims struct {
 	TokenID   string // jti, a ULID; lets a future deny-list revoke one token
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	SessionID string // sid: the session (refresh-token family) minted for; "" for operator tokens
 }
 
 // Errors returned by Tokens. Callers map every one of them to 401; they are
@@ -85,6 +89,35 @@ type Tokens struct {
 	// cost of a refused booking.
 	mu       sync.Mutex
 	verified map[string]Claims
+
+	// revoked, when set, is asked about every token with a sid, cached or
+	// not, so a revocation takes effect before the token expires.
+	revoked Revocations
+}
+
+// Revocations answers whether a session was revoked. *RevokedSessions is
+// the implementation; it must be safe for concurrent use.
+type Revocations interface {
+	Revoked(sessionID string) bool
+}
+
+// SetRevocations makes Verify refuse tokens whose session r reports
+// revoked. Call it before the Tokens is shared.
+func (t *Tokens) SetRevocations(r Revocations) { t.revoked = r }
+
+// ForgetSession drops the cached verifications of the session's tokens, so
+// the next Verify of each goes through the full check.
+func (t *Tokens) ForgetSession(sessionID string) {
+	if sessionID == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for tok, c := range t.verified {
+		if c.SessionID == sessionID {
+			delete(t.verified, tok)
+		}
+	}
 }
 
 // maxVerified bounds the cache; when full it starts over.
@@ -94,6 +127,7 @@ const maxVerified = 8192
 type jwtClaims struct {
 	jwt.RegisteredClaims
 	Role string `json:"role"`
+	SID  string `json:"sid,omitempty"`
 }
 
 // NewTokens returns a Tokens signing with key (copied, ≥ MinKeyLen bytes)
@@ -125,6 +159,11 @@ func NewTokens(key []byte, issuer string, now func() time.Time) (*Tokens, error)
 
 // Mint signs a token for subject with role, valid for ttl from now.
 func (t *Tokens) Mint(subject string, role Role, ttl time.Duration) (string, Claims, error) {
+	return t.MintSession(subject, role, "", ttl)
+}
+
+// MintSession is Mint for a token bound to a session (the sid claim).
+func (t *Tokens) MintSession(subject string, role Role, sessionID string, ttl time.Duration) (string, Claims, error) {
 	if subject == "" {
 		return "", Claims{}, errors.New("auth: subject must not be empty")
 	}
@@ -143,6 +182,7 @@ func (t *Tokens) Mint(subject string, role Role, ttl time.Duration) (string, Cla
 		TokenID:   ulid.Make().String(),
 		IssuedAt:  now,
 		ExpiresAt: now.Add(ttl).Truncate(time.Second),
+		SessionID: sessionID,
 	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwtClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -153,6 +193,7 @@ func (t *Tokens) Mint(subject string, role Role, ttl time.Duration) (string, Cla
 			ExpiresAt: jwt.NewNumericDate(c.ExpiresAt),
 		},
 		Role: string(role),
+		SID:  sessionID,
 	})
 	s, err := tok.SignedString(t.key)
 	if err != nil {
@@ -168,11 +209,17 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 	c, ok := t.verified[token]
 	t.mu.Unlock()
 	if ok && t.now().Before(c.ExpiresAt.Add(Leeway)) {
+		if err := t.checkRevoked(c); err != nil {
+			return Claims{}, err
+		}
 		return c, nil
 	}
 	c, err := t.verify(token)
 	if err != nil {
 		return c, err
+	}
+	if err := t.checkRevoked(c); err != nil {
+		return Claims{}, err
 	}
 	t.mu.Lock()
 	if t.verified == nil || len(t.verified) >= maxVerified {
@@ -198,10 +245,21 @@ func (t *Tokens) verify(token string) (Claims, error) {
 	if jc.Subject == "" {
 		return Claims{}, fmt.Errorf("%w: missing subject", ErrInvalidToken)
 	}
-	c := Claims{Subject: jc.Subject, Role: role, TokenID: jc.ID}
+	c := Claims{Subject: jc.Subject, Role: role, TokenID: jc.ID, SessionID: jc.SID}
 	if jc.IssuedAt != nil {
 		c.IssuedAt = jc.IssuedAt.UTC()
 	}
 	c.ExpiresAt = jc.ExpiresAt.UTC() // WithExpirationRequired: never nil here
 	return c, nil
+}
+
+// ErrRevoked is wrapped (with ErrInvalidToken) when a token's session was
+// revoked.
+var ErrRevoked = errors.New("auth: session revoked")
+
+func (t *Tokens) checkRevoked(c Claims) error {
+	if c.SessionID != "" && t.revoked != nil && t.revoked.Revoked(c.SessionID) {
+		return fmt.Errorf("%w: %w", ErrInvalidToken, ErrRevoked)
+	}
+	return nil
 }

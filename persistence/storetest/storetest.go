@@ -45,6 +45,12 @@ func Exercise(t *testing.T, open Opener) {
 	}
 	tests = append(tests, bookingTests...)
 	tests = append(tests, offersTests...)
+	tests = append(tests, identityTests...)
+	tests = append(tests, totpKioskTests...)
+	tests = append(tests, shopOrderTests...)
+	tests = append(tests, legalTests...)
+	tests = append(tests, shopTests...)
+	tests = append(tests, profileTests...)
 	tests = append(tests, struct {
 		name string
 		fn   func(*testing.T, Opener)

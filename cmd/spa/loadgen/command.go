@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 )
@@ -59,6 +60,7 @@ func Command(ctx context.Context, args []string, env Env) error {
 	out := fs.String("out", "loadgen-result.json", "JSON result file")
 	summary := fs.String("summary", "loadgen-summary.md", "Markdown summary file (also printed)")
 	quiet := fs.Bool("quiet", false, "no progress line on stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile here (is the generator the bottleneck?)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -82,6 +84,17 @@ func Command(ctx context.Context, args []string, env Env) error {
 		o.Progress = env.Stderr
 	}
 	o.Params = map[string]string{"args": strings.Join(redact(args), " ")}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("loadgen: --cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("loadgen: --cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	res, err := Run(ctx, o)
 	if res == nil {
 		return err

@@ -125,7 +125,10 @@ func TestReportAndPlot(t *testing.T) {
 	}
 	rs := []*Result{mk(EngineLabel, "hot", 3000, 10, 40), mk(BaselineLabel, "hot", 600, 10, 200),
 		mk(EngineLabel, "spread", 900, 800, 50), mk(BaselineLabel, "spread", 300, 290, 300),
-		mk(EngineLabel, "sweep-100", 100, 90, 5), mk(EngineLabel, "sweep-200", 200, 180, 8), mk(BaselineLabel, "sweep-100", 100, 90, 20)}
+		mk(EngineLabel, "sweep-100", 100, 90, 5), mk(EngineLabel, "sweep-200", 200, 180, 8), mk(BaselineLabel, "sweep-100", 100, 90, 20),
+		mk(EngineLabel, "idle", 20, 2, 4), mk(BaselineLabel, "idle", 20, 2, 4),
+		mk(EngineLabel, "mixed", 3000, 100, 40), mk(BaselineLabel, "mixed", 1500, 80, 70),
+		mk(EngineLabel, MixedLoadRun, 1000, 50, 7), mk(BaselineLabel, MixedLoadRun, 1000, 50, 30)}
 	var sb strings.Builder
 	if err := WriteReport(&sb, ReportInput{Results: rs, Machine: Machine{CPU: "Test CPU", Cores: 2}, Pinning: "not pinned",
 		Commands: "bin/spa loadgen ...", PlotFile: "benchmarks-latency.svg"}); err != nil {
@@ -135,7 +138,11 @@ func TestReportAndPlot(t *testing.T) {
 	for _, want := range []string{"Test CPU, 2 cores", "| hot | decisions/s (successes + refusals) | 3000 | 600 | 5.00× |",
 		"| hot: decisions/s ≥ 20× baseline | 3000/s | 600/s | **not met** (5.0×) |", "| hot: p99 ≤ ¼ of baseline's | 40.0 ms | 200 ms | met",
 		"| spread: confirmed bookings/s ≥ 2× baseline | 800/s | 290/s | met (2.8×) |", "![claim latency versus throughput](benchmarks-latency.svg)",
-		"All runs passed.", "bin/spa loadgen ..."} {
+		"All runs passed.", "bin/spa loadgen ...",
+		"| mixed | availability p99 under load (closed loop, saturated) | 40.0 ms | 70.0 ms |",
+		"| mixed | availability p99 under load (open loop, 1000 ops/s) | 7.00 ms | 30.0 ms |",
+		"| mixed (actors): availability p99 under load (open loop) ≤ 2× idle | 7.00 ms | 4.00 ms idle | met (1.8×) |",
+		"| mixed (lock-baseline): availability p99 under load (open loop) ≤ 2× idle | 30.0 ms | 4.00 ms idle | **not met** (7.5×) |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}

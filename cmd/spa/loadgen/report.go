@@ -179,7 +179,11 @@ func WriteReport(w io.Writer, in ReportInput) error {
 		)
 		if sc == ScenarioMixed {
 			rows = append(rows,
-				row{sc, "availability p99 under load", availP99(a), availP99(l), "ms", true},
+				row{sc, "availability p99 under load (closed loop, saturated)", availP99(a), availP99(l), "ms", true})
+			if ao, lo := get(EngineLabel, MixedLoadRun), get(BaselineLabel, MixedLoadRun); ao != nil || lo != nil {
+				rows = append(rows, row{sc, fmt.Sprintf("availability p99 under load (open loop, %.0f ops/s)", targetRate(ao, lo)), availP99(ao), availP99(lo), "ms", true})
+			}
+			rows = append(rows,
 				row{sc, "availability p99 idle", availP99(get(EngineLabel, "idle")), availP99(get(BaselineLabel, "idle")), "ms", true},
 				row{sc, "all operations/s", achieved(a), achieved(l), "", false})
 		}
@@ -217,14 +221,23 @@ func WriteReport(w io.Writer, in ReportInput) error {
 		r := sa.Claims.SuccessesPerSec / sl.Claims.SuccessesPerSec
 		fmt.Fprintf(&b, "| spread: confirmed bookings/s ≥ 2× baseline | %.0f/s | %.0f/s | %s (%.1f×) |\n", sa.Claims.SuccessesPerSec, sl.Claims.SuccessesPerSec, verdict(r >= 2), r)
 	}
+	// Under load means the open-loop mixed run when there is one: a closed
+	// loop at saturation makes every request wait for the CPU the
+	// generator, the server and the database share, so its latency is the
+	// workers divided by the throughput, whatever the engine does (the
+	// closed-loop figure stays in the results table).
 	for _, label := range []string{EngineLabel, BaselineLabel} {
-		load, idle := availP99(get(label, ScenarioMixed)), availP99(get(label, "idle"))
+		run, how := get(label, MixedLoadRun), "open loop"
+		if run == nil {
+			run, how = get(label, ScenarioMixed), "closed loop"
+		}
+		load, idle := availP99(run), availP99(get(label, "idle"))
 		if !math.IsNaN(load) && !math.IsNaN(idle) {
-			fmt.Fprintf(&b, "| mixed (%s): availability p99 under load ≤ 2× idle | %s | %s idle | %s (%.1f×) |\n", label, num(load, "ms"), num(idle, "ms"), verdict(load <= 2*idle), load/idle)
+			fmt.Fprintf(&b, "| mixed (%s): availability p99 under load (%s) ≤ 2× idle | %s | %s idle | %s (%.1f×) |\n", label, how, num(load, "ms"), num(idle, "ms"), verdict(load <= 2*idle), load/idle)
 		}
 	}
 	// Memory per actor is a Go benchmark, not a load run: see
-	// BenchmarkIdleActorMemory in actors/schedule (~2.6 KB of heap per idle
+	// BenchmarkIdleActorMemory in actors/schedule (~3.6 KB of heap per idle
 	// schedule actor at 100 000 activations on this machine).
 	b.WriteString("| memory per idle schedule actor at 100k actors | | | measured apart: `go test -run '^$' -bench IdleActorMemory ./actors/schedule` reports heap bytes per actor (session actors do not exist yet) |\n")
 
@@ -271,6 +284,20 @@ func WriteReport(w io.Writer, in ReportInput) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// MixedLoadRun names the open-loop mixed run at a fixed rate (see
+// .ci/bench.sh): the availability-under-load goal's measurement.
+const MixedLoadRun = "mixed-load"
+
+// targetRate is the open-loop rate of whichever run exists.
+func targetRate(rs ...*Result) float64 {
+	for _, r := range rs {
+		if r != nil {
+			return r.TargetRate
+		}
+	}
+	return math.NaN()
 }
 
 func achieved(r *Result) float64 {

@@ -64,9 +64,9 @@ func seed(ctx context.Context, c *client, o Options) (*plan, error) {
 			return 0, r.err
 		}
 		if r.status != http.StatusOK {
-			return 0, fmt.Errorf("GET %s = %d %v", path, r.status, r.body)
+			return 0, fmt.Errorf("GET %s = %d %v", path, r.status, r.body())
 		}
-		slots, _ := r.body["slots"].([]any)
+		slots, _ := r.body()["slots"].([]any)
 		return len(slots), nil
 	}
 	deadline := time.Now().Add(30 * time.Second)

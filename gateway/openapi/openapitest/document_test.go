@@ -45,7 +45,7 @@ func TestErrorCodesMatchAPIErr(t *testing.T) {
 	}
 }
 
-var roles = []string{"anonymous", "client", "staff", "receptionist", "admin"}
+var roles = []string{"anonymous", "client", "staff", "receptionist", "admin", "kiosk"}
 
 // TestOperationsAreComplete holds every operation to the document's own
 // conventions, so a new one cannot leave them out.

@@ -1,0 +1,355 @@
+package cart
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/spa-engine/spa/actors/inventory"
+	"github.com/spa-engine/spa/actors/inventory/inventorytest"
+	"github.com/spa-engine/spa/persistence"
+)
+
+var t0 = time.Date(2026, 12, 1, 13, 0, 0, 0, time.UTC)
+
+type clock struct{ ns atomic.Int64 }
+
+func (c *clock) now() time.Time { return time.Unix(0, c.ns.Load()).UTC() }
+
+type fixture struct {
+	store   persistence.Store
+	inv     *inventory.Directory
+	carts   *Directory
+	metrics *Metrics
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func newFixture(t *testing.T, st persistence.Store, now func() time.Time, cfg Config) *fixture {
+	t.Helper()
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet() }))
+	im, err := inventory.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := inventory.NewDirectory(sys.Root, inventory.Deps{Store: st, Now: now, Log: quiet(), Metrics: im}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	carts, err := NewDirectory(sys.Root, Deps{Store: st, Inventory: inv, Now: now, Log: quiet(), Metrics: cm, Config: cfg}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { carts.Stop(5 * time.Second); inv.Stop(5 * time.Second); sys.Shutdown() })
+	return &fixture{store: st, inv: inv, carts: carts, metrics: cm}
+}
+
+func (f *fixture) ask(t *testing.T, cartID string, msg any) any {
+	t.Helper()
+	r, err := f.carts.Ask(context.Background(), cartID, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (f *fixture) view(t *testing.T, cartID string, msg any) *View {
+	t.Helper()
+	v := f.ask(t, cartID, msg).(*View)
+	if v.Err != nil {
+		t.Fatalf("%T: %v", msg, v.Err)
+	}
+	return v
+}
+
+func (f *fixture) available(t *testing.T, variant string) int64 {
+	t.Helper()
+	r, err := f.inv.Ask(context.Background(), variant, &inventory.LevelQuery{})
+	if err != nil || r.(*inventory.Level).Err != nil {
+		t.Fatalf("level: %v %+v", err, r)
+	}
+	return r.(*inventory.Level).Available
+}
+
+func forEachDriver(t *testing.T, fn func(t *testing.T, st persistence.Store)) {
+	for _, d := range inventorytest.Drivers() {
+		t.Run(d.Name, func(t *testing.T) { fn(t, d.Open(t)) })
+	}
+}
+
+// A client's cart: lines reserve stock, VIP prices apply, checkout makes
+// one order from the reservations (spending credit), is idempotent, and
+// closes the cart.
+func TestSignedInCartCheckout(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, st persistence.Store) {
+		inventorytest.Stock(t, st, "oil", 5, 50_000_00, 40_000_00, 0)
+		inventorytest.Stock(t, st, "soap", 5, 10_000_00, 0, 0)
+		clk := &clock{}
+		clk.ns.Store(t0.UnixNano())
+		f := newFixture(t, st, clk.now, Config{})
+		ctx := context.Background()
+		if err := st.InTx(ctx, func(tx persistence.Tx) error {
+			return tx.CreditGrant(ctx, persistence.CreditGrant{ID: ulid.Make().String(), ClientID: "ana", AmountMinor: 5_000_00,
+				Reason: "goodwill", GrantedBy: "admin", ExpiresAt: t0.Add(30 * 24 * time.Hour), CreatedAt: t0})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		me := Auth{Subject: "ana"}
+		f.view(t, "c1", &Create{OwnerID: "ana", VIP: true})
+		if r := f.ask(t, "c1", &Create{OwnerID: "ana"}).(*View); !errors.Is(r.Err, ErrExists) {
+			t.Fatalf("second create: %v", r.Err)
+		}
+		f.view(t, "c1", &SetLine{Auth: me, VariantID: "oil", Qty: 3, VIP: true})
+		v := f.view(t, "c1", &SetLine{Auth: me, VariantID: "soap", Qty: 1, VIP: true})
+		if len(v.Lines) != 2 || v.Lines[0].UnitPriceMinor != 40_000_00 || v.Lines[1].UnitPriceMinor != 10_000_00 {
+			t.Fatalf("VIP view %+v", v.Lines)
+		}
+		if v.SubtotalMinor != 130_000_00 || v.TaxMinor != 24_700_00 {
+			t.Fatalf("totals %d + %d", v.SubtotalMinor, v.TaxMinor)
+		}
+		if r := f.ask(t, "c1", &SetLine{Auth: me, VariantID: "oil", Qty: 6}).(*View); !errors.Is(r.Err, ErrOutOfStock) {
+			t.Fatalf("beyond stock: %v", r.Err)
+		}
+		if r := f.ask(t, "c1", &Get{Auth: Auth{Subject: "bob"}}).(*View); !errors.Is(r.Err, ErrNotFound) {
+			t.Fatalf("another client: %v", r.Err)
+		}
+		if got := f.available(t, "oil"); got != 2 {
+			t.Fatalf("oil available %d", got)
+		}
+		co := &Checkout{Auth: me, OrderID: "order-1", Fulfilment: persistence.FulfilmentPickup, CreditMinor: 5_000_00, VIP: true}
+		r := f.ask(t, "c1", co).(*CheckoutReply)
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		o := r.Order
+		if o.ID != "order-1" || len(o.Lines) != 2 || o.CreditAppliedMinor != 5_000_00 ||
+			o.TotalMinor != 130_000_00+24_700_00-5_000_00 || o.Status != persistence.OrderPendingPayment {
+			t.Fatalf("order %+v", o)
+		}
+		// A retry answers with the same order; a new order id is refused.
+		if again := f.ask(t, "c1", co).(*CheckoutReply); again.Err != nil || again.Order.ID != "order-1" || len(again.Order.Lines) != 2 {
+			t.Fatalf("retry %+v", again)
+		}
+		other := *co
+		other.OrderID = "order-2"
+		if again := f.ask(t, "c1", &other).(*CheckoutReply); !errors.Is(again.Err, ErrClosed) {
+			t.Fatalf("second checkout %v", again.Err)
+		}
+		if r := f.ask(t, "c1", &SetLine{Auth: me, VariantID: "oil", Qty: 1}).(*View); !errors.Is(r.Err, ErrClosed) {
+			t.Fatalf("line after checkout: %v", r.Err)
+		}
+		var oil persistence.Stock
+		var balance int64
+		if err := st.InTx(ctx, func(tx persistence.Tx) (err error) {
+			if oil, err = tx.StockGet(ctx, "oil"); err != nil {
+				return err
+			}
+			balance, err = tx.CreditBalance(ctx, "ana", clk.now())
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if oil.OnHand != 2 || oil.Reserved != 0 || balance != 0 {
+			t.Fatalf("after checkout: oil %+v, credit %d", oil, balance)
+		}
+		if got := f.available(t, "oil"); got != 2 {
+			t.Fatalf("oil available after sale %d", got)
+		}
+	})
+}
+
+// An anonymous cart needs its token, cannot be checked out, and merges
+// into the client's cart on sign-in.
+func TestAnonymousCartMerge(t *testing.T) {
+	st := inventorytest.Drivers()[0].Open(t)
+	inventorytest.Stock(t, st, "oil", 4, 100, 0, 0)
+	clk := &clock{}
+	clk.ns.Store(t0.UnixNano())
+	f := newFixture(t, st, clk.now, Config{})
+	anon := Auth{Token: "s3cret-token"}
+	f.view(t, "anon", &Create{TokenHash: HashToken(anon.Token)})
+	f.view(t, "anon", &SetLine{Auth: anon, VariantID: "oil", Qty: 2})
+	if r := f.ask(t, "anon", &Get{Auth: Auth{Token: "wrong"}}).(*View); !errors.Is(r.Err, ErrNotFound) {
+		t.Fatalf("wrong token: %v", r.Err)
+	}
+	if r := f.ask(t, "anon", &Checkout{Auth: anon, OrderID: "o", Fulfilment: persistence.FulfilmentPickup}).(*CheckoutReply); !errors.Is(r.Err, ErrSignInRequired) {
+		t.Fatalf("anonymous checkout: %v", r.Err)
+	}
+	me := Auth{Subject: "ana"}
+	f.view(t, "mine", &Create{OwnerID: "ana"})
+	f.view(t, "mine", &SetLine{Auth: me, VariantID: "oil", Qty: 1})
+	s := f.ask(t, "anon", &Surrender{Auth: anon, IntoCartID: "mine"}).(*SurrenderReply)
+	if s.Err != nil || s.Lines["oil"] != 2 {
+		t.Fatalf("surrender %+v", s)
+	}
+	if got := f.available(t, "oil"); got != 3 {
+		t.Fatalf("available after surrender %d", got)
+	}
+	v := f.view(t, "mine", &SetLine{Auth: me, VariantID: "oil", Qty: 1 + s.Lines["oil"]})
+	if len(v.Lines) != 1 || v.Lines[0].Qty != 3 {
+		t.Fatalf("merged cart %+v", v.Lines)
+	}
+	if again := f.ask(t, "anon", &Surrender{Auth: anon, IntoCartID: "mine"}).(*SurrenderReply); again.Err != nil || len(again.Lines) != 0 {
+		t.Fatalf("repeated surrender %+v", again)
+	}
+	if r := f.ask(t, "anon", &SetLine{Auth: anon, VariantID: "oil", Qty: 1}).(*View); !errors.Is(r.Err, ErrClosed) {
+		t.Fatalf("merged cart still open: %v", r.Err)
+	}
+}
+
+// A cart left alone expires by its own timer and releases its
+// reservations; its stock was free from the moment the TTL passed.
+func TestCartExpiresByItself(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, st persistence.Store) {
+		inventorytest.Stock(t, st, "oil", 3, 100, 0, 0)
+		f := newFixture(t, st, time.Now, Config{AnonymousTTL: 300 * time.Millisecond})
+		anon := Auth{Token: "tok"}
+		f.view(t, "c", &Create{TokenHash: HashToken(anon.Token)})
+		v := f.view(t, "c", &SetLine{Auth: anon, VariantID: "oil", Qty: 3})
+		if got := f.available(t, "oil"); got != 0 {
+			t.Fatalf("available while held %d", got)
+		}
+		expires := v.Cart.ExpiresAt
+		// Poll (bounded) for the cart's own timer to close it.
+		deadline := time.Now().Add(10 * time.Second)
+		for testutil.ToFloat64(f.metrics.expiries) < 1 {
+			if time.Now().After(deadline) {
+				t.Fatal("the cart did not expire by itself")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if time.Now().Before(expires) {
+			t.Fatalf("expired before its TTL")
+		}
+		if got := f.available(t, "oil"); got != 3 {
+			t.Fatalf("available after expiry %d", got)
+		}
+		var live []persistence.Reservation
+		var c persistence.Cart
+		if err := st.InTx(context.Background(), func(tx persistence.Tx) (err error) {
+			if c, err = tx.CartGet(context.Background(), "c"); err != nil {
+				return err
+			}
+			live, err = tx.ReservationListByCart(context.Background(), "c")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if c.State != persistence.CartExpired || len(live) != 0 {
+			t.Fatalf("cart %+v, live reservations %+v", c, live)
+		}
+	})
+}
+
+// Many carts check out while their TTL runs out under them: every cart
+// either becomes an order holding its units or gives them back; stock
+// sold plus stock free always equals what was received.
+func TestCheckoutRacesCartExpiry(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, st persistence.Store) {
+		const n = 12
+		inventorytest.Stock(t, st, "oil", n, 100, 0, 0)
+		f := newFixture(t, st, time.Now, Config{SignedInTTL: time.Second})
+		var cartIDs []string
+		for range n {
+			id := ulid.Make().String()
+			owner := "client-" + id
+			f.view(t, id, &Create{OwnerID: owner})
+			f.view(t, id, &SetLine{Auth: Auth{Subject: owner}, VariantID: "oil", Qty: 1})
+			cartIDs = append(cartIDs, id)
+		}
+		var wg sync.WaitGroup
+		var orders atomic.Int64
+		for i, id := range cartIDs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				time.Sleep(time.Duration(i*170) * time.Millisecond) // spread checkouts across the TTL boundary
+				r := f.ask(t, id, &Checkout{Auth: Auth{Subject: "client-" + id}, OrderID: "o-" + id, Fulfilment: persistence.FulfilmentPickup}).(*CheckoutReply)
+				if r.Err == nil {
+					orders.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var stock persistence.Stock
+			var live []persistence.Reservation
+			var sold int64
+			if err := st.InTx(context.Background(), func(tx persistence.Tx) (err error) {
+				if stock, err = tx.StockGet(context.Background(), "oil"); err != nil {
+					return err
+				}
+				live, err = tx.ReservationList(context.Background(), "oil")
+				for _, id := range cartIDs {
+					o, err := tx.OrderGet(context.Background(), "o-"+id)
+					if err == nil {
+						sold += int64(o.Lines[0].Qty)
+					}
+				}
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if sold != orders.Load() || stock.OnHand != n-sold {
+				t.Fatalf("%d orders, %d units on orders, on hand %d of %d", orders.Load(), sold, stock.OnHand, n)
+			}
+			if len(live) == 0 && stock.Reserved == 0 {
+				if got := f.available(t, "oil"); got != n-sold {
+					t.Fatalf("available %d, want %d", got, n-sold)
+				}
+				t.Logf("%d of %d carts checked out before expiry", sold, n)
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("reservations still live long after every cart expired: %+v", live)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
+
+// An active cart keeps its stock: looking at it past half its life
+// refreshes the cart and its reservations, so the units stay held after
+// the first TTL would have ended.
+func TestActivityRefreshesReservations(t *testing.T) {
+	st := inventorytest.Drivers()[0].Open(t)
+	inventorytest.Stock(t, st, "oil", 2, 100, 0, 0)
+	clk := &clock{}
+	clk.ns.Store(t0.UnixNano())
+	f := newFixture(t, st, clk.now, Config{SignedInTTL: time.Hour})
+	me := Auth{Subject: "ana"}
+	f.view(t, "c", &Create{OwnerID: "ana"})
+	first := f.view(t, "c", &SetLine{Auth: me, VariantID: "oil", Qty: 2}).Lines[0].ExpiresAt
+	clk.ns.Add(int64(40 * time.Minute))
+	v := f.view(t, "c", &Get{Auth: me})
+	if !v.Lines[0].ExpiresAt.Equal(t0.Add(100*time.Minute)) || !v.Cart.ExpiresAt.After(first) {
+		t.Fatalf("after activity: line until %v, cart until %v (first %v)", v.Lines[0].ExpiresAt, v.Cart.ExpiresAt, first)
+	}
+	clk.ns.Add(int64(50 * time.Minute)) // past the first TTL, within the refreshed one
+	if got := f.available(t, "oil"); got != 0 {
+		t.Fatalf("available while the active cart holds everything: %d", got)
+	}
+	// Left alone past the refreshed TTL, the units go to another cart and
+	// the first one is closed when next seen.
+	clk.ns.Add(int64(11 * time.Minute))
+	f.view(t, "other", &Create{OwnerID: "bob"})
+	f.view(t, "other", &SetLine{Auth: Auth{Subject: "bob"}, VariantID: "oil", Qty: 2})
+	if r := f.ask(t, "c", &Get{Auth: me}).(*View); r.Err != nil || r.Cart.State != persistence.CartExpired || len(r.Lines) != 0 {
+		t.Fatalf("the idle cart after its TTL: %+v", r)
+	}
+}

@@ -1,0 +1,412 @@
+// Package inventory holds the inventory actor: the single writer of one
+// product variant's stock. Every reservation of the variant is decided
+// here, in memory: the units available at now are on hand minus the units
+// held by unexpired reservations (pending writes included), so an expired
+// reservation frees its units the instant it expires, with no sweep; its
+// release is written lazily, the next time the actor looks.
+//
+// Like the schedule actors it writes by group commit (actors/batch) under
+// an epoch taken from the database when it activates (calendar
+// "inventory/<variant>"), answers only once durable, and retires after a
+// failed or fenced write so that the next activation loads the truth.
+//
+// Checkout consumes reservations outside the actor, in its own
+// transaction (persistence.ReservationConsume is conditional, so it never
+// races a release into a lost or double-counted unit) and then tells the
+// actor with Consumed. Should that notice be late, the SQL of
+// ReservationPut re-checks stock, so stale memory cannot oversell: the
+// write fails and the actor reloads.
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/spa-engine/spa/actors/batch"
+	"github.com/spa-engine/spa/actors/directory"
+	"github.com/spa-engine/spa/messages"
+	"github.com/spa-engine/spa/persistence"
+)
+
+// Config tunes the inventory actors.
+type Config struct {
+	IdleAfter    time.Duration // passivate after this long without a message (5m)
+	WriteTimeout time.Duration // bound on one group-commit transaction (10s)
+	MaxTTL       time.Duration // longest reservation accepted (24h)
+}
+
+// Deps are what every inventory actor of a node shares.
+type Deps struct {
+	Store   persistence.Store
+	Now     func() time.Time
+	Log     *slog.Logger
+	Metrics *Metrics
+	Config  Config
+}
+
+func (d Deps) withDefaults() Deps {
+	def := func(v *time.Duration, x time.Duration) {
+		if *v <= 0 {
+			*v = x
+		}
+	}
+	def(&d.Config.IdleAfter, 5*time.Minute)
+	def(&d.Config.WriteTimeout, 10*time.Second)
+	def(&d.Config.MaxTTL, 24*time.Hour)
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	return d
+}
+
+// inventoryActor is one activation of a variant's stock.
+type inventoryActor struct {
+	deps      Deps
+	variantID string
+	variant   persistence.Variant
+	epoch     int64
+	onHand    int64
+	// res holds the reservations believed live, by id; one past its
+	// expiry holds nothing and is dropped (and released) when seen.
+	res     map[string]persistence.Reservation
+	loadErr error
+
+	commits  batch.Committer
+	stopping bool
+}
+
+func newActor(deps Deps, variantID string) actor.Producer {
+	return func() actor.Actor { return &inventoryActor{deps: deps, variantID: variantID} }
+}
+
+// Receive is the actor's one message switch, lifecycle first.
+func (a *inventoryActor) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *actor.Started:
+		a.deps.Metrics.live.Inc()
+		if a.loadErr = a.activate(); a.loadErr != nil {
+			a.deps.Log.Warn("inventory: activation failed", "variant", a.variantID, "err", a.loadErr)
+			a.retire(c)
+		}
+		c.SetReceiveTimeout(a.deps.Config.IdleAfter)
+	case *actor.Stopped:
+		a.deps.Metrics.live.Dec()
+	case *actor.ReceiveTimeout:
+		if !a.commits.Busy() {
+			a.retire(c)
+		}
+	case directory.Stop:
+		a.stopping = true
+		a.stopIfDone(c)
+	case batch.Done:
+		a.finishBatch(c, m)
+	case *Reserve:
+		a.guard(c, m, func() { a.reserve(c, m) })
+	case *Release:
+		a.guard(c, m, func() { a.release(c, m) })
+	case *Consumed:
+		a.guard(c, m, func() { a.consumed(c, m) })
+	case *Move:
+		a.guard(c, m, func() { a.move(c, m) })
+	case *LevelQuery:
+		a.guard(c, m, func() {
+			a.dropLapsed(c)
+			c.Respond(a.level())
+		})
+	}
+}
+
+// guard refuses requests the actor cannot decide: its variant did not
+// load, or it is retiring (then the request goes to the next activation).
+func (a *inventoryActor) guard(c actor.Context, msg any, do func()) {
+	switch {
+	case a.loadErr != nil && errors.Is(a.loadErr, ErrUnknownVariant):
+		c.Respond(refusal(msg, ErrUnknownVariant))
+	case a.loadErr != nil:
+		c.Respond(refusal(msg, fmt.Errorf("%w: stock did not load", ErrRetry)))
+	case a.stopping:
+		if !directory.Handoff(c, a.variantID) {
+			c.Respond(refusal(msg, ErrRetry))
+		}
+	default:
+		do()
+	}
+}
+
+// activate takes a new epoch, which fences every older activation, and
+// then loads the variant, its stock and its live reservations.
+func (a *inventoryActor) activate() error {
+	ctx, cancel := context.WithTimeout(context.Background(), a.deps.Config.WriteTimeout)
+	defer cancel()
+	calendar := persistence.InventoryCalendarID(a.variantID)
+	return a.deps.Store.InTx(ctx, func(tx persistence.Tx) error {
+		epoch, err := tx.CalendarActivate(ctx, calendar)
+		if err != nil {
+			return err
+		}
+		v, err := tx.VariantGet(ctx, a.variantID)
+		if errors.Is(err, persistence.ErrNotFound) {
+			return ErrUnknownVariant
+		}
+		if err != nil {
+			return err
+		}
+		st, err := tx.StockGet(ctx, a.variantID)
+		if err != nil {
+			return err
+		}
+		live, err := tx.ReservationList(ctx, a.variantID)
+		if err != nil {
+			return err
+		}
+		a.variant, a.epoch, a.onHand = v, epoch, st.OnHand
+		a.commits = batch.Committer{Store: a.deps.Store, Calendar: calendar, Epoch: epoch, Timeout: a.deps.Config.WriteTimeout}
+		a.res = make(map[string]persistence.Reservation, len(live))
+		for _, r := range live {
+			a.res[r.ID] = r
+		}
+		return nil
+	})
+}
+
+// held is the units taken at now by unexpired reservations.
+func (a *inventoryActor) held(now time.Time, except string) int64 {
+	var n int64
+	for id, r := range a.res {
+		if id != except && r.ExpiresAt.After(now) {
+			n += r.Qty
+		}
+	}
+	return n
+}
+
+func (a *inventoryActor) level() *Level {
+	held := a.held(a.deps.Now(), "")
+	return &Level{VariantID: a.variantID, OnHand: a.onHand, Held: held, Available: a.onHand - held,
+		Threshold: a.variant.LowStockThreshold}
+}
+
+func (a *inventoryActor) reserve(c actor.Context, m *Reserve) {
+	now := a.deps.Now()
+	if m.ReservationID == "" || m.CartID == "" || m.Qty < 1 || m.TTL <= 0 || m.TTL > a.deps.Config.MaxTTL {
+		a.deps.Metrics.reserved("invalid")
+		c.Respond(&ReserveReply{Err: fmt.Errorf("%w: a reservation needs ids, a positive quantity and a TTL up to %s",
+			ErrInvalid, a.deps.Config.MaxTTL)})
+		return
+	}
+	if !a.variant.Active {
+		a.deps.Metrics.reserved("invalid")
+		c.Respond(&ReserveReply{Err: ErrUnknownVariant})
+		return
+	}
+	a.dropLapsed(c)
+	old, known := a.res[m.ReservationID]
+	if known && old.CartID != m.CartID {
+		a.deps.Metrics.reserved("invalid")
+		c.Respond(&ReserveReply{Err: fmt.Errorf("%w: reservation %s belongs to another cart", ErrInvalid, m.ReservationID)})
+		return
+	}
+	if !known && m.Resize {
+		a.deps.Metrics.reserved("expired")
+		c.Respond(&ReserveReply{Err: ErrExpired})
+		return
+	}
+	before := a.onHand - a.held(now, "")
+	free := a.onHand - a.held(now, m.ReservationID)
+	if m.Qty > free {
+		a.deps.Metrics.reserved("out_of_stock")
+		c.Respond(&ReserveReply{Available: before, Err: ErrOutOfStock})
+		return
+	}
+	r := persistence.Reservation{ID: m.ReservationID, CartID: m.CartID, VariantID: a.variantID, Qty: m.Qty,
+		ExpiresAt: persistence.CanonicalTime(now.Add(m.TTL)), State: persistence.ReservationLive}
+	a.res[r.ID] = r // taken from now on, before it is durable
+	after := free - m.Qty
+	sender, actorID := c.Sender(), m.ActorID
+	a.commits.Enqueue(c, batch.Op{Kind: "reserve", Start: now,
+		Apply: func(ctx context.Context, tx persistence.Tx) error { return tx.ReservationPut(ctx, r, actorID, now) },
+		Reply: func(err error) {
+			if err == nil {
+				a.deps.Metrics.reserved("granted")
+			}
+			c.Send(sender, &ReserveReply{ExpiresAt: r.ExpiresAt, Available: after, Err: err})
+		},
+	})
+	a.crossed(c, before, after, now)
+}
+
+// crossed emits the low-stock event and counts a stock-out when the
+// available units fell past the threshold or to zero.
+func (a *inventoryActor) crossed(c actor.Context, before, after int64, now time.Time) {
+	if before > 0 && after <= 0 {
+		a.deps.Metrics.stockOuts.Inc()
+	}
+	thr := a.variant.LowStockThreshold
+	if thr <= 0 || before <= thr || after > thr {
+		return
+	}
+	a.deps.Metrics.lowStock.Inc()
+	ev := &messages.LowStock{VariantId: a.variantID, Sku: a.variant.SKU, Available: after, Threshold: thr, OnHand: a.onHand}
+	variantID := a.variantID
+	a.commits.Enqueue(c, batch.Op{Kind: "low_stock", Start: now,
+		Apply: func(ctx context.Context, tx persistence.Tx) error {
+			out, err := persistence.NewOutboxEvent("variant/"+variantID, "", "system", ev, now)
+			if err != nil {
+				return err
+			}
+			return tx.OutboxAppend(ctx, out)
+		},
+		Reply: func(error) {},
+	})
+}
+
+// dropLapsed forgets reservations whose time passed (they already hold
+// nothing) and writes their release in the next batch. A reservation that
+// checkout consumed meanwhile is not released: its units left on hand, so
+// memory follows when the write reports it.
+func (a *inventoryActor) dropLapsed(c actor.Context) {
+	now := a.deps.Now()
+	for id, r := range a.res {
+		if !r.ExpiresAt.After(now) {
+			delete(a.res, id)
+			a.commits.Enqueue(c, a.releaseOp(r, "expired", "system", now, nil))
+		}
+	}
+}
+
+// releaseOp writes a reservation's release; reply may be nil.
+func (a *inventoryActor) releaseOp(r persistence.Reservation, reason, actorID string, now time.Time, reply func(error)) batch.Op {
+	var released bool
+	return batch.Op{Kind: "release", Start: now,
+		Apply: func(ctx context.Context, tx persistence.Tx) (err error) {
+			released, err = tx.ReservationRelease(ctx, r.ID, actorID, reason, now)
+			return err
+		},
+		Reply: func(err error) {
+			if err == nil && !released {
+				// Checkout consumed it before the release: a sale.
+				a.sold(r)
+			}
+			if reply != nil {
+				reply(err)
+			}
+		},
+	}
+}
+
+// sold applies a consumed reservation to memory; callers remove it from
+// res first, so it is applied once.
+func (a *inventoryActor) sold(r persistence.Reservation) { a.onHand -= r.Qty }
+
+func (a *inventoryActor) release(c actor.Context, m *Release) {
+	a.dropLapsed(c)
+	r, ok := a.res[m.ReservationID]
+	if !ok {
+		c.Respond(&Reply{})
+		return
+	}
+	delete(a.res, m.ReservationID)
+	reason := m.Reason
+	if reason == "" {
+		reason = "released"
+	}
+	actorID := m.ActorID
+	if actorID == "" {
+		actorID = "system"
+	}
+	sender := c.Sender()
+	a.commits.Enqueue(c, a.releaseOp(r, reason, actorID, a.deps.Now(), func(err error) { c.Send(sender, &Reply{Err: err}) }))
+}
+
+func (a *inventoryActor) consumed(c actor.Context, m *Consumed) {
+	for _, id := range m.ReservationIDs {
+		if r, ok := a.res[id]; ok {
+			delete(a.res, id)
+			a.sold(r)
+		}
+	}
+	c.Respond(&Reply{})
+}
+
+func (a *inventoryActor) move(c actor.Context, m *Move) {
+	mv, delta, err := persistence.NormalizeStockMove(m.Movement)
+	if err == nil && mv.VariantID != a.variantID {
+		err = fmt.Errorf("%w: movement of variant %s sent to %s", persistence.ErrInvalid, mv.VariantID, a.variantID)
+	}
+	if err != nil {
+		c.Respond(&MoveReply{Err: fmt.Errorf("%w: %w", ErrInvalid, err)})
+		return
+	}
+	a.dropLapsed(c)
+	now := a.deps.Now()
+	if mv.At.IsZero() {
+		mv.At = persistence.CanonicalTime(now)
+	}
+	held := a.held(now, "")
+	before := a.onHand - held
+	// Damage or a negative count may not take units a cart holds: those
+	// carts were promised them.
+	if delta < 0 && -delta > before {
+		c.Respond(&MoveReply{Level: *a.level(), Err: ErrOutOfStock})
+		return
+	}
+	a.onHand += delta
+	lvl := *a.level()
+	sender, audit := c.Sender(), m.Audit
+	a.commits.Enqueue(c, batch.Op{Kind: "move", Start: now,
+		Apply: func(ctx context.Context, tx persistence.Tx) error {
+			if _, err := tx.StockMove(ctx, mv); err != nil || audit == nil {
+				return err
+			}
+			return tx.AuditAppend(ctx, *audit)
+		},
+		Reply: func(err error) { c.Send(sender, &MoveReply{Level: lvl, Err: err}) },
+	})
+	a.crossed(c, before, before+delta, now)
+}
+
+// finishBatch answers a batch's callers. After a failure every waiting
+// change is refused as retryable and the actor retires; the next request
+// loads the truth.
+func (a *inventoryActor) finishBatch(c actor.Context, d batch.Done) {
+	ops, err := a.commits.Done(c, d)
+	if err == nil {
+		for _, o := range ops {
+			o.Reply(nil)
+		}
+		a.stopIfDone(c)
+		return
+	}
+	reason := "write_failed"
+	if errors.Is(err, persistence.ErrFenced) {
+		reason = "fenced"
+		a.deps.Metrics.fenced.Inc()
+	}
+	a.deps.Log.Warn("inventory: batch failed; stopping", "variant", a.variantID, "epoch", a.epoch, "reason", reason, "err", err)
+	for _, o := range ops {
+		if o.Kind == "reserve" {
+			a.deps.Metrics.reserved(reason)
+		}
+		o.Reply(fmt.Errorf("%w: %s", ErrRetry, reason))
+	}
+	a.stopping = true
+	a.retire(c)
+}
+
+// retire asks the directory to replace this activation.
+func (a *inventoryActor) retire(c actor.Context) { directory.Retire(c, a.variantID) }
+
+// stopIfDone stops a stopping actor once nothing waits for a write.
+func (a *inventoryActor) stopIfDone(c actor.Context) {
+	if a.stopping && !a.commits.Busy() {
+		c.Stop(c.Self())
+	}
+}

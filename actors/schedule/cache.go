@@ -1,0 +1,224 @@
+package schedule
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/spa-engine/spa/actors/availability"
+	"github.com/spa-engine/spa/persistence"
+)
+
+// memo keeps what the actor computed from its calendar as it stands, so a
+// burst of claims on a full day (the peak-hour case) or of availability
+// reads costs one computation instead of one per message. It is exact, not
+// merely recent: everything in it is dropped when the calendar changes
+// (version) or a live hold lapses (the first expiry after it was built),
+// and the clock's other effect, the notice, is applied to each answer
+// (see slotsIn).
+type memo struct {
+	version    uint64    // calendar version the entries describe
+	builtAt    time.Time // when cal was built
+	validUntil time.Time // first hold expiry after builtAt (zero: none)
+	cal        availability.Staff
+	built      bool // cal has been computed (at version, if they match)
+	results    memoResults
+}
+
+// memoResults holds the computed answers: a short list while there are
+// few (an idle calendar keeps one, so it stays small in memory), a map
+// once there are many (a hot day's refused starts).
+type memoResults struct {
+	few  []memoEntry
+	many map[memoKey]memoResult
+}
+
+type memoEntry struct {
+	key memoKey
+	memoResult
+}
+
+// memoFew is how many answers the list holds before the map takes over.
+const memoFew = 8
+
+func (r *memoResults) get(k memoKey) (memoResult, bool) {
+	if r.many != nil {
+		v, ok := r.many[k]
+		return v, ok
+	}
+	for _, e := range r.few {
+		if e.key == k {
+			return e.memoResult, true
+		}
+	}
+	return memoResult{}, false
+}
+
+func (r *memoResults) put(k memoKey, v memoResult) {
+	switch {
+	case r.many == nil && len(r.few) < memoFew:
+		r.few = append(r.few, memoEntry{k, v})
+		return
+	case r.many == nil:
+		r.many = make(map[memoKey]memoResult, 2*memoFew)
+		for _, e := range r.few {
+			r.many[e.key] = e.memoResult
+		}
+		r.few = nil
+	case len(r.many) >= memoLimit:
+		clear(r.many)
+	}
+	r.many[k] = v
+}
+
+func (r *memoResults) reset() {
+	clear(r.few)
+	r.few = r.few[:0]
+	clear(r.many)
+}
+
+// memoLimit bounds the results kept per calendar version: a day's grid
+// of refused starts in the hot case, a few weeks of reads otherwise.
+const memoLimit = 512
+
+type memoKind uint8
+
+const (
+	memoSlots memoKind = iota + 1
+	memoAlternatives
+)
+
+// memoKey names one computation. The service is named by every field
+// the engine reads except its skills, which the result stores and checks.
+type memoKey struct {
+	kind                 memoKind
+	service, resource    string
+	duration, bufB, bufA time.Duration
+	from, to             int64 // unix nanoseconds
+	cut                  int   // alternatives: how many starts the notice left
+}
+
+type memoResult struct {
+	skills []string
+	slots  []availability.Slot // shared by every reply: read-only
+}
+
+// touch records that the calendar changed: every memo is void.
+func (a *scheduleActor) touch() { a.version++ }
+
+// touchHeld records a new hold: the memo's calendar view takes it in
+// place, since rebuilding the view walks every appointment in the horizon
+// (a hot spot when every claim lands on a different calendar); the
+// computed answers are void.
+func (a *scheduleActor) touchHeld(ap persistence.Appointment) {
+	m := &a.memo
+	if !m.built || m.version != a.version {
+		a.touch()
+		return
+	}
+	a.version++
+	m.version = a.version
+	m.cal.Busy = append(m.cal.Busy, availability.Busy{Start: ap.Start, End: ap.End,
+		BufferBefore: ap.BufferBefore, BufferAfter: ap.BufferAfter, HoldExpiresAt: ap.HoldExpiresAt})
+	m.cal.Load++
+	if m.validUntil.IsZero() || ap.HoldExpiresAt.Before(m.validUntil) {
+		m.validUntil = ap.HoldExpiresAt
+	}
+	m.results.reset()
+}
+
+// cachedCalendar is calendar(now, "") through the memo.
+func (a *scheduleActor) cachedCalendar(now time.Time) availability.Staff {
+	m := &a.memo
+	if m.version == a.version && !now.Before(m.builtAt) && (m.validUntil.IsZero() || now.Before(m.validUntil)) && m.built {
+		return m.cal
+	}
+	m.version, m.builtAt, m.cal = a.version, now, a.calendar(now, "")
+	m.validUntil = time.Time{}
+	for _, b := range m.cal.Busy {
+		if !b.HoldExpiresAt.IsZero() && (m.validUntil.IsZero() || b.HoldExpiresAt.Before(m.validUntil)) {
+			m.validUntil = b.HoldExpiresAt
+		}
+	}
+	m.built = true
+	m.results.reset()
+	return m.cal
+}
+
+func keyOf(kind memoKind, sv persistence.Service, from, to time.Time, cut int) memoKey {
+	return memoKey{kind: kind, service: sv.ID, resource: sv.ResourceID, duration: sv.Duration,
+		bufB: sv.BufferBefore, bufA: sv.BufferAfter, from: from.UnixNano(), to: to.UnixNano(), cut: cut}
+}
+
+// remembered returns compute's result for k, computing it at most once per
+// memo. Call cachedCalendar first, with the same now. Errors are not
+// remembered.
+func (a *scheduleActor) remembered(k memoKey, skills []string, compute func() ([]availability.Slot, error)) ([]availability.Slot, error) {
+	if r, ok := a.memo.results.get(k); ok && slices.Equal(r.skills, skills) {
+		return r.slots, nil
+	}
+	out, err := compute()
+	if err != nil {
+		return nil, err
+	}
+	a.memo.results.put(k, memoResult{skills: slices.Clone(skills), slots: out})
+	return out, nil
+}
+
+// slotsIn is the staff member's bookable starts of sv in [from, to) at
+// now, through the memo. The memo keeps the starts computed as if the
+// notice did not cut the window (the engine asked at the last instant it
+// does not: the calendar's busy times are all live then, since every one
+// is live now), and the answer is that list from now+notice on: the
+// window's start only filters starts. When the horizon would cut the
+// window the answer is computed afresh.
+func (a *scheduleActor) slotsIn(now time.Time, sv persistence.Service, from, to time.Time) ([]availability.Slot, int, error) {
+	s := a.cachedCalendar(now)
+	asOf := now
+	if last := from.Add(-a.deps.Config.MinNotice); last.Before(asOf) {
+		asOf = last
+	}
+	q := a.query(sv, asOf)
+	q.From, q.To = from, to
+	compute := func() ([]availability.Slot, error) {
+		began := time.Now()
+		defer func() { a.deps.Metrics.availability.Observe(time.Since(began).Seconds()) }()
+		return availability.Slots(q, []availability.Staff{s}, nil)
+	}
+	if to.After(asOf.Add(a.deps.Config.Horizon)) {
+		q.Now = now
+		out, err := compute()
+		return out, s.Load, err
+	}
+	all, err := a.remembered(keyOf(memoSlots, sv, from, to, 0), sv.RequiredSkills, compute)
+	if err != nil {
+		return nil, s.Load, err
+	}
+	earliest := now.Add(a.deps.Config.MinNotice)
+	cut, _ := slices.BinarySearchFunc(all, earliest, func(sl availability.Slot, t time.Time) int { return sl.Start.Compare(t) })
+	return all[cut:], s.Load, nil
+}
+
+// alternativesAt proposes up to five other starts of this staff member
+// within a day of start, nearest first (earlier first on a tie).
+func (a *scheduleActor) alternativesAt(now time.Time, sv persistence.Service, start time.Time) []availability.Slot {
+	const span = 24 * time.Hour
+	near, _, err := a.slotsIn(now, sv, start.Add(-span), start.Add(span))
+	if err != nil {
+		return nil
+	}
+	// The notice cuts near from the front: its length names the cut.
+	k := keyOf(memoAlternatives, sv, start, start, len(near))
+	out, _ := a.remembered(k, sv.RequiredSkills, func() ([]availability.Slot, error) {
+		var same []availability.Slot
+		for _, sl := range near {
+			if sl.StaffID == a.staffID && !sl.Start.Equal(start) {
+				same = append(same, sl)
+			}
+		}
+		distance := func(t time.Time) time.Duration { return max(t.Sub(start), start.Sub(t)) }
+		slices.SortStableFunc(same, func(x, y availability.Slot) int { return cmp.Compare(distance(x.Start), distance(y.Start)) })
+		return same[:min(len(same), 5)], nil
+	})
+	return out
+}

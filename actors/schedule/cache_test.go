@@ -1,0 +1,118 @@
+package schedule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/spa-engine/spa/actors/availability"
+	"github.com/spa-engine/spa/persistence"
+)
+
+// TestMemoMatchesFreshComputation: the memo must never change an answer.
+// Availability reads and refusals' alternatives are compared with the
+// engine run afresh on the actor's calendar read back from the store,
+// while the clock walks through the notice (which cuts the morning),
+// holds lapse and the calendar changes between identical questions.
+func TestMemoMatchesFreshComputation(t *testing.T) {
+	const notice = 30 * time.Minute
+	f := newFixture(t, Config{MinNotice: notice, HoldTTL: 20 * time.Minute}, nil)
+	f.clock.set(at(8, 50))
+	day, next := at(0, 0), at(0, 0).AddDate(0, 0, 1)
+	ctx := context.Background()
+
+	fresh := func(from, to time.Time) []availability.Slot {
+		t.Helper()
+		now := f.clock.now()
+		var m persistence.StaffMember
+		var appts []persistence.Appointment
+		if err := f.store.InTx(ctx, func(tx persistence.Tx) (err error) {
+			if m, err = tx.StaffGet(ctx, "ana"); err != nil {
+				return err
+			}
+			appts, err = tx.AppointmentList(ctx, persistence.AppointmentRange{StaffID: "ana", From: day.AddDate(0, 0, -2), To: next.AddDate(0, 0, 2)})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		s, err := StaffCalendar(m, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ap := range appts {
+			if ap.Live(now) {
+				hold := time.Time{}
+				if ap.Status == persistence.StatusHeld {
+					hold = ap.HoldExpiresAt
+				}
+				s.Busy = append(s.Busy, availability.Busy{Start: ap.Start, End: ap.End, BufferBefore: ap.BufferBefore, BufferAfter: ap.BufferAfter, HoldExpiresAt: hold})
+			}
+		}
+		q := availability.Query{Service: availability.Service{ID: massage.ID, Duration: massage.Duration, BufferBefore: massage.BufferBefore,
+			BufferAfter: massage.BufferAfter, RequiredSkills: massage.RequiredSkills}, From: from, To: to, Now: now,
+			MinNotice: notice, Horizon: 90 * 24 * time.Hour, Step: 15 * time.Minute}
+		out, err := availability.Slots(q, []availability.Staff{s}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	read := func(from, to time.Time) []availability.Slot {
+		t.Helper()
+		r, err := f.dir.Ask(ctx, "ana", &SlotsQuery{Service: massage, From: from, To: to})
+		if err != nil || r.(*SlotsReply).Err != nil {
+			t.Fatal(err, r)
+		}
+		return r.(*SlotsReply).Slots
+	}
+	check := func(step string) {
+		t.Helper()
+		for range 2 { // the second answer comes from the memo
+			if got, want := read(day, next), fresh(day, next); !slices.Equal(got, want) {
+				t.Fatalf("%s: slots\n got %v\nwant %v", step, got, want)
+			}
+		}
+		// Alternatives of a refused claim: the nearest other free starts.
+		taken := at(13, 0)
+		for i := range 2 {
+			r := f.hold(t, fmt.Sprintf("probe-%s-%d", step, i), taken)
+			if !errors.Is(r.Err, ErrSlotTaken) {
+				t.Fatalf("%s: probe on the taken slot: %v", step, r.Err)
+			}
+			want := fresh(taken.Add(-24*time.Hour), taken.Add(24*time.Hour))
+			want = slices.DeleteFunc(want, func(s availability.Slot) bool { return s.Start.Equal(taken) })
+			dist := func(x time.Time) time.Duration { return max(x.Sub(taken), taken.Sub(x)) }
+			slices.SortStableFunc(want, func(a, b availability.Slot) int { return int(dist(a.Start) - dist(b.Start)) })
+			if !slices.Equal(r.Alternatives, want[:min(5, len(want))]) {
+				t.Fatalf("%s: alternatives\n got %v\nwant %v", step, r.Alternatives, want[:min(5, len(want))])
+			}
+		}
+	}
+	if r := f.hold(t, "noon", at(13, 0)); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	check("start")
+	if r := f.ask(t, &Confirm{AppointmentID: "noon", ActorID: "c-noon"}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	check("confirmed")
+	f.clock.set(at(9, 40)) // the notice now cuts 09:00-10:00
+	check("notice")
+	if r := f.hold(t, "short", at(11, 30)); r.Err != nil { // lapses at 10:00
+		t.Fatal(r.Err)
+	}
+	check("held")
+	f.clock.set(at(10, 0)) // lapsed; the expiry timer may not have run yet
+	check("lapsed")
+	if r := f.hold(t, "late", at(15, 0)); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	check("changed")
+	if r := f.ask(t, &Cancel{AppointmentID: "late", ActorID: "c-late", Override: true}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	check("cancelled")
+}

@@ -1,0 +1,73 @@
+package session
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/spa-engine/spa/actors/directory"
+)
+
+// Directory activates session actors on demand, one per phone key, and
+// routes requests to them (see package directory).
+type Directory struct{ d *directory.Directory }
+
+// NewDirectory spawns the session directory on root. timeout bounds a
+// request whose context has no deadline.
+func NewDirectory(root *actor.RootContext, deps Deps, timeout time.Duration) (*Directory, error) {
+	return newDirectoryNamed(root, deps, timeout, "sessions")
+}
+
+func newDirectoryNamed(root *actor.RootContext, deps Deps, timeout time.Duration, name string) (*Directory, error) {
+	deps, err := deps.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	d, err := directory.New(root, directory.Config{
+		Name:        name,
+		Spawn:       func(key string) actor.Producer { return newActor(deps, key) },
+		Refuse:      refusal,
+		ErrShutdown: fmt.Errorf("%w: node shutting down", ErrUnavailable),
+		Timeout:     timeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("session: %w", err)
+	}
+	return &Directory{d}, nil
+}
+
+// Key is the actor key of a phone: the hex of its blind index, so neither
+// actor names nor the otp_states table hold the number.
+func Key(blindIndex []byte) string { return hex.EncodeToString(blindIndex) }
+
+// RequestCode asks the phone's actor (by key) to send a new code.
+func (d *Directory) RequestCode(ctx context.Context, key string, m *RequestCode) *RequestCodeReply {
+	res, err := d.d.Ask(ctx, key, m)
+	if err != nil {
+		return &RequestCodeReply{Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
+	}
+	r, ok := res.(*RequestCodeReply)
+	if !ok {
+		return &RequestCodeReply{Err: fmt.Errorf("%w: unexpected reply %T", ErrUnavailable, res)}
+	}
+	return r
+}
+
+// VerifyCode asks the phone's actor (by key) to check a code.
+func (d *Directory) VerifyCode(ctx context.Context, key string, m *VerifyCode) *VerifyReply {
+	res, err := d.d.Ask(ctx, key, m)
+	if err != nil {
+		return &VerifyReply{Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
+	}
+	r, ok := res.(*VerifyReply)
+	if !ok {
+		return &VerifyReply{Err: fmt.Errorf("%w: unexpected reply %T", ErrUnavailable, res)}
+	}
+	return r
+}
+
+// Stop stops every session actor, then the directory; twice is harmless.
+func (d *Directory) Stop(timeout time.Duration) { d.d.Stop(timeout) }

@@ -1,0 +1,181 @@
+package route
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/spa-engine/spa/cluster/forward"
+	"github.com/spa-engine/spa/cluster/partition"
+)
+
+// fakeLocal answers with the message it got, after release is closed
+// when block is set.
+type fakeLocal struct {
+	mu          sync.Mutex
+	asked       []string
+	invalidated []string
+	block       chan struct{}
+}
+
+func (l *fakeLocal) Ask(_ context.Context, id string, msg any) (any, error) {
+	l.mu.Lock()
+	l.asked = append(l.asked, id)
+	block := l.block
+	l.mu.Unlock()
+	if block != nil {
+		<-block
+	}
+	return msg, nil
+}
+
+func (l *fakeLocal) Invalidate(id string) {
+	l.mu.Lock()
+	l.invalidated = append(l.invalidated, id)
+	l.mu.Unlock()
+}
+
+type fakePlacement struct{ held map[int]bool }
+
+func (f fakePlacement) PartitionOf(key string) int { return partition.PartitionOf(key, 64) }
+func (f fakePlacement) Holds(p int) (uint64, bool) { return 7, f.held[p] }
+
+type fakeSender struct {
+	p   int
+	key string
+}
+
+func (s *fakeSender) Request(_ context.Context, p int, key string, msg proto.Message) (proto.Message, error) {
+	s.p, s.key = p, key
+	return wrapperspb.String("remote:" + msg.(*wrapperspb.StringValue).GetValue()), nil
+}
+
+// codec carries string messages as StringValue; the id is the value.
+var codec = Codec{
+	Key:     func(id string) string { return "k/" + id },
+	Example: &wrapperspb.StringValue{},
+	Request: func(id string, msg any) (proto.Message, error) { return wrapperspb.String(id), nil },
+	DecodeRequest: func(m proto.Message) (string, any, error) {
+		v := m.(*wrapperspb.StringValue).GetValue()
+		if v == "" {
+			return "", nil, errors.New("no id")
+		}
+		return v, v, nil
+	},
+	Reply:          func(r any) (proto.Message, error) { return wrapperspb.String(r.(string)), nil },
+	DecodeReply:    func(m proto.Message) (any, error) { return m.(*wrapperspb.StringValue).GetValue(), nil },
+	IdempotencyKey: func(msg any) string { return "key-" + msg.(string) },
+}
+
+func newRouter(held ...int) (*Router, *fakeLocal, *fakeSender) {
+	pl := fakePlacement{held: map[int]bool{}}
+	for _, p := range held {
+		pl.held[p] = true
+	}
+	l := &fakeLocal{}
+	r := New(Config{Kind: "test", Local: l, Placement: pl, Codec: codec, DrainTimeout: time.Second})
+	s := &fakeSender{}
+	r.sender = s
+	return r, l, s
+}
+
+func TestAskGoesLocalOnlyWhenThePartitionIsServed(t *testing.T) {
+	r, _, s := newRouter()
+	p := r.Partition("ana")
+	got, err := r.Ask(context.Background(), "ana", "ana")
+	if err != nil || got != "remote:ana" || s.p != p || s.key != "key-ana" {
+		t.Fatalf("not held: got %v %v, sent to %d with key %q", got, err, s.p, s.key)
+	}
+	r, l, _ := newRouter(p)
+	// Held but not yet acquired through the hook: still forwarded.
+	if got, _ := r.Ask(context.Background(), "ana", "ana"); got != "remote:ana" {
+		t.Fatalf("held before OnAcquire: %v", got)
+	}
+	r.Acquired(p, 7)
+	if got, _ := r.Ask(context.Background(), "ana", "ana"); got != "ana" || len(l.asked) != 1 {
+		t.Fatalf("served: %v, local asks %v", got, l.asked)
+	}
+	if e := r.Served()[p]; e != 7 {
+		t.Fatalf("served epoch %d", e)
+	}
+}
+
+func TestHandleRefusesWhatThisNodeDoesNotServe(t *testing.T) {
+	r, _, _ := newRouter()
+	p := r.Partition("ana")
+	_, err := r.handle(context.Background(), &forward.Request{Partition: p, Message: wrapperspb.String("ana")})
+	if !errors.Is(err, forward.ErrNotOwner) {
+		t.Fatalf("unserved partition: %v", err)
+	}
+	r, _, _ = newRouter(p)
+	r.Acquired(p, 7)
+	_, err = r.handle(context.Background(), &forward.Request{Partition: (p + 1) % 64, Message: wrapperspb.String("ana")})
+	if !errors.Is(err, forward.ErrBadRequest) {
+		t.Fatalf("wrong partition: %v", err)
+	}
+	_, err = r.handle(context.Background(), &forward.Request{Partition: p, Message: wrapperspb.String("")})
+	if !errors.Is(err, forward.ErrUnknownType) {
+		t.Fatalf("undecodable: %v", err)
+	}
+	out, err := r.handle(context.Background(), &forward.Request{Partition: p, Message: wrapperspb.String("ana")})
+	if err != nil || out.(*wrapperspb.StringValue).GetValue() != "ana" {
+		t.Fatalf("served: %v %v", out, err)
+	}
+}
+
+func TestReleaseDrainsThenRetiresThePartitionsActors(t *testing.T) {
+	r, _, _ := newRouter()
+	p := r.Partition("ana")
+	r, l, _ := newRouter(p)
+	r.Acquired(p, 7)
+	l.block = make(chan struct{})
+	asked := make(chan any)
+	go func() {
+		got, _ := r.Ask(context.Background(), "ana", "ana")
+		asked <- got
+	}()
+	for {
+		l.mu.Lock()
+		n := len(l.asked)
+		l.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	released := make(chan struct{})
+	go func() { r.Released(p, 7, partition.Handoff); close(released) }()
+	select {
+	case <-released:
+		t.Fatal("release returned with a request in flight")
+	case <-time.After(50 * time.Millisecond):
+	}
+	// New requests no longer go local while draining.
+	if got, _ := r.Ask(context.Background(), "ana", "ana"); got != "remote:ana" {
+		t.Fatalf("during drain: %v", got)
+	}
+	close(l.block)
+	if got := <-asked; got != "ana" {
+		t.Fatalf("in flight: %v", got)
+	}
+	<-released
+	if len(l.invalidated) != 1 || l.invalidated[0] != "ana" {
+		t.Fatalf("invalidated %v", l.invalidated)
+	}
+	if len(r.Served()) != 0 {
+		t.Fatalf("still served: %v", r.Served())
+	}
+}
+
+func TestServeAllDecidesLocallyWithoutALease(t *testing.T) {
+	r, l, s := newRouter()
+	r.cfg.ServeAll = true
+	if got, err := r.Ask(context.Background(), "ana", "ana"); err != nil || got != "ana" || len(l.asked) != 1 || s.key != "" {
+		t.Fatalf("serve-all: %v %v, local %v, forwarded %q", got, err, l.asked, s.key)
+	}
+}

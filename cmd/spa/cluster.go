@@ -1,0 +1,563 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/spa-engine/spa/actors/resource"
+	"github.com/spa-engine/spa/actors/schedule"
+	"github.com/spa-engine/spa/cluster/calwire"
+	"github.com/spa-engine/spa/cluster/forward"
+	"github.com/spa-engine/spa/cluster/membership"
+	"github.com/spa-engine/spa/cluster/natsserver"
+	"github.com/spa-engine/spa/cluster/partition"
+	"github.com/spa-engine/spa/cluster/route"
+	"github.com/spa-engine/spa/gateway"
+	"github.com/spa-engine/spa/messages"
+	"github.com/spa-engine/spa/persistence"
+)
+
+// clusterConfig is the multi-node part of the configuration. A node is
+// one of a cluster when ListenAddr is set; otherwise it runs alone, as
+// before, and the other fields are ignored.
+type clusterConfig struct {
+	NodeName      string   // unique, stable across restarts
+	Name          string   // the NATS cluster's name
+	ListenAddr    string   // NATS route listener host:port
+	Routes        []string // seed routes, nats-route://host:port
+	Advertise     string   // route host:port other nodes dial
+	HTTPAdvertise string   // URL at which this node's HTTP API is reached
+	Replicas      int      // JetStream replication of cluster state; 0: auto
+	LeaseTTL      time.Duration
+}
+
+// enabled reports multi-node mode.
+func (c clusterConfig) enabled() bool { return c.ListenAddr != "" }
+
+// splitBrainEnv names the test hook that forces split ownership.
+const splitBrainEnv = "SPA_TEST_SPLIT_BRAIN"
+
+// nodeNameRE: a node name is one NATS subject token and a KV key.
+var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9][-_A-Za-z0-9]{0,62}$`)
+
+// clusterSettings are the multi-node rows of the settings table.
+var clusterSettings = []setting{
+	{"node-name", "SPA_NODE_NAME", "", "this node's name in a cluster: unique and stable across restarts (letters, digits, - and _)", func(c *config, v string) error {
+		if v != "" && !nodeNameRE.MatchString(v) {
+			return fmt.Errorf("must be 1-63 letters, digits, - or _, starting with a letter or digit, got %q", v)
+		}
+		c.Cluster.NodeName = v
+		return nil
+	}},
+	{"cluster-name", "SPA_CLUSTER_NAME", "spa", "name of the NATS cluster the nodes form", func(c *config, v string) error {
+		if !nodeNameRE.MatchString(v) {
+			return fmt.Errorf("must be letters, digits, - or _, got %q", v)
+		}
+		c.Cluster.Name = v
+		return nil
+	}},
+	{"cluster-addr", "SPA_CLUSTER_ADDR", "", "NATS route listen address (host:port); set it to run this node as one of a cluster (needs DATABASE_URL)", func(c *config, v string) error {
+		if v != "" {
+			if _, err := hostPort(v); err != nil {
+				return err
+			}
+		}
+		c.Cluster.ListenAddr = v
+		return nil
+	}},
+	{"cluster-routes", "SPA_CLUSTER_ROUTES", "", "comma-separated seed routes of the cluster's nodes (host:port or nats-route://host:port; listing this node too is harmless)", func(c *config, v string) error {
+		c.Cluster.Routes = nil
+		for _, r := range strings.Split(v, ",") {
+			r = strings.TrimSpace(r)
+			if r == "" {
+				continue
+			}
+			if !strings.Contains(r, "://") {
+				r = "nats-route://" + r
+			}
+			u, err := url.Parse(r)
+			if err != nil || u.Scheme != "nats-route" || u.Host == "" || u.Port() == "" {
+				return fmt.Errorf("route %q must look like host:port or nats-route://host:port", r)
+			}
+			c.Cluster.Routes = append(c.Cluster.Routes, r)
+		}
+		return nil
+	}},
+	{"cluster-advertise", "SPA_CLUSTER_ADVERTISE", "", "route host:port the other nodes dial to reach this one (default: the listen address)", func(c *config, v string) error {
+		if v != "" {
+			if _, err := hostPort(v); err != nil {
+				return err
+			}
+		}
+		c.Cluster.Advertise = v
+		return nil
+	}},
+	{"http-advertise", "SPA_HTTP_ADVERTISE", "", "URL at which operators and other nodes reach this node's HTTP API (shown by GET /v1/cluster)", func(c *config, v string) error {
+		if v != "" {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("must look like http://host:port, got %q", v)
+			}
+		}
+		c.Cluster.HTTPAdvertise = v
+		return nil
+	}},
+	{"cluster-replicas", "SPA_CLUSTER_REPLICAS", "0", "JetStream replication of cluster state and events: 1 or 3; 0 picks 3 when this node and its seed routes name at least three nodes", func(c *config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || (n != 0 && n != 1 && n != 3) {
+			return fmt.Errorf("must be 0, 1 or 3, got %q", v)
+		}
+		c.Cluster.Replicas = n
+		return nil
+	}},
+	{"cluster-lease-ttl", "SPA_CLUSTER_LEASE_TTL", "6s", "how long a crashed node keeps its partitions and membership: the bound of failover", durationIn(time.Second, time.Minute, func(c *config, d time.Duration) { c.Cluster.LeaseTTL = d })},
+}
+
+// validateCluster checks the settings that depend on each other; it runs
+// after every setting is parsed.
+func validateCluster(c *config) error {
+	cc := &c.Cluster
+	if !cc.enabled() {
+		return nil
+	}
+	if c.DatabaseURL == "" {
+		return errors.New("SPA_CLUSTER_ADDR: multi-node mode needs a shared database: set DATABASE_URL to CockroachDB or PostgreSQL (the embedded SQLite store serves a single node only)")
+	}
+	if c.BookingEngine != engineActors {
+		return fmt.Errorf("SPA_BOOKING_ENGINE: multi-node mode runs the %q engine only", engineActors)
+	}
+	if cc.NodeName == "" {
+		return errors.New("SPA_NODE_NAME: required in multi-node mode (unique per node, stable across restarts, e.g. spa-0)")
+	}
+	if c.NATSPort == 0 {
+		return errors.New("SPA_NATS_PORT: multi-node mode needs a listening NATS client port (not 0)")
+	}
+	if cc.Replicas == 0 {
+		cc.Replicas = membership.Replicas(countNodes(cc))
+	}
+	return nil
+}
+
+// countNodes counts the distinct route addresses, this node's included.
+func countNodes(cc *clusterConfig) int {
+	seen := map[string]bool{}
+	self := cc.Advertise
+	if self == "" {
+		self = cc.ListenAddr
+	}
+	seen[self] = true
+	for _, r := range cc.Routes {
+		if u, err := url.Parse(r); err == nil {
+			seen[u.Host] = true
+		}
+	}
+	return len(seen)
+}
+
+// natsConfig adds the route settings to the embedded server's config in
+// multi-node mode.
+func (c clusterConfig) natsConfig(nc natsserver.Config) natsserver.Config {
+	if !c.enabled() {
+		return nc
+	}
+	host, port, _ := net.SplitHostPort(c.ListenAddr) // validated by the setting
+	p, _ := strconv.Atoi(port)
+	if p == 0 {
+		p = -1 // a free port, as for the HTTP address
+	}
+	nc.ServerName = c.NodeName
+	nc.ClusterName = c.Name
+	nc.ClusterHost = host
+	nc.ClusterPort = p
+	nc.ClusterAdvertise = c.Advertise
+	nc.Routes = c.Routes
+	nc.ReadyTimeout = time.Minute // JetStream waits for a quorum of its peers
+	return nc
+}
+
+// replicas is the JetStream replication for cluster state (1 alone).
+func (c clusterConfig) replicas() int {
+	if !c.enabled() || c.Replicas == 0 {
+		return 1
+	}
+	return c.Replicas
+}
+
+// clusterNode is this node's part in a cluster: membership, partition
+// leases, request forwarding and the routers of both calendar kinds.
+type clusterNode struct {
+	place     *lazyPlacement
+	log       *slog.Logger
+	members   *membership.Node
+	parts     *partition.Manager
+	fwd       *forward.Forwarder
+	schedule  *route.Router
+	resources *route.Router
+	metrics   *clusterMetrics
+	advertise map[string]string
+}
+
+// calendarDoors returns how the gateway, the waitlist and the resource
+// follower reach schedule and resource actors: the node's directories when
+// it runs alone; the partition routers in a cluster, which it starts here.
+func (n *node) calendarDoors(ctx context.Context, cfg config, js jetstream.JetStream, reg prometheus.Registerer) (sched, res gateway.Calendars, err error) {
+	if !cfg.Cluster.enabled() {
+		return n.sched, n.resources, nil
+	}
+	if n.cluster == nil {
+		n.cluster = &clusterNode{place: &lazyPlacement{}}
+	}
+	err = n.cluster.start(ctx, cfg, n, js, reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return n.cluster.schedule, n.cluster.resources, nil
+}
+
+func (c *clusterNode) start(ctx context.Context, cfg config, n *node, js jetstream.JetStream, reg prometheus.Registerer) (err error) {
+	cc := cfg.Cluster
+	c.log = n.log.With("component", "cluster", "node", cc.NodeName)
+	defer func() {
+		if err != nil {
+			c.abort()
+		}
+	}()
+	rm, err := route.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	c.metrics, err = newClusterMetrics(reg, c)
+	if err != nil {
+		return err
+	}
+	c.advertise = map[string]string{"http": cc.HTTPAdvertise, "nats": n.nats.ClientURL(), "routes": n.nats.ClusterAddr()}
+	if cc.Advertise != "" {
+		c.advertise["routes"] = cc.Advertise
+	}
+	c.members, err = membership.Join(ctx, js, membership.Config{
+		Name: cc.NodeName, Meta: c.advertise, TTL: cc.LeaseTTL, Replicas: cc.replicas(), Logger: n.log,
+		OnChange: func(ch membership.Change) {
+			for _, m := range ch.Joined {
+				c.log.Info("cluster member joined", "member", m.Name, "incarnation", m.Incarnation)
+			}
+			for _, m := range ch.Left {
+				c.log.Info("cluster member left", "member", m.Name, "incarnation", m.Incarnation)
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("cluster membership: %w", err)
+	}
+	// The routers exist before the manager so its hooks find them; they
+	// learn the manager (placement) through this indirection.
+	place := c.place
+	// splitBrain is a test hook: this node decides for every calendar,
+	// owner or not, so tests can force split ownership.
+	splitBrain := os.Getenv(splitBrainEnv) == "1"
+	place.splitBrain = splitBrain
+	if splitBrain {
+		c.log.Warn("TEST HOOK: serving every partition locally regardless of leases", "env", splitBrainEnv)
+	}
+	c.schedule = route.New(route.Config{Kind: "schedule", Local: n.sched, Placement: place, Metrics: rm, DrainTimeout: time.Second, ServeAll: splitBrain,
+		Codec: route.Codec{
+			Key:     schedule.CalendarID,
+			Example: &messages.ScheduleRequest{},
+			Request: func(id string, msg any) (proto.Message, error) { return calwire.EncodeSchedule(id, msg) },
+			DecodeRequest: func(m proto.Message) (string, any, error) {
+				r, ok := m.(*messages.ScheduleRequest)
+				if !ok {
+					return "", nil, fmt.Errorf("%w: %T", calwire.ErrUnsupported, m)
+				}
+				return calwire.DecodeSchedule(r)
+			},
+			Reply: func(r any) (proto.Message, error) { return calwire.EncodeScheduleReply(r) },
+			DecodeReply: func(m proto.Message) (any, error) {
+				r, ok := m.(*messages.ScheduleReply)
+				if !ok {
+					return nil, fmt.Errorf("%w: reply %T", calwire.ErrUnsupported, m)
+				}
+				return calwire.DecodeScheduleReply(r)
+			},
+			IdempotencyKey: scheduleKey,
+		}})
+	c.resources = route.New(route.Config{Kind: "resource", Local: n.resources, Placement: place, Metrics: rm, DrainTimeout: time.Second, ServeAll: splitBrain,
+		Codec: route.Codec{
+			Key:     resource.CalendarID,
+			Example: &messages.ResourceRequest{},
+			Request: func(id string, msg any) (proto.Message, error) { return calwire.EncodeResource(id, msg) },
+			DecodeRequest: func(m proto.Message) (string, any, error) {
+				r, ok := m.(*messages.ResourceRequest)
+				if !ok {
+					return "", nil, fmt.Errorf("%w: %T", calwire.ErrUnsupported, m)
+				}
+				return calwire.DecodeResource(r)
+			},
+			Reply: func(r any) (proto.Message, error) { return calwire.EncodeResourceReply(r) },
+			DecodeReply: func(m proto.Message) (any, error) {
+				r, ok := m.(*messages.ResourceReply)
+				if !ok {
+					return nil, fmt.Errorf("%w: reply %T", calwire.ErrUnsupported, m)
+				}
+				return calwire.DecodeResourceReply(r)
+			},
+			IdempotencyKey: resourceKey,
+		}})
+	c.parts, err = partition.Start(ctx, js, c.members, partition.Config{
+		LeaseTTL: cc.LeaseTTL, Replicas: cc.replicas(), Logger: n.log,
+		Hooks: partition.Hooks{
+			OnAcquire: func(p int, epoch uint64) {
+				c.schedule.Acquired(p, epoch)
+				c.resources.Acquired(p, epoch)
+				c.metrics.acquired(p, epoch)
+			},
+			OnRelease: func(p int, epoch uint64, why partition.Reason) {
+				c.schedule.Released(p, epoch, why)
+				c.resources.Released(p, epoch, why)
+				c.metrics.released(p, why)
+				c.log.Info("partition released", "partition", p, "epoch", epoch, "reason", why.String())
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("cluster partitions: %w", err)
+	}
+	place.Store(c.parts)
+	// A try outlasting a lease means the owner is likely paused or gone:
+	// by then its partitions move, and the retry reaches the new owner.
+	c.fwd, err = forward.New(forward.Config{Node: cc.NodeName, Conn: n.nats.Conn(), Directory: c.parts, Logger: n.log,
+		AttemptTimeout: cc.LeaseTTL})
+	if err != nil {
+		return fmt.Errorf("cluster forwarding: %w", err)
+	}
+	c.schedule.Attach(c.fwd)
+	c.resources.Attach(c.fwd)
+	c.log.Info("cluster node started", "members", len(c.members.Members()), "replicas", cc.replicas(), "lease_ttl", cc.LeaseTTL.String())
+	return nil
+}
+
+// scheduleKey names a schedule request across retries: the appointment
+// it concerns (chosen by the caller, stable across its retries) and the
+// kind of change.
+func scheduleKey(msg any) string {
+	switch m := msg.(type) {
+	case *schedule.Hold:
+		return "hold/" + m.AppointmentID
+	case *schedule.Confirm:
+		return "confirm/" + m.AppointmentID
+	case *schedule.Cancel:
+		return "cancel/" + m.AppointmentID
+	case *schedule.CheckIn:
+		return "checkin/" + m.AppointmentID
+	case *schedule.Complete:
+		return "complete/" + m.AppointmentID
+	case *schedule.NoShow:
+		return "noshow/" + m.AppointmentID
+	case *schedule.Reschedule:
+		return "reschedule/" + m.AppointmentID + "/" + m.Start.UTC().Format(time.RFC3339)
+	}
+	return ""
+}
+
+func resourceKey(msg any) string {
+	switch m := msg.(type) {
+	case *resource.Claim:
+		return "claim/" + m.AppointmentID
+	case *resource.Release:
+		return "release/" + m.AppointmentID
+	case *resource.Track:
+		return "track/" + m.Appointment.ID + "/" + strconv.FormatInt(m.Appointment.Version, 10)
+	}
+	return ""
+}
+
+// stop leaves the cluster gracefully: hand every partition back (the
+// routers drain and retire their actors first), stop answering forwarded
+// requests, then leave the membership.
+func (c *clusterNode) stop(ctx context.Context) {
+	if c == nil {
+		return
+	}
+	if c.parts != nil {
+		if err := c.parts.Stop(ctx); err != nil {
+			c.log.Warn("partition hand-back incomplete", "err", err)
+		}
+	}
+	if c.fwd != nil {
+		_ = c.fwd.Close()
+	}
+	if c.members != nil {
+		if err := c.members.Stop(ctx); err != nil {
+			c.log.Warn("membership leave incomplete", "err", err)
+		}
+	}
+}
+
+// abort undoes a half-started cluster node without handing anything back.
+func (c *clusterNode) abort() {
+	if c.parts != nil {
+		c.parts.Abort()
+	}
+	if c.fwd != nil {
+		_ = c.fwd.Close()
+	}
+	if c.members != nil {
+		c.members.Abort()
+	}
+}
+
+// ready backs the "cluster" readiness check: the node is a member and
+// sees at least one partition owner.
+func (c *clusterNode) ready(context.Context) error {
+	if c.members == nil || c.parts == nil {
+		return errors.New("cluster not started")
+	}
+	if !slices.ContainsFunc(c.members.Members(), func(m membership.Member) bool { return m.Name == c.members.Self().Name }) {
+		return errors.New("not (yet) a listed member")
+	}
+	return nil
+}
+
+// lazyPlacement forwards to the partition manager once it exists; before,
+// nothing is held.
+type lazyPlacement struct {
+	m          atomic.Pointer[partition.Manager]
+	splitBrain bool // the test hook: act as a stale owner of every partition
+	// fenced counts activations refused because a later owner's epoch is
+	// stored.
+	fenced atomic.Int64
+}
+
+// epochActivator is a store transaction that takes an epoch issued
+// outside the database (persistence/postgres).
+type epochActivator interface {
+	CalendarActivateAt(ctx context.Context, calendarID string, epoch int64) error
+}
+
+// errNotOwner refuses an activation on a node that does not hold the
+// calendar's partition: the request is retried at the owner.
+var errNotOwner = errors.New("cluster: this node does not hold the calendar's partition")
+
+// fence issues a calendar's activation epoch from its partition's lease.
+func (l *lazyPlacement) fence(ctx context.Context, tx persistence.Tx, calendarID string) (int64, error) {
+	m := l.m.Load()
+	if m == nil {
+		return 0, errNotOwner
+	}
+	p := m.PartitionOf(calendarID)
+	epoch, ok := m.Holds(p)
+	if !ok && l.splitBrain {
+		// A stale owner: the epoch it held before the current owner's.
+		_, current, _ := m.Owner(p)
+		epoch, ok = max(current, 1)-1, true
+	}
+	if !ok {
+		return 0, errNotOwner
+	}
+	a, ok := tx.(epochActivator)
+	if !ok {
+		return 0, errors.New("cluster: the store cannot take lease epochs (multi-node mode needs PostgreSQL or CockroachDB)")
+	}
+	token := m.Token(epoch)
+	err := a.CalendarActivateAt(ctx, calendarID, token)
+	if errors.Is(err, persistence.ErrFenced) {
+		l.fenced.Add(1)
+	}
+	return token, err
+}
+
+// leaseFence is the activation fence of both calendar kinds: nil alone
+// (the database issues epochs), the partition leases in a cluster.
+func (n *node) leaseFence(cfg config) func(context.Context, persistence.Tx, string) (int64, error) {
+	if !cfg.Cluster.enabled() {
+		return nil
+	}
+	if n.cluster == nil {
+		n.cluster = &clusterNode{place: &lazyPlacement{}}
+	}
+	return n.cluster.place.fence
+}
+
+func (l *lazyPlacement) Store(m *partition.Manager) { l.m.Store(m) }
+
+func (l *lazyPlacement) PartitionOf(key string) int {
+	return partition.PartitionOf(key, partition.DefaultPartitions)
+}
+
+func (l *lazyPlacement) Holds(p int) (uint64, bool) {
+	m := l.m.Load()
+	if m == nil {
+		return 0, false
+	}
+	return m.Holds(p)
+}
+
+// The multi-node rows join the settings table.
+func init() { settings = append(settings, clusterSettings...) }
+
+// ClusterStatus reports this node's view for GET /v1/cluster.
+func (c *clusterNode) ClusterStatus() gateway.ClusterStatus {
+	self := c.members.Self()
+	st := gateway.ClusterStatus{Node: self.Name}
+	for _, m := range c.members.Members() {
+		st.Members = append(st.Members, gateway.ClusterMember{Name: m.Name, Incarnation: m.Incarnation,
+			StartedAt: m.StartedAt, HTTP: m.Meta["http"], Self: m.Name == self.Name && m.Incarnation == self.Incarnation})
+	}
+	for p := range c.parts.Partitions() {
+		owner, epoch, _ := c.parts.Owner(p)
+		st.Partitions = append(st.Partitions, gateway.ClusterPartition{Partition: p, Owner: owner, Epoch: epoch})
+		if owner == self.Name {
+			st.Owned++
+		}
+	}
+	return st
+}
+
+// clusterView is the gateway's view of the cluster: nil when alone.
+func (n *node) clusterView() gateway.ClusterView {
+	if n.cluster == nil {
+		return nil
+	}
+	return n.cluster
+}
+
+// clusterChecks are the readiness checks of multi-node mode.
+func (n *node) clusterChecks() []gateway.Check {
+	if n.cluster == nil {
+		return nil
+	}
+	return []gateway.Check{{Name: "cluster", Check: n.cluster.ready}}
+}
+
+// whileElecting retries a JetStream request at start-up while it times
+// out, for up to a minute: in a cluster, a node restarting while a stream
+// or the meta group elects a leader gets no answer for a few seconds. Any
+// other error returns at once.
+func whileElecting[T any](ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	give := time.Now().Add(time.Minute)
+	for {
+		v, err := f(ctx)
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || time.Now().After(give) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

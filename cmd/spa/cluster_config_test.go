@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spa-engine/spa/cluster/natsserver"
+)
+
+func clusterEnv(extra map[string]string) map[string]string {
+	e := map[string]string{
+		"DATABASE_URL":       "postgres://u@db/spa",
+		"SPA_NODE_NAME":      "spa-0",
+		"SPA_CLUSTER_ADDR":   "0.0.0.0:6222",
+		"SPA_CLUSTER_ROUTES": "spa-0.spa:6222,spa-1.spa:6222,nats-route://spa-2.spa:6222",
+	}
+	for k, v := range extra {
+		e[k] = v
+	}
+	return e
+}
+
+func TestClusterConfigSingleNodeByDefault(t *testing.T) {
+	c, err := parseConfig("serve", nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster.enabled() || c.Cluster.replicas() != 1 || c.Cluster.LeaseTTL != 6*time.Second || c.Cluster.Name != "spa" {
+		t.Fatalf("defaults: %+v", c.Cluster)
+	}
+	nc := c.Cluster.natsConfig(natsserver.Config{Host: "127.0.0.1", Port: 4250})
+	if nc.ClusterName != "" || nc.Routes != nil {
+		t.Fatalf("single node got routes: %+v", nc)
+	}
+}
+
+func TestClusterConfigMultiNode(t *testing.T) {
+	c, err := parseConfig("serve", []string{"--cluster-advertise", "spa-0.spa:6222"}, env(clusterEnv(nil)), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := c.Cluster
+	if !cc.enabled() || cc.NodeName != "spa-0" || len(cc.Routes) != 3 || cc.Routes[0] != "nats-route://spa-0.spa:6222" {
+		t.Fatalf("cluster: %+v", cc)
+	}
+	if cc.replicas() != 3 {
+		t.Fatalf("three nodes named: replicas %d, want 3", cc.replicas())
+	}
+	nc := cc.natsConfig(natsserver.Config{Host: "0.0.0.0", Port: 4250})
+	if nc.ServerName != "spa-0" || nc.ClusterName != "spa" || nc.ClusterHost != "0.0.0.0" || nc.ClusterPort != 6222 ||
+		nc.ClusterAdvertise != "spa-0.spa:6222" || len(nc.Routes) != 3 {
+		t.Fatalf("nats config: %+v", nc)
+	}
+	// Two nodes: no quorum for R3, so R1.
+	c, err = parseConfig("serve", nil, env(clusterEnv(map[string]string{"SPA_CLUSTER_ROUTES": "127.0.0.1:6223"})), io.Discard)
+	if err != nil || c.Cluster.replicas() != 1 {
+		t.Fatalf("two nodes: replicas %d, err %v", c.Cluster.replicas(), err)
+	}
+	c, err = parseConfig("serve", nil, env(clusterEnv(map[string]string{"SPA_CLUSTER_ROUTES": "127.0.0.1:6223", "SPA_CLUSTER_REPLICAS": "3"})), io.Discard)
+	if err != nil || c.Cluster.replicas() != 3 {
+		t.Fatalf("explicit replicas: %d, err %v", c.Cluster.replicas(), err)
+	}
+}
+
+func TestClusterConfigRefusals(t *testing.T) {
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"sqlite":          {map[string]string{"DATABASE_URL": ""}, "needs a shared database"},
+		"no node name":    {map[string]string{"SPA_NODE_NAME": ""}, "SPA_NODE_NAME: required"},
+		"bad node name":   {map[string]string{"SPA_NODE_NAME": "spa.0"}, "SPA_NODE_NAME"},
+		"bad route":       {map[string]string{"SPA_CLUSTER_ROUTES": "http://x:1"}, "SPA_CLUSTER_ROUTES"},
+		"route no port":   {map[string]string{"SPA_CLUSTER_ROUTES": "spa-1"}, "SPA_CLUSTER_ROUTES"},
+		"bad addr":        {map[string]string{"SPA_CLUSTER_ADDR": "6222"}, "SPA_CLUSTER_ADDR"},
+		"bad replicas":    {map[string]string{"SPA_CLUSTER_REPLICAS": "2"}, "SPA_CLUSTER_REPLICAS"},
+		"short lease":     {map[string]string{"SPA_CLUSTER_LEASE_TTL": "100ms"}, "SPA_CLUSTER_LEASE_TTL"},
+		"baseline":        {map[string]string{"SPA_BOOKING_ENGINE": "lock-baseline"}, "SPA_BOOKING_ENGINE"},
+		"in-process nats": {map[string]string{"SPA_NATS_PORT": "0"}, "SPA_NATS_PORT"},
+		"bad advertise":   {map[string]string{"SPA_HTTP_ADVERTISE": "spa-0:8080"}, "SPA_HTTP_ADVERTISE"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := parseConfig("serve", nil, env(clusterEnv(tc.env)), io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestWhileElectingRetriesOnlyTimeouts(t *testing.T) {
+	tries := 0
+	v, err := whileElecting(t.Context(), func(context.Context) (int, error) {
+		if tries++; tries < 3 {
+			return 0, fmt.Errorf("create consumer: %w", context.DeadlineExceeded)
+		}
+		return 7, nil
+	})
+	if v != 7 || err != nil || tries != 3 {
+		t.Fatalf("got %d %v after %d tries", v, err, tries)
+	}
+	tries = 0
+	boom := errors.New("stream not found")
+	if _, err := whileElecting(t.Context(), func(context.Context) (int, error) { tries++; return 0, boom }); !errors.Is(err, boom) || tries != 1 {
+		t.Fatalf("a permanent error: %v after %d tries", err, tries)
+	}
+}

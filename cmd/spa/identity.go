@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/spa-engine/spa/actors/limiter"
+	"github.com/spa-engine/spa/actors/session"
+	"github.com/spa-engine/spa/cluster/outbox"
+	"github.com/spa-engine/spa/gateway"
+	"github.com/spa-engine/spa/gateway/auth"
+	"github.com/spa-engine/spa/gateway/auth/otp"
+	"github.com/spa-engine/spa/gateway/auth/pii"
+	"github.com/spa-engine/spa/gateway/providers"
+	"github.com/spa-engine/spa/gateway/providers/sender"
+	"github.com/spa-engine/spa/messages"
+	"github.com/spa-engine/spa/persistence"
+)
+
+// OTP send limits of a node: per client IP, and in total (split over the
+// global limiter's shards). The per-number limits live in otp.Policy.
+var (
+	otpPerIP  = limiter.Window{Limit: 20, Per: time.Hour}
+	otpGlobal = limiter.Window{Limit: 2000, Per: time.Hour}
+	// Code checks: enough for every sign-in from a shared office IP, far
+	// too few to spread guesses over many numbers.
+	verifyPerIP  = limiter.Window{Limit: 100, Per: time.Hour}
+	verifyGlobal = limiter.Window{Limit: 20000, Per: time.Hour}
+)
+
+// accessTTL is the lifetime of an access token minted at sign-in.
+const accessTTL = 15 * time.Minute
+
+// identityNode is what sign-in runs on: the session actors, the OTP
+// limiter and the follower of revocations.
+type identityNode struct {
+	sessions    *session.Directory
+	limiter     *limiter.Limiter
+	verify      *limiter.Limiter
+	revocations jetstream.ConsumeContext
+}
+
+// identityKeys are the secrets of sign-in, each derived from the token
+// secret (HKDF-SHA256 with a distinct label), so a node needs no new
+// configuration and no key serves two purposes.
+type identityKeys struct {
+	otp, index, phone []byte
+}
+
+func deriveIdentityKeys(tokenSecret []byte) (identityKeys, error) {
+	derive := func(label string, n int) ([]byte, error) {
+		return hkdf.Key(sha256.New, tokenSecret, nil, "spa identity "+label+" v1", n)
+	}
+	var k identityKeys
+	var err error
+	if k.otp, err = derive("otp code hmac", otp.MinKeyLen); err != nil {
+		return k, err
+	}
+	if k.index, err = derive("phone blind index", pii.MinIndexKeyLen); err != nil {
+		return k, err
+	}
+	k.phone, err = derive("phone encryption", pii.KeyLen)
+	return k, err
+}
+
+// startIdentity starts the session actors, the limiter and the revocation
+// follower, and returns what the gateway needs. tokens gets the node's
+// revoked-session set.
+func (n *node) startIdentity(ctx context.Context, cfg config, js jetstream.JetStream, reg prometheus.Registerer, tokens *auth.Tokens) (*gateway.Identity, error) {
+	n.identity = &identityNode{}
+	keys, err := deriveIdentityKeys(cfg.TokenSecret)
+	if err != nil {
+		return nil, fmt.Errorf("identity keys: %w", err)
+	}
+	hasher, err := otp.NewHasher(keys.otp)
+	if err != nil {
+		return nil, err
+	}
+	index, err := pii.NewBlindIndex(keys.index)
+	if err != nil {
+		return nil, err
+	}
+	keyring, err := pii.NewKeyring(pii.KeyringConfig{Primary: "derived-1", Keys: map[string][]byte{"derived-1": keys.phone}})
+	if err != nil {
+		return nil, err
+	}
+	// Providers read their own SPA_TWILIO_* / SPA_WHATSAPP_* /
+	// SPA_RECAPTCHA_* variables (docs/providers.md).
+	set, err := providers.FromEnv(providers.Options{Getenv: cfg.getenv, Registerer: reg, Logger: n.log, Dev: cfg.Mode == modeDev})
+	switch {
+	case errors.Is(err, providers.ErrNoSMSProvider):
+		n.log.Warn("no SMS provider configured: sign-in codes cannot be sent (503) until one is", "error", err)
+	case err != nil:
+		return nil, err
+	case cfg.Mode == modeDev:
+		n.log.Warn("dev mode: channels without a provider write login codes to this log (sender.LogSink)")
+	}
+	var out sender.Sender = set.Sender
+	met, err := session.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	n.identity.sessions, err = session.NewDirectory(n.actors.Root(), session.Deps{
+		Store: n.store, Hasher: hasher, Sender: out, Now: time.Now, Log: n.log, Metrics: met,
+	}, cfg.RequestTimeout)
+	if err != nil {
+		return nil, err
+	}
+	n.identity.limiter, err = limiter.New(n.actors.Root(), limiter.Config{Name: "otp", PerKey: otpPerIP, Global: otpGlobal}, reg)
+	if err != nil {
+		return nil, err
+	}
+	n.identity.verify, err = limiter.New(n.actors.Root(), limiter.Config{Name: "otp-verify", PerKey: verifyPerIP, Global: verifyGlobal}, reg)
+	if err != nil {
+		return nil, err
+	}
+
+	revoked := auth.NewRevokedSessions(accessTTL, time.Now)
+	tokens.SetRevocations(revoked)
+	// Sessions revoked while this node was down may still have unexpired
+	// access tokens; revocations published from now on arrive by NATS.
+	if err := loadRecentRevocations(ctx, n.store, revoked); err != nil {
+		return nil, err
+	}
+	n.identity.revocations, err = followRevocations(ctx, js, n.log, func(ev *messages.SessionsRevoked) {
+		var at time.Time // zero: now
+		if ev.RevokedAt != nil {
+			at = ev.RevokedAt.AsTime()
+		}
+		revoked.Add(at, ev.SessionIds...)
+		for _, sid := range ev.SessionIds {
+			tokens.ForgetSession(sid)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &gateway.Identity{Sessions: n.identity.sessions, Limiter: n.identity.limiter, VerifyLimiter: n.identity.verify,
+		Index: index, Keyring: keyring, Revoked: revoked, AccessTTL: accessTTL}, nil
+}
+
+// stop stops the follower and the actors; safe on a half-started node.
+func (id *identityNode) stop(timeout time.Duration) {
+	if id == nil {
+		return
+	}
+	if id.revocations != nil {
+		id.revocations.Stop()
+	}
+	if id.sessions != nil {
+		id.sessions.Stop(timeout)
+	}
+	if id.limiter != nil {
+		id.limiter.Stop()
+	}
+	if id.verify != nil {
+		id.verify.Stop()
+	}
+}
+
+func loadRecentRevocations(ctx context.Context, st persistence.Store, revoked *auth.RevokedSessions) error {
+	now := time.Now()
+	since := now.Add(-accessTTL - auth.Leeway)
+	var ids []string
+	err := st.InTx(ctx, func(tx persistence.Tx) error {
+		var err error
+		ids, err = tx.SessionListRevokedSince(ctx, since, 100_000)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("load revoked sessions: %w", err)
+	}
+	// Kept as if revoked now: a little longer than needed, never shorter.
+	revoked.Add(now, ids...)
+	return nil
+}
+
+// followRevocations calls fn for every SessionsRevoked event published from
+// now on.
+func followRevocations(ctx context.Context, js jetstream.JetStream, log *slog.Logger, fn func(*messages.SessionsRevoked)) (jetstream.ConsumeContext, error) {
+	if js == nil {
+		return nil, errors.New("follow revocations: no JetStream")
+	}
+	cons, err := js.OrderedConsumer(ctx, outbox.StreamName, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{messages.Subject(&messages.SessionsRevoked{})},
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("follow revocations: %w", err)
+	}
+	return cons.Consume(func(msg jetstream.Msg) {
+		var ev messages.Event
+		var sr messages.SessionsRevoked
+		if err := proto.Unmarshal(msg.Data(), &ev); err != nil || ev.Payload.UnmarshalTo(&sr) != nil {
+			log.Warn("undecodable revocation event", "subject", msg.Subject())
+			return
+		}
+		fn(&sr)
+	})
+}

@@ -1,0 +1,54 @@
+package gateway
+
+import (
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// ClusterView reports this node's view of its cluster for GET /v1/cluster;
+// Deps.Cluster nil means the node runs alone.
+type ClusterView interface {
+	ClusterStatus() ClusterStatus
+}
+
+// ClusterStatus is the body of GET /v1/cluster.
+type ClusterStatus struct {
+	Mode       string             `json:"mode"` // "single" or "cluster"
+	Node       string             `json:"node"`
+	Owned      int                `json:"owned"`
+	Members    []ClusterMember    `json:"members"`
+	Partitions []ClusterPartition `json:"partitions"`
+}
+
+// ClusterMember is one live node.
+type ClusterMember struct {
+	Name        string    `json:"name"`
+	Incarnation string    `json:"incarnation"`
+	StartedAt   time.Time `json:"started_at"`
+	HTTP        string    `json:"http"`
+	Self        bool      `json:"self"`
+}
+
+// ClusterPartition is one partition's lease as this node last saw it.
+type ClusterPartition struct {
+	Partition int    `json:"partition"`
+	Owner     string `json:"owner"`
+	Epoch     uint64 `json:"epoch"`
+}
+
+// getCluster serves GET /v1/cluster.
+func (s *server) getCluster(c *fiber.Ctx) error {
+	if s.deps.Cluster == nil {
+		return c.JSON(ClusterStatus{Mode: "single", Members: []ClusterMember{}, Partitions: []ClusterPartition{}})
+	}
+	st := s.deps.Cluster.ClusterStatus()
+	st.Mode = "cluster"
+	if st.Members == nil {
+		st.Members = []ClusterMember{}
+	}
+	if st.Partitions == nil {
+		st.Partitions = []ClusterPartition{}
+	}
+	return c.JSON(st)
+}

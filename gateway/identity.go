@@ -1,0 +1,782 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/spa-engine/spa/actors/limiter"
+	"github.com/spa-engine/spa/actors/session"
+	"github.com/spa-engine/spa/gateway/apierr"
+	"github.com/spa-engine/spa/gateway/auth"
+	"github.com/spa-engine/spa/gateway/auth/otp"
+	"github.com/spa-engine/spa/gateway/auth/phone"
+	"github.com/spa-engine/spa/gateway/auth/pii"
+	"github.com/spa-engine/spa/gateway/idempotency"
+	"github.com/spa-engine/spa/gateway/providers/sender"
+	"github.com/spa-engine/spa/messages"
+	"github.com/spa-engine/spa/persistence"
+)
+
+// Identity is what the sign-in endpoints need from the process. Without it
+// (Deps.Identity nil) they answer 503: a gateway in a test that only
+// serves the catalogue.
+type Identity struct {
+	// Sessions reaches the session actors (one per phone).
+	Sessions OTPSessions
+	// Limiter caps code requests per client IP and in total.
+	Limiter OTPLimiter
+	// VerifyLimiter, when set, caps code checks per client IP and in
+	// total: the per-number lockout stops guessing one number, this stops
+	// one client spreading guesses over many numbers.
+	VerifyLimiter OTPLimiter
+	// Phones parses numbers (default region CO when zero).
+	Phones phone.Parser
+	// Index is the keyed blind index phones are found by; Keyring
+	// encrypts the stored number.
+	Index   *pii.BlindIndex
+	Keyring *pii.Keyring
+	// Revoked is the node's set of revoked sessions, the one Tokens was
+	// given with SetRevocations.
+	Revoked *auth.RevokedSessions
+	// AccessTTL is the access-token lifetime (15m); RefreshTTL a refresh
+	// token's (30 days, renewed on every refresh); SessionMaxAge the
+	// absolute end of a session however often it refreshes (90 days).
+	AccessTTL, RefreshTTL, SessionMaxAge time.Duration
+}
+
+// OTPSessions is the gateway's door to the session actors.
+type OTPSessions interface {
+	RequestCode(ctx context.Context, key string, m *session.RequestCode) *session.RequestCodeReply
+	VerifyCode(ctx context.Context, key string, m *session.VerifyCode) *session.VerifyReply
+}
+
+// OTPLimiter is the per-IP and global cap on code requests.
+type OTPLimiter interface {
+	Allow(ctx context.Context, ip string) error
+}
+
+func (id *Identity) withDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&id.AccessTTL, 15*time.Minute)
+	def(&id.RefreshTTL, 30*24*time.Hour)
+	def(&id.SessionMaxAge, 90*24*time.Hour)
+}
+
+// Revocation reasons, as stored and published.
+const (
+	revokeLogout       = "logout"
+	revokeLogoutAll    = "logout_all"
+	revokeRefreshReuse = "refresh_reuse"
+	revokeAdmin        = "admin"
+)
+
+// Limits on client-supplied session labels: enough to tell devices apart,
+// too little to store a payload.
+const (
+	maxDeviceLen    = 64
+	maxUserAgentLen = 200
+	maxReasonLen    = 200
+)
+
+// registerIdentity adds the sign-in, session and user-administration routes.
+func (s *server) registerIdentity(app *fiber.App) {
+	if s.deps.Identity != nil {
+		id := *s.deps.Identity
+		id.withDefaults()
+		s.deps.Identity = &id
+		if err := newIdentityMetrics(s.deps.Registerer, s.deps.Store, s.deps.Now); err != nil {
+			s.log.Warn("identity metrics not registered", "err", err)
+		}
+	}
+	anyone := RequireRole(auth.RoleClient, auth.RoleStaff, auth.RoleReceptionist, auth.RoleAdmin)
+	admin := RequireRole(auth.RoleAdmin)
+	// A retried code request must not send a second message; logouts
+	// replay harmlessly. Sign-in and refresh answers hold credentials,
+	// which are never stored, so those two are not wrapped.
+	external := func(h fiber.Handler) fiber.Handler {
+		return idempotency.WrapExternal(s.deps.Store, s.idem, idempotency.ExternalHandler(h))
+	}
+	app.Post("/v1/auth/otp", external(s.requestOTP))
+	app.Post("/v1/auth/otp/verify", s.verifyOTP)
+	app.Post("/v1/auth/refresh", s.refresh)
+	app.Post("/v1/auth/logout", anyone, external(s.logout))
+	app.Post("/v1/auth/logout-all", anyone, external(s.logoutAll))
+	app.Get("/v1/me/sessions", anyone, s.mySessions)
+	app.Delete("/v1/me/sessions/:id", anyone, external(s.deleteMySession))
+	app.Post("/v1/admin/users/:id/revoke", admin, s.mutate(s.adminRevokeUser))
+	app.Put("/v1/admin/users/:id/roles", admin, s.mutate(s.adminSetRoles))
+}
+
+// identity returns the configuration, or the 503 a gateway without one
+// answers.
+func (s *server) identity() (*Identity, error) {
+	if s.deps.Identity == nil {
+		return nil, apierr.Unavailable("sign-in is not configured on this node")
+	}
+	return s.deps.Identity, nil
+}
+
+// newIdentityMetrics registers the active-sessions gauge: it counts live
+// sessions in the store when scraped (a cheap indexed count).
+func newIdentityMetrics(reg prometheus.Registerer, st persistence.Store, now func() time.Time) error {
+	return reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "spa_sessions_active",
+		Help: "Sign-in sessions (refresh-token families) neither revoked nor expired.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		var n int
+		if err := st.InTx(ctx, func(tx persistence.Tx) error {
+			var err error
+			n, err = tx.SessionCountLive(ctx, now())
+			return err
+		}); err != nil {
+			return math.NaN()
+		}
+		return float64(n)
+	}))
+}
+
+// ---- Codes ----------------------------------------------------------------
+
+type otpRequestInput struct {
+	Phone   string `json:"phone"`
+	Channel string `json:"channel"`
+}
+
+type otpVerifyInput struct {
+	Phone  string `json:"phone"`
+	Code   string `json:"code"`
+	Device string `json:"device"`
+}
+
+// parsePhone validates a phone field; the message names the problem (a
+// number's format is no secret) but never echoes the input.
+func (id *Identity) parsePhone(raw string) (phone.Number, error) {
+	n, err := id.Phones.Parse(raw)
+	if err != nil {
+		var pe *phone.Error
+		msg := "not a valid mobile number"
+		if errors.As(err, &pe) {
+			msg = strings.TrimPrefix(pe.Error(), "phone: ")
+		}
+		return n, apierr.Invalid("", apierr.FieldError{Field: "phone", Message: msg})
+	}
+	return n, nil
+}
+
+func (id *Identity) phoneKey(n phone.Number) string {
+	return session.Key(id.Index.Sum(pii.FieldPhone, n.E164))
+}
+
+// retryAfter sets the Retry-After header (whole seconds, at least 1) and
+// returns e.
+func retryAfter(c *fiber.Ctx, d time.Duration, e *apierr.Error) error {
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, int(math.Ceil(d.Seconds())))))
+	return e
+}
+
+// requestOTP sends a login code. The answer is the same whether or not the
+// number belongs to a user: only limits and outages change it.
+func (s *server) requestOTP(c *fiber.Ctx) error {
+	id, err := s.identity()
+	if err != nil {
+		return err
+	}
+	var in otpRequestInput
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	ch := sender.Channel(in.Channel)
+	if ch != "" && ch != sender.ChannelSMS && ch != sender.ChannelWhatsApp {
+		return apierr.Invalid("", apierr.FieldError{Field: "channel", Message: "must be sms or whatsapp"})
+	}
+	num, err := id.parsePhone(in.Phone)
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	if err := s.refuseBlockedPhone(ctx, num); err != nil {
+		return err
+	}
+	if err := id.Limiter.Allow(ctx, c.IP()); err != nil {
+		var le *limiter.LimitedError
+		if errors.As(err, &le) {
+			return retryAfter(c, le.RetryAfter, apierr.New(apierr.CodeRateLimited, "too many codes requested; retry later"))
+		}
+		return apierr.Unavailable("")
+	}
+	r := id.Sessions.RequestCode(ctx, id.phoneKey(num), &session.RequestCode{Phone: num.E164, Channel: ch})
+	if err := otpError(c, r.Err); err != nil {
+		if _, safe := apierr.From(err); !safe || errors.Is(r.Err, session.ErrUnavailable) || errors.Is(r.Err, session.ErrDelivery) {
+			s.log.Warn("otp request failed", "request_id", RequestID(c), "phone", num.Masked(), "err", r.Err)
+		}
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{
+		"status":             "sent",
+		"expires_in_seconds": int(r.ExpiresIn.Seconds()),
+	})
+}
+
+// refuseBlockedPhone answers 403 blocked for a number on the "persona non
+// grata" list (docs/legal.md), and 503 when the list cannot be read: a
+// blocked caller must not get in because the store hiccupped.
+func (s *server) refuseBlockedPhone(ctx context.Context, num phone.Number) error {
+	if s.blocks == nil {
+		return nil
+	}
+	blocked, err := s.blocks.IsBlocked(ctx, num.E164, "")
+	switch {
+	case err != nil:
+		s.log.Warn("blocklist check failed", "phone", num.Masked(), "err", err)
+		return apierr.Unavailable("")
+	case blocked:
+		return errBlocked
+	}
+	return nil
+}
+
+// otpError maps a session actor's error to the answer.
+func otpError(c *fiber.Ctx, err error) error {
+	if err == nil {
+		return nil
+	}
+	var re *otp.RetryError
+	switch {
+	case errors.As(err, &re) && errors.Is(err, otp.ErrLockedOut):
+		return retryAfter(c, re.RetryAfter, apierr.New(apierr.CodeOTPLocked, ""))
+	case errors.As(err, &re):
+		return retryAfter(c, re.RetryAfter, apierr.New(apierr.CodeRateLimited, "too many codes requested; retry later"))
+	case errors.Is(err, session.ErrDelivery):
+		return apierr.Unavailable("the code could not be delivered; retry later")
+	}
+	// The store is down or the node is stopping: fail closed.
+	return apierr.Unavailable("")
+}
+
+// verifyOTP checks a code and signs the caller in, creating the user the
+// first time the number proves itself.
+func (s *server) verifyOTP(c *fiber.Ctx) error {
+	id, err := s.identity()
+	if err != nil {
+		return err
+	}
+	var in otpVerifyInput
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	num, err := id.parsePhone(in.Phone)
+	if err != nil {
+		return err
+	}
+	if len(in.Code) != otp.CodeLen || strings.Trim(in.Code, "0123456789") != "" {
+		return apierr.Invalid("", apierr.FieldError{Field: "code", Message: fmt.Sprintf("must be %d digits", otp.CodeLen)})
+	}
+	device, err := cleanLabel("device", in.Device, maxDeviceLen)
+	if err != nil {
+		return err
+	}
+	if err := s.refuseBlockedPhone(c.UserContext(), num); err != nil {
+		return err
+	}
+	if id.VerifyLimiter != nil {
+		if err := id.VerifyLimiter.Allow(c.UserContext(), c.IP()); err != nil {
+			var le *limiter.LimitedError
+			if errors.As(err, &le) {
+				return retryAfter(c, le.RetryAfter, apierr.New(apierr.CodeRateLimited, "too many codes checked; retry later"))
+			}
+			return apierr.Unavailable("")
+		}
+	}
+	r := id.Sessions.VerifyCode(c.UserContext(), id.phoneKey(num), &session.VerifyCode{Phone: num.E164, Code: in.Code})
+	switch {
+	case r.Err != nil:
+		s.log.Warn("otp verification failed", "request_id", RequestID(c), "phone", num.Masked(), "err", r.Err)
+		return apierr.Unavailable("")
+	case r.Result == otp.ResultLocked:
+		return retryAfter(c, r.RetryAfter, apierr.New(apierr.CodeOTPLocked, ""))
+	case r.Result != otp.ResultOK:
+		// Wrong, expired, used or never sent: one answer, so the
+		// response is no oracle.
+		return apierr.New(apierr.CodeInvalidCode, "")
+	}
+
+	now := s.deps.Now().UTC()
+	index := id.Index.Sum(pii.FieldPhone, num.E164)
+	var out tokenPair
+	var mfa *apierr.Error // set when a TOTP code must follow (gateway/totp.go)
+	err = s.deps.Store.InTx(c.UserContext(), func(tx persistence.Tx) error {
+		ctx := c.UserContext()
+		u, err := tx.UserGetByPhoneIndex(ctx, index)
+		if errors.Is(err, persistence.ErrNotFound) {
+			u, err = s.createUser(ctx, tx, id, index, num, now)
+		}
+		if err != nil {
+			return err
+		}
+		if mfa, err = s.secondFactorChallenge(c, tx, u, device, now); mfa != nil || err != nil {
+			return err
+		}
+		sess := persistence.Session{ID: ulid.Make().String(), UserID: u.ID, Device: device,
+			UserAgent: trimUserAgent(c.Get(fiber.HeaderUserAgent)), IP: c.IP(),
+			CreatedAt: now, ExpiresAt: now.Add(id.SessionMaxAge)}
+		if err := tx.SessionCreate(ctx, sess); err != nil {
+			return err
+		}
+		out, err = s.issue(ctx, tx, id, u, sess, nil, now)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if mfa != nil {
+		return mfa
+	}
+	return c.JSON(out)
+}
+
+func (s *server) createUser(ctx context.Context, tx persistence.Tx, id *Identity, index []byte, num phone.Number, now time.Time) (persistence.User, error) {
+	uid := ulid.Make().String()
+	sealed, err := id.Keyring.Encrypt([]byte(num.E164), phoneAAD(uid))
+	if err != nil {
+		return persistence.User{}, err
+	}
+	u := persistence.User{ID: uid, PhoneIndex: index, PhoneCipher: sealed,
+		Roles: []string{string(auth.RoleClient)}, CreatedAt: now, UpdatedAt: now}
+	return u, tx.UserCreate(ctx, u)
+}
+
+// phoneAAD binds a phone ciphertext to its user, so it cannot be moved to
+// another row.
+func phoneAAD(userID string) []byte { return []byte("users.phone/" + userID) }
+
+// tokenPair is what a sign-in or refresh answers.
+type tokenPair struct {
+	AccessToken      string `json:"access_token"`
+	TokenType        string `json:"token_type"`
+	ExpiresIn        int    `json:"expires_in"`
+	RefreshToken     string `json:"refresh_token"`
+	RefreshExpiresIn int    `json:"refresh_expires_in"`
+	SessionID        string `json:"session_id"`
+	UserID           string `json:"user_id"`
+	Role             string `json:"role"`
+}
+
+// issue stores a new refresh token of sess (replacing parent, if any) and
+// mints the access token that goes with it.
+func (s *server) issue(ctx context.Context, tx persistence.Tx, id *Identity, u persistence.User, sess persistence.Session, parent []byte, now time.Time) (tokenPair, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return tokenPair{}, err
+	}
+	refresh := base64.RawURLEncoding.EncodeToString(raw)
+	expires := now.Add(id.RefreshTTL)
+	if sess.ExpiresAt.Before(expires) {
+		expires = sess.ExpiresAt
+	}
+	if err := tx.RefreshTokenPut(ctx, persistence.RefreshToken{Hash: hashRefresh(refresh), SessionID: sess.ID,
+		ParentHash: parent, IssuedAt: now, ExpiresAt: expires}); err != nil {
+		return tokenPair{}, err
+	}
+	role := primaryRole(u.Roles)
+	access, _, err := s.deps.Tokens.MintSession(u.ID, role, sess.ID, id.AccessTTL)
+	if err != nil {
+		return tokenPair{}, err
+	}
+	return tokenPair{AccessToken: access, TokenType: "Bearer", ExpiresIn: int(id.AccessTTL.Seconds()),
+		RefreshToken: refresh, RefreshExpiresIn: int(expires.Sub(now).Seconds()),
+		SessionID: sess.ID, UserID: u.ID, Role: string(role)}, nil
+}
+
+func hashRefresh(tok string) []byte {
+	h := sha256.Sum256([]byte(tok))
+	return h[:]
+}
+
+// rolePrecedence orders roles from most to least privileged: an access
+// token carries one role, the user's highest.
+var rolePrecedence = []auth.Role{auth.RoleAdmin, auth.RoleReceptionist, auth.RoleStaff, auth.RoleClient}
+
+func primaryRole(roles []string) auth.Role {
+	for _, r := range rolePrecedence {
+		if slices.Contains(roles, string(r)) {
+			return r
+		}
+	}
+	return auth.RoleClient
+}
+
+// ---- Refresh and logout ------------------------------------------------------
+
+type refreshInput struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+// refresh rotates a refresh token. A token used a second time means it was
+// stolen (or the client is broken): the whole session is revoked, so the
+// thief's copy and the owner's both stop working and the owner signs in
+// again.
+func (s *server) refresh(c *fiber.Ctx) error {
+	id, err := s.identity()
+	if err != nil {
+		return err
+	}
+	var in refreshInput
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	if in.RefreshToken == "" || len(in.RefreshToken) > 128 {
+		return apierr.Invalid("", apierr.FieldError{Field: "refresh_token", Message: "required"})
+	}
+	ctx := c.UserContext()
+	now := s.deps.Now().UTC()
+	hash := hashRefresh(in.RefreshToken)
+	var (
+		out    tokenPair
+		reused *persistence.Session
+	)
+	err = s.deps.Store.InTx(ctx, func(tx persistence.Tx) error {
+		reused = nil
+		rt, err := tx.RefreshTokenGet(ctx, hash)
+		if errors.Is(err, persistence.ErrNotFound) {
+			return apierr.New(apierr.CodeRefreshTokenInvalid, "")
+		}
+		if err != nil {
+			return err
+		}
+		sess, err := tx.SessionGet(ctx, rt.SessionID)
+		if err != nil {
+			return err
+		}
+		if !sess.Live(now) {
+			return apierr.New(apierr.CodeRefreshTokenInvalid, "")
+		}
+		err = tx.RefreshTokenUse(ctx, hash, now)
+		if errors.Is(err, persistence.ErrConflict) {
+			// Commit the revocation; the 401 is given after.
+			if _, err := s.revokeSessions(ctx, tx, sess.UserID, []string{sess.ID}, revokeRefreshReuse, "system", RequestID(c), now); err != nil {
+				return err
+			}
+			reused = &sess
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !now.Before(rt.ExpiresAt) {
+			return apierr.New(apierr.CodeRefreshTokenInvalid, "")
+		}
+		if err := tx.SessionTouch(ctx, sess.ID, now, c.IP(), trimUserAgent(c.Get(fiber.HeaderUserAgent))); err != nil {
+			return err
+		}
+		u, err := tx.UserGet(ctx, sess.UserID)
+		if err != nil {
+			return err
+		}
+		out, err = s.issue(ctx, tx, id, u, sess, hash, now)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if reused != nil {
+		s.forget(now, reused.ID)
+		s.log.Warn("refresh token reused: session revoked", "request_id", RequestID(c), "session", reused.ID, "user", reused.UserID)
+		return apierr.New(apierr.CodeRefreshTokenInvalid, "")
+	}
+	return c.JSON(out)
+}
+
+// revokeSessions marks ids revoked (all of the user's sessions when ids is
+// nil) and appends the SessionsRevoked event every node follows, in tx.
+// It returns the ids it revoked.
+func (s *server) revokeSessions(ctx context.Context, tx persistence.Tx, userID string, ids []string, reason, actor, requestID string, now time.Time) ([]string, error) {
+	var revoked []string
+	if ids == nil {
+		var err error
+		if revoked, err = tx.SessionRevokeByUser(ctx, userID, now, reason); err != nil {
+			return nil, err
+		}
+	} else {
+		for _, sid := range ids {
+			ok, err := tx.SessionRevoke(ctx, sid, now, reason)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				revoked = append(revoked, sid)
+			}
+		}
+	}
+	if len(revoked) == 0 {
+		return revoked, nil
+	}
+	ev, err := persistence.NewOutboxEvent("user/"+userID, requestID, actor, &messages.SessionsRevoked{
+		UserId: userID, SessionIds: revoked, Reason: reason, RevokedAt: timestamppb.New(now),
+	}, now)
+	if err != nil {
+		return nil, err
+	}
+	return revoked, tx.OutboxAppend(ctx, ev)
+}
+
+// forget applies a committed revocation on this node at once; other nodes
+// apply it when the event reaches them.
+func (s *server) forget(at time.Time, ids ...string) {
+	if id := s.deps.Identity; id != nil && id.Revoked != nil {
+		id.Revoked.Add(at, ids...)
+	}
+	for _, sid := range ids {
+		s.deps.Tokens.ForgetSession(sid)
+	}
+}
+
+// caller returns the principal and the session its token belongs to.
+func caller(c *fiber.Ctx) (auth.Claims, error) {
+	p, _ := Principal(c) // RequireRole ran first
+	if p.SessionID == "" {
+		return p, apierr.Invalid("this token is not bound to a sign-in session")
+	}
+	return p, nil
+}
+
+func (s *server) logout(c *fiber.Ctx) error {
+	return s.revokeMine(c, func(p auth.Claims) []string { return []string{p.SessionID} }, revokeLogout)
+}
+
+func (s *server) logoutAll(c *fiber.Ctx) error {
+	return s.revokeMine(c, func(auth.Claims) []string { return nil }, revokeLogoutAll)
+}
+
+// revokeMine revokes sessions of the caller: the ones ids picks, or all.
+func (s *server) revokeMine(c *fiber.Ctx, ids func(auth.Claims) []string, reason string) error {
+	if _, err := s.identity(); err != nil {
+		return err
+	}
+	p, err := caller(c)
+	if err != nil {
+		return err
+	}
+	ctx, now := c.UserContext(), s.deps.Now().UTC()
+	var revoked []string
+	err = s.deps.Store.InTx(ctx, func(tx persistence.Tx) error {
+		var err error
+		revoked, err = s.revokeSessions(ctx, tx, p.Subject, ids(p), reason, p.Subject, RequestID(c), now)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.forget(now, revoked...)
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// ---- Session list ------------------------------------------------------------
+
+type sessionJSON struct {
+	ID         string    `json:"id"`
+	Device     string    `json:"device"`
+	UserAgent  string    `json:"user_agent"`
+	IP         string    `json:"ip"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastSeenAt time.Time `json:"last_seen_at"`
+	Current    bool      `json:"current"`
+}
+
+func (s *server) mySessions(c *fiber.Ctx) error {
+	if _, err := s.identity(); err != nil {
+		return err
+	}
+	p, _ := Principal(c)
+	ctx := c.UserContext()
+	var list []persistence.Session
+	err := s.deps.Store.InTx(ctx, func(tx persistence.Tx) error {
+		var err error
+		list, err = tx.SessionListByUser(ctx, p.Subject, s.deps.Now(), persistence.MaxSessionListLimit)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	out := make([]sessionJSON, 0, len(list))
+	for _, x := range list {
+		out = append(out, sessionJSON{ID: x.ID, Device: x.Device, UserAgent: x.UserAgent, IP: x.IP,
+			CreatedAt: x.CreatedAt, LastSeenAt: x.LastSeenAt, Current: x.ID == p.SessionID})
+	}
+	return c.JSON(fiber.Map{"sessions": out})
+}
+
+func (s *server) deleteMySession(c *fiber.Ctx) error {
+	if _, err := s.identity(); err != nil {
+		return err
+	}
+	p, _ := Principal(c)
+	sid := c.Params("id")
+	ctx, now := c.UserContext(), s.deps.Now().UTC()
+	var revoked []string
+	err := s.deps.Store.InTx(ctx, func(tx persistence.Tx) error {
+		sess, err := tx.SessionGet(ctx, sid)
+		// Another user's session is as absent as a made-up id.
+		if errors.Is(err, persistence.ErrNotFound) || (err == nil && sess.UserID != p.Subject) {
+			return apierr.NotFound("no such session")
+		}
+		if err != nil {
+			return err
+		}
+		revoked, err = s.revokeSessions(ctx, tx, p.Subject, []string{sid}, revokeLogout, p.Subject, RequestID(c), now)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.forget(now, revoked...)
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// ---- Administration ------------------------------------------------------------
+
+type revokeUserInput struct {
+	Reason string `json:"reason"`
+}
+
+func (s *server) adminRevokeUser(c *fiber.Ctx, tx persistence.Tx) error {
+	if _, err := s.identity(); err != nil {
+		return err
+	}
+	var in revokeUserInput
+	if len(strings.TrimSpace(string(c.Body()))) > 0 {
+		if err := decodeJSON(c, &in); err != nil {
+			return err
+		}
+	}
+	reason, err := cleanLabel("reason", in.Reason, maxReasonLen)
+	if err != nil {
+		return err
+	}
+	uid := c.Params("id")
+	ctx, now := c.UserContext(), s.deps.Now().UTC()
+	if _, err := tx.UserGet(ctx, uid); err != nil {
+		if errors.Is(err, persistence.ErrNotFound) {
+			return apierr.NotFound("no such user")
+		}
+		return err
+	}
+	p, _ := Principal(c)
+	revoked, err := s.revokeSessions(ctx, tx, uid, nil, revokeAdmin, p.Subject, RequestID(c), now)
+	if err != nil {
+		return err
+	}
+	if err := s.auditReason(c, tx, "user.revoke_sessions", "user/"+uid, reason, map[string]any{"sessions": revoked}); err != nil {
+		return err
+	}
+	// Applied before the commit: if the transaction then fails, this node
+	// refuses some access tokens a few minutes early, which is the safe
+	// side of the error.
+	s.forget(now, revoked...)
+	return c.JSON(fiber.Map{"user_id": uid, "revoked_sessions": len(revoked)})
+}
+
+type rolesInput struct {
+	Roles  []string `json:"roles"`
+	Reason string   `json:"reason"`
+}
+
+func (s *server) adminSetRoles(c *fiber.Ctx, tx persistence.Tx) error {
+	if _, err := s.identity(); err != nil {
+		return err
+	}
+	var in rolesInput
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	if len(in.Roles) == 0 {
+		return apierr.Invalid("", apierr.FieldError{Field: "roles", Message: "at least one role is required"})
+	}
+	roles := make([]string, 0, len(in.Roles))
+	for _, r := range in.Roles {
+		role, err := auth.ParseRole(r)
+		if err != nil || role == auth.RoleKiosk { // kiosk is a device's role, never a user's
+			return apierr.Invalid("", apierr.FieldError{Field: "roles", Message: "unknown role; use client, staff, receptionist or admin"})
+		}
+		if !slices.Contains(roles, string(role)) {
+			roles = append(roles, string(role))
+		}
+	}
+	slices.Sort(roles)
+	reason, err := cleanLabel("reason", in.Reason, maxReasonLen)
+	if err != nil {
+		return err
+	}
+	uid := c.Params("id")
+	ctx, now := c.UserContext(), s.deps.Now().UTC()
+	u, err := tx.UserGet(ctx, uid)
+	if err != nil {
+		if errors.Is(err, persistence.ErrNotFound) {
+			return apierr.NotFound("no such user")
+		}
+		return err
+	}
+	if err := tx.UserSetRoles(ctx, uid, roles, now); err != nil {
+		return err
+	}
+	if err := s.auditReason(c, tx, "user.roles", "user/"+uid, reason, map[string]any{"from": u.Roles, "to": roles}); err != nil {
+		return err
+	}
+	// New access tokens carry the new roles from the next refresh on.
+	return c.JSON(fiber.Map{"id": uid, "roles": roles})
+}
+
+// auditReason is audit with a reason.
+func (s *server) auditReason(c *fiber.Ctx, tx persistence.Tx, action, subject, reason string, detail any) error {
+	if reason == "" {
+		return s.audit(c, tx, action, subject, detail)
+	}
+	return s.audit(c, tx, action, subject, map[string]any{"reason": reason, "detail": detail})
+}
+
+// ---- Helpers ----
+
+// cleanLabel trims a free-text field and refuses one too long or not text.
+func cleanLabel(field, v string, maxLen int) (string, error) {
+	v = strings.TrimSpace(v)
+	if !utf8.ValidString(v) || utf8.RuneCountInString(v) > maxLen || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "", apierr.Invalid("", apierr.FieldError{Field: field, Message: fmt.Sprintf("at most %d characters of text", maxLen)})
+	}
+	return v, nil
+}
+
+// trimUserAgent keeps enough of a User-Agent to recognise the device and
+// drops the rest (and anything that is not printable ASCII).
+func trimUserAgent(ua string) string {
+	ua = strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e {
+			return -1
+		}
+		return r
+	}, ua)
+	ua = strings.TrimSpace(ua)
+	if len(ua) > maxUserAgentLen {
+		ua = ua[:maxUserAgentLen]
+	}
+	return ua
+}

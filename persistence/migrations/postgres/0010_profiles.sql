@@ -1,0 +1,23 @@
+-- Client profiles: every personal field sealed with AES-256-GCM under a key
+-- id (gateway/auth/pii; the key id travels inside each ciphertext), with
+-- keyed blind indexes for the equality lookups the desk needs. The phone is
+-- not repeated here: it is users.phone_cipher, found by users.phone_index.
+-- A NULL cipher is an empty field. anonymised_at is set when the right to
+-- be forgotten scrubbed the row. Accepted by PostgreSQL and CockroachDB.
+
+CREATE TABLE IF NOT EXISTS client_profiles (
+	user_id           TEXT        NOT NULL PRIMARY KEY,
+	name_cipher       BYTEA,
+	email_cipher      BYTEA,
+	email_index       BYTEA,
+	document_cipher   BYTEA, -- "type:number"
+	document_index    BYTEA,
+	birth_date_cipher BYTEA,
+	notes_cipher      BYTEA, -- clinical notes
+	anonymised_at     TIMESTAMPTZ,
+	version           INT8        NOT NULL,
+	created_at        TIMESTAMPTZ NOT NULL,
+	updated_at        TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX IF NOT EXISTS client_profiles_email_index ON client_profiles (email_index);
+CREATE INDEX IF NOT EXISTS client_profiles_document_index ON client_profiles (document_index);

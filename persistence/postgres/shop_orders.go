@@ -1,0 +1,475 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spa-engine/spa/persistence"
+)
+
+// Shop orders, returns and the client credit ledger. The rules (totals,
+// allocation of a spend across grants, resolving a return) are evaluated
+// by package persistence on rows read in the same SERIALIZABLE
+// transaction; the conditional UPDATEs and CHECK constraints are a second
+// line.
+
+// ---- Orders ----
+
+const orderColumns = `id, client_id, cart_id, status, subtotal_minor, tax_minor, credit_applied_minor,
+	total_minor, fulfilment, shipping, created_at, updated_at, expires_at, version`
+
+const orderLineColumns = `id, variant_id, sku, name, qty, unit_price_minor, tax_rate_bps,
+	reservation_id, returned_qty`
+
+func scanOrder(r rowScanner) (persistence.Order, error) {
+	var o persistence.Order
+	var status, fulfilment, shipping string
+	var created, updated time.Time
+	var expires *time.Time
+	if err := r.Scan(&o.ID, &o.ClientID, &o.CartID, &status, &o.SubtotalMinor, &o.TaxMinor,
+		&o.CreditAppliedMinor, &o.TotalMinor, &fulfilment, &shipping, &created, &updated, &expires,
+		&o.Version); err != nil {
+		return o, err
+	}
+	var err error
+	o.Shipping, err = persistence.DecodeShipping(shipping)
+	o.Status, o.Fulfilment = persistence.OrderStatus(status), persistence.Fulfilment(fulfilment)
+	o.CreatedAt, o.UpdatedAt, o.ExpiresAt = ts(created), ts(updated), fromNullTS(expires)
+	return o, err
+}
+
+// withLines loads the lines of the orders in one query.
+func (t *txn) withLines(ctx context.Context, orders []persistence.Order) ([]persistence.Order, error) {
+	if len(orders) == 0 {
+		return orders, nil
+	}
+	at := make(map[string]int, len(orders))
+	ids := make([]string, len(orders))
+	for i, o := range orders {
+		at[o.ID], ids[i] = i, o.ID
+	}
+	rows, err := t.tx.Query(ctx, `SELECT order_id, `+orderLineColumns+` FROM order_lines
+		WHERE order_id = ANY($1) ORDER BY order_id, id`, ids)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var orderID string
+		var l persistence.OrderLine
+		if err := rows.Scan(&orderID, &l.ID, &l.VariantID, &l.SKU, &l.Name, &l.Qty, &l.UnitPriceMinor,
+			&l.TaxRateBps, &l.ReservationID, &l.ReturnedQty); err != nil {
+			return nil, mapErr(err)
+		}
+		orders[at[orderID]].Lines = append(orders[at[orderID]].Lines, l)
+	}
+	return orders, mapErr(rows.Err())
+}
+
+func (t *txn) OrderCreate(ctx context.Context, o persistence.Order) error {
+	o, err := persistence.NormalizeOrder(o)
+	if err != nil {
+		return err
+	}
+	if _, err := t.exec(ctx, `INSERT INTO orders (`+orderColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		o.ID, o.ClientID, o.CartID, string(o.Status), o.SubtotalMinor, o.TaxMinor, o.CreditAppliedMinor,
+		o.TotalMinor, string(o.Fulfilment), persistence.EncodeShipping(o.Shipping), ts(o.CreatedAt),
+		ts(o.UpdatedAt), nullTS(o.ExpiresAt), o.Version); err != nil {
+		return err
+	}
+	for _, l := range o.Lines {
+		if _, err := t.exec(ctx, `INSERT INTO order_lines (order_id, `+orderLineColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			o.ID, l.ID, l.VariantID, l.SKU, l.Name, l.Qty, l.UnitPriceMinor, l.TaxRateBps,
+			l.ReservationID, l.ReturnedQty); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *txn) OrderGet(ctx context.Context, id string) (persistence.Order, error) {
+	o, err := scanOrder(t.tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1`, id))
+	if err != nil {
+		return persistence.Order{}, mapErr(err)
+	}
+	out, err := t.withLines(ctx, []persistence.Order{o})
+	if err != nil {
+		return persistence.Order{}, err
+	}
+	return out[0], nil
+}
+
+func (t *txn) OrderList(ctx context.Context, p persistence.OrderListParams) ([]persistence.Order, error) {
+	if err := persistence.CheckOrderList(p); err != nil {
+		return nil, err
+	}
+	var where []string
+	var args []any
+	if p.ClientID != "" {
+		args = append(args, p.ClientID)
+		where = append(where, fmt.Sprintf("client_id = $%d", len(args)))
+	}
+	if len(p.Status) > 0 {
+		statuses := make([]string, len(p.Status))
+		for i, s := range p.Status {
+			statuses[i] = string(s)
+		}
+		args = append(args, statuses)
+		where = append(where, fmt.Sprintf("status = ANY($%d)", len(args)))
+	}
+	if p.BeforeID != "" {
+		args = append(args, p.BeforeID)
+		where = append(where, fmt.Sprintf("id < $%d", len(args)))
+	}
+	q := `SELECT ` + orderColumns + ` FROM orders`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	args = append(args, p.Limit)
+	orders, err := queryList(ctx, t, scanOrder, q+fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args)), args...)
+	if err != nil {
+		return nil, err
+	}
+	return t.withLines(ctx, orders)
+}
+
+func (t *txn) OrderTransition(ctx context.Context, tr persistence.OrderTransition) (persistence.Order, error) {
+	if err := persistence.CheckOrderTransition(tr); err != nil {
+		return persistence.Order{}, err
+	}
+	n, err := t.exec(ctx, `UPDATE orders SET status = $1, updated_at = $2, version = version + 1
+		WHERE id = $3 AND status = $4`, string(tr.To), ts(tr.At), tr.ID, string(tr.From))
+	if err != nil {
+		return persistence.Order{}, err
+	}
+	o, err := t.OrderGet(ctx, tr.ID)
+	if err != nil {
+		return persistence.Order{}, err
+	}
+	if n == 0 {
+		return persistence.Order{}, persistence.OrderStatusMismatch(tr.ID, tr.From, o.Status)
+	}
+	return o, nil
+}
+
+func (t *txn) OrderListExpired(ctx context.Context, now time.Time, limit int) ([]persistence.Order, error) {
+	if err := persistence.CheckLimit("expired orders", limit, persistence.MaxOrderListLimit); err != nil {
+		return nil, err
+	}
+	orders, err := queryList(ctx, t, scanOrder, `SELECT `+orderColumns+` FROM orders
+		WHERE status = 'pending_payment' AND expires_at IS NOT NULL AND expires_at < $1
+		ORDER BY expires_at, id LIMIT $2`, ts(now), limit)
+	if err != nil {
+		return nil, err
+	}
+	return t.withLines(ctx, orders)
+}
+
+// ---- Returns ----
+
+const returnColumns = `id, order_id, client_id, status, reason, refund_minor, requested_by,
+	processed_by, created_at, updated_at, version`
+
+func scanReturn(r rowScanner) (persistence.Return, error) {
+	var x persistence.Return
+	var status string
+	var created, updated time.Time
+	err := r.Scan(&x.ID, &x.OrderID, &x.ClientID, &status, &x.Reason, &x.RefundMinor, &x.RequestedBy,
+		&x.ProcessedBy, &created, &updated, &x.Version)
+	x.Status, x.CreatedAt, x.UpdatedAt = persistence.ReturnStatus(status), ts(created), ts(updated)
+	return x, err
+}
+
+// withReturnLines loads the lines of the returns in one query.
+func (t *txn) withReturnLines(ctx context.Context, rs []persistence.Return) ([]persistence.Return, error) {
+	if len(rs) == 0 {
+		return rs, nil
+	}
+	at := make(map[string]int, len(rs))
+	ids := make([]string, len(rs))
+	for i, r := range rs {
+		at[r.ID], ids[i] = i, r.ID
+	}
+	rows, err := t.tx.Query(ctx, `SELECT return_id, order_line_id, qty, damaged FROM return_lines
+		WHERE return_id = ANY($1) ORDER BY return_id, order_line_id`, ids)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var returnID string
+		var l persistence.ReturnLine
+		if err := rows.Scan(&returnID, &l.OrderLineID, &l.Qty, &l.Damaged); err != nil {
+			return nil, mapErr(err)
+		}
+		rs[at[returnID]].Lines = append(rs[at[returnID]].Lines, l)
+	}
+	return rs, mapErr(rows.Err())
+}
+
+func (t *txn) ReturnCreate(ctx context.Context, r persistence.Return) error {
+	r, err := persistence.NormalizeReturn(r)
+	if err != nil {
+		return err
+	}
+	var n int
+	if err := t.tx.QueryRow(ctx, `SELECT count(*) FROM orders WHERE id = $1`, r.OrderID).Scan(&n); err != nil {
+		return mapErr(err)
+	}
+	if n == 0 {
+		return persistence.OrderMissing(r.OrderID)
+	}
+	if _, err := t.exec(ctx, `INSERT INTO returns (`+returnColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		r.ID, r.OrderID, r.ClientID, string(r.Status), r.Reason, r.RefundMinor, r.RequestedBy, r.ProcessedBy,
+		ts(r.CreatedAt), ts(r.UpdatedAt), r.Version); err != nil {
+		return err
+	}
+	for _, l := range r.Lines {
+		var qty, returned int
+		err := t.tx.QueryRow(ctx, `SELECT qty, returned_qty FROM order_lines WHERE id = $1 AND order_id = $2`,
+			l.OrderLineID, r.OrderID).Scan(&qty, &returned)
+		if err != nil {
+			return mapErr(err)
+		}
+		if returned+l.Qty > qty {
+			return persistence.ReturnExceeds(l.OrderLineID, l.Qty, qty-returned)
+		}
+		if _, err := t.exec(ctx, `UPDATE order_lines SET returned_qty = returned_qty + $1 WHERE id = $2`,
+			l.Qty, l.OrderLineID); err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, `INSERT INTO return_lines (return_id, order_line_id, qty, damaged)
+			VALUES ($1, $2, $3, $4)`, r.ID, l.OrderLineID, l.Qty, l.Damaged); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *txn) ReturnGet(ctx context.Context, id string) (persistence.Return, error) {
+	r, err := scanReturn(t.tx.QueryRow(ctx, `SELECT `+returnColumns+` FROM returns WHERE id = $1`, id))
+	if err != nil {
+		return persistence.Return{}, mapErr(err)
+	}
+	out, err := t.withReturnLines(ctx, []persistence.Return{r})
+	if err != nil {
+		return persistence.Return{}, err
+	}
+	return out[0], nil
+}
+
+func (t *txn) ReturnList(ctx context.Context, p persistence.ReturnListParams) ([]persistence.Return, error) {
+	if err := persistence.CheckReturnList(p); err != nil {
+		return nil, err
+	}
+	var where []string
+	var args []any
+	for _, f := range []struct{ col, v string }{{"order_id", p.OrderID}, {"client_id", p.ClientID},
+		{"status", string(p.Status)}} {
+		if f.v != "" {
+			args = append(args, f.v)
+			where = append(where, fmt.Sprintf("%s = $%d", f.col, len(args)))
+		}
+	}
+	if p.BeforeID != "" {
+		args = append(args, p.BeforeID)
+		where = append(where, fmt.Sprintf("id < $%d", len(args)))
+	}
+	q := `SELECT ` + returnColumns + ` FROM returns`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	args = append(args, p.Limit)
+	rs, err := queryList(ctx, t, scanReturn, q+fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args)), args...)
+	if err != nil {
+		return nil, err
+	}
+	return t.withReturnLines(ctx, rs)
+}
+
+func (t *txn) ReturnResolve(ctx context.Context, r persistence.Return) (persistence.Return, error) {
+	stored, err := t.ReturnGet(ctx, r.ID)
+	if err != nil {
+		return persistence.Return{}, err
+	}
+	out, err := persistence.ResolveReturn(stored, r)
+	if err != nil {
+		return persistence.Return{}, err
+	}
+	n, err := t.exec(ctx, `UPDATE returns SET status = $1, refund_minor = $2, processed_by = $3, updated_at = $4,
+		version = version + 1 WHERE id = $5 AND status = 'requested'`,
+		string(out.Status), out.RefundMinor, out.ProcessedBy, ts(out.UpdatedAt), out.ID)
+	if err != nil {
+		return persistence.Return{}, err
+	}
+	if n == 0 { // unreachable under SERIALIZABLE: the check read the same row
+		return persistence.Return{}, persistence.ReturnNotRequested(out.ID)
+	}
+	for _, l := range out.Lines {
+		if _, err := t.exec(ctx, `UPDATE return_lines SET damaged = $1 WHERE return_id = $2 AND order_line_id = $3`,
+			l.Damaged, out.ID, l.OrderLineID); err != nil {
+			return persistence.Return{}, err
+		}
+		if out.Status == persistence.ReturnRejected {
+			if _, err := t.exec(ctx, `UPDATE order_lines SET returned_qty = returned_qty - $1 WHERE id = $2`,
+				l.Qty, l.OrderLineID); err != nil {
+				return persistence.Return{}, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// ---- Credit ----
+
+const grantColumns = `id, client_id, amount_minor, remaining_minor, reason, return_id, granted_by,
+	expires_at, created_at`
+
+func scanGrant(r rowScanner) (persistence.CreditGrant, error) {
+	var g persistence.CreditGrant
+	var expires, created time.Time
+	err := r.Scan(&g.ID, &g.ClientID, &g.AmountMinor, &g.RemainingMinor, &g.Reason, &g.ReturnID,
+		&g.GrantedBy, &expires, &created)
+	g.ExpiresAt, g.CreatedAt = ts(expires), ts(created)
+	return g, err
+}
+
+const entryColumns = `id, client_id, grant_id, kind, amount_minor, order_id, at`
+
+func scanEntry(r rowScanner) (persistence.CreditEntry, error) {
+	var e persistence.CreditEntry
+	var kind string
+	var at time.Time
+	err := r.Scan(&e.ID, &e.ClientID, &e.GrantID, &kind, &e.AmountMinor, &e.OrderID, &at)
+	e.Kind, e.At = persistence.CreditEntryKind(kind), ts(at)
+	return e, err
+}
+
+func (t *txn) creditEntry(ctx context.Context, e persistence.CreditEntry) error {
+	_, err := t.exec(ctx, `INSERT INTO credit_entries (`+entryColumns+`, reversed) VALUES ($1, $2, $3, $4, $5, $6, $7, false)`,
+		e.ID, e.ClientID, e.GrantID, string(e.Kind), e.AmountMinor, e.OrderID, ts(e.At))
+	return err
+}
+
+func (t *txn) CreditGrant(ctx context.Context, g persistence.CreditGrant) error {
+	g, err := persistence.NormalizeCreditGrant(g)
+	if err != nil {
+		return err
+	}
+	if _, err := t.exec(ctx, `INSERT INTO credit_grants (`+grantColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		g.ID, g.ClientID, g.AmountMinor, g.RemainingMinor, g.Reason, g.ReturnID, g.GrantedBy,
+		ts(g.ExpiresAt), ts(g.CreatedAt)); err != nil {
+		return err
+	}
+	return t.creditEntry(ctx, persistence.CreditEntry{ID: g.ID, ClientID: g.ClientID, GrantID: g.ID,
+		Kind: persistence.CreditEntryGrant, AmountMinor: g.AmountMinor, At: g.CreatedAt})
+}
+
+func (t *txn) CreditGrants(ctx context.Context, clientID string, now time.Time) ([]persistence.CreditGrant, error) {
+	return queryList(ctx, t, scanGrant, `SELECT `+grantColumns+` FROM credit_grants
+		WHERE client_id = $1 AND remaining_minor > 0 AND expires_at >= $2
+		ORDER BY expires_at, created_at, id`, clientID, ts(now))
+}
+
+func (t *txn) CreditSpend(ctx context.Context, clientID string, amount int64, orderID string, now time.Time) error {
+	if err := persistence.CheckCreditSpend(clientID, amount, orderID, now); err != nil {
+		return err
+	}
+	grants, err := t.CreditGrants(ctx, clientID, now)
+	if err != nil {
+		return err
+	}
+	takes, err := persistence.AllocateCredit(grants, amount)
+	if err != nil {
+		return err
+	}
+	for _, tk := range takes {
+		n, err := t.exec(ctx, `UPDATE credit_grants SET remaining_minor = remaining_minor - $1
+			WHERE id = $2 AND remaining_minor >= $3`, tk.AmountMinor, tk.GrantID, tk.AmountMinor)
+		if err != nil {
+			return err
+		}
+		if n == 0 { // unreachable under SERIALIZABLE: the allocation read the same rows
+			return persistence.ErrInsufficientCredit
+		}
+		if err := t.creditEntry(ctx, persistence.CreditEntry{ID: persistence.NewLedgerID(now), ClientID: clientID,
+			GrantID: tk.GrantID, Kind: persistence.CreditEntryUse, AmountMinor: -tk.AmountMinor,
+			OrderID: orderID, At: now}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *txn) CreditReverse(ctx context.Context, orderID string, now time.Time) (int64, error) {
+	if orderID == "" || now.IsZero() {
+		return 0, persistence.CheckCreditSpend("", 0, orderID, now)
+	}
+	uses, err := queryList(ctx, t, scanEntry, `SELECT `+entryColumns+` FROM credit_entries
+		WHERE order_id = $1 AND kind = 'use' AND reversed = false ORDER BY id`, orderID)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, u := range uses {
+		back := -u.AmountMinor
+		if _, err := t.exec(ctx, `UPDATE credit_entries SET reversed = true WHERE id = $1`, u.ID); err != nil {
+			return 0, err
+		}
+		if _, err := t.exec(ctx, `UPDATE credit_grants SET remaining_minor = remaining_minor + $1 WHERE id = $2`,
+			back, u.GrantID); err != nil {
+			return 0, err
+		}
+		if err := t.creditEntry(ctx, persistence.CreditEntry{ID: persistence.NewLedgerID(now), ClientID: u.ClientID,
+			GrantID: u.GrantID, Kind: persistence.CreditEntryReversal, AmountMinor: back, OrderID: orderID,
+			At: now}); err != nil {
+			return 0, err
+		}
+		total += back
+	}
+	return total, nil
+}
+
+func (t *txn) CreditBalance(ctx context.Context, clientID string, now time.Time) (int64, error) {
+	var sum int64
+	err := t.tx.QueryRow(ctx, `SELECT COALESCE(SUM(remaining_minor), 0) FROM credit_grants
+		WHERE client_id = $1 AND expires_at >= $2`, clientID, ts(now)).Scan(&sum)
+	return sum, mapErr(err)
+}
+
+func (t *txn) CreditLedger(ctx context.Context, p persistence.CreditLedgerParams) ([]persistence.CreditEntry, error) {
+	if err := persistence.CheckCreditLedger(p); err != nil {
+		return nil, err
+	}
+	if p.BeforeID == "" {
+		return queryList(ctx, t, scanEntry, `SELECT `+entryColumns+` FROM credit_entries
+			WHERE client_id = $1 ORDER BY id DESC LIMIT $2`, p.ClientID, p.Limit)
+	}
+	return queryList(ctx, t, scanEntry, `SELECT `+entryColumns+` FROM credit_entries
+		WHERE client_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`, p.ClientID, p.BeforeID, p.Limit)
+}
+
+func (t *txn) CreditExpire(ctx context.Context, now time.Time, limit int) (int, error) {
+	if err := persistence.CheckLimit("credit expire", limit, 0); err != nil {
+		return 0, err
+	}
+	grants, err := queryList(ctx, t, scanGrant, `SELECT `+grantColumns+` FROM credit_grants
+		WHERE remaining_minor > 0 AND expires_at < $1 ORDER BY expires_at, id LIMIT $2`, ts(now), limit)
+	if err != nil {
+		return 0, err
+	}
+	for _, g := range grants {
+		if _, err := t.exec(ctx, `UPDATE credit_grants SET remaining_minor = 0 WHERE id = $1`, g.ID); err != nil {
+			return 0, err
+		}
+		if err := t.creditEntry(ctx, persistence.CreditEntry{ID: persistence.NewLedgerID(now), ClientID: g.ClientID,
+			GrantID: g.ID, Kind: persistence.CreditEntryExpiry, AmountMinor: -g.RemainingMinor, At: now}); err != nil {
+			return 0, err
+		}
+	}
+	return len(grants), nil
+}

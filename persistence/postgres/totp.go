@@ -1,0 +1,106 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/spa-engine/spa/persistence"
+)
+
+// ---- TOTP factors ----
+
+const totpColumns = `user_id, secret_cipher, confirmed_at, last_step, recovery, failures, locked_until, version, created_at, updated_at`
+
+func (t *txn) TOTPFactorGet(ctx context.Context, userID string) (persistence.TOTPFactor, error) {
+	var f persistence.TOTPFactor
+	var confirmed, locked *time.Time
+	var created, updated time.Time
+	var failures int64
+	err := t.tx.QueryRow(ctx, `SELECT `+totpColumns+` FROM totp_factors WHERE user_id = $1`, userID).
+		Scan(&f.UserID, &f.SecretCipher, &confirmed, &f.LastStep, &f.Recovery, &failures, &locked, &f.Version, &created, &updated)
+	if err != nil {
+		return persistence.TOTPFactor{}, mapErr(err)
+	}
+	f.Failures = int(failures)
+	f.ConfirmedAt, f.LockedUntil = fromNullTS(confirmed), fromNullTS(locked)
+	f.CreatedAt, f.UpdatedAt = ts(created), ts(updated)
+	return f, nil
+}
+
+func (t *txn) TOTPFactorPut(ctx context.Context, f persistence.TOTPFactor) (persistence.TOTPFactor, error) {
+	f, err := persistence.NormalizeTOTPFactor(f)
+	if err != nil {
+		return f, err
+	}
+	var n int
+	if f.Version == 0 {
+		n, err = t.exec(ctx, `INSERT INTO totp_factors (`+totpColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9) ON CONFLICT (user_id) DO NOTHING`,
+			f.UserID, f.SecretCipher, nullTS(f.ConfirmedAt), f.LastStep, f.Recovery, int64(f.Failures),
+			nullTS(f.LockedUntil), ts(f.CreatedAt), ts(f.UpdatedAt))
+	} else {
+		n, err = t.exec(ctx, `UPDATE totp_factors SET secret_cipher = $1, confirmed_at = $2, last_step = $3, recovery = $4,
+			failures = $5, locked_until = $6, version = version + 1, updated_at = $7
+			WHERE user_id = $8 AND version = $9`,
+			f.SecretCipher, nullTS(f.ConfirmedAt), f.LastStep, f.Recovery, int64(f.Failures),
+			nullTS(f.LockedUntil), ts(f.UpdatedAt), f.UserID, f.Version)
+	}
+	if err != nil {
+		return f, err
+	}
+	if n == 0 {
+		return f, persistence.VersionConflict("totp factor", f.UserID, f.Version)
+	}
+	f.Version++
+	return f, nil
+}
+
+func (t *txn) TOTPFactorDelete(ctx context.Context, userID string) error {
+	n, err := t.exec(ctx, `DELETE FROM totp_factors WHERE user_id = $1`, userID)
+	if err == nil && n == 0 {
+		err = mapErr(pgx.ErrNoRows)
+	}
+	return err
+}
+
+// ---- Second-factor challenges ----
+
+func (t *txn) MFAChallengeCreate(ctx context.Context, c persistence.MFAChallenge) error {
+	c, err := persistence.NormalizeMFAChallenge(c)
+	if err != nil {
+		return err
+	}
+	_, err = t.exec(ctx, `INSERT INTO mfa_challenges (challenge_hash, user_id, device, user_agent, ip, created_at, expires_at, used_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		c.Hash, c.UserID, c.Device, c.UserAgent, c.IP, ts(c.CreatedAt), ts(c.ExpiresAt), nullTS(c.UsedAt))
+	return err
+}
+
+func (t *txn) MFAChallengeGet(ctx context.Context, hash []byte) (persistence.MFAChallenge, error) {
+	var c persistence.MFAChallenge
+	var created, expires time.Time
+	var used *time.Time
+	err := t.tx.QueryRow(ctx, `SELECT challenge_hash, user_id, device, user_agent, ip, created_at, expires_at, used_at
+		FROM mfa_challenges WHERE challenge_hash = $1`, hash).
+		Scan(&c.Hash, &c.UserID, &c.Device, &c.UserAgent, &c.IP, &created, &expires, &used)
+	if err != nil {
+		return persistence.MFAChallenge{}, mapErr(err)
+	}
+	c.CreatedAt, c.ExpiresAt, c.UsedAt = ts(created), ts(expires), fromNullTS(used)
+	return c, nil
+}
+
+func (t *txn) MFAChallengeUse(ctx context.Context, hash []byte, at time.Time) error {
+	n, err := t.exec(ctx, `UPDATE mfa_challenges SET used_at = $1 WHERE challenge_hash = $2 AND used_at IS NULL`, ts(at), hash)
+	if err != nil || n > 0 {
+		return err
+	}
+	if _, err := t.MFAChallengeGet(ctx, hash); err != nil {
+		return err
+	}
+	return persistence.ErrConflict
+}
+
+var _ persistence.TOTPStore = (*txn)(nil)

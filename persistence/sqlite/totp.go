@@ -1,0 +1,103 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/spa-engine/spa/persistence"
+)
+
+// ---- TOTP factors ----
+
+const totpColumns = `user_id, secret_cipher, confirmed_at, last_step, recovery, failures, locked_until, version, created_at, updated_at`
+
+func (t *txn) TOTPFactorGet(ctx context.Context, userID string) (persistence.TOTPFactor, error) {
+	var f persistence.TOTPFactor
+	var confirmed, locked sql.NullInt64
+	var created, updated int64
+	err := t.tx.QueryRowContext(ctx, `SELECT `+totpColumns+` FROM totp_factors WHERE user_id = ?`, userID).
+		Scan(&f.UserID, &f.SecretCipher, &confirmed, &f.LastStep, &f.Recovery, &f.Failures, &locked, &f.Version, &created, &updated)
+	if err != nil {
+		return persistence.TOTPFactor{}, mapErr(err)
+	}
+	f.ConfirmedAt, f.LockedUntil = fromNullMicros(confirmed), fromNullMicros(locked)
+	f.CreatedAt, f.UpdatedAt = fromMicros(created), fromMicros(updated)
+	return f, nil
+}
+
+func (t *txn) TOTPFactorPut(ctx context.Context, f persistence.TOTPFactor) (persistence.TOTPFactor, error) {
+	f, err := persistence.NormalizeTOTPFactor(f)
+	if err != nil {
+		return f, err
+	}
+	var n int
+	if f.Version == 0 {
+		n, err = t.exec(ctx, `INSERT INTO totp_factors (`+totpColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (user_id) DO NOTHING`,
+			f.UserID, f.SecretCipher, toNullMicros(f.ConfirmedAt), f.LastStep, f.Recovery, f.Failures,
+			toNullMicros(f.LockedUntil), toMicros(f.CreatedAt), toMicros(f.UpdatedAt))
+	} else {
+		n, err = t.exec(ctx, `UPDATE totp_factors SET secret_cipher = ?, confirmed_at = ?, last_step = ?, recovery = ?,
+			failures = ?, locked_until = ?, version = version + 1, updated_at = ?
+			WHERE user_id = ? AND version = ?`,
+			f.SecretCipher, toNullMicros(f.ConfirmedAt), f.LastStep, f.Recovery, f.Failures,
+			toNullMicros(f.LockedUntil), toMicros(f.UpdatedAt), f.UserID, f.Version)
+	}
+	if err != nil {
+		return f, err
+	}
+	if n == 0 {
+		return f, persistence.VersionConflict("totp factor", f.UserID, f.Version)
+	}
+	f.Version++
+	return f, nil
+}
+
+func (t *txn) TOTPFactorDelete(ctx context.Context, userID string) error {
+	n, err := t.exec(ctx, `DELETE FROM totp_factors WHERE user_id = ?`, userID)
+	if err == nil && n == 0 {
+		err = mapErr(sql.ErrNoRows)
+	}
+	return err
+}
+
+// ---- Second-factor challenges ----
+
+func (t *txn) MFAChallengeCreate(ctx context.Context, c persistence.MFAChallenge) error {
+	c, err := persistence.NormalizeMFAChallenge(c)
+	if err != nil {
+		return err
+	}
+	_, err = t.exec(ctx, `INSERT INTO mfa_challenges (challenge_hash, user_id, device, user_agent, ip, created_at, expires_at, used_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.Hash, c.UserID, c.Device, c.UserAgent, c.IP, toMicros(c.CreatedAt), toMicros(c.ExpiresAt), toNullMicros(c.UsedAt))
+	return err
+}
+
+func (t *txn) MFAChallengeGet(ctx context.Context, hash []byte) (persistence.MFAChallenge, error) {
+	var c persistence.MFAChallenge
+	var created, expires int64
+	var used sql.NullInt64
+	err := t.tx.QueryRowContext(ctx, `SELECT challenge_hash, user_id, device, user_agent, ip, created_at, expires_at, used_at
+		FROM mfa_challenges WHERE challenge_hash = ?`, hash).
+		Scan(&c.Hash, &c.UserID, &c.Device, &c.UserAgent, &c.IP, &created, &expires, &used)
+	if err != nil {
+		return persistence.MFAChallenge{}, mapErr(err)
+	}
+	c.CreatedAt, c.ExpiresAt, c.UsedAt = fromMicros(created), fromMicros(expires), fromNullMicros(used)
+	return c, nil
+}
+
+func (t *txn) MFAChallengeUse(ctx context.Context, hash []byte, at time.Time) error {
+	n, err := t.exec(ctx, `UPDATE mfa_challenges SET used_at = ? WHERE challenge_hash = ? AND used_at IS NULL`, toMicros(at), hash)
+	if err != nil || n > 0 {
+		return err
+	}
+	if _, err := t.MFAChallengeGet(ctx, hash); err != nil {
+		return err
+	}
+	return persistence.ErrConflict
+}
+
+var _ persistence.TOTPStore = (*txn)(nil)
