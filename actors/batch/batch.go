@@ -43,6 +43,9 @@ type Committer struct {
 
 	queued   []Op
 	inFlight bool
+	// AfterPending callbacks resting on the batch in flight (flying) and
+	// on the queued changes (next).
+	flying, next []func(error)
 }
 
 // Busy reports whether a write is in flight or waiting.
@@ -57,12 +60,47 @@ func (b *Committer) Enqueue(c actor.Context, o Op) {
 	}
 }
 
+// AfterPending arranges for reply to run once every change accepted so far
+// is durable (nil) or has failed (the batch's error), and reports whether
+// it did; false means nothing is pending and the caller answers now.
+//
+// A refusal decided against changes not yet written is only true if they
+// commit: were the batch fenced, the slot or unit was never taken, and a
+// refusal already sent would have been false. So such refusals wait here.
+func (b *Committer) AfterPending(reply func(error)) bool {
+	switch {
+	case len(b.queued) > 0:
+		b.next = append(b.next, reply)
+	case b.inFlight:
+		b.flying = append(b.flying, reply)
+	default:
+		return false
+	}
+	return true
+}
+
+// Refuse answers c's sender with reply after what is pending is settled
+// (see AfterPending), or now when nothing is. Should the pending changes
+// fail, failed turns reply into a retryable error first.
+func (b *Committer) Refuse(c actor.Context, reply any, failed func(error)) {
+	sender := c.Sender()
+	if !b.AfterPending(func(err error) {
+		if err != nil {
+			failed(err)
+		}
+		c.Send(sender, reply)
+	}) {
+		c.Respond(reply)
+	}
+}
+
 // flush writes every queued change in one transaction that first checks
 // the epoch, so a stale activation cannot write, and reports back with Done.
 func (b *Committer) flush(c actor.Context) {
 	ops := b.queued
 	b.queued = nil
 	b.inFlight = true
+	b.flying, b.next = b.next, nil
 	if b.Flushed != nil {
 		b.Flushed(len(ops))
 	}
@@ -96,10 +134,31 @@ func (b *Committer) Done(c actor.Context, d Done) ([]Op, error) {
 	if d.err != nil {
 		ops := append(d.ops, b.queued...)
 		b.queued = nil
-		return ops, d.err
+		waiters := append(b.flying, b.next...)
+		b.flying, b.next = nil, nil
+		return answerAfter(ops, waiters), d.err
 	}
+	waiters := b.flying
+	b.flying = nil
 	if len(b.queued) > 0 {
 		b.flush(c)
 	}
-	return d.ops, nil
+	return answerAfter(d.ops, waiters), nil
+}
+
+// answerAfter makes the last op's Reply also answer the waiters, after
+// the batch's own callers.
+func answerAfter(ops []Op, waiters []func(error)) []Op {
+	if len(waiters) == 0 {
+		return ops
+	}
+	last := &ops[len(ops)-1]
+	reply := last.Reply
+	last.Reply = func(err error) {
+		reply(err)
+		for _, w := range waiters {
+			w(err)
+		}
+	}
+	return ops
 }

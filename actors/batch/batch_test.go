@@ -3,6 +3,7 @@ package batch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -26,6 +27,12 @@ func (s gatedStore) InTx(ctx context.Context, fn func(persistence.Tx) error) err
 
 type enqueue struct{ n int }
 
+// afterPending asks to be answered once what is pending is settled; n is
+// reported with errNothingPending when nothing was.
+type afterPending struct{ n int }
+
+var errNothingPending = errors.New("nothing pending")
+
 // host is a minimal actor around a Committer, as a calendar actor uses it.
 type host struct {
 	b       *Committer
@@ -43,6 +50,10 @@ func (h *host) Receive(c actor.Context) {
 		h.b.Enqueue(c, Op{Kind: "test", Start: time.Now(),
 			Apply: func(context.Context, persistence.Tx) error { return nil },
 			Reply: func(err error) { h.results <- result{m.n, err} }})
+	case afterPending:
+		if !h.b.AfterPending(func(err error) { h.results <- result{m.n, err} }) {
+			h.results <- result{m.n, errNothingPending}
+		}
 	case Done:
 		ops, err := h.b.Done(c, m)
 		for _, o := range ops {
@@ -103,6 +114,50 @@ func TestAStaleEpochRefusesTheBatchAndEverythingQueued(t *testing.T) {
 	for range 3 {
 		if r := <-results; !errors.Is(r.err, persistence.ErrFenced) {
 			t.Fatalf("change %d: %v, want fenced", r.n, r.err)
+		}
+	}
+}
+
+// TestAfterPendingWaitsForEveryAcceptedChange: a refusal that rests on
+// unwritten changes is answered after them, with their outcome; with
+// nothing pending it is answered at once.
+func TestAfterPendingWaitsForEveryAcceptedChange(t *testing.T) {
+	system, pid, gate, results, _, _ := setup(t, 1)
+	system.Root.Send(pid, afterPending{100})
+	if r := <-results; r.n != 100 || !errors.Is(r.err, errNothingPending) {
+		t.Fatalf("with nothing pending: %+v", r)
+	}
+	system.Root.Send(pid, enqueue{0})      // in flight, held at the gate
+	system.Root.Send(pid, afterPending{1}) // rests on the batch in flight
+	system.Root.Send(pid, enqueue{2})      // queued for the next batch
+	system.Root.Send(pid, afterPending{3}) // rests on the queued change too
+	gate <- struct{}{}
+	gate <- struct{}{}
+	var order []int
+	for range 4 {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("%d: %v", r.n, r.err)
+		}
+		order = append(order, r.n)
+	}
+	if fmt.Sprint(order) != "[0 1 2 3]" {
+		t.Fatalf("answered in order %v, want [0 1 2 3]", order)
+	}
+}
+
+// TestAfterPendingSharesAFencedBatchsError: were the pending changes
+// fenced, the waiting refusals learn it instead of being sent as true.
+func TestAfterPendingSharesAFencedBatchsError(t *testing.T) {
+	system, pid, gate, results, _, _ := setup(t, 0) // the calendar is at epoch 1
+	system.Root.Send(pid, enqueue{0})
+	system.Root.Send(pid, afterPending{1})
+	system.Root.Send(pid, enqueue{2})
+	system.Root.Send(pid, afterPending{3})
+	close(gate)
+	for range 4 {
+		if r := <-results; !errors.Is(r.err, persistence.ErrFenced) {
+			t.Fatalf("%d: %v, want fenced", r.n, r.err)
 		}
 	}
 }

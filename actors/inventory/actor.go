@@ -223,7 +223,9 @@ func (a *inventoryActor) reserve(c actor.Context, m *Reserve) {
 	free := a.onHand - a.held(now, m.ReservationID)
 	if m.Qty > free {
 		a.deps.Metrics.reserved("out_of_stock")
-		c.Respond(&ReserveReply{Available: before, Err: ErrOutOfStock})
+		// Only true once the reservations it rests on are durable.
+		refusal := &ReserveReply{Available: before, Err: ErrOutOfStock}
+		a.commits.Refuse(c, refusal, func(err error) { refusal.Err = fmt.Errorf("%w: %w", ErrRetry, err) })
 		return
 	}
 	r := persistence.Reservation{ID: m.ReservationID, CartID: m.CartID, VariantID: a.variantID, Qty: m.Qty,

@@ -54,7 +54,9 @@ func (a *resourceActor) claim(c actor.Context, m *Claim) {
 	a.dropLapsed(c)
 	if !availability.ResourceFree(a.calendar(m.AppointmentID), now, m.Interval) {
 		a.deps.Metrics.decided("claim", "full")
-		c.Respond(&ClaimReply{Err: ErrFull})
+		// Only true once the claims it rests on are durable (batch.Refuse).
+		refusal := &ClaimReply{Err: ErrFull}
+		a.commits.Refuse(c, refusal, func(err error) { refusal.Err = fmt.Errorf("%w: %w", ErrRetry, err) })
 		return
 	}
 	ttl := m.TTL

@@ -360,7 +360,8 @@ func (a *scheduleActor) hold(c actor.Context, m *Hold) {
 	}
 	if !free {
 		a.deps.Metrics.claim("hold", "slot_taken", began)
-		c.Respond(&HoldReply{Err: ErrSlotTaken, Alternatives: a.alternativesAt(now, m.Service, m.Start)})
+		refusal := &HoldReply{Err: ErrSlotTaken, Alternatives: a.alternativesAt(now, m.Service, m.Start)}
+		a.refuse(c, refusal, func(err error) { refusal.Err = err })
 		return
 	}
 	ap := persistence.Appointment{
@@ -384,6 +385,14 @@ func (a *scheduleActor) hold(c actor.Context, m *Hold) {
 		},
 		Reply: func(err error) { c.Send(sender, &HoldReply{Appointment: ap, Err: err}) },
 	})
+}
+
+// refuse sends a slot_taken refusal once every change accepted before it
+// is durable (batch.Refuse): the slot may be taken by one of them, and were
+// their batch fenced it never was, so the caller gets a retryable error,
+// never a false refusal.
+func (a *scheduleActor) refuse(c actor.Context, reply any, setErr func(error)) {
+	a.commits.Refuse(c, reply, func(err error) { setErr(fmt.Errorf("%w: %w", ErrRetry, err)) })
 }
 
 // deposit is what the client pays to confirm, in minor units.
@@ -568,7 +577,8 @@ func (a *scheduleActor) reschedule(c actor.Context, m *Reschedule) {
 	}
 	if !free {
 		a.deps.Metrics.claim("reschedule", "slot_taken", time.Now())
-		c.Respond(&Reply{Appointment: ap, Err: ErrSlotTaken, Alternatives: a.alternatives(q, s, m.Start)})
+		refusal := &Reply{Appointment: ap, Err: ErrSlotTaken, Alternatives: a.alternatives(q, s, m.Start)}
+		a.refuse(c, refusal, func(err error) { refusal.Err = err })
 		return
 	}
 	after := ap

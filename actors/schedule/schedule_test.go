@@ -305,6 +305,62 @@ func TestTwoActivationsCannotDoubleBook(t *testing.T) {
 	}
 }
 
+// gatedStore holds every transaction, once armed, until gate is closed.
+type gatedStore struct {
+	persistence.Store
+	armed atomic.Bool
+	gate  chan struct{}
+}
+
+func (s *gatedStore) InTx(ctx context.Context, fn func(persistence.Tx) error) error {
+	if s.armed.Load() {
+		<-s.gate
+	}
+	return s.Store.InTx(ctx, fn)
+}
+
+// TestNoRefusalRestsOnAFencedWrite: a stale activation refuses a slot only
+// because of its own pending hold; that hold is then fenced, so the slot
+// was never taken and the refusal must become a retryable error, not a
+// false slot_taken.
+func TestNoRefusalRestsOnAFencedWrite(t *testing.T) {
+	var gs *gatedStore
+	f := newFixture(t, Config{}, func(s persistence.Store) persistence.Store {
+		gs = &gatedStore{Store: s, gate: make(chan struct{})}
+		return gs
+	})
+	root := f.system.Root
+	spawn := func() *actor.PID { // and wait until it has activated
+		pid := root.Spawn(actor.PropsFromProducer(newActor(f.deps, "ana")))
+		if _, err := root.RequestFuture(pid, &SlotsQuery{Service: massage, From: at(9, 0), To: at(10, 0)}, 5*time.Second).Result(); err != nil {
+			t.Fatal(err)
+		}
+		return pid
+	}
+	older := spawn()
+	spawn() // the newer activation fences the older one's writes
+	gs.armed.Store(true)
+	hold := func(id string) *actor.Future {
+		return root.RequestFuture(older, &Hold{AppointmentID: id, ClientID: "c-" + id, Service: massage, Start: at(10, 0)}, 5*time.Second)
+	}
+	first, second := hold("first"), hold("second")
+	// Once this query is answered the actor has decided both holds; the
+	// first one's write is still held at the gate.
+	if _, err := root.RequestFuture(older, &SlotsQuery{Service: massage, From: at(9, 0), To: at(10, 0)}, 5*time.Second).Result(); err != nil {
+		t.Fatal(err)
+	}
+	close(gs.gate)
+	for name, fut := range map[string]*actor.Future{"first": first, "second": second} {
+		r, err := fut.Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.(*HoldReply); !errors.Is(got.Err, ErrRetry) {
+			t.Fatalf("%s hold on the fenced activation: %v, want a retryable error", name, got.Err)
+		}
+	}
+}
+
 // failingStore fails every transaction once armed.
 type failingStore struct {
 	persistence.Store
