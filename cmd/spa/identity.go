@@ -145,7 +145,9 @@ func (n *node) startIdentity(ctx context.Context, cfg config, js jetstream.JetSt
 		return nil, err
 	}
 	return &gateway.Identity{Sessions: n.identity.sessions, Limiter: n.identity.limiter, VerifyLimiter: n.identity.verify,
-		Index: index, Keyring: keyring, Revoked: revoked, AccessTTL: accessTTL}, nil
+		Index: index, Keyring: keyring, Revoked: revoked, AccessTTL: accessTTL,
+		Recaptcha: set.Recaptcha, // checks otp_request when SPA_RECAPTCHA_CONTEXTS lists it
+	}, nil
 }
 
 // stop stops the follower and the actors; safe on a half-started node.

@@ -255,6 +255,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		Inventory:  n.shop.inventory,
 		Carts:      n.shop.carts,
 		OnRestock:  n.shop.restock,
+		ShopVIP:    gateway.StoredVIP(n.store, 2*time.Second, log), // the admin-managed VIP list
 		Now:        time.Now,
 		Checks: append([]gateway.Check{
 			{Name: "store", Check: n.store.Ping},
