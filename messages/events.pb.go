@@ -280,6 +280,9 @@ type AppointmentChanged struct {
 	Version    int64  `protobuf:"varint,10,opt,name=version,proto3" json:"version,omitempty"`
 	// Set on a reschedule: where it was before.
 	PreviousStart *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=previous_start,json=previousStart,proto3" json:"previous_start,omitempty"`
+	// The shared resource (room, sauna) it uses; present and "" when it uses
+	// none. Absent in events written before the field existed.
+	ResourceId    *string `protobuf:"bytes,12,opt,name=resource_id,json=resourceId,proto3,oneof" json:"resource_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -389,6 +392,13 @@ func (x *AppointmentChanged) GetPreviousStart() *timestamppb.Timestamp {
 		return x.PreviousStart
 	}
 	return nil
+}
+
+func (x *AppointmentChanged) GetResourceId() string {
+	if x != nil && x.ResourceId != nil {
+		return *x.ResourceId
+	}
+	return ""
 }
 
 // WaitlistOffered: a freed slot is held for a waiting client, who is told
@@ -586,7 +596,7 @@ const file_spa_v1_events_proto_rawDesc = "" +
 	"\x10CatalogueChanged\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x03R\aversion\"\xa5\x03\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\"\xdb\x03\n" +
 	"\x12AppointmentChanged\x12%\n" +
 	"\x0eappointment_id\x18\x01 \x01(\tR\rappointmentId\x12\x19\n" +
 	"\bstaff_id\x18\x02 \x01(\tR\astaffId\x12\x1d\n" +
@@ -601,7 +611,10 @@ const file_spa_v1_events_proto_rawDesc = "" +
 	"\x06reason\x18\t \x01(\tR\x06reason\x12\x18\n" +
 	"\aversion\x18\n" +
 	" \x01(\x03R\aversion\x12A\n" +
-	"\x0eprevious_start\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rpreviousStart\"\xa0\x02\n" +
+	"\x0eprevious_start\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rpreviousStart\x12$\n" +
+	"\vresource_id\x18\f \x01(\tH\x00R\n" +
+	"resourceId\x88\x01\x01B\x0e\n" +
+	"\f_resource_id\"\xa0\x02\n" +
 	"\x0fWaitlistOffered\x12\x19\n" +
 	"\bentry_id\x18\x01 \x01(\tR\aentryId\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x1d\n" +
@@ -662,6 +675,7 @@ func file_spa_v1_events_proto_init() {
 	if File_spa_v1_events_proto != nil {
 		return
 	}
+	file_spa_v1_events_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/spa-engine/spa/messages"
 )
@@ -28,4 +29,22 @@ func NewOutboxEvent(aggregate, requestID, actor string, payload proto.Message, n
 		Payload:   data,
 		CreatedAt: now,
 	}, nil
+}
+
+// AppointmentChangedEvent describes the change of an appointment from
+// before (nil: it was created) to after; both booking engines emit it.
+func AppointmentChangedEvent(before *Appointment, after Appointment, reason string) *messages.AppointmentChanged {
+	ev := &messages.AppointmentChanged{
+		AppointmentId: after.ID, StaffId: after.StaffID, ServiceId: after.ServiceID, ClientId: after.ClientID,
+		Start: timestamppb.New(after.Start), End: timestamppb.New(after.End),
+		ToStatus: string(after.Status), Reason: reason, Version: after.Version,
+		ResourceId: proto.String(after.ResourceID),
+	}
+	if before != nil {
+		ev.FromStatus = string(before.Status)
+		if !before.Start.Equal(after.Start) {
+			ev.PreviousStart = timestamppb.New(before.Start)
+		}
+	}
+	return ev
 }

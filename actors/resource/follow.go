@@ -28,6 +28,9 @@ type Follower struct {
 // Handle processes one event. A nil error means it is done with; an error
 // means retry it later.
 func (f *Follower) Handle(ctx context.Context, ev *messages.AppointmentChanged) error {
+	if ev.ResourceId != nil && *ev.ResourceId == "" {
+		return nil // says it uses no resource; older events lack the field
+	}
 	var ap persistence.Appointment
 	err := f.Store.InTx(ctx, func(tx persistence.Tx) (err error) {
 		ap, err = tx.AppointmentGet(ctx, ev.AppointmentId)

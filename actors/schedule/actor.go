@@ -14,12 +14,10 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/spa-engine/spa/actors/availability"
 	"github.com/spa-engine/spa/actors/batch"
 	"github.com/spa-engine/spa/actors/directory"
-	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -597,17 +595,7 @@ func (a *scheduleActor) slots(c actor.Context, m *SlotsQuery) {
 // and its AppointmentChanged event, so the history and the notification
 // commit with the change itself. before is nil for a new appointment.
 func record(ctx context.Context, tx persistence.Tx, before *persistence.Appointment, after persistence.Appointment, actorID, reason string) error {
-	ev := &messages.AppointmentChanged{
-		AppointmentId: after.ID, StaffId: after.StaffID, ServiceId: after.ServiceID, ClientId: after.ClientID,
-		Start: timestamppb.New(after.Start), End: timestamppb.New(after.End),
-		ToStatus: string(after.Status), Reason: reason, Version: after.Version,
-	}
-	if before != nil {
-		ev.FromStatus = string(before.Status)
-		if !before.Start.Equal(after.Start) {
-			ev.PreviousStart = timestamppb.New(before.Start)
-		}
-	}
+	ev := persistence.AppointmentChangedEvent(before, after, reason)
 	if before == nil || before.Status != after.Status {
 		if err := tx.TransitionAppend(ctx, persistence.Transition{ID: newID(), AppointmentID: after.ID,
 			From: persistence.AppointmentStatus(ev.FromStatus), To: after.Status, At: after.UpdatedAt, ActorID: actorID, Reason: reason}); err != nil {

@@ -26,11 +26,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/oklog/ulid/v2"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/spa-engine/spa/actors/availability"
 	"github.com/spa-engine/spa/actors/schedule"
-	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -485,14 +483,7 @@ func (e *Engine) slots(ctx context.Context, staffID string, m *schedule.SlotsQue
 // record writes a change's transition (when the status changed) and its
 // AppointmentChanged event, as the schedule actor does.
 func record(ctx context.Context, tx pgx.Tx, before *persistence.Appointment, after persistence.Appointment, actorID, reason string) error {
-	ev := &messages.AppointmentChanged{
-		AppointmentId: after.ID, StaffId: after.StaffID, ServiceId: after.ServiceID, ClientId: after.ClientID,
-		Start: timestamppb.New(after.Start), End: timestamppb.New(after.End),
-		ToStatus: string(after.Status), Reason: reason, Version: after.Version,
-	}
-	if before != nil {
-		ev.FromStatus = string(before.Status)
-	}
+	ev := persistence.AppointmentChangedEvent(before, after, reason)
 	if before == nil || before.Status != after.Status {
 		if _, err := tx.Exec(ctx, `INSERT INTO appointment_transitions (id, appointment_id, from_status, to_status, at, actor_id, reason)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`,

@@ -236,11 +236,9 @@ func WriteReport(w io.Writer, in ReportInput) error {
 			fmt.Fprintf(&b, "| mixed (%s): availability p99 under load (%s) ≤ 2× idle | %s | %s idle | %s (%.1f×) |\n", label, how, num(load, "ms"), num(idle, "ms"), verdict(load <= 2*idle), load/idle)
 		}
 	}
-	// Memory per actor is a Go benchmark, not a load run: see
-	// BenchmarkIdleActorMemory in actors/schedule (~3.6 KB of heap per idle
-	// schedule actor at 100 000 activations on this machine).
-	b.WriteString("| memory per idle schedule actor at 100k actors | | | measured apart: `go test -run '^$' -bench IdleActorMemory ./actors/schedule` reports heap bytes per actor (session actors do not exist yet) |\n")
-
+	// Memory per actor is a Go benchmark, not a load run: .ci/bench.sh puts
+	// its table in the notes.
+	b.WriteString("| memory per idle schedule and session actor at 100k actors | | | see *Memory per idle actor* below |\n")
 	// Latency versus throughput: the open-loop sweep.
 	b.WriteString("\n## Latency versus throughput\n\n")
 	b.WriteString("Open loop on the `spread` scenario at fixed arrival rates; latency is measured from each request's intended start, so queueing is not hidden (no coordinated omission). Each point is one run: achieved operations/s against claim latency.\n\n")
