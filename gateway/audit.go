@@ -71,13 +71,9 @@ func (s *server) listAudit(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	page := auditPage{Entries: make([]auditEntryView, 0, min(len(entries), limit))}
-	for i, e := range entries {
-		if i == limit {
-			next := entries[limit-1].ID
-			page.Next = &next
-			break
-		}
+	entries, cursor := pageOf(entries, limit, func(e persistence.AuditEntry) string { return e.ID })
+	page := auditPage{Entries: make([]auditEntryView, 0, len(entries)), Next: cursor}
+	for _, e := range entries {
 		v := auditEntryView{
 			ID: e.ID, At: e.At.UTC(), ActorID: e.ActorID, ActorRole: e.ActorRole,
 			Action: e.Action, Subject: e.Subject, RequestID: e.RequestID, Reason: e.Reason,

@@ -236,7 +236,7 @@ func (s *server) refuseBlockedIPs(c *fiber.Ctx) error {
 	case "/healthz", "/readyz", "/metrics":
 		return c.Next()
 	}
-	a, err := netip.ParseAddr(c.IP())
+	a, err := netip.ParseAddr(s.clientIP(c))
 	if err == nil && s.blocks.IPBlocked(c.UserContext(), a) {
 		s.blocks.refused.Inc()
 		return errBlocked
@@ -376,14 +376,47 @@ func (s *server) addBlock(c *fiber.Ctx, tx persistence.Tx) error {
 	if !expires.IsZero() {
 		detail["expires_at"] = expires
 	}
+	revoked, err := s.revokeBlockedPhone(c, tx, kind, value, now)
+	if err != nil {
+		return err
+	}
+	if len(revoked) > 0 {
+		detail["revoked_sessions"] = len(revoked)
+	}
 	if err := s.audit(c, tx, "block.add", "block/"+blk.ID, detail); err != nil {
 		return err
 	}
-	blk, err := tx.BlockGet(ctx, blk.ID)
+	s.forget(now, revoked...) // before the commit, as adminRevokeUser does
+	blk, err = tx.BlockGet(ctx, blk.ID)
 	if err != nil {
 		return err
 	}
 	return c.Status(fiber.StatusCreated).JSON(blockView(blk, now))
+}
+
+// revokeBlockedPhone ends the sessions of the user whose phone was just
+// blocked: the sign-in check stops new ones, but without this a session
+// opened before the block would refresh for up to SessionMaxAge. The
+// blocklist shares the sign-in's blind index (cmd/spa), so the block's
+// value is the user's phone index.
+func (s *server) revokeBlockedPhone(c *fiber.Ctx, tx persistence.Tx, kind persistence.BlockKind, value string, now time.Time) ([]string, error) {
+	if kind != persistence.BlockPhone || s.deps.Identity == nil {
+		return nil, nil
+	}
+	index, err := hex.DecodeString(value)
+	if err != nil {
+		return nil, err
+	}
+	ctx := c.UserContext()
+	u, err := tx.UserGetByPhoneIndex(ctx, index)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	p, _ := Principal(c)
+	return s.revokeSessions(ctx, tx, u.ID, nil, revokeBlocked, p.Subject, RequestID(c), now)
 }
 
 func (s *server) removeBlock(c *fiber.Ctx, tx persistence.Tx) error {
@@ -424,34 +457,23 @@ func (s *server) listBlocks(c *fiber.Ctx) error {
 	if c.QueryBool("include_expired") {
 		p.ActiveAt = time.Time{}
 	}
-	if p.BeforeID = c.Query("before"); p.BeforeID != "" {
-		if _, err := ulid.ParseStrict(p.BeforeID); err != nil {
-			f.add("before", "must be a cursor from a previous page")
-		}
-	}
+	p.BeforeID = beforeCursor(c, &f)
 	if err := f.err(); err != nil {
-		return err
-	}
-	limit := p.Limit
-	p.Limit++ // one extra row tells whether another page exists
-	var rows []persistence.Block
-	err := s.read(c, func(ctx context.Context, tx persistence.Tx) (err error) {
-		rows, err = tx.BlockList(ctx, p)
-		return err
-	})
-	if err != nil {
 		return err
 	}
 	page := struct {
 		Blocks []blockJSON `json:"blocks"`
 		Next   *string     `json:"next"`
 	}{Blocks: []blockJSON{}}
-	for i, r := range rows {
-		if i == limit {
-			next := rows[limit-1].ID
-			page.Next = &next
-			break
-		}
+	rows, next, err := readPage(s, c, p.Limit, func(ctx context.Context, tx persistence.Tx, limit int) ([]persistence.Block, error) {
+		p.Limit = limit
+		return tx.BlockList(ctx, p)
+	}, func(r persistence.Block) string { return r.ID })
+	if err != nil {
+		return err
+	}
+	page.Next = next
+	for _, r := range rows {
 		page.Blocks = append(page.Blocks, blockView(r, now))
 	}
 	return c.JSON(page)

@@ -27,6 +27,7 @@ import (
 	"github.com/spa-engine/spa/gateway/auth/phone"
 	"github.com/spa-engine/spa/gateway/auth/pii"
 	"github.com/spa-engine/spa/gateway/idempotency"
+	"github.com/spa-engine/spa/gateway/providers/recaptcha"
 	"github.com/spa-engine/spa/gateway/providers/sender"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
@@ -53,6 +54,10 @@ type Identity struct {
 	// Revoked is the node's set of revoked sessions, the one Tokens was
 	// given with SetRevocations.
 	Revoked *auth.RevokedSessions
+	// Recaptcha, when it checks the RecaptchaOTPContext context, makes a
+	// code request carry a reCAPTCHA token (recaptcha_token) that Google
+	// scores as human; nil checks nothing.
+	Recaptcha *recaptcha.Verifier
 	// AccessTTL is the access-token lifetime (15m); RefreshTTL a refresh
 	// token's (30 days, renewed on every refresh); SessionMaxAge the
 	// absolute end of a session however often it refreshes (90 days).
@@ -87,6 +92,8 @@ const (
 	revokeLogoutAll    = "logout_all"
 	revokeRefreshReuse = "refresh_reuse"
 	revokeAdmin        = "admin"
+	revokeDemoted      = "roles_removed"
+	revokeBlocked      = "blocked"
 )
 
 // Limits on client-supplied session labels: enough to tell devices apart,
@@ -141,26 +148,58 @@ func newIdentityMetrics(reg prometheus.Registerer, st persistence.Store, now fun
 	return reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "spa_sessions_active",
 		Help: "Sign-in sessions (refresh-token families) neither revoked nor expired.",
-	}, func() float64 {
+	}, storeCount(st, func(ctx context.Context, tx persistence.Tx) (int, error) {
+		return tx.SessionCountLive(ctx, now())
+	})))
+}
+
+// storeCount is the value function of a gauge that counts rows when
+// scraped; NaN when the store does not answer within a second.
+func storeCount(st persistence.Store, count func(context.Context, persistence.Tx) (int, error)) func() float64 {
+	return func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		var n int
-		if err := st.InTx(ctx, func(tx persistence.Tx) error {
-			var err error
-			n, err = tx.SessionCountLive(ctx, now())
+		if err := st.InTx(ctx, func(tx persistence.Tx) (err error) {
+			n, err = count(ctx, tx)
 			return err
 		}); err != nil {
 			return math.NaN()
 		}
 		return float64(n)
-	}))
+	}
 }
 
 // ---- Codes ----------------------------------------------------------------
 
 type otpRequestInput struct {
-	Phone   string `json:"phone"`
-	Channel string `json:"channel"`
+	Phone     string `json:"phone"`
+	Channel   string `json:"channel"`
+	Recaptcha string `json:"recaptcha_token"`
+}
+
+// RecaptchaOTPContext is the reCAPTCHA context (the action the page
+// executes) of a code request: list it in SPA_RECAPTCHA_CONTEXTS to check
+// it.
+const RecaptchaOTPContext = "otp_request"
+
+// checkRecaptcha refuses a code request whose reCAPTCHA token does not pass
+// when the context is checked. It runs after the per-IP limiter, so a bot
+// cannot make us call Google without bound; when Google cannot be asked
+// the request fails closed (503), as every other OTP dependency does.
+func (s *server) checkRecaptcha(c *fiber.Ctx, id *Identity, token string) error {
+	if !id.Recaptcha.Enabled(RecaptchaOTPContext) {
+		return nil
+	}
+	_, err := id.Recaptcha.Verify(c.UserContext(), token, s.clientIP(c), RecaptchaOTPContext)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, recaptcha.ErrUnavailable):
+		s.log.Warn("recaptcha check unavailable", "request_id", RequestID(c), "err", err)
+		return apierr.Unavailable("")
+	}
+	return apierr.New(apierr.CodeForbidden, "the anti-bot check failed; reload the page and try again")
 }
 
 type otpVerifyInput struct {
@@ -218,12 +257,11 @@ func (s *server) requestOTP(c *fiber.Ctx) error {
 	if err := s.refuseBlockedPhone(ctx, num); err != nil {
 		return err
 	}
-	if err := id.Limiter.Allow(ctx, c.IP()); err != nil {
-		var le *limiter.LimitedError
-		if errors.As(err, &le) {
-			return retryAfter(c, le.RetryAfter, apierr.New(apierr.CodeRateLimited, "too many codes requested; retry later"))
-		}
-		return apierr.Unavailable("")
+	if err := s.allowIP(c, id.Limiter, tooManyRequested); err != nil {
+		return err
+	}
+	if err := s.checkRecaptcha(c, id, in.Recaptcha); err != nil {
+		return err
 	}
 	r := id.Sessions.RequestCode(ctx, id.phoneKey(num), &session.RequestCode{Phone: num.E164, Channel: ch})
 	if err := otpError(c, r.Err); err != nil {
@@ -236,6 +274,38 @@ func (s *server) requestOTP(c *fiber.Ctx) error {
 		"status":             "sent",
 		"expires_in_seconds": int(r.ExpiresIn.Seconds()),
 	})
+}
+
+// Messages of a per-IP or global limit.
+const (
+	tooManyRequested = "too many codes requested; retry later"
+	tooManyChecked   = "too many codes checked; retry later"
+)
+
+// allowIP asks lim about the caller's address (a nil lim caps nothing):
+// 429 with Retry-After over the limit, 503 when the limiter cannot answer
+// (fail closed).
+func (s *server) allowIP(c *fiber.Ctx, lim OTPLimiter, tooMany string) error {
+	if lim == nil {
+		return nil
+	}
+	err := lim.Allow(c.UserContext(), limitKey(s.clientIP(c)))
+	var le *limiter.LimitedError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &le):
+		return retryAfter(c, le.RetryAfter, apierr.New(apierr.CodeRateLimited, tooMany))
+	}
+	return apierr.Unavailable("")
+}
+
+// checkLoginCode refuses a code field that is not CodeLen digits.
+func checkLoginCode(code string) error {
+	if len(code) != otp.CodeLen || strings.Trim(code, "0123456789") != "" {
+		return apierr.Invalid("", apierr.FieldError{Field: "code", Message: fmt.Sprintf("must be %d digits", otp.CodeLen)})
+	}
+	return nil
 }
 
 // refuseBlockedPhone answers 403 blocked for a number on the "persona non
@@ -266,7 +336,7 @@ func otpError(c *fiber.Ctx, err error) error {
 	case errors.As(err, &re) && errors.Is(err, otp.ErrLockedOut):
 		return retryAfter(c, re.RetryAfter, apierr.New(apierr.CodeOTPLocked, ""))
 	case errors.As(err, &re):
-		return retryAfter(c, re.RetryAfter, apierr.New(apierr.CodeRateLimited, "too many codes requested; retry later"))
+		return retryAfter(c, re.RetryAfter, apierr.New(apierr.CodeRateLimited, tooManyRequested))
 	case errors.Is(err, session.ErrDelivery):
 		return apierr.Unavailable("the code could not be delivered; retry later")
 	}
@@ -289,8 +359,8 @@ func (s *server) verifyOTP(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if len(in.Code) != otp.CodeLen || strings.Trim(in.Code, "0123456789") != "" {
-		return apierr.Invalid("", apierr.FieldError{Field: "code", Message: fmt.Sprintf("must be %d digits", otp.CodeLen)})
+	if err := checkLoginCode(in.Code); err != nil {
+		return err
 	}
 	device, err := cleanLabel("device", in.Device, maxDeviceLen)
 	if err != nil {
@@ -299,14 +369,8 @@ func (s *server) verifyOTP(c *fiber.Ctx) error {
 	if err := s.refuseBlockedPhone(c.UserContext(), num); err != nil {
 		return err
 	}
-	if id.VerifyLimiter != nil {
-		if err := id.VerifyLimiter.Allow(c.UserContext(), c.IP()); err != nil {
-			var le *limiter.LimitedError
-			if errors.As(err, &le) {
-				return retryAfter(c, le.RetryAfter, apierr.New(apierr.CodeRateLimited, "too many codes checked; retry later"))
-			}
-			return apierr.Unavailable("")
-		}
+	if err := s.allowIP(c, id.VerifyLimiter, tooManyChecked); err != nil {
+		return err
 	}
 	r := id.Sessions.VerifyCode(c.UserContext(), id.phoneKey(num), &session.VerifyCode{Phone: num.E164, Code: in.Code})
 	switch {
@@ -337,8 +401,11 @@ func (s *server) verifyOTP(c *fiber.Ctx) error {
 		if mfa, err = s.secondFactorChallenge(c, tx, u, device, now); mfa != nil || err != nil {
 			return err
 		}
+		if err := adoptDeviceConsents(c, tx, u.ID); err != nil {
+			return err
+		}
 		sess := persistence.Session{ID: ulid.Make().String(), UserID: u.ID, Device: device,
-			UserAgent: trimUserAgent(c.Get(fiber.HeaderUserAgent)), IP: c.IP(),
+			UserAgent: trimUserAgent(c.Get(fiber.HeaderUserAgent)), IP: s.clientIP(c),
 			CreatedAt: now, ExpiresAt: now.Add(id.SessionMaxAge)}
 		if err := tx.SessionCreate(ctx, sess); err != nil {
 			return err
@@ -353,6 +420,19 @@ func (s *server) verifyOTP(c *fiber.Ctx) error {
 		return mfa
 	}
 	return c.JSON(out)
+}
+
+// adoptDeviceConsents gives the user who just signed in the legal consents
+// the device (X-Device-ID) gave before, so a visitor who accepted the terms
+// is not asked again. A missing or malformed device id adopts nothing:
+// the header is optional on sign-in.
+func adoptDeviceConsents(c *fiber.Ctx, tx persistence.Tx, userID string) error {
+	dev := c.Get(HeaderDeviceID)
+	if !deviceIDRE.MatchString(dev) {
+		return nil
+	}
+	_, err := persistence.LegalConsentAdopt(c.UserContext(), tx, dev, userID, func() string { return ulid.Make().String() })
+	return err
 }
 
 func (s *server) createUser(ctx context.Context, tx persistence.Tx, id *Identity, index []byte, num phone.Number, now time.Time) (persistence.User, error) {
@@ -416,6 +496,11 @@ func hashRefresh(tok string) []byte {
 // rolePrecedence orders roles from most to least privileged: an access
 // token carries one role, the user's highest.
 var rolePrecedence = []auth.Role{auth.RoleAdmin, auth.RoleReceptionist, auth.RoleStaff, auth.RoleClient}
+
+// demoted reports whether the highest role of to is below that of from.
+func demoted(from, to []string) bool {
+	return slices.Index(rolePrecedence, primaryRole(to)) > slices.Index(rolePrecedence, primaryRole(from))
+}
 
 func primaryRole(roles []string) auth.Role {
 	for _, r := range rolePrecedence {
@@ -486,7 +571,7 @@ func (s *server) refresh(c *fiber.Ctx) error {
 		if !now.Before(rt.ExpiresAt) {
 			return apierr.New(apierr.CodeRefreshTokenInvalid, "")
 		}
-		if err := tx.SessionTouch(ctx, sess.ID, now, c.IP(), trimUserAgent(c.Get(fiber.HeaderUserAgent))); err != nil {
+		if err := tx.SessionTouch(ctx, sess.ID, now, s.clientIP(c), trimUserAgent(c.Get(fiber.HeaderUserAgent))); err != nil {
 			return err
 		}
 		u, err := tx.UserGet(ctx, sess.UserID)
@@ -655,21 +740,25 @@ func (s *server) deleteMySession(c *fiber.Ctx) error {
 
 // ---- Administration ------------------------------------------------------------
 
-type revokeUserInput struct {
-	Reason string `json:"reason"`
+// adminReason reads the optional {"reason": "..."} body of an admin
+// action; an empty body is no reason.
+func adminReason(c *fiber.Ctx) (string, error) {
+	var in struct {
+		Reason string `json:"reason"`
+	}
+	if len(strings.TrimSpace(string(c.Body()))) > 0 {
+		if err := decodeJSON(c, &in); err != nil {
+			return "", err
+		}
+	}
+	return cleanLabel("reason", in.Reason, maxReasonLen)
 }
 
 func (s *server) adminRevokeUser(c *fiber.Ctx, tx persistence.Tx) error {
 	if _, err := s.identity(); err != nil {
 		return err
 	}
-	var in revokeUserInput
-	if len(strings.TrimSpace(string(c.Body()))) > 0 {
-		if err := decodeJSON(c, &in); err != nil {
-			return err
-		}
-	}
-	reason, err := cleanLabel("reason", in.Reason, maxReasonLen)
+	reason, err := adminReason(c)
 	if err != nil {
 		return err
 	}
@@ -739,10 +828,23 @@ func (s *server) adminSetRoles(c *fiber.Ctx, tx persistence.Tx) error {
 	if err := tx.UserSetRoles(ctx, uid, roles, now); err != nil {
 		return err
 	}
-	if err := s.auditReason(c, tx, "user.roles", "user/"+uid, reason, map[string]any{"from": u.Roles, "to": roles}); err != nil {
+	// An access token carries the user's highest role. When that goes down
+	// (admin to staff, staff to client), the old role must stop working at
+	// once, not when the tokens carrying it expire: the user's sessions are
+	// revoked and they sign in again with what is left. A higher role takes
+	// effect at the next refresh.
+	var revoked []string
+	if demoted(u.Roles, roles) {
+		p, _ := Principal(c)
+		if revoked, err = s.revokeSessions(ctx, tx, uid, nil, revokeDemoted, p.Subject, RequestID(c), now); err != nil {
+			return err
+		}
+	}
+	if err := s.auditReason(c, tx, "user.roles", "user/"+uid, reason,
+		map[string]any{"from": u.Roles, "to": roles, "revoked_sessions": len(revoked)}); err != nil {
 		return err
 	}
-	// New access tokens carry the new roles from the next refresh on.
+	s.forget(now, revoked...) // before the commit, as adminRevokeUser does
 	return c.JSON(fiber.Map{"id": uid, "roles": roles})
 }
 

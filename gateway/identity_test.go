@@ -94,7 +94,7 @@ func newIdentityEnv(t *testing.T, perIP int) *idEnv {
 }
 
 // newIdentityEnvWith also caps code checks per IP when verifyPerIP > 0.
-func newIdentityEnvWith(t *testing.T, perIP, verifyPerIP int) *idEnv {
+func newIdentityEnvWith(t *testing.T, perIP, verifyPerIP int, extra ...envOpt) *idEnv {
 	t.Helper()
 	ie := &idEnv{sink: &codeSink{codes: map[string]string{}}, perIPLimit: perIP, clk: &testClock{}}
 	ie.clk.ns.Store(time.Now().UnixNano())
@@ -135,6 +135,9 @@ func newIdentityEnvWith(t *testing.T, perIP, verifyPerIP int) *idEnv {
 			}
 			t.Cleanup(vl.Stop)
 			d.Identity.VerifyLimiter = vl
+		}
+		for _, o := range extra {
+			o(d)
 		}
 	})
 	return ie

@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/spa-engine/spa/actors/limiter"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/session"
 	"github.com/spa-engine/spa/gateway/apierr"
@@ -71,7 +68,9 @@ func (s *server) registerKiosk(app *fiber.App) {
 	active := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "spa_kiosk_sessions_active",
 		Help: "Kiosk tokens neither revoked nor expired.",
-	}, r.countLive)
+	}, storeCount(s.deps.Store, func(ctx context.Context, tx persistence.Tx) (int, error) {
+		return tx.KioskCountLive(ctx, s.deps.Now())
+	}))
 	for _, c := range []prometheus.Collector{r.checkIns, r.codes, active} {
 		if err := s.deps.Registerer.Register(c); err != nil {
 			s.log.Warn("kiosk metrics not registered", "err", err)
@@ -84,20 +83,6 @@ func (s *server) registerKiosk(app *fiber.App) {
 	app.Delete("/v1/admin/kiosks/:id", admin, s.mutate(r.revoke))
 	app.Post("/v1/kiosk/otp", append(kiosk, r.requestCode)...)
 	app.Post("/v1/kiosk/check-in", append(kiosk, r.checkIn)...)
-}
-
-func (r *kioskRoutes) countLive() float64 {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	var n int
-	if err := r.s.deps.Store.InTx(ctx, func(tx persistence.Tx) error {
-		var err error
-		n, err = tx.KioskCountLive(ctx, r.s.deps.Now())
-		return err
-	}); err != nil {
-		return math.NaN()
-	}
-	return float64(n)
 }
 
 // ---- Administration ----------------------------------------------------------
@@ -263,13 +248,9 @@ func (r *kioskRoutes) requestCode(c *fiber.Ctx) error {
 	if err := s.refuseBlockedPhone(ctx, num); err != nil {
 		return err
 	}
-	if err := id.Limiter.Allow(ctx, c.IP()); err != nil {
+	if err := s.allowIP(c, id.Limiter, tooManyRequested); err != nil {
 		r.codes.WithLabelValues("limited").Inc()
-		var le *limiter.LimitedError
-		if errors.As(err, &le) {
-			return retryAfter(c, le.RetryAfter, apierr.New(apierr.CodeRateLimited, "too many codes requested; retry later"))
-		}
-		return apierr.Unavailable("")
+		return err
 	}
 	res := id.Sessions.RequestCode(ctx, id.phoneKey(num), &session.RequestCode{Phone: num.E164})
 	if err := otpError(c, res.Err); err != nil {
@@ -315,22 +296,16 @@ func (r *kioskRoutes) checkIn(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if len(in.Code) != otp.CodeLen || strings.Trim(in.Code, "0123456789") != "" {
-		return apierr.Invalid("", apierr.FieldError{Field: "code", Message: fmt.Sprintf("must be %d digits", otp.CodeLen)})
+	if err := checkLoginCode(in.Code); err != nil {
+		return err
 	}
 	ctx := c.UserContext()
 	if err := s.refuseBlockedPhone(ctx, num); err != nil {
 		return err
 	}
-	if id.VerifyLimiter != nil {
-		if err := id.VerifyLimiter.Allow(ctx, c.IP()); err != nil {
-			outcome = kioskLocked
-			var le *limiter.LimitedError
-			if errors.As(err, &le) {
-				return retryAfter(c, le.RetryAfter, apierr.New(apierr.CodeRateLimited, "too many codes checked; retry later"))
-			}
-			return apierr.Unavailable("")
-		}
+	if err := s.allowIP(c, id.VerifyLimiter, tooManyChecked); err != nil {
+		outcome = kioskLocked
+		return err
 	}
 	v := id.Sessions.VerifyCode(ctx, id.phoneKey(num), &session.VerifyCode{Phone: num.E164, Code: in.Code})
 	switch {

@@ -216,9 +216,11 @@ func consentRequired(docs []persistence.LegalDocument) *apierr.Error {
 }
 
 // consentSubject is whose consent a request carries: the token subject, or
-// else a well-formed X-Device-ID.
+// else a well-formed X-Device-ID. A kiosk token names a studio device, not
+// a person: it is never taken for a user (its subject would be recorded as
+// a user who consented).
 func consentSubject(c *fiber.Ctx) (persistence.ConsentSubjectKind, string, bool) {
-	if p, ok := Principal(c); ok {
+	if p, ok := Principal(c); ok && p.Role != auth.RoleKiosk {
 		return persistence.ConsentUser, p.Subject, true
 	}
 	if id := c.Get(HeaderDeviceID); deviceIDRE.MatchString(id) {
@@ -638,34 +640,23 @@ func (s *server) listConsents(c *fiber.Ctx) error {
 			f.add("subject_id", "is too long")
 		}
 	}
-	if p.BeforeID = c.Query("before"); p.BeforeID != "" {
-		if _, err := ulid.ParseStrict(p.BeforeID); err != nil {
-			f.add("before", "must be a cursor from a previous page")
-		}
-	}
+	p.BeforeID = beforeCursor(c, &f)
 	if err := f.err(); err != nil {
-		return err
-	}
-	limit := p.Limit
-	p.Limit++ // one extra row tells whether another page exists
-	var rows []persistence.LegalConsent
-	err := s.read(c, func(ctx context.Context, tx persistence.Tx) (err error) {
-		rows, err = tx.LegalConsentList(ctx, p)
-		return err
-	})
-	if err != nil {
 		return err
 	}
 	page := struct {
 		Consents []consentJSON `json:"consents"`
 		Next     *string       `json:"next"`
 	}{Consents: []consentJSON{}}
-	for i, r := range rows {
-		if i == limit {
-			next := rows[limit-1].ID
-			page.Next = &next
-			break
-		}
+	rows, next, err := readPage(s, c, p.Limit, func(ctx context.Context, tx persistence.Tx, limit int) ([]persistence.LegalConsent, error) {
+		p.Limit = limit
+		return tx.LegalConsentList(ctx, p)
+	}, func(r persistence.LegalConsent) string { return r.ID })
+	if err != nil {
+		return err
+	}
+	page.Next = next
+	for _, r := range rows {
 		page.Consents = append(page.Consents, consentView(r))
 	}
 	return c.JSON(page)

@@ -142,7 +142,7 @@ func (s *server) record(c *fiber.Ctx, start time.Time) {
 		slog.String("route", route),
 		slog.Int("status", status),
 		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-		slog.String("remote_ip", c.IP()),
+		slog.String("remote_ip", s.clientIP(c)), // what the limits see, not the raw header
 	)
 }
 

@@ -14,8 +14,10 @@ import (
 )
 
 // PIIRotation re-encrypts, in batches, every personal-data ciphertext that
-// is not sealed under the keyring's primary key: users' phones and every
-// field of client profiles. After an operator puts a new key first in
+// is not sealed under the keyring's primary key: users' phones, every
+// field of client profiles and the TOTP secrets of staff (sealed with the
+// same keyring: left behind, they would stop opening once the old key is
+// dropped, and every enrolled admin would be locked out). After an operator puts a new key first in
 // SPA_PII_KEYS (keeping the old one listed), one pass moves all data to it;
 // then the old key can be dropped. Each batch is one transaction that reads
 // and rewrites its rows, so a concurrent profile update either commits
@@ -107,7 +109,8 @@ func (r *PIIRotation) Stop() {
 	<-done
 }
 
-// RunOnce makes one pass over users and profiles and returns its counts.
+// RunOnce makes one pass over users, profiles and TOTP factors and returns
+// its counts.
 func (r *PIIRotation) RunOnce(ctx context.Context) (RotationProgress, error) {
 	r.met.pending.Set(1)
 	var total RotationProgress
@@ -115,7 +118,7 @@ func (r *PIIRotation) RunOnce(ctx context.Context) (RotationProgress, error) {
 	for _, table := range []struct {
 		name  string
 		batch func(ctx context.Context, tx persistence.Tx, after string) (string, RotationProgress, error)
-	}{{"users", r.usersBatch}, {"client_profiles", r.profilesBatch}} {
+	}{{"users", r.usersBatch}, {"client_profiles", r.profilesBatch}, {"totp_factors", r.totpBatch}} {
 		after := ""
 		for {
 			var next string
@@ -174,6 +177,34 @@ func (r *PIIRotation) usersBatch(ctx context.Context, tx persistence.Tx, after s
 		p.Rewritten++
 	}
 	return users[len(users)-1].ID, p, nil
+}
+
+// totpBatch rewrites the sealed secrets of one batch of TOTP factors. The
+// factor was read in this transaction, so its version cannot have moved;
+// the rewrite keeps every other field (step, failures, lockout) as read.
+func (r *PIIRotation) totpBatch(ctx context.Context, tx persistence.Tx, after string) (string, RotationProgress, error) {
+	var p RotationProgress
+	factors, err := tx.TOTPFactorListAfter(ctx, after, r.Batch)
+	if err != nil || len(factors) == 0 {
+		return "", p, err
+	}
+	for _, f := range factors {
+		p.Scanned++
+		if !r.keys.NeedsReencrypt(f.SecretCipher) {
+			continue
+		}
+		next, err := r.keys.Reencrypt(f.SecretCipher, secretAAD(f.UserID))
+		if err != nil {
+			p.Failed++
+			continue
+		}
+		f.SecretCipher = next
+		if _, err := tx.TOTPFactorPut(ctx, f); err != nil {
+			return "", p, err
+		}
+		p.Rewritten++
+	}
+	return factors[len(factors)-1].UserID, p, nil
 }
 
 // profilesBatch rewrites the fields of one batch of profiles.

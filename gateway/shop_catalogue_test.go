@@ -23,9 +23,9 @@ import (
 func newShopEnv(t testing.TB) *env { return newShopEnvWith(t, cart.Config{}) }
 
 // newShopEnvWith is newShopEnv with the carts' configuration.
-func newShopEnvWith(t testing.TB, cfg cart.Config) *env {
+func newShopEnvWith(t testing.TB, cfg cart.Config, extra ...envOpt) *env {
 	t.Helper()
-	return newEnv(t, func(d *Deps) {
+	return newEnv(t, append([]envOpt{func(d *Deps) {
 		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 		system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
 		im, err := inventory.NewMetrics(prometheus.NewRegistry())
@@ -48,7 +48,7 @@ func newShopEnvWith(t testing.TB, cfg cart.Config) *env {
 		d.Inventory, d.Carts = inv, carts
 		d.ShopVIP = func(c auth.Claims) bool { return len(c.Subject) > 4 && c.Subject[:4] == "vip-" }
 		d.Config.BodyLimit = 1 << 16
-	})
+	}}, extra...)...)
 }
 
 // stockShop creates a category, a product and a variant with units.

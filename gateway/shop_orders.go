@@ -49,6 +49,9 @@ func (s *server) registerShopOrders(app *fiber.App) {
 	app.Post("/v1/shop/returns/:id/process", staff, mutate(s.processReturn))
 	app.Get("/v1/shop/clients/:id/credit", staff, s.clientCredit)
 	app.Post("/v1/admin/shop/credit-grants", admin, s.mutate(s.grantCredit))
+	app.Get("/v1/admin/shop/vip-clients/:id", admin, s.getVIP)
+	app.Put("/v1/admin/shop/vip-clients/:id", admin, s.mutate(s.setVIP(true)))
+	app.Delete("/v1/admin/shop/vip-clients/:id", admin, s.mutate(s.setVIP(false)))
 }
 
 type restockedKey struct{}
@@ -217,15 +220,6 @@ func pageParams(c *fiber.Ctx) (limit int, before string, err error) {
 	return limit, before, nil
 }
 
-// next returns the cursor after a page read with one extra row.
-func next[T any](rows []T, limit int, id func(T) string) ([]T, *string) {
-	if len(rows) <= limit {
-		return rows, nil
-	}
-	cur := id(rows[limit-1])
-	return rows[:limit], &cur
-}
-
 func statusFilter(c *fiber.Ctx) ([]persistence.OrderStatus, error) {
 	v := c.Query("status")
 	if v == "" {
@@ -254,7 +248,7 @@ func (s *server) listOrdersOf(c *fiber.Ctx, clientID string) error {
 	}); err != nil {
 		return err
 	}
-	rows, cur := next(rows, limit, func(o persistence.Order) string { return o.ID })
+	rows, cur := pageOf(rows, limit, func(o persistence.Order) string { return o.ID })
 	page := orderPage{Orders: make([]orderJSON, len(rows)), Next: cur}
 	for i, o := range rows {
 		page.Orders[i] = orderView(o)
@@ -413,7 +407,7 @@ func (s *server) listReturns(c *fiber.Ctx) error {
 	}); err != nil {
 		return err
 	}
-	rows, cur := next(rows, limit, func(r persistence.Return) string { return r.ID })
+	rows, cur := pageOf(rows, limit, func(r persistence.Return) string { return r.ID })
 	page := returnPage{Returns: make([]returnJSON, len(rows)), Next: cur}
 	for i, r := range rows {
 		page.Returns[i] = returnView(r)
@@ -551,7 +545,7 @@ func (s *server) myCreditLedger(c *fiber.Ctx) error {
 	}); err != nil {
 		return err
 	}
-	rows, cur := next(rows, limit, func(e persistence.CreditEntry) string { return e.ID })
+	rows, cur := pageOf(rows, limit, func(e persistence.CreditEntry) string { return e.ID })
 	page := ledgerPage{Entries: make([]ledgerEntryJSON, len(rows)), Next: cur}
 	for i, e := range rows {
 		page.Entries[i] = ledgerEntryJSON{ID: e.ID, Kind: string(e.Kind), AmountMinor: e.AmountMinor, GrantID: e.GrantID,

@@ -150,18 +150,28 @@ func (s *server) secondFactorChallenge(c *fiber.Ctx, tx persistence.Tx, u persis
 		return nil, err
 	}
 	cfg := s.deps.TOTP.withDefaults()
+	// Challenges are only ever looked up by hash; the expired ones are
+	// swept here, a few at a time, rather than by a job of their own.
+	if _, err := tx.MFAChallengeDeleteExpired(ctx, now, mfaSweepBatch); err != nil {
+		return nil, err
+	}
 	raw := make([]byte, 32)
 	if _, err := io.ReadFull(cfg.Rand, raw); err != nil {
 		return nil, err
 	}
 	tok := base64.RawURLEncoding.EncodeToString(raw)
 	if err := tx.MFAChallengeCreate(ctx, persistence.MFAChallenge{Hash: hashChallenge(tok), UserID: u.ID, Device: device,
-		UserAgent: trimUserAgent(c.Get(fiber.HeaderUserAgent)), IP: c.IP(), CreatedAt: now, ExpiresAt: now.Add(cfg.ChallengeTTL)}); err != nil {
+		UserAgent: trimUserAgent(c.Get(fiber.HeaderUserAgent)), IP: s.clientIP(c), CreatedAt: now, ExpiresAt: now.Add(cfg.ChallengeTTL)}); err != nil {
 		return nil, err
 	}
 	c.Set(fiber.HeaderWWWAuthenticate, "Bearer") // a 401, as every 401 carries
 	return apierr.New(apierr.CodeMFARequired, "").WithDetails(mfaDetails{Challenge: tok, ExpiresIn: int(cfg.ChallengeTTL.Seconds())}), nil
 }
+
+// mfaSweepBatch bounds the expired challenges one sign-in deletes: more than
+// one sign-in creates, so the table cannot grow, and few enough to keep the
+// sign-in transaction short.
+const mfaSweepBatch = 10
 
 func hashChallenge(tok string) []byte {
 	h := sha256.Sum256([]byte("mfa-challenge/" + tok))
@@ -590,23 +600,13 @@ func (r *totpRoutes) disable(c *fiber.Ctx) error {
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
-type totpResetInput struct {
-	Reason string `json:"reason"`
-}
-
 // adminReset removes a user's factor (lost phone and recovery codes); the
 // reason is audited.
 func (r *totpRoutes) adminReset(c *fiber.Ctx, tx persistence.Tx) error {
 	if _, err := r.s.identity(); err != nil {
 		return err
 	}
-	var in totpResetInput
-	if len(strings.TrimSpace(string(c.Body()))) > 0 {
-		if err := decodeJSON(c, &in); err != nil {
-			return err
-		}
-	}
-	reason, err := cleanLabel("reason", in.Reason, maxReasonLen)
+	reason, err := adminReason(c)
 	if err != nil {
 		return err
 	}

@@ -221,7 +221,9 @@ type ShopStore interface {
 	ReservationRelease(ctx context.Context, id, actorID, reason string, now time.Time) (bool, error)
 	// ReservationConsume turns a live reservation unexpired at now into a
 	// sale for orderID: on hand and reserved both drop by its quantity.
-	// ErrConflict if it is not live or has expired; ErrNotFound if absent.
+	// ErrConflict if it is not live or has expired, or if on hand no longer
+	// covers it beside the other reservations live at now (the inventory
+	// actor saw it expire and gave its units away); ErrNotFound if absent.
 	ReservationConsume(ctx context.Context, id, orderID, actorID string, now time.Time) (Reservation, error)
 	ReservationGet(ctx context.Context, id string) (Reservation, error)
 	// ReservationList returns the live reservations (expired or not) of a
@@ -235,6 +237,12 @@ type ShopStore interface {
 	CartGet(ctx context.Context, id string) (Cart, error)
 	// CartOpenByOwner returns the owner's open cart, or ErrNotFound.
 	CartOpenByOwner(ctx context.Context, ownerID string) (Cart, error)
+
+	// ShopVIPSet marks (vip) or unmarks a client as paying VIP prices,
+	// recording who did it; setting what is already so changes nothing.
+	ShopVIPSet(ctx context.Context, clientID string, vip bool, by string, at time.Time) error
+	// ShopVIPIs reports whether the client pays VIP prices.
+	ShopVIPIs(ctx context.Context, clientID string) (bool, error)
 }
 
 // InventoryCalendarID names a variant's inventory in the fencing table.

@@ -56,6 +56,10 @@ type TOTPStore interface {
 	TOTPFactorPut(ctx context.Context, f TOTPFactor) (TOTPFactor, error)
 	// TOTPFactorDelete removes the user's factor; ErrNotFound if absent.
 	TOTPFactorDelete(ctx context.Context, userID string) error
+	// TOTPFactorListAfter returns up to limit factors with user ids after
+	// after, in id order: the PII key rotation pages through the sealed
+	// secrets with it.
+	TOTPFactorListAfter(ctx context.Context, after string, limit int) ([]TOTPFactor, error)
 
 	// MFAChallengeCreate inserts c; ErrConflict if its hash exists.
 	MFAChallengeCreate(ctx context.Context, c MFAChallenge) error
@@ -65,6 +69,9 @@ type TOTPStore interface {
 	// MFAChallengeUse stamps the challenge used at at if it was unused:
 	// ErrConflict if it was used already, ErrNotFound if absent.
 	MFAChallengeUse(ctx context.Context, hash []byte, at time.Time) error
+	// MFAChallengeDeleteExpired deletes up to limit challenges that expired
+	// before before, used or not, and returns how many it deleted.
+	MFAChallengeDeleteExpired(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
 // NormalizeTOTPFactor checks f for TOTPFactorPut and makes its times

@@ -303,7 +303,7 @@ func (a *cartActor) releaseAll(reason string) {
 }
 
 // touch extends the cart's life on activity and refreshes reservations
-// that are past half their life. A lapsed reservation is made anew; one
+// that are past half their life or would lapse before the cart. A lapsed reservation is made anew; one
 // that cannot be (the units went to someone else) drops its line.
 func (a *cartActor) touch(c actor.Context) {
 	now := a.deps.Now()
@@ -316,7 +316,8 @@ func (a *cartActor) touch(c actor.Context) {
 		a.schedule(c)
 	}
 	for v, l := range a.lines {
-		if l.expiresAt.Sub(now) >= ttl/2 {
+		// A line must not lapse while its cart is open, idle or not.
+		if l.expiresAt.Sub(now) >= ttl/2 && !l.expiresAt.Before(a.cart.ExpiresAt) {
 			continue
 		}
 		if err := a.reserve(l, l.qty); err != nil && !errors.Is(err, ErrRetry) {

@@ -14,6 +14,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/spa-engine/spa/actors/inventory"
 	"github.com/spa-engine/spa/actors/inventory/inventorytest"
@@ -35,7 +36,7 @@ type fixture struct {
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newFixture(t *testing.T, st persistence.Store, now func() time.Time, cfg Config) *fixture {
+func newFixture(t *testing.T, st persistence.Store, now func() time.Time, cfg Config, wrap ...func(Inventory) Inventory) *fixture {
 	t.Helper()
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet() }))
 	im, err := inventory.NewMetrics(prometheus.NewRegistry())
@@ -50,7 +51,11 @@ func newFixture(t *testing.T, st persistence.Store, now func() time.Time, cfg Co
 	if err != nil {
 		t.Fatal(err)
 	}
-	carts, err := NewDirectory(sys.Root, Deps{Store: st, Inventory: inv, Now: now, Log: quiet(), Metrics: cm, Config: cfg}, 10*time.Second)
+	var door Inventory = inv
+	for _, w := range wrap {
+		door = w(door)
+	}
+	carts, err := NewDirectory(sys.Root, Deps{Store: st, Inventory: door, Now: now, Log: quiet(), Metrics: cm, Config: cfg}, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,6 +173,14 @@ func TestSignedInCartCheckout(t *testing.T) {
 		}
 		if got := f.available(t, "oil"); got != 2 {
 			t.Fatalf("oil available after sale %d", got)
+		}
+		// Latency is measured on the real clock, not the (fake) business one.
+		var h dto.Metric
+		if err := f.metrics.checkoutSeconds.Write(&h); err != nil {
+			t.Fatal(err)
+		}
+		if sum := h.GetHistogram().GetSampleSum(); h.GetHistogram().GetSampleCount() != 3 || sum < 0 || sum > 60 {
+			t.Fatalf("checkout latency: %d samples summing %gs", h.GetHistogram().GetSampleCount(), sum)
 		}
 	})
 }
@@ -351,5 +364,83 @@ func TestActivityRefreshesReservations(t *testing.T) {
 	f.view(t, "other", &SetLine{Auth: Auth{Subject: "bob"}, VariantID: "oil", Qty: 2})
 	if r := f.ask(t, "c", &Get{Auth: me}).(*View); r.Err != nil || r.Cart.State != persistence.CartExpired || len(r.Lines) != 0 {
 		t.Fatalf("the idle cart after its TTL: %+v", r)
+	}
+}
+
+// An idle cart's lines last as long as the cart: extending the cart
+// refreshes every line that would lapse before it, so no other cart can
+// take their units while the cart is open.
+func TestLinesLastAsLongAsTheirCart(t *testing.T) {
+	st := inventorytest.Drivers()[0].Open(t)
+	inventorytest.Stock(t, st, "oil", 2, 100, 0, 0)
+	inventorytest.Stock(t, st, "soap", 1, 100, 0, 0)
+	clk := &clock{}
+	clk.ns.Store(t0.UnixNano())
+	f := newFixture(t, st, clk.now, Config{SignedInTTL: time.Hour})
+	me := Auth{Subject: "ana"}
+	f.view(t, "c", &Create{OwnerID: "ana"})
+	f.view(t, "c", &SetLine{Auth: me, VariantID: "oil", Qty: 2})
+	clk.ns.Add(int64(25 * time.Minute))
+	f.view(t, "c", &SetLine{Auth: me, VariantID: "soap", Qty: 1}) // soap held until t0+85m
+	clk.ns.Add(int64(10 * time.Minute))
+	v := f.view(t, "c", &Get{Auth: me}) // the cart extended to t0+95m, and with it every line
+	for _, l := range v.Lines {
+		if l.ExpiresAt.Before(v.Cart.ExpiresAt) {
+			t.Fatalf("line %s held until %v, its cart until %v", l.VariantID, l.ExpiresAt, v.Cart.ExpiresAt)
+		}
+	}
+	clk.ns.Add(int64(51 * time.Minute)) // idle past soap's first expiry, within the cart's
+	f.view(t, "other", &Create{OwnerID: "bob"})
+	if r := f.ask(t, "other", &SetLine{Auth: Auth{Subject: "bob"}, VariantID: "soap", Qty: 1}).(*View); !errors.Is(r.Err, ErrOutOfStock) {
+		t.Fatalf("another cart took the open cart's soap: %v", r.Err)
+	}
+	r := f.ask(t, "c", &Checkout{Auth: me, OrderID: "o-all", Fulfilment: persistence.FulfilmentPickup}).(*CheckoutReply)
+	if r.Err != nil || len(r.Order.Lines) != 2 {
+		t.Fatalf("checkout: %+v", r)
+	}
+}
+
+// refusingInventory refuses every reservation of one variant once armed,
+// as when its units went elsewhere.
+type refusingInventory struct {
+	Inventory
+	variant string
+	armed   atomic.Bool
+}
+
+func (r *refusingInventory) Ask(ctx context.Context, variantID string, msg any) (any, error) {
+	if _, ok := msg.(*inventory.Reserve); ok && r.armed.Load() && variantID == r.variant {
+		return &inventory.ReserveReply{Err: inventory.ErrOutOfStock}, nil
+	}
+	return r.Inventory.Ask(ctx, variantID, msg)
+}
+
+// A line that cannot be held again at checkout: checkout refuses rather
+// than make an order without that line, and the cart shows what it still
+// holds.
+func TestCheckoutRefusesWhenALineWasLost(t *testing.T) {
+	st := inventorytest.Drivers()[0].Open(t)
+	inventorytest.Stock(t, st, "oil", 2, 100, 0, 0)
+	inventorytest.Stock(t, st, "soap", 1, 100, 0, 0)
+	clk := &clock{}
+	clk.ns.Store(t0.UnixNano())
+	refuse := &refusingInventory{variant: "soap"}
+	f := newFixture(t, st, clk.now, Config{SignedInTTL: time.Hour}, func(in Inventory) Inventory {
+		refuse.Inventory = in
+		return refuse
+	})
+	me := Auth{Subject: "ana"}
+	f.view(t, "c", &Create{OwnerID: "ana"})
+	f.view(t, "c", &SetLine{Auth: me, VariantID: "oil", Qty: 2})
+	f.view(t, "c", &SetLine{Auth: me, VariantID: "soap", Qty: 1})
+	clk.ns.Add(int64(40 * time.Minute)) // the lines are due for a refresh
+	refuse.armed.Store(true)
+	r := f.ask(t, "c", &Checkout{Auth: me, OrderID: "o-lost", Fulfilment: persistence.FulfilmentPickup}).(*CheckoutReply)
+	if !errors.Is(r.Err, ErrReservationLapsed) {
+		t.Fatalf("checkout after losing a line: %+v", r)
+	}
+	v := f.view(t, "c", &Get{Auth: me})
+	if v.Cart.State != persistence.CartOpen || len(v.Lines) != 1 || v.Lines[0].VariantID != "oil" {
+		t.Fatalf("cart after the refused checkout: %+v", v)
 	}
 }

@@ -163,7 +163,7 @@ func (a *cartActor) view(vip bool) *View {
 
 // checkout turns the cart into an order in one transaction.
 func (a *cartActor) checkout(c actor.Context, m *Checkout) (reply *CheckoutReply) {
-	start := a.deps.Now()
+	start := time.Now() // latency on the real clock; deps.Now is business time
 	defer func() { a.deps.Metrics.checkedOut(reply.Err, time.Since(start)) }()
 	if !a.authorized(m.Auth) {
 		return &CheckoutReply{Err: ErrNotFound}
@@ -180,9 +180,15 @@ func (a *cartActor) checkout(c actor.Context, m *Checkout) (reply *CheckoutReply
 	if m.OrderID == "" || m.CreditMinor < 0 {
 		return &CheckoutReply{Err: fmt.Errorf("%w: an order id and a non-negative credit are required", ErrInvalid)}
 	}
-	a.touch(c) // reservations near their end are refreshed first
 	if len(a.lines) == 0 {
 		return &CheckoutReply{Err: ErrEmpty}
+	}
+	had := len(a.lines)
+	a.touch(c) // reservations near their end are refreshed first
+	if len(a.lines) < had {
+		// A line lapsed and its units went elsewhere: the client must see
+		// the cart as it now is before paying for less than they chose.
+		return &CheckoutReply{Err: fmt.Errorf("%w: %d line(s) could not be held", ErrReservationLapsed, had-len(a.lines))}
 	}
 	now := a.deps.Now()
 	ids := make([]string, 0, len(a.lines))

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -56,6 +57,9 @@ type config struct {
 	// name authenticator apps show (docs/identity-2fa-kiosk.md).
 	KioskTTL   time.Duration
 	TOTPIssuer string
+	// TrustedProxies are the load balancers whose X-Forwarded-For is
+	// believed (gateway/clientip.go); empty: the peer is the client.
+	TrustedProxies []string
 	// Cluster is the multi-node mode (cluster.go).
 	Cluster clusterConfig
 }
@@ -174,6 +178,21 @@ var settings = []setting{
 			return fmt.Errorf("must be 1 to 64 characters without ':', got %q", v)
 		}
 		c.TOTPIssuer = v
+		return nil
+	}},
+	{"trusted-proxies", "SPA_TRUSTED_PROXIES", "", "comma-separated addresses or CIDR ranges of the load balancers whose X-Forwarded-For names the client (empty: the peer is the client)", func(c *config, v string) error {
+		c.TrustedProxies = nil
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p == "" {
+				continue
+			}
+			if _, err := netip.ParsePrefix(p); err != nil {
+				if _, err := netip.ParseAddr(p); err != nil {
+					return fmt.Errorf("%q is not an IP address or CIDR range", p)
+				}
+			}
+			c.TrustedProxies = append(c.TrustedProxies, p)
+		}
 		return nil
 	}},
 	{"log-level", "SPA_LOG_LEVEL", "info", "debug, info, warn or error", func(c *config, v string) error {

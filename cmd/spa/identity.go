@@ -209,3 +209,12 @@ func followRevocations(ctx context.Context, js jetstream.JetStream, log *slog.Lo
 		fn(&sr)
 	})
 }
+
+// proxyHeader is the header the client address is read from:
+// X-Forwarded-For when load balancers are trusted, none otherwise.
+func proxyHeader(trusted []string) string {
+	if len(trusted) == 0 {
+		return ""
+	}
+	return "X-Forwarded-For"
+}

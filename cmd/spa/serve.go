@@ -268,6 +268,8 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 			RequestTimeout:     cfg.RequestTimeout,
 			IdempotencyTTL:     cfg.IdempotencyTTL,
 			IdempotencyLockTTL: cfg.IdempotencyLockTTL,
+			ProxyHeader:        proxyHeader(cfg.TrustedProxies),
+			TrustedProxies:     cfg.TrustedProxies,
 		},
 	})
 	if err != nil {

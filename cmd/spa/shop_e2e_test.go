@@ -75,6 +75,16 @@ func TestShopEndToEnd(t *testing.T) {
 			if stock["on_hand"] != float64(2) || stock["available"] != float64(2) {
 				t.Fatalf("stock at the end: %s", fmt.Sprint(stock))
 			}
+			// An admin makes the client VIP: her next cart pays the VIP price.
+			a.must(200, "PUT", "/v1/admin/shop/vip-clients/maria", admin, nil, "Idempotency-Key", "vip-1")
+			a.must(200, "PUT", "/v1/admin/shop/variants/lavender-50", admin, map[string]any{"product_id": "lavender", "sku": "LAV-50",
+				"price_minor": 5000000, "vip_price_minor": 4500000, "tax_rate_bp": 1900, "low_stock_threshold": 1, "active": true,
+				"version": p["variants"].([]any)[0].(map[string]any)["version"]})
+			c = a.must(201, "POST", "/v1/carts", client, nil)
+			v := a.must(200, "PUT", "/v1/carts/"+c["id"].(string)+"/lines/lavender-50", client, map[string]any{"qty": 1})
+			if price := v["lines"].([]any)[0].(map[string]any)["unit_price_minor"]; price != float64(4500000) {
+				t.Fatalf("VIP client's price %v", price)
+			}
 		})
 	}
 }

@@ -272,11 +272,9 @@ func (t *txn) ReservationPut(ctx context.Context, r persistence.Reservation, act
 	if err != nil {
 		return err
 	}
-	var held int64
-	if err := t.tx.QueryRow(ctx, `SELECT COALESCE(SUM(qty), 0)::INT8 FROM shop_reservations
-		WHERE variant_id = $1 AND state = 'live' AND expires_at > $2 AND id <> $3`,
-		r.VariantID, ts(now), r.ID).Scan(&held); err != nil {
-		return mapErr(err)
+	held, err := t.heldByOthers(ctx, r.VariantID, r.ID, now)
+	if err != nil {
+		return err
 	}
 	if held+r.Qty > s.OnHand {
 		return persistence.StockShort(r.VariantID, r.Qty, max(s.OnHand-held, 0))
@@ -294,6 +292,16 @@ func (t *txn) ReservationPut(ctx context.Context, r persistence.Reservation, act
 		return err
 	}
 	return t.addStock(ctx, persistence.ReservationMovement(r, delta, actorID, now), 0, delta)
+}
+
+// heldByOthers is the units the variant's live reservations other than
+// except hold at now.
+func (t *txn) heldByOthers(ctx context.Context, variantID, except string, now time.Time) (int64, error) {
+	var held int64
+	err := t.tx.QueryRow(ctx, `SELECT COALESCE(SUM(qty), 0)::INT8 FROM shop_reservations
+		WHERE variant_id = $1 AND state = 'live' AND expires_at > $2 AND id <> $3`,
+		variantID, ts(now), except).Scan(&held)
+	return held, mapErr(err)
 }
 
 func (t *txn) ReservationRelease(ctx context.Context, id, actorID, reason string, now time.Time) (bool, error) {
@@ -321,6 +329,20 @@ func (t *txn) ReservationConsume(ctx context.Context, id, orderID, actorID strin
 		return r, err
 	}
 	if !r.Holds(now) {
+		return r, persistence.ReservationNotLive(id)
+	}
+	// The inventory actor may have seen r expire (its clock ahead of
+	// ours, or our transaction begun just before the expiry) and given
+	// its units to another cart: then on hand no longer covers r.
+	s, err := t.StockGet(ctx, r.VariantID)
+	if err != nil {
+		return r, err
+	}
+	held, err := t.heldByOthers(ctx, r.VariantID, r.ID, now)
+	if err != nil {
+		return r, err
+	}
+	if held+r.Qty > s.OnHand {
 		return r, persistence.ReservationNotLive(id)
 	}
 	if _, err := t.exec(ctx, `UPDATE shop_reservations SET state = 'consumed', order_id = $1, updated_at = $2
@@ -397,4 +419,25 @@ func (t *txn) CartOpenByOwner(ctx context.Context, ownerID string) (persistence.
 	c, err := scanCart(t.tx.QueryRow(ctx, `SELECT `+cartColumns+` FROM shop_carts
 		WHERE owner_id = $1 AND state = 'open' ORDER BY created_at DESC, id LIMIT 1`, ownerID))
 	return c, mapErr(err)
+}
+
+// ---- VIP clients ----
+
+func (t *txn) ShopVIPSet(ctx context.Context, clientID string, vip bool, by string, at time.Time) error {
+	if clientID == "" || (vip && by == "") {
+		return persistence.ErrInvalid
+	}
+	if !vip {
+		_, err := t.exec(ctx, `DELETE FROM shop_vip_clients WHERE client_id = $1`, clientID)
+		return err
+	}
+	_, err := t.exec(ctx, `INSERT INTO shop_vip_clients (client_id, granted_by, created_at) VALUES ($1, $2, $3)
+		ON CONFLICT (client_id) DO NOTHING`, clientID, by, ts(at))
+	return err
+}
+
+func (t *txn) ShopVIPIs(ctx context.Context, clientID string) (bool, error) {
+	var n int64
+	err := t.tx.QueryRow(ctx, `SELECT COUNT(*) FROM shop_vip_clients WHERE client_id = $1`, clientID).Scan(&n)
+	return n > 0, mapErr(err)
 }

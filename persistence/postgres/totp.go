@@ -14,14 +14,27 @@ import (
 const totpColumns = `user_id, secret_cipher, confirmed_at, last_step, recovery, failures, locked_until, version, created_at, updated_at`
 
 func (t *txn) TOTPFactorGet(ctx context.Context, userID string) (persistence.TOTPFactor, error) {
+	f, err := scanTOTPFactor(t.tx.QueryRow(ctx, `SELECT `+totpColumns+` FROM totp_factors WHERE user_id = $1`, userID))
+	if err != nil {
+		return persistence.TOTPFactor{}, mapErr(err)
+	}
+	return f, nil
+}
+
+func (t *txn) TOTPFactorListAfter(ctx context.Context, after string, limit int) ([]persistence.TOTPFactor, error) {
+	if err := persistence.CheckLimit("totp factor batch", limit, persistence.MaxProfileBatch); err != nil {
+		return nil, err
+	}
+	return queryList(ctx, t, scanTOTPFactor, `SELECT `+totpColumns+` FROM totp_factors WHERE user_id > $1 ORDER BY user_id LIMIT $2`, after, limit)
+}
+
+func scanTOTPFactor(r rowScanner) (persistence.TOTPFactor, error) {
 	var f persistence.TOTPFactor
 	var confirmed, locked *time.Time
 	var created, updated time.Time
 	var failures int64
-	err := t.tx.QueryRow(ctx, `SELECT `+totpColumns+` FROM totp_factors WHERE user_id = $1`, userID).
-		Scan(&f.UserID, &f.SecretCipher, &confirmed, &f.LastStep, &f.Recovery, &failures, &locked, &f.Version, &created, &updated)
-	if err != nil {
-		return persistence.TOTPFactor{}, mapErr(err)
+	if err := r.Scan(&f.UserID, &f.SecretCipher, &confirmed, &f.LastStep, &f.Recovery, &failures, &locked, &f.Version, &created, &updated); err != nil {
+		return f, err
 	}
 	f.Failures = int(failures)
 	f.ConfirmedAt, f.LockedUntil = fromNullTS(confirmed), fromNullTS(locked)
@@ -101,6 +114,14 @@ func (t *txn) MFAChallengeUse(ctx context.Context, hash []byte, at time.Time) er
 		return err
 	}
 	return persistence.ErrConflict
+}
+
+func (t *txn) MFAChallengeDeleteExpired(ctx context.Context, before time.Time, limit int) (int, error) {
+	if err := persistence.CheckLimit("mfa challenge cleanup", limit, persistence.MaxProfileBatch); err != nil {
+		return 0, err
+	}
+	return t.exec(ctx, `DELETE FROM mfa_challenges WHERE challenge_hash IN
+		(SELECT challenge_hash FROM mfa_challenges WHERE expires_at < $1 ORDER BY expires_at LIMIT $2)`, ts(before), limit)
 }
 
 var _ persistence.TOTPStore = (*txn)(nil)

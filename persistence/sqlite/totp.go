@@ -13,13 +13,26 @@ import (
 const totpColumns = `user_id, secret_cipher, confirmed_at, last_step, recovery, failures, locked_until, version, created_at, updated_at`
 
 func (t *txn) TOTPFactorGet(ctx context.Context, userID string) (persistence.TOTPFactor, error) {
+	f, err := scanTOTPFactor(t.tx.QueryRowContext(ctx, `SELECT `+totpColumns+` FROM totp_factors WHERE user_id = ?`, userID))
+	if err != nil {
+		return persistence.TOTPFactor{}, mapErr(err)
+	}
+	return f, nil
+}
+
+func (t *txn) TOTPFactorListAfter(ctx context.Context, after string, limit int) ([]persistence.TOTPFactor, error) {
+	if err := persistence.CheckLimit("totp factor batch", limit, persistence.MaxProfileBatch); err != nil {
+		return nil, err
+	}
+	return queryList(ctx, t, scanTOTPFactor, `SELECT `+totpColumns+` FROM totp_factors WHERE user_id > ? ORDER BY user_id LIMIT ?`, after, limit)
+}
+
+func scanTOTPFactor(r rowScanner) (persistence.TOTPFactor, error) {
 	var f persistence.TOTPFactor
 	var confirmed, locked sql.NullInt64
 	var created, updated int64
-	err := t.tx.QueryRowContext(ctx, `SELECT `+totpColumns+` FROM totp_factors WHERE user_id = ?`, userID).
-		Scan(&f.UserID, &f.SecretCipher, &confirmed, &f.LastStep, &f.Recovery, &f.Failures, &locked, &f.Version, &created, &updated)
-	if err != nil {
-		return persistence.TOTPFactor{}, mapErr(err)
+	if err := r.Scan(&f.UserID, &f.SecretCipher, &confirmed, &f.LastStep, &f.Recovery, &f.Failures, &locked, &f.Version, &created, &updated); err != nil {
+		return f, err
 	}
 	f.ConfirmedAt, f.LockedUntil = fromNullMicros(confirmed), fromNullMicros(locked)
 	f.CreatedAt, f.UpdatedAt = fromMicros(created), fromMicros(updated)
@@ -98,6 +111,15 @@ func (t *txn) MFAChallengeUse(ctx context.Context, hash []byte, at time.Time) er
 		return err
 	}
 	return persistence.ErrConflict
+}
+
+func (t *txn) MFAChallengeDeleteExpired(ctx context.Context, before time.Time, limit int) (int, error) {
+	if err := persistence.CheckLimit("mfa challenge cleanup", limit, persistence.MaxProfileBatch); err != nil {
+		return 0, err
+	}
+	return t.exec(ctx, `DELETE FROM mfa_challenges WHERE challenge_hash IN
+		(SELECT challenge_hash FROM mfa_challenges WHERE expires_at < ? ORDER BY expires_at LIMIT ?)`,
+		toMicros(before), limit)
 }
 
 var _ persistence.TOTPStore = (*txn)(nil)

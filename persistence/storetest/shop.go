@@ -18,6 +18,8 @@ var shopTests = []struct {
 	{"ShopStockMoves", testShopStockMoves},
 	{"ShopReservations", testShopReservations},
 	{"ShopConsumeRacesRelease", testShopConsumeRacesRelease},
+	{"ShopConsumeAfterRegrant", testShopConsumeAfterRegrant},
+	{"ShopVIP", testShopVIP},
 	{"ShopCarts", testShopCarts},
 }
 
@@ -293,6 +295,32 @@ func testShopConsumeRacesRelease(t *testing.T, open Opener) {
 	}
 }
 
+// testShopConsumeAfterRegrant: the inventory actor, seeing a reservation
+// expired, gave its units to another cart; a checkout whose clock (or
+// transaction start) still saw it unexpired may not consume it then, or
+// the variant would be oversold.
+func testShopConsumeAfterRegrant(t *testing.T, open Opener) {
+	s := migrated(t, open, persistence.Options{})
+	shopVariant(t, s, "v1", 3)
+	expires := base.Add(time.Minute)
+	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
+		return tx.ReservationPut(ctx, reservation("r1", "c1", "v1", 3, expires), "cart", base)
+	})
+	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
+		return tx.ReservationPut(ctx, reservation("r2", "c2", "v1", 3, expires.Add(time.Hour)), "cart", expires)
+	})
+	err := txErr(t, s, func(ctx context.Context, tx persistence.Tx) error {
+		_, err := tx.ReservationConsume(ctx, "r1", "o1", "client", expires.Add(-time.Second))
+		return err
+	})
+	wantErr(t, "consume a reservation whose units went to another cart", err, persistence.ErrConflict)
+	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
+		st, err := tx.StockGet(ctx, "v1")
+		wantEqual(t, "counters", []int64{st.OnHand, st.Reserved}, []int64{3, 6})
+		return err
+	})
+}
+
 // testShopCarts: carts round-trip with versions; an owner's open cart is
 // found.
 func testShopCarts(t *testing.T, open Opener) {
@@ -331,4 +359,30 @@ func testShopCarts(t *testing.T, open Opener) {
 		_, err := tx.CartOpenByOwner(ctx, "client-1")
 		return err
 	}), persistence.ErrNotFound)
+}
+
+// testShopVIP: a client marked VIP is one until unmarked; marking twice
+// is harmless.
+func testShopVIP(t *testing.T, open Opener) {
+	s := migrated(t, open, persistence.Options{})
+	is := func(id string) bool {
+		var vip bool
+		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) (err error) {
+			vip, err = tx.ShopVIPIs(ctx, id)
+			return err
+		})
+		return vip
+	}
+	set := func(id string, vip bool) {
+		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error { return tx.ShopVIPSet(ctx, id, vip, "admin", base) })
+	}
+	set("client-1", true)
+	set("client-1", true)
+	wantEqual(t, "vip", []bool{is("client-1"), is("client-2")}, []bool{true, false})
+	set("client-1", false)
+	set("client-2", false)
+	wantEqual(t, "after unmark", []bool{is("client-1"), is("client-2")}, []bool{false, false})
+	wantErr(t, "no client", txErr(t, s, func(ctx context.Context, tx persistence.Tx) error {
+		return tx.ShopVIPSet(ctx, "", true, "admin", base)
+	}), persistence.ErrInvalid)
 }

@@ -20,6 +20,8 @@ var totpKioskTests = []struct {
 	{"TOTPFactor", testTOTPFactor},
 	{"TOTPFactorRace", testTOTPFactorRace},
 	{"MFAChallenge", testMFAChallenge},
+	{"TOTPFactorListAfter", testTOTPFactorListAfter},
+	{"MFAChallengeDeleteExpired", testMFAChallengeDeleteExpired},
 	{"Kiosks", testKiosks},
 }
 
@@ -162,6 +164,91 @@ func testMFAChallenge(t *testing.T, open Opener) {
 	other := sha256.Sum256([]byte("absent"))
 	err = txErr(t, s, func(ctx context.Context, tx persistence.Tx) error { return tx.MFAChallengeUse(ctx, other[:], base) })
 	wantErr(t, "use absent", err, persistence.ErrNotFound)
+}
+
+// testTOTPFactorListAfter: the rotation's paging visits every factor once,
+// in user id order, and refuses a limit out of range.
+func testTOTPFactorListAfter(t *testing.T, open Opener) {
+	s := migrated(t, open, persistence.Options{})
+	ids := []string{newID(), newID(), newID()} // ULIDs: increasing
+	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
+		for i, id := range ids {
+			f := persistence.TOTPFactor{UserID: id, SecretCipher: []byte{byte(i + 1)}, LastStep: int64(i), CreatedAt: base}
+			if _, err := tx.TOTPFactorPut(ctx, f); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var seen []string
+	after := ""
+	for range 4 {
+		var page []persistence.TOTPFactor
+		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) (err error) {
+			page, err = tx.TOTPFactorListAfter(ctx, after, 2)
+			return err
+		})
+		if len(page) == 0 {
+			break
+		}
+		for _, f := range page {
+			seen = append(seen, f.UserID)
+			if f.Version != 1 || len(f.SecretCipher) != 1 || !f.CreatedAt.Equal(ct(base)) {
+				t.Fatalf("listed factor %+v", f)
+			}
+		}
+		after = page[len(page)-1].UserID
+	}
+	wantEqual(t, "listed ids", seen, ids)
+	err := txErr(t, s, func(ctx context.Context, tx persistence.Tx) error {
+		_, err := tx.TOTPFactorListAfter(ctx, "", 0)
+		return err
+	})
+	wantErr(t, "zero limit", err, persistence.ErrInvalid)
+}
+
+// testMFAChallengeDeleteExpired: expired challenges, used or not, go in
+// batches of at most limit; live ones stay.
+func testMFAChallengeDeleteExpired(t *testing.T, open Opener) {
+	s := migrated(t, open, persistence.Options{})
+	mk := func(expires time.Time) []byte {
+		h := sha256.Sum256([]byte(newID()))
+		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
+			return tx.MFAChallengeCreate(ctx, persistence.MFAChallenge{Hash: h[:], UserID: newID(), CreatedAt: expires.Add(-5 * time.Minute), ExpiresAt: expires})
+		})
+		return h[:]
+	}
+	old1, old2, used := mk(base.Add(time.Minute)), mk(base.Add(2*time.Minute)), mk(base.Add(3*time.Minute))
+	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
+		return tx.MFAChallengeUse(ctx, used, base.Add(time.Minute))
+	})
+	live := mk(base.Add(time.Hour))
+	now := base.Add(10 * time.Minute)
+	var n1, n2, n3 int
+	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) (err error) {
+		n1, err = tx.MFAChallengeDeleteExpired(ctx, now, 2)
+		return err
+	})
+	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) (err error) {
+		n2, err = tx.MFAChallengeDeleteExpired(ctx, now, 2)
+		return err
+	})
+	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) (err error) {
+		n3, err = tx.MFAChallengeDeleteExpired(ctx, now, 2)
+		return err
+	})
+	wantEqual(t, "deleted per batch", []int{n1, n2, n3}, []int{2, 1, 0})
+	for _, h := range [][]byte{old1, old2, used} {
+		err := txErr(t, s, func(ctx context.Context, tx persistence.Tx) error {
+			_, err := tx.MFAChallengeGet(ctx, h)
+			return err
+		})
+		wantErr(t, "expired challenge", err, persistence.ErrNotFound)
+	}
+	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
+		_, err := tx.MFAChallengeGet(ctx, live)
+		return err
+	})
 }
 
 func testKiosks(t *testing.T, open Opener) {

@@ -87,3 +87,10 @@ CREATE TABLE IF NOT EXISTS shop_carts (
 );
 -- One open cart per signed-in client: a second concurrent create conflicts.
 CREATE UNIQUE INDEX IF NOT EXISTS shop_carts_open_owner ON shop_carts (owner_id) WHERE state = 'open' AND owner_id <> '';
+
+-- Clients who pay VIP prices (Variant.VIPPriceMinor), managed by admins.
+CREATE TABLE IF NOT EXISTS shop_vip_clients (
+	client_id  TEXT    NOT NULL PRIMARY KEY,
+	granted_by TEXT    NOT NULL,
+	created_at INTEGER NOT NULL
+);

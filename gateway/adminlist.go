@@ -1,0 +1,37 @@
+package gateway
+
+import (
+	"context"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/spa-engine/spa/persistence"
+)
+
+// beforeCursor reads the "before" query parameter of an admin list: empty,
+// or the ULID cursor a previous page returned.
+func beforeCursor(c *fiber.Ctx, f *fieldErrors) string {
+	before := c.Query("before")
+	if before != "" {
+		if _, err := ulid.ParseStrict(before); err != nil {
+			f.add("before", "must be a cursor from a previous page")
+		}
+	}
+	return before
+}
+
+// readPage reads limit+1 rows with list (the extra one tells whether
+// another page exists) and returns the page and the next page's cursor.
+func readPage[R any](s *server, c *fiber.Ctx, limit int, list func(ctx context.Context, tx persistence.Tx, limit int) ([]R, error), id func(R) string) ([]R, *string, error) {
+	var rows []R
+	err := s.read(c, func(ctx context.Context, tx persistence.Tx) (err error) {
+		rows, err = list(ctx, tx, limit+1)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, next := pageOf(rows, limit, id)
+	return rows, next, nil
+}
