@@ -215,7 +215,9 @@ func mapErr(err error) error {
 		return fmt.Errorf("postgres: %w", persistence.ErrNotFound)
 	case errors.As(err, &pgErr):
 		switch {
-		case pgErr.Code == "23505":
+		// 42P07/42710: a table or other object of that name exists, which a
+		// migration applied by another process at the same time causes.
+		case pgErr.Code == "23505", pgErr.Code == "42P07", pgErr.Code == "42710":
 			return fmt.Errorf("postgres: %w: %w", persistence.ErrConflict, err)
 		case pgErr.Code == "23503": // foreign key: the referenced row does not exist
 			return fmt.Errorf("postgres: %w: %w", persistence.ErrNotFound, err)
