@@ -1,8 +1,10 @@
 // Package batch is the group commit shared by the calendar actors
-// (schedule, resource): changes accepted in memory are written together,
-// in one transaction that first checks the actor's epoch, while the actor
-// keeps deciding; the next batch starts when the one in flight is done.
-// A Committer belongs to one actor and is used only from its Receive.
+// (schedule, resource, inventory): changes accepted in memory are written
+// together, in one transaction that first checks the actor's epoch, while
+// the actor keeps deciding; the next batch starts when the one in flight
+// is done. A Committer belongs to one actor and is used only from its
+// Receive. Lifecycle (lifecycle.go) is the life cycle those actors share
+// around it and their directory.
 package batch
 
 import (

@@ -28,7 +28,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/spa-engine/spa/actors/batch"
-	"github.com/spa-engine/spa/actors/directory"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -47,6 +46,8 @@ type Deps struct {
 	Log     *slog.Logger
 	Metrics *Metrics
 	Config  Config
+
+	life *batch.Kind // set by withDefaults
 }
 
 func (d Deps) withDefaults() Deps {
@@ -64,6 +65,16 @@ func (d Deps) withDefaults() Deps {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
+	m := d.Metrics
+	d.life = &batch.Kind{Name: "inventory", IDKey: "variant", Log: d.Log, IdleAfter: d.Config.IdleAfter,
+		Live: m.live, Fenced: m.fenced, Settled: func(o batch.Op, outcome string) {
+			// A granted reservation is counted by its own reply.
+			if o.Kind == "reserve" && outcome != "ok" {
+				m.reserved(outcome)
+			}
+		},
+		Refuse: refusal, ErrRetry: ErrRetry, ErrNotLoaded: fmt.Errorf("%w: stock did not load", ErrRetry),
+		ErrUnknown: ErrUnknownVariant}
 	return d
 }
 
@@ -72,72 +83,42 @@ type inventoryActor struct {
 	deps      Deps
 	variantID string
 	variant   persistence.Variant
-	epoch     int64
 	onHand    int64
 	// res holds the reservations believed live, by id; one past its
 	// expiry holds nothing and is dropped (and released) when seen.
-	res     map[string]persistence.Reservation
-	loadErr error
+	res map[string]persistence.Reservation
 
-	commits  batch.Committer
-	stopping bool
+	commits batch.Committer
+	life    batch.Lifecycle
 }
 
 func newActor(deps Deps, variantID string) actor.Producer {
-	return func() actor.Actor { return &inventoryActor{deps: deps, variantID: variantID} }
-}
-
-// Receive is the actor's one message switch, lifecycle first.
-func (a *inventoryActor) Receive(c actor.Context) {
-	switch m := c.Message().(type) {
-	case *actor.Started:
-		a.deps.Metrics.live.Inc()
-		if a.loadErr = a.activate(); a.loadErr != nil {
-			a.deps.Log.Warn("inventory: activation failed", "variant", a.variantID, "err", a.loadErr)
-			a.retire(c)
-		}
-		c.SetReceiveTimeout(a.deps.Config.IdleAfter)
-	case *actor.Stopped:
-		a.deps.Metrics.live.Dec()
-	case *actor.ReceiveTimeout:
-		if !a.commits.Busy() {
-			a.retire(c)
-		}
-	case directory.Stop:
-		a.stopping = true
-		a.stopIfDone(c)
-	case batch.Done:
-		a.finishBatch(c, m)
-	case *Reserve:
-		a.guard(c, m, func() { a.reserve(c, m) })
-	case *Release:
-		a.guard(c, m, func() { a.release(c, m) })
-	case *Consumed:
-		a.guard(c, m, func() { a.consumed(c, m) })
-	case *Move:
-		a.guard(c, m, func() { a.move(c, m) })
-	case *LevelQuery:
-		a.guard(c, m, func() {
-			a.dropLapsed(c)
-			c.Respond(a.level())
-		})
+	return func() actor.Actor {
+		return &inventoryActor{deps: deps, variantID: variantID, life: batch.NewLifecycle(deps.life, variantID)}
 	}
 }
 
-// guard refuses requests the actor cannot decide: its variant did not
-// load, or it is retiring (then the request goes to the next activation).
-func (a *inventoryActor) guard(c actor.Context, msg any, do func()) {
-	switch {
-	case a.loadErr != nil && errors.Is(a.loadErr, ErrUnknownVariant):
-		c.Respond(refusal(msg, ErrUnknownVariant))
-	case a.loadErr != nil:
-		c.Respond(refusal(msg, fmt.Errorf("%w: stock did not load", ErrRetry)))
-	case a.stopping:
-		if !directory.Handoff(c, a.variantID) {
-			c.Respond(refusal(msg, ErrRetry))
-		}
+// Receive is the actor's one message switch; a.life handles the lifecycle
+// (package batch).
+func (a *inventoryActor) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *actor.Started:
+		a.life.Start(c, a.activate)
+	case *Reserve:
+		a.life.Guard(c, func() { a.reserve(c, m) })
+	case *Release:
+		a.life.Guard(c, func() { a.release(c, m) })
+	case *Consumed:
+		a.life.Guard(c, func() { a.consumed(c, m) })
+	case *Move:
+		a.life.Guard(c, func() { a.move(c, m) })
+	case *LevelQuery:
+		a.life.Guard(c, func() {
+			a.dropLapsed(c)
+			c.Respond(a.level())
+		})
 	default:
-		do()
+		a.life.Receive(c, &a.commits)
 	}
 }
 
@@ -167,7 +148,7 @@ func (a *inventoryActor) activate() error {
 		if err != nil {
 			return err
 		}
-		a.variant, a.epoch, a.onHand = v, epoch, st.OnHand
+		a.variant, a.onHand = v, st.OnHand
 		a.commits = batch.Committer{Store: a.deps.Store, Calendar: calendar, Epoch: epoch, Timeout: a.deps.Config.WriteTimeout}
 		a.res = make(map[string]persistence.Reservation, len(live))
 		for _, r := range live {
@@ -373,42 +354,4 @@ func (a *inventoryActor) move(c actor.Context, m *Move) {
 		Reply: func(err error) { c.Send(sender, &MoveReply{Level: lvl, Err: err}) },
 	})
 	a.crossed(c, before, before+delta, now)
-}
-
-// finishBatch answers a batch's callers. After a failure every waiting
-// change is refused as retryable and the actor retires; the next request
-// loads the truth.
-func (a *inventoryActor) finishBatch(c actor.Context, d batch.Done) {
-	ops, err := a.commits.Done(c, d)
-	if err == nil {
-		for _, o := range ops {
-			o.Reply(nil)
-		}
-		a.stopIfDone(c)
-		return
-	}
-	reason := "write_failed"
-	if errors.Is(err, persistence.ErrFenced) {
-		reason = "fenced"
-		a.deps.Metrics.fenced.Inc()
-	}
-	a.deps.Log.Warn("inventory: batch failed; stopping", "variant", a.variantID, "epoch", a.epoch, "reason", reason, "err", err)
-	for _, o := range ops {
-		if o.Kind == "reserve" {
-			a.deps.Metrics.reserved(reason)
-		}
-		o.Reply(fmt.Errorf("%w: %s", ErrRetry, reason))
-	}
-	a.stopping = true
-	a.retire(c)
-}
-
-// retire asks the directory to replace this activation.
-func (a *inventoryActor) retire(c actor.Context) { directory.Retire(c, a.variantID) }
-
-// stopIfDone stops a stopping actor once nothing waits for a write.
-func (a *inventoryActor) stopIfDone(c actor.Context) {
-	if a.stopping && !a.commits.Busy() {
-		c.Stop(c.Self())
-	}
 }

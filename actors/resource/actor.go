@@ -21,7 +21,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/spa-engine/spa/actors/batch"
-	"github.com/spa-engine/spa/actors/directory"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -45,6 +44,8 @@ type Deps struct {
 	Config  Config
 	// Fence issues activation epochs (placement.go); nil: the database.
 	Fence Fence
+
+	life *batch.Kind // set by withDefaults
 }
 
 func (d Deps) withDefaults() Deps {
@@ -63,6 +64,11 @@ func (d Deps) withDefaults() Deps {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
+	m := d.Metrics
+	d.life = &batch.Kind{Name: "resource", IDKey: "resource", Log: d.Log, IdleAfter: d.Config.IdleAfter,
+		Live: m.live, Fenced: m.fenced, Settled: func(o batch.Op, outcome string) { m.decided(o.Kind, outcome) },
+		Refuse: refusal, ErrRetry: ErrRetry, ErrNotLoaded: fmt.Errorf("%w: calendar did not load", ErrRetry),
+		ErrUnknown: ErrUnknownResource}
 	return d
 }
 
@@ -73,70 +79,39 @@ func CalendarID(resourceID string) string { return "resource/" + resourceID }
 type resourceActor struct {
 	deps       Deps
 	resourceID string
-	epoch      int64
 	capacity   int
 	// appts holds every appointment with this resource in the loaded
 	// window, whatever its status, so a late Track of an older version is
 	// recognised; only live ones use the resource.
-	appts   map[string]persistence.Appointment
-	claims  map[string]persistence.ResourceClaim // by appointment id
-	loadErr error
+	appts  map[string]persistence.Appointment
+	claims map[string]persistence.ResourceClaim // by appointment id
 
-	commits  batch.Committer // group commit of accepted changes
-	stopping bool
+	commits batch.Committer // group commit of accepted changes
+	life    batch.Lifecycle
 }
 
 func newActor(deps Deps, resourceID string) actor.Producer {
-	return func() actor.Actor { return &resourceActor{deps: deps, resourceID: resourceID} }
-}
-
-// Receive is the actor's one message switch, lifecycle first.
-func (a *resourceActor) Receive(c actor.Context) {
-	switch m := c.Message().(type) {
-	case *actor.Started:
-		a.deps.Metrics.live.Inc()
-		if a.loadErr = a.activate(); a.loadErr != nil {
-			a.deps.Log.Warn("resource: activation failed", "resource", a.resourceID, "err", a.loadErr)
-			a.retire(c)
-		}
-		c.SetReceiveTimeout(a.deps.Config.IdleAfter)
-	case *actor.Stopped:
-		a.deps.Metrics.live.Dec()
-	case *actor.ReceiveTimeout:
-		if !a.commits.Busy() {
-			a.retire(c)
-		}
-	case directory.Stop:
-		a.stopping = true
-		a.stopIfDone(c)
-	case batch.Done:
-		a.finishBatch(c, m)
-	case *Claim:
-		a.guard(c, m, func() { a.claim(c, m) })
-	case *Release:
-		a.guard(c, m, func() { a.release(c, m) })
-	case *Track:
-		a.guard(c, m, func() { a.track(c, m) })
-	case *FullQuery:
-		a.guard(c, m, func() { a.full(c, m) })
+	return func() actor.Actor {
+		return &resourceActor{deps: deps, resourceID: resourceID, life: batch.NewLifecycle(deps.life, resourceID)}
 	}
 }
 
-// guard refuses requests the actor cannot decide: its calendar did not
-// load, or it is retiring (then the request goes back to the directory for
-// the next activation).
-func (a *resourceActor) guard(c actor.Context, msg any, do func()) {
-	switch {
-	case a.loadErr != nil && errors.Is(a.loadErr, ErrUnknownResource):
-		c.Respond(refusal(msg, ErrUnknownResource))
-	case a.loadErr != nil:
-		c.Respond(refusal(msg, fmt.Errorf("%w: calendar did not load", ErrRetry)))
-	case a.stopping:
-		if !directory.Handoff(c, a.resourceID) {
-			c.Respond(refusal(msg, ErrRetry))
-		}
+// Receive is the actor's one message switch; a.life handles the lifecycle
+// (package batch).
+func (a *resourceActor) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *actor.Started:
+		a.life.Start(c, a.activate)
+	case *Claim:
+		a.life.Guard(c, func() { a.claim(c, m) })
+	case *Release:
+		a.life.Guard(c, func() { a.release(c, m) })
+	case *Track:
+		a.life.Guard(c, func() { a.track(c, m) })
+	case *FullQuery:
+		a.life.Guard(c, func() { a.full(c, m) })
 	default:
-		do()
+		a.life.Receive(c, &a.commits)
 	}
 }
 
@@ -167,7 +142,7 @@ func (a *resourceActor) activate() error {
 		if err != nil {
 			return err
 		}
-		a.epoch, a.capacity = epoch, r.Capacity
+		a.capacity = r.Capacity
 		a.commits = batch.Committer{Store: a.deps.Store, Calendar: CalendarID(a.resourceID), Epoch: epoch,
 			Timeout: a.deps.Config.WriteTimeout}
 		a.appts = make(map[string]persistence.Appointment, len(appts))
@@ -180,41 +155,4 @@ func (a *resourceActor) activate() error {
 		}
 		return nil
 	})
-}
-
-// finishBatch answers a batch's callers. After a failure every waiting
-// change is refused as retryable and the actor retires; the next request
-// loads the truth.
-func (a *resourceActor) finishBatch(c actor.Context, d batch.Done) {
-	ops, err := a.commits.Done(c, d)
-	if err == nil {
-		for _, o := range ops {
-			o.Reply(nil)
-			a.deps.Metrics.decided(o.Kind, "ok")
-		}
-		a.stopIfDone(c)
-		return
-	}
-	reason := "write_failed"
-	if errors.Is(err, persistence.ErrFenced) {
-		reason = "fenced"
-		a.deps.Metrics.fenced.Inc()
-	}
-	a.deps.Log.Warn("resource: batch failed; stopping", "resource", a.resourceID, "epoch", a.epoch, "reason", reason, "err", err)
-	for _, o := range ops {
-		o.Reply(fmt.Errorf("%w: %s", ErrRetry, reason))
-		a.deps.Metrics.decided(o.Kind, reason)
-	}
-	a.stopping = true
-	a.retire(c)
-}
-
-// retire asks the directory to replace this activation.
-func (a *resourceActor) retire(c actor.Context) { directory.Retire(c, a.resourceID) }
-
-// stopIfDone stops a stopping actor once nothing waits for a write.
-func (a *resourceActor) stopIfDone(c actor.Context) {
-	if a.stopping && !a.commits.Busy() {
-		c.Stop(c.Self())
-	}
 }

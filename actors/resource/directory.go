@@ -1,7 +1,6 @@
 package resource
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -17,16 +16,10 @@ type Directory struct{ *directory.Directory }
 // request whose context has no deadline.
 func NewDirectory(root *actor.RootContext, deps Deps, timeout time.Duration) (*Directory, error) {
 	deps = deps.withDefaults()
-	d, err := directory.New(root, directory.Config{
-		Name:        "resources",
-		Spawn:       func(resourceID string) actor.Producer { return newActor(deps, resourceID) },
-		Mailbox:     actor.Unbounded(deps.Metrics.mailbox),
-		Refuse:      refusal,
-		ErrShutdown: fmt.Errorf("%w: node shutting down", ErrRetry),
-		Timeout:     timeout,
-	})
+	d, err := deps.life.NewDirectory(root, "resources", func(id string) actor.Producer { return newActor(deps, id) },
+		actor.Unbounded(deps.Metrics.mailbox), timeout)
 	if err != nil {
-		return nil, fmt.Errorf("resource: %w", err)
+		return nil, err
 	}
 	return &Directory{d}, nil
 }

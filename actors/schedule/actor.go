@@ -17,7 +17,6 @@ import (
 
 	"github.com/spa-engine/spa/actors/availability"
 	"github.com/spa-engine/spa/actors/batch"
-	"github.com/spa-engine/spa/actors/directory"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -65,6 +64,21 @@ type Deps struct {
 	Config  Config
 	// Fence issues activation epochs (placement.go); nil: the database.
 	Fence Fence
+
+	life *batch.Kind // set by withDefaults
+}
+
+func (d Deps) withDefaults() Deps {
+	d.Config = d.Config.withDefaults()
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	m := d.Metrics
+	d.life = &batch.Kind{Name: "schedule", IDKey: "staff", Log: d.Log, IdleAfter: d.Config.IdleAfter,
+		Live: m.live, Fenced: m.fenced, Settled: func(o batch.Op, outcome string) { m.claim(o.Kind, outcome, o.Start) },
+		Refuse: refusal, ErrRetry: ErrRetry, ErrNotLoaded: fmt.Errorf("%w: calendar did not load", ErrRetry),
+		ErrUnknown: ErrUnknownStaff}
+	return d
 }
 
 // CalendarID names a staff member's calendar in the fencing table.
@@ -81,98 +95,61 @@ const minTimer = 10 * time.Millisecond
 type scheduleActor struct {
 	deps    Deps
 	staffID string
-	epoch   int64
 	staff   availability.Staff
 	appts   map[string]persistence.Appointment // every appointment in the loaded window
-	loadErr error
 
-	commits  batch.Committer // group commit of accepted changes
-	stopping bool
-	timer    *time.Timer // next hold expiry
+	commits batch.Committer // group commit of accepted changes
+	life    batch.Lifecycle
+	timer   *time.Timer // next hold expiry
 
 	version uint64 // bumped by every change of appts (see touch)
 	memo    memo   // what was computed from the calendar at version
 }
 
 func newActor(deps Deps, staffID string) actor.Producer {
-	deps.Config = deps.Config.withDefaults()
-	return func() actor.Actor { return &scheduleActor{deps: deps, staffID: staffID} }
+	if deps.life == nil { // an actor spawned without a directory (tests)
+		deps = deps.withDefaults()
+	}
+	return func() actor.Actor {
+		return &scheduleActor{deps: deps, staffID: staffID, life: batch.NewLifecycle(deps.life, staffID)}
+	}
 }
 
-// Receive is the actor's one message switch, lifecycle first.
+// Receive is the actor's one message switch; a.life handles the lifecycle
+// (package batch).
 func (a *scheduleActor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *actor.Started:
-		a.loadErr = a.activate()
-		if a.loadErr != nil {
-			// Refuse what is already queued, then retire at once, so the
-			// next request tries a fresh activation (the staff member may
-			// just have been created, or the store may be back).
-			a.deps.Log.Warn("schedule: activation failed", "staff", a.staffID, "err", a.loadErr)
-			a.retire(c)
-		}
-		a.deps.Metrics.live.Inc()
-		c.SetReceiveTimeout(a.deps.Config.IdleAfter)
-		if a.loadErr == nil {
+		if a.life.Start(c, a.activate) {
 			a.armExpiry(c)
 		}
 	case *actor.Stopped:
-		a.deps.Metrics.live.Dec()
+		a.life.Receive(c, &a.commits) // counts the activation out
 		if a.timer != nil {
 			a.timer.Stop()
 		}
 	case expireHolds:
-		if a.loadErr == nil && !a.stopping {
+		if a.life.Deciding() {
 			a.expire(c)
 		}
-	case *actor.ReceiveTimeout:
-		if !a.commits.Busy() {
-			a.retire(c)
-		}
-	case directory.Stop:
-		a.stopping = true
-		a.stopIfDone(c)
-	case batch.Done:
-		a.finishBatch(c, m)
 	case *Hold:
-		a.guard(c, func() { a.hold(c, m) }, func(err error) { c.Respond(&HoldReply{Err: err}) })
+		a.life.Guard(c, func() { a.hold(c, m) })
 	case *Confirm:
-		a.guard(c, func() { a.confirm(c, m) }, a.failWith(c))
+		a.life.Guard(c, func() { a.confirm(c, m) })
 	case *Cancel:
-		a.guard(c, func() { a.cancel(c, m) }, a.failWith(c))
+		a.life.Guard(c, func() { a.cancel(c, m) })
 	case *CheckIn:
-		a.guard(c, func() { a.checkIn(c, m) }, a.failWith(c))
+		a.life.Guard(c, func() { a.checkIn(c, m) })
 	case *Complete:
-		a.guard(c, func() { a.close(c, m.AppointmentID, m.ActorID, m.Reason, persistence.StatusCompleted) }, a.failWith(c))
+		a.life.Guard(c, func() { a.close(c, m.AppointmentID, m.ActorID, m.Reason, persistence.StatusCompleted) })
 	case *NoShow:
-		a.guard(c, func() { a.close(c, m.AppointmentID, m.ActorID, m.Reason, persistence.StatusNoShow) }, a.failWith(c))
+		a.life.Guard(c, func() { a.close(c, m.AppointmentID, m.ActorID, m.Reason, persistence.StatusNoShow) })
 	case *Reschedule:
-		a.guard(c, func() { a.reschedule(c, m) }, a.failWith(c))
+		a.life.Guard(c, func() { a.reschedule(c, m) })
 	case *SlotsQuery:
-		a.guard(c, func() { a.slots(c, m) }, func(err error) { c.Respond(&SlotsReply{Err: err}) })
-	}
-}
-
-func (a *scheduleActor) failWith(c actor.Context) func(error) {
-	return func(err error) { c.Respond(&Reply{Err: err}) }
-}
-
-// guard refuses requests the actor cannot decide: when its calendar did not
-// load (retryable, or unknown staff). A request reaching an activation that
-// is retiring after a failed write goes back to the directory, which hands
-// it to the fresh activation.
-func (a *scheduleActor) guard(c actor.Context, do func(), refuse func(error)) {
-	switch {
-	case a.loadErr != nil && errors.Is(a.loadErr, ErrUnknownStaff):
-		refuse(ErrUnknownStaff)
-	case a.loadErr != nil:
-		refuse(fmt.Errorf("%w: calendar did not load", ErrRetry))
-	case a.stopping:
-		if !directory.Handoff(c, a.staffID) {
-			refuse(ErrRetry)
-		}
+		a.life.Guard(c, func() { a.slots(c, m) })
 	default:
-		do()
+		a.life.Receive(c, &a.commits)
 	}
 }
 
@@ -214,7 +191,7 @@ func (a *scheduleActor) activate() error {
 		if err != nil {
 			return err
 		}
-		a.epoch, a.staff = epoch, staff
+		a.staff = staff
 		a.commits = batch.Committer{Store: a.deps.Store, Calendar: CalendarID(a.staffID), Epoch: epoch,
 			Timeout: a.deps.Config.WriteTimeout, Flushed: func(n int) { a.deps.Metrics.batchSize.Observe(float64(n)) }}
 		a.appts = make(map[string]persistence.Appointment, len(appts))
@@ -607,42 +584,4 @@ func record(ctx context.Context, tx persistence.Tx, before *persistence.Appointm
 		return err
 	}
 	return tx.OutboxAppend(ctx, out)
-}
-
-// finishBatch answers a batch's callers. After a failure every waiting
-// change is refused as retryable and the actor retires; requests that
-// reach it meanwhile go to a fresh activation, which loads the truth.
-func (a *scheduleActor) finishBatch(c actor.Context, d batch.Done) {
-	ops, err := a.commits.Done(c, d)
-	if err == nil {
-		for _, o := range ops {
-			o.Reply(nil)
-			a.deps.Metrics.claim(o.Kind, "ok", o.Start)
-		}
-		a.stopIfDone(c)
-		return
-	}
-	reason := "write_failed"
-	if errors.Is(err, persistence.ErrFenced) {
-		reason = "fenced"
-		a.deps.Metrics.fenced.Inc()
-	}
-	a.deps.Log.Warn("schedule: batch failed; stopping", "staff", a.staffID, "epoch", a.epoch, "reason", reason, "err", err)
-	for _, o := range ops {
-		o.Reply(fmt.Errorf("%w: %s", ErrRetry, reason))
-		a.deps.Metrics.claim(o.Kind, reason, o.Start)
-	}
-	a.stopping = true
-	a.retire(c)
-}
-
-// retire asks the directory to replace this activation (see
-// directory.Retire).
-func (a *scheduleActor) retire(c actor.Context) { directory.Retire(c, a.staffID) }
-
-// stopIfDone stops a stopping actor once nothing waits for a write.
-func (a *scheduleActor) stopIfDone(c actor.Context) {
-	if a.stopping && !a.commits.Busy() {
-		c.Stop(c.Self())
-	}
 }

@@ -1,7 +1,6 @@
 package schedule
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -16,20 +15,11 @@ type Directory struct{ *directory.Directory }
 // NewDirectory spawns the schedule directory on root. timeout bounds a
 // request whose context has no deadline.
 func NewDirectory(root *actor.RootContext, deps Deps, timeout time.Duration) (*Directory, error) {
-	deps.Config = deps.Config.withDefaults()
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
-	d, err := directory.New(root, directory.Config{
-		Name:        "schedules",
-		Spawn:       func(staffID string) actor.Producer { return newActor(deps, staffID) },
-		Mailbox:     actor.Unbounded(deps.Metrics.mailbox),
-		Refuse:      refusal,
-		ErrShutdown: fmt.Errorf("%w: node shutting down", ErrRetry),
-		Timeout:     timeout,
-	})
+	deps = deps.withDefaults()
+	d, err := deps.life.NewDirectory(root, "schedules", func(id string) actor.Producer { return newActor(deps, id) },
+		actor.Unbounded(deps.Metrics.mailbox), timeout)
 	if err != nil {
-		return nil, fmt.Errorf("schedule: %w", err)
+		return nil, err
 	}
 	return &Directory{d}, nil
 }

@@ -1,9 +1,12 @@
 package partition
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -68,7 +71,16 @@ type node struct {
 	pm   *Manager
 }
 
+// startNode starts node-i on server i with the lease and membership TTL
+// testTTL.
 func startNode(t *testing.T, c *natstest.Cluster, i int, log *hookLog) *node {
+	t.Helper()
+	return startNodeWith(t, c, i, log, nil, testTTL)
+}
+
+// startNodeWith starts node-i with the given TTL (for its membership record
+// and its leases); a non-nil hist records every lease write the node makes.
+func startNodeWith(t *testing.T, c *natstest.Cluster, i int, log *hookLog, hist *history, ttl time.Duration) *node {
 	t.Helper()
 	js, err := c.Server(i).JetStream()
 	if err != nil {
@@ -77,13 +89,17 @@ func startNode(t *testing.T, c *natstest.Cluster, i int, log *hookLog) *node {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	name := fmt.Sprintf("node-%d", i)
-	mem, err := membership.Join(ctx, js, membership.Config{Name: name, TTL: testTTL, Replicas: membership.Replicas(c.N())})
+	mem, err := membership.Join(ctx, js, membership.Config{Name: name, TTL: ttl, Replicas: membership.Replicas(c.N())})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pm, err := Start(ctx, js, mem, Config{
+	var leases jetstream.JetStream = js
+	if hist != nil {
+		leases = recordingJS{JetStream: js, h: hist}
+	}
+	pm, err := Start(ctx, leases, mem, Config{
 		Partitions: testPartitions,
-		LeaseTTL:   testTTL,
+		LeaseTTL:   ttl,
 		Replicas:   membership.Replicas(c.N()),
 		Hooks: Hooks{
 			OnAcquire: func(p int, epoch uint64) { log.add(event{node: name, acquire: true, p: p, epoch: epoch}) },
@@ -176,13 +192,63 @@ func owners(nodes []*node) map[int]struct {
 	return out
 }
 
-// history records every entry of the lease bucket as it happens.
+// history records the lease bucket's entries, to check the single-owner
+// invariant on what the server actually stored.
+//
+// A watcher alone does not see every entry: the bucket keeps one entry per
+// key (History 1), and a watcher's consumer skips an entry that a later
+// write to the same key replaced before it was delivered. Under load that
+// happens to a hand-off's delete marker, which the new owner's create
+// replaces within milliseconds, and the history then shows the create
+// right after the old owner's lease. So every node's lease writes are also
+// recorded as they succeed (recordingKV), at the revision the server
+// assigned, and the check orders each partition's entries by revision. A
+// delete's revision is not returned to the client, but a successful delete
+// is a compare-and-set at the deleting node's last write of the key, so it
+// is the key's entry right after that write. Only the server's expiry
+// markers come from the watcher alone; the check covers a missing one with
+// the lease's lapse by server time.
 type history struct {
-	mu      sync.Mutex
-	entries []jetstream.KeyValueEntry
+	ttl time.Duration
+
+	mu       sync.Mutex
+	entries  []record
+	watched  uint64           // the highest revision the watcher delivered
+	nextOp   int              // ids of recorded writes
+	inflight map[int]struct{} // writes sent and not yet recorded
+	kv       jetstream.KeyValue
 }
 
-func watchHistory(t *testing.T, c *natstest.Cluster) *history {
+// record is one lease bucket entry.
+type record struct {
+	p   int
+	rev uint64 // its revision; 0 for a delete known from the deleting node
+	// after is, for a delete known from the deleting node, the revision it
+	// deleted at: the key's previous entry.
+	after uint64
+	op    jetstream.KeyValueOp
+	lease *messages.PartitionLease // puts
+	// lo and hi bound when the server stored it: its timestamp for a
+	// watched entry, the client's send and reply for a recorded one.
+	lo, hi  time.Time
+	watched bool
+}
+
+// pos orders a partition's records: by revision, a recorded delete right
+// after the entry it deleted at.
+func (r record) pos() (uint64, int) {
+	if r.rev == 0 {
+		return r.after, 1
+	}
+	return r.rev, 0
+}
+
+func newHistory(ttl time.Duration) *history {
+	return &history{ttl: ttl, inflight: map[int]struct{}{}}
+}
+
+// watch starts the watcher, once the lease bucket exists.
+func (h *history) watch(t *testing.T, c *natstest.Cluster) {
 	t.Helper()
 	js, err := c.Server(0).JetStream()
 	if err != nil {
@@ -198,90 +264,264 @@ func watchHistory(t *testing.T, c *natstest.Cluster) *history {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &history{}
+	h.mu.Lock()
+	h.kv = kv
+	h.mu.Unlock()
 	go func() {
 		for e := range w.Updates() {
-			if e != nil {
-				h.mu.Lock()
-				h.entries = append(h.entries, e)
-				h.mu.Unlock()
+			if e == nil {
+				continue
 			}
+			p, ok := parseKey(e.Key())
+			if !ok {
+				continue
+			}
+			r := record{p: p, rev: e.Revision(), op: e.Operation(), lo: e.Created(), hi: e.Created(), watched: true}
+			if r.op == jetstream.KeyValuePut {
+				r.lease = &messages.PartitionLease{}
+				if err := proto.Unmarshal(e.Value(), r.lease); err != nil {
+					r.lease = nil // reported by check
+				}
+			}
+			h.mu.Lock()
+			h.entries = append(h.entries, r)
+			h.watched = max(h.watched, e.Revision())
+			h.mu.Unlock()
 		}
 	}()
-	return h
 }
 
-// check asserts the single-owner invariant on the recorded history: a
-// lease is only created on a free key, only renewed by its holder at its
-// epoch, and epochs grow. It returns, per partition, the ops that ended a
-// lease (KeyValueDelete for a hand-off, KeyValuePurge for an expiry).
-func (h *history) check(t *testing.T) map[int][]jetstream.KeyValueOp {
-	t.Helper()
+// begin registers a lease write about to be sent.
+func (h *history) begin() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.nextOp++
+	h.inflight[h.nextOp] = struct{}{}
+	return h.nextOp
+}
+
+// end records the outcome of write id (r is nil when it failed).
+func (h *history) end(id int, r *record) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.inflight, id)
+	if r != nil {
+		h.entries = append(h.entries, *r)
+	}
+}
+
+// catchUp waits until the history holds every entry written so far: the
+// watcher delivered up to the bucket's last revision, and every node's
+// write sent before then has been recorded.
+func (h *history) catchUp(t *testing.T) {
+	t.Helper()
+	h.mu.Lock()
+	kv := h.kv
+	h.mu.Unlock()
+	if kv == nil {
+		t.Fatal("history: not watching")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok || bs.StreamInfo() == nil {
+		t.Fatal("history: no stream info")
+	}
+	lastRev := bs.StreamInfo().State.LastSeq
+	h.mu.Lock()
+	pending := slices.Collect(maps.Keys(h.inflight))
+	h.mu.Unlock()
+	eventually(t, 20*time.Second, fmt.Sprintf("history catches up with revision %d", lastRev), func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, id := range pending {
+			if _, ok := h.inflight[id]; ok {
+				return false
+			}
+		}
+		return h.watched >= lastRev
+	})
+}
+
+// recordingJS hands the manager a lease bucket that records its writes.
+type recordingJS struct {
+	jetstream.JetStream
+	h *history
+}
+
+func (r recordingJS) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := r.JetStream.CreateOrUpdateKeyValue(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &recordingKV{KeyValue: kv, h: r.h, last: map[string]uint64{}}, nil
+}
+
+// recordingKV records one node's successful lease writes in h.
+type recordingKV struct {
+	jetstream.KeyValue
+	h *history
+
+	mu   sync.Mutex
+	last map[string]uint64 // this node's last successful write per key
+}
+
+func (k *recordingKV) put(key string, value []byte, write func() (uint64, error)) (uint64, error) {
+	id := k.h.begin()
+	sent := time.Now()
+	rev, err := write()
+	if err != nil {
+		k.h.end(id, nil)
+		return rev, err
+	}
+	k.mu.Lock()
+	k.last[key] = rev
+	k.mu.Unlock()
+	p, ok := parseKey(key)
+	l := &messages.PartitionLease{}
+	if !ok || proto.Unmarshal(value, l) != nil {
+		k.h.end(id, nil)
+		return rev, err
+	}
+	k.h.end(id, &record{p: p, rev: rev, op: jetstream.KeyValuePut, lease: l, lo: sent, hi: time.Now()})
+	return rev, nil
+}
+
+func (k *recordingKV) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
+	return k.put(key, value, func() (uint64, error) { return k.KeyValue.Create(ctx, key, value, opts...) })
+}
+
+func (k *recordingKV) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	return k.put(key, value, func() (uint64, error) { return k.KeyValue.Update(ctx, key, value, rev) })
+}
+
+// Delete records a successful delete as the key's entry right after this
+// node's last write of it: the manager only deletes at the revision of its
+// own last write (jetstream.LastRevision), so a delete that succeeds
+// directly follows that write.
+func (k *recordingKV) Delete(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
+	id := k.h.begin()
+	k.mu.Lock()
+	after := k.last[key]
+	k.mu.Unlock()
+	sent := time.Now()
+	err := k.KeyValue.Delete(ctx, key, opts...)
+	p, ok := parseKey(key)
+	if err != nil || !ok || after == 0 {
+		k.h.end(id, nil)
+		return err
+	}
+	k.h.end(id, &record{p: p, after: after, op: jetstream.KeyValueDelete, lo: sent, hi: time.Now()})
+	return nil
+}
+
+// check waits for the history to catch up, then asserts the single-owner
+// invariant on it: a lease is only created on a free key, only renewed by
+// its holder at its epoch, and epochs grow. It returns, per partition, the
+// ops that ended a lease (KeyValueDelete for a hand-off, KeyValuePurge for
+// an expiry).
+func (h *history) check(t *testing.T) map[int][]jetstream.KeyValueOp {
+	t.Helper()
+	h.catchUp(t)
+	h.mu.Lock()
+	recs := slices.Clone(h.entries)
+	h.mu.Unlock()
+
+	// One record per entry (the watched copy where both exist), each
+	// partition's in revision order.
+	watched := map[[2]uint64]bool{}
+	for _, r := range recs {
+		if r.watched {
+			watched[[2]uint64{uint64(r.p), r.rev}] = true
+		}
+	}
+	recs = slices.DeleteFunc(recs, func(r record) bool {
+		return !r.watched && r.rev != 0 && watched[[2]uint64{uint64(r.p), r.rev}]
+	})
+	slices.SortStableFunc(recs, func(a, b record) int {
+		if a.p != b.p {
+			return a.p - b.p
+		}
+		ar, as := a.pos()
+		br, bs := b.pos()
+		if ar != br {
+			return cmp.Compare(ar, br)
+		}
+		return as - bs
+	})
+
 	type holder struct {
 		node, inc string
 		epoch     uint64
-		last      time.Time // the holder's last write, server time
+		lo        time.Time // the holder's last write, earliest server time
 	}
 	cur := map[int]*holder{}
 	last := map[int]uint64{}
 	ends := map[int][]jetstream.KeyValueOp{}
-	for _, e := range h.entries {
-		p, ok := parseKey(e.Key())
-		if !ok {
-			continue
-		}
-		if e.Operation() != jetstream.KeyValuePut {
+	for _, r := range recs {
+		p := r.p
+		if r.op != jetstream.KeyValuePut {
 			if _, known := last[p]; !known {
 				last[p] = 0
 			}
 			if cur[p] != nil {
-				ends[p] = append(ends[p], e.Operation())
+				ends[p] = append(ends[p], r.op)
 			}
 			cur[p] = nil
 			continue
 		}
-		var l messages.PartitionLease
-		if err := proto.Unmarshal(e.Value(), &l); err != nil {
-			t.Fatal(err)
+		l := r.lease
+		if l == nil {
+			t.Fatalf("partition %d: malformed lease at revision %d", p, r.rev)
 		}
 		if l.GetEpoch() == 0 { // acquisition
 			// The expiry marker may be missing (lost with a dead stream
-			// leader); then the old lease must have lapsed by server time.
-			if c := cur[p]; c != nil && e.Created().Before(c.last.Add(testTTL)) {
-				t.Fatalf("partition %d: %s acquired at %d while %s held it at epoch %d", p, l.GetNode(), e.Revision(), c.node, c.epoch)
+			// leader, or replaced before the watcher saw it); then the old
+			// lease must have lapsed by server time.
+			if c := cur[p]; c != nil && r.hi.Before(c.lo.Add(h.ttl)) {
+				t.Fatalf("partition %d: %s acquired at %d while %s held it at epoch %d", p, l.GetNode(), r.rev, c.node, c.epoch)
 			}
-			if e.Revision() <= last[p] {
-				t.Fatalf("partition %d: epoch %d not above %d", p, e.Revision(), last[p])
+			if r.rev <= last[p] {
+				t.Fatalf("partition %d: epoch %d not above %d", p, r.rev, last[p])
 			}
-			cur[p] = &holder{l.GetNode(), l.GetIncarnation(), e.Revision(), e.Created()}
-			last[p] = e.Revision()
+			cur[p] = &holder{l.GetNode(), l.GetIncarnation(), r.rev, r.lo}
+			last[p] = r.rev
 			continue
 		}
-		if _, known := last[p]; !known { // the watch began mid-lease
-			cur[p] = &holder{l.GetNode(), l.GetIncarnation(), l.GetEpoch(), e.Created()}
+		if _, known := last[p]; !known { // the history began mid-lease
+			cur[p] = &holder{l.GetNode(), l.GetIncarnation(), l.GetEpoch(), r.lo}
 			last[p] = l.GetEpoch()
 			continue
 		}
 		if c := cur[p]; c == nil || c.node != l.GetNode() || c.inc != l.GetIncarnation() || c.epoch != l.GetEpoch() {
 			t.Fatalf("partition %d: renewal by %s at epoch %d does not match holder %+v", p, l.GetNode(), l.GetEpoch(), c)
 		}
-		cur[p].last = e.Created()
+		cur[p].lo = r.lo
 	}
 	return ends
 }
 
 func TestJoinHandsOffAThirdAndLeaveHandsBack(t *testing.T) {
+	// Nothing here waits for a lease to expire, so a long TTL costs no time
+	// and keeps a node starved of CPU for a second (race detector, loaded
+	// CI machine) from losing a lease or its membership, which would move
+	// partitions this test expects to stay put.
+	const ttl = 10 * time.Second
 	c := natstest.RunCluster(t, 3)
 	log := &hookLog{}
-	a, b := startNode(t, c, 0, log), startNode(t, c, 1, log)
-	hist := watchHistory(t, c)
+	hist := newHistory(ttl)
+	a := startNodeWith(t, c, 0, log, hist, ttl)
+	hist.watch(t, c)
+	b := startNodeWith(t, c, 1, log, hist, ttl)
 	eventually(t, 15*time.Second, "two nodes converge", func() bool { return converged([]*node{a, b}) })
 	before := owners([]*node{a, b})
 
 	joined := time.Now()
-	n2 := startNode(t, c, 2, log)
+	n2 := startNodeWith(t, c, 2, log, hist, ttl)
 	all := []*node{a, b, n2}
 	d := eventually(t, 15*time.Second, "three nodes converge", func() bool { return converged(all) })
 	after := owners(all)
@@ -333,20 +573,34 @@ func TestJoinHandsOffAThirdAndLeaveHandsBack(t *testing.T) {
 		}
 	}
 
-	// Graceful leave: node-2 hands everything back well before a lease
-	// could expire.
+	// Graceful leave: node-2 hands everything back, each lease ended by its
+	// delete rather than by expiry, and the old owners take them at once.
 	left := time.Now()
 	n2.stop(t)
-	d = eventually(t, testTTL, "partitions handed back on leave", func() bool { return converged([]*node{a, b}) })
+	d = eventually(t, 15*time.Second, "partitions handed back on leave", func() bool { return converged([]*node{a, b}) })
 	t.Logf("graceful leave: partitions back %s after Stop (%s converge)", time.Since(left), d)
-	hist.check(t)
+	if took := time.Since(left); took >= ttl {
+		t.Fatalf("partitions handed back %s after Stop, not before a lease (TTL %s) could expire", took, ttl)
+	}
+	back := owners([]*node{a, b})
+	ends = hist.check(t)
+	for _, p := range moved {
+		if len(ends[p]) == 0 || ends[p][len(ends[p])-1] != jetstream.KeyValueDelete {
+			t.Fatalf("partition %d: node-2's lease ended by %v, want a delete on leave", p, ends[p])
+		}
+		if back[p].node != before[p].node || back[p].epoch <= after[p].epoch {
+			t.Fatalf("partition %d back on %s at epoch %d, want %s above %d", p, back[p].node, back[p].epoch, before[p].node, after[p].epoch)
+		}
+	}
 }
 
 func TestCrashedNodesPartitionsTakenOverAfterExpiry(t *testing.T) {
 	c := natstest.RunCluster(t, 3)
 	log := &hookLog{}
-	nodes := []*node{startNode(t, c, 0, log), startNode(t, c, 1, log), startNode(t, c, 2, log)}
-	hist := watchHistory(t, c)
+	hist := newHistory(testTTL)
+	nodes := []*node{startNodeWith(t, c, 0, log, hist, testTTL)}
+	hist.watch(t, c)
+	nodes = append(nodes, startNodeWith(t, c, 1, log, hist, testTTL), startNodeWith(t, c, 2, log, hist, testTTL))
 	eventually(t, 15*time.Second, "three nodes converge", func() bool { return converged(nodes) })
 	before := owners(nodes)
 

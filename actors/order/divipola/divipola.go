@@ -2,6 +2,15 @@
 // (DIVIPOLA, kept by DANE): the 32 departments plus Bogotá D.C. and their
 // 1,122 municipalities and non-municipal areas, embedded as CSV so a
 // shipping address is checked against real places rather than a regex.
+//
+// The CSV was transcribed without access to DANE's own file; its totals
+// match DANE's, but these codes were corrected by hand and should be
+// checked against the published list: Boyacá 15232 Chíquiza, 15236
+// Chivor, 15238 Duitama, 15244 El Cocuy, 15248 El Espino, 15407 Villa de
+// Leyva, 15442 Maripí, 15755 Socotá, 15757 Socha, 15763 Sotaquirá, 15764
+// Soracá; Bolívar 13212 Córdoba, 13222 Clemencia; Cundinamarca 25438
+// Medina; Norte de Santander 54125 Cácota, 54128 Cáchira; Santander 68575
+// Puerto Wilches.
 package divipola
 
 import (

@@ -1,0 +1,86 @@
+package batch
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/spa-engine/spa/actors/directory"
+)
+
+// lifeContext is the little of actor.Context a Lifecycle uses, for an
+// activation without a directory (it stops itself when it retires).
+type lifeContext struct {
+	actor.Context
+	msg     any
+	replies []any
+	stopped bool
+}
+
+func (c *lifeContext) Message() any                    { return c.msg }
+func (c *lifeContext) Respond(r any)                   { c.replies = append(c.replies, r) }
+func (c *lifeContext) Parent() *actor.PID              { return nil }
+func (c *lifeContext) Self() *actor.PID                { return nil }
+func (c *lifeContext) Stop(*actor.PID)                 { c.stopped = true }
+func (c *lifeContext) SetReceiveTimeout(time.Duration) {}
+
+type refused struct {
+	msg any
+	err error
+}
+
+func TestLifecycle(t *testing.T) {
+	errRetry, errUnknown := errors.New("retry"), errors.New("unknown")
+	kind := &Kind{Name: "test", IDKey: "id", Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Live: prometheus.NewGauge(prometheus.GaugeOpts{Name: "live"}), Fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "fenced"}),
+		Refuse:   func(msg any, err error) any { return refused{msg, err} },
+		ErrRetry: errRetry, ErrNotLoaded: fmt.Errorf("%w: did not load", errRetry), ErrUnknown: errUnknown}
+	request := func(l *Lifecycle) (ran bool, c *lifeContext) {
+		c = &lifeContext{msg: "request"}
+		l.Guard(c, func() { ran = true })
+		return ran, c
+	}
+	for _, tc := range []struct {
+		name    string
+		err     error // from activate
+		refusal error // of a request afterwards; nil: decided
+	}{
+		{"loaded", nil, nil},
+		{"unknown", fmt.Errorf("load: %w", errUnknown), errUnknown},
+		{"not loaded", errors.New("store down"), kind.ErrNotLoaded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, commits := NewLifecycle(kind, "x"), &Committer{}
+			c := &lifeContext{msg: &actor.Started{}}
+			if ok := l.Start(c, func() error { return tc.err }); ok != (tc.err == nil) || c.stopped == ok {
+				t.Fatalf("Start = %v, retired %v", ok, c.stopped)
+			}
+			if n := testutil.ToFloat64(kind.Live); n != 1 {
+				t.Fatalf("live %v", n)
+			}
+			ran, rc := request(&l)
+			if tc.refusal == nil {
+				if !ran || len(rc.replies) != 0 || !l.Deciding() {
+					t.Fatalf("not decided: %v %v", ran, rc.replies)
+				}
+				l.Receive(&lifeContext{msg: directory.Stop{}}, commits)
+				ran, rc = request(&l)
+				tc.refusal = errRetry // stopping, and no directory to hand it to
+			}
+			if ran || len(rc.replies) != 1 || rc.replies[0] != (refused{"request", tc.refusal}) || l.Deciding() {
+				t.Fatalf("refusal %v (ran %v), want %v", rc.replies, ran, tc.refusal)
+			}
+			l.Receive(&lifeContext{msg: &actor.Stopped{}}, commits)
+			if n := testutil.ToFloat64(kind.Live); n != 0 {
+				t.Fatalf("live %v after stop", n)
+			}
+		})
+	}
+}
