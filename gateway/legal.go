@@ -172,6 +172,9 @@ func (g *ConsentGuard) RequireScope(scope ConsentScope) fiber.Handler {
 		if err != nil {
 			return err
 		}
+		if len(active) == 0 {
+			return c.Next() // inert: no need to read the request for its scope
+		}
 		var slugs []string
 		for _, slug := range scope(c) {
 			if _, ok := active[slug]; ok && !slices.Contains(slugs, slug) {

@@ -2,10 +2,15 @@ package gateway
 
 import (
 	"fmt"
+	"log/slog"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/spa-engine/spa/gateway/apierr"
 	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -322,5 +327,33 @@ func TestConsentGuardOnCheckout(t *testing.T) {
 	}
 	if r := e.do("POST", "/v1/carts/"+cartID+"/checkout", `{"fulfilment":"pickup"}`, key...); r.status != 201 {
 		t.Fatalf("checkout after consent: %d %s", r.status, r.body)
+	}
+}
+
+// TestConsentGuardIsInertWithoutActiveDocuments: until a document is
+// active the guard does not even read the request for its scope (the
+// booking path pays nothing for it); once one is, it does.
+func TestConsentGuardIsInertWithoutActiveDocuments(t *testing.T) {
+	e := newEnv(t)
+	guard := NewConsentGuard(e.store, 0)
+	var scoped int
+	app := fiber.New(fiber.Config{ErrorHandler: func(c *fiber.Ctx, err error) error { return apierr.Render(c, slog.New(slog.DiscardHandler), err) }})
+	app.Post("/guarded", guard.RequireScope(func(*fiber.Ctx) []string { scoped++; return []string{"terms"} }),
+		func(c *fiber.Ctx) error { return c.SendStatus(204) })
+	call := func() int {
+		res, err := app.Test(httptest.NewRequest("POST", "/guarded", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode
+	}
+	if got := call(); got != 204 || scoped != 0 {
+		t.Fatalf("nothing active: status %d, scope read %d times", got, scoped)
+	}
+	e.newLegalVersion("terms", "Terms", "be nice\n")
+	e.activateLegal("terms", 1)
+	guard.Invalidate()
+	if got := call(); got != 428 || scoped != 1 {
+		t.Fatalf("terms active: status %d, scope read %d times", got, scoped)
 	}
 }
