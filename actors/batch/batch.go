@@ -90,7 +90,9 @@ func (b *Committer) Refuse(c actor.Context, reply any, failed func(error)) {
 		if err != nil {
 			failed(err)
 		}
-		c.Send(sender, reply)
+		if sender != nil { // a Tell has no one to answer
+			c.Send(sender, reply)
+		}
 	}) {
 		c.Respond(reply)
 	}

@@ -314,9 +314,14 @@ func (a *scheduleActor) hold(c actor.Context, m *Hold) {
 	if prev, dup := a.appts[m.AppointmentID]; dup {
 		// A retry of the same request (ids derive from idempotency keys)
 		// gets the appointment it made; anything else reusing the id is
-		// refused.
+		// refused. The answer waits, like a refusal, for what is pending
+		// (the hold itself may be): were it fenced, the appointment never
+		// existed and the retry is told to retry again.
 		if prev.ClientID == m.ClientID && prev.ServiceID == m.Service.ID && prev.Start.Equal(m.Start) {
-			c.Respond(&HoldReply{Appointment: prev})
+			again := &HoldReply{Appointment: prev}
+			a.commits.Refuse(c, again, func(err error) {
+				*again = HoldReply{Err: fmt.Errorf("%w: %w", ErrRetry, err)}
+			})
 			return
 		}
 		c.Respond(&HoldReply{Err: fmt.Errorf("%w: appointment id %s already used", ErrInvalid, m.AppointmentID)})

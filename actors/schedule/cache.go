@@ -173,6 +173,14 @@ func (a *scheduleActor) remembered(k memoKey, skills []string, compute func() ([
 // window's start only filters starts. When the horizon would cut the
 // window the answer is computed afresh.
 func (a *scheduleActor) slotsIn(now time.Time, sv persistence.Service, from, to time.Time) ([]availability.Slot, int, error) {
+	out, load, _, err := a.slotsThrough(now, sv, from, to)
+	return out, load, err
+}
+
+// slotsThrough is slotsIn, also reporting whether the answer came through
+// the memo (false: the horizon cut the window, so it was computed afresh
+// and slides with the clock at both ends).
+func (a *scheduleActor) slotsThrough(now time.Time, sv persistence.Service, from, to time.Time) ([]availability.Slot, int, bool, error) {
 	s := a.cachedCalendar(now)
 	asOf := now
 	if last := from.Add(-a.deps.Config.MinNotice); last.Before(asOf) {
@@ -188,28 +196,26 @@ func (a *scheduleActor) slotsIn(now time.Time, sv persistence.Service, from, to 
 	if to.After(asOf.Add(a.deps.Config.Horizon)) {
 		q.Now = now
 		out, err := compute()
-		return out, s.Load, err
+		return out, s.Load, false, err
 	}
 	all, err := a.remembered(keyOf(memoSlots, sv, from, to, 0), sv.RequiredSkills, compute)
 	if err != nil {
-		return nil, s.Load, err
+		return nil, s.Load, false, err
 	}
 	earliest := now.Add(a.deps.Config.MinNotice)
 	cut, _ := slices.BinarySearchFunc(all, earliest, func(sl availability.Slot, t time.Time) int { return sl.Start.Compare(t) })
-	return all[cut:], s.Load, nil
+	return all[cut:], s.Load, true, nil
 }
 
 // alternativesAt proposes up to five other starts of this staff member
 // within a day of start, nearest first (earlier first on a tie).
 func (a *scheduleActor) alternativesAt(now time.Time, sv persistence.Service, start time.Time) []availability.Slot {
 	const span = 24 * time.Hour
-	near, _, err := a.slotsIn(now, sv, start.Add(-span), start.Add(span))
+	near, _, memoized, err := a.slotsThrough(now, sv, start.Add(-span), start.Add(span))
 	if err != nil {
 		return nil
 	}
-	// The notice cuts near from the front: its length names the cut.
-	k := keyOf(memoAlternatives, sv, start, start, len(near))
-	out, _ := a.remembered(k, sv.RequiredSkills, func() ([]availability.Slot, error) {
+	pick := func() ([]availability.Slot, error) {
 		var same []availability.Slot
 		for _, sl := range near {
 			if sl.StaffID == a.staffID && !sl.Start.Equal(start) {
@@ -219,6 +225,13 @@ func (a *scheduleActor) alternativesAt(now time.Time, sv persistence.Service, st
 		distance := func(t time.Time) time.Duration { return max(t.Sub(start), start.Sub(t)) }
 		slices.SortStableFunc(same, func(x, y availability.Slot) int { return cmp.Compare(distance(x.Start), distance(y.Start)) })
 		return same[:min(len(same), 5)], nil
-	})
+	}
+	if !memoized { // the horizon cut near too: its length names nothing
+		out, _ := pick()
+		return out
+	}
+	// The notice cuts near from the front: its length names the cut.
+	k := keyOf(memoAlternatives, sv, start, start, len(near))
+	out, _ := a.remembered(k, sv.RequiredSkills, pick)
 	return out
 }

@@ -116,3 +116,35 @@ func TestMemoMatchesFreshComputation(t *testing.T) {
 	}
 	check("cancelled")
 }
+
+// TestMemoAlternativesNearHorizon: when the horizon cuts a refusal's
+// window, the window slides with the clock (a start drops at the front as
+// one enters at the back), so the count of nearby starts no longer names
+// them and the alternatives must not come from the memo.
+func TestMemoAlternativesNearHorizon(t *testing.T) {
+	f := newFixture(t, Config{Horizon: 24 * time.Hour, HoldTTL: 20 * time.Minute}, nil)
+	f.clock.set(at(8, 50))
+	if r := f.hold(t, "taken", at(10, 15)); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if r := f.ask(t, &Confirm{AppointmentID: "taken", ActorID: "c-taken"}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	probe := func(id string) []availability.Slot {
+		t.Helper()
+		r := f.hold(t, id, at(10, 15))
+		if !errors.Is(r.Err, ErrSlotTaken) {
+			t.Fatalf("%s: %v", id, r.Err)
+		}
+		return r.Alternatives
+	}
+	if got := probe("p1"); len(got) == 0 || !got[0].Start.Equal(at(9, 0)) {
+		t.Fatalf("at 08:50 the nearest alternative is 09:00, got %v", got)
+	}
+	f.clock.set(at(9, 5)) // 09:00 has passed; tomorrow's 09:00 entered the horizon
+	for _, sl := range probe("p2") {
+		if sl.Start.Before(at(9, 5)) {
+			t.Fatalf("alternative %v starts before now (09:05)", sl.Start)
+		}
+	}
+}

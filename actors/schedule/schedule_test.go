@@ -480,3 +480,42 @@ func TestHoldExpiryIsRecorded(t *testing.T) {
 		t.Fatalf("confirm after expiry: %v", r.Err)
 	}
 }
+
+// TestNoRetryAnsweredBeforeItsHoldIsWritten: a retry of a hold whose
+// write is still pending must not be told it succeeded before the write
+// is: were it fenced, the appointment never existed.
+func TestNoRetryAnsweredBeforeItsHoldIsWritten(t *testing.T) {
+	var gs *gatedStore
+	f := newFixture(t, Config{}, func(s persistence.Store) persistence.Store {
+		gs = &gatedStore{Store: s, gate: make(chan struct{})}
+		return gs
+	})
+	root := f.system.Root
+	spawn := func() *actor.PID {
+		pid := root.Spawn(actor.PropsFromProducer(newActor(f.deps, "ana")))
+		if _, err := root.RequestFuture(pid, &SlotsQuery{Service: massage, From: at(9, 0), To: at(10, 0)}, 5*time.Second).Result(); err != nil {
+			t.Fatal(err)
+		}
+		return pid
+	}
+	older := spawn()
+	spawn()
+	gs.armed.Store(true)
+	hold := func() *actor.Future {
+		return root.RequestFuture(older, &Hold{AppointmentID: "once", ClientID: "c-once", Service: massage, Start: at(10, 0)}, 5*time.Second)
+	}
+	first, retry := hold(), hold()
+	if _, err := root.RequestFuture(older, &SlotsQuery{Service: massage, From: at(9, 0), To: at(10, 0)}, 5*time.Second).Result(); err != nil {
+		t.Fatal(err)
+	}
+	close(gs.gate)
+	for name, fut := range map[string]*actor.Future{"first": first, "retry": retry} {
+		r, err := fut.Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.(*HoldReply); !errors.Is(got.Err, ErrRetry) {
+			t.Fatalf("%s of a fenced hold: %+v, want a retryable error", name, got)
+		}
+	}
+}

@@ -21,8 +21,10 @@ import (
 
 // Config configures Follow.
 type Config struct {
-	// Open creates a watcher (e.g. kv.WatchAll); it is retried until ctx
-	// ends. Required.
+	// Open creates a watcher (e.g. kv.WatchAll) living as long as the
+	// context it is given; a try unanswered within jsretry.Try is
+	// cancelled, and tries repeat until ctx ends (see the function Open).
+	// Required.
 	Open func(ctx context.Context) (jetstream.KeyWatcher, error)
 	// Silence is how long a watcher may deliver nothing before it is
 	// replaced. Required.
@@ -65,7 +67,8 @@ func (w *Watch) Current() jetstream.KeyWatcher { return *w.current.Load() }
 
 func (w *Watch) run(ctx context.Context, kw jetstream.KeyWatcher) {
 	defer close(w.out)
-	defer func() { _ = kw.Stop() }()
+	stop := func() {} // ends the current watcher's context (none for first)
+	defer func() { _ = kw.Stop(); stop() }()
 	silent := time.NewTimer(w.cfg.Silence)
 	defer silent.Stop()
 	for {
@@ -88,17 +91,57 @@ func (w *Watch) run(ctx context.Context, kw jetstream.KeyWatcher) {
 			reason = "closed"
 		}
 		_ = kw.Stop()
+		stop()
 		w.cfg.Logger.Warn("kv watcher replaced", "reason", reason)
-		var next jetstream.KeyWatcher
-		if err := jsretry.Do(ctx, func(c context.Context) (err error) {
-			next, err = w.cfg.Open(ctx)
-			return err
-		}); err != nil {
+		next, cancel, err := Open(ctx, ctx, w.cfg.Open)
+		if err != nil {
 			return // ctx ended
 		}
-		kw = next
+		kw, stop = next, cancel
 		w.current.Store(&next)
 		w.restarts.Add(1)
 		silent.Reset(w.cfg.Silence)
 	}
+}
+
+// Open opens a watcher with open, retrying until ctx ends, and returns
+// it with the cancel function that ends it. The context given to open also
+// bounds the watcher's life (nats.go ties the subscription to it), so it
+// cannot carry a try's deadline: each watcher gets a context of its own
+// under life, and a try that does not return within jsretry.Try (a
+// consumer request nobody answers while a stream elects its leader) is
+// cancelled and retried instead of waiting for good.
+func Open(ctx, life context.Context, open func(context.Context) (jetstream.KeyWatcher, error)) (jetstream.KeyWatcher, context.CancelFunc, error) {
+	type opened struct {
+		kw  jetstream.KeyWatcher
+		err error
+	}
+	var kw jetstream.KeyWatcher
+	var stop context.CancelFunc
+	err := jsretry.Do(ctx, func(try context.Context) error {
+		wctx, cancel := context.WithCancel(life)
+		done := make(chan opened, 1)
+		go func() {
+			k, err := open(wctx)
+			done <- opened{k, err}
+		}()
+		select {
+		case o := <-done:
+			if o.err != nil {
+				cancel()
+				return o.err
+			}
+			kw, stop = o.kw, cancel
+			return nil
+		case <-try.Done():
+			cancel()
+			go func() { // a watcher opened after all is not used
+				if o := <-done; o.err == nil && o.kw != nil {
+					_ = o.kw.Stop()
+				}
+			}()
+			return try.Err()
+		}
+	})
+	return kw, stop, err
 }

@@ -2,6 +2,7 @@ package kvwatch
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -108,5 +109,74 @@ func TestASilentWatcherIsReplaced(t *testing.T) {
 		} else if got != "" {
 			t.Fatalf("got %q", got)
 		}
+	}
+}
+
+// A watcher is opened with the follower's lifetime context (nats.go ties
+// the subscription to it), so that context has no deadline: a consumer
+// create request that nobody answers (a stream electing its leader) must
+// not hang the follower for good. Each try is bounded and retried.
+func TestAnUnansweredOpenIsRetried(t *testing.T) {
+	kv := bucket(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	first, err := kv.WatchAll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	w := Follow(ctx, first, Config{Silence: time.Hour, Open: func(ctx context.Context) (jetstream.KeyWatcher, error) {
+		if calls.Add(1) == 1 {
+			<-ctx.Done() // the request is never answered
+			return nil, ctx.Err()
+		}
+		return kv.WatchAll(ctx)
+	}})
+	if got := next(t, w); got != "" {
+		t.Fatalf("empty bucket replay: %q", got)
+	}
+	if _, err := kv.PutString(t.Context(), "a", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(t, w); got != "a=1" {
+		t.Fatalf("got %q", got)
+	}
+	if err := w.Current().Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(t, w); got != "a=1" {
+		t.Fatalf("replay: %q", got)
+	}
+	if got := next(t, w); got != "" {
+		t.Fatalf("replay end: %q", got)
+	}
+	if calls.Load() != 2 {
+		t.Fatalf("opens %d, want 2", calls.Load())
+	}
+}
+
+// Open gives up when its ctx ends even though the request is never
+// answered (start-up: membership.Join, partition.Start), and the watcher
+// context it handed to open is cancelled.
+func TestOpenGivesUpWithCtx(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	ended := make(chan struct{}, 8)
+	began := time.Now()
+	_, _, err := Open(ctx, context.Background(), func(ctx context.Context) (jetstream.KeyWatcher, error) {
+		<-ctx.Done()
+		ended <- struct{}{}
+		return nil, ctx.Err()
+	})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if d := time.Since(began); d > 3*time.Second {
+		t.Fatalf("took %s", d)
+	}
+	select {
+	case <-ended:
+	case <-time.After(time.Second):
+		t.Fatal("the watcher context was not cancelled")
 	}
 }

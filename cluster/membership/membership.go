@@ -179,11 +179,9 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Node, error
 	n.cancel = cancel
 	// The watch lives as long as the node, not as long as ctx; creating it
 	// is a JetStream request that a forming cluster may leave unanswered.
-	var w jetstream.KeyWatcher
-	err = jsretry.Do(ctx, func(context.Context) (err error) {
-		w, err = kv.WatchAll(loopCtx)
-		return err
-	})
+	// Each try is bounded within ctx; the watcher lives under loopCtx
+	// (its own cancel is not needed: loopCtx ends it).
+	w, _, err := kvwatch.Open(ctx, loopCtx, func(ctx context.Context) (jetstream.KeyWatcher, error) { return kv.WatchAll(ctx) })
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("membership: watch %s: %w", cfg.Bucket, err)

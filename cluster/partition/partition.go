@@ -251,11 +251,9 @@ func Start(ctx context.Context, js jetstream.JetStream, members Membership, cfg 
 	m.cancel = cancel
 	// Creating the watch is a JetStream request that a forming cluster may
 	// leave unanswered: retry it within ctx.
-	var w jetstream.KeyWatcher
-	err = jsretry.Do(ctx, func(context.Context) (err error) {
-		w, err = kv.WatchAll(loopCtx)
-		return err
-	})
+	// Each try is bounded within ctx; the watcher lives under loopCtx
+	// (its own cancel is not needed: loopCtx ends it).
+	w, _, err := kvwatch.Open(ctx, loopCtx, func(ctx context.Context) (jetstream.KeyWatcher, error) { return kv.WatchAll(ctx) })
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("partition: watch %s: %w", cfg.Bucket, err)

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -131,6 +130,9 @@ var clusterSettings = []setting{
 // validateCluster checks the settings that depend on each other; it runs
 // after every setting is parsed.
 func validateCluster(c *config) error {
+	if c.Mode == modeProduction && c.getenv != nil && c.getenv(splitBrainEnv) != "" {
+		return fmt.Errorf("%s: a test hook, refused in production mode", splitBrainEnv)
+	}
 	cc := &c.Cluster
 	if !cc.enabled() {
 		return nil
@@ -267,8 +269,9 @@ func (c *clusterNode) start(ctx context.Context, cfg config, n *node, js jetstre
 	// learn the manager (placement) through this indirection.
 	place := c.place
 	// splitBrain is a test hook: this node decides for every calendar,
-	// owner or not, so tests can force split ownership.
-	splitBrain := os.Getenv(splitBrainEnv) == "1"
+	// owner or not, so tests can force split ownership. Never in
+	// production (validateCluster refuses it there).
+	splitBrain := cfg.getenv != nil && cfg.getenv(splitBrainEnv) == "1"
 	place.splitBrain = splitBrain
 	if splitBrain {
 		c.log.Warn("TEST HOOK: serving every partition locally regardless of leases", "env", splitBrainEnv)
@@ -420,8 +423,9 @@ func (c *clusterNode) abort() {
 	}
 }
 
-// ready backs the "cluster" readiness check: the node is a member and
-// sees at least one partition owner.
+// ready backs the "cluster" readiness check: the node is listed as a
+// member. It does not wait for partition owners (requests for a partition
+// without one retry until their deadline).
 func (c *clusterNode) ready(context.Context) error {
 	if c.members == nil || c.parts == nil {
 		return errors.New("cluster not started")

@@ -61,6 +61,7 @@ func TestParseConfigErrorsNameTheVariable(t *testing.T) {
 		{"secret not base64", nil, map[string]string{"SPA_TOKEN_SECRET": "%%%"}, "SPA_TOKEN_SECRET: must be base64"},
 		{"production without secret", nil, map[string]string{"SPA_MODE": "production"}, "SPA_TOKEN_SECRET: required in production mode"},
 		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
+		{"test hook in production", nil, map[string]string{"SPA_MODE": "production", "SPA_TOKEN_SECRET": secret32, "SPA_TEST_SPLIT_BRAIN": "1"}, "SPA_TEST_SPLIT_BRAIN: a test hook"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseConfig("serve", tc.args, env(tc.env), io.Discard)
