@@ -57,7 +57,18 @@ type Config struct {
 	// Routes are the seed route URLs (nats-route://host:port) of the other
 	// servers; listing this server's own route is harmless.
 	Routes []string
+
+	// Secret, when set, is required of everyone: routes authenticate with
+	// it (user "spa") and clients, in-process ones included, present it as
+	// a token. Without it anyone who reaches a port could publish
+	// forwarded actor requests or rewrite leases. Empty: no
+	// authentication (a single node on loopback).
+	Secret string
 }
+
+// routeUser is the user name routes authenticate as; the secret is the
+// password.
+const routeUser = "spa"
 
 // Server is a running embedded NATS server plus the node's shared
 // in-process client connection. Its methods are safe for concurrent use.
@@ -118,13 +129,22 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error
 			Port:      cfg.ClusterPort,
 			Advertise: cfg.ClusterAdvertise,
 		}
+		if cfg.Secret != "" {
+			opts.Cluster.Username, opts.Cluster.Password = routeUser, cfg.Secret
+		}
 		for _, r := range cfg.Routes {
 			u, err := url.Parse(r)
 			if err != nil || u.Host == "" {
 				return nil, fmt.Errorf("natsserver: route %q: want nats-route://host:port", r)
 			}
+			if cfg.Secret != "" {
+				u.User = url.UserPassword(routeUser, cfg.Secret)
+			}
 			opts.Routes = append(opts.Routes, u)
 		}
+	}
+	if cfg.Secret != "" {
+		opts.Authorization = cfg.Secret
 	}
 	hp := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	if opts.DontListen {
@@ -189,6 +209,7 @@ func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	}
 	all := append([]nats.Option{
 		nats.InProcessServer(s.ns),
+		nats.Token(s.cfg.Secret), // ignored by a server without one
 		nats.MaxReconnects(-1),
 		nats.DrainTimeout(s.cfg.DrainTimeout),
 	}, opts...)

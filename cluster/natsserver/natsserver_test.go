@@ -113,3 +113,25 @@ func TestStoreDirRequired(t *testing.T) {
 		t.Fatal("Start without StoreDir succeeded")
 	}
 }
+
+// TestSecretIsRequiredOfClients: with a secret, a TCP client without the
+// token is refused, one with it and the in-process connection get in.
+func TestSecretIsRequiredOfClients(t *testing.T) {
+	s, err := natsserver.Start(context.Background(), natsserver.Config{Port: -1, StoreDir: t.TempDir(), Secret: "s3cret-for-test"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	if nc, err := nats.Connect(s.ClientURL(), nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Fatal("a client without the secret connected")
+	}
+	nc, err := nats.Connect(s.ClientURL(), nats.Token("s3cret-for-test"))
+	if err != nil {
+		t.Fatalf("a client with the secret: %v", err)
+	}
+	nc.Close()
+	if err := s.Conn().Publish("ping", []byte("x")); err != nil || s.Conn().Flush() != nil {
+		t.Fatalf("in-process connection: %v", err)
+	}
+}

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -137,6 +140,9 @@ func validateCluster(c *config) error {
 	if !cc.enabled() {
 		return nil
 	}
+	if c.getenv != nil && c.getenv(tokenSecretEnv) == "" {
+		return fmt.Errorf("%s: required in multi-node mode: every node must share it (it signs tokens and keys the cluster's NATS routes)", tokenSecretEnv)
+	}
 	if c.DatabaseURL == "" {
 		return errors.New("SPA_CLUSTER_ADDR: multi-node mode needs a shared database: set DATABASE_URL to CockroachDB or PostgreSQL (the embedded SQLite store serves a single node only)")
 	}
@@ -173,10 +179,14 @@ func countNodes(cc *clusterConfig) int {
 
 // natsConfig adds the route settings to the embedded server's config in
 // multi-node mode.
-func (c clusterConfig) natsConfig(nc natsserver.Config) natsserver.Config {
+func (c clusterConfig) natsConfig(nc natsserver.Config, tokenSecret []byte) natsserver.Config {
 	if !c.enabled() {
 		return nc
 	}
+	// Routes and clients authenticate with a secret every node derives
+	// from the token secret they already share, so no port of the cluster
+	// is open to whoever reaches it.
+	nc.Secret = natsSecret(tokenSecret)
 	host, port, _ := net.SplitHostPort(c.ListenAddr) // validated by the setting
 	p, _ := strconv.Atoi(port)
 	if p == 0 {
@@ -190,6 +200,17 @@ func (c clusterConfig) natsConfig(nc natsserver.Config) natsserver.Config {
 	nc.Routes = c.Routes
 	nc.ReadyTimeout = time.Minute // JetStream waits for a quorum of its peers
 	return nc
+}
+
+// natsSecret derives the cluster's NATS secret from the token secret
+// (HKDF-SHA256 with its own label, so the token key itself never leaves
+// the process).
+func natsSecret(tokenSecret []byte) string {
+	k, err := hkdf.Key(sha256.New, tokenSecret, nil, "spa nats cluster v1", 32)
+	if err != nil {
+		panic(err) // unreachable: 32 bytes of SHA-256 output is in range
+	}
+	return base64.RawURLEncoding.EncodeToString(k)
 }
 
 // replicas is the JetStream replication for cluster state (1 alone).

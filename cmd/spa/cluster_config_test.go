@@ -18,6 +18,7 @@ func clusterEnv(extra map[string]string) map[string]string {
 		"SPA_NODE_NAME":      "spa-0",
 		"SPA_CLUSTER_ADDR":   "0.0.0.0:6222",
 		"SPA_CLUSTER_ROUTES": "spa-0.spa:6222,spa-1.spa:6222,nats-route://spa-2.spa:6222",
+		"SPA_TOKEN_SECRET":   secret32,
 	}
 	for k, v := range extra {
 		e[k] = v
@@ -33,8 +34,8 @@ func TestClusterConfigSingleNodeByDefault(t *testing.T) {
 	if c.Cluster.enabled() || c.Cluster.replicas() != 1 || c.Cluster.LeaseTTL != 6*time.Second || c.Cluster.Name != "spa" {
 		t.Fatalf("defaults: %+v", c.Cluster)
 	}
-	nc := c.Cluster.natsConfig(natsserver.Config{Host: "127.0.0.1", Port: 4250})
-	if nc.ClusterName != "" || nc.Routes != nil {
+	nc := c.Cluster.natsConfig(natsserver.Config{Host: "127.0.0.1", Port: 4250}, c.TokenSecret)
+	if nc.ClusterName != "" || nc.Routes != nil || nc.Secret != "" {
 		t.Fatalf("single node got routes: %+v", nc)
 	}
 }
@@ -51,10 +52,17 @@ func TestClusterConfigMultiNode(t *testing.T) {
 	if cc.replicas() != 3 {
 		t.Fatalf("three nodes named: replicas %d, want 3", cc.replicas())
 	}
-	nc := cc.natsConfig(natsserver.Config{Host: "0.0.0.0", Port: 4250})
+	nc := cc.natsConfig(natsserver.Config{Host: "0.0.0.0", Port: 4250}, c.TokenSecret)
 	if nc.ServerName != "spa-0" || nc.ClusterName != "spa" || nc.ClusterHost != "0.0.0.0" || nc.ClusterPort != 6222 ||
 		nc.ClusterAdvertise != "spa-0.spa:6222" || len(nc.Routes) != 3 {
 		t.Fatalf("nats config: %+v", nc)
+	}
+	// Routes and clients authenticate with a secret derived from the
+	// shared token secret: the same on every node, never the key itself.
+	other := cc.natsConfig(natsserver.Config{}, []byte("another token secret of 32 bytes!"))
+	if nc.Secret == "" || nc.Secret != cc.natsConfig(natsserver.Config{}, c.TokenSecret).Secret ||
+		other.Secret == nc.Secret || strings.Contains(nc.Secret, secret32) {
+		t.Fatalf("nats secret %q (other %q)", nc.Secret, other.Secret)
 	}
 	// Two nodes: no quorum for R3, so R1.
 	c, err = parseConfig("serve", nil, env(clusterEnv(map[string]string{"SPA_CLUSTER_ROUTES": "127.0.0.1:6223"})), io.Discard)
@@ -73,6 +81,7 @@ func TestClusterConfigRefusals(t *testing.T) {
 		want string
 	}{
 		"sqlite":          {map[string]string{"DATABASE_URL": ""}, "needs a shared database"},
+		"no token secret": {map[string]string{"SPA_TOKEN_SECRET": ""}, "SPA_TOKEN_SECRET: required in multi-node mode"},
 		"no node name":    {map[string]string{"SPA_NODE_NAME": ""}, "SPA_NODE_NAME: required"},
 		"bad node name":   {map[string]string{"SPA_NODE_NAME": "spa.0"}, "SPA_NODE_NAME"},
 		"bad route":       {map[string]string{"SPA_CLUSTER_ROUTES": "http://x:1"}, "SPA_CLUSTER_ROUTES"},

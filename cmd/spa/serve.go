@@ -133,7 +133,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		Host:     cfg.NATSHost,
 		Port:     cfg.NATSPort,
 		StoreDir: filepath.Join(cfg.DataDir, "nats"),
-	}), log)
+	}, cfg.TokenSecret), log)
 	if err != nil {
 		return n, fmt.Errorf("SPA_NATS_PORT: embedded NATS: %w", err)
 	}

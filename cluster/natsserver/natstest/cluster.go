@@ -97,6 +97,8 @@ func tryCluster(t testing.TB, n int) (*Cluster, []error) {
 			ClusterHost: "127.0.0.1",
 			ClusterPort: ports[i],
 			Routes:      routes,
+			// Routes authenticate, as in production.
+			Secret: c.name + "-secret",
 			// Short drains keep crash simulations quick.
 			DrainTimeout: time.Second,
 			ReadyTimeout: 20 * time.Second,
