@@ -111,3 +111,14 @@ func (m MailboxDepth) MessageReceived(any) { m.Dec() }
 
 // MailboxEmpty is part of actor.MailboxMiddleware.
 func (MailboxDepth) MailboxEmpty() {}
+
+// Register registers each collector on reg, stopping at the first error:
+// the actor kinds' NewMetrics share it.
+func Register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

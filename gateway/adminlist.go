@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/oklog/ulid/v2"
@@ -19,6 +20,20 @@ func beforeCursor(c *fiber.Ctx, f *fieldErrors) string {
 		}
 	}
 	return before
+}
+
+// limitQuery reads the "limit" query parameter of an admin list: def when
+// absent, else a positive integer capped at most.
+func limitQuery(c *fiber.Ctx, f *fieldErrors, def, most int) int {
+	v := c.Query("limit")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		f.add("limit", "must be a positive integer")
+	}
+	return min(max(n, 1), most)
 }
 
 // readPage reads limit+1 rows with list (the extra one tells whether

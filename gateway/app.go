@@ -28,7 +28,8 @@ func New(d Deps) (*fiber.App, error) {
 		return nil, err
 	}
 	s := &server{deps: d, log: d.Logger, metrics: m, routes: map[string]bool{},
-		catalogue: newCatalogueCache(d.Store, catalogueTTL),
+		catalogue:      newCatalogueCache(d.Store, catalogueTTL),
+		trustedProxies: trustedPrefixes(d.Config.TrustedProxies),
 		idem: idempotency.Config{
 			TTL:     d.Config.IdempotencyTTL,
 			LockTTL: d.Config.IdempotencyLockTTL,
@@ -120,30 +121,41 @@ func (s *server) registerRoutes(app *fiber.App) {
 	}
 }
 
+// utcOrNil is t in UTC, or nil when t is zero (an optional time in JSON).
+func utcOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
 // mutate runs h, a state change, in one transaction with its
 // Idempotency-Key record.
 func (s *server) mutate(h idempotency.Handler) fiber.Handler {
 	return idempotency.Wrap(s.deps.Store, s.idem, h)
 }
 
+// external wraps a handler whose effect happens in an actor.
+func (s *server) external(h fiber.Handler) fiber.Handler {
+	return idempotency.WrapExternal(s.deps.Store, s.idem, idempotency.ExternalHandler(h))
+}
+
 // registerBooking adds the availability and appointment routes. Their
 // effects happen in schedule actors, so idempotency wraps them from the
 // outside (WrapExternal) and appointment ids derive from the key.
 func (s *server) registerBooking(app *fiber.App) {
-	anyone := RequireRole(auth.RoleClient, auth.RoleStaff, auth.RoleReceptionist, auth.RoleAdmin)
+	anyone := RequireRole(personRoles...)
 	staff := RequireRole(staffRoles...)
-	external := func(h fiber.Handler) fiber.Handler {
-		return idempotency.WrapExternal(s.deps.Store, s.idem, idempotency.ExternalHandler(h))
-	}
 	app.Get("/v1/availability", s.availabilityHandler)
-	app.Post("/v1/appointments", anyone, s.legal.RequireScope(s.bookingConsentScope), external(s.createAppointment))
+	app.Post("/v1/appointments", anyone, s.legal.RequireScope(s.bookingConsentScope), s.external(s.createAppointment))
 	app.Get("/v1/appointments/:id", anyone, s.getAppointment)
-	app.Post("/v1/appointments/:id/confirm", anyone, external(s.lifecycle(false, s.confirmAppointment)))
-	app.Post("/v1/appointments/:id/cancel", anyone, external(s.lifecycle(false, s.cancelAppointment, s.releaseCredits)))
-	app.Post("/v1/appointments/:id/reschedule", anyone, external(s.lifecycle(true, s.rescheduleAppointment)))
-	app.Post("/v1/appointments/:id/check-in", staff, external(s.lifecycle(false, s.checkInAppointment)))
-	app.Post("/v1/appointments/:id/complete", staff, external(s.lifecycle(false, s.completeAppointment)))
-	app.Post("/v1/appointments/:id/no-show", staff, external(s.lifecycle(false, s.noShowAppointment)))
+	app.Post("/v1/appointments/:id/confirm", anyone, s.external(s.lifecycle(false, s.confirmAppointment)))
+	app.Post("/v1/appointments/:id/cancel", anyone, s.external(s.lifecycle(false, s.cancelAppointment, s.releaseCredits)))
+	app.Post("/v1/appointments/:id/reschedule", anyone, s.external(s.lifecycle(true, s.rescheduleAppointment)))
+	app.Post("/v1/appointments/:id/check-in", staff, s.external(s.lifecycle(false, s.checkInAppointment)))
+	app.Post("/v1/appointments/:id/complete", staff, s.external(s.lifecycle(false, s.completeAppointment)))
+	app.Post("/v1/appointments/:id/no-show", staff, s.external(s.lifecycle(false, s.noShowAppointment)))
 	app.Get("/v1/me/appointments", anyone, s.myAppointments)
 	app.Get("/v1/agenda", staff, s.agenda)
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -277,15 +276,10 @@ type blockJSON struct {
 }
 
 func blockView(b persistence.Block, now time.Time) blockJSON {
-	v := blockJSON{
+	return blockJSON{
 		ID: b.ID, Kind: string(b.Kind), Label: b.Label, Reason: b.Reason, CreatedBy: b.CreatedBy,
-		CreatedAt: b.CreatedAt.UTC(), Active: b.ActiveAt(now),
+		CreatedAt: b.CreatedAt.UTC(), ExpiresAt: utcOrNil(b.ExpiresAt), Active: b.ActiveAt(now),
 	}
-	if !b.ExpiresAt.IsZero() {
-		at := b.ExpiresAt.UTC()
-		v.ExpiresAt = &at
-	}
-	return v
 }
 
 type blockInput struct {
@@ -442,15 +436,8 @@ func (s *server) removeBlock(c *fiber.Ctx, tx persistence.Tx) error {
 
 func (s *server) listBlocks(c *fiber.Ctx) error {
 	now := s.deps.Now().UTC()
-	p := persistence.BlockListParams{Limit: defaultAuditLimit, ActiveAt: now}
 	var f fieldErrors
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			f.add("limit", "must be a positive integer")
-		}
-		p.Limit = min(max(n, 1), maxAuditLimit)
-	}
+	p := persistence.BlockListParams{Limit: limitQuery(c, &f, defaultAuditLimit, maxAuditLimit), ActiveAt: now}
 	if p.Kind = persistence.BlockKind(c.Query("kind")); p.Kind != "" && !persistence.ValidBlockKind(p.Kind) {
 		f.add("kind", "must be ip, phone or document")
 	}

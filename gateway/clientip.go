@@ -27,7 +27,7 @@ func (s *server) clientIP(c *fiber.Ctx) string {
 	for _, v := range c.Request().Header.PeekAll(cfg.ProxyHeader) {
 		hops = append(hops, strings.Split(string(v), ",")...)
 	}
-	return rightmostUntrusted(peer, hops, trustedPrefixes(cfg.TrustedProxies))
+	return rightmostUntrusted(peer, hops, s.trustedProxies)
 }
 
 // limitKey is the key an address is counted under by the per-IP limiters:

@@ -26,7 +26,6 @@ import (
 	"github.com/spa-engine/spa/gateway/auth/otp"
 	"github.com/spa-engine/spa/gateway/auth/phone"
 	"github.com/spa-engine/spa/gateway/auth/pii"
-	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/gateway/providers/recaptcha"
 	"github.com/spa-engine/spa/gateway/providers/sender"
 	"github.com/spa-engine/spa/messages"
@@ -114,21 +113,18 @@ func (s *server) registerIdentity(app *fiber.App) {
 			s.log.Warn("identity metrics not registered", "err", err)
 		}
 	}
-	anyone := RequireRole(auth.RoleClient, auth.RoleStaff, auth.RoleReceptionist, auth.RoleAdmin)
+	anyone := RequireRole(personRoles...)
 	admin := RequireRole(auth.RoleAdmin)
 	// A retried code request must not send a second message; logouts
 	// replay harmlessly. Sign-in and refresh answers hold credentials,
 	// which are never stored, so those two are not wrapped.
-	external := func(h fiber.Handler) fiber.Handler {
-		return idempotency.WrapExternal(s.deps.Store, s.idem, idempotency.ExternalHandler(h))
-	}
-	app.Post("/v1/auth/otp", external(s.requestOTP))
+	app.Post("/v1/auth/otp", s.external(s.requestOTP))
 	app.Post("/v1/auth/otp/verify", s.verifyOTP)
 	app.Post("/v1/auth/refresh", s.refresh)
-	app.Post("/v1/auth/logout", anyone, external(s.logout))
-	app.Post("/v1/auth/logout-all", anyone, external(s.logoutAll))
+	app.Post("/v1/auth/logout", anyone, s.external(s.logout))
+	app.Post("/v1/auth/logout-all", anyone, s.external(s.logoutAll))
 	app.Get("/v1/me/sessions", anyone, s.mySessions)
-	app.Delete("/v1/me/sessions/:id", anyone, external(s.deleteMySession))
+	app.Delete("/v1/me/sessions/:id", anyone, s.external(s.deleteMySession))
 	app.Post("/v1/admin/users/:id/revoke", admin, s.mutate(s.adminRevokeUser))
 	app.Put("/v1/admin/users/:id/roles", admin, s.mutate(s.adminSetRoles))
 }

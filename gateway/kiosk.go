@@ -98,13 +98,8 @@ type kioskJSON struct {
 }
 
 func kioskView(k persistence.Kiosk, now time.Time) kioskJSON {
-	v := kioskJSON{ID: k.ID, Label: k.Label, CreatedBy: k.CreatedBy, CreatedAt: k.CreatedAt.UTC(),
-		ExpiresAt: k.ExpiresAt.UTC(), Active: k.Live(now)}
-	if !k.RevokedAt.IsZero() {
-		t := k.RevokedAt.UTC()
-		v.RevokedAt = &t
-	}
-	return v
+	return kioskJSON{ID: k.ID, Label: k.Label, CreatedBy: k.CreatedBy, CreatedAt: k.CreatedAt.UTC(),
+		ExpiresAt: k.ExpiresAt.UTC(), RevokedAt: utcOrNil(k.RevokedAt), Active: k.Live(now)}
 }
 
 type kioskIssueInput struct {

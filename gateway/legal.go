@@ -299,15 +299,10 @@ type legalDocumentJSON struct {
 }
 
 func legalView(d persistence.LegalDocument) legalDocumentJSON {
-	v := legalDocumentJSON{
+	return legalDocumentJSON{
 		Slug: d.Slug, Version: d.Version, Title: d.Title, Body: d.Body, Active: d.Active,
-		CreatedAt: d.CreatedAt.UTC(),
+		CreatedAt: d.CreatedAt.UTC(), ActivatedAt: utcOrNil(d.ActivatedAt),
 	}
-	if !d.ActivatedAt.IsZero() {
-		at := d.ActivatedAt.UTC()
-		v.ActivatedAt = &at
-	}
-	return v
 }
 
 func legalViews(docs []persistence.LegalDocument) []legalDocumentJSON {
@@ -612,15 +607,8 @@ func (s *server) diffLegal(c *fiber.Ctx) error {
 }
 
 func (s *server) listConsents(c *fiber.Ctx) error {
-	p := persistence.LegalConsentListParams{Limit: defaultConsentPage}
 	var f fieldErrors
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			f.add("limit", "must be a positive integer")
-		}
-		p.Limit = min(max(n, 1), maxConsentPage)
-	}
+	p := persistence.LegalConsentListParams{Limit: limitQuery(c, &f, defaultConsentPage, maxConsentPage)}
 	if p.Slug = c.Query("slug"); p.Slug != "" && !persistence.ValidLegalSlug(p.Slug) {
 		f.add("slug", "must be a document slug")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -99,6 +100,8 @@ type server struct {
 	routes map[string]bool
 	legal  *ConsentGuard // set by registerLegal
 	blocks *Blocklist    // set by registerBlocking
+	// trustedProxies is Config.TrustedProxies parsed once, for clientIP.
+	trustedProxies []netip.Prefix
 }
 
 // routeLabel is the pattern that served c, or unmatchedRoute.
@@ -259,3 +262,6 @@ func RequireRole(roles ...auth.Role) fiber.Handler {
 		return apierr.Forbidden("")
 	}
 }
+
+// personRoles are the roles a person signs in with (a kiosk is not one).
+var personRoles = []auth.Role{auth.RoleClient, auth.RoleStaff, auth.RoleReceptionist, auth.RoleAdmin}

@@ -237,7 +237,7 @@ func (in *profileInput) validate(now time.Time) *apierr.Error {
 
 // registerProfiles adds the profile and GDPR routes.
 func (s *server) registerProfiles(app *fiber.App) {
-	anyone := RequireRole(auth.RoleClient, auth.RoleStaff, auth.RoleReceptionist, auth.RoleAdmin)
+	anyone := RequireRole(personRoles...)
 	staff := RequireRole(staffRoles...)
 	desk := RequireRole(auth.RoleReceptionist, auth.RoleAdmin)
 	admin := RequireRole(auth.RoleAdmin)

@@ -16,7 +16,6 @@ import (
 	"github.com/spa-engine/spa/actors/cart"
 	"github.com/spa-engine/spa/actors/order"
 	"github.com/spa-engine/spa/gateway/apierr"
-	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -39,8 +38,8 @@ func (s *server) registerShopCart(app *fiber.App) {
 	app.Get("/v1/carts/:id", s.getCart)
 	app.Put("/v1/carts/:id/lines/:variant", s.external(s.setCartLine))
 	app.Delete("/v1/carts/:id/lines/:variant", s.external(s.setCartLine))
-	app.Post("/v1/carts/:id/merge", RequireRole(auth.RoleClient, auth.RoleStaff, auth.RoleReceptionist, auth.RoleAdmin), s.external(s.mergeCart))
-	app.Post("/v1/carts/:id/checkout", RequireRole(auth.RoleClient, auth.RoleStaff, auth.RoleReceptionist, auth.RoleAdmin), s.legal.Require(persistence.LegalSlugTerms, persistence.LegalSlugPrivacy), s.external(s.checkoutCart))
+	app.Post("/v1/carts/:id/merge", RequireRole(personRoles...), s.external(s.mergeCart))
+	app.Post("/v1/carts/:id/checkout", RequireRole(personRoles...), s.legal.Require(persistence.LegalSlugTerms, persistence.LegalSlugPrivacy), s.external(s.checkoutCart))
 }
 
 type cartLineJSON struct {
@@ -123,6 +122,20 @@ func (s *server) askCart(c *fiber.Ctx, cartID string, msg any) (any, error) {
 	return r, nil
 }
 
+// askCartView sends msg, answered with a cart's view, to the cart's actor
+// and turns a refusal in the view into the API's error.
+func (s *server) askCartView(c *fiber.Ctx, cartID string, msg any) (*cart.View, error) {
+	r, err := s.askCart(c, cartID, msg)
+	if err != nil {
+		return nil, err
+	}
+	v := r.(*cart.View)
+	if err := cartError(v.Err); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
 // cartAuth is who is asking, and whether they get VIP prices.
 func (s *server) cartAuth(c *fiber.Ctx) (cart.Auth, bool) {
 	p, ok := Principal(c)
@@ -160,12 +173,8 @@ func (s *server) createCart(c *fiber.Ctx) error {
 		})
 		switch {
 		case err == nil:
-			r, err := s.askCart(c, open.ID, &cart.Get{Auth: who, VIP: vip})
+			v, err := s.askCartView(c, open.ID, &cart.Get{Auth: who, VIP: vip})
 			if err != nil {
-				return err
-			}
-			v := r.(*cart.View)
-			if err := cartError(v.Err); err != nil {
 				return err
 			}
 			// A cart left past its time closes when its actor wakes: make
@@ -186,12 +195,8 @@ func (s *server) createCart(c *fiber.Ctx) error {
 		token = base64.RawURLEncoding.EncodeToString(b)
 		create.TokenHash = cart.HashToken(token)
 	}
-	r, err := s.askCart(c, id, create)
+	v, err := s.askCartView(c, id, create)
 	if err != nil {
-		return err
-	}
-	v := r.(*cart.View)
-	if err := cartError(v.Err); err != nil {
 		return err
 	}
 	out := cartView(v)
@@ -215,12 +220,8 @@ func (s *server) getCart(c *fiber.Ctx) error {
 		return err
 	}
 	who, vip := s.cartAuth(c)
-	r, err := s.askCart(c, id, &cart.Get{Auth: who, VIP: vip})
+	v, err := s.askCartView(c, id, &cart.Get{Auth: who, VIP: vip})
 	if err != nil {
-		return err
-	}
-	v := r.(*cart.View)
-	if err := cartError(v.Err); err != nil {
 		return err
 	}
 	return c.JSON(cartView(v))
@@ -252,12 +253,8 @@ func (s *server) setCartLine(c *fiber.Ctx) error {
 		qty = in.Qty
 	}
 	who, vip := s.cartAuth(c)
-	r, err := s.askCart(c, id, &cart.SetLine{Auth: who, VariantID: variant, Qty: qty, VIP: vip})
+	v, err := s.askCartView(c, id, &cart.SetLine{Auth: who, VariantID: variant, Qty: qty, VIP: vip})
 	if err != nil {
-		return err
-	}
-	v := r.(*cart.View)
-	if err := cartError(v.Err); err != nil {
 		return err
 	}
 	return c.JSON(cartView(v))
@@ -286,18 +283,14 @@ func (s *server) mergeCart(c *fiber.Ctx) error {
 		return apierr.Invalid("", apierr.FieldError{Field: "from_cart_id", Message: "an anonymous cart id and its token are required"})
 	}
 	who, vip := s.cartAuth(c)
-	r, err := s.askCart(c, id, &cart.Get{Auth: who, VIP: vip})
+	mine, err := s.askCartView(c, id, &cart.Get{Auth: who, VIP: vip})
 	if err != nil {
-		return err
-	}
-	mine := r.(*cart.View)
-	if err := cartError(mine.Err); err != nil {
 		return err
 	}
 	if mine.Cart.OwnerID == "" || mine.Cart.State != persistence.CartOpen {
 		return apierr.Conflict("merge into your own open cart")
 	}
-	r, err = s.askCart(c, in.FromCartID, &cart.Surrender{Auth: cart.Auth{Token: in.FromToken}, IntoCartID: id})
+	r, err := s.askCart(c, in.FromCartID, &cart.Surrender{Auth: cart.Auth{Token: in.FromToken}, IntoCartID: id})
 	if err != nil {
 		return err
 	}
@@ -381,6 +374,3 @@ func (s *server) checkoutCart(c *fiber.Ctx) error {
 	}
 	return c.Status(fiber.StatusCreated).JSON(orderView(co.Order))
 }
-
-// jsonDetail encodes an audit detail.
-func jsonDetail(v any) ([]byte, error) { return json.Marshal(v) }

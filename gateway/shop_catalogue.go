@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"maps"
 	"time"
@@ -37,11 +38,6 @@ func (s *server) registerShop(app *fiber.App) {
 	app.Get("/v1/admin/shop/variants/:id/stock", admin, s.getStock)
 	app.Post("/v1/admin/shop/variants/:id/stock-movements", admin, s.external(s.moveStock))
 	s.registerShopCart(app)
-}
-
-// external wraps a handler whose effect happens in an actor.
-func (s *server) external(h fiber.Handler) fiber.Handler {
-	return idempotency.WrapExternal(s.deps.Store, s.idem, idempotency.ExternalHandler(h))
 }
 
 // ---- Views -----------------------------------------------------------------
@@ -497,7 +493,7 @@ func (s *server) moveStock(c *fiber.Ctx) error {
 		mvID = ulid.Make().String()
 	}
 	mv := persistence.StockMovement{ID: mvID, VariantID: id, Kind: kind, Qty: in.Qty, ActorID: p.Subject, Reason: reason, At: now}
-	detail, _ := jsonDetail(fiber.Map{"kind": kind, "qty": in.Qty, "reason": reason})
+	detail, _ := json.Marshal(fiber.Map{"kind": kind, "qty": in.Qty, "reason": reason})
 	audit := persistence.AuditEntry{ID: ulid.Make().String(), At: now, ActorID: p.Subject, ActorRole: string(p.Role),
 		Action: "shop.stock." + string(kind), Subject: "shop_variant/" + id, RequestID: RequestID(c), Reason: reason, Detail: detail}
 	r, err := s.askInventory(c.UserContext(), id, &inventory.Move{Movement: mv, Audit: &audit})

@@ -23,7 +23,7 @@ import (
 
 // registerShopOrders adds the order, return and credit routes.
 func (s *server) registerShopOrders(app *fiber.App) {
-	anyone := RequireRole(auth.RoleClient, auth.RoleStaff, auth.RoleReceptionist, auth.RoleAdmin)
+	anyone := RequireRole(personRoles...)
 	staff := RequireRole(staffRoles...)
 	admin := RequireRole(auth.RoleAdmin)
 	mutate := func(h func(c *fiber.Ctx, tx persistence.Tx) ([]string, error)) fiber.Handler {
@@ -156,10 +156,7 @@ func orderView(o persistence.Order) orderJSON {
 		v.Shipping = &shippingJSON{Recipient: a.Recipient, Phone: a.Phone, Line1: a.Line1, Line2: a.Line2,
 			DepartmentCode: a.DepartmentCode, MunicipalityCode: a.MunicipalityCode, PostalCode: a.PostalCode, Notes: a.Notes}
 	}
-	if !o.ExpiresAt.IsZero() {
-		at := o.ExpiresAt.UTC()
-		v.ExpiresAt = &at
-	}
+	v.ExpiresAt = utcOrNil(o.ExpiresAt)
 	return v
 }
 
@@ -211,11 +208,10 @@ func pageParams(c *fiber.Ctx) (limit int, before string, err error) {
 		}
 		limit = n
 	}
-	before = c.Query("before")
-	if before != "" {
-		if _, err := ulid.ParseStrict(before); err != nil {
-			return 0, "", apierr.Invalid("", apierr.FieldError{Field: "before", Message: "must be a cursor from a previous page"})
-		}
+	var f fieldErrors
+	before = beforeCursor(c, &f)
+	if err := f.err(); err != nil {
+		return 0, "", err
 	}
 	return limit, before, nil
 }
@@ -241,14 +237,12 @@ func (s *server) listOrdersOf(c *fiber.Ctx, clientID string) error {
 	if err != nil {
 		return err
 	}
-	var rows []persistence.Order
-	if err := s.read(c, func(ctx context.Context, tx persistence.Tx) (err error) {
-		rows, err = tx.OrderList(ctx, persistence.OrderListParams{ClientID: clientID, Status: status, BeforeID: before, Limit: limit + 1})
-		return err
-	}); err != nil {
+	rows, cur, err := readPage(s, c, limit, func(ctx context.Context, tx persistence.Tx, limit int) ([]persistence.Order, error) {
+		return tx.OrderList(ctx, persistence.OrderListParams{ClientID: clientID, Status: status, BeforeID: before, Limit: limit})
+	}, func(o persistence.Order) string { return o.ID })
+	if err != nil {
 		return err
 	}
-	rows, cur := pageOf(rows, limit, func(o persistence.Order) string { return o.ID })
 	page := orderPage{Orders: make([]orderJSON, len(rows)), Next: cur}
 	for i, o := range rows {
 		page.Orders[i] = orderView(o)
@@ -400,14 +394,12 @@ func (s *server) listReturns(c *fiber.Ctx) error {
 	default:
 		return apierr.Invalid("", apierr.FieldError{Field: "status", Message: "must be requested, completed or rejected"})
 	}
-	var rows []persistence.Return
-	if err := s.read(c, func(ctx context.Context, tx persistence.Tx) (err error) {
-		rows, err = tx.ReturnList(ctx, persistence.ReturnListParams{Status: status, BeforeID: before, Limit: limit + 1})
-		return err
-	}); err != nil {
+	rows, cur, err := readPage(s, c, limit, func(ctx context.Context, tx persistence.Tx, limit int) ([]persistence.Return, error) {
+		return tx.ReturnList(ctx, persistence.ReturnListParams{Status: status, BeforeID: before, Limit: limit})
+	}, func(r persistence.Return) string { return r.ID })
+	if err != nil {
 		return err
 	}
-	rows, cur := pageOf(rows, limit, func(r persistence.Return) string { return r.ID })
 	page := returnPage{Returns: make([]returnJSON, len(rows)), Next: cur}
 	for i, r := range rows {
 		page.Returns[i] = returnView(r)
@@ -511,9 +503,9 @@ func (s *server) myCredit(c *fiber.Ctx) error {
 }
 
 func (s *server) clientCredit(c *fiber.Ctx) error {
-	id := c.Params("id")
-	if !clientRE.MatchString(id) {
-		return apierr.Invalid("", apierr.FieldError{Field: "id", Message: "must be a client id"})
+	id, err := clientParam(c)
+	if err != nil {
+		return err
 	}
 	return s.creditOf(c, id)
 }
@@ -538,14 +530,12 @@ func (s *server) myCreditLedger(c *fiber.Ctx) error {
 		return err
 	}
 	p, _ := Principal(c)
-	var rows []persistence.CreditEntry
-	if err := s.read(c, func(ctx context.Context, tx persistence.Tx) (err error) {
-		rows, err = tx.CreditLedger(ctx, persistence.CreditLedgerParams{ClientID: p.Subject, BeforeID: before, Limit: limit + 1})
-		return err
-	}); err != nil {
+	rows, cur, err := readPage(s, c, limit, func(ctx context.Context, tx persistence.Tx, limit int) ([]persistence.CreditEntry, error) {
+		return tx.CreditLedger(ctx, persistence.CreditLedgerParams{ClientID: p.Subject, BeforeID: before, Limit: limit})
+	}, func(e persistence.CreditEntry) string { return e.ID })
+	if err != nil {
 		return err
 	}
-	rows, cur := pageOf(rows, limit, func(e persistence.CreditEntry) string { return e.ID })
 	page := ledgerPage{Entries: make([]ledgerEntryJSON, len(rows)), Next: cur}
 	for i, e := range rows {
 		page.Entries[i] = ledgerEntryJSON{ID: e.ID, Kind: string(e.Kind), AmountMinor: e.AmountMinor, GrantID: e.GrantID,

@@ -43,12 +43,21 @@ type vipJSON struct {
 	VIP      bool   `json:"vip"`
 }
 
+// clientParam reads the client id in the path.
+func clientParam(c *fiber.Ctx) (string, error) {
+	id := c.Params("id")
+	if !clientRE.MatchString(id) {
+		return "", apierr.Invalid("", apierr.FieldError{Field: "id", Message: "must be a client id"})
+	}
+	return id, nil
+}
+
 // setVIP marks (PUT) or unmarks (DELETE) a client as VIP, audited.
 func (s *server) setVIP(vip bool) func(c *fiber.Ctx, tx persistence.Tx) error {
 	return func(c *fiber.Ctx, tx persistence.Tx) error {
-		id := c.Params("id")
-		if !clientRE.MatchString(id) {
-			return apierr.Invalid("", apierr.FieldError{Field: "id", Message: "must be a client id"})
+		id, err := clientParam(c)
+		if err != nil {
+			return err
 		}
 		p, _ := Principal(c)
 		if err := tx.ShopVIPSet(c.UserContext(), id, vip, p.Subject, s.deps.Now().UTC()); err != nil {

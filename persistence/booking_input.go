@@ -63,15 +63,16 @@ func (s AppointmentStatus) Valid() bool {
 	return false
 }
 
-// normalizeSkills returns skills sorted and unique, nil when empty.
-func normalizeSkills(skills []string) ([]string, error) {
-	if len(skills) == 0 {
+// sortedSet returns list sorted and unique, nil when empty, refusing an
+// empty element with the message empty (skill names, service IDs).
+func sortedSet(list []string, empty string) ([]string, error) {
+	if len(list) == 0 {
 		return nil, nil
 	}
-	if slices.Contains(skills, "") {
-		return nil, invalidf("empty skill name")
+	if slices.Contains(list, "") {
+		return nil, invalidf("%s", empty)
 	}
-	out := slices.Clone(skills)
+	out := slices.Clone(list)
 	slices.Sort(out)
 	return slices.Compact(out), nil
 }
@@ -185,7 +186,7 @@ func NormalizeService(s Service) (Service, error) {
 	default:
 		return s, invalidf("unknown deposit policy %q", s.DepositPolicy)
 	}
-	skills, err := normalizeSkills(s.RequiredSkills)
+	skills, err := sortedSet(s.RequiredSkills, "empty skill name")
 	if err != nil {
 		return s, err
 	}
@@ -206,7 +207,7 @@ func NormalizeStaff(s StaffMember) (StaffMember, error) {
 	if err := CheckTimeZone(s.TimeZone); err != nil {
 		return s, err
 	}
-	skills, err := normalizeSkills(s.Skills)
+	skills, err := sortedSet(s.Skills, "empty skill name")
 	if err != nil {
 		return s, err
 	}

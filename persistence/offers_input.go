@@ -126,7 +126,7 @@ func NormalizeWaitlistMatch(m WaitlistMatch) (WaitlistMatch, error) {
 	if err := CheckLimit("waitlist match", m.Limit, MaxWaitlistMatchLimit); err != nil {
 		return m, err
 	}
-	ids, err := normalizeIDs("service", m.ServiceIDs)
+	ids, err := sortedSet(m.ServiceIDs, "empty service ID in list")
 	m.ServiceIDs = ids
 	return m, err
 }
@@ -141,20 +141,6 @@ func CheckWaitlistExpire(now time.Time, limit int) (time.Time, error) {
 		return now, invalidf("waitlist expiry without a current time")
 	}
 	return CanonicalTime(now), CheckLimit("waitlist expire", limit, 0)
-}
-
-// normalizeIDs returns ids sorted and unique, nil when empty, refusing
-// empty IDs.
-func normalizeIDs(what string, ids []string) ([]string, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	if slices.Contains(ids, "") {
-		return nil, invalidf("empty %s ID in list", what)
-	}
-	out := slices.Clone(ids)
-	slices.Sort(out)
-	return slices.Compact(out), nil
 }
 
 // ---- Packages ----
@@ -185,7 +171,7 @@ func NormalizePackage(p Package) (Package, error) {
 	if err := checkID("client", p.ClientID); err != nil {
 		return p, err
 	}
-	ids, err := normalizeIDs("service", p.ServiceIDs)
+	ids, err := sortedSet(p.ServiceIDs, "empty service ID in list")
 	if err != nil {
 		return p, err
 	}

@@ -33,11 +33,6 @@ var (
 // know the generic sentinel still see a conflict.
 var ErrStatusMismatch = fmt.Errorf("persistence: status changed meanwhile: %w", ErrConflict)
 
-// errShopInvalid keeps the ErrInvalid wrapping of shop input checks terse.
-func errShopInvalid(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
-}
-
 // ---- Orders ------------------------------------------------------------
 
 // OrderStatus is a stage of an order:
@@ -161,51 +156,51 @@ func (o *Order) ComputeTotals() {
 func (o Order) Check() error {
 	switch {
 	case o.ID == "":
-		return errShopInvalid("order: empty id")
+		return invalidf("order: empty id")
 	case o.ClientID == "":
-		return errShopInvalid("order %s: empty client id", o.ID)
+		return invalidf("order %s: empty client id", o.ID)
 	case !o.Status.Valid():
-		return errShopInvalid("order %s: unknown status %q", o.ID, o.Status)
+		return invalidf("order %s: unknown status %q", o.ID, o.Status)
 	case len(o.Lines) == 0:
-		return errShopInvalid("order %s: no lines", o.ID)
+		return invalidf("order %s: no lines", o.ID)
 	case o.Fulfilment != FulfilmentPickup && o.Fulfilment != FulfilmentShipping:
-		return errShopInvalid("order %s: unknown fulfilment %q", o.ID, o.Fulfilment)
+		return invalidf("order %s: unknown fulfilment %q", o.ID, o.Fulfilment)
 	case o.Fulfilment == FulfilmentShipping && (o.Shipping.Line1 == "" || o.Shipping.MunicipalityCode == "" || o.Shipping.DepartmentCode == ""):
-		return errShopInvalid("order %s: shipping without an address", o.ID)
+		return invalidf("order %s: shipping without an address", o.ID)
 	case o.Fulfilment == FulfilmentPickup && o.Shipping != (ShippingAddress{}):
-		return errShopInvalid("order %s: pickup with a shipping address", o.ID)
+		return invalidf("order %s: pickup with a shipping address", o.ID)
 	case o.CreatedAt.IsZero():
-		return errShopInvalid("order %s: zero created time", o.ID)
+		return invalidf("order %s: zero created time", o.ID)
 	case o.CreditAppliedMinor < 0:
-		return errShopInvalid("order %s: negative credit", o.ID)
+		return invalidf("order %s: negative credit", o.ID)
 	}
 	seen := make(map[string]bool, len(o.Lines))
 	for _, l := range o.Lines {
 		switch {
 		case l.ID == "" || seen[l.ID]:
-			return errShopInvalid("order %s: empty or repeated line id %q", o.ID, l.ID)
+			return invalidf("order %s: empty or repeated line id %q", o.ID, l.ID)
 		case l.VariantID == "":
-			return errShopInvalid("order %s line %s: empty variant id", o.ID, l.ID)
+			return invalidf("order %s line %s: empty variant id", o.ID, l.ID)
 		case l.Qty < 1:
-			return errShopInvalid("order %s line %s: quantity %d", o.ID, l.ID, l.Qty)
+			return invalidf("order %s line %s: quantity %d", o.ID, l.ID, l.Qty)
 		case l.UnitPriceMinor < 0:
-			return errShopInvalid("order %s line %s: negative price", o.ID, l.ID)
+			return invalidf("order %s line %s: negative price", o.ID, l.ID)
 		case l.TaxRateBps < 0 || l.TaxRateBps > 10000:
-			return errShopInvalid("order %s line %s: tax rate %d bps", o.ID, l.ID, l.TaxRateBps)
+			return invalidf("order %s line %s: tax rate %d bps", o.ID, l.ID, l.TaxRateBps)
 		case l.ReturnedQty < 0 || l.ReturnedQty > l.Qty:
-			return errShopInvalid("order %s line %s: returned %d of %d", o.ID, l.ID, l.ReturnedQty, l.Qty)
+			return invalidf("order %s line %s: returned %d of %d", o.ID, l.ID, l.ReturnedQty, l.Qty)
 		}
 		seen[l.ID] = true
 	}
 	want := o
 	want.ComputeTotals()
 	if want.SubtotalMinor != o.SubtotalMinor || want.TaxMinor != o.TaxMinor || want.TotalMinor != o.TotalMinor {
-		return errShopInvalid("order %s: totals %d+%d-%d=%d do not match the lines (%d+%d-%d=%d)", o.ID,
+		return invalidf("order %s: totals %d+%d-%d=%d do not match the lines (%d+%d-%d=%d)", o.ID,
 			o.SubtotalMinor, o.TaxMinor, o.CreditAppliedMinor, o.TotalMinor,
 			want.SubtotalMinor, want.TaxMinor, o.CreditAppliedMinor, want.TotalMinor)
 	}
 	if o.TotalMinor < 0 {
-		return errShopInvalid("order %s: credit %d exceeds the amount due", o.ID, o.CreditAppliedMinor)
+		return invalidf("order %s: credit %d exceeds the amount due", o.ID, o.CreditAppliedMinor)
 	}
 	return nil
 }
@@ -414,7 +409,7 @@ func NormalizeOrder(o Order) (Order, error) {
 func CheckOrderList(p OrderListParams) error {
 	for _, s := range p.Status {
 		if !s.Valid() {
-			return errShopInvalid("order list: unknown status %q", s)
+			return invalidf("order list: unknown status %q", s)
 		}
 	}
 	return CheckLimit("order list", p.Limit, MaxOrderListLimit)
@@ -424,11 +419,11 @@ func CheckOrderList(p OrderListParams) error {
 func CheckOrderTransition(t OrderTransition) error {
 	switch {
 	case t.ID == "":
-		return errShopInvalid("order transition: empty id")
+		return invalidf("order transition: empty id")
 	case !t.From.Valid() || !t.To.Valid():
-		return errShopInvalid("order transition %s: unknown status %q → %q", t.ID, t.From, t.To)
+		return invalidf("order transition %s: unknown status %q → %q", t.ID, t.From, t.To)
 	case t.At.IsZero():
-		return errShopInvalid("order transition %s: zero time", t.ID)
+		return invalidf("order transition %s: zero time", t.ID)
 	}
 	return nil
 }
@@ -464,21 +459,21 @@ func DecodeShipping(s string) (ShippingAddress, error) {
 func NormalizeReturn(r Return) (Return, error) {
 	switch {
 	case r.ID == "" || r.OrderID == "" || r.ClientID == "":
-		return Return{}, errShopInvalid("return: empty id, order id or client id")
+		return Return{}, invalidf("return: empty id, order id or client id")
 	case r.Status != ReturnRequested:
-		return Return{}, errShopInvalid("return %s: a new return must be requested, not %q", r.ID, r.Status)
+		return Return{}, invalidf("return %s: a new return must be requested, not %q", r.ID, r.Status)
 	case len(r.Lines) == 0:
-		return Return{}, errShopInvalid("return %s: no lines", r.ID)
+		return Return{}, invalidf("return %s: no lines", r.ID)
 	case r.CreatedAt.IsZero():
-		return Return{}, errShopInvalid("return %s: zero created time", r.ID)
+		return Return{}, invalidf("return %s: zero created time", r.ID)
 	case r.RefundMinor != 0 || r.ProcessedBy != "":
-		return Return{}, errShopInvalid("return %s: refund or processor set before processing", r.ID)
+		return Return{}, invalidf("return %s: refund or processor set before processing", r.ID)
 	}
 	r.Lines = append([]ReturnLine(nil), r.Lines...)
 	sort.Slice(r.Lines, func(i, j int) bool { return r.Lines[i].OrderLineID < r.Lines[j].OrderLineID })
 	for i, l := range r.Lines {
 		if l.OrderLineID == "" || l.Qty < 1 || (i > 0 && r.Lines[i-1].OrderLineID == l.OrderLineID) {
-			return Return{}, errShopInvalid("return %s: line %q: empty, repeated or quantity %d", r.ID, l.OrderLineID, l.Qty)
+			return Return{}, invalidf("return %s: line %q: empty, repeated or quantity %d", r.ID, l.OrderLineID, l.Qty)
 		}
 	}
 	r.CreatedAt = CanonicalTime(r.CreatedAt)
@@ -493,11 +488,11 @@ func NormalizeReturn(r Return) (Return, error) {
 func ResolveReturn(stored, r Return) (Return, error) {
 	switch {
 	case r.Status != ReturnCompleted && r.Status != ReturnRejected:
-		return Return{}, errShopInvalid("return %s: resolve to %q", r.ID, r.Status)
+		return Return{}, invalidf("return %s: resolve to %q", r.ID, r.Status)
 	case r.ProcessedBy == "" || r.UpdatedAt.IsZero():
-		return Return{}, errShopInvalid("return %s: resolved without processor or time", r.ID)
+		return Return{}, invalidf("return %s: resolved without processor or time", r.ID)
 	case r.RefundMinor < 0 || (r.Status == ReturnRejected && r.RefundMinor != 0):
-		return Return{}, errShopInvalid("return %s: refund %d", r.ID, r.RefundMinor)
+		return Return{}, invalidf("return %s: refund %d", r.ID, r.RefundMinor)
 	case stored.Status != ReturnRequested:
 		return Return{}, fmt.Errorf("return %s is %s, not requested: %w", r.ID, stored.Status, ErrStatusMismatch)
 	}
@@ -510,12 +505,12 @@ func ResolveReturn(stored, r Return) (Return, error) {
 	for i := range out.Lines {
 		d, ok := damaged[out.Lines[i].OrderLineID]
 		if !ok && len(r.Lines) > 0 {
-			return Return{}, errShopInvalid("return %s: resolution misses line %s", r.ID, out.Lines[i].OrderLineID)
+			return Return{}, invalidf("return %s: resolution misses line %s", r.ID, out.Lines[i].OrderLineID)
 		}
 		out.Lines[i].Damaged = d
 	}
 	if len(r.Lines) > 0 && len(r.Lines) != len(out.Lines) {
-		return Return{}, errShopInvalid("return %s: resolution names lines not in the return", r.ID)
+		return Return{}, invalidf("return %s: resolution names lines not in the return", r.ID)
 	}
 	out.Status, out.RefundMinor, out.ProcessedBy = r.Status, r.RefundMinor, r.ProcessedBy
 	out.UpdatedAt = CanonicalTime(r.UpdatedAt)
@@ -526,7 +521,7 @@ func ResolveReturn(stored, r Return) (Return, error) {
 // CheckReturnList refuses malformed list parameters.
 func CheckReturnList(p ReturnListParams) error {
 	if p.Status != "" && p.Status != ReturnRequested && p.Status != ReturnCompleted && p.Status != ReturnRejected {
-		return errShopInvalid("return list: unknown status %q", p.Status)
+		return invalidf("return list: unknown status %q", p.Status)
 	}
 	return CheckLimit("return list", p.Limit, MaxOrderListLimit)
 }
@@ -535,13 +530,13 @@ func CheckReturnList(p ReturnListParams) error {
 func NormalizeCreditGrant(g CreditGrant) (CreditGrant, error) {
 	switch {
 	case g.ID == "" || g.ClientID == "":
-		return CreditGrant{}, errShopInvalid("credit grant: empty id or client id")
+		return CreditGrant{}, invalidf("credit grant: empty id or client id")
 	case g.AmountMinor <= 0:
-		return CreditGrant{}, errShopInvalid("credit grant %s: amount %d", g.ID, g.AmountMinor)
+		return CreditGrant{}, invalidf("credit grant %s: amount %d", g.ID, g.AmountMinor)
 	case g.CreatedAt.IsZero() || g.ExpiresAt.IsZero() || !g.ExpiresAt.After(g.CreatedAt):
-		return CreditGrant{}, errShopInvalid("credit grant %s: expiry must follow creation", g.ID)
+		return CreditGrant{}, invalidf("credit grant %s: expiry must follow creation", g.ID)
 	case g.GrantedBy == "":
-		return CreditGrant{}, errShopInvalid("credit grant %s: empty granter", g.ID)
+		return CreditGrant{}, invalidf("credit grant %s: empty granter", g.ID)
 	}
 	g.CreatedAt, g.ExpiresAt = CanonicalTime(g.CreatedAt), CanonicalTime(g.ExpiresAt)
 	g.RemainingMinor = g.AmountMinor
@@ -551,7 +546,7 @@ func NormalizeCreditGrant(g CreditGrant) (CreditGrant, error) {
 // CheckCreditSpend refuses a malformed spend.
 func CheckCreditSpend(clientID string, amount int64, orderID string, now time.Time) error {
 	if clientID == "" || orderID == "" || amount <= 0 || now.IsZero() {
-		return errShopInvalid("credit spend: client %q, order %q, amount %d", clientID, orderID, amount)
+		return invalidf("credit spend: client %q, order %q, amount %d", clientID, orderID, amount)
 	}
 	return nil
 }
@@ -595,7 +590,7 @@ func NewLedgerID(now time.Time) string {
 // CheckCreditLedger refuses malformed ledger parameters.
 func CheckCreditLedger(p CreditLedgerParams) error {
 	if p.ClientID == "" {
-		return errShopInvalid("credit ledger: empty client id")
+		return invalidf("credit ledger: empty client id")
 	}
 	return CheckLimit("credit ledger", p.Limit, MaxOrderListLimit)
 }

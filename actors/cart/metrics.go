@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spa-engine/spa/actors"
 )
 
 // Metrics are the cart actors' Prometheus series.
@@ -31,10 +33,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Failed checkouts by reason (lapsed, empty, closed, invalid, not_found, sign_in, retry).",
 		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.expiries, m.checkoutSeconds, m.checkoutErrors} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := actors.Register(reg, m.expiries, m.checkoutSeconds, m.checkoutErrors); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -44,10 +44,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Messages waiting in the mailboxes of this node's inventory actors.",
 		})},
 	}
-	for _, c := range []prometheus.Collector{m.reservations, m.stockOuts, m.lowStock, m.live, m.fenced, m.mailbox} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := actors.Register(reg, m.reservations, m.stockOuts, m.lowStock, m.live, m.fenced, m.mailbox); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -34,10 +34,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Messages waiting in the mailboxes of this node's resource actors.",
 		})},
 	}
-	for _, c := range []prometheus.Collector{m.decisions, m.live, m.fenced, m.mailbox} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := actors.Register(reg, m.decisions, m.live, m.fenced, m.mailbox); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

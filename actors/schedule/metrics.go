@@ -54,10 +54,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Messages waiting in the mailboxes of this node's schedule actors.",
 		})},
 	}
-	for _, c := range []prometheus.Collector{m.claims, m.latency, m.batchSize, m.availability, m.live, m.fenced, m.mailbox} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := actors.Register(reg, m.claims, m.latency, m.batchSize, m.availability, m.live, m.fenced, m.mailbox); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -45,26 +45,25 @@ func Key(blindIndex []byte) string { return hex.EncodeToString(blindIndex) }
 
 // RequestCode asks the phone's actor (by key) to send a new code.
 func (d *Directory) RequestCode(ctx context.Context, key string, m *RequestCode) *RequestCodeReply {
-	res, err := d.d.Ask(ctx, key, m)
-	if err != nil {
-		return &RequestCodeReply{Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
-	}
-	r, ok := res.(*RequestCodeReply)
-	if !ok {
-		return &RequestCodeReply{Err: fmt.Errorf("%w: unexpected reply %T", ErrUnavailable, res)}
-	}
-	return r
+	return ask[*RequestCodeReply](ctx, d, key, m)
 }
 
 // VerifyCode asks the phone's actor (by key) to check a code.
 func (d *Directory) VerifyCode(ctx context.Context, key string, m *VerifyCode) *VerifyReply {
+	return ask[*VerifyReply](ctx, d, key, m)
+}
+
+// ask sends m to the phone's actor and returns its reply of type R; when
+// the actor cannot be reached or answers otherwise, the reply refusal
+// builds for m, carrying ErrUnavailable.
+func ask[R any](ctx context.Context, d *Directory, key string, m any) R {
 	res, err := d.d.Ask(ctx, key, m)
 	if err != nil {
-		return &VerifyReply{Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
+		return refusal(m, fmt.Errorf("%w: %w", ErrUnavailable, err)).(R)
 	}
-	r, ok := res.(*VerifyReply)
+	r, ok := res.(R)
 	if !ok {
-		return &VerifyReply{Err: fmt.Errorf("%w: unexpected reply %T", ErrUnavailable, res)}
+		return refusal(m, fmt.Errorf("%w: unexpected reply %T", ErrUnavailable, res)).(R)
 	}
 	return r
 }

@@ -2,6 +2,8 @@ package session
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spa-engine/spa/actors"
 )
 
 // Metrics are the session actors' Prometheus series.
@@ -32,10 +34,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Session actors (one per phone) activated on this node.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.verifications, m.lockouts, m.live} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := actors.Register(reg, m.requests, m.verifications, m.lockouts, m.live); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spa-engine/spa/actors"
 	"github.com/spa-engine/spa/cluster/partition"
 )
 
@@ -52,10 +53,8 @@ func newClusterMetrics(reg prometheus.Registerer, c *clusterNode) (*clusterMetri
 		Name: "spa_cluster_fenced_activations_total",
 		Help: "Calendar activations refused because a later partition owner's epoch is stored (a stale owner).",
 	}, func() float64 { return float64(c.place.fenced.Load()) })
-	for _, col := range []prometheus.Collector{m.epochs, m.rebalances, members, owned, fenced} {
-		if err := reg.Register(col); err != nil {
-			return nil, fmt.Errorf("cluster metrics: %w", err)
-		}
+	if err := actors.Register(reg, m.epochs, m.rebalances, members, owned, fenced); err != nil {
+		return nil, fmt.Errorf("cluster metrics: %w", err)
 	}
 	return m, nil
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/spa-engine/spa/gateway/auth/otp"
 	"github.com/spa-engine/spa/gateway/auth/pii"
 	"github.com/spa-engine/spa/gateway/providers"
-	"github.com/spa-engine/spa/gateway/providers/sender"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -89,7 +88,7 @@ func (n *node) startIdentity(ctx context.Context, cfg config, js jetstream.JetSt
 	if err != nil {
 		return nil, err
 	}
-	keyring, err := pii.NewKeyring(pii.KeyringConfig{Primary: "derived-1", Keys: map[string][]byte{"derived-1": keys.phone}})
+	keyring, err := piiKeyring(cfg, keys.phone) // SPA_PII_KEYS (piikeys.go)
 	if err != nil {
 		return nil, err
 	}
@@ -104,13 +103,12 @@ func (n *node) startIdentity(ctx context.Context, cfg config, js jetstream.JetSt
 	case cfg.Mode == modeDev:
 		n.log.Warn("dev mode: channels without a provider write login codes to this log (sender.LogSink)")
 	}
-	var out sender.Sender = set.Sender
 	met, err := session.NewMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
 	n.identity.sessions, err = session.NewDirectory(n.actors.Root(), session.Deps{
-		Store: n.store, Hasher: hasher, Sender: out, Now: time.Now, Log: n.log, Metrics: met,
+		Store: n.store, Hasher: hasher, Sender: set.Sender, Now: time.Now, Log: n.log, Metrics: met,
 	}, cfg.RequestTimeout)
 	if err != nil {
 		return nil, err

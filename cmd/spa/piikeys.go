@@ -55,33 +55,29 @@ func parsePIIKeys(raw string) (primary string, keys map[string][]byte, err error
 	return primary, keys, nil
 }
 
-// applyPIIKeys replaces the sign-in keyring with the one SPA_PII_KEYS
-// describes (no change when it is unset).
-func applyPIIKeys(cfg config, id *gateway.Identity) error {
+// piiKeyring is the sign-in keyring: the one SPA_PII_KEYS describes plus
+// the key derived from the token secret (derived), or, when the variable
+// is unset, that derived key alone.
+func piiKeyring(cfg config, derived []byte) (*pii.Keyring, error) {
 	raw := ""
 	if cfg.getenv != nil {
 		raw = strings.TrimSpace(cfg.getenv(piiKeysEnv))
 	}
 	if raw == "" {
-		return nil
+		return pii.NewKeyring(pii.KeyringConfig{Primary: derivedPIIKeyID, Keys: map[string][]byte{derivedPIIKeyID: derived}})
 	}
 	primary, keys, err := parsePIIKeys(raw)
 	if err != nil {
-		return fmt.Errorf("%s: %w", piiKeysEnv, err)
+		return nil, fmt.Errorf("%s: %w", piiKeysEnv, err)
 	}
 	if _, ok := keys[derivedPIIKeyID]; !ok {
-		derived, err := deriveIdentityKeys(cfg.TokenSecret)
-		if err != nil {
-			return err
-		}
-		keys[derivedPIIKeyID] = derived.phone
+		keys[derivedPIIKeyID] = derived
 	}
 	kr, err := pii.NewKeyring(pii.KeyringConfig{Primary: primary, Keys: keys})
 	if err != nil {
-		return fmt.Errorf("%s: %w", piiKeysEnv, err)
+		return nil, fmt.Errorf("%s: %w", piiKeysEnv, err)
 	}
-	id.Keyring = kr
-	return nil
+	return kr, nil
 }
 
 // startPIIRotation registers the rotation metrics and, when keys other

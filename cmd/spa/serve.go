@@ -236,9 +236,6 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	if err != nil {
 		return n, err
 	}
-	if err := applyPIIKeys(cfg, identity); err != nil { // SPA_PII_KEYS (piikeys.go)
-		return n, err
-	}
 	n.app, err = gateway.New(gateway.Deps{
 		Store:      n.store,
 		Tokens:     tokens,

@@ -16,10 +16,6 @@ import (
 // Blocklist. A duplicate is found by a read before the insert, because a
 // unique violation would abort the transaction.
 
-// legalParam is the text of placeholder number n, for the lists that build
-// their WHERE clause.
-func legalParam(n int) string { return strconv.Itoa(n) }
-
 const blockColumns = `id, kind, value, label, reason, created_by, created_at, expires_at`
 
 func scanBlock(r rowScanner) (persistence.Block, error) {
@@ -80,7 +76,7 @@ func (t *txn) BlockList(ctx context.Context, p persistence.BlockListParams) ([]p
 	var args []any
 	add := func(cond string, v any) {
 		args = append(args, v)
-		where = append(where, strings.Replace(cond, "?", "$"+legalParam(len(args)), 1))
+		where = append(where, strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1))
 	}
 	if p.Kind != "" {
 		add("kind = ?", string(p.Kind))
@@ -96,7 +92,7 @@ func (t *txn) BlockList(ctx context.Context, p persistence.BlockListParams) ([]p
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	args = append(args, p.Limit)
-	return queryList(ctx, t, scanBlock, q+" ORDER BY id DESC LIMIT $"+legalParam(len(args)), args...)
+	return queryList(ctx, t, scanBlock, q+" ORDER BY id DESC LIMIT $"+strconv.Itoa(len(args)), args...)
 }
 
 func (t *txn) BlockFind(ctx context.Context, kind persistence.BlockKind, value string, now time.Time) (persistence.Block, error) {

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
@@ -122,7 +123,7 @@ func (t *txn) LegalConsentList(ctx context.Context, p persistence.LegalConsentLi
 	var args []any
 	add := func(cond string, v any) {
 		args = append(args, v)
-		where = append(where, strings.Replace(cond, "?", "$"+legalParam(len(args)), 1))
+		where = append(where, strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1))
 	}
 	if p.Slug != "" {
 		add("slug = ?", p.Slug)
@@ -142,7 +143,7 @@ func (t *txn) LegalConsentList(ctx context.Context, p persistence.LegalConsentLi
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	args = append(args, p.Limit)
-	return queryList(ctx, t, scanConsent, q+" ORDER BY id DESC LIMIT $"+legalParam(len(args)), args...)
+	return queryList(ctx, t, scanConsent, q+" ORDER BY id DESC LIMIT $"+strconv.Itoa(len(args)), args...)
 }
 
 func (t *txn) LegalRequired(ctx context.Context, kind persistence.ConsentSubjectKind, subjectID string, slugs []string) ([]persistence.LegalDocument, error) {
