@@ -3,7 +3,8 @@
 // together, in one transaction that first checks the actor's epoch, while
 // the actor keeps deciding; the next batch starts when the one in flight
 // is done. A Committer belongs to one actor and is used only from its
-// Receive. Lifecycle (lifecycle.go) is the life cycle those actors share
+// Receive; the node's Writer (writer.go) may write the batches of many
+// actors in one transaction. Lifecycle (lifecycle.go) is the life cycle those actors share
 // around it and their directory.
 package batch
 
@@ -42,6 +43,9 @@ type Committer struct {
 	Timeout  time.Duration
 	// Flushed, when set, is told the size of every batch (a metric).
 	Flushed func(n int)
+	// Writer, when set, writes the batches together with other actors'
+	// (writer.go); nil: each batch is a transaction of its own.
+	Writer *Writer
 
 	queued   []Op
 	inFlight bool
@@ -109,23 +113,14 @@ func (b *Committer) flush(c actor.Context) {
 		b.Flushed(len(ops))
 	}
 	self, root := c.Self(), c.ActorSystem().Root
-	store, calendar, epoch, timeout := b.Store, b.Calendar, b.Epoch, b.Timeout
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		err := store.InTx(ctx, func(tx persistence.Tx) error {
-			if err := tx.CalendarCheckEpoch(ctx, calendar, epoch); err != nil {
-				return err
-			}
-			for _, o := range ops {
-				if err := o.Apply(ctx, tx); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		root.Send(self, Done{ops: ops, err: err})
-	}()
+	j := job{calendar: b.Calendar, epoch: b.Epoch, ops: ops, deadline: time.Now().Add(b.Timeout),
+		done: func(err error) { root.Send(self, Done{ops: ops, err: err}) }}
+	if b.Writer != nil {
+		b.Writer.submit(j)
+		return
+	}
+	store := b.Store
+	go func() { j.done(writeAlone(store, j)) }()
 }
 
 // Done takes a batch's outcome. On success it returns the batch's ops for

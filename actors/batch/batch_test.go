@@ -25,7 +25,12 @@ func (s gatedStore) InTx(ctx context.Context, fn func(persistence.Tx) error) err
 	return s.Store.InTx(ctx, fn)
 }
 
-type enqueue struct{ n int }
+// enqueue asks the host to accept change n, written by apply (nil: a
+// change that writes nothing).
+type enqueue struct {
+	n     int
+	apply func(context.Context, persistence.Tx) error
+}
 
 // afterPending asks to be answered once what is pending is settled; n is
 // reported with errNothingPending when nothing was.
@@ -47,8 +52,11 @@ type result struct {
 func (h *host) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case enqueue:
-		h.b.Enqueue(c, Op{Kind: "test", Start: time.Now(),
-			Apply: func(context.Context, persistence.Tx) error { return nil },
+		apply := m.apply
+		if apply == nil {
+			apply = func(context.Context, persistence.Tx) error { return nil }
+		}
+		h.b.Enqueue(c, Op{Kind: "test", Start: time.Now(), Apply: apply,
 			Reply: func(err error) { h.results <- result{m.n, err} }})
 	case afterPending:
 		if !h.b.AfterPending(func(err error) { h.results <- result{m.n, err} }) {
@@ -84,7 +92,7 @@ func setup(t *testing.T, epoch int64) (*actor.ActorSystem, *actor.PID, chan stru
 func TestChangesQueueWhileABatchIsInFlight(t *testing.T) {
 	system, pid, gate, results, sizes, mu := setup(t, 1)
 	for n := range 3 {
-		system.Root.Send(pid, enqueue{n})
+		system.Root.Send(pid, enqueue{n: n})
 	}
 	// The first batch (one change) is held at the gate; the other two
 	// queue behind it and go together in the second batch.
@@ -108,7 +116,7 @@ func TestChangesQueueWhileABatchIsInFlight(t *testing.T) {
 func TestAStaleEpochRefusesTheBatchAndEverythingQueued(t *testing.T) {
 	system, pid, gate, results, _, _ := setup(t, 0) // the calendar is at epoch 1
 	for n := range 3 {
-		system.Root.Send(pid, enqueue{n})
+		system.Root.Send(pid, enqueue{n: n})
 	}
 	close(gate)
 	for range 3 {
@@ -127,9 +135,9 @@ func TestAfterPendingWaitsForEveryAcceptedChange(t *testing.T) {
 	if r := <-results; r.n != 100 || !errors.Is(r.err, errNothingPending) {
 		t.Fatalf("with nothing pending: %+v", r)
 	}
-	system.Root.Send(pid, enqueue{0})      // in flight, held at the gate
+	system.Root.Send(pid, enqueue{n: 0})   // in flight, held at the gate
 	system.Root.Send(pid, afterPending{1}) // rests on the batch in flight
-	system.Root.Send(pid, enqueue{2})      // queued for the next batch
+	system.Root.Send(pid, enqueue{n: 2})   // queued for the next batch
 	system.Root.Send(pid, afterPending{3}) // rests on the queued change too
 	gate <- struct{}{}
 	gate <- struct{}{}
@@ -150,9 +158,9 @@ func TestAfterPendingWaitsForEveryAcceptedChange(t *testing.T) {
 // fenced, the waiting refusals learn it instead of being sent as true.
 func TestAfterPendingSharesAFencedBatchsError(t *testing.T) {
 	system, pid, gate, results, _, _ := setup(t, 0) // the calendar is at epoch 1
-	system.Root.Send(pid, enqueue{0})
+	system.Root.Send(pid, enqueue{n: 0})
 	system.Root.Send(pid, afterPending{1})
-	system.Root.Send(pid, enqueue{2})
+	system.Root.Send(pid, enqueue{n: 2})
 	system.Root.Send(pid, afterPending{3})
 	close(gate)
 	for range 4 {

@@ -44,6 +44,9 @@ type Deps struct {
 	Config  Config
 	// Fence issues activation epochs (placement.go); nil: the database.
 	Fence Fence
+	// Writer writes the actors' batches together with other calendars'
+	// (batch.Writer); nil: each batch alone.
+	Writer *batch.Writer
 
 	life *batch.Kind // set by withDefaults
 }
@@ -144,7 +147,7 @@ func (a *resourceActor) activate() error {
 		}
 		a.capacity = r.Capacity
 		a.commits = batch.Committer{Store: a.deps.Store, Calendar: CalendarID(a.resourceID), Epoch: epoch,
-			Timeout: a.deps.Config.WriteTimeout}
+			Timeout: a.deps.Config.WriteTimeout, Writer: a.deps.Writer}
 		a.appts = make(map[string]persistence.Appointment, len(appts))
 		for _, ap := range appts {
 			a.appts[ap.ID] = ap

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/spa-engine/spa/actors"
+	"github.com/spa-engine/spa/actors/batch"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/waitlist"
@@ -68,6 +69,9 @@ type node struct {
 	nats   *natsserver.Server
 	actors *actors.System
 	sched  *schedule.Directory
+	// writer writes the calendar actors' batches together (group commit
+	// across calendars).
+	writer *batch.Writer
 	// resources hosts one actor per shared resource (room, sauna).
 	resources *resource.Directory
 	relay     *outbox.Relay
@@ -146,19 +150,22 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	if n.actors, err = actors.Start(log); err != nil {
 		return n, err
 	}
+	if n.writer, err = batch.NewWriter(n.store, batch.WriterConfig{Workers: cfg.GroupCommitWriters}, reg); err != nil {
+		return n, err
+	}
 	schedMetrics, err := schedule.NewMetrics(reg)
 	if err != nil {
 		return n, err
 	}
 	n.sched, err = schedule.NewDirectory(n.actors.Root(), schedule.Deps{
-		Store: n.store, Now: time.Now, Log: log, Metrics: schedMetrics, Fence: n.leaseFence(cfg),
+		Store: n.store, Now: time.Now, Log: log, Metrics: schedMetrics, Fence: n.leaseFence(cfg), Writer: n.writer,
 		Config: schedule.Config{HoldTTL: cfg.HoldTTL, Horizon: cfg.BookingHorizon, MinNotice: cfg.MinNotice, Step: cfg.SlotStep},
 	}, cfg.RequestTimeout)
 	if err != nil {
 		return n, err
 	}
 
-	if n.shop, err = startShop(n.actors, n.store, cfg, log, reg); err != nil {
+	if n.shop, err = startShop(n.actors, n.store, n.writer, n.leaseFence(cfg), cfg, log, reg); err != nil {
 		return n, err
 	}
 
@@ -167,7 +174,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		return n, err
 	}
 	n.resources, err = resource.NewDirectory(n.actors.Root(), resource.Deps{
-		Store: n.store, Now: time.Now, Log: log, Metrics: resourceMetrics, Fence: n.leaseFence(cfg),
+		Store: n.store, Now: time.Now, Log: log, Metrics: resourceMetrics, Fence: n.leaseFence(cfg), Writer: n.writer,
 		Config: resource.Config{Horizon: cfg.BookingHorizon},
 	}, cfg.RequestTimeout)
 	if err != nil {
@@ -363,6 +370,7 @@ func (n *node) shutdown() {
 			n.actors.Stop()
 		})
 	}
+	n.writer.Close() // after the actors, which wait for their writes
 	if n.baseline != nil {
 		n.baseline.Close()
 	}
