@@ -64,6 +64,9 @@ type Deps struct {
 	Config  Config
 	// Fence issues activation epochs (placement.go); nil: the database.
 	Fence Fence
+	// Writer writes the actors' batches together with other calendars'
+	// (batch.Writer); nil: each batch alone.
+	Writer *batch.Writer
 
 	life *batch.Kind // set by withDefaults
 }
@@ -104,22 +107,40 @@ type scheduleActor struct {
 
 	version uint64 // bumped by every change of appts (see touch)
 	memo    memo   // what was computed from the calendar at version
+
+	// Where the calendar view is published for the Directory's readers
+	// (snapshot.go); nil without a directory.
+	shelf *shelf
+	slot  *slot
+	gen   uint64 // the slot's generation when this activation loaded
 }
 
-func newActor(deps Deps, staffID string) actor.Producer {
+func newActor(deps Deps, staffID string) actor.Producer { return newActorOn(deps, staffID, nil) }
+
+// newActorOn is newActor publishing its calendar on sh (nil: nowhere).
+func newActorOn(deps Deps, staffID string, sh *shelf) actor.Producer {
 	if deps.life == nil { // an actor spawned without a directory (tests)
 		deps = deps.withDefaults()
 	}
 	return func() actor.Actor {
-		return &scheduleActor{deps: deps, staffID: staffID, life: batch.NewLifecycle(deps.life, staffID)}
+		return &scheduleActor{deps: deps, staffID: staffID, life: batch.NewLifecycle(deps.life, staffID), shelf: sh}
 	}
 }
 
 // Receive is the actor's one message switch; a.life handles the lifecycle
 // (package batch).
 func (a *scheduleActor) Receive(c actor.Context) {
+	if _, ok := c.Message().(batch.Done); ok && a.slot != nil {
+		// A failed batch answers its callers before the actor stops
+		// deciding, and its changes never happened: no read may see them
+		// after that answer. publish shows the calendar again if it stands.
+		a.slot.withdraw()
+	}
 	switch m := c.Message().(type) {
 	case *actor.Started:
+		if a.shelf != nil { // before loading: see shelf.enlist
+			a.slot, a.gen = a.shelf.enlist(a.staffID)
+		}
 		if a.life.Start(c, a.activate) {
 			a.armExpiry(c)
 		}
@@ -127,6 +148,10 @@ func (a *scheduleActor) Receive(c actor.Context) {
 		a.life.Receive(c, &a.commits) // counts the activation out
 		if a.timer != nil {
 			a.timer.Stop()
+		}
+		if a.slot != nil {
+			a.shelf.release(a.staffID, a.slot)
+			a.slot = nil
 		}
 	case expireHolds:
 		if a.life.Deciding() {
@@ -151,6 +176,23 @@ func (a *scheduleActor) Receive(c actor.Context) {
 	default:
 		a.life.Receive(c, &a.commits)
 	}
+	a.publish()
+}
+
+// publish shows the calendar as it stands after the message to the
+// Directory's readers, or withdraws it once the actor no longer decides
+// (a failed load, a failed batch, passivation): then reads go through the
+// mailbox to the next activation, as they would have.
+func (a *scheduleActor) publish() {
+	if a.slot == nil {
+		return
+	}
+	if !a.life.Deciding() {
+		a.slot.withdraw()
+		return
+	}
+	a.cachedCalendar(a.deps.Now()) // rebuilt if the message changed it or a hold lapsed
+	a.slot.show(a.memo.view)
 }
 
 // activate takes a new epoch, which fences every older activation, and only
@@ -193,7 +235,8 @@ func (a *scheduleActor) activate() error {
 		}
 		a.staff = staff
 		a.commits = batch.Committer{Store: a.deps.Store, Calendar: CalendarID(a.staffID), Epoch: epoch,
-			Timeout: a.deps.Config.WriteTimeout, Flushed: func(n int) { a.deps.Metrics.batchSize.Observe(float64(n)) }}
+			Timeout: a.deps.Config.WriteTimeout, Flushed: func(n int) { a.deps.Metrics.batchSize.Observe(float64(n)) },
+			Writer: a.deps.Writer}
 		a.appts = make(map[string]persistence.Appointment, len(appts))
 		for _, ap := range appts {
 			a.appts[ap.ID] = ap
@@ -290,10 +333,14 @@ func (a *scheduleActor) calendar(now time.Time, except string) availability.Staf
 }
 
 func (a *scheduleActor) query(sv persistence.Service, now time.Time) availability.Query {
+	return queryOf(a.deps.Config, sv, now)
+}
+
+func queryOf(cfg Config, sv persistence.Service, now time.Time) availability.Query {
 	return availability.Query{
 		Service: availability.Service{ID: sv.ID, Duration: sv.Duration, BufferBefore: sv.BufferBefore,
 			BufferAfter: sv.BufferAfter, RequiredSkills: sv.RequiredSkills},
-		Now: now, MinNotice: a.deps.Config.MinNotice, Horizon: a.deps.Config.Horizon, Step: a.deps.Config.Step,
+		Now: now, MinNotice: cfg.MinNotice, Horizon: cfg.Horizon, Step: cfg.Step,
 	}
 }
 
@@ -567,7 +614,9 @@ func (a *scheduleActor) reschedule(c actor.Context, m *Reschedule) {
 }
 
 // slots answers through the memo; the reply's Slots are shared and
-// read-only.
+// read-only. The Directory answers most queries from the published
+// snapshot instead (snapshot.go); the ones that reach the actor found
+// none exact, and their answer publishes one.
 func (a *scheduleActor) slots(c actor.Context, m *SlotsQuery) {
 	out, load, err := a.slotsIn(a.deps.Now(), m.Service, m.From, m.To)
 	c.Respond(&SlotsReply{Slots: out, Load: load, Err: err})

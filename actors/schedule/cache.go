@@ -15,14 +15,10 @@ import (
 // merely recent: everything in it is dropped when the calendar changes
 // (version) or a live hold lapses (the first expiry after it was built),
 // and the clock's other effect, the notice, is applied to each answer
-// (see slotsIn).
+// (see slotsIn). Its calendar view is the snapshot the actor publishes.
 type memo struct {
-	version    uint64    // calendar version the entries describe
-	builtAt    time.Time // when cal was built
-	validUntil time.Time // first hold expiry after builtAt (zero: none)
-	cal        availability.Staff
-	built      bool // cal has been computed (at version, if they match)
-	results    memoResults
+	view    *snapshot // the calendar at view.version (nil: none built yet)
+	results memoResults
 }
 
 // memoResults holds the computed answers: a short list while there are
@@ -106,43 +102,45 @@ type memoResult struct {
 // touch records that the calendar changed: every memo is void.
 func (a *scheduleActor) touch() { a.version++ }
 
-// touchHeld records a new hold: the memo's calendar view takes it in
-// place, since rebuilding the view walks every appointment in the horizon
-// (a hot spot when every claim lands on a different calendar); the
-// computed answers are void.
+// touchHeld records a new hold: the memo's calendar view takes it in a
+// new snapshot, since rebuilding the view walks every appointment in the
+// horizon (a hot spot when every claim lands on a different calendar);
+// the computed answers are void. The new view's Busy extends the old
+// one's backing array past every published length, so no published
+// snapshot changes.
 func (a *scheduleActor) touchHeld(ap persistence.Appointment) {
 	m := &a.memo
-	if !m.built || m.version != a.version {
+	if m.view == nil || m.view.version != a.version {
 		a.touch()
 		return
 	}
 	a.version++
-	m.version = a.version
-	m.cal.Busy = append(m.cal.Busy, availability.Busy{Start: ap.Start, End: ap.End,
+	v := *m.view
+	v.version = a.version
+	v.cal.Busy = append(v.cal.Busy, availability.Busy{Start: ap.Start, End: ap.End,
 		BufferBefore: ap.BufferBefore, BufferAfter: ap.BufferAfter, HoldExpiresAt: ap.HoldExpiresAt})
-	m.cal.Load++
-	if m.validUntil.IsZero() || ap.HoldExpiresAt.Before(m.validUntil) {
-		m.validUntil = ap.HoldExpiresAt
+	v.cal.Load++
+	if v.validUntil.IsZero() || ap.HoldExpiresAt.Before(v.validUntil) {
+		v.validUntil = ap.HoldExpiresAt
 	}
+	m.view = &v
 	m.results.reset()
 }
 
 // cachedCalendar is calendar(now, "") through the memo.
 func (a *scheduleActor) cachedCalendar(now time.Time) availability.Staff {
-	m := &a.memo
-	if m.version == a.version && !now.Before(m.builtAt) && (m.validUntil.IsZero() || now.Before(m.validUntil)) && m.built {
-		return m.cal
+	if v := a.memo.view; v != nil && v.version == a.version && v.exactAt(now) {
+		return v.cal
 	}
-	m.version, m.builtAt, m.cal = a.version, now, a.calendar(now, "")
-	m.validUntil = time.Time{}
-	for _, b := range m.cal.Busy {
-		if !b.HoldExpiresAt.IsZero() && (m.validUntil.IsZero() || b.HoldExpiresAt.Before(m.validUntil)) {
-			m.validUntil = b.HoldExpiresAt
+	v := &snapshot{version: a.version, gen: a.gen, builtAt: now, cal: a.calendar(now, "")}
+	for _, b := range v.cal.Busy {
+		if !b.HoldExpiresAt.IsZero() && (v.validUntil.IsZero() || b.HoldExpiresAt.Before(v.validUntil)) {
+			v.validUntil = b.HoldExpiresAt
 		}
 	}
-	m.built = true
-	m.results.reset()
-	return m.cal
+	a.memo.view = v
+	a.memo.results.reset()
+	return v.cal
 }
 
 func keyOf(kind memoKind, sv persistence.Service, from, to time.Time, cut int) memoKey {
@@ -171,7 +169,8 @@ func (a *scheduleActor) remembered(k memoKey, skills []string, compute func() ([
 // does not: the calendar's busy times are all live then, since every one
 // is live now), and the answer is that list from now+notice on: the
 // window's start only filters starts. When the horizon would cut the
-// window the answer is computed afresh.
+// window the answer is computed afresh (planSlots). A Directory answers
+// from the published view the same way (snapshot.answer).
 func (a *scheduleActor) slotsIn(now time.Time, sv persistence.Service, from, to time.Time) ([]availability.Slot, int, error) {
 	out, load, _, err := a.slotsThrough(now, sv, from, to)
 	return out, load, err
@@ -182,19 +181,9 @@ func (a *scheduleActor) slotsIn(now time.Time, sv persistence.Service, from, to 
 // and slides with the clock at both ends).
 func (a *scheduleActor) slotsThrough(now time.Time, sv persistence.Service, from, to time.Time) ([]availability.Slot, int, bool, error) {
 	s := a.cachedCalendar(now)
-	asOf := now
-	if last := from.Add(-a.deps.Config.MinNotice); last.Before(asOf) {
-		asOf = last
-	}
-	q := a.query(sv, asOf)
-	q.From, q.To = from, to
-	compute := func() ([]availability.Slot, error) {
-		began := time.Now()
-		defer func() { a.deps.Metrics.availability.Observe(time.Since(began).Seconds()) }()
-		return availability.Slots(q, []availability.Staff{s}, nil)
-	}
-	if to.After(asOf.Add(a.deps.Config.Horizon)) {
-		q.Now = now
+	p := planSlots(a.deps.Config, now, sv, from, to)
+	compute := func() ([]availability.Slot, error) { return p.compute(s, a.deps.Metrics) }
+	if !p.memoizable {
 		out, err := compute()
 		return out, s.Load, false, err
 	}
@@ -202,9 +191,7 @@ func (a *scheduleActor) slotsThrough(now time.Time, sv persistence.Service, from
 	if err != nil {
 		return nil, s.Load, false, err
 	}
-	earliest := now.Add(a.deps.Config.MinNotice)
-	cut, _ := slices.BinarySearchFunc(all, earliest, func(sl availability.Slot, t time.Time) int { return sl.Start.Compare(t) })
-	return all[cut:], s.Load, true, nil
+	return p.cut(all), s.Load, true, nil
 }
 
 // alternativesAt proposes up to five other starts of this staff member

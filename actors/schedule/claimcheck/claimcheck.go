@@ -23,6 +23,10 @@ const (
 	Won Outcome = iota
 	Refused
 	Ambiguous
+	// NotSent: the claim never left the client (no connection to send it
+	// on, or its run was over), so it cannot have happened. Claim leaves
+	// it out of the history.
+	NotSent
 )
 
 // claim is the input of one operation: which slot.
@@ -85,6 +89,9 @@ func NewRecorder() *Recorder { return &Recorder{t0: time.Now()} }
 func (r *Recorder) Claim(client int, slot string, do func() Outcome) Outcome {
 	call := time.Since(r.t0).Nanoseconds()
 	out := do()
+	if out == NotSent {
+		return out
+	}
 	ret := time.Since(r.t0).Nanoseconds()
 	r.mu.Lock()
 	r.ops = append(r.ops, porcupine.Operation{ClientId: client, Input: claim{slot}, Call: call, Output: out, Return: ret})

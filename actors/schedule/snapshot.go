@@ -1,0 +1,233 @@
+package schedule
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spa-engine/spa/actors/availability"
+	"github.com/spa-engine/spa/persistence"
+)
+
+// Availability reads are most of the traffic, and through the mailbox
+// each one waits behind the claims queued before it on a busy CPU. So
+// every schedule actor publishes its calendar view after each message
+// that changed it, and the Directory answers a SlotsQuery from that
+// snapshot in the caller's goroutine while it is exact, exactly as the
+// actor would (slotsIn); otherwise the query goes through the mailbox,
+// whose answer publishes a fresh snapshot.
+
+// snapshot is a schedule actor's calendar view as it stood after one of
+// its messages: what slotsIn computes from. It is never written after it
+// is built; a change builds a new one (touchHeld extends Busy in place,
+// but only past the length of every snapshot already built, which none of
+// them reads).
+type snapshot struct {
+	version    uint64    // the actor's calendar version it shows
+	gen        uint64    // the slot generation its activation loaded under
+	builtAt    time.Time // when cal was built
+	validUntil time.Time // first hold expiry after builtAt (zero: none)
+	cal        availability.Staff
+}
+
+// exactAt reports whether the view is still the calendar at now: no hold
+// in it has lapsed, and it was not built after now (a hold live at now
+// may have lapsed by builtAt).
+func (s *snapshot) exactAt(now time.Time) bool {
+	return !now.Before(s.builtAt) && (s.validUntil.IsZero() || now.Before(s.validUntil))
+}
+
+// slotsPlan is how the staff member's starts of sv in [from, to) at now
+// are computed from a calendar view exact at now. The engine is asked at
+// the last instant the notice does not cut the window (every busy time
+// in the view is live then, since each is live now), so the answer
+// depends on now only through the notice, which cut applies; when the
+// horizon would cut the window it is asked at now instead, and the
+// answer slides with the clock at both ends (not memoizable).
+type slotsPlan struct {
+	q          availability.Query
+	earliest   time.Time // memoizable: the first start the notice allows
+	memoizable bool
+}
+
+func planSlots(cfg Config, now time.Time, sv persistence.Service, from, to time.Time) slotsPlan {
+	asOf := now
+	if last := from.Add(-cfg.MinNotice); last.Before(asOf) {
+		asOf = last
+	}
+	q := queryOf(cfg, sv, asOf)
+	q.From, q.To = from, to
+	if to.After(asOf.Add(cfg.Horizon)) {
+		q.Now = now
+		return slotsPlan{q: q}
+	}
+	return slotsPlan{q: q, earliest: now.Add(cfg.MinNotice), memoizable: true}
+}
+
+// compute runs the engine on one staff member's calendar.
+func (p slotsPlan) compute(cal availability.Staff, m *Metrics) ([]availability.Slot, error) {
+	began := time.Now()
+	defer func() { m.availability.Observe(time.Since(began).Seconds()) }()
+	return availability.Slots(p.q, []availability.Staff{cal}, nil)
+}
+
+// cut is a memoizable answer's starts from the notice on.
+func (p slotsPlan) cut(all []availability.Slot) []availability.Slot {
+	i, _ := slices.BinarySearchFunc(all, p.earliest, func(sl availability.Slot, t time.Time) int { return sl.Start.Compare(t) })
+	return all[i:]
+}
+
+// answer is slotsIn computed from the snapshot, through the readers'
+// memo of its slot (the actor's memo is its own).
+func (sl *slot) answer(s *snapshot, cfg Config, m *Metrics, now time.Time, q *SlotsQuery) *SlotsReply {
+	p := planSlots(cfg, now, q.Service, q.From, q.To)
+	compute := func() ([]availability.Slot, error) { return p.compute(s.cal, m) }
+	if !p.memoizable {
+		out, err := compute()
+		return &SlotsReply{Slots: out, Load: s.cal.Load, Err: err}
+	}
+	all, err := sl.remembered(s, keyOf(memoSlots, q.Service, q.From, q.To, 0), q.Service.RequiredSkills, compute)
+	if err != nil {
+		return &SlotsReply{Load: s.cal.Load, Err: err}
+	}
+	return &SlotsReply{Slots: p.cut(all), Load: s.cal.Load}
+}
+
+// answers are the slot lists readers computed from one snapshot, for the
+// readers after them (a day is read far more often than it changes). The
+// list is never written once stored: a reader that computes something new
+// stores a longer copy, and losing that race only loses the memo.
+type answers struct {
+	view    *snapshot
+	entries []memoEntry // the newest memoFew
+}
+
+// remembered returns compute's result for k on view s, computing it at
+// most about once per snapshot. Errors are not remembered.
+func (sl *slot) remembered(s *snapshot, k memoKey, skills []string, compute func() ([]availability.Slot, error)) ([]availability.Slot, error) {
+	cur := sl.answers.Load()
+	if cur != nil && cur.view == s {
+		for _, e := range cur.entries {
+			if e.key == k && slices.Equal(e.skills, skills) {
+				return e.slots, nil
+			}
+		}
+	}
+	out, err := compute()
+	if err != nil {
+		return nil, err
+	}
+	next := &answers{view: s}
+	if cur != nil && cur.view == s {
+		keep := cur.entries[max(0, len(cur.entries)-memoFew+1):]
+		next.entries = append(make([]memoEntry, 0, len(keep)+1), keep...)
+	}
+	next.entries = append(next.entries, memoEntry{k, memoResult{skills: slices.Clone(skills), slots: out}})
+	sl.answers.CompareAndSwap(cur, next)
+	return out, nil
+}
+
+// shelf is where a node's schedule actors publish their snapshots: one
+// slot per calendar with a live activation, reached by staff id.
+type shelf struct {
+	slots  sync.Map // staff id → *slot
+	closed atomic.Bool
+}
+
+// slot holds the snapshot of one calendar's activation.
+type slot struct {
+	snap    atomic.Pointer[snapshot]
+	answers atomic.Pointer[answers] // readers' memo of snap
+	// gen counts Invalidate calls: a snapshot of an activation that loaded
+	// before the last one may predate the change that called it.
+	gen atomic.Uint64
+}
+
+// show publishes view (the actor's, after each message).
+func (sl *slot) show(view *snapshot) {
+	if sl.snap.Load() != view {
+		sl.snap.Store(view)
+		sl.answers.Store(nil) // answers of an older view: memory, never served
+	}
+}
+
+// withdraw stops serving the snapshot: reads go to the actor.
+func (sl *slot) withdraw() {
+	sl.snap.Store(nil)
+	sl.answers.Store(nil)
+}
+
+// invalidate makes the snapshots published so far stale.
+func (sl *slot) invalidate() {
+	sl.gen.Add(1)
+	sl.withdraw()
+}
+
+// enlist gives an activation its calendar's slot and the generation it
+// loads under. Call it before loading.
+func (sh *shelf) enlist(id string) (*slot, uint64) {
+	v, ok := sh.slots.Load(id)
+	if !ok {
+		v, _ = sh.slots.LoadOrStore(id, new(slot))
+	}
+	sl := v.(*slot)
+	return sl, sl.gen.Load()
+}
+
+// release withdraws a stopped activation's snapshot and its slot.
+func (sh *shelf) release(id string, sl *slot) {
+	sl.withdraw()
+	sh.slots.CompareAndDelete(id, sl)
+}
+
+// invalidate makes every snapshot of id published so far stale: its
+// activation is about to be retired (Directory.Invalidate) and the next
+// one loads afresh.
+func (sh *shelf) invalidate(id string) {
+	if v, ok := sh.slots.Load(id); ok {
+		v.(*slot).invalidate()
+	}
+}
+
+// invalidateWhere is invalidate for every calendar whose id matches.
+func (sh *shelf) invalidateWhere(match func(id string) bool) {
+	sh.slots.Range(func(k, v any) bool {
+		if match(k.(string)) {
+			v.(*slot).invalidate()
+		}
+		return true
+	})
+}
+
+// lookup returns id's slot and snapshot when one is published and still
+// current. The caller checks that it is exact at its own now.
+func (sh *shelf) lookup(id string) (*slot, *snapshot) {
+	if sh.closed.Load() {
+		return nil, nil
+	}
+	v, ok := sh.slots.Load(id)
+	if !ok {
+		return nil, nil
+	}
+	sl := v.(*slot)
+	s := sl.snap.Load()
+	if s == nil || s.gen != sl.gen.Load() {
+		return nil, nil
+	}
+	return sl, s
+}
+
+// answer answers q for calendar id from its snapshot, reporting false
+// when there is none exact at now.
+func (sh *shelf) answer(id string, q *SlotsQuery, cfg Config, m *Metrics, clock func() time.Time) (*SlotsReply, bool) {
+	sl, s := sh.lookup(id)
+	if s == nil {
+		return nil, false
+	}
+	now := clock() // read after the snapshot, so it was built at or before now
+	if !s.exactAt(now) {
+		return nil, false
+	}
+	return sl.answer(s, cfg, m, now, q), true
+}
