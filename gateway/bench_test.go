@@ -2,9 +2,14 @@ package gateway
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/spa-engine/spa/gateway/auth"
 )
@@ -86,4 +91,35 @@ func BenchmarkAvailabilityDay(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkHotRefusalHandler is BenchmarkHotRefusal without the test
+// client: fiber's handler is called directly on one reused request, the
+// way fasthttp calls it, and the log is at warn level as in `spa serve
+// --log-level warn`. What it reports (ns/op, B/op, allocs/op) is the
+// server's own cost per hot refusal, minus the socket.
+func BenchmarkHotRefusalHandler(b *testing.B) {
+	e := newBookingEnvTB(b, func(d *Deps) {
+		d.Logger = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	})
+	tok := e.token("bench", auth.RoleClient)
+	if r := e.book(tok, "ana", slotAt(10, 0)); r.status != 201 {
+		b.Fatal(r.status)
+	}
+	h := e.app.Handler()
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&fasthttp.Request{}, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, nil)
+	ctx.Request.Header.SetMethod("POST")
+	ctx.Request.SetRequestURI("/v1/appointments")
+	ctx.Request.Header.Set("Authorization", "Bearer "+tok)
+	ctx.Request.Header.SetContentType("application/json")
+	ctx.Request.SetBodyString(fmt.Sprintf(`{"service_id":"facial","staff_id":"ana","start":%q}`, slotAt(10, 0).Format(time.RFC3339)))
+	for b.Loop() {
+		ctx.Response.Reset()
+		ctx.ResetUserValues() // as fasthttp does between requests
+		h(&ctx)
+		if ctx.Response.StatusCode() != 409 {
+			b.Fatal(ctx.Response.StatusCode(), string(ctx.Response.Body()))
+		}
+	}
 }

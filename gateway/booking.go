@@ -3,7 +3,6 @@ package gateway
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -75,24 +74,10 @@ func (in slotsJSON) appendTo(b []byte) []byte {
 		b = append(b, `","end":"`...)
 		b = s.End.UTC().AppendFormat(b, time.RFC3339Nano)
 		b = append(b, `","staff_id":`...)
-		b = appendJSONString(b, s.StaffID)
+		b = apierr.AppendJSONString(b, s.StaffID)
 		b = append(b, '}')
 	}
 	return append(b, ']')
-}
-
-// appendJSONString appends s as encoding/json encodes it: ids are plain
-// ASCII, which is copied; anything else takes encoding/json's path.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 type appointmentJSON struct {
@@ -133,10 +118,15 @@ func appointmentsView(list []persistence.Appointment) []appointmentJSON {
 	return out
 }
 
-// takenDetails are a slot_taken answer's details (a struct, not a map:
-// cheaper to encode on the hottest answer there is).
+// takenDetails are a slot_taken answer's details. It writes itself
+// (apierr.JSONAppender): it is in the hottest answer there is.
 type takenDetails struct {
 	Alternatives slotsJSON `json:"alternatives"`
+}
+
+// AppendJSON appends what encoding/json writes for d.
+func (d takenDetails) AppendJSON(b []byte) []byte {
+	return append(d.Alternatives.appendTo(append(b, `{"alternatives":`...)), '}')
 }
 
 // scheduleError maps a schedule actor's refusal to the API's errors.
@@ -145,7 +135,9 @@ func scheduleError(err error, alternatives []availability.Slot) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, schedule.ErrSlotTaken):
-		return apierr.New(apierr.CodeSlotTaken, "").WithDetails(takenDetails{slotsJSON(alternatives)})
+		e := apierr.New(apierr.CodeSlotTaken, "") // a fresh Error: no copy needed
+		e.Details = takenDetails{slotsJSON(alternatives)}
+		return e
 	case errors.Is(err, schedule.ErrHoldExpired):
 		return apierr.New(apierr.CodeHoldExpired, "")
 	case errors.Is(err, schedule.ErrTransition):
@@ -176,10 +168,18 @@ func (s *server) ask(ctx context.Context, staffID string, msg any) (any, error) 
 // qualifiedStaff lists the active staff who hold every skill the service
 // needs, optionally only one of them.
 func qualifiedStaff(active []persistence.StaffMember, sv persistence.Service, only string) []persistence.StaffMember {
+	if only != "" { // one of them: a view of the catalogue's list, no copy
+		for i := range active {
+			if active[i].ID == only && hasSkills(active[i].Skills, sv.RequiredSkills) {
+				return active[i : i+1 : i+1] // capped: appending cannot write into the catalogue
+			}
+		}
+		return nil
+	}
 	var out []persistence.StaffMember
-	for _, m := range active {
-		if (only == "" || m.ID == only) && hasSkills(m.Skills, sv.RequiredSkills) {
-			out = append(out, m)
+	for i := range active {
+		if hasSkills(active[i].Skills, sv.RequiredSkills) {
+			out = append(out, active[i])
 		}
 	}
 	return out
@@ -297,7 +297,7 @@ func (s *server) availabilityHandler(c *fiber.Ctx) error {
 // bytes c.JSON writes for fiber.Map{"service_id", "slots"}, without its
 // reflection and second pass over the output.
 func availabilityBody(serviceID string, slots []availability.Slot) []byte {
-	body := appendJSONString(append(make([]byte, 0, 32+len(slots)*96), `{"service_id":`...), serviceID)
+	body := apierr.AppendJSONString(append(make([]byte, 0, 32+len(slots)*96), `{"service_id":`...), serviceID)
 	body = slotsJSON(slots).appendTo(append(body, `,"slots":`...))
 	return append(body, '}')
 }
@@ -311,11 +311,138 @@ type holdInput struct {
 	PackageID string    `json:"package_id"` // spend a session of this package
 }
 
+// decodeHold decodes the body of POST /v1/appointments, the body of every
+// claim on the hot path. The usual one (application/json, an object of
+// plain ASCII strings under the exact field names, each once) is read
+// without encoding/json's reflection; anything else goes to decodeJSON,
+// which decides it and words any error as it always has.
+func decodeHold(c *fiber.Ctx) (holdInput, error) {
+	var in holdInput
+	h := &c.Request().Header
+	// The raw body (c.Body copies it), unless it is encoded: then only
+	// c.Body knows what it says.
+	if string(h.ContentType()) == fiber.MIMEApplicationJSON && len(h.Peek(fiber.HeaderContentEncoding)) == 0 &&
+		in.parse(c.Request().Body()) {
+		return in, nil
+	}
+	var slow holdInput // its own variable: decodeJSON makes it escape
+	err := decodeJSON(c, &slow)
+	return slow, err
+}
+
+// parse fills in from body when body is in the usual form (see decodeHold),
+// with the result decodeJSON would give; false leaves in partly filled and
+// the body to decodeJSON.
+func (in *holdInput) parse(body []byte) bool {
+	i := skipJSONSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return false
+	}
+	i = skipJSONSpace(body, i+1)
+	if i < len(body) && body[i] == '}' {
+		return skipJSONSpace(body, i+1) == len(body)
+	}
+	var seen uint8
+	for {
+		key, next, ok := plainJSONString(body, i)
+		if !ok {
+			return false
+		}
+		i = skipJSONSpace(body, next)
+		if i >= len(body) || body[i] != ':' {
+			return false
+		}
+		i = skipJSONSpace(body, i+1)
+		val, next, ok := plainJSONString(body, i)
+		if !ok {
+			return false
+		}
+		var field uint8
+		switch string(key) {
+		case "service_id":
+			field, in.ServiceID = 1, string(val)
+		case "staff_id":
+			field, in.StaffID = 2, string(val)
+		case "client_id":
+			field, in.ClientID = 4, string(val)
+		case "package_id":
+			field, in.PackageID = 8, string(val)
+		case "start":
+			// The quoted value, as encoding/json hands it to time.Time.
+			if in.Start.UnmarshalJSON(body[i:next]) != nil {
+				return false
+			}
+			field = 16
+		default:
+			return false
+		}
+		if seen&field != 0 {
+			return false
+		}
+		seen |= field
+		i = skipJSONSpace(body, next)
+		if i >= len(body) {
+			return false
+		}
+		switch body[i] {
+		case ',':
+			i = skipJSONSpace(body, i+1)
+		case '}':
+			return skipJSONSpace(body, i+1) == len(body)
+		default:
+			return false
+		}
+	}
+}
+
+// skipJSONSpace returns the index of the first byte at or after i that is
+// not JSON whitespace.
+func skipJSONSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// plainJSONString reads the string starting at b[i] when it is printable
+// ASCII without escapes: its contents and the index after its closing
+// quote. Anything else is false.
+func plainJSONString(b []byte, i int) (val []byte, next int, ok bool) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, 0, false
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return b[i+1 : j], j + 1, true
+		case c < 0x20 || c >= 0x7f || c == '\\':
+			return nil, 0, false
+		}
+	}
+	return nil, 0, false
+}
+
+// isSlug is slugRE without the regexp engine: ^[a-z0-9][a-z0-9_-]{0,63}$.
+func isSlug(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // createAppointment holds a slot: 201 with the held appointment, or 409
 // slot_taken with alternatives.
 func (s *server) createAppointment(c *fiber.Ctx) error {
-	var in holdInput
-	if err := decodeJSON(c, &in); err != nil {
+	in, err := decodeHold(c)
+	if err != nil {
 		return err
 	}
 	p, _ := Principal(c)
@@ -333,10 +460,10 @@ func (s *server) createAppointment(c *fiber.Ctx) error {
 	if in.Start.IsZero() {
 		f.add("start", "an RFC 3339 instant is required")
 	}
-	if !slugRE.MatchString(in.ServiceID) {
+	if !isSlug(in.ServiceID) {
 		f.add("service_id", "is required")
 	}
-	if in.StaffID != "" && !slugRE.MatchString(in.StaffID) {
+	if in.StaffID != "" && !isSlug(in.StaffID) {
 		f.add("staff_id", "must be a staff id")
 	}
 	if _, err := ulid.ParseStrict(in.PackageID); in.PackageID != "" && err != nil {
@@ -449,11 +576,13 @@ func fairOrder(replies []*schedule.SlotsReply) []availability.Slot {
 // more of their own, up to five. At most othersAsked other calendars are
 // asked (see askedOthers).
 func (s *server) alternatives(ctx context.Context, sv persistence.Service, staff []persistence.StaffMember, staffID string, start time.Time, own []availability.Slot) []availability.Slot {
-	out := slices.Clone(own[:min(len(own), sameStaffFirst)])
+	out := append(make([]availability.Slot, 0, maxAlternatives), own[:min(len(own), sameStaffFirst)]...)
 	if all, err := s.everyQualified(ctx, sv); err == nil {
 		others := askedOthers(all, staffID, start)
-		if replies, err := s.fittingSlots(ctx, others, sv, start, start.Add(time.Minute)); err == nil {
-			out = append(out, fairOrder(replies)...)
+		if len(others) > 0 {
+			if replies, err := s.fittingSlots(ctx, others, sv, start, start.Add(time.Minute)); err == nil {
+				out = append(out, fairOrder(replies)...)
+			}
 		}
 	}
 	out = append(out, own[min(len(own), sameStaffFirst):]...)
@@ -470,6 +599,9 @@ const othersAsked = 8
 // in the list that moves with the start, so suggestions spread over the
 // team instead of always naming the same people.
 func askedOthers(all []persistence.StaffMember, staffID string, start time.Time) []persistence.StaffMember {
+	if len(all) == 0 || len(all) == 1 && all[0].ID == staffID {
+		return nil // nobody else to ask
+	}
 	others := make([]persistence.StaffMember, 0, len(all))
 	for _, m := range all {
 		if m.ID != staffID {

@@ -30,7 +30,7 @@ func slotAt(h, m int) time.Time { return time.Date(2026, 12, 1, h, m, 0, 0, bogo
 // can give.
 func newBookingEnv(t *testing.T) *env { return newBookingEnvTB(t) }
 
-func newBookingEnvTB(t testing.TB) *env {
+func newBookingEnvTB(t testing.TB, opts ...envOpt) *env {
 	t.Helper()
 	now := func() time.Time { return bookingNow }
 	e := newEnv(t, func(d *Deps) {
@@ -48,6 +48,9 @@ func newBookingEnvTB(t testing.TB) *env {
 		}
 		t.Cleanup(func() { dir.Stop(5 * time.Second); system.Shutdown() })
 		d.Calendars, d.Now = dir, now
+		for _, o := range opts {
+			o(d)
+		}
 	})
 	hours := `{"start":"08:00","end":"18:00"}`
 	week := fmt.Sprintf(`{"sunday":[%[1]s],"monday":[%[1]s],"tuesday":[%[1]s],"wednesday":[%[1]s],"thursday":[%[1]s],"friday":[%[1]s],"saturday":[%[1]s]}`, hours)

@@ -19,6 +19,19 @@ type ClusterStatus struct {
 	Owned      int                `json:"owned"`
 	Members    []ClusterMember    `json:"members"`
 	Partitions []ClusterPartition `json:"partitions"`
+	// Kinds are the actor kinds placed by partition, as this node serves
+	// them.
+	Kinds []ClusterKind `json:"kinds"`
+}
+
+// ClusterKind is one actor kind placed by partition (schedule, resource,
+// inventory, cart, session) on this node.
+type ClusterKind struct {
+	Kind string `json:"kind"`
+	// Partitions this node serves the kind's actors of.
+	Partitions int `json:"partitions"`
+	// Actors of the kind live on this node now.
+	Actors int `json:"actors"`
 }
 
 // ClusterMember is one live node.
@@ -40,7 +53,7 @@ type ClusterPartition struct {
 // getCluster serves GET /v1/cluster.
 func (s *server) getCluster(c *fiber.Ctx) error {
 	if s.deps.Cluster == nil {
-		return c.JSON(ClusterStatus{Mode: "single", Members: []ClusterMember{}, Partitions: []ClusterPartition{}})
+		return c.JSON(ClusterStatus{Mode: "single", Members: []ClusterMember{}, Partitions: []ClusterPartition{}, Kinds: []ClusterKind{}})
 	}
 	st := s.deps.Cluster.ClusterStatus()
 	st.Mode = "cluster"
@@ -49,6 +62,9 @@ func (s *server) getCluster(c *fiber.Ctx) error {
 	}
 	if st.Partitions == nil {
 		st.Partitions = []ClusterPartition{}
+	}
+	if st.Kinds == nil {
+		st.Kinds = []ClusterKind{}
 	}
 	return c.JSON(st)
 }

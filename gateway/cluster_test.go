@@ -31,6 +31,7 @@ func TestClusterView(t *testing.T) {
 				{Name: "n2", Incarnation: "b", StartedAt: started},
 			},
 			Partitions: []ClusterPartition{{Partition: 0, Owner: "n1", Epoch: 42}, {Partition: 1}},
+			Kinds:      []ClusterKind{{Kind: "inventory", Partitions: 1, Actors: 3}},
 		}}
 	})
 	if r := e.do("GET", "/v1/cluster", "", "Authorization", "Bearer "+e.token("c", auth.RoleClient)); r.status != 403 {
@@ -50,5 +51,8 @@ func TestClusterView(t *testing.T) {
 	}
 	if mem := m["members"].([]any); len(mem) != 2 || mem[0].(map[string]any)["self"] != true {
 		t.Fatalf("members: %v", mem)
+	}
+	if k := m["kinds"].([]any); len(k) != 1 || k[0].(map[string]any)["kind"] != "inventory" || k[0].(map[string]any)["actors"] != float64(3) {
+		t.Fatalf("kinds: %v", k)
 	}
 }

@@ -1,18 +1,23 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/spa-engine/spa/gateway/apierr"
 	"github.com/spa-engine/spa/gateway/auth"
@@ -36,9 +41,24 @@ func ensureRequestID(c *fiber.Ctx) string {
 		id = ulid.Make().String()
 	}
 	reqctx.SetRequestID(c, id)
-	c.Set(reqctx.HeaderRequestID, id)
+	c.Response().Header.SetCanonical(headerRequestID, []byte(id))
 	return id
 }
+
+// Header names in fasthttp's canonical form (what c.Set would write), so
+// that setting them on every response skips the normalising copy.
+var (
+	headerRequestID  = canonicalHeader(reqctx.HeaderRequestID)
+	securityHeaderKV = [][2][]byte{
+		{canonicalHeader(fiber.HeaderXContentTypeOptions), []byte("nosniff")},
+		{canonicalHeader(fiber.HeaderXFrameOptions), []byte("DENY")},
+		{canonicalHeader(fiber.HeaderReferrerPolicy), []byte("no-referrer")},
+		{canonicalHeader(fiber.HeaderContentSecurityPolicy), []byte("default-src 'none'; frame-ancestors 'none'")},
+		{canonicalHeader(fiber.HeaderCacheControl), []byte("no-store")},
+	}
+)
+
+func canonicalHeader(name string) []byte { return fasthttp.AppendNormalizedHeaderKey(nil, name) }
 
 // validRequestID: 1..128 of [A-Za-z0-9._:-]; anything else could smuggle
 // log-injection or header tricks through our echo.
@@ -62,6 +82,59 @@ func validRequestID(id string) bool {
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+
+	// cached holds the series already looked up, copied on write: the
+	// vectors' own lookup hashes every label value on every request.
+	cached atomic.Pointer[map[seriesKey]series]
+	mu     sync.Mutex // serialises the writers of cached
+}
+
+type seriesKey struct {
+	method, route string
+	status        int
+}
+
+// series are the children of the vectors for one method, route and status.
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// maxCachedSeries bounds the cache; past it lookups go to the vectors. The
+// labels are already bounded (methods fiber serves, route patterns,
+// statuses), so this is a guard, not a limit that should ever bind.
+const maxCachedSeries = 1024
+
+// series returns the series of one request's labels.
+func (m *httpMetrics) series(method, route string, status int) series {
+	k := seriesKey{method, route, status}
+	if cached := m.cached.Load(); cached != nil {
+		if s, ok := (*cached)[k]; ok {
+			return s
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := m.cached.Load()
+	if old != nil {
+		if s, ok := (*old)[k]; ok {
+			return s
+		}
+	}
+	s := series{
+		requests: m.requests.WithLabelValues(method, route, strconv.Itoa(status)),
+		duration: m.duration.WithLabelValues(method, route),
+	}
+	if old == nil || len(*old) < maxCachedSeries {
+		next := map[seriesKey]series{}
+		if old != nil {
+			next = maps.Clone(*old)
+		}
+		// Keys outlive the request: never hold on to fasthttp's buffers.
+		next[seriesKey{strings.Clone(method), strings.Clone(route), status}] = s
+		m.cached.Store(&next)
+	}
+	return s
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
@@ -132,11 +205,15 @@ func (s *server) record(c *fiber.Ctx, start time.Time) {
 	status := c.Response().StatusCode()
 	route := s.routeLabel(c)
 	method := c.Method()
-	s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
-	s.metrics.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())
+	series := s.metrics.series(method, route, status)
+	series.requests.Inc()
+	series.duration.Observe(elapsed.Seconds())
 	level := slog.LevelInfo
 	if status >= 500 {
 		level = slog.LevelError
+	}
+	if !s.log.Enabled(context.Background(), level) {
+		return // spares the attributes (and clientIP) when the line is off
 	}
 	// Deliberately no headers, query or body: they carry tokens and PII.
 	s.log.LogAttrs(context.Background(), level, "http request",
@@ -195,23 +272,23 @@ func securityHeadersMiddleware(c *fiber.Ctx) error {
 }
 
 func securityHeaders(c *fiber.Ctx) {
-	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
-	c.Set(fiber.HeaderXFrameOptions, "DENY")
-	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
-	c.Set(fiber.HeaderContentSecurityPolicy, "default-src 'none'; frame-ancestors 'none'")
-	c.Set(fiber.HeaderCacheControl, "no-store")
+	h := &c.Response().Header
+	for _, kv := range securityHeaderKV {
+		h.SetCanonical(kv[0], kv[1])
+	}
 	// HSTS only means something over HTTPS; behind a TLS-terminating proxy
 	// X-Forwarded-Proto is how we learn the client used it.
-	if c.Context().IsTLS() || strings.EqualFold(c.Get(fiber.HeaderXForwardedProto), "https") {
+	if c.Context().IsTLS() || bytes.EqualFold(c.Request().Header.Peek(fiber.HeaderXForwardedProto), []byte("https")) {
 		c.Set(fiber.HeaderStrictTransportSecurity, "max-age=63072000; includeSubDomains")
 	}
 }
 
 // deadline gives each request a context that ends after RequestTimeout, so
-// a stuck store call cannot hold a worker forever.
+// a stuck store call cannot hold a worker forever. Its timer starts only if
+// something waits on the context (see reqctx.WithDeadline).
 func deadline(d time.Duration) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		ctx, cancel := context.WithTimeout(c.UserContext(), d)
+		ctx, cancel := reqctx.WithDeadline(c.UserContext(), time.Now().Add(d))
 		defer cancel()
 		c.SetUserContext(ctx)
 		return c.Next()

@@ -203,6 +203,9 @@ func From(err error) (*Error, bool) {
 	if err == nil {
 		return nil, true
 	}
+	if ae, ok := err.(*Error); ok { // the usual case, without errors.As's allocation
+		return ae, true
+	}
 	var ae *Error
 	if errors.As(err, &ae) {
 		return ae, true

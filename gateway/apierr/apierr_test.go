@@ -86,3 +86,77 @@ func TestWriteShape(t *testing.T) {
 		t.Fatalf("%d %s", res.StatusCode, b)
 	}
 }
+
+// appended is a Details value that writes its own JSON.
+type appended struct {
+	S string `json:"s"`
+}
+
+func (a appended) AppendJSON(b []byte) []byte {
+	return append(AppendJSONString(append(b, `{"s":`...), a.S), '}')
+}
+
+// TestWriteMatchesEncodingJSON: Write's hand-built body is byte for byte
+// what c.JSON(body{…}) wrote before it, for plain and escaped strings and
+// every kind of details, and it answers application/json.
+func TestWriteMatchesEncodingJSON(t *testing.T) {
+	var nilFields *FieldError
+	cases := []struct {
+		err *Error
+		rid string
+	}{
+		{New(CodeSlotTaken, ""), "01JDXQ7Z9V8K3M2N4P5R6S7T8V"},
+		{Invalid("bad input", FieldError{Field: "name", Message: "required"}), "rid-1"},
+		{New(CodeConflict, `quote " backslash \ <tag> & é `+"\n\t\u2028 \x7f"), `odd"<id>`},
+		{New(CodeNotFound, "").WithDetails(map[string]any{"documents": []string{"terms", "privacy"}}), ""},
+		{New(CodeConflict, "").WithDetails(nilFields), "r"}, // a typed nil is not omitted
+		{New(CodeConflict, "").WithDetails([]int{}), "r"},
+		{New(CodeConflict, "").WithDetails(appended{S: "a<b>"}), "r"},
+	}
+	for _, tc := range cases {
+		want, err := json.Marshal(body{Error: bodyError{Code: tc.err.Code, Message: tc.err.Message, RequestID: tc.rid, Details: tc.err.Details}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		app := fiber.New(fiber.Config{DisableStartupMessage: true})
+		app.Get("/", func(c *fiber.Ctx) error {
+			reqctx.SetRequestID(c, tc.rid)
+			return Write(c, tc.err)
+		})
+		res, err := app.Test(httptest.NewRequest("GET", "/", nil), -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(res.Body)
+		if string(got) != string(want) {
+			t.Errorf("body\n got %s\nwant %s", got, want)
+		}
+		if res.StatusCode != tc.err.Status || res.Header.Get("Content-Type") != fiber.MIMEApplicationJSON {
+			t.Errorf("%s: status %d, content type %q", tc.err.Code, res.StatusCode, res.Header.Get("Content-Type"))
+		}
+	}
+}
+
+// TestWriteRefusesUnencodableDetails: details encoding/json cannot write
+// are an error, as c.JSON's was, not a truncated body.
+func TestWriteRefusesUnencodableDetails(t *testing.T) {
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	var werr error
+	app.Get("/", func(c *fiber.Ctx) error {
+		werr = Write(c, New(CodeConflict, "").WithDetails(make(chan int)))
+		return nil
+	})
+	if _, err := app.Test(httptest.NewRequest("GET", "/", nil), -1); err != nil {
+		t.Fatal(err)
+	}
+	if werr == nil {
+		t.Fatal("unencodable details were written")
+	}
+}
+
+func TestFromUnwrapped(t *testing.T) {
+	e := Forbidden("")
+	if got, safe := From(e); got != e || !safe {
+		t.Fatalf("From(*Error) = %v, %v", got, safe)
+	}
+}

@@ -7,39 +7,127 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
 )
 
 // client is the HTTP side of the generator: keep-alive connections, one
-// per worker at most, and a per-request timeout. It is fasthttp's client,
-// not net/http's: the generator shares the machine with the server it
-// measures, and with net/http it spent nearly as much CPU per request as
-// the server did.
+// per request in flight, and a per-request timeout. It is fasthttp's
+// client, not net/http's: the generator shares the machine with the server
+// it measures, and with net/http it spent nearly as much CPU per request
+// as the server did. A client serves one run: once the run is cancelled
+// (see abortWhenDone) its connections are closed and it dials no more.
 type client struct {
 	base    string
 	http    *fasthttp.Client
 	timeout time.Duration
+	conns   *connSet
 }
 
+// seedParallelism is how many requests seeding sends at once.
+const seedParallelism = 8
+
+// spareConns is headroom over the requests in flight: a connection being
+// closed still counts against fasthttp's limit for a moment.
+const spareConns = 16
+
 func newClient(o Options) *client {
-	return &client{base: o.BaseURL, timeout: o.Timeout, http: &fasthttp.Client{
-		Name:                   "spa-loadgen",
-		MaxConnsPerHost:        o.Workers + 16,
-		MaxIdleConnDuration:    90 * time.Second,
-		MaxConnWaitTimeout:     o.Timeout,
-		DisablePathNormalizing: true,
+	conns := &connSet{open: map[*trackedConn]struct{}{}}
+	return &client{base: o.BaseURL, timeout: o.Timeout, conns: conns, http: &fasthttp.Client{
+		Name: "spa-loadgen",
+		// At most max(workers, seeding) requests are in flight, each on
+		// its own connection, so the pool never runs dry. Should it
+		// anyway, fasthttp fails at once with ErrNoFreeConns (nothing
+		// sent: see notSent) rather than waiting for a connection and
+		// then reporting a timeout that looks like an unanswered claim.
+		MaxConnsPerHost: max(o.Workers, seedParallelism) + spareConns,
+		// One attempt per call: fasthttp otherwise resends even a POST
+		// when the connection ends with io.EOF, and a claim that won the
+		// first time would be recorded with the refusal of its resend.
+		MaxIdemponentCallAttempts: 1,
+		MaxConnWaitTimeout:        0,
+		MaxIdleConnDuration:       90 * time.Second,
+		DisablePathNormalizing:    true,
+		Dial:                      conns.dial,
 	}}
+}
+
+// abortWhenDone closes the client's connections once ctx ends, so the
+// requests in flight fail at once instead of at their timeout, and stops
+// it dialing new ones. stop undoes it while ctx is still live.
+func (c *client) abortWhenDone(ctx context.Context) (stop func() bool) {
+	return context.AfterFunc(ctx, c.conns.closeAll)
+}
+
+// errAborted is a dial refused because the run was cancelled.
+var errAborted = errors.New("loadgen: the run was cancelled")
+
+// connSet tracks the client's open connections so a cancelled run can
+// close them under fasthttp's feet.
+type connSet struct {
+	mu      sync.Mutex
+	open    map[*trackedConn]struct{}
+	aborted bool
+}
+
+func (s *connSet) dial(addr string) (net.Conn, error) {
+	s.mu.Lock()
+	aborted := s.aborted
+	s.mu.Unlock()
+	if aborted {
+		return nil, errAborted
+	}
+	conn, err := fasthttp.Dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: conn, set: s}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.aborted { // cancelled while dialing
+		_ = conn.Close()
+		return nil, errAborted
+	}
+	s.open[tc] = struct{}{}
+	return tc, nil
+}
+
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	s.aborted = true
+	open := s.open
+	s.open = map[*trackedConn]struct{}{}
+	s.mu.Unlock()
+	for tc := range open {
+		_ = tc.Conn.Close()
+	}
+}
+
+// trackedConn leaves its set when closed.
+type trackedConn struct {
+	net.Conn
+	set *connSet
+}
+
+func (tc *trackedConn) Close() error {
+	tc.set.mu.Lock()
+	delete(tc.set.open, tc)
+	tc.set.mu.Unlock()
+	return tc.Conn.Close()
 }
 
 // response is what the generator keeps of an answer.
 type response struct {
 	status int    // 0 when there was no HTTP answer
 	code   string // error.code of an error body
-	err    error  // transport failure or timeout
-	apptID string // id of a 2xx body
-	raw    []byte // the body, decoded on demand (see body)
+	err    error  // transport failure, timeout or cancellation
+	// notSent: the request never left the generator (its run was over, or
+	// no connection was free), so it cannot have had an effect.
+	notSent bool
+	apptID  string // id of a 2xx body
+	raw     []byte // the body, decoded on demand (see body)
 }
 
 // head is the part of a body every answer is classified by. Decoding into
@@ -62,10 +150,20 @@ func (r response) body() map[string]any {
 	return m
 }
 
+// Outcomes of requests without an HTTP answer.
+const (
+	outcomeNotSent   = "not sent"
+	outcomeCancelled = "cancelled" // aborted in flight: may have reached the server
+)
+
 // outcome names the response for the outcome counts: "201",
-// "409 slot_taken", "timeout", "transport".
+// "409 slot_taken", "timeout", "transport", "cancelled", "not sent".
 func (r response) outcome() string {
 	switch {
+	case r.notSent:
+		return outcomeNotSent
+	case r.err != nil && errors.Is(r.err, context.Canceled):
+		return outcomeCancelled
 	case r.err != nil && (errors.Is(r.err, context.DeadlineExceeded) || isTimeout(r.err)):
 		return "timeout"
 	case r.err != nil:
@@ -91,10 +189,11 @@ func (r response) id() string {
 
 // do sends one request; body is JSON-encoded when not nil, key is the
 // Idempotency-Key when not empty. It gives up at the per-request timeout
-// or ctx's deadline, whichever comes first.
+// or ctx's deadline, whichever comes first, and at once when ctx is
+// cancelled if ctx is the one abortWhenDone watches.
 func (c *client) do(ctx context.Context, method, path, token string, body any, key string) response {
 	if err := ctx.Err(); err != nil {
-		return response{err: err}
+		return response{err: err, notSent: true}
 	}
 	deadline := time.Now().Add(c.timeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
@@ -119,6 +218,14 @@ func (c *client) do(ctx context.Context, method, path, token string, body any, k
 		req.Header.Set("Idempotency-Key", key)
 	}
 	if err := c.http.DoDeadline(req, res, deadline); err != nil {
+		switch {
+		case errors.Is(err, fasthttp.ErrNoFreeConns):
+			return response{err: err, notSent: true}
+		case ctx.Err() != nil:
+			// Cut off by the cancellation (closed connection, refused
+			// redial), possibly after the server got it.
+			return response{err: fmt.Errorf("%w (%w)", ctx.Err(), err)}
+		}
 		return response{err: err}
 	}
 	b := res.Body()

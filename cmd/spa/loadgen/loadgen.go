@@ -199,6 +199,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	c := newClient(o)
+	stop := c.abortWhenDone(ctx)
+	defer stop()
 	if o.AdminToken == "" && o.Mint != nil {
 		tok, err := o.Mint("loadgen-admin", "admin")
 		if err != nil {
@@ -327,6 +329,8 @@ func (g *gen) drive(ctx context.Context) *Result {
 		for out, n := range cl.Outcomes {
 			switch {
 			case out == "201", strings.HasPrefix(out, "409 slot_taken"):
+			case out == outcomeNotSent:
+				res.Claims.NotSent += n
 			case ambiguousOutcome(out):
 				res.Claims.Ambiguous += n
 			default:
@@ -409,8 +413,9 @@ func (g *gen) step(ctx context.Context, w *worker, start time.Time) {
 	}
 }
 
+// ambiguousOutcome: the request may or may not have taken effect.
 func ambiguousOutcome(out string) bool {
-	return out == "timeout" || out == "transport" || strings.HasPrefix(out, "5")
+	return out == "timeout" || out == "transport" || out == outcomeCancelled || strings.HasPrefix(out, "5")
 }
 
 // claim asks for one slot and records the decision for porcupine.
@@ -461,6 +466,8 @@ func (g *gen) classify(r response) claimcheck.Outcome {
 	case r.status == 409 && r.code == "slot_taken":
 		g.refusals.Add(1)
 		return claimcheck.Refused
+	case r.notSent:
+		return claimcheck.NotSent // left out of the history
 	case ambiguousOutcome(r.outcome()):
 		g.failures.Add(1)
 		return claimcheck.Ambiguous
@@ -491,7 +498,7 @@ func (g *gen) replay(ctx context.Context, w *worker, start time.Time) {
 	pc := w.past[w.rng.IntN(len(w.past))]
 	r := g.c.do(ctx, http.MethodPost, "/v1/appointments", w.token, pc.body, pc.key)
 	w.st.record(OpReplay, r.outcome(), time.Since(start))
-	if ambiguousOutcome(r.outcome()) {
+	if r.notSent || ambiguousOutcome(r.outcome()) {
 		return // the server could not answer; nothing to compare
 	}
 	g.replays.Add(1)

@@ -46,7 +46,8 @@ type Claims struct {
 	Decisions       int64   `json:"decisions"` // successes + refusals
 	Successes       int64   `json:"successes"`
 	Refusals        int64   `json:"refusals"`
-	Ambiguous       int64   `json:"ambiguous"` // 5xx, timeouts, transport errors
+	Ambiguous       int64   `json:"ambiguous"` // 5xx, timeouts, transport errors, cancelled in flight
+	NotSent         int64   `json:"not_sent"`  // never left the generator: no effect, not in the history
 	Other           int64   `json:"other"`     // other 4xx: no decision
 	DecisionsPerSec float64 `json:"decisions_per_second"`
 	SuccessesPerSec float64 `json:"successes_per_second"`
@@ -173,6 +174,9 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	c := r.Claims
 	fmt.Fprintf(&b, "\nClaims: %d decisions (%.1f/s): %d successes (%.1f/s), %d refusals, %d ambiguous, %d other.",
 		c.Decisions, c.DecisionsPerSec, c.Successes, c.SuccessesPerSec, c.Refusals, c.Ambiguous, c.Other)
+	if c.NotSent > 0 {
+		fmt.Fprintf(&b, " Not sent (no effect, not checked): %d.", c.NotSent)
+	}
 	if c.FreeSlots > 0 {
 		fmt.Fprintf(&b, " Free slots at start: %d.", c.FreeSlots)
 	}
