@@ -29,3 +29,7 @@ func NewDirectory(root *actor.RootContext, deps Deps, timeout time.Duration) (*D
 	}
 	return &Directory{d}, nil
 }
+
+// PlacementKey is the key a cluster places cartID's actor by: its
+// partition is a hash of it (cluster/partition).
+func PlacementKey(cartID string) string { return "cart/" + cartID }

@@ -16,6 +16,7 @@ package directory
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -40,6 +41,7 @@ type Config struct {
 
 // Directory is the handle to a directory actor.
 type Directory struct {
+	live    *atomic.Int64 // activations, retiring ones included
 	root    *actor.RootContext
 	pid     *actor.PID
 	name    string
@@ -65,19 +67,24 @@ type idle struct {
 	pid *actor.PID
 }
 
+// idleWhere asks to retire every activation whose id matches: a node
+// giving up a partition retires its actors without remembering their ids.
+type idleWhere struct{ match func(id string) bool }
+
 // stopAll asks the directory to stop every calendar and answer once all
 // have stopped.
 type stopAll struct{}
 
 // New spawns a directory on root.
 func New(root *actor.RootContext, cfg Config) (*Directory, error) {
+	live := new(atomic.Int64)
 	pid, err := root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
-		return &directoryActor{cfg: cfg, children: map[string]*child{}, byPID: map[string]string{}}
+		return &directoryActor{cfg: cfg, children: map[string]*child{}, byPID: map[string]string{}, live: live}
 	}), cfg.Name)
 	if err != nil {
 		return nil, fmt.Errorf("directory %s: spawn: %w", cfg.Name, err)
 	}
-	return &Directory{root: root, pid: pid, name: cfg.Name, timeout: cfg.Timeout}, nil
+	return &Directory{live: live, root: root, pid: pid, name: cfg.Name, timeout: cfg.Timeout}, nil
 }
 
 // Ask sends msg to the actor of calendar id and waits for its reply, at
@@ -107,6 +114,16 @@ func (d *Directory) Tell(id string, msg any) {
 func (d *Directory) Invalidate(id string) {
 	d.root.Send(d.pid, idle{id: id})
 }
+
+// InvalidateWhere retires, once their writes are done, the activations
+// whose id match reports true (called on the directory's goroutine, so
+// it must not block).
+func (d *Directory) InvalidateWhere(match func(id string) bool) {
+	d.root.Send(d.pid, idleWhere{match: match})
+}
+
+// Live returns how many activations the directory hosts now.
+func (d *Directory) Live() int { return int(d.live.Load()) }
 
 // Stop stops every hosted actor once its writes are done, then the
 // directory. Calling it twice is harmless.
@@ -157,6 +174,7 @@ type directoryActor struct {
 	byPID      map[string]string // actor id → calendar id
 	stopping   bool
 	stopWaiter *actor.PID
+	live       *atomic.Int64 // len(children), for Directory.Live
 }
 
 // Receive routes requests and follows the activations' lifecycle.
@@ -169,6 +187,13 @@ func (d *directoryActor) Receive(c actor.Context) {
 			ch.retiring = true
 			c.Send(ch.pid, Stop{})
 		}
+	case idleWhere:
+		for id, ch := range d.children {
+			if !ch.retiring && m.match(id) {
+				ch.retiring = true
+				c.Send(ch.pid, Stop{})
+			}
+		}
 	case *actor.Terminated:
 		id, ok := d.byPID[m.Who.Id]
 		if !ok {
@@ -177,6 +202,7 @@ func (d *directoryActor) Receive(c actor.Context) {
 		delete(d.byPID, m.Who.Id)
 		ch := d.children[id]
 		delete(d.children, id)
+		d.live.Add(-1)
 		for _, w := range ch.waiting {
 			d.route(c, id, w.msg, w.sender)
 		}
@@ -213,6 +239,7 @@ func (d *directoryActor) route(c actor.Context, id string, msg any, sender *acto
 		pid := c.Spawn(actor.PropsFromProducer(d.cfg.Spawn(id), opts...))
 		ch = &child{pid: pid}
 		d.children[id] = ch
+		d.live.Add(1)
 		d.byPID[pid.Id] = id
 	}
 	if ch.retiring {

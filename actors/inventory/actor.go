@@ -46,6 +46,14 @@ type Deps struct {
 	Log     *slog.Logger
 	Metrics *Metrics
 	Config  Config
+	// Writer writes the actors' batches together with other calendars'
+	// (batch.Writer); nil: each batch alone.
+	Writer *batch.Writer
+	// Fence issues activation epochs in the activating transaction: in a
+	// cluster the variant's partition lease epoch, so an activation on a
+	// node whose lease was taken over is refused instead of fencing out
+	// the owner's. Nil: the database issues them (CalendarActivate).
+	Fence func(ctx context.Context, tx persistence.Tx, calendarID string) (int64, error)
 
 	life *batch.Kind // set by withDefaults
 }
@@ -129,7 +137,11 @@ func (a *inventoryActor) activate() error {
 	defer cancel()
 	calendar := persistence.InventoryCalendarID(a.variantID)
 	return a.deps.Store.InTx(ctx, func(tx persistence.Tx) error {
-		epoch, err := tx.CalendarActivate(ctx, calendar)
+		activate := tx.CalendarActivate
+		if a.deps.Fence != nil {
+			activate = func(ctx context.Context, calendar string) (int64, error) { return a.deps.Fence(ctx, tx, calendar) }
+		}
+		epoch, err := activate(ctx, calendar)
 		if err != nil {
 			return err
 		}
@@ -149,7 +161,8 @@ func (a *inventoryActor) activate() error {
 			return err
 		}
 		a.variant, a.onHand = v, st.OnHand
-		a.commits = batch.Committer{Store: a.deps.Store, Calendar: calendar, Epoch: epoch, Timeout: a.deps.Config.WriteTimeout}
+		a.commits = batch.Committer{Store: a.deps.Store, Calendar: calendar, Epoch: epoch, Timeout: a.deps.Config.WriteTimeout,
+			Writer: a.deps.Writer}
 		a.res = make(map[string]persistence.Reservation, len(live))
 		for _, r := range live {
 			a.res[r.ID] = r

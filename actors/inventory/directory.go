@@ -6,6 +6,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/spa-engine/spa/actors/directory"
+	"github.com/spa-engine/spa/persistence"
 )
 
 // Directory activates inventory actors on demand, one per variant id, and
@@ -23,3 +24,7 @@ func NewDirectory(root *actor.RootContext, deps Deps, timeout time.Duration) (*D
 	}
 	return &Directory{d}, nil
 }
+
+// PlacementKey is the key a cluster places variantID's actor by: its
+// partition is a hash of it (cluster/partition).
+func PlacementKey(variantID string) string { return persistence.InventoryCalendarID(variantID) }

@@ -68,5 +68,27 @@ func ask[R any](ctx context.Context, d *Directory, key string, m any) R {
 	return r
 }
 
+// Ask sends msg to the phone's actor (by key) and returns its reply, or
+// the error of reaching it: the generic door a cluster's router uses
+// (cluster/route.Local); callers in the node use RequestCode and
+// VerifyCode.
+func (d *Directory) Ask(ctx context.Context, key string, msg any) (any, error) {
+	return d.d.Ask(ctx, key, msg)
+}
+
+// Invalidate retires the phone's activation, if any, once its writes are
+// done (a cluster node handing the phone's partition over).
+func (d *Directory) Invalidate(key string) { d.d.Invalidate(key) }
+
+// Live returns how many session actors this node hosts now.
+func (d *Directory) Live() int { return d.d.Live() }
+
+// InvalidateWhere retires every activation whose key match reports true.
+func (d *Directory) InvalidateWhere(match func(key string) bool) { d.d.InvalidateWhere(match) }
+
+// PlacementKey is the key a cluster places a phone key's actor by: its
+// partition is a hash of it (cluster/partition).
+func PlacementKey(key string) string { return "session/" + key }
+
 // Stop stops every session actor, then the directory; twice is harmless.
 func (d *Directory) Stop(timeout time.Duration) { d.d.Stop(timeout) }

@@ -89,9 +89,13 @@ func (r Reason) String() string {
 	return "reason(" + strconv.Itoa(int(r)) + ")"
 }
 
-// Hooks connect the actor layer. They are called one at a time from the
-// manager's goroutine (or from Stop), so a slow hook delays renewals:
-// drain promptly.
+// Hooks connect the actor layer. OnAcquire and Lost releases run on the
+// manager's goroutine; Handoff and Shutdown releases, which drain, run
+// concurrently, one goroutine per partition, so a slow drain delays
+// neither renewals nor other hand-offs (a lease being handed off is not
+// renewed: a drain must end well within the TTL). Hooks for
+// one partition never overlap: it is re-acquired only after its lease is
+// gone, which is after its release hook returned.
 type Hooks struct {
 	// OnAcquire is called after this node acquired partition p at epoch.
 	OnAcquire func(p int, epoch uint64)
@@ -170,6 +174,9 @@ type Manager struct {
 	// gate is read-locked for each reconcile pass; tests lock it to
 	// simulate a process pause.
 	gate sync.RWMutex
+
+	// handoffs tracks hand-offs in progress.
+	handoffs sync.WaitGroup
 
 	mu    sync.Mutex
 	views []view
@@ -340,9 +347,19 @@ func (m *Manager) Refresh(ctx context.Context, p int) (node string, epoch uint64
 	if p < 0 || p >= m.cfg.Partitions {
 		return "", 0, false, fmt.Errorf("partition: %d out of range", p)
 	}
+	m.mu.Lock()
+	before := m.views[p].rev
+	m.mu.Unlock()
 	e, err := m.kv.Get(ctx, Key(p))
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+		// Free now, unless the watcher saw a newer entry meanwhile: a
+		// caller must not be sent to an owner whose lease is gone.
+		m.mu.Lock()
+		if v := m.views[p]; v.present && v.rev == before {
+			m.views[p] = view{rev: v.rev, initialized: true, seen: time.Now()}
+		}
+		m.mu.Unlock()
 	case err != nil:
 		return "", 0, false, err
 	default:
@@ -409,26 +426,35 @@ func score(p int, name string) uint64 {
 }
 
 // Stop hands every held partition back gracefully: OnRelease(Shutdown),
-// then delete the lease so the desired owners acquire it at once. Call it
-// before leaving the membership. ctx bounds the deletes. Calling Stop or
-// Abort again is harmless.
+// then delete the lease so the desired owners acquire it at once; the
+// partitions drain concurrently. Leave the membership first, so the other
+// nodes already want these partitions when their leases are deleted. ctx
+// bounds the deletes. Calling Stop or Abort again is harmless.
 func (m *Manager) Stop(ctx context.Context) error {
 	var errs []error
 	m.once.Do(func() {
 		m.cancel()
 		<-m.done
+		m.handoffs.Wait()
 		m.mu.Lock()
 		owned := m.owned
 		m.owned = map[int]*held{}
 		m.mu.Unlock()
+		var mu sync.Mutex
+		var wg sync.WaitGroup
 		for _, p := range sortedKeys(owned) {
 			h := owned[p]
-			m.release(p, h.epoch, Shutdown)
-			if err := m.kv.Delete(ctx, Key(p), jetstream.LastRevision(h.rev)); err != nil &&
-				!errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-				errs = append(errs, fmt.Errorf("partition %d: %w", p, err))
-			}
+			wg.Go(func() {
+				m.release(p, h.epoch, Shutdown)
+				if err := m.kv.Delete(ctx, Key(p), jetstream.LastRevision(h.rev)); err != nil &&
+					!errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("partition %d: %w", p, err))
+					mu.Unlock()
+				}
+			})
 		}
+		wg.Wait()
 	})
 	return errors.Join(errs...)
 }
@@ -440,6 +466,7 @@ func (m *Manager) Abort() {
 	m.once.Do(func() {
 		m.cancel()
 		<-m.done
+		m.handoffs.Wait()
 		m.mu.Lock()
 		m.owned = map[int]*held{}
 		m.mu.Unlock()
@@ -544,7 +571,10 @@ func (m *Manager) reconcile(ctx context.Context) {
 			lost = append(lost, job{p, *h})
 			delete(m.owned, p)
 		case mine && Desired(p, names) != m.self.Name:
+			// Not held from now on (Holds and Owned stop reporting it), so
+			// the hand-off starts once.
 			handoff = append(handoff, job{p, *h})
+			delete(m.owned, p)
 		case mine && now.Sub(h.renewedAt) >= renewDue:
 			renew = append(renew, job{p, *h})
 		case !mine && !v.present && Desired(p, names) == m.self.Name:
@@ -558,10 +588,8 @@ func (m *Manager) reconcile(ctx context.Context) {
 		m.release(j.p, j.h.epoch, Lost)
 	}
 	for _, j := range handoff {
-		if ctx.Err() != nil {
-			return
-		}
-		m.handoff(ctx, j.p, j.h)
+		m.handoffs.Add(1)
+		go m.handoff(j.p, j.h)
 	}
 	m.renewAll(ctx, renew)
 	for _, p := range acquire {
@@ -613,14 +641,13 @@ func (m *Manager) takenLocked(v view, h *held) bool {
 	return !v.present || v.node != m.self.Name || v.inc != m.self.Incarnation || v.epoch != h.epoch
 }
 
-func (m *Manager) handoff(ctx context.Context, p int, h held) {
-	// Stop serving first (Holds and Owned no longer report it), then let the
-	// actors drain while the lease still fences everyone else out.
-	m.mu.Lock()
-	delete(m.owned, p)
-	m.mu.Unlock()
+// handoff releases partition p, no longer counted as held, and deletes its
+// lease: the actors drain while the lease still fences everyone else out.
+// It runs on its own goroutine, outliving neither Stop nor Abort.
+func (m *Manager) handoff(p int, h held) {
+	defer m.handoffs.Done()
 	m.release(p, h.epoch, Handoff)
-	dctx, cancel := context.WithTimeout(ctx, m.cfg.LeaseTTL/2)
+	dctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseTTL/2)
 	defer cancel()
 	if err := m.kv.Delete(dctx, Key(p), jetstream.LastRevision(h.rev)); err != nil {
 		// The lease expires on its own; nobody else could renew it.

@@ -50,6 +50,9 @@ type event struct {
 type hookLog struct {
 	mu     sync.Mutex
 	events []event
+	// drain, when set, is how long a release hook of node for why takes
+	// (a router draining requests in flight).
+	drain func(node string, why Reason) time.Duration
 }
 
 func (l *hookLog) add(e event) {
@@ -104,6 +107,9 @@ func startNodeWith(t *testing.T, c *natstest.Cluster, i int, log *hookLog, hist 
 		Hooks: Hooks{
 			OnAcquire: func(p int, epoch uint64) { log.add(event{node: name, acquire: true, p: p, epoch: epoch}) },
 			OnRelease: func(p int, epoch uint64, why Reason) {
+				if log.drain != nil {
+					time.Sleep(log.drain(name, why))
+				}
 				log.add(event{node: name, p: p, epoch: epoch, why: why})
 			},
 		},
@@ -116,14 +122,16 @@ func startNodeWith(t *testing.T, c *natstest.Cluster, i int, log *hookLog, hist 
 	return n
 }
 
-// stop leaves gracefully: partitions first, then membership.
+// stop leaves gracefully: membership first (the others start wanting its
+// partitions), then the partitions, each taken over as its lease is
+// deleted.
 func (n *node) stop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	_ = n.mem.Stop(ctx)
 	if err := n.pm.Stop(ctx); err != nil {
 		t.Logf("%s: partition stop: %v", n.name, err)
 	}
-	_ = n.mem.Stop(ctx)
 }
 
 // crash stops n's loops without releasing or deregistering.
@@ -594,6 +602,44 @@ func TestJoinHandsOffAThirdAndLeaveHandsBack(t *testing.T) {
 	}
 }
 
+// Hand-offs that drain slowly must not delay the renewals of the leases
+// the node keeps: drained one after another, 20 hand-offs of 3/4 TTL each
+// would leave the other leases unrenewed for many TTLs.
+func TestSlowHandoffsDoNotCostOtherLeases(t *testing.T) {
+	c := natstest.RunCluster(t, 2)
+	drain := testTTL * 3 / 4
+	log := &hookLog{drain: func(node string, why Reason) time.Duration {
+		if why == Handoff {
+			return drain
+		}
+		return 0
+	}}
+	a := startNode(t, c, 0, log)
+	eventually(t, 15*time.Second, "one node owns everything", func() bool { return converged([]*node{a}) })
+	joined := time.Now()
+	b := startNode(t, c, 1, log)
+	d := eventually(t, 20*time.Second, "two nodes converge", func() bool { return converged([]*node{a, b}) })
+	handoffs := 0
+	for _, e := range log.all() {
+		if e.node != a.name || e.acquire {
+			continue
+		}
+		switch e.why {
+		case Lost:
+			t.Fatalf("%s lost partition %d while handing others off", a.name, e.p)
+		case Handoff:
+			handoffs++
+		}
+	}
+	if handoffs < testPartitions/4 {
+		t.Fatalf("%d hand-offs, want about half of %d", handoffs, testPartitions)
+	}
+	t.Logf("%d hand-offs draining %s each converged %s after the join (%s)", handoffs, drain, time.Since(joined), d)
+	if serial := time.Duration(handoffs) * drain; d >= serial/2 {
+		t.Fatalf("converged after %s: hand-offs were not drained concurrently (one after another: %s)", d, serial)
+	}
+}
+
 func TestCrashedNodesPartitionsTakenOverAfterExpiry(t *testing.T) {
 	c := natstest.RunCluster(t, 3)
 	log := &hookLog{}
@@ -740,5 +786,45 @@ func TestPartitionOfAndDesired(t *testing.T) {
 	}
 	if Desired(1, nil) != "" {
 		t.Fatal("Desired over no members")
+	}
+}
+
+// Refresh must report a partition free when its key is gone, even if the
+// watched copy still names an owner (a deletion the watcher has not
+// delivered yet): otherwise callers keep being sent to that owner.
+func TestRefreshForgetsADeletedOwner(t *testing.T) {
+	srv := natstest.Run(t)
+	js, err := srv.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "refresh_test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Manager{cfg: Config{Partitions: 4}, kv: kv, views: make([]view, 4), owned: map[int]*held{}}
+	m.views[2] = view{rev: 5, present: true, node: "ghost", epoch: 5, initialized: true, seen: time.Now()}
+	if node, _, ok := m.Owner(2); !ok || node != "ghost" {
+		t.Fatalf("before refresh: owner %q %v, want the watched ghost", node, ok)
+	}
+	node, _, ok, err := m.Refresh(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok {
+		t.Fatalf("after refresh: owner %q, want none (the key does not exist)", node)
+	}
+	// A live lease is reported as it is.
+	b, err := proto.Marshal(&messages.PartitionLease{Node: "n1", Incarnation: "i"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Create(ctx, Key(3), b); err != nil {
+		t.Fatal(err)
+	}
+	if node, _, ok, err = m.Refresh(ctx, 3); err != nil || !ok || node != "n1" {
+		t.Fatalf("refresh of a held partition: %q %v %v, want n1", node, ok, err)
 	}
 }

@@ -1,23 +1,27 @@
-// Package route is the cluster's door to one kind of calendar actor
-// (schedule actors per staff member, resource actors per room): it places
-// each calendar in a partition by a stable hash of its id, asks the local
-// directory when this node holds the partition, and otherwise forwards the
-// request to the owner (part of cluster/: it joins partition, forward and
-// calwire to the actor directories of actors/schedule and actors/resource).
+// Package route is the cluster's door to one kind of placed actor
+// (schedule actors per staff member, resource actors per room, inventory
+// actors per shop variant, cart actors per cart, session actors per phone
+// key): it places each actor id in a partition by a stable hash of its
+// placement key, asks the local directory when this node holds the
+// partition, and otherwise forwards the request to the owner (part of
+// cluster/: it joins partition, forward and the wire codecs (calwire,
+// shopwire, sessionwire) to the actor directories).
 //
 // A Router also follows the partition hooks of its node: on acquisition
 // the partition starts serving; on release it stops taking new requests,
 // waits (bounded) for the ones in flight, then retires every activation of
 // the partition once its writes are done, before the manager deletes the
 // lease. Safety never rests on that drain: an activation on the next owner
-// takes a new calendar epoch in the database, which fences every write of
-// the old one.
+// takes a new calendar epoch in the database (calendars) or meets the
+// version checks of its rows (inventory, carts, sessions), which fence
+// every write of the old one.
 package route
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -28,10 +32,14 @@ import (
 	"github.com/spa-engine/spa/cluster/partition"
 )
 
-// Local is the node's directory of one actor kind.
+// Local is the node's directory of one actor kind (actors/directory).
 type Local interface {
 	Ask(ctx context.Context, id string, msg any) (any, error)
 	Invalidate(id string)
+	// InvalidateWhere retires the activations whose id match reports true.
+	InvalidateWhere(match func(id string) bool)
+	// Live returns how many activations the node hosts.
+	Live() int
 }
 
 // Placement answers which partition holds what; *partition.Manager
@@ -47,11 +55,20 @@ type Sender interface {
 	Request(ctx context.Context, p int, idempotencyKey string, msg proto.Message) (proto.Message, error)
 }
 
+// Invalidate asks the owner to retire an actor's activation (Local.Invalidate)
+// so that its next request loads it afresh. Router.Invalidate sends it; a
+// codec that supports it encodes it, and *Invalidated as its reply.
+type Invalidate struct{}
+
+// Invalidated answers Invalidate.
+type Invalidated struct{}
+
 // Codec converts one actor kind's messages to and from protobuf.
 type Codec struct {
-	// Key maps a calendar id to its placement key ("staff/<id>").
+	// Key maps an actor id to its placement key ("staff/<id>",
+	// "inventory/<variant>").
 	Key func(id string) string
-	// Request encodes msg for calendar id; DecodeRequest reverses it.
+	// Request encodes msg for actor id; DecodeRequest reverses it.
 	Request       func(id string, msg any) (proto.Message, error)
 	DecodeRequest func(m proto.Message) (id string, msg any, err error)
 	// Reply encodes an actor's reply; DecodeReply reverses it.
@@ -65,7 +82,8 @@ type Codec struct {
 
 // Config configures a Router.
 type Config struct {
-	// Kind names the actor kind in metrics ("schedule", "resource").
+	// Kind names the actor kind in metrics ("schedule", "resource",
+	// "inventory", "cart", "session").
 	Kind      string
 	Local     Local
 	Placement Placement
@@ -74,9 +92,13 @@ type Config struct {
 	DrainTimeout time.Duration
 	Metrics      *Metrics
 	// ServeAll serves every partition locally, leases or not: a test hook
-	// that forces split ownership (two nodes deciding for one calendar),
-	// which the database's epoch fence must make harmless.
+	// that forces split ownership (two nodes deciding for one actor),
+	// which the database's fences must make harmless.
 	ServeAll bool
+	// InvalidateTimeout bounds the delivery of a forwarded Invalidate
+	// (default 10s); Logger receives its failures (nil discards).
+	InvalidateTimeout time.Duration
+	Logger            *slog.Logger
 }
 
 // Router routes requests for one actor kind. Its methods are safe for
@@ -94,13 +116,18 @@ type served struct {
 	epoch    uint64
 	draining bool
 	inflight sync.WaitGroup
-	ids      map[string]struct{} // calendars asked here since acquisition
 }
 
 // New returns a Router; call Attach with the forwarder before serving.
 func New(cfg Config) *Router {
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 2 * time.Second
+	}
+	if cfg.InvalidateTimeout <= 0 {
+		cfg.InvalidateTimeout = forward.DefaultTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Router{cfg: cfg, parts: map[int]*served{}}
 }
@@ -111,17 +138,21 @@ func (r *Router) Attach(f *forward.Forwarder) {
 	f.Handle(r.cfg.Codec.Example, r.handle)
 }
 
-// Partition returns the partition of calendar id.
+// Partition returns the partition of actor id.
 func (r *Router) Partition(id string) int {
 	return r.cfg.Placement.PartitionOf(r.cfg.Codec.Key(id))
 }
 
-// Ask sends msg to the actor of calendar id wherever its partition lives
-// and returns its reply (gateway.Calendars).
+// Ask sends msg to the actor id wherever its partition lives and returns
+// its reply (gateway.Calendars).
 func (r *Router) Ask(ctx context.Context, id string, msg any) (any, error) {
 	p := r.Partition(id)
 	if s := r.enter(p, id); s != nil {
 		defer s.inflight.Done()
+		if _, ok := msg.(*Invalidate); ok {
+			r.cfg.Local.Invalidate(id)
+			return &Invalidated{}, nil
+		}
 		began := time.Now()
 		out, err := r.cfg.Local.Ask(ctx, id, msg)
 		r.cfg.Metrics.observe(r.cfg.Kind, "local", err, began)
@@ -150,7 +181,29 @@ func (r *Router) Ask(ctx context.Context, id string, msg any) (any, error) {
 	return r.cfg.Codec.DecodeReply(out)
 }
 
-// enter registers a request for calendar id of partition p when this node
+// Invalidate retires actor id's activation on the node that owns it, so
+// its next request reloads it (a restock, a catalogue change). It does not
+// wait: on this node it is the directory's Invalidate; for another node's
+// partition a goroutine forwards it (retrying while ownership moves, at
+// most InvalidateTimeout) and logs a failure. A partition changing hands
+// meanwhile needs no Invalidate: the next owner loads afresh anyway.
+func (r *Router) Invalidate(id string) {
+	p := r.Partition(id)
+	if s := r.enter(p, id); s != nil {
+		r.cfg.Local.Invalidate(id)
+		s.inflight.Done()
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.InvalidateTimeout)
+		defer cancel()
+		if _, err := r.Ask(ctx, id, &Invalidate{}); err != nil {
+			r.cfg.Logger.Warn("invalidate not delivered to the owner", "kind", r.cfg.Kind, "id", id, "partition", p, "err", err)
+		}
+	}()
+}
+
+// enter registers a request for actor id of partition p when this node
 // serves p; nil otherwise. The caller calls inflight.Done.
 func (r *Router) enter(p int, id string) *served {
 	if r.cfg.ServeAll {
@@ -168,7 +221,6 @@ func (r *Router) enter(p int, id string) *served {
 		return nil
 	}
 	s.inflight.Add(1)
-	s.ids[id] = struct{}{}
 	return s
 }
 
@@ -187,6 +239,10 @@ func (r *Router) handle(ctx context.Context, req *forward.Request) (proto.Messag
 		return nil, &forward.Error{Code: forward.ErrNotOwner.Code, Message: fmt.Sprintf("partition %d is not served here", req.Partition)}
 	}
 	defer s.inflight.Done()
+	if _, ok := msg.(*Invalidate); ok {
+		r.cfg.Local.Invalidate(id)
+		return r.cfg.Codec.Reply(&Invalidated{})
+	}
 	out, err := r.cfg.Local.Ask(ctx, id, msg)
 	if err != nil {
 		return nil, err
@@ -197,7 +253,7 @@ func (r *Router) handle(ctx context.Context, req *forward.Request) (proto.Messag
 // Acquired starts serving partition p (partition.Hooks.OnAcquire).
 func (r *Router) Acquired(p int, epoch uint64) {
 	r.mu.Lock()
-	r.parts[p] = &served{epoch: epoch, ids: map[string]struct{}{}}
+	r.parts[p] = &served{epoch: epoch}
 	r.mu.Unlock()
 }
 
@@ -225,9 +281,9 @@ func (r *Router) Released(p int, _ uint64, why partition.Reason) {
 		}
 		t.Stop()
 	}
-	for id := range s.ids {
-		r.cfg.Local.Invalidate(id)
-	}
+	// By partition rather than by a list of the ids asked here, which
+	// would grow with every cart and phone the node ever served.
+	r.cfg.Local.InvalidateWhere(func(id string) bool { return r.Partition(id) == p })
 }
 
 // Served returns the partitions this router serves and their epochs.
@@ -241,6 +297,18 @@ func (r *Router) Served() map[int]uint64 {
 	return out
 }
 
+// Kind returns the actor kind the router serves.
+func (r *Router) Kind() string { return r.cfg.Kind }
+
+// Stats returns how many partitions the router serves and how many
+// actors of its kind live on this node.
+func (r *Router) Stats() (partitions, actors int) {
+	r.mu.Lock()
+	partitions = len(r.parts)
+	r.mu.Unlock()
+	return partitions, r.cfg.Local.Live()
+}
+
 // Metrics are the routers' Prometheus series (shared by every kind).
 type Metrics struct {
 	requests *prometheus.CounterVec
@@ -252,11 +320,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "spa_cluster_requests_total",
-			Help: "Calendar requests by actor kind, path (local or forwarded to the owning node) and outcome (ok, timeout, error).",
+			Help: "Requests to placed actors by actor kind, path (local or forwarded to the owning node) and outcome (ok, timeout, error).",
 		}, []string{"kind", "path", "outcome"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "spa_cluster_request_seconds",
-			Help:    "Latency of calendar requests by actor kind and path (local or forwarded).",
+			Help:    "Latency of requests to placed actors by actor kind and path (local or forwarded).",
 			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
 		}, []string{"kind", "path"}),
 	}

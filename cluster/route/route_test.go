@@ -3,6 +3,9 @@ package route
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +24,7 @@ type fakeLocal struct {
 	asked       []string
 	invalidated []string
 	block       chan struct{}
+	live        int // what Live reports
 }
 
 func (l *fakeLocal) Ask(_ context.Context, id string, msg any) (any, error) {
@@ -38,6 +42,24 @@ func (l *fakeLocal) Invalidate(id string) {
 	l.mu.Lock()
 	l.invalidated = append(l.invalidated, id)
 	l.mu.Unlock()
+}
+
+// InvalidateWhere retires the asked ids that match, as a directory would
+// retire its live activations.
+func (l *fakeLocal) InvalidateWhere(match func(string) bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, id := range l.asked {
+		if match(id) && !slices.Contains(l.invalidated, id) {
+			l.invalidated = append(l.invalidated, id)
+		}
+	}
+}
+
+func (l *fakeLocal) Live() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.live
 }
 
 type fakePlacement struct{ held map[int]bool }
@@ -148,6 +170,15 @@ func TestReleaseDrainsThenRetiresThePartitionsActors(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+	// An actor of another partition lives here too: the release must not
+	// retire it.
+	other := "bea"
+	for i := 0; r.Partition(other) == p; i++ {
+		other = fmt.Sprintf("bea%d", i)
+	}
+	l.mu.Lock()
+	l.asked = append(l.asked, other)
+	l.mu.Unlock()
 	released := make(chan struct{})
 	go func() { r.Released(p, 7, partition.Handoff); close(released) }()
 	select {
@@ -177,5 +208,109 @@ func TestServeAllDecidesLocallyWithoutALease(t *testing.T) {
 	r.cfg.ServeAll = true
 	if got, err := r.Ask(context.Background(), "ana", "ana"); err != nil || got != "ana" || len(l.asked) != 1 || s.key != "" {
 		t.Fatalf("serve-all: %v %v, local %v, forwarded %q", got, err, l.asked, s.key)
+	}
+}
+
+// invCodec is codec plus Invalidate, carried as "inv:<id>".
+var invCodec = func() Codec {
+	c := codec
+	c.Request = func(id string, msg any) (proto.Message, error) {
+		if _, ok := msg.(*Invalidate); ok {
+			return wrapperspb.String("inv:" + id), nil
+		}
+		return wrapperspb.String(id), nil
+	}
+	c.DecodeRequest = func(m proto.Message) (string, any, error) {
+		v := m.(*wrapperspb.StringValue).GetValue()
+		if id, ok := strings.CutPrefix(v, "inv:"); ok {
+			return id, &Invalidate{}, nil
+		}
+		return v, v, nil
+	}
+	c.Reply = func(r any) (proto.Message, error) {
+		if _, ok := r.(*Invalidated); ok {
+			return wrapperspb.String("invalidated"), nil
+		}
+		return wrapperspb.String(r.(string)), nil
+	}
+	c.DecodeReply = func(m proto.Message) (any, error) {
+		if v := m.(*wrapperspb.StringValue).GetValue(); v != "invalidated" {
+			return v, nil
+		}
+		return &Invalidated{}, nil
+	}
+	c.IdempotencyKey = func(any) string { return "" }
+	return c
+}()
+
+// ownerSender delivers to another router's handle, as forward would.
+type ownerSender struct {
+	owner *Router
+	sent  chan string
+}
+
+func (s *ownerSender) Request(ctx context.Context, p int, _ string, msg proto.Message) (proto.Message, error) {
+	s.sent <- msg.(*wrapperspb.StringValue).GetValue()
+	return s.owner.handle(ctx, &forward.Request{Partition: p, Message: msg})
+}
+
+// TestInvalidateReachesTheOwner: an Invalidate for a partition served here
+// retires the local activation; one for another node's partition is
+// forwarded and retires the activation there, never here.
+func TestInvalidateReachesTheOwner(t *testing.T) {
+	probe, _, _ := newRouter()
+	p := probe.Partition("ana")
+	owner, ownerLocal, _ := newRouter(p)
+	owner.cfg.Codec = invCodec
+	owner.Acquired(p, 7)
+
+	owner.Invalidate("ana")
+	if len(ownerLocal.invalidated) != 1 || len(ownerLocal.asked) != 0 {
+		t.Fatalf("local invalidate: invalidated %v, asked %v", ownerLocal.invalidated, ownerLocal.asked)
+	}
+
+	other, otherLocal, _ := newRouter()
+	other.cfg.Codec = invCodec
+	sender := &ownerSender{owner: owner, sent: make(chan string, 1)}
+	other.sender = sender
+	other.Invalidate("ana")
+	select {
+	case got := <-sender.sent:
+		if got != "inv:ana" {
+			t.Fatalf("forwarded %q", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("invalidate was not forwarded")
+	}
+	waitUntil(t, func() bool {
+		ownerLocal.mu.Lock()
+		defer ownerLocal.mu.Unlock()
+		return len(ownerLocal.invalidated) == 2
+	})
+	if len(otherLocal.invalidated) != 0 || len(ownerLocal.asked) != 0 {
+		t.Fatalf("forwarded invalidate: here %v, owner asked %v", otherLocal.invalidated, ownerLocal.asked)
+	}
+	// Asked directly, the owner answers Invalidated without asking the actor.
+	if got, err := owner.Ask(context.Background(), "ana", &Invalidate{}); err != nil || !isInvalidated(got) {
+		t.Fatalf("local Ask(Invalidate): %v %v", got, err)
+	}
+	ownerLocal.mu.Lock()
+	ownerLocal.live = 3
+	ownerLocal.mu.Unlock()
+	if parts, actors := owner.Stats(); parts != 1 || actors != 3 {
+		t.Fatalf("owner stats: %d partitions, %d actors", parts, actors)
+	}
+}
+
+func isInvalidated(v any) bool { _, ok := v.(*Invalidated); return ok }
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,16 +22,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/spa-engine/spa/actors/cart"
+	"github.com/spa-engine/spa/actors/inventory"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
+	"github.com/spa-engine/spa/actors/session"
 	"github.com/spa-engine/spa/cluster/calwire"
 	"github.com/spa-engine/spa/cluster/forward"
 	"github.com/spa-engine/spa/cluster/membership"
 	"github.com/spa-engine/spa/cluster/natsserver"
 	"github.com/spa-engine/spa/cluster/partition"
 	"github.com/spa-engine/spa/cluster/route"
+	"github.com/spa-engine/spa/cluster/sessionwire"
+	"github.com/spa-engine/spa/cluster/shopwire"
 	"github.com/spa-engine/spa/gateway"
-	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -222,7 +227,7 @@ func (c clusterConfig) replicas() int {
 }
 
 // clusterNode is this node's part in a cluster: membership, partition
-// leases, request forwarding and the routers of both calendar kinds.
+// leases, request forwarding and one router per placed actor kind.
 type clusterNode struct {
 	place     *lazyPlacement
 	log       *slog.Logger
@@ -231,13 +236,21 @@ type clusterNode struct {
 	fwd       *forward.Forwarder
 	schedule  *route.Router
 	resources *route.Router
-	metrics   *clusterMetrics
-	advertise map[string]string
+	inventory *route.Router
+	carts     *route.Router
+	sessions  *route.Router
+	routers   []*route.Router // all of the above, in that order
+	// sessionLocal is the session directory once startIdentity made it.
+	sessionLocal lateSessions
+	metrics      *clusterMetrics
+	advertise    map[string]string
 }
 
 // calendarDoors returns how the gateway, the waitlist and the resource
 // follower reach schedule and resource actors: the node's directories when
-// it runs alone; the partition routers in a cluster, which it starts here.
+// it runs alone; the partition routers in a cluster, which it starts here
+// with the routers of the other placed kinds (the shop's doors switch to
+// theirs here; the session door in startIdentity).
 func (n *node) calendarDoors(ctx context.Context, cfg config, js jetstream.JetStream, reg prometheus.Registerer) (sched, res gateway.Calendars, err error) {
 	if !cfg.Cluster.enabled() {
 		return n.sched, n.resources, nil
@@ -297,61 +310,41 @@ func (c *clusterNode) start(ctx context.Context, cfg config, n *node, js jetstre
 	if splitBrain {
 		c.log.Warn("TEST HOOK: serving every partition locally regardless of leases", "env", splitBrainEnv)
 	}
-	c.schedule = route.New(route.Config{Kind: "schedule", Local: n.sched, Placement: place, Metrics: rm, DrainTimeout: time.Second, ServeAll: splitBrain,
-		Codec: route.Codec{
-			Key:     schedule.CalendarID,
-			Example: &messages.ScheduleRequest{},
-			Request: func(id string, msg any) (proto.Message, error) { return calwire.EncodeSchedule(id, msg) },
-			DecodeRequest: func(m proto.Message) (string, any, error) {
-				r, ok := m.(*messages.ScheduleRequest)
-				if !ok {
-					return "", nil, fmt.Errorf("%w: %T", calwire.ErrUnsupported, m)
-				}
-				return calwire.DecodeSchedule(r)
-			},
-			Reply: func(r any) (proto.Message, error) { return calwire.EncodeScheduleReply(r) },
-			DecodeReply: func(m proto.Message) (any, error) {
-				r, ok := m.(*messages.ScheduleReply)
-				if !ok {
-					return nil, fmt.Errorf("%w: reply %T", calwire.ErrUnsupported, m)
-				}
-				return calwire.DecodeScheduleReply(r)
-			},
-			IdempotencyKey: scheduleKey,
-		}})
-	c.resources = route.New(route.Config{Kind: "resource", Local: n.resources, Placement: place, Metrics: rm, DrainTimeout: time.Second, ServeAll: splitBrain,
-		Codec: route.Codec{
-			Key:     resource.CalendarID,
-			Example: &messages.ResourceRequest{},
-			Request: func(id string, msg any) (proto.Message, error) { return calwire.EncodeResource(id, msg) },
-			DecodeRequest: func(m proto.Message) (string, any, error) {
-				r, ok := m.(*messages.ResourceRequest)
-				if !ok {
-					return "", nil, fmt.Errorf("%w: %T", calwire.ErrUnsupported, m)
-				}
-				return calwire.DecodeResource(r)
-			},
-			Reply: func(r any) (proto.Message, error) { return calwire.EncodeResourceReply(r) },
-			DecodeReply: func(m proto.Message) (any, error) {
-				r, ok := m.(*messages.ResourceReply)
-				if !ok {
-					return nil, fmt.Errorf("%w: reply %T", calwire.ErrUnsupported, m)
-				}
-				return calwire.DecodeResourceReply(r)
-			},
-			IdempotencyKey: resourceKey,
-		}})
+	kind := func(name string, local route.Local, codec route.Codec) *route.Router {
+		r := route.New(route.Config{Kind: name, Local: local, Placement: place, Metrics: rm, DrainTimeout: time.Second,
+			ServeAll: splitBrain, Codec: codec, Logger: c.log})
+		c.routers = append(c.routers, r)
+		return r
+	}
+	c.schedule = kind("schedule", n.sched, codecOf(schedule.CalendarID, calwire.EncodeSchedule, calwire.DecodeSchedule,
+		calwire.EncodeScheduleReply, calwire.DecodeScheduleReply, scheduleKey))
+	c.resources = kind("resource", n.resources, codecOf(resource.CalendarID, calwire.EncodeResource, calwire.DecodeResource,
+		calwire.EncodeResourceReply, calwire.DecodeResourceReply, resourceKey))
+	c.inventory = kind("inventory", n.shop.invDir, codecOf(inventory.PlacementKey, shopwire.EncodeInventory, shopwire.DecodeInventory,
+		shopwire.EncodeInventoryReply, shopwire.DecodeInventoryReply, inventoryKey))
+	c.carts = kind("cart", n.shop.cartDir, codecOf(cart.PlacementKey, shopwire.EncodeCart, shopwire.DecodeCart,
+		shopwire.EncodeCartReply, shopwire.DecodeCartReply, cartKey))
+	// The session actors start after the cluster (startIdentity): until
+	// then a forwarded request is answered UNAVAILABLE and retried.
+	c.sessions = kind("session", &c.sessionLocal, codecOf(session.PlacementKey, sessionwire.Encode, sessionwire.Decode,
+		sessionwire.EncodeReply, sessionwire.DecodeReply, nil))
 	c.parts, err = partition.Start(ctx, js, c.members, partition.Config{
 		LeaseTTL: cc.LeaseTTL, Replicas: cc.replicas(), Logger: n.log,
 		Hooks: partition.Hooks{
 			OnAcquire: func(p int, epoch uint64) {
-				c.schedule.Acquired(p, epoch)
-				c.resources.Acquired(p, epoch)
+				for _, r := range c.routers {
+					r.Acquired(p, epoch)
+				}
 				c.metrics.acquired(p, epoch)
 			},
 			OnRelease: func(p int, epoch uint64, why partition.Reason) {
-				c.schedule.Released(p, epoch, why)
-				c.resources.Released(p, epoch, why)
+				// Every kind drains at once: a partition's hand-off waits
+				// for its slowest kind, not for their sum.
+				var wg sync.WaitGroup
+				for _, r := range c.routers {
+					wg.Go(func() { r.Released(p, epoch, why) })
+				}
+				wg.Wait()
 				c.metrics.released(p, why)
 				c.log.Info("partition released", "partition", p, "epoch", epoch, "reason", why.String())
 			},
@@ -368,10 +361,40 @@ func (c *clusterNode) start(ctx context.Context, cfg config, n *node, js jetstre
 	if err != nil {
 		return fmt.Errorf("cluster forwarding: %w", err)
 	}
-	c.schedule.Attach(c.fwd)
-	c.resources.Attach(c.fwd)
+	for _, r := range c.routers {
+		r.Attach(c.fwd)
+	}
+	n.shop.routeShop(c.inventory, c.carts)
 	c.log.Info("cluster node started", "members", len(c.members.Members()), "replicas", cc.replicas(), "lease_ttl", cc.LeaseTTL.String())
 	return nil
+}
+
+// codecOf builds a router's codec from a wire package's functions.
+func codecOf[Req, Rep proto.Message](key func(string) string, enc func(string, any) (Req, error), dec func(Req) (string, any, error),
+	encReply func(any) (Rep, error), decReply func(Rep) (any, error), idem func(any) string) route.Codec {
+	var example Req
+	return route.Codec{
+		Key:     key,
+		Example: example.ProtoReflect().Type().New().Interface(),
+		Request: func(id string, msg any) (proto.Message, error) { return enc(id, msg) },
+		DecodeRequest: func(m proto.Message) (string, any, error) {
+			r, ok := m.(Req)
+			if !ok {
+				return "", nil, fmt.Errorf("request %T, want %T", m, example)
+			}
+			return dec(r)
+		},
+		Reply: func(r any) (proto.Message, error) { return encReply(r) },
+		DecodeReply: func(m proto.Message) (any, error) {
+			r, ok := m.(Rep)
+			if !ok {
+				var want Rep
+				return nil, fmt.Errorf("reply %T, want %T", m, want)
+			}
+			return decReply(r)
+		},
+		IdempotencyKey: idem,
+	}
 }
 
 // scheduleKey names a schedule request across retries: the appointment
@@ -409,12 +432,107 @@ func resourceKey(msg any) string {
 	return ""
 }
 
-// stop leaves the cluster gracefully: hand every partition back (the
-// routers drain and retire their actors first), stop answering forwarded
-// requests, then leave the membership.
+// inventoryKey names an inventory request across retries (the ids are
+// the caller's, stable across its retries).
+func inventoryKey(msg any) string {
+	switch m := msg.(type) {
+	case *inventory.Reserve:
+		return "reserve/" + m.ReservationID + "/" + strconv.FormatInt(m.Qty, 10)
+	case *inventory.Release:
+		return "release/" + m.ReservationID
+	case *inventory.Consumed:
+		return "consumed/" + strings.Join(m.ReservationIDs, ",")
+	case *inventory.Move:
+		return "move/" + m.Movement.ID
+	}
+	return ""
+}
+
+func cartKey(msg any) string {
+	if m, ok := msg.(*cart.Checkout); ok {
+		return "checkout/" + m.OrderID
+	}
+	return ""
+}
+
+// lateSessions is the session directory, which starts after the cluster
+// (route.Local): before, requests are answered UNAVAILABLE (the sender
+// retries) and invalidations have nothing to retire.
+type lateSessions struct {
+	d atomic.Pointer[session.Directory]
+}
+
+var errSessionsStarting = &forward.Error{Code: forward.ErrUnavailable.Code, Message: "session actors not started yet"}
+
+func (l *lateSessions) Ask(ctx context.Context, key string, msg any) (any, error) {
+	d := l.d.Load()
+	if d == nil {
+		return nil, errSessionsStarting
+	}
+	return d.Ask(ctx, key, msg)
+}
+
+func (l *lateSessions) Invalidate(key string) {
+	if d := l.d.Load(); d != nil {
+		d.Invalidate(key)
+	}
+}
+
+func (l *lateSessions) InvalidateWhere(match func(key string) bool) {
+	if d := l.d.Load(); d != nil {
+		d.InvalidateWhere(match)
+	}
+}
+
+func (l *lateSessions) Live() int {
+	if d := l.d.Load(); d != nil {
+		return d.Live()
+	}
+	return 0
+}
+
+// routedSessions is the gateway's door to the session actors in a
+// cluster (gateway.OTPSessions): the phone key's owner, through the
+// session router. A request that reaches no actor is refused as the
+// directory refuses it: ErrUnavailable, nothing sent.
+type routedSessions struct{ r *route.Router }
+
+func (s routedSessions) RequestCode(ctx context.Context, key string, m *session.RequestCode) *session.RequestCodeReply {
+	res, err := s.r.Ask(ctx, key, m)
+	if r, ok := res.(*session.RequestCodeReply); ok && err == nil {
+		return r
+	}
+	return &session.RequestCodeReply{Err: sessionUnreached(res, err)}
+}
+
+func (s routedSessions) VerifyCode(ctx context.Context, key string, m *session.VerifyCode) *session.VerifyReply {
+	res, err := s.r.Ask(ctx, key, m)
+	if r, ok := res.(*session.VerifyReply); ok && err == nil {
+		return r
+	}
+	return &session.VerifyReply{Err: sessionUnreached(res, err)}
+}
+
+func sessionUnreached(res any, err error) error {
+	if err == nil {
+		return fmt.Errorf("%w: unexpected reply %T", session.ErrUnavailable, res)
+	}
+	return fmt.Errorf("%w: %w", session.ErrUnavailable, err)
+}
+
+// stop leaves the cluster gracefully: leave the membership first, so the
+// other nodes want this node's partitions from now on; then hand every
+// partition back (the routers drain and retire their actors, then each
+// lease is deleted and its new owner takes it at once); then stop
+// answering forwarded requests.
 func (c *clusterNode) stop(ctx context.Context) {
 	if c == nil {
 		return
+	}
+	if c.members != nil {
+		if err := c.members.Stop(ctx); err != nil {
+			c.log.Warn("membership leave incomplete", "err", err)
+		}
 	}
 	if c.parts != nil {
 		if err := c.parts.Stop(ctx); err != nil {
@@ -423,11 +541,6 @@ func (c *clusterNode) stop(ctx context.Context) {
 	}
 	if c.fwd != nil {
 		_ = c.fwd.Close()
-	}
-	if c.members != nil {
-		if err := c.members.Stop(ctx); err != nil {
-			c.log.Warn("membership leave incomplete", "err", err)
-		}
 	}
 }
 
@@ -505,8 +618,9 @@ func (l *lazyPlacement) fence(ctx context.Context, tx persistence.Tx, calendarID
 	return token, err
 }
 
-// leaseFence is the activation fence of both calendar kinds: nil alone
-// (the database issues epochs), the partition leases in a cluster.
+// leaseFence is the activation fence of the fenced kinds (schedule,
+// resource, inventory): nil alone (the database issues epochs), the
+// partition leases in a cluster.
 func (n *node) leaseFence(cfg config) func(context.Context, persistence.Tx, string) (int64, error) {
 	if !cfg.Cluster.enabled() {
 		return nil
@@ -548,6 +662,10 @@ func (c *clusterNode) ClusterStatus() gateway.ClusterStatus {
 		if owner == self.Name {
 			st.Owned++
 		}
+	}
+	for _, r := range c.routers {
+		parts, actors := r.Stats()
+		st.Kinds = append(st.Kinds, gateway.ClusterKind{Kind: r.Kind(), Partitions: parts, Actors: actors})
 	}
 	return st
 }

@@ -12,9 +12,12 @@ import (
 
 // clusterMetrics are a node's cluster series. Forwarded requests and their
 // latency are route's (spa_cluster_requests_total,
-// spa_cluster_request_seconds); live actors per kind and fenced writes are
-// the actor packages' (spa_schedule_actors, spa_resource_actors,
-// spa_schedule_fenced_writes_total, spa_resource_fenced_writes_total).
+// spa_cluster_request_seconds, by kind: schedule, resource, inventory,
+// cart, session); what each kind's router serves is
+// spa_cluster_kind_partitions and spa_cluster_kind_actors; live actors per
+// kind and fenced writes are the actor packages' (spa_schedule_actors,
+// spa_resource_actors, spa_inventory_actors, spa_session_actors,
+// spa_*_fenced_writes_total).
 type clusterMetrics struct {
 	epochs     *prometheus.GaugeVec
 	rebalances *prometheus.CounterVec
@@ -53,7 +56,7 @@ func newClusterMetrics(reg prometheus.Registerer, c *clusterNode) (*clusterMetri
 		Name: "spa_cluster_fenced_activations_total",
 		Help: "Calendar activations refused because a later partition owner's epoch is stored (a stale owner).",
 	}, func() float64 { return float64(c.place.fenced.Load()) })
-	if err := actors.Register(reg, m.epochs, m.rebalances, members, owned, fenced); err != nil {
+	if err := actors.Register(reg, m.epochs, m.rebalances, members, owned, fenced, kindsCollector{c}); err != nil {
 		return nil, fmt.Errorf("cluster metrics: %w", err)
 	}
 	return m, nil
@@ -67,4 +70,28 @@ func (m *clusterMetrics) acquired(p int, epoch uint64) {
 func (m *clusterMetrics) released(p int, why partition.Reason) {
 	m.epochs.DeleteLabelValues(strconv.Itoa(p))
 	m.rebalances.WithLabelValues(why.String()).Inc()
+}
+
+var (
+	kindPartitionsDesc = prometheus.NewDesc("spa_cluster_kind_partitions",
+		"Partitions whose actors of this kind this node serves.", []string{"kind"}, nil)
+	kindActorsDesc = prometheus.NewDesc("spa_cluster_kind_actors",
+		"Live actors of this kind on this node.", []string{"kind"}, nil)
+)
+
+// kindsCollector reports each router's partitions and actors at scrape
+// time (the routers exist only once the node has joined).
+type kindsCollector struct{ c *clusterNode }
+
+func (k kindsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- kindPartitionsDesc
+	ch <- kindActorsDesc
+}
+
+func (k kindsCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, r := range k.c.routers {
+		parts, n := r.Stats()
+		ch <- prometheus.MustNewConstMetric(kindPartitionsDesc, prometheus.GaugeValue, float64(parts), r.Kind())
+		ch <- prometheus.MustNewConstMetric(kindActorsDesc, prometheus.GaugeValue, float64(n), r.Kind())
+	}
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/spa-engine/spa/actors/inventory"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/schedule/claimcheck"
 	"github.com/spa-engine/spa/cluster/partition"
@@ -583,6 +584,182 @@ func testRequestsReachTheOwner(t *testing.T, bin string) {
 	fs, fc := fl(other, "forwarded")
 	t.Logf("actor round trip (router metrics): local mean %v over %v, forwarded mean %v over %v",
 		time.Duration(ls/lc*float64(time.Second)), lc, time.Duration(fs/fc*float64(time.Second)), fc)
+	testShopReachesTheOwner(t, c, owners)
+	testSessionsReachTheOwner(t, c)
+}
+
+// shopCall is api.call for goroutines: it reports a transport error
+// instead of failing the test from outside its goroutine.
+func shopCall(base, method, path, token string, body any, hdr ...string) (int, map[string]any, error) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, base+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&out)
+	return res.StatusCode, out, nil
+}
+
+// testShopReachesTheOwner: carts created and filled through every node
+// race for one variant's last units; its inventory actor decides on the
+// variant's owner only, so exactly the stock is granted. A restock (an
+// order cancelled) through a node that does not own the variant reaches
+// the owner's actor, which reloads the stock.
+func testShopReachesTheOwner(t *testing.T, c *testCluster, owners map[int]string) {
+	const variant, stock, perNode = "oil-50", 3, 3
+	a := api{t, c.nodes[1].base}
+	a.must(200, "PUT", "/v1/admin/shop/categories/oils", c.admin, map[string]any{"name": "Oils", "active": true, "version": 0})
+	a.must(200, "PUT", "/v1/admin/shop/products/oil", c.admin, map[string]any{"name": "Oil", "category_id": "oils", "active": true, "version": 0})
+	a.must(200, "PUT", "/v1/admin/shop/variants/"+variant, c.admin, map[string]any{"product_id": "oil", "sku": "OIL-50",
+		"price_minor": 5000000, "tax_rate_bp": 1900, "low_stock_threshold": 1, "active": true, "version": 0})
+	a.must(201, "POST", "/v1/admin/shop/variants/"+variant+"/stock-movements", c.admin,
+		map[string]any{"kind": "receipt", "qty": stock, "reason": "delivery"}, "Idempotency-Key", "cluster-receipt")
+
+	type win struct{ cart, token string }
+	var mu sync.Mutex
+	var wins []win
+	statuses := map[string]int{}
+	var wg sync.WaitGroup
+	for i, p := range c.nodes {
+		for j := range perNode {
+			token := clusterToken(t, fmt.Sprintf("shopper%d-%d", i, j), "client")
+			// Created through one node, filled through the next.
+			next := c.nodes[(i+1)%len(c.nodes)]
+			wg.Go(func() {
+				status, out, err := shopCall(p.base, "POST", "/v1/carts", token, nil)
+				if err != nil || status != 201 {
+					t.Errorf("create cart via %s: %d %v %v", p.name, status, out, err)
+					return
+				}
+				id, _ := out["id"].(string)
+				status, out, err = shopCall(next.base, "PUT", "/v1/carts/"+id+"/lines/"+variant, token, map[string]any{"qty": 1})
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err != nil:
+					t.Errorf("add to cart via %s: %v", next.name, err)
+				case status == 200:
+					wins = append(wins, win{id, token})
+					statuses["200"]++
+				default:
+					code, _ := out["error"].(map[string]any)["code"].(string)
+					statuses[fmt.Sprint(status, " ", code)]++
+				}
+			})
+		}
+	}
+	wg.Wait()
+	t.Logf("%d carts reserving one of %d units through all nodes: %v", len(c.nodes)*perNode, stock, statuses)
+	if len(wins) != stock || statuses["409 out_of_stock"] != len(c.nodes)*perNode-stock {
+		t.Fatalf("%d reservations granted for %d units, answers %v", len(wins), stock, statuses)
+	}
+	owner := c.byName(owners[partition.PartitionOf(inventory.PlacementKey(variant), partition.DefaultPartitions)])
+	for _, p := range c.nodes {
+		want := 0.0
+		if p == owner {
+			want = 1
+		}
+		if got := metric(t, p, "spa_inventory_actors"); got != want {
+			t.Errorf("%s hosts %v inventory actors, want %v (owner %s)", p.name, got, want, owner.name)
+		}
+		if f := metric(t, p, "spa_cluster_requests_total", `kind="cart"`, `path="forwarded"`, `outcome="ok"`); f == 0 {
+			t.Errorf("%s forwarded no cart request", p.name)
+		}
+	}
+	// One winner checks out; the order is cancelled through a node that
+	// does not own the variant: the unit must be for sale again.
+	var other *clusterProc
+	for _, p := range c.nodes {
+		if p != owner {
+			other = p
+			break
+		}
+	}
+	w := wins[0]
+	o := api{t, other.base}.must(201, "POST", "/v1/carts/"+w.cart+"/checkout", w.token, map[string]any{"fulfilment": "pickup"},
+		"Idempotency-Key", "cluster-checkout")
+	available := func() float64 {
+		st := api{t, c.pick().base}.must(200, "GET", "/v1/admin/shop/variants/"+variant+"/stock", c.admin, nil)
+		v, _ := st["available"].(float64)
+		return v
+	}
+	if got := available(); got != 0 {
+		t.Fatalf("available after %d reservations of %d units: %v", stock, stock, got)
+	}
+	desk := clusterToken(t, "desk", "receptionist")
+	api{t, other.base}.must(200, "POST", "/v1/shop/orders/"+o["id"].(string)+"/cancel", desk, nil, "Idempotency-Key", "cluster-cancel")
+	waitFor(t, 10*time.Second, "the cancelled unit (restocked via "+other.name+") to be available on owner "+owner.name, func() bool {
+		return available() == 1
+	})
+}
+
+// testSessionsReachTheOwner: the same phone asks every node for a code at
+// once; one session actor, on the phone key's owner, decides them all:
+// one code sent, the others refused by its resend limit with a wait (not
+// a conflict between two actors), and only one node hosts the actor.
+func testSessionsReachTheOwner(t *testing.T, c *testCluster) {
+	const phone = "+573001112233"
+	body, _ := json.Marshal(map[string]string{"phone": phone})
+	type answer struct {
+		node       string
+		status     int
+		retryAfter string
+	}
+	answers := make([]answer, len(c.nodes))
+	var wg sync.WaitGroup
+	for i, p := range c.nodes {
+		wg.Go(func() {
+			res, err := http.Post(p.base+"/v1/auth/otp", "application/json", bytes.NewReader(body))
+			if err != nil {
+				t.Errorf("otp via %s: %v", p.name, err)
+				return
+			}
+			res.Body.Close()
+			answers[i] = answer{p.name, res.StatusCode, res.Header.Get("Retry-After")}
+		})
+	}
+	wg.Wait()
+	sent, limited := 0, 0
+	for _, a := range answers {
+		switch {
+		case a.status == 202:
+			sent++
+		case a.status == 429 && a.retryAfter != "":
+			limited++
+		default:
+			t.Errorf("otp via %s: %d (Retry-After %q)", a.node, a.status, a.retryAfter)
+		}
+	}
+	if sent != 1 || limited != len(c.nodes)-1 {
+		t.Fatalf("one phone asked of every node: %v", answers)
+	}
+	var hosts, codes float64
+	for _, p := range c.nodes {
+		hosts += metric(t, p, "spa_session_actors")
+		codes += metric(t, p, "spa_otp_requests_total", `outcome="sent"`)
+		if f := metric(t, p, "spa_cluster_requests_total", `kind="session"`); f == 0 {
+			t.Errorf("%s routed no session request", p.name)
+		}
+	}
+	if hosts != 1 || codes != 1 {
+		t.Fatalf("session actors across the nodes %v, codes sent %v: want one of each", hosts, codes)
+	}
 }
 
 func urlEscape(s string) string { return strings.ReplaceAll(s, "+", "%2B") }

@@ -142,7 +142,15 @@ func (n *node) startIdentity(ctx context.Context, cfg config, js jetstream.JetSt
 	if err != nil {
 		return nil, err
 	}
-	return &gateway.Identity{Sessions: n.identity.sessions, Limiter: n.identity.limiter, VerifyLimiter: n.identity.verify,
+	// Alone, the node's session directory; in a cluster, the phone key's
+	// owner through the session router, which serves forwarded requests
+	// from now on.
+	var sessions gateway.OTPSessions = n.identity.sessions
+	if cfg.Cluster.enabled() && n.cluster != nil && n.cluster.sessions != nil {
+		n.cluster.sessionLocal.d.Store(n.identity.sessions)
+		sessions = routedSessions{n.cluster.sessions}
+	}
+	return &gateway.Identity{Sessions: sessions, Limiter: n.identity.limiter, VerifyLimiter: n.identity.verify,
 		Index: index, Keyring: keyring, Revoked: revoked, AccessTTL: accessTTL,
 		Recaptcha: set.Recaptcha, // checks otp_request when SPA_RECAPTCHA_CONTEXTS lists it
 	}, nil

@@ -1,0 +1,84 @@
+package directory
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// echo answers each request with its id and records its stops.
+type echo struct {
+	id      string
+	stopped *sync.Map
+}
+
+func (e *echo) Receive(c actor.Context) {
+	switch c.Message().(type) {
+	case string:
+		c.Respond(e.id)
+	case Stop:
+		e.stopped.Store(e.id, true)
+		c.Stop(c.Self())
+	}
+}
+
+func newTestDirectory(t *testing.T) (*Directory, *sync.Map) {
+	t.Helper()
+	sys := actor.NewActorSystem()
+	stopped := &sync.Map{}
+	d, err := New(sys.Root, Config{
+		Name:        "echoes",
+		Spawn:       func(id string) actor.Producer { return func() actor.Actor { return &echo{id: id, stopped: stopped} } },
+		Refuse:      func(_ any, err error) any { return err },
+		ErrShutdown: errors.New("shutting down"),
+		Timeout:     2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop(2 * time.Second) })
+	return d, stopped
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatal(what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// InvalidateWhere retires exactly the matching activations (a node giving
+// up a partition), and Live follows activations and retirements.
+func TestInvalidateWhereRetiresOnlyMatchingActivations(t *testing.T) {
+	d, stopped := newTestDirectory(t)
+	ctx := context.Background()
+	for _, id := range []string{"p1/ana", "p1/bea", "p2/cam"} {
+		if got, err := d.Ask(ctx, id, "hi"); err != nil || got != id {
+			t.Fatalf("ask %s: %v %v", id, got, err)
+		}
+	}
+	if n := d.Live(); n != 3 {
+		t.Fatalf("live %d, want 3", n)
+	}
+	d.InvalidateWhere(func(id string) bool { return id[:3] == "p1/" })
+	waitFor(t, "the p1 actors did not retire", func() bool { return d.Live() == 1 })
+	for id, want := range map[string]bool{"p1/ana": true, "p1/bea": true, "p2/cam": false} {
+		if _, got := stopped.Load(id); got != want {
+			t.Fatalf("%s stopped %v, want %v", id, got, want)
+		}
+	}
+	// A retired calendar activates afresh on its next request.
+	if got, err := d.Ask(ctx, "p1/ana", "again"); err != nil || got != "p1/ana" {
+		t.Fatalf("ask after retirement: %v %v", got, err)
+	}
+	if n := d.Live(); n != 2 {
+		t.Fatalf("live %d after reactivation, want 2", n)
+	}
+}

@@ -1,0 +1,146 @@
+// Package sessionwire encodes the session actors' requests and replies
+// (actors/session, one actor per phone key) as the protobuf messages of
+// messages/session.proto, so they can travel to the node that owns the
+// phone key (part of cluster/: cluster/route sends them through
+// cluster/forward).
+//
+// Errors travel as the codes of every sentinel the error matches, its full
+// text and, for a rate limit or lockout, the wait: decoding rebuilds an
+// error that matches the same sentinels with errors.Is and, when the
+// original held an *otp.RetryError, holds one with the same Err and
+// RetryAfter for errors.As, so the gateway answers a remote refusal
+// (Retry-After included) exactly as a local one. A request carries the
+// E.164 number; no error or log line of this package contains it.
+package sessionwire
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spa-engine/spa/actors/session"
+	"github.com/spa-engine/spa/gateway/auth/otp"
+	"github.com/spa-engine/spa/gateway/providers/sender"
+	"github.com/spa-engine/spa/messages"
+)
+
+// ErrUnsupported: the value is not a session message this package knows.
+var ErrUnsupported = errors.New("sessionwire: unsupported message")
+
+var sentinels = []struct {
+	code messages.SessionError_Code
+	err  error
+}{
+	{messages.SessionError_CODE_UNAVAILABLE, session.ErrUnavailable},
+	{messages.SessionError_CODE_DELIVERY, session.ErrDelivery},
+	{messages.SessionError_CODE_LOCKED_OUT, otp.ErrLockedOut},
+	{messages.SessionError_CODE_SEND_RATE_LIMITED, otp.ErrSendRateLimited},
+}
+
+// wireError is a decoded refusal: its text is the original's, and it
+// matches every sentinel the original matched.
+type wireError struct {
+	msg    string
+	causes []error
+}
+
+func (e *wireError) Error() string   { return e.msg }
+func (e *wireError) Unwrap() []error { return e.causes }
+
+func encodeErr(err error) *messages.SessionError {
+	if err == nil {
+		return nil
+	}
+	e := &messages.SessionError{Message: err.Error()}
+	for _, s := range sentinels {
+		if errors.Is(err, s.err) {
+			e.Codes = append(e.Codes, s.code)
+		}
+	}
+	var re *otp.RetryError
+	if errors.As(err, &re) {
+		e.RetryAfterNs = int64(re.RetryAfter)
+	}
+	return e
+}
+
+func decodeErr(e *messages.SessionError) error {
+	if e == nil {
+		return nil
+	}
+	w := &wireError{msg: e.GetMessage()}
+	retry := e.GetRetryAfterNs() != 0
+	for _, c := range e.GetCodes() {
+		for _, s := range sentinels {
+			if s.code != c {
+				continue
+			}
+			if retry && (s.err == otp.ErrLockedOut || s.err == otp.ErrSendRateLimited) {
+				// The limit's wait goes with it, as the actor answered it.
+				w.causes = append(w.causes, &otp.RetryError{Err: s.err, RetryAfter: time.Duration(e.GetRetryAfterNs())})
+				retry = false
+				continue
+			}
+			w.causes = append(w.causes, s.err)
+		}
+	}
+	return w
+}
+
+// Encode encodes a request to the session actor of phone key key.
+func Encode(key string, msg any) (*messages.SessionRequest, error) {
+	r := &messages.SessionRequest{Key: key}
+	switch m := msg.(type) {
+	case *session.RequestCode:
+		r.Request = &messages.SessionRequest_RequestCode{RequestCode: &messages.SessionRequestCode{Phone: m.Phone, Channel: string(m.Channel)}}
+	case *session.VerifyCode:
+		r.Request = &messages.SessionRequest_VerifyCode{VerifyCode: &messages.SessionVerifyCode{Phone: m.Phone, Code: m.Code}}
+	default:
+		return nil, fmt.Errorf("%w: %T for a session actor", ErrUnsupported, msg)
+	}
+	return r, nil
+}
+
+// Decode decodes a request to a session actor: the phone key and the
+// message the actor answers.
+func Decode(r *messages.SessionRequest) (string, any, error) {
+	var msg any
+	switch m := r.GetRequest().(type) {
+	case *messages.SessionRequest_RequestCode:
+		msg = &session.RequestCode{Phone: m.RequestCode.GetPhone(), Channel: sender.Channel(m.RequestCode.GetChannel())}
+	case *messages.SessionRequest_VerifyCode:
+		msg = &session.VerifyCode{Phone: m.VerifyCode.GetPhone(), Code: m.VerifyCode.GetCode()}
+	default:
+		return "", nil, fmt.Errorf("%w: session request without a known body", ErrUnsupported)
+	}
+	if r.GetKey() == "" {
+		return "", nil, fmt.Errorf("%w: session request without a phone key", ErrUnsupported)
+	}
+	return r.GetKey(), msg, nil
+}
+
+// EncodeReply encodes a session actor's reply.
+func EncodeReply(reply any) (*messages.SessionReply, error) {
+	switch r := reply.(type) {
+	case *session.RequestCodeReply:
+		return &messages.SessionReply{Kind: messages.SessionReply_KIND_REQUEST_CODE, ExpiresInNs: int64(r.ExpiresIn),
+			Error: encodeErr(r.Err)}, nil
+	case *session.VerifyReply:
+		return &messages.SessionReply{Kind: messages.SessionReply_KIND_VERIFY, Result: int32(r.Result),
+			RetryAfterNs: int64(r.RetryAfter), Error: encodeErr(r.Err)}, nil
+	}
+	return nil, fmt.Errorf("%w: %T as a session reply", ErrUnsupported, reply)
+}
+
+// DecodeReply decodes a session actor's reply into the type the request
+// expects.
+func DecodeReply(r *messages.SessionReply) (any, error) {
+	switch r.GetKind() {
+	case messages.SessionReply_KIND_REQUEST_CODE:
+		return &session.RequestCodeReply{ExpiresIn: time.Duration(r.GetExpiresInNs()), Err: decodeErr(r.GetError())}, nil
+	case messages.SessionReply_KIND_VERIFY:
+		return &session.VerifyReply{Result: otp.Result(r.GetResult()), RetryAfter: time.Duration(r.GetRetryAfterNs()),
+			Err: decodeErr(r.GetError())}, nil
+	}
+	return nil, fmt.Errorf("%w: session reply kind %v", ErrUnsupported, r.GetKind())
+}
