@@ -214,6 +214,12 @@ func (f *Forwarder) Close() error {
 // refreshing ownership before each retry, until ctx's deadline
 // (DefaultTimeout when ctx has none). Other failures return at once as
 // *Error (errors.Is(err, ErrUnknownType), …).
+//
+// An attempt that times out may still be decided by a slow owner, so it is
+// resent only when idempotencyKey is set, which declares the request safe
+// to apply twice (a read, or an operation the actor recognises by its
+// ids); otherwise Request returns ErrDeadlineExceeded: the outcome is
+// unknown, as for any timeout.
 func (f *Forwarder) Request(ctx context.Context, p int, idempotencyKey string, msg proto.Message) (proto.Message, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -255,6 +261,11 @@ func (f *Forwarder) Request(ctx context.Context, p int, idempotencyKey string, m
 				Attempt:        uint32(attempt),
 			})
 			if err != nil && ctx.Err() == nil && actx.Err() != nil {
+				cancel()
+				if idempotencyKey == "" {
+					return nil, &Error{Code: messages.ForwardError_CODE_DEADLINE_EXCEEDED,
+						Message: fmt.Sprintf("%s did not answer within %s; not resent, as it may have applied it", owner, f.cfg.AttemptTimeout)}
+				}
 				// This try timed out, not the request: another owner may answer.
 				err = &Error{Code: messages.ForwardError_CODE_UNAVAILABLE, Message: fmt.Sprintf("%s did not answer within %s", owner, f.cfg.AttemptTimeout)}
 			}

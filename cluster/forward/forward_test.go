@@ -277,3 +277,49 @@ func TestAttemptTimeoutMovesOnToTheNextOwner(t *testing.T) {
 		t.Fatalf("reply %v, want b at epoch 11", got)
 	}
 }
+
+// TestTimedOutAttemptIsResentOnlyWhenIdempotent: a slow owner may still
+// apply a request whose attempt timed out, so a request without an
+// idempotency key is not sent again (its outcome is unknown: deadline
+// exceeded), while one with a key is.
+func TestTimedOutAttemptIsResentOnlyWhenIdempotent(t *testing.T) {
+	s := natstest.Run(t)
+	tbl := &table{owner: map[int]string{}, epoch: map[int]uint64{}}
+	nodes := map[string]*forward.Forwarder{}
+	for _, n := range []string{"a", "c"} {
+		nc, err := s.Connect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := forward.New(forward.Config{Node: n, Conn: nc, Directory: &dir{self: n, t: tbl, stale: map[int]string{}},
+			MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, AttemptTimeout: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = f.Close() })
+		nodes[n] = f
+	}
+	var received atomic.Int32
+	nodes["a"].Handle(&messages.StudioUpdated{}, func(ctx context.Context, _ *forward.Request) (proto.Message, error) {
+		received.Add(1)
+		<-ctx.Done() // slower than any attempt: the sender cannot know whether it was applied
+		return nil, ctx.Err()
+	})
+	tbl.set(4, "a", 10)
+	for _, tc := range []struct {
+		key      string
+		resent   bool
+		deadline time.Duration
+	}{{"", false, 2 * time.Second}, {"k", true, 600 * time.Millisecond}} {
+		received.Store(0)
+		ctx, cancel := context.WithTimeout(context.Background(), tc.deadline)
+		_, err := nodes["c"].Request(ctx, 4, tc.key, &messages.StudioUpdated{StudioId: "x"})
+		cancel()
+		if !errors.Is(err, forward.ErrDeadlineExceeded) {
+			t.Fatalf("key %q: %v, want deadline exceeded", tc.key, err)
+		}
+		if n := received.Load(); (n > 1) != tc.resent || n == 0 {
+			t.Fatalf("key %q: the owner received it %d times; resent want %v", tc.key, n, tc.resent)
+		}
+	}
+}

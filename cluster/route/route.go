@@ -74,7 +74,9 @@ type Codec struct {
 	// Reply encodes an actor's reply; DecodeReply reverses it.
 	Reply       func(reply any) (proto.Message, error)
 	DecodeReply func(m proto.Message) (any, error)
-	// IdempotencyKey names a request stably across retries ("" if none).
+	// IdempotencyKey names a request stably across retries; "" declares it
+	// unsafe to apply twice, so a timed-out try is not resent (see
+	// forward.Request).
 	IdempotencyKey func(msg any) string
 	// Example is the request message type, for the forward handler.
 	Example proto.Message
@@ -166,7 +168,9 @@ func (r *Router) Ask(ctx context.Context, id string, msg any) (any, error) {
 		return nil, err
 	}
 	key := ""
-	if r.cfg.Codec.IdempotencyKey != nil {
+	if _, ok := msg.(*Invalidate); ok {
+		key = "invalidate" // retiring twice is harmless
+	} else if r.cfg.Codec.IdempotencyKey != nil {
 		key = r.cfg.Codec.IdempotencyKey(msg)
 	}
 	began := time.Now()

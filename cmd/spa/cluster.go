@@ -310,8 +310,14 @@ func (c *clusterNode) start(ctx context.Context, cfg config, n *node, js jetstre
 	if splitBrain {
 		c.log.Warn("TEST HOOK: serving every partition locally regardless of leases", "env", splitBrainEnv)
 	}
+	// A partition being handed off is no longer renewed: its drain must
+	// end well within the lease, or the lease could lapse mid-drain.
+	drain := time.Second
+	if q := cc.LeaseTTL / 4; q > 0 && q < drain {
+		drain = q
+	}
 	kind := func(name string, local route.Local, codec route.Codec) *route.Router {
-		r := route.New(route.Config{Kind: name, Local: local, Placement: place, Metrics: rm, DrainTimeout: time.Second,
+		r := route.New(route.Config{Kind: name, Local: local, Placement: place, Metrics: rm, DrainTimeout: drain,
 			ServeAll: splitBrain, Codec: codec, Logger: c.log})
 		c.routers = append(c.routers, r)
 		return r
@@ -416,6 +422,8 @@ func scheduleKey(msg any) string {
 		return "noshow/" + m.AppointmentID
 	case *schedule.Reschedule:
 		return "reschedule/" + m.AppointmentID + "/" + m.Start.UTC().Format(time.RFC3339)
+	case *schedule.SlotsQuery:
+		return "slots" // a read
 	}
 	return ""
 }
@@ -428,6 +436,8 @@ func resourceKey(msg any) string {
 		return "release/" + m.AppointmentID
 	case *resource.Track:
 		return "track/" + m.Appointment.ID + "/" + strconv.FormatInt(m.Appointment.Version, 10)
+	case *resource.FullQuery:
+		return "full" // a read
 	}
 	return ""
 }
@@ -444,13 +454,24 @@ func inventoryKey(msg any) string {
 		return "consumed/" + strings.Join(m.ReservationIDs, ",")
 	case *inventory.Move:
 		return "move/" + m.Movement.ID
+	case *inventory.LevelQuery:
+		return "level" // a read
 	}
 	return ""
 }
 
+// cartKey names the cart requests that are safe to apply twice: Create
+// and Surrender are not (a second Create is refused as a duplicate; a
+// second Surrender finds the cart already emptied), so a timed-out try of
+// either is not resent (forward.Request).
 func cartKey(msg any) string {
-	if m, ok := msg.(*cart.Checkout); ok {
+	switch m := msg.(type) {
+	case *cart.Checkout:
 		return "checkout/" + m.OrderID
+	case *cart.Get:
+		return "get" // a read (that may refresh reservations)
+	case *cart.SetLine:
+		return "setline/" + m.VariantID + "/" + strconv.FormatInt(m.Qty, 10) // sets, does not add
 	}
 	return ""
 }

@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spa-engine/spa/actors/cart"
 	"github.com/spa-engine/spa/actors/inventory"
+	"github.com/spa-engine/spa/actors/resource"
+	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/session"
 	"github.com/spa-engine/spa/cluster/forward"
 	"github.com/spa-engine/spa/cluster/route"
@@ -95,5 +98,32 @@ func TestRoutedInventoryTellDeliversWithoutWaiting(t *testing.T) {
 	}
 	if c, ok := local.asked[0].(*inventory.Consumed); !ok || c.ReservationIDs[0] != "r1" {
 		t.Fatalf("delivered %#v", local.asked[0])
+	}
+}
+
+// TestOnlyRepeatableRequestsCarryAnIdempotencyKey: a forwarded try that
+// times out is resent only with a key (forward.Request), so requests that
+// must not be applied twice have none and the others do.
+func TestOnlyRepeatableRequestsCarryAnIdempotencyKey(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		key  func(any) string
+		msg  any
+		want bool
+	}{
+		{"schedule hold", scheduleKey, &schedule.Hold{AppointmentID: "a"}, true},
+		{"schedule slots", scheduleKey, &schedule.SlotsQuery{}, true},
+		{"resource full", resourceKey, &resource.FullQuery{}, true},
+		{"inventory reserve", inventoryKey, &inventory.Reserve{ReservationID: "r", Qty: 1}, true},
+		{"inventory level", inventoryKey, &inventory.LevelQuery{}, true},
+		{"cart checkout", cartKey, &cart.Checkout{OrderID: "o"}, true},
+		{"cart get", cartKey, &cart.Get{}, true},
+		{"cart set line", cartKey, &cart.SetLine{VariantID: "v", Qty: 2}, true},
+		{"cart create", cartKey, &cart.Create{}, false},
+		{"cart surrender", cartKey, &cart.Surrender{IntoCartID: "c"}, false},
+	} {
+		if got := tc.key(tc.msg) != ""; got != tc.want {
+			t.Errorf("%s: keyed %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
