@@ -933,6 +933,11 @@ func testSplitOwnership(t *testing.T, bin string) {
 	if len(wins) > stock {
 		t.Fatalf("%d reservations granted for %d units under split ownership: %v", len(wins), stock, statuses)
 	}
+	// A refusal rests only on durable reservations: out of stock means
+	// every unit was granted.
+	if statuses["409 out_of_stock"] > 0 && len(wins) != stock {
+		t.Fatalf("out_of_stock answered with %d of %d units granted: %v", len(wins), stock, statuses)
+	}
 	st := api{t, c.nodes[0].base}.must(200, "GET", "/v1/admin/shop/variants/"+variant+"/stock", c.admin, nil)
 	if onHand, avail := st["on_hand"].(float64), st["available"].(float64); onHand != stock || avail != float64(stock-len(wins)) {
 		t.Fatalf("stock after the race: on hand %v, available %v; want %d and %d (%d granted)", onHand, avail, stock, stock-len(wins), len(wins))
