@@ -41,6 +41,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -177,6 +178,8 @@ type Manager struct {
 
 	// handoffs tracks hand-offs in progress.
 	handoffs sync.WaitGroup
+	// leaving stops acquisitions (see Leave).
+	leaving atomic.Bool
 
 	mu    sync.Mutex
 	views []view
@@ -425,6 +428,11 @@ func score(p int, name string) uint64 {
 	return x
 }
 
+// Leave stops acquiring partitions, as the node is about to leave: call it
+// before leaving the membership, during which this node would otherwise
+// still take a partition that frees up (and hand it straight back).
+func (m *Manager) Leave() { m.leaving.Store(true) }
+
 // Stop hands every held partition back gracefully: OnRelease(Shutdown),
 // then delete the lease so the desired owners acquire it at once; the
 // partitions drain concurrently. Leave the membership first, so the other
@@ -577,7 +585,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 			delete(m.owned, p)
 		case mine && now.Sub(h.renewedAt) >= renewDue:
 			renew = append(renew, job{p, *h})
-		case !mine && !v.present && Desired(p, names) == m.self.Name:
+		case !mine && !v.present && Desired(p, names) == m.self.Name && !m.leaving.Load():
 			acquire = append(acquire, p)
 		}
 	}

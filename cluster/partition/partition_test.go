@@ -128,6 +128,7 @@ func startNodeWith(t *testing.T, c *natstest.Cluster, i int, log *hookLog, hist 
 func (n *node) stop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	n.pm.Leave()
 	_ = n.mem.Stop(ctx)
 	if err := n.pm.Stop(ctx); err != nil {
 		t.Logf("%s: partition stop: %v", n.name, err)
@@ -826,5 +827,46 @@ func TestRefreshForgetsADeletedOwner(t *testing.T) {
 	}
 	if node, _, ok, err = m.Refresh(ctx, 3); err != nil || !ok || node != "n1" {
 		t.Fatalf("refresh of a held partition: %q %v %v, want n1", node, ok, err)
+	}
+}
+
+// A node that is leaving takes no partition that frees up meanwhile (it
+// would only have to hand it straight back); before Leave it does.
+func TestLeavingNodeAcquiresNothing(t *testing.T) {
+	c := natstest.RunCluster(t, 2)
+	log := &hookLog{}
+	a := startNode(t, c, 0, log)
+	eventually(t, 15*time.Second, "one node owns everything", func() bool { return converged([]*node{a}) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// free deletes p's lease behind the manager's back, as an expiry would.
+	free := func(p int) uint64 {
+		a.pm.mu.Lock()
+		h := *a.pm.owned[p]
+		a.pm.mu.Unlock()
+		if err := a.pm.kv.Delete(ctx, Key(p), jetstream.LastRevision(h.rev)); err != nil {
+			t.Fatal(err)
+		}
+		return h.epoch
+	}
+	lost := func(p int, epoch uint64) bool {
+		for _, e := range log.all() {
+			if !e.acquire && e.p == p && e.epoch == epoch && e.why == Lost {
+				return true
+			}
+		}
+		return false
+	}
+	old := free(1)
+	eventually(t, 10*time.Second, "partition 1 taken again at a new epoch", func() bool {
+		epoch, ok := a.pm.Holds(1)
+		return ok && epoch != old
+	})
+	a.pm.Leave()
+	old = free(2)
+	eventually(t, 10*time.Second, "partition 2's lease seen lost", func() bool { return lost(2, old) })
+	time.Sleep(testTTL) // eight reconcile passes
+	if epoch, ok := a.pm.Holds(2); ok {
+		t.Fatalf("a leaving node acquired partition 2 at epoch %d", epoch)
 	}
 }

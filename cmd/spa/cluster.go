@@ -550,6 +550,9 @@ func (c *clusterNode) stop(ctx context.Context) {
 	if c == nil {
 		return
 	}
+	if c.parts != nil {
+		c.parts.Leave()
+	}
 	if c.members != nil {
 		if err := c.members.Stop(ctx); err != nil {
 			c.log.Warn("membership leave incomplete", "err", err)
