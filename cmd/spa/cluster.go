@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/hkdf"
 	"crypto/sha256"
 	"encoding/base64"
@@ -51,6 +52,10 @@ type clusterConfig struct {
 	HTTPAdvertise string   // URL at which this node's HTTP API is reached
 	Replicas      int      // JetStream replication of cluster state; 0: auto
 	LeaseTTL      time.Duration
+	// TLS files of the routes (PEM: this node's certificate and key, the
+	// CA of every node's); all three or none. tls is what they load to.
+	TLSCert, TLSKey, TLSCA string
+	tls                    *tls.Config
 }
 
 // enabled reports multi-node mode.
@@ -132,6 +137,18 @@ var clusterSettings = []setting{
 		c.Cluster.Replicas = n
 		return nil
 	}},
+	{"cluster-tls-cert", "SPA_CLUSTER_TLS_CERT", "", "PEM certificate of this node for the NATS routes (valid for the name other nodes dial); with SPA_CLUSTER_TLS_KEY and SPA_CLUSTER_TLS_CA routes are encrypted and both ends verified", func(c *config, v string) error {
+		c.Cluster.TLSCert = v
+		return nil
+	}},
+	{"cluster-tls-key", "SPA_CLUSTER_TLS_KEY", "", "PEM private key of SPA_CLUSTER_TLS_CERT", func(c *config, v string) error {
+		c.Cluster.TLSKey = v
+		return nil
+	}},
+	{"cluster-tls-ca", "SPA_CLUSTER_TLS_CA", "", "PEM certificate of the CA that signs every node's route certificate", func(c *config, v string) error {
+		c.Cluster.TLSCA = v
+		return nil
+	}},
 	{"cluster-lease-ttl", "SPA_CLUSTER_LEASE_TTL", "6s", "how long a crashed node keeps its partitions and membership: the bound of failover", durationIn(time.Second, time.Minute, func(c *config, d time.Duration) { c.Cluster.LeaseTTL = d })},
 }
 
@@ -162,6 +179,16 @@ func validateCluster(c *config) error {
 	}
 	if cc.Replicas == 0 {
 		cc.Replicas = membership.Replicas(countNodes(cc))
+	}
+	if set := len(slices.DeleteFunc([]string{cc.TLSCert, cc.TLSKey, cc.TLSCA}, func(f string) bool { return f == "" })); set != 0 && set != 3 {
+		return errors.New("SPA_CLUSTER_TLS_CERT, SPA_CLUSTER_TLS_KEY, SPA_CLUSTER_TLS_CA: set all three for TLS routes, or none")
+	}
+	if cc.TLSCert != "" {
+		t, err := natsserver.RouteTLS(cc.TLSCert, cc.TLSKey, cc.TLSCA)
+		if err != nil {
+			return fmt.Errorf("SPA_CLUSTER_TLS_*: %w", err)
+		}
+		cc.tls = t
 	}
 	return nil
 }
@@ -203,6 +230,7 @@ func (c clusterConfig) natsConfig(nc natsserver.Config, tokenSecret []byte) nats
 	nc.ClusterPort = p
 	nc.ClusterAdvertise = c.Advertise
 	nc.Routes = c.Routes
+	nc.ClusterTLS = c.tls
 	nc.ReadyTimeout = time.Minute // JetStream waits for a quorum of its peers
 	return nc
 }

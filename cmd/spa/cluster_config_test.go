@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spa-engine/spa/cluster/natsserver"
+	"github.com/spa-engine/spa/cluster/natsserver/natstest"
 )
 
 func clusterEnv(extra map[string]string) map[string]string {
@@ -92,6 +94,9 @@ func TestClusterConfigRefusals(t *testing.T) {
 		"baseline":        {map[string]string{"SPA_BOOKING_ENGINE": "lock-baseline"}, "SPA_BOOKING_ENGINE"},
 		"in-process nats": {map[string]string{"SPA_NATS_PORT": "0"}, "SPA_NATS_PORT"},
 		"bad advertise":   {map[string]string{"SPA_HTTP_ADVERTISE": "spa-0:8080"}, "SPA_HTTP_ADVERTISE"},
+		"tls half set":    {map[string]string{"SPA_CLUSTER_TLS_CERT": "node.crt"}, "set all three"},
+		"tls missing files": {map[string]string{"SPA_CLUSTER_TLS_CERT": "/nonexistent/node.crt", "SPA_CLUSTER_TLS_KEY": "/nonexistent/node.key",
+			"SPA_CLUSTER_TLS_CA": "/nonexistent/ca.pem"}, "SPA_CLUSTER_TLS_*: natsserver: route certificate"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := parseConfig("serve", nil, env(clusterEnv(tc.env)), io.Discard)
@@ -117,5 +122,26 @@ func TestWhileElectingRetriesOnlyTimeouts(t *testing.T) {
 	boom := errors.New("stream not found")
 	if _, err := whileElecting(t.Context(), func(context.Context) (int, error) { tries++; return 0, boom }); !errors.Is(err, boom) || tries != 1 {
 		t.Fatalf("a permanent error: %v after %d tries", err, tries)
+	}
+}
+
+// TestClusterConfigRouteTLS: the three TLS files load into the routes'
+// TLS configuration, which verifies peers against the CA.
+func TestClusterConfigRouteTLS(t *testing.T) {
+	ca := natstest.NewCA(t, "routes-ca")
+	cert, key := ca.Issue(t, "spa-0")
+	c, err := parseConfig("serve", nil, env(clusterEnv(map[string]string{
+		"SPA_CLUSTER_TLS_CERT": cert, "SPA_CLUSTER_TLS_KEY": key, "SPA_CLUSTER_TLS_CA": ca.File})), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := c.Cluster.natsConfig(natsserver.Config{}, c.TokenSecret).ClusterTLS
+	if tc == nil || len(tc.Certificates) != 1 || tc.ClientAuth != tls.RequireAndVerifyClientCert || tc.RootCAs == nil || tc.ClientCAs == nil {
+		t.Fatalf("route TLS: %+v", tc)
+	}
+	// Without the files, routes are plain (authenticated by the secret).
+	c, err = parseConfig("serve", nil, env(clusterEnv(nil)), io.Discard)
+	if err != nil || c.Cluster.natsConfig(natsserver.Config{}, c.TokenSecret).ClusterTLS != nil {
+		t.Fatalf("no TLS files: %v", err)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/spa-engine/spa/actors/inventory"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/schedule/claimcheck"
+	"github.com/spa-engine/spa/cluster/natsserver/natstest"
 	"github.com/spa-engine/spa/cluster/partition"
 )
 
@@ -86,9 +87,16 @@ func startTestCluster(t *testing.T, bin string, extra func(i int) map[string]str
 		routePorts[i] = freePort(t)
 		routes = append(routes, fmt.Sprintf("127.0.0.1:%d", routePorts[i]))
 	}
+	// Routes are encrypted and both ends verified, as a deployment
+	// across hosts should run them.
+	ca := natstest.NewCA(t, "cluster-routes-ca")
 	for i := range n {
 		httpPort := freePort(t)
+		cert, key := ca.Issue(t, fmt.Sprintf("n%d", i))
 		env := map[string]string{
+			"SPA_CLUSTER_TLS_CERT":  cert,
+			"SPA_CLUSTER_TLS_KEY":   key,
+			"SPA_CLUSTER_TLS_CA":    ca.File,
 			"DATABASE_URL":          db,
 			"SPA_TOKEN_SECRET":      clusterSecret,
 			"SPA_DATA_DIR":          t.TempDir(),

@@ -34,6 +34,13 @@ type Cluster struct {
 // stop when the test ends.
 func RunCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return RunClusterWith(t, n, nil)
+}
+
+// RunClusterWith is RunCluster with tweak applied to each server's
+// configuration before it starts (nil: none).
+func RunClusterWith(t testing.TB, n int, tweak func(i int, cfg *natsserver.Config)) *Cluster {
+	t.Helper()
 	if n < 1 {
 		t.Fatalf("natstest: RunCluster(%d)", n)
 	}
@@ -44,7 +51,7 @@ func RunCluster(t testing.TB, n int) *Cluster {
 	var c *Cluster
 	var errs []error
 	for attempt := 0; attempt < 5; attempt++ {
-		c, errs = tryCluster(t, n)
+		c, errs = tryCluster(t, n, tweak)
 		if errs == nil {
 			break
 		}
@@ -77,7 +84,7 @@ func exclusive(t testing.TB) {
 }
 
 // tryCluster starts n servers on fresh ports; errs is nil when all started.
-func tryCluster(t testing.TB, n int) (*Cluster, []error) {
+func tryCluster(t testing.TB, n int, tweak func(i int, cfg *natsserver.Config)) (*Cluster, []error) {
 	ports := make([]int, n)
 	for i := range ports {
 		ports[i] = freePort(t)
@@ -103,6 +110,9 @@ func tryCluster(t testing.TB, n int) (*Cluster, []error) {
 			DrainTimeout: time.Second,
 			ReadyTimeout: 20 * time.Second,
 		})
+		if tweak != nil {
+			tweak(i, &c.cfgs[i])
+		}
 	}
 	c.servers = make([]*natsserver.Server, n)
 	errs := make([]error, n)
@@ -155,6 +165,10 @@ func (c *Cluster) Server(i int) *natsserver.Server {
 	defer c.mu.Unlock()
 	return c.servers[i]
 }
+
+// Config returns server i's configuration (its cluster name, secret and
+// routes included), for a test that starts another server like it.
+func (c *Cluster) Config(i int) natsserver.Config { return c.cfgs[i] }
 
 // Name returns server i's name.
 func (c *Cluster) Name(i int) string { return c.cfgs[i].ServerName }
