@@ -104,6 +104,7 @@ type scheduleActor struct {
 	commits batch.Committer // group commit of accepted changes
 	life    batch.Lifecycle
 	timer   *time.Timer // next hold expiry
+	timerAt time.Time   // when timer fires
 
 	version uint64 // bumped by every change of appts (see touch)
 	memo    memo   // what was computed from the calendar at version
@@ -401,7 +402,7 @@ func (a *scheduleActor) hold(c actor.Context, m *Hold) {
 	}
 	a.appts[ap.ID] = ap // taken from now on, before it is durable
 	a.touchHeld(ap)
-	a.armExpiry(c)
+	a.armExpiryBy(c, ap.HoldExpiresAt)
 	sender := c.Sender()
 	a.commits.Enqueue(c, batch.Op{Kind: "hold", Start: began,
 		Apply: func(ctx context.Context, tx persistence.Tx) error {
@@ -472,12 +473,26 @@ func (a *scheduleActor) armExpiry(c actor.Context) {
 	}
 	if a.timer != nil {
 		a.timer.Stop()
+		a.timer, a.timerAt = nil, time.Time{}
 	}
-	if next.IsZero() {
+	if !next.IsZero() {
+		a.armExpiryBy(c, next)
+	}
+}
+
+// armExpiryBy makes the timer fire by t (a new hold's expiry) without
+// walking the calendar: a timer already due by then stays, since a new
+// hold cannot make an earlier one lapse later. A timer that has fired
+// meanwhile has its expireHolds queued, which re-arms from the calendar.
+func (a *scheduleActor) armExpiryBy(c actor.Context, t time.Time) {
+	if a.timer != nil && !a.timerAt.After(t) {
 		return
 	}
+	if a.timer != nil {
+		a.timer.Stop()
+	}
 	self, root := c.Self(), c.ActorSystem().Root
-	a.timer = time.AfterFunc(max(next.Sub(a.deps.Now()), minTimer), func() { root.Send(self, expireHolds{}) })
+	a.timer, a.timerAt = time.AfterFunc(max(t.Sub(a.deps.Now()), minTimer), func() { root.Send(self, expireHolds{}) }), t
 }
 
 // expire records every hold that has lapsed, then re-arms the timer.

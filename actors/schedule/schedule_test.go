@@ -519,3 +519,32 @@ func TestNoRetryAnsweredBeforeItsHoldIsWritten(t *testing.T) {
 		}
 	}
 }
+
+// Holds taken one after another each lapse in turn: a later hold leaves
+// the timer armed for the earlier one, and the timer is re-armed for the
+// later one once the earlier has lapsed.
+func TestSuccessiveHoldsEachLapse(t *testing.T) {
+	f := newFixture(t, Config{HoldTTL: 200 * time.Millisecond}, nil)
+	if r := f.hold(t, "a1", at(10, 0)); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	f.clock.add(100 * time.Millisecond)
+	if r := f.hold(t, "a2", at(14, 0)); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	waitStatus := func(id string, want persistence.AppointmentStatus) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); f.stored(t, id).Status != want; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: status %s, want %s", id, f.stored(t, id).Status, want)
+			}
+		}
+	}
+	f.clock.add(150 * time.Millisecond) // a1 lapsed, a2 not yet
+	waitStatus("a1", persistence.StatusExpired)
+	if s := f.stored(t, "a2").Status; s != persistence.StatusHeld {
+		t.Fatalf("a2 %s before its expiry", s)
+	}
+	f.clock.add(time.Second)
+	waitStatus("a2", persistence.StatusExpired)
+}
