@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -178,7 +179,8 @@ func validateCluster(c *config) error {
 		return errors.New("SPA_NATS_PORT: multi-node mode needs a listening NATS client port (not 0)")
 	}
 	if cc.Replicas == 0 {
-		cc.Replicas = membership.Replicas(countNodes(cc))
+		host, _ := os.Hostname()
+		cc.Replicas = membership.Replicas(countNodes(cc, host))
 	}
 	if set := len(slices.DeleteFunc([]string{cc.TLSCert, cc.TLSKey, cc.TLSCA}, func(f string) bool { return f == "" })); set != 0 && set != 3 {
 		return errors.New("SPA_CLUSTER_TLS_CERT, SPA_CLUSTER_TLS_KEY, SPA_CLUSTER_TLS_CA: set all three for TLS routes, or none")
@@ -193,20 +195,34 @@ func validateCluster(c *config) error {
 	return nil
 }
 
-// countNodes counts the distinct route addresses, this node's included.
-func countNodes(cc *clusterConfig) int {
-	seen := map[string]bool{}
-	self := cc.Advertise
-	if self == "" {
-		self = cc.ListenAddr
+// countNodes counts the nodes the seed routes name, this one included
+// once. A route is this node's own when it is the advertised or listen
+// address, or when its host is the node's name or the machine's host name
+// (or starts with either and a dot, as k8s pod names do); counting it
+// twice would ask two nodes for R3 streams they cannot place.
+func countNodes(cc *clusterConfig, hostname string) int {
+	self := func(hostPort string) bool {
+		if hostPort == cc.Advertise || hostPort == cc.ListenAddr {
+			return true
+		}
+		h, _, err := net.SplitHostPort(hostPort)
+		if err != nil {
+			return false
+		}
+		for _, name := range []string{cc.NodeName, hostname} {
+			if name != "" && (h == name || strings.HasPrefix(h, name+".")) {
+				return true
+			}
+		}
+		return false
 	}
-	seen[self] = true
+	others := map[string]bool{}
 	for _, r := range cc.Routes {
-		if u, err := url.Parse(r); err == nil {
-			seen[u.Host] = true
+		if u, err := url.Parse(r); err == nil && !self(u.Host) {
+			others[u.Host] = true
 		}
 	}
-	return len(seen)
+	return 1 + len(others)
 }
 
 // natsConfig adds the route settings to the embedded server's config in

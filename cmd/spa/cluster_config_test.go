@@ -145,3 +145,33 @@ func TestClusterConfigRouteTLS(t *testing.T) {
 		t.Fatalf("no TLS files: %v", err)
 	}
 }
+
+// TestCountNodesCountsThisNodeOnce: however a node's own route appears in
+// the seed list, it is counted once, so two nodes never ask for R3.
+func TestCountNodesCountsThisNodeOnce(t *testing.T) {
+	routes := func(hosts ...string) []string {
+		var out []string
+		for _, h := range hosts {
+			out = append(out, "nats-route://"+h)
+		}
+		return out
+	}
+	for name, tc := range map[string]struct {
+		cc       clusterConfig
+		hostname string
+		want     int
+	}{
+		"others only":        {clusterConfig{NodeName: "a", ListenAddr: "0.0.0.0:6222", Routes: routes("b:6222", "c:6222")}, "", 3},
+		"self by node name":  {clusterConfig{NodeName: "a", ListenAddr: "0.0.0.0:6222", Routes: routes("a:6222", "b:6222")}, "", 2},
+		"self by pod name":   {clusterConfig{NodeName: "spa-0", ListenAddr: "0.0.0.0:6222", Routes: routes("spa-0.spa-routes:6222", "spa-1.spa-routes:6222")}, "", 2},
+		"self by hostname":   {clusterConfig{NodeName: "n1", ListenAddr: "0.0.0.0:6222", Routes: routes("box1:6222", "box2:6222")}, "box1", 2},
+		"self by advertise":  {clusterConfig{NodeName: "n1", ListenAddr: "0.0.0.0:6222", Advertise: "10.0.0.1:6222", Routes: routes("10.0.0.1:6222", "10.0.0.2:6222", "10.0.0.3:6222")}, "", 3},
+		"self by listen":     {clusterConfig{NodeName: "n1", ListenAddr: "127.0.0.1:6222", Routes: routes("127.0.0.1:6222", "127.0.0.1:6223")}, "", 2},
+		"duplicates":         {clusterConfig{NodeName: "a", ListenAddr: "0.0.0.0:6222", Routes: routes("b:6222", "b:6222")}, "", 2},
+		"a name prefix only": {clusterConfig{NodeName: "spa-1", ListenAddr: "0.0.0.0:6222", Routes: routes("spa-10:6222", "spa-11:6222")}, "", 3},
+	} {
+		if got := countNodes(&tc.cc, tc.hostname); got != tc.want {
+			t.Errorf("%s: %d nodes, want %d", name, got, tc.want)
+		}
+	}
+}
