@@ -19,6 +19,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	anypb "google.golang.org/protobuf/types/known/anypb"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -254,7 +255,12 @@ type ForwardRequest struct {
 	// The sending node, for tracing.
 	Sender string `protobuf:"bytes,6,opt,name=sender,proto3" json:"sender,omitempty"`
 	// 1 for the first try, then 2, 3, … on retries.
-	Attempt       uint32 `protobuf:"varint,7,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Attempt uint32 `protobuf:"varint,7,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// The time left until the caller's deadline when the request was sent:
+	// the receiver counts from its own clock, so skew between the nodes'
+	// clocks neither shortens nor stretches it. Readers fall back to
+	// deadline when it is absent (older senders).
+	Timeout       *durationpb.Duration `protobuf:"bytes,8,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -336,6 +342,13 @@ func (x *ForwardRequest) GetAttempt() uint32 {
 		return x.Attempt
 	}
 	return 0
+}
+
+func (x *ForwardRequest) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
 }
 
 // ForwardReply answers a ForwardRequest: a payload or an error.
@@ -465,7 +478,7 @@ var File_spa_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_spa_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x14spa/v1/cluster.proto\x12\x06spa.v1\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xee\x01\n" +
+	"\x14spa/v1/cluster.proto\x12\x06spa.v1\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xee\x01\n" +
 	"\rClusterMember\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\tR\vincarnation\x129\n" +
@@ -478,7 +491,7 @@ const file_spa_v1_cluster_proto_rawDesc = "" +
 	"\x0ePartitionLease\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\tR\vincarnation\x12\x14\n" +
-	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\"\x87\x02\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\"\xbc\x02\n" +
 	"\x0eForwardRequest\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x126\n" +
@@ -486,7 +499,8 @@ const file_spa_v1_cluster_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\x12.\n" +
 	"\apayload\x18\x05 \x01(\v2\x14.google.protobuf.AnyR\apayload\x12\x16\n" +
 	"\x06sender\x18\x06 \x01(\tR\x06sender\x12\x18\n" +
-	"\aattempt\x18\a \x01(\rR\aattempt\"j\n" +
+	"\aattempt\x18\a \x01(\rR\aattempt\x123\n" +
+	"\atimeout\x18\b \x01(\v2\x19.google.protobuf.DurationR\atimeout\"j\n" +
 	"\fForwardReply\x12.\n" +
 	"\apayload\x18\x01 \x01(\v2\x14.google.protobuf.AnyR\apayload\x12*\n" +
 	"\x05error\x18\x02 \x01(\v2\x14.spa.v1.ForwardErrorR\x05error\"\xa7\x02\n" +
@@ -528,20 +542,22 @@ var file_spa_v1_cluster_proto_goTypes = []any{
 	nil,                           // 6: spa.v1.ClusterMember.MetaEntry
 	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 	(*anypb.Any)(nil),             // 8: google.protobuf.Any
+	(*durationpb.Duration)(nil),   // 9: google.protobuf.Duration
 }
 var file_spa_v1_cluster_proto_depIdxs = []int32{
 	7, // 0: spa.v1.ClusterMember.started_at:type_name -> google.protobuf.Timestamp
 	6, // 1: spa.v1.ClusterMember.meta:type_name -> spa.v1.ClusterMember.MetaEntry
 	7, // 2: spa.v1.ForwardRequest.deadline:type_name -> google.protobuf.Timestamp
 	8, // 3: spa.v1.ForwardRequest.payload:type_name -> google.protobuf.Any
-	8, // 4: spa.v1.ForwardReply.payload:type_name -> google.protobuf.Any
-	5, // 5: spa.v1.ForwardReply.error:type_name -> spa.v1.ForwardError
-	0, // 6: spa.v1.ForwardError.code:type_name -> spa.v1.ForwardError.Code
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	9, // 4: spa.v1.ForwardRequest.timeout:type_name -> google.protobuf.Duration
+	8, // 5: spa.v1.ForwardReply.payload:type_name -> google.protobuf.Any
+	5, // 6: spa.v1.ForwardReply.error:type_name -> spa.v1.ForwardError
+	0, // 7: spa.v1.ForwardError.code:type_name -> spa.v1.ForwardError.Code
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_spa_v1_cluster_proto_init() }

@@ -29,6 +29,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/spa-engine/spa/messages"
@@ -255,6 +256,7 @@ func (f *Forwarder) Request(ctx context.Context, p int, idempotencyKey string, m
 				Partition:      int32(p),
 				Epoch:          epoch,
 				Deadline:       timestamppb.New(deadline),
+				Timeout:        durationpb.New(time.Until(deadline)),
 				IdempotencyKey: idempotencyKey,
 				Payload:        payload,
 				Sender:         f.cfg.Node,
@@ -360,6 +362,20 @@ func (f *Forwarder) receive(m *nats.Msg) {
 	}()
 }
 
+// requestDeadline is when the receiver gives up on req: the time left as
+// the sender measured it, counted on this node's clock (skew between the
+// nodes does not move it), or the sender's absolute deadline from a sender
+// that does not send the time left.
+func requestDeadline(req *messages.ForwardRequest) (time.Time, bool) {
+	if t := req.GetTimeout(); t != nil {
+		return time.Now().Add(t.AsDuration()), true
+	}
+	if d := req.GetDeadline(); d != nil {
+		return d.AsTime(), true
+	}
+	return time.Time{}, false
+}
+
 // serve decodes, checks and dispatches one request. It never panics on
 // input: a handler's panic is recovered into CODE_HANDLER as well.
 func (f *Forwarder) serve(m *nats.Msg) (out proto.Message, err error) {
@@ -368,8 +384,8 @@ func (f *Forwarder) serve(m *nats.Msg) (out proto.Message, err error) {
 		return nil, &Error{Code: messages.ForwardError_CODE_BAD_REQUEST, Message: err.Error()}
 	}
 	p := int(req.GetPartition())
-	deadline := req.GetDeadline().AsTime()
-	if req.GetDeadline() == nil || !time.Now().Before(deadline) {
+	deadline, ok := requestDeadline(&req)
+	if !ok || !time.Now().Before(deadline) {
 		return nil, &Error{Code: messages.ForwardError_CODE_DEADLINE_EXCEEDED, Message: "deadline passed before delivery"}
 	}
 	epoch, ok := f.cfg.Directory.Holds(p)
