@@ -13,11 +13,10 @@ import (
 	"fmt"
 	"time"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	"github.com/spa-engine/spa/actors/availability"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
+	"github.com/spa-engine/spa/cluster/wire"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -25,29 +24,13 @@ import (
 // ErrUnsupported: the value is not a calendar message this package knows.
 var ErrUnsupported = errors.New("calwire: unsupported message")
 
-// ts encodes t; the zero time is absent.
-func ts(t time.Time) *timestamppb.Timestamp {
-	if t.IsZero() {
-		return nil
-	}
-	return timestamppb.New(t)
-}
-
-// tm decodes ts; absent is the zero time.
-func tm(t *timestamppb.Timestamp) time.Time {
-	if t == nil {
-		return time.Time{}
-	}
-	return t.AsTime()
-}
-
 func service(s persistence.Service) *messages.CalendarService {
 	return &messages.CalendarService{
 		Id: s.ID, Name: s.Name, Category: s.Category, DurationNs: int64(s.Duration), PriceMinor: s.PriceMinor,
 		BufferBeforeNs: int64(s.BufferBefore), BufferAfterNs: int64(s.BufferAfter), RequiredSkills: s.RequiredSkills,
 		ResourceId: s.ResourceID, DepositPolicy: string(s.DepositPolicy), DepositValue: s.DepositValue,
 		CancelCutoffNs: int64(s.CancelCutoff), RescheduleCutoffNs: int64(s.RescheduleCutoff), Active: s.Active,
-		Version: s.Version, UpdatedAt: ts(s.UpdatedAt),
+		Version: s.Version, UpdatedAt: wire.TS(s.UpdatedAt),
 	}
 }
 
@@ -58,16 +41,16 @@ func fromService(s *messages.CalendarService) persistence.Service {
 		RequiredSkills: s.GetRequiredSkills(), ResourceID: s.GetResourceId(), DepositPolicy: persistence.DepositPolicy(s.GetDepositPolicy()),
 		DepositValue: s.GetDepositValue(), CancelCutoff: time.Duration(s.GetCancelCutoffNs()),
 		RescheduleCutoff: time.Duration(s.GetRescheduleCutoffNs()), Active: s.GetActive(), Version: s.GetVersion(),
-		UpdatedAt: tm(s.GetUpdatedAt()),
+		UpdatedAt: wire.TM(s.GetUpdatedAt()),
 	}
 }
 
 func appointment(a persistence.Appointment) *messages.CalendarAppointment {
 	return &messages.CalendarAppointment{
 		Id: a.ID, StaffId: a.StaffID, ResourceId: a.ResourceID, ServiceId: a.ServiceID, ClientId: a.ClientID,
-		Start: ts(a.Start), End: ts(a.End), BufferBeforeNs: int64(a.BufferBefore), BufferAfterNs: int64(a.BufferAfter),
-		Status: string(a.Status), HoldExpiresAt: ts(a.HoldExpiresAt), PriceMinor: a.PriceMinor, DepositMinor: a.DepositMinor,
-		CheckedInAt: ts(a.CheckedInAt), Version: a.Version, CreatedAt: ts(a.CreatedAt), UpdatedAt: ts(a.UpdatedAt),
+		Start: wire.TS(a.Start), End: wire.TS(a.End), BufferBeforeNs: int64(a.BufferBefore), BufferAfterNs: int64(a.BufferAfter),
+		Status: string(a.Status), HoldExpiresAt: wire.TS(a.HoldExpiresAt), PriceMinor: a.PriceMinor, DepositMinor: a.DepositMinor,
+		CheckedInAt: wire.TS(a.CheckedInAt), Version: a.Version, CreatedAt: wire.TS(a.CreatedAt), UpdatedAt: wire.TS(a.UpdatedAt),
 	}
 }
 
@@ -77,10 +60,10 @@ func fromAppointment(a *messages.CalendarAppointment) persistence.Appointment {
 	}
 	return persistence.Appointment{
 		ID: a.GetId(), StaffID: a.GetStaffId(), ResourceID: a.GetResourceId(), ServiceID: a.GetServiceId(), ClientID: a.GetClientId(),
-		Start: tm(a.GetStart()), End: tm(a.GetEnd()), BufferBefore: time.Duration(a.GetBufferBeforeNs()),
+		Start: wire.TM(a.GetStart()), End: wire.TM(a.GetEnd()), BufferBefore: time.Duration(a.GetBufferBeforeNs()),
 		BufferAfter: time.Duration(a.GetBufferAfterNs()), Status: persistence.AppointmentStatus(a.GetStatus()),
-		HoldExpiresAt: tm(a.GetHoldExpiresAt()), PriceMinor: a.GetPriceMinor(), DepositMinor: a.GetDepositMinor(),
-		CheckedInAt: tm(a.GetCheckedInAt()), Version: a.GetVersion(), CreatedAt: tm(a.GetCreatedAt()), UpdatedAt: tm(a.GetUpdatedAt()),
+		HoldExpiresAt: wire.TM(a.GetHoldExpiresAt()), PriceMinor: a.GetPriceMinor(), DepositMinor: a.GetDepositMinor(),
+		CheckedInAt: wire.TM(a.GetCheckedInAt()), Version: a.GetVersion(), CreatedAt: wire.TM(a.GetCreatedAt()), UpdatedAt: wire.TM(a.GetUpdatedAt()),
 	}
 }
 
@@ -90,7 +73,7 @@ func slots(s []availability.Slot) []*messages.CalendarSlot {
 	}
 	out := make([]*messages.CalendarSlot, len(s))
 	for i, x := range s {
-		out[i] = &messages.CalendarSlot{Start: ts(x.Start), End: ts(x.End), StaffId: x.StaffID}
+		out[i] = &messages.CalendarSlot{Start: wire.TS(x.Start), End: wire.TS(x.End), StaffId: x.StaffID}
 	}
 	return out
 }
@@ -101,72 +84,53 @@ func fromSlots(s []*messages.CalendarSlot) []availability.Slot {
 	}
 	out := make([]availability.Slot, len(s))
 	for i, x := range s {
-		out[i] = availability.Slot{Start: tm(x.GetStart()), End: tm(x.GetEnd()), StaffID: x.GetStaffId()}
+		out[i] = availability.Slot{Start: wire.TM(x.GetStart()), End: wire.TM(x.GetEnd()), StaffID: x.GetStaffId()}
 	}
 	return out
 }
 
 func interval(iv availability.Interval) *messages.CalendarInterval {
-	return &messages.CalendarInterval{Start: ts(iv.Start), End: ts(iv.End)}
+	return &messages.CalendarInterval{Start: wire.TS(iv.Start), End: wire.TS(iv.End)}
 }
 
 func fromInterval(iv *messages.CalendarInterval) availability.Interval {
-	return availability.Interval{Start: tm(iv.GetStart()), End: tm(iv.GetEnd())}
+	return availability.Interval{Start: wire.TM(iv.GetStart()), End: wire.TM(iv.GetEnd())}
 }
 
 // sentinels pairs each error code with the error it stands for. The first
 // match wins, so more specific sentinels come first.
-var sentinels = []struct {
-	code messages.CalendarError_Code
-	err  error
-}{
-	{messages.CalendarError_CODE_SLOT_TAKEN, schedule.ErrSlotTaken},
-	{messages.CalendarError_CODE_HOLD_EXPIRED, schedule.ErrHoldExpired},
-	{messages.CalendarError_CODE_TRANSITION, schedule.ErrTransition},
-	{messages.CalendarError_CODE_CUTOFF, schedule.ErrCutoff},
-	{messages.CalendarError_CODE_NOT_FOUND, schedule.ErrNotFound},
-	{messages.CalendarError_CODE_UNKNOWN_STAFF, schedule.ErrUnknownStaff},
-	{messages.CalendarError_CODE_INVALID, schedule.ErrInvalid},
-	{messages.CalendarError_CODE_AVAILABILITY_INVALID, availability.ErrInvalid},
-	{messages.CalendarError_CODE_RETRY, schedule.ErrRetry},
-	{messages.CalendarError_CODE_RESOURCE_FULL, resource.ErrFull},
-	{messages.CalendarError_CODE_RESOURCE_UNKNOWN, resource.ErrUnknownResource},
-	{messages.CalendarError_CODE_RESOURCE_INVALID, resource.ErrInvalid},
-	{messages.CalendarError_CODE_RESOURCE_RETRY, resource.ErrRetry},
+var sentinels = wire.Sentinels[messages.CalendarError_Code]{
+	{Code: messages.CalendarError_CODE_SLOT_TAKEN, Err: schedule.ErrSlotTaken},
+	{Code: messages.CalendarError_CODE_HOLD_EXPIRED, Err: schedule.ErrHoldExpired},
+	{Code: messages.CalendarError_CODE_TRANSITION, Err: schedule.ErrTransition},
+	{Code: messages.CalendarError_CODE_CUTOFF, Err: schedule.ErrCutoff},
+	{Code: messages.CalendarError_CODE_NOT_FOUND, Err: schedule.ErrNotFound},
+	{Code: messages.CalendarError_CODE_UNKNOWN_STAFF, Err: schedule.ErrUnknownStaff},
+	{Code: messages.CalendarError_CODE_INVALID, Err: schedule.ErrInvalid},
+	{Code: messages.CalendarError_CODE_AVAILABILITY_INVALID, Err: availability.ErrInvalid},
+	{Code: messages.CalendarError_CODE_RETRY, Err: schedule.ErrRetry},
+	{Code: messages.CalendarError_CODE_RESOURCE_FULL, Err: resource.ErrFull},
+	{Code: messages.CalendarError_CODE_RESOURCE_UNKNOWN, Err: resource.ErrUnknownResource},
+	{Code: messages.CalendarError_CODE_RESOURCE_INVALID, Err: resource.ErrInvalid},
+	{Code: messages.CalendarError_CODE_RESOURCE_RETRY, Err: resource.ErrRetry},
 }
-
-// wireError is a decoded refusal: its text is the original's, and it
-// matches the original's sentinel.
-type wireError struct {
-	msg      string
-	sentinel error
-}
-
-func (e *wireError) Error() string { return e.msg }
-func (e *wireError) Unwrap() error { return e.sentinel }
 
 func encodeErr(err error) *messages.CalendarError {
 	if err == nil {
 		return nil
 	}
-	for _, s := range sentinels {
-		if errors.Is(err, s.err) {
-			return &messages.CalendarError{Code: s.code, Message: err.Error()}
-		}
+	e := &messages.CalendarError{Message: err.Error()}
+	if codes := sentinels.Codes(err); len(codes) > 0 {
+		e.Code = codes[0]
 	}
-	return &messages.CalendarError{Code: messages.CalendarError_CODE_UNSPECIFIED, Message: err.Error()}
+	return e
 }
 
 func decodeErr(e *messages.CalendarError) error {
 	if e == nil {
 		return nil
 	}
-	for _, s := range sentinels {
-		if s.code == e.GetCode() {
-			return &wireError{msg: e.GetMessage(), sentinel: s.err}
-		}
-	}
-	return errors.New(e.GetMessage())
+	return wire.Error(e.GetMessage(), sentinels.Errs(e.GetCode()))
 }
 
 // EncodeSchedule encodes a request to staffID's schedule actor.
@@ -175,7 +139,7 @@ func EncodeSchedule(staffID string, msg any) (*messages.ScheduleRequest, error) 
 	switch m := msg.(type) {
 	case *schedule.Hold:
 		r.Request = &messages.ScheduleRequest_Hold{Hold: &messages.ScheduleHold{AppointmentId: m.AppointmentID,
-			ClientId: m.ClientID, Service: service(m.Service), Start: ts(m.Start), ActorId: m.ActorID, ClaimUntil: ts(m.ClaimUntil)}}
+			ClientId: m.ClientID, Service: service(m.Service), Start: wire.TS(m.Start), ActorId: m.ActorID, ClaimUntil: wire.TS(m.ClaimUntil)}}
 	case *schedule.Confirm:
 		r.Request = &messages.ScheduleRequest_Confirm{Confirm: &messages.ScheduleConfirm{AppointmentId: m.AppointmentID,
 			ActorId: m.ActorID, Reason: m.Reason}}
@@ -192,10 +156,10 @@ func EncodeSchedule(staffID string, msg any) (*messages.ScheduleRequest, error) 
 			ActorId: m.ActorID, Reason: m.Reason}}
 	case *schedule.Reschedule:
 		r.Request = &messages.ScheduleRequest_Reschedule{Reschedule: &messages.ScheduleReschedule{AppointmentId: m.AppointmentID,
-			Start: ts(m.Start), Service: service(m.Service), ActorId: m.ActorID, Override: m.Override, ClaimUntil: ts(m.ClaimUntil)}}
+			Start: wire.TS(m.Start), Service: service(m.Service), ActorId: m.ActorID, Override: m.Override, ClaimUntil: wire.TS(m.ClaimUntil)}}
 	case *schedule.SlotsQuery:
 		r.Request = &messages.ScheduleRequest_Slots{Slots: &messages.ScheduleSlotsQuery{Service: service(m.Service),
-			From: ts(m.From), To: ts(m.To)}}
+			From: wire.TS(m.From), To: wire.TS(m.To)}}
 	default:
 		return nil, fmt.Errorf("%w: %T for a schedule actor", ErrUnsupported, msg)
 	}
@@ -210,7 +174,7 @@ func DecodeSchedule(r *messages.ScheduleRequest) (string, any, error) {
 	case *messages.ScheduleRequest_Hold:
 		h := m.Hold
 		msg = &schedule.Hold{AppointmentID: h.GetAppointmentId(), ClientID: h.GetClientId(), Service: fromService(h.GetService()),
-			Start: tm(h.GetStart()), ActorID: h.GetActorId(), ClaimUntil: tm(h.GetClaimUntil())}
+			Start: wire.TM(h.GetStart()), ActorID: h.GetActorId(), ClaimUntil: wire.TM(h.GetClaimUntil())}
 	case *messages.ScheduleRequest_Confirm:
 		c := m.Confirm
 		msg = &schedule.Confirm{AppointmentID: c.GetAppointmentId(), ActorID: c.GetActorId(), Reason: c.GetReason()}
@@ -228,11 +192,11 @@ func DecodeSchedule(r *messages.ScheduleRequest) (string, any, error) {
 		msg = &schedule.NoShow{AppointmentID: c.GetAppointmentId(), ActorID: c.GetActorId(), Reason: c.GetReason()}
 	case *messages.ScheduleRequest_Reschedule:
 		c := m.Reschedule
-		msg = &schedule.Reschedule{AppointmentID: c.GetAppointmentId(), Start: tm(c.GetStart()), Service: fromService(c.GetService()),
-			ActorID: c.GetActorId(), Override: c.GetOverride(), ClaimUntil: tm(c.GetClaimUntil())}
+		msg = &schedule.Reschedule{AppointmentID: c.GetAppointmentId(), Start: wire.TM(c.GetStart()), Service: fromService(c.GetService()),
+			ActorID: c.GetActorId(), Override: c.GetOverride(), ClaimUntil: wire.TM(c.GetClaimUntil())}
 	case *messages.ScheduleRequest_Slots:
 		q := m.Slots
-		msg = &schedule.SlotsQuery{Service: fromService(q.GetService()), From: tm(q.GetFrom()), To: tm(q.GetTo())}
+		msg = &schedule.SlotsQuery{Service: fromService(q.GetService()), From: wire.TM(q.GetFrom()), To: wire.TM(q.GetTo())}
 	default:
 		return "", nil, fmt.Errorf("%w: schedule request without a known body", ErrUnsupported)
 	}
@@ -286,7 +250,7 @@ func EncodeResource(resourceID string, msg any) (*messages.ResourceRequest, erro
 	case *resource.Track:
 		r.Request = &messages.ResourceRequest_Track{Track: &messages.ResourceTrack{Appointment: appointment(m.Appointment)}}
 	case *resource.FullQuery:
-		r.Request = &messages.ResourceRequest_Full{Full: &messages.ResourceFullQuery{From: ts(m.From), To: ts(m.To)}}
+		r.Request = &messages.ResourceRequest_Full{Full: &messages.ResourceFullQuery{From: wire.TS(m.From), To: wire.TS(m.To)}}
 	default:
 		return nil, fmt.Errorf("%w: %T for a resource actor", ErrUnsupported, msg)
 	}
@@ -305,7 +269,7 @@ func DecodeResource(r *messages.ResourceRequest) (string, any, error) {
 	case *messages.ResourceRequest_Track:
 		msg = &resource.Track{Appointment: fromAppointment(m.Track.GetAppointment())}
 	case *messages.ResourceRequest_Full:
-		msg = &resource.FullQuery{From: tm(m.Full.GetFrom()), To: tm(m.Full.GetTo())}
+		msg = &resource.FullQuery{From: wire.TM(m.Full.GetFrom()), To: wire.TM(m.Full.GetTo())}
 	default:
 		return "", nil, fmt.Errorf("%w: resource request without a known body", ErrUnsupported)
 	}
@@ -319,7 +283,7 @@ func DecodeResource(r *messages.ResourceRequest) (string, any, error) {
 func EncodeResourceReply(reply any) (*messages.ResourceReply, error) {
 	switch r := reply.(type) {
 	case *resource.ClaimReply:
-		return &messages.ResourceReply{Kind: messages.ResourceReply_KIND_CLAIM, ExpiresAt: ts(r.ExpiresAt), Error: encodeErr(r.Err)}, nil
+		return &messages.ResourceReply{Kind: messages.ResourceReply_KIND_CLAIM, ExpiresAt: wire.TS(r.ExpiresAt), Error: encodeErr(r.Err)}, nil
 	case *resource.Reply:
 		return &messages.ResourceReply{Kind: messages.ResourceReply_KIND_REPLY, Error: encodeErr(r.Err)}, nil
 	case *resource.TrackReply:
@@ -339,7 +303,7 @@ func EncodeResourceReply(reply any) (*messages.ResourceReply, error) {
 func DecodeResourceReply(r *messages.ResourceReply) (any, error) {
 	switch r.GetKind() {
 	case messages.ResourceReply_KIND_CLAIM:
-		return &resource.ClaimReply{ExpiresAt: tm(r.GetExpiresAt()), Err: decodeErr(r.GetError())}, nil
+		return &resource.ClaimReply{ExpiresAt: wire.TM(r.GetExpiresAt()), Err: decodeErr(r.GetError())}, nil
 	case messages.ResourceReply_KIND_REPLY:
 		return &resource.Reply{Err: decodeErr(r.GetError())}, nil
 	case messages.ResourceReply_KIND_TRACK:

@@ -92,9 +92,9 @@ func TestScheduleRepliesRoundTripWithErrors(t *testing.T) {
 
 func TestErrorsKeepTheirSentinel(t *testing.T) {
 	for _, s := range sentinels {
-		err := fmt.Errorf("context: %w", s.err)
+		err := fmt.Errorf("context: %w", s.Err)
 		got := decodeErr(encodeErr(err))
-		if !errors.Is(got, s.err) || got.Error() != err.Error() {
+		if !errors.Is(got, s.Err) || got.Error() != err.Error() {
 			t.Errorf("%v decoded as %v", err, got)
 		}
 	}

@@ -262,8 +262,9 @@ func (f *Forwarder) Request(ctx context.Context, p int, idempotencyKey string, m
 				Sender:         f.cfg.Node,
 				Attempt:        uint32(attempt),
 			})
-			if err != nil && ctx.Err() == nil && actx.Err() != nil {
-				cancel()
+			triedOut := err != nil && ctx.Err() == nil && actx.Err() != nil
+			cancel()
+			if triedOut {
 				if idempotencyKey == "" {
 					return nil, &Error{Code: messages.ForwardError_CODE_DEADLINE_EXCEEDED,
 						Message: fmt.Sprintf("%s did not answer within %s; not resent, as it may have applied it", owner, f.cfg.AttemptTimeout)}
@@ -271,7 +272,6 @@ func (f *Forwarder) Request(ctx context.Context, p int, idempotencyKey string, m
 				// This try timed out, not the request: another owner may answer.
 				err = &Error{Code: messages.ForwardError_CODE_UNAVAILABLE, Message: fmt.Sprintf("%s did not answer within %s", owner, f.cfg.AttemptTimeout)}
 			}
-			cancel()
 			if err == nil {
 				return reply, nil
 			}

@@ -453,9 +453,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 		for _, p := range sortedKeys(owned) {
 			h := owned[p]
 			wg.Go(func() {
-				m.release(p, h.epoch, Shutdown)
-				if err := m.kv.Delete(ctx, Key(p), jetstream.LastRevision(h.rev)); err != nil &&
-					!errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+				if err := m.handBack(ctx, p, *h, Shutdown); err != nil {
 					mu.Lock()
 					errs = append(errs, fmt.Errorf("partition %d: %w", p, err))
 					mu.Unlock()
@@ -654,13 +652,24 @@ func (m *Manager) takenLocked(v view, h *held) bool {
 // It runs on its own goroutine, outliving neither Stop nor Abort.
 func (m *Manager) handoff(p int, h held) {
 	defer m.handoffs.Done()
-	m.release(p, h.epoch, Handoff)
-	dctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseTTL/2)
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseTTL/2)
 	defer cancel()
-	if err := m.kv.Delete(dctx, Key(p), jetstream.LastRevision(h.rev)); err != nil {
+	if err := m.handBack(ctx, p, h, Handoff); err != nil {
 		// The lease expires on its own; nobody else could renew it.
 		m.log.Warn("partition hand-off delete failed", "partition", p, "err", err)
 	}
+}
+
+// handBack releases partition p, held as h, for why, then deletes its
+// lease at the revision this node wrote last, so the next owner can
+// create it at once. A lease already rewritten by someone else is left.
+func (m *Manager) handBack(ctx context.Context, p int, h held, why Reason) error {
+	m.release(p, h.epoch, why)
+	err := m.kv.Delete(ctx, Key(p), jetstream.LastRevision(h.rev))
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return nil
+	}
+	return err
 }
 
 // job is a held lease to act on.

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spa-engine/spa/actors/session"
+	"github.com/spa-engine/spa/cluster/wire"
 	"github.com/spa-engine/spa/gateway/auth/otp"
 	"github.com/spa-engine/spa/gateway/providers/sender"
 	"github.com/spa-engine/spa/messages"
@@ -27,36 +28,18 @@ import (
 // ErrUnsupported: the value is not a session message this package knows.
 var ErrUnsupported = errors.New("sessionwire: unsupported message")
 
-var sentinels = []struct {
-	code messages.SessionError_Code
-	err  error
-}{
-	{messages.SessionError_CODE_UNAVAILABLE, session.ErrUnavailable},
-	{messages.SessionError_CODE_DELIVERY, session.ErrDelivery},
-	{messages.SessionError_CODE_LOCKED_OUT, otp.ErrLockedOut},
-	{messages.SessionError_CODE_SEND_RATE_LIMITED, otp.ErrSendRateLimited},
+var sentinels = wire.Sentinels[messages.SessionError_Code]{
+	{Code: messages.SessionError_CODE_UNAVAILABLE, Err: session.ErrUnavailable},
+	{Code: messages.SessionError_CODE_DELIVERY, Err: session.ErrDelivery},
+	{Code: messages.SessionError_CODE_LOCKED_OUT, Err: otp.ErrLockedOut},
+	{Code: messages.SessionError_CODE_SEND_RATE_LIMITED, Err: otp.ErrSendRateLimited},
 }
-
-// wireError is a decoded refusal: its text is the original's, and it
-// matches every sentinel the original matched.
-type wireError struct {
-	msg    string
-	causes []error
-}
-
-func (e *wireError) Error() string   { return e.msg }
-func (e *wireError) Unwrap() []error { return e.causes }
 
 func encodeErr(err error) *messages.SessionError {
 	if err == nil {
 		return nil
 	}
-	e := &messages.SessionError{Message: err.Error()}
-	for _, s := range sentinels {
-		if errors.Is(err, s.err) {
-			e.Codes = append(e.Codes, s.code)
-		}
-	}
+	e := &messages.SessionError{Message: err.Error(), Codes: sentinels.Codes(err)}
 	var re *otp.RetryError
 	if errors.As(err, &re) {
 		e.RetryAfterNs = int64(re.RetryAfter)
@@ -68,23 +51,17 @@ func decodeErr(e *messages.SessionError) error {
 	if e == nil {
 		return nil
 	}
-	w := &wireError{msg: e.GetMessage()}
-	retry := e.GetRetryAfterNs() != 0
-	for _, c := range e.GetCodes() {
-		for _, s := range sentinels {
-			if s.code != c {
-				continue
+	causes := sentinels.Errs(e.GetCodes()...)
+	if wait := time.Duration(e.GetRetryAfterNs()); wait != 0 {
+		// The limit's wait goes with it, as the actor answered it.
+		for i, c := range causes {
+			if c == otp.ErrLockedOut || c == otp.ErrSendRateLimited {
+				causes[i] = &otp.RetryError{Err: c, RetryAfter: wait}
+				break
 			}
-			if retry && (s.err == otp.ErrLockedOut || s.err == otp.ErrSendRateLimited) {
-				// The limit's wait goes with it, as the actor answered it.
-				w.causes = append(w.causes, &otp.RetryError{Err: s.err, RetryAfter: time.Duration(e.GetRetryAfterNs())})
-				retry = false
-				continue
-			}
-			w.causes = append(w.causes, s.err)
 		}
 	}
-	return w
+	return wire.Error(e.GetMessage(), causes)
 }
 
 // Encode encodes a request to the session actor of phone key key.

@@ -15,7 +15,7 @@ import (
 	"github.com/spa-engine/spa/messages"
 )
 
-func wire[M proto.Message](t *testing.T, m M, into M) M {
+func viaBytes[M proto.Message](t *testing.T, m M, into M) M {
 	t.Helper()
 	b, err := proto.Marshal(m)
 	if err != nil {
@@ -37,7 +37,7 @@ func TestRequestsRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		key, got, err := Decode(wire(t, req, &messages.SessionRequest{}))
+		key, got, err := Decode(viaBytes(t, req, &messages.SessionRequest{}))
 		if err != nil || key != "ab12" || !reflect.DeepEqual(got, msg) {
 			t.Fatalf("%T: got %q %#v %v", msg, key, got, err)
 		}
@@ -55,7 +55,7 @@ func TestRepliesRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := DecodeReply(wire(t, enc, &messages.SessionReply{}))
+		got, err := DecodeReply(viaBytes(t, enc, &messages.SessionReply{}))
 		if err != nil || !reflect.DeepEqual(got, reply) {
 			t.Fatalf("%T: got %#v %v", reply, got, err)
 		}
@@ -67,14 +67,14 @@ func TestRepliesRoundTrip(t *testing.T) {
 // gateway turns into Retry-After.
 func TestErrorsKeepTheirSentinels(t *testing.T) {
 	for _, s := range sentinels {
-		err := fmt.Errorf("context: %w", s.err)
-		got := decodeErr(wire(t, encodeErr(err), &messages.SessionError{}))
-		if !errors.Is(got, s.err) || got.Error() != err.Error() {
+		err := fmt.Errorf("context: %w", s.Err)
+		got := decodeErr(viaBytes(t, encodeErr(err), &messages.SessionError{}))
+		if !errors.Is(got, s.Err) || got.Error() != err.Error() {
 			t.Errorf("%v decoded as %v", err, got)
 		}
 		for _, other := range sentinels {
-			if other.err != s.err && errors.Is(got, other.err) {
-				t.Errorf("%v decoded also matches %v", err, other.err)
+			if other.Err != s.Err && errors.Is(got, other.Err) {
+				t.Errorf("%v decoded also matches %v", err, other.Err)
 			}
 		}
 	}
@@ -83,7 +83,7 @@ func TestErrorsKeepTheirSentinels(t *testing.T) {
 		{Err: otp.ErrSendRateLimited, RetryAfter: 42 * time.Second},
 	} {
 		enc, _ := EncodeReply(&session.RequestCodeReply{Err: want})
-		r, err := DecodeReply(wire(t, enc, &messages.SessionReply{}))
+		r, err := DecodeReply(viaBytes(t, enc, &messages.SessionReply{}))
 		if err != nil {
 			t.Fatal(err)
 		}

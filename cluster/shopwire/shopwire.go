@@ -20,11 +20,10 @@ import (
 	"fmt"
 	"time"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	"github.com/spa-engine/spa/actors/cart"
 	"github.com/spa-engine/spa/actors/inventory"
 	"github.com/spa-engine/spa/cluster/route"
+	"github.com/spa-engine/spa/cluster/wire"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -32,102 +31,61 @@ import (
 // ErrUnsupported: the value is not a shop message this package knows.
 var ErrUnsupported = errors.New("shopwire: unsupported message")
 
-func ts(t time.Time) *timestamppb.Timestamp {
-	if t.IsZero() {
-		return nil
-	}
-	return timestamppb.New(t)
-}
-
-func tm(t *timestamppb.Timestamp) time.Time {
-	if t == nil {
-		return time.Time{}
-	}
-	return t.AsTime()
-}
-
 // sentinels pairs each error code with the error it stands for.
-var sentinels = []struct {
-	code messages.ShopError_Code
-	err  error
-}{
-	{messages.ShopError_CODE_INVENTORY_OUT_OF_STOCK, inventory.ErrOutOfStock},
-	{messages.ShopError_CODE_INVENTORY_EXPIRED, inventory.ErrExpired},
-	{messages.ShopError_CODE_INVENTORY_INVALID, inventory.ErrInvalid},
-	{messages.ShopError_CODE_INVENTORY_UNKNOWN_VARIANT, inventory.ErrUnknownVariant},
-	{messages.ShopError_CODE_INVENTORY_RETRY, inventory.ErrRetry},
-	{messages.ShopError_CODE_CART_NOT_FOUND, cart.ErrNotFound},
-	{messages.ShopError_CODE_CART_EXISTS, cart.ErrExists},
-	{messages.ShopError_CODE_CART_CLOSED, cart.ErrClosed},
-	{messages.ShopError_CODE_CART_EMPTY, cart.ErrEmpty},
-	{messages.ShopError_CODE_CART_OUT_OF_STOCK, cart.ErrOutOfStock},
-	{messages.ShopError_CODE_CART_UNKNOWN_VARIANT, cart.ErrUnknownVariant},
-	{messages.ShopError_CODE_CART_SIGN_IN_REQUIRED, cart.ErrSignInRequired},
-	{messages.ShopError_CODE_CART_INVALID, cart.ErrInvalid},
-	{messages.ShopError_CODE_CART_RETRY, cart.ErrRetry},
-	{messages.ShopError_CODE_CART_RESERVATION_LAPSED, cart.ErrReservationLapsed},
-	{messages.ShopError_CODE_STORE_NOT_FOUND, persistence.ErrNotFound},
-	{messages.ShopError_CODE_STORE_CONFLICT, persistence.ErrConflict},
-	{messages.ShopError_CODE_STORE_INVALID, persistence.ErrInvalid},
-	{messages.ShopError_CODE_STORE_INSUFFICIENT_CREDIT, persistence.ErrInsufficientCredit},
-	{messages.ShopError_CODE_STORE_FENCED, persistence.ErrFenced},
+var sentinels = wire.Sentinels[messages.ShopError_Code]{
+	{Code: messages.ShopError_CODE_INVENTORY_OUT_OF_STOCK, Err: inventory.ErrOutOfStock},
+	{Code: messages.ShopError_CODE_INVENTORY_EXPIRED, Err: inventory.ErrExpired},
+	{Code: messages.ShopError_CODE_INVENTORY_INVALID, Err: inventory.ErrInvalid},
+	{Code: messages.ShopError_CODE_INVENTORY_UNKNOWN_VARIANT, Err: inventory.ErrUnknownVariant},
+	{Code: messages.ShopError_CODE_INVENTORY_RETRY, Err: inventory.ErrRetry},
+	{Code: messages.ShopError_CODE_CART_NOT_FOUND, Err: cart.ErrNotFound},
+	{Code: messages.ShopError_CODE_CART_EXISTS, Err: cart.ErrExists},
+	{Code: messages.ShopError_CODE_CART_CLOSED, Err: cart.ErrClosed},
+	{Code: messages.ShopError_CODE_CART_EMPTY, Err: cart.ErrEmpty},
+	{Code: messages.ShopError_CODE_CART_OUT_OF_STOCK, Err: cart.ErrOutOfStock},
+	{Code: messages.ShopError_CODE_CART_UNKNOWN_VARIANT, Err: cart.ErrUnknownVariant},
+	{Code: messages.ShopError_CODE_CART_SIGN_IN_REQUIRED, Err: cart.ErrSignInRequired},
+	{Code: messages.ShopError_CODE_CART_INVALID, Err: cart.ErrInvalid},
+	{Code: messages.ShopError_CODE_CART_RETRY, Err: cart.ErrRetry},
+	{Code: messages.ShopError_CODE_CART_RESERVATION_LAPSED, Err: cart.ErrReservationLapsed},
+	{Code: messages.ShopError_CODE_STORE_NOT_FOUND, Err: persistence.ErrNotFound},
+	{Code: messages.ShopError_CODE_STORE_CONFLICT, Err: persistence.ErrConflict},
+	{Code: messages.ShopError_CODE_STORE_INVALID, Err: persistence.ErrInvalid},
+	{Code: messages.ShopError_CODE_STORE_INSUFFICIENT_CREDIT, Err: persistence.ErrInsufficientCredit},
+	{Code: messages.ShopError_CODE_STORE_FENCED, Err: persistence.ErrFenced},
 }
-
-// wireError is a decoded refusal: its text is the original's, and it
-// matches every sentinel the original matched.
-type wireError struct {
-	msg       string
-	sentinels []error
-}
-
-func (e *wireError) Error() string   { return e.msg }
-func (e *wireError) Unwrap() []error { return e.sentinels }
 
 func encodeErr(err error) *messages.ShopError {
 	if err == nil {
 		return nil
 	}
-	e := &messages.ShopError{Message: err.Error()}
-	for _, s := range sentinels {
-		if errors.Is(err, s.err) {
-			e.Codes = append(e.Codes, s.code)
-		}
-	}
-	return e
+	return &messages.ShopError{Message: err.Error(), Codes: sentinels.Codes(err)}
 }
 
 func decodeErr(e *messages.ShopError) error {
 	if e == nil {
 		return nil
 	}
-	w := &wireError{msg: e.GetMessage()}
-	for _, c := range e.GetCodes() {
-		for _, s := range sentinels {
-			if s.code == c {
-				w.sentinels = append(w.sentinels, s.err)
-			}
-		}
-	}
-	return w
+	return wire.Error(e.GetMessage(), sentinels.Errs(e.GetCodes()...))
 }
 
 // ---- Inventory -------------------------------------------------------------
 
 func movement(m persistence.StockMovement) *messages.ShopStockMovement {
 	return &messages.ShopStockMovement{Id: m.ID, VariantId: m.VariantID, Kind: string(m.Kind), Qty: m.Qty, ActorId: m.ActorID,
-		Reason: m.Reason, Reference: m.Reference, At: ts(m.At)}
+		Reason: m.Reason, Reference: m.Reference, At: wire.TS(m.At)}
 }
 
 func fromMovement(m *messages.ShopStockMovement) persistence.StockMovement {
 	return persistence.StockMovement{ID: m.GetId(), VariantID: m.GetVariantId(), Kind: persistence.MovementKind(m.GetKind()),
-		Qty: m.GetQty(), ActorID: m.GetActorId(), Reason: m.GetReason(), Reference: m.GetReference(), At: tm(m.GetAt())}
+		Qty: m.GetQty(), ActorID: m.GetActorId(), Reason: m.GetReason(), Reference: m.GetReference(), At: wire.TM(m.GetAt())}
 }
 
 func audit(a *persistence.AuditEntry) *messages.ShopAuditEntry {
 	if a == nil {
 		return nil
 	}
-	return &messages.ShopAuditEntry{Id: a.ID, At: ts(a.At), ActorId: a.ActorID, ActorRole: a.ActorRole, Action: a.Action,
+	return &messages.ShopAuditEntry{Id: a.ID, At: wire.TS(a.At), ActorId: a.ActorID, ActorRole: a.ActorRole, Action: a.Action,
 		Subject: a.Subject, RequestId: a.RequestID, Reason: a.Reason, Detail: a.Detail}
 }
 
@@ -135,7 +93,7 @@ func fromAudit(a *messages.ShopAuditEntry) *persistence.AuditEntry {
 	if a == nil {
 		return nil
 	}
-	return &persistence.AuditEntry{ID: a.GetId(), At: tm(a.GetAt()), ActorID: a.GetActorId(), ActorRole: a.GetActorRole(),
+	return &persistence.AuditEntry{ID: a.GetId(), At: wire.TM(a.GetAt()), ActorID: a.GetActorId(), ActorRole: a.GetActorRole(),
 		Action: a.GetAction(), Subject: a.GetSubject(), RequestID: a.GetRequestId(), Reason: a.GetReason(), Detail: a.GetDetail()}
 }
 
@@ -209,7 +167,7 @@ func DecodeInventory(r *messages.InventoryRequest) (string, any, error) {
 func EncodeInventoryReply(reply any) (*messages.InventoryReply, error) {
 	switch r := reply.(type) {
 	case *inventory.ReserveReply:
-		return &messages.InventoryReply{Kind: messages.InventoryReply_KIND_RESERVE, ExpiresAt: ts(r.ExpiresAt),
+		return &messages.InventoryReply{Kind: messages.InventoryReply_KIND_RESERVE, ExpiresAt: wire.TS(r.ExpiresAt),
 			Available: r.Available, Error: encodeErr(r.Err)}, nil
 	case *inventory.Level:
 		return &messages.InventoryReply{Kind: messages.InventoryReply_KIND_LEVEL, Level: level(*r)}, nil
@@ -228,7 +186,7 @@ func EncodeInventoryReply(reply any) (*messages.InventoryReply, error) {
 func DecodeInventoryReply(r *messages.InventoryReply) (any, error) {
 	switch r.GetKind() {
 	case messages.InventoryReply_KIND_RESERVE:
-		return &inventory.ReserveReply{ExpiresAt: tm(r.GetExpiresAt()), Available: r.GetAvailable(), Err: decodeErr(r.GetError())}, nil
+		return &inventory.ReserveReply{ExpiresAt: wire.TM(r.GetExpiresAt()), Available: r.GetAvailable(), Err: decodeErr(r.GetError())}, nil
 	case messages.InventoryReply_KIND_LEVEL:
 		l := fromLevel(r.GetLevel())
 		return &l, nil
@@ -265,13 +223,13 @@ func fromShipping(s *messages.ShopShippingAddress) persistence.ShippingAddress {
 
 func storedCart(c persistence.Cart) *messages.ShopCart {
 	return &messages.ShopCart{Id: c.ID, OwnerId: c.OwnerID, TokenHash: c.TokenHash, State: string(c.State), OrderId: c.OrderID,
-		MergedInto: c.MergedInto, ExpiresAt: ts(c.ExpiresAt), Version: c.Version, CreatedAt: ts(c.CreatedAt), UpdatedAt: ts(c.UpdatedAt)}
+		MergedInto: c.MergedInto, ExpiresAt: wire.TS(c.ExpiresAt), Version: c.Version, CreatedAt: wire.TS(c.CreatedAt), UpdatedAt: wire.TS(c.UpdatedAt)}
 }
 
 func fromStoredCart(c *messages.ShopCart) persistence.Cart {
 	return persistence.Cart{ID: c.GetId(), OwnerID: c.GetOwnerId(), TokenHash: c.GetTokenHash(), State: persistence.CartState(c.GetState()),
-		OrderID: c.GetOrderId(), MergedInto: c.GetMergedInto(), ExpiresAt: tm(c.GetExpiresAt()), Version: c.GetVersion(),
-		CreatedAt: tm(c.GetCreatedAt()), UpdatedAt: tm(c.GetUpdatedAt())}
+		OrderID: c.GetOrderId(), MergedInto: c.GetMergedInto(), ExpiresAt: wire.TM(c.GetExpiresAt()), Version: c.GetVersion(),
+		CreatedAt: wire.TM(c.GetCreatedAt()), UpdatedAt: wire.TM(c.GetUpdatedAt())}
 }
 
 func view(v *cart.View) *messages.CartView {
@@ -279,7 +237,7 @@ func view(v *cart.View) *messages.CartView {
 	for _, l := range v.Lines {
 		out.Lines = append(out.Lines, &messages.CartLine{VariantId: l.VariantID, ProductId: l.ProductID, Sku: l.SKU, Name: l.Name,
 			Qty: l.Qty, UnitPriceMinor: l.UnitPriceMinor, TaxRateBp: int64(l.TaxRateBP), ReservationId: l.ReservationID,
-			ExpiresAt: ts(l.ExpiresAt)})
+			ExpiresAt: wire.TS(l.ExpiresAt)})
 	}
 	return out
 }
@@ -290,7 +248,7 @@ func fromView(v *messages.CartView, err error) *cart.View {
 	for _, l := range v.GetLines() {
 		out.Lines = append(out.Lines, cart.Line{VariantID: l.GetVariantId(), ProductID: l.GetProductId(), SKU: l.GetSku(),
 			Name: l.GetName(), Qty: l.GetQty(), UnitPriceMinor: l.GetUnitPriceMinor(), TaxRateBP: int(l.GetTaxRateBp()),
-			ReservationID: l.GetReservationId(), ExpiresAt: tm(l.GetExpiresAt())})
+			ReservationID: l.GetReservationId(), ExpiresAt: wire.TM(l.GetExpiresAt())})
 	}
 	return out
 }
@@ -298,8 +256,8 @@ func fromView(v *messages.CartView, err error) *cart.View {
 func order(o persistence.Order) *messages.ShopOrder {
 	out := &messages.ShopOrder{Id: o.ID, ClientId: o.ClientID, CartId: o.CartID, Status: string(o.Status),
 		SubtotalMinor: o.SubtotalMinor, TaxMinor: o.TaxMinor, CreditAppliedMinor: o.CreditAppliedMinor, TotalMinor: o.TotalMinor,
-		Fulfilment: string(o.Fulfilment), Shipping: shipping(o.Shipping), CreatedAt: ts(o.CreatedAt), UpdatedAt: ts(o.UpdatedAt),
-		ExpiresAt: ts(o.ExpiresAt), Version: o.Version}
+		Fulfilment: string(o.Fulfilment), Shipping: shipping(o.Shipping), CreatedAt: wire.TS(o.CreatedAt), UpdatedAt: wire.TS(o.UpdatedAt),
+		ExpiresAt: wire.TS(o.ExpiresAt), Version: o.Version}
 	for _, l := range o.Lines {
 		out.Lines = append(out.Lines, &messages.ShopOrderLine{Id: l.ID, VariantId: l.VariantID, Sku: l.SKU, Name: l.Name,
 			Qty: int64(l.Qty), UnitPriceMinor: l.UnitPriceMinor, TaxRateBps: int64(l.TaxRateBps), ReservationId: l.ReservationID,
@@ -312,7 +270,7 @@ func fromOrder(o *messages.ShopOrder) persistence.Order {
 	out := persistence.Order{ID: o.GetId(), ClientID: o.GetClientId(), CartID: o.GetCartId(), Status: persistence.OrderStatus(o.GetStatus()),
 		SubtotalMinor: o.GetSubtotalMinor(), TaxMinor: o.GetTaxMinor(), CreditAppliedMinor: o.GetCreditAppliedMinor(),
 		TotalMinor: o.GetTotalMinor(), Fulfilment: persistence.Fulfilment(o.GetFulfilment()), Shipping: fromShipping(o.GetShipping()),
-		CreatedAt: tm(o.GetCreatedAt()), UpdatedAt: tm(o.GetUpdatedAt()), ExpiresAt: tm(o.GetExpiresAt()), Version: o.GetVersion()}
+		CreatedAt: wire.TM(o.GetCreatedAt()), UpdatedAt: wire.TM(o.GetUpdatedAt()), ExpiresAt: wire.TM(o.GetExpiresAt()), Version: o.GetVersion()}
 	for _, l := range o.GetLines() {
 		out.Lines = append(out.Lines, persistence.OrderLine{ID: l.GetId(), VariantID: l.GetVariantId(), SKU: l.GetSku(), Name: l.GetName(),
 			Qty: int(l.GetQty()), UnitPriceMinor: l.GetUnitPriceMinor(), TaxRateBps: int(l.GetTaxRateBps()),

@@ -34,8 +34,8 @@ var (
 	lvl = inventory.Level{VariantID: "lav-50", OnHand: 9, Held: 4, Available: 5, Threshold: 2}
 )
 
-// wire sends m through its protobuf bytes, as forward does.
-func wire[M proto.Message](t *testing.T, m M, into M) M {
+// viaBytes sends m through its protobuf bytes, as forward does.
+func viaBytes[M proto.Message](t *testing.T, m M, into M) M {
 	t.Helper()
 	b, err := proto.Marshal(m)
 	if err != nil {
@@ -66,7 +66,7 @@ func TestInventoryRequestsRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			id, got, err := DecodeInventory(wire(t, req, &messages.InventoryRequest{}))
+			id, got, err := DecodeInventory(viaBytes(t, req, &messages.InventoryRequest{}))
 			if err != nil || id != "lav-50" {
 				t.Fatalf("decode: %q %v", id, err)
 			}
@@ -97,7 +97,7 @@ func TestInventoryRepliesRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := DecodeInventoryReply(wire(t, enc, &messages.InventoryReply{}))
+			got, err := DecodeInventoryReply(viaBytes(t, enc, &messages.InventoryReply{}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -126,7 +126,7 @@ func TestCartRequestsRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			id, got, err := DecodeCart(wire(t, req, &messages.CartRequest{}))
+			id, got, err := DecodeCart(viaBytes(t, req, &messages.CartRequest{}))
 			if err != nil || id != "c1" {
 				t.Fatalf("decode: %q %v", id, err)
 			}
@@ -159,7 +159,7 @@ func TestCartRepliesRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := DecodeCartReply(wire(t, enc, &messages.CartReply{}))
+			got, err := DecodeCartReply(viaBytes(t, enc, &messages.CartReply{}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -176,14 +176,14 @@ func TestCartRepliesRoundTrip(t *testing.T) {
 // text is kept.
 func TestErrorsKeepTheirSentinels(t *testing.T) {
 	for _, s := range sentinels {
-		err := fmt.Errorf("context: %w", s.err)
-		got := decodeErr(wire(t, encodeErr(err), &messages.ShopError{}))
-		if !errors.Is(got, s.err) || got.Error() != err.Error() {
+		err := fmt.Errorf("context: %w", s.Err)
+		got := decodeErr(viaBytes(t, encodeErr(err), &messages.ShopError{}))
+		if !errors.Is(got, s.Err) || got.Error() != err.Error() {
 			t.Errorf("%v decoded as %v", err, got)
 		}
 		for _, other := range sentinels {
-			if other.err != s.err && errors.Is(got, other.err) {
-				t.Errorf("%v decoded also matches %v", err, other.err)
+			if other.Err != s.Err && errors.Is(got, other.Err) {
+				t.Errorf("%v decoded also matches %v", err, other.Err)
 			}
 		}
 	}
@@ -244,8 +244,8 @@ func checkErrs(t *testing.T, want, got any) {
 			t.Fatalf("error text %q decoded as %q", *w[i], *g[i])
 		}
 		for _, s := range sentinels {
-			if errors.Is(*w[i], s.err) != errors.Is(*g[i], s.err) {
-				t.Fatalf("error %v decoded as %v: differ on %v", *w[i], *g[i], s.err)
+			if errors.Is(*w[i], s.Err) != errors.Is(*g[i], s.Err) {
+				t.Fatalf("error %v decoded as %v: differ on %v", *w[i], *g[i], s.Err)
 			}
 		}
 		*w[i], *g[i] = nil, nil
