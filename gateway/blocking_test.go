@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spa-engine/spa/gateway/auth/pii"
+	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/persistence"
 )
 

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/spa-engine/spa/gateway/auth/otp"
+	"github.com/spa-engine/spa/actors/auth/otp"
 )
 
 // TestIdentitySignInAdoptsDeviceConsents: terms a visitor accepted on a

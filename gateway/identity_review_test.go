@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/spa-engine/spa/gateway/auth"
-	"github.com/spa-engine/spa/gateway/auth/pii"
+	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/persistence"
 )
 

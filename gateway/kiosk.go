@@ -14,8 +14,8 @@ import (
 	"github.com/spa-engine/spa/actors/session"
 	"github.com/spa-engine/spa/gateway/apierr"
 	"github.com/spa-engine/spa/gateway/auth"
-	"github.com/spa-engine/spa/gateway/auth/otp"
-	"github.com/spa-engine/spa/gateway/auth/pii"
+	"github.com/spa-engine/spa/actors/auth/otp"
+	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/persistence"
 )
 

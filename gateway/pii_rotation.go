@@ -9,7 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/spa-engine/spa/gateway/auth/pii"
+	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/persistence"
 )
 

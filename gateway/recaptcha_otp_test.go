@@ -3,10 +3,10 @@ package gateway
 import (
 	"testing"
 
-	"github.com/spa-engine/spa/gateway/auth/otp"
-	"github.com/spa-engine/spa/gateway/providers/recaptcha"
-	"github.com/spa-engine/spa/gateway/providers/recaptcha/recaptchafake"
-	"github.com/spa-engine/spa/gateway/providers/resilient"
+	"github.com/spa-engine/spa/actors/auth/otp"
+	"github.com/spa-engine/spa/actors/providers/recaptcha"
+	"github.com/spa-engine/spa/actors/providers/recaptcha/recaptchafake"
+	"github.com/spa-engine/spa/actors/providers/resilient"
 )
 
 // TestIdentityOTPRecaptcha: with the otp_request context checked, a code

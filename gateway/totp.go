@@ -18,8 +18,8 @@ import (
 
 	"github.com/spa-engine/spa/gateway/apierr"
 	"github.com/spa-engine/spa/gateway/auth"
-	"github.com/spa-engine/spa/gateway/auth/phone"
-	"github.com/spa-engine/spa/gateway/auth/totp"
+	"github.com/spa-engine/spa/actors/auth/phone"
+	"github.com/spa-engine/spa/actors/auth/totp"
 	"github.com/spa-engine/spa/persistence"
 )
 

@@ -26,9 +26,9 @@ import (
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/session"
 	"github.com/spa-engine/spa/gateway/auth"
-	"github.com/spa-engine/spa/gateway/auth/otp"
-	"github.com/spa-engine/spa/gateway/auth/pii"
-	"github.com/spa-engine/spa/gateway/auth/totp"
+	"github.com/spa-engine/spa/actors/auth/otp"
+	"github.com/spa-engine/spa/actors/auth/pii"
+	"github.com/spa-engine/spa/actors/auth/totp"
 	"github.com/spa-engine/spa/persistence"
 	"github.com/spa-engine/spa/persistence/postgres"
 )

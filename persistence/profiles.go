@@ -8,7 +8,7 @@ import (
 // ---- Client profiles and the right to be forgotten ----------------------
 //
 // A client's personal data lives sealed (AES-256-GCM under a key id, see
-// gateway/auth/pii): the store never sees a plaintext field of a profile,
+// actors/auth/pii): the store never sees a plaintext field of a profile,
 // only ciphertexts and keyed blind indexes. The phone is the user's own
 // users.phone_cipher, found by users.phone_index, so it is not repeated
 // here. Anonymisation scrubs every column that can hold a client's personal

@@ -9,7 +9,7 @@ import (
 //
 // Staff, receptionists and admins prove a second factor at sign-in with a
 // TOTP code (RFC 6238) or a single-use recovery code. The store keeps the
-// secret only encrypted (the gateway seals it with gateway/auth/pii), the
+// secret only encrypted (the gateway seals it with actors/auth/pii), the
 // last accepted time step (replay protection that survives a restart), the
 // recovery codes by hash, and the failure count and lockout of the user.
 // Every write is conditional on Version, so two nodes accepting the same

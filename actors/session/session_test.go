@@ -18,8 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/spa-engine/spa/gateway/auth/otp"
-	"github.com/spa-engine/spa/gateway/providers/sender"
+	"github.com/spa-engine/spa/actors/auth/otp"
+	"github.com/spa-engine/spa/actors/providers/sender"
 	"github.com/spa-engine/spa/persistence"
 	"github.com/spa-engine/spa/persistence/sqlite/sqlitetest"
 )

@@ -20,8 +20,8 @@ import (
 
 	"github.com/spa-engine/spa/actors/session"
 	"github.com/spa-engine/spa/cluster/wire"
-	"github.com/spa-engine/spa/gateway/auth/otp"
-	"github.com/spa-engine/spa/gateway/providers/sender"
+	"github.com/spa-engine/spa/actors/auth/otp"
+	"github.com/spa-engine/spa/actors/providers/sender"
 	"github.com/spa-engine/spa/messages"
 )
 

@@ -18,7 +18,7 @@ import (
 	"github.com/spa-engine/spa/cluster/route"
 	"github.com/spa-engine/spa/cluster/sessionwire"
 	"github.com/spa-engine/spa/cluster/shopwire"
-	"github.com/spa-engine/spa/gateway/auth/otp"
+	"github.com/spa-engine/spa/actors/auth/otp"
 )
 
 // recordingLocal is a directory that answers with a fixed reply or error

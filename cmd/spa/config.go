@@ -71,7 +71,7 @@ type config struct {
 }
 
 // Booking engines: the production schedule actors, or the lock-per-request
-// baseline kept for benchmarks (persistence/lockbooking).
+// baseline kept for benchmarks (actors/lockbooking).
 const (
 	engineActors       = "actors"
 	engineLockBaseline = "lock-baseline"

@@ -18,9 +18,9 @@ import (
 	"github.com/spa-engine/spa/cluster/outbox"
 	"github.com/spa-engine/spa/gateway"
 	"github.com/spa-engine/spa/gateway/auth"
-	"github.com/spa-engine/spa/gateway/auth/otp"
-	"github.com/spa-engine/spa/gateway/auth/pii"
-	"github.com/spa-engine/spa/gateway/providers"
+	"github.com/spa-engine/spa/actors/auth/otp"
+	"github.com/spa-engine/spa/actors/auth/pii"
+	"github.com/spa-engine/spa/actors/providers"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )

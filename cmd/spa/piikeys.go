@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spa-engine/spa/gateway"
-	"github.com/spa-engine/spa/gateway/auth/pii"
+	"github.com/spa-engine/spa/actors/auth/pii"
 )
 
 // piiKeysEnv lists the keys personal data is sealed under, primary first:

@@ -12,7 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/spa-engine/spa/gateway/auth/pii"
+	"github.com/spa-engine/spa/actors/auth/pii"
 )
 
 func TestParsePIIKeys(t *testing.T) {

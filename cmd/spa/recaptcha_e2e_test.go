@@ -3,7 +3,7 @@ package main
 import (
 	"testing"
 
-	"github.com/spa-engine/spa/gateway/providers/recaptcha/recaptchafake"
+	"github.com/spa-engine/spa/actors/providers/recaptcha/recaptchafake"
 )
 
 // TestIdentityRecaptchaWired: a node configured with SPA_RECAPTCHA_* and the

@@ -30,7 +30,7 @@ import (
 	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
-	"github.com/spa-engine/spa/persistence/lockbooking"
+	"github.com/spa-engine/spa/actors/lockbooking"
 	"github.com/spa-engine/spa/persistence/postgres"
 	"github.com/spa-engine/spa/persistence/sqlite"
 )

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spa-engine/spa/gateway/auth/totp"
+	"github.com/spa-engine/spa/actors/auth/totp"
 )
 
 // TestTOTPKioskEndToEnd runs the wiring of the second factor and the kiosk

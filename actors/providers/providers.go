@@ -13,11 +13,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/spa-engine/spa/gateway/providers/recaptcha"
-	"github.com/spa-engine/spa/gateway/providers/resilient"
-	"github.com/spa-engine/spa/gateway/providers/sender"
-	"github.com/spa-engine/spa/gateway/providers/twilio"
-	"github.com/spa-engine/spa/gateway/providers/whatsapp"
+	"github.com/spa-engine/spa/actors/providers/recaptcha"
+	"github.com/spa-engine/spa/actors/providers/resilient"
+	"github.com/spa-engine/spa/actors/providers/sender"
+	"github.com/spa-engine/spa/actors/providers/twilio"
+	"github.com/spa-engine/spa/actors/providers/whatsapp"
 )
 
 // Options are what cmd/spa passes in.

@@ -11,8 +11,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/spa-engine/spa/gateway/providers/resilient"
-	"github.com/spa-engine/spa/gateway/providers/sender"
+	"github.com/spa-engine/spa/actors/providers/resilient"
+	"github.com/spa-engine/spa/actors/providers/sender"
 )
 
 // ErrAuth is wrapped when Twilio refuses our credentials (401/403): a

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spa-engine/spa/gateway/providers/internal/fakefault"
-	"github.com/spa-engine/spa/gateway/providers/resilient"
-	"github.com/spa-engine/spa/gateway/providers/sender"
-	"github.com/spa-engine/spa/gateway/providers/whatsapp/whatsappfake"
+	"github.com/spa-engine/spa/actors/providers/internal/fakefault"
+	"github.com/spa-engine/spa/actors/providers/resilient"
+	"github.com/spa-engine/spa/actors/providers/sender"
+	"github.com/spa-engine/spa/actors/providers/whatsapp/whatsappfake"
 )
 
 const (

@@ -9,10 +9,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/spa-engine/spa/gateway/providers/internal/fakefault"
-	"github.com/spa-engine/spa/gateway/providers/resilient"
-	"github.com/spa-engine/spa/gateway/providers/sender"
-	"github.com/spa-engine/spa/gateway/providers/twilio/twiliofake"
+	"github.com/spa-engine/spa/actors/providers/internal/fakefault"
+	"github.com/spa-engine/spa/actors/providers/resilient"
+	"github.com/spa-engine/spa/actors/providers/sender"
+	"github.com/spa-engine/spa/actors/providers/twilio/twiliofake"
 )
 
 const (

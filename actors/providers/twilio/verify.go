@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/spa-engine/spa/gateway/providers/sender"
+	"github.com/spa-engine/spa/actors/providers/sender"
 )
 
 // Verify errors. They also wrap sender.ErrRejected or sender.ErrUnavailable.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
-	"github.com/spa-engine/spa/gateway/providers/recaptcha/recaptchafake"
+	"github.com/spa-engine/spa/actors/providers/recaptcha/recaptchafake"
 )
 
 // singleUse is the model of reCAPTCHA tokens: per token, the state is

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/spa-engine/spa/gateway/providers/internal/fakefault"
+	"github.com/spa-engine/spa/actors/providers/internal/fakefault"
 )
 
 var errBoom = errors.New("boom")

@@ -12,7 +12,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/spa-engine/spa/gateway/providers/resilient"
+	"github.com/spa-engine/spa/actors/providers/resilient"
 )
 
 // Default base URLs; tests point them at twiliofake.

@@ -23,7 +23,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spa-engine/spa/gateway/providers/resilient"
+	"github.com/spa-engine/spa/actors/providers/resilient"
 )
 
 // DefaultVerifyURL is Google's endpoint; tests point it at recaptchafake.

@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/spa-engine/spa/gateway/providers/internal/fakefault"
+	"github.com/spa-engine/spa/actors/providers/internal/fakefault"
 )
 
 // Message is a message the fake accepted.

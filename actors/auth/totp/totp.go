@@ -4,7 +4,7 @@
 //
 // Its place: the identity endpoints enrol a user (Enrol, then a first Verify
 // to confirm the authenticator app works) and the session actor of that user
-// keeps the secret (encrypted with gateway/auth/pii), the State and the
+// keeps the secret (encrypted with actors/auth/pii), the State and the
 // RecoverySet, calling Verify or Redeem at login. Like the rest of
 // gateway/auth, nothing here does I/O or reads the clock: time and
 // randomness are passed in, and State and RecoverySet are plain values with

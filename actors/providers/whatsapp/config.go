@@ -11,7 +11,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/spa-engine/spa/gateway/providers/resilient"
+	"github.com/spa-engine/spa/actors/providers/resilient"
 )
 
 // Defaults; the API version is configurable because Meta retires versions.

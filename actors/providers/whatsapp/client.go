@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spa-engine/spa/gateway/providers/resilient"
-	"github.com/spa-engine/spa/gateway/providers/sender"
+	"github.com/spa-engine/spa/actors/providers/resilient"
+	"github.com/spa-engine/spa/actors/providers/sender"
 )
 
 // ErrAuth is wrapped when Meta refuses the access token (HTTP 401, code

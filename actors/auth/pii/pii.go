@@ -10,7 +10,7 @@
 // and calls Keyring.Reencrypt. Nothing here does I/O; keys and randomness are
 // passed in.
 //
-// Phone numbers are masked by gateway/auth/phone.Mask, which knows country
+// Phone numbers are masked by actors/auth/phone.Mask, which knows country
 // codes; the helpers here cover email and document numbers.
 //
 // Errors never contain key material, plaintext or ciphertext bytes; key ids

@@ -10,9 +10,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/spa-engine/spa/gateway/providers/sender"
-	"github.com/spa-engine/spa/gateway/providers/twilio/twiliofake"
-	"github.com/spa-engine/spa/gateway/providers/whatsapp/whatsappfake"
+	"github.com/spa-engine/spa/actors/providers/sender"
+	"github.com/spa-engine/spa/actors/providers/twilio/twiliofake"
+	"github.com/spa-engine/spa/actors/providers/whatsapp/whatsappfake"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }

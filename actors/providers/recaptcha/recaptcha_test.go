@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spa-engine/spa/gateway/providers/internal/fakefault"
-	"github.com/spa-engine/spa/gateway/providers/recaptcha/recaptchafake"
-	"github.com/spa-engine/spa/gateway/providers/resilient"
+	"github.com/spa-engine/spa/actors/providers/internal/fakefault"
+	"github.com/spa-engine/spa/actors/providers/recaptcha/recaptchafake"
+	"github.com/spa-engine/spa/actors/providers/resilient"
 )
 
 const secret = "6LeIxAcTAAAAAGG-vFI1TnRWxMZNFuojJ4WifJWe"

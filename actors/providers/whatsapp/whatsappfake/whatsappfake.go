@@ -23,7 +23,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/spa-engine/spa/gateway/providers/internal/fakefault"
+	"github.com/spa-engine/spa/actors/providers/internal/fakefault"
 )
 
 // Sent is a message the fake accepted.

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/spa-engine/spa/gateway/providers/internal/fakefault"
+	"github.com/spa-engine/spa/actors/providers/internal/fakefault"
 )
 
 // tokenTTL is how long Google accepts a token.
