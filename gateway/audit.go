@@ -8,7 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/oklog/ulid/v2"
 
-	"github.com/spa-engine/spa/gateway/apierr"
+	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -44,19 +44,19 @@ func (s *server) listAudit(c *fiber.Ctx) error {
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return apierr.Invalid("", apierr.FieldError{Field: "limit", Message: "must be a positive integer"})
+			return fault.Invalid("", fault.FieldError{Field: "limit", Message: "must be a positive integer"})
 		}
 		limit = min(n, maxAuditLimit)
 	}
 	before := c.Query("before")
 	if before != "" {
 		if _, err := ulid.ParseStrict(before); err != nil {
-			return apierr.Invalid("", apierr.FieldError{Field: "before", Message: "must be a cursor from a previous page"})
+			return fault.Invalid("", fault.FieldError{Field: "before", Message: "must be a cursor from a previous page"})
 		}
 	}
 	subject := c.Query("subject")
 	if len(subject) > 200 {
-		return apierr.Invalid("", apierr.FieldError{Field: "subject", Message: "is too long"})
+		return fault.Invalid("", fault.FieldError{Field: "subject", Message: "is too long"})
 	}
 
 	var entries []persistence.AuditEntry

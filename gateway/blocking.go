@@ -15,10 +15,10 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/spa-engine/spa/gateway/apierr"
-	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/actors/auth/phone"
 	"github.com/spa-engine/spa/actors/auth/pii"
+	"github.com/spa-engine/spa/actors/service/fault"
+	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -222,7 +222,7 @@ func (b *Blocklist) IsBlocked(ctx context.Context, phoneNumber, document string)
 // ---- HTTP ------------------------------------------------------------------
 
 // errBlocked is the answer to a blocked caller.
-var errBlocked = apierr.New(apierr.CodeBlocked, "")
+var errBlocked = fault.New(fault.CodeBlocked, "")
 
 // refuseBlockedIPs answers 403 blocked to a caller whose IP is on the
 // blocklist. Probes stay reachable so an orchestrator never kills a node
@@ -336,7 +336,7 @@ func (s *server) addBlock(c *fiber.Ctx, tx persistence.Tx) error {
 		value, label, err = s.blocks.personValue(kind, in.Value)
 		switch {
 		case errors.Is(err, ErrNoBlindIndex):
-			return apierr.Unavailable("phone and document blocks need the PII index key configured")
+			return fault.Unavailable("phone and document blocks need the PII index key configured")
 		case err != nil && kind == persistence.BlockPhone:
 			f.add("value", "must be a mobile number, e.g. +573001234567")
 		case err != nil:
@@ -362,7 +362,7 @@ func (s *server) addBlock(c *fiber.Ctx, tx persistence.Tx) error {
 	ctx := c.UserContext()
 	if err := tx.BlockAdd(ctx, blk); err != nil {
 		if errors.Is(err, persistence.ErrConflict) {
-			return apierr.Conflict("that " + string(kind) + " is already blocked")
+			return fault.Conflict("that " + string(kind) + " is already blocked")
 		}
 		return err
 	}
@@ -416,7 +416,7 @@ func (s *server) revokeBlockedPhone(c *fiber.Ctx, tx persistence.Tx, kind persis
 func (s *server) removeBlock(c *fiber.Ctx, tx persistence.Tx) error {
 	id := c.Params("id")
 	if _, err := ulid.ParseStrict(id); err != nil {
-		return apierr.NotFound("block not found")
+		return fault.NotFound("block not found")
 	}
 	ctx := c.UserContext()
 	blk, err := tx.BlockGet(ctx, id)

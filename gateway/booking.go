@@ -15,6 +15,7 @@ import (
 
 	"github.com/spa-engine/spa/actors/availability"
 	"github.com/spa-engine/spa/actors/schedule"
+	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/gateway/apierr"
 	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/gateway/idempotency"
@@ -135,23 +136,23 @@ func scheduleError(err error, alternatives []availability.Slot) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, schedule.ErrSlotTaken):
-		e := apierr.New(apierr.CodeSlotTaken, "") // a fresh Error: no copy needed
+		e := fault.New(fault.CodeSlotTaken, "") // a fresh Error: no copy needed
 		e.Details = takenDetails{slotsJSON(alternatives)}
 		return e
 	case errors.Is(err, schedule.ErrHoldExpired):
-		return apierr.New(apierr.CodeHoldExpired, "")
+		return fault.New(fault.CodeHoldExpired, "")
 	case errors.Is(err, schedule.ErrTransition):
-		return apierr.New(apierr.CodeInvalidTransition, "")
+		return fault.New(fault.CodeInvalidTransition, "")
 	case errors.Is(err, schedule.ErrCutoff):
-		return apierr.New(apierr.CodeCutoffPassed, "")
+		return fault.New(fault.CodeCutoffPassed, "")
 	case errors.Is(err, schedule.ErrNotFound):
-		return apierr.NotFound("appointment not found")
+		return fault.NotFound("appointment not found")
 	case errors.Is(err, schedule.ErrUnknownStaff):
-		return apierr.Invalid("", apierr.FieldError{Field: "staff_id", Message: "no such active staff member"})
+		return fault.Invalid("", fault.FieldError{Field: "staff_id", Message: "no such active staff member"})
 	case errors.Is(err, schedule.ErrInvalid), errors.Is(err, availability.ErrInvalid):
-		return apierr.Invalid("the booking request is not valid: " + err.Error())
+		return fault.Invalid("the booking request is not valid: " + err.Error())
 	case errors.Is(err, schedule.ErrRetry):
-		return apierr.Unavailable("the calendar is busy recovering; retry")
+		return fault.Unavailable("the calendar is busy recovering; retry")
 	}
 	return err
 }
@@ -160,7 +161,7 @@ func scheduleError(err error, alternatives []availability.Slot) error {
 func (s *server) ask(ctx context.Context, staffID string, msg any) (any, error) {
 	r, err := s.deps.Calendars.Ask(ctx, staffID, msg)
 	if err != nil {
-		return nil, apierr.Unavailable("the calendar did not answer in time; retry")
+		return nil, fault.Unavailable("the calendar did not answer in time; retry")
 	}
 	return r, nil
 }
@@ -205,16 +206,16 @@ func (s *server) bookable(c *fiber.Ctx, serviceID, staffID, serviceField, staffF
 	}
 	sv, ok := services[serviceID]
 	if !ok || !sv.Active {
-		return sv, nil, apierr.Invalid("", apierr.FieldError{Field: serviceField, Message: "no such active service"})
+		return sv, nil, fault.Invalid("", fault.FieldError{Field: serviceField, Message: "no such active service"})
 	}
 	staff := qualifiedStaff(active, sv, staffID)
 	if sv.ResourceID != "" && s.deps.Resources == nil {
 		// No resource actors (the lock baseline): refuse rather than risk
 		// overbooking the room.
-		return sv, nil, apierr.Invalid("", apierr.FieldError{Field: serviceField, Message: "services that need a shared resource cannot be booked on this node"})
+		return sv, nil, fault.Invalid("", fault.FieldError{Field: serviceField, Message: "services that need a shared resource cannot be booked on this node"})
 	}
 	if staffID != "" && len(staff) == 0 {
-		return sv, nil, apierr.Invalid("", apierr.FieldError{Field: staffField, Message: "no active staff member with that id can perform this service"})
+		return sv, nil, fault.Invalid("", fault.FieldError{Field: staffField, Message: "no active staff member with that id can perform this service"})
 	}
 	return sv, staff, nil
 }
@@ -269,7 +270,7 @@ func (s *server) availabilityHandler(c *fiber.Ctx) error {
 		return err
 	}
 	if to.Sub(from) > maxAvailabilitySpan {
-		return apierr.Invalid("", apierr.FieldError{Field: "to", Message: "at most 31 days per request"})
+		return fault.Invalid("", fault.FieldError{Field: "to", Message: "at most 31 days per request"})
 	}
 	staffID := c.Query("staff")
 	sv, staff, err := s.bookable(c, c.Query("service"), staffID, "service", "staff")
@@ -451,7 +452,7 @@ func (s *server) createAppointment(c *fiber.Ctx) error {
 	switch {
 	case in.ClientID == "" || in.ClientID == p.Subject:
 	case !isStaff(c):
-		return apierr.Forbidden("clients book for themselves; leave client_id out")
+		return fault.Forbidden("clients book for themselves; leave client_id out")
 	case !clientRE.MatchString(in.ClientID):
 		f.add("client_id", "must be 1 to 64 of A-Z, a-z, 0-9, +, ., _, : and -")
 	default:
@@ -653,7 +654,7 @@ func (s *server) appointmentIn(c *fiber.Ctx, tx persistence.Tx) (persistence.App
 	var sv persistence.Service
 	id := c.Params("id")
 	if id == "" || len(id) > 64 {
-		return ap, sv, apierr.NotFound("appointment not found")
+		return ap, sv, fault.NotFound("appointment not found")
 	}
 	ctx := c.UserContext()
 	ap, err := tx.AppointmentGet(ctx, id)
@@ -664,7 +665,7 @@ func (s *server) appointmentIn(c *fiber.Ctx, tx persistence.Tx) (persistence.App
 		return ap, sv, notFound(err, "appointment")
 	}
 	if p, _ := Principal(c); !isStaff(c) && ap.ClientID != p.Subject {
-		return ap, sv, apierr.NotFound("appointment not found")
+		return ap, sv, fault.NotFound("appointment not found")
 	}
 	return ap, sv, nil
 }
@@ -758,7 +759,7 @@ func (s *server) confirmAppointment(c *fiber.Ctx, ap persistence.Appointment, _ 
 	// A deposit is taken by staff at the desk (online payment comes with
 	// the payments capability); without one the client confirms directly.
 	if ap.DepositMinor > 0 && !isStaff(c) {
-		return nil, apierr.Forbidden(fmt.Sprintf("a deposit of %d (minor units) is due before confirmation", ap.DepositMinor))
+		return nil, fault.Forbidden(fmt.Sprintf("a deposit of %d (minor units) is due before confirmation", ap.DepositMinor))
 	}
 	return &schedule.Confirm{AppointmentID: ap.ID, ActorID: actor, Reason: in.Reason}, nil
 }
@@ -769,7 +770,7 @@ func (s *server) cancelAppointment(c *fiber.Ctx, ap persistence.Appointment, sv 
 
 func (s *server) rescheduleAppointment(c *fiber.Ctx, ap persistence.Appointment, sv persistence.Service, in reasonInput, actor string) (any, error) {
 	if in.Start.IsZero() {
-		return nil, apierr.Invalid("", apierr.FieldError{Field: "start", Message: "the new start is required"})
+		return nil, fault.Invalid("", fault.FieldError{Field: "start", Message: "the new start is required"})
 	}
 	return &schedule.Reschedule{AppointmentID: ap.ID, Start: in.Start, Service: sv, ActorID: actor, Override: isStaff(c)}, nil
 }
@@ -807,7 +808,7 @@ func (s *server) myAppointments(c *fiber.Ctx) error {
 func (s *server) agenda(c *fiber.Ctx) error {
 	staffID := c.Query("staff")
 	if !slugRE.MatchString(staffID) {
-		return apierr.Invalid("", apierr.FieldError{Field: "staff", Message: "a staff id is required"})
+		return fault.Invalid("", fault.FieldError{Field: "staff", Message: "a staff id is required"})
 	}
 	date, err := dateParam(c, "date")
 	if err != nil {

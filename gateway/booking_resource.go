@@ -9,7 +9,7 @@ import (
 	"github.com/spa-engine/spa/actors/availability"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
-	"github.com/spa-engine/spa/gateway/apierr"
+	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -43,7 +43,7 @@ func paddedAt(sv persistence.Service, start time.Time) availability.Interval {
 func (s *server) askResource(ctx context.Context, resourceID string, msg any) (any, error) {
 	r, err := s.deps.Resources.Ask(ctx, resourceID, msg)
 	if err != nil {
-		return nil, apierr.Unavailable("the resource calendar did not answer in time; retry")
+		return nil, fault.Unavailable("the resource calendar did not answer in time; retry")
 	}
 	return r, nil
 }
@@ -55,11 +55,11 @@ func resourceError(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, resource.ErrUnknownResource):
-		return apierr.Invalid("", apierr.FieldError{Field: "service_id", Message: "the room or facility this service needs is not available"})
+		return fault.Invalid("", fault.FieldError{Field: "service_id", Message: "the room or facility this service needs is not available"})
 	case errors.Is(err, resource.ErrInvalid):
-		return apierr.Invalid("the booking request is not valid: " + err.Error())
+		return fault.Invalid("the booking request is not valid: " + err.Error())
 	case errors.Is(err, resource.ErrRetry):
-		return apierr.Unavailable("the resource calendar is busy recovering; retry")
+		return fault.Unavailable("the resource calendar is busy recovering; retry")
 	}
 	return err
 }

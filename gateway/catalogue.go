@@ -14,7 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/oklog/ulid/v2"
 
-	"github.com/spa-engine/spa/gateway/apierr"
+	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -44,24 +44,24 @@ var weekdays = [7]string{"sunday", "monday", "tuesday", "wednesday", "thursday",
 func slugParam(c *fiber.Ctx, name string) (string, error) {
 	v := c.Params(name)
 	if !slugRE.MatchString(v) {
-		return "", apierr.Invalid("", apierr.FieldError{Field: name, Message: "must be 1 to 64 of a-z, 0-9, - and _, starting with a letter or digit"})
+		return "", fault.Invalid("", fault.FieldError{Field: name, Message: "must be 1 to 64 of a-z, 0-9, - and _, starting with a letter or digit"})
 	}
 	return v, nil
 }
 
 // fieldErrors collects every problem of one body, so a form can mark all
 // bad fields in one round trip.
-type fieldErrors []apierr.FieldError
+type fieldErrors []fault.FieldError
 
 func (f *fieldErrors) add(field, msg string) {
-	*f = append(*f, apierr.FieldError{Field: field, Message: msg})
+	*f = append(*f, fault.FieldError{Field: field, Message: msg})
 }
 
 func (f fieldErrors) err() error {
 	if len(f) == 0 {
 		return nil
 	}
-	return apierr.Invalid("", f...)
+	return fault.Invalid("", f...)
 }
 
 func (f *fieldErrors) text(field, v string, min, max int) string {
@@ -189,7 +189,7 @@ func (s *server) read(c *fiber.Ctx, fn func(ctx context.Context, tx persistence.
 // notFound turns ErrNotFound into a 404 naming what was missing.
 func notFound(err error, what string) error {
 	if errors.Is(err, persistence.ErrNotFound) {
-		return apierr.NotFound(what + " not found")
+		return fault.NotFound(what + " not found")
 	}
 	return err
 }
@@ -197,7 +197,7 @@ func notFound(err error, what string) error {
 // versionConflict turns ErrConflict from a Put into a 409 version_conflict.
 func versionConflict(err error, version int64) error {
 	if errors.Is(err, persistence.ErrConflict) {
-		return apierr.VersionConflict("").WithDetails(map[string]any{"version": version})
+		return fault.VersionConflict("").WithDetails(map[string]any{"version": version})
 	}
 	return err
 }
@@ -360,7 +360,7 @@ func (s *server) putService(c *fiber.Ctx, tx persistence.Tx) error {
 	ctx := c.UserContext()
 	if sv.ResourceID != "" {
 		if _, err := tx.ResourceGet(ctx, sv.ResourceID); errors.Is(err, persistence.ErrNotFound) {
-			return apierr.Invalid("", apierr.FieldError{Field: "resource_id", Message: "no such resource"})
+			return fault.Invalid("", fault.FieldError{Field: "resource_id", Message: "no such resource"})
 		} else if err != nil {
 			return err
 		}
@@ -519,7 +519,7 @@ func dateParam(c *fiber.Ctx, name string) (string, error) {
 		v = c.Query(name)
 	}
 	if _, err := time.Parse(dateLayout, v); err != nil {
-		return "", apierr.Invalid("", apierr.FieldError{Field: name, Message: "must be a date YYYY-MM-DD"})
+		return "", fault.Invalid("", fault.FieldError{Field: name, Message: "must be a date YYYY-MM-DD"})
 	}
 	return v, nil
 }
@@ -600,7 +600,7 @@ func (s *server) listOverrides(c *fiber.Ctx) error {
 		return err
 	}
 	if f, _ := time.Parse(dateLayout, from); f.AddDate(0, 0, 400).Format(dateLayout) < to || to < from {
-		return apierr.Invalid("", apierr.FieldError{Field: "to", Message: "must be on or after from, at most 400 days later"})
+		return fault.Invalid("", fault.FieldError{Field: "to", Message: "must be on or after from, at most 400 days later"})
 	}
 	var list []persistence.DateOverride
 	if err := s.read(c, func(ctx context.Context, tx persistence.Tx) (err error) {
@@ -681,7 +681,7 @@ func (s *server) deleteTimeOff(c *fiber.Ctx, tx persistence.Tx) error {
 	}
 	toID := c.Params("timeOffID")
 	if _, err := ulid.ParseStrict(toID); err != nil {
-		return apierr.NotFound("time off not found")
+		return fault.NotFound("time off not found")
 	}
 	ctx := c.UserContext()
 	// Deleting through another staff member's path must not work.
@@ -690,7 +690,7 @@ func (s *server) deleteTimeOff(c *fiber.Ctx, tx persistence.Tx) error {
 		return err
 	}
 	if !slices.ContainsFunc(list, func(t persistence.TimeOff) bool { return t.ID == toID }) {
-		return apierr.NotFound("time off not found")
+		return fault.NotFound("time off not found")
 	}
 	if err := tx.TimeOffDelete(ctx, toID); err != nil {
 		return notFound(err, "time off")

@@ -9,7 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/spa-engine/spa/gateway/apierr"
+	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -128,7 +128,7 @@ func (s *server) export(c *fiber.Ctx, uid string) error {
 		return err
 	}
 	if out.User == nil && out.Profile.Version == 0 && len(out.Appointments) == 0 && len(out.Orders) == 0 {
-		return apierr.NotFound("no data about this user")
+		return fault.NotFound("no data about this user")
 	}
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="spa-export-`+uid+`.json"`)
 	c.Set(fiber.HeaderCacheControl, "no-store")
@@ -176,7 +176,7 @@ func (s *server) anonymise(c *fiber.Ctx, tx persistence.Tx, uid string, self boo
 		return err
 	}
 	if !in.Confirm {
-		return apierr.Invalid("", apierr.FieldError{Field: "confirm", Message: "must be true: anonymisation cannot be undone"})
+		return fault.Invalid("", fault.FieldError{Field: "confirm", Message: "must be true: anonymisation cannot be undone"})
 	}
 	reason, err := cleanLabel("reason", in.Reason, maxReasonLen)
 	if err != nil {
@@ -188,7 +188,7 @@ func (s *server) anonymise(c *fiber.Ctx, tx persistence.Tx, uid string, self boo
 	ctx, now := c.UserContext(), s.deps.Now().UTC()
 	_, err = tx.UserGet(ctx, uid)
 	if errors.Is(err, persistence.ErrNotFound) {
-		return apierr.NotFound("no such user")
+		return fault.NotFound("no such user")
 	}
 	if err != nil {
 		return err

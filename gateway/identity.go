@@ -19,15 +19,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/spa-engine/spa/actors/limiter"
-	"github.com/spa-engine/spa/actors/session"
-	"github.com/spa-engine/spa/gateway/apierr"
-	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/actors/auth/otp"
 	"github.com/spa-engine/spa/actors/auth/phone"
 	"github.com/spa-engine/spa/actors/auth/pii"
+	"github.com/spa-engine/spa/actors/limiter"
 	"github.com/spa-engine/spa/actors/providers/recaptcha"
 	"github.com/spa-engine/spa/actors/providers/sender"
+	"github.com/spa-engine/spa/actors/service/fault"
+	"github.com/spa-engine/spa/actors/session"
+	"github.com/spa-engine/spa/gateway/apierr"
+	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -133,7 +134,7 @@ func (s *server) registerIdentity(app *fiber.App) {
 // answers.
 func (s *server) identity() (*Identity, error) {
 	if s.deps.Identity == nil {
-		return nil, apierr.Unavailable("sign-in is not configured on this node")
+		return nil, fault.Unavailable("sign-in is not configured on this node")
 	}
 	return s.deps.Identity, nil
 }
@@ -193,9 +194,9 @@ func (s *server) checkRecaptcha(c *fiber.Ctx, id *Identity, token string) error 
 		return nil
 	case errors.Is(err, recaptcha.ErrUnavailable):
 		s.log.Warn("recaptcha check unavailable", "request_id", RequestID(c), "err", err)
-		return apierr.Unavailable("")
+		return fault.Unavailable("")
 	}
-	return apierr.New(apierr.CodeForbidden, "the anti-bot check failed; reload the page and try again")
+	return fault.New(fault.CodeForbidden, "the anti-bot check failed; reload the page and try again")
 }
 
 type otpVerifyInput struct {
@@ -214,7 +215,7 @@ func (id *Identity) parsePhone(raw string) (phone.Number, error) {
 		if errors.As(err, &pe) {
 			msg = strings.TrimPrefix(pe.Error(), "phone: ")
 		}
-		return n, apierr.Invalid("", apierr.FieldError{Field: "phone", Message: msg})
+		return n, fault.Invalid("", fault.FieldError{Field: "phone", Message: msg})
 	}
 	return n, nil
 }
@@ -225,7 +226,7 @@ func (id *Identity) phoneKey(n phone.Number) string {
 
 // retryAfter sets the Retry-After header (whole seconds, at least 1) and
 // returns e.
-func retryAfter(c *fiber.Ctx, d time.Duration, e *apierr.Error) error {
+func retryAfter(c *fiber.Ctx, d time.Duration, e *fault.Error) error {
 	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, int(math.Ceil(d.Seconds())))))
 	return e
 }
@@ -243,7 +244,7 @@ func (s *server) requestOTP(c *fiber.Ctx) error {
 	}
 	ch := sender.Channel(in.Channel)
 	if ch != "" && ch != sender.ChannelSMS && ch != sender.ChannelWhatsApp {
-		return apierr.Invalid("", apierr.FieldError{Field: "channel", Message: "must be sms or whatsapp"})
+		return fault.Invalid("", fault.FieldError{Field: "channel", Message: "must be sms or whatsapp"})
 	}
 	num, err := id.parsePhone(in.Phone)
 	if err != nil {
@@ -291,15 +292,15 @@ func (s *server) allowIP(c *fiber.Ctx, lim OTPLimiter, tooMany string) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &le):
-		return retryAfter(c, le.RetryAfter, apierr.New(apierr.CodeRateLimited, tooMany))
+		return retryAfter(c, le.RetryAfter, fault.New(fault.CodeRateLimited, tooMany))
 	}
-	return apierr.Unavailable("")
+	return fault.Unavailable("")
 }
 
 // checkLoginCode refuses a code field that is not CodeLen digits.
 func checkLoginCode(code string) error {
 	if len(code) != otp.CodeLen || strings.Trim(code, "0123456789") != "" {
-		return apierr.Invalid("", apierr.FieldError{Field: "code", Message: fmt.Sprintf("must be %d digits", otp.CodeLen)})
+		return fault.Invalid("", fault.FieldError{Field: "code", Message: fmt.Sprintf("must be %d digits", otp.CodeLen)})
 	}
 	return nil
 }
@@ -315,7 +316,7 @@ func (s *server) refuseBlockedPhone(ctx context.Context, num phone.Number) error
 	switch {
 	case err != nil:
 		s.log.Warn("blocklist check failed", "phone", num.Masked(), "err", err)
-		return apierr.Unavailable("")
+		return fault.Unavailable("")
 	case blocked:
 		return errBlocked
 	}
@@ -330,14 +331,14 @@ func otpError(c *fiber.Ctx, err error) error {
 	var re *otp.RetryError
 	switch {
 	case errors.As(err, &re) && errors.Is(err, otp.ErrLockedOut):
-		return retryAfter(c, re.RetryAfter, apierr.New(apierr.CodeOTPLocked, ""))
+		return retryAfter(c, re.RetryAfter, fault.New(fault.CodeOTPLocked, ""))
 	case errors.As(err, &re):
-		return retryAfter(c, re.RetryAfter, apierr.New(apierr.CodeRateLimited, tooManyRequested))
+		return retryAfter(c, re.RetryAfter, fault.New(fault.CodeRateLimited, tooManyRequested))
 	case errors.Is(err, session.ErrDelivery):
-		return apierr.Unavailable("the code could not be delivered; retry later")
+		return fault.Unavailable("the code could not be delivered; retry later")
 	}
 	// The store is down or the node is stopping: fail closed.
-	return apierr.Unavailable("")
+	return fault.Unavailable("")
 }
 
 // verifyOTP checks a code and signs the caller in, creating the user the
@@ -372,19 +373,19 @@ func (s *server) verifyOTP(c *fiber.Ctx) error {
 	switch {
 	case r.Err != nil:
 		s.log.Warn("otp verification failed", "request_id", RequestID(c), "phone", num.Masked(), "err", r.Err)
-		return apierr.Unavailable("")
+		return fault.Unavailable("")
 	case r.Result == otp.ResultLocked:
-		return retryAfter(c, r.RetryAfter, apierr.New(apierr.CodeOTPLocked, ""))
+		return retryAfter(c, r.RetryAfter, fault.New(fault.CodeOTPLocked, ""))
 	case r.Result != otp.ResultOK:
 		// Wrong, expired, used or never sent: one answer, so the
 		// response is no oracle.
-		return apierr.New(apierr.CodeInvalidCode, "")
+		return fault.New(fault.CodeInvalidCode, "")
 	}
 
 	now := s.deps.Now().UTC()
 	index := id.Index.Sum(pii.FieldPhone, num.E164)
 	var out tokenPair
-	var mfa *apierr.Error // set when a TOTP code must follow (gateway/totp.go)
+	var mfa *fault.Error // set when a TOTP code must follow (gateway/totp.go)
 	err = s.deps.Store.InTx(c.UserContext(), func(tx persistence.Tx) error {
 		ctx := c.UserContext()
 		u, err := tx.UserGetByPhoneIndex(ctx, index)
@@ -527,7 +528,7 @@ func (s *server) refresh(c *fiber.Ctx) error {
 		return err
 	}
 	if in.RefreshToken == "" || len(in.RefreshToken) > 128 {
-		return apierr.Invalid("", apierr.FieldError{Field: "refresh_token", Message: "required"})
+		return fault.Invalid("", fault.FieldError{Field: "refresh_token", Message: "required"})
 	}
 	ctx := c.UserContext()
 	now := s.deps.Now().UTC()
@@ -540,7 +541,7 @@ func (s *server) refresh(c *fiber.Ctx) error {
 		reused = nil
 		rt, err := tx.RefreshTokenGet(ctx, hash)
 		if errors.Is(err, persistence.ErrNotFound) {
-			return apierr.New(apierr.CodeRefreshTokenInvalid, "")
+			return fault.New(fault.CodeRefreshTokenInvalid, "")
 		}
 		if err != nil {
 			return err
@@ -550,7 +551,7 @@ func (s *server) refresh(c *fiber.Ctx) error {
 			return err
 		}
 		if !sess.Live(now) {
-			return apierr.New(apierr.CodeRefreshTokenInvalid, "")
+			return fault.New(fault.CodeRefreshTokenInvalid, "")
 		}
 		err = tx.RefreshTokenUse(ctx, hash, now)
 		if errors.Is(err, persistence.ErrConflict) {
@@ -565,7 +566,7 @@ func (s *server) refresh(c *fiber.Ctx) error {
 			return err
 		}
 		if !now.Before(rt.ExpiresAt) {
-			return apierr.New(apierr.CodeRefreshTokenInvalid, "")
+			return fault.New(fault.CodeRefreshTokenInvalid, "")
 		}
 		if err := tx.SessionTouch(ctx, sess.ID, now, s.clientIP(c), trimUserAgent(c.Get(fiber.HeaderUserAgent))); err != nil {
 			return err
@@ -583,7 +584,7 @@ func (s *server) refresh(c *fiber.Ctx) error {
 	if reused != nil {
 		s.forget(now, reused.ID)
 		s.log.Warn("refresh token reused: session revoked", "request_id", RequestID(c), "session", reused.ID, "user", reused.UserID)
-		return apierr.New(apierr.CodeRefreshTokenInvalid, "")
+		return fault.New(fault.CodeRefreshTokenInvalid, "")
 	}
 	return c.JSON(out)
 }
@@ -636,7 +637,7 @@ func (s *server) forget(at time.Time, ids ...string) {
 func caller(c *fiber.Ctx) (auth.Claims, error) {
 	p, _ := Principal(c) // RequireRole ran first
 	if p.SessionID == "" {
-		return p, apierr.Invalid("this token is not bound to a sign-in session")
+		return p, fault.Invalid("this token is not bound to a sign-in session")
 	}
 	return p, nil
 }
@@ -719,7 +720,7 @@ func (s *server) deleteMySession(c *fiber.Ctx) error {
 		sess, err := tx.SessionGet(ctx, sid)
 		// Another user's session is as absent as a made-up id.
 		if errors.Is(err, persistence.ErrNotFound) || (err == nil && sess.UserID != p.Subject) {
-			return apierr.NotFound("no such session")
+			return fault.NotFound("no such session")
 		}
 		if err != nil {
 			return err
@@ -762,7 +763,7 @@ func (s *server) adminRevokeUser(c *fiber.Ctx, tx persistence.Tx) error {
 	ctx, now := c.UserContext(), s.deps.Now().UTC()
 	if _, err := tx.UserGet(ctx, uid); err != nil {
 		if errors.Is(err, persistence.ErrNotFound) {
-			return apierr.NotFound("no such user")
+			return fault.NotFound("no such user")
 		}
 		return err
 	}
@@ -795,13 +796,13 @@ func (s *server) adminSetRoles(c *fiber.Ctx, tx persistence.Tx) error {
 		return err
 	}
 	if len(in.Roles) == 0 {
-		return apierr.Invalid("", apierr.FieldError{Field: "roles", Message: "at least one role is required"})
+		return fault.Invalid("", fault.FieldError{Field: "roles", Message: "at least one role is required"})
 	}
 	roles := make([]string, 0, len(in.Roles))
 	for _, r := range in.Roles {
 		role, err := auth.ParseRole(r)
 		if err != nil || role == auth.RoleKiosk { // kiosk is a device's role, never a user's
-			return apierr.Invalid("", apierr.FieldError{Field: "roles", Message: "unknown role; use client, staff, receptionist or admin"})
+			return fault.Invalid("", fault.FieldError{Field: "roles", Message: "unknown role; use client, staff, receptionist or admin"})
 		}
 		if !slices.Contains(roles, string(role)) {
 			roles = append(roles, string(role))
@@ -817,7 +818,7 @@ func (s *server) adminSetRoles(c *fiber.Ctx, tx persistence.Tx) error {
 	u, err := tx.UserGet(ctx, uid)
 	if err != nil {
 		if errors.Is(err, persistence.ErrNotFound) {
-			return apierr.NotFound("no such user")
+			return fault.NotFound("no such user")
 		}
 		return err
 	}
@@ -858,7 +859,7 @@ func (s *server) auditReason(c *fiber.Ctx, tx persistence.Tx, action, subject, r
 func cleanLabel(field, v string, maxLen int) (string, error) {
 	v = strings.TrimSpace(v)
 	if !utf8.ValidString(v) || utf8.RuneCountInString(v) > maxLen || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return "", apierr.Invalid("", apierr.FieldError{Field: field, Message: fmt.Sprintf("at most %d characters of text", maxLen)})
+		return "", fault.Invalid("", fault.FieldError{Field: field, Message: fmt.Sprintf("at most %d characters of text", maxLen)})
 	}
 	return v, nil
 }

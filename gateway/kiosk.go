@@ -10,12 +10,13 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spa-engine/spa/actors/auth/otp"
+	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/actors/schedule"
+	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/actors/session"
 	"github.com/spa-engine/spa/gateway/apierr"
 	"github.com/spa-engine/spa/gateway/auth"
-	"github.com/spa-engine/spa/actors/auth/otp"
-	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -125,12 +126,12 @@ func (r *kioskRoutes) issue(c *fiber.Ctx) error {
 		return err
 	}
 	if label == "" {
-		return apierr.Invalid("", apierr.FieldError{Field: "label", Message: "required"})
+		return fault.Invalid("", fault.FieldError{Field: "label", Message: "required"})
 	}
 	ttl := r.ttl
 	if in.TTLSeconds != 0 {
 		if in.TTLSeconds < int64(minKioskTTL.Seconds()) || in.TTLSeconds > int64(maxKioskTTL.Seconds()) {
-			return apierr.Invalid("", apierr.FieldError{Field: "ttl_seconds",
+			return fault.Invalid("", fault.FieldError{Field: "ttl_seconds",
 				Message: fmt.Sprintf("must be %d to %d", int64(minKioskTTL.Seconds()), int64(maxKioskTTL.Seconds()))})
 		}
 		ttl = time.Duration(in.TTLSeconds) * time.Second
@@ -163,7 +164,7 @@ func (r *kioskRoutes) list(c *fiber.Ctx) error {
 	case "true":
 		all = true
 	default:
-		return apierr.Invalid("", apierr.FieldError{Field: "all", Message: "must be true or false"})
+		return fault.Invalid("", fault.FieldError{Field: "all", Message: "must be true or false"})
 	}
 	now := r.s.deps.Now().UTC()
 	var list []persistence.Kiosk
@@ -249,7 +250,7 @@ func (r *kioskRoutes) requestCode(c *fiber.Ctx) error {
 	}
 	res := id.Sessions.RequestCode(ctx, id.phoneKey(num), &session.RequestCode{Phone: num.E164})
 	if err := otpError(c, res.Err); err != nil {
-		if apiErr, _ := apierr.From(err); apiErr != nil && apiErr.Code == apierr.CodeRateLimited {
+		if apiErr, _ := apierr.From(err); apiErr != nil && apiErr.Code == fault.CodeRateLimited {
 			r.codes.WithLabelValues("limited").Inc()
 		} else {
 			r.codes.WithLabelValues("error").Inc()
@@ -281,7 +282,7 @@ func (r *kioskRoutes) checkIn(c *fiber.Ctx) error {
 		return err
 	}
 	if s.deps.Calendars == nil {
-		return apierr.Unavailable("booking is not configured on this node")
+		return fault.Unavailable("booking is not configured on this node")
 	}
 	var in kioskCheckInInput
 	if err := decodeJSON(c, &in); err != nil {
@@ -306,13 +307,13 @@ func (r *kioskRoutes) checkIn(c *fiber.Ctx) error {
 	switch {
 	case v.Err != nil:
 		s.log.Warn("kiosk code check failed", "request_id", RequestID(c), "phone", num.Masked(), "err", v.Err)
-		return apierr.Unavailable("")
+		return fault.Unavailable("")
 	case v.Result == otp.ResultLocked:
 		outcome = kioskLocked
-		return retryAfter(c, v.RetryAfter, apierr.New(apierr.CodeOTPLocked, ""))
+		return retryAfter(c, v.RetryAfter, fault.New(fault.CodeOTPLocked, ""))
 	case v.Result != otp.ResultOK:
 		outcome = kioskInvalidCode
-		return apierr.New(apierr.CodeInvalidCode, "")
+		return fault.New(fault.CodeInvalidCode, "")
 	}
 
 	now := s.deps.Now().UTC()
@@ -342,7 +343,7 @@ func (r *kioskRoutes) checkIn(c *fiber.Ctx) error {
 	}
 	if len(todays) == 0 {
 		outcome = kioskNoAppointment
-		return apierr.NotFound("no confirmed appointment today for this number")
+		return fault.NotFound("no confirmed appointment today for this number")
 	}
 	p, _ := Principal(c)
 	var done []persistence.Appointment

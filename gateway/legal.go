@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sergi/go-diff/diffmatchpatch"
 
-	"github.com/spa-engine/spa/gateway/apierr"
+	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -210,12 +210,12 @@ func (g *ConsentGuard) RequireScope(scope ConsentScope) fiber.Handler {
 }
 
 // consentRequired is the 428 listing the documents to accept.
-func consentRequired(docs []persistence.LegalDocument) *apierr.Error {
+func consentRequired(docs []persistence.LegalDocument) *fault.Error {
 	refs := make([]legalRef, len(docs))
 	for i, d := range docs {
 		refs[i] = legalRef{Slug: d.Slug, Version: d.Version, Title: d.Title}
 	}
-	return apierr.New(apierr.CodeConsentRequired, "").WithDetails(map[string]any{"documents": refs})
+	return fault.New(fault.CodeConsentRequired, "").WithDetails(map[string]any{"documents": refs})
 }
 
 // consentSubject is whose consent a request carries: the token subject, or
@@ -317,7 +317,7 @@ func legalViews(docs []persistence.LegalDocument) []legalDocumentJSON {
 func legalSlugParam(c *fiber.Ctx) (string, error) {
 	slug := c.Params("slug")
 	if !persistence.ValidLegalSlug(slug) {
-		return "", apierr.Invalid("", apierr.FieldError{Field: "slug", Message: "must be lower-case words joined by dashes, at most 64 characters"})
+		return "", fault.Invalid("", fault.FieldError{Field: "slug", Message: "must be lower-case words joined by dashes, at most 64 characters"})
 	}
 	return slug, nil
 }
@@ -326,7 +326,7 @@ func legalSlugParam(c *fiber.Ctx) (string, error) {
 func versionValue(field, v string) (int64, error) {
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 1 {
-		return 0, apierr.Invalid("", apierr.FieldError{Field: field, Message: "must be a positive integer"})
+		return 0, fault.Invalid("", fault.FieldError{Field: field, Message: "must be a positive integer"})
 	}
 	return n, nil
 }
@@ -363,13 +363,13 @@ func (s *server) getLegalVersion(c *fiber.Ctx) error {
 	// A draft (never activated) is the admins' business until it is
 	// published; versions callers may have accepted stay readable.
 	if p, _ := Principal(c); d.ActivatedAt.IsZero() && p.Role != auth.RoleAdmin {
-		return apierr.NotFound("legal document version not found")
+		return fault.NotFound("legal document version not found")
 	}
 	return c.JSON(legalView(d))
 }
 
 // errNoSubject: neither a token nor a device id says whose consent it is.
-var errNoSubject = apierr.BadRequest("sign in, or send an " + HeaderDeviceID + " header of 16 to 64 letters, digits, - and _")
+var errNoSubject = fault.BadRequest("sign in, or send an " + HeaderDeviceID + " header of 16 to 64 letters, digits, - and _")
 
 // requiredLegal lists the active documents the caller has not accepted.
 func (s *server) requiredLegal(c *fiber.Ctx) error {

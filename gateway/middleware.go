@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/gateway/apierr"
 	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/gateway/idempotency"
@@ -258,7 +259,7 @@ func (s *server) recoverPanic(c *fiber.Ctx) (err error) {
 				slog.String("stack", string(debug.Stack())),
 			)
 			c.Response().ResetBody()
-			err = apierr.Internal()
+			err = fault.Internal()
 		}
 	}()
 	return c.Next()
@@ -320,7 +321,7 @@ func Authenticate(tokens *auth.Tokens) fiber.Handler {
 
 func unauthenticated(c *fiber.Ctx, msg string) error {
 	c.Set(fiber.HeaderWWWAuthenticate, `Bearer`)
-	return apierr.Unauthenticated(msg)
+	return fault.Unauthenticated(msg)
 }
 
 // RequireRole admits only principals holding one of roles: anonymous
@@ -336,7 +337,7 @@ func RequireRole(roles ...auth.Role) fiber.Handler {
 				return c.Next()
 			}
 		}
-		return apierr.Forbidden("")
+		return fault.Forbidden("")
 	}
 }
 

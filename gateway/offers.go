@@ -13,7 +13,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/spa-engine/spa/actors/schedule"
-	"github.com/spa-engine/spa/gateway/apierr"
+	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -28,11 +28,11 @@ import (
 func offerError(err error) error {
 	switch {
 	case errors.Is(err, persistence.ErrPackageExhausted):
-		return apierr.New(apierr.CodePackageExhausted, "")
+		return fault.New(fault.CodePackageExhausted, "")
 	case errors.Is(err, persistence.ErrInsufficientBalance):
-		return apierr.New(apierr.CodeInsufficientBalance, "")
+		return fault.New(fault.CodeInsufficientBalance, "")
 	case errors.Is(err, persistence.ErrPackageExpired), errors.Is(err, persistence.ErrServiceNotCovered):
-		return apierr.New(apierr.CodeNotRedeemable, err.Error())
+		return fault.New(fault.CodeNotRedeemable, err.Error())
 	}
 	return err
 }
@@ -45,9 +45,9 @@ func onBehalf(c *fiber.Ctx, clientID string) (string, error) {
 	case clientID == "" || clientID == p.Subject:
 		return p.Subject, nil
 	case !isStaff(c):
-		return "", apierr.Forbidden("clients act for themselves; leave client_id out")
+		return "", fault.Forbidden("clients act for themselves; leave client_id out")
 	case !clientRE.MatchString(clientID):
-		return "", apierr.Invalid("", apierr.FieldError{Field: "client_id", Message: "must be 1 to 64 of A-Z, a-z, 0-9, +, ., _, : and -"})
+		return "", fault.Invalid("", fault.FieldError{Field: "client_id", Message: "must be 1 to 64 of A-Z, a-z, 0-9, +, ., _, : and -"})
 	}
 	return clientID, nil
 }
@@ -108,18 +108,18 @@ func (s *server) joinWaitlist(c *fiber.Ctx, tx persistence.Tx) error {
 	// would open a second transaction).
 	ctx := c.UserContext()
 	if sv, err := tx.ServiceGet(ctx, in.ServiceID); err != nil || !sv.Active {
-		return apierr.Invalid("", apierr.FieldError{Field: "service_id", Message: "no such active service"})
+		return fault.Invalid("", fault.FieldError{Field: "service_id", Message: "no such active service"})
 	}
 	if in.StaffID != "" {
 		if m, err := tx.StaffGet(ctx, in.StaffID); err != nil || !m.Active {
-			return apierr.Invalid("", apierr.FieldError{Field: "staff_id", Message: "no such active staff member"})
+			return fault.Invalid("", fault.FieldError{Field: "staff_id", Message: "no such active staff member"})
 		}
 	}
 	e := persistence.WaitlistEntry{ID: ulid.Make().String(), ClientID: client, ServiceID: in.ServiceID, StaffID: in.StaffID,
 		From: in.From.UTC(), To: in.To.UTC(), Status: persistence.WaitlistWaiting, CreatedAt: now, UpdatedAt: now}
 	if err := tx.WaitlistAdd(ctx, e); err != nil {
 		if errors.Is(err, persistence.ErrConflict) {
-			return apierr.Conflict("you are already waiting for this service in an overlapping window")
+			return fault.Conflict("you are already waiting for this service in an overlapping window")
 		}
 		return err
 	}
@@ -153,7 +153,7 @@ func (s *server) leaveWaitlist(c *fiber.Ctx, tx persistence.Tx) error {
 		return notFound(err, "waitlist entry")
 	}
 	if e.Status != persistence.WaitlistWaiting && e.Status != persistence.WaitlistOffered {
-		return apierr.New(apierr.CodeInvalidTransition, "the entry is already closed")
+		return fault.New(fault.CodeInvalidTransition, "the entry is already closed")
 	}
 	e.Status, e.UpdatedAt = persistence.WaitlistCancelled, s.deps.Now().UTC()
 	stored, err := tx.WaitlistUpdate(ctx, e)
@@ -226,7 +226,7 @@ func (s *server) grantPackage(c *fiber.Ctx, tx persistence.Tx) error {
 	ctx := c.UserContext()
 	for _, id := range services {
 		if _, err := tx.ServiceGet(ctx, id); errors.Is(err, persistence.ErrNotFound) {
-			return apierr.Invalid("", apierr.FieldError{Field: "service_ids", Message: "no such service: " + id})
+			return fault.Invalid("", fault.FieldError{Field: "service_ids", Message: "no such service: " + id})
 		} else if err != nil {
 			return err
 		}
@@ -276,7 +276,7 @@ func (s *server) redeemPackage(ctx context.Context, packageID string, ap persist
 		s.log.Warn("could not release a hold whose package was refused", "appointment", ap.ID, "err", cerr)
 	}
 	if errors.Is(err, persistence.ErrNotFound) {
-		return apierr.Invalid("", apierr.FieldError{Field: "package_id", Message: "no such package of yours"})
+		return fault.Invalid("", fault.FieldError{Field: "package_id", Message: "no such package of yours"})
 	}
 	return offerError(err)
 }
@@ -391,7 +391,7 @@ func (s *server) voucherBalance(c *fiber.Ctx) error {
 		err = persistence.ErrNotFound
 	}
 	if errors.Is(err, persistence.ErrNotFound) || errors.Is(err, persistence.ErrInvalid) {
-		return apierr.NotFound("no such voucher, or it expired")
+		return fault.NotFound("no such voucher, or it expired")
 	}
 	if err != nil {
 		return err
@@ -416,15 +416,15 @@ func (s *server) payWithVoucher(c *fiber.Ctx, tx persistence.Tx) error {
 		return err
 	}
 	if in.AmountMinor < 1 || in.AmountMinor > ap.PriceMinor {
-		return apierr.Invalid("", apierr.FieldError{Field: "amount_minor", Message: "must be positive and at most the price"})
+		return fault.Invalid("", fault.FieldError{Field: "amount_minor", Message: "must be positive and at most the price"})
 	}
 	if ap.Status != persistence.StatusHeld && ap.Status != persistence.StatusConfirmed {
-		return apierr.New(apierr.CodeInvalidTransition, "only a held or confirmed appointment can be paid")
+		return fault.New(fault.CodeInvalidTransition, "only a held or confirmed appointment can be paid")
 	}
 	d, err := tx.VoucherDebit(c.UserContext(), persistence.VoucherDebitParams{ID: ulid.Make().String(), Code: in.Code,
 		ClientID: ap.ClientID, AppointmentID: ap.ID, AmountMinor: in.AmountMinor, At: s.deps.Now().UTC()})
 	if errors.Is(err, persistence.ErrNotFound) || errors.Is(err, persistence.ErrInvalid) {
-		return apierr.NotFound("no such voucher, or it expired")
+		return fault.NotFound("no such voucher, or it expired")
 	}
 	if err != nil {
 		return offerError(err)

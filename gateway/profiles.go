@@ -10,10 +10,10 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/spa-engine/spa/gateway/apierr"
-	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/actors/auth/phone"
 	"github.com/spa-engine/spa/actors/auth/pii"
+	"github.com/spa-engine/spa/actors/service/fault"
+	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -119,7 +119,7 @@ func (s *server) profileCodec() (profileCodec, error) {
 		return profileCodec{}, err
 	}
 	if id.Keyring == nil || id.Index == nil {
-		return profileCodec{}, apierr.Unavailable("personal data keys are not configured on this node")
+		return profileCodec{}, fault.Unavailable("personal data keys are not configured on this node")
 	}
 	return profileCodec{keys: id.Keyring, index: id.Index}, nil
 }
@@ -195,9 +195,9 @@ type profileInput struct {
 	Version        int64  `json:"version"`
 }
 
-func (in *profileInput) validate(now time.Time) *apierr.Error {
-	var fields []apierr.FieldError
-	bad := func(f, msg string) { fields = append(fields, apierr.FieldError{Field: f, Message: msg}) }
+func (in *profileInput) validate(now time.Time) *fault.Error {
+	var fields []fault.FieldError
+	bad := func(f, msg string) { fields = append(fields, fault.FieldError{Field: f, Message: msg}) }
 	var err error
 	if in.Name, err = cleanLabel("name", in.Name, maxProfileName); err != nil {
 		bad("name", "at most 120 characters of text")
@@ -230,7 +230,7 @@ func (in *profileInput) validate(now time.Time) *apierr.Error {
 		bad("version", "must be 0 or more")
 	}
 	if len(fields) > 0 {
-		return apierr.Invalid("", fields...)
+		return fault.Invalid("", fields...)
 	}
 	return nil
 }
@@ -297,7 +297,7 @@ func (s *server) putMyProfile(c *fiber.Ctx, tx persistence.Tx) error {
 		return err
 	}
 	if row.Version != in.Version {
-		return apierr.VersionConflict("")
+		return fault.VersionConflict("")
 	}
 	next := row
 	next.UpdatedAt, next.AnonymisedAt = now, time.Time{}
@@ -328,7 +328,7 @@ func (s *server) putMyProfile(c *fiber.Ctx, tx persistence.Tx) error {
 	}
 	stored, err := tx.ProfilePut(ctx, next)
 	if errors.Is(err, persistence.ErrConflict) {
-		return apierr.VersionConflict("")
+		return fault.VersionConflict("")
 	}
 	if err != nil {
 		return err
@@ -369,18 +369,18 @@ func (s *server) lookupClients(c *fiber.Ctx) error {
 	}
 	in.Phone, in.DocumentNumber = strings.TrimSpace(in.Phone), strings.TrimSpace(in.DocumentNumber)
 	if (in.Phone == "") == (in.DocumentNumber == "") {
-		return apierr.Invalid("give exactly one of phone and document_number")
+		return fault.Invalid("give exactly one of phone and document_number")
 	}
 	var index []byte
 	if in.Phone != "" {
 		n, err := s.deps.Identity.Phones.Parse(in.Phone)
 		if err != nil {
-			return apierr.Invalid("", apierr.FieldError{Field: "phone", Message: "not a valid phone number"})
+			return fault.Invalid("", fault.FieldError{Field: "phone", Message: "not a valid phone number"})
 		}
 		index = pc.index.Sum(pii.FieldPhone, n.E164)
 	} else {
 		if !documentNumberRE.MatchString(in.DocumentNumber) {
-			return apierr.Invalid("", apierr.FieldError{Field: "document_number", Message: "3 to 20 letters, digits, dots, dashes or spaces"})
+			return fault.Invalid("", fault.FieldError{Field: "document_number", Message: "3 to 20 letters, digits, dots, dashes or spaces"})
 		}
 		index = pc.index.Sum(pii.FieldDocument, in.DocumentNumber)
 	}

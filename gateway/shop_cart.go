@@ -15,7 +15,7 @@ import (
 
 	"github.com/spa-engine/spa/actors/cart"
 	"github.com/spa-engine/spa/actors/order"
-	"github.com/spa-engine/spa/gateway/apierr"
+	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -85,27 +85,27 @@ func cartError(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, cart.ErrNotFound):
-		return apierr.NotFound("cart not found")
+		return fault.NotFound("cart not found")
 	case errors.Is(err, cart.ErrClosed):
-		return apierr.New(apierr.CodeCartClosed, "")
+		return fault.New(fault.CodeCartClosed, "")
 	case errors.Is(err, cart.ErrOutOfStock):
-		return apierr.New(apierr.CodeOutOfStock, "")
+		return fault.New(fault.CodeOutOfStock, "")
 	case errors.Is(err, cart.ErrReservationLapsed):
-		return apierr.New(apierr.CodeReservationLapsed, "")
+		return fault.New(fault.CodeReservationLapsed, "")
 	case errors.Is(err, cart.ErrUnknownVariant):
-		return apierr.Invalid("", apierr.FieldError{Field: "variant", Message: "no such item on sale"})
+		return fault.Invalid("", fault.FieldError{Field: "variant", Message: "no such item on sale"})
 	case errors.Is(err, cart.ErrEmpty):
-		return apierr.Conflict("the cart is empty")
+		return fault.Conflict("the cart is empty")
 	case errors.Is(err, cart.ErrSignInRequired):
-		return apierr.Unauthenticated("sign in to check out; your cart can be merged into your account")
+		return fault.Unauthenticated("sign in to check out; your cart can be merged into your account")
 	case errors.Is(err, cart.ErrExists):
-		return apierr.Conflict("the cart exists already")
+		return fault.Conflict("the cart exists already")
 	case errors.Is(err, persistence.ErrInsufficientCredit):
-		return apierr.New(apierr.CodeInsufficientCredit, "")
+		return fault.New(fault.CodeInsufficientCredit, "")
 	case errors.Is(err, cart.ErrInvalid):
-		return apierr.Invalid("the cart request is not valid")
+		return fault.Invalid("the cart request is not valid")
 	case errors.Is(err, cart.ErrRetry):
-		return apierr.Unavailable("the cart is busy; retry")
+		return fault.Unavailable("the cart is busy; retry")
 	}
 	return err
 }
@@ -113,11 +113,11 @@ func cartError(err error) error {
 // askCart sends msg to a cart's actor.
 func (s *server) askCart(c *fiber.Ctx, cartID string, msg any) (any, error) {
 	if s.deps.Carts == nil {
-		return nil, apierr.Unavailable("the shop's carts are not running on this node")
+		return nil, fault.Unavailable("the shop's carts are not running on this node")
 	}
 	r, err := s.deps.Carts.Ask(c.UserContext(), cartID, msg)
 	if err != nil {
-		return nil, apierr.Unavailable("the cart did not answer in time; retry")
+		return nil, fault.Unavailable("the cart did not answer in time; retry")
 	}
 	return r, nil
 }
@@ -149,7 +149,7 @@ func (s *server) cartAuth(c *fiber.Ctx) (cart.Auth, bool) {
 func cartParam(c *fiber.Ctx) (string, error) {
 	id := c.Params("id")
 	if !cartIDRE.MatchString(id) {
-		return "", apierr.NotFound("cart not found")
+		return "", fault.NotFound("cart not found")
 	}
 	return id, nil
 }
@@ -248,7 +248,7 @@ func (s *server) setCartLine(c *fiber.Ctx) error {
 			return err
 		}
 		if in.Qty < 1 || in.Qty > cart.MaxLineQty {
-			return apierr.Invalid("", apierr.FieldError{Field: "qty", Message: "must be 1 to 99; DELETE the line to remove it"})
+			return fault.Invalid("", fault.FieldError{Field: "qty", Message: "must be 1 to 99; DELETE the line to remove it"})
 		}
 		qty = in.Qty
 	}
@@ -280,7 +280,7 @@ func (s *server) mergeCart(c *fiber.Ctx) error {
 		return err
 	}
 	if !cartIDRE.MatchString(in.FromCartID) || in.FromToken == "" || len(in.FromToken) > 100 {
-		return apierr.Invalid("", apierr.FieldError{Field: "from_cart_id", Message: "an anonymous cart id and its token are required"})
+		return fault.Invalid("", fault.FieldError{Field: "from_cart_id", Message: "an anonymous cart id and its token are required"})
 	}
 	who, vip := s.cartAuth(c)
 	mine, err := s.askCartView(c, id, &cart.Get{Auth: who, VIP: vip})
@@ -288,7 +288,7 @@ func (s *server) mergeCart(c *fiber.Ctx) error {
 		return err
 	}
 	if mine.Cart.OwnerID == "" || mine.Cart.State != persistence.CartOpen {
-		return apierr.Conflict("merge into your own open cart")
+		return fault.Conflict("merge into your own open cart")
 	}
 	r, err := s.askCart(c, in.FromCartID, &cart.Surrender{Auth: cart.Auth{Token: in.FromToken}, IntoCartID: id})
 	if err != nil {
@@ -342,7 +342,7 @@ func (s *server) checkoutCart(c *fiber.Ctx) error {
 		return err
 	}
 	if in.CreditMinor < 0 {
-		return apierr.Invalid("", apierr.FieldError{Field: "credit_minor", Message: "must not be negative"})
+		return fault.Invalid("", fault.FieldError{Field: "credit_minor", Message: "must not be negative"})
 	}
 	var addr persistence.ShippingAddress
 	if in.Shipping != nil {
@@ -352,7 +352,7 @@ func (s *server) checkoutCart(c *fiber.Ctx) error {
 	}
 	f := persistence.Fulfilment(in.Fulfilment)
 	if f != persistence.FulfilmentPickup && f != persistence.FulfilmentShipping {
-		return apierr.Invalid("", apierr.FieldError{Field: "fulfilment", Message: "must be pickup or shipping"})
+		return fault.Invalid("", fault.FieldError{Field: "fulfilment", Message: "must be pickup or shipping"})
 	}
 	addr, err = order.CheckFulfilment(f, addr)
 	if err != nil {

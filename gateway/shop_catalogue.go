@@ -11,7 +11,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/spa-engine/spa/actors/inventory"
-	"github.com/spa-engine/spa/gateway/apierr"
+	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/persistence"
@@ -136,7 +136,7 @@ func (s *server) listProducts(activeOnly bool) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		category := c.Query("category")
 		if category != "" && !slugRE.MatchString(category) {
-			return apierr.Invalid("", apierr.FieldError{Field: "category", Message: "must be a category id"})
+			return fault.Invalid("", fault.FieldError{Field: "category", Message: "must be a category id"})
 		}
 		var products []persistence.Product
 		var variants []persistence.Variant
@@ -176,7 +176,7 @@ func (s *server) getProduct(c *fiber.Ctx) error {
 		return notFound(err, "product")
 	}
 	if !p.Active {
-		return apierr.NotFound("product not found")
+		return fault.NotFound("product not found")
 	}
 	out := productView(p, variants)
 	if s.deps.Inventory != nil {
@@ -351,9 +351,9 @@ func (s *server) putVariant(c *fiber.Ctx, tx persistence.Tx) error {
 		LowStockThreshold: in.LowStockThreshold, Active: in.Active, Version: in.Version, UpdatedAt: s.deps.Now()})
 	switch {
 	case errors.Is(err, persistence.ErrNotFound):
-		return apierr.Invalid("", apierr.FieldError{Field: "product_id", Message: "no such product"})
+		return fault.Invalid("", fault.FieldError{Field: "product_id", Message: "no such product"})
 	case errors.Is(err, persistence.ErrConflict) && in.Version == 0:
-		return apierr.Conflict("the variant id or SKU is already used")
+		return fault.Conflict("the variant id or SKU is already used")
 	case err != nil:
 		return versionConflict(err, in.Version)
 	}
@@ -398,11 +398,11 @@ func stockView(l inventory.Level) stockJSON {
 // failures and the refusals every caller shares.
 func (s *server) askInventory(ctx context.Context, variantID string, msg any) (any, error) {
 	if s.deps.Inventory == nil {
-		return nil, apierr.Unavailable("the shop's inventory is not running on this node")
+		return nil, fault.Unavailable("the shop's inventory is not running on this node")
 	}
 	r, err := s.deps.Inventory.Ask(ctx, variantID, msg)
 	if err != nil {
-		return nil, apierr.Unavailable("the inventory did not answer in time; retry")
+		return nil, fault.Unavailable("the inventory did not answer in time; retry")
 	}
 	return r, nil
 }
@@ -412,13 +412,13 @@ func inventoryError(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, inventory.ErrOutOfStock):
-		return apierr.New(apierr.CodeOutOfStock, "")
+		return fault.New(fault.CodeOutOfStock, "")
 	case errors.Is(err, inventory.ErrUnknownVariant):
-		return apierr.NotFound("variant not found")
+		return fault.NotFound("variant not found")
 	case errors.Is(err, inventory.ErrInvalid):
-		return apierr.Invalid("the stock movement is not valid")
+		return fault.Invalid("the stock movement is not valid")
 	case errors.Is(err, inventory.ErrRetry):
-		return apierr.Unavailable("the inventory is busy recovering; retry")
+		return fault.Unavailable("the inventory is busy recovering; retry")
 	}
 	return err
 }

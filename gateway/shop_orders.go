@@ -10,7 +10,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/spa-engine/spa/actors/order"
-	"github.com/spa-engine/spa/gateway/apierr"
+	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -74,21 +74,21 @@ func orderError(err error) error {
 	var inv order.InvalidAddress
 	switch {
 	case errors.As(err, &te):
-		return apierr.New(apierr.CodeOrderTransition, te.Error())
+		return fault.New(fault.CodeOrderTransition, te.Error())
 	case errors.Is(err, persistence.ErrStatusMismatch):
-		return apierr.New(apierr.CodeOrderTransition, "the order or return changed meanwhile; reload it")
+		return fault.New(fault.CodeOrderTransition, "the order or return changed meanwhile; reload it")
 	case errors.Is(err, order.ErrNotReturnable):
-		return apierr.New(apierr.CodeNotReturnable, "")
+		return fault.New(fault.CodeNotReturnable, "")
 	case errors.Is(err, persistence.ErrReturnExceedsOrder):
-		return apierr.New(apierr.CodeReturnExceedsOrder, "")
+		return fault.New(fault.CodeReturnExceedsOrder, "")
 	case errors.Is(err, persistence.ErrInsufficientCredit):
-		return apierr.New(apierr.CodeInsufficientCredit, "")
+		return fault.New(fault.CodeInsufficientCredit, "")
 	case errors.As(err, &inv):
-		fields := make([]apierr.FieldError, len(inv))
+		fields := make([]fault.FieldError, len(inv))
 		for i, f := range inv {
-			fields[i] = apierr.FieldError{Field: "shipping_address." + f.Field, Message: f.Message}
+			fields[i] = fault.FieldError{Field: "shipping_address." + f.Field, Message: f.Message}
 		}
-		return apierr.Invalid("", fields...)
+		return fault.Invalid("", fields...)
 	}
 	return notFound(err, "order")
 }
@@ -204,7 +204,7 @@ func pageParams(c *fiber.Ctx) (limit int, before string, err error) {
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxShopLimit {
-			return 0, "", apierr.Invalid("", apierr.FieldError{Field: "limit", Message: "must be an integer from 1 to 200"})
+			return 0, "", fault.Invalid("", fault.FieldError{Field: "limit", Message: "must be an integer from 1 to 200"})
 		}
 		limit = n
 	}
@@ -223,7 +223,7 @@ func statusFilter(c *fiber.Ctx) ([]persistence.OrderStatus, error) {
 	}
 	s := persistence.OrderStatus(v)
 	if !s.Valid() {
-		return nil, apierr.Invalid("", apierr.FieldError{Field: "status", Message: "must be an order status"})
+		return nil, fault.Invalid("", fault.FieldError{Field: "status", Message: "must be an order status"})
 	}
 	return []persistence.OrderStatus{s}, nil
 }
@@ -258,7 +258,7 @@ func (s *server) myOrders(c *fiber.Ctx) error {
 func (s *server) listOrders(c *fiber.Ctx) error {
 	client := c.Query("client_id")
 	if client != "" && !clientRE.MatchString(client) {
-		return apierr.Invalid("", apierr.FieldError{Field: "client_id", Message: "must be a client id"})
+		return fault.Invalid("", fault.FieldError{Field: "client_id", Message: "must be a client id"})
 	}
 	return s.listOrdersOf(c, client)
 }
@@ -371,7 +371,7 @@ func (s *server) requestReturn(c *fiber.Ctx, tx persistence.Tx) ([]string, error
 		ClientID: owner, Lines: lines, Reason: reason, Actor: s.actor(c), At: s.deps.Now().UTC()})
 	if err != nil {
 		if errors.Is(err, persistence.ErrNotFound) {
-			return nil, apierr.NotFound("order or order line not found")
+			return nil, fault.NotFound("order or order line not found")
 		}
 		return nil, orderError(err)
 	}
@@ -392,7 +392,7 @@ func (s *server) listReturns(c *fiber.Ctx) error {
 	switch status {
 	case "", persistence.ReturnRequested, persistence.ReturnCompleted, persistence.ReturnRejected:
 	default:
-		return apierr.Invalid("", apierr.FieldError{Field: "status", Message: "must be requested, completed or rejected"})
+		return fault.Invalid("", fault.FieldError{Field: "status", Message: "must be requested, completed or rejected"})
 	}
 	rows, cur, err := readPage(s, c, limit, func(ctx context.Context, tx persistence.Tx, limit int) ([]persistence.Return, error) {
 		return tx.ReturnList(ctx, persistence.ReturnListParams{Status: status, BeforeID: before, Limit: limit})
@@ -440,9 +440,9 @@ func (s *server) processReturn(c *fiber.Ctx, tx persistence.Tx) ([]string, error
 		Damaged: damaged, Actor: s.actor(c), Reason: reason, At: s.deps.Now().UTC()})
 	switch {
 	case errors.Is(err, persistence.ErrInvalid):
-		return nil, apierr.Invalid("", apierr.FieldError{Field: "damaged_line_ids", Message: "must name lines of this return"})
+		return nil, fault.Invalid("", fault.FieldError{Field: "damaged_line_ids", Message: "must name lines of this return"})
 	case errors.Is(err, persistence.ErrNotFound):
-		return nil, apierr.NotFound("return not found")
+		return nil, fault.NotFound("return not found")
 	case err != nil:
 		return nil, orderError(err)
 	}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/spa-engine/spa/gateway/apierr"
+	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -47,7 +47,7 @@ type vipJSON struct {
 func clientParam(c *fiber.Ctx) (string, error) {
 	id := c.Params("id")
 	if !clientRE.MatchString(id) {
-		return "", apierr.Invalid("", apierr.FieldError{Field: "id", Message: "must be a client id"})
+		return "", fault.Invalid("", fault.FieldError{Field: "id", Message: "must be a client id"})
 	}
 	return id, nil
 }
@@ -78,7 +78,7 @@ func (s *server) setVIP(vip bool) func(c *fiber.Ctx, tx persistence.Tx) error {
 func (s *server) getVIP(c *fiber.Ctx) error {
 	id := c.Params("id")
 	if !clientRE.MatchString(id) {
-		return apierr.NotFound("client not found")
+		return fault.NotFound("client not found")
 	}
 	var vip bool
 	if err := s.read(c, func(ctx context.Context, tx persistence.Tx) (err error) {

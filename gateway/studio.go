@@ -16,7 +16,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/spa-engine/spa/gateway/apierr"
+	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -61,7 +61,7 @@ func (s *server) loadStudio(c *fiber.Ctx) (persistence.Studio, error) {
 		return err
 	})
 	if errors.Is(err, persistence.ErrNotFound) {
-		return st, apierr.NotFound("the studio is not set up yet")
+		return st, fault.NotFound("the studio is not set up yet")
 	}
 	return st, err
 }
@@ -99,9 +99,9 @@ var (
 
 // validate normalises in (trims) and reports every problem at once, so a
 // form can mark all bad fields in one round trip.
-func (in *studioInput) validate() *apierr.Error {
-	var fields []apierr.FieldError
-	bad := func(f, msg string) { fields = append(fields, apierr.FieldError{Field: f, Message: msg}) }
+func (in *studioInput) validate() *fault.Error {
+	var fields []fault.FieldError
+	bad := func(f, msg string) { fields = append(fields, fault.FieldError{Field: f, Message: msg}) }
 
 	in.Name = strings.TrimSpace(in.Name)
 	if n := utf8.RuneCountInString(in.Name); n < 1 || n > 120 {
@@ -129,7 +129,7 @@ func (in *studioInput) validate() *apierr.Error {
 		bad("version", "must be 0 or more")
 	}
 	if len(fields) > 0 {
-		return apierr.Invalid("", fields...)
+		return fault.Invalid("", fields...)
 	}
 	return nil
 }
@@ -167,11 +167,11 @@ func validEmail(s string) bool {
 func decodeJSON(c *fiber.Ctx, dst any) error {
 	mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
 	if err != nil || mt != fiber.MIMEApplicationJSON {
-		return apierr.UnsupportedMediaType("Content-Type must be application/json")
+		return fault.UnsupportedMediaType("Content-Type must be application/json")
 	}
 	body := c.Body()
 	if len(bytes.TrimSpace(body)) == 0 {
-		return apierr.BadRequest("a JSON body is required")
+		return fault.BadRequest("a JSON body is required")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -179,7 +179,7 @@ func decodeJSON(c *fiber.Ctx, dst any) error {
 		return jsonError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return apierr.BadRequest("the body must hold exactly one JSON object")
+		return fault.BadRequest("the body must hold exactly one JSON object")
 	}
 	return nil
 }
@@ -193,19 +193,19 @@ func jsonError(err error) error {
 	)
 	switch {
 	case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return apierr.BadRequest("the body is not valid JSON")
+		return fault.BadRequest("the body is not valid JSON")
 	case errors.As(err, &typ):
 		if typ.Field == "" {
-			return apierr.BadRequest("the body must be a JSON object")
+			return fault.BadRequest("the body must be a JSON object")
 		}
-		return apierr.BadRequest(fmt.Sprintf("field %q has the wrong type", bounded(typ.Field)))
+		return fault.BadRequest(fmt.Sprintf("field %q has the wrong type", bounded(typ.Field)))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		// encoding/json has no typed error for this; the field name is
 		// quoted in the message.
 		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
-		return apierr.BadRequest("unknown field " + bounded(name))
+		return fault.BadRequest("unknown field " + bounded(name))
 	}
-	return apierr.BadRequest("the body is not valid JSON")
+	return fault.BadRequest("the body is not valid JSON")
 }
 
 // bounded keeps client-chosen names short and printable in our messages.

@@ -16,10 +16,10 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/spa-engine/spa/gateway/apierr"
-	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/actors/auth/phone"
 	"github.com/spa-engine/spa/actors/auth/totp"
+	"github.com/spa-engine/spa/actors/service/fault"
+	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -137,7 +137,7 @@ type mfaDetails struct {
 // confirmed TOTP factor it stores a challenge and returns the 401
 // mfa_required answer that carries it (the caller commits, then answers
 // it instead of issuing tokens); for anyone else it returns nil.
-func (s *server) secondFactorChallenge(c *fiber.Ctx, tx persistence.Tx, u persistence.User, device string, now time.Time) (*apierr.Error, error) {
+func (s *server) secondFactorChallenge(c *fiber.Ctx, tx persistence.Tx, u persistence.User, device string, now time.Time) (*fault.Error, error) {
 	if !needsSecondFactor(u.Roles) {
 		return nil, nil
 	}
@@ -165,7 +165,7 @@ func (s *server) secondFactorChallenge(c *fiber.Ctx, tx persistence.Tx, u persis
 		return nil, err
 	}
 	c.Set(fiber.HeaderWWWAuthenticate, "Bearer") // a 401, as every 401 carries
-	return apierr.New(apierr.CodeMFARequired, "").WithDetails(mfaDetails{Challenge: tok, ExpiresIn: int(cfg.ChallengeTTL.Seconds())}), nil
+	return fault.New(fault.CodeMFARequired, "").WithDetails(mfaDetails{Challenge: tok, ExpiresIn: int(cfg.ChallengeTTL.Seconds())}), nil
 }
 
 // mfaSweepBatch bounds the expired challenges one sign-in deletes: more than
@@ -183,7 +183,7 @@ type totpSignInInput struct {
 	Code      string `json:"code"`
 }
 
-var errChallenge = apierr.Unauthenticated("the sign-in challenge is invalid, used or expired; sign in again")
+var errChallenge = fault.Unauthenticated("the sign-in challenge is invalid, used or expired; sign in again")
 
 // signIn exchanges a challenge and a TOTP or recovery code for tokens.
 func (r *totpRoutes) signIn(c *fiber.Ctx) error {
@@ -270,9 +270,9 @@ type checkResult struct {
 // answer is the HTTP refusal of a failed check.
 func (res *checkResult) answer(c *fiber.Ctx) error {
 	if res.lockedIn > 0 {
-		return retryAfter(c, res.lockedIn, apierr.New(apierr.CodeOTPLocked, "too many wrong codes; wait before trying again (see Retry-After)"))
+		return retryAfter(c, res.lockedIn, fault.New(fault.CodeOTPLocked, "too many wrong codes; wait before trying again (see Retry-After)"))
 	}
-	return apierr.New(apierr.CodeInvalidCode, "the code is wrong or was already used")
+	return fault.New(fault.CodeInvalidCode, "the code is wrong or was already used")
 }
 
 // withFactorRetry runs fn in a transaction and, when fn's factor write lost
@@ -378,7 +378,7 @@ func (r *totpRoutes) me(ctx context.Context, tx persistence.Tx, c *fiber.Ctx) (p
 	p, _ := Principal(c)
 	u, err := tx.UserGet(ctx, p.Subject)
 	if errors.Is(err, persistence.ErrNotFound) {
-		return u, apierr.Forbidden("only signed-in users have a second factor")
+		return u, fault.Forbidden("only signed-in users have a second factor")
 	}
 	return u, err
 }
@@ -445,7 +445,7 @@ func (r *totpRoutes) enrol(c *fiber.Ctx) error {
 		f, err := tx.TOTPFactorGet(ctx, u.ID)
 		switch {
 		case err == nil && f.Confirmed():
-			return apierr.Conflict("a second factor is already enabled; disable it first")
+			return fault.Conflict("a second factor is already enabled; disable it first")
 		case errors.Is(err, persistence.ErrNotFound):
 			f = persistence.TOTPFactor{UserID: u.ID, CreatedAt: now}
 		case err != nil:
@@ -521,11 +521,11 @@ func (r *totpRoutes) confirm(c *fiber.Ctx) error {
 		f, err := tx.TOTPFactorGet(ctx, u.ID)
 		switch {
 		case errors.Is(err, persistence.ErrNotFound):
-			return nil, apierr.NotFound("no enrolment is pending; POST /v1/me/totp/enrol first")
+			return nil, fault.NotFound("no enrolment is pending; POST /v1/me/totp/enrol first")
 		case err != nil:
 			return nil, err
 		case f.Confirmed():
-			return nil, apierr.Conflict("the second factor is already enabled")
+			return nil, fault.Conflict("the second factor is already enabled")
 		}
 		plain, set, err := totp.NewRecoveryCodes(r.cfg.Rand, r.cfg.RecoveryCodes)
 		if err != nil {
@@ -577,7 +577,7 @@ func (r *totpRoutes) disable(c *fiber.Ctx) error {
 		}
 		f, err := tx.TOTPFactorGet(ctx, u.ID)
 		if errors.Is(err, persistence.ErrNotFound) {
-			return nil, apierr.NotFound("no second factor is enrolled")
+			return nil, fault.NotFound("no second factor is enrolled")
 		}
 		if err != nil {
 			return nil, err

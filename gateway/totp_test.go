@@ -22,13 +22,13 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spa-engine/spa/actors/auth/otp"
+	"github.com/spa-engine/spa/actors/auth/pii"
+	"github.com/spa-engine/spa/actors/auth/totp"
 	"github.com/spa-engine/spa/actors/limiter"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/session"
 	"github.com/spa-engine/spa/gateway/auth"
-	"github.com/spa-engine/spa/actors/auth/otp"
-	"github.com/spa-engine/spa/actors/auth/pii"
-	"github.com/spa-engine/spa/actors/auth/totp"
 	"github.com/spa-engine/spa/persistence"
 	"github.com/spa-engine/spa/persistence/postgres"
 )
@@ -89,7 +89,7 @@ func newMFAEnvOn(t *testing.T, store persistence.Store, start time.Time, withCal
 		t.Cleanup(lim.Stop)
 		index, _ := pii.NewBlindIndex(bytes.Repeat([]byte{2}, pii.MinIndexKeyLen))
 		keyring, _ := pii.NewKeyring(pii.KeyringConfig{Primary: "k1", Keys: map[string][]byte{"k1": bytes.Repeat([]byte{3}, pii.KeyLen)}})
-		me.revoked = auth.NewRevokedSessions(15*time.Minute, nil)
+		me.revoked = auth.NewRevokedSessions(15*time.Minute, me.clk.now)
 		d.Tokens.SetRevocations(me.revoked)
 		d.BlindIndex = index
 		d.Identity = &Identity{Sessions: dir, Limiter: lim, Index: index, Keyring: keyring, Revoked: me.revoked}

@@ -28,8 +28,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"github.com/spa-engine/spa/actors/directory"
 	"github.com/spa-engine/spa/actors/auth/otp"
+	"github.com/spa-engine/spa/actors/directory"
 	"github.com/spa-engine/spa/actors/providers/sender"
 	"github.com/spa-engine/spa/persistence"
 )

@@ -18,10 +18,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/spa-engine/spa/actors/session"
-	"github.com/spa-engine/spa/cluster/wire"
 	"github.com/spa-engine/spa/actors/auth/otp"
 	"github.com/spa-engine/spa/actors/providers/sender"
+	"github.com/spa-engine/spa/actors/session"
+	"github.com/spa-engine/spa/cluster/wire"
 	"github.com/spa-engine/spa/messages"
 )
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spa-engine/spa/actors/auth/otp"
 	"github.com/spa-engine/spa/actors/cart"
 	"github.com/spa-engine/spa/actors/inventory"
 	"github.com/spa-engine/spa/actors/resource"
@@ -18,7 +19,6 @@ import (
 	"github.com/spa-engine/spa/cluster/route"
 	"github.com/spa-engine/spa/cluster/sessionwire"
 	"github.com/spa-engine/spa/cluster/shopwire"
-	"github.com/spa-engine/spa/actors/auth/otp"
 )
 
 // recordingLocal is a directory that answers with a fixed reply or error

@@ -13,14 +13,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/spa-engine/spa/actors/auth/otp"
+	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/actors/limiter"
+	"github.com/spa-engine/spa/actors/providers"
 	"github.com/spa-engine/spa/actors/session"
 	"github.com/spa-engine/spa/cluster/outbox"
 	"github.com/spa-engine/spa/gateway"
 	"github.com/spa-engine/spa/gateway/auth"
-	"github.com/spa-engine/spa/actors/auth/otp"
-	"github.com/spa-engine/spa/actors/auth/pii"
-	"github.com/spa-engine/spa/actors/providers"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )

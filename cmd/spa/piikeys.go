@@ -9,8 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/spa-engine/spa/gateway"
 	"github.com/spa-engine/spa/actors/auth/pii"
+	"github.com/spa-engine/spa/gateway"
 )
 
 // piiKeysEnv lists the keys personal data is sealed under, primary first:

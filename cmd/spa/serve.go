@@ -21,6 +21,7 @@ import (
 
 	"github.com/spa-engine/spa/actors"
 	"github.com/spa-engine/spa/actors/batch"
+	"github.com/spa-engine/spa/actors/lockbooking"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/waitlist"
@@ -30,7 +31,6 @@ import (
 	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
-	"github.com/spa-engine/spa/actors/lockbooking"
 	"github.com/spa-engine/spa/persistence/postgres"
 	"github.com/spa-engine/spa/persistence/sqlite"
 )

@@ -11,23 +11,24 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/gateway/reqctx"
 	"github.com/spa-engine/spa/persistence"
 )
 
 func TestTableStatuses(t *testing.T) {
 	want := map[string]int{
-		CodeBadRequest: 400, CodeValidationFailed: 422, CodeUnauthenticated: 401, CodeForbidden: 403,
-		CodeNotFound: 404, CodeConflict: 409, CodeVersionConflict: 409, CodeIdempotencyKeyInvalid: 400,
-		CodeIdempotencyKeyReused: 422, CodeIdempotencyKeyInUse: 409, CodePayloadTooLarge: 413,
-		CodeUnsupportedMediaType: 415, CodeRateLimited: 429, CodeUnavailable: 503, CodeTimeout: 504, CodeInternal: 500,
+		fault.CodeBadRequest: 400, fault.CodeValidationFailed: 422, fault.CodeUnauthenticated: 401, fault.CodeForbidden: 403,
+		fault.CodeNotFound: 404, fault.CodeConflict: 409, fault.CodeVersionConflict: 409, fault.CodeIdempotencyKeyInvalid: 400,
+		fault.CodeIdempotencyKeyReused: 422, fault.CodeIdempotencyKeyInUse: 409, fault.CodePayloadTooLarge: 413,
+		fault.CodeUnsupportedMediaType: 415, fault.CodeRateLimited: 429, fault.CodeUnavailable: 503, fault.CodeTimeout: 504, fault.CodeInternal: 500,
 	}
 	for code, status := range want {
-		if e := New(code, ""); e.Status != status || e.Code != code || e.Message == "" {
+		if e := fault.New(code, ""); e.Status != status || e.Code != code || e.Message == "" {
 			t.Errorf("%s: %+v", code, e)
 		}
 	}
-	if e := New("made_up", "x"); e.Code != CodeInternal || e.Status != 500 {
+	if e := fault.New("made_up", "x"); e.Code != fault.CodeInternal || e.Status != 500 {
 		t.Errorf("unknown code: %+v", e)
 	}
 }
@@ -38,19 +39,19 @@ func TestFrom(t *testing.T) {
 		code string
 		safe bool
 	}{
-		{fmt.Errorf("wrap: %w", persistence.ErrNotFound), CodeNotFound, true},
-		{fmt.Errorf("wrap: %w", persistence.ErrConflict), CodeConflict, true},
-		{fmt.Errorf("wrap: %w", persistence.ErrUnavailable), CodeUnavailable, false},
-		{fmt.Errorf("wrap: %w", persistence.ErrInvalid), CodeValidationFailed, false},
-		{fmt.Errorf("wrap: %w", persistence.ErrFenced), CodeUnavailable, false},
-		{context.DeadlineExceeded, CodeTimeout, false},
-		{fiber.ErrRequestEntityTooLarge, CodePayloadTooLarge, true},
-		{fiber.NewError(404, "Cannot GET /secret"), CodeNotFound, true},
-		{fiber.ErrMethodNotAllowed, CodeMethodNotAllowed, true},
-		{fiber.ErrTeapot, CodeBadRequest, true},
-		{fiber.ErrInternalServerError, CodeInternal, true},
-		{fmt.Errorf("handler: %w", Forbidden("")), CodeForbidden, true},
-		{errors.New("sql: secret"), CodeInternal, false},
+		{fmt.Errorf("wrap: %w", persistence.ErrNotFound), fault.CodeNotFound, true},
+		{fmt.Errorf("wrap: %w", persistence.ErrConflict), fault.CodeConflict, true},
+		{fmt.Errorf("wrap: %w", persistence.ErrUnavailable), fault.CodeUnavailable, false},
+		{fmt.Errorf("wrap: %w", persistence.ErrInvalid), fault.CodeValidationFailed, false},
+		{fmt.Errorf("wrap: %w", persistence.ErrFenced), fault.CodeUnavailable, false},
+		{context.DeadlineExceeded, fault.CodeTimeout, false},
+		{fiber.ErrRequestEntityTooLarge, fault.CodePayloadTooLarge, true},
+		{fiber.NewError(404, "Cannot GET /secret"), fault.CodeNotFound, true},
+		{fiber.ErrMethodNotAllowed, fault.CodeMethodNotAllowed, true},
+		{fiber.ErrTeapot, fault.CodeBadRequest, true},
+		{fiber.ErrInternalServerError, fault.CodeInternal, true},
+		{fmt.Errorf("handler: %w", fault.Forbidden("")), fault.CodeForbidden, true},
+		{errors.New("sql: secret"), fault.CodeInternal, false},
 	}
 	for _, tc := range cases {
 		e, safe := From(tc.err)
@@ -61,7 +62,7 @@ func TestFrom(t *testing.T) {
 			t.Errorf("From(%v) echoed the error text", tc.err)
 		}
 	}
-	if !IsClientError(Invalid("x")) || IsClientError(errors.New("x")) {
+	if !IsClientError(fault.Invalid("x")) || IsClientError(errors.New("x")) {
 		t.Error("IsClientError")
 	}
 }
@@ -70,7 +71,7 @@ func TestWriteShape(t *testing.T) {
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/", func(c *fiber.Ctx) error {
 		reqctx.SetRequestID(c, "rid-1")
-		return Write(c, Invalid("bad input", FieldError{Field: "name", Message: "required"}))
+		return Write(c, fault.Invalid("bad input", fault.FieldError{Field: "name", Message: "required"}))
 	})
 	res, err := app.Test(httptest.NewRequest("GET", "/", nil), -1)
 	if err != nil {
@@ -82,7 +83,7 @@ func TestWriteShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := got["error"]
-	if res.StatusCode != 422 || e["code"] != CodeValidationFailed || e["message"] != "bad input" || e["request_id"] != "rid-1" || e["details"] == nil {
+	if res.StatusCode != 422 || e["code"] != fault.CodeValidationFailed || e["message"] != "bad input" || e["request_id"] != "rid-1" || e["details"] == nil {
 		t.Fatalf("%d %s", res.StatusCode, b)
 	}
 }
@@ -100,18 +101,18 @@ func (a appended) AppendJSON(b []byte) []byte {
 // what c.JSON(body{…}) wrote before it, for plain and escaped strings and
 // every kind of details, and it answers application/json.
 func TestWriteMatchesEncodingJSON(t *testing.T) {
-	var nilFields *FieldError
+	var nilFields *fault.FieldError
 	cases := []struct {
 		err *Error
 		rid string
 	}{
-		{New(CodeSlotTaken, ""), "01JDXQ7Z9V8K3M2N4P5R6S7T8V"},
-		{Invalid("bad input", FieldError{Field: "name", Message: "required"}), "rid-1"},
-		{New(CodeConflict, `quote " backslash \ <tag> & é `+"\n\t\u2028 \x7f"), `odd"<id>`},
-		{New(CodeNotFound, "").WithDetails(map[string]any{"documents": []string{"terms", "privacy"}}), ""},
-		{New(CodeConflict, "").WithDetails(nilFields), "r"}, // a typed nil is not omitted
-		{New(CodeConflict, "").WithDetails([]int{}), "r"},
-		{New(CodeConflict, "").WithDetails(appended{S: "a<b>"}), "r"},
+		{fault.New(fault.CodeSlotTaken, ""), "01JDXQ7Z9V8K3M2N4P5R6S7T8V"},
+		{fault.Invalid("bad input", fault.FieldError{Field: "name", Message: "required"}), "rid-1"},
+		{fault.New(fault.CodeConflict, `quote " backslash \ <tag> & é `+"\n\t\u2028 \x7f"), `odd"<id>`},
+		{fault.New(fault.CodeNotFound, "").WithDetails(map[string]any{"documents": []string{"terms", "privacy"}}), ""},
+		{fault.New(fault.CodeConflict, "").WithDetails(nilFields), "r"}, // a typed nil is not omitted
+		{fault.New(fault.CodeConflict, "").WithDetails([]int{}), "r"},
+		{fault.New(fault.CodeConflict, "").WithDetails(appended{S: "a<b>"}), "r"},
 	}
 	for _, tc := range cases {
 		want, err := json.Marshal(body{Error: bodyError{Code: tc.err.Code, Message: tc.err.Message, RequestID: tc.rid, Details: tc.err.Details}})
@@ -143,7 +144,7 @@ func TestWriteRefusesUnencodableDetails(t *testing.T) {
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	var werr error
 	app.Get("/", func(c *fiber.Ctx) error {
-		werr = Write(c, New(CodeConflict, "").WithDetails(make(chan int)))
+		werr = Write(c, fault.New(fault.CodeConflict, "").WithDetails(make(chan int)))
 		return nil
 	})
 	if _, err := app.Test(httptest.NewRequest("GET", "/", nil), -1); err != nil {
@@ -155,7 +156,7 @@ func TestWriteRefusesUnencodableDetails(t *testing.T) {
 }
 
 func TestFromUnwrapped(t *testing.T) {
-	e := Forbidden("")
+	e := fault.Forbidden("")
 	if got, safe := From(e); got != e || !safe {
 		t.Fatalf("From(*Error) = %v, %v", got, safe)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/gateway/reqctx"
 )
 
@@ -17,42 +18,42 @@ import (
 func fromFiber(fe *fiber.Error) *Error {
 	switch fe.Code {
 	case fiber.StatusBadRequest:
-		return New(CodeBadRequest, "")
+		return fault.New(fault.CodeBadRequest, "")
 	case fiber.StatusUnauthorized:
-		return New(CodeUnauthenticated, "")
+		return fault.New(fault.CodeUnauthenticated, "")
 	case fiber.StatusForbidden:
-		return New(CodeForbidden, "")
+		return fault.New(fault.CodeForbidden, "")
 	case fiber.StatusNotFound:
-		return New(CodeNotFound, "")
+		return fault.New(fault.CodeNotFound, "")
 	case fiber.StatusMethodNotAllowed:
-		return New(CodeMethodNotAllowed, "")
+		return fault.New(fault.CodeMethodNotAllowed, "")
 	case fiber.StatusConflict:
-		return New(CodeConflict, "")
+		return fault.New(fault.CodeConflict, "")
 	case fiber.StatusRequestTimeout:
-		return New(CodeRequestTimeout, "")
+		return fault.New(fault.CodeRequestTimeout, "")
 	case fiber.StatusRequestEntityTooLarge:
-		return New(CodePayloadTooLarge, "")
+		return fault.New(fault.CodePayloadTooLarge, "")
 	case fiber.StatusUnsupportedMediaType:
-		return New(CodeUnsupportedMediaType, "")
+		return fault.New(fault.CodeUnsupportedMediaType, "")
 	case fiber.StatusUnprocessableEntity:
-		return New(CodeValidationFailed, "")
+		return fault.New(fault.CodeValidationFailed, "")
 	case fiber.StatusTooManyRequests:
-		return New(CodeRateLimited, "")
+		return fault.New(fault.CodeRateLimited, "")
 	case fiber.StatusRequestHeaderFieldsTooLarge:
-		return New(CodeHeadersTooLarge, "")
+		return fault.New(fault.CodeHeadersTooLarge, "")
 	case fiber.StatusBadGateway:
 		// fasthttp reports a broken client connection this way; it is the
 		// client's request that could not be read.
-		return New(CodeBadRequest, "")
+		return fault.New(fault.CodeBadRequest, "")
 	case fiber.StatusServiceUnavailable:
-		return New(CodeUnavailable, "")
+		return fault.New(fault.CodeUnavailable, "")
 	case fiber.StatusGatewayTimeout:
-		return New(CodeTimeout, "")
+		return fault.New(fault.CodeTimeout, "")
 	}
 	if fe.Code >= 400 && fe.Code < 500 {
-		return New(CodeBadRequest, "")
+		return fault.New(fault.CodeBadRequest, "")
 	}
-	return Internal()
+	return fault.Internal()
 }
 
 // body is the wire shape of every error response. Write produces its

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/gateway/apierr"
 	"github.com/spa-engine/spa/gateway/reqctx"
 	"github.com/spa-engine/spa/persistence"
@@ -88,7 +89,7 @@ func Wrap(store persistence.Store, cfg Config, h Handler) fiber.Handler {
 			})
 		}
 		if len(keys) > 1 || !validKey(keys[0]) {
-			return apierr.New(apierr.CodeIdempotencyKeyInvalid, "")
+			return fault.New(fault.CodeIdempotencyKeyInvalid, "")
 		}
 		r := &run{
 			store: store,
@@ -145,7 +146,7 @@ func WrapExternal(store persistence.Store, cfg Config, h ExternalHandler) fiber.
 			return h(c)
 		}
 		if len(keys) > 1 || !validKey(keys[0]) {
-			return apierr.New(apierr.CodeIdempotencyKeyInvalid, "")
+			return fault.New(fault.CodeIdempotencyKeyInvalid, "")
 		}
 		r := &run{store: store, cfg: cfg, external: h, scope: Scope(c), key: string(keys[0]),
 			hash: RequestHash(c.Method(), c.OriginalURL(), c.Get(fiber.HeaderContentType), c.Body())}
@@ -195,13 +196,13 @@ func (r *run) serve(c *fiber.Ctx) error {
 		case !rec.ExpiresAt.IsZero() && rec.ExpiresAt.Before(now):
 			// Expired but not yet swept: as good as absent.
 		case !bytes.Equal(rec.RequestHash, r.hash):
-			refusal = apierr.New(apierr.CodeIdempotencyKeyReused, "")
+			refusal = fault.New(fault.CodeIdempotencyKeyReused, "")
 			return nil
 		case rec.State == persistence.IdempotencyCompleted:
 			replay = &rec
 			return nil
 		case rec.LockedUntil.After(now):
-			refusal = apierr.New(apierr.CodeIdempotencyKeyInUse, "")
+			refusal = fault.New(fault.CodeIdempotencyKeyInUse, "")
 			return nil
 		default:
 			// In progress with a lapsed lease: the first attempt died
@@ -253,7 +254,7 @@ func (r *run) serve(c *fiber.Ctx) error {
 	})
 	if lost != nil && err == nil {
 		if !bytes.Equal(lost.RequestHash, r.hash) {
-			return apierr.New(apierr.CodeIdempotencyKeyReused, "")
+			return fault.New(fault.CodeIdempotencyKeyReused, "")
 		}
 		return sendReplay(c, *lost)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/oklog/ulid/v2"
 
+	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/gateway/apierr"
 	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/gateway/reqctx"
@@ -98,7 +99,7 @@ func newFixture(t *testing.T) *fixture {
 		if err := f.audit(c, tx); err != nil {
 			return err
 		}
-		return apierr.Invalid("nope", apierr.FieldError{Field: "x", Message: "bad"})
+		return fault.Invalid("nope", fault.FieldError{Field: "x", Message: "bad"})
 	}))
 	f.app.Post("/flaky", Wrap(f.hook, cfg, func(c *fiber.Ctx, tx persistence.Tx) error {
 		if f.fail5.Add(-1) >= 0 {
@@ -230,7 +231,7 @@ func TestReusedKeyDifferentBody(t *testing.T) {
 	f := newFixture(t)
 	f.do("/things", "k1", "alice", `{"a":1}`)
 	r := f.do("/things", "k1", "alice", `{"a":2}`)
-	if r.status != 422 || errCode(t, r.body) != apierr.CodeIdempotencyKeyReused {
+	if r.status != 422 || errCode(t, r.body) != fault.CodeIdempotencyKeyReused {
 		t.Fatalf("got %+v", r)
 	}
 	// Numbers keep their literal text: 1 and 1.0 are different requests.
@@ -240,7 +241,7 @@ func TestReusedKeyDifferentBody(t *testing.T) {
 	}
 	// Same body on another route is a different request too.
 	r = f.do("/invalid", "k1", "alice", `{"a":1}`)
-	if r.status != 422 || errCode(t, r.body) != apierr.CodeIdempotencyKeyReused {
+	if r.status != 422 || errCode(t, r.body) != fault.CodeIdempotencyKeyReused {
 		t.Fatalf("other route: %+v", r)
 	}
 }
@@ -249,7 +250,7 @@ func TestInvalidKey(t *testing.T) {
 	f := newFixture(t)
 	for _, k := range []string{strings.Repeat("k", 256), "tab\there", "caf\u00e9"} {
 		r := f.do("/things", k, "alice", `{}`)
-		if r.status != 400 || errCode(t, r.body) != apierr.CodeIdempotencyKeyInvalid {
+		if r.status != 400 || errCode(t, r.body) != fault.CodeIdempotencyKeyInvalid {
 			t.Fatalf("key %q: %+v", k, r)
 		}
 	}
@@ -278,7 +279,7 @@ func TestScopeIsolation(t *testing.T) {
 func TestClientErrorIsReplayed(t *testing.T) {
 	f := newFixture(t)
 	first := f.do("/invalid", "k4", "alice", `{}`)
-	if first.status != 422 || errCode(t, first.body) != apierr.CodeValidationFailed {
+	if first.status != 422 || errCode(t, first.body) != fault.CodeValidationFailed {
 		t.Fatalf("first = %+v", first)
 	}
 	second := f.do("/invalid", "k4", "alice", `{}`)
@@ -297,7 +298,7 @@ func TestServerErrorReleasesKey(t *testing.T) {
 	f := newFixture(t)
 	f.fail5.Store(1)
 	first := f.do("/flaky", "k5", "alice", `{}`)
-	if first.status != 500 || errCode(t, first.body) != apierr.CodeInternal || strings.Contains(first.body, "exploded") {
+	if first.status != 500 || errCode(t, first.body) != fault.CodeInternal || strings.Contains(first.body, "exploded") {
 		t.Fatalf("first = %+v", first)
 	}
 	if n := f.auditCount(); n != 0 {
@@ -345,7 +346,7 @@ func TestStaleLockIsTakenOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := f.do("/things", "k7", "alice", body); r.status != 409 || errCode(t, r.body) != apierr.CodeIdempotencyKeyInUse {
+	if r := f.do("/things", "k7", "alice", body); r.status != 409 || errCode(t, r.body) != fault.CodeIdempotencyKeyInUse {
 		t.Fatalf("live lock: %+v", r)
 	}
 	f.clock.Add(lockTTL + time.Second)
@@ -376,7 +377,7 @@ func TestConcurrentDuplicate(t *testing.T) {
 	go func() { firstDone <- f.do("/things", "k8", "alice", `{"a":1}`) }()
 	<-paused
 	dup := f.do("/things", "k8", "alice", `{"a":1}`)
-	if dup.status != 409 || errCode(t, dup.body) != apierr.CodeIdempotencyKeyInUse {
+	if dup.status != 409 || errCode(t, dup.body) != fault.CodeIdempotencyKeyInUse {
 		t.Fatalf("duplicate = %+v", dup)
 	}
 	close(gate)
@@ -412,7 +413,7 @@ func TestDuplicateWhileHandlerRuns(t *testing.T) {
 	}
 	switch {
 	case dup.replayed && dup.body == first.body:
-	case dup.status == 409 && errCode(t, dup.body) == apierr.CodeIdempotencyKeyInUse:
+	case dup.status == 409 && errCode(t, dup.body) == fault.CodeIdempotencyKeyInUse:
 	default:
 		t.Fatalf("duplicate = %+v", dup)
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
-	"github.com/spa-engine/spa/gateway/apierr"
+	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/gateway/openapi"
 )
 
@@ -34,7 +34,7 @@ func TestDocumentLoadsAndValidates(t *testing.T) {
 // TestErrorCodesMatchAPIErr: the ErrorCode enum lists exactly the codes
 // of gateway/apierr's table, so a new code cannot go undocumented.
 func TestErrorCodesMatchAPIErr(t *testing.T) {
-	codes := apierr.Codes()
+	codes := fault.Codes()
 	var enum []string
 	for _, v := range load(t).Components.Schemas["ErrorCode"].Value.Enum {
 		enum = append(enum, v.(string))
