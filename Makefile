@@ -11,15 +11,14 @@ PROTOC_GEN_GO := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-run: ## run a single node: embedded NATS and SQLite in ./data, HTTP on :8080 (no setup)
+run: ## run a single node: embedded NATS and SQLite in ./data, HTTP on 127.0.0.1:8080 (no setup)
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/spa serve
 
 build: ## build bin/spa
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/spa ./cmd/spa
 
-test: ## what CI runs: vet, then every test with the race detector, on SQLite and PostgreSQL (started or installed if needed)
-	$(GO) vet ./...
-	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(.ci/postgres.sh)}" $(GO) test -race -count=1 -timeout 15m ./...
+test: ## what CI runs: vet, then every test with the race detector, on SQLite and PostgreSQL (started or installed if needed; required when CI=true)
+	.ci/test.sh
 
 test-race: ## hunt flakes: the concurrent packages five times over with the race detector
 	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(.ci/postgres.sh)}" $(GO) test -race -count=5 -timeout 30m ./persistence/... ./cluster/... ./gateway/... ./actors/...

@@ -2,23 +2,19 @@ package gateway
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/spa-engine/spa/persistence/pgtest"
+
 	"github.com/anishathalye/porcupine"
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/jackc/pgx/v5"
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -30,7 +26,6 @@ import (
 	"github.com/spa-engine/spa/actors/session"
 	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/persistence"
-	"github.com/spa-engine/spa/persistence/postgres"
 )
 
 // mfaEnv is a gateway with real session and limiter actors (and, for the
@@ -130,44 +125,8 @@ func newMFAEnvOn(t *testing.T, store persistence.Store, start time.Time, withCal
 // SQLite always, PostgreSQL (a fresh schema) when TEST_DATABASE_URL is set.
 func mfaDrivers(t *testing.T) map[string]func(t *testing.T) persistence.Store {
 	d := map[string]func(*testing.T) persistence.Store{"sqlite": func(*testing.T) persistence.Store { return nil }}
-	base := os.Getenv("TEST_DATABASE_URL")
-	if base == "" {
-		t.Log("TEST_DATABASE_URL unset: running on SQLite only")
-		return d
-	}
-	d["postgres"] = func(t *testing.T) persistence.Store {
-		t.Helper()
-		b := make([]byte, 6)
-		_, _ = rand.Read(b)
-		schema := "gateway_" + hex.EncodeToString(b)
-		exec := func(sql string) error {
-			c, err := pgx.Connect(context.Background(), base)
-			if err != nil {
-				return err
-			}
-			defer c.Close(context.Background())
-			_, err = c.Exec(context.Background(), sql)
-			return err
-		}
-		if err := exec("CREATE SCHEMA " + schema); err != nil {
-			t.Fatal(err)
-		}
-		u, err := url.Parse(base)
-		if err != nil {
-			t.Fatal(err)
-		}
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		st, err := postgres.Open(t.Context(), u.String(), persistence.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close(); _ = exec("DROP SCHEMA " + schema + " CASCADE") })
-		if _, err := st.Migrate(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		return st
+	if pgtest.Available(t) {
+		d["postgres"] = func(t *testing.T) persistence.Store { return pgtest.Open(t, "gateway", persistence.Options{}) }
 	}
 	return d
 }

@@ -2,17 +2,13 @@ package lockbooking
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/spa-engine/spa/persistence/pgtest"
 
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/persistence"
@@ -38,33 +34,8 @@ type fixture struct {
 
 func setup(t *testing.T) fixture {
 	t.Helper()
-	base := os.Getenv("TEST_DATABASE_URL")
-	if base == "" {
-		t.Skip("TEST_DATABASE_URL unset: the lock baseline runs on PostgreSQL only")
-	}
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("TEST_DATABASE_URL: %v", err)
-	}
-	defer conn.Close(ctx)
-	suffix := make([]byte, 6)
-	_, _ = rand.Read(suffix)
-	schema := "lockbooking_" + hex.EncodeToString(suffix)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if c, err := pgx.Connect(context.Background(), base); err == nil {
-			_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	url := base + sep + "search_path=" + schema
+	url := pgtest.SchemaURL(t, "lockbooking") // the lock baseline runs on PostgreSQL only
 	store, err := postgres.Open(ctx, url, persistence.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spa-engine/spa/persistence/pgtest"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/spa-engine/spa/actors/inventory"
@@ -34,9 +36,7 @@ import (
 // database, so there is no SQLite variant. They share one build of the
 // binary.
 func TestCluster(t *testing.T) {
-	if os.Getenv("TEST_DATABASE_URL") == "" {
-		t.Skip("TEST_DATABASE_URL unset: the three-node tests need PostgreSQL")
-	}
+	pgtest.BaseURL(t) // the three-node tests need PostgreSQL
 	bin := buildBinary(t)
 	t.Run("RequestsReachTheOwner", func(t *testing.T) { testRequestsReachTheOwner(t, bin) })
 	t.Run("KillNineFailover", func(t *testing.T) { testKillNineFailover(t, bin) })

@@ -101,7 +101,7 @@ var settings = []setting{
 		c.DataDir = filepath.Clean(v)
 		return nil
 	}},
-	{"http-addr", "SPA_HTTP_ADDR", ":8080", "HTTP listen address (host:port, port 0 picks a free one)", func(c *config, v string) error {
+	{"http-addr", "SPA_HTTP_ADDR", "127.0.0.1:8080", "HTTP listen address (host:port, port 0 picks a free one); the default answers on this machine only: 0.0.0.0:8080 (or :8080) serves every interface", func(c *config, v string) error {
 		if _, err := hostPort(v); err != nil {
 			return err
 		}
@@ -215,7 +215,7 @@ func intIn(lo, hi int, apply func(*config, int)) func(*config, string) error {
 	return func(c *config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < lo || n > hi {
-			return fmt.Errorf("must be an integer in [%d, %d], got %q", lo, hi, v)
+			return fmt.Errorf("must be an integer in [%d, %d] such as %d, got %q", lo, hi, lo+(hi-lo)/2, v)
 		}
 		apply(c, n)
 		return nil
@@ -226,11 +226,29 @@ func durationIn(lo, hi time.Duration, apply func(*config, time.Duration)) func(*
 	return func(c *config, v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < lo || d > hi {
-			return fmt.Errorf("must be a duration in [%s, %s] such as 30s or 5m, got %q", lo, hi, v)
+			return fmt.Errorf("must be a duration in [%s, %s] such as %s, got %q", lo, hi, durationExamples(lo, hi), v)
 		}
 		apply(c, d)
 		return nil
 	}
+}
+
+// durationExamples names two readable durations inside [lo, hi], so a range
+// error never suggests a value it would refuse.
+func durationExamples(lo, hi time.Duration) string {
+	var in []string
+	for _, ex := range []string{"1s", "30s", "1m", "5m", "10m", "15m", "30m", "1h", "2h", "12h", "24h", "72h", "168h", "720h", "2160h"} {
+		if d, _ := time.ParseDuration(ex); d >= lo && d <= hi {
+			in = append(in, ex)
+		}
+	}
+	switch len(in) {
+	case 0:
+		return lo.String()
+	case 1:
+		return in[0]
+	}
+	return in[0] + " or " + in[len(in)/2]
 }
 
 func hostPort(v string) (int, error) {

@@ -21,7 +21,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Mode != modeDev || c.HTTPAddr != ":8080" || c.DatabaseURL != "" || c.NATSPort != 4250 ||
+	if c.Mode != modeDev || c.HTTPAddr != "127.0.0.1:8080" || c.DatabaseURL != "" || c.NATSPort != 4250 ||
 		c.BodyLimit != 1<<20 || c.IdempotencyTTL != 24*time.Hour || c.TokenSecret != nil {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
@@ -150,4 +150,38 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("non-postgres URL accepted: %q", c.DatabaseURL)
 		}
 	})
+}
+
+// TestRangeErrorsSuggestAcceptedValues: every setting refused for being out
+// of range suggests an example ("such as X or Y"), and each example is
+// accepted by the same setting.
+func TestRangeErrorsSuggestAcceptedValues(t *testing.T) {
+	suggested := 0
+	for _, s := range settings {
+		for _, bad := range []string{"-99999999", "99999999999h", "nonsense"} {
+			_, err := parseConfig("serve", []string{"--" + s.flag, bad}, env(nil), io.Discard)
+			if err == nil {
+				continue
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, "must be a duration in") && !strings.Contains(msg, "must be an integer in") {
+				continue
+			}
+			i := strings.Index(msg, " such as ")
+			if i < 0 {
+				t.Errorf("%s=%s: a range error without an example: %s", s.flag, bad, msg)
+				continue
+			}
+			examples := strings.Split(strings.SplitN(msg[i+len(" such as "):], ",", 2)[0], " or ")
+			for _, ex := range examples {
+				suggested++
+				if _, err := parseConfig("serve", []string{"--" + s.flag, ex}, env(nil), io.Discard); err != nil {
+					t.Errorf("%s: the suggested example %q is refused: %v", s.flag, ex, err)
+				}
+			}
+		}
+	}
+	if suggested < 20 {
+		t.Fatalf("only %d examples checked: the range settings were not exercised", suggested)
+	}
 }

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,7 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/spa-engine/spa/persistence/pgtest"
+
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
 
@@ -115,38 +114,8 @@ func httpGet(t testing.TB, url string) (int, string) {
 }
 
 // pgSchemaURL gives the test its own schema in TEST_DATABASE_URL's database
-// (dropped afterwards), or "" when PostgreSQL is not configured.
-func pgSchemaURL(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("TEST_DATABASE_URL")
-	if base == "" {
-		return ""
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("TEST_DATABASE_URL: %v", err)
-	}
-	defer conn.Close(ctx)
-	suffix := make([]byte, 6)
-	_, _ = rand.Read(suffix)
-	schema := "e2e_" + hex.EncodeToString(suffix)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), base)
-		if err == nil {
-			_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
-}
+// (dropped afterwards).
+func pgSchemaURL(t *testing.T) string { return pgtest.SchemaURL(t, "e2e") }
 
 // drivers lists the stores every end-to-end test runs against: SQLite
 // always, PostgreSQL when TEST_DATABASE_URL is set.
@@ -154,12 +123,10 @@ func drivers(t *testing.T) map[string]func(t *testing.T) map[string]string {
 	d := map[string]func(t *testing.T) map[string]string{
 		"sqlite": func(*testing.T) map[string]string { return map[string]string{} },
 	}
-	if os.Getenv("TEST_DATABASE_URL") != "" {
+	if pgtest.Available(t) {
 		d["postgres"] = func(t *testing.T) map[string]string {
 			return map[string]string{"DATABASE_URL": pgSchemaURL(t)}
 		}
-	} else {
-		t.Log("TEST_DATABASE_URL unset: end-to-end tests run on SQLite only")
 	}
 	return d
 }

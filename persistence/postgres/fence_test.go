@@ -13,7 +13,7 @@ type epochActivator interface {
 }
 
 func TestCalendarActivateAtFencesOlderEpochs(t *testing.T) {
-	s := open(t, freshSchema(t, baseURL(t)), persistence.Options{})
+	s := open(t, freshSchema(t), persistence.Options{})
 	if _, err := s.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}

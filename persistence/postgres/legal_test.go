@@ -14,7 +14,7 @@ import (
 // TestOneActiveLegalVersionIsAConstraint: the database itself refuses a
 // second active version of a slug, whatever the code above it does.
 func TestOneActiveLegalVersionIsAConstraint(t *testing.T) {
-	u := freshSchema(t, baseURL(t))
+	u := freshSchema(t)
 	if _, err := open(t, u, persistence.Options{}).Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -2,16 +2,14 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/spa-engine/spa/persistence/pgtest"
 
 	crdbpgx "github.com/cockroachdb/cockroach-go/v2/crdb/crdbpgxv5"
 	"github.com/jackc/pgx/v5"
@@ -22,52 +20,8 @@ import (
 	"github.com/spa-engine/spa/persistence/storetest"
 )
 
-// baseURL is the server to test against, or skips the test.
-func baseURL(t *testing.T) string {
-	u := os.Getenv("TEST_DATABASE_URL")
-	if u == "" {
-		t.Skip("TEST_DATABASE_URL is not set; skipping PostgreSQL tests (e.g. TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
-	}
-	return u
-}
-
-// freshSchema creates a randomly named schema, dropped when t ends, and
-// returns base with search_path set to it.
-func freshSchema(t *testing.T, base string) string {
-	t.Helper()
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "storetest_" + hex.EncodeToString(b)
-	exec := func(sql string) error {
-		ctx := context.Background()
-		c, err := pgx.Connect(ctx, base)
-		if err != nil {
-			return err
-		}
-		defer c.Close(ctx)
-		_, err = c.Exec(ctx, sql)
-		return err
-	}
-	if err := exec("CREATE SCHEMA " + name); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := exec("DROP SCHEMA " + name + " CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", name, err)
-		}
-	})
-	if !strings.Contains(base, "://") {
-		return base + " search_path=" + name // key=value DSN
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("TEST_DATABASE_URL: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", name)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// freshSchema is a schema of its own in the test server (persistence/pgtest).
+func freshSchema(t *testing.T) string { return pgtest.SchemaURL(t, "storetest") }
 
 func open(t *testing.T, url string, opts persistence.Options) *postgres.Store {
 	t.Helper()
@@ -80,14 +34,14 @@ func open(t *testing.T, url string, opts persistence.Options) *postgres.Store {
 }
 
 func TestConformance(t *testing.T) {
-	base := baseURL(t)
+	pgtest.BaseURL(t)
 	var mu sync.Mutex
 	urls := map[*testing.T]string{} // one schema per subtest
 	storetest.Exercise(t, func(t *testing.T, opts persistence.Options) persistence.Store {
 		mu.Lock()
 		u, ok := urls[t]
 		if !ok {
-			u = freshSchema(t, base)
+			u = freshSchema(t)
 			urls[t] = u
 		}
 		mu.Unlock()
@@ -138,7 +92,7 @@ func (k *skew) afterWrite(a bool) {
 // TestCommitTimeSerializationFailureIsRetried provokes a real 40001 at
 // COMMIT on PostgreSQL and checks that InTx re-runs the whole transaction.
 func TestCommitTimeSerializationFailureIsRetried(t *testing.T) {
-	s := open(t, freshSchema(t, baseURL(t)), persistence.Options{})
+	s := open(t, freshSchema(t), persistence.Options{})
 	if _, err := s.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +157,7 @@ func TestCommitTimeSerializationFailureIsRetried(t *testing.T) {
 // crdbpgx.ExecuteTx on PostgreSQL: in the same write skew, it reports
 // success for B although B's COMMIT failed and B's row is not there.
 func TestCRDBExecuteTxLosesCommitOnPostgres(t *testing.T) {
-	u := freshSchema(t, baseURL(t))
+	u := freshSchema(t)
 	ctx := t.Context()
 	conns := make([]*pgx.Conn, 3)
 	for i := range conns {

@@ -5,18 +5,15 @@ package inventorytest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/spa-engine/spa/persistence/pgtest"
+
 	"github.com/oklog/ulid/v2"
 
 	"github.com/spa-engine/spa/persistence"
-	"github.com/spa-engine/spa/persistence/postgres"
 	"github.com/spa-engine/spa/persistence/sqlite/sqlitetest"
 )
 
@@ -31,46 +28,12 @@ func Drivers() []Driver {
 	ds := []Driver{{Name: "sqlite", Open: func(t testing.TB) persistence.Store {
 		return sqlitetest.Open(t, persistence.Options{})
 	}}}
-	if url := os.Getenv("TEST_DATABASE_URL"); url != "" {
-		ds = append(ds, Driver{Name: "postgres", Open: func(t testing.TB) persistence.Store { return openPostgres(t, url) }})
+	if os.Getenv("TEST_DATABASE_URL") != "" || pgtest.Required() {
+		ds = append(ds, Driver{Name: "postgres", Open: func(t testing.TB) persistence.Store {
+			return pgtest.Open(t, "shop", persistence.Options{})
+		}})
 	}
 	return ds
-}
-
-// openPostgres migrates a store in a schema of its own, dropped at the end.
-func openPostgres(t testing.TB, base string) persistence.Store {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("TEST_DATABASE_URL: %v", err)
-	}
-	defer conn.Close(ctx)
-	suffix := make([]byte, 6)
-	_, _ = rand.Read(suffix)
-	schema := "shop_" + hex.EncodeToString(suffix)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if c, err := pgx.Connect(context.Background(), base); err == nil {
-			_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	st, err := postgres.Open(ctx, base+sep+"search_path="+schema, persistence.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return st
 }
 
 // Stock stores an active product and variant id with onHand units

@@ -2,17 +2,14 @@ package loadgen
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"math"
 	mrand "math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/spa-engine/spa/persistence/pgtest"
 
 	"github.com/spa-engine/spa/persistence"
 	"github.com/spa-engine/spa/persistence/postgres"
@@ -231,28 +228,8 @@ func TestCountOverlapsSQLite(t *testing.T) {
 }
 
 func TestCountOverlapsPostgres(t *testing.T) {
-	base := os.Getenv("TEST_DATABASE_URL")
-	if base == "" {
-		t.Skip("TEST_DATABASE_URL unset: the PostgreSQL overlap query is not tested")
-	}
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	suffix := make([]byte, 6)
-	_, _ = rand.Read(suffix)
-	schema := "loadgen_" + hex.EncodeToString(suffix)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	url := base + sep + "search_path=" + schema
+	url := pgtest.SchemaURL(t, "loadgen")
 	store, err := postgres.Open(ctx, url, persistence.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The test command (`make test`, and so CI): prerequisites, PostgreSQL,
+# go vet, then every test with the race detector on SQLite and PostgreSQL,
+# and a closing count of passed, failed and skipped tests.
+#
+# Where PostgreSQL is required (CI=true, or SPA_REQUIRE_POSTGRES=1) a
+# database that cannot be had fails the run here, loudly, and the Go tests
+# fail instead of skipping their PostgreSQL variants (persistence/pgtest).
+# Elsewhere the run goes on with SQLite only and says so.
+# Arguments, if any, replace ./... (e.g. .ci/test.sh ./gateway/...).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { echo "test: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+required=
+if [ "${CI:-}" = true ] || [ "${SPA_REQUIRE_POSTGRES:-}" = 1 ]; then required=1; fi
+
+# The race detector needs cgo, and cgo a C compiler; without one Go turns
+# cgo off and -race fails with a bare "requires cgo".
+command -v go >/dev/null || die "Go is not installed: install Go 1.26 (https://go.dev/dl)"
+cc=$(go env CC); cc=${cc:-gcc}
+command -v "$cc" >/dev/null || die "no C compiler ($cc): the race detector needs cgo; install one (Debian/Ubuntu: apt-get install gcc; Fedora: dnf install gcc; macOS: xcode-select --install)"
+[ "$(go env CGO_ENABLED)" = 1 ] || die "CGO_ENABLED=0: the race detector needs cgo; unset CGO_ENABLED"
+
+if [ -z "${TEST_DATABASE_URL:-}" ]; then
+  if url=$(.ci/postgres.sh); then
+    TEST_DATABASE_URL=$url
+  elif [ -n "$required" ]; then
+    die "PostgreSQL is required (CI=true or SPA_REQUIRE_POSTGRES=1) and .ci/postgres.sh could not provide one (its reason is above). Fix: run as root on a Debian-like host so it can install/start PostgreSQL, or set TEST_DATABASE_URL=postgres://USER:PASS@HOST:5432/DB?sslmode=disable"
+  else
+    say "PostgreSQL unavailable: running on SQLite only (the PostgreSQL variants will be skipped)"
+  fi
+fi
+if [ -n "${TEST_DATABASE_URL:-}" ]; then
+  if ! psql "$TEST_DATABASE_URL" -X -Atqc 'select 1' >/dev/null 2>&1; then
+    [ -n "$required" ] && die "TEST_DATABASE_URL does not accept a query (server down, wrong credentials?). Fix: unset it to let .ci/postgres.sh start one, or point it at a reachable PostgreSQL"
+    say "TEST_DATABASE_URL does not answer: running on SQLite only"
+    TEST_DATABASE_URL=
+  fi
+  export TEST_DATABASE_URL
+fi
+[ -n "$required" ] && export SPA_REQUIRE_POSTGRES=1
+
+go vet ./...
+
+mkdir -p bin; log=bin/test.log
+# -v for the closing count (the whole output is kept in bin/test.log); the
+# screen shows one line per package, and each failure with what led to it.
+set +e
+go test -race -count=1 -timeout 15m -v "${@:-./...}" >"$log" 2>&1 &
+tail -n +1 --pid=$! -f "$log" | grep --line-buffered -E '^(ok|FAIL|panic:)'
+wait $!; rc=$?
+set -e
+if [ "$rc" != 0 ]; then
+  say "failures (whole output: $log):"
+  grep -B25 -E '^\s*--- FAIL|^panic:' "$log" | grep -vE '^\s*(=== (RUN|PAUSE|CONT|NAME)|--- PASS)' | tail -300 >&2
+fi
+
+passed=$(grep -cE '^\s*--- PASS' "$log" || true)
+failed=$(grep -cE '^\s*--- FAIL' "$log" || true)
+skipped=$(grep -cE '^\s*--- SKIP' "$log" || true)
+if [ "$skipped" -gt 0 ]; then
+  say "skipped tests:"
+  grep -A1 -E '^\s*--- SKIP' "$log" | grep -vE '^--$' | sed 's/^/  /' >&2
+fi
+if [ -n "${TEST_DATABASE_URL:-}" ]; then
+  say "PostgreSQL: ran against $(sed -E 's#//([^:/@]+):[^@]*@#//\1:***@#; s#\?.*##' <<<"$TEST_DATABASE_URL")"
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
+exit "$rc"
