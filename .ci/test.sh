@@ -32,14 +32,14 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then
     say "PostgreSQL unavailable: running on SQLite only (the PostgreSQL variants will be skipped)"
   fi
 fi
-if [ -n "${TEST_DATABASE_URL:-}" ]; then
+if [ -n "${TEST_DATABASE_URL:-}" ] && command -v psql >/dev/null; then
   if ! psql "$TEST_DATABASE_URL" -X -Atqc 'select 1' >/dev/null 2>&1; then
     [ -n "$required" ] && die "TEST_DATABASE_URL does not accept a query (server down, wrong credentials?). Fix: unset it to let .ci/postgres.sh start one, or point it at a reachable PostgreSQL"
     say "TEST_DATABASE_URL does not answer: running on SQLite only"
     TEST_DATABASE_URL=
   fi
-  export TEST_DATABASE_URL
 fi
+export TEST_DATABASE_URL=${TEST_DATABASE_URL:-}
 [ -n "$required" ] && export SPA_REQUIRE_POSTGRES=1
 
 go vet ./...

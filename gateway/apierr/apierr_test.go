@@ -16,23 +16,6 @@ import (
 	"github.com/spa-engine/spa/persistence"
 )
 
-func TestTableStatuses(t *testing.T) {
-	want := map[string]int{
-		fault.CodeBadRequest: 400, fault.CodeValidationFailed: 422, fault.CodeUnauthenticated: 401, fault.CodeForbidden: 403,
-		fault.CodeNotFound: 404, fault.CodeConflict: 409, fault.CodeVersionConflict: 409, fault.CodeIdempotencyKeyInvalid: 400,
-		fault.CodeIdempotencyKeyReused: 422, fault.CodeIdempotencyKeyInUse: 409, fault.CodePayloadTooLarge: 413,
-		fault.CodeUnsupportedMediaType: 415, fault.CodeRateLimited: 429, fault.CodeUnavailable: 503, fault.CodeTimeout: 504, fault.CodeInternal: 500,
-	}
-	for code, status := range want {
-		if e := fault.New(code, ""); e.Status != status || e.Code != code || e.Message == "" {
-			t.Errorf("%s: %+v", code, e)
-		}
-	}
-	if e := fault.New("made_up", "x"); e.Code != fault.CodeInternal || e.Status != 500 {
-		t.Errorf("unknown code: %+v", e)
-	}
-}
-
 func TestFrom(t *testing.T) {
 	cases := []struct {
 		err  error

@@ -27,6 +27,11 @@ func Required() bool {
 	return os.Getenv("CI") == "true" || os.Getenv("SPA_REQUIRE_POSTGRES") == "1"
 }
 
+// Wanted reports whether the PostgreSQL variants of tests are to run:
+// TEST_DATABASE_URL is set, or PostgreSQL is required (then an unset URL
+// fails the test that opens it).
+func Wanted() bool { return os.Getenv("TEST_DATABASE_URL") != "" || Required() }
+
 // Available reports whether the PostgreSQL variants of a test run. When
 // they must (Required) and TEST_DATABASE_URL is unset, it fails t.
 func Available(t testing.TB) bool {

@@ -5,7 +5,6 @@ package inventorytest
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -28,7 +27,7 @@ func Drivers() []Driver {
 	ds := []Driver{{Name: "sqlite", Open: func(t testing.TB) persistence.Store {
 		return sqlitetest.Open(t, persistence.Options{})
 	}}}
-	if os.Getenv("TEST_DATABASE_URL") != "" || pgtest.Required() {
+	if pgtest.Wanted() {
 		ds = append(ds, Driver{Name: "postgres", Open: func(t testing.TB) persistence.Store {
 			return pgtest.Open(t, "shop", persistence.Options{})
 		}})

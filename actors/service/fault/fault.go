@@ -2,11 +2,7 @@
 // stable codes, their HTTP status and default message. Use-case services
 // return these errors without knowing HTTP; gateway/apierr renders them.
 //
-// Every response the API sends for a failure has the same shape,
-//
-//	{"error":{"code":"…","message":"…","request_id":"…","details":…}}
-//
-// so clients branch on a stable code instead of parsing prose. Messages are
+// Clients branch on the stable code instead of parsing prose. Messages are
 // written for the client and never carry internal error text: anything that
 // is not already an *Error becomes a generic 500 and is logged instead.
 package fault
