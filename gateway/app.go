@@ -8,7 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/cors"
 
-	"github.com/spa-engine/spa/gateway/auth"
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/gateway/openapi"
 )

@@ -13,11 +13,11 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/oklog/ulid/v2"
 
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/availability"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/gateway/apierr"
-	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/persistence"
 )

@@ -14,9 +14,9 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
-	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/persistence"
 )
 

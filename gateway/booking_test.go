@@ -13,9 +13,9 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/schedule/claimcheck"
-	"github.com/spa-engine/spa/gateway/auth"
 )
 
 var bogota, _ = time.LoadLocation("America/Bogota")

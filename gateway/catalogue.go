@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -14,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/oklog/ulid/v2"
 
+	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
@@ -168,16 +168,7 @@ func (s *server) recordChange(c *fiber.Ctx, tx persistence.Tx, action, kind, id 
 // audit appends an audit entry for the request's principal; detail must
 // already have PII masked.
 func (s *server) audit(c *fiber.Ctx, tx persistence.Tx, action, subject string, detail any) error {
-	b, err := json.Marshal(detail)
-	if err != nil {
-		return err
-	}
-	p, _ := Principal(c)
-	return tx.AuditAppend(c.UserContext(), persistence.AuditEntry{
-		ID: ulid.Make().String(), At: s.deps.Now().UTC(),
-		ActorID: p.Subject, ActorRole: string(p.Role),
-		Action: action, Subject: subject, RequestID: RequestID(c), Detail: b,
-	})
+	return service.Audit(c.UserContext(), tx, s.deps.Now(), s.caller(c), action, subject, "", detail)
 }
 
 // read runs fn in a transaction of its own, for the GET handlers.

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spa-engine/spa/gateway/auth"
+	"github.com/spa-engine/spa/actors/auth"
 )
 
 type fakeCluster struct{ st ClusterStatus }

@@ -12,8 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/auth/pii"
-	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/persistence"
 )
 

@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/spa-engine/spa/gateway/auth"
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 	"github.com/spa-engine/spa/persistence/sqlite/sqlitetest"

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spa-engine/spa/gateway/auth"
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/persistence"
 )
 

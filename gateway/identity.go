@@ -19,16 +19,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/auth/otp"
 	"github.com/spa-engine/spa/actors/auth/phone"
 	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/actors/limiter"
 	"github.com/spa-engine/spa/actors/providers/recaptcha"
 	"github.com/spa-engine/spa/actors/providers/sender"
+	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/actors/session"
 	"github.com/spa-engine/spa/gateway/apierr"
-	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -847,10 +848,7 @@ func (s *server) adminSetRoles(c *fiber.Ctx, tx persistence.Tx) error {
 
 // auditReason is audit with a reason.
 func (s *server) auditReason(c *fiber.Ctx, tx persistence.Tx, action, subject, reason string, detail any) error {
-	if reason == "" {
-		return s.audit(c, tx, action, subject, detail)
-	}
-	return s.audit(c, tx, action, subject, map[string]any{"reason": reason, "detail": detail})
+	return service.Audit(c.UserContext(), tx, s.deps.Now(), s.caller(c), action, subject, reason, detail)
 }
 
 // ---- Helpers ----

@@ -8,12 +8,13 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/anishathalye/porcupine"
 	"testing"
 	"time"
 
+	"github.com/anishathalye/porcupine"
+
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/auth/pii"
-	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/persistence"
 )
 

@@ -18,12 +18,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/auth/otp"
 	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/actors/limiter"
 	"github.com/spa-engine/spa/actors/providers/sender"
 	"github.com/spa-engine/spa/actors/session"
-	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )

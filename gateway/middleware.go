@@ -19,9 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/gateway/apierr"
-	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/gateway/reqctx"
 )

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spa-engine/spa/gateway/auth"
+	"github.com/spa-engine/spa/actors/auth"
 )
 
 func (e *env) post(token, path, body string) result {

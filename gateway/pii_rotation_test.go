@@ -13,8 +13,8 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/auth/pii"
-	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/persistence"
 )
 

@@ -10,10 +10,10 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/auth/phone"
 	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/actors/service/fault"
-	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/persistence"
 )
 

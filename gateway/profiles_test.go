@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/auth/pii"
-	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/persistence"
 )
 

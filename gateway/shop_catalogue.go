@@ -10,9 +10,9 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/oklog/ulid/v2"
 
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/inventory"
 	"github.com/spa-engine/spa/actors/service/fault"
-	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/persistence"
 )

@@ -13,9 +13,9 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/cart"
 	"github.com/spa-engine/spa/actors/inventory"
-	"github.com/spa-engine/spa/gateway/auth"
 )
 
 // newShopEnv is a gateway with inventory and cart actors on its store.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
-	"github.com/spa-engine/spa/gateway/auth"
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/persistence"
 )
 

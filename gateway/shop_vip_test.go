@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/cart"
-	"github.com/spa-engine/spa/gateway/auth"
 )
 
 // TestShopVIPList: a client an admin marks VIP sees VIP prices in their

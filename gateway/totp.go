@@ -16,10 +16,10 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/auth/phone"
 	"github.com/spa-engine/spa/actors/auth/totp"
 	"github.com/spa-engine/spa/actors/service/fault"
-	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/persistence"
 )
 

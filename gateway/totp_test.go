@@ -18,13 +18,13 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/auth/otp"
 	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/actors/auth/totp"
 	"github.com/spa-engine/spa/actors/limiter"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/session"
-	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/persistence"
 )
 

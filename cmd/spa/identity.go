@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/auth/otp"
 	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/actors/limiter"
@@ -20,7 +21,6 @@ import (
 	"github.com/spa-engine/spa/actors/session"
 	"github.com/spa-engine/spa/cluster/outbox"
 	"github.com/spa-engine/spa/gateway"
-	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )

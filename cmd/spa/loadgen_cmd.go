@@ -5,8 +5,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/cmd/spa/loadgen"
-	"github.com/spa-engine/spa/gateway/auth"
 )
 
 // loadgenCommand is `spa loadgen`: it mints the generator's tokens with the

@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/spa-engine/spa/gateway/auth"
+	"github.com/spa-engine/spa/actors/auth"
 )
 
 // version is stamped by the Makefile (-ldflags "-X main.version=…").

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/spa-engine/spa/actors"
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/batch"
 	"github.com/spa-engine/spa/actors/lockbooking"
 	"github.com/spa-engine/spa/actors/resource"
@@ -28,7 +29,6 @@ import (
 	"github.com/spa-engine/spa/cluster/natsserver"
 	"github.com/spa-engine/spa/cluster/outbox"
 	"github.com/spa-engine/spa/gateway"
-	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 	"github.com/spa-engine/spa/persistence/postgres"

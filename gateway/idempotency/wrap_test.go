@@ -17,9 +17,9 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/oklog/ulid/v2"
 
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/gateway/apierr"
-	"github.com/spa-engine/spa/gateway/auth"
 	"github.com/spa-engine/spa/gateway/reqctx"
 	"github.com/spa-engine/spa/persistence"
 	"github.com/spa-engine/spa/persistence/sqlite/sqlitetest"

@@ -6,7 +6,7 @@ package reqctx
 import (
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/spa-engine/spa/gateway/auth"
+	"github.com/spa-engine/spa/actors/auth"
 )
 
 // Unexported key types keep other packages from reading or overwriting the

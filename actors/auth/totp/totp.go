@@ -6,7 +6,7 @@
 // to confirm the authenticator app works) and the session actor of that user
 // keeps the secret (encrypted with actors/auth/pii), the State and the
 // RecoverySet, calling Verify or Redeem at login. Like the rest of
-// gateway/auth, nothing here does I/O or reads the clock: time and
+// actors/auth, nothing here does I/O or reads the clock: time and
 // randomness are passed in, and State and RecoverySet are plain values with
 // exported fields for the actor to persist.
 //
