@@ -223,6 +223,16 @@ type BookingStore interface {
 	// CalendarActivate increments the calendar's epoch (creating it at 1)
 	// and returns the new value.
 	CalendarActivate(ctx context.Context, calendarID string) (int64, error)
+	// CalendarActivateAt makes epoch (>= 1, else ErrInvalid) the
+	// calendar's epoch when the epoch is issued outside the database: in a
+	// cluster, the lease token of the calendar's partition. A stored epoch
+	// above it means a later owner activated the calendar: ErrFenced, and
+	// nothing changes. The same epoch again is accepted (a later activation
+	// under the same lease). Writes check the epoch with CalendarCheckEpoch
+	// as usual, and a CalendarActivate afterwards continues above it. Both
+	// drivers support it; only multi-node deployments (PostgreSQL or
+	// CockroachDB) need it.
+	CalendarActivateAt(ctx context.Context, calendarID string, epoch int64) error
 	// CalendarCheckEpoch returns ErrFenced unless the calendar's epoch is
 	// epoch; a calendar never activated fences every epoch.
 	CalendarCheckEpoch(ctx context.Context, calendarID string, epoch int64) error

@@ -648,12 +648,6 @@ type lazyPlacement struct {
 	fenced atomic.Int64
 }
 
-// epochActivator is a store transaction that takes an epoch issued
-// outside the database (persistence/postgres).
-type epochActivator interface {
-	CalendarActivateAt(ctx context.Context, calendarID string, epoch int64) error
-}
-
 // errNotOwner refuses an activation on a node that does not hold the
 // calendar's partition: the request is retried at the owner.
 var errNotOwner = errors.New("cluster: this node does not hold the calendar's partition")
@@ -674,12 +668,8 @@ func (l *lazyPlacement) fence(ctx context.Context, tx persistence.Tx, calendarID
 	if !ok {
 		return 0, errNotOwner
 	}
-	a, ok := tx.(epochActivator)
-	if !ok {
-		return 0, errors.New("cluster: the store cannot take lease epochs (multi-node mode needs PostgreSQL or CockroachDB)")
-	}
 	token := m.Token(epoch)
-	err := a.CalendarActivateAt(ctx, calendarID, token)
+	err := tx.CalendarActivateAt(ctx, calendarID, token)
 	if errors.Is(err, persistence.ErrFenced) {
 		l.fenced.Add(1)
 	}

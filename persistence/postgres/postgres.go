@@ -1,7 +1,9 @@
 // Package postgres is the networked driver of package persistence, for
-// PostgreSQL and CockroachDB through pgx/v5. It holds SQL and row mapping
-// only; behaviour is specified by persistence and checked by
-// persistence/storetest.
+// PostgreSQL and CockroachDB through pgx/v5. The transaction methods and
+// their SQL live in persistence/sqlstore; this package holds what is
+// PostgreSQL's own: the pool, BEGIN/COMMIT and retries, the migrations'
+// table, and the dialect (timestamptz values, SQLSTATE codes). Behaviour is
+// specified by persistence and checked by persistence/storetest.
 //
 // Transactions run at SERIALIZABLE and are retried on serialization
 // failures (SQLSTATE 40001). On CockroachDB the retry uses
@@ -35,9 +37,11 @@ import (
 	crdbpgx "github.com/cockroachdb/cockroach-go/v2/crdb/crdbpgxv5"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/spa-engine/spa/persistence"
+	"github.com/spa-engine/spa/persistence/sqlstore"
 )
 
 // Store is a PostgreSQL or CockroachDB connection pool; it implements
@@ -117,32 +121,21 @@ func unavailable(err error) error {
 
 // Migrate applies the embedded PostgreSQL migrations not yet applied.
 func (s *Store) Migrate(ctx context.Context) ([]persistence.Migration, error) {
-	return persistence.RunMigrations(ctx, persistence.MigrationDriver{
-		FS: persistence.MigrationsFS(persistence.DialectPostgres),
-		TableDDL: `CREATE TABLE IF NOT EXISTS schema_migrations (
+	return sqlstore.Migrate(ctx, dialect{}, `CREATE TABLE IF NOT EXISTS schema_migrations (
 			version    INT8        NOT NULL PRIMARY KEY,
 			name       TEXT        NOT NULL,
-			applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`,
-		InTx: func(ctx context.Context, fn func(persistence.ScriptTx) error) error {
-			return s.inTx(ctx, func(tx pgx.Tx) error { return fn(scriptTx{tx}) })
-		},
-	})
+			applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`, s.begin)
 }
 
 // InTx runs fn in one SERIALIZABLE transaction, retrying it on
 // serialization failures, and commits it.
 func (s *Store) InTx(ctx context.Context, fn func(persistence.Tx) error) error {
-	var appended bool
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		t := &txn{tx: tx}
-		err := fn(t)
-		appended = t.appended
-		return err
-	})
-	if err == nil && appended && s.after != nil {
-		s.after()
-	}
-	return err
+	return sqlstore.InTx(ctx, dialect{}, s.begin, s.after, fn)
+}
+
+// begin is inTx for the shared SQL.
+func (s *Store) begin(ctx context.Context, fn func(sqlstore.Querier) error) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error { return fn(conn{tx}) })
 }
 
 var serializable = pgx.TxOptions{IsoLevel: pgx.Serializable}
@@ -232,16 +225,37 @@ func mapErr(err error) error {
 	return err
 }
 
-// scriptTx runs migration scripts.
-type scriptTx struct{ tx pgx.Tx }
+// dialect is PostgreSQL's sqlstore.Dialect: times are timestamptz.
+type dialect struct{}
 
-func (t scriptTx) Exec(ctx context.Context, script string) error {
-	_, err := t.tx.Exec(ctx, script) // no arguments: simple protocol, several statements allowed
-	return mapErr(err)
+func (dialect) Kind() persistence.Dialect { return persistence.DialectPostgres }
+func (dialect) Time(t time.Time) any      { return persistence.CanonicalTime(t) }
+func (dialect) ScanTime(t *time.Time) any { return scanTime{t} }
+func (dialect) MapErr(err error) error    { return mapErr(err) }
+
+// scanTime reads a timestamptz, NULL as the zero time.
+type scanTime struct{ t *time.Time }
+
+func (s scanTime) ScanTimestamptz(v pgtype.Timestamptz) error {
+	*s.t = time.Time{}
+	if v.Valid {
+		*s.t = persistence.CanonicalTime(v.Time)
+	}
+	return nil
 }
 
-func (t scriptTx) QueryInts(ctx context.Context, query string) ([]int64, error) {
-	rows, _ := t.tx.Query(ctx, query)
-	vs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	return vs, mapErr(err)
+// conn is a pgx transaction as a sqlstore.Querier.
+type conn struct{ tx pgx.Tx }
+
+func (c conn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := c.tx.Exec(ctx, query, args...)
+	return tag.RowsAffected(), err
+}
+
+func (c conn) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	return c.tx.Query(ctx, query, args...)
+}
+
+func (c conn) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
+	return c.tx.QueryRow(ctx, query, args...)
 }

@@ -1,8 +1,11 @@
 // Package sqlite is the embedded, single-node driver of package
 // persistence: pure Go SQLite (modernc.org/sqlite, no cgo) in WAL mode with
-// synchronous=FULL, so a committed write survives a killed process. It holds
-// SQL and row mapping only; behaviour is specified by persistence and checked
-// by persistence/storetest.
+// synchronous=FULL, so a committed write survives a killed process. The
+// transaction methods and their SQL live in persistence/sqlstore; this
+// package holds what is SQLite's own: the file and its pragmas, BEGIN
+// IMMEDIATE, the migrations' table, and the dialect (integer microseconds,
+// SQLite result codes). Behaviour is specified by persistence and checked by
+// persistence/storetest.
 //
 // Write transactions start with BEGIN IMMEDIATE and wait up to the busy
 // timeout for the write lock, so they serialize instead of failing midway.
@@ -22,6 +25,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/spa-engine/spa/persistence"
+	"github.com/spa-engine/spa/persistence/sqlstore"
 )
 
 // BusyTimeout is how long a transaction waits for another connection's
@@ -79,31 +83,20 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Migrate applies the embedded SQLite migrations not yet applied.
 func (s *Store) Migrate(ctx context.Context) ([]persistence.Migration, error) {
-	return persistence.RunMigrations(ctx, persistence.MigrationDriver{
-		FS: persistence.MigrationsFS(persistence.DialectSQLite),
-		TableDDL: `CREATE TABLE IF NOT EXISTS schema_migrations (
+	return sqlstore.Migrate(ctx, dialect{}, `CREATE TABLE IF NOT EXISTS schema_migrations (
 			version    INTEGER NOT NULL PRIMARY KEY,
 			name       TEXT    NOT NULL,
-			applied_at INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000000 AS INTEGER)))`,
-		InTx: func(ctx context.Context, fn func(persistence.ScriptTx) error) error {
-			return s.inTx(ctx, func(tx *sql.Tx) error { return fn(scriptTx{tx}) })
-		},
-	})
+			applied_at INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000000 AS INTEGER)))`, s.begin)
 }
 
 // InTx runs fn in one BEGIN IMMEDIATE transaction and commits it.
 func (s *Store) InTx(ctx context.Context, fn func(persistence.Tx) error) error {
-	var appended bool
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		t := &txn{tx: tx}
-		err := fn(t)
-		appended = t.appended
-		return err
-	})
-	if err == nil && appended && s.after != nil {
-		s.after()
-	}
-	return err
+	return sqlstore.InTx(ctx, dialect{}, s.begin, s.after, fn)
+}
+
+// begin is inTx for the shared SQL.
+func (s *Store) begin(ctx context.Context, fn func(sqlstore.Querier) error) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error { return fn(sqlstore.SQLTx(tx)) })
 }
 
 func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
@@ -152,47 +145,26 @@ func mapErr(err error) error {
 	return err
 }
 
-// scriptTx runs migration scripts.
-type scriptTx struct{ tx *sql.Tx }
+// dialect is SQLite's sqlstore.Dialect: times are INTEGER unix
+// microseconds, NULL standing for the zero time.
+type dialect struct{}
 
-func (t scriptTx) Exec(ctx context.Context, script string) error {
-	_, err := t.tx.ExecContext(ctx, script)
-	return mapErr(err)
-}
+func (dialect) Kind() persistence.Dialect { return persistence.DialectSQLite }
+func (dialect) Time(t time.Time) any      { return persistence.CanonicalTime(t).UnixMicro() }
+func (dialect) ScanTime(t *time.Time) any { return micros{t} }
+func (dialect) MapErr(err error) error    { return mapErr(err) }
 
-func (t scriptTx) QueryInts(ctx context.Context, query string) ([]int64, error) {
-	rows, err := t.tx.QueryContext(ctx, query)
-	if err != nil {
-		return nil, mapErr(err)
+// micros reads a time stored as unix microseconds.
+type micros struct{ t *time.Time }
+
+func (m micros) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*m.t = time.Time{}
+	case int64:
+		*m.t = persistence.CanonicalTime(time.UnixMicro(v))
+	default:
+		return fmt.Errorf("sqlite: a time stored as %T, not as integer microseconds", src)
 	}
-	var out []int64
-	for rows.Next() {
-		var v int64
-		if err := rows.Scan(&v); err != nil {
-			rows.Close()
-			return nil, mapErr(err)
-		}
-		out = append(out, v)
-	}
-	return out, mapErr(rows.Err())
-}
-
-// Times are unix microseconds; NULL stands for the zero time.
-
-func toMicros(t time.Time) int64 { return persistence.CanonicalTime(t).UnixMicro() }
-
-func fromMicros(us int64) time.Time { return persistence.CanonicalTime(time.UnixMicro(us)) }
-
-func toNullMicros(t time.Time) sql.NullInt64 {
-	if t.IsZero() {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: toMicros(t), Valid: true}
-}
-
-func fromNullMicros(n sql.NullInt64) time.Time {
-	if !n.Valid {
-		return time.Time{}
-	}
-	return fromMicros(n.Int64)
+	return nil
 }

@@ -11,17 +11,10 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	var mu sync.Mutex
-	paths := map[*testing.T]string{} // one database file per subtest
+	var dirs sync.Map // one database file per subtest, the same on every open
 	storetest.Exercise(t, func(t *testing.T, opts persistence.Options) persistence.Store {
-		mu.Lock()
-		path, ok := paths[t]
-		if !ok {
-			path = filepath.Join(t.TempDir(), "spa.db")
-			paths[t] = path
-		}
-		mu.Unlock()
-		s, err := sqlite.Open(t.Context(), path, opts)
+		dir, _ := dirs.LoadOrStore(t, t.TempDir())
+		s, err := sqlite.Open(t.Context(), filepath.Join(dir.(string), "spa.db"), opts)
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}

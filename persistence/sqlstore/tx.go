@@ -1,28 +1,12 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"strings"
 	"time"
 
 	"github.com/spa-engine/spa/persistence"
 )
-
-// txn is one transaction's persistence.Tx.
-type txn struct {
-	tx       *sql.Tx
-	appended bool // an outbox event was appended
-}
-
-func (t *txn) exec(ctx context.Context, query string, args ...any) (int, error) {
-	res, err := t.tx.ExecContext(ctx, query, args...)
-	if err != nil {
-		return 0, mapErr(err)
-	}
-	n, err := res.RowsAffected()
-	return int(n), mapErr(err)
-}
 
 // ---- Idempotency ----
 
@@ -31,16 +15,15 @@ const idemColumns = `scope, key, request_hash, state, locked_until, response_sta
 
 func (t *txn) IdempotencyGet(ctx context.Context, scope, key string, now time.Time) (persistence.IdempotencyRecord, error) {
 	var r persistence.IdempotencyRecord
-	var locked sql.NullInt64
-	var created, expires int64
-	err := t.tx.QueryRowContext(ctx, `SELECT `+idemColumns+` FROM idempotency_records
-		WHERE scope = ? AND key = ? AND expires_at >= ?`, scope, key, toMicros(now)).
-		Scan(&r.Scope, &r.Key, &r.RequestHash, &r.State, &locked, &r.ResponseStatus,
-			&r.ResponseContentType, &r.ResponseBody, &created, &expires)
+	var state string
+	err := t.queryRow(ctx, `SELECT `+idemColumns+` FROM idempotency_records
+		WHERE scope = ? AND key = ? AND expires_at >= ?`, scope, key, t.ts(now)).
+		Scan(&r.Scope, &r.Key, &r.RequestHash, &state, t.at(&r.LockedUntil), &r.ResponseStatus,
+			&r.ResponseContentType, &r.ResponseBody, t.at(&r.CreatedAt), t.at(&r.ExpiresAt))
 	if err != nil {
-		return persistence.IdempotencyRecord{}, mapErr(err)
+		return persistence.IdempotencyRecord{}, t.mapErr(err)
 	}
-	r.LockedUntil, r.CreatedAt, r.ExpiresAt = fromNullMicros(locked), fromMicros(created), fromMicros(expires)
+	r.State = persistence.IdempotencyState(state)
 	return r, nil
 }
 
@@ -53,15 +36,15 @@ func (t *txn) IdempotencyPut(ctx context.Context, r persistence.IdempotencyRecor
 			response_content_type = excluded.response_content_type,
 			response_body = excluded.response_body, created_at = excluded.created_at,
 			expires_at = excluded.expires_at`,
-		r.Scope, r.Key, r.RequestHash, string(r.State), toNullMicros(r.LockedUntil), r.ResponseStatus,
-		r.ResponseContentType, r.ResponseBody, toMicros(r.CreatedAt), toMicros(r.ExpiresAt))
+		r.Scope, r.Key, r.RequestHash, string(r.State), t.nullTS(r.LockedUntil), r.ResponseStatus,
+		r.ResponseContentType, r.ResponseBody, t.ts(r.CreatedAt), t.ts(r.ExpiresAt))
 	return err
 }
 
 func (t *txn) IdempotencyDelete(ctx context.Context, scope, key string) error {
 	n, err := t.exec(ctx, `DELETE FROM idempotency_records WHERE scope = ? AND key = ?`, scope, key)
 	if err == nil && n == 0 {
-		err = mapErr(sql.ErrNoRows)
+		err = t.notFound()
 	}
 	return err
 }
@@ -72,7 +55,7 @@ func (t *txn) IdempotencyDeleteExpired(ctx context.Context, now time.Time, limit
 	}
 	return t.exec(ctx, `DELETE FROM idempotency_records WHERE (scope, key) IN (
 		SELECT scope, key FROM idempotency_records WHERE expires_at < ? ORDER BY expires_at LIMIT ?)`,
-		toMicros(now), limit)
+		t.ts(now), limit)
 }
 
 // ---- Audit ----
@@ -81,7 +64,7 @@ func (t *txn) AuditAppend(ctx context.Context, e persistence.AuditEntry) error {
 	_, err := t.exec(ctx, `INSERT INTO audit_log
 		(id, at, actor_id, actor_role, action, subject, request_id, reason, detail)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.ID, toMicros(e.At), e.ActorID, e.ActorRole, e.Action, e.Subject, e.RequestID, e.Reason, e.Detail)
+		e.ID, t.ts(e.At), e.ActorID, e.ActorRole, e.Action, e.Subject, e.RequestID, e.Reason, e.Detail)
 	return err
 }
 
@@ -101,23 +84,11 @@ func (t *txn) AuditList(ctx context.Context, p persistence.AuditListParams) ([]p
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	rows, err := t.tx.QueryContext(ctx, q+" ORDER BY id DESC LIMIT ?", append(args, p.Limit)...)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	defer rows.Close()
-	out := []persistence.AuditEntry{}
-	for rows.Next() {
+	return queryList(ctx, t, func(r row) (persistence.AuditEntry, error) {
 		var e persistence.AuditEntry
-		var at int64
-		if err := rows.Scan(&e.ID, &at, &e.ActorID, &e.ActorRole, &e.Action, &e.Subject,
-			&e.RequestID, &e.Reason, &e.Detail); err != nil {
-			return nil, mapErr(err)
-		}
-		e.At = fromMicros(at)
-		out = append(out, e)
-	}
-	return out, mapErr(rows.Err())
+		return e, r.Scan(&e.ID, t.at(&e.At), &e.ActorID, &e.ActorRole, &e.Action, &e.Subject,
+			&e.RequestID, &e.Reason, &e.Detail)
+	}, q+" ORDER BY id DESC LIMIT ?", append(args, p.Limit)...)
 }
 
 // ---- Outbox ----
@@ -125,7 +96,7 @@ func (t *txn) AuditList(ctx context.Context, p persistence.AuditListParams) ([]p
 func (t *txn) OutboxAppend(ctx context.Context, e persistence.OutboxEvent) error {
 	_, err := t.exec(ctx, `INSERT INTO outbox (id, subject, type, payload, created_at, published_at)
 		VALUES (?, ?, ?, ?, ?, ?)`,
-		e.ID, e.Subject, e.Type, e.Payload, toMicros(e.CreatedAt), toNullMicros(e.PublishedAt))
+		e.ID, e.Subject, e.Type, e.Payload, t.ts(e.CreatedAt), t.nullTS(e.PublishedAt))
 	if err == nil {
 		t.appended = true
 	}
@@ -136,35 +107,20 @@ func (t *txn) OutboxPending(ctx context.Context, limit int) ([]persistence.Outbo
 	if err := persistence.CheckLimit("outbox pending", limit, 0); err != nil {
 		return nil, err
 	}
-	rows, err := t.tx.QueryContext(ctx, `SELECT id, subject, type, payload, created_at FROM outbox
-		WHERE published_at IS NULL ORDER BY id LIMIT ?`, limit)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	defer rows.Close()
-	out := []persistence.OutboxEvent{}
-	for rows.Next() {
+	return queryList(ctx, t, func(r row) (persistence.OutboxEvent, error) {
 		var e persistence.OutboxEvent
-		var created int64
-		if err := rows.Scan(&e.ID, &e.Subject, &e.Type, &e.Payload, &created); err != nil {
-			return nil, mapErr(err)
-		}
-		e.CreatedAt = fromMicros(created)
-		out = append(out, e)
-	}
-	return out, mapErr(rows.Err())
+		return e, r.Scan(&e.ID, &e.Subject, &e.Type, &e.Payload, t.at(&e.CreatedAt))
+	}, `SELECT id, subject, type, payload, created_at FROM outbox
+		WHERE published_at IS NULL ORDER BY id LIMIT ?`, limit)
 }
 
 func (t *txn) OutboxMarkPublished(ctx context.Context, ids []string, at time.Time) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	args := []any{toMicros(at)}
-	for _, id := range ids {
-		args = append(args, id)
-	}
+	in, args := t.in("id", ids, []any{t.ts(at)})
 	_, err := t.exec(ctx, `UPDATE outbox SET published_at = ?
-		WHERE published_at IS NULL AND id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, args...)
+		WHERE published_at IS NULL AND `+in, args...)
 	return err
 }
 
@@ -173,27 +129,25 @@ func (t *txn) OutboxDeletePublished(ctx context.Context, before time.Time, limit
 		return 0, err
 	}
 	return t.exec(ctx, `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
-		WHERE published_at < ? ORDER BY published_at LIMIT ?)`, toMicros(before), limit)
+		WHERE published_at < ? ORDER BY published_at LIMIT ?)`, t.ts(before), limit)
 }
 
 func (t *txn) OutboxCount(ctx context.Context) (pending, published int, err error) {
-	err = t.tx.QueryRowContext(ctx, `SELECT COUNT(*) - COUNT(published_at), COUNT(published_at) FROM outbox`).
+	err = t.queryRow(ctx, `SELECT COUNT(*) - COUNT(published_at), COUNT(published_at) FROM outbox`).
 		Scan(&pending, &published)
-	return pending, published, mapErr(err)
+	return pending, published, t.mapErr(err)
 }
 
 // ---- Studio ----
 
 func (t *txn) StudioGet(ctx context.Context, id string) (persistence.Studio, error) {
 	var s persistence.Studio
-	var updated int64
-	err := t.tx.QueryRowContext(ctx, `SELECT id, name, time_zone, currency, phone, email, version, updated_at
+	err := t.queryRow(ctx, `SELECT id, name, time_zone, currency, phone, email, version, updated_at
 		FROM studios WHERE id = ?`, id).
-		Scan(&s.ID, &s.Name, &s.TimeZone, &s.Currency, &s.Phone, &s.Email, &s.Version, &updated)
+		Scan(&s.ID, &s.Name, &s.TimeZone, &s.Currency, &s.Phone, &s.Email, &s.Version, t.at(&s.UpdatedAt))
 	if err != nil {
-		return persistence.Studio{}, mapErr(err)
+		return persistence.Studio{}, t.mapErr(err)
 	}
-	s.UpdatedAt = fromMicros(updated)
 	return s, nil
 }
 
@@ -203,11 +157,11 @@ func (t *txn) StudioPut(ctx context.Context, s persistence.Studio) (persistence.
 	if s.Version == 0 {
 		n, err = t.exec(ctx, `INSERT INTO studios (id, name, time_zone, currency, phone, email, version, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, 1, ?)`,
-			s.ID, s.Name, s.TimeZone, s.Currency, s.Phone, s.Email, toMicros(s.UpdatedAt))
+			s.ID, s.Name, s.TimeZone, s.Currency, s.Phone, s.Email, t.ts(s.UpdatedAt))
 	} else {
 		n, err = t.exec(ctx, `UPDATE studios SET name = ?, time_zone = ?, currency = ?, phone = ?, email = ?,
 			version = version + 1, updated_at = ? WHERE id = ? AND version = ?`,
-			s.Name, s.TimeZone, s.Currency, s.Phone, s.Email, toMicros(s.UpdatedAt), s.ID, s.Version)
+			s.Name, s.TimeZone, s.Currency, s.Phone, s.Email, t.ts(s.UpdatedAt), s.ID, s.Version)
 	}
 	if err != nil {
 		return persistence.Studio{}, err

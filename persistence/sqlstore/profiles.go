@@ -1,10 +1,7 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
-	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/spa-engine/spa/persistence"
 )
@@ -14,21 +11,18 @@ import (
 const profileColumns = `user_id, name_cipher, email_cipher, email_index, document_cipher, document_index,
 	birth_date_cipher, notes_cipher, anonymised_at, version, created_at, updated_at`
 
-func scanProfile(r rowScanner) (persistence.ClientProfile, error) {
+func (t *txn) scanProfile(r row) (persistence.ClientProfile, error) {
 	var p persistence.ClientProfile
-	var anon *time.Time
-	var created, updated time.Time
 	if err := r.Scan(&p.UserID, &p.NameCipher, &p.EmailCipher, &p.EmailIndex, &p.DocumentCipher, &p.DocumentIndex,
-		&p.BirthDateCipher, &p.NotesCipher, &anon, &p.Version, &created, &updated); err != nil {
+		&p.BirthDateCipher, &p.NotesCipher, t.at(&p.AnonymisedAt), &p.Version, t.at(&p.CreatedAt), t.at(&p.UpdatedAt)); err != nil {
 		return p, err
 	}
-	p.AnonymisedAt, p.CreatedAt, p.UpdatedAt = fromNullTS(anon), ts(created), ts(updated)
 	return p, nil
 }
 
 func (t *txn) ProfileGet(ctx context.Context, userID string) (persistence.ClientProfile, error) {
-	p, err := scanProfile(t.tx.QueryRow(ctx, `SELECT `+profileColumns+` FROM client_profiles WHERE user_id = $1`, userID))
-	return p, mapErr(err)
+	p, err := t.scanProfile(t.queryRow(ctx, `SELECT `+profileColumns+` FROM client_profiles WHERE user_id = ?`, userID))
+	return p, t.mapErr(err)
 }
 
 func (t *txn) ProfilePut(ctx context.Context, p persistence.ClientProfile) (persistence.ClientProfile, error) {
@@ -38,16 +32,16 @@ func (t *txn) ProfilePut(ctx context.Context, p persistence.ClientProfile) (pers
 	}
 	var n int
 	if p.Version == 0 {
-		n, err = t.exec(ctx, `INSERT INTO client_profiles (`+profileColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $11)
+		n, err = t.exec(ctx, `INSERT INTO client_profiles (`+profileColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
 			ON CONFLICT (user_id) DO NOTHING`,
 			p.UserID, p.NameCipher, p.EmailCipher, p.EmailIndex, p.DocumentCipher, p.DocumentIndex,
-			p.BirthDateCipher, p.NotesCipher, nullTS(p.AnonymisedAt), ts(p.CreatedAt), ts(p.UpdatedAt))
+			p.BirthDateCipher, p.NotesCipher, t.nullTS(p.AnonymisedAt), t.ts(p.CreatedAt), t.ts(p.UpdatedAt))
 	} else {
-		n, err = t.exec(ctx, `UPDATE client_profiles SET name_cipher = $1, email_cipher = $2, email_index = $3,
-			document_cipher = $4, document_index = $5, birth_date_cipher = $6, notes_cipher = $7, anonymised_at = $8,
-			version = version + 1, updated_at = $9 WHERE user_id = $10 AND version = $11`,
+		n, err = t.exec(ctx, `UPDATE client_profiles SET name_cipher = ?, email_cipher = ?, email_index = ?,
+			document_cipher = ?, document_index = ?, birth_date_cipher = ?, notes_cipher = ?, anonymised_at = ?,
+			version = version + 1, updated_at = ? WHERE user_id = ? AND version = ?`,
 			p.NameCipher, p.EmailCipher, p.EmailIndex, p.DocumentCipher, p.DocumentIndex,
-			p.BirthDateCipher, p.NotesCipher, nullTS(p.AnonymisedAt), ts(p.UpdatedAt), p.UserID, p.Version)
+			p.BirthDateCipher, p.NotesCipher, t.nullTS(p.AnonymisedAt), t.ts(p.UpdatedAt), p.UserID, p.Version)
 	}
 	if err != nil {
 		return p, err
@@ -63,8 +57,8 @@ func (t *txn) ProfileReencrypt(ctx context.Context, p persistence.ClientProfile)
 	if p.UserID == "" {
 		return persistence.ErrInvalid
 	}
-	n, err := t.exec(ctx, `UPDATE client_profiles SET name_cipher = $1, email_cipher = $2, document_cipher = $3,
-		birth_date_cipher = $4, notes_cipher = $5 WHERE user_id = $6 AND version = $7`,
+	n, err := t.exec(ctx, `UPDATE client_profiles SET name_cipher = ?, email_cipher = ?, document_cipher = ?,
+		birth_date_cipher = ?, notes_cipher = ? WHERE user_id = ? AND version = ?`,
 		p.NameCipher, p.EmailCipher, p.DocumentCipher, p.BirthDateCipher, p.NotesCipher, p.UserID, p.Version)
 	if err != nil || n > 0 {
 		return err
@@ -79,30 +73,30 @@ func (t *txn) ProfileFindByDocumentIndex(ctx context.Context, index []byte, limi
 	if err := persistence.CheckLimit("profile find", limit, persistence.MaxProfileBatch); err != nil {
 		return nil, err
 	}
-	return queryList(ctx, t, scanProfile, `SELECT `+profileColumns+` FROM client_profiles
-		WHERE document_index = $1 ORDER BY user_id LIMIT $2`, index, limit)
+	return queryList(ctx, t, t.scanProfile, `SELECT `+profileColumns+` FROM client_profiles
+		WHERE document_index = ? ORDER BY user_id LIMIT ?`, index, limit)
 }
 
 func (t *txn) ProfileListAfter(ctx context.Context, after string, limit int) ([]persistence.ClientProfile, error) {
 	if err := persistence.CheckLimit("profile batch", limit, persistence.MaxProfileBatch); err != nil {
 		return nil, err
 	}
-	return queryList(ctx, t, scanProfile, `SELECT `+profileColumns+` FROM client_profiles
-		WHERE user_id > $1 ORDER BY user_id LIMIT $2`, after, limit)
+	return queryList(ctx, t, t.scanProfile, `SELECT `+profileColumns+` FROM client_profiles
+		WHERE user_id > ? ORDER BY user_id LIMIT ?`, after, limit)
 }
 
 func (t *txn) UserListAfter(ctx context.Context, after string, limit int) ([]persistence.User, error) {
 	if err := persistence.CheckLimit("user batch", limit, persistence.MaxProfileBatch); err != nil {
 		return nil, err
 	}
-	return queryList(ctx, t, scanUser, `SELECT `+userColumns+` FROM users WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+	return queryList(ctx, t, t.scanUser, `SELECT `+userColumns+` FROM users WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
 }
 
 func (t *txn) UserReplacePhoneCipher(ctx context.Context, id string, prev, next []byte) error {
 	if len(next) == 0 {
 		return persistence.ErrInvalid
 	}
-	n, err := t.exec(ctx, `UPDATE users SET phone_cipher = $1 WHERE id = $2 AND phone_cipher = $3`, next, id, prev)
+	n, err := t.exec(ctx, `UPDATE users SET phone_cipher = ? WHERE id = ? AND phone_cipher = ?`, next, id, prev)
 	if err != nil || n > 0 {
 		return err
 	}
@@ -118,13 +112,14 @@ func (t *txn) UserAnonymise(ctx context.Context, p persistence.AnonymiseParams) 
 		return nil, err
 	}
 	rep := persistence.AnonymiseReport{}
-	at, id, idBytes := ts(p.At), p.UserID, []byte(p.UserID)
-	n, err := t.exec(ctx, `UPDATE users SET phone_index = $1, phone_cipher = ''::bytea, updated_at = $2 WHERE id = $3`, p.PhoneIndex, at, id)
+	at, id, idBytes := t.ts(p.At), p.UserID, []byte(p.UserID)
+	n, err := t.exec(ctx, `UPDATE users SET phone_index = ?, phone_cipher = ?, updated_at = ? WHERE id = ?`,
+		p.PhoneIndex, []byte{}, at, id)
 	if err != nil {
 		return nil, err
 	}
 	if n == 0 {
-		return nil, mapErr(pgx.ErrNoRows)
+		return nil, t.notFound()
 	}
 	steps := []struct {
 		name  string
@@ -133,21 +128,21 @@ func (t *txn) UserAnonymise(ctx context.Context, p persistence.AnonymiseParams) 
 	}{
 		{"client_profiles", `UPDATE client_profiles SET name_cipher = NULL, email_cipher = NULL, email_index = NULL,
 			document_cipher = NULL, document_index = NULL, birth_date_cipher = NULL, notes_cipher = NULL,
-			anonymised_at = $1, version = version + 1, updated_at = $2 WHERE user_id = $3`, []any{at, at, id}},
-		{"login_sessions", `UPDATE login_sessions SET device = '', user_agent = '', ip = '' WHERE user_id = $1`, []any{id}},
+			anonymised_at = ?, version = version + 1, updated_at = ? WHERE user_id = ?`, []any{at, at, id}},
+		{"login_sessions", `UPDATE login_sessions SET device = '', user_agent = '', ip = '' WHERE user_id = ?`, []any{id}},
 		// The second factor of a staff account that is gone, and its
 		// pending challenges (device, user agent, IP).
-		{"totp_factors", `DELETE FROM totp_factors WHERE user_id = $1`, []any{id}},
-		{"mfa_challenges", `DELETE FROM mfa_challenges WHERE user_id = $1`, []any{id}},
+		{"totp_factors", `DELETE FROM totp_factors WHERE user_id = ?`, []any{id}},
+		{"mfa_challenges", `DELETE FROM mfa_challenges WHERE user_id = ?`, []any{id}},
 		{"appointment_transitions", `UPDATE appointment_transitions SET reason = '' WHERE reason <> ''
-			AND appointment_id IN (SELECT id FROM appointments WHERE client_id = $1)`, []any{id}},
-		{"returns", `UPDATE returns SET reason = '' WHERE client_id = $1 AND reason <> ''`, []any{id}},
-		{"credit_grants", `UPDATE credit_grants SET reason = '' WHERE client_id = $1 AND reason <> ''`, []any{id}},
-		{"audit_log", `UPDATE audit_log SET detail = $1, reason = ''
-			WHERE subject = $2 OR actor_id = $3 OR position($4::bytea in detail) > 0`,
+			AND appointment_id IN (SELECT id FROM appointments WHERE client_id = ?)`, []any{id}},
+		{"returns", `UPDATE returns SET reason = '' WHERE client_id = ? AND reason <> ''`, []any{id}},
+		{"credit_grants", `UPDATE credit_grants SET reason = '' WHERE client_id = ? AND reason <> ''`, []any{id}},
+		{"audit_log", `UPDATE audit_log SET detail = ?, reason = ''
+			WHERE subject = ? OR actor_id = ? OR ` + t.contains("detail"),
 			[]any{persistence.AnonymisedAuditDetail, "user/" + id, id, idBytes}},
-		{"outbox", `DELETE FROM outbox WHERE published_at IS NOT NULL AND position($1::bytea in payload) > 0`, []any{idBytes}},
-		{"idempotency_records", `DELETE FROM idempotency_records WHERE scope = $1 OR position($2::bytea in response_body) > 0`,
+		{"outbox", `DELETE FROM outbox WHERE published_at IS NOT NULL AND ` + t.contains("payload"), []any{idBytes}},
+		{"idempotency_records", `DELETE FROM idempotency_records WHERE scope = ? OR ` + t.contains("response_body"),
 			[]any{p.IdempotencyScope, idBytes}},
 	}
 	for _, s := range steps {
@@ -158,15 +153,15 @@ func (t *txn) UserAnonymise(ctx context.Context, p persistence.AnonymiseParams) 
 		rep[s.name] = n
 	}
 	type shipped struct{ id, shipping string }
-	orders, err := queryList(ctx, t, func(r rowScanner) (shipped, error) {
+	orders, err := queryList(ctx, t, func(r row) (shipped, error) {
 		var o shipped
 		return o, r.Scan(&o.id, &o.shipping)
-	}, `SELECT id, shipping FROM orders WHERE client_id = $1 AND shipping <> ''`, id)
+	}, `SELECT id, shipping FROM orders WHERE client_id = ? AND shipping <> ''`, id)
 	if err != nil {
 		return nil, err
 	}
 	for _, o := range orders {
-		if _, err := t.exec(ctx, `UPDATE orders SET shipping = $1 WHERE id = $2`, persistence.AnonymisedShipping(o.shipping), o.id); err != nil {
+		if _, err := t.exec(ctx, `UPDATE orders SET shipping = ? WHERE id = ?`, persistence.AnonymisedShipping(o.shipping), o.id); err != nil {
 			return nil, err
 		}
 	}

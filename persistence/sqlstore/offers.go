@@ -1,18 +1,18 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/spa-engine/spa/persistence"
 )
 
 // Offers: waitlist, packages and vouchers. The rules are evaluated by
-// package persistence on rows read in the same SERIALIZABLE transaction;
-// the guarded UPDATEs and partial unique indexes are a second line.
+// package persistence on rows read in the same transaction (SERIALIZABLE
+// on PostgreSQL, BEGIN IMMEDIATE holding the write lock on SQLite); the
+// guarded UPDATEs and partial unique indexes are a second line.
 
 // waiting is the waiting status as an SQL literal, so that the planner can
 // use the partial indexes on status = 'waiting'.
@@ -23,14 +23,12 @@ const waiting = `'` + string(persistence.WaitlistWaiting) + `'`
 const waitlistColumns = `id, client_id, service_id, staff_id, from_at, to_at, status,
 	offered_appointment_id, version, created_at, updated_at`
 
-func scanWaitlist(r rowScanner) (persistence.WaitlistEntry, error) {
+func (t *txn) scanWaitlist(r row) (persistence.WaitlistEntry, error) {
 	var e persistence.WaitlistEntry
-	var from, to, created, updated time.Time
 	var status string
-	err := r.Scan(&e.ID, &e.ClientID, &e.ServiceID, &e.StaffID, &from, &to, &status,
-		&e.OfferedAppointmentID, &e.Version, &created, &updated)
-	e.From, e.To, e.Status = ts(from), ts(to), persistence.WaitlistStatus(status)
-	e.CreatedAt, e.UpdatedAt = ts(created), ts(updated)
+	err := r.Scan(&e.ID, &e.ClientID, &e.ServiceID, &e.StaffID, t.at(&e.From), t.at(&e.To), &status,
+		&e.OfferedAppointmentID, &e.Version, t.at(&e.CreatedAt), t.at(&e.UpdatedAt))
+	e.Status = persistence.WaitlistStatus(status)
 	return e, err
 }
 
@@ -41,15 +39,15 @@ func (t *txn) waitlistDuplicate(ctx context.Context, e persistence.WaitlistEntry
 		return nil
 	}
 	var other string
-	err := t.tx.QueryRow(ctx, `SELECT id FROM waitlist_entries
-		WHERE client_id = $1 AND service_id = $2 AND staff_id = $3 AND status = `+waiting+`
-		AND from_at < $4 AND to_at > $5 AND id <> $6 LIMIT 1`,
-		e.ClientID, e.ServiceID, e.StaffID, ts(e.To), ts(e.From), e.ID).Scan(&other)
+	err := t.queryRow(ctx, `SELECT id FROM waitlist_entries
+		WHERE client_id = ? AND service_id = ? AND staff_id = ? AND status = `+waiting+`
+		AND from_at < ? AND to_at > ? AND id <> ? LIMIT 1`,
+		e.ClientID, e.ServiceID, e.StaffID, t.ts(e.To), t.ts(e.From), e.ID).Scan(&other)
 	switch {
-	case errors.Is(err, pgx.ErrNoRows):
+	case errors.Is(err, sql.ErrNoRows):
 		return nil
 	case err != nil:
-		return mapErr(err)
+		return t.mapErr(err)
 	}
 	return persistence.WaitlistDuplicate(e, other)
 }
@@ -63,16 +61,16 @@ func (t *txn) WaitlistAdd(ctx context.Context, e persistence.WaitlistEntry) erro
 		return err
 	}
 	_, err = t.exec(ctx, `INSERT INTO waitlist_entries (`+waitlistColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		e.ID, e.ClientID, e.ServiceID, e.StaffID, ts(e.From), ts(e.To), string(e.Status),
-		e.OfferedAppointmentID, e.Version, ts(e.CreatedAt), ts(e.UpdatedAt))
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.ID, e.ClientID, e.ServiceID, e.StaffID, t.ts(e.From), t.ts(e.To), string(e.Status),
+		e.OfferedAppointmentID, e.Version, t.ts(e.CreatedAt), t.ts(e.UpdatedAt))
 	return err
 }
 
 func (t *txn) WaitlistGet(ctx context.Context, id string) (persistence.WaitlistEntry, error) {
-	e, err := scanWaitlist(t.tx.QueryRow(ctx, `SELECT `+waitlistColumns+` FROM waitlist_entries WHERE id = $1`, id))
+	e, err := t.scanWaitlist(t.queryRow(ctx, `SELECT `+waitlistColumns+` FROM waitlist_entries WHERE id = ?`, id))
 	if err != nil {
-		return persistence.WaitlistEntry{}, mapErr(err)
+		return persistence.WaitlistEntry{}, t.mapErr(err)
 	}
 	return e, nil
 }
@@ -83,31 +81,29 @@ func (t *txn) WaitlistUpdate(ctx context.Context, e persistence.WaitlistEntry) (
 		return persistence.WaitlistEntry{}, err
 	}
 	var stored int64
-	switch err := t.tx.QueryRow(ctx, `SELECT version FROM waitlist_entries WHERE id = $1`, e.ID).Scan(&stored); {
-	case errors.Is(err, pgx.ErrNoRows):
+	switch err := t.queryRow(ctx, `SELECT version FROM waitlist_entries WHERE id = ?`, e.ID).Scan(&stored); {
+	case errors.Is(err, sql.ErrNoRows):
 		return persistence.WaitlistEntry{}, persistence.WaitlistMissing(e.ID)
 	case err != nil:
-		return persistence.WaitlistEntry{}, mapErr(err)
+		return persistence.WaitlistEntry{}, t.mapErr(err)
 	case stored != e.Version:
 		return persistence.WaitlistEntry{}, persistence.VersionConflict("waitlist entry", e.ID, e.Version)
 	}
 	if err := t.waitlistDuplicate(ctx, e); err != nil {
 		return persistence.WaitlistEntry{}, err
 	}
-	var created time.Time
-	err = t.tx.QueryRow(ctx, `UPDATE waitlist_entries SET client_id = $1, service_id = $2, staff_id = $3,
-		from_at = $4, to_at = $5, status = $6, offered_appointment_id = $7, updated_at = $8,
-		version = version + 1 WHERE id = $9 AND version = $10 RETURNING created_at`,
-		e.ClientID, e.ServiceID, e.StaffID, ts(e.From), ts(e.To), string(e.Status),
-		e.OfferedAppointmentID, ts(e.UpdatedAt), e.ID, e.Version).Scan(&created)
-	if errors.Is(err, pgx.ErrNoRows) {
+	err = t.queryRow(ctx, `UPDATE waitlist_entries SET client_id = ?, service_id = ?, staff_id = ?,
+		from_at = ?, to_at = ?, status = ?, offered_appointment_id = ?, updated_at = ?,
+		version = version + 1 WHERE id = ? AND version = ? RETURNING created_at`,
+		e.ClientID, e.ServiceID, e.StaffID, t.ts(e.From), t.ts(e.To), string(e.Status),
+		e.OfferedAppointmentID, t.ts(e.UpdatedAt), e.ID, e.Version).Scan(t.at(&e.CreatedAt))
+	if errors.Is(err, sql.ErrNoRows) {
 		return persistence.WaitlistEntry{}, persistence.VersionConflict("waitlist entry", e.ID, e.Version)
 	}
 	if err != nil {
-		return persistence.WaitlistEntry{}, mapErr(err)
+		return persistence.WaitlistEntry{}, t.mapErr(err)
 	}
 	e.Version++
-	e.CreatedAt = ts(created)
 	return e, nil
 }
 
@@ -117,13 +113,14 @@ func (t *txn) WaitlistMatch(ctx context.Context, m persistence.WaitlistMatch) ([
 		return nil, err
 	}
 	q := `SELECT ` + waitlistColumns + ` FROM waitlist_entries WHERE status = ` + waiting + `
-		AND (staff_id = $1 OR staff_id = '') AND from_at <= $2 AND to_at >= $3`
-	args := []any{m.StaffID, ts(m.Start), ts(m.End), m.Limit}
+		AND (staff_id = ? OR staff_id = '') AND from_at <= ? AND to_at >= ?`
+	args := []any{m.StaffID, t.ts(m.Start), t.ts(m.End)}
 	if len(m.ServiceIDs) > 0 {
-		q += ` AND service_id = ANY($5)`
-		args = append(args, m.ServiceIDs)
+		var in string
+		in, args = t.in("service_id", m.ServiceIDs, args)
+		q += ` AND ` + in
 	}
-	return queryList(ctx, t, scanWaitlist, q+` ORDER BY created_at, id LIMIT $4`, args...)
+	return queryList(ctx, t, t.scanWaitlist, q+` ORDER BY created_at, id LIMIT ?`, append(args, m.Limit)...)
 }
 
 func (t *txn) WaitlistListByClient(ctx context.Context, clientID string, includeClosed bool) ([]persistence.WaitlistEntry, error) {
@@ -134,8 +131,9 @@ func (t *txn) WaitlistListByClient(ctx context.Context, clientID string, include
 	for _, s := range persistence.OpenWaitlistStatuses() {
 		open = append(open, string(s))
 	}
-	return queryList(ctx, t, scanWaitlist, `SELECT `+waitlistColumns+` FROM waitlist_entries
-		WHERE client_id = $1 AND ($2 OR status = ANY($3)) ORDER BY created_at, id`, clientID, includeClosed, open)
+	in, args := t.in("status", open, []any{clientID, includeClosed})
+	return queryList(ctx, t, t.scanWaitlist, `SELECT `+waitlistColumns+` FROM waitlist_entries
+		WHERE client_id = ? AND (? OR `+in+`) ORDER BY created_at, id`, args...)
 }
 
 func (t *txn) WaitlistExpire(ctx context.Context, now time.Time, limit int) (int, error) {
@@ -143,10 +141,11 @@ func (t *txn) WaitlistExpire(ctx context.Context, now time.Time, limit int) (int
 	if err != nil {
 		return 0, err
 	}
-	return t.exec(ctx, `UPDATE waitlist_entries SET status = $1, updated_at = $2, version = version + 1
-		WHERE id IN (SELECT id FROM waitlist_entries WHERE status = `+waiting+` AND to_at < $2
-			ORDER BY to_at, id LIMIT $3)`,
-		string(persistence.WaitlistExpired), now, limit)
+	us := t.ts(now)
+	return t.exec(ctx, `UPDATE waitlist_entries SET status = ?, updated_at = ?, version = version + 1
+		WHERE id IN (SELECT id FROM waitlist_entries WHERE status = `+waiting+` AND to_at < ?
+			ORDER BY to_at, id LIMIT ?)`,
+		string(persistence.WaitlistExpired), us, us, limit)
 }
 
 // ---- Packages ----
@@ -154,30 +153,23 @@ func (t *txn) WaitlistExpire(ctx context.Context, now time.Time, limit int) (int
 const packageColumns = `id, client_id, name, service_ids, sessions_total, sessions_used, expires_at,
 	version, created_at, updated_at`
 
-func scanPackage(r rowScanner) (persistence.Package, error) {
+func (t *txn) scanPackage(r row) (persistence.Package, error) {
 	var p persistence.Package
 	var services string
-	var total, used int64
-	var expires, created, updated time.Time
-	if err := r.Scan(&p.ID, &p.ClientID, &p.Name, &services, &total, &used, &expires,
-		&p.Version, &created, &updated); err != nil {
+	if err := r.Scan(&p.ID, &p.ClientID, &p.Name, &services, &p.SessionsTotal, &p.SessionsUsed, t.at(&p.ExpiresAt),
+		&p.Version, t.at(&p.CreatedAt), t.at(&p.UpdatedAt)); err != nil {
 		return p, err
 	}
 	var err error
 	p.ServiceIDs, err = persistence.DecodeStrings(services)
-	p.SessionsTotal, p.SessionsUsed = int(total), int(used)
-	p.ExpiresAt, p.CreatedAt, p.UpdatedAt = ts(expires), ts(created), ts(updated)
 	return p, err
 }
 
 const redemptionColumns = `id, package_id, appointment_id, at, released_at`
 
-func scanRedemption(r rowScanner) (persistence.PackageRedemption, error) {
+func (t *txn) scanRedemption(r row) (persistence.PackageRedemption, error) {
 	var red persistence.PackageRedemption
-	var at time.Time
-	var released *time.Time
-	err := r.Scan(&red.ID, &red.PackageID, &red.AppointmentID, &at, &released)
-	red.At, red.ReleasedAt = ts(at), fromNullTS(released)
+	err := r.Scan(&red.ID, &red.PackageID, &red.AppointmentID, t.at(&red.At), t.at(&red.ReleasedAt))
 	return red, err
 }
 
@@ -186,17 +178,16 @@ func (t *txn) PackageGrant(ctx context.Context, p persistence.Package) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.exec(ctx, `INSERT INTO packages (`+packageColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+	_, err = t.exec(ctx, `INSERT INTO packages (`+packageColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		p.ID, p.ClientID, p.Name, persistence.EncodeStrings(p.ServiceIDs), p.SessionsTotal, p.SessionsUsed,
-		ts(p.ExpiresAt), p.Version, ts(p.CreatedAt), ts(p.UpdatedAt))
+		t.ts(p.ExpiresAt), p.Version, t.ts(p.CreatedAt), t.ts(p.UpdatedAt))
 	return err
 }
 
 func (t *txn) PackageGet(ctx context.Context, id string) (persistence.Package, error) {
-	p, err := scanPackage(t.tx.QueryRow(ctx, `SELECT `+packageColumns+` FROM packages WHERE id = $1`, id))
+	p, err := t.scanPackage(t.queryRow(ctx, `SELECT `+packageColumns+` FROM packages WHERE id = ?`, id))
 	if err != nil {
-		return persistence.Package{}, mapErr(err)
+		return persistence.Package{}, t.mapErr(err)
 	}
 	return p, nil
 }
@@ -206,9 +197,9 @@ func (t *txn) PackageListByClient(ctx context.Context, clientID string, now time
 	if err != nil {
 		return nil, err
 	}
-	return queryList(ctx, t, scanPackage, `SELECT `+packageColumns+` FROM packages
-		WHERE client_id = $1 AND (NOT $2 OR (expires_at >= $3 AND sessions_used < sessions_total))
-		ORDER BY expires_at, id`, clientID, activeOnly, now)
+	return queryList(ctx, t, t.scanPackage, `SELECT `+packageColumns+` FROM packages
+		WHERE client_id = ? AND (NOT ? OR (expires_at >= ? AND sessions_used < sessions_total))
+		ORDER BY expires_at, id`, clientID, activeOnly, t.ts(now))
 }
 
 func (t *txn) PackageRedeem(ctx context.Context, r persistence.PackageRedeem) (persistence.PackageRedemption, error) {
@@ -218,42 +209,40 @@ func (t *txn) PackageRedeem(ctx context.Context, r persistence.PackageRedeem) (p
 	}
 	// The appointment's redemption in force, if any, answers a retry.
 	var existing persistence.PackageRedemption
-	var at time.Time
 	var owner string
-	err = t.tx.QueryRow(ctx, `SELECT r.id, r.package_id, r.appointment_id, r.at, p.client_id
+	err = t.queryRow(ctx, `SELECT r.id, r.package_id, r.appointment_id, r.at, p.client_id
 		FROM package_redemptions r JOIN packages p ON p.id = r.package_id
-		WHERE r.appointment_id = $1 AND r.released_at IS NULL`, r.AppointmentID).
-		Scan(&existing.ID, &existing.PackageID, &existing.AppointmentID, &at, &owner)
-	existing.At = ts(at)
+		WHERE r.appointment_id = ? AND r.released_at IS NULL`, r.AppointmentID).
+		Scan(&existing.ID, &existing.PackageID, &existing.AppointmentID, t.at(&existing.At), &owner)
 	switch {
 	case err == nil && owner == r.ClientID:
 		return existing, nil
 	case err == nil:
 		return persistence.PackageRedemption{}, persistence.PackageRedeemedElsewhere(r, existing)
-	case !errors.Is(err, pgx.ErrNoRows):
-		return persistence.PackageRedemption{}, mapErr(err)
+	case !errors.Is(err, sql.ErrNoRows):
+		return persistence.PackageRedemption{}, t.mapErr(err)
 	}
-	p, err := scanPackage(t.tx.QueryRow(ctx, `SELECT `+packageColumns+` FROM packages
-		WHERE id = $1 AND client_id = $2`, r.PackageID, r.ClientID))
-	if errors.Is(err, pgx.ErrNoRows) {
+	p, err := t.scanPackage(t.queryRow(ctx, `SELECT `+packageColumns+` FROM packages
+		WHERE id = ? AND client_id = ?`, r.PackageID, r.ClientID))
+	if errors.Is(err, sql.ErrNoRows) {
 		return persistence.PackageRedemption{}, persistence.PackageMissing(r.PackageID, r.ClientID)
 	}
 	if err != nil {
-		return persistence.PackageRedemption{}, mapErr(err)
+		return persistence.PackageRedemption{}, t.mapErr(err)
 	}
 	if err := persistence.CheckPackageRedeem(p, r); err != nil {
 		return persistence.PackageRedemption{}, err
 	}
 	if _, err := t.exec(ctx, `INSERT INTO package_redemptions (id, package_id, appointment_id, at)
-		VALUES ($1, $2, $3, $4)`, r.ID, r.PackageID, r.AppointmentID, ts(r.At)); err != nil {
+		VALUES (?, ?, ?, ?)`, r.ID, r.PackageID, r.AppointmentID, t.ts(r.At)); err != nil {
 		return persistence.PackageRedemption{}, err
 	}
-	n, err := t.exec(ctx, `UPDATE packages SET sessions_used = sessions_used + 1, updated_at = $1,
-		version = version + 1 WHERE id = $2 AND sessions_used < sessions_total`, ts(r.At), r.PackageID)
+	n, err := t.exec(ctx, `UPDATE packages SET sessions_used = sessions_used + 1, updated_at = ?,
+		version = version + 1 WHERE id = ? AND sessions_used < sessions_total`, t.ts(r.At), r.PackageID)
 	if err != nil {
 		return persistence.PackageRedemption{}, err
 	}
-	if n == 0 { // unreachable under SERIALIZABLE: the check read the same row
+	if n == 0 { // unreachable: the check read the same row in this transaction
 		return persistence.PackageRedemption{}, persistence.PackageExhausted(p)
 	}
 	return persistence.PackageRedemption{ID: r.ID, PackageID: r.PackageID, AppointmentID: r.AppointmentID, At: r.At}, nil
@@ -265,54 +254,50 @@ func (t *txn) PackageRelease(ctx context.Context, appointmentID string, at time.
 		return err
 	}
 	var id, packageID string
-	err = t.tx.QueryRow(ctx, `SELECT id, package_id FROM package_redemptions
-		WHERE appointment_id = $1 AND released_at IS NULL`, appointmentID).Scan(&id, &packageID)
-	if errors.Is(err, pgx.ErrNoRows) {
+	err = t.queryRow(ctx, `SELECT id, package_id FROM package_redemptions
+		WHERE appointment_id = ? AND released_at IS NULL`, appointmentID).Scan(&id, &packageID)
+	if errors.Is(err, sql.ErrNoRows) {
 		var one int
-		switch err := t.tx.QueryRow(ctx, `SELECT 1 FROM package_redemptions WHERE appointment_id = $1 LIMIT 1`,
+		switch err := t.queryRow(ctx, `SELECT 1 FROM package_redemptions WHERE appointment_id = ? LIMIT 1`,
 			appointmentID).Scan(&one); {
-		case errors.Is(err, pgx.ErrNoRows):
+		case errors.Is(err, sql.ErrNoRows):
 			return persistence.NothingToUndo("redemption", appointmentID)
 		default:
-			return mapErr(err) // nil: released already
+			return t.mapErr(err) // nil: released already
 		}
 	}
 	if err != nil {
-		return mapErr(err)
+		return t.mapErr(err)
 	}
-	if _, err := t.exec(ctx, `UPDATE package_redemptions SET released_at = $1 WHERE id = $2`, at, id); err != nil {
+	us := t.ts(at)
+	if _, err := t.exec(ctx, `UPDATE package_redemptions SET released_at = ? WHERE id = ?`, us, id); err != nil {
 		return err
 	}
-	_, err = t.exec(ctx, `UPDATE packages SET sessions_used = sessions_used - 1, updated_at = $1,
-		version = version + 1 WHERE id = $2`, at, packageID)
+	_, err = t.exec(ctx, `UPDATE packages SET sessions_used = sessions_used - 1, updated_at = ?,
+		version = version + 1 WHERE id = ?`, us, packageID)
 	return err
 }
 
 func (t *txn) PackageRedemptionList(ctx context.Context, packageID string) ([]persistence.PackageRedemption, error) {
-	return queryList(ctx, t, scanRedemption, `SELECT `+redemptionColumns+` FROM package_redemptions
-		WHERE package_id = $1 ORDER BY at, id`, packageID)
+	return queryList(ctx, t, t.scanRedemption, `SELECT `+redemptionColumns+` FROM package_redemptions
+		WHERE package_id = ? ORDER BY at, id`, packageID)
 }
 
 // ---- Vouchers ----
 
 const voucherColumns = `id, code_hash, client_id, balance_minor, expires_at, version, created_at, updated_at`
 
-func scanVoucher(r rowScanner) (persistence.Voucher, error) {
+func (t *txn) scanVoucher(r row) (persistence.Voucher, error) {
 	var v persistence.Voucher
-	var expires, created, updated time.Time
-	err := r.Scan(&v.ID, &v.CodeHash, &v.ClientID, &v.BalanceMinor, &expires, &v.Version, &created, &updated)
-	v.ExpiresAt, v.CreatedAt, v.UpdatedAt = ts(expires), ts(created), ts(updated)
+	err := r.Scan(&v.ID, &v.CodeHash, &v.ClientID, &v.BalanceMinor, t.at(&v.ExpiresAt), &v.Version, t.at(&v.CreatedAt), t.at(&v.UpdatedAt))
 	return v, err
 }
 
 const debitColumns = `id, voucher_id, appointment_id, amount_minor, at, reversed_at`
 
-func scanDebit(r rowScanner) (persistence.VoucherDebit, error) {
+func (t *txn) scanDebit(r row) (persistence.VoucherDebit, error) {
 	var d persistence.VoucherDebit
-	var at time.Time
-	var reversed *time.Time
-	err := r.Scan(&d.ID, &d.VoucherID, &d.AppointmentID, &d.AmountMinor, &at, &reversed)
-	d.At, d.ReversedAt = ts(at), fromNullTS(reversed)
+	err := r.Scan(&d.ID, &d.VoucherID, &d.AppointmentID, &d.AmountMinor, t.at(&d.At), t.at(&d.ReversedAt))
 	return d, err
 }
 
@@ -321,18 +306,19 @@ func (t *txn) VoucherIssue(ctx context.Context, v persistence.Voucher) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.exec(ctx, `INSERT INTO vouchers (`+voucherColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		v.ID, v.CodeHash, v.ClientID, v.BalanceMinor, ts(v.ExpiresAt), v.Version, ts(v.CreatedAt), ts(v.UpdatedAt))
+	_, err = t.exec(ctx, `INSERT INTO vouchers (`+voucherColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		v.ID, v.CodeHash, v.ClientID, v.BalanceMinor, t.ts(v.ExpiresAt), v.Version,
+		t.ts(v.CreatedAt), t.ts(v.UpdatedAt))
 	return err
 }
 
 // voucherByHash returns the voucher with the code hash, or VoucherMissing.
 func (t *txn) voucherByHash(ctx context.Context, hash string) (persistence.Voucher, error) {
-	v, err := scanVoucher(t.tx.QueryRow(ctx, `SELECT `+voucherColumns+` FROM vouchers WHERE code_hash = $1`, hash))
-	if errors.Is(err, pgx.ErrNoRows) {
+	v, err := t.scanVoucher(t.queryRow(ctx, `SELECT `+voucherColumns+` FROM vouchers WHERE code_hash = ?`, hash))
+	if errors.Is(err, sql.ErrNoRows) {
 		return v, persistence.VoucherMissing()
 	}
-	return v, mapErr(err)
+	return v, t.mapErr(err)
 }
 
 func (t *txn) VoucherGetByCode(ctx context.Context, code string, now time.Time) (persistence.Voucher, error) {
@@ -344,7 +330,7 @@ func (t *txn) VoucherGetByCode(ctx context.Context, code string, now time.Time) 
 	if err != nil {
 		return persistence.Voucher{}, err
 	}
-	if v.ExpiresAt.Before(ts(now)) {
+	if v.ExpiresAt.Before(persistence.CanonicalTime(now)) {
 		return persistence.Voucher{}, persistence.VoucherMissing()
 	}
 	return v, nil
@@ -362,27 +348,27 @@ func (t *txn) VoucherDebit(ctx context.Context, p persistence.VoucherDebitParams
 	if !persistence.VoucherUsable(v, p.ClientID, p.At) {
 		return persistence.VoucherDebit{}, persistence.VoucherMissing()
 	}
-	existing, err := scanDebit(t.tx.QueryRow(ctx, `SELECT `+debitColumns+` FROM voucher_debits
-		WHERE voucher_id = $1 AND appointment_id = $2 AND reversed_at IS NULL`, v.ID, p.AppointmentID))
+	existing, err := t.scanDebit(t.queryRow(ctx, `SELECT `+debitColumns+` FROM voucher_debits
+		WHERE voucher_id = ? AND appointment_id = ? AND reversed_at IS NULL`, v.ID, p.AppointmentID))
 	switch {
 	case err == nil:
 		return existing, nil
-	case !errors.Is(err, pgx.ErrNoRows):
-		return persistence.VoucherDebit{}, mapErr(err)
+	case !errors.Is(err, sql.ErrNoRows):
+		return persistence.VoucherDebit{}, t.mapErr(err)
 	}
 	if err := persistence.CheckVoucherDebit(v, p); err != nil {
 		return persistence.VoucherDebit{}, err
 	}
 	if _, err := t.exec(ctx, `INSERT INTO voucher_debits (id, voucher_id, appointment_id, amount_minor, at)
-		VALUES ($1, $2, $3, $4, $5)`, p.ID, v.ID, p.AppointmentID, p.AmountMinor, ts(p.At)); err != nil {
+		VALUES (?, ?, ?, ?, ?)`, p.ID, v.ID, p.AppointmentID, p.AmountMinor, t.ts(p.At)); err != nil {
 		return persistence.VoucherDebit{}, err
 	}
-	n, err := t.exec(ctx, `UPDATE vouchers SET balance_minor = balance_minor - $1, updated_at = $2,
-		version = version + 1 WHERE id = $3 AND balance_minor >= $1`, p.AmountMinor, ts(p.At), v.ID)
+	n, err := t.exec(ctx, `UPDATE vouchers SET balance_minor = balance_minor - ?, updated_at = ?,
+		version = version + 1 WHERE id = ? AND balance_minor >= ?`, p.AmountMinor, t.ts(p.At), v.ID, p.AmountMinor)
 	if err != nil {
 		return persistence.VoucherDebit{}, err
 	}
-	if n == 0 { // unreachable under SERIALIZABLE: the check read the same row
+	if n == 0 { // unreachable: the check read the same row in this transaction
 		return persistence.VoucherDebit{}, persistence.InsufficientBalance(v, p.AmountMinor)
 	}
 	return persistence.VoucherDebit{ID: p.ID, VoucherID: v.ID, AppointmentID: p.AppointmentID,
@@ -394,24 +380,25 @@ func (t *txn) VoucherReverse(ctx context.Context, appointmentID string, at time.
 	if err != nil {
 		return nil, err
 	}
-	all, err := queryList(ctx, t, scanDebit, `SELECT `+debitColumns+` FROM voucher_debits
-		WHERE appointment_id = $1 ORDER BY id`, appointmentID)
+	all, err := queryList(ctx, t, t.scanDebit, `SELECT `+debitColumns+` FROM voucher_debits
+		WHERE appointment_id = ? ORDER BY id`, appointmentID)
 	if err != nil {
 		return nil, err
 	}
 	if len(all) == 0 {
 		return nil, persistence.NothingToUndo("voucher debit", appointmentID)
 	}
+	us := t.ts(at)
 	reversed := []persistence.VoucherDebit{}
 	for _, d := range all {
 		if !d.InForce() {
 			continue
 		}
-		if _, err := t.exec(ctx, `UPDATE voucher_debits SET reversed_at = $1 WHERE id = $2`, at, d.ID); err != nil {
+		if _, err := t.exec(ctx, `UPDATE voucher_debits SET reversed_at = ? WHERE id = ?`, us, d.ID); err != nil {
 			return nil, err
 		}
-		if _, err := t.exec(ctx, `UPDATE vouchers SET balance_minor = balance_minor + $1, updated_at = $2,
-			version = version + 1 WHERE id = $3`, d.AmountMinor, at, d.VoucherID); err != nil {
+		if _, err := t.exec(ctx, `UPDATE vouchers SET balance_minor = balance_minor + ?, updated_at = ?,
+			version = version + 1 WHERE id = ?`, d.AmountMinor, us, d.VoucherID); err != nil {
 			return nil, err
 		}
 		d.ReversedAt = at
@@ -421,6 +408,6 @@ func (t *txn) VoucherReverse(ctx context.Context, appointmentID string, at time.
 }
 
 func (t *txn) VoucherDebitList(ctx context.Context, voucherID string) ([]persistence.VoucherDebit, error) {
-	return queryList(ctx, t, scanDebit, `SELECT `+debitColumns+` FROM voucher_debits
-		WHERE voucher_id = $1 ORDER BY at, id`, voucherID)
+	return queryList(ctx, t, t.scanDebit, `SELECT `+debitColumns+` FROM voucher_debits
+		WHERE voucher_id = ? ORDER BY at, id`, voucherID)
 }

@@ -1,12 +1,10 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/spa-engine/spa/persistence"
 )
@@ -15,15 +13,13 @@ import (
 
 const userColumns = `id, phone_index, phone_cipher, roles, created_at, updated_at`
 
-func scanUser(r rowScanner) (persistence.User, error) {
+func (t *txn) scanUser(r row) (persistence.User, error) {
 	var u persistence.User
 	var roles string
-	var created, updated time.Time
-	if err := r.Scan(&u.ID, &u.PhoneIndex, &u.PhoneCipher, &roles, &created, &updated); err != nil {
+	if err := r.Scan(&u.ID, &u.PhoneIndex, &u.PhoneCipher, &roles, t.at(&u.CreatedAt), t.at(&u.UpdatedAt)); err != nil {
 		return u, err
 	}
 	u.Roles = strings.Split(roles, ",")
-	u.CreatedAt, u.UpdatedAt = ts(created), ts(updated)
 	return u, nil
 }
 
@@ -32,28 +28,28 @@ func (t *txn) UserCreate(ctx context.Context, u persistence.User) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
-		u.ID, u.PhoneIndex, u.PhoneCipher, strings.Join(u.Roles, ","), ts(u.CreatedAt), ts(u.UpdatedAt))
+	_, err = t.exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
+		u.ID, u.PhoneIndex, u.PhoneCipher, strings.Join(u.Roles, ","), t.ts(u.CreatedAt), t.ts(u.UpdatedAt))
 	return err
 }
 
 func (t *txn) UserGet(ctx context.Context, id string) (persistence.User, error) {
-	u, err := scanUser(t.tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
-	return u, mapErr(err)
+	u, err := t.scanUser(t.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+	return u, t.mapErr(err)
 }
 
 func (t *txn) UserGetByPhoneIndex(ctx context.Context, index []byte) (persistence.User, error) {
-	u, err := scanUser(t.tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE phone_index = $1`, index))
-	return u, mapErr(err)
+	u, err := t.scanUser(t.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE phone_index = ?`, index))
+	return u, t.mapErr(err)
 }
 
 func (t *txn) UserSetRoles(ctx context.Context, id string, roles []string, at time.Time) error {
 	if err := persistence.CheckRoles(roles); err != nil {
 		return err
 	}
-	n, err := t.exec(ctx, `UPDATE users SET roles = $1, updated_at = $2 WHERE id = $3`, strings.Join(roles, ","), ts(at), id)
+	n, err := t.exec(ctx, `UPDATE users SET roles = ?, updated_at = ? WHERE id = ?`, strings.Join(roles, ","), t.ts(at), id)
 	if err == nil && n == 0 {
-		err = mapErr(pgx.ErrNoRows)
+		err = t.notFound()
 	}
 	return err
 }
@@ -62,14 +58,11 @@ func (t *txn) UserSetRoles(ctx context.Context, id string, roles []string, at ti
 
 func (t *txn) OTPStateGet(ctx context.Context, phoneKey string) (persistence.OTPState, error) {
 	s := persistence.OTPState{PhoneKey: phoneKey}
-	var locked *time.Time
-	var updated time.Time
-	err := t.tx.QueryRow(ctx, `SELECT state, locked_until, version, updated_at FROM otp_states WHERE phone_key = $1`, phoneKey).
-		Scan(&s.State, &locked, &s.Version, &updated)
+	err := t.queryRow(ctx, `SELECT state, locked_until, version, updated_at FROM otp_states WHERE phone_key = ?`, phoneKey).
+		Scan(&s.State, t.at(&s.LockedUntil), &s.Version, t.at(&s.UpdatedAt))
 	if err != nil {
-		return persistence.OTPState{}, mapErr(err)
+		return persistence.OTPState{}, t.mapErr(err)
 	}
-	s.LockedUntil, s.UpdatedAt = fromNullTS(locked), ts(updated)
 	return s, nil
 }
 
@@ -81,12 +74,12 @@ func (t *txn) OTPStatePut(ctx context.Context, s persistence.OTPState) (persiste
 	var n int
 	if s.Version == 0 {
 		n, err = t.exec(ctx, `INSERT INTO otp_states (phone_key, state, locked_until, version, updated_at)
-			VALUES ($1, $2, $3, 1, $4) ON CONFLICT (phone_key) DO NOTHING`,
-			s.PhoneKey, s.State, nullTS(s.LockedUntil), ts(s.UpdatedAt))
+			VALUES (?, ?, ?, 1, ?) ON CONFLICT (phone_key) DO NOTHING`,
+			s.PhoneKey, s.State, t.nullTS(s.LockedUntil), t.ts(s.UpdatedAt))
 	} else {
-		n, err = t.exec(ctx, `UPDATE otp_states SET state = $1, locked_until = $2, version = version + 1, updated_at = $3
-			WHERE phone_key = $4 AND version = $5`,
-			s.State, nullTS(s.LockedUntil), ts(s.UpdatedAt), s.PhoneKey, s.Version)
+		n, err = t.exec(ctx, `UPDATE otp_states SET state = ?, locked_until = ?, version = version + 1, updated_at = ?
+			WHERE phone_key = ? AND version = ?`,
+			s.State, t.nullTS(s.LockedUntil), t.ts(s.UpdatedAt), s.PhoneKey, s.Version)
 	}
 	if err != nil {
 		return s, err
@@ -102,14 +95,12 @@ func (t *txn) OTPStatePut(ctx context.Context, s persistence.OTPState) (persiste
 
 const sessionColumns = `id, user_id, device, user_agent, ip, created_at, last_seen_at, expires_at, revoked_at, revoke_reason`
 
-func scanSession(r rowScanner) (persistence.Session, error) {
+func (t *txn) scanSession(r row) (persistence.Session, error) {
 	var s persistence.Session
-	var created, seen, expires time.Time
-	var revoked *time.Time
-	if err := r.Scan(&s.ID, &s.UserID, &s.Device, &s.UserAgent, &s.IP, &created, &seen, &expires, &revoked, &s.RevokeReason); err != nil {
+	if err := r.Scan(&s.ID, &s.UserID, &s.Device, &s.UserAgent, &s.IP, t.at(&s.CreatedAt), t.at(&s.LastSeenAt),
+		t.at(&s.ExpiresAt), t.at(&s.RevokedAt), &s.RevokeReason); err != nil {
 		return s, err
 	}
-	s.CreatedAt, s.LastSeenAt, s.ExpiresAt, s.RevokedAt = ts(created), ts(seen), ts(expires), fromNullTS(revoked)
 	return s, nil
 }
 
@@ -118,38 +109,38 @@ func (t *txn) SessionCreate(ctx context.Context, s persistence.Session) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.exec(ctx, `INSERT INTO login_sessions (`+sessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		s.ID, s.UserID, s.Device, s.UserAgent, s.IP, ts(s.CreatedAt), ts(s.LastSeenAt), ts(s.ExpiresAt),
-		nullTS(s.RevokedAt), s.RevokeReason)
+	_, err = t.exec(ctx, `INSERT INTO login_sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		s.ID, s.UserID, s.Device, s.UserAgent, s.IP, t.ts(s.CreatedAt), t.ts(s.LastSeenAt), t.ts(s.ExpiresAt),
+		t.nullTS(s.RevokedAt), s.RevokeReason)
 	return err
 }
 
 func (t *txn) SessionGet(ctx context.Context, id string) (persistence.Session, error) {
-	s, err := scanSession(t.tx.QueryRow(ctx, `SELECT `+sessionColumns+` FROM login_sessions WHERE id = $1`, id))
-	return s, mapErr(err)
+	s, err := t.scanSession(t.queryRow(ctx, `SELECT `+sessionColumns+` FROM login_sessions WHERE id = ?`, id))
+	return s, t.mapErr(err)
 }
 
 func (t *txn) SessionListByUser(ctx context.Context, userID string, now time.Time, limit int) ([]persistence.Session, error) {
 	if err := persistence.CheckLimit("session list", limit, persistence.MaxSessionListLimit); err != nil {
 		return nil, err
 	}
-	return queryList(ctx, t, scanSession, `SELECT `+sessionColumns+` FROM login_sessions
-		WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2
-		ORDER BY last_seen_at DESC, id DESC LIMIT $3`, userID, ts(now), limit)
+	return queryList(ctx, t, t.scanSession, `SELECT `+sessionColumns+` FROM login_sessions
+		WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?
+		ORDER BY last_seen_at DESC, id DESC LIMIT ?`, userID, t.ts(now), limit)
 }
 
 func (t *txn) SessionTouch(ctx context.Context, id string, at time.Time, ip, userAgent string) error {
-	n, err := t.exec(ctx, `UPDATE login_sessions SET last_seen_at = $1, ip = $2, user_agent = $3 WHERE id = $4`,
-		ts(at), ip, userAgent, id)
+	n, err := t.exec(ctx, `UPDATE login_sessions SET last_seen_at = ?, ip = ?, user_agent = ? WHERE id = ?`,
+		t.ts(at), ip, userAgent, id)
 	if err == nil && n == 0 {
-		err = mapErr(pgx.ErrNoRows)
+		err = t.notFound()
 	}
 	return err
 }
 
 func (t *txn) SessionRevoke(ctx context.Context, id string, at time.Time, reason string) (bool, error) {
-	n, err := t.exec(ctx, `UPDATE login_sessions SET revoked_at = $1, revoke_reason = $2 WHERE id = $3 AND revoked_at IS NULL`,
-		ts(at), reason, id)
+	n, err := t.exec(ctx, `UPDATE login_sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL`,
+		t.ts(at), reason, id)
 	if err != nil || n > 0 {
 		return n > 0, err
 	}
@@ -160,11 +151,11 @@ func (t *txn) SessionRevoke(ctx context.Context, id string, at time.Time, reason
 }
 
 func (t *txn) SessionRevokeByUser(ctx context.Context, userID string, at time.Time, reason string) ([]string, error) {
-	ids, err := queryList(ctx, t, func(r rowScanner) (string, error) {
+	ids, err := queryList(ctx, t, func(r row) (string, error) {
 		var id string
 		return id, r.Scan(&id)
-	}, `UPDATE login_sessions SET revoked_at = $1, revoke_reason = $2 WHERE user_id = $3 AND revoked_at IS NULL RETURNING id`,
-		ts(at), reason, userID)
+	}, `UPDATE login_sessions SET revoked_at = ?, revoke_reason = ? WHERE user_id = ? AND revoked_at IS NULL RETURNING id`,
+		t.ts(at), reason, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -177,16 +168,16 @@ func (t *txn) SessionListRevokedSince(ctx context.Context, since time.Time, limi
 	if err := persistence.CheckLimit("revoked session list", limit, 0); err != nil {
 		return nil, err
 	}
-	return queryList(ctx, t, func(r rowScanner) (string, error) {
+	return queryList(ctx, t, func(r row) (string, error) {
 		var id string
 		return id, r.Scan(&id)
-	}, `SELECT id FROM login_sessions WHERE revoked_at >= $1 ORDER BY revoked_at DESC LIMIT $2`, ts(since), limit)
+	}, `SELECT id FROM login_sessions WHERE revoked_at >= ? ORDER BY revoked_at DESC LIMIT ?`, t.ts(since), limit)
 }
 
 func (t *txn) SessionCountLive(ctx context.Context, now time.Time) (int, error) {
-	var n int64
-	err := t.tx.QueryRow(ctx, `SELECT count(*) FROM login_sessions WHERE revoked_at IS NULL AND expires_at > $1`, ts(now)).Scan(&n)
-	return int(n), mapErr(err)
+	var n int
+	err := t.queryRow(ctx, `SELECT count(*) FROM login_sessions WHERE revoked_at IS NULL AND expires_at > ?`, t.ts(now)).Scan(&n)
+	return n, t.mapErr(err)
 }
 
 // ---- Refresh tokens ----
@@ -197,27 +188,24 @@ func (t *txn) RefreshTokenPut(ctx context.Context, rt persistence.RefreshToken) 
 		return err
 	}
 	_, err = t.exec(ctx, `INSERT INTO refresh_tokens (token_hash, session_id, parent_hash, issued_at, expires_at, used_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`,
-		rt.Hash, rt.SessionID, rt.ParentHash, ts(rt.IssuedAt), ts(rt.ExpiresAt), nullTS(rt.UsedAt))
+		VALUES (?, ?, ?, ?, ?, ?)`,
+		rt.Hash, rt.SessionID, rt.ParentHash, t.ts(rt.IssuedAt), t.ts(rt.ExpiresAt), t.nullTS(rt.UsedAt))
 	return err
 }
 
 func (t *txn) RefreshTokenGet(ctx context.Context, hash []byte) (persistence.RefreshToken, error) {
 	var rt persistence.RefreshToken
-	var issued, expires time.Time
-	var used *time.Time
-	err := t.tx.QueryRow(ctx, `SELECT token_hash, session_id, parent_hash, issued_at, expires_at, used_at
-		FROM refresh_tokens WHERE token_hash = $1`, hash).
-		Scan(&rt.Hash, &rt.SessionID, &rt.ParentHash, &issued, &expires, &used)
+	err := t.queryRow(ctx, `SELECT token_hash, session_id, parent_hash, issued_at, expires_at, used_at
+		FROM refresh_tokens WHERE token_hash = ?`, hash).
+		Scan(&rt.Hash, &rt.SessionID, &rt.ParentHash, t.at(&rt.IssuedAt), t.at(&rt.ExpiresAt), t.at(&rt.UsedAt))
 	if err != nil {
-		return persistence.RefreshToken{}, mapErr(err)
+		return persistence.RefreshToken{}, t.mapErr(err)
 	}
-	rt.IssuedAt, rt.ExpiresAt, rt.UsedAt = ts(issued), ts(expires), fromNullTS(used)
 	return rt, nil
 }
 
 func (t *txn) RefreshTokenUse(ctx context.Context, hash []byte, at time.Time) error {
-	n, err := t.exec(ctx, `UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL`, ts(at), hash)
+	n, err := t.exec(ctx, `UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL`, t.ts(at), hash)
 	if err != nil || n > 0 {
 		return err
 	}

@@ -1,4 +1,4 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
@@ -13,15 +13,15 @@ func (t *txn) ResourceClaimPut(ctx context.Context, c persistence.ResourceClaim)
 		return err
 	}
 	_, err = t.exec(ctx, `INSERT INTO resource_claims (resource_id, appointment_id, start_at, end_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5)
+		VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (resource_id, appointment_id) DO UPDATE
 		SET start_at = excluded.start_at, end_at = excluded.end_at, expires_at = excluded.expires_at`,
-		c.ResourceID, c.AppointmentID, ts(c.Start), ts(c.End), ts(c.ExpiresAt))
+		c.ResourceID, c.AppointmentID, t.ts(c.Start), t.ts(c.End), t.ts(c.ExpiresAt))
 	return err
 }
 
 func (t *txn) ResourceClaimDelete(ctx context.Context, resourceID, appointmentID string) error {
-	_, err := t.exec(ctx, `DELETE FROM resource_claims WHERE resource_id = $1 AND appointment_id = $2`, resourceID, appointmentID)
+	_, err := t.exec(ctx, `DELETE FROM resource_claims WHERE resource_id = ? AND appointment_id = ?`, resourceID, appointmentID)
 	return err
 }
 
@@ -30,14 +30,12 @@ func (t *txn) ResourceClaimList(ctx context.Context, resourceID string, from, to
 	if err != nil {
 		return nil, err
 	}
-	return queryList(ctx, t, func(r rowScanner) (persistence.ResourceClaim, error) {
+	return queryList(ctx, t, func(r row) (persistence.ResourceClaim, error) {
 		var c persistence.ResourceClaim
-		var start, end, expires time.Time
-		err := r.Scan(&c.ResourceID, &c.AppointmentID, &start, &end, &expires)
-		c.Start, c.End, c.ExpiresAt = ts(start), ts(end), ts(expires)
+		err := r.Scan(&c.ResourceID, &c.AppointmentID, t.at(&c.Start), t.at(&c.End), t.at(&c.ExpiresAt))
 		return c, err
 	}, `SELECT resource_id, appointment_id, start_at, end_at, expires_at FROM resource_claims
-		WHERE resource_id = $1 AND start_at < $2 AND end_at > $3 AND expires_at > $4
+		WHERE resource_id = ? AND start_at < ? AND end_at > ? AND expires_at > ?
 		ORDER BY start_at, appointment_id`,
-		resourceID, ts(to), ts(from), ts(now))
+		resourceID, t.ts(to), t.ts(from), t.ts(now))
 }

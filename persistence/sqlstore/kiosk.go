@@ -1,8 +1,7 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"time"
 
 	"github.com/spa-engine/spa/persistence"
@@ -12,14 +11,11 @@ import (
 
 const kioskColumns = `id, label, created_by, created_at, expires_at, revoked_at`
 
-func scanKiosk(r rowScanner) (persistence.Kiosk, error) {
+func (t *txn) scanKiosk(r row) (persistence.Kiosk, error) {
 	var k persistence.Kiosk
-	var created, expires int64
-	var revoked sql.NullInt64
-	if err := r.Scan(&k.ID, &k.Label, &k.CreatedBy, &created, &expires, &revoked); err != nil {
+	if err := r.Scan(&k.ID, &k.Label, &k.CreatedBy, t.at(&k.CreatedAt), t.at(&k.ExpiresAt), t.at(&k.RevokedAt)); err != nil {
 		return k, err
 	}
-	k.CreatedAt, k.ExpiresAt, k.RevokedAt = fromMicros(created), fromMicros(expires), fromNullMicros(revoked)
 	return k, nil
 }
 
@@ -29,13 +25,13 @@ func (t *txn) KioskCreate(ctx context.Context, k persistence.Kiosk) error {
 		return err
 	}
 	_, err = t.exec(ctx, `INSERT INTO kiosks (`+kioskColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
-		k.ID, k.Label, k.CreatedBy, toMicros(k.CreatedAt), toMicros(k.ExpiresAt), toNullMicros(k.RevokedAt))
+		k.ID, k.Label, k.CreatedBy, t.ts(k.CreatedAt), t.ts(k.ExpiresAt), t.nullTS(k.RevokedAt))
 	return err
 }
 
 func (t *txn) KioskGet(ctx context.Context, id string) (persistence.Kiosk, error) {
-	k, err := scanKiosk(t.tx.QueryRowContext(ctx, `SELECT `+kioskColumns+` FROM kiosks WHERE id = ?`, id))
-	return k, mapErr(err)
+	k, err := t.scanKiosk(t.queryRow(ctx, `SELECT `+kioskColumns+` FROM kiosks WHERE id = ?`, id))
+	return k, t.mapErr(err)
 }
 
 func (t *txn) KioskList(ctx context.Context, now time.Time, all bool, limit int) ([]persistence.Kiosk, error) {
@@ -43,14 +39,14 @@ func (t *txn) KioskList(ctx context.Context, now time.Time, all bool, limit int)
 		return nil, err
 	}
 	if all {
-		return queryList(ctx, t, scanKiosk, `SELECT `+kioskColumns+` FROM kiosks ORDER BY id DESC LIMIT ?`, limit)
+		return queryList(ctx, t, t.scanKiosk, `SELECT `+kioskColumns+` FROM kiosks ORDER BY id DESC LIMIT ?`, limit)
 	}
-	return queryList(ctx, t, scanKiosk, `SELECT `+kioskColumns+` FROM kiosks
-		WHERE revoked_at IS NULL AND expires_at > ? ORDER BY id DESC LIMIT ?`, toMicros(now), limit)
+	return queryList(ctx, t, t.scanKiosk, `SELECT `+kioskColumns+` FROM kiosks
+		WHERE revoked_at IS NULL AND expires_at > ? ORDER BY id DESC LIMIT ?`, t.ts(now), limit)
 }
 
 func (t *txn) KioskRevoke(ctx context.Context, id string, at time.Time) (bool, error) {
-	n, err := t.exec(ctx, `UPDATE kiosks SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, toMicros(at), id)
+	n, err := t.exec(ctx, `UPDATE kiosks SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, t.ts(at), id)
 	if err != nil || n > 0 {
 		return n > 0, err
 	}
@@ -62,8 +58,8 @@ func (t *txn) KioskRevoke(ctx context.Context, id string, at time.Time) (bool, e
 
 func (t *txn) KioskCountLive(ctx context.Context, now time.Time) (int, error) {
 	var n int
-	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM kiosks WHERE revoked_at IS NULL AND expires_at > ?`, toMicros(now)).Scan(&n)
-	return n, mapErr(err)
+	err := t.queryRow(ctx, `SELECT count(*) FROM kiosks WHERE revoked_at IS NULL AND expires_at > ?`, t.ts(now)).Scan(&n)
+	return n, t.mapErr(err)
 }
 
 var _ persistence.KioskStore = (*txn)(nil)

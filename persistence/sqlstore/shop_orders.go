@@ -1,8 +1,7 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"strings"
 	"time"
 
@@ -11,9 +10,8 @@ import (
 
 // Shop orders, returns and the client credit ledger. The rules (totals,
 // allocation of a spend across grants, resolving a return) are evaluated
-// by package persistence on rows read in the same BEGIN IMMEDIATE
-// transaction; the conditional UPDATEs and CHECK constraints are a second
-// line.
+// by package persistence on rows read in the same transaction; the
+// conditional UPDATEs and CHECK constraints are a second line.
 
 // ---- Orders ----
 
@@ -23,20 +21,17 @@ const orderColumns = `id, client_id, cart_id, status, subtotal_minor, tax_minor,
 const orderLineColumns = `id, variant_id, sku, name, qty, unit_price_minor, tax_rate_bps,
 	reservation_id, returned_qty`
 
-func scanOrder(r rowScanner) (persistence.Order, error) {
+func (t *txn) scanOrder(r row) (persistence.Order, error) {
 	var o persistence.Order
 	var status, fulfilment, shipping string
-	var created, updated int64
-	var expires sql.NullInt64
 	if err := r.Scan(&o.ID, &o.ClientID, &o.CartID, &status, &o.SubtotalMinor, &o.TaxMinor,
-		&o.CreditAppliedMinor, &o.TotalMinor, &fulfilment, &shipping, &created, &updated, &expires,
+		&o.CreditAppliedMinor, &o.TotalMinor, &fulfilment, &shipping, t.at(&o.CreatedAt), t.at(&o.UpdatedAt), t.at(&o.ExpiresAt),
 		&o.Version); err != nil {
 		return o, err
 	}
 	var err error
 	o.Shipping, err = persistence.DecodeShipping(shipping)
 	o.Status, o.Fulfilment = persistence.OrderStatus(status), persistence.Fulfilment(fulfilment)
-	o.CreatedAt, o.UpdatedAt, o.ExpiresAt = fromMicros(created), fromMicros(updated), fromNullMicros(expires)
 	return o, err
 }
 
@@ -46,14 +41,15 @@ func (t *txn) withLines(ctx context.Context, orders []persistence.Order) ([]pers
 		return orders, nil
 	}
 	at := make(map[string]int, len(orders))
-	args := make([]any, len(orders))
+	ids := make([]string, len(orders))
 	for i, o := range orders {
-		at[o.ID], args[i] = i, o.ID
+		at[o.ID], ids[i] = i, o.ID
 	}
-	rows, err := t.tx.QueryContext(ctx, `SELECT order_id, `+orderLineColumns+` FROM order_lines
-		WHERE order_id IN (`+placeholders(len(orders))+`) ORDER BY order_id, id`, args...)
+	in, args := t.in("order_id", ids, nil)
+	rows, err := t.query(ctx, `SELECT order_id, `+orderLineColumns+` FROM order_lines
+		WHERE `+in+` ORDER BY order_id, id`, args...)
 	if err != nil {
-		return nil, mapErr(err)
+		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -61,11 +57,11 @@ func (t *txn) withLines(ctx context.Context, orders []persistence.Order) ([]pers
 		var l persistence.OrderLine
 		if err := rows.Scan(&orderID, &l.ID, &l.VariantID, &l.SKU, &l.Name, &l.Qty, &l.UnitPriceMinor,
 			&l.TaxRateBps, &l.ReservationID, &l.ReturnedQty); err != nil {
-			return nil, mapErr(err)
+			return nil, t.mapErr(err)
 		}
 		orders[at[orderID]].Lines = append(orders[at[orderID]].Lines, l)
 	}
-	return orders, mapErr(rows.Err())
+	return orders, t.mapErr(rows.Err())
 }
 
 func (t *txn) OrderCreate(ctx context.Context, o persistence.Order) error {
@@ -76,8 +72,8 @@ func (t *txn) OrderCreate(ctx context.Context, o persistence.Order) error {
 	if _, err := t.exec(ctx, `INSERT INTO orders (`+orderColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		o.ID, o.ClientID, o.CartID, string(o.Status), o.SubtotalMinor, o.TaxMinor, o.CreditAppliedMinor,
-		o.TotalMinor, string(o.Fulfilment), persistence.EncodeShipping(o.Shipping), toMicros(o.CreatedAt),
-		toMicros(o.UpdatedAt), toNullMicros(o.ExpiresAt), o.Version); err != nil {
+		o.TotalMinor, string(o.Fulfilment), persistence.EncodeShipping(o.Shipping), t.ts(o.CreatedAt),
+		t.ts(o.UpdatedAt), t.nullTS(o.ExpiresAt), o.Version); err != nil {
 		return err
 	}
 	for _, l := range o.Lines {
@@ -92,9 +88,9 @@ func (t *txn) OrderCreate(ctx context.Context, o persistence.Order) error {
 }
 
 func (t *txn) OrderGet(ctx context.Context, id string) (persistence.Order, error) {
-	o, err := scanOrder(t.tx.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`, id))
+	o, err := t.scanOrder(t.queryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`, id))
 	if err != nil {
-		return persistence.Order{}, mapErr(err)
+		return persistence.Order{}, t.mapErr(err)
 	}
 	out, err := t.withLines(ctx, []persistence.Order{o})
 	if err != nil {
@@ -113,10 +109,13 @@ func (t *txn) OrderList(ctx context.Context, p persistence.OrderListParams) ([]p
 		where, args = append(where, "client_id = ?"), append(args, p.ClientID)
 	}
 	if len(p.Status) > 0 {
-		where = append(where, "status IN ("+placeholders(len(p.Status))+")")
-		for _, s := range p.Status {
-			args = append(args, string(s))
+		statuses := make([]string, len(p.Status))
+		for i, s := range p.Status {
+			statuses[i] = string(s)
 		}
+		var in string
+		in, args = t.in("status", statuses, args)
+		where = append(where, in)
 	}
 	if p.BeforeID != "" {
 		where, args = append(where, "id < ?"), append(args, p.BeforeID)
@@ -125,7 +124,7 @@ func (t *txn) OrderList(ctx context.Context, p persistence.OrderListParams) ([]p
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	orders, err := queryList(ctx, t, scanOrder, q+" ORDER BY id DESC LIMIT ?", append(args, p.Limit)...)
+	orders, err := queryList(ctx, t, t.scanOrder, q+" ORDER BY id DESC LIMIT ?", append(args, p.Limit)...)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +136,7 @@ func (t *txn) OrderTransition(ctx context.Context, tr persistence.OrderTransitio
 		return persistence.Order{}, err
 	}
 	n, err := t.exec(ctx, `UPDATE orders SET status = ?, updated_at = ?, version = version + 1
-		WHERE id = ? AND status = ?`, string(tr.To), toMicros(tr.At), tr.ID, string(tr.From))
+		WHERE id = ? AND status = ?`, string(tr.To), t.ts(tr.At), tr.ID, string(tr.From))
 	if err != nil {
 		return persistence.Order{}, err
 	}
@@ -155,9 +154,9 @@ func (t *txn) OrderListExpired(ctx context.Context, now time.Time, limit int) ([
 	if err := persistence.CheckLimit("expired orders", limit, persistence.MaxOrderListLimit); err != nil {
 		return nil, err
 	}
-	orders, err := queryList(ctx, t, scanOrder, `SELECT `+orderColumns+` FROM orders
+	orders, err := queryList(ctx, t, t.scanOrder, `SELECT `+orderColumns+` FROM orders
 		WHERE status = 'pending_payment' AND expires_at IS NOT NULL AND expires_at < ?
-		ORDER BY expires_at, id LIMIT ?`, toMicros(now), limit)
+		ORDER BY expires_at, id LIMIT ?`, t.ts(now), limit)
 	if err != nil {
 		return nil, err
 	}
@@ -169,13 +168,12 @@ func (t *txn) OrderListExpired(ctx context.Context, now time.Time, limit int) ([
 const returnColumns = `id, order_id, client_id, status, reason, refund_minor, requested_by,
 	processed_by, created_at, updated_at, version`
 
-func scanReturn(r rowScanner) (persistence.Return, error) {
+func (t *txn) scanReturn(r row) (persistence.Return, error) {
 	var x persistence.Return
 	var status string
-	var created, updated int64
 	err := r.Scan(&x.ID, &x.OrderID, &x.ClientID, &status, &x.Reason, &x.RefundMinor, &x.RequestedBy,
-		&x.ProcessedBy, &created, &updated, &x.Version)
-	x.Status, x.CreatedAt, x.UpdatedAt = persistence.ReturnStatus(status), fromMicros(created), fromMicros(updated)
+		&x.ProcessedBy, t.at(&x.CreatedAt), t.at(&x.UpdatedAt), &x.Version)
+	x.Status = persistence.ReturnStatus(status)
 	return x, err
 }
 
@@ -185,27 +183,26 @@ func (t *txn) withReturnLines(ctx context.Context, rs []persistence.Return) ([]p
 		return rs, nil
 	}
 	at := make(map[string]int, len(rs))
-	args := make([]any, len(rs))
+	ids := make([]string, len(rs))
 	for i, r := range rs {
-		at[r.ID], args[i] = i, r.ID
+		at[r.ID], ids[i] = i, r.ID
 	}
-	rows, err := t.tx.QueryContext(ctx, `SELECT return_id, order_line_id, qty, damaged FROM return_lines
-		WHERE return_id IN (`+placeholders(len(rs))+`) ORDER BY return_id, order_line_id`, args...)
+	in, args := t.in("return_id", ids, nil)
+	rows, err := t.query(ctx, `SELECT return_id, order_line_id, qty, damaged FROM return_lines
+		WHERE `+in+` ORDER BY return_id, order_line_id`, args...)
 	if err != nil {
-		return nil, mapErr(err)
+		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var returnID string
 		var l persistence.ReturnLine
-		var damaged int
-		if err := rows.Scan(&returnID, &l.OrderLineID, &l.Qty, &damaged); err != nil {
-			return nil, mapErr(err)
+		if err := rows.Scan(&returnID, &l.OrderLineID, &l.Qty, &l.Damaged); err != nil {
+			return nil, t.mapErr(err)
 		}
-		l.Damaged = damaged != 0
 		rs[at[returnID]].Lines = append(rs[at[returnID]].Lines, l)
 	}
-	return rs, mapErr(rows.Err())
+	return rs, t.mapErr(rows.Err())
 }
 
 func (t *txn) ReturnCreate(ctx context.Context, r persistence.Return) error {
@@ -214,23 +211,23 @@ func (t *txn) ReturnCreate(ctx context.Context, r persistence.Return) error {
 		return err
 	}
 	var n int
-	if err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM orders WHERE id = ?`, r.OrderID).Scan(&n); err != nil {
-		return mapErr(err)
+	if err := t.queryRow(ctx, `SELECT count(*) FROM orders WHERE id = ?`, r.OrderID).Scan(&n); err != nil {
+		return t.mapErr(err)
 	}
 	if n == 0 {
 		return persistence.OrderMissing(r.OrderID)
 	}
 	if _, err := t.exec(ctx, `INSERT INTO returns (`+returnColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, r.OrderID, r.ClientID, string(r.Status), r.Reason, r.RefundMinor, r.RequestedBy, r.ProcessedBy,
-		toMicros(r.CreatedAt), toMicros(r.UpdatedAt), r.Version); err != nil {
+		t.ts(r.CreatedAt), t.ts(r.UpdatedAt), r.Version); err != nil {
 		return err
 	}
 	for _, l := range r.Lines {
 		var qty, returned int
-		err := t.tx.QueryRowContext(ctx, `SELECT qty, returned_qty FROM order_lines WHERE id = ? AND order_id = ?`,
+		err := t.queryRow(ctx, `SELECT qty, returned_qty FROM order_lines WHERE id = ? AND order_id = ?`,
 			l.OrderLineID, r.OrderID).Scan(&qty, &returned)
 		if err != nil {
-			return mapErr(err)
+			return t.mapErr(err)
 		}
 		if returned+l.Qty > qty {
 			return persistence.ReturnExceeds(l.OrderLineID, l.Qty, qty-returned)
@@ -240,24 +237,17 @@ func (t *txn) ReturnCreate(ctx context.Context, r persistence.Return) error {
 			return err
 		}
 		if _, err := t.exec(ctx, `INSERT INTO return_lines (return_id, order_line_id, qty, damaged)
-			VALUES (?, ?, ?, ?)`, r.ID, l.OrderLineID, l.Qty, boolInt(l.Damaged)); err != nil {
+			VALUES (?, ?, ?, ?)`, r.ID, l.OrderLineID, l.Qty, l.Damaged); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 func (t *txn) ReturnGet(ctx context.Context, id string) (persistence.Return, error) {
-	r, err := scanReturn(t.tx.QueryRowContext(ctx, `SELECT `+returnColumns+` FROM returns WHERE id = ?`, id))
+	r, err := t.scanReturn(t.queryRow(ctx, `SELECT `+returnColumns+` FROM returns WHERE id = ?`, id))
 	if err != nil {
-		return persistence.Return{}, mapErr(err)
+		return persistence.Return{}, t.mapErr(err)
 	}
 	out, err := t.withReturnLines(ctx, []persistence.Return{r})
 	if err != nil {
@@ -285,7 +275,7 @@ func (t *txn) ReturnList(ctx context.Context, p persistence.ReturnListParams) ([
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	rs, err := queryList(ctx, t, scanReturn, q+" ORDER BY id DESC LIMIT ?", append(args, p.Limit)...)
+	rs, err := queryList(ctx, t, t.scanReturn, q+" ORDER BY id DESC LIMIT ?", append(args, p.Limit)...)
 	if err != nil {
 		return nil, err
 	}
@@ -303,16 +293,16 @@ func (t *txn) ReturnResolve(ctx context.Context, r persistence.Return) (persiste
 	}
 	n, err := t.exec(ctx, `UPDATE returns SET status = ?, refund_minor = ?, processed_by = ?, updated_at = ?,
 		version = version + 1 WHERE id = ? AND status = 'requested'`,
-		string(out.Status), out.RefundMinor, out.ProcessedBy, toMicros(out.UpdatedAt), out.ID)
+		string(out.Status), out.RefundMinor, out.ProcessedBy, t.ts(out.UpdatedAt), out.ID)
 	if err != nil {
 		return persistence.Return{}, err
 	}
-	if n == 0 { // unreachable under BEGIN IMMEDIATE: the check read the same row
+	if n == 0 { // unreachable: the check read the same row in this transaction
 		return persistence.Return{}, persistence.ReturnNotRequested(out.ID)
 	}
 	for _, l := range out.Lines {
 		if _, err := t.exec(ctx, `UPDATE return_lines SET damaged = ? WHERE return_id = ? AND order_line_id = ?`,
-			boolInt(l.Damaged), out.ID, l.OrderLineID); err != nil {
+			l.Damaged, out.ID, l.OrderLineID); err != nil {
 			return persistence.Return{}, err
 		}
 		if out.Status == persistence.ReturnRejected {
@@ -330,29 +320,26 @@ func (t *txn) ReturnResolve(ctx context.Context, r persistence.Return) (persiste
 const grantColumns = `id, client_id, amount_minor, remaining_minor, reason, return_id, granted_by,
 	expires_at, created_at`
 
-func scanGrant(r rowScanner) (persistence.CreditGrant, error) {
+func (t *txn) scanGrant(r row) (persistence.CreditGrant, error) {
 	var g persistence.CreditGrant
-	var expires, created int64
 	err := r.Scan(&g.ID, &g.ClientID, &g.AmountMinor, &g.RemainingMinor, &g.Reason, &g.ReturnID,
-		&g.GrantedBy, &expires, &created)
-	g.ExpiresAt, g.CreatedAt = fromMicros(expires), fromMicros(created)
+		&g.GrantedBy, t.at(&g.ExpiresAt), t.at(&g.CreatedAt))
 	return g, err
 }
 
 const entryColumns = `id, client_id, grant_id, kind, amount_minor, order_id, at`
 
-func scanEntry(r rowScanner) (persistence.CreditEntry, error) {
+func (t *txn) scanEntry(r row) (persistence.CreditEntry, error) {
 	var e persistence.CreditEntry
 	var kind string
-	var at int64
-	err := r.Scan(&e.ID, &e.ClientID, &e.GrantID, &kind, &e.AmountMinor, &e.OrderID, &at)
-	e.Kind, e.At = persistence.CreditEntryKind(kind), fromMicros(at)
+	err := r.Scan(&e.ID, &e.ClientID, &e.GrantID, &kind, &e.AmountMinor, &e.OrderID, t.at(&e.At))
+	e.Kind = persistence.CreditEntryKind(kind)
 	return e, err
 }
 
 func (t *txn) creditEntry(ctx context.Context, e persistence.CreditEntry) error {
-	_, err := t.exec(ctx, `INSERT INTO credit_entries (`+entryColumns+`, reversed) VALUES (?, ?, ?, ?, ?, ?, ?, 0)`,
-		e.ID, e.ClientID, e.GrantID, string(e.Kind), e.AmountMinor, e.OrderID, toMicros(e.At))
+	_, err := t.exec(ctx, `INSERT INTO credit_entries (`+entryColumns+`, reversed) VALUES (?, ?, ?, ?, ?, ?, ?, false)`,
+		e.ID, e.ClientID, e.GrantID, string(e.Kind), e.AmountMinor, e.OrderID, t.ts(e.At))
 	return err
 }
 
@@ -363,7 +350,7 @@ func (t *txn) CreditGrant(ctx context.Context, g persistence.CreditGrant) error 
 	}
 	if _, err := t.exec(ctx, `INSERT INTO credit_grants (`+grantColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		g.ID, g.ClientID, g.AmountMinor, g.RemainingMinor, g.Reason, g.ReturnID, g.GrantedBy,
-		toMicros(g.ExpiresAt), toMicros(g.CreatedAt)); err != nil {
+		t.ts(g.ExpiresAt), t.ts(g.CreatedAt)); err != nil {
 		return err
 	}
 	return t.creditEntry(ctx, persistence.CreditEntry{ID: g.ID, ClientID: g.ClientID, GrantID: g.ID,
@@ -371,9 +358,9 @@ func (t *txn) CreditGrant(ctx context.Context, g persistence.CreditGrant) error 
 }
 
 func (t *txn) CreditGrants(ctx context.Context, clientID string, now time.Time) ([]persistence.CreditGrant, error) {
-	return queryList(ctx, t, scanGrant, `SELECT `+grantColumns+` FROM credit_grants
+	return queryList(ctx, t, t.scanGrant, `SELECT `+grantColumns+` FROM credit_grants
 		WHERE client_id = ? AND remaining_minor > 0 AND expires_at >= ?
-		ORDER BY expires_at, created_at, id`, clientID, toMicros(now))
+		ORDER BY expires_at, created_at, id`, clientID, t.ts(now))
 }
 
 func (t *txn) CreditSpend(ctx context.Context, clientID string, amount int64, orderID string, now time.Time) error {
@@ -394,7 +381,7 @@ func (t *txn) CreditSpend(ctx context.Context, clientID string, amount int64, or
 		if err != nil {
 			return err
 		}
-		if n == 0 { // unreachable under BEGIN IMMEDIATE: the allocation read the same rows
+		if n == 0 { // unreachable: the allocation read the same rows in this transaction
 			return persistence.ErrInsufficientCredit
 		}
 		if err := t.creditEntry(ctx, persistence.CreditEntry{ID: persistence.NewLedgerID(now), ClientID: clientID,
@@ -410,15 +397,15 @@ func (t *txn) CreditReverse(ctx context.Context, orderID string, now time.Time) 
 	if orderID == "" || now.IsZero() {
 		return 0, persistence.CheckCreditSpend("", 0, orderID, now)
 	}
-	uses, err := queryList(ctx, t, scanEntry, `SELECT `+entryColumns+` FROM credit_entries
-		WHERE order_id = ? AND kind = 'use' AND reversed = 0 ORDER BY id`, orderID)
+	uses, err := queryList(ctx, t, t.scanEntry, `SELECT `+entryColumns+` FROM credit_entries
+		WHERE order_id = ? AND kind = 'use' AND reversed = false ORDER BY id`, orderID)
 	if err != nil {
 		return 0, err
 	}
 	var total int64
 	for _, u := range uses {
 		back := -u.AmountMinor
-		if _, err := t.exec(ctx, `UPDATE credit_entries SET reversed = 1 WHERE id = ?`, u.ID); err != nil {
+		if _, err := t.exec(ctx, `UPDATE credit_entries SET reversed = true WHERE id = ?`, u.ID); err != nil {
 			return 0, err
 		}
 		if _, err := t.exec(ctx, `UPDATE credit_grants SET remaining_minor = remaining_minor + ? WHERE id = ?`,
@@ -437,9 +424,9 @@ func (t *txn) CreditReverse(ctx context.Context, orderID string, now time.Time) 
 
 func (t *txn) CreditBalance(ctx context.Context, clientID string, now time.Time) (int64, error) {
 	var sum int64
-	err := t.tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(remaining_minor), 0) FROM credit_grants
-		WHERE client_id = ? AND expires_at >= ?`, clientID, toMicros(now)).Scan(&sum)
-	return sum, mapErr(err)
+	err := t.queryRow(ctx, `SELECT COALESCE(SUM(remaining_minor), 0) FROM credit_grants
+		WHERE client_id = ? AND expires_at >= ?`, clientID, t.ts(now)).Scan(&sum)
+	return sum, t.mapErr(err)
 }
 
 func (t *txn) CreditLedger(ctx context.Context, p persistence.CreditLedgerParams) ([]persistence.CreditEntry, error) {
@@ -450,15 +437,15 @@ func (t *txn) CreditLedger(ctx context.Context, p persistence.CreditLedgerParams
 	if p.BeforeID != "" {
 		q, args = q+" AND id < ?", append(args, p.BeforeID)
 	}
-	return queryList(ctx, t, scanEntry, q+" ORDER BY id DESC LIMIT ?", append(args, p.Limit)...)
+	return queryList(ctx, t, t.scanEntry, q+" ORDER BY id DESC LIMIT ?", append(args, p.Limit)...)
 }
 
 func (t *txn) CreditExpire(ctx context.Context, now time.Time, limit int) (int, error) {
 	if err := persistence.CheckLimit("credit expire", limit, 0); err != nil {
 		return 0, err
 	}
-	grants, err := queryList(ctx, t, scanGrant, `SELECT `+grantColumns+` FROM credit_grants
-		WHERE remaining_minor > 0 AND expires_at < ? ORDER BY expires_at, id LIMIT ?`, toMicros(now), limit)
+	grants, err := queryList(ctx, t, t.scanGrant, `SELECT `+grantColumns+` FROM credit_grants
+		WHERE remaining_minor > 0 AND expires_at < ? ORDER BY expires_at, id LIMIT ?`, t.ts(now), limit)
 	if err != nil {
 		return 0, err
 	}

@@ -1,8 +1,7 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"time"
 
 	"github.com/spa-engine/spa/persistence"
@@ -13,9 +12,9 @@ import (
 const totpColumns = `user_id, secret_cipher, confirmed_at, last_step, recovery, failures, locked_until, version, created_at, updated_at`
 
 func (t *txn) TOTPFactorGet(ctx context.Context, userID string) (persistence.TOTPFactor, error) {
-	f, err := scanTOTPFactor(t.tx.QueryRowContext(ctx, `SELECT `+totpColumns+` FROM totp_factors WHERE user_id = ?`, userID))
+	f, err := t.scanTOTPFactor(t.queryRow(ctx, `SELECT `+totpColumns+` FROM totp_factors WHERE user_id = ?`, userID))
 	if err != nil {
-		return persistence.TOTPFactor{}, mapErr(err)
+		return persistence.TOTPFactor{}, t.mapErr(err)
 	}
 	return f, nil
 }
@@ -24,18 +23,15 @@ func (t *txn) TOTPFactorListAfter(ctx context.Context, after string, limit int) 
 	if err := persistence.CheckLimit("totp factor batch", limit, persistence.MaxProfileBatch); err != nil {
 		return nil, err
 	}
-	return queryList(ctx, t, scanTOTPFactor, `SELECT `+totpColumns+` FROM totp_factors WHERE user_id > ? ORDER BY user_id LIMIT ?`, after, limit)
+	return queryList(ctx, t, t.scanTOTPFactor, `SELECT `+totpColumns+` FROM totp_factors WHERE user_id > ? ORDER BY user_id LIMIT ?`, after, limit)
 }
 
-func scanTOTPFactor(r rowScanner) (persistence.TOTPFactor, error) {
+func (t *txn) scanTOTPFactor(r row) (persistence.TOTPFactor, error) {
 	var f persistence.TOTPFactor
-	var confirmed, locked sql.NullInt64
-	var created, updated int64
-	if err := r.Scan(&f.UserID, &f.SecretCipher, &confirmed, &f.LastStep, &f.Recovery, &f.Failures, &locked, &f.Version, &created, &updated); err != nil {
+	if err := r.Scan(&f.UserID, &f.SecretCipher, t.at(&f.ConfirmedAt), &f.LastStep, &f.Recovery, &f.Failures,
+		t.at(&f.LockedUntil), &f.Version, t.at(&f.CreatedAt), t.at(&f.UpdatedAt)); err != nil {
 		return f, err
 	}
-	f.ConfirmedAt, f.LockedUntil = fromNullMicros(confirmed), fromNullMicros(locked)
-	f.CreatedAt, f.UpdatedAt = fromMicros(created), fromMicros(updated)
 	return f, nil
 }
 
@@ -48,14 +44,14 @@ func (t *txn) TOTPFactorPut(ctx context.Context, f persistence.TOTPFactor) (pers
 	if f.Version == 0 {
 		n, err = t.exec(ctx, `INSERT INTO totp_factors (`+totpColumns+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (user_id) DO NOTHING`,
-			f.UserID, f.SecretCipher, toNullMicros(f.ConfirmedAt), f.LastStep, f.Recovery, f.Failures,
-			toNullMicros(f.LockedUntil), toMicros(f.CreatedAt), toMicros(f.UpdatedAt))
+			f.UserID, f.SecretCipher, t.nullTS(f.ConfirmedAt), f.LastStep, f.Recovery, f.Failures,
+			t.nullTS(f.LockedUntil), t.ts(f.CreatedAt), t.ts(f.UpdatedAt))
 	} else {
 		n, err = t.exec(ctx, `UPDATE totp_factors SET secret_cipher = ?, confirmed_at = ?, last_step = ?, recovery = ?,
 			failures = ?, locked_until = ?, version = version + 1, updated_at = ?
 			WHERE user_id = ? AND version = ?`,
-			f.SecretCipher, toNullMicros(f.ConfirmedAt), f.LastStep, f.Recovery, f.Failures,
-			toNullMicros(f.LockedUntil), toMicros(f.UpdatedAt), f.UserID, f.Version)
+			f.SecretCipher, t.nullTS(f.ConfirmedAt), f.LastStep, f.Recovery, f.Failures,
+			t.nullTS(f.LockedUntil), t.ts(f.UpdatedAt), f.UserID, f.Version)
 	}
 	if err != nil {
 		return f, err
@@ -70,7 +66,7 @@ func (t *txn) TOTPFactorPut(ctx context.Context, f persistence.TOTPFactor) (pers
 func (t *txn) TOTPFactorDelete(ctx context.Context, userID string) error {
 	n, err := t.exec(ctx, `DELETE FROM totp_factors WHERE user_id = ?`, userID)
 	if err == nil && n == 0 {
-		err = mapErr(sql.ErrNoRows)
+		err = t.notFound()
 	}
 	return err
 }
@@ -84,26 +80,23 @@ func (t *txn) MFAChallengeCreate(ctx context.Context, c persistence.MFAChallenge
 	}
 	_, err = t.exec(ctx, `INSERT INTO mfa_challenges (challenge_hash, user_id, device, user_agent, ip, created_at, expires_at, used_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.Hash, c.UserID, c.Device, c.UserAgent, c.IP, toMicros(c.CreatedAt), toMicros(c.ExpiresAt), toNullMicros(c.UsedAt))
+		c.Hash, c.UserID, c.Device, c.UserAgent, c.IP, t.ts(c.CreatedAt), t.ts(c.ExpiresAt), t.nullTS(c.UsedAt))
 	return err
 }
 
 func (t *txn) MFAChallengeGet(ctx context.Context, hash []byte) (persistence.MFAChallenge, error) {
 	var c persistence.MFAChallenge
-	var created, expires int64
-	var used sql.NullInt64
-	err := t.tx.QueryRowContext(ctx, `SELECT challenge_hash, user_id, device, user_agent, ip, created_at, expires_at, used_at
+	err := t.queryRow(ctx, `SELECT challenge_hash, user_id, device, user_agent, ip, created_at, expires_at, used_at
 		FROM mfa_challenges WHERE challenge_hash = ?`, hash).
-		Scan(&c.Hash, &c.UserID, &c.Device, &c.UserAgent, &c.IP, &created, &expires, &used)
+		Scan(&c.Hash, &c.UserID, &c.Device, &c.UserAgent, &c.IP, t.at(&c.CreatedAt), t.at(&c.ExpiresAt), t.at(&c.UsedAt))
 	if err != nil {
-		return persistence.MFAChallenge{}, mapErr(err)
+		return persistence.MFAChallenge{}, t.mapErr(err)
 	}
-	c.CreatedAt, c.ExpiresAt, c.UsedAt = fromMicros(created), fromMicros(expires), fromNullMicros(used)
 	return c, nil
 }
 
 func (t *txn) MFAChallengeUse(ctx context.Context, hash []byte, at time.Time) error {
-	n, err := t.exec(ctx, `UPDATE mfa_challenges SET used_at = ? WHERE challenge_hash = ? AND used_at IS NULL`, toMicros(at), hash)
+	n, err := t.exec(ctx, `UPDATE mfa_challenges SET used_at = ? WHERE challenge_hash = ? AND used_at IS NULL`, t.ts(at), hash)
 	if err != nil || n > 0 {
 		return err
 	}
@@ -119,7 +112,7 @@ func (t *txn) MFAChallengeDeleteExpired(ctx context.Context, before time.Time, l
 	}
 	return t.exec(ctx, `DELETE FROM mfa_challenges WHERE challenge_hash IN
 		(SELECT challenge_hash FROM mfa_challenges WHERE expires_at < ? ORDER BY expires_at LIMIT ?)`,
-		toMicros(before), limit)
+		t.ts(before), limit)
 }
 
 var _ persistence.TOTPStore = (*txn)(nil)

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -12,46 +12,25 @@ import (
 // Booking: catalogue, calendars and appointments. Durations are whole
 // seconds, lists JSON text (encoded by package persistence).
 
-// rowScanner is a *sql.Row or *sql.Rows.
-type rowScanner interface{ Scan(dest ...any) error }
-
-// queryList runs query and maps every row with scan.
-func queryList[T any](ctx context.Context, t *txn, scan func(rowScanner) (T, error), query string, args ...any) ([]T, error) {
-	rows, err := t.tx.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	defer rows.Close()
-	out := []T{}
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, mapErr(err)
-		}
-		out = append(out, v)
-	}
-	return out, mapErr(rows.Err())
-}
-
 // ---- Services ----
 
 const serviceColumns = `id, name, category, duration_seconds, price_minor, buffer_before_seconds,
 	buffer_after_seconds, required_skills, resource_id, deposit_policy, deposit_value,
 	cancel_cutoff_seconds, reschedule_cutoff_seconds, active, version, updated_at`
 
-func scanService(r rowScanner) (persistence.Service, error) {
+func (t *txn) scanService(r row) (persistence.Service, error) {
 	var s persistence.Service
-	var dur, before, after, cancel, reschedule, updated int64
+	var dur, before, after, cancel, reschedule int64
 	var skills, policy string
 	if err := r.Scan(&s.ID, &s.Name, &s.Category, &dur, &s.PriceMinor, &before, &after, &skills,
-		&s.ResourceID, &policy, &s.DepositValue, &cancel, &reschedule, &s.Active, &s.Version, &updated); err != nil {
+		&s.ResourceID, &policy, &s.DepositValue, &cancel, &reschedule, &s.Active, &s.Version, t.at(&s.UpdatedAt)); err != nil {
 		return s, err
 	}
 	var err error
 	s.RequiredSkills, err = persistence.DecodeStrings(skills)
 	s.Duration, s.BufferBefore, s.BufferAfter = persistence.FromSeconds(dur), persistence.FromSeconds(before), persistence.FromSeconds(after)
 	s.CancelCutoff, s.RescheduleCutoff = persistence.FromSeconds(cancel), persistence.FromSeconds(reschedule)
-	s.DepositPolicy, s.UpdatedAt = persistence.DepositPolicy(policy), fromMicros(updated)
+	s.DepositPolicy = persistence.DepositPolicy(policy)
 	return s, err
 }
 
@@ -64,7 +43,7 @@ func (t *txn) ServicePut(ctx context.Context, s persistence.Service) (persistenc
 		persistence.Seconds(s.BufferBefore), persistence.Seconds(s.BufferAfter),
 		persistence.EncodeStrings(s.RequiredSkills), s.ResourceID, string(s.DepositPolicy), s.DepositValue,
 		persistence.Seconds(s.CancelCutoff), persistence.Seconds(s.RescheduleCutoff), s.Active,
-		toMicros(s.UpdatedAt), s.ID}
+		t.ts(s.UpdatedAt), s.ID}
 	var n int
 	if s.Version == 0 {
 		n, err = t.exec(ctx, `INSERT INTO services (name, category, duration_seconds, price_minor,
@@ -89,15 +68,15 @@ func (t *txn) ServicePut(ctx context.Context, s persistence.Service) (persistenc
 }
 
 func (t *txn) ServiceGet(ctx context.Context, id string) (persistence.Service, error) {
-	s, err := scanService(t.tx.QueryRowContext(ctx, `SELECT `+serviceColumns+` FROM services WHERE id = ?`, id))
+	s, err := t.scanService(t.queryRow(ctx, `SELECT `+serviceColumns+` FROM services WHERE id = ?`, id))
 	if err != nil {
-		return persistence.Service{}, mapErr(err)
+		return persistence.Service{}, t.mapErr(err)
 	}
 	return s, nil
 }
 
 func (t *txn) ServiceList(ctx context.Context, activeOnly bool) ([]persistence.Service, error) {
-	return queryList(ctx, t, scanService, `SELECT `+serviceColumns+` FROM services
+	return queryList(ctx, t, t.scanService, `SELECT `+serviceColumns+` FROM services
 		WHERE active OR NOT ? ORDER BY id`, activeOnly)
 }
 
@@ -105,17 +84,15 @@ func (t *txn) ServiceList(ctx context.Context, activeOnly bool) ([]persistence.S
 
 const staffColumns = `id, name, skills, time_zone, weekly, active, version, updated_at`
 
-func scanStaff(r rowScanner) (persistence.StaffMember, error) {
+func (t *txn) scanStaff(r row) (persistence.StaffMember, error) {
 	var s persistence.StaffMember
 	var skills, weekly string
-	var updated int64
-	if err := r.Scan(&s.ID, &s.Name, &skills, &s.TimeZone, &weekly, &s.Active, &s.Version, &updated); err != nil {
+	if err := r.Scan(&s.ID, &s.Name, &skills, &s.TimeZone, &weekly, &s.Active, &s.Version, t.at(&s.UpdatedAt)); err != nil {
 		return s, err
 	}
 	var err1, err2 error
 	s.Skills, err1 = persistence.DecodeStrings(skills)
 	s.Weekly, err2 = persistence.DecodeWeekly(weekly)
-	s.UpdatedAt = fromMicros(updated)
 	return s, errors.Join(err1, err2)
 }
 
@@ -125,7 +102,7 @@ func (t *txn) StaffPut(ctx context.Context, s persistence.StaffMember) (persiste
 		return persistence.StaffMember{}, err
 	}
 	args := []any{s.Name, persistence.EncodeStrings(s.Skills), s.TimeZone, persistence.EncodeWeekly(s.Weekly),
-		s.Active, toMicros(s.UpdatedAt), s.ID}
+		s.Active, t.ts(s.UpdatedAt), s.ID}
 	var n int
 	if s.Version == 0 {
 		n, err = t.exec(ctx, `INSERT INTO staff (name, skills, time_zone, weekly, active, updated_at, id, version)
@@ -145,15 +122,15 @@ func (t *txn) StaffPut(ctx context.Context, s persistence.StaffMember) (persiste
 }
 
 func (t *txn) StaffGet(ctx context.Context, id string) (persistence.StaffMember, error) {
-	s, err := scanStaff(t.tx.QueryRowContext(ctx, `SELECT `+staffColumns+` FROM staff WHERE id = ?`, id))
+	s, err := t.scanStaff(t.queryRow(ctx, `SELECT `+staffColumns+` FROM staff WHERE id = ?`, id))
 	if err != nil {
-		return persistence.StaffMember{}, mapErr(err)
+		return persistence.StaffMember{}, t.mapErr(err)
 	}
 	return s, nil
 }
 
 func (t *txn) StaffList(ctx context.Context, activeOnly bool) ([]persistence.StaffMember, error) {
-	return queryList(ctx, t, scanStaff, `SELECT `+staffColumns+` FROM staff
+	return queryList(ctx, t, t.scanStaff, `SELECT `+staffColumns+` FROM staff
 		WHERE active OR NOT ? ORDER BY id`, activeOnly)
 }
 
@@ -173,7 +150,7 @@ func (t *txn) DateOverridePut(ctx context.Context, o persistence.DateOverride) e
 func (t *txn) DateOverrideDelete(ctx context.Context, staffID, date string) error {
 	n, err := t.exec(ctx, `DELETE FROM staff_date_overrides WHERE staff_id = ? AND date = ?`, staffID, date)
 	if err == nil && n == 0 {
-		err = mapErr(sql.ErrNoRows)
+		err = t.notFound()
 	}
 	return err
 }
@@ -182,7 +159,7 @@ func (t *txn) DateOverrideList(ctx context.Context, staffID, fromDate, toDate st
 	if err := persistence.CheckDateRange(fromDate, toDate); err != nil {
 		return nil, err
 	}
-	return queryList(ctx, t, func(r rowScanner) (persistence.DateOverride, error) {
+	return queryList(ctx, t, func(r row) (persistence.DateOverride, error) {
 		var o persistence.DateOverride
 		var ranges string
 		if err := r.Scan(&o.StaffID, &o.Date, &o.Closed, &ranges); err != nil {
@@ -203,14 +180,14 @@ func (t *txn) TimeOffAdd(ctx context.Context, o persistence.TimeOff) error {
 		return err
 	}
 	_, err = t.exec(ctx, `INSERT INTO time_off (id, staff_id, start_at, end_at, reason) VALUES (?, ?, ?, ?, ?)`,
-		o.ID, o.StaffID, toMicros(o.Start), toMicros(o.End), o.Reason)
+		o.ID, o.StaffID, t.ts(o.Start), t.ts(o.End), o.Reason)
 	return err
 }
 
 func (t *txn) TimeOffDelete(ctx context.Context, id string) error {
 	n, err := t.exec(ctx, `DELETE FROM time_off WHERE id = ?`, id)
 	if err == nil && n == 0 {
-		err = mapErr(sql.ErrNoRows)
+		err = t.notFound()
 	}
 	return err
 }
@@ -220,26 +197,22 @@ func (t *txn) TimeOffList(ctx context.Context, staffID string, from, to time.Tim
 	if err != nil {
 		return nil, err
 	}
-	return queryList(ctx, t, func(r rowScanner) (persistence.TimeOff, error) {
+	return queryList(ctx, t, func(r row) (persistence.TimeOff, error) {
 		var o persistence.TimeOff
-		var start, end int64
-		err := r.Scan(&o.ID, &o.StaffID, &start, &end, &o.Reason)
-		o.Start, o.End = fromMicros(start), fromMicros(end)
+		err := r.Scan(&o.ID, &o.StaffID, t.at(&o.Start), t.at(&o.End), &o.Reason)
 		return o, err
 	}, `SELECT id, staff_id, start_at, end_at, reason FROM time_off
 		WHERE staff_id = ? AND start_at < ? AND end_at > ? ORDER BY start_at, id`,
-		staffID, toMicros(to), toMicros(from))
+		staffID, t.ts(to), t.ts(from))
 }
 
 // ---- Resources ----
 
 const resourceColumns = `id, name, capacity, active, version, updated_at`
 
-func scanResource(r rowScanner) (persistence.Resource, error) {
+func (t *txn) scanResource(r row) (persistence.Resource, error) {
 	var res persistence.Resource
-	var updated int64
-	err := r.Scan(&res.ID, &res.Name, &res.Capacity, &res.Active, &res.Version, &updated)
-	res.UpdatedAt = fromMicros(updated)
+	err := r.Scan(&res.ID, &res.Name, &res.Capacity, &res.Active, &res.Version, t.at(&res.UpdatedAt))
 	return res, err
 }
 
@@ -248,7 +221,7 @@ func (t *txn) ResourcePut(ctx context.Context, r persistence.Resource) (persiste
 	if err != nil {
 		return persistence.Resource{}, err
 	}
-	args := []any{r.Name, r.Capacity, r.Active, toMicros(r.UpdatedAt), r.ID}
+	args := []any{r.Name, r.Capacity, r.Active, t.ts(r.UpdatedAt), r.ID}
 	var n int
 	if r.Version == 0 {
 		n, err = t.exec(ctx, `INSERT INTO resources (name, capacity, active, updated_at, id, version)
@@ -268,15 +241,15 @@ func (t *txn) ResourcePut(ctx context.Context, r persistence.Resource) (persiste
 }
 
 func (t *txn) ResourceGet(ctx context.Context, id string) (persistence.Resource, error) {
-	r, err := scanResource(t.tx.QueryRowContext(ctx, `SELECT `+resourceColumns+` FROM resources WHERE id = ?`, id))
+	r, err := t.scanResource(t.queryRow(ctx, `SELECT `+resourceColumns+` FROM resources WHERE id = ?`, id))
 	if err != nil {
-		return persistence.Resource{}, mapErr(err)
+		return persistence.Resource{}, t.mapErr(err)
 	}
 	return r, nil
 }
 
 func (t *txn) ResourceList(ctx context.Context, activeOnly bool) ([]persistence.Resource, error) {
-	return queryList(ctx, t, scanResource, `SELECT `+resourceColumns+` FROM resources
+	return queryList(ctx, t, t.scanResource, `SELECT `+resourceColumns+` FROM resources
 		WHERE active OR NOT ? ORDER BY id`, activeOnly)
 }
 
@@ -287,16 +260,36 @@ func (t *txn) CalendarActivate(ctx context.Context, calendarID string) (int64, e
 		return 0, err
 	}
 	var epoch int64
-	err := t.tx.QueryRowContext(ctx, `INSERT INTO calendars (id, epoch) VALUES (?, 1)
+	err := t.queryRow(ctx, `INSERT INTO calendars (id, epoch) VALUES (?, 1)
 		ON CONFLICT (id) DO UPDATE SET epoch = calendars.epoch + 1 RETURNING epoch`, calendarID).Scan(&epoch)
-	return epoch, mapErr(err)
+	return epoch, t.mapErr(err)
+}
+
+// CalendarActivateAt upserts only over a stored epoch not above epoch;
+// no row changed means a later owner's epoch is stored.
+func (t *txn) CalendarActivateAt(ctx context.Context, calendarID string, epoch int64) error {
+	if err := persistence.CheckCalendarID(calendarID); err != nil {
+		return err
+	}
+	if epoch < 1 {
+		return t.errorf("calendar epoch %d: %w", epoch, persistence.ErrInvalid)
+	}
+	n, err := t.exec(ctx, `INSERT INTO calendars (id, epoch) VALUES (?, ?)
+		ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch WHERE calendars.epoch <= excluded.epoch`, calendarID, epoch)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return t.errorf("calendar %q is past epoch %d: %w", calendarID, epoch, persistence.ErrFenced)
+	}
+	return nil
 }
 
 func (t *txn) CalendarCheckEpoch(ctx context.Context, calendarID string, epoch int64) error {
 	var stored int64
-	err := t.tx.QueryRowContext(ctx, `SELECT epoch FROM calendars WHERE id = ?`, calendarID).Scan(&stored)
+	err := t.queryRow(ctx, `SELECT epoch FROM calendars WHERE id = ?`, calendarID).Scan(&stored)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return mapErr(err)
+		return t.mapErr(err)
 	}
 	return persistence.CheckEpoch(calendarID, epoch, stored, err == nil)
 }
@@ -307,17 +300,15 @@ const appointmentColumns = `id, staff_id, resource_id, service_id, client_id, st
 	buffer_before_seconds, buffer_after_seconds, status, hold_expires_at, price_minor, deposit_minor,
 	version, created_at, updated_at, checked_in_at`
 
-func scanAppointment(r rowScanner) (persistence.Appointment, error) {
+func (t *txn) scanAppointment(r row) (persistence.Appointment, error) {
 	var a persistence.Appointment
-	var start, end, before, after, created, updated int64
-	var hold, checkedIn sql.NullInt64
+	var before, after int64
 	var status string
-	err := r.Scan(&a.ID, &a.StaffID, &a.ResourceID, &a.ServiceID, &a.ClientID, &start, &end, &before, &after,
-		&status, &hold, &a.PriceMinor, &a.DepositMinor, &a.Version, &created, &updated, &checkedIn)
-	a.Start, a.End, a.HoldExpiresAt = fromMicros(start), fromMicros(end), fromNullMicros(hold)
-	a.CheckedInAt = fromNullMicros(checkedIn)
+	err := r.Scan(&a.ID, &a.StaffID, &a.ResourceID, &a.ServiceID, &a.ClientID, t.at(&a.Start), t.at(&a.End),
+		&before, &after, &status, t.at(&a.HoldExpiresAt), &a.PriceMinor, &a.DepositMinor, &a.Version,
+		t.at(&a.CreatedAt), t.at(&a.UpdatedAt), t.at(&a.CheckedInAt))
 	a.BufferBefore, a.BufferAfter = persistence.FromSeconds(before), persistence.FromSeconds(after)
-	a.Status, a.CreatedAt, a.UpdatedAt = persistence.AppointmentStatus(status), fromMicros(created), fromMicros(updated)
+	a.Status = persistence.AppointmentStatus(status)
 	return a, err
 }
 
@@ -328,10 +319,10 @@ func (t *txn) AppointmentInsert(ctx context.Context, a persistence.Appointment) 
 	}
 	_, err = t.exec(ctx, `INSERT INTO appointments (`+appointmentColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.ID, a.StaffID, a.ResourceID, a.ServiceID, a.ClientID, toMicros(a.Start), toMicros(a.End),
+		a.ID, a.StaffID, a.ResourceID, a.ServiceID, a.ClientID, t.ts(a.Start), t.ts(a.End),
 		persistence.Seconds(a.BufferBefore), persistence.Seconds(a.BufferAfter), string(a.Status),
-		toNullMicros(a.HoldExpiresAt), a.PriceMinor, a.DepositMinor, a.Version,
-		toMicros(a.CreatedAt), toMicros(a.UpdatedAt), toNullMicros(a.CheckedInAt))
+		t.nullTS(a.HoldExpiresAt), a.PriceMinor, a.DepositMinor, a.Version,
+		t.ts(a.CreatedAt), t.ts(a.UpdatedAt), t.nullTS(a.CheckedInAt))
 	return err
 }
 
@@ -340,18 +331,17 @@ func (t *txn) AppointmentUpdate(ctx context.Context, a persistence.Appointment) 
 	if err != nil {
 		return persistence.Appointment{}, err
 	}
-	var created int64
-	err = t.tx.QueryRowContext(ctx, `UPDATE appointments SET staff_id = ?, resource_id = ?, service_id = ?,
+	err = t.queryRow(ctx, `UPDATE appointments SET staff_id = ?, resource_id = ?, service_id = ?,
 		client_id = ?, start_at = ?, end_at = ?, buffer_before_seconds = ?, buffer_after_seconds = ?,
 		status = ?, hold_expires_at = ?, price_minor = ?, deposit_minor = ?, updated_at = ?,
 		checked_in_at = ?, version = version + 1 WHERE id = ? AND version = ? RETURNING created_at`,
-		a.StaffID, a.ResourceID, a.ServiceID, a.ClientID, toMicros(a.Start), toMicros(a.End),
+		a.StaffID, a.ResourceID, a.ServiceID, a.ClientID, t.ts(a.Start), t.ts(a.End),
 		persistence.Seconds(a.BufferBefore), persistence.Seconds(a.BufferAfter), string(a.Status),
-		toNullMicros(a.HoldExpiresAt), a.PriceMinor, a.DepositMinor, toMicros(a.UpdatedAt),
-		toNullMicros(a.CheckedInAt), a.ID, a.Version).Scan(&created)
+		t.nullTS(a.HoldExpiresAt), a.PriceMinor, a.DepositMinor, t.ts(a.UpdatedAt),
+		t.nullTS(a.CheckedInAt), a.ID, a.Version).Scan(t.at(&a.CreatedAt))
 	if errors.Is(err, sql.ErrNoRows) {
 		var one int
-		switch err = t.tx.QueryRowContext(ctx, `SELECT 1 FROM appointments WHERE id = ?`, a.ID).Scan(&one); {
+		switch err = t.queryRow(ctx, `SELECT 1 FROM appointments WHERE id = ?`, a.ID).Scan(&one); {
 		case errors.Is(err, sql.ErrNoRows):
 			return persistence.Appointment{}, persistence.AppointmentMissing(a.ID)
 		case err == nil:
@@ -359,18 +349,17 @@ func (t *txn) AppointmentUpdate(ctx context.Context, a persistence.Appointment) 
 		}
 	}
 	if err != nil {
-		return persistence.Appointment{}, mapErr(err)
+		return persistence.Appointment{}, t.mapErr(err)
 	}
 	a.Version++
-	a.CreatedAt = fromMicros(created)
 	return a, nil
 }
 
 func (t *txn) AppointmentGet(ctx context.Context, id string) (persistence.Appointment, error) {
-	a, err := scanAppointment(t.tx.QueryRowContext(ctx, `SELECT `+appointmentColumns+` FROM appointments
+	a, err := t.scanAppointment(t.queryRow(ctx, `SELECT `+appointmentColumns+` FROM appointments
 		WHERE id = ?`, id))
 	if err != nil {
-		return persistence.Appointment{}, mapErr(err)
+		return persistence.Appointment{}, t.mapErr(err)
 	}
 	return a, nil
 }
@@ -386,12 +375,12 @@ func (t *txn) AppointmentList(ctx context.Context, r persistence.AppointmentRang
 	}
 	q := `SELECT ` + appointmentColumns + ` FROM appointments
 		WHERE ` + column + ` = ? AND start_at < ? AND end_at > ?`
-	args := []any{id, toMicros(r.To), toMicros(r.From)}
+	args := []any{id, t.ts(r.To), t.ts(r.From)}
 	if !r.LiveAt.IsZero() {
 		q += ` AND (status = ? OR (status = ? AND hold_expires_at > ?))`
-		args = append(args, string(persistence.StatusConfirmed), string(persistence.StatusHeld), toMicros(r.LiveAt))
+		args = append(args, string(persistence.StatusConfirmed), string(persistence.StatusHeld), t.ts(r.LiveAt))
 	}
-	return queryList(ctx, t, scanAppointment, q+` ORDER BY start_at, id`, args...)
+	return queryList(ctx, t, t.scanAppointment, q+` ORDER BY start_at, id`, args...)
 }
 
 func (t *txn) AppointmentListByClient(ctx context.Context, clientID string, from, to time.Time, limit int) ([]persistence.Appointment, error) {
@@ -399,9 +388,9 @@ func (t *txn) AppointmentListByClient(ctx context.Context, clientID string, from
 	if err != nil {
 		return nil, err
 	}
-	return queryList(ctx, t, scanAppointment, `SELECT `+appointmentColumns+` FROM appointments
+	return queryList(ctx, t, t.scanAppointment, `SELECT `+appointmentColumns+` FROM appointments
 		WHERE client_id = ? AND start_at >= ? AND start_at < ? ORDER BY start_at, id LIMIT ?`,
-		clientID, toMicros(from), toMicros(to), limit)
+		clientID, t.ts(from), t.ts(to), limit)
 }
 
 // ---- Transitions ----
@@ -413,17 +402,16 @@ func (t *txn) TransitionAppend(ctx context.Context, tr persistence.Transition) e
 	}
 	_, err = t.exec(ctx, `INSERT INTO appointment_transitions
 		(id, appointment_id, from_status, to_status, at, actor_id, reason) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		tr.ID, tr.AppointmentID, string(tr.From), string(tr.To), toMicros(tr.At), tr.ActorID, tr.Reason)
+		tr.ID, tr.AppointmentID, string(tr.From), string(tr.To), t.ts(tr.At), tr.ActorID, tr.Reason)
 	return err
 }
 
 func (t *txn) TransitionList(ctx context.Context, appointmentID string) ([]persistence.Transition, error) {
-	return queryList(ctx, t, func(r rowScanner) (persistence.Transition, error) {
+	return queryList(ctx, t, func(r row) (persistence.Transition, error) {
 		var tr persistence.Transition
 		var from, to string
-		var at int64
-		err := r.Scan(&tr.ID, &tr.AppointmentID, &from, &to, &at, &tr.ActorID, &tr.Reason)
-		tr.From, tr.To, tr.At = persistence.AppointmentStatus(from), persistence.AppointmentStatus(to), fromMicros(at)
+		err := r.Scan(&tr.ID, &tr.AppointmentID, &from, &to, t.at(&tr.At), &tr.ActorID, &tr.Reason)
+		tr.From, tr.To = persistence.AppointmentStatus(from), persistence.AppointmentStatus(to)
 		return tr, err
 	}, `SELECT id, appointment_id, from_status, to_status, at, actor_id, reason FROM appointment_transitions
 		WHERE appointment_id = ? ORDER BY id`, appointmentID)

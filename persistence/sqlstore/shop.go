@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -10,18 +10,17 @@ import (
 
 // Shop: catalogue, stock, reservations and carts. The rules (stock covers
 // the units held at now; a reservation changes state only while live) are
-// checked on rows read in the same BEGIN IMMEDIATE transaction, which
-// holds the write lock.
+// checked on rows read in the same transaction: SERIALIZABLE on PostgreSQL,
+// so a concurrent change retries it; BEGIN IMMEDIATE on SQLite, which holds
+// the write lock.
 
 // ---- Categories ----
 
 const shopCategoryColumns = `id, name, active, version, updated_at`
 
-func scanShopCategory(r rowScanner) (persistence.ShopCategory, error) {
+func (t *txn) scanShopCategory(r row) (persistence.ShopCategory, error) {
 	var c persistence.ShopCategory
-	var updated int64
-	err := r.Scan(&c.ID, &c.Name, &c.Active, &c.Version, &updated)
-	c.UpdatedAt = fromMicros(updated)
+	err := r.Scan(&c.ID, &c.Name, &c.Active, &c.Version, t.at(&c.UpdatedAt))
 	return c, err
 }
 
@@ -33,10 +32,10 @@ func (t *txn) ShopCategoryPut(ctx context.Context, c persistence.ShopCategory) (
 	var n int
 	if c.Version == 0 {
 		n, err = t.exec(ctx, `INSERT INTO shop_categories (name, active, updated_at, id, version) VALUES (?, ?, ?, ?, 1)`,
-			c.Name, c.Active, toMicros(c.UpdatedAt), c.ID)
+			c.Name, c.Active, t.ts(c.UpdatedAt), c.ID)
 	} else {
 		n, err = t.exec(ctx, `UPDATE shop_categories SET name = ?, active = ?, updated_at = ?, version = version + 1
-			WHERE id = ? AND version = ?`, c.Name, c.Active, toMicros(c.UpdatedAt), c.ID, c.Version)
+			WHERE id = ? AND version = ?`, c.Name, c.Active, t.ts(c.UpdatedAt), c.ID, c.Version)
 	}
 	if err != nil {
 		return c, err
@@ -49,12 +48,12 @@ func (t *txn) ShopCategoryPut(ctx context.Context, c persistence.ShopCategory) (
 }
 
 func (t *txn) ShopCategoryGet(ctx context.Context, id string) (persistence.ShopCategory, error) {
-	c, err := scanShopCategory(t.tx.QueryRowContext(ctx, `SELECT `+shopCategoryColumns+` FROM shop_categories WHERE id = ?`, id))
-	return c, mapErr(err)
+	c, err := t.scanShopCategory(t.queryRow(ctx, `SELECT `+shopCategoryColumns+` FROM shop_categories WHERE id = ?`, id))
+	return c, t.mapErr(err)
 }
 
 func (t *txn) ShopCategoryList(ctx context.Context, activeOnly bool) ([]persistence.ShopCategory, error) {
-	return queryList(ctx, t, scanShopCategory, `SELECT `+shopCategoryColumns+` FROM shop_categories
+	return queryList(ctx, t, t.scanShopCategory, `SELECT `+shopCategoryColumns+` FROM shop_categories
 		WHERE active OR NOT ? ORDER BY id`, activeOnly)
 }
 
@@ -62,16 +61,14 @@ func (t *txn) ShopCategoryList(ctx context.Context, activeOnly bool) ([]persiste
 
 const productColumns = `id, name, description, category_id, images, active, version, updated_at`
 
-func scanProduct(r rowScanner) (persistence.Product, error) {
+func (t *txn) scanProduct(r row) (persistence.Product, error) {
 	var p persistence.Product
 	var images string
-	var updated int64
-	if err := r.Scan(&p.ID, &p.Name, &p.Description, &p.CategoryID, &images, &p.Active, &p.Version, &updated); err != nil {
+	if err := r.Scan(&p.ID, &p.Name, &p.Description, &p.CategoryID, &images, &p.Active, &p.Version, t.at(&p.UpdatedAt)); err != nil {
 		return p, err
 	}
 	var err error
 	p.Images, err = persistence.DecodeImages(images)
-	p.UpdatedAt = fromMicros(updated)
 	return p, err
 }
 
@@ -80,7 +77,7 @@ func (t *txn) ProductPut(ctx context.Context, p persistence.Product) (persistenc
 	if err != nil {
 		return p, err
 	}
-	args := []any{p.Name, p.Description, p.CategoryID, persistence.EncodeImages(p.Images), p.Active, toMicros(p.UpdatedAt), p.ID}
+	args := []any{p.Name, p.Description, p.CategoryID, persistence.EncodeImages(p.Images), p.Active, t.ts(p.UpdatedAt), p.ID}
 	var n int
 	if p.Version == 0 {
 		n, err = t.exec(ctx, `INSERT INTO shop_products (name, description, category_id, images, active, updated_at, id, version)
@@ -100,12 +97,12 @@ func (t *txn) ProductPut(ctx context.Context, p persistence.Product) (persistenc
 }
 
 func (t *txn) ProductGet(ctx context.Context, id string) (persistence.Product, error) {
-	p, err := scanProduct(t.tx.QueryRowContext(ctx, `SELECT `+productColumns+` FROM shop_products WHERE id = ?`, id))
-	return p, mapErr(err)
+	p, err := t.scanProduct(t.queryRow(ctx, `SELECT `+productColumns+` FROM shop_products WHERE id = ?`, id))
+	return p, t.mapErr(err)
 }
 
 func (t *txn) ProductList(ctx context.Context, categoryID string, activeOnly bool) ([]persistence.Product, error) {
-	return queryList(ctx, t, scanProduct, `SELECT `+productColumns+` FROM shop_products
+	return queryList(ctx, t, t.scanProduct, `SELECT `+productColumns+` FROM shop_products
 		WHERE (category_id = ? OR ? = '') AND (active OR NOT ?) ORDER BY id`, categoryID, categoryID, activeOnly)
 }
 
@@ -114,17 +111,15 @@ func (t *txn) ProductList(ctx context.Context, categoryID string, activeOnly boo
 const variantColumns = `id, product_id, sku, attributes, price_minor, vip_price_minor, tax_rate_bp,
 	low_stock_threshold, active, version, updated_at`
 
-func scanVariant(r rowScanner) (persistence.Variant, error) {
+func (t *txn) scanVariant(r row) (persistence.Variant, error) {
 	var v persistence.Variant
 	var attrs string
-	var updated int64
 	if err := r.Scan(&v.ID, &v.ProductID, &v.SKU, &attrs, &v.PriceMinor, &v.VIPPriceMinor, &v.TaxRateBP,
-		&v.LowStockThreshold, &v.Active, &v.Version, &updated); err != nil {
+		&v.LowStockThreshold, &v.Active, &v.Version, t.at(&v.UpdatedAt)); err != nil {
 		return v, err
 	}
 	var err error
 	v.Attributes, err = persistence.DecodeAttributes(attrs)
-	v.UpdatedAt = fromMicros(updated)
 	return v, err
 }
 
@@ -137,14 +132,14 @@ func (t *txn) VariantPut(ctx context.Context, v persistence.Variant) (persistenc
 		return v, err
 	}
 	args := []any{v.ProductID, v.SKU, persistence.EncodeAttributes(v.Attributes), v.PriceMinor, v.VIPPriceMinor,
-		v.TaxRateBP, v.LowStockThreshold, v.Active, toMicros(v.UpdatedAt), v.ID}
+		v.TaxRateBP, v.LowStockThreshold, v.Active, t.ts(v.UpdatedAt), v.ID}
 	var n int
 	if v.Version == 0 {
 		n, err = t.exec(ctx, `INSERT INTO shop_variants (product_id, sku, attributes, price_minor, vip_price_minor,
 			tax_rate_bp, low_stock_threshold, active, updated_at, id, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`, args...)
 		if err == nil {
 			_, err = t.exec(ctx, `INSERT INTO shop_stock (variant_id, on_hand, reserved, updated_at) VALUES (?, 0, 0, ?)`,
-				v.ID, toMicros(v.UpdatedAt))
+				v.ID, t.ts(v.UpdatedAt))
 		}
 	} else {
 		n, err = t.exec(ctx, `UPDATE shop_variants SET product_id = ?, sku = ?, attributes = ?, price_minor = ?,
@@ -162,12 +157,12 @@ func (t *txn) VariantPut(ctx context.Context, v persistence.Variant) (persistenc
 }
 
 func (t *txn) VariantGet(ctx context.Context, id string) (persistence.Variant, error) {
-	v, err := scanVariant(t.tx.QueryRowContext(ctx, `SELECT `+variantColumns+` FROM shop_variants WHERE id = ?`, id))
-	return v, mapErr(err)
+	v, err := t.scanVariant(t.queryRow(ctx, `SELECT `+variantColumns+` FROM shop_variants WHERE id = ?`, id))
+	return v, t.mapErr(err)
 }
 
 func (t *txn) VariantList(ctx context.Context, productID string, activeOnly bool) ([]persistence.Variant, error) {
-	return queryList(ctx, t, scanVariant, `SELECT `+variantColumns+` FROM shop_variants
+	return queryList(ctx, t, t.scanVariant, `SELECT `+variantColumns+` FROM shop_variants
 		WHERE (product_id = ? OR ? = '') AND (active OR NOT ?) ORDER BY id`, productID, productID, activeOnly)
 }
 
@@ -175,17 +170,15 @@ func (t *txn) VariantList(ctx context.Context, productID string, activeOnly bool
 
 func (t *txn) StockGet(ctx context.Context, variantID string) (persistence.Stock, error) {
 	s := persistence.Stock{VariantID: variantID}
-	var updated int64
-	err := t.tx.QueryRowContext(ctx, `SELECT on_hand, reserved, updated_at FROM shop_stock WHERE variant_id = ?`, variantID).
-		Scan(&s.OnHand, &s.Reserved, &updated)
-	s.UpdatedAt = fromMicros(updated)
-	return s, mapErr(err)
+	err := t.queryRow(ctx, `SELECT on_hand, reserved, updated_at FROM shop_stock WHERE variant_id = ?`, variantID).
+		Scan(&s.OnHand, &s.Reserved, t.at(&s.UpdatedAt))
+	return s, t.mapErr(err)
 }
 
 // addStock changes a variant's counters and logs the movement.
 func (t *txn) addStock(ctx context.Context, m persistence.StockMovement, onHand, reserved int64) error {
 	n, err := t.exec(ctx, `UPDATE shop_stock SET on_hand = on_hand + ?, reserved = reserved + ?, updated_at = ?
-		WHERE variant_id = ?`, onHand, reserved, toMicros(m.At), m.VariantID)
+		WHERE variant_id = ?`, onHand, reserved, t.ts(m.At), m.VariantID)
 	if err != nil {
 		return err
 	}
@@ -193,7 +186,7 @@ func (t *txn) addStock(ctx context.Context, m persistence.StockMovement, onHand,
 		return persistence.StockMissing(m.VariantID)
 	}
 	_, err = t.exec(ctx, `INSERT INTO shop_stock_movements (id, variant_id, kind, qty, actor_id, reason, reference, at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, m.ID, m.VariantID, string(m.Kind), m.Qty, m.ActorID, m.Reason, m.Reference, toMicros(m.At))
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, m.ID, m.VariantID, string(m.Kind), m.Qty, m.ActorID, m.Reason, m.Reference, t.ts(m.At))
 	return err
 }
 
@@ -217,12 +210,11 @@ func (t *txn) StockMove(ctx context.Context, m persistence.StockMovement) (persi
 	return s, nil
 }
 
-func scanMovement(r rowScanner) (persistence.StockMovement, error) {
+func (t *txn) scanMovement(r row) (persistence.StockMovement, error) {
 	var m persistence.StockMovement
 	var kind string
-	var at int64
-	err := r.Scan(&m.ID, &m.VariantID, &kind, &m.Qty, &m.ActorID, &m.Reason, &m.Reference, &at)
-	m.Kind, m.At = persistence.MovementKind(kind), fromMicros(at)
+	err := r.Scan(&m.ID, &m.VariantID, &kind, &m.Qty, &m.ActorID, &m.Reason, &m.Reference, t.at(&m.At))
+	m.Kind = persistence.MovementKind(kind)
 	return m, err
 }
 
@@ -230,7 +222,7 @@ func (t *txn) StockMovementList(ctx context.Context, variantID string, limit int
 	if err := persistence.CheckLimit("movement list", limit, persistence.MaxAuditListLimit); err != nil {
 		return nil, err
 	}
-	return queryList(ctx, t, scanMovement, `SELECT id, variant_id, kind, qty, actor_id, reason, reference, at
+	return queryList(ctx, t, t.scanMovement, `SELECT id, variant_id, kind, qty, actor_id, reason, reference, at
 		FROM shop_stock_movements WHERE variant_id = ? ORDER BY id DESC LIMIT ?`, variantID, limit)
 }
 
@@ -238,19 +230,17 @@ func (t *txn) StockMovementList(ctx context.Context, variantID string, limit int
 
 const reservationColumns = `id, cart_id, variant_id, qty, expires_at, state, order_id, created_at, updated_at`
 
-func scanReservation(r rowScanner) (persistence.Reservation, error) {
+func (t *txn) scanReservation(r row) (persistence.Reservation, error) {
 	var v persistence.Reservation
 	var state string
-	var expires, created, updated int64
-	err := r.Scan(&v.ID, &v.CartID, &v.VariantID, &v.Qty, &expires, &state, &v.OrderID, &created, &updated)
-	v.State, v.ExpiresAt = persistence.ReservationState(state), fromMicros(expires)
-	v.CreatedAt, v.UpdatedAt = fromMicros(created), fromMicros(updated)
+	err := r.Scan(&v.ID, &v.CartID, &v.VariantID, &v.Qty, t.at(&v.ExpiresAt), &state, &v.OrderID, t.at(&v.CreatedAt), t.at(&v.UpdatedAt))
+	v.State = persistence.ReservationState(state)
 	return v, err
 }
 
 func (t *txn) ReservationGet(ctx context.Context, id string) (persistence.Reservation, error) {
-	r, err := scanReservation(t.tx.QueryRowContext(ctx, `SELECT `+reservationColumns+` FROM shop_reservations WHERE id = ?`, id))
-	return r, mapErr(err)
+	r, err := t.scanReservation(t.queryRow(ctx, `SELECT `+reservationColumns+` FROM shop_reservations WHERE id = ?`, id))
+	return r, t.mapErr(err)
 }
 
 func (t *txn) ReservationPut(ctx context.Context, r persistence.Reservation, actorID string, now time.Time) error {
@@ -283,10 +273,10 @@ func (t *txn) ReservationPut(ctx context.Context, r persistence.Reservation, act
 	if exists {
 		delta -= old.Qty
 		_, err = t.exec(ctx, `UPDATE shop_reservations SET qty = ?, expires_at = ?, updated_at = ? WHERE id = ?`,
-			r.Qty, toMicros(r.ExpiresAt), toMicros(now), r.ID)
+			r.Qty, t.ts(r.ExpiresAt), t.ts(now), r.ID)
 	} else {
 		_, err = t.exec(ctx, `INSERT INTO shop_reservations (`+reservationColumns+`) VALUES (?, ?, ?, ?, ?, 'live', '', ?, ?)`,
-			r.ID, r.CartID, r.VariantID, r.Qty, toMicros(r.ExpiresAt), toMicros(now), toMicros(now))
+			r.ID, r.CartID, r.VariantID, r.Qty, t.ts(r.ExpiresAt), t.ts(now), t.ts(now))
 	}
 	if err != nil || delta == 0 {
 		return err
@@ -298,10 +288,10 @@ func (t *txn) ReservationPut(ctx context.Context, r persistence.Reservation, act
 // except hold at now.
 func (t *txn) heldByOthers(ctx context.Context, variantID, except string, now time.Time) (int64, error) {
 	var held int64
-	err := t.tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(qty), 0) FROM shop_reservations
+	err := t.queryRow(ctx, `SELECT CAST(COALESCE(SUM(qty), 0) AS BIGINT) FROM shop_reservations
 		WHERE variant_id = ? AND state = 'live' AND expires_at > ? AND id <> ?`,
-		variantID, toMicros(now), except).Scan(&held)
-	return held, mapErr(err)
+		variantID, t.ts(now), except).Scan(&held)
+	return held, t.mapErr(err)
 }
 
 func (t *txn) ReservationRelease(ctx context.Context, id, actorID, reason string, now time.Time) (bool, error) {
@@ -311,7 +301,7 @@ func (t *txn) ReservationRelease(ctx context.Context, id, actorID, reason string
 	}
 	now = persistence.CanonicalTime(now)
 	if _, err := t.exec(ctx, `UPDATE shop_reservations SET state = 'released', updated_at = ? WHERE id = ? AND state = 'live'`,
-		toMicros(now), id); err != nil {
+		t.ts(now), id); err != nil {
 		return false, err
 	}
 	m := persistence.ReservationMovement(r, -r.Qty, actorID, now)
@@ -346,7 +336,7 @@ func (t *txn) ReservationConsume(ctx context.Context, id, orderID, actorID strin
 		return r, persistence.ReservationNotLive(id)
 	}
 	if _, err := t.exec(ctx, `UPDATE shop_reservations SET state = 'consumed', order_id = ?, updated_at = ?
-		WHERE id = ? AND state = 'live'`, orderID, toMicros(now), id); err != nil {
+		WHERE id = ? AND state = 'live'`, orderID, t.ts(now), id); err != nil {
 		return r, err
 	}
 	r.State, r.OrderID, r.UpdatedAt = persistence.ReservationConsumed, orderID, now
@@ -354,12 +344,12 @@ func (t *txn) ReservationConsume(ctx context.Context, id, orderID, actorID strin
 }
 
 func (t *txn) ReservationList(ctx context.Context, variantID string) ([]persistence.Reservation, error) {
-	return queryList(ctx, t, scanReservation, `SELECT `+reservationColumns+` FROM shop_reservations
+	return queryList(ctx, t, t.scanReservation, `SELECT `+reservationColumns+` FROM shop_reservations
 		WHERE variant_id = ? AND state = 'live' ORDER BY id`, variantID)
 }
 
 func (t *txn) ReservationListByCart(ctx context.Context, cartID string) ([]persistence.Reservation, error) {
-	return queryList(ctx, t, scanReservation, `SELECT `+reservationColumns+` FROM shop_reservations
+	return queryList(ctx, t, t.scanReservation, `SELECT `+reservationColumns+` FROM shop_reservations
 		WHERE cart_id = ? AND state = 'live' ORDER BY id`, cartID)
 }
 
@@ -367,13 +357,11 @@ func (t *txn) ReservationListByCart(ctx context.Context, cartID string) ([]persi
 
 const cartColumns = `id, owner_id, token_hash, state, order_id, merged_into, expires_at, version, created_at, updated_at`
 
-func scanCart(r rowScanner) (persistence.Cart, error) {
+func (t *txn) scanCart(r row) (persistence.Cart, error) {
 	var c persistence.Cart
 	var state string
-	var expires, created, updated int64
-	err := r.Scan(&c.ID, &c.OwnerID, &c.TokenHash, &state, &c.OrderID, &c.MergedInto, &expires, &c.Version, &created, &updated)
-	c.State, c.ExpiresAt = persistence.CartState(state), fromMicros(expires)
-	c.CreatedAt, c.UpdatedAt = fromMicros(created), fromMicros(updated)
+	err := r.Scan(&c.ID, &c.OwnerID, &c.TokenHash, &state, &c.OrderID, &c.MergedInto, t.at(&c.ExpiresAt), &c.Version, t.at(&c.CreatedAt), t.at(&c.UpdatedAt))
+	c.State = persistence.CartState(state)
 	if len(c.TokenHash) == 0 {
 		c.TokenHash = nil
 	}
@@ -389,11 +377,11 @@ func (t *txn) CartPut(ctx context.Context, c persistence.Cart) (persistence.Cart
 	if hash == nil {
 		hash = []byte{}
 	}
-	args := []any{c.OwnerID, hash, string(c.State), c.OrderID, c.MergedInto, toMicros(c.ExpiresAt), toMicros(c.UpdatedAt), c.ID}
+	args := []any{c.OwnerID, hash, string(c.State), c.OrderID, c.MergedInto, t.ts(c.ExpiresAt), t.ts(c.UpdatedAt), c.ID}
 	var n int
 	if c.Version == 0 {
 		n, err = t.exec(ctx, `INSERT INTO shop_carts (owner_id, token_hash, state, order_id, merged_into, expires_at,
-			updated_at, id, created_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`, append(args, toMicros(c.CreatedAt))...)
+			updated_at, id, created_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`, append(args, t.ts(c.CreatedAt))...)
 	} else {
 		n, err = t.exec(ctx, `UPDATE shop_carts SET owner_id = ?, token_hash = ?, state = ?, order_id = ?, merged_into = ?,
 			expires_at = ?, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?`, append(args, c.Version)...)
@@ -408,17 +396,17 @@ func (t *txn) CartPut(ctx context.Context, c persistence.Cart) (persistence.Cart
 }
 
 func (t *txn) CartGet(ctx context.Context, id string) (persistence.Cart, error) {
-	c, err := scanCart(t.tx.QueryRowContext(ctx, `SELECT `+cartColumns+` FROM shop_carts WHERE id = ?`, id))
-	return c, mapErr(err)
+	c, err := t.scanCart(t.queryRow(ctx, `SELECT `+cartColumns+` FROM shop_carts WHERE id = ?`, id))
+	return c, t.mapErr(err)
 }
 
 func (t *txn) CartOpenByOwner(ctx context.Context, ownerID string) (persistence.Cart, error) {
 	if ownerID == "" {
 		return persistence.Cart{}, persistence.ErrInvalid
 	}
-	c, err := scanCart(t.tx.QueryRowContext(ctx, `SELECT `+cartColumns+` FROM shop_carts
+	c, err := t.scanCart(t.queryRow(ctx, `SELECT `+cartColumns+` FROM shop_carts
 		WHERE owner_id = ? AND state = 'open' ORDER BY created_at DESC, id LIMIT 1`, ownerID))
-	return c, mapErr(err)
+	return c, t.mapErr(err)
 }
 
 // ---- VIP clients ----
@@ -432,12 +420,12 @@ func (t *txn) ShopVIPSet(ctx context.Context, clientID string, vip bool, by stri
 		return err
 	}
 	_, err := t.exec(ctx, `INSERT INTO shop_vip_clients (client_id, granted_by, created_at) VALUES (?, ?, ?)
-		ON CONFLICT (client_id) DO NOTHING`, clientID, by, toMicros(at))
+		ON CONFLICT (client_id) DO NOTHING`, clientID, by, t.ts(at))
 	return err
 }
 
 func (t *txn) ShopVIPIs(ctx context.Context, clientID string) (bool, error) {
 	var n int64
-	err := t.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM shop_vip_clients WHERE client_id = ?`, clientID).Scan(&n)
-	return n > 0, mapErr(err)
+	err := t.queryRow(ctx, `SELECT COUNT(*) FROM shop_vip_clients WHERE client_id = ?`, clientID).Scan(&n)
+	return n > 0, t.mapErr(err)
 }

@@ -1,27 +1,25 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
 	"github.com/spa-engine/spa/persistence"
 )
 
-// ---- Blocklist ----
+// Blocklist. A duplicate is found by a read before the insert, because a
+// unique violation would abort the transaction (on PostgreSQL).
 
 const blockColumns = `id, kind, value, label, reason, created_by, created_at, expires_at`
 
-func scanBlock(r rowScanner) (persistence.Block, error) {
+func (t *txn) scanBlock(r row) (persistence.Block, error) {
 	var b persistence.Block
 	var kind string
-	var created int64
-	var expires sql.NullInt64
-	err := r.Scan(&b.ID, &kind, &b.Value, &b.Label, &b.Reason, &b.CreatedBy, &created, &expires)
-	b.Kind, b.CreatedAt, b.ExpiresAt = persistence.BlockKind(kind), fromMicros(created), fromNullMicros(expires)
+	err := r.Scan(&b.ID, &kind, &b.Value, &b.Label, &b.Reason, &b.CreatedBy, t.at(&b.CreatedAt), t.at(&b.ExpiresAt))
+	b.Kind = persistence.BlockKind(kind)
 	return b, err
 }
 
@@ -32,26 +30,26 @@ func (t *txn) BlockAdd(ctx context.Context, b persistence.Block) error {
 	}
 	// An expired block of the same value is history, not a conflict.
 	if _, err := t.exec(ctx, `DELETE FROM blocks WHERE kind = ? AND value = ?
-		AND expires_at IS NOT NULL AND expires_at <= ?`, string(b.Kind), b.Value, toMicros(b.CreatedAt)); err != nil {
+		AND expires_at IS NOT NULL AND expires_at <= ?`, string(b.Kind), b.Value, t.ts(b.CreatedAt)); err != nil {
 		return err
 	}
 	var other string
-	switch err := t.tx.QueryRowContext(ctx, `SELECT id FROM blocks WHERE kind = ? AND value = ?`,
+	switch err := t.queryRow(ctx, `SELECT id FROM blocks WHERE kind = ? AND value = ?`,
 		string(b.Kind), b.Value).Scan(&other); {
 	case err == nil:
-		return fmt.Errorf("sqlite: block %s already in force: %w", other, persistence.ErrConflict)
+		return t.errorf("block %s already in force: %w", other, persistence.ErrConflict)
 	case !errors.Is(err, sql.ErrNoRows):
-		return mapErr(err)
+		return t.mapErr(err)
 	}
 	_, err = t.exec(ctx, `INSERT INTO blocks (`+blockColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		b.ID, string(b.Kind), b.Value, b.Label, b.Reason, b.CreatedBy, toMicros(b.CreatedAt), toNullMicros(b.ExpiresAt))
+		b.ID, string(b.Kind), b.Value, b.Label, b.Reason, b.CreatedBy, t.ts(b.CreatedAt), t.nullTS(b.ExpiresAt))
 	return err
 }
 
 func (t *txn) BlockGet(ctx context.Context, id string) (persistence.Block, error) {
-	b, err := scanBlock(t.tx.QueryRowContext(ctx, `SELECT `+blockColumns+` FROM blocks WHERE id = ?`, id))
+	b, err := t.scanBlock(t.queryRow(ctx, `SELECT `+blockColumns+` FROM blocks WHERE id = ?`, id))
 	if err != nil {
-		return persistence.Block{}, mapErr(err)
+		return persistence.Block{}, t.mapErr(err)
 	}
 	return b, nil
 }
@@ -59,7 +57,7 @@ func (t *txn) BlockGet(ctx context.Context, id string) (persistence.Block, error
 func (t *txn) BlockRemove(ctx context.Context, id string) error {
 	n, err := t.exec(ctx, `DELETE FROM blocks WHERE id = ?`, id)
 	if err == nil && n == 0 {
-		err = mapErr(sql.ErrNoRows)
+		err = t.notFound()
 	}
 	return err
 }
@@ -75,7 +73,7 @@ func (t *txn) BlockList(ctx context.Context, p persistence.BlockListParams) ([]p
 		where, args = append(where, "kind = ?"), append(args, string(p.Kind))
 	}
 	if !p.ActiveAt.IsZero() {
-		where, args = append(where, "(expires_at IS NULL OR expires_at > ?)"), append(args, toMicros(p.ActiveAt))
+		where, args = append(where, "(expires_at IS NULL OR expires_at > ?)"), append(args, t.ts(p.ActiveAt))
 	}
 	if p.BeforeID != "" {
 		where, args = append(where, "id < ?"), append(args, p.BeforeID)
@@ -84,15 +82,15 @@ func (t *txn) BlockList(ctx context.Context, p persistence.BlockListParams) ([]p
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	return queryList(ctx, t, scanBlock, q+" ORDER BY id DESC LIMIT ?", append(args, p.Limit)...)
+	return queryList(ctx, t, t.scanBlock, q+" ORDER BY id DESC LIMIT ?", append(args, p.Limit)...)
 }
 
 func (t *txn) BlockFind(ctx context.Context, kind persistence.BlockKind, value string, now time.Time) (persistence.Block, error) {
-	b, err := scanBlock(t.tx.QueryRowContext(ctx, `SELECT `+blockColumns+` FROM blocks
+	b, err := t.scanBlock(t.queryRow(ctx, `SELECT `+blockColumns+` FROM blocks
 		WHERE kind = ? AND value = ? AND (expires_at IS NULL OR expires_at > ?)`,
-		string(kind), value, toMicros(now)))
+		string(kind), value, t.ts(now)))
 	if err != nil {
-		return persistence.Block{}, mapErr(err)
+		return persistence.Block{}, t.mapErr(err)
 	}
 	return b, nil
 }
