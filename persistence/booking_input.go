@@ -9,8 +9,9 @@ import (
 	_ "time/tzdata" // time zones validate the same everywhere, as at the edge
 )
 
-// Input checks and column encodings of the booking context, shared by the
-// drivers so that they hold only SQL and row mapping. The Normalize
+// Input checks and column encodings of the booking context, kept apart
+// from the SQL (persistence/sqlstore) so that it holds only SQL and row
+// mapping. The Normalize
 // functions return the value as the store keeps it (times canonical, skills
 // sorted and unique, empty lists nil), or an error wrapping ErrInvalid.
 //

@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// Helpers shared by the drivers, so that they hold only SQL and mapping.
+// Helpers for the SQL layer (persistence/sqlstore), so that it holds only
+// SQL and mapping.
 
 // MaxAuditListLimit is the largest AuditListParams.Limit accepted.
 const MaxAuditListLimit = 1000

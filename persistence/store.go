@@ -1,7 +1,9 @@
 // Package persistence is the one set of store interfaces the engine writes
-// through. Business logic lives above it; the driver packages (sqlite,
-// postgres) hold SQL and row mapping only, and the conformance suite in
-// storetest runs every behaviour against both.
+// through. Business logic lives above it; package sqlstore holds the SQL
+// and row mapping, written once for both drivers; the driver packages
+// (sqlite, postgres) hold what differs (opening, transactions and retries,
+// migrations, their dialect); and the conformance suite in storetest runs
+// every behaviour against both.
 //
 // Every read and write happens inside Store.InTx, so a state change, its
 // audit entry, its outbox event and its idempotency record commit together.
