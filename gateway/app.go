@@ -36,6 +36,7 @@ func New(d Deps) (*fiber.App, error) {
 			Now:     d.Now,
 			Logger:  d.Logger,
 		}}
+	s.ident = s.newIdentity()
 	cfg := d.Config
 
 	corsMW, err := newCORS(cfg.CORSOrigins)

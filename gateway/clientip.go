@@ -30,18 +30,6 @@ func (s *server) clientIP(c *fiber.Ctx) string {
 	return rightmostUntrusted(peer, hops, s.trustedProxies)
 }
 
-// limitKey is the key an address is counted under by the per-IP limiters:
-// the address itself for IPv4, its /64 for IPv6, since one subscriber is
-// routinely given a whole /64 and could otherwise take a fresh address,
-// and a fresh budget, for every request.
-func limitKey(ip string) string {
-	a, err := netip.ParseAddr(ip)
-	if err != nil || !a.Unmap().Is6() {
-		return ip
-	}
-	return netip.PrefixFrom(a, 64).Masked().String()
-}
-
 // rightmostUntrusted walks hops (the proxy header's entries, left to
 // right) from the right and returns the first address not in trusted. An
 // entry that is not an address ends the walk at the last address a

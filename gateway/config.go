@@ -101,7 +101,7 @@ type Deps struct {
 	// routes answer 503.
 	Identity *Identity
 	// TOTP configures the second factor of staff roles and KioskTTL the
-	// default lifetime of a kiosk token (gateway/totp.go, gateway/kiosk.go);
+	// default lifetime of a kiosk token (actors/service/identity);
 	// zero values take the defaults.
 	TOTP     TOTPConfig
 	KioskTTL time.Duration

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/auth/pii"
+	"github.com/spa-engine/spa/actors/service/identity"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -88,7 +89,7 @@ func TestTOTPExpiredChallengesSwept(t *testing.T) {
 	fresh := me.challenge(t, maria) // 15 minutes later: stale has expired
 	get := func(tok string) error {
 		return me.store.InTx(t.Context(), func(tx persistence.Tx) error {
-			_, err := tx.MFAChallengeGet(t.Context(), hashChallenge(tok))
+			_, err := tx.MFAChallengeGet(t.Context(), identity.HashChallenge(tok))
 			return err
 		})
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/actors/limiter"
 	"github.com/spa-engine/spa/actors/providers/sender"
+	"github.com/spa-engine/spa/actors/service/identity"
 	"github.com/spa-engine/spa/actors/session"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
@@ -243,7 +244,7 @@ func TestIdentitySignInRefreshReuse(t *testing.T) {
 			if err := proto.Unmarshal(o.Payload, &ev); err != nil || ev.Payload.UnmarshalTo(&sr) != nil {
 				t.Fatal("undecodable event")
 			}
-			found = sr.Reason == revokeRefreshReuse && len(sr.SessionIds) == 1 && sr.SessionIds[0] == p.Session && sr.UserId == p.User
+			found = sr.Reason == identity.RevokeRefreshReuse && len(sr.SessionIds) == 1 && sr.SessionIds[0] == p.Session && sr.UserId == p.User
 		}
 	}
 	if !found {

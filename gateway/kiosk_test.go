@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spa-engine/spa/persistence"
+	"github.com/spa-engine/spa/actors/service/identity"
 )
 
 // gauge reads an unlabelled gauge from the env's registry.
@@ -56,7 +56,7 @@ func TestKioskCheckIn(t *testing.T) {
 				t.Fatalf("issue: %d %s", r.status, r.body)
 			}
 			k := decode[issuedKiosk](t, r)
-			if !k.Active || !k.ExpiresAt.Equal(me.clk.now().Add(defaultKioskTTL).Truncate(time.Microsecond)) {
+			if !k.Active || !k.ExpiresAt.Equal(me.clk.now().Add(identity.DefaultKioskTTL).Truncate(time.Microsecond)) {
 				t.Fatalf("kiosk %+v", k.kioskJSON)
 			}
 
@@ -156,45 +156,6 @@ func TestKioskCheckIn(t *testing.T) {
 			me.clk.add(5 * time.Minute)
 			if r := me.kiosk(short.Token, "/v1/kiosk/otp", `{"phone":"`+maria+`"}`); r.status != 401 {
 				t.Fatalf("expired kiosk: %d %s", r.status, r.body)
-			}
-		})
-	}
-}
-
-// TestKioskStudioDay: "today" is the studio's day. At 23:30 in Bogota it
-// is already tomorrow in UTC; the client's appointment of the Bogota day
-// is found and one of the UTC day is not.
-func TestKioskStudioDay(t *testing.T) {
-	for _, tc := range []struct {
-		zone string
-		now  time.Time
-		want [2]time.Time
-	}{
-		{"America/Bogota", time.Date(2026, 12, 2, 4, 30, 0, 0, time.UTC),
-			[2]time.Time{time.Date(2026, 12, 1, 5, 0, 0, 0, time.UTC), time.Date(2026, 12, 2, 5, 0, 0, 0, time.UTC)}},
-		// A DST day in New York is 23 hours long.
-		{"America/New_York", time.Date(2026, 3, 8, 15, 0, 0, 0, time.UTC),
-			[2]time.Time{time.Date(2026, 3, 8, 5, 0, 0, 0, time.UTC), time.Date(2026, 3, 9, 4, 0, 0, 0, time.UTC)}},
-	} {
-		t.Run(tc.zone, func(t *testing.T) {
-			me := newMFAEnv(t, tc.now, false)
-			if tc.zone != defaultTimeZone {
-				if err := me.store.InTx(t.Context(), func(tx persistence.Tx) error {
-					_, err := tx.StudioPut(t.Context(), persistence.Studio{ID: studioID, Name: "Spa", TimeZone: tc.zone, Currency: "COP"})
-					return err
-				}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			var from, to time.Time
-			if err := me.store.InTx(t.Context(), func(tx persistence.Tx) (err error) {
-				from, to, err = studioDay(t.Context(), tx, tc.now)
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
-			if !from.Equal(tc.want[0]) || !to.Equal(tc.want[1]) {
-				t.Fatalf("day [%v, %v), want [%v, %v)", from, to, tc.want[0], tc.want[1])
 			}
 		})
 	}

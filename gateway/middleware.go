@@ -21,6 +21,7 @@ import (
 
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/service/fault"
+	"github.com/spa-engine/spa/actors/service/identity"
 	"github.com/spa-engine/spa/gateway/apierr"
 	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/gateway/reqctx"
@@ -174,6 +175,8 @@ type server struct {
 	routes map[string]bool
 	legal  *ConsentGuard // set by registerLegal
 	blocks *Blocklist    // set by registerBlocking
+	// ident runs sign-in, sessions, the second factor and kiosks.
+	ident *identity.Service
 	// trustedProxies is Config.TrustedProxies parsed once, for clientIP.
 	trustedProxies []netip.Prefix
 }

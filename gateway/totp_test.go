@@ -24,6 +24,7 @@ import (
 	"github.com/spa-engine/spa/actors/auth/totp"
 	"github.com/spa-engine/spa/actors/limiter"
 	"github.com/spa-engine/spa/actors/schedule"
+	"github.com/spa-engine/spa/actors/service/identity"
 	"github.com/spa-engine/spa/actors/session"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -195,7 +196,7 @@ func (me *mfaEnv) storeChallenge(t *testing.T, userID string) string {
 	tok := ulid.Make().String()
 	now := me.clk.now()
 	if err := me.store.InTx(t.Context(), func(tx persistence.Tx) error {
-		return tx.MFAChallengeCreate(t.Context(), persistence.MFAChallenge{Hash: hashChallenge(tok), UserID: userID,
+		return tx.MFAChallengeCreate(t.Context(), persistence.MFAChallenge{Hash: identity.HashChallenge(tok), UserID: userID,
 			Device: "test", CreatedAt: now, ExpiresAt: now.Add(5 * time.Minute)})
 	}); err != nil {
 		t.Fatal(err)

@@ -557,7 +557,7 @@ func (l *lateSessions) Live() int {
 }
 
 // routedSessions is the gateway's door to the session actors in a
-// cluster (gateway.OTPSessions): the phone key's owner, through the
+// cluster (identity.Sessions): the phone key's owner, through the
 // session router. A request that reaches no actor is refused as the
 // directory refuses it: ErrUnavailable, nothing sent.
 type routedSessions struct{ r *route.Router }

@@ -18,9 +18,9 @@ import (
 	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/actors/limiter"
 	"github.com/spa-engine/spa/actors/providers"
+	"github.com/spa-engine/spa/actors/service/identity"
 	"github.com/spa-engine/spa/actors/session"
 	"github.com/spa-engine/spa/cluster/outbox"
-	"github.com/spa-engine/spa/gateway"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -74,7 +74,7 @@ func deriveIdentityKeys(tokenSecret []byte) (identityKeys, error) {
 // startIdentity starts the session actors, the limiter and the revocation
 // follower, and returns what the gateway needs. tokens gets the node's
 // revoked-session set.
-func (n *node) startIdentity(ctx context.Context, cfg config, js jetstream.JetStream, reg prometheus.Registerer, tokens *auth.Tokens) (*gateway.Identity, error) {
+func (n *node) startIdentity(ctx context.Context, cfg config, js jetstream.JetStream, reg prometheus.Registerer, tokens *auth.Tokens) (*identity.Node, error) {
 	n.identity = &identityNode{}
 	keys, err := deriveIdentityKeys(cfg.TokenSecret)
 	if err != nil {
@@ -145,12 +145,12 @@ func (n *node) startIdentity(ctx context.Context, cfg config, js jetstream.JetSt
 	// Alone, the node's session directory; in a cluster, the phone key's
 	// owner through the session router, which serves forwarded requests
 	// from now on.
-	var sessions gateway.OTPSessions = n.identity.sessions
+	var sessions identity.Sessions = n.identity.sessions
 	if cfg.Cluster.enabled() && n.cluster != nil && n.cluster.sessions != nil {
 		n.cluster.sessionLocal.d.Store(n.identity.sessions)
 		sessions = routedSessions{n.cluster.sessions}
 	}
-	return &gateway.Identity{Sessions: sessions, Limiter: n.identity.limiter, VerifyLimiter: n.identity.verify,
+	return &identity.Node{Sessions: sessions, Limiter: n.identity.limiter, VerifyLimiter: n.identity.verify,
 		Index: index, Keyring: keyring, Revoked: revoked, AccessTTL: accessTTL,
 		Recaptcha: set.Recaptcha, // checks otp_request when SPA_RECAPTCHA_CONTEXTS lists it
 	}, nil
