@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/spa-engine/spa/persistence"
 )
@@ -28,12 +29,27 @@ func flavourOf(k persistence.Dialect) flavour {
 	return flavour{contains: "instr(%s, ?) > 0"}
 }
 
+// rebound caches numbered spellings by query text: queries are constants
+// (lists are one array argument where placeholders are numbered), so the
+// cache is bounded and the hot path rebinds each statement once per process.
+var rebound sync.Map // string → string
+
 // rebind turns the ? placeholders of query (outside quoted literals) into
 // the dialect's own.
 func (t *txn) rebind(query string) string {
 	if !t.flavour.numbered || !strings.Contains(query, "?") {
 		return query
 	}
+	if q, ok := rebound.Load(query); ok {
+		return q.(string)
+	}
+	q := numbered(query)
+	rebound.Store(query, q)
+	return q
+}
+
+// numbered spells query's ? placeholders (outside quoted literals) $1, $2...
+func numbered(query string) string {
 	var b strings.Builder
 	b.Grow(len(query) + 16)
 	n, quoted := 0, false
