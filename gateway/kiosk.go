@@ -349,11 +349,10 @@ func (r *kioskRoutes) checkIn(c *fiber.Ctx) error {
 	var done []persistence.Appointment
 	var refusal error
 	for _, ap := range todays {
-		reply, err := s.ask(ctx, ap.StaffID, &schedule.CheckIn{AppointmentID: ap.ID, ActorID: "kiosk/" + p.Subject})
+		rep, err := calendarReply(s.deps.Calendars.CheckIn(ctx, ap.StaffID, &schedule.CheckIn{AppointmentID: ap.ID, ActorID: "kiosk/" + p.Subject}))
 		if err != nil {
 			return err
 		}
-		rep := reply.(*schedule.Reply)
 		if rep.Err != nil {
 			// Too early or too late for this one; another may be open.
 			refusal = rep.Err
