@@ -157,11 +157,12 @@ func scheduleError(err error, alternatives []availability.Slot) error {
 	return err
 }
 
-// ask sends msg to a calendar and maps transport failures.
-func (s *server) ask(ctx context.Context, staffID string, msg any) (any, error) {
-	r, err := s.deps.Calendars.Ask(ctx, staffID, msg)
+// calendarReply maps the failure to reach a calendar (a schedule.Client
+// call's error) to the API's; a reply passes through.
+func calendarReply[R any](r R, err error) (R, error) {
 	if err != nil {
-		return nil, fault.Unavailable("the calendar did not answer in time; retry")
+		var zero R
+		return zero, fault.Unavailable("the calendar did not answer in time; retry")
 	}
 	return r, nil
 }
@@ -228,12 +229,12 @@ func (s *server) staffSlots(ctx context.Context, staff []persistence.StaffMember
 	var wg sync.WaitGroup
 	for i, m := range staff {
 		wg.Go(func() {
-			r, err := s.ask(ctx, m.ID, &schedule.SlotsQuery{Service: sv, From: from, To: to})
+			r, err := calendarReply(s.deps.Calendars.Slots(ctx, m.ID, &schedule.SlotsQuery{Service: sv, From: from, To: to}))
 			if err != nil {
 				errs[i] = err
 				return
 			}
-			replies[i] = r.(*schedule.SlotsReply)
+			replies[i] = r
 			errs[i] = scheduleError(replies[i].Err, nil)
 		})
 	}
@@ -536,11 +537,10 @@ func (s *server) holdSlot(ctx context.Context, hold *schedule.Hold, staffID stri
 		}
 	}
 	for _, candidate := range candidates {
-		r, err := s.ask(ctx, candidate, hold)
+		reply, err := calendarReply(s.deps.Calendars.Hold(ctx, candidate, hold))
 		if err != nil {
 			return ap, true, err
 		}
-		reply := r.(*schedule.HoldReply)
 		if reply.Err == nil {
 			return reply.Appointment, false, nil
 		}
@@ -710,7 +710,7 @@ func readReason(c *fiber.Ctx, withStart bool) (reasonInput, error) {
 }
 
 // lifecycle builds the handler of one appointment transition.
-func (s *server) lifecycle(withStart bool, build func(c *fiber.Ctx, ap persistence.Appointment, sv persistence.Service, in reasonInput, actorID string) (any, error), after ...func(ctx context.Context, ap persistence.Appointment, sv persistence.Service)) fiber.Handler {
+func (s *server) lifecycle(withStart bool, build func(c *fiber.Ctx, ap persistence.Appointment, sv persistence.Service, in reasonInput, actorID string) (schedule.Change, error), after ...func(ctx context.Context, ap persistence.Appointment, sv persistence.Service)) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		ap, sv, err := s.loadAppointment(c)
 		if err != nil {
@@ -732,11 +732,10 @@ func (s *server) lifecycle(withStart bool, build func(c *fiber.Ctx, ap persisten
 				return err
 			}
 		}
-		r, err := s.ask(ctx, ap.StaffID, msg)
+		reply, err := calendarReply(s.deps.Calendars.Change(ctx, ap.StaffID, msg))
 		if err != nil {
 			return err // undecided: a move's claim lapses by itself
 		}
-		reply := r.(*schedule.Reply)
 		if reply.Err != nil {
 			if moving && ap.ResourceID != "" && !errors.Is(reply.Err, schedule.ErrRetry) {
 				s.releaseResource(ctx, ap.ResourceID, ap.ID)
@@ -755,7 +754,7 @@ func (s *server) lifecycle(withStart bool, build func(c *fiber.Ctx, ap persisten
 	}
 }
 
-func (s *server) confirmAppointment(c *fiber.Ctx, ap persistence.Appointment, _ persistence.Service, in reasonInput, actor string) (any, error) {
+func (s *server) confirmAppointment(c *fiber.Ctx, ap persistence.Appointment, _ persistence.Service, in reasonInput, actor string) (schedule.Change, error) {
 	// A deposit is taken by staff at the desk (online payment comes with
 	// the payments capability); without one the client confirms directly.
 	if ap.DepositMinor > 0 && !isStaff(c) {
@@ -764,26 +763,26 @@ func (s *server) confirmAppointment(c *fiber.Ctx, ap persistence.Appointment, _ 
 	return &schedule.Confirm{AppointmentID: ap.ID, ActorID: actor, Reason: in.Reason}, nil
 }
 
-func (s *server) cancelAppointment(c *fiber.Ctx, ap persistence.Appointment, sv persistence.Service, in reasonInput, actor string) (any, error) {
+func (s *server) cancelAppointment(c *fiber.Ctx, ap persistence.Appointment, sv persistence.Service, in reasonInput, actor string) (schedule.Change, error) {
 	return &schedule.Cancel{AppointmentID: ap.ID, ActorID: actor, Reason: in.Reason, Cutoff: sv.CancelCutoff, Override: isStaff(c)}, nil
 }
 
-func (s *server) rescheduleAppointment(c *fiber.Ctx, ap persistence.Appointment, sv persistence.Service, in reasonInput, actor string) (any, error) {
+func (s *server) rescheduleAppointment(c *fiber.Ctx, ap persistence.Appointment, sv persistence.Service, in reasonInput, actor string) (schedule.Change, error) {
 	if in.Start.IsZero() {
 		return nil, fault.Invalid("", fault.FieldError{Field: "start", Message: "the new start is required"})
 	}
 	return &schedule.Reschedule{AppointmentID: ap.ID, Start: in.Start, Service: sv, ActorID: actor, Override: isStaff(c)}, nil
 }
 
-func (s *server) checkInAppointment(c *fiber.Ctx, ap persistence.Appointment, _ persistence.Service, in reasonInput, actor string) (any, error) {
+func (s *server) checkInAppointment(c *fiber.Ctx, ap persistence.Appointment, _ persistence.Service, in reasonInput, actor string) (schedule.Change, error) {
 	return &schedule.CheckIn{AppointmentID: ap.ID, ActorID: actor}, nil
 }
 
-func (s *server) completeAppointment(c *fiber.Ctx, ap persistence.Appointment, _ persistence.Service, in reasonInput, actor string) (any, error) {
+func (s *server) completeAppointment(c *fiber.Ctx, ap persistence.Appointment, _ persistence.Service, in reasonInput, actor string) (schedule.Change, error) {
 	return &schedule.Complete{AppointmentID: ap.ID, ActorID: actor, Reason: in.Reason}, nil
 }
 
-func (s *server) noShowAppointment(c *fiber.Ctx, ap persistence.Appointment, _ persistence.Service, in reasonInput, actor string) (any, error) {
+func (s *server) noShowAppointment(c *fiber.Ctx, ap persistence.Appointment, _ persistence.Service, in reasonInput, actor string) (schedule.Change, error) {
 	return &schedule.NoShow{AppointmentID: ap.ID, ActorID: actor, Reason: in.Reason}, nil
 }
 

@@ -39,11 +39,12 @@ func paddedAt(sv persistence.Service, start time.Time) availability.Interval {
 	return availability.Interval{Start: start.Add(-sv.BufferBefore), End: start.Add(sv.Duration + sv.BufferAfter)}
 }
 
-// askResource sends msg to a resource actor and maps transport failures.
-func (s *server) askResource(ctx context.Context, resourceID string, msg any) (any, error) {
-	r, err := s.deps.Resources.Ask(ctx, resourceID, msg)
+// resourceReply maps the failure to reach a resource actor (a
+// resource.Client call's error) to the API's; a reply passes through.
+func resourceReply[R any](r R, err error) (R, error) {
 	if err != nil {
-		return nil, fault.Unavailable("the resource calendar did not answer in time; retry")
+		var zero R
+		return zero, fault.Unavailable("the resource calendar did not answer in time; retry")
 	}
 	return r, nil
 }
@@ -68,11 +69,10 @@ func resourceError(err error) error {
 // iv and returns when the claim lapses. A full resource is a 409
 // slot_taken with the alternatives alts computes.
 func (s *server) claimResource(ctx context.Context, resourceID, appointmentID string, iv availability.Interval, alts func() []availability.Slot) (time.Time, error) {
-	r, err := s.askResource(ctx, resourceID, &resource.Claim{AppointmentID: appointmentID, Interval: iv})
+	reply, err := resourceReply(s.deps.Resources.Claim(ctx, resourceID, &resource.Claim{AppointmentID: appointmentID, Interval: iv}))
 	if err != nil {
 		return time.Time{}, err
 	}
-	reply := r.(*resource.ClaimReply)
 	if errors.Is(reply.Err, resource.ErrFull) {
 		return time.Time{}, scheduleError(schedule.ErrSlotTaken, alts())
 	}
@@ -94,7 +94,7 @@ func (s *server) claimMove(ctx context.Context, ap persistence.Appointment, sv p
 func (s *server) releaseResource(ctx context.Context, resourceID, appointmentID string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideTimeout)
 	defer cancel()
-	if _, err := s.deps.Resources.Ask(ctx, resourceID, &resource.Release{AppointmentID: appointmentID}); err != nil {
+	if _, err := s.deps.Resources.Release(ctx, resourceID, &resource.Release{AppointmentID: appointmentID}); err != nil {
 		s.log.Warn("resource claim not released; it lapses by itself", slog.String("resource", resourceID),
 			slog.String("appointment", appointmentID), slog.String("error", err.Error()))
 	}
@@ -107,26 +107,26 @@ func (s *server) releaseResource(ctx context.Context, resourceID, appointmentID 
 func (s *server) trackResource(ctx context.Context, ap persistence.Appointment) (overbooked bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideTimeout)
 	defer cancel()
-	r, err := s.deps.Resources.Ask(ctx, ap.ResourceID, &resource.Track{Appointment: ap})
+	r, err := s.deps.Resources.Track(ctx, ap.ResourceID, &resource.Track{Appointment: ap})
 	if err == nil {
-		err = r.(*resource.TrackReply).Err
+		err = r.Err
 	}
 	if err != nil {
 		s.log.Warn("resource not told of an appointment change; its event will", slog.String("resource", ap.ResourceID),
 			slog.String("appointment", ap.ID), slog.String("error", err.Error()))
 		return false
 	}
-	return r.(*resource.TrackReply).Overbooked
+	return r.Overbooked
 }
 
 // undoOverbooked cancels a hold that did not fit its resource after all
 // and answers slot_taken with alternatives.
 func (s *server) undoOverbooked(ctx context.Context, ap persistence.Appointment, sv persistence.Service, staff []persistence.StaffMember) error {
-	r, err := s.ask(ctx, ap.StaffID, &schedule.Cancel{AppointmentID: ap.ID, ActorID: "system", Reason: "resource claim lapsed", Override: true})
+	reply, err := calendarReply(s.deps.Calendars.Cancel(ctx, ap.StaffID, &schedule.Cancel{AppointmentID: ap.ID, ActorID: "system", Reason: "resource claim lapsed", Override: true}))
 	if err != nil {
 		return err
 	}
-	if reply := r.(*schedule.Reply); reply.Err == nil {
+	if reply.Err == nil {
 		s.trackResource(ctx, reply.Appointment)
 	} else {
 		return scheduleError(reply.Err, nil)
@@ -141,11 +141,10 @@ func (s *server) resourceFit(ctx context.Context, sv persistence.Service, from, 
 	if sv.ResourceID == "" {
 		return func(availability.Slot) bool { return true }, nil
 	}
-	r, err := s.askResource(ctx, sv.ResourceID, &resource.FullQuery{From: from.Add(-sv.BufferBefore), To: to.Add(sv.Duration + sv.BufferAfter)})
+	reply, err := resourceReply(s.deps.Resources.Full(ctx, sv.ResourceID, &resource.FullQuery{From: from.Add(-sv.BufferBefore), To: to.Add(sv.Duration + sv.BufferAfter)}))
 	if err != nil {
 		return nil, err
 	}
-	reply := r.(*resource.FullReply)
 	if reply.Err != nil {
 		return nil, resourceError(reply.Err)
 	}

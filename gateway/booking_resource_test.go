@@ -48,7 +48,7 @@ func newResourceEnv(t *testing.T, staff, saunaCapacity int) *env {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { sched.Stop(5 * time.Second); res.Stop(5 * time.Second); system.Shutdown() })
-		d.Calendars, d.Resources, d.Now = sched, res, now
+		d.Calendars, d.Resources, d.Now = schedule.NewClient(sched), resource.NewClient(res), now
 	})
 	hours := `{"start":"08:00","end":"18:00"}`
 	week := fmt.Sprintf(`{"sunday":[%[1]s],"monday":[%[1]s],"tuesday":[%[1]s],"wednesday":[%[1]s],"thursday":[%[1]s],"friday":[%[1]s],"saturday":[%[1]s]}`, hours)

@@ -47,7 +47,7 @@ func newBookingEnvTB(t testing.TB, opts ...envOpt) *env {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { dir.Stop(5 * time.Second); system.Shutdown() })
-		d.Calendars, d.Now = dir, now
+		d.Calendars, d.Now = schedule.NewClient(dir), now
 		for _, o := range opts {
 			o(d)
 		}

@@ -14,6 +14,10 @@ import (
 
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/auth/pii"
+	"github.com/spa-engine/spa/actors/cart"
+	"github.com/spa-engine/spa/actors/inventory"
+	"github.com/spa-engine/spa/actors/resource"
+	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -96,7 +100,7 @@ type Deps struct {
 	Checks []Check
 	// Calendars reaches the schedule actors; nil disables the booking
 	// routes (a gateway that only serves the catalogue, as in some tests).
-	Calendars Calendars
+	Calendars *schedule.Client
 	// Identity serves OTP sign-in, refresh tokens and sessions; nil: those
 	// routes answer 503.
 	Identity *Identity
@@ -108,7 +112,7 @@ type Deps struct {
 	// Resources reaches the resource actors (one per room or sauna): the
 	// same door, keyed by resource id. Nil: services that need a shared
 	// resource are refused with a 422, as the lock baseline does.
-	Resources Calendars
+	Resources *resource.Client
 	// Cluster reports the node's cluster for GET /v1/cluster (nil: the
 	// node runs alone).
 	Cluster ClusterView
@@ -125,19 +129,13 @@ type Deps struct {
 	OnRestock func(variantIDs []string)
 	// Inventory reaches the inventory actors (one per shop variant) and
 	// Carts the cart actors; nil: those routes answer 503.
-	Inventory Calendars
-	Carts     Calendars
+	Inventory *inventory.Client
+	Carts     *cart.Client
 	// ShopVIP says whether a principal pays VIP prices (nil: nobody).
 	ShopVIP func(auth.Claims) bool
 	// Now is the clock (nil: time.Now).
 	Now    func() time.Time
 	Config Config
-}
-
-// Calendars is the gateway's door to the schedule actors: one request to
-// one staff member's calendar, answered with that actor's reply.
-type Calendars interface {
-	Ask(ctx context.Context, staffID string, msg any) (any, error)
 }
 
 func (d Deps) withDefaults() (Deps, error) {

@@ -7,7 +7,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/spa-engine/spa/actors/auth"
-	"github.com/spa-engine/spa/actors/door"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/actors/service/identity"
@@ -150,9 +149,9 @@ func (s *server) kioskCheckInRoute(c *fiber.Ctx) error {
 // the staff check-in's message to the staff member's schedule actor, and
 // the resource actor told of the change.
 func (s *server) kioskCheckIn(ctx context.Context, ap persistence.Appointment, actorID string) (persistence.Appointment, error) {
-	rep, err := door.Ask[*schedule.Reply](ctx, s.deps.Calendars, ap.StaffID, &schedule.CheckIn{AppointmentID: ap.ID, ActorID: actorID})
+	rep, err := calendarReply(s.deps.Calendars.CheckIn(ctx, ap.StaffID, &schedule.CheckIn{AppointmentID: ap.ID, ActorID: actorID}))
 	if err != nil {
-		return ap, fault.Unavailable("the calendar did not answer in time; retry")
+		return ap, err
 	}
 	if rep.Err != nil {
 		return ap, &identity.Refused{Err: scheduleError(rep.Err, nil)}

@@ -271,8 +271,8 @@ func (s *server) redeemPackage(ctx context.Context, packageID string, ap persist
 	if err == nil {
 		return nil
 	}
-	if _, cerr := s.ask(ctx, ap.StaffID, &schedule.Cancel{AppointmentID: ap.ID, ActorID: "system",
-		Reason: "package not redeemable", Override: true}); cerr != nil {
+	if _, cerr := calendarReply(s.deps.Calendars.Cancel(ctx, ap.StaffID, &schedule.Cancel{AppointmentID: ap.ID, ActorID: "system",
+		Reason: "package not redeemable", Override: true})); cerr != nil {
 		s.log.Warn("could not release a hold whose package was refused", "appointment", ap.ID, "err", cerr)
 	}
 	if errors.Is(err, persistence.ErrNotFound) {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/gateway/openapi"
 	"github.com/spa-engine/spa/gateway/openapi/openapitest"
 )
@@ -79,7 +80,7 @@ var fiberParam = regexp.MustCompile(`:([A-Za-z0-9_]+)`)
 // the document describes are the same set, so a route added without
 // documentation (or documentation left behind by a removed route) fails.
 func TestOpenAPICoversEveryRoute(t *testing.T) {
-	e := newEnv(t, func(d *Deps) { d.Calendars = noCalendars{} })
+	e := newEnv(t, func(d *Deps) { d.Calendars = schedule.NewClient(noCalendars{}) })
 	served := map[string]bool{}
 	for _, r := range e.app.GetRoutes(true) {
 		if r.Method == http.MethodHead || r.Method == http.MethodOptions {

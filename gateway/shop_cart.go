@@ -110,26 +110,27 @@ func cartError(err error) error {
 	return err
 }
 
-// askCart sends msg to a cart's actor.
-func (s *server) askCart(c *fiber.Ctx, cartID string, msg any) (any, error) {
-	if s.deps.Carts == nil {
-		return nil, fault.Unavailable("the shop's carts are not running on this node")
+// askCart sends m to a cart's actor through carts with send (a
+// cart.Client method), mapping the transport failures every caller shares.
+func askCart[M, R any](c *fiber.Ctx, carts *cart.Client, send func(*cart.Client, context.Context, string, M) (R, error), cartID string, m M) (R, error) {
+	var zero R
+	if carts == nil {
+		return zero, fault.Unavailable("the shop's carts are not running on this node")
 	}
-	r, err := s.deps.Carts.Ask(c.UserContext(), cartID, msg)
+	r, err := send(carts, c.UserContext(), cartID, m)
 	if err != nil {
-		return nil, fault.Unavailable("the cart did not answer in time; retry")
+		return zero, fault.Unavailable("the cart did not answer in time; retry")
 	}
 	return r, nil
 }
 
-// askCartView sends msg, answered with a cart's view, to the cart's actor
+// askCartView sends m, answered with a cart's view, to the cart's actor
 // and turns a refusal in the view into the API's error.
-func (s *server) askCartView(c *fiber.Ctx, cartID string, msg any) (*cart.View, error) {
-	r, err := s.askCart(c, cartID, msg)
+func askCartView[M any](c *fiber.Ctx, carts *cart.Client, send func(*cart.Client, context.Context, string, M) (*cart.View, error), cartID string, m M) (*cart.View, error) {
+	v, err := askCart(c, carts, send, cartID, m)
 	if err != nil {
 		return nil, err
 	}
-	v := r.(*cart.View)
 	if err := cartError(v.Err); err != nil {
 		return nil, err
 	}
@@ -173,7 +174,7 @@ func (s *server) createCart(c *fiber.Ctx) error {
 		})
 		switch {
 		case err == nil:
-			v, err := s.askCartView(c, open.ID, &cart.Get{Auth: who, VIP: vip})
+			v, err := askCartView(c, s.deps.Carts, (*cart.Client).Get, open.ID, &cart.Get{Auth: who, VIP: vip})
 			if err != nil {
 				return err
 			}
@@ -195,7 +196,7 @@ func (s *server) createCart(c *fiber.Ctx) error {
 		token = base64.RawURLEncoding.EncodeToString(b)
 		create.TokenHash = cart.HashToken(token)
 	}
-	v, err := s.askCartView(c, id, create)
+	v, err := askCartView(c, s.deps.Carts, (*cart.Client).Create, id, create)
 	if err != nil {
 		return err
 	}
@@ -220,7 +221,7 @@ func (s *server) getCart(c *fiber.Ctx) error {
 		return err
 	}
 	who, vip := s.cartAuth(c)
-	v, err := s.askCartView(c, id, &cart.Get{Auth: who, VIP: vip})
+	v, err := askCartView(c, s.deps.Carts, (*cart.Client).Get, id, &cart.Get{Auth: who, VIP: vip})
 	if err != nil {
 		return err
 	}
@@ -253,7 +254,7 @@ func (s *server) setCartLine(c *fiber.Ctx) error {
 		qty = in.Qty
 	}
 	who, vip := s.cartAuth(c)
-	v, err := s.askCartView(c, id, &cart.SetLine{Auth: who, VariantID: variant, Qty: qty, VIP: vip})
+	v, err := askCartView(c, s.deps.Carts, (*cart.Client).SetLine, id, &cart.SetLine{Auth: who, VariantID: variant, Qty: qty, VIP: vip})
 	if err != nil {
 		return err
 	}
@@ -283,18 +284,17 @@ func (s *server) mergeCart(c *fiber.Ctx) error {
 		return fault.Invalid("", fault.FieldError{Field: "from_cart_id", Message: "an anonymous cart id and its token are required"})
 	}
 	who, vip := s.cartAuth(c)
-	mine, err := s.askCartView(c, id, &cart.Get{Auth: who, VIP: vip})
+	mine, err := askCartView(c, s.deps.Carts, (*cart.Client).Get, id, &cart.Get{Auth: who, VIP: vip})
 	if err != nil {
 		return err
 	}
 	if mine.Cart.OwnerID == "" || mine.Cart.State != persistence.CartOpen {
 		return fault.Conflict("merge into your own open cart")
 	}
-	r, err := s.askCart(c, in.FromCartID, &cart.Surrender{Auth: cart.Auth{Token: in.FromToken}, IntoCartID: id})
+	sr, err := askCart(c, s.deps.Carts, (*cart.Client).Surrender, in.FromCartID, &cart.Surrender{Auth: cart.Auth{Token: in.FromToken}, IntoCartID: id})
 	if err != nil {
 		return err
 	}
-	sr := r.(*cart.SurrenderReply)
 	if err := cartError(sr.Err); err != nil {
 		return err
 	}
@@ -304,21 +304,20 @@ func (s *server) mergeCart(c *fiber.Ctx) error {
 	}
 	v := mine
 	for variant, qty := range sr.Lines {
-		r, err := s.askCart(c, id, &cart.SetLine{Auth: who, VariantID: variant, Qty: min(have[variant]+qty, cart.MaxLineQty), VIP: vip})
+		next, err := askCart(c, s.deps.Carts, (*cart.Client).SetLine, id, &cart.SetLine{Auth: who, VariantID: variant, Qty: min(have[variant]+qty, cart.MaxLineQty), VIP: vip})
 		if err != nil {
 			return err
 		}
-		if next := r.(*cart.View); next.Err == nil {
+		if next.Err == nil {
 			v = next
 		}
 	}
 	if len(sr.Lines) > 0 && v == mine {
 		// Nothing could be reserved again: show the cart as it is.
-		r, err := s.askCart(c, id, &cart.Get{Auth: who, VIP: vip})
+		v, err = askCart(c, s.deps.Carts, (*cart.Client).Get, id, &cart.Get{Auth: who, VIP: vip})
 		if err != nil {
 			return err
 		}
-		v = r.(*cart.View)
 	}
 	return c.JSON(cartView(v))
 }
@@ -363,12 +362,11 @@ func (s *server) checkoutCart(c *fiber.Ctx) error {
 		orderID = ulid.Make().String()
 	}
 	who, vip := s.cartAuth(c)
-	r, err := s.askCart(c, id, &cart.Checkout{Auth: who, OrderID: orderID, Fulfilment: f, Shipping: addr,
+	co, err := askCart(c, s.deps.Carts, (*cart.Client).Checkout, id, &cart.Checkout{Auth: who, OrderID: orderID, Fulfilment: f, Shipping: addr,
 		CreditMinor: in.CreditMinor, VIP: vip})
 	if err != nil {
 		return err
 	}
-	co := r.(*cart.CheckoutReply)
 	if err := cartError(co.Err); err != nil {
 		return err
 	}

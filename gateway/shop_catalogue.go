@@ -181,8 +181,7 @@ func (s *server) getProduct(c *fiber.Ctx) error {
 	out := productView(p, variants)
 	if s.deps.Inventory != nil {
 		for i := range out.Variants {
-			r, err := s.deps.Inventory.Ask(c.UserContext(), out.Variants[i].ID, &inventory.LevelQuery{})
-			if lvl, ok := r.(*inventory.Level); err == nil && ok && lvl.Err == nil {
+			if lvl, err := s.deps.Inventory.Level(c.UserContext(), out.Variants[i].ID, &inventory.LevelQuery{}); err == nil && lvl.Err == nil {
 				n := max(lvl.Available, 0)
 				out.Variants[i].Available = &n
 			}
@@ -362,9 +361,7 @@ func (s *server) putVariant(c *fiber.Ctx, tx persistence.Tx) error {
 	}
 	// Prices and the threshold live in the inventory actor's memory too.
 	if s.deps.Inventory != nil {
-		if inv, ok := s.deps.Inventory.(interface{ Invalidate(string) }); ok {
-			inv.Invalidate(id)
-		}
+		s.deps.Inventory.Invalidate(id)
 	}
 	return c.JSON(variantView(v))
 }
@@ -394,15 +391,17 @@ func stockView(l inventory.Level) stockJSON {
 	return stockJSON{VariantID: l.VariantID, OnHand: l.OnHand, Held: l.Held, Available: l.Available, LowStockThreshold: l.Threshold}
 }
 
-// askInventory asks a variant's inventory actor, mapping the transport
-// failures and the refusals every caller shares.
-func (s *server) askInventory(ctx context.Context, variantID string, msg any) (any, error) {
-	if s.deps.Inventory == nil {
-		return nil, fault.Unavailable("the shop's inventory is not running on this node")
+// askInventory sends m to a variant's inventory actor through inv with
+// send (an inventory.Client method), mapping the transport failures every
+// caller shares.
+func askInventory[M, R any](ctx context.Context, inv *inventory.Client, send func(*inventory.Client, context.Context, string, M) (R, error), variantID string, m M) (R, error) {
+	var zero R
+	if inv == nil {
+		return zero, fault.Unavailable("the shop's inventory is not running on this node")
 	}
-	r, err := s.deps.Inventory.Ask(ctx, variantID, msg)
+	r, err := send(inv, ctx, variantID, m)
 	if err != nil {
-		return nil, fault.Unavailable("the inventory did not answer in time; retry")
+		return zero, fault.Unavailable("the inventory did not answer in time; retry")
 	}
 	return r, nil
 }
@@ -428,11 +427,10 @@ func (s *server) getStock(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	r, err := s.askInventory(c.UserContext(), id, &inventory.LevelQuery{})
+	lvl, err := askInventory(c.UserContext(), s.deps.Inventory, (*inventory.Client).Level, id, &inventory.LevelQuery{})
 	if err != nil {
 		return err
 	}
-	lvl := r.(*inventory.Level)
 	if err := inventoryError(lvl.Err); err != nil {
 		return err
 	}
@@ -496,11 +494,10 @@ func (s *server) moveStock(c *fiber.Ctx) error {
 	detail, _ := json.Marshal(fiber.Map{"kind": kind, "qty": in.Qty, "reason": reason})
 	audit := persistence.AuditEntry{ID: ulid.Make().String(), At: now, ActorID: p.Subject, ActorRole: string(p.Role),
 		Action: "shop.stock." + string(kind), Subject: "shop_variant/" + id, RequestID: RequestID(c), Reason: reason, Detail: detail}
-	r, err := s.askInventory(c.UserContext(), id, &inventory.Move{Movement: mv, Audit: &audit})
+	mr, err := askInventory(c.UserContext(), s.deps.Inventory, (*inventory.Client).Move, id, &inventory.Move{Movement: mv, Audit: &audit})
 	if err != nil {
 		return err
 	}
-	mr := r.(*inventory.MoveReply)
 	if err := inventoryError(mr.Err); err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ func newShopEnvWith(t testing.TB, cfg cart.Config, extra ...envOpt) *env {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { carts.Stop(5 * time.Second); inv.Stop(5 * time.Second); system.Shutdown() })
-		d.Inventory, d.Carts = inv, carts
+		d.Inventory, d.Carts = inventory.NewClient(inv), cart.NewClient(carts)
 		d.ShopVIP = func(c auth.Claims) bool { return len(c.Subject) > 4 && c.Subject[:4] == "vip-" }
 		d.Config.BodyLimit = 1 << 16
 	}}, extra...)...)

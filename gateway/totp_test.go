@@ -101,7 +101,7 @@ func newMFAEnvOn(t *testing.T, store persistence.Store, start time.Time, withCal
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { cal.Stop(5 * time.Second) })
-			d.Calendars = cal
+			d.Calendars = schedule.NewClient(cal)
 		}
 	}}, opts...)...)
 	if store != nil {

@@ -32,14 +32,17 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/spa-engine/spa/actors/directory"
+	"github.com/spa-engine/spa/actors/door"
 	"github.com/spa-engine/spa/actors/inventory"
 	"github.com/spa-engine/spa/persistence"
 )
 
 // Inventory is the cart's door to the inventory actors (an
-// *inventory.Directory).
+// *inventory.Directory; in a cluster, one that reaches each variant's
+// owner). Carts ask through an inventory.Client over it; Tell sends a
+// notice without waiting for its reply.
 type Inventory interface {
-	Ask(ctx context.Context, variantID string, msg any) (any, error)
+	door.Door
 	Tell(variantID string, msg any)
 }
 
@@ -102,6 +105,7 @@ type expireTick struct{}
 
 type cartActor struct {
 	deps    Deps
+	inv     *inventory.Client // deps.Inventory, typed
 	id      string
 	cart    persistence.Cart // Version 0: not created
 	lines   map[string]*line // by variant id
@@ -110,7 +114,7 @@ type cartActor struct {
 }
 
 func newActor(deps Deps, id string) actor.Producer {
-	return func() actor.Actor { return &cartActor{deps: deps, id: id} }
+	return func() actor.Actor { return &cartActor{deps: deps, inv: inventory.NewClient(deps.Inventory), id: id} }
 }
 
 // Receive is the actor's one message switch, lifecycle first.
@@ -296,7 +300,7 @@ func (a *cartActor) expireIfDue(c actor.Context, rearm bool) {
 func (a *cartActor) releaseAll(reason string) {
 	for v, l := range a.lines {
 		ctx, cancel := a.ctx()
-		_, _ = a.deps.Inventory.Ask(ctx, v, &inventory.Release{ReservationID: l.reservationID, Reason: reason, ActorID: "cart"})
+		_, _ = a.inv.Release(ctx, v, &inventory.Release{ReservationID: l.reservationID, Reason: reason, ActorID: "cart"})
 		cancel()
 		delete(a.lines, v)
 	}
@@ -332,12 +336,12 @@ func (a *cartActor) reserve(l *line, qty int64) error {
 	ask := func(id string, resize bool) (*inventory.ReserveReply, error) {
 		ctx, cancel := a.ctx()
 		defer cancel()
-		r, err := a.deps.Inventory.Ask(ctx, l.variantID, &inventory.Reserve{ReservationID: id, CartID: a.id, Qty: qty,
+		r, err := a.inv.Reserve(ctx, l.variantID, &inventory.Reserve{ReservationID: id, CartID: a.id, Qty: qty,
 			TTL: a.ttl(), Resize: resize, ActorID: cmp.Or(a.cart.OwnerID, "anonymous")})
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrRetry, err)
 		}
-		return r.(*inventory.ReserveReply), nil
+		return r, nil
 	}
 	id, resize := l.reservationID, l.reservationID != ""
 	if !resize {

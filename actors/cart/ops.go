@@ -44,9 +44,9 @@ func (a *cartActor) setLine(c actor.Context, m *SetLine) *View {
 	case m.Qty == 0 && ok:
 		ctx, cancel := a.ctx()
 		defer cancel()
-		r, err := a.deps.Inventory.Ask(ctx, m.VariantID, &inventory.Release{ReservationID: l.reservationID,
+		r, err := a.inv.Release(ctx, m.VariantID, &inventory.Release{ReservationID: l.reservationID,
 			Reason: "line removed", ActorID: a.actorID()})
-		if err != nil || r.(*inventory.Reply).Err != nil {
+		if err != nil || r.Err != nil {
 			return &View{Err: fmt.Errorf("%w: release not confirmed", ErrRetry)}
 		}
 		delete(a.lines, m.VariantID)

@@ -1,7 +1,7 @@
 // Package lockbooking is the benchmark baseline: the booking path of the
-// Django system the engine replaced, behind the gateway's Calendars
-// interface so that both can be measured through the same HTTP API on the
-// same database. It is not the production path and is enabled only by
+// Django system the engine replaced, behind the schedule actors' door (a
+// door.Door the gateway reaches through schedule.Client) so that both can
+// be measured through the same HTTP API on the same database. It is not the production path and is enabled only by
 // SPA_BOOKING_ENGINE=lock-baseline.
 //
 // Every request is one PostgreSQL transaction at READ COMMITTED that locks
@@ -67,7 +67,8 @@ func (c Config) withDefaults() Config {
 var ErrNotPostgres = errors.New("lockbooking: the lock-baseline booking engine needs PostgreSQL: set DATABASE_URL to a postgres:// URL (SQLite is not supported)")
 
 // Engine answers schedule messages with one locking transaction each. It
-// implements the gateway's Calendars interface. Safe for concurrent use.
+// is a door.Door answering as the schedule actors do. Safe for concurrent
+// use.
 type Engine struct {
 	pool *pgxpool.Pool
 	cfg  Config

@@ -70,22 +70,35 @@ func setup(t *testing.T) fixture {
 	return fixture{engine: e, store: store, service: sv, day: time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, bogota)}
 }
 
-func (f fixture) hold(t *testing.T, id, client string, start time.Time) *schedule.HoldReply {
+// cal reaches the engine as the gateway does.
+func (f fixture) cal() *schedule.Client { return schedule.NewClient(f.engine) }
+
+// change sends one transition through the engine and fails the test when
+// it does not answer.
+func (f fixture) change(t *testing.T, m schedule.Change) *schedule.Reply {
 	t.Helper()
-	r, err := f.engine.Ask(t.Context(), "ana", &schedule.Hold{AppointmentID: id, ClientID: client, Service: f.service, Start: start, ActorID: client})
+	r, err := f.cal().Change(t.Context(), "ana", m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r.(*schedule.HoldReply)
+	return r
+}
+
+func (f fixture) hold(t *testing.T, id, client string, start time.Time) *schedule.HoldReply {
+	t.Helper()
+	r, err := f.cal().Hold(t.Context(), "ana", &schedule.Hold{AppointmentID: id, ClientID: client, Service: f.service, Start: start, ActorID: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 func (f fixture) slots(t *testing.T) int {
 	t.Helper()
-	r, err := f.engine.Ask(t.Context(), "ana", &schedule.SlotsQuery{Service: f.service, From: f.day, To: f.day.AddDate(0, 0, 1)})
+	sr, err := f.cal().Slots(t.Context(), "ana", &schedule.SlotsQuery{Service: f.service, From: f.day, To: f.day.AddDate(0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sr := r.(*schedule.SlotsReply)
 	if sr.Err != nil {
 		t.Fatal(sr.Err)
 	}
@@ -123,24 +136,19 @@ func TestHoldRefuseCancel(t *testing.T) {
 		t.Fatalf("slots after a hold = %d, before %d", got, before)
 	}
 	// Confirm, then cancel: the slot is free again.
-	r, _ := f.engine.Ask(ctx, "ana", &schedule.Confirm{AppointmentID: "apt-1", ActorID: "maria"})
-	if rep := r.(*schedule.Reply); rep.Err != nil || rep.Appointment.Status != persistence.StatusConfirmed || rep.Appointment.Version != 2 {
+	if rep := f.change(t, &schedule.Confirm{AppointmentID: "apt-1", ActorID: "maria"}); rep.Err != nil || rep.Appointment.Status != persistence.StatusConfirmed || rep.Appointment.Version != 2 {
 		t.Fatalf("confirm: %+v", rep)
 	}
-	r, _ = f.engine.Ask(ctx, "ana", &schedule.Cancel{AppointmentID: "apt-1", ActorID: "maria", Cutoff: 72 * time.Hour})
-	if rep := r.(*schedule.Reply); !errors.Is(rep.Err, schedule.ErrCutoff) {
+	if rep := f.change(t, &schedule.Cancel{AppointmentID: "apt-1", ActorID: "maria", Cutoff: 72 * time.Hour}); !errors.Is(rep.Err, schedule.ErrCutoff) {
 		t.Fatalf("cancel inside the cut-off: %+v", rep)
 	}
-	r, _ = f.engine.Ask(ctx, "ana", &schedule.Cancel{AppointmentID: "apt-1", ActorID: "maria", Reason: "sick"})
-	if rep := r.(*schedule.Reply); rep.Err != nil || rep.Appointment.Status != persistence.StatusCancelled {
+	if rep := f.change(t, &schedule.Cancel{AppointmentID: "apt-1", ActorID: "maria", Reason: "sick"}); rep.Err != nil || rep.Appointment.Status != persistence.StatusCancelled {
 		t.Fatalf("cancel: %+v", rep)
 	}
-	r, _ = f.engine.Ask(ctx, "ana", &schedule.Cancel{AppointmentID: "apt-1", ActorID: "maria"})
-	if rep := r.(*schedule.Reply); !errors.Is(rep.Err, schedule.ErrTransition) {
+	if rep := f.change(t, &schedule.Cancel{AppointmentID: "apt-1", ActorID: "maria"}); !errors.Is(rep.Err, schedule.ErrTransition) {
 		t.Fatalf("cancelling twice: %+v", rep)
 	}
-	r, _ = f.engine.Ask(ctx, "ana", &schedule.Cancel{AppointmentID: "nope", ActorID: "maria"})
-	if rep := r.(*schedule.Reply); !errors.Is(rep.Err, schedule.ErrNotFound) {
+	if rep := f.change(t, &schedule.Cancel{AppointmentID: "nope", ActorID: "maria"}); !errors.Is(rep.Err, schedule.ErrNotFound) {
 		t.Fatalf("cancelling an unknown appointment: %+v", rep)
 	}
 	if got := f.slots(t); got != before {
@@ -149,8 +157,8 @@ func TestHoldRefuseCancel(t *testing.T) {
 	if won := f.hold(t, "apt-3", "juan", nine.Add(30*time.Minute)); won.Err != nil {
 		t.Fatalf("hold after cancel: %v", won.Err)
 	}
-	if r, _ := f.engine.Ask(ctx, "bob", &schedule.SlotsQuery{Service: f.service, From: f.day, To: f.day.AddDate(0, 0, 1)}); !errors.Is(r.(*schedule.SlotsReply).Err, schedule.ErrUnknownStaff) {
-		t.Fatalf("unknown staff: %+v", r)
+	if r, err := f.cal().Slots(ctx, "bob", &schedule.SlotsQuery{Service: f.service, From: f.day, To: f.day.AddDate(0, 0, 1)}); err != nil || !errors.Is(r.Err, schedule.ErrUnknownStaff) {
+		t.Fatalf("unknown staff: %+v, %v", r, err)
 	}
 
 	// What the actor writes, the baseline writes: transitions and events.
@@ -180,10 +188,10 @@ func TestConcurrentClaimsOneWinner(t *testing.T) {
 	replies := make([]*schedule.HoldReply, n)
 	for i := range n {
 		wg.Go(func() {
-			r, err := f.engine.Ask(context.Background(), "ana", &schedule.Hold{AppointmentID: fmt.Sprintf("c-%d", i),
+			r, err := f.cal().Hold(context.Background(), "ana", &schedule.Hold{AppointmentID: fmt.Sprintf("c-%d", i),
 				ClientID: fmt.Sprintf("client-%d", i), Service: f.service, Start: start.Add(time.Duration(i%4) * 15 * time.Minute)})
 			if err == nil {
-				replies[i] = r.(*schedule.HoldReply)
+				replies[i] = r
 			}
 		})
 	}

@@ -3,16 +3,10 @@ package resource
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
-
-// Asker reaches resource actors (the resource Directory).
-type Asker interface {
-	Ask(ctx context.Context, resourceID string, msg any) (any, error)
-}
 
 // Follower keeps resource actors in step with AppointmentChanged events:
 // the backstop for what the booking API tells them directly (a hold that
@@ -22,7 +16,7 @@ type Asker interface {
 // older than the one the actor knows, so order does not matter.
 type Follower struct {
 	Store     persistence.Store
-	Resources Asker
+	Resources *Client
 }
 
 // Handle processes one event. A nil error means it is done with; an error
@@ -42,15 +36,11 @@ func (f *Follower) Handle(ctx context.Context, ev *messages.AppointmentChanged) 
 	if err != nil || ap.ResourceID == "" {
 		return err
 	}
-	r, err := f.Resources.Ask(ctx, ap.ResourceID, &Track{Appointment: ap})
+	reply, err := f.Resources.Track(ctx, ap.ResourceID, &Track{Appointment: ap})
 	if err != nil {
 		return err
 	}
-	reply, ok := r.(*TrackReply)
-	switch {
-	case !ok:
-		return fmt.Errorf("resource %s: unexpected reply %T", ap.ResourceID, r)
-	case reply.Err != nil && !errors.Is(reply.Err, ErrUnknownResource):
+	if reply.Err != nil && !errors.Is(reply.Err, ErrUnknownResource) {
 		return reply.Err
 	}
 	return nil

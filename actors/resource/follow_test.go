@@ -59,7 +59,7 @@ func TestFollowerReadsBackOnlyWhatMayUseAResource(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st, asker := &oneAppointmentStore{ap: ap}, &recordingAsker{}
-			f := Follower{Store: st, Resources: asker}
+			f := Follower{Store: st, Resources: NewClient(asker)}
 			if err := f.Handle(context.Background(), &messages.AppointmentChanged{AppointmentId: "a1", ResourceId: tc.resource}); err != nil {
 				t.Fatal(err)
 			}

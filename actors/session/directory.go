@@ -43,29 +43,16 @@ func newDirectoryNamed(root *actor.RootContext, deps Deps, timeout time.Duration
 // actor names nor the otp_states table hold the number.
 func Key(blindIndex []byte) string { return hex.EncodeToString(blindIndex) }
 
-// RequestCode asks the phone's actor (by key) to send a new code.
+// RequestCode asks the phone's actor (by key) to send a new code; see
+// Client.RequestCode.
 func (d *Directory) RequestCode(ctx context.Context, key string, m *RequestCode) *RequestCodeReply {
-	return ask[*RequestCodeReply](ctx, d, key, m)
+	return NewClient(d).RequestCode(ctx, key, m)
 }
 
-// VerifyCode asks the phone's actor (by key) to check a code.
+// VerifyCode asks the phone's actor (by key) to check a code; see
+// Client.VerifyCode.
 func (d *Directory) VerifyCode(ctx context.Context, key string, m *VerifyCode) *VerifyReply {
-	return ask[*VerifyReply](ctx, d, key, m)
-}
-
-// ask sends m to the phone's actor and returns its reply of type R; when
-// the actor cannot be reached or answers otherwise, the reply refusal
-// builds for m, carrying ErrUnavailable.
-func ask[R any](ctx context.Context, d *Directory, key string, m any) R {
-	res, err := d.d.Ask(ctx, key, m)
-	if err != nil {
-		return refusal(m, fmt.Errorf("%w: %w", ErrUnavailable, err)).(R)
-	}
-	r, ok := res.(R)
-	if !ok {
-		return refusal(m, fmt.Errorf("%w: unexpected reply %T", ErrUnavailable, res)).(R)
-	}
-	return r
+	return NewClient(d).VerifyCode(ctx, key, m)
 }
 
 // Ask sends msg to the phone's actor (by key) and returns its reply, or

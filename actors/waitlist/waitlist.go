@@ -25,15 +25,10 @@ import (
 	"github.com/spa-engine/spa/persistence"
 )
 
-// Calendars reaches the schedule actors (the schedule Directory).
-type Calendars interface {
-	Ask(ctx context.Context, staffID string, msg any) (any, error)
-}
-
 // Processor offers freed slots.
 type Processor struct {
 	Store     persistence.Store
-	Calendars Calendars
+	Calendars *schedule.Client // the schedule actors
 	Now       func() time.Time
 }
 
@@ -144,13 +139,12 @@ func (p *Processor) settleOffer(ctx context.Context, ev *messages.AppointmentCha
 // with the event for the notification. It reports whether the slot went to
 // this entry; false means the slot does not suit it (try the next one).
 func (p *Processor) offer(ctx context.Context, e persistence.WaitlistEntry, sv persistence.Service, staffID string, start time.Time) (bool, error) {
-	r, err := p.Calendars.Ask(ctx, staffID, &schedule.Hold{
+	reply, err := p.Calendars.Hold(ctx, staffID, &schedule.Hold{
 		AppointmentID: OfferID(e.ID), ClientID: e.ClientID, Service: sv, Start: start, ActorID: "waitlist",
 	})
 	if err != nil {
 		return false, fmt.Errorf("waitlist: hold for %s: %w", e.ID, err)
 	}
-	reply := r.(*schedule.HoldReply)
 	switch {
 	case errors.Is(reply.Err, schedule.ErrSlotTaken), errors.Is(reply.Err, schedule.ErrInvalid):
 		return false, nil

@@ -59,7 +59,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dir.Stop(5 * time.Second); system.Shutdown() })
-	return &fixture{store: st, dir: dir, p: &Processor{Store: st, Calendars: dir, Now: clock}}
+	return &fixture{store: st, dir: dir, p: &Processor{Store: st, Calendars: schedule.NewClient(dir), Now: clock}}
 }
 
 func (f *fixture) hold(t *testing.T, id, client string, start time.Time) {

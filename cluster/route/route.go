@@ -146,7 +146,7 @@ func (r *Router) Partition(id string) int {
 }
 
 // Ask sends msg to the actor id wherever its partition lives and returns
-// its reply (gateway.Calendars).
+// its reply (a door.Door, which each kind's typed client wraps).
 func (r *Router) Ask(ctx context.Context, id string, msg any) (any, error) {
 	p := r.Partition(id)
 	if s := r.enter(p, id); s != nil {

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/spa-engine/spa/actors/cart"
+	"github.com/spa-engine/spa/actors/door"
 	"github.com/spa-engine/spa/actors/inventory"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
@@ -295,7 +296,7 @@ type clusterNode struct {
 // it runs alone; the partition routers in a cluster, which it starts here
 // with the routers of the other placed kinds (the shop's doors switch to
 // theirs here; the session door in startIdentity).
-func (n *node) calendarDoors(ctx context.Context, cfg config, js jetstream.JetStream, reg prometheus.Registerer) (sched, res gateway.Calendars, err error) {
+func (n *node) calendarDoors(ctx context.Context, cfg config, js jetstream.JetStream, reg prometheus.Registerer) (sched, res door.Door, err error) {
 	if !cfg.Cluster.enabled() {
 		return n.sched, n.resources, nil
 	}
@@ -554,35 +555,6 @@ func (l *lateSessions) Live() int {
 		return d.Live()
 	}
 	return 0
-}
-
-// routedSessions is the gateway's door to the session actors in a
-// cluster (identity.Sessions): the phone key's owner, through the
-// session router. A request that reaches no actor is refused as the
-// directory refuses it: ErrUnavailable, nothing sent.
-type routedSessions struct{ r *route.Router }
-
-func (s routedSessions) RequestCode(ctx context.Context, key string, m *session.RequestCode) *session.RequestCodeReply {
-	res, err := s.r.Ask(ctx, key, m)
-	if r, ok := res.(*session.RequestCodeReply); ok && err == nil {
-		return r
-	}
-	return &session.RequestCodeReply{Err: sessionUnreached(res, err)}
-}
-
-func (s routedSessions) VerifyCode(ctx context.Context, key string, m *session.VerifyCode) *session.VerifyReply {
-	res, err := s.r.Ask(ctx, key, m)
-	if r, ok := res.(*session.VerifyReply); ok && err == nil {
-		return r
-	}
-	return &session.VerifyReply{Err: sessionUnreached(res, err)}
-}
-
-func sessionUnreached(res any, err error) error {
-	if err == nil {
-		return fmt.Errorf("%w: unexpected reply %T", session.ErrUnavailable, res)
-	}
-	return fmt.Errorf("%w: %w", session.ErrUnavailable, err)
 }
 
 // stop leaves the cluster gracefully: leave the membership first, so the

@@ -65,7 +65,7 @@ func TestRoutedSessionsAnswerLikeTheDirectory(t *testing.T) {
 	codec := codecOf(session.PlacementKey, sessionwire.Encode, sessionwire.Decode, sessionwire.EncodeReply, sessionwire.DecodeReply, nil)
 	limited := &otp.RetryError{Err: otp.ErrSendRateLimited, RetryAfter: time.Minute}
 	local := &recordingLocal{reply: &session.RequestCodeReply{Err: limited}}
-	s := routedSessions{servingRouter("session", local, codec)}
+	s := session.NewClient(servingRouter("session", local, codec))
 	r := s.RequestCode(context.Background(), "k", &session.RequestCode{Phone: "+573001234567"})
 	if !errors.Is(r.Err, otp.ErrSendRateLimited) || local.count() != 1 {
 		t.Fatalf("reply %v after %d asks", r.Err, local.count())

@@ -22,6 +22,9 @@ import (
 	"github.com/spa-engine/spa/actors"
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/batch"
+	"github.com/spa-engine/spa/actors/cart"
+	"github.com/spa-engine/spa/actors/door"
+	"github.com/spa-engine/spa/actors/inventory"
 	"github.com/spa-engine/spa/actors/lockbooking"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
@@ -208,7 +211,8 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		return n, err
 	}
 
-	var calendars, resources gateway.Calendars = schedDoor, nil
+	var calendars door.Door = schedDoor
+	var resources *resource.Client
 	if cfg.BookingEngine == engineLockBaseline {
 		n.baseline, err = lockbooking.Open(ctx, cfg.DatabaseURL, lockbooking.Config{HoldTTL: cfg.HoldTTL, Horizon: cfg.BookingHorizon,
 			MinNotice: cfg.MinNotice, Step: cfg.SlotStep, AfterOutboxCommit: n.relay.Notify})
@@ -218,12 +222,12 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		calendars = n.baseline
 		log.Warn("booking engine: lock-baseline (benchmark baseline, not for production)")
 	} else {
-		resources = resourceDoor
+		resources = resource.NewClient(resourceDoor)
 		// Resource actors follow every change of an appointment with a
 		// resource (the backstop for expiries and lost replies); freed
 		// slots go to the waitlist; lapsed holds give back credits.
-		rf := &resource.Follower{Store: n.store, Resources: resourceDoor}
-		wl := &waitlist.Processor{Store: n.store, Calendars: schedDoor, Now: time.Now}
+		rf := &resource.Follower{Store: n.store, Resources: resources}
+		wl := &waitlist.Processor{Store: n.store, Calendars: schedule.NewClient(schedDoor), Now: time.Now}
 		handle := func(ctx context.Context, ev *messages.AppointmentChanged) error {
 			if err := rf.Handle(ctx, ev); err != nil {
 				return err
@@ -249,15 +253,15 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		Logger:     log,
 		Registerer: reg,
 		Gatherer:   reg,
-		Calendars:  calendars,
+		Calendars:  schedule.NewClient(calendars),
 		Resources:  resources,
 		Cluster:    n.clusterView(),
 		Identity:   identity,
 		KioskTTL:   cfg.KioskTTL,
 		TOTP:       gateway.TOTPConfig{Issuer: cfg.TOTPIssuer},
 		BlindIndex: identity.Index, // the phone index of sign-in serves the blocklist too
-		Inventory:  n.shop.inventory,
-		Carts:      n.shop.carts,
+		Inventory:  inventory.NewClient(n.shop.inventory),
+		Carts:      cart.NewClient(n.shop.carts),
 		OnRestock:  n.shop.restock,
 		ShopVIP:    gateway.StoredVIP(n.store, 2*time.Second, log), // the admin-managed VIP list
 		Now:        time.Now,

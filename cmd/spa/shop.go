@@ -12,6 +12,7 @@ import (
 	"github.com/spa-engine/spa/actors"
 	"github.com/spa-engine/spa/actors/batch"
 	"github.com/spa-engine/spa/actors/cart"
+	"github.com/spa-engine/spa/actors/door"
 	"github.com/spa-engine/spa/actors/inventory"
 	"github.com/spa-engine/spa/cluster/route"
 	"github.com/spa-engine/spa/persistence"
@@ -25,16 +26,17 @@ type shopNode struct {
 	// inventory and carts are how the gateway and restocks reach those
 	// actors: the directories when the node runs alone, the partition
 	// routers in a cluster (set by routeShop before the gateway starts).
-	inventory door
-	carts     door
+	inventory kindDoor
+	carts     kindDoor
 	// routed is the cart actors' door to the inventory in a cluster: the
 	// inventory router once routeShop set it.
 	routed *routedInventory
 }
 
-// door reaches one kind of actor by id: a directory, or a route.Router.
-type door interface {
-	Ask(ctx context.Context, id string, msg any) (any, error)
+// kindDoor reaches one kind of actor by id: a directory, or a
+// route.Router.
+type kindDoor interface {
+	door.Door
 	Invalidate(id string)
 }
 

@@ -1,0 +1,68 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spa-engine/spa/actors/auth/otp"
+	"github.com/spa-engine/spa/actors/door"
+)
+
+// TestClientFoldsUnreachedIntoTheReply: the actor's reply comes back as it
+// is, a refusal included; a door that fails, or a reply of another type,
+// comes back as a reply whose Err wraps ErrUnavailable (nothing was sent).
+func TestClientFoldsUnreachedIntoTheReply(t *testing.T) {
+	ctx := context.Background()
+	var gotKey string
+	var gotMsg, answer any
+	var fail error
+	c := NewClient(door.Func(func(_ context.Context, key string, msg any) (any, error) {
+		gotKey, gotMsg = key, msg
+		return answer, fail
+	}))
+
+	limited := &RequestCodeReply{Err: &otp.RetryError{Err: otp.ErrSendRateLimited, RetryAfter: time.Minute}}
+	answer = limited
+	req := &RequestCode{Phone: phone}
+	if r := c.RequestCode(ctx, "k", req); r != limited || gotKey != "k" || gotMsg != req {
+		t.Fatalf("request = %+v after sending %#v to %q; want the actor's reply", r, gotMsg, gotKey)
+	}
+	verified := &VerifyReply{Result: otp.ResultOK}
+	answer = verified
+	ver := &VerifyCode{Phone: phone, Code: "123456"}
+	if r := c.VerifyCode(ctx, "k", ver); r != verified || gotMsg != ver {
+		t.Fatalf("verify = %+v after sending %#v; want the actor's reply", r, gotMsg)
+	}
+
+	answer = &RequestCodeReply{} // the wrong reply for a VerifyCode
+	if r := c.VerifyCode(ctx, "k", ver); r == nil || !errors.Is(r.Err, ErrUnavailable) || !strings.Contains(r.Err.Error(), "answered") {
+		t.Fatalf("wrong reply type: %+v; want ErrUnavailable naming it", r)
+	}
+	answer = verified
+	if r := c.RequestCode(ctx, "k", req); r == nil || !errors.Is(r.Err, ErrUnavailable) {
+		t.Fatalf("wrong reply type: %+v; want ErrUnavailable", r)
+	}
+	answer, fail = nil, errors.New("directory stopped")
+	if r := c.RequestCode(ctx, "k", req); r == nil || !errors.Is(r.Err, ErrUnavailable) || !errors.Is(r.Err, fail) {
+		t.Fatalf("failing door: %+v; want ErrUnavailable wrapping its error", r)
+	}
+	if r := c.VerifyCode(ctx, "k", ver); r == nil || !errors.Is(r.Err, ErrUnavailable) || !errors.Is(r.Err, fail) {
+		t.Fatalf("failing door: %+v; want ErrUnavailable wrapping its error", r)
+	}
+}
+
+// TestClientOverTheDirectory: a code requested and checked through the
+// client reaches a real session actor.
+func TestClientOverTheDirectory(t *testing.T) {
+	f := newFixture(t)
+	c := NewClient(f.dir)
+	if r := c.RequestCode(context.Background(), key, &RequestCode{Phone: phone}); r.Err != nil || r.ExpiresIn != 5*time.Minute {
+		t.Fatalf("request = %+v", r)
+	}
+	if r := c.VerifyCode(context.Background(), key, &VerifyCode{Phone: phone, Code: f.out.last(phone)}); r.Err != nil || r.Result != otp.ResultOK {
+		t.Fatalf("verify = %+v", r)
+	}
+}
