@@ -37,6 +37,7 @@ func New(d Deps) (*fiber.App, error) {
 			Logger:  d.Logger,
 		}}
 	cfg := d.Config
+	s.privacy, s.legalSvc = s.newPrivacy(), s.newLegal()
 
 	corsMW, err := newCORS(cfg.CORSOrigins)
 	if err != nil {

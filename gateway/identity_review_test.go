@@ -15,6 +15,7 @@ import (
 
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/auth/pii"
+	"github.com/spa-engine/spa/actors/service/privacy"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -43,7 +44,7 @@ func TestPIIRotationReencryptsTOTPSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rot, err := NewPIIRotation(me.store, both, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	rot, err := privacy.NewRotation(me.store, both, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,8 @@ import (
 
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/service/fault"
+	"github.com/spa-engine/spa/actors/service/legal"
+	"github.com/spa-engine/spa/actors/service/privacy"
 	"github.com/spa-engine/spa/gateway/apierr"
 	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/gateway/reqctx"
@@ -174,6 +176,11 @@ type server struct {
 	routes map[string]bool
 	legal  *ConsentGuard // set by registerLegal
 	blocks *Blocklist    // set by registerBlocking
+	// The privacy and legal use cases (gateway/profiles.go, legal.go) and
+	// the count of requests refused by an IP block.
+	privacy    *privacy.Service
+	legalSvc   *legal.Service
+	blockedIPs prometheus.Counter
 	// trustedProxies is Config.TrustedProxies parsed once, for clientIP.
 	trustedProxies []netip.Prefix
 }
