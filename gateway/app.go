@@ -38,6 +38,7 @@ func New(d Deps) (*fiber.App, error) {
 		}}
 	s.ident = s.newIdentity()
 	cfg := d.Config
+	s.privacy, s.legalSvc = s.newPrivacy(), s.newLegal()
 
 	corsMW, err := newCORS(cfg.CORSOrigins)
 	if err != nil {

@@ -29,18 +29,6 @@ type Identity = identity.Node
 // RecaptchaOTPContext is the reCAPTCHA context of a code request.
 const RecaptchaOTPContext = identity.RecaptchaOTPContext
 
-// Shared with the other handlers that revoke sessions or take a reason.
-const (
-	revokeBlocked = identity.RevokeBlocked
-	maxReasonLen  = identity.MaxReasonLen
-)
-
-var (
-	cleanLabel = identity.CleanLabel
-	phoneAAD   = identity.PhoneAAD
-	secretAAD  = identity.SecretAAD
-)
-
 // newIdentity builds the identity service from the gateway's Deps.
 func (s *server) newIdentity() *identity.Service {
 	d := identity.Deps{Store: s.deps.Store, Tokens: s.deps.Tokens, Node: s.deps.Identity, TOTP: s.deps.TOTP,
@@ -202,16 +190,6 @@ func (s *server) refresh(c *fiber.Ctx) error {
 	}
 	return c.JSON(tokenView(out))
 }
-
-// revokeSessions revokes sessions in tx (identity.RevokeSessions), for the
-// handlers that end a user's sessions as a side effect (blocking,
-// anonymising).
-func (s *server) revokeSessions(ctx context.Context, tx persistence.Tx, userID string, ids []string, reason, actor, requestID string, now time.Time) ([]string, error) {
-	return identity.RevokeSessions(ctx, tx, userID, ids, reason, actor, requestID, now)
-}
-
-// forget applies a committed revocation on this node at once.
-func (s *server) forget(at time.Time, ids ...string) { s.ident.Forget(at, ids...) }
 
 func (s *server) logout(c *fiber.Ctx) error {
 	if err := s.ident.Logout(c.UserContext(), s.caller(c)); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/actors/service/identity"
+	"github.com/spa-engine/spa/actors/service/privacy"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -44,7 +45,7 @@ func TestPIIRotationReencryptsTOTPSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rot, err := NewPIIRotation(me.store, both, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	rot, err := privacy.NewRotation(me.store, both, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func TestPIIRotationReencryptsTOTPSecrets(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := onlyK2.Decrypt(after.SecretCipher, secretAAD(userID))
+	got, err := onlyK2.Decrypt(after.SecretCipher, pii.TOTPSecretContext(userID))
 	if err != nil || string(got) != secret {
 		t.Fatalf("after rotation the secret does not open under k2 alone: %q, %v", got, err)
 	}

@@ -1,123 +1,50 @@
 package gateway
 
 import (
-	"context"
 	"encoding/json"
-	"regexp"
 	"slices"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/sergi/go-diff/diffmatchpatch"
 
 	"github.com/spa-engine/spa/actors/auth"
+	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/fault"
+	"github.com/spa-engine/spa/actors/service/legal"
 	"github.com/spa-engine/spa/persistence"
 )
 
-// Legal documents (terms, privacy, informed consent per service category),
-// the consents callers give them, and the guard that answers 428 when a
-// caller has not accepted the active version of a document a route needs.
-// docs/legal.md describes the model and which routes are guarded.
+// Legal documents, consents and the guard that answers 428 when a caller
+// has not accepted the active version of a document a route needs: the
+// HTTP side of actors/service/legal, which decides (docs/legal.md).
 
 // HeaderDeviceID names an anonymous device, so a visitor can accept the
 // documents before signing in. Signed-in callers are identified by their
 // token subject instead.
 const HeaderDeviceID = "X-Device-ID"
 
-// deviceIDRE: 16..64 of [A-Za-z0-9_-]: a ULID, a UUID, or a random token
-// the app generated; nothing that can smuggle separators into logs.
-var deviceIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{16,64}$`)
+// deviceIDRE is what a well-formed X-Device-ID matches.
+var deviceIDRE = legal.DeviceIDRE
 
-// legalTTL bounds how stale another node's activation may look to the
-// guard; this node's own changes are seen at once.
-const legalTTL = 2 * time.Second
-
-// Limits of the legal endpoints.
+// Limits of the consent list.
 const (
-	maxLegalTitle      = 200
-	maxLegalBody       = 200_000 // bytes; a long consent form, not a book
-	maxConsentsPerCall = 20
 	defaultConsentPage = 50
 	maxConsentPage     = 200
 )
 
-// ConsentSlug is the slug of the informed consent for a service category:
-// "consent-" and the category lower-cased, every run of other characters a
-// single dash ("Facial & Skin" → "consent-facial-skin"). Categories with
-// no letters or digits have no consent document ("").
-func ConsentSlug(category string) string {
-	var b strings.Builder
-	dash := false
-	for _, r := range strings.ToLower(category) {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
-			if dash && b.Len() > 0 {
-				b.WriteByte('-')
-			}
-			b.WriteRune(r)
-			dash = false
-		default:
-			dash = true
-		}
+// newLegal builds the legal use cases (documents, consents, blocks, the
+// audit log) from the gateway's dependencies.
+func (s *server) newLegal() *legal.Service {
+	d := legal.Deps{Store: s.deps.Store, Blocklist: s.deps.Blocklist, Now: s.deps.Now, Logger: s.log}
+	if d.Blocklist == nil {
+		d.Blocklist = legal.NewBlocklist(s.deps.Store, s.deps.BlindIndex, 0, s.deps.Now, s.log)
 	}
-	if b.Len() == 0 {
-		return ""
+	if s.deps.Identity != nil {
+		d.Sessions = s.ident
 	}
-	slug := persistence.ConsentSlugPrefix + b.String()
-	if len(slug) > 64 {
-		slug = strings.TrimRight(slug[:64], "-")
-	}
-	return slug
-}
-
-// ---- Active documents, cached ------------------------------------------
-
-// legalCache keeps the active documents the guard reads on every guarded
-// request, so a route with nothing to accept costs no database read.
-type legalCache struct {
-	ttl   time.Duration
-	now   func() time.Time
-	store persistence.Store
-
-	mu       sync.Mutex
-	loadedAt time.Time
-	active   map[string]persistence.LegalDocument // by slug
-}
-
-func (c *legalCache) invalidate() {
-	c.mu.Lock()
-	c.loadedAt = time.Time{}
-	c.mu.Unlock()
-}
-
-// snapshot returns the active documents by slug; callers must not modify it.
-func (c *legalCache) snapshot(ctx context.Context) (map[string]persistence.LegalDocument, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.loadedAt.IsZero() && c.now().Sub(c.loadedAt) < c.ttl {
-		return c.active, nil
-	}
-	var docs []persistence.LegalDocument
-	err := c.store.InTx(ctx, func(tx persistence.Tx) (err error) {
-		docs, err = tx.LegalActive(ctx)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	c.active = make(map[string]persistence.LegalDocument, len(docs))
-	for _, d := range docs {
-		c.active[d.Slug] = d
-	}
-	c.loadedAt = c.now()
-	return c.active, nil
+	return legal.New(d)
 }
 
 // ---- The guard -----------------------------------------------------------
@@ -127,16 +54,11 @@ func (c *legalCache) snapshot(ctx context.Context) (map[string]persistence.Legal
 type ConsentScope func(c *fiber.Ctx) []string
 
 // ConsentGuard answers 428 consent_required, listing the documents, when
-// the caller has not accepted the active version of a document the route
-// needs. A document with no active version is never required, so the guard
-// is inert until an admin activates one.
-//
-// Staff, receptionists and admins are not checked: they act for the
-// studio, and collecting a client's consent in person is theirs to do. A
-// client is checked by token subject; an anonymous caller by X-Device-ID
-// (without one, everything active in scope is missing).
+// legal.Service.Missing says the caller has not accepted the active
+// version of a document the route needs (staff are never held up; an
+// anonymous caller is known by X-Device-ID).
 type ConsentGuard struct {
-	cache *legalCache
+	svc *legal.Service
 	// Refused counts the 428 answers; nil: not counted.
 	Refused prometheus.Counter
 }
@@ -144,15 +66,12 @@ type ConsentGuard struct {
 // NewConsentGuard returns a guard reading store; ttl bounds how stale an
 // activation on another node may look (0: 2s).
 func NewConsentGuard(store persistence.Store, ttl time.Duration) *ConsentGuard {
-	if ttl <= 0 {
-		ttl = legalTTL
-	}
-	return &ConsentGuard{cache: &legalCache{ttl: ttl, now: time.Now, store: store}}
+	return &ConsentGuard{svc: legal.New(legal.Deps{Store: store, ActiveTTL: ttl})}
 }
 
 // Invalidate makes the next request reload the active documents; call it
 // after activating a version (or on another node's activation event).
-func (g *ConsentGuard) Invalidate() { g.cache.invalidate() }
+func (g *ConsentGuard) Invalidate() { g.svc.Invalidate() }
 
 // Require guards a route with the given documents, e.g.
 // Require(persistence.LegalSlugTerms, persistence.LegalSlugPrivacy).
@@ -164,40 +83,11 @@ func (g *ConsentGuard) Require(slugs ...string) fiber.Handler {
 // RequireScope guards a route with the documents scope names per request.
 func (g *ConsentGuard) RequireScope(scope ConsentScope) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if isStaff(c) {
-			return c.Next()
-		}
-		ctx := c.UserContext()
-		active, err := g.cache.snapshot(ctx)
+		p, _ := Principal(c)
+		missing, err := g.svc.Missing(c.UserContext(), service.Caller{Claims: p}, c.Get(HeaderDeviceID),
+			func() []string { return scope(c) })
 		if err != nil {
 			return err
-		}
-		if len(active) == 0 {
-			return c.Next() // inert: no need to read the request for its scope
-		}
-		var slugs []string
-		for _, slug := range scope(c) {
-			if _, ok := active[slug]; ok && !slices.Contains(slugs, slug) {
-				slugs = append(slugs, slug)
-			}
-		}
-		if len(slugs) == 0 {
-			return c.Next()
-		}
-		var missing []persistence.LegalDocument
-		if kind, id, ok := consentSubject(c); ok {
-			err = g.cache.store.InTx(ctx, func(tx persistence.Tx) (err error) {
-				missing, err = tx.LegalRequired(ctx, kind, id, slugs)
-				return err
-			})
-			if err != nil {
-				return err
-			}
-		} else {
-			slices.Sort(slugs)
-			for _, slug := range slugs {
-				missing = append(missing, active[slug])
-			}
 		}
 		if len(missing) == 0 {
 			return c.Next()
@@ -218,20 +108,6 @@ func consentRequired(docs []persistence.LegalDocument) *fault.Error {
 	return fault.New(fault.CodeConsentRequired, "").WithDetails(map[string]any{"documents": refs})
 }
 
-// consentSubject is whose consent a request carries: the token subject, or
-// else a well-formed X-Device-ID. A kiosk token names a studio device, not
-// a person: it is never taken for a user (its subject would be recorded as
-// a user who consented).
-func consentSubject(c *fiber.Ctx) (persistence.ConsentSubjectKind, string, bool) {
-	if p, ok := Principal(c); ok && p.Role != auth.RoleKiosk {
-		return persistence.ConsentUser, p.Subject, true
-	}
-	if id := c.Get(HeaderDeviceID); deviceIDRE.MatchString(id) {
-		return persistence.ConsentDevice, id, true
-	}
-	return "", "", false
-}
-
 // bookingConsentScope is what booking an appointment needs: the terms, the
 // privacy notice and the informed consent of the service's category. The
 // body is read leniently; a malformed one is the handler's to refuse.
@@ -247,7 +123,7 @@ func (s *server) bookingConsentScope(c *fiber.Ctx) []string {
 	if err != nil {
 		return slugs
 	}
-	if slug := ConsentSlug(services[in.ServiceID].Category); slug != "" {
+	if slug := legal.ConsentSlug(services[in.ServiceID].Category); slug != "" {
 		slugs = append(slugs, slug)
 	}
 	return slugs
@@ -258,7 +134,7 @@ func (s *server) bookingConsentScope(c *fiber.Ctx) []string {
 // registerLegal adds the legal routes and sets up the consent guard the
 // booking routes use.
 func (s *server) registerLegal(app *fiber.App) {
-	s.legal = NewConsentGuard(s.deps.Store, legalTTL)
+	s.legal = &ConsentGuard{svc: s.legalSvc}
 	s.legal.Refused = s.counter("spa_legal_consent_required_total",
 		"Requests answered 428 consent_required because the caller had not accepted an active document.")
 	admin := RequireRole(auth.RoleAdmin)
@@ -313,30 +189,18 @@ func legalViews(docs []persistence.LegalDocument) []legalDocumentJSON {
 	return out
 }
 
-// legalSlugParam reads the :slug route parameter.
-func legalSlugParam(c *fiber.Ctx) (string, error) {
-	slug := c.Params("slug")
-	if !persistence.ValidLegalSlug(slug) {
-		return "", fault.Invalid("", fault.FieldError{Field: "slug", Message: "must be lower-case words joined by dashes, at most 64 characters"})
-	}
-	return slug, nil
-}
-
-// versionValue parses a document version (a path or query value).
-func versionValue(field, v string) (int64, error) {
+// versionParam is a document version as given (a path or query value);
+// anything that is not a number is 0, which the service refuses.
+func versionParam(v string) int64 {
 	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 1 {
-		return 0, fault.Invalid("", fault.FieldError{Field: field, Message: "must be a positive integer"})
+	if err != nil {
+		return 0
 	}
-	return n, nil
+	return n
 }
 
 func (s *server) listActiveLegal(c *fiber.Ctx) error {
-	var docs []persistence.LegalDocument
-	err := s.read(c, func(ctx context.Context, tx persistence.Tx) (err error) {
-		docs, err = tx.LegalActive(ctx)
-		return err
-	})
+	docs, err := s.legalSvc.Active(c.UserContext())
 	if err != nil {
 		return err
 	}
@@ -344,44 +208,20 @@ func (s *server) listActiveLegal(c *fiber.Ctx) error {
 }
 
 func (s *server) getLegalVersion(c *fiber.Ctx) error {
-	slug, err := legalSlugParam(c)
+	d, err := s.legalSvc.Version(c.UserContext(), s.caller(c), c.Params("slug"), versionParam(c.Params("version")))
 	if err != nil {
 		return err
-	}
-	version, err := versionValue("version", c.Params("version"))
-	if err != nil {
-		return err
-	}
-	var d persistence.LegalDocument
-	err = s.read(c, func(ctx context.Context, tx persistence.Tx) (err error) {
-		d, err = tx.LegalDocumentGet(ctx, slug, version)
-		return err
-	})
-	if err != nil {
-		return notFound(err, "legal document version")
-	}
-	// A draft (never activated) is the admins' business until it is
-	// published; versions callers may have accepted stay readable.
-	if p, _ := Principal(c); d.ActivatedAt.IsZero() && p.Role != auth.RoleAdmin {
-		return fault.NotFound("legal document version not found")
 	}
 	return c.JSON(legalView(d))
 }
 
-// errNoSubject: neither a token nor a device id says whose consent it is.
-var errNoSubject = fault.BadRequest("sign in, or send an " + HeaderDeviceID + " header of 16 to 64 letters, digits, - and _")
-
 // requiredLegal lists the active documents the caller has not accepted.
 func (s *server) requiredLegal(c *fiber.Ctx) error {
-	kind, id, ok := consentSubject(c)
-	if !ok {
-		return errNoSubject
-	}
-	var docs []persistence.LegalDocument
-	err := s.read(c, func(ctx context.Context, tx persistence.Tx) (err error) {
-		docs, err = tx.LegalRequired(ctx, kind, id, nil)
+	sub, err := legal.SubjectOf(s.caller(c), c.Get(HeaderDeviceID))
+	if err != nil {
 		return err
-	})
+	}
+	docs, err := s.legalSvc.Required(c.UserContext(), sub)
 	if err != nil {
 		return err
 	}
@@ -412,59 +252,34 @@ func consentView(c persistence.LegalConsent) consentJSON {
 	}
 }
 
-// acceptLegal records the caller's acceptance of the listed versions. Any
-// existing version may be accepted (the caller read it), but only the
-// active one satisfies the guard. Accepting twice keeps the first record.
+// acceptLegal records the caller's acceptance of the listed versions.
 func (s *server) acceptLegal(c *fiber.Ctx, tx persistence.Tx) error {
-	kind, id, ok := consentSubject(c)
-	if !ok {
-		return errNoSubject
+	by := s.caller(c)
+	sub, err := legal.SubjectOf(by, c.Get(HeaderDeviceID))
+	if err != nil {
+		return err
 	}
 	var in consentInput
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	var f fieldErrors
-	if n := len(in.Documents); n < 1 || n > maxConsentsPerCall {
-		f.add("documents", "must list 1 to 20 documents")
-	}
+	refs := make([]legal.DocumentRef, len(in.Documents))
 	for i, d := range in.Documents {
-		field := "documents[" + strconv.Itoa(i) + "]"
-		if !persistence.ValidLegalSlug(d.Slug) {
-			f.add(field+".slug", "must be a document slug")
-		}
-		if d.Version < 1 {
-			f.add(field+".version", "must be a positive integer")
-		}
+		refs[i] = legal.DocumentRef(d)
 	}
-	if err := f.err(); err != nil {
+	recs, err := s.legalSvc.Accept(c.UserContext(), tx, by, sub, refs)
+	if err != nil {
 		return err
 	}
-	ctx, now := c.UserContext(), s.deps.Now().UTC()
-	out := make([]consentJSON, 0, len(in.Documents))
-	for _, d := range in.Documents {
-		rec, _, err := tx.LegalConsentAdd(ctx, persistence.LegalConsent{
-			ID: ulid.Make().String(), SubjectKind: kind, SubjectID: id, Slug: d.Slug, Version: d.Version,
-			AcceptedAt: now, RequestID: RequestID(c),
-		})
-		if err != nil {
-			return notFound(err, "legal document "+d.Slug+" version "+strconv.FormatInt(d.Version, 10))
-		}
-		out = append(out, consentView(rec))
+	out := make([]consentJSON, len(recs))
+	for i, r := range recs {
+		out[i] = consentView(r)
 	}
 	return c.JSON(fiber.Map{"consents": out})
 }
 
 func (s *server) listLegalVersions(c *fiber.Ctx) error {
-	slug, err := legalSlugParam(c)
-	if err != nil {
-		return err
-	}
-	var docs []persistence.LegalDocument
-	err = s.read(c, func(ctx context.Context, tx persistence.Tx) (err error) {
-		docs, err = tx.LegalDocumentVersions(ctx, slug)
-		return err
-	})
+	docs, err := s.legalSvc.Versions(c.UserContext(), s.caller(c), c.Params("slug"))
 	if err != nil {
 		return err
 	}
@@ -476,75 +291,26 @@ type legalInput struct {
 	Body  string `json:"body"`
 }
 
-// createLegalVersion stores the next version of a document, inactive, and
-// audits it with the body's size (the text itself is in the row).
 func (s *server) createLegalVersion(c *fiber.Ctx, tx persistence.Tx) error {
-	slug, err := legalSlugParam(c)
-	if err != nil {
+	slug := c.Params("slug")
+	if err := legal.CheckSlug(slug); err != nil {
 		return err
 	}
 	var in legalInput
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	var f fieldErrors
-	in.Title = strings.TrimSpace(in.Title)
-	if n := utf8.RuneCountInString(in.Title); n < 1 || n > maxLegalTitle || strings.ContainsFunc(in.Title, isControl) {
-		f.add("title", "must be 1 to 200 printable characters")
-	}
-	if strings.TrimSpace(in.Body) == "" || len(in.Body) > maxLegalBody || !utf8.ValidString(in.Body) {
-		f.add("body", "must be non-empty UTF-8 text of at most 200000 bytes")
-	}
-	if err := f.err(); err != nil {
-		return err
-	}
-	p, _ := Principal(c)
-	d, err := tx.LegalDocumentCreate(c.UserContext(), persistence.LegalDocument{
-		Slug: slug, Title: in.Title, Body: in.Body, CreatedBy: p.Subject, CreatedAt: s.deps.Now().UTC(),
-	})
+	d, err := s.legalSvc.CreateVersion(c.UserContext(), tx, s.caller(c), slug, legal.VersionInput(in))
 	if err != nil {
-		return err
-	}
-	if err := s.audit(c, tx, "legal.document.create", "legal/"+slug, map[string]any{
-		"slug": slug, "version": d.Version, "title": d.Title, "body_bytes": len(d.Body),
-	}); err != nil {
 		return err
 	}
 	return c.Status(fiber.StatusCreated).JSON(legalView(d))
 }
 
-// activateLegalVersion makes a version the one callers must accept; the
-// previous active version, if any, is named in the audit entry.
 func (s *server) activateLegalVersion(c *fiber.Ctx, tx persistence.Tx) error {
-	slug, err := legalSlugParam(c)
+	d, err := s.legalSvc.Activate(c.UserContext(), tx, s.caller(c), c.Params("slug"), versionParam(c.Params("version")))
 	if err != nil {
 		return err
-	}
-	version, err := versionValue("version", c.Params("version"))
-	if err != nil {
-		return err
-	}
-	ctx := c.UserContext()
-	var previous int64
-	active, err := tx.LegalActive(ctx)
-	if err != nil {
-		return err
-	}
-	for _, d := range active {
-		if d.Slug == slug {
-			previous = d.Version
-		}
-	}
-	d, err := tx.LegalDocumentActivate(ctx, slug, version, s.deps.Now().UTC())
-	if err != nil {
-		return notFound(err, "legal document version")
-	}
-	if previous != version {
-		if err := s.audit(c, tx, "legal.document.activate", "legal/"+slug, map[string]any{
-			"slug": slug, "version": version, "previous_version": previous,
-		}); err != nil {
-			return err
-		}
 	}
 	return c.JSON(legalView(d))
 }
@@ -554,56 +320,16 @@ type diffLine struct {
 	Text string `json:"text"`
 }
 
-// LineDiff compares two texts line by line: every line of a and b once, in
-// order, marked equal, delete (only in a) or insert (only in b).
-func LineDiff(a, b string) []diffLine {
-	dmp := diffmatchpatch.New()
-	ca, cb, lines := dmp.DiffLinesToChars(a, b)
-	diffs := dmp.DiffCharsToLines(dmp.DiffMain(ca, cb, false), lines)
-	out := []diffLine{}
-	for _, d := range diffs {
-		op := "equal"
-		switch d.Type {
-		case diffmatchpatch.DiffInsert:
-			op = "insert"
-		case diffmatchpatch.DiffDelete:
-			op = "delete"
-		}
-		for _, line := range strings.SplitAfter(d.Text, "\n") {
-			if line != "" {
-				out = append(out, diffLine{Op: op, Text: strings.TrimSuffix(line, "\n")})
-			}
-		}
-	}
-	return out
-}
-
 func (s *server) diffLegal(c *fiber.Ctx) error {
-	slug, err := legalSlugParam(c)
+	d, err := s.legalSvc.Diff(c.UserContext(), s.caller(c), c.Params("slug"), versionParam(c.Query("from")), versionParam(c.Query("to")))
 	if err != nil {
 		return err
 	}
-	from, err := versionValue("from", c.Query("from"))
-	if err != nil {
-		return err
+	lines := make([]diffLine, len(d.Lines))
+	for i, l := range d.Lines {
+		lines[i] = diffLine(l)
 	}
-	to, err := versionValue("to", c.Query("to"))
-	if err != nil {
-		return err
-	}
-	var a, b persistence.LegalDocument
-	err = s.read(c, func(ctx context.Context, tx persistence.Tx) (err error) {
-		if a, err = tx.LegalDocumentGet(ctx, slug, from); err != nil {
-			return err
-		}
-		b, err = tx.LegalDocumentGet(ctx, slug, to)
-		return err
-	})
-	if err != nil {
-		return notFound(err, "legal document version")
-	}
-	return c.JSON(fiber.Map{"slug": slug, "from": from, "to": to,
-		"title_changed": a.Title != b.Title, "lines": LineDiff(a.Body, b.Body)})
+	return c.JSON(fiber.Map{"slug": d.Slug, "from": d.From, "to": d.To, "title_changed": d.TitleChanged, "lines": lines})
 }
 
 func (s *server) listConsents(c *fiber.Ctx) error {
@@ -635,20 +361,16 @@ func (s *server) listConsents(c *fiber.Ctx) error {
 	if err := f.err(); err != nil {
 		return err
 	}
-	page := struct {
-		Consents []consentJSON `json:"consents"`
-		Next     *string       `json:"next"`
-	}{Consents: []consentJSON{}}
-	rows, next, err := readPage(s, c, p.Limit, func(ctx context.Context, tx persistence.Tx, limit int) ([]persistence.LegalConsent, error) {
-		p.Limit = limit
-		return tx.LegalConsentList(ctx, p)
-	}, func(r persistence.LegalConsent) string { return r.ID })
+	rows, next, err := s.legalSvc.Consents(c.UserContext(), s.caller(c), p)
 	if err != nil {
 		return err
 	}
-	page.Next = next
-	for _, r := range rows {
-		page.Consents = append(page.Consents, consentView(r))
+	page := struct {
+		Consents []consentJSON `json:"consents"`
+		Next     *string       `json:"next"`
+	}{Consents: make([]consentJSON, len(rows)), Next: next}
+	for i, r := range rows {
+		page.Consents[i] = consentView(r)
 	}
 	return c.JSON(page)
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/gateway/apierr"
-	"github.com/spa-engine/spa/persistence"
 )
 
 const testDevice = "01JDEVICE0000000000000000A"
@@ -215,24 +214,6 @@ func TestLegalDocumentsAndConsents(t *testing.T) {
 	}
 }
 
-func TestConsentSlug(t *testing.T) {
-	for in, want := range map[string]string{
-		"Massage":        "consent-massage",
-		"Facial & Skin":  "consent-facial-skin",
-		"  laser--hair ": "consent-laser-hair",
-		"Depilación":     "consent-depilaci-n",
-		"***":            "",
-		"":               "",
-	} {
-		if got := ConsentSlug(in); got != want {
-			t.Errorf("ConsentSlug(%q) = %q, want %q", in, got, want)
-		}
-	}
-	if got := ConsentSlug(strings.Repeat("ab ", 40)); len(got) > 64 || strings.HasSuffix(got, "-") {
-		t.Errorf("long category: %q", got)
-	}
-}
-
 // TestConsentGuardOnBooking: booking is free while nothing is active; once
 // the terms and the category's informed consent are active, a client who
 // has not accepted them gets 428 listing them, and books after accepting.
@@ -284,19 +265,6 @@ func TestConsentGuardOnBooking(t *testing.T) {
 	if r := e.book(maria, "ana", slotAt(10, 0), "Idempotency-Key", "k-1"); r.status != 201 {
 		t.Fatalf("booking after consent: %d %s", r.status, r.body)
 	}
-}
-
-// FuzzConsentSlug: every category maps to no slug or a valid one.
-func FuzzConsentSlug(f *testing.F) {
-	for _, s := range []string{"Massage", "Facial & Skin", "Depilación", "---", strings.Repeat("z9 ", 50)} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, category string) {
-		slug := ConsentSlug(category)
-		if slug != "" && (!persistence.ValidLegalSlug(slug) || !strings.HasPrefix(slug, persistence.ConsentSlugPrefix)) {
-			t.Fatalf("ConsentSlug(%q) = %q", category, slug)
-		}
-	})
 }
 
 // TestConsentGuardOnCheckout: once terms are active, a client's checkout

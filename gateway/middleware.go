@@ -22,6 +22,8 @@ import (
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/actors/service/identity"
+	"github.com/spa-engine/spa/actors/service/legal"
+	"github.com/spa-engine/spa/actors/service/privacy"
 	"github.com/spa-engine/spa/gateway/apierr"
 	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/gateway/reqctx"
@@ -177,6 +179,11 @@ type server struct {
 	blocks *Blocklist    // set by registerBlocking
 	// ident runs sign-in, sessions, the second factor and kiosks.
 	ident *identity.Service
+	// The privacy and legal use cases (gateway/profiles.go, legal.go) and
+	// the count of requests refused by an IP block.
+	privacy    *privacy.Service
+	legalSvc   *legal.Service
+	blockedIPs prometheus.Counter
 	// trustedProxies is Config.TrustedProxies parsed once, for clientIP.
 	trustedProxies []netip.Prefix
 }

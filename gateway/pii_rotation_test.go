@@ -15,6 +15,7 @@ import (
 
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/auth/pii"
+	"github.com/spa-engine/spa/actors/service/privacy"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -92,7 +93,7 @@ func TestPIIRotationUnderConcurrentEdits(t *testing.T) {
 		return res.StatusCode, m
 	}
 
-	rot, err := NewPIIRotation(e.store, newRing, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	rot, err := privacy.NewRotation(e.store, newRing, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,10 +9,10 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/auth/pii"
+	"github.com/spa-engine/spa/actors/service/privacy"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -144,7 +144,7 @@ func TestPIIRotationReencryptsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	rot, err := NewPIIRotation(ie.store, k2, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
+	rot, err := privacy.NewRotation(ie.store, k2, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestPIIRotationReencryptsEverything(t *testing.T) {
 	if prog.Rewritten != 4 || prog.Failed != 0 || prog.Scanned != 4 {
 		t.Fatalf("progress %+v", prog)
 	}
-	if got := testutil.ToFloat64(rot.met.rows.WithLabelValues("client_profiles", "rewritten")); got != 2 {
+	if got := counterValue(t, reg, "spa_pii_rotation_rows_total", "client_profiles", "rewritten"); got != 2 {
 		t.Fatalf("rewritten profiles metric %v", got)
 	}
 	err = ie.store.InTx(context.Background(), func(tx persistence.Tx) error {
@@ -180,8 +180,8 @@ func TestPIIRotationReencryptsEverything(t *testing.T) {
 				}
 			}
 			// Still opens, with the same contexts, to the same values.
-			pc := profileCodec{keys: k2, index: index}
-			prof, _, err := pc.load(ctx, tx, p.User)
+			pc := privacy.Codec{Keys: k2, Index: index}
+			prof, _, err := pc.Load(ctx, tx, p.User)
 			if err != nil || prof.Notes != "Alérgica al látex" || prof.DocumentNumber != "1.020.304.050" {
 				t.Errorf("after rotation: %+v, %v", prof, err)
 			}
@@ -193,7 +193,7 @@ func TestPIIRotationReencryptsEverything(t *testing.T) {
 	}
 	// The old keyring alone no longer opens them: the data really moved.
 	err = ie.store.InTx(context.Background(), func(tx persistence.Tx) error {
-		_, _, err := profileCodec{keys: old, index: index}.load(context.Background(), tx, a.User)
+		_, _, err := privacy.Codec{Keys: old, Index: index}.Load(context.Background(), tx, a.User)
 		return err
 	})
 	if err == nil {
@@ -208,4 +208,29 @@ func TestPIIRotationReencryptsEverything(t *testing.T) {
 	rot.Start(context.Background())
 	rot.Stop()
 	rot.Stop()
+}
+
+// counterValue reads the counter name{table, outcome} from reg.
+func counterValue(t *testing.T, reg *prometheus.Registry, name, table, outcome string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["table"] == table && labels["outcome"] == outcome {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no %s{table=%q,outcome=%q}", name, table, outcome)
+	return 0
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spa-engine/spa/actors/auth/pii"
-	"github.com/spa-engine/spa/gateway"
+	"github.com/spa-engine/spa/actors/service/privacy"
 )
 
 // piiKeysEnv lists the keys personal data is sealed under, primary first:
@@ -88,7 +88,7 @@ func (n *node) startPIIRotation(ctx context.Context, keys *pii.Keyring, reg prom
 	if keys == nil {
 		return errors.New("pii rotation: no keyring")
 	}
-	rot, err := gateway.NewPIIRotation(n.store, keys, n.log, reg)
+	rot, err := privacy.NewRotation(n.store, keys, n.log, reg)
 	if err != nil {
 		return err
 	}

@@ -369,3 +369,18 @@ func FuzzDecrypt(f *testing.F) {
 		_ = k.NeedsReencrypt(ct)
 	})
 }
+
+// TestContextsAreStable: the contexts are part of the stored data; a change
+// would make every sealed phone, TOTP secret and profile field unreadable.
+func TestContextsAreStable(t *testing.T) {
+	for got, want := range map[string]string{
+		string(PhoneContext("u1")):             "users.phone/u1",
+		string(TOTPSecretContext("u1")):        "totp_factors.secret/u1",
+		string(ProfileContext("notes", "u1")):  "client_profiles.notes/u1",
+		string(ProfileContext("email", "u-2")): "client_profiles.email/u-2",
+	} {
+		if got != want {
+			t.Errorf("context %q, want %q", got, want)
+		}
+	}
+}

@@ -264,13 +264,6 @@ func trimUserAgent(ua string) string {
 	return ua
 }
 
-// PhoneAAD binds a phone ciphertext to its user, so it cannot be moved to
-// another row.
-func PhoneAAD(userID string) []byte { return []byte("users.phone/" + userID) }
-
-// SecretAAD binds a sealed TOTP secret to its user.
-func SecretAAD(userID string) []byte { return []byte("totp_factors.secret/" + userID) }
-
 // LimitKey is the key an address is counted under by the per-IP limiters:
 // the address itself for IPv4, its /64 for IPv6, since one subscriber is
 // routinely given a whole /64 and could otherwise take a fresh address,

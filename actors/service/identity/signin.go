@@ -34,7 +34,6 @@ const (
 	RevokeRefreshReuse = "refresh_reuse"
 	RevokeAdmin        = "admin"
 	RevokeDemoted      = "roles_removed"
-	RevokeBlocked      = "blocked"
 )
 
 // ---- Codes ----------------------------------------------------------------
@@ -247,7 +246,7 @@ func (s *Service) SignIn(ctx context.Context, by service.Caller, in SignInInput)
 
 func (s *Service) createUser(ctx context.Context, tx persistence.Tx, index []byte, num phone.Number, now time.Time) (persistence.User, error) {
 	uid := ulid.Make().String()
-	sealed, err := s.node.Keyring.Encrypt([]byte(num.E164), PhoneAAD(uid))
+	sealed, err := s.node.Keyring.Encrypt([]byte(num.E164), pii.PhoneContext(uid))
 	if err != nil {
 		return persistence.User{}, err
 	}
@@ -602,3 +601,11 @@ func (s *Service) SetRoles(ctx context.Context, tx persistence.Tx, by service.Ca
 	s.Forget(now, revoked...) // before the commit, as RevokeUser does
 	return roles, nil
 }
+
+// EndSessions revokes every live session of userID in tx for another use
+// case (anonymisation, a phone block), with reason: service.Sessions.
+func (s *Service) EndSessions(ctx context.Context, tx persistence.Tx, by service.Caller, userID, reason string, at time.Time) ([]string, error) {
+	return RevokeSessions(ctx, tx, userID, nil, reason, by.Subject, by.RequestID, at)
+}
+
+var _ service.Sessions = (*Service)(nil)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/auth/phone"
+	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/actors/auth/totp"
 	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/fault"
@@ -288,7 +289,7 @@ func (s *Service) checkAndStore(ctx context.Context, tx persistence.Tx, f persis
 	if now.Before(f.LockedUntil) {
 		return &checkResult{outcome: totpLocked, lockedIn: f.LockedUntil.Sub(now)}, nil
 	}
-	secret, err := s.node.Keyring.Decrypt(f.SecretCipher, SecretAAD(f.UserID))
+	secret, err := s.node.Keyring.Decrypt(f.SecretCipher, pii.TOTPSecretContext(f.UserID))
 	if err != nil {
 		return nil, err
 	}
@@ -436,7 +437,7 @@ func (s *Service) TOTPEnrol(ctx context.Context, by service.Caller) (Enrolment, 
 		if err != nil {
 			return err
 		}
-		if f.SecretCipher, err = s.node.Keyring.Encrypt([]byte(e.Secret), SecretAAD(u.ID)); err != nil {
+		if f.SecretCipher, err = s.node.Keyring.Encrypt([]byte(e.Secret), pii.TOTPSecretContext(u.ID)); err != nil {
 			return err
 		}
 		f.LastStep, f.Failures, f.LockedUntil, f.Recovery, f.UpdatedAt = 0, 0, time.Time{}, nil, now
@@ -457,7 +458,7 @@ func (s *Service) TOTPEnrol(ctx context.Context, by service.Caller) (Enrolment, 
 // or the user id when the phone cannot be read.
 func (s *Service) accountName(u persistence.User) string {
 	if s.node.Keyring != nil {
-		if num, err := s.node.Keyring.Decrypt(u.PhoneCipher, PhoneAAD(u.ID)); err == nil {
+		if num, err := s.node.Keyring.Decrypt(u.PhoneCipher, pii.PhoneContext(u.ID)); err == nil {
 			return phone.Mask(string(num))
 		}
 	}

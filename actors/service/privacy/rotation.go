@@ -1,4 +1,4 @@
-package gateway
+package privacy
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/spa-engine/spa/persistence"
 )
 
-// PIIRotation re-encrypts, in batches, every personal-data ciphertext that
+// Rotation re-encrypts, in batches, every personal-data ciphertext that
 // is not sealed under the keyring's primary key: users' phones, every
 // field of client profiles and the TOTP secrets of staff (sealed with the
 // same keyring: left behind, they would stop opening once the old key is
@@ -25,7 +25,7 @@ import (
 // anew); rows keep their version, so re-encryption never makes a client's
 // edit fail with a version conflict.
 // Logs and metrics carry table names, counts and key ids, never data.
-type PIIRotation struct {
+type Rotation struct {
 	store persistence.Store
 	keys  *pii.Keyring
 	log   *slog.Logger
@@ -40,8 +40,8 @@ type PIIRotation struct {
 	done   chan struct{}
 }
 
-// RotationProgress counts one pass's rows.
-type RotationProgress struct {
+// Progress counts one pass's rows.
+type Progress struct {
 	Scanned, Rewritten, Failed int
 }
 
@@ -50,10 +50,10 @@ type rotationMetrics struct {
 	pending prometheus.Gauge
 }
 
-// NewPIIRotation returns an unstarted rotation; reg may be nil.
-func NewPIIRotation(store persistence.Store, keys *pii.Keyring, log *slog.Logger, reg prometheus.Registerer) (*PIIRotation, error) {
+// NewRotation returns an unstarted rotation; reg may be nil.
+func NewRotation(store persistence.Store, keys *pii.Keyring, log *slog.Logger, reg prometheus.Registerer) (*Rotation, error) {
 	if store == nil || keys == nil {
-		return nil, errors.New("gateway: PII rotation needs a store and a keyring")
+		return nil, errors.New("privacy: PII rotation needs a store and a keyring")
 	}
 	if log == nil {
 		log = slog.Default()
@@ -71,12 +71,12 @@ func NewPIIRotation(store persistence.Store, keys *pii.Keyring, log *slog.Logger
 			}
 		}
 	}
-	return &PIIRotation{store: store, keys: keys, log: log, met: m, Batch: 100, Pause: 50 * time.Millisecond}, nil
+	return &Rotation{store: store, keys: keys, log: log, met: m, Batch: 100, Pause: 50 * time.Millisecond}, nil
 }
 
 // Start runs one pass in the background; Stop ends it. Starting a started
 // rotation is a no-op.
-func (r *PIIRotation) Start(ctx context.Context) {
+func (r *Rotation) Start(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.done != nil {
@@ -98,7 +98,7 @@ func (r *PIIRotation) Start(ctx context.Context) {
 
 // Stop cancels a running pass and waits for it; safe to call twice or
 // without Start.
-func (r *PIIRotation) Stop() {
+func (r *Rotation) Stop() {
 	r.mu.Lock()
 	cancel, done := r.cancel, r.done
 	r.mu.Unlock()
@@ -111,18 +111,18 @@ func (r *PIIRotation) Stop() {
 
 // RunOnce makes one pass over users, profiles and TOTP factors and returns
 // its counts.
-func (r *PIIRotation) RunOnce(ctx context.Context) (RotationProgress, error) {
+func (r *Rotation) RunOnce(ctx context.Context) (Progress, error) {
 	r.met.pending.Set(1)
-	var total RotationProgress
+	var total Progress
 	r.log.Info("pii rotation started", "primary_key", r.keys.Primary(), "keys", r.keys.KeyIDs())
 	for _, table := range []struct {
 		name  string
-		batch func(ctx context.Context, tx persistence.Tx, after string) (string, RotationProgress, error)
+		batch func(ctx context.Context, tx persistence.Tx, after string) (string, Progress, error)
 	}{{"users", r.usersBatch}, {"client_profiles", r.profilesBatch}, {"totp_factors", r.totpBatch}} {
 		after := ""
 		for {
 			var next string
-			var p RotationProgress
+			var p Progress
 			err := r.store.InTx(ctx, func(tx persistence.Tx) (err error) {
 				next, p, err = table.batch(ctx, tx, after)
 				return err
@@ -155,8 +155,8 @@ func (r *PIIRotation) RunOnce(ctx context.Context) (RotationProgress, error) {
 
 // usersBatch rewrites the phone ciphers of one batch of users; it returns
 // the last id seen ("" at the end).
-func (r *PIIRotation) usersBatch(ctx context.Context, tx persistence.Tx, after string) (string, RotationProgress, error) {
-	var p RotationProgress
+func (r *Rotation) usersBatch(ctx context.Context, tx persistence.Tx, after string) (string, Progress, error) {
+	var p Progress
 	users, err := tx.UserListAfter(ctx, after, r.Batch)
 	if err != nil || len(users) == 0 {
 		return "", p, err
@@ -166,7 +166,7 @@ func (r *PIIRotation) usersBatch(ctx context.Context, tx persistence.Tx, after s
 		if !r.keys.NeedsReencrypt(u.PhoneCipher) {
 			continue
 		}
-		next, err := r.keys.Reencrypt(u.PhoneCipher, phoneAAD(u.ID))
+		next, err := r.keys.Reencrypt(u.PhoneCipher, pii.PhoneContext(u.ID))
 		if err != nil { // a key missing from the ring: counted, left as is
 			p.Failed++
 			continue
@@ -182,8 +182,8 @@ func (r *PIIRotation) usersBatch(ctx context.Context, tx persistence.Tx, after s
 // totpBatch rewrites the sealed secrets of one batch of TOTP factors. The
 // factor was read in this transaction, so its version cannot have moved;
 // the rewrite keeps every other field (step, failures, lockout) as read.
-func (r *PIIRotation) totpBatch(ctx context.Context, tx persistence.Tx, after string) (string, RotationProgress, error) {
-	var p RotationProgress
+func (r *Rotation) totpBatch(ctx context.Context, tx persistence.Tx, after string) (string, Progress, error) {
+	var p Progress
 	factors, err := tx.TOTPFactorListAfter(ctx, after, r.Batch)
 	if err != nil || len(factors) == 0 {
 		return "", p, err
@@ -193,7 +193,7 @@ func (r *PIIRotation) totpBatch(ctx context.Context, tx persistence.Tx, after st
 		if !r.keys.NeedsReencrypt(f.SecretCipher) {
 			continue
 		}
-		next, err := r.keys.Reencrypt(f.SecretCipher, secretAAD(f.UserID))
+		next, err := r.keys.Reencrypt(f.SecretCipher, pii.TOTPSecretContext(f.UserID))
 		if err != nil {
 			p.Failed++
 			continue
@@ -208,8 +208,8 @@ func (r *PIIRotation) totpBatch(ctx context.Context, tx persistence.Tx, after st
 }
 
 // profilesBatch rewrites the fields of one batch of profiles.
-func (r *PIIRotation) profilesBatch(ctx context.Context, tx persistence.Tx, after string) (string, RotationProgress, error) {
-	var p RotationProgress
+func (r *Rotation) profilesBatch(ctx context.Context, tx persistence.Tx, after string) (string, Progress, error) {
+	var p Progress
 	rows, err := tx.ProfileListAfter(ctx, after, r.Batch)
 	if err != nil || len(rows) == 0 {
 		return "", p, err
@@ -221,7 +221,7 @@ func (r *PIIRotation) profilesBatch(ctx context.Context, tx persistence.Tx, afte
 			if len(*ct) == 0 || !r.keys.NeedsReencrypt(*ct) {
 				continue
 			}
-			next, err := r.keys.Reencrypt(*ct, profileAAD(field, row.UserID))
+			next, err := r.keys.Reencrypt(*ct, pii.ProfileContext(field, row.UserID))
 			if err != nil {
 				failed = true
 				continue

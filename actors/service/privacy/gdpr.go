@@ -1,0 +1,237 @@
+package privacy
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/spa-engine/spa/actors/service"
+	"github.com/spa-engine/spa/actors/service/fault"
+	"github.com/spa-engine/spa/persistence"
+)
+
+// The data-subject rights: an export of everything the engine holds about
+// a user, and the right to be forgotten, which scrubs the user's personal
+// data everywhere but keeps appointments, orders and the credit ledger
+// (records the business must keep) under the user's id, a random ULID that
+// then leads to no person.
+
+// RevokeAnonymised is the revocation reason of the sessions of a user who
+// was anonymised.
+const RevokeAnonymised = "anonymised"
+
+// exportHorizon bounds the appointments an export looks ahead to.
+const exportHorizon = 20 * 365 * 24 * time.Hour
+
+// maxReasonLen bounds the free-text reason of an anonymisation.
+const maxReasonLen = 200
+
+// Export is everything the engine holds about one user. Store records
+// appear as the store keeps them; personal fields appear decrypted.
+type Export struct {
+	ExportedAt   time.Time
+	UserID       string
+	User         *ExportedUser // nil: no user row (only records under the id)
+	Profile      Profile       // the whole profile, never masked
+	Sessions     []persistence.Session
+	Appointments []persistence.Appointment
+	Waitlist     []persistence.WaitlistEntry
+	Packages     []persistence.Package
+	Orders       []persistence.Order
+	Returns      []persistence.Return
+	CreditLedger []persistence.CreditEntry
+	Consents     []persistence.LegalConsent
+	Audit        []persistence.AuditEntry
+}
+
+// ExportedUser is the user row of an export, its phone decrypted.
+type ExportedUser struct {
+	ID        string
+	Phone     string
+	Roles     []string
+	CreatedAt time.Time
+}
+
+// Export gathers everything about userID, for the user themself or an
+// admin. It is 404 when the engine holds nothing about the id.
+func (s *Service) Export(ctx context.Context, by service.Caller, userID string) (Export, error) {
+	pc, err := s.codec()
+	if err != nil {
+		return Export{}, err
+	}
+	if by.Anonymous() {
+		return Export{}, fault.Unauthenticated("")
+	}
+	if by.Subject != userID && !isAdmin(by) {
+		return Export{}, fault.Forbidden("")
+	}
+	now := s.d.Now().UTC()
+	var out Export
+	err = s.d.Store.InTx(ctx, func(tx persistence.Tx) error {
+		out = Export{ExportedAt: now, UserID: userID}
+		return s.gather(ctx, tx, pc, &out)
+	})
+	if err != nil {
+		return Export{}, err
+	}
+	if out.User == nil && out.Profile.Version == 0 && len(out.Appointments) == 0 && len(out.Orders) == 0 {
+		return Export{}, fault.NotFound("no data about this user")
+	}
+	return out, nil
+}
+
+// gather fills out with the records of out.UserID read in tx.
+func (s *Service) gather(ctx context.Context, tx persistence.Tx, pc Codec, out *Export) error {
+	uid, now := out.UserID, out.ExportedAt
+	u, err := tx.UserGet(ctx, uid)
+	switch {
+	case err == nil:
+		out.User = &ExportedUser{ID: u.ID, Roles: u.Roles, CreatedAt: u.CreatedAt}
+	case !errors.Is(err, persistence.ErrNotFound):
+		return err
+	}
+	if out.Profile, _, err = pc.Load(ctx, tx, uid); err != nil {
+		return err
+	}
+	if out.User != nil {
+		out.User.Phone = out.Profile.Phone
+	}
+	if out.Sessions, err = tx.SessionListByUser(ctx, uid, now, persistence.MaxSessionListLimit); err != nil {
+		return err
+	}
+	if out.Appointments, err = tx.AppointmentListByClient(ctx, uid, time.Unix(0, 0).UTC(), now.Add(exportHorizon),
+		persistence.MaxAppointmentListLimit); err != nil {
+		return err
+	}
+	if out.Waitlist, err = tx.WaitlistListByClient(ctx, uid, true); err != nil {
+		return err
+	}
+	if out.Packages, err = tx.PackageListByClient(ctx, uid, now, false); err != nil {
+		return err
+	}
+	if out.Orders, err = pages(func(before string) ([]persistence.Order, error) {
+		return tx.OrderList(ctx, persistence.OrderListParams{ClientID: uid, BeforeID: before, Limit: persistence.MaxOrderListLimit})
+	}, func(o persistence.Order) string { return o.ID }); err != nil {
+		return err
+	}
+	if out.Returns, err = pages(func(before string) ([]persistence.Return, error) {
+		return tx.ReturnList(ctx, persistence.ReturnListParams{ClientID: uid, BeforeID: before, Limit: persistence.MaxOrderListLimit})
+	}, func(r persistence.Return) string { return r.ID }); err != nil {
+		return err
+	}
+	if out.CreditLedger, err = pages(func(before string) ([]persistence.CreditEntry, error) {
+		return tx.CreditLedger(ctx, persistence.CreditLedgerParams{ClientID: uid, BeforeID: before, Limit: persistence.MaxOrderListLimit})
+	}, func(e persistence.CreditEntry) string { return e.ID }); err != nil {
+		return err
+	}
+	if out.Consents, err = pages(func(before string) ([]persistence.LegalConsent, error) {
+		return tx.LegalConsentList(ctx, persistence.LegalConsentListParams{SubjectKind: persistence.ConsentUser, SubjectID: uid,
+			BeforeID: before, Limit: persistence.MaxLegalListLimit})
+	}, func(l persistence.LegalConsent) string { return l.ID }); err != nil {
+		return err
+	}
+	out.Audit, err = pages(func(before string) ([]persistence.AuditEntry, error) {
+		return tx.AuditList(ctx, persistence.AuditListParams{Subject: "user/" + uid, BeforeID: before, Limit: persistence.MaxAuditListLimit})
+	}, func(e persistence.AuditEntry) string { return e.ID })
+	return err
+}
+
+// pages follows a newest-first list by BeforeID until a page comes back
+// empty. maxExportPages bounds it against a store that never ends.
+func pages[T any](list func(before string) ([]T, error), id func(T) string) ([]T, error) {
+	const maxExportPages = 100
+	all := []T{}
+	before := ""
+	for range maxExportPages {
+		page, err := list(before)
+		if err != nil || len(page) == 0 {
+			return all, err
+		}
+		all = append(all, page...)
+		before = id(page[len(page)-1])
+	}
+	return all, nil
+}
+
+// AnonymiseInput confirms an anonymisation. Confirm must be true: it
+// cannot be undone.
+type AnonymiseInput struct {
+	Reason  string
+	Confirm bool
+}
+
+// Anonymised is the outcome of an anonymisation.
+type Anonymised struct {
+	UserID          string
+	At              time.Time
+	RevokedSessions int
+}
+
+// AnonymiseMe erases the caller's own personal data in tx; the audit
+// reason says the user asked.
+func (s *Service) AnonymiseMe(ctx context.Context, tx persistence.Tx, by service.Caller, in AnonymiseInput) (Anonymised, error) {
+	if by.Anonymous() {
+		return Anonymised{}, fault.Unauthenticated("")
+	}
+	return s.anonymise(ctx, tx, by, by.Subject, in, true)
+}
+
+// AnonymiseUser is an admin erasing a user's personal data in tx.
+func (s *Service) AnonymiseUser(ctx context.Context, tx persistence.Tx, by service.Caller, userID string, in AnonymiseInput) (Anonymised, error) {
+	if !isAdmin(by) {
+		return Anonymised{}, fault.Forbidden("")
+	}
+	return s.anonymise(ctx, tx, by, userID, in, false)
+}
+
+// anonymise ends every session of uid, scrubs its personal data from every
+// table (persistence.Tx.UserAnonymise; docs/privacy.md lists them) and
+// audits the act with counts only, all in tx.
+func (s *Service) anonymise(ctx context.Context, tx persistence.Tx, by service.Caller, uid string, in AnonymiseInput, self bool) (Anonymised, error) {
+	if _, err := s.codec(); err != nil {
+		return Anonymised{}, err
+	}
+	if !in.Confirm {
+		return Anonymised{}, fault.Invalid("", fault.FieldError{Field: "confirm", Message: "must be true: anonymisation cannot be undone"})
+	}
+	reason, ok := cleanText(in.Reason, maxReasonLen)
+	if !ok {
+		return Anonymised{}, fault.Invalid("", fault.FieldError{Field: "reason", Message: "at most 200 characters of text"})
+	}
+	if self {
+		reason = strings.TrimSpace("requested by the user. " + reason)
+	}
+	now := s.d.Now().UTC()
+	_, err := tx.UserGet(ctx, uid)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return Anonymised{}, fault.NotFound("no such user")
+	}
+	if err != nil {
+		return Anonymised{}, err
+	}
+	// The user's phone index becomes random bytes: the unique column keeps
+	// a value no number hashes to, so the number signs up afresh.
+	pseudo := make([]byte, 32)
+	if _, err := rand.Read(pseudo); err != nil {
+		return Anonymised{}, err
+	}
+	revoked, err := s.d.Sessions.EndSessions(ctx, tx, by, uid, RevokeAnonymised, now)
+	if err != nil {
+		return Anonymised{}, err
+	}
+	rep, err := tx.UserAnonymise(ctx, persistence.AnonymiseParams{UserID: uid, PhoneIndex: pseudo,
+		IdempotencyScope: "sub:" + uid /* idempotency.Scope of the user */, At: now})
+	if err != nil {
+		return Anonymised{}, err
+	}
+	// Appended after the scrub, so it survives it; it holds counts only.
+	if err := service.Audit(ctx, tx, s.d.Now(), by, "user.anonymise", "user/"+uid, reason,
+		map[string]any{"rows": rep, "revoked_sessions": len(revoked)}); err != nil {
+		return Anonymised{}, err
+	}
+	s.d.Sessions.Forget(now, revoked...)
+	s.d.Logger.Info("user anonymised", "user_id", uid, "revoked_sessions", len(revoked), "request_id", by.RequestID)
+	return Anonymised{UserID: uid, At: now, RevokedSessions: len(revoked)}, nil
+}
