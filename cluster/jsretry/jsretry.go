@@ -1,11 +1,13 @@
 // Package jsretry retries JetStream requests that a forming or recovering
 // cluster may leave unanswered (a bucket's stream electing its leader, a
 // lost API request): each try gets its own short timeout, the whole is
-// bounded by the caller's context. Membership and partition leases use it.
+// bounded by the caller's context. Membership and partition leases use it;
+// WhileElecting serves the start-up requests of cmd/spa.
 package jsretry
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -28,5 +30,24 @@ func Do(ctx context.Context, f func(context.Context) error) error {
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 500*time.Millisecond)
+	}
+}
+
+// WhileElecting retries a JetStream request at start-up while it times
+// out, for up to a minute: in a cluster, a node restarting while a stream
+// or the meta group elects a leader gets no answer for a few seconds. Any
+// other error returns at once. Unlike Do, a try runs under ctx as given.
+func WhileElecting[T any](ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	give := time.Now().Add(time.Minute)
+	for {
+		v, err := f(ctx)
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || time.Now().After(give) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 }

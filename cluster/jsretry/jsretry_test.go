@@ -3,6 +3,7 @@ package jsretry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -29,5 +30,23 @@ func TestDoStopsWithTheContext(t *testing.T) {
 	want := errors.New("still failing")
 	if err := Do(ctx, func(context.Context) error { return want }); !errors.Is(err, want) {
 		t.Fatalf("err %v, want the last try's error", err)
+	}
+}
+
+func TestWhileElectingRetriesOnlyTimeouts(t *testing.T) {
+	tries := 0
+	v, err := WhileElecting(t.Context(), func(context.Context) (int, error) {
+		if tries++; tries < 3 {
+			return 0, fmt.Errorf("create consumer: %w", context.DeadlineExceeded)
+		}
+		return 7, nil
+	})
+	if v != 7 || err != nil || tries != 3 {
+		t.Fatalf("got %d %v after %d tries", v, err, tries)
+	}
+	tries = 0
+	boom := errors.New("stream not found")
+	if _, err := WhileElecting(t.Context(), func(context.Context) (int, error) { tries++; return 0, boom }); !errors.Is(err, boom) || tries != 1 {
+		t.Fatalf("a permanent error: %v after %d tries", err, tries)
 	}
 }

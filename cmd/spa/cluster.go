@@ -17,24 +17,18 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/spa-engine/spa/actors/cart"
 	"github.com/spa-engine/spa/actors/door"
-	"github.com/spa-engine/spa/actors/inventory"
-	"github.com/spa-engine/spa/actors/resource"
-	"github.com/spa-engine/spa/actors/schedule"
-	"github.com/spa-engine/spa/actors/session"
 	"github.com/spa-engine/spa/cluster/calwire"
 	"github.com/spa-engine/spa/cluster/forward"
 	"github.com/spa-engine/spa/cluster/membership"
 	"github.com/spa-engine/spa/cluster/natsserver"
 	"github.com/spa-engine/spa/cluster/partition"
+	"github.com/spa-engine/spa/cluster/placement"
 	"github.com/spa-engine/spa/cluster/route"
 	"github.com/spa-engine/spa/cluster/sessionwire"
 	"github.com/spa-engine/spa/cluster/shopwire"
@@ -274,7 +268,7 @@ func (c clusterConfig) replicas() int {
 // clusterNode is this node's part in a cluster: membership, partition
 // leases, request forwarding and one router per placed actor kind.
 type clusterNode struct {
-	place     *lazyPlacement
+	place     *placement.Lazy
 	log       *slog.Logger
 	members   *membership.Node
 	parts     *partition.Manager
@@ -286,7 +280,7 @@ type clusterNode struct {
 	sessions  *route.Router
 	routers   []*route.Router // all of the above, in that order
 	// sessionLocal is the session directory once startIdentity made it.
-	sessionLocal lateSessions
+	sessionLocal route.Late
 	metrics      *clusterMetrics
 	advertise    map[string]string
 }
@@ -301,7 +295,7 @@ func (n *node) calendarDoors(ctx context.Context, cfg config, js jetstream.JetSt
 		return n.sched, n.resources, nil
 	}
 	if n.cluster == nil {
-		n.cluster = &clusterNode{place: &lazyPlacement{}}
+		n.cluster = &clusterNode{place: &placement.Lazy{}}
 	}
 	err = n.cluster.start(ctx, cfg, n, js, reg)
 	if err != nil {
@@ -351,7 +345,7 @@ func (c *clusterNode) start(ctx context.Context, cfg config, n *node, js jetstre
 	// owner or not, so tests can force split ownership. Never in
 	// production (validateCluster refuses it there).
 	splitBrain := cfg.getenv != nil && cfg.getenv(splitBrainEnv) == "1"
-	place.splitBrain = splitBrain
+	place.SplitBrain = splitBrain
 	if splitBrain {
 		c.log.Warn("TEST HOOK: serving every partition locally regardless of leases", "env", splitBrainEnv)
 	}
@@ -367,18 +361,14 @@ func (c *clusterNode) start(ctx context.Context, cfg config, n *node, js jetstre
 		c.routers = append(c.routers, r)
 		return r
 	}
-	c.schedule = kind("schedule", n.sched, codecOf(schedule.CalendarID, calwire.EncodeSchedule, calwire.DecodeSchedule,
-		calwire.EncodeScheduleReply, calwire.DecodeScheduleReply, scheduleKey))
-	c.resources = kind("resource", n.resources, codecOf(resource.CalendarID, calwire.EncodeResource, calwire.DecodeResource,
-		calwire.EncodeResourceReply, calwire.DecodeResourceReply, resourceKey))
-	c.inventory = kind("inventory", n.shop.invDir, codecOf(inventory.PlacementKey, shopwire.EncodeInventory, shopwire.DecodeInventory,
-		shopwire.EncodeInventoryReply, shopwire.DecodeInventoryReply, inventoryKey))
-	c.carts = kind("cart", n.shop.cartDir, codecOf(cart.PlacementKey, shopwire.EncodeCart, shopwire.DecodeCart,
-		shopwire.EncodeCartReply, shopwire.DecodeCartReply, cartKey))
+	c.schedule = kind("schedule", n.sched, calwire.ScheduleCodec())
+	c.resources = kind("resource", n.resources, calwire.ResourceCodec())
+	c.inventory = kind("inventory", n.shop.invDir, shopwire.InventoryCodec())
+	c.carts = kind("cart", n.shop.cartDir, shopwire.CartCodec())
 	// The session actors start after the cluster (startIdentity): until
 	// then a forwarded request is answered UNAVAILABLE and retried.
-	c.sessions = kind("session", &c.sessionLocal, codecOf(session.PlacementKey, sessionwire.Encode, sessionwire.Decode,
-		sessionwire.EncodeReply, sessionwire.DecodeReply, nil))
+	c.sessionLocal.Kind = "session"
+	c.sessions = kind("session", &c.sessionLocal, sessionwire.Codec())
 	c.parts, err = partition.Start(ctx, js, c.members, partition.Config{
 		LeaseTTL: cc.LeaseTTL, Replicas: cc.replicas(), Logger: n.log,
 		Hooks: partition.Hooks{
@@ -404,7 +394,7 @@ func (c *clusterNode) start(ctx context.Context, cfg config, n *node, js jetstre
 	if err != nil {
 		return fmt.Errorf("cluster partitions: %w", err)
 	}
-	place.Store(c.parts)
+	place.Set(c.parts)
 	// A try outlasting a lease means the owner is likely paused or gone:
 	// by then its partitions move, and the retry reaches the new owner.
 	c.fwd, err = forward.New(forward.Config{Node: cc.NodeName, Conn: n.nats.Conn(), Directory: c.parts, Logger: n.log,
@@ -418,143 +408,6 @@ func (c *clusterNode) start(ctx context.Context, cfg config, n *node, js jetstre
 	n.shop.routeShop(c.inventory, c.carts)
 	c.log.Info("cluster node started", "members", len(c.members.Members()), "replicas", cc.replicas(), "lease_ttl", cc.LeaseTTL.String())
 	return nil
-}
-
-// codecOf builds a router's codec from a wire package's functions.
-func codecOf[Req, Rep proto.Message](key func(string) string, enc func(string, any) (Req, error), dec func(Req) (string, any, error),
-	encReply func(any) (Rep, error), decReply func(Rep) (any, error), idem func(any) string) route.Codec {
-	var example Req
-	return route.Codec{
-		Key:     key,
-		Example: example.ProtoReflect().Type().New().Interface(),
-		Request: func(id string, msg any) (proto.Message, error) { return enc(id, msg) },
-		DecodeRequest: func(m proto.Message) (string, any, error) {
-			r, ok := m.(Req)
-			if !ok {
-				return "", nil, fmt.Errorf("request %T, want %T", m, example)
-			}
-			return dec(r)
-		},
-		Reply: func(r any) (proto.Message, error) { return encReply(r) },
-		DecodeReply: func(m proto.Message) (any, error) {
-			r, ok := m.(Rep)
-			if !ok {
-				var want Rep
-				return nil, fmt.Errorf("reply %T, want %T", m, want)
-			}
-			return decReply(r)
-		},
-		IdempotencyKey: idem,
-	}
-}
-
-// scheduleKey names a schedule request across retries: the appointment
-// it concerns (chosen by the caller, stable across its retries) and the
-// kind of change.
-func scheduleKey(msg any) string {
-	switch m := msg.(type) {
-	case *schedule.Hold:
-		return "hold/" + m.AppointmentID
-	case *schedule.Confirm:
-		return "confirm/" + m.AppointmentID
-	case *schedule.Cancel:
-		return "cancel/" + m.AppointmentID
-	case *schedule.CheckIn:
-		return "checkin/" + m.AppointmentID
-	case *schedule.Complete:
-		return "complete/" + m.AppointmentID
-	case *schedule.NoShow:
-		return "noshow/" + m.AppointmentID
-	case *schedule.Reschedule:
-		return "reschedule/" + m.AppointmentID + "/" + m.Start.UTC().Format(time.RFC3339)
-	case *schedule.SlotsQuery:
-		return "slots" // a read
-	}
-	return ""
-}
-
-func resourceKey(msg any) string {
-	switch m := msg.(type) {
-	case *resource.Claim:
-		return "claim/" + m.AppointmentID
-	case *resource.Release:
-		return "release/" + m.AppointmentID
-	case *resource.Track:
-		return "track/" + m.Appointment.ID + "/" + strconv.FormatInt(m.Appointment.Version, 10)
-	case *resource.FullQuery:
-		return "full" // a read
-	}
-	return ""
-}
-
-// inventoryKey names an inventory request across retries (the ids are
-// the caller's, stable across its retries).
-func inventoryKey(msg any) string {
-	switch m := msg.(type) {
-	case *inventory.Reserve:
-		return "reserve/" + m.ReservationID + "/" + strconv.FormatInt(m.Qty, 10)
-	case *inventory.Release:
-		return "release/" + m.ReservationID
-	case *inventory.Consumed:
-		return "consumed/" + strings.Join(m.ReservationIDs, ",")
-	case *inventory.Move:
-		return "move/" + m.Movement.ID
-	case *inventory.LevelQuery:
-		return "level" // a read
-	}
-	return ""
-}
-
-// cartKey names the cart requests that are safe to apply twice: Create
-// and Surrender are not (a second Create is refused as a duplicate; a
-// second Surrender finds the cart already emptied), so a timed-out try of
-// either is not resent (forward.Request).
-func cartKey(msg any) string {
-	switch m := msg.(type) {
-	case *cart.Checkout:
-		return "checkout/" + m.OrderID
-	case *cart.Get:
-		return "get" // a read (that may refresh reservations)
-	case *cart.SetLine:
-		return "setline/" + m.VariantID + "/" + strconv.FormatInt(m.Qty, 10) // sets, does not add
-	}
-	return ""
-}
-
-// lateSessions is the session directory, which starts after the cluster
-// (route.Local): before, requests are answered UNAVAILABLE (the sender
-// retries) and invalidations have nothing to retire.
-type lateSessions struct {
-	d atomic.Pointer[session.Directory]
-}
-
-var errSessionsStarting = &forward.Error{Code: forward.ErrUnavailable.Code, Message: "session actors not started yet"}
-
-func (l *lateSessions) Ask(ctx context.Context, key string, msg any) (any, error) {
-	d := l.d.Load()
-	if d == nil {
-		return nil, errSessionsStarting
-	}
-	return d.Ask(ctx, key, msg)
-}
-
-func (l *lateSessions) Invalidate(key string) {
-	if d := l.d.Load(); d != nil {
-		d.Invalidate(key)
-	}
-}
-
-func (l *lateSessions) InvalidateWhere(match func(key string) bool) {
-	if d := l.d.Load(); d != nil {
-		d.InvalidateWhere(match)
-	}
-}
-
-func (l *lateSessions) Live() int {
-	if d := l.d.Load(); d != nil {
-		return d.Live()
-	}
-	return 0
 }
 
 // stop leaves the cluster gracefully: leave the membership first, so the
@@ -610,44 +463,6 @@ func (c *clusterNode) ready(context.Context) error {
 	return nil
 }
 
-// lazyPlacement forwards to the partition manager once it exists; before,
-// nothing is held.
-type lazyPlacement struct {
-	m          atomic.Pointer[partition.Manager]
-	splitBrain bool // the test hook: act as a stale owner of every partition
-	// fenced counts activations refused because a later owner's epoch is
-	// stored.
-	fenced atomic.Int64
-}
-
-// errNotOwner refuses an activation on a node that does not hold the
-// calendar's partition: the request is retried at the owner.
-var errNotOwner = errors.New("cluster: this node does not hold the calendar's partition")
-
-// fence issues a calendar's activation epoch from its partition's lease.
-func (l *lazyPlacement) fence(ctx context.Context, tx persistence.Tx, calendarID string) (int64, error) {
-	m := l.m.Load()
-	if m == nil {
-		return 0, errNotOwner
-	}
-	p := m.PartitionOf(calendarID)
-	epoch, ok := m.Holds(p)
-	if !ok && l.splitBrain {
-		// A stale owner: the epoch it held before the current owner's.
-		_, current, _ := m.Owner(p)
-		epoch, ok = max(current, 1)-1, true
-	}
-	if !ok {
-		return 0, errNotOwner
-	}
-	token := m.Token(epoch)
-	err := tx.CalendarActivateAt(ctx, calendarID, token)
-	if errors.Is(err, persistence.ErrFenced) {
-		l.fenced.Add(1)
-	}
-	return token, err
-}
-
 // leaseFence is the activation fence of the fenced kinds (schedule,
 // resource, inventory): nil alone (the database issues epochs), the
 // partition leases in a cluster.
@@ -656,23 +471,9 @@ func (n *node) leaseFence(cfg config) func(context.Context, persistence.Tx, stri
 		return nil
 	}
 	if n.cluster == nil {
-		n.cluster = &clusterNode{place: &lazyPlacement{}}
+		n.cluster = &clusterNode{place: &placement.Lazy{}}
 	}
-	return n.cluster.place.fence
-}
-
-func (l *lazyPlacement) Store(m *partition.Manager) { l.m.Store(m) }
-
-func (l *lazyPlacement) PartitionOf(key string) int {
-	return partition.PartitionOf(key, partition.DefaultPartitions)
-}
-
-func (l *lazyPlacement) Holds(p int) (uint64, bool) {
-	m := l.m.Load()
-	if m == nil {
-		return 0, false
-	}
-	return m.Holds(p)
+	return n.cluster.place.Fence
 }
 
 // The multi-node rows join the settings table.
@@ -714,23 +515,4 @@ func (n *node) clusterChecks() []gateway.Check {
 		return nil
 	}
 	return []gateway.Check{{Name: "cluster", Check: n.cluster.ready}}
-}
-
-// whileElecting retries a JetStream request at start-up while it times
-// out, for up to a minute: in a cluster, a node restarting while a stream
-// or the meta group elects a leader gets no answer for a few seconds. Any
-// other error returns at once.
-func whileElecting[T any](ctx context.Context, f func(context.Context) (T, error)) (T, error) {
-	give := time.Now().Add(time.Minute)
-	for {
-		v, err := f(ctx)
-		if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || time.Now().After(give) {
-			return v, err
-		}
-		select {
-		case <-ctx.Done():
-			return v, err
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
 }

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
-	"errors"
-	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -104,24 +101,6 @@ func TestClusterConfigRefusals(t *testing.T) {
 				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
 			}
 		})
-	}
-}
-
-func TestWhileElectingRetriesOnlyTimeouts(t *testing.T) {
-	tries := 0
-	v, err := whileElecting(t.Context(), func(context.Context) (int, error) {
-		if tries++; tries < 3 {
-			return 0, fmt.Errorf("create consumer: %w", context.DeadlineExceeded)
-		}
-		return 7, nil
-	})
-	if v != 7 || err != nil || tries != 3 {
-		t.Fatalf("got %d %v after %d tries", v, err, tries)
-	}
-	tries = 0
-	boom := errors.New("stream not found")
-	if _, err := whileElecting(t.Context(), func(context.Context) (int, error) { tries++; return 0, boom }); !errors.Is(err, boom) || tries != 1 {
-		t.Fatalf("a permanent error: %v after %d tries", err, tries)
 	}
 }
 

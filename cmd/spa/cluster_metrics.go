@@ -55,7 +55,7 @@ func newClusterMetrics(reg prometheus.Registerer, c *clusterNode) (*clusterMetri
 	fenced := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "spa_cluster_fenced_activations_total",
 		Help: "Calendar activations refused because a later partition owner's epoch is stored (a stale owner).",
-	}, func() float64 { return float64(c.place.fenced.Load()) })
+	}, func() float64 { return float64(c.place.Fenced()) })
 	if err := actors.Register(reg, m.epochs, m.rebalances, members, owned, fenced, kindsCollector{c}); err != nil {
 		return nil, fmt.Errorf("cluster metrics: %w", err)
 	}

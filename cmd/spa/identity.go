@@ -147,7 +147,7 @@ func (n *node) startIdentity(ctx context.Context, cfg config, js jetstream.JetSt
 	// from now on.
 	var sessions identity.Sessions = n.identity.sessions
 	if cfg.Cluster.enabled() && n.cluster != nil && n.cluster.sessions != nil {
-		n.cluster.sessionLocal.d.Store(n.identity.sessions)
+		n.cluster.sessionLocal.Set(n.identity.sessions)
 		sessions = session.NewClient(n.cluster.sessions)
 	}
 	return &identity.Node{Sessions: sessions, Limiter: n.identity.limiter, VerifyLimiter: n.identity.verify,

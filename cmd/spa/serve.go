@@ -29,6 +29,7 @@ import (
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/waitlist"
+	"github.com/spa-engine/spa/cluster/jsretry"
 	"github.com/spa-engine/spa/cluster/natsserver"
 	"github.com/spa-engine/spa/cluster/outbox"
 	"github.com/spa-engine/spa/gateway"
@@ -425,7 +426,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 // now on. Missing one is harmless: schedule actors also reload when they
 // passivate.
 func followCatalogue(ctx context.Context, js jetstream.JetStream, log *slog.Logger, fn func(*messages.CatalogueChanged)) (jetstream.ConsumeContext, error) {
-	cons, err := whileElecting(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+	cons, err := jsretry.WhileElecting(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
 		return js.OrderedConsumer(ctx, outbox.StreamName, jetstream.OrderedConsumerConfig{
 			FilterSubjects: []string{messages.Subject(&messages.CatalogueChanged{})},
 			DeliverPolicy:  jetstream.DeliverNewPolicy,
@@ -456,7 +457,7 @@ const followupsConsumer = "appointment-followups"
 // handling fails. An undecodable event is terminated and logged.
 func followAppointments(ctx context.Context, js jetstream.JetStream, log *slog.Logger, handle func(context.Context, *messages.AppointmentChanged) error) (jetstream.ConsumeContext, error) {
 	backoff := []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute}
-	cons, err := whileElecting(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+	cons, err := jsretry.WhileElecting(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
 		return js.CreateOrUpdateConsumer(ctx, outbox.StreamName, jetstream.ConsumerConfig{
 			Durable:       followupsConsumer,
 			FilterSubject: messages.Subject(&messages.AppointmentChanged{}),

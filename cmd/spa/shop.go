@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,7 +28,7 @@ type shopNode struct {
 	carts     kindDoor
 	// routed is the cart actors' door to the inventory in a cluster: the
 	// inventory router once routeShop set it.
-	routed *routedInventory
+	routed *route.Switch
 }
 
 // kindDoor reaches one kind of actor by id: a directory, or a
@@ -63,7 +61,7 @@ func startShop(system *actors.System, store persistence.Store, writer *batch.Wri
 	// the router reaches.
 	var inv cart.Inventory = s.invDir
 	if cfg.Cluster.enabled() {
-		s.routed = &routedInventory{local: s.invDir, log: log, timeout: cfg.RequestTimeout}
+		s.routed = route.NewSwitch(s.invDir, cfg.RequestTimeout, log)
 		inv = s.routed
 	}
 	s.cartDir, err = cart.NewDirectory(system.Root(), cart.Deps{Store: store, Inventory: inv, Now: time.Now, Log: log, Metrics: cm,
@@ -79,7 +77,7 @@ func startShop(system *actors.System, store persistence.Store, writer *batch.Wri
 // routeShop makes the shop's doors the partition routers (cluster mode).
 func (s *shopNode) routeShop(inv, carts *route.Router) {
 	s.inventory, s.carts = inv, carts
-	s.routed.r.Store(inv)
+	s.routed.Use(inv)
 }
 
 // restock makes the inventory actors of variants whose stock changed
@@ -102,41 +100,4 @@ func (s *shopNode) stop(timeout time.Duration) {
 	}
 	s.cartDir.Stop(timeout)
 	s.invDir.Stop(timeout)
-}
-
-// routedInventory is the cart actors' door to the inventory in a cluster
-// (cart.Inventory): the variant's owner, through the inventory router.
-type routedInventory struct {
-	r       atomic.Pointer[route.Router]
-	local   *inventory.Directory // until the router exists (no cart runs before)
-	log     *slog.Logger
-	timeout time.Duration
-}
-
-func (i *routedInventory) Ask(ctx context.Context, variantID string, msg any) (any, error) {
-	if r := i.r.Load(); r != nil {
-		return r.Ask(ctx, variantID, msg)
-	}
-	return i.local.Ask(ctx, variantID, msg)
-}
-
-// Tell sends a notice (Consumed after a checkout) without making the cart
-// wait: a goroutine asks the owner and drops the reply, as a local Tell
-// would. A late or lost notice (the owner crashed) cannot oversell: the
-// checkout's transaction consumed the reservations in the store, whose
-// reservation SQL re-checks stock, and the next activation loads them as
-// consumed (package inventory).
-func (i *routedInventory) Tell(variantID string, msg any) {
-	r := i.r.Load()
-	if r == nil {
-		i.local.Tell(variantID, msg)
-		return
-	}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), i.timeout)
-		defer cancel()
-		if _, err := r.Ask(ctx, variantID, msg); err != nil {
-			i.log.Warn("inventory notice not delivered to the owner", "variant", variantID, "msg", fmt.Sprintf("%T", msg), "err", err)
-		}
-	}()
 }
