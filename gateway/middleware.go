@@ -20,7 +20,9 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/spa-engine/spa/actors/auth"
+	"github.com/spa-engine/spa/actors/service/catalogue"
 	"github.com/spa-engine/spa/actors/service/fault"
+	"github.com/spa-engine/spa/actors/service/shop"
 	"github.com/spa-engine/spa/gateway/apierr"
 	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/gateway/reqctx"
@@ -165,7 +167,9 @@ const unmatchedRoute = "unmatched"
 // server is the state the middleware and handlers share.
 type server struct {
 	deps      Deps
-	catalogue *catalogueCache
+	catalogue *catalogue.Cache   // the booking path's read model of the catalogue
+	cat       *catalogue.Service // catalogue and studio use cases
+	shop      *shop.Service      // orders, returns, credit, VIP list
 	idem      idempotency.Config // how mutating routes remember responses
 	log       *slog.Logger
 	metrics   *httpMetrics

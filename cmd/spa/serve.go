@@ -25,6 +25,7 @@ import (
 	"github.com/spa-engine/spa/actors/lockbooking"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
+	"github.com/spa-engine/spa/actors/service/shop"
 	"github.com/spa-engine/spa/actors/waitlist"
 	"github.com/spa-engine/spa/cluster/natsserver"
 	"github.com/spa-engine/spa/cluster/outbox"
@@ -259,7 +260,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		Inventory:  n.shop.inventory,
 		Carts:      n.shop.carts,
 		OnRestock:  n.shop.restock,
-		ShopVIP:    gateway.StoredVIP(n.store, 2*time.Second, log), // the admin-managed VIP list
+		ShopVIP:    shop.StoredVIP(n.store, 2*time.Second, log), // the admin-managed VIP list
 		Now:        time.Now,
 		Checks: append([]gateway.Check{
 			{Name: "store", Check: n.store.Ping},
