@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/catalogue"
 	"github.com/spa-engine/spa/actors/service/check"
 	"github.com/spa-engine/spa/actors/service/fault"
@@ -147,20 +145,6 @@ func versionConflict(err error, version int64) error {
 		return fault.VersionConflict("").WithDetails(map[string]any{"version": version})
 	}
 	return err
-}
-
-// audit appends an audit entry for the request's principal; detail must
-// already have PII masked. (For handlers whose use cases have not moved
-// into a service yet.)
-func (s *server) audit(c *fiber.Ctx, tx persistence.Tx, action, subject string, detail any) error {
-	return service.Audit(c.UserContext(), tx, s.deps.Now(), s.caller(c), action, subject, "", detail)
-}
-
-// read runs fn in a transaction of its own, for GET handlers whose use
-// cases have not moved into a service yet.
-func (s *server) read(c *fiber.Ctx, fn func(ctx context.Context, tx persistence.Tx) error) error {
-	ctx := c.UserContext()
-	return s.deps.Store.InTx(ctx, func(tx persistence.Tx) error { return fn(ctx, tx) })
 }
 
 // views maps a service's values to their JSON views.
