@@ -9,13 +9,11 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/cors"
 
 	"github.com/spa-engine/spa/actors/auth"
+	"github.com/spa-engine/spa/actors/service/catalogue"
+	"github.com/spa-engine/spa/actors/service/shop"
 	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/gateway/openapi"
 )
-
-// catalogueTTL bounds how stale another node's catalogue change may look
-// to this node's booking path.
-const catalogueTTL = 2 * time.Second
 
 // New builds the API's fiber app. It does not listen; cmd decides where.
 func New(d Deps) (*fiber.App, error) {
@@ -27,8 +25,10 @@ func New(d Deps) (*fiber.App, error) {
 	if err != nil {
 		return nil, err
 	}
+	cat := catalogue.New(catalogue.Deps{Store: d.Store, Now: d.Now})
 	s := &server{deps: d, log: d.Logger, metrics: m, routes: map[string]bool{},
-		catalogue:      newCatalogueCache(d.Store, catalogueTTL),
+		cat: cat, catalogue: cat.Cache(),
+		shop:           shop.New(shop.Deps{Store: d.Store, Now: d.Now, OnRestock: d.OnRestock}),
 		trustedProxies: trustedPrefixes(d.Config.TrustedProxies),
 		idem: idempotency.Config{
 			TTL:     d.Config.IdempotencyTTL,

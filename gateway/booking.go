@@ -201,7 +201,7 @@ func hasSkills(have, need []string) bool {
 // serviceField and staffField name the inputs in errors (query parameters
 // or body fields).
 func (s *server) bookable(c *fiber.Ctx, serviceID, staffID, serviceField, staffField string) (persistence.Service, []persistence.StaffMember, error) {
-	services, active, err := s.catalogue.snapshot(c.UserContext())
+	services, active, err := s.catalogue.Snapshot(c.UserContext())
 	if err != nil {
 		return persistence.Service{}, nil, err
 	}
@@ -622,7 +622,7 @@ func askedOthers(all []persistence.StaffMember, staffID string, start time.Time)
 
 // everyQualified is every active staff member able to perform sv.
 func (s *server) everyQualified(ctx context.Context, sv persistence.Service) ([]persistence.StaffMember, error) {
-	_, active, err := s.catalogue.snapshot(ctx)
+	_, active, err := s.catalogue.Snapshot(ctx)
 	return qualifiedStaff(active, sv, ""), err
 }
 

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/spa-engine/spa/actors/auth"
+	"github.com/spa-engine/spa/actors/service/catalogue"
 	"github.com/spa-engine/spa/messages"
 )
 
@@ -78,7 +79,7 @@ func TestServiceCatalogue(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("create: %d %s", r.status, r.body)
 	}
-	sv := decode[serviceJSON](t, r)
+	sv := decode[catalogue.ServiceJSON](t, r)
 	if sv.Version != 1 || sv.DurationMinutes != 60 || sv.BufferAfterMinutes != 15 ||
 		!slices.Equal(sv.RequiredSkills, []string{"aromatherapy", "massage"}) || sv.DepositPolicy != "percent" {
 		t.Fatalf("stored service %+v", sv)
@@ -88,7 +89,7 @@ func TestServiceCatalogue(t *testing.T) {
 		t.Fatalf("stale version: %d %s", r.status, r.body)
 	}
 	// Public reads: active only.
-	if r := e.do("GET", "/v1/services/massage-60", ""); r.status != 200 || decode[serviceJSON](t, r).PriceMinor != 12000000 {
+	if r := e.do("GET", "/v1/services/massage-60", ""); r.status != 200 || decode[catalogue.ServiceJSON](t, r).PriceMinor != 12000000 {
 		t.Fatalf("public get: %d %s", r.status, r.body)
 	}
 	inactive := `{"name":"Old","category":"x","duration_minutes":30,"active":false,"version":0}`
@@ -98,11 +99,11 @@ func TestServiceCatalogue(t *testing.T) {
 	if r := e.do("GET", "/v1/services/old", ""); r.status != 404 || r.errCode(t) != "not_found" {
 		t.Fatalf("inactive service is public: %d", r.status)
 	}
-	list := decode[struct{ Services []serviceJSON }](t, e.do("GET", "/v1/services", ""))
+	list := decode[struct{ Services []catalogue.ServiceJSON }](t, e.do("GET", "/v1/services", ""))
 	if len(list.Services) != 1 || list.Services[0].ID != "massage-60" {
 		t.Fatalf("public list %+v", list)
 	}
-	all := decode[struct{ Services []serviceJSON }](t, e.admin("GET", "/v1/admin/services", ""))
+	all := decode[struct{ Services []catalogue.ServiceJSON }](t, e.admin("GET", "/v1/admin/services", ""))
 	if len(all.Services) != 2 {
 		t.Fatalf("admin list %+v", all)
 	}
@@ -156,15 +157,15 @@ func TestStaffAndHours(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("create: %d %s", r.status, r.body)
 	}
-	st := decode[staffJSON](t, r)
-	wantMonday := []clockRangeJSON{{"09:00", "13:00"}, {"14:00", "19:00"}}
+	st := decode[catalogue.StaffJSON](t, r)
+	wantMonday := []catalogue.ClockRange{{Start: "09:00", End: "13:00"}, {Start: "14:00", End: "19:00"}}
 	if !slices.Equal(st.WeeklyHours["monday"], wantMonday) || len(st.WeeklyHours["sunday"]) != 0 || st.Version != 1 {
 		t.Fatalf("stored staff %+v", st)
 	}
-	if got := decode[staffJSON](t, e.admin("GET", "/v1/admin/staff/ana", "")); !slices.Equal(got.WeeklyHours["saturday"], []clockRangeJSON{{"08:00", "12:00"}}) {
+	if got := decode[catalogue.StaffJSON](t, e.admin("GET", "/v1/admin/staff/ana", "")); !slices.Equal(got.WeeklyHours["saturday"], []catalogue.ClockRange{{Start: "08:00", End: "12:00"}}) {
 		t.Fatalf("read back %+v", got)
 	}
-	pub := decode[struct{ Staff []staffJSON }](t, e.do("GET", "/v1/staff", ""))
+	pub := decode[struct{ Staff []catalogue.StaffJSON }](t, e.do("GET", "/v1/staff", ""))
 	if len(pub.Staff) != 1 || pub.Staff[0].WeeklyHours != nil || pub.Staff[0].Version != 0 {
 		t.Fatalf("public staff view leaks admin fields: %s", e.do("GET", "/v1/staff", "").body)
 	}
@@ -196,7 +197,7 @@ func TestStaffAndHours(t *testing.T) {
 	if r := e.admin("PUT", "/v1/admin/staff/nobody/overrides/2026-12-24", `{"closed":true}`); r.status != 404 {
 		t.Fatalf("unknown staff: %d", r.status)
 	}
-	ov := decode[struct{ Overrides []overrideJSON }](t, e.admin("GET", "/v1/admin/staff/ana/overrides?from=2026-12-01&to=2027-01-01", ""))
+	ov := decode[struct{ Overrides []catalogue.OverrideJSON }](t, e.admin("GET", "/v1/admin/staff/ana/overrides?from=2026-12-01&to=2027-01-01", ""))
 	if len(ov.Overrides) != 2 || ov.Overrides[0].Date != "2026-12-20" || !ov.Overrides[1].Closed {
 		t.Fatalf("overrides %+v", ov)
 	}
@@ -212,12 +213,12 @@ func TestStaffAndHours(t *testing.T) {
 	if r.status != 201 {
 		t.Fatalf("time off: %d %s", r.status, r.body)
 	}
-	to := decode[timeOffJSON](t, r)
+	to := decode[catalogue.TimeOffJSON](t, r)
 	if r := e.admin("POST", "/v1/admin/staff/ana/time-off", `{"start":"2026-12-01T16:00:00Z","end":"2026-12-01T14:00:00Z"}`); r.status != 422 {
 		t.Fatalf("inverted time off: %d", r.status)
 	}
 	list := decode[struct {
-		TimeOff []timeOffJSON `json:"time_off"`
+		TimeOff []catalogue.TimeOffJSON `json:"time_off"`
 	}](t, e.admin("GET", "/v1/admin/staff/ana/time-off?from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z", ""))
 	if len(list.TimeOff) != 1 || list.TimeOff[0].ID != to.ID || list.TimeOff[0].Start.Hour() != 19 {
 		t.Fatalf("time off list %+v", list)
@@ -252,7 +253,7 @@ func TestResourceValidation(t *testing.T) {
 	if r := e.admin("PUT", "/v1/admin/resources/room", `{"name":"Room 1","capacity":1,"active":true,"version":0}`); r.status != 200 {
 		t.Fatal(r.status)
 	}
-	rs := decode[struct{ Resources []resourceJSON }](t, e.admin("GET", "/v1/admin/resources", ""))
+	rs := decode[struct{ Resources []catalogue.ResourceJSON }](t, e.admin("GET", "/v1/admin/resources", ""))
 	if len(rs.Resources) != 1 || rs.Resources[0].Capacity != 1 || rs.Resources[0].Version != 1 {
 		t.Fatalf("resources %+v", rs)
 	}

@@ -119,7 +119,7 @@ func (s *server) bookingConsentScope(c *fiber.Ctx) []string {
 	if json.Unmarshal(c.Body(), &in) != nil || in.ServiceID == "" {
 		return slugs
 	}
-	services, _, err := s.catalogue.snapshot(c.UserContext())
+	services, _, err := s.catalogue.Snapshot(c.UserContext())
 	if err != nil {
 		return slugs
 	}

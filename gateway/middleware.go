@@ -20,10 +20,12 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/spa-engine/spa/actors/auth"
+	"github.com/spa-engine/spa/actors/service/catalogue"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/actors/service/identity"
 	"github.com/spa-engine/spa/actors/service/legal"
 	"github.com/spa-engine/spa/actors/service/privacy"
+	"github.com/spa-engine/spa/actors/service/shop"
 	"github.com/spa-engine/spa/gateway/apierr"
 	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/gateway/reqctx"
@@ -168,7 +170,9 @@ const unmatchedRoute = "unmatched"
 // server is the state the middleware and handlers share.
 type server struct {
 	deps      Deps
-	catalogue *catalogueCache
+	catalogue *catalogue.Cache   // the booking path's read model of the catalogue
+	cat       *catalogue.Service // catalogue and studio use cases
+	shop      *shop.Service      // orders, returns, credit, VIP list
 	idem      idempotency.Config // how mutating routes remember responses
 	log       *slog.Logger
 	metrics   *httpMetrics

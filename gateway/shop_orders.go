@@ -1,25 +1,22 @@
 package gateway
 
 import (
-	"context"
-	"errors"
 	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/oklog/ulid/v2"
 
 	"github.com/spa-engine/spa/actors/auth"
-	"github.com/spa-engine/spa/actors/order"
-	"github.com/spa-engine/spa/actors/service/fault"
+	"github.com/spa-engine/spa/actors/service/shop"
 	"github.com/spa-engine/spa/persistence"
 )
 
 // Shop orders, returns and client credit. Orders are created by checkout
 // (the cart routes); here clients read theirs, see their credit and ask
 // for returns, and the front desk marks orders paid, fulfils, cancels and
-// processes returns. The rules live in actors/order; every mutation runs
-// in the idempotency wrapper's transaction with its audit entry.
+// processes returns. The rules are the shop service's
+// (actors/service/shop, over actors/order); every mutation runs in the
+// idempotency wrapper's transaction with its audit entry.
 
 // registerShopOrders adds the order, return and credit routes.
 func (s *server) registerShopOrders(app *fiber.App) {
@@ -61,42 +58,15 @@ type restockedKey struct{}
 func (s *server) restockAfter(h fiber.Handler) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		err := h(c)
-		if variants, _ := c.Locals(restockedKey{}).([]string); err == nil && len(variants) > 0 && s.deps.OnRestock != nil {
-			s.deps.OnRestock(variants)
+		if variants, _ := c.Locals(restockedKey{}).([]string); err == nil {
+			s.shop.Restock(variants)
 		}
 		return err
 	}
 }
 
-// orderError maps the order package's refusals.
-func orderError(err error) error {
-	var te *order.TransitionError
-	var inv order.InvalidAddress
-	switch {
-	case errors.As(err, &te):
-		return fault.New(fault.CodeOrderTransition, te.Error())
-	case errors.Is(err, persistence.ErrStatusMismatch):
-		return fault.New(fault.CodeOrderTransition, "the order or return changed meanwhile; reload it")
-	case errors.Is(err, order.ErrNotReturnable):
-		return fault.New(fault.CodeNotReturnable, "")
-	case errors.Is(err, persistence.ErrReturnExceedsOrder):
-		return fault.New(fault.CodeReturnExceedsOrder, "")
-	case errors.Is(err, persistence.ErrInsufficientCredit):
-		return fault.New(fault.CodeInsufficientCredit, "")
-	case errors.As(err, &inv):
-		fields := make([]fault.FieldError, len(inv))
-		for i, f := range inv {
-			fields[i] = fault.FieldError{Field: "shipping_address." + f.Field, Message: f.Message}
-		}
-		return fault.Invalid("", fields...)
-	}
-	return notFound(err, "order")
-}
-
-func (s *server) actor(c *fiber.Ctx) order.Actor {
-	p, _ := Principal(c)
-	return order.Actor{ID: p.Subject, Role: string(p.Role), RequestID: RequestID(c)}
-}
+// orderError maps the order package's refusals (see shop.OrderFault).
+func orderError(err error) error { return shop.OrderFault(err) }
 
 // ---- Views -----------------------------------------------------------------
 
@@ -192,138 +162,75 @@ type orderPage struct {
 	Next   *string     `json:"next"`
 }
 
-// Page sizes of the order, return and ledger lists.
-const (
-	defaultShopLimit = 50
-	maxShopLimit     = 200
-)
-
-// pageParams reads limit and before (a ULID cursor).
-func pageParams(c *fiber.Ctx) (limit int, before string, err error) {
-	limit = defaultShopLimit
+// pageQuery reads limit and before (a cursor) for the shop service, which
+// checks them.
+func pageQuery(c *fiber.Ctx) shop.Page {
+	p := shop.Page{Before: c.Query("before")}
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxShopLimit {
-			return 0, "", fault.Invalid("", fault.FieldError{Field: "limit", Message: "must be an integer from 1 to 200"})
+		if err != nil || n < 1 {
+			n = -1 // refused like any size out of range
 		}
-		limit = n
+		p.Limit = n
 	}
-	var f fieldErrors
-	before = beforeCursor(c, &f)
-	if err := f.err(); err != nil {
-		return 0, "", err
-	}
-	return limit, before, nil
+	return p
 }
 
-func statusFilter(c *fiber.Ctx) ([]persistence.OrderStatus, error) {
-	v := c.Query("status")
-	if v == "" {
-		return nil, nil
-	}
-	s := persistence.OrderStatus(v)
-	if !s.Valid() {
-		return nil, fault.Invalid("", fault.FieldError{Field: "status", Message: "must be an order status"})
-	}
-	return []persistence.OrderStatus{s}, nil
-}
-
-func (s *server) listOrdersOf(c *fiber.Ctx, clientID string) error {
-	limit, before, err := pageParams(c)
+func orderList(c *fiber.Ctx, l shop.List[persistence.Order], err error) error {
 	if err != nil {
 		return err
 	}
-	status, err := statusFilter(c)
-	if err != nil {
-		return err
-	}
-	rows, cur, err := readPage(s, c, limit, func(ctx context.Context, tx persistence.Tx, limit int) ([]persistence.Order, error) {
-		return tx.OrderList(ctx, persistence.OrderListParams{ClientID: clientID, Status: status, BeforeID: before, Limit: limit})
-	}, func(o persistence.Order) string { return o.ID })
-	if err != nil {
-		return err
-	}
-	page := orderPage{Orders: make([]orderJSON, len(rows)), Next: cur}
-	for i, o := range rows {
-		page.Orders[i] = orderView(o)
-	}
-	return c.JSON(page)
+	return c.JSON(orderPage{Orders: views(l.Items, orderView), Next: l.Next})
 }
 
 func (s *server) myOrders(c *fiber.Ctx) error {
-	p, _ := Principal(c)
-	return s.listOrdersOf(c, p.Subject)
+	l, err := s.shop.MyOrders(c.UserContext(), s.caller(c), shop.OrderQuery{Page: pageQuery(c), Status: c.Query("status")})
+	return orderList(c, l, err)
 }
 
 func (s *server) listOrders(c *fiber.Ctx) error {
-	client := c.Query("client_id")
-	if client != "" && !clientRE.MatchString(client) {
-		return fault.Invalid("", fault.FieldError{Field: "client_id", Message: "must be a client id"})
-	}
-	return s.listOrdersOf(c, client)
+	l, err := s.shop.Orders(c.UserContext(), s.caller(c),
+		shop.OrderQuery{Page: pageQuery(c), ClientID: c.Query("client_id"), Status: c.Query("status")})
+	return orderList(c, l, err)
 }
 
-// getOrder returns the order with its returns; ownerOnly hides other
-// clients' orders as absent.
-func (s *server) getOrder(c *fiber.Ctx, ownerOnly bool) error {
-	p, _ := Principal(c)
-	var o persistence.Order
-	var rs []persistence.Return
-	err := s.read(c, func(ctx context.Context, tx persistence.Tx) (err error) {
-		if o, err = tx.OrderGet(ctx, c.Params("id")); err != nil {
-			return err
-		}
-		if ownerOnly && o.ClientID != p.Subject {
-			return persistence.ErrNotFound
-		}
-		rs, err = tx.ReturnList(ctx, persistence.ReturnListParams{OrderID: o.ID, Limit: persistence.MaxOrderListLimit})
-		return err
-	})
+func orderDetail(c *fiber.Ctx, d shop.OrderDetail, err error) error {
 	if err != nil {
-		return notFound(err, "order")
+		return err
 	}
-	v := orderView(o)
-	for _, r := range rs {
+	v := orderView(d.Order)
+	for _, r := range d.Returns {
 		v.Returns = append(v.Returns, returnView(r))
 	}
 	return c.JSON(v)
 }
 
-func (s *server) myOrder(c *fiber.Ctx) error    { return s.getOrder(c, true) }
-func (s *server) staffOrder(c *fiber.Ctx) error { return s.getOrder(c, false) }
+func (s *server) myOrder(c *fiber.Ctx) error {
+	d, err := s.shop.MyOrder(c.UserContext(), s.caller(c), c.Params("id"))
+	return orderDetail(c, d, err)
+}
+
+func (s *server) staffOrder(c *fiber.Ctx) error {
+	d, err := s.shop.Order(c.UserContext(), s.caller(c), c.Params("id"))
+	return orderDetail(c, d, err)
+}
 
 // ---- Transitions -----------------------------------------------------------
 
-type orderReasonInput struct {
-	Reason string `json:"reason"`
-}
-
-// optionalReason decodes {"reason": ...} when a body is sent.
-func optionalReason(c *fiber.Ctx) (string, error) {
-	if len(c.Body()) == 0 {
-		return "", nil
-	}
-	var in orderReasonInput
-	if err := decodeJSON(c, &in); err != nil {
-		return "", err
-	}
-	var f fieldErrors
-	r := f.text("reason", in.Reason, 0, 500)
-	return r, f.err()
-}
-
 // orderTransition marks an order paid (the front desk took the payment),
-// fulfilled (handed over or shipped) or cancelled.
+// fulfilled (handed over or shipped) or cancelled. The body, {"reason"},
+// is optional.
 func (s *server) orderTransition(to persistence.OrderStatus) func(c *fiber.Ctx, tx persistence.Tx) ([]string, error) {
 	return func(c *fiber.Ctx, tx persistence.Tx) ([]string, error) {
-		reason, err := optionalReason(c)
+		in := shop.TransitionInput{OrderID: c.Params("id"), To: to}
+		if len(c.Body()) > 0 {
+			if err := decodeJSON(c, &in); err != nil {
+				return nil, err
+			}
+		}
+		res, err := s.shop.Transition(c.UserContext(), tx, s.caller(c), in)
 		if err != nil {
 			return nil, err
-		}
-		res, err := order.Transition(c.UserContext(), tx, order.Change{OrderID: c.Params("id"), To: to,
-			Actor: s.actor(c), Reason: reason, At: s.deps.Now().UTC()})
-		if err != nil {
-			return nil, orderError(err)
 		}
 		return res.RestockedVariants, c.JSON(orderView(res.Order))
 	}
@@ -331,49 +238,14 @@ func (s *server) orderTransition(to persistence.OrderStatus) func(c *fiber.Ctx, 
 
 // ---- Returns ---------------------------------------------------------------
 
-type returnInput struct {
-	Reason string `json:"reason"`
-	Lines  []struct {
-		OrderLineID string `json:"order_line_id"`
-		Qty         int    `json:"qty"`
-	} `json:"lines"`
-}
-
 func (s *server) requestReturn(c *fiber.Ctx, tx persistence.Tx) ([]string, error) {
-	var in returnInput
+	in := shop.ReturnInput{OrderID: c.Params("id")}
 	if err := decodeJSON(c, &in); err != nil {
 		return nil, err
 	}
-	var f fieldErrors
-	reason := f.text("reason", in.Reason, 3, 500)
-	if len(in.Lines) == 0 || len(in.Lines) > 100 {
-		f.add("lines", "must list 1 to 100 order lines")
-	}
-	lines := make([]persistence.ReturnLine, 0, len(in.Lines))
-	seen := map[string]bool{}
-	for _, l := range in.Lines {
-		if l.OrderLineID == "" || seen[l.OrderLineID] || l.Qty < 1 || l.Qty > 10000 {
-			f.add("lines", "each line names a different order line and a quantity from 1")
-			break
-		}
-		seen[l.OrderLineID] = true
-		lines = append(lines, persistence.ReturnLine{OrderLineID: l.OrderLineID, Qty: l.Qty})
-	}
-	if err := f.err(); err != nil {
-		return nil, err
-	}
-	p, _ := Principal(c)
-	owner := p.Subject
-	if isStaff(c) {
-		owner = "" // the desk may record a return for any client
-	}
-	r, err := order.RequestReturn(c.UserContext(), tx, order.ReturnRequest{ID: ulid.Make().String(), OrderID: c.Params("id"),
-		ClientID: owner, Lines: lines, Reason: reason, Actor: s.actor(c), At: s.deps.Now().UTC()})
+	r, err := s.shop.RequestReturn(c.UserContext(), tx, s.caller(c), in)
 	if err != nil {
-		if errors.Is(err, persistence.ErrNotFound) {
-			return nil, fault.NotFound("order or order line not found")
-		}
-		return nil, orderError(err)
+		return nil, err
 	}
 	return nil, c.Status(fiber.StatusCreated).JSON(returnView(r))
 }
@@ -384,33 +256,12 @@ type returnPage struct {
 }
 
 func (s *server) listReturns(c *fiber.Ctx) error {
-	limit, before, err := pageParams(c)
+	l, err := s.shop.Returns(c.UserContext(), s.caller(c),
+		shop.ReturnQuery{Page: pageQuery(c), Status: persistence.ReturnStatus(c.Query("status"))})
 	if err != nil {
 		return err
 	}
-	status := persistence.ReturnStatus(c.Query("status"))
-	switch status {
-	case "", persistence.ReturnRequested, persistence.ReturnCompleted, persistence.ReturnRejected:
-	default:
-		return fault.Invalid("", fault.FieldError{Field: "status", Message: "must be requested, completed or rejected"})
-	}
-	rows, cur, err := readPage(s, c, limit, func(ctx context.Context, tx persistence.Tx, limit int) ([]persistence.Return, error) {
-		return tx.ReturnList(ctx, persistence.ReturnListParams{Status: status, BeforeID: before, Limit: limit})
-	}, func(r persistence.Return) string { return r.ID })
-	if err != nil {
-		return err
-	}
-	page := returnPage{Returns: make([]returnJSON, len(rows)), Next: cur}
-	for i, r := range rows {
-		page.Returns[i] = returnView(r)
-	}
-	return c.JSON(page)
-}
-
-type processInput struct {
-	Accept         bool     `json:"accept"`
-	DamagedLineIDs []string `json:"damaged_line_ids"`
-	Reason         string   `json:"reason"`
+	return c.JSON(returnPage{Returns: views(l.Items, returnView), Next: l.Next})
 }
 
 type processJSON struct {
@@ -420,31 +271,13 @@ type processJSON struct {
 }
 
 func (s *server) processReturn(c *fiber.Ctx, tx persistence.Tx) ([]string, error) {
-	var in processInput
+	in := shop.ProcessInput{ReturnID: c.Params("id")}
 	if err := decodeJSON(c, &in); err != nil {
 		return nil, err
 	}
-	var f fieldErrors
-	reason := f.text("reason", in.Reason, 0, 500)
-	if len(in.DamagedLineIDs) > 100 || (!in.Accept && len(in.DamagedLineIDs) > 0) {
-		f.add("damaged_line_ids", "at most 100 lines, and only when accepting")
-	}
-	if err := f.err(); err != nil {
+	res, err := s.shop.ProcessReturn(c.UserContext(), tx, s.caller(c), in)
+	if err != nil {
 		return nil, err
-	}
-	damaged := map[string]bool{}
-	for _, id := range in.DamagedLineIDs {
-		damaged[id] = true
-	}
-	res, err := order.ProcessReturn(c.UserContext(), tx, order.ReturnDecision{ReturnID: c.Params("id"), Accept: in.Accept,
-		Damaged: damaged, Actor: s.actor(c), Reason: reason, At: s.deps.Now().UTC()})
-	switch {
-	case errors.Is(err, persistence.ErrInvalid):
-		return nil, fault.Invalid("", fault.FieldError{Field: "damaged_line_ids", Message: "must name lines of this return"})
-	case errors.Is(err, persistence.ErrNotFound):
-		return nil, fault.NotFound("return not found")
-	case err != nil:
-		return nil, orderError(err)
 	}
 	out := processJSON{Return: returnView(res.Return), Order: orderView(res.Order)}
 	if res.Grant != nil {
@@ -478,23 +311,11 @@ type creditJSON struct {
 }
 
 func (s *server) creditOf(c *fiber.Ctx, clientID string) error {
-	now := s.deps.Now().UTC()
-	out := creditJSON{ClientID: clientID, Currency: "COP", Grants: []creditGrant{}}
-	if err := s.read(c, func(ctx context.Context, tx persistence.Tx) error {
-		gs, err := tx.CreditGrants(ctx, clientID, now)
-		if err != nil {
-			return err
-		}
-		out.BalanceMinor = 0
-		for _, g := range gs {
-			out.BalanceMinor += g.RemainingMinor
-			out.Grants = append(out.Grants, grantView(g))
-		}
-		return nil
-	}); err != nil {
+	cr, err := s.shop.Credit(c.UserContext(), s.caller(c), clientID)
+	if err != nil {
 		return err
 	}
-	return c.JSON(out)
+	return c.JSON(creditJSON{ClientID: cr.ClientID, BalanceMinor: cr.BalanceMinor, Currency: "COP", Grants: views(cr.Grants, grantView)})
 }
 
 func (s *server) myCredit(c *fiber.Ctx) error {
@@ -525,58 +346,22 @@ type ledgerPage struct {
 }
 
 func (s *server) myCreditLedger(c *fiber.Ctx) error {
-	limit, before, err := pageParams(c)
+	l, err := s.shop.CreditLedger(c.UserContext(), s.caller(c), pageQuery(c))
 	if err != nil {
 		return err
 	}
-	p, _ := Principal(c)
-	rows, cur, err := readPage(s, c, limit, func(ctx context.Context, tx persistence.Tx, limit int) ([]persistence.CreditEntry, error) {
-		return tx.CreditLedger(ctx, persistence.CreditLedgerParams{ClientID: p.Subject, BeforeID: before, Limit: limit})
-	}, func(e persistence.CreditEntry) string { return e.ID })
-	if err != nil {
-		return err
-	}
-	page := ledgerPage{Entries: make([]ledgerEntryJSON, len(rows)), Next: cur}
-	for i, e := range rows {
-		page.Entries[i] = ledgerEntryJSON{ID: e.ID, Kind: string(e.Kind), AmountMinor: e.AmountMinor, GrantID: e.GrantID,
+	return c.JSON(ledgerPage{Next: l.Next, Entries: views(l.Items, func(e persistence.CreditEntry) ledgerEntryJSON {
+		return ledgerEntryJSON{ID: e.ID, Kind: string(e.Kind), AmountMinor: e.AmountMinor, GrantID: e.GrantID,
 			OrderID: e.OrderID, At: e.At.UTC()}
-	}
-	return c.JSON(page)
+	})})
 }
-
-type grantInput struct {
-	ClientID    string    `json:"client_id"`
-	AmountMinor int64     `json:"amount_minor"`
-	ExpiresAt   time.Time `json:"expires_at"`
-	Reason      string    `json:"reason"`
-}
-
-// maxCreditGrant bounds one manual grant (COP 100,000,000 in minor units)
-// so a typo cannot mint a fortune.
-const maxCreditGrant = 10_000_000_000
 
 func (s *server) grantCredit(c *fiber.Ctx, tx persistence.Tx) error {
-	var in grantInput
+	var in shop.GrantInput
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	now := s.deps.Now().UTC()
-	var f fieldErrors
-	if !clientRE.MatchString(in.ClientID) {
-		f.add("client_id", "must be a client id")
-	}
-	if in.AmountMinor < 1 || in.AmountMinor > maxCreditGrant {
-		f.add("amount_minor", "must be from 1 to 10000000000 (COP minor units)")
-	}
-	if !in.ExpiresAt.IsZero() && (!in.ExpiresAt.After(now) || in.ExpiresAt.Sub(now) > 5*365*24*time.Hour) {
-		f.add("expires_at", "must be in the future, within five years")
-	}
-	reason := f.text("reason", in.Reason, 3, 500)
-	if err := f.err(); err != nil {
-		return err
-	}
-	g, err := order.GrantCredit(c.UserContext(), tx, order.GrantRequest{ID: ulid.Make().String(), ClientID: in.ClientID,
-		AmountMinor: in.AmountMinor, ExpiresAt: in.ExpiresAt.UTC(), Actor: s.actor(c), Reason: reason, At: now})
+	g, err := s.shop.GrantCredit(c.UserContext(), tx, s.caller(c), in)
 	if err != nil {
 		return err
 	}

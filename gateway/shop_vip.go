@@ -1,42 +1,15 @@
 package gateway
 
 import (
-	"context"
-	"log/slog"
-	"time"
-
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/persistence"
 )
 
-// VIP pricing: admins keep a list of the clients who pay VIP prices
-// (persistence.ShopVIPSet); StoredVIP reads it for Deps.ShopVIP.
-
-// StoredVIP is a Deps.ShopVIP backed by the store's VIP list. Only
-// clients can be VIP; a lookup that fails (or takes longer than timeout)
-// answers false, so a slow database costs a discount, never a sale.
-func StoredVIP(store persistence.Store, timeout time.Duration, log *slog.Logger) func(auth.Claims) bool {
-	return func(p auth.Claims) bool {
-		if p.Role != auth.RoleClient || p.Subject == "" {
-			return false
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		var vip bool
-		err := store.InTx(ctx, func(tx persistence.Tx) (err error) {
-			vip, err = tx.ShopVIPIs(ctx, p.Subject)
-			return err
-		})
-		if err != nil {
-			log.Warn("shop: VIP lookup failed; regular prices apply", "err", err) // no subject: it names a client
-			return false
-		}
-		return vip
-	}
-}
+// VIP pricing: admins keep a list of the clients who pay VIP prices; the
+// list and the pricing rule (shop.StoredVIP, for Deps.ShopVIP) are the
+// shop service's.
 
 type vipJSON struct {
 	ClientID string `json:"client_id"`
@@ -55,19 +28,8 @@ func clientParam(c *fiber.Ctx) (string, error) {
 // setVIP marks (PUT) or unmarks (DELETE) a client as VIP, audited.
 func (s *server) setVIP(vip bool) func(c *fiber.Ctx, tx persistence.Tx) error {
 	return func(c *fiber.Ctx, tx persistence.Tx) error {
-		id, err := clientParam(c)
-		if err != nil {
-			return err
-		}
-		p, _ := Principal(c)
-		if err := tx.ShopVIPSet(c.UserContext(), id, vip, p.Subject, s.deps.Now().UTC()); err != nil {
-			return err
-		}
-		action := "shop.vip_revoked"
-		if vip {
-			action = "shop.vip_granted"
-		}
-		if err := s.audit(c, tx, action, "client/"+id, map[string]any{"vip": vip}); err != nil {
+		id := c.Params("id")
+		if err := s.shop.SetVIP(c.UserContext(), tx, s.caller(c), id, vip); err != nil {
 			return err
 		}
 		return c.JSON(vipJSON{ClientID: id, VIP: vip})
@@ -77,14 +39,8 @@ func (s *server) setVIP(vip bool) func(c *fiber.Ctx, tx persistence.Tx) error {
 // getVIP says whether a client pays VIP prices.
 func (s *server) getVIP(c *fiber.Ctx) error {
 	id := c.Params("id")
-	if !clientRE.MatchString(id) {
-		return fault.NotFound("client not found")
-	}
-	var vip bool
-	if err := s.read(c, func(ctx context.Context, tx persistence.Tx) (err error) {
-		vip, err = tx.ShopVIPIs(ctx, id)
-		return err
-	}); err != nil {
+	vip, err := s.shop.VIP(c.UserContext(), s.caller(c), id)
+	if err != nil {
 		return err
 	}
 	return c.JSON(vipJSON{ClientID: id, VIP: vip})

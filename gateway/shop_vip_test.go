@@ -8,13 +8,14 @@ import (
 
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/cart"
+	"github.com/spa-engine/spa/actors/service/shop"
 )
 
 // TestShopVIPList: a client an admin marks VIP sees VIP prices in their
 // cart; unmarked, regular prices again. Only admins manage the list.
 func TestShopVIPList(t *testing.T) {
 	e := newShopEnvWith(t, cart.Config{}, func(d *Deps) {
-		d.ShopVIP = StoredVIP(d.Store, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		d.ShopVIP = shop.StoredVIP(d.Store, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	})
 	e.stockShop(t, 5)
 	ana := []string{"Authorization", "Bearer " + e.token("ana", auth.RoleClient)}

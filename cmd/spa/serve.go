@@ -28,6 +28,7 @@ import (
 	"github.com/spa-engine/spa/actors/lockbooking"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
+	"github.com/spa-engine/spa/actors/service/shop"
 	"github.com/spa-engine/spa/actors/waitlist"
 	"github.com/spa-engine/spa/cluster/jsretry"
 	"github.com/spa-engine/spa/cluster/natsserver"
@@ -264,7 +265,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		Inventory:  inventory.NewClient(n.shop.inventory),
 		Carts:      cart.NewClient(n.shop.carts),
 		OnRestock:  n.shop.restock,
-		ShopVIP:    gateway.StoredVIP(n.store, 2*time.Second, log), // the admin-managed VIP list
+		ShopVIP:    shop.StoredVIP(n.store, 2*time.Second, log), // the admin-managed VIP list
 		Now:        time.Now,
 		Checks: append([]gateway.Check{
 			{Name: "store", Check: n.store.Ping},
