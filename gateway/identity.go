@@ -11,7 +11,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/spa-engine/spa/actors/auth"
-	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/actors/service/identity"
 	"github.com/spa-engine/spa/persistence"
@@ -289,9 +288,4 @@ func (s *server) adminSetRoles(c *fiber.Ctx, tx persistence.Tx) error {
 		return err
 	}
 	return c.JSON(fiber.Map{"id": uid, "roles": roles})
-}
-
-// auditReason is audit with a reason.
-func (s *server) auditReason(c *fiber.Ctx, tx persistence.Tx, action, subject, reason string, detail any) error {
-	return service.Audit(c.UserContext(), tx, s.deps.Now(), s.caller(c), action, subject, reason, detail)
 }
