@@ -15,6 +15,7 @@ import (
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/session"
+	"github.com/spa-engine/spa/actors/testwait"
 	"github.com/spa-engine/spa/cluster/forward"
 	"github.com/spa-engine/spa/cluster/route"
 	"github.com/spa-engine/spa/cluster/sessionwire"
@@ -89,13 +90,7 @@ func TestRoutedInventoryTellDeliversWithoutWaiting(t *testing.T) {
 	inv := &routedInventory{log: slog.New(slog.NewTextHandler(io.Discard, nil)), timeout: time.Second}
 	inv.r.Store(servingRouter("inventory", local, codec))
 	inv.Tell("lav-50", &inventory.Consumed{ReservationIDs: []string{"r1"}})
-	deadline := time.Now().Add(5 * time.Second)
-	for local.count() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the notice never reached the inventory actor")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, 5*time.Second, "the notice to reach the inventory actor", func() bool { return local.count() > 0 })
 	if c, ok := local.asked[0].(*inventory.Consumed); !ok || c.ReservationIDs[0] != "r1" {
 		t.Fatalf("delivered %#v", local.asked[0])
 	}
