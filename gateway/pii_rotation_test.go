@@ -148,9 +148,10 @@ func TestPIIRotationUnderConcurrentEdits(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	passes := 0
-	wg.Add(1)
+	var rotator sync.WaitGroup
+	rotator.Add(1)
 	go func() {
-		defer wg.Done()
+		defer rotator.Done()
 		for {
 			select {
 			case <-stop:
@@ -165,17 +166,9 @@ func TestPIIRotationUnderConcurrentEdits(t *testing.T) {
 		}
 	}()
 	// Wait for the clients, then the rotator.
-	for {
-		mu.Lock()
-		n := len(ops)
-		mu.Unlock()
-		if n == clients*rounds*2 || t.Failed() {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	close(stop)
 	wg.Wait()
+	close(stop)
+	rotator.Wait()
 	if t.Failed() {
 		t.FailNow()
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/cart"
+	"github.com/spa-engine/spa/actors/testwait"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -128,17 +129,10 @@ func TestShopCartExpiryMakesANewCart(t *testing.T) {
 	}
 	// Wait, without touching the cart (looking at it is activity), until
 	// its reservation has lapsed: the stock is free again.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testwait.For(t, 10*time.Second, "the cart's reservation to lapse", func() bool {
 		p := decode[productJSON](t, e.do("GET", "/v1/shop/products/lavender", ""))
-		if *p.Variants[0].Available == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the cart's reservation did not lapse")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return *p.Variants[0].Available == 2
+	})
 	// The cart is closed (by its timer, or on this request) rather than
 	// revived.
 	if r := e.do("GET", "/v1/carts/"+first.ID, "", bearer...); r.status != 200 || decode[cartJSON](t, r).State != "expired" {

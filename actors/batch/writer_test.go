@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/spa-engine/spa/actors/inventory/inventorytest"
+	"github.com/spa-engine/spa/actors/testwait"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -95,17 +96,15 @@ func (r *writerRig) hold() {
 // waitQueued waits until n batches wait in the writer's queue.
 func (r *writerRig) waitQueued(n int) {
 	r.t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+	testwait.Until(r.t, 10*time.Second, fmt.Sprintf("%d batches queued", n), func() error {
 		r.w.mu.Lock()
 		queued := len(r.w.queue)
 		r.w.mu.Unlock()
-		if queued == n {
-			return
+		if queued != n {
+			return fmt.Errorf("%d batches queued, want %d", queued, n)
 		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("%d batches queued, want %d", queued, n)
-		}
-	}
+		return nil
+	})
 }
 
 // answers releases the held transaction and collects n answers by change.

@@ -3,6 +3,7 @@ package cart
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/spa-engine/spa/actors/inventory"
 	"github.com/spa-engine/spa/actors/inventory/inventorytest"
+	"github.com/spa-engine/spa/actors/testwait"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -238,13 +240,9 @@ func TestCartExpiresByItself(t *testing.T) {
 		}
 		expires := v.Cart.ExpiresAt
 		// Poll (bounded) for the cart's own timer to close it.
-		deadline := time.Now().Add(10 * time.Second)
-		for testutil.ToFloat64(f.metrics.expiries) < 1 {
-			if time.Now().After(deadline) {
-				t.Fatal("the cart did not expire by itself")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		testwait.For(t, 10*time.Second, "the cart to expire by itself", func() bool {
+			return testutil.ToFloat64(f.metrics.expiries) >= 1
+		})
 		if time.Now().Before(expires) {
 			t.Fatalf("expired before its TTL")
 		}
@@ -288,18 +286,17 @@ func TestCheckoutRacesCartExpiry(t *testing.T) {
 		var orders atomic.Int64
 		for i, id := range cartIDs {
 			wg.Add(1)
-			go func() {
+			// Spread checkouts across the TTL boundary.
+			time.AfterFunc(time.Duration(i*170)*time.Millisecond, func() {
 				defer wg.Done()
-				time.Sleep(time.Duration(i*170) * time.Millisecond) // spread checkouts across the TTL boundary
 				r := f.ask(t, id, &Checkout{Auth: Auth{Subject: "client-" + id}, OrderID: "o-" + id, Fulfilment: persistence.FulfilmentPickup}).(*CheckoutReply)
 				if r.Err == nil {
 					orders.Add(1)
 				}
-			}()
+			})
 		}
 		wg.Wait()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		testwait.Until(t, 10*time.Second, "every reservation to be gone after every cart expired", func() error {
 			var stock persistence.Stock
 			var live []persistence.Reservation
 			var sold int64
@@ -321,18 +318,15 @@ func TestCheckoutRacesCartExpiry(t *testing.T) {
 			if sold != orders.Load() || stock.OnHand != n-sold {
 				t.Fatalf("%d orders, %d units on orders, on hand %d of %d", orders.Load(), sold, stock.OnHand, n)
 			}
-			if len(live) == 0 && stock.Reserved == 0 {
-				if got := f.available(t, "oil"); got != n-sold {
-					t.Fatalf("available %d, want %d", got, n-sold)
-				}
-				t.Logf("%d of %d carts checked out before expiry", sold, n)
-				return
+			if len(live) != 0 || stock.Reserved != 0 {
+				return fmt.Errorf("reservations still live: %+v (reserved %d)", live, stock.Reserved)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("reservations still live long after every cart expired: %+v", live)
+			if got := f.available(t, "oil"); got != n-sold {
+				t.Fatalf("available %d, want %d", got, n-sold)
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			t.Logf("%d of %d carts checked out before expiry", sold, n)
+			return nil
+		})
 	})
 }
 

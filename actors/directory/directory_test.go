@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/spa-engine/spa/actors/testwait"
 )
 
 // echo answers each request with its id and records its stops.
@@ -44,16 +45,6 @@ func newTestDirectory(t *testing.T) (*Directory, *sync.Map) {
 	return d, stopped
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatal(what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // InvalidateWhere retires exactly the matching activations (a node giving
 // up a partition), and Live follows activations and retirements.
 func TestInvalidateWhereRetiresOnlyMatchingActivations(t *testing.T) {
@@ -68,7 +59,7 @@ func TestInvalidateWhereRetiresOnlyMatchingActivations(t *testing.T) {
 		t.Fatalf("live %d, want 3", n)
 	}
 	d.InvalidateWhere(func(id string) bool { return id[:3] == "p1/" })
-	waitFor(t, "the p1 actors did not retire", func() bool { return d.Live() == 1 })
+	testwait.For(t, 5*time.Second, "the p1 actors to retire", func() bool { return d.Live() == 1 })
 	for id, want := range map[string]bool{"p1/ana": true, "p1/bea": true, "p2/cam": false} {
 		if _, got := stopped.Load(id); got != want {
 			t.Fatalf("%s stopped %v, want %v", id, got, want)

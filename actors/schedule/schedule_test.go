@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/spa-engine/spa/actors/testwait"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 	"github.com/spa-engine/spa/persistence/sqlite/sqlitetest"
@@ -241,14 +242,13 @@ func TestConcurrentClaimsOneWinnerPerSlot(t *testing.T) {
 		t.Fatalf("taken %d other %d", taken.Load(), other.Load())
 	}
 	// The mailbox counts a message as received after its handler returns,
-	// which may be just after the reply: poll briefly.
-	deadline := time.Now().Add(2 * time.Second)
-	for testutil.ToFloat64(f.metrics.mailbox) != 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if depth := testutil.ToFloat64(f.metrics.mailbox); depth != 0 {
-		t.Errorf("mailbox depth %v after every request was answered", depth)
-	}
+	// which may be just after the reply: poll.
+	testwait.Until(t, 5*time.Second, "the mailbox to empty", func() error {
+		if depth := testutil.ToFloat64(f.metrics.mailbox); depth != 0 {
+			return fmt.Errorf("mailbox depth %v after every request was answered", depth)
+		}
+		return nil
+	})
 	var live []persistence.Appointment
 	f.store.InTx(context.Background(), func(tx persistence.Tx) (err error) {
 		live, err = tx.AppointmentList(context.Background(), persistence.AppointmentRange{StaffID: "ana", From: at(0, 0), To: at(23, 0), LiveAt: t0})
@@ -399,13 +399,7 @@ func TestPassivationAndReactivation(t *testing.T) {
 	if r := f.hold(t, "a1", at(10, 0)); r.Err != nil {
 		t.Fatal(r.Err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for testutil.ToFloat64(f.metrics.live) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("idle actor never passivated")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.For(t, 5*time.Second, "the idle actor to passivate", func() bool { return testutil.ToFloat64(f.metrics.live) == 0 })
 	if r := f.hold(t, "a2", at(10, 0)); !errors.Is(r.Err, ErrSlotTaken) {
 		t.Fatalf("reactivated actor lost the hold: %v", r.Err)
 	}
@@ -433,10 +427,7 @@ func TestHoldRetryIsIdempotent(t *testing.T) {
 	}
 	// After passivation, and after the hold expired, the id is still known.
 	f.clock.add(time.Hour)
-	deadline := time.Now().Add(5 * time.Second)
-	for testutil.ToFloat64(f.metrics.live) != 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.For(t, 5*time.Second, "the idle actor to passivate", func() bool { return testutil.ToFloat64(f.metrics.live) == 0 })
 	if again := f.hold(t, "k1", at(10, 0)); again.Err != nil || again.Appointment.Status != persistence.StatusHeld {
 		t.Fatalf("retry after reactivation: %+v", again)
 	}
@@ -451,13 +442,9 @@ func TestHoldExpiryIsRecorded(t *testing.T) {
 		t.Fatal(r.Err)
 	}
 	f.clock.add(time.Second)
-	deadline := time.Now().Add(5 * time.Second)
-	for f.stored(t, "a1").Status != persistence.StatusExpired {
-		if time.Now().After(deadline) {
-			t.Fatal("the lapsed hold was never recorded as expired")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, 5*time.Second, "the lapsed hold to be recorded as expired", func() bool {
+		return f.stored(t, "a1").Status == persistence.StatusExpired
+	})
 	var trs []persistence.Transition
 	var events []persistence.OutboxEvent
 	f.store.InTx(context.Background(), func(tx persistence.Tx) (err error) {
@@ -534,11 +521,12 @@ func TestSuccessiveHoldsEachLapse(t *testing.T) {
 	}
 	waitStatus := func(id string, want persistence.AppointmentStatus) {
 		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); f.stored(t, id).Status != want; time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: status %s, want %s", id, f.stored(t, id).Status, want)
+		testwait.Until(t, 5*time.Second, id+" to be "+string(want), func() error {
+			if got := f.stored(t, id).Status; got != want {
+				return fmt.Errorf("%s: status %s, want %s", id, got, want)
 			}
-		}
+			return nil
+		})
 	}
 	f.clock.add(150 * time.Millisecond) // a1 lapsed, a2 not yet
 	waitStatus("a1", persistence.StatusExpired)

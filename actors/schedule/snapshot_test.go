@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/spa-engine/spa/actors/availability"
+	"github.com/spa-engine/spa/actors/testwait"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -290,13 +291,10 @@ func TestSnapshotNotServedAfterInvalidateWhere(t *testing.T) {
 
 func waitPublished(t *testing.T, f *fixture) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for _, s := f.dir.shelf.lookup("ana"); s == nil; _, s = f.dir.shelf.lookup("ana") {
-		if time.Now().After(deadline) {
-			t.Fatal("no snapshot published")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, 5*time.Second, "a snapshot to be published", func() bool {
+		_, s := f.dir.shelf.lookup("ana")
+		return s != nil
+	})
 }
 
 // TestShelfGenerations: an activation that loaded before an Invalidate
@@ -341,14 +339,7 @@ func TestSnapshotWithdrawnAfterFailedBatch(t *testing.T) {
 	if r, err := root.RequestFuture(pid, &Hold{AppointmentID: "a1", ClientID: "c", Service: massage, Start: at(10, 0)}, 5*time.Second).Result(); err != nil || r.(*HoldReply).Err != nil {
 		t.Fatal(err, r)
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		if _, ok := read(); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no snapshot after a hold")
-		}
-	}
+	testwait.For(t, 5*time.Second, "a snapshot after a hold", func() bool { _, ok := read(); return ok })
 	type seen struct {
 		reply    *HoldReply
 		snapshot *SlotsReply
@@ -401,13 +392,7 @@ func TestSnapshotWithdrawnOnPassivation(t *testing.T) {
 		t.Fatal(r.Err)
 	}
 	waitPublished(t, f)
-	deadline := time.Now().Add(5 * time.Second)
-	for testutil.ToFloat64(f.metrics.live) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("idle actor never passivated")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.For(t, 5*time.Second, "the idle actor to passivate", func() bool { return testutil.ToFloat64(f.metrics.live) == 0 })
 	if _, ok := f.dir.shelf.slots.Load("ana"); ok {
 		t.Fatal("a passivated calendar keeps its slot")
 	}

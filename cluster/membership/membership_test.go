@@ -8,24 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spa-engine/spa/actors/testwait"
 	"github.com/spa-engine/spa/cluster/membership"
 	"github.com/spa-engine/spa/cluster/natsserver/natstest"
 )
 
 const ttl = 2 * time.Second
-
-// eventually polls cond every 20ms until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("after %s: %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return time.Since(start)
-}
 
 // recorder keeps every Change a node reported.
 type recorder struct {
@@ -105,7 +93,7 @@ func startThree(t *testing.T) (*natstest.Cluster, []*membership.Node, []*recorde
 	}
 	want := []string{"node-0", "node-1", "node-2"}
 	for _, n := range nodes {
-		eventually(t, 5*time.Second, fmt.Sprintf("three members visible to %s", n.Self().Name), func() bool {
+		testwait.For(t, 5*time.Second, fmt.Sprintf("three members visible to %s", n.Self().Name), func() bool {
 			return slices.Equal(names(n), want)
 		})
 	}
@@ -147,10 +135,12 @@ func TestGracefulLeaveSeenQuickly(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, n := range nodes[:2] {
-		d := eventually(t, ttl/2, "graceful leave seen before the TTL could expire it",
+		// Here the bound is the point: a leave seen within half the TTL
+		// was not an expiry.
+		d := testwait.For(t, ttl/2, "graceful leave seen before the TTL could expire it",
 			func() bool { return !has(n, gone.Name, "") })
 		t.Logf("node-%d saw the leave after %s", i, d)
-		eventually(t, time.Second, "leave reported to OnChange", func() bool { return recs[i].left(gone.Name, gone.Incarnation) })
+		testwait.For(t, time.Second, "leave reported to OnChange", func() bool { return recs[i].left(gone.Name, gone.Incarnation) })
 	}
 }
 
@@ -164,7 +154,7 @@ func TestCrashSeenWithinTTLAndRestartRejoins(t *testing.T) {
 	nodes[2].Abort()
 	c.Stop(2)
 	for i, n := range nodes[:2] {
-		eventually(t, ttl+3*time.Second, "crashed node expired", func() bool { return !has(n, old.Name, "") })
+		testwait.For(t, ttl+3*time.Second, "crashed node expired", func() bool { return !has(n, old.Name, "") })
 		t.Logf("node-%d saw the crash after %s (TTL %s)", i, time.Since(crashed), ttl)
 		if !recs[i].left(old.Name, old.Incarnation) {
 			t.Fatalf("node-%d: crash not reported to OnChange", i)
@@ -178,7 +168,7 @@ func TestCrashSeenWithinTTLAndRestartRejoins(t *testing.T) {
 		t.Fatal("restart reused the incarnation")
 	}
 	for _, n := range []*membership.Node{nodes[0], nodes[1], again} {
-		eventually(t, 10*time.Second, "restarted node visible with its new incarnation",
+		testwait.For(t, 10*time.Second, "restarted node visible with its new incarnation",
 			func() bool { return has(n, old.Name, again.Self().Incarnation) && len(n.Members()) == 3 })
 	}
 }

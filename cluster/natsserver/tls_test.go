@@ -3,10 +3,15 @@ package natsserver_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"maps"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/spa-engine/spa/actors/testwait"
 	"github.com/spa-engine/spa/cluster/natsserver"
 	"github.com/spa-engine/spa/cluster/natsserver/natstest"
 )
@@ -33,7 +38,7 @@ func TestRoutesOverTLS(t *testing.T) {
 	// Two more servers with the cluster's name, secret and seed routes: a
 	// friend with a certificate of the cluster's CA joins; an intruder
 	// with one of another CA gets no route (both ends refuse it).
-	join := func(name string, ca *natstest.CA) *natsserver.Server {
+	join := func(name string, ca *natstest.CA, logger *slog.Logger) *natsserver.Server {
 		cert, key := ca.Issue(t, name)
 		tc, err := natsserver.RouteTLS(cert, key, ca.File)
 		if err != nil {
@@ -41,21 +46,30 @@ func TestRoutesOverTLS(t *testing.T) {
 		}
 		cfg := c.Config(0)
 		cfg.ServerName, cfg.StoreDir, cfg.ClusterPort, cfg.ClusterTLS = name, t.TempDir(), -1, tc
-		s, err := natsserver.Start(context.Background(), cfg, nil)
+		s, err := natsserver.Start(context.Background(), cfg, logger)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(s.Stop)
 		return s
 	}
-	in := join("intruder", natstest.NewCA(t, "rogue-ca"))
-	friend := join("friend", ca)
-	for end := time.Now().Add(10 * time.Second); friend.Routes() == 0; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatal("a server with a certificate of the cluster's CA got no route")
+	refused := &refusals{by: map[string]int{}}
+	in := join("intruder", natstest.NewCA(t, "rogue-ca"), slog.New(refused))
+	friend := join("friend", ca, nil)
+	testwait.For(t, 10*time.Second, "a server with a certificate of the cluster's CA to get a route", func() bool { return friend.Routes() > 0 })
+	// More route attempts by the intruder, after the friend's succeeded:
+	// every seed refuses it twice more.
+	before := refused.count()
+	testwait.Until(t, 30*time.Second, "the intruder's further route attempts", func() error {
+		now := refused.count()
+		for i := range c.N() {
+			seed := c.Server(i).ClusterAddr()
+			if now[seed]-before[seed] < 2 {
+				return fmt.Errorf("handshakes refused by %s since the friend joined: %d", seed, now[seed]-before[seed])
+			}
 		}
-	}
-	time.Sleep(2 * time.Second) // more route attempts by the intruder
+		return nil
+	})
 	if n := in.Routes(); n != 0 {
 		t.Fatalf("the intruder got %d routes", n)
 	}
@@ -64,4 +78,33 @@ func TestRoutesOverTLS(t *testing.T) {
 	if _, err := natsserver.RouteTLS(cert, key, filepath.Join(t.TempDir(), "missing.pem")); err == nil {
 		t.Fatal("a missing CA file was accepted")
 	}
+}
+
+// refusals is a slog.Handler counting the TLS route handshakes that failed,
+// by the peer's address (nats-server logs each at error level as
+// "<host:port> - rid:<n> - TLS route handshake error: ...").
+type refusals struct {
+	mu sync.Mutex
+	by map[string]int
+}
+
+func (r *refusals) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
+
+func (r *refusals) Handle(_ context.Context, rec slog.Record) error {
+	addr, rest, ok := strings.Cut(rec.Message, " - ")
+	if ok && strings.Contains(rest, "TLS route handshake error") {
+		r.mu.Lock()
+		r.by[addr]++
+		r.mu.Unlock()
+	}
+	return nil
+}
+
+func (r *refusals) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *refusals) WithGroup(string) slog.Handler      { return r }
+
+func (r *refusals) count() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.by)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/spa-engine/spa/actors/testwait"
 	"github.com/spa-engine/spa/cluster/natsserver"
 	"github.com/spa-engine/spa/cluster/natsserver/natstest"
 	"github.com/spa-engine/spa/cluster/outbox"
@@ -22,18 +23,6 @@ import (
 	"github.com/spa-engine/spa/persistence"
 	"github.com/spa-engine/spa/persistence/sqlite"
 )
-
-// waitFor polls cond until it holds or d elapses.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 type env struct {
 	store  *sqlite.Store
@@ -187,7 +176,7 @@ func TestPublishesInOrderAndMarks(t *testing.T) {
 	}
 	_, reg := e.startRelay(t, js, outbox.Config{BatchSize: 100, MaxInFlight: 16})
 
-	waitFor(t, 10*time.Second, "all events marked", func() bool { p, _ := e.counts(t); return p == 0 })
+	testwait.For(t, 10*time.Second, "all events marked", func() bool { p, _ := e.counts(t); return p == 0 })
 	equalIDs(t, streamIDs(t, js), ids)
 	if _, published := e.counts(t); published != 250 {
 		t.Fatalf("published = %d, want 250", published)
@@ -198,7 +187,7 @@ func TestPublishesInOrderAndMarks(t *testing.T) {
 	if v := metric(t, reg, "spa_outbox_publish_seconds"); v != 250 {
 		t.Fatalf("spa_outbox_publish_seconds count = %v", v)
 	}
-	waitFor(t, 2*time.Second, "pending gauge 0", func() bool { return metric(t, reg, "spa_outbox_pending") == 0 })
+	testwait.For(t, 2*time.Second, "pending gauge 0", func() bool { return metric(t, reg, "spa_outbox_pending") == 0 })
 	if v := metric(t, reg, "spa_outbox_publish_errors_total"); v != 0 {
 		t.Fatalf("spa_outbox_publish_errors_total = %v", v)
 	}
@@ -213,7 +202,7 @@ func TestRestartContinuesWithoutLoss(t *testing.T) {
 	}
 	r1, _ := e.startRelay(t, js, outbox.Config{PollInterval: 20 * time.Millisecond})
 	ids := e.appendEvents(t, 30)
-	waitFor(t, 5*time.Second, "first events marked", func() bool { p, _ := e.counts(t); return p == 0 })
+	testwait.For(t, 5*time.Second, "first events marked", func() bool { p, _ := e.counts(t); return p == 0 })
 	// Stop while events keep arriving; whatever is left must be picked up.
 	done := make(chan []string)
 	go func() {
@@ -234,7 +223,7 @@ func TestRestartContinuesWithoutLoss(t *testing.T) {
 	ids = append(ids, <-done...)
 
 	e.startRelay(t, js, outbox.Config{PollInterval: 20 * time.Millisecond})
-	waitFor(t, 5*time.Second, "all events marked", func() bool { p, _ := e.counts(t); return p == 0 })
+	testwait.For(t, 5*time.Second, "all events marked", func() bool { p, _ := e.counts(t); return p == 0 })
 	equalIDs(t, streamIDs(t, js), ids)
 }
 
@@ -273,7 +262,7 @@ func TestCrashBetweenAckAndMark(t *testing.T) {
 	}
 
 	r, _ := e.startRelay(t, js, outbox.Config{PollInterval: 20 * time.Millisecond})
-	waitFor(t, 5*time.Second, "all events marked", func() bool { p, _ := e.counts(t); return p == 0 })
+	testwait.For(t, 5*time.Second, "all events marked", func() bool { p, _ := e.counts(t); return p == 0 })
 	equalIDs(t, streamIDs(t, js), ids)
 
 	// Same crash after a whole run: un-mark everything behind the store's
@@ -291,7 +280,7 @@ func TestCrashBetweenAckAndMark(t *testing.T) {
 		t.Fatalf("pending after reset = %d", p)
 	}
 	_, reg := e.startRelay(t, js, outbox.Config{PollInterval: 20 * time.Millisecond})
-	waitFor(t, 5*time.Second, "republished events marked", func() bool { p, _ := e.counts(t); return p == 0 })
+	testwait.For(t, 5*time.Second, "republished events marked", func() bool { p, _ := e.counts(t); return p == 0 })
 	equalIDs(t, streamIDs(t, js), ids)
 	if v := metric(t, reg, "spa_outbox_published_total"); v != 10 {
 		t.Fatalf("spa_outbox_published_total = %v, want 10 (duplicates count as acked)", v)
@@ -321,18 +310,18 @@ func TestNATSDownThenBack(t *testing.T) {
 		PollInterval: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, PublishTimeout: 300 * time.Millisecond,
 	})
 	ids := e.appendEvents(t, 5)
-	waitFor(t, 5*time.Second, "first events marked", func() bool { p, _ := e.counts(t); return p == 0 })
+	testwait.For(t, 5*time.Second, "first events marked", func() bool { p, _ := e.counts(t); return p == 0 })
 
 	srv1.Stop()
 	ids = append(ids, e.appendEvents(t, 20)...)
-	waitFor(t, 5*time.Second, "publish errors", func() bool { return metric(t, reg, "spa_outbox_publish_errors_total") > 0 })
+	testwait.For(t, 5*time.Second, "publish errors", func() bool { return metric(t, reg, "spa_outbox_publish_errors_total") > 0 })
 	if p, _ := e.counts(t); p != 20 {
 		t.Fatalf("pending while NATS is down = %d, want 20", p)
 	}
-	waitFor(t, 5*time.Second, "spa_outbox_pending 20", func() bool { return metric(t, reg, "spa_outbox_pending") == 20 })
+	testwait.For(t, 5*time.Second, "spa_outbox_pending 20", func() bool { return metric(t, reg, "spa_outbox_pending") == 20 })
 
 	natstest.RunWith(t, natsserver.Config{Port: portN, StoreDir: dir})
-	waitFor(t, 10*time.Second, "all events marked after NATS is back", func() bool { p, _ := e.counts(t); return p == 0 })
+	testwait.For(t, 10*time.Second, "all events marked after NATS is back", func() bool { p, _ := e.counts(t); return p == 0 })
 	equalIDs(t, streamIDs(t, js), ids)
 }
 
@@ -345,7 +334,7 @@ func TestNotifySkipsPollWait(t *testing.T) {
 	}
 	e.startRelay(t, js, outbox.Config{PollInterval: time.Hour})
 	ids := e.appendEvents(t, 3) // each commit calls AfterOutboxCommit -> Notify
-	waitFor(t, 3*time.Second, "events published via Notify", func() bool { p, _ := e.counts(t); return p == 0 })
+	testwait.For(t, 3*time.Second, "events published via Notify", func() bool { p, _ := e.counts(t); return p == 0 })
 	equalIDs(t, streamIDs(t, js), ids)
 }
 
@@ -373,6 +362,6 @@ func TestCleanupDeletesOldPublished(t *testing.T) {
 	}
 	e.startRelay(t, js, outbox.Config{PollInterval: 10 * time.Millisecond, Retention: time.Millisecond, CleanupInterval: 10 * time.Millisecond})
 	ids := e.appendEvents(t, 5)
-	waitFor(t, 5*time.Second, "published events deleted", func() bool { p, pub := e.counts(t); return p == 0 && pub == 0 })
+	testwait.For(t, 5*time.Second, "published events deleted", func() bool { p, pub := e.counts(t); return p == 0 && pub == 0 })
 	equalIDs(t, streamIDs(t, js), ids) // the stream keeps them
 }

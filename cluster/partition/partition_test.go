@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/spa-engine/spa/actors/testwait"
 	"github.com/spa-engine/spa/cluster/membership"
 	"github.com/spa-engine/spa/cluster/natsserver/natstest"
 	"github.com/spa-engine/spa/messages"
@@ -23,18 +26,6 @@ const (
 	testTTL        = 2 * time.Second
 	testPartitions = 64
 )
-
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("after %s: %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return time.Since(start)
-}
 
 // event is one hook call.
 type event struct {
@@ -69,9 +60,26 @@ func (l *hookLog) all() []event {
 }
 
 type node struct {
-	name string
-	mem  *membership.Node
-	pm   *Manager
+	name   string
+	mem    *membership.Node
+	pm     *Manager
+	passes *passCounter
+}
+
+// passCounter is a node's membership as its manager sees it, counting the
+// manager's Members calls: reconcile asks for the members once, at the
+// start of each pass, and nothing else in the manager asks, so the count
+// is the number of reconcile passes begun. A test that must see that
+// something does not happen waits for passes that had their chance to do
+// it.
+type passCounter struct {
+	*membership.Node
+	n atomic.Int64
+}
+
+func (c *passCounter) Members() []membership.Member {
+	c.n.Add(1)
+	return c.Node.Members()
 }
 
 // startNode starts node-i on server i with the lease and membership TTL
@@ -100,7 +108,8 @@ func startNodeWith(t *testing.T, c *natstest.Cluster, i int, log *hookLog, hist 
 	if hist != nil {
 		leases = recordingJS{JetStream: js, h: hist}
 	}
-	pm, err := Start(ctx, leases, mem, Config{
+	passes := &passCounter{Node: mem}
+	pm, err := Start(ctx, leases, passes, Config{
 		Partitions: testPartitions,
 		LeaseTTL:   ttl,
 		Replicas:   membership.Replicas(c.N()),
@@ -108,6 +117,10 @@ func startNodeWith(t *testing.T, c *natstest.Cluster, i int, log *hookLog, hist 
 			OnAcquire: func(p int, epoch uint64) { log.add(event{node: name, acquire: true, p: p, epoch: epoch}) },
 			OnRelease: func(p int, epoch uint64, why Reason) {
 				if log.drain != nil {
+					// A sleep that stays: it is no wait for an event but
+					// the simulated work of a router draining its requests
+					// in flight, whose length (against the lease TTL) is
+					// what TestSlowHandoffsDoNotDelayRenewals is about.
 					time.Sleep(log.drain(name, why))
 				}
 				log.add(event{node: name, p: p, epoch: epoch, why: why})
@@ -117,7 +130,7 @@ func startNodeWith(t *testing.T, c *natstest.Cluster, i int, log *hookLog, hist 
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &node{name: name, mem: mem, pm: pm}
+	n := &node{name: name, mem: mem, pm: pm, passes: passes}
 	t.Cleanup(func() { n.stop(t) })
 	return n
 }
@@ -344,7 +357,7 @@ func (h *history) catchUp(t *testing.T) {
 	h.mu.Lock()
 	pending := slices.Collect(maps.Keys(h.inflight))
 	h.mu.Unlock()
-	eventually(t, 20*time.Second, fmt.Sprintf("history catches up with revision %d", lastRev), func() bool {
+	testwait.For(t, 20*time.Second, fmt.Sprintf("history catches up with revision %d", lastRev), func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		for _, id := range pending {
@@ -526,13 +539,13 @@ func TestJoinHandsOffAThirdAndLeaveHandsBack(t *testing.T) {
 	a := startNodeWith(t, c, 0, log, hist, ttl)
 	hist.watch(t, c)
 	b := startNodeWith(t, c, 1, log, hist, ttl)
-	eventually(t, 15*time.Second, "two nodes converge", func() bool { return converged([]*node{a, b}) })
+	testwait.For(t, 15*time.Second, "two nodes converge", func() bool { return converged([]*node{a, b}) })
 	before := owners([]*node{a, b})
 
 	joined := time.Now()
 	n2 := startNodeWith(t, c, 2, log, hist, ttl)
 	all := []*node{a, b, n2}
-	d := eventually(t, 15*time.Second, "three nodes converge", func() bool { return converged(all) })
+	d := testwait.For(t, 15*time.Second, "three nodes converge", func() bool { return converged(all) })
 	after := owners(all)
 	var moved []int
 	for p := range testPartitions {
@@ -586,7 +599,7 @@ func TestJoinHandsOffAThirdAndLeaveHandsBack(t *testing.T) {
 	// delete rather than by expiry, and the old owners take them at once.
 	left := time.Now()
 	n2.stop(t)
-	d = eventually(t, 15*time.Second, "partitions handed back on leave", func() bool { return converged([]*node{a, b}) })
+	d = testwait.For(t, 15*time.Second, "partitions handed back on leave", func() bool { return converged([]*node{a, b}) })
 	t.Logf("graceful leave: partitions back %s after Stop (%s converge)", time.Since(left), d)
 	if took := time.Since(left); took >= ttl {
 		t.Fatalf("partitions handed back %s after Stop, not before a lease (TTL %s) could expire", took, ttl)
@@ -616,10 +629,10 @@ func TestSlowHandoffsDoNotCostOtherLeases(t *testing.T) {
 		return 0
 	}}
 	a := startNode(t, c, 0, log)
-	eventually(t, 15*time.Second, "one node owns everything", func() bool { return converged([]*node{a}) })
+	testwait.For(t, 15*time.Second, "one node owns everything", func() bool { return converged([]*node{a}) })
 	joined := time.Now()
 	b := startNode(t, c, 1, log)
-	d := eventually(t, 20*time.Second, "two nodes converge", func() bool { return converged([]*node{a, b}) })
+	d := testwait.For(t, 20*time.Second, "two nodes converge", func() bool { return converged([]*node{a, b}) })
 	handoffs := 0
 	for _, e := range log.all() {
 		if e.node != a.name || e.acquire {
@@ -648,41 +661,43 @@ func TestCrashedNodesPartitionsTakenOverAfterExpiry(t *testing.T) {
 	nodes := []*node{startNodeWith(t, c, 0, log, hist, testTTL)}
 	hist.watch(t, c)
 	nodes = append(nodes, startNodeWith(t, c, 1, log, hist, testTTL), startNodeWith(t, c, 2, log, hist, testTTL))
-	eventually(t, 15*time.Second, "three nodes converge", func() bool { return converged(nodes) })
+	testwait.For(t, 15*time.Second, "three nodes converge", func() bool { return converged(nodes) })
 	before := owners(nodes)
 
 	crashed := time.Now()
 	nodes[2].crash()
 	c.Stop(2)
 	survivors := nodes[:2]
-	ok := false
-	for start := time.Now(); time.Since(start) < 3*testTTL+5*time.Second; time.Sleep(20 * time.Millisecond) {
-		if ok = convergedBy(survivors, false); ok {
-			break
-		}
-	}
-	if !ok {
+	// What the survivors see, for the failure message.
+	seen := func() error {
+		var b strings.Builder
 		for _, n := range survivors {
 			var names []string
 			for _, m := range n.mem.Members() {
 				names = append(names, m.Name)
 			}
-			t.Logf("%s members %v owned %d", n.name, names, len(n.pm.Owned()))
+			fmt.Fprintf(&b, "\n%s members %v owned %d", n.name, names, len(n.pm.Owned()))
 			for p := range testPartitions {
 				n.pm.mu.Lock()
 				v := n.pm.views[p]
 				n.pm.mu.Unlock()
 				if v.node == "node-2" {
-					t.Logf("  p%d view %+v", p, v)
+					fmt.Fprintf(&b, "\n  p%d view %+v", p, v)
 				}
 			}
 		}
-		t.Fatal("survivors did not take over")
+		return errors.New(b.String())
 	}
+	testwait.Until(t, 3*testTTL+5*time.Second, "the survivors to take over", func() error {
+		if convergedBy(survivors, false) {
+			return nil
+		}
+		return seen()
+	})
 	t.Logf("failover after crash: %s (lease TTL %s)", time.Since(crashed), testTTL)
 	// The watched directories catch up too (a watcher whose consumer lived
 	// on the dead server resumes after its heartbeat check).
-	d := eventually(t, 20*time.Second, "directories agree", func() bool { return converged(survivors) })
+	d := testwait.For(t, 20*time.Second, "directories agree", func() bool { return converged(survivors) })
 	t.Logf("directories agree %s later", d)
 	after := owners(survivors)
 	took := 0
@@ -708,7 +723,7 @@ func TestStaleOwnerLearnsItLostTheLease(t *testing.T) {
 	c := natstest.RunCluster(t, 3)
 	log := &hookLog{}
 	a, b := startNode(t, c, 0, log), startNode(t, c, 1, log)
-	eventually(t, 15*time.Second, "two nodes converge", func() bool { return converged([]*node{a, b}) })
+	testwait.For(t, 15*time.Second, "two nodes converge", func() bool { return converged([]*node{a, b}) })
 	var p int
 	var epoch uint64
 	for p, epoch = range a.pm.Owned() {
@@ -728,7 +743,7 @@ func TestStaleOwnerLearnsItLostTheLease(t *testing.T) {
 		}
 	}()
 	a.mem.Abort()
-	eventually(t, 3*testTTL+5*time.Second, "b takes over", func() bool {
+	testwait.For(t, 3*testTTL+5*time.Second, "b takes over", func() bool {
 		e, ok := b.pm.Holds(p)
 		return ok && e > epoch
 	})
@@ -751,7 +766,7 @@ func TestStaleOwnerLearnsItLostTheLease(t *testing.T) {
 
 	a.pm.gate.Unlock()
 	paused = false
-	eventually(t, 5*time.Second, "a reports the loss", func() bool {
+	testwait.For(t, 5*time.Second, "a reports the loss", func() bool {
 		for _, e := range log.all() {
 			if !e.acquire && e.node == a.name && e.p == p && e.epoch == epoch {
 				return e.why == Lost
@@ -836,7 +851,7 @@ func TestLeavingNodeAcquiresNothing(t *testing.T) {
 	c := natstest.RunCluster(t, 2)
 	log := &hookLog{}
 	a := startNode(t, c, 0, log)
-	eventually(t, 15*time.Second, "one node owns everything", func() bool { return converged([]*node{a}) })
+	testwait.For(t, 15*time.Second, "one node owns everything", func() bool { return converged([]*node{a}) })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// free deletes p's lease behind the manager's back, as an expiry would.
@@ -858,14 +873,17 @@ func TestLeavingNodeAcquiresNothing(t *testing.T) {
 		return false
 	}
 	old := free(1)
-	eventually(t, 10*time.Second, "partition 1 taken again at a new epoch", func() bool {
+	testwait.For(t, 10*time.Second, "partition 1 taken again at a new epoch", func() bool {
 		epoch, ok := a.pm.Holds(1)
 		return ok && epoch != old
 	})
 	a.pm.Leave()
 	old = free(2)
-	eventually(t, 10*time.Second, "partition 2's lease seen lost", func() bool { return lost(2, old) })
-	time.Sleep(testTTL) // eight reconcile passes
+	testwait.For(t, 10*time.Second, "partition 2's lease seen lost", func() bool { return lost(2, old) })
+	// Eight reconcile passes, each a chance to take partition 2 again (the
+	// pass running now, which saw the loss, may be the ninth from here).
+	mark := a.passes.n.Load()
+	testwait.For(t, 10*time.Second, "eight reconcile passes after the loss", func() bool { return a.passes.n.Load() >= mark+9 })
 	if epoch, ok := a.pm.Holds(2); ok {
 		t.Fatalf("a leaving node acquired partition 2 at epoch %d", epoch)
 	}

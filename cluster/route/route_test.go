@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/spa-engine/spa/actors/testwait"
 	"github.com/spa-engine/spa/cluster/forward"
 	"github.com/spa-engine/spa/cluster/partition"
 )
@@ -161,15 +162,11 @@ func TestReleaseDrainsThenRetiresThePartitionsActors(t *testing.T) {
 		got, _ := r.Ask(context.Background(), "ana", "ana")
 		asked <- got
 	}()
-	for {
+	testwait.For(t, 5*time.Second, "the Ask to reach the actor", func() bool {
 		l.mu.Lock()
-		n := len(l.asked)
-		l.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer l.mu.Unlock()
+		return len(l.asked) == 1
+	})
 	// An actor of another partition lives here too: the release must not
 	// retire it.
 	other := "bea"
@@ -282,7 +279,7 @@ func TestInvalidateReachesTheOwner(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("invalidate was not forwarded")
 	}
-	waitUntil(t, func() bool {
+	testwait.For(t, 5*time.Second, "both invalidations to reach the owner's actor", func() bool {
 		ownerLocal.mu.Lock()
 		defer ownerLocal.mu.Unlock()
 		return len(ownerLocal.invalidated) == 2
@@ -303,14 +300,3 @@ func TestInvalidateReachesTheOwner(t *testing.T) {
 }
 
 func isInvalidated(v any) bool { _, ok := v.(*Invalidated); return ok }
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
-}

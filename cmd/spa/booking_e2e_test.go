@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spa-engine/spa/actors/schedule/claimcheck"
+	"github.com/spa-engine/spa/actors/testwait"
 )
 
 // api is a small HTTP client for end-to-end tests.
@@ -132,7 +133,7 @@ func TestBookingEndToEnd(t *testing.T) {
 				t.Fatalf("after cancel: %v", got)
 			}
 			var offered string
-			waitFor(t, 10*time.Second, "the waitlist offer", func() bool {
+			testwait.For(t, 10*time.Second, "the waitlist offer", func() bool {
 				entries := a.must(200, "GET", "/v1/me/waitlist", juan, nil)["entries"].([]any)
 				e := entries[0].(map[string]any)
 				offered, _ = e["offered_appointment_id"].(string)
@@ -149,7 +150,7 @@ func TestBookingEndToEnd(t *testing.T) {
 			// Closing that day reaches the schedule actor through the
 			// CatalogueChanged event: availability empties.
 			a.must(200, "PUT", "/v1/admin/staff/ana/overrides/"+from.Format(time.DateOnly), admin, map[string]any{"closed": true})
-			waitFor(t, 10*time.Second, "the day off to reach the schedule actor", func() bool { return len(avail()) == 0 })
+			testwait.For(t, 10*time.Second, "the day off to reach the schedule actor", func() bool { return len(avail()) == 0 })
 			code, body := a.call("POST", "/v1/appointments", client, map[string]any{"service_id": "massage-60", "staff_id": "ana", "start": start})
 			if code != 409 || fmt.Sprint(body["error"].(map[string]any)["code"]) != "slot_taken" {
 				t.Fatalf("booking a closed day: %d %v", code, body)

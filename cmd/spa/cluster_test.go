@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,6 +28,7 @@ import (
 	"github.com/spa-engine/spa/actors/inventory"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/schedule/claimcheck"
+	"github.com/spa-engine/spa/actors/testwait"
 	"github.com/spa-engine/spa/cluster/natsserver/natstest"
 	"github.com/spa-engine/spa/cluster/partition"
 )
@@ -47,6 +49,11 @@ func TestCluster(t *testing.T) {
 // clusterLeaseTTL is the nodes' lease and membership TTL: short, so that
 // failover happens within the tests' time.
 const clusterLeaseTTL = 2 * time.Second
+
+// loadStretch is how many claims the load has decided between two steps
+// of a test (a kill, a restart, a pause): a few hundred milliseconds of
+// load on a quiet machine.
+const loadStretch = 200
 
 // clusterSecret signs every node's tokens (tests only).
 const clusterSecret = "c3BhLWNsdXN0ZXItdGVzdC1zZWNyZXQtMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3"
@@ -178,7 +185,7 @@ func (c *testCluster) waitListening(p *clusterProc) {
 // listening waits until p serves HTTP, or returns why it exited.
 func (c *testCluster) listening(p *clusterProc) error {
 	var exit error
-	waitFor(c.t, time.Minute, p.name+" to listen", func() bool {
+	testwait.For(c.t, time.Minute, p.name+" to listen", func() bool {
 		select {
 		case err := <-p.exited:
 			exit = fmt.Errorf("%s exited: %v\n%s", p.name, err, tail(p.stderr.String(), 30))
@@ -205,9 +212,22 @@ func (c *testCluster) restart(p *clusterProc) {
 		if try == 5 || !strings.Contains(err.Error(), "address already in use") {
 			c.t.Fatal(err)
 		}
-		c.t.Logf("%s: a port is taken meanwhile; starting again", p.name)
-		time.Sleep(time.Second)
+		c.t.Logf("%s: a port is taken meanwhile; starting again once it is free", p.name)
+		testwait.Until(c.t, 30*time.Second, p.name+"'s ports to be free", p.portsFree)
 	}
+}
+
+// portsFree reports why one of p's listening ports cannot be bound now,
+// or nil when all can.
+func (p *clusterProc) portsFree() error {
+	for _, addr := range []string{p.env["SPA_HTTP_ADDR"], "127.0.0.1:" + p.env["SPA_NATS_PORT"], p.env["SPA_CLUSTER_ADDR"]} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return err
+		}
+		ln.Close()
+	}
+	return nil
 }
 
 func tail(s string, n int) string {
@@ -301,12 +321,9 @@ func mapsEqual(a, b map[int]string) bool {
 func (c *testCluster) waitSettled(within time.Duration, idx ...int) map[int]string {
 	c.t.Helper()
 	var owners map[int]string
-	waitFor(c.t, within, fmt.Sprintf("nodes %v to agree on members and owners", idx), func() bool {
+	testwait.For(c.t, within, fmt.Sprintf("nodes %v to agree on members and owners", idx), func() bool {
 		var ok bool
 		owners, ok = c.settled(idx...)
-		if !ok {
-			time.Sleep(50 * time.Millisecond)
-		}
 		return ok
 	})
 	return owners
@@ -406,30 +423,35 @@ type load struct {
 	mu       sync.Mutex
 	acked    []string // appointments answered 201
 	statuses map[int]int
+	decided  map[string]int // claims won or refused (an owner decided), by the node asked
 	wg       sync.WaitGroup
 	stop     chan struct{}
 }
 
 func (c *testCluster) startLoad(s studio, clients int) *load {
 	c.t.Helper()
-	l := &load{rec: claimcheck.NewRecorder(), statuses: map[int]int{}, stop: make(chan struct{})}
+	l := &load{rec: claimcheck.NewRecorder(), statuses: map[int]int{}, decided: map[string]int{}, stop: make(chan struct{})}
 	httpc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
 	for i := range clients {
 		token := clusterToken(c.t, fmt.Sprint("load", i), "client")
 		l.wg.Go(func() {
+			pace := time.NewTimer(0)
+			defer pace.Stop()
 			for {
 				select {
 				case <-l.stop:
 					return
-				default:
+				case <-pace.C:
 				}
 				// The day's last slot stays free for checks after the load.
 				staff, start := s.staff[rand.N(len(s.staff))], s.slots[rand.N(len(s.slots)-1)]
-				var id string
+				var id, via string
 				var status int
+				var out claimcheck.Outcome
 				l.rec.Claim(i, staff+"@"+start, func() claimcheck.Outcome {
-					var out claimcheck.Outcome
-					out, id, status = hold(httpc, c.pick(), token, staff, start)
+					p := c.pick()
+					via = p.name
+					out, id, status = hold(httpc, p, token, staff, start)
 					return out
 				})
 				l.mu.Lock()
@@ -437,12 +459,44 @@ func (c *testCluster) startLoad(s studio, clients int) *load {
 				if id != "" {
 					l.acked = append(l.acked, id)
 				}
+				if out != claimcheck.Ambiguous {
+					l.decided[via]++
+				}
 				l.mu.Unlock()
-				time.Sleep(time.Duration(rand.N(20)) * time.Millisecond)
+				pace.Reset(time.Duration(rand.N(20)) * time.Millisecond)
 			}
 		})
 	}
 	return l
+}
+
+// decidedVia counts the claims decided through node, or through any node
+// when node is "".
+func (l *load) decidedVia(node string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if node != "" {
+		return l.decided[node]
+	}
+	n := 0
+	for _, d := range l.decided {
+		n += d
+	}
+	return n
+}
+
+// await lets the load run until n more of its claims are decided (won or
+// refused by an owner) through node, or through any node when node is "":
+// how long the load runs is counted in answers, not guessed in seconds.
+func (l *load) await(t *testing.T, n int, node, what string) {
+	t.Helper()
+	from := l.decidedVia(node)
+	testwait.Until(t, 2*time.Minute, what, func() error {
+		if got := l.decidedVia(node) - from; got < n {
+			return fmt.Errorf("%d of %d more claims decided", got, n)
+		}
+		return nil
+	})
 }
 
 func (l *load) finish() {
@@ -670,7 +724,7 @@ func testShopReachesTheOwner(t *testing.T, c *testCluster, owners map[int]string
 	}
 	desk := clusterToken(t, "desk", "receptionist")
 	api{t, other.base}.must(200, "POST", "/v1/shop/orders/"+o["id"].(string)+"/cancel", desk, nil, "Idempotency-Key", "cluster-cancel")
-	waitFor(t, 10*time.Second, "the cancelled unit (restocked via "+other.name+") to be available on owner "+owner.name, func() bool {
+	testwait.For(t, 10*time.Second, "the cancelled unit (restocked via "+other.name+") to be available on owner "+owner.name, func() bool {
 		return available() == 1
 	})
 }
@@ -816,14 +870,14 @@ func testKillNineFailover(t *testing.T, bin string) {
 	c := startTestCluster(t, bin, nil)
 	s := c.setUp(12)
 	l := c.startLoad(s, 12)
-	time.Sleep(2 * time.Second)
+	l.await(t, loadStretch, "", "the load to run before the kill")
 	victim := c.nodes[2]
 	c.setLive(0, 1)
 	killed := time.Now()
 	if err := victim.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the survivors to own every partition", func() bool {
+	testwait.For(t, 30*time.Second, "the survivors to own every partition", func() bool {
 		v, err := c.view(c.nodes[0])
 		if err != nil {
 			return false
@@ -845,7 +899,7 @@ func testKillNineFailover(t *testing.T, bin string) {
 	if bound := 2*clusterLeaseTTL + 9*time.Second + 2*time.Second; failover > bound {
 		t.Errorf("failover took %v, over the %v bound", failover, bound)
 	}
-	time.Sleep(2 * time.Second)
+	l.await(t, loadStretch, "", "the load to go on through the survivors")
 	l.finish()
 	c.verify(l)
 	// The victim's calendars answer through the survivors.
@@ -867,7 +921,7 @@ func testRollingRestart(t *testing.T, bin string) {
 	s := c.setUp(9)
 	l := c.startLoad(s, 9)
 	for i, p := range c.nodes {
-		time.Sleep(time.Second)
+		l.await(t, loadStretch, "", "the load to run before "+p.name+" stops")
 		var others []int
 		for j := range c.nodes {
 			if j != i {
@@ -893,7 +947,7 @@ func testRollingRestart(t *testing.T, bin string) {
 		c.waitSettled(30*time.Second, 0, 1, 2)
 		t.Logf("%s: stopped in %v, back and settled after %v", p.name, stopped.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 	}
-	time.Sleep(time.Second)
+	l.await(t, loadStretch, "", "the load to run after the last restart")
 	l.finish()
 	c.verify(l)
 }
@@ -912,18 +966,22 @@ func testSplitOwnership(t *testing.T, bin string) {
 	})
 	s := c.setUp(4)
 	l := c.startLoad(s, 12)
-	time.Sleep(2 * time.Second)
+	l.await(t, loadStretch, "", "the load to run before the pause")
 	paused := c.nodes[1]
 	c.setLive(0, 2)
 	if err := paused.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2*clusterLeaseTTL + clusterLeaseTTL/2)
+	// Paused past its leases: the others have dropped it from the members
+	// and own its partitions.
+	c.waitSettled(30*time.Second, 0, 2)
 	if err := paused.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	c.setLive(0, 1, 2)
-	time.Sleep(3 * time.Second)
+	// The resumed node, its activations stale, serves its share of the
+	// load.
+	l.await(t, loadStretch/2, paused.name, "the load to run through the resumed "+paused.name)
 	l.finish()
 	c.verify(l)
 

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/spa-engine/spa/actors/testwait"
 	"github.com/spa-engine/spa/messages"
 	"google.golang.org/protobuf/proto"
 )
@@ -67,7 +68,7 @@ func startProcess(t *testing.T, bin string, env map[string]string) *process {
 	}
 	go func() { p.exited <- cmd.Wait() }()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	waitFor(t, 30*time.Second, "the server to listen", func() bool {
+	testwait.For(t, 30*time.Second, "the server to listen", func() bool {
 		select {
 		case err := <-p.exited:
 			t.Fatalf("server exited: %v\n%s", err, p.stderr.String())
@@ -197,7 +198,7 @@ func TestKillMidRequestLosesNothing(t *testing.T) {
 			// once the lock expires, a retry either replays its committed
 			// response or runs it now. Either way it succeeds exactly once.
 			var final reply
-			waitFor(t, 15*time.Second, "the cut-off key to be retryable", func() bool {
+			testwait.For(t, 15*time.Second, "the cut-off key to be retryable", func() bool {
 				rep, err := putStudio(client, p2.base, token, cut.key, cut.body)
 				if err != nil {
 					t.Fatal(err)
@@ -288,7 +289,7 @@ func checkStream(t *testing.T, natsPort int, want int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var stream jetstream.Stream
-	waitFor(t, 15*time.Second, fmt.Sprintf("%d events in the stream", want), func() bool {
+	testwait.For(t, 15*time.Second, fmt.Sprintf("%d events in the stream", want), func() bool {
 		stream, err = js.Stream(ctx, "SPA_EVENTS")
 		if err != nil {
 			return false

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spa-engine/spa/actors/testwait"
 	"github.com/spa-engine/spa/persistence/pgtest"
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
@@ -38,18 +39,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // listeningURL extracts the base URL from serve's "listening on" line.
 func listeningURL(out string) string {
 	sc := bufio.NewScanner(strings.NewReader(out))
@@ -69,29 +58,20 @@ func serveInProcess(t *testing.T, env map[string]string, dataDir string) (string
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	args := []string{"serve", "--http-addr", "127.0.0.1:0", "--nats-port", "-1", "--data-dir", dataDir}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, func(k string) string { return env[k] }, stdout, stderr) }()
-	var base string
-	deadline := time.After(30 * time.Second)
-	for base == "" {
-		select {
-		case err := <-done:
-			cancel()
-			t.Fatalf("serve exited early: %v\n%s", err, stderr.String())
-		case <-deadline:
-			cancel()
-			t.Fatalf("serve did not start\n%s", stderr.String())
-		case <-time.After(10 * time.Millisecond):
-			base = listeningURL(stdout.String())
-		}
-	}
+	done := make(chan struct{}) // closed when run has returned result
+	var result error
+	go func() {
+		defer close(done)
+		result = run(ctx, args, func(k string) string { return env[k] }, stdout, stderr)
+	}()
 	var once sync.Once
 	var runErr error
 	stop := func() error {
 		once.Do(func() {
 			cancel()
 			select {
-			case runErr = <-done:
+			case <-done:
+				runErr = result
 			case <-time.After(30 * time.Second):
 				runErr = fmt.Errorf("serve did not stop\n%s", stderr.String())
 			}
@@ -99,6 +79,18 @@ func serveInProcess(t *testing.T, env map[string]string, dataDir string) (string
 		return runErr
 	}
 	t.Cleanup(func() { _ = stop() })
+	var base string
+	testwait.Until(t, 30*time.Second, "serve to start", func() error {
+		select {
+		case <-done:
+			t.Fatalf("serve exited early: %v\n%s", result, stderr.String())
+		default:
+		}
+		if base = listeningURL(stdout.String()); base == "" {
+			return fmt.Errorf("not listening yet\n%s", stderr.String())
+		}
+		return nil
+	})
 	return base, stop, stderr
 }
 
@@ -143,7 +135,7 @@ func TestServeEndToEnd(t *testing.T) {
 				Status string            `json:"status"`
 				Checks map[string]string `json:"checks"`
 			}
-			waitFor(t, 10*time.Second, "/readyz 200", func() bool {
+			testwait.For(t, 10*time.Second, "/readyz 200", func() bool {
 				code, body := httpGet(t, base+"/readyz")
 				return code == 200 && json.Unmarshal([]byte(body), &ready) == nil
 			})

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/spa-engine/spa/actors/testwait"
 	_ "modernc.org/sqlite"
 )
 
@@ -274,7 +275,7 @@ func TestAnonymiseLeavesNoPII(t *testing.T) {
 			}
 
 			// Published events are scrubbed; wait for the relay to publish them.
-			waitFor(t, 15*time.Second, "the outbox to drain", func() bool { return pendingOutbox(t, env, dataDir) == 0 })
+			testwait.For(t, 15*time.Second, "the outbox to drain", func() bool { return pendingOutbox(t, env, dataDir) == 0 })
 			a.must(422, "POST", "/v1/admin/users/"+uid+"/anonymise", admin, map[string]any{"reason": "GDPR request"}, "Idempotency-Key", "anon-0")
 			out := a.must(200, "POST", "/v1/admin/users/"+uid+"/anonymise", admin, map[string]any{"confirm": true, "reason": "GDPR request"},
 				"Idempotency-Key", "anon-1")
@@ -286,7 +287,7 @@ func TestAnonymiseLeavesNoPII(t *testing.T) {
 				t.Errorf("after anonymisation table %s still holds the %s (as %q)", h.table, h.field, h.form)
 			}
 			// Her tokens are dead; her records remain under the pseudonymous id.
-			waitFor(t, 10*time.Second, "the revoked access token to be refused", func() bool {
+			testwait.For(t, 10*time.Second, "the revoked access token to be refused", func() bool {
 				code, _ := a.call("GET", "/v1/me/profile", client, nil)
 				return code == 401
 			})

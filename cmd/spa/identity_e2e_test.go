@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	_ "modernc.org/sqlite"
 
+	"github.com/spa-engine/spa/actors/testwait"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -234,7 +235,7 @@ func TestIdentityRevocationByEvent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 10*time.Second, "the revocation to reach the node", func() bool {
+			testwait.For(t, 10*time.Second, "the revocation to reach the node", func() bool {
 				status, _ := a.call("GET", "/v1/me/sessions", access, nil)
 				return status == 401
 			})

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/spa-engine/spa/actors/auth/pii"
+	"github.com/spa-engine/spa/actors/testwait"
 )
 
 func TestParsePIIKeys(t *testing.T) {
@@ -59,7 +60,7 @@ func TestPIIKeyRotationEndToEnd(t *testing.T) {
 			}
 			base, _, _ = serveInProcess(t, env2, dataDir)
 			a = api{t, base}
-			waitFor(t, 20*time.Second, "the rotation pass", func() bool {
+			testwait.For(t, 20*time.Second, "the rotation pass", func() bool {
 				_, body := httpGet(t, base+"/metrics")
 				return strings.Contains(body, "spa_pii_rotation_running 0") &&
 					strings.Contains(body, `spa_pii_rotation_rows_total{outcome="rewritten",table="client_profiles"} 1`)

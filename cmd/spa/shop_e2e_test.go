@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/spa-engine/spa/actors/testwait"
 )
 
 // TestShopEndToEnd is the shop's done-when through HTTP against a served
@@ -55,7 +57,7 @@ func TestShopEndToEnd(t *testing.T) {
 				t.Fatalf("credit after the return: %v", credit)
 			}
 			// The returned unit is on sale again.
-			waitFor(t, 10*time.Second, "the restocked unit to be available", func() bool {
+			testwait.For(t, 10*time.Second, "the restocked unit to be available", func() bool {
 				p := a.must(200, "GET", "/v1/shop/products/lavender", "", nil)
 				return p["variants"].([]any)[0].(map[string]any)["available"] == float64(3)
 			})

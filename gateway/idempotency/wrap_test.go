@@ -403,9 +403,15 @@ func TestDuplicateWhileHandlerRuns(t *testing.T) {
 	firstDone := make(chan resp, 1)
 	go func() { firstDone <- f.do("/things", "k9", "alice", `{"a":1}`, "X-Hold", "1") }()
 	<-f.held
+	// The next transaction is the duplicate's: it signals as it goes to
+	// the store, where it waits for the first one's write lock. (The first
+	// request reads beforeTx again only after f.hold is closed.)
+	reached := make(chan struct{})
+	var once sync.Once
+	f.hook.beforeTx = func(context.Context) { once.Do(func() { close(reached) }) }
 	dupDone := make(chan resp, 1)
 	go func() { dupDone <- f.do("/things", "k9", "alice", `{"a":1}`) }()
-	time.Sleep(50 * time.Millisecond) // let the duplicate reach the store
+	<-reached // the duplicate reaches the store
 	close(f.hold)
 	first, dup := <-firstDone, <-dupDone
 	if first.status != 201 {

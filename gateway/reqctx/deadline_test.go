@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/spa-engine/spa/actors/testwait"
 )
 
 // waitDone fails the test if ctx is not done within a generous bound: the
@@ -57,9 +59,12 @@ func TestWithDeadlineCancel(t *testing.T) {
 // TestWithDeadlinePassesWithoutTimer: nobody asked for Done, yet Err and a
 // late Done both see the deadline.
 func TestWithDeadlinePassesWithoutTimer(t *testing.T) {
-	ctx, cancel := WithDeadline(context.Background(), time.Now().Add(time.Millisecond))
+	deadline := time.Now().Add(time.Millisecond)
+	ctx, cancel := WithDeadline(context.Background(), deadline)
 	defer cancel()
-	time.Sleep(5 * time.Millisecond)
+	// Wait on the clock, not on ctx: asking ctx for Done would start its
+	// timer.
+	testwait.For(t, 10*time.Second, "the deadline to pass", func() bool { return time.Now().After(deadline) })
 	if c := ctx.(*lazyDeadline); c.timer != nil {
 		t.Fatal("a timer started although nobody waited")
 	}
@@ -117,13 +122,11 @@ func TestWithDeadlineChildren(t *testing.T) {
 	if !errors.Is(child.Err(), context.Canceled) || !errors.Is(timed.Err(), context.Canceled) {
 		t.Fatalf("children: %v, %v", child.Err(), timed.Err())
 	}
-	for ran.Load() == 0 {
-		time.Sleep(time.Millisecond) // the function runs in its own goroutine
-	}
+	// The function runs in its own goroutine.
+	testwait.For(t, 10*time.Second, "the AfterFunc function to run", func() bool { return ran.Load() >= 1 })
 	after := context.AfterFunc(ctx, func() { ran.Add(1) })
-	for ran.Load() < 2 {
-		time.Sleep(time.Millisecond) // registered after the end: runs at once
-	}
+	// Registered after the end: it runs at once (in its own goroutine).
+	testwait.For(t, 10*time.Second, "the late AfterFunc function to run", func() bool { return ran.Load() >= 2 })
 	if after() || stopped.Load() != 0 {
 		t.Fatalf("stop after the run = true, or a stopped function ran (%d)", stopped.Load())
 	}
@@ -162,9 +165,13 @@ func TestWithDeadlineConcurrent(t *testing.T) {
 				case 0:
 					<-ctx.Done()
 				case 1:
+					// Poll Err (the point: Err racing the others) until
+					// the deadline or a cancel ends ctx.
+					tick := time.NewTicker(100 * time.Microsecond)
 					for ctx.Err() == nil {
-						time.Sleep(100 * time.Microsecond)
+						<-tick.C
 					}
+					tick.Stop()
 				case 2:
 					c, cc := context.WithCancel(ctx)
 					<-c.Done()

@@ -3,6 +3,7 @@ package resilient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/spa-engine/spa/actors/providers/internal/fakefault"
+	"github.com/spa-engine/spa/actors/testwait"
 )
 
 var errBoom = errors.New("boom")
@@ -274,13 +276,12 @@ func TestBreakerOpensAndRecoversThroughHalfOpen(t *testing.T) {
 // waitState polls (bounded) until the breaker reports want.
 func waitState(t *testing.T, c *Caller, want string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for c.State() != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("breaker still %s, want %s", c.State(), want)
+	testwait.Until(t, 5*time.Second, "the breaker to be "+want, func() error {
+		if s := c.State(); s != want {
+			return fmt.Errorf("breaker still %s, want %s", s, want)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestRetryAfterHeader(t *testing.T) {

@@ -3,6 +3,7 @@ package twilio
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/spa-engine/spa/actors/providers/resilient"
 	"github.com/spa-engine/spa/actors/providers/sender"
 	"github.com/spa-engine/spa/actors/providers/twilio/twiliofake"
+	"github.com/spa-engine/spa/actors/testwait"
 )
 
 const (
@@ -190,13 +192,12 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 		t.Fatal("an open breaker still called the provider")
 	}
 	f.fake.Faults.Clear()
-	deadline := time.Now().Add(5 * time.Second)
-	for f.client.msgs.State() != "half-open" {
-		if time.Now().After(deadline) {
-			t.Fatalf("breaker %s, want half-open", f.client.msgs.State())
+	testwait.Until(t, 5*time.Second, "the breaker to half-open", func() error {
+		if s := f.client.msgs.State(); s != "half-open" {
+			return fmt.Errorf("breaker %s, want half-open", s)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	if err := f.client.Send(context.Background(), msg); err != nil {
 		t.Fatalf("probe = %v", err)
 	}

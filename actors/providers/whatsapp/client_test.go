@@ -3,6 +3,7 @@ package whatsapp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"github.com/spa-engine/spa/actors/providers/resilient"
 	"github.com/spa-engine/spa/actors/providers/sender"
 	"github.com/spa-engine/spa/actors/providers/whatsapp/whatsappfake"
+	"github.com/spa-engine/spa/actors/testwait"
 )
 
 const (
@@ -171,13 +173,12 @@ func TestTimeoutBreakerAndRecovery(t *testing.T) {
 		t.Fatal("open breaker let a request through")
 	}
 	fake.Faults.Clear()
-	deadline := time.Now().Add(5 * time.Second)
-	for c.caller.State() != "half-open" {
-		if time.Now().After(deadline) {
-			t.Fatalf("breaker %s, want half-open", c.caller.State())
+	testwait.Until(t, 5*time.Second, "the breaker to half-open", func() error {
+		if s := c.caller.State(); s != "half-open" {
+			return fmt.Errorf("breaker %s, want half-open", s)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	if _, err := c.SendText(context.Background(), phone, "x"); err != nil {
 		t.Fatalf("probe: %v", err)
 	}

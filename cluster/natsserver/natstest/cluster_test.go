@@ -2,12 +2,13 @@ package natstest_test
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/spa-engine/spa/actors/testwait"
 	"github.com/spa-engine/spa/cluster/natsserver/natstest"
 )
 
@@ -18,7 +19,9 @@ func TestRunClusterReplicatesAndSurvivesRestart(t *testing.T) {
 			t.Fatalf("server %d has no route listener", i)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Each wait below has its own bound; ctx only bounds the test's
+	// requests as a whole.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	js0, err := c.Server(0).JetStream()
 	if err != nil {
@@ -27,17 +30,12 @@ func TestRunClusterReplicatesAndSurvivesRestart(t *testing.T) {
 	// A forming cluster may leave the first request unanswered: retry
 	// each try with its own short deadline.
 	var kv jetstream.KeyValue
-	for {
+	testwait.Until(t, 30*time.Second, "the R3 bucket", func() (err error) {
 		tctx, tcancel := context.WithTimeout(ctx, 3*time.Second)
+		defer tcancel()
 		kv, err = js0.CreateOrUpdateKeyValue(tctx, jetstream.KeyValueConfig{Bucket: "fixture", Replicas: 3})
-		tcancel()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("R3 bucket: %v", err)
-		}
-	}
+		return err
+	})
 	if _, err := kv.Put(ctx, "k", []byte("v1")); err != nil {
 		t.Fatal(err)
 	}
@@ -53,19 +51,19 @@ func TestRunClusterReplicatesAndSurvivesRestart(t *testing.T) {
 	}
 	// Lookups and puts may go unanswered while the stream re-elects.
 	var kv1 jetstream.KeyValue
-	for {
+	testwait.Until(t, 30*time.Second, "the bucket's lookup after a stop", func() (err error) {
 		lctx, lcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer lcancel()
 		kv1, err = js1.KeyValue(lctx, "fixture")
-		lcancel()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("bucket lookup after stop: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	putUntil(ctx, t, kv1, "k", "v2")
+		return err
+	})
+	// A put may go unanswered while the stream elects a new leader.
+	testwait.Until(t, 30*time.Second, "a put after a stop", func() error {
+		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer pcancel()
+		_, err := kv1.Put(pctx, "k", []byte("v2"))
+		return err
+	})
 
 	// The restarted server catches up from its store and the others.
 	s2 := c.Restart(2)
@@ -73,36 +71,20 @@ func TestRunClusterReplicatesAndSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
+	testwait.Until(t, 30*time.Second, "the restarted server to see v2", func() error {
 		lctx, lcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer lcancel()
 		kv2, err := js2.KeyValue(lctx, "fixture")
-		if err == nil {
-			if e, err := kv2.Get(lctx, "k"); err == nil && string(e.Value()) == "v2" {
-				lcancel()
-				return
-			}
+		if err != nil {
+			return err
 		}
-		lcancel()
-		if ctx.Err() != nil {
-			t.Fatalf("restarted server never saw v2: %v", err)
+		e, err := kv2.Get(lctx, "k")
+		if err != nil {
+			return err
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// putUntil retries a put while the stream elects a new leader.
-func putUntil(ctx context.Context, t *testing.T, kv jetstream.KeyValue, k, v string) {
-	t.Helper()
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := kv.Put(pctx, k, []byte(v))
-		cancel()
-		if err == nil {
-			return
+		if v := string(e.Value()); v != "v2" {
+			return fmt.Errorf("k = %q", v)
 		}
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			t.Fatalf("put after stop: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spa-engine/spa/actors/schedule/claimcheck"
+	"github.com/spa-engine/spa/actors/testwait"
 )
 
 // holdingServer answers every request 409 slot_taken, but only once
@@ -37,16 +38,6 @@ func holdingServer(t *testing.T) (srv *httptest.Server, arrived *atomic.Int64, r
 	return srv, arrived, release
 }
 
-// waitFor polls cond; the bound only catches a hang, it is no timing goal.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for end := time.Now().Add(20 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("gave up waiting: %s", what)
-		}
-	}
-}
-
 // testGen is a generator over c with one staff member's day planned.
 func testGen(c *client, o Options) (*gen, *worker) {
 	day := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
@@ -71,7 +62,7 @@ func TestCancelAbortsRequestsInFlight(t *testing.T) {
 
 	done := make(chan struct{})
 	go func() { defer close(done); g.claim(ctx, w, time.Now(), 0, 0, 0) }()
-	waitFor(t, "the claim to reach the server", func() bool { return arrived.Load() == 1 })
+	testwait.For(t, 20*time.Second, "the claim to reach the server", func() bool { return arrived.Load() == 1 })
 	cancel()
 	select {
 	case <-done:
@@ -111,7 +102,7 @@ func TestNoFreeConnsIsNotSent(t *testing.T) {
 		workers[i].id = i
 		wg.Go(func() { g.claim(context.Background(), workers[i], time.Now(), 0, 0, i) })
 	}
-	waitFor(t, "every worker's claim to reach the server", func() bool { return arrived.Load() == int64(pool) })
+	testwait.For(t, 20*time.Second, "every worker's claim to reach the server", func() bool { return arrived.Load() == int64(pool) })
 
 	_, extra := testGen(c, o)
 	extra.id = pool
