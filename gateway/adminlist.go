@@ -52,18 +52,3 @@ func limitQuery(c *fiber.Ctx, f *fieldErrors, def, most int) int {
 	}
 	return min(max(n, 1), most)
 }
-
-// readPage reads limit+1 rows with list (the extra one tells whether
-// another page exists) and returns the page and the next page's cursor.
-func readPage[R any](s *server, c *fiber.Ctx, limit int, list func(ctx context.Context, tx persistence.Tx, limit int) ([]R, error), id func(R) string) ([]R, *string, error) {
-	var rows []R
-	err := s.read(c, func(ctx context.Context, tx persistence.Tx) (err error) {
-		rows, err = list(ctx, tx, limit+1)
-		return err
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	rows, next := pageOf(rows, limit, id)
-	return rows, next, nil
-}

@@ -65,15 +65,6 @@ func (s *server) registerIdentity(app *fiber.App) {
 	app.Put("/v1/admin/users/:id/roles", admin, s.mutate(s.adminSetRoles))
 }
 
-// identity returns the configuration, or the 503 a gateway without one
-// answers.
-func (s *server) identity() (*Identity, error) {
-	if err := s.ident.Ready(); err != nil {
-		return nil, err
-	}
-	return s.deps.Identity, nil
-}
-
 // identityError adds the headers an identity refusal asks for: Retry-After
 // (whole seconds, at least 1) for a wait, WWW-Authenticate for a 401 that
 // asks the client to authenticate (again, or with a second factor).

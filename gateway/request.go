@@ -72,11 +72,6 @@ func jsonError(err error) error {
 // bounded keeps client-chosen names short and printable in our messages.
 func bounded(s string) string { return check.Bounded(s) }
 
-func isControl(r rune) bool { return check.Control(r) }
-
-// validEmail: see check.Email.
-func validEmail(s string) bool { return check.Email(s) }
-
 // fieldErrors collects every problem of one request (see check.Fields).
 type fieldErrors []fault.FieldError
 

@@ -12,9 +12,6 @@ import (
 // The studio's settings; the rules are the catalogue service's
 // (actors/service/catalogue).
 
-// studioID is the id of the one studio of a single-studio install.
-const studioID = catalogue.StudioID
-
 // publicStudio is what anyone may see: enough to render a booking page.
 type publicStudio struct {
 	Name     string `json:"name"`
