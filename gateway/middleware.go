@@ -20,6 +20,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/spa-engine/spa/actors/auth"
+	"github.com/spa-engine/spa/actors/service/booking"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/actors/service/identity"
 	"github.com/spa-engine/spa/gateway/apierr"
@@ -177,6 +178,8 @@ type server struct {
 	blocks *Blocklist    // set by registerBlocking
 	// ident runs sign-in, sessions, the second factor and kiosks.
 	ident *identity.Service
+	// booking runs availability, the appointment lifecycle and its offers.
+	booking *booking.Service
 	// trustedProxies is Config.TrustedProxies parsed once, for clientIP.
 	trustedProxies []netip.Prefix
 }
