@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/cors"
 
 	"github.com/spa-engine/spa/actors/auth"
+	"github.com/spa-engine/spa/actors/service/booking"
 	"github.com/spa-engine/spa/actors/service/catalogue"
 	"github.com/spa-engine/spa/actors/service/shop"
 	"github.com/spa-engine/spa/gateway/idempotency"
@@ -36,9 +37,11 @@ func New(d Deps) (*fiber.App, error) {
 			Now:     d.Now,
 			Logger:  d.Logger,
 		}}
+	// The use cases; identity first: privacy and legal end sessions through it.
 	s.ident = s.newIdentity()
-	cfg := d.Config
+	s.booking = s.newBooking()
 	s.privacy, s.legalSvc = s.newPrivacy(), s.newLegal()
+	cfg := d.Config
 
 	corsMW, err := newCORS(cfg.CORSOrigins)
 	if err != nil {
@@ -152,12 +155,12 @@ func (s *server) registerBooking(app *fiber.App) {
 	app.Get("/v1/availability", s.availabilityHandler)
 	app.Post("/v1/appointments", anyone, s.legal.RequireScope(s.bookingConsentScope), s.external(s.createAppointment))
 	app.Get("/v1/appointments/:id", anyone, s.getAppointment)
-	app.Post("/v1/appointments/:id/confirm", anyone, s.external(s.lifecycle(false, s.confirmAppointment)))
-	app.Post("/v1/appointments/:id/cancel", anyone, s.external(s.lifecycle(false, s.cancelAppointment, s.releaseCredits)))
-	app.Post("/v1/appointments/:id/reschedule", anyone, s.external(s.lifecycle(true, s.rescheduleAppointment)))
-	app.Post("/v1/appointments/:id/check-in", staff, s.external(s.lifecycle(false, s.checkInAppointment)))
-	app.Post("/v1/appointments/:id/complete", staff, s.external(s.lifecycle(false, s.completeAppointment)))
-	app.Post("/v1/appointments/:id/no-show", staff, s.external(s.lifecycle(false, s.noShowAppointment)))
+	app.Post("/v1/appointments/:id/confirm", anyone, s.external(s.lifecycle(false, (*booking.Service).Confirm)))
+	app.Post("/v1/appointments/:id/cancel", anyone, s.external(s.lifecycle(false, (*booking.Service).Cancel)))
+	app.Post("/v1/appointments/:id/reschedule", anyone, s.external(s.lifecycle(true, (*booking.Service).Reschedule)))
+	app.Post("/v1/appointments/:id/check-in", staff, s.external(s.lifecycle(false, (*booking.Service).CheckIn)))
+	app.Post("/v1/appointments/:id/complete", staff, s.external(s.lifecycle(false, (*booking.Service).Complete)))
+	app.Post("/v1/appointments/:id/no-show", staff, s.external(s.lifecycle(false, (*booking.Service).NoShow)))
 	app.Get("/v1/me/appointments", anyone, s.myAppointments)
 	app.Get("/v1/agenda", staff, s.agenda)
 

@@ -1,48 +1,53 @@
 package gateway
 
 import (
-	"cmp"
 	"context"
-	"errors"
-	"fmt"
 	"regexp"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/oklog/ulid/v2"
 
-	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/availability"
-	"github.com/spa-engine/spa/actors/schedule"
-	"github.com/spa-engine/spa/actors/service/fault"
+	"github.com/spa-engine/spa/actors/service"
+	"github.com/spa-engine/spa/actors/service/booking"
 	"github.com/spa-engine/spa/gateway/apierr"
 	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/persistence"
 )
 
-// The booking API: availability reads and the appointment lifecycle. Every
-// decision about a calendar is taken by that staff member's schedule actor;
-// the handlers only read the catalogue, check who may do what, and translate
-// replies. A refused claim is a 409 slot_taken with alternatives, never a
-// 429 or a 500.
+// The booking API: availability reads and the appointment lifecycle. The
+// use cases (who may book for whom, cut-offs and the staff override, the
+// staff + room saga, alternatives, packages) are actors/service/booking's,
+// so the WhatsApp bot books by the same rules; the handlers read the
+// request, call the service and write the answer. A refused claim is a 409
+// slot_taken with alternatives, never a 429 or a 500.
 
-// clientRE bounds client ids given by staff: token subjects are this shape.
+// clientRE bounds client ids given by staff: token subjects are this shape
+// (booking.ValidClientID is the same check without the regexp engine).
 var clientRE = regexp.MustCompile(`^[A-Za-z0-9+._:-]{1,64}$`)
 
-const (
-	maxAvailabilitySpan = 31 * 24 * time.Hour
-	maxAlternatives     = 5
-	sameStaffFirst      = 3 // alternatives: this many of the same staff member before others
-)
-
 // staffRoles may act on any appointment and override client cut-offs.
-var staffRoles = []auth.Role{auth.RoleStaff, auth.RoleReceptionist, auth.RoleAdmin}
+var staffRoles = booking.StaffRoles
 
 func isStaff(c *fiber.Ctx) bool {
 	p, _ := Principal(c)
 	return slices.Contains(staffRoles, p.Role)
+}
+
+// newBooking builds the booking use cases over the node's actors and the
+// catalogue cache.
+func (s *server) newBooking() *booking.Service {
+	return booking.New(booking.Deps{Store: s.deps.Store, Calendars: s.deps.Calendars, Resources: s.deps.Resources,
+		Catalogue: s.catalogue, Logger: s.log, Now: s.deps.Now})
+}
+
+// hotCaller is s.caller without the client address, for the two routes
+// of the benchmarked hot path (claims and availability): the booking use
+// cases never read it, and working it out costs an allocation per request.
+func hotCaller(c *fiber.Ctx) service.Caller {
+	p, _ := Principal(c)
+	return service.Caller{Claims: p, RequestID: RequestID(c)}
 }
 
 // slotJSON is one slot as the API shows it (slotsJSON writes it).
@@ -130,138 +135,16 @@ func (d takenDetails) AppendJSON(b []byte) []byte {
 	return append(d.Alternatives.appendTo(append(b, `{"alternatives":`...)), '}')
 }
 
-// scheduleError maps a schedule actor's refusal to the API's errors.
-func scheduleError(err error, alternatives []availability.Slot) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, schedule.ErrSlotTaken):
-		e := fault.New(fault.CodeSlotTaken, "") // a fresh Error: no copy needed
-		e.Details = takenDetails{slotsJSON(alternatives)}
-		return e
-	case errors.Is(err, schedule.ErrHoldExpired):
-		return fault.New(fault.CodeHoldExpired, "")
-	case errors.Is(err, schedule.ErrTransition):
-		return fault.New(fault.CodeInvalidTransition, "")
-	case errors.Is(err, schedule.ErrCutoff):
-		return fault.New(fault.CodeCutoffPassed, "")
-	case errors.Is(err, schedule.ErrNotFound):
-		return fault.NotFound("appointment not found")
-	case errors.Is(err, schedule.ErrUnknownStaff):
-		return fault.Invalid("", fault.FieldError{Field: "staff_id", Message: "no such active staff member"})
-	case errors.Is(err, schedule.ErrInvalid), errors.Is(err, availability.ErrInvalid):
-		return fault.Invalid("the booking request is not valid: " + err.Error())
-	case errors.Is(err, schedule.ErrRetry):
-		return fault.Unavailable("the calendar is busy recovering; retry")
+// bookingError renders a slot_taken refusal's alternatives as the API's
+// details (takenDetails); every other error passes through. It costs no
+// allocation beyond the details themselves: the refusal is fresh and the
+// fault it answers lives inside it.
+func bookingError(err error) error {
+	if t, ok := err.(*booking.Taken); ok {
+		t.Fault.Details = takenDetails{slotsJSON(t.Alternatives)}
+		return &t.Fault
 	}
 	return err
-}
-
-// calendarReply maps the failure to reach a calendar (a schedule.Client
-// call's error) to the API's; a reply passes through.
-func calendarReply[R any](r R, err error) (R, error) {
-	if err != nil {
-		var zero R
-		return zero, fault.Unavailable("the calendar did not answer in time; retry")
-	}
-	return r, nil
-}
-
-// qualifiedStaff lists the active staff who hold every skill the service
-// needs, optionally only one of them.
-func qualifiedStaff(active []persistence.StaffMember, sv persistence.Service, only string) []persistence.StaffMember {
-	if only != "" { // one of them: a view of the catalogue's list, no copy
-		for i := range active {
-			if active[i].ID == only && hasSkills(active[i].Skills, sv.RequiredSkills) {
-				return active[i : i+1 : i+1] // capped: appending cannot write into the catalogue
-			}
-		}
-		return nil
-	}
-	var out []persistence.StaffMember
-	for i := range active {
-		if hasSkills(active[i].Skills, sv.RequiredSkills) {
-			out = append(out, active[i])
-		}
-	}
-	return out
-}
-
-func hasSkills(have, need []string) bool {
-	for _, n := range need {
-		if !slices.Contains(have, n) {
-			return false
-		}
-	}
-	return true
-}
-
-// bookable finds an active service and its qualified staff in the
-// catalogue cache.
-// serviceField and staffField name the inputs in errors (query parameters
-// or body fields).
-func (s *server) bookable(c *fiber.Ctx, serviceID, staffID, serviceField, staffField string) (persistence.Service, []persistence.StaffMember, error) {
-	services, active, err := s.catalogue.Snapshot(c.UserContext())
-	if err != nil {
-		return persistence.Service{}, nil, err
-	}
-	sv, ok := services[serviceID]
-	if !ok || !sv.Active {
-		return sv, nil, fault.Invalid("", fault.FieldError{Field: serviceField, Message: "no such active service"})
-	}
-	staff := qualifiedStaff(active, sv, staffID)
-	if sv.ResourceID != "" && s.deps.Resources == nil {
-		// No resource actors (the lock baseline): refuse rather than risk
-		// overbooking the room.
-		return sv, nil, fault.Invalid("", fault.FieldError{Field: serviceField, Message: "services that need a shared resource cannot be booked on this node"})
-	}
-	if staffID != "" && len(staff) == 0 {
-		return sv, nil, fault.Invalid("", fault.FieldError{Field: staffField, Message: "no active staff member with that id can perform this service"})
-	}
-	return sv, staff, nil
-}
-
-// staffSlots asks every given staff member's actor for slots in [from, to)
-// concurrently.
-func (s *server) staffSlots(ctx context.Context, staff []persistence.StaffMember, sv persistence.Service, from, to time.Time) ([]*schedule.SlotsReply, error) {
-	replies := make([]*schedule.SlotsReply, len(staff))
-	errs := make([]error, len(staff))
-	var wg sync.WaitGroup
-	for i, m := range staff {
-		wg.Go(func() {
-			r, err := calendarReply(s.deps.Calendars.Slots(ctx, m.ID, &schedule.SlotsQuery{Service: sv, From: from, To: to}))
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			replies[i] = r
-			errs[i] = scheduleError(replies[i].Err, nil)
-		})
-	}
-	wg.Wait()
-	return replies, errors.Join(errs...)
-}
-
-// fairUnion keeps one slot per start: the least-loaded staff member's (then
-// the smallest id), so "any staff" spreads work evenly.
-func fairUnion(replies []*schedule.SlotsReply) []availability.Slot {
-	best := map[time.Time]availability.Slot{}
-	load := map[string]int{}
-	for _, r := range replies {
-		for _, sl := range r.Slots {
-			load[sl.StaffID] = r.Load
-			cur, ok := best[sl.Start]
-			if !ok || cmp.Or(cmp.Compare(r.Load, load[cur.StaffID]), cmp.Compare(sl.StaffID, cur.StaffID)) < 0 {
-				best[sl.Start] = sl
-			}
-		}
-	}
-	out := make([]availability.Slot, 0, len(best))
-	for _, sl := range best {
-		out = append(out, sl)
-	}
-	slices.SortFunc(out, func(a, b availability.Slot) int { return a.Start.Compare(b.Start) })
-	return out
 }
 
 // availabilityHandler answers GET /v1/availability?service=&from=&to=[&staff=].
@@ -270,25 +153,10 @@ func (s *server) availabilityHandler(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if to.Sub(from) > maxAvailabilitySpan {
-		return fault.Invalid("", fault.FieldError{Field: "to", Message: "at most 31 days per request"})
-	}
-	staffID := c.Query("staff")
-	sv, staff, err := s.bookable(c, c.Query("service"), staffID, "service", "staff")
+	sv, slots, err := s.booking.Availability(c.UserContext(), hotCaller(c),
+		booking.AvailabilityInput{ServiceID: c.Query("service"), StaffID: c.Query("staff"), From: from, To: to})
 	if err != nil {
 		return err
-	}
-	replies, err := s.fittingSlots(c.UserContext(), staff, sv, from, to)
-	if err != nil {
-		return err
-	}
-	var slots []availability.Slot
-	if staffID != "" {
-		for _, r := range replies {
-			slots = append(slots, r.Slots...)
-		}
-	} else {
-		slots = fairUnion(replies)
 	}
 	c.Response().SetBodyRaw(availabilityBody(sv.ID, slots))
 	c.Response().Header.SetContentType(fiber.MIMEApplicationJSON)
@@ -424,22 +292,6 @@ func plainJSONString(b []byte, i int) (val []byte, next int, ok bool) {
 	return nil, 0, false
 }
 
-// isSlug is slugRE without the regexp engine: ^[a-z0-9][a-z0-9_-]{0,63}$.
-func isSlug(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case (c == '_' || c == '-') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 // createAppointment holds a slot: 201 with the held appointment, or 409
 // slot_taken with alternatives.
 func (s *server) createAppointment(c *fiber.Ctx) error {
@@ -447,231 +299,17 @@ func (s *server) createAppointment(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	p, _ := Principal(c)
-	client := p.Subject
-	var f fieldErrors
-	switch {
-	case in.ClientID == "" || in.ClientID == p.Subject:
-	case !isStaff(c):
-		return fault.Forbidden("clients book for themselves; leave client_id out")
-	case !clientRE.MatchString(in.ClientID):
-		f.add("client_id", "must be 1 to 64 of A-Z, a-z, 0-9, +, ., _, : and -")
-	default:
-		client = in.ClientID
-	}
-	if in.Start.IsZero() {
-		f.add("start", "an RFC 3339 instant is required")
-	}
-	if !isSlug(in.ServiceID) {
-		f.add("service_id", "is required")
-	}
-	if in.StaffID != "" && !isSlug(in.StaffID) {
-		f.add("staff_id", "must be a staff id")
-	}
-	if _, err := ulid.ParseStrict(in.PackageID); in.PackageID != "" && err != nil {
-		f.add("package_id", "must be a package id")
-	}
-	if err := f.err(); err != nil {
-		return err
-	}
-	sv, staff, err := s.bookable(c, in.ServiceID, in.StaffID, "service_id", "staff_id")
+	ap, err := s.booking.Hold(c.UserContext(), hotCaller(c), booking.HoldInput{
+		ID:        idempotency.DerivedID(c, "apt_"),
+		ServiceID: in.ServiceID, StaffID: in.StaffID, Start: in.Start, ClientID: in.ClientID, PackageID: in.PackageID})
 	if err != nil {
-		return err
-	}
-	id := idempotency.DerivedID(c, "apt_")
-	if id == "" {
-		id = ulid.Make().String()
-	}
-	ctx := c.UserContext()
-	hold := &schedule.Hold{AppointmentID: id, ClientID: client, Service: sv, Start: in.Start, ActorID: p.Subject}
-	if sv.ResourceID != "" {
-		// The room first, for a short while; then the staff member. Neither
-		// actor waits for the other.
-		until, err := s.claimResource(ctx, sv.ResourceID, id, paddedAt(sv, in.Start), func() []availability.Slot {
-			return s.nearby(ctx, sv, staff, in.Start)
-		})
-		if err != nil {
-			return err
-		}
-		hold.ClaimUntil = until
-	}
-	ap, undecided, err := s.holdSlot(ctx, hold, in.StaffID, staff, sv)
-	if sv.ResourceID != "" {
-		switch {
-		case err == nil:
-			if s.trackResource(ctx, ap) {
-				return s.undoOverbooked(ctx, ap, sv, staff)
-			}
-		case !undecided:
-			s.releaseResource(ctx, sv.ResourceID, id)
-		}
-		// Undecided (a timeout, a calendar recovering): the claim lapses
-		// by itself, and a hold written meanwhile reaches the resource
-		// actor through its AppointmentChanged event.
-	}
-	if err != nil {
-		return err
-	}
-	if in.PackageID != "" {
-		if err := s.redeemPackage(ctx, in.PackageID, ap); err != nil {
-			return err
-		}
+		return bookingError(err)
 	}
 	return c.Status(fiber.StatusCreated).JSON(appointmentView(ap))
 }
 
-// holdSlot asks the named staff member, or any qualified staff member free
-// at the start (least loaded first, until one accepts), to hold the slot.
-// undecided reports that no actor refused it for good: the request timed
-// out or the calendar is recovering, so a hold may still be written.
-func (s *server) holdSlot(ctx context.Context, hold *schedule.Hold, staffID string, staff []persistence.StaffMember, sv persistence.Service) (ap persistence.Appointment, undecided bool, err error) {
-	candidates := []string{staffID}
-	if staffID == "" {
-		replies, err := s.staffSlots(ctx, staff, sv, hold.Start, hold.Start.Add(time.Minute))
-		if err != nil {
-			return ap, true, err
-		}
-		candidates = candidates[:0]
-		for _, sl := range fairOrder(replies) {
-			candidates = append(candidates, sl.StaffID)
-		}
-	}
-	for _, candidate := range candidates {
-		reply, err := calendarReply(s.deps.Calendars.Hold(ctx, candidate, hold))
-		if err != nil {
-			return ap, true, err
-		}
-		if reply.Err == nil {
-			return reply.Appointment, false, nil
-		}
-		if !errors.Is(reply.Err, schedule.ErrSlotTaken) {
-			return ap, errors.Is(reply.Err, schedule.ErrRetry), scheduleError(reply.Err, nil)
-		}
-		if staffID != "" {
-			own := s.keepFitting(ctx, sv, reply.Alternatives)
-			return ap, false, scheduleError(reply.Err, s.alternatives(ctx, sv, staff, staffID, hold.Start, own))
-		}
-	}
-	// Nobody could take it: offer other starts around it.
-	return ap, false, scheduleError(schedule.ErrSlotTaken, s.nearby(ctx, sv, staff, hold.Start))
-}
-
-// fairOrder lists the staff free at a start, least loaded first.
-func fairOrder(replies []*schedule.SlotsReply) []availability.Slot {
-	var free []availability.Slot
-	loads := map[string]int{}
-	for _, r := range replies {
-		for _, sl := range r.Slots {
-			loads[sl.StaffID] = r.Load
-			free = append(free, sl)
-		}
-	}
-	slices.SortFunc(free, func(a, b availability.Slot) int {
-		return cmp.Or(cmp.Compare(loads[a.StaffID], loads[b.StaffID]), cmp.Compare(a.StaffID, b.StaffID))
-	})
-	return free
-}
-
-// alternatives for a refused claim on one staff member: a few of their own
-// nearest starts, then other qualified staff free at the same start, then
-// more of their own, up to five. At most othersAsked other calendars are
-// asked (see askedOthers).
-func (s *server) alternatives(ctx context.Context, sv persistence.Service, staff []persistence.StaffMember, staffID string, start time.Time, own []availability.Slot) []availability.Slot {
-	out := append(make([]availability.Slot, 0, maxAlternatives), own[:min(len(own), sameStaffFirst)]...)
-	if all, err := s.everyQualified(ctx, sv); err == nil {
-		others := askedOthers(all, staffID, start)
-		if len(others) > 0 {
-			if replies, err := s.fittingSlots(ctx, others, sv, start, start.Add(time.Minute)); err == nil {
-				out = append(out, fairOrder(replies)...)
-			}
-		}
-	}
-	out = append(out, own[min(len(own), sameStaffFirst):]...)
-	return out[:min(len(out), maxAlternatives)]
-}
-
-// othersAsked bounds the other calendars a refusal asks for
-// alternatives: with a hundred qualified staff every refused claim would
-// otherwise cost a hundred questions, for at most five suggestions.
-const othersAsked = 8
-
-// askedOthers picks which other qualified staff a refusal at start asks:
-// all of them when there are few, else othersAsked of them from a place
-// in the list that moves with the start, so suggestions spread over the
-// team instead of always naming the same people.
-func askedOthers(all []persistence.StaffMember, staffID string, start time.Time) []persistence.StaffMember {
-	if len(all) == 0 || len(all) == 1 && all[0].ID == staffID {
-		return nil // nobody else to ask
-	}
-	others := make([]persistence.StaffMember, 0, len(all))
-	for _, m := range all {
-		if m.ID != staffID {
-			others = append(others, m)
-		}
-	}
-	if len(others) <= othersAsked {
-		return others
-	}
-	from := int(uint64(start.Unix()/60) % uint64(len(others)))
-	picked := make([]persistence.StaffMember, othersAsked)
-	for i := range picked {
-		picked[i] = others[(from+i)%len(others)]
-	}
-	return picked
-}
-
-// everyQualified is every active staff member able to perform sv.
-func (s *server) everyQualified(ctx context.Context, sv persistence.Service) ([]persistence.StaffMember, error) {
-	_, active, err := s.catalogue.Snapshot(ctx)
-	return qualifiedStaff(active, sv, ""), err
-}
-
-// nearby offers the any-staff starts nearest to start within a day.
-func (s *server) nearby(ctx context.Context, sv persistence.Service, staff []persistence.StaffMember, start time.Time) []availability.Slot {
-	replies, err := s.fittingSlots(ctx, staff, sv, start.Add(-24*time.Hour), start.Add(24*time.Hour))
-	if err != nil {
-		return nil
-	}
-	slots := fairUnion(replies)
-	dist := func(t time.Time) time.Duration { return max(t.Sub(start), start.Sub(t)) }
-	slices.SortStableFunc(slots, func(a, b availability.Slot) int { return cmp.Compare(dist(a.Start), dist(b.Start)) })
-	return slots[:min(len(slots), maxAlternatives)]
-}
-
-// loadAppointment reads an appointment the caller may act on: their own,
-// or any for staff. Someone else's is a 404, so ids cannot be probed.
-func (s *server) loadAppointment(c *fiber.Ctx) (ap persistence.Appointment, sv persistence.Service, err error) {
-	err = s.read(c, func(ctx context.Context, tx persistence.Tx) error {
-		ap, sv, err = s.appointmentIn(c, tx)
-		return err
-	})
-	return ap, sv, err
-}
-
-// appointmentIn is loadAppointment inside the caller's transaction.
-func (s *server) appointmentIn(c *fiber.Ctx, tx persistence.Tx) (persistence.Appointment, persistence.Service, error) {
-	var ap persistence.Appointment
-	var sv persistence.Service
-	id := c.Params("id")
-	if id == "" || len(id) > 64 {
-		return ap, sv, fault.NotFound("appointment not found")
-	}
-	ctx := c.UserContext()
-	ap, err := tx.AppointmentGet(ctx, id)
-	if err == nil {
-		sv, err = tx.ServiceGet(ctx, ap.ServiceID)
-	}
-	if err != nil {
-		return ap, sv, notFound(err, "appointment")
-	}
-	if p, _ := Principal(c); !isStaff(c) && ap.ClientID != p.Subject {
-		return ap, sv, fault.NotFound("appointment not found")
-	}
-	return ap, sv, nil
-}
-
 func (s *server) getAppointment(c *fiber.Ctx) error {
-	ap, _, err := s.loadAppointment(c)
+	ap, err := s.booking.Get(c.UserContext(), s.caller(c), c.Params("id"))
 	if err != nil {
 		return err
 	}
@@ -687,7 +325,7 @@ type reasonInput struct {
 
 // readReason decodes the body: {reason} for most transitions, {start,
 // reason} when withStart (unknown fields are refused either way).
-func readReason(c *fiber.Ctx, withStart bool) (reasonInput, error) {
+func readReason(c *fiber.Ctx, withStart bool) (booking.ChangeInput, error) {
 	var in reasonInput
 	if len(c.Body()) > 0 {
 		var err error
@@ -701,18 +339,19 @@ func readReason(c *fiber.Ctx, withStart bool) (reasonInput, error) {
 			in.Reason = only.Reason
 		}
 		if err != nil {
-			return in, err
+			return booking.ChangeInput{}, err
 		}
 	}
-	var f fieldErrors
-	in.Reason = f.text("reason", in.Reason, 0, 200)
-	return in, f.err()
+	return booking.ChangeInput(in), nil
 }
 
-// lifecycle builds the handler of one appointment transition.
-func (s *server) lifecycle(withStart bool, build func(c *fiber.Ctx, ap persistence.Appointment, sv persistence.Service, in reasonInput, actorID string) (schedule.Change, error), after ...func(ctx context.Context, ap persistence.Appointment, sv persistence.Service)) fiber.Handler {
+// lifecycle builds the handler of one appointment transition: the
+// appointment is read first (someone else's is a 404 whatever the body
+// says), then the body, then the service decides.
+func (s *server) lifecycle(withStart bool, change func(*booking.Service, context.Context, service.Caller, booking.Appointment, booking.ChangeInput) (persistence.Appointment, error)) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		ap, sv, err := s.loadAppointment(c)
+		ctx, by := c.UserContext(), s.caller(c)
+		a, err := s.booking.Load(ctx, by, c.Params("id"))
 		if err != nil {
 			return err
 		}
@@ -720,70 +359,12 @@ func (s *server) lifecycle(withStart bool, build func(c *fiber.Ctx, ap persisten
 		if err != nil {
 			return err
 		}
-		p, _ := Principal(c)
-		msg, err := build(c, ap, sv, in, p.Subject)
+		ap, err := change(s.booking, ctx, by, a, in)
 		if err != nil {
-			return err
+			return bookingError(err)
 		}
-		ctx := c.UserContext()
-		move, moving := msg.(*schedule.Reschedule)
-		if moving && ap.ResourceID != "" {
-			if move.ClaimUntil, err = s.claimMove(ctx, ap, sv, move.Start); err != nil {
-				return err
-			}
-		}
-		reply, err := calendarReply(s.deps.Calendars.Change(ctx, ap.StaffID, msg))
-		if err != nil {
-			return err // undecided: a move's claim lapses by itself
-		}
-		if reply.Err != nil {
-			if moving && ap.ResourceID != "" && !errors.Is(reply.Err, schedule.ErrRetry) {
-				s.releaseResource(ctx, ap.ResourceID, ap.ID)
-			}
-			return scheduleError(reply.Err, s.keepFitting(ctx, sv, reply.Alternatives))
-		}
-		if ap.ResourceID != "" {
-			// The room follows at once: a cancellation frees it now, not
-			// when the event arrives.
-			s.trackResource(ctx, reply.Appointment)
-		}
-		for _, fn := range after {
-			fn(c.UserContext(), reply.Appointment, sv)
-		}
-		return c.JSON(appointmentView(reply.Appointment))
+		return c.JSON(appointmentView(ap))
 	}
-}
-
-func (s *server) confirmAppointment(c *fiber.Ctx, ap persistence.Appointment, _ persistence.Service, in reasonInput, actor string) (schedule.Change, error) {
-	// A deposit is taken by staff at the desk (online payment comes with
-	// the payments capability); without one the client confirms directly.
-	if ap.DepositMinor > 0 && !isStaff(c) {
-		return nil, fault.Forbidden(fmt.Sprintf("a deposit of %d (minor units) is due before confirmation", ap.DepositMinor))
-	}
-	return &schedule.Confirm{AppointmentID: ap.ID, ActorID: actor, Reason: in.Reason}, nil
-}
-
-func (s *server) cancelAppointment(c *fiber.Ctx, ap persistence.Appointment, sv persistence.Service, in reasonInput, actor string) (schedule.Change, error) {
-	return &schedule.Cancel{AppointmentID: ap.ID, ActorID: actor, Reason: in.Reason, Cutoff: sv.CancelCutoff, Override: isStaff(c)}, nil
-}
-
-func (s *server) rescheduleAppointment(c *fiber.Ctx, ap persistence.Appointment, sv persistence.Service, in reasonInput, actor string) (schedule.Change, error) {
-	if in.Start.IsZero() {
-		return nil, fault.Invalid("", fault.FieldError{Field: "start", Message: "the new start is required"})
-	}
-	return &schedule.Reschedule{AppointmentID: ap.ID, Start: in.Start, Service: sv, ActorID: actor, Override: isStaff(c)}, nil
-}
-
-func (s *server) checkInAppointment(c *fiber.Ctx, ap persistence.Appointment, _ persistence.Service, in reasonInput, actor string) (schedule.Change, error) {
-	return &schedule.CheckIn{AppointmentID: ap.ID, ActorID: actor}, nil
-}
-
-func (s *server) completeAppointment(c *fiber.Ctx, ap persistence.Appointment, _ persistence.Service, in reasonInput, actor string) (schedule.Change, error) {
-	return &schedule.Complete{AppointmentID: ap.ID, ActorID: actor, Reason: in.Reason}, nil
-}
-
-func (s *server) noShowAppointment(c *fiber.Ctx, ap persistence.Appointment, _ persistence.Service, in reasonInput, actor string) (schedule.Change, error) {
-	return &schedule.NoShow{AppointmentID: ap.ID, ActorID: actor, Reason: in.Reason}, nil
 }
 
 // myAppointments lists the caller's appointments starting in [from, to).
@@ -792,12 +373,8 @@ func (s *server) myAppointments(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	p, _ := Principal(c)
-	var list []persistence.Appointment
-	if err := s.read(c, func(ctx context.Context, tx persistence.Tx) (err error) {
-		list, err = tx.AppointmentListByClient(ctx, p.Subject, from, to, 500)
-		return err
-	}); err != nil {
+	list, err := s.booking.Mine(c.UserContext(), s.caller(c), from, to)
+	if err != nil {
 		return err
 	}
 	return c.JSON(fiber.Map{"appointments": appointmentsView(list)})
@@ -805,29 +382,10 @@ func (s *server) myAppointments(c *fiber.Ctx) error {
 
 // agenda lists one staff member's appointments on a local date.
 func (s *server) agenda(c *fiber.Ctx) error {
-	staffID := c.Query("staff")
-	if !slugRE.MatchString(staffID) {
-		return fault.Invalid("", fault.FieldError{Field: "staff", Message: "a staff id is required"})
-	}
-	date, err := dateParam(c, "date")
+	in := booking.AgendaInput{StaffID: c.Query("staff"), Date: c.Query("date")}
+	list, err := s.booking.Agenda(c.UserContext(), s.caller(c), in)
 	if err != nil {
 		return err
 	}
-	var list []persistence.Appointment
-	if err := s.read(c, func(ctx context.Context, tx persistence.Tx) error {
-		m, err := tx.StaffGet(ctx, staffID)
-		if err != nil {
-			return notFound(err, "staff member")
-		}
-		loc, err := time.LoadLocation(m.TimeZone)
-		if err != nil {
-			return err
-		}
-		day, _ := time.ParseInLocation(time.DateOnly, date, loc)
-		list, err = tx.AppointmentList(ctx, persistence.AppointmentRange{StaffID: staffID, From: day, To: day.AddDate(0, 0, 1)})
-		return err
-	}); err != nil {
-		return err
-	}
-	return c.JSON(fiber.Map{"staff_id": staffID, "date": date, "appointments": appointmentsView(list)})
+	return c.JSON(fiber.Map{"staff_id": in.StaffID, "date": in.Date, "appointments": appointmentsView(list)})
 }

@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"encoding/json"
-	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/spa-engine/spa/actors/availability"
-	"github.com/spa-engine/spa/persistence"
+	"github.com/spa-engine/spa/actors/service/booking"
 )
 
 // TestSlotsJSONMatchesEncodingJSON: the hand-written encoder writes
@@ -53,38 +51,6 @@ func TestSlotsJSONMatchesEncodingJSON(t *testing.T) {
 				t.Fatalf("availability body\n got %s\nwant %s", got, want)
 			}
 		}
-	}
-}
-
-// TestAskedOthers: a refusal asks every other qualified staff member when
-// there are few, else othersAsked distinct ones, never the refused one,
-// and which ones moves with the start.
-func TestAskedOthers(t *testing.T) {
-	var team []persistence.StaffMember
-	for i := range 30 {
-		team = append(team, persistence.StaffMember{ID: fmt.Sprintf("s%02d", i)})
-	}
-	at := time.Date(2026, 12, 1, 15, 0, 0, 0, time.UTC)
-	if got := askedOthers(team[:5], "s01", at); len(got) != 4 || slices.ContainsFunc(got, func(m persistence.StaffMember) bool { return m.ID == "s01" }) {
-		t.Fatalf("few staff: %v", got)
-	}
-	seen := map[string]bool{}
-	for k := range 40 {
-		start := at.Add(time.Duration(k) * 15 * time.Minute)
-		got := askedOthers(team, "s03", start)
-		ids := map[string]bool{}
-		for _, m := range got {
-			if m.ID == "s03" || ids[m.ID] {
-				t.Fatalf("start %v: asked %v", start, got)
-			}
-			ids[m.ID], seen[m.ID] = true, true
-		}
-		if len(ids) != othersAsked {
-			t.Fatalf("start %v: asked %d, want %d", start, len(ids), othersAsked)
-		}
-	}
-	if len(seen) != len(team)-1 {
-		t.Fatalf("over many starts only %d of %d others were ever asked", len(seen), len(team)-1)
 	}
 }
 
@@ -163,19 +129,19 @@ func compareHoldDecoders(t *testing.T, body, contentType, encoding string) bool 
 	return gotErr == nil && contentType == "application/json" && encoding == "" && probe.parse([]byte(body))
 }
 
-// TestIsSlugMatchesSlugRE: the hand-written check accepts exactly what
-// slugRE accepts.
+// TestIsSlugMatchesSlugRE: the booking service's hand-written check
+// accepts exactly what the catalogue's slugRE accepts.
 func TestIsSlugMatchesSlugRE(t *testing.T) {
 	long := strings.Repeat("a", 64)
 	for _, s := range []string{"", "a", "0", "facial", "a-b_c9", "-a", "_a", "A", "aB", "a b", "a.b", "é", long, long + "a", "a\n", "\na", "ab-", "a_"} {
-		if isSlug(s) != slugRE.MatchString(s) {
-			t.Errorf("isSlug(%q) = %v, slugRE says %v", s, isSlug(s), slugRE.MatchString(s))
+		if booking.IsSlug(s) != slugRE.MatchString(s) {
+			t.Errorf("IsSlug(%q) = %v, slugRE says %v", s, booking.IsSlug(s), slugRE.MatchString(s))
 		}
 	}
 	for b := range 256 {
 		for _, s := range []string{string([]byte{byte(b)}), "a" + string([]byte{byte(b)})} {
-			if isSlug(s) != slugRE.MatchString(s) {
-				t.Errorf("isSlug(%q) = %v, slugRE says %v", s, isSlug(s), slugRE.MatchString(s))
+			if booking.IsSlug(s) != slugRE.MatchString(s) {
+				t.Errorf("IsSlug(%q) = %v, slugRE says %v", s, booking.IsSlug(s), slugRE.MatchString(s))
 			}
 		}
 	}

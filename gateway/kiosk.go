@@ -7,7 +7,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/spa-engine/spa/actors/auth"
-	"github.com/spa-engine/spa/actors/schedule"
+	"github.com/spa-engine/spa/actors/service/booking"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/actors/service/identity"
 	"github.com/spa-engine/spa/persistence"
@@ -146,18 +146,12 @@ func (s *server) kioskCheckInRoute(c *fiber.Ctx) error {
 }
 
 // kioskCheckIn is the kiosk's door to the calendars (identity.Deps.CheckIn):
-// the staff check-in's message to the staff member's schedule actor, and
-// the resource actor told of the change.
+// the booking service's check-in through the staff member's schedule
+// actor, with the resource actor told of the change.
 func (s *server) kioskCheckIn(ctx context.Context, ap persistence.Appointment, actorID string) (persistence.Appointment, error) {
-	rep, err := calendarReply(s.deps.Calendars.CheckIn(ctx, ap.StaffID, &schedule.CheckIn{AppointmentID: ap.ID, ActorID: actorID}))
-	if err != nil {
-		return ap, err
+	done, err := s.booking.KioskCheckIn(ctx, ap, actorID)
+	if r, ok := err.(*booking.Refused); ok {
+		return ap, &identity.Refused{Err: bookingError(r.Err)}
 	}
-	if rep.Err != nil {
-		return ap, &identity.Refused{Err: scheduleError(rep.Err, nil)}
-	}
-	if ap.ResourceID != "" {
-		s.trackResource(ctx, rep.Appointment)
-	}
-	return rep.Appointment, nil
+	return done, err
 }

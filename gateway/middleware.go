@@ -20,6 +20,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/spa-engine/spa/actors/auth"
+	"github.com/spa-engine/spa/actors/service/booking"
 	"github.com/spa-engine/spa/actors/service/catalogue"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/actors/service/identity"
@@ -188,6 +189,8 @@ type server struct {
 	privacy    *privacy.Service
 	legalSvc   *legal.Service
 	blockedIPs prometheus.Counter
+	// booking runs availability, the appointment lifecycle and its offers.
+	booking *booking.Service
 	// trustedProxies is Config.TrustedProxies parsed once, for clientIP.
 	trustedProxies []netip.Prefix
 }

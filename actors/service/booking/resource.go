@@ -1,4 +1,4 @@
-package gateway
+package booking
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 
 // Bookings of services that need a shared resource (a room, a sauna). The
 // resource's actor decides the capacity, the staff member's actor the
-// staff member's time; the handler asks them in turn and never makes one
+// staff member's time; the service asks them in turn and never makes one
 // wait for the other:
 //
 //  1. claim the resource for the padded interval, for a short while
@@ -66,10 +66,10 @@ func resourceError(err error) error {
 }
 
 // claimResource claims one unit of the resource for the appointment over
-// iv and returns when the claim lapses. A full resource is a 409
-// slot_taken with the alternatives alts computes.
-func (s *server) claimResource(ctx context.Context, resourceID, appointmentID string, iv availability.Interval, alts func() []availability.Slot) (time.Time, error) {
-	reply, err := resourceReply(s.deps.Resources.Claim(ctx, resourceID, &resource.Claim{AppointmentID: appointmentID, Interval: iv}))
+// iv and returns when the claim lapses. A full resource is a *Taken with
+// the alternatives alts computes.
+func (s *Service) claimResource(ctx context.Context, resourceID, appointmentID string, iv availability.Interval, alts func() []availability.Slot) (time.Time, error) {
+	reply, err := resourceReply(s.resources.Claim(ctx, resourceID, &resource.Claim{AppointmentID: appointmentID, Interval: iv}))
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -82,7 +82,7 @@ func (s *server) claimResource(ctx context.Context, resourceID, appointmentID st
 // claimMove claims the resource for an appointment's new start, with the
 // buffers it was booked with. Its own current use does not count against
 // it.
-func (s *server) claimMove(ctx context.Context, ap persistence.Appointment, sv persistence.Service, start time.Time) (time.Time, error) {
+func (s *Service) claimMove(ctx context.Context, ap persistence.Appointment, sv persistence.Service, start time.Time) (time.Time, error) {
 	iv := availability.Interval{Start: start.Add(-ap.BufferBefore), End: start.Add(sv.Duration + ap.BufferAfter)}
 	return s.claimResource(ctx, ap.ResourceID, ap.ID, iv, func() []availability.Slot {
 		return s.nearby(ctx, sv, []persistence.StaffMember{{ID: ap.StaffID}}, start)
@@ -91,10 +91,10 @@ func (s *server) claimMove(ctx context.Context, ap persistence.Appointment, sv p
 
 // releaseResource drops an appointment's claim after its staff member's
 // actor refused it. Best effort: an unreleased claim lapses by itself.
-func (s *server) releaseResource(ctx context.Context, resourceID, appointmentID string) {
+func (s *Service) releaseResource(ctx context.Context, resourceID, appointmentID string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideTimeout)
 	defer cancel()
-	if _, err := s.deps.Resources.Release(ctx, resourceID, &resource.Release{AppointmentID: appointmentID}); err != nil {
+	if _, err := s.resources.Release(ctx, resourceID, &resource.Release{AppointmentID: appointmentID}); err != nil {
 		s.log.Warn("resource claim not released; it lapses by itself", slog.String("resource", resourceID),
 			slog.String("appointment", appointmentID), slog.String("error", err.Error()))
 	}
@@ -104,10 +104,10 @@ func (s *server) releaseResource(ctx context.Context, resourceID, appointmentID 
 // It reports whether the appointment turned out not to fit (its claim
 // lapsed before it was tracked and the resource filled meanwhile). A lost
 // message is made up for by the appointment's AppointmentChanged event.
-func (s *server) trackResource(ctx context.Context, ap persistence.Appointment) (overbooked bool) {
+func (s *Service) trackResource(ctx context.Context, ap persistence.Appointment) (overbooked bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideTimeout)
 	defer cancel()
-	r, err := s.deps.Resources.Track(ctx, ap.ResourceID, &resource.Track{Appointment: ap})
+	r, err := s.resources.Track(ctx, ap.ResourceID, &resource.Track{Appointment: ap})
 	if err == nil {
 		err = r.Err
 	}
@@ -121,8 +121,8 @@ func (s *server) trackResource(ctx context.Context, ap persistence.Appointment) 
 
 // undoOverbooked cancels a hold that did not fit its resource after all
 // and answers slot_taken with alternatives.
-func (s *server) undoOverbooked(ctx context.Context, ap persistence.Appointment, sv persistence.Service, staff []persistence.StaffMember) error {
-	reply, err := calendarReply(s.deps.Calendars.Cancel(ctx, ap.StaffID, &schedule.Cancel{AppointmentID: ap.ID, ActorID: "system", Reason: "resource claim lapsed", Override: true}))
+func (s *Service) undoOverbooked(ctx context.Context, ap persistence.Appointment, sv persistence.Service, staff []persistence.StaffMember) error {
+	reply, err := calendarReply(s.calendars.Cancel(ctx, ap.StaffID, &schedule.Cancel{AppointmentID: ap.ID, ActorID: "system", Reason: "resource claim lapsed", Override: true}))
 	if err != nil {
 		return err
 	}
@@ -137,11 +137,11 @@ func (s *server) undoOverbooked(ctx context.Context, ap persistence.Appointment,
 // resourceFit returns whether a slot of sv fits its resource, for slots
 // starting in [from, to): one question to the resource actor for the
 // saturated spans, then a check per slot in memory.
-func (s *server) resourceFit(ctx context.Context, sv persistence.Service, from, to time.Time) (func(availability.Slot) bool, error) {
+func (s *Service) resourceFit(ctx context.Context, sv persistence.Service, from, to time.Time) (func(availability.Slot) bool, error) {
 	if sv.ResourceID == "" {
 		return func(availability.Slot) bool { return true }, nil
 	}
-	reply, err := resourceReply(s.deps.Resources.Full(ctx, sv.ResourceID, &resource.FullQuery{From: from.Add(-sv.BufferBefore), To: to.Add(sv.Duration + sv.BufferAfter)}))
+	reply, err := resourceReply(s.resources.Full(ctx, sv.ResourceID, &resource.FullQuery{From: from.Add(-sv.BufferBefore), To: to.Add(sv.Duration + sv.BufferAfter)}))
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +163,7 @@ func (s *server) resourceFit(ctx context.Context, sv persistence.Service, from, 
 }
 
 // fittingSlots is staffSlots without the starts whose resource is full.
-func (s *server) fittingSlots(ctx context.Context, staff []persistence.StaffMember, sv persistence.Service, from, to time.Time) ([]*schedule.SlotsReply, error) {
+func (s *Service) fittingSlots(ctx context.Context, staff []persistence.StaffMember, sv persistence.Service, from, to time.Time) ([]*schedule.SlotsReply, error) {
 	replies, err := s.staffSlots(ctx, staff, sv, from, to)
 	if err != nil || sv.ResourceID == "" {
 		return replies, err
@@ -186,7 +186,7 @@ func (s *server) fittingSlots(ctx context.Context, staff []persistence.StaffMemb
 
 // keepFitting drops the slots whose resource is full (best effort: on an
 // error the slots are returned as they are).
-func (s *server) keepFitting(ctx context.Context, sv persistence.Service, slots []availability.Slot) []availability.Slot {
+func (s *Service) keepFitting(ctx context.Context, sv persistence.Service, slots []availability.Slot) []availability.Slot {
 	if sv.ResourceID == "" || len(slots) == 0 {
 		return slots
 	}

@@ -1,0 +1,155 @@
+package booking
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/spa-engine/spa/actors/availability"
+	"github.com/spa-engine/spa/actors/schedule"
+	"github.com/spa-engine/spa/actors/service"
+	"github.com/spa-engine/spa/actors/service/fault"
+	"github.com/spa-engine/spa/persistence"
+)
+
+// HoldInput asks to hold a slot.
+type HoldInput struct {
+	// ID is the appointment's id: derived from the caller's idempotency
+	// key, so a retry that reaches the actor after a crash gets the
+	// appointment it created; empty: a fresh one.
+	ID        string
+	ServiceID string
+	StaffID   string // empty: any qualified staff member
+	Start     time.Time
+	// ClientID is whom staff book for; clients book for themselves (empty,
+	// or their own id).
+	ClientID string
+	// PackageID, when set, spends a session of this package of the
+	// client's on the hold.
+	PackageID string
+}
+
+// Hold holds a slot for the caller, or for the client staff name, and
+// returns the held appointment. A slot that is not free is a *Taken with
+// alternatives: the same staff member's nearest starts and other qualified
+// staff at the same start, or, for any staff, the starts around it.
+//
+// For a service that needs a shared resource it runs the saga of
+// docs/booking.md: claim the resource for the padded interval, hold the
+// staff member's slot (the hold carries when the claim lapses), then have
+// the resource actor track the appointment instead of the claim, or
+// release the claim when the staff member was taken. Neither actor waits
+// for the other. A package that refuses the hold (exhausted, expired, not
+// covering the service) cancels it again.
+func (s *Service) Hold(ctx context.Context, by service.Caller, in HoldInput) (persistence.Appointment, error) {
+	if err := signedIn(by); err != nil {
+		return persistence.Appointment{}, err
+	}
+	client := by.Subject
+	var f fieldErrors
+	switch {
+	case in.ClientID == "" || in.ClientID == by.Subject:
+	case !IsStaff(by):
+		return persistence.Appointment{}, fault.Forbidden("clients book for themselves; leave client_id out")
+	case !ValidClientID(in.ClientID):
+		f.add("client_id", clientIDMessage)
+	default:
+		client = in.ClientID
+	}
+	if in.Start.IsZero() {
+		f.add("start", "an RFC 3339 instant is required")
+	}
+	if !IsSlug(in.ServiceID) {
+		f.add("service_id", "is required")
+	}
+	if in.StaffID != "" && !IsSlug(in.StaffID) {
+		f.add("staff_id", "must be a staff id")
+	}
+	if _, err := ulid.ParseStrict(in.PackageID); in.PackageID != "" && err != nil {
+		f.add("package_id", "must be a package id")
+	}
+	if err := f.err(); err != nil {
+		return persistence.Appointment{}, err
+	}
+	sv, staff, err := s.bookable(ctx, in.ServiceID, in.StaffID, "service_id", "staff_id")
+	if err != nil {
+		return persistence.Appointment{}, err
+	}
+	id := in.ID
+	if id == "" {
+		id = ulid.Make().String()
+	}
+	hold := &schedule.Hold{AppointmentID: id, ClientID: client, Service: sv, Start: in.Start, ActorID: by.Subject}
+	if sv.ResourceID != "" {
+		// The room first, for a short while; then the staff member. Neither
+		// actor waits for the other.
+		until, err := s.claimResource(ctx, sv.ResourceID, id, paddedAt(sv, in.Start), func() []availability.Slot {
+			return s.nearby(ctx, sv, staff, in.Start)
+		})
+		if err != nil {
+			return persistence.Appointment{}, err
+		}
+		hold.ClaimUntil = until
+	}
+	ap, undecided, err := s.holdSlot(ctx, hold, in.StaffID, staff, sv)
+	if sv.ResourceID != "" {
+		switch {
+		case err == nil:
+			if s.trackResource(ctx, ap) {
+				return persistence.Appointment{}, s.undoOverbooked(ctx, ap, sv, staff)
+			}
+		case !undecided:
+			s.releaseResource(ctx, sv.ResourceID, id)
+		}
+		// Undecided (a timeout, a calendar recovering): the claim lapses
+		// by itself, and a hold written meanwhile reaches the resource
+		// actor through its AppointmentChanged event.
+	}
+	if err != nil {
+		return persistence.Appointment{}, err
+	}
+	if in.PackageID != "" {
+		if err := s.redeemPackage(ctx, in.PackageID, ap); err != nil {
+			return persistence.Appointment{}, err
+		}
+	}
+	return ap, nil
+}
+
+// holdSlot asks the named staff member, or any qualified staff member free
+// at the start (least loaded first, until one accepts), to hold the slot.
+// undecided reports that no actor refused it for good: the request timed
+// out or the calendar is recovering, so a hold may still be written.
+func (s *Service) holdSlot(ctx context.Context, hold *schedule.Hold, staffID string, staff []persistence.StaffMember, sv persistence.Service) (ap persistence.Appointment, undecided bool, err error) {
+	candidates := []string{staffID}
+	if staffID == "" {
+		replies, err := s.staffSlots(ctx, staff, sv, hold.Start, hold.Start.Add(time.Minute))
+		if err != nil {
+			return ap, true, err
+		}
+		candidates = candidates[:0]
+		for _, sl := range fairOrder(replies) {
+			candidates = append(candidates, sl.StaffID)
+		}
+	}
+	for _, candidate := range candidates {
+		reply, err := calendarReply(s.calendars.Hold(ctx, candidate, hold))
+		if err != nil {
+			return ap, true, err
+		}
+		if reply.Err == nil {
+			return reply.Appointment, false, nil
+		}
+		if !errors.Is(reply.Err, schedule.ErrSlotTaken) {
+			return ap, errors.Is(reply.Err, schedule.ErrRetry), scheduleError(reply.Err, nil)
+		}
+		if staffID != "" {
+			own := s.keepFitting(ctx, sv, reply.Alternatives)
+			return ap, false, scheduleError(reply.Err, s.alternatives(ctx, sv, staffID, hold.Start, own))
+		}
+	}
+	// Nobody could take it: offer other starts around it.
+	return ap, false, scheduleError(schedule.ErrSlotTaken, s.nearby(ctx, sv, staff, hold.Start))
+}
