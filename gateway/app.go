@@ -29,7 +29,8 @@ func New(d Deps) (*fiber.App, error) {
 	cat := catalogue.New(catalogue.Deps{Store: d.Store, Now: d.Now})
 	s := &server{deps: d, log: d.Logger, metrics: m, routes: map[string]bool{},
 		cat: cat, catalogue: cat.Cache(),
-		shop:           shop.New(shop.Deps{Store: d.Store, Now: d.Now, OnRestock: d.OnRestock}),
+		shop: shop.New(shop.Deps{Store: d.Store, Now: d.Now, OnRestock: d.OnRestock,
+			Inventory: d.Inventory, Carts: d.Carts, VIP: d.ShopVIP}),
 		trustedProxies: trustedPrefixes(d.Config.TrustedProxies),
 		idem: idempotency.Config{
 			TTL:     d.Config.IdempotencyTTL,

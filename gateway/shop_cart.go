@@ -1,21 +1,13 @@
 package gateway
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"regexp"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/oklog/ulid/v2"
 
 	"github.com/spa-engine/spa/actors/cart"
-	"github.com/spa-engine/spa/actors/order"
-	"github.com/spa-engine/spa/actors/service/fault"
+	"github.com/spa-engine/spa/actors/service/shop"
 	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -23,15 +15,14 @@ import (
 // The cart API. A signed-in client has one open cart, found or made by
 // POST /v1/carts; an anonymous cart is addressed by an unguessable id and
 // opened with the secret token returned once when it is created (header
-// X-Cart-Token). Every change goes to the cart's actor, which reserves
-// stock with the inventory actors; checkout turns the reservations into an
-// order in one transaction. Unknown carts and wrong tokens both answer 404,
-// so cart ids cannot be probed.
+// X-Cart-Token). The rules are the shop service's (actors/service/shop,
+// cart.go): every change goes to the cart's actor, which reserves stock
+// with the inventory actors; checkout turns the reservations into an
+// order in one transaction. Unknown carts and wrong tokens both answer
+// 404, so cart ids cannot be probed.
 
 // CartTokenHeader carries an anonymous cart's secret.
 const CartTokenHeader = "X-Cart-Token"
-
-var cartIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 func (s *server) registerShopCart(app *fiber.App) {
 	app.Post("/v1/carts", s.external(s.createCart))
@@ -79,129 +70,24 @@ func cartView(v *cart.View) cartJSON {
 	return out
 }
 
-// cartError maps a cart actor's refusal.
-func cartError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, cart.ErrNotFound):
-		return fault.NotFound("cart not found")
-	case errors.Is(err, cart.ErrClosed):
-		return fault.New(fault.CodeCartClosed, "")
-	case errors.Is(err, cart.ErrOutOfStock):
-		return fault.New(fault.CodeOutOfStock, "")
-	case errors.Is(err, cart.ErrReservationLapsed):
-		return fault.New(fault.CodeReservationLapsed, "")
-	case errors.Is(err, cart.ErrUnknownVariant):
-		return fault.Invalid("", fault.FieldError{Field: "variant", Message: "no such item on sale"})
-	case errors.Is(err, cart.ErrEmpty):
-		return fault.Conflict("the cart is empty")
-	case errors.Is(err, cart.ErrSignInRequired):
-		return fault.Unauthenticated("sign in to check out; your cart can be merged into your account")
-	case errors.Is(err, cart.ErrExists):
-		return fault.Conflict("the cart exists already")
-	case errors.Is(err, persistence.ErrInsufficientCredit):
-		return fault.New(fault.CodeInsufficientCredit, "")
-	case errors.Is(err, cart.ErrInvalid):
-		return fault.Invalid("the cart request is not valid")
-	case errors.Is(err, cart.ErrRetry):
-		return fault.Unavailable("the cart is busy; retry")
-	}
-	return err
-}
-
-// askCart sends m to a cart's actor through carts with send (a
-// cart.Client method), mapping the transport failures every caller shares.
-func askCart[M, R any](c *fiber.Ctx, carts *cart.Client, send func(*cart.Client, context.Context, string, M) (R, error), cartID string, m M) (R, error) {
-	var zero R
-	if carts == nil {
-		return zero, fault.Unavailable("the shop's carts are not running on this node")
-	}
-	r, err := send(carts, c.UserContext(), cartID, m)
-	if err != nil {
-		return zero, fault.Unavailable("the cart did not answer in time; retry")
-	}
-	return r, nil
-}
-
-// askCartView sends m, answered with a cart's view, to the cart's actor
-// and turns a refusal in the view into the API's error.
-func askCartView[M any](c *fiber.Ctx, carts *cart.Client, send func(*cart.Client, context.Context, string, M) (*cart.View, error), cartID string, m M) (*cart.View, error) {
-	v, err := askCart(c, carts, send, cartID, m)
-	if err != nil {
-		return nil, err
-	}
-	if err := cartError(v.Err); err != nil {
-		return nil, err
-	}
-	return v, nil
-}
-
-// cartAuth is who is asking, and whether they get VIP prices.
-func (s *server) cartAuth(c *fiber.Ctx) (cart.Auth, bool) {
-	p, ok := Principal(c)
-	a := cart.Auth{Token: c.Get(CartTokenHeader)}
-	if ok {
-		a.Subject = p.Subject
-	}
-	return a, ok && s.deps.ShopVIP != nil && s.deps.ShopVIP(p)
-}
-
-func cartParam(c *fiber.Ctx) (string, error) {
+// cartRef reads the cart id in the path and the token header.
+func cartRef(c *fiber.Ctx) (shop.CartRef, error) {
 	id := c.Params("id")
-	if !cartIDRE.MatchString(id) {
-		return "", fault.NotFound("cart not found")
-	}
-	return id, nil
+	return shop.CartRef{ID: id, Token: c.Get(CartTokenHeader)}, shop.CheckCartID(id)
 }
 
-// randomHex is n random bytes, hex encoded.
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// createCart returns the signed-in client's open cart, making one if
-// needed, or makes an anonymous cart and returns its token once.
+// createCart returns the signed-in client's open cart (200), or makes one
+// (201); an anonymous cart's token is in the answer once.
 func (s *server) createCart(c *fiber.Ctx) error {
-	who, vip := s.cartAuth(c)
-	if who.Subject != "" {
-		var open persistence.Cart
-		err := s.read(c, func(ctx context.Context, tx persistence.Tx) (err error) {
-			open, err = tx.CartOpenByOwner(ctx, who.Subject)
-			return err
-		})
-		switch {
-		case err == nil:
-			v, err := askCartView(c, s.deps.Carts, (*cart.Client).Get, open.ID, &cart.Get{Auth: who, VIP: vip})
-			if err != nil {
-				return err
-			}
-			// A cart left past its time closes when its actor wakes: make
-			// a new one then.
-			if v.Cart.State == persistence.CartOpen {
-				return c.JSON(cartView(v))
-			}
-		case !errors.Is(err, persistence.ErrNotFound):
-			return err
-		}
-	}
-	id := randomHex(16)
-	create := &cart.Create{OwnerID: who.Subject, VIP: vip}
-	var token string
-	if who.Subject == "" {
-		b := make([]byte, 32)
-		_, _ = rand.Read(b)
-		token = base64.RawURLEncoding.EncodeToString(b)
-		create.TokenHash = cart.HashToken(token)
-	}
-	v, err := askCartView(c, s.deps.Carts, (*cart.Client).Create, id, create)
+	o, err := s.shop.OpenCart(c.UserContext(), s.caller(c))
 	if err != nil {
 		return err
 	}
-	out := cartView(v)
-	out.Token = token
+	out := cartView(o.View)
+	if !o.Created {
+		return c.JSON(out)
+	}
+	out.Token = o.Token
 	// The token is shown once: a replay of this request answers without it.
 	idempotency.Redact(c, func(body []byte) []byte {
 		var m map[string]any
@@ -216,25 +102,20 @@ func (s *server) createCart(c *fiber.Ctx) error {
 }
 
 func (s *server) getCart(c *fiber.Ctx) error {
-	id, err := cartParam(c)
+	ref, err := cartRef(c)
 	if err != nil {
 		return err
 	}
-	who, vip := s.cartAuth(c)
-	v, err := askCartView(c, s.deps.Carts, (*cart.Client).Get, id, &cart.Get{Auth: who, VIP: vip})
+	v, err := s.shop.Cart(c.UserContext(), s.caller(c), ref)
 	if err != nil {
 		return err
 	}
 	return c.JSON(cartView(v))
 }
 
-type cartLineInput struct {
-	Qty int64 `json:"qty"`
-}
-
 // setCartLine sets (PUT) or removes (DELETE) a variant's line.
 func (s *server) setCartLine(c *fiber.Ctx) error {
-	id, err := cartParam(c)
+	ref, err := cartRef(c)
 	if err != nil {
 		return err
 	}
@@ -242,82 +123,35 @@ func (s *server) setCartLine(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	var qty int64
+	in := shop.LineInput{Cart: ref, VariantID: variant}
+	set := s.shop.RemoveLine
 	if c.Method() == fiber.MethodPut {
-		var in cartLineInput
 		if err := decodeJSON(c, &in); err != nil {
 			return err
 		}
-		if in.Qty < 1 || in.Qty > cart.MaxLineQty {
-			return fault.Invalid("", fault.FieldError{Field: "qty", Message: "must be 1 to 99; DELETE the line to remove it"})
-		}
-		qty = in.Qty
+		set = s.shop.SetLine
 	}
-	who, vip := s.cartAuth(c)
-	v, err := askCartView(c, s.deps.Carts, (*cart.Client).SetLine, id, &cart.SetLine{Auth: who, VariantID: variant, Qty: qty, VIP: vip})
+	v, err := set(c.UserContext(), s.caller(c), in)
 	if err != nil {
 		return err
 	}
 	return c.JSON(cartView(v))
 }
 
-type mergeInput struct {
-	FromCartID string `json:"from_cart_id"`
-	FromToken  string `json:"from_token"`
-}
-
 // mergeCart moves an anonymous cart's lines into the caller's cart (on
-// sign-in): the anonymous cart gives its units back and closes, and the
-// client's cart reserves them afresh, adding to its own lines. A line
-// whose units went elsewhere meanwhile is left out: the cart returned is
-// the truth.
+// sign-in); see shop.Service.Merge.
 func (s *server) mergeCart(c *fiber.Ctx) error {
-	id, err := cartParam(c)
+	ref, err := cartRef(c)
 	if err != nil {
 		return err
 	}
-	var in mergeInput
+	in := shop.MergeInput{Into: ref}
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	if !cartIDRE.MatchString(in.FromCartID) || in.FromToken == "" || len(in.FromToken) > 100 {
-		return fault.Invalid("", fault.FieldError{Field: "from_cart_id", Message: "an anonymous cart id and its token are required"})
-	}
-	who, vip := s.cartAuth(c)
-	mine, err := askCartView(c, s.deps.Carts, (*cart.Client).Get, id, &cart.Get{Auth: who, VIP: vip})
+	v, err := s.shop.Merge(c.UserContext(), s.caller(c), in)
 	if err != nil {
 		return err
-	}
-	if mine.Cart.OwnerID == "" || mine.Cart.State != persistence.CartOpen {
-		return fault.Conflict("merge into your own open cart")
-	}
-	sr, err := askCart(c, s.deps.Carts, (*cart.Client).Surrender, in.FromCartID, &cart.Surrender{Auth: cart.Auth{Token: in.FromToken}, IntoCartID: id})
-	if err != nil {
-		return err
-	}
-	if err := cartError(sr.Err); err != nil {
-		return err
-	}
-	have := map[string]int64{}
-	for _, l := range mine.Lines {
-		have[l.VariantID] = l.Qty
-	}
-	v := mine
-	for variant, qty := range sr.Lines {
-		next, err := askCart(c, s.deps.Carts, (*cart.Client).SetLine, id, &cart.SetLine{Auth: who, VariantID: variant, Qty: min(have[variant]+qty, cart.MaxLineQty), VIP: vip})
-		if err != nil {
-			return err
-		}
-		if next.Err == nil {
-			v = next
-		}
-	}
-	if len(sr.Lines) > 0 && v == mine {
-		// Nothing could be reserved again: show the cart as it is.
-		v, err = askCart(c, s.deps.Carts, (*cart.Client).Get, id, &cart.Get{Auth: who, VIP: vip})
-		if err != nil {
-			return err
-		}
 	}
 	return c.JSON(cartView(v))
 }
@@ -332,7 +166,7 @@ type checkoutInput struct {
 // from the Idempotency-Key, so a retry after a lost answer finds the same
 // order instead of making a second one.
 func (s *server) checkoutCart(c *fiber.Ctx) error {
-	id, err := cartParam(c)
+	ref, err := cartRef(c)
 	if err != nil {
 		return err
 	}
@@ -340,35 +174,14 @@ func (s *server) checkoutCart(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	if in.CreditMinor < 0 {
-		return fault.Invalid("", fault.FieldError{Field: "credit_minor", Message: "must not be negative"})
-	}
-	var addr persistence.ShippingAddress
-	if in.Shipping != nil {
-		a := in.Shipping
-		addr = persistence.ShippingAddress{Recipient: a.Recipient, Phone: a.Phone, Line1: a.Line1, Line2: a.Line2,
+	co := shop.CheckoutInput{Cart: ref, OrderID: idempotency.DerivedID(c, ""), Fulfilment: in.Fulfilment, CreditMinor: in.CreditMinor}
+	if a := in.Shipping; a != nil {
+		co.Shipping = persistence.ShippingAddress{Recipient: a.Recipient, Phone: a.Phone, Line1: a.Line1, Line2: a.Line2,
 			DepartmentCode: a.DepartmentCode, MunicipalityCode: a.MunicipalityCode, PostalCode: a.PostalCode, Notes: a.Notes}
 	}
-	f := persistence.Fulfilment(in.Fulfilment)
-	if f != persistence.FulfilmentPickup && f != persistence.FulfilmentShipping {
-		return fault.Invalid("", fault.FieldError{Field: "fulfilment", Message: "must be pickup or shipping"})
-	}
-	addr, err = order.CheckFulfilment(f, addr)
-	if err != nil {
-		return orderError(err)
-	}
-	orderID := idempotency.DerivedID(c, "")
-	if orderID == "" {
-		orderID = ulid.Make().String()
-	}
-	who, vip := s.cartAuth(c)
-	co, err := askCart(c, s.deps.Carts, (*cart.Client).Checkout, id, &cart.Checkout{Auth: who, OrderID: orderID, Fulfilment: f, Shipping: addr,
-		CreditMinor: in.CreditMinor, VIP: vip})
+	o, err := s.shop.Checkout(c.UserContext(), s.caller(c), co)
 	if err != nil {
 		return err
 	}
-	if err := cartError(co.Err); err != nil {
-		return err
-	}
-	return c.Status(fiber.StatusCreated).JSON(orderView(co.Order))
+	return c.Status(fiber.StatusCreated).JSON(orderView(o))
 }

@@ -1,20 +1,36 @@
-// Package shop holds the shop's use cases after checkout: clients read
-// their orders and credit and ask for returns; the front desk marks orders
-// paid, fulfils, cancels and processes returns; admins grant credit and
-// keep the list of clients who pay VIP prices (StoredVIP is the pricing
-// rule the carts apply). Money is in COP minor units; client credit is a
-// ledger of grants, uses, reversals and expiries.
+// Package shop holds the shop's use cases, from browsing to returns:
 //
-// The order state machine, refunds and restocks are package
-// actors/order's; this package adds what a caller may ask and see (who may
-// act on which order, input ranges, paging) and maps refusals to faults.
-// It is not in the gateway so that the API and other channels (the
-// WhatsApp bot, the front-desk tools) apply exactly the same rules.
+//   - the catalogue (catalogue.go): anyone browses categories and products,
+//     a product's page shows what the inventory actors say is available;
+//     admins put categories, products and variants (audited, optimistic
+//     versions);
+//   - stock (stock.go): admins see a variant's stock and record receipts,
+//     adjustments, damage and returns through its inventory actor;
+//   - carts (cart.go): anyone fills a cart (signed in, or anonymous with
+//     a token), signed-in people merge an anonymous cart into theirs and
+//     check out, which turns the cart actor's reservations into an order;
+//   - after checkout (orders.go, credit.go): clients read their orders and
+//     credit and ask for returns; the front desk marks orders paid,
+//     fulfils, cancels and processes returns; admins grant credit and keep
+//     the list of clients who pay VIP prices (StoredVIP is the pricing
+//     rule the carts apply, through Deps.VIP).
 //
-// Mutations take the caller's transaction (the gateway's idempotency
-// record commits with them). Those that give units back return the
-// variants touched; once the transaction committed, pass them to Restock
-// so the inventory actors reload.
+// Money is in COP minor units; client credit is a ledger of grants, uses,
+// reversals and expiries. The order state machine, refunds and restocks
+// are package actors/order's, reservations and stock the inventory and
+// cart actors'; this package adds what a caller may ask and see (roles,
+// who may act on which order or cart, input ranges, paging) and maps
+// refusals to faults. It is not in the gateway so that the API and other
+// channels (the WhatsApp bot, the front-desk tools) apply exactly the same
+// rules.
+//
+// Mutations of the store take the caller's transaction (the gateway's
+// idempotency record commits with them). Those that give units back
+// return the variants touched; once the transaction committed, pass them
+// to Restock so the inventory actors reload. Cart and stock changes happen
+// in actors, which write in transactions of their own; their ids (cart
+// checkout's order, a stock movement) come from the caller so a retry
+// finds the first attempt's effect.
 package shop
 
 import (
@@ -26,6 +42,8 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/spa-engine/spa/actors/auth"
+	"github.com/spa-engine/spa/actors/cart"
+	"github.com/spa-engine/spa/actors/inventory"
 	"github.com/spa-engine/spa/actors/order"
 	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/check"
@@ -42,13 +60,24 @@ type Deps struct {
 	// cancelled order, a processed return) so their inventory actors
 	// reload their stock; Restock calls it.
 	OnRestock func(variantIDs []string)
+	// Inventory reaches the inventory actors (one per variant) and Carts
+	// the cart actors; nil: the use cases that need them answer
+	// unavailable.
+	Inventory *inventory.Client
+	Carts     *cart.Client
+	// VIP says whether a signed-in caller pays VIP prices (nil: nobody);
+	// see StoredVIP.
+	VIP func(auth.Claims) bool
 }
 
-// Service runs the shop's order, return, credit and VIP use cases.
+// Service runs the shop's use cases.
 type Service struct {
 	store     persistence.Store
 	now       func() time.Time
 	onRestock func([]string)
+	inventory *inventory.Client
+	carts     *cart.Client
+	vip       func(auth.Claims) bool
 }
 
 // New builds the Service.
@@ -56,7 +85,7 @@ func New(d Deps) *Service {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Service{store: d.Store, now: d.Now, onRestock: d.OnRestock}
+	return &Service{store: d.Store, now: d.Now, onRestock: d.OnRestock, inventory: d.Inventory, carts: d.Carts, vip: d.VIP}
 }
 
 // Restock tells the inventory which variants got units back. Call it only
