@@ -15,7 +15,6 @@ import (
 	"github.com/spa-engine/spa/actors/service/catalogue"
 	"github.com/spa-engine/spa/actors/service/check"
 	"github.com/spa-engine/spa/actors/service/fault"
-	"github.com/spa-engine/spa/persistence"
 )
 
 // What every handler shares to read a request: the strict JSON decoder,
@@ -79,10 +78,6 @@ func (f *fieldErrors) add(field, msg string) { (*check.Fields)(f).Add(field, msg
 
 func (f fieldErrors) err() error { return check.Fields(f).Err() }
 
-func (f *fieldErrors) text(field, v string, min, max int) string {
-	return (*check.Fields)(f).Text(field, v, min, max)
-}
-
 // slugRE is the shape of admin-chosen ids (check.Slug).
 var slugRE = check.Slug
 
@@ -124,22 +119,6 @@ func instantRange(c *fiber.Ctx) (from, to time.Time, err error) {
 		f.add("to", "must be after from, at most 400 days later")
 	}
 	return from, to, f.err()
-}
-
-// notFound turns ErrNotFound into a 404 naming what was missing.
-func notFound(err error, what string) error {
-	if errors.Is(err, persistence.ErrNotFound) {
-		return fault.NotFound(what + " not found")
-	}
-	return err
-}
-
-// versionConflict turns ErrConflict from a Put into a 409 version_conflict.
-func versionConflict(err error, version int64) error {
-	if errors.Is(err, persistence.ErrConflict) {
-		return fault.VersionConflict("").WithDetails(map[string]any{"version": version})
-	}
-	return err
 }
 
 // views maps a service's values to their JSON views.

@@ -65,9 +65,6 @@ func (s *server) restockAfter(h fiber.Handler) fiber.Handler {
 	}
 }
 
-// orderError maps the order package's refusals (see shop.OrderFault).
-func orderError(err error) error { return shop.OrderFault(err) }
-
 // ---- Views -----------------------------------------------------------------
 
 type orderLineJSON struct {
