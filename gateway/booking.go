@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"regexp"
-	"slices"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -29,11 +28,6 @@ var clientRE = regexp.MustCompile(`^[A-Za-z0-9+._:-]{1,64}$`)
 
 // staffRoles may act on any appointment and override client cut-offs.
 var staffRoles = booking.StaffRoles
-
-func isStaff(c *fiber.Ctx) bool {
-	p, _ := Principal(c)
-	return slices.Contains(staffRoles, p.Role)
-}
 
 // newBooking builds the booking use cases over the node's actors and the
 // catalogue cache.
