@@ -15,7 +15,6 @@ import (
 	"github.com/spa-engine/spa/actors/service/catalogue"
 	"github.com/spa-engine/spa/actors/service/check"
 	"github.com/spa-engine/spa/actors/service/fault"
-	"github.com/spa-engine/spa/persistence"
 )
 
 // What every handler shares to read a request: the strict JSON decoder,
@@ -126,21 +125,13 @@ func instantRange(c *fiber.Ctx) (from, to time.Time, err error) {
 	return from, to, f.err()
 }
 
-// notFound turns ErrNotFound into a 404 naming what was missing.
-func notFound(err error, what string) error {
-	if errors.Is(err, persistence.ErrNotFound) {
-		return fault.NotFound(what + " not found")
-	}
-	return err
-}
-
-// versionConflict turns ErrConflict from a Put into a 409 version_conflict.
-func versionConflict(err error, version int64) error {
-	if errors.Is(err, persistence.ErrConflict) {
-		return fault.VersionConflict("").WithDetails(map[string]any{"version": version})
-	}
-	return err
-}
+// notFound and versionConflict are fault.IfNotFound and
+// fault.IfVersionConflict, for the handlers that still read the store
+// themselves.
+var (
+	notFound        = fault.IfNotFound
+	versionConflict = fault.IfVersionConflict
+)
 
 // views maps a service's values to their JSON views.
 func views[T, V any](in []T, view func(T) V) []V {

@@ -133,7 +133,7 @@ func (s *Service) LeaveWaitlist(ctx context.Context, tx persistence.Tx, by servi
 		err = persistence.ErrNotFound // someone else's entry does not exist for you
 	}
 	if err != nil {
-		return persistence.WaitlistEntry{}, notFound(err, "waitlist entry")
+		return persistence.WaitlistEntry{}, fault.IfNotFound(err, "waitlist entry")
 	}
 	if e.Status != persistence.WaitlistWaiting && e.Status != persistence.WaitlistOffered {
 		return persistence.WaitlistEntry{}, fault.New(fault.CodeInvalidTransition, "the entry is already closed")
