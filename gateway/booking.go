@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"regexp"
 	"time"
 
@@ -130,15 +131,21 @@ func (d takenDetails) AppendJSON(b []byte) []byte {
 }
 
 // bookingError renders a slot_taken refusal's alternatives as the API's
-// details (takenDetails); every other error passes through. It costs no
-// allocation beyond the details themselves: the refusal is fresh and the
-// fault it answers lives inside it.
+// details (takenDetails); every other error passes through. A refusal
+// costs no allocation beyond the details themselves: the refusal is fresh,
+// the fault it answers lives inside it, and the usual unwrapped one is
+// matched without errors.As (whose target escapes to the heap).
 func bookingError(err error) error {
-	if t, ok := err.(*booking.Taken); ok {
-		t.Fault.Details = takenDetails{slotsJSON(t.Alternatives)}
-		return &t.Fault
+	t, ok := err.(*booking.Taken)
+	if !ok {
+		var wrapped *booking.Taken
+		if !errors.As(err, &wrapped) {
+			return err
+		}
+		t = wrapped
 	}
-	return err
+	t.Fault.Details = takenDetails{slotsJSON(t.Alternatives)}
+	return &t.Fault
 }
 
 // availabilityHandler answers GET /v1/availability?service=&from=&to=[&staff=].

@@ -74,7 +74,8 @@ func identityError(c *fiber.Ctx, err error) error {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, int(math.Ceil(w.After.Seconds())))))
 		return w.Err
 	}
-	if fe, ok := err.(*fault.Error); ok && (fe.Code == fault.CodeUnauthenticated || fe.Code == fault.CodeMFARequired) {
+	var fe *fault.Error
+	if errors.As(err, &fe) && (fe.Code == fault.CodeUnauthenticated || fe.Code == fault.CodeMFARequired) {
 		c.Set(fiber.HeaderWWWAuthenticate, "Bearer")
 	}
 	return err

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -150,7 +151,8 @@ func (s *server) kioskCheckInRoute(c *fiber.Ctx) error {
 // actor, with the resource actor told of the change.
 func (s *server) kioskCheckIn(ctx context.Context, ap persistence.Appointment, actorID string) (persistence.Appointment, error) {
 	done, err := s.booking.KioskCheckIn(ctx, ap, actorID)
-	if r, ok := err.(*booking.Refused); ok {
+	var r *booking.Refused
+	if errors.As(err, &r) {
 		return ap, &identity.Refused{Err: bookingError(r.Err)}
 	}
 	return done, err

@@ -75,21 +75,6 @@ func (s *server) leaveWaitlist(c *fiber.Ctx, tx persistence.Tx) error {
 
 // ---- Packages ------------------------------------------------------------------
 
-type packageJSON struct {
-	ID            string    `json:"id"`
-	ClientID      string    `json:"client_id"`
-	Name          string    `json:"name"`
-	ServiceIDs    []string  `json:"service_ids"`
-	SessionsTotal int       `json:"sessions_total"`
-	SessionsUsed  int       `json:"sessions_used"`
-	ExpiresAt     time.Time `json:"expires_at"`
-}
-
-func packageView(p persistence.Package) packageJSON {
-	return packageJSON{ID: p.ID, ClientID: p.ClientID, Name: p.Name, ServiceIDs: append([]string{}, p.ServiceIDs...),
-		SessionsTotal: p.SessionsTotal, SessionsUsed: p.SessionsUsed, ExpiresAt: p.ExpiresAt.UTC()}
-}
-
 type packageInput struct {
 	ClientID   string    `json:"client_id"`
 	Name       string    `json:"name"`
@@ -107,7 +92,7 @@ func (s *server) grantPackage(c *fiber.Ctx, tx persistence.Tx) error {
 	if err != nil {
 		return err
 	}
-	return c.Status(fiber.StatusCreated).JSON(packageView(p))
+	return c.Status(fiber.StatusCreated).JSON(booking.PackageView(p))
 }
 
 func (s *server) myPackages(c *fiber.Ctx) error {
@@ -115,24 +100,12 @@ func (s *server) myPackages(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := make([]packageJSON, len(list))
-	for i, pk := range list {
-		out[i] = packageView(pk)
-	}
-	return c.JSON(fiber.Map{"packages": out})
+	return c.JSON(fiber.Map{"packages": views(list, booking.PackageView)})
 }
 
 // ---- Vouchers ------------------------------------------------------------------
 
 type voucherInput struct {
-	ClientID     string    `json:"client_id"`
-	BalanceMinor int64     `json:"balance_minor"`
-	ExpiresAt    time.Time `json:"expires_at"`
-}
-
-type voucherJSON struct {
-	ID           string    `json:"id"`
-	Code         string    `json:"code,omitempty"` // only when issued
 	ClientID     string    `json:"client_id"`
 	BalanceMinor int64     `json:"balance_minor"`
 	ExpiresAt    time.Time `json:"expires_at"`
@@ -147,7 +120,7 @@ func (s *server) issueVoucher(c *fiber.Ctx, tx persistence.Tx) error {
 	if err != nil {
 		return err
 	}
-	view := voucherJSON{ID: v.ID, ClientID: v.ClientID, BalanceMinor: v.BalanceMinor, ExpiresAt: v.ExpiresAt}
+	view := booking.VoucherView(v)
 	// The code is shown in this response only: a replay of the request
 	// answers without it (the idempotency record keeps no secrets).
 	withoutCode := view
@@ -174,7 +147,7 @@ func (s *server) voucherBalance(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(voucherJSON{ID: v.ID, ClientID: v.ClientID, BalanceMinor: v.BalanceMinor, ExpiresAt: v.ExpiresAt.UTC()})
+	return c.JSON(booking.VoucherView(v))
 }
 
 type voucherPayInput struct {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spa-engine/spa/actors/auth"
+	"github.com/spa-engine/spa/actors/service/booking"
 )
 
 func (e *env) post(token, path, body string) result {
@@ -61,7 +62,7 @@ func TestPackageRedemption(t *testing.T) {
 	if r.status != 201 {
 		t.Fatalf("grant: %d %s", r.status, r.body)
 	}
-	pkg := decode[packageJSON](t, r)
+	pkg := decode[booking.PackageJSON](t, r)
 	book := func(h, m int) result {
 		return e.post(maria, "/v1/appointments", fmt.Sprintf(`{"service_id":"facial","staff_id":"ana","start":%q,"package_id":%q}`,
 			slotAt(h, m).Format(time.RFC3339), pkg.ID))
@@ -81,7 +82,7 @@ func TestPackageRedemption(t *testing.T) {
 		t.Fatalf("the refused booking's slot was not released: %d %s", r.status, r.body)
 	}
 	used := func() int {
-		list := decode[struct{ Packages []packageJSON }](t, e.as(maria, "GET", "/v1/me/packages?all=true"))
+		list := decode[struct{ Packages []booking.PackageJSON }](t, e.as(maria, "GET", "/v1/me/packages?all=true"))
 		if len(list.Packages) != 1 {
 			t.Fatalf("packages %+v", list)
 		}
@@ -109,7 +110,7 @@ func TestVoucherPayment(t *testing.T) {
 	if r.status != 201 {
 		t.Fatalf("issue: %d %s", r.status, r.body)
 	}
-	code := decode[voucherJSON](t, r).Code
+	code := decode[booking.VoucherJSON](t, r).Code
 	if len(code) != len("SPA-XXXX-XXXX-XXXX") {
 		t.Fatalf("code %q", code)
 	}
@@ -118,7 +119,7 @@ func TestVoucherPayment(t *testing.T) {
 		if r.status != 200 {
 			t.Fatalf("balance: %d %s", r.status, r.body)
 		}
-		return decode[voucherJSON](t, r).BalanceMinor
+		return decode[booking.VoucherJSON](t, r).BalanceMinor
 	}
 	if b := balance(); b != 10000 {
 		t.Fatalf("balance %d", b)
@@ -156,11 +157,11 @@ func TestVoucherCodeIsNotKeptForReplay(t *testing.T) {
 	body := `{"balance_minor":5000,"expires_at":"2027-06-01T00:00:00Z"}`
 	first := e.admin("POST", "/v1/admin/vouchers", body, "Idempotency-Key", "gift-1")
 	again := e.admin("POST", "/v1/admin/vouchers", body, "Idempotency-Key", "gift-1")
-	if first.status != 201 || decode[voucherJSON](t, first).Code == "" {
+	if first.status != 201 || decode[booking.VoucherJSON](t, first).Code == "" {
 		t.Fatalf("issue: %d %s", first.status, first.body)
 	}
-	replay := decode[voucherJSON](t, again)
-	if again.header.Get("Idempotent-Replayed") != "true" || replay.Code != "" || replay.ID != decode[voucherJSON](t, first).ID {
+	replay := decode[booking.VoucherJSON](t, again)
+	if again.header.Get("Idempotent-Replayed") != "true" || replay.Code != "" || replay.ID != decode[booking.VoucherJSON](t, first).ID {
 		t.Fatalf("replay: %s", again.body)
 	}
 }

@@ -3,20 +3,13 @@ package cart
 import (
 	"context"
 	"errors"
-	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/spa-engine/spa/actors/door"
+	"github.com/spa-engine/spa/actors/door/doortest"
 	"github.com/spa-engine/spa/actors/inventory/inventorytest"
 	"github.com/spa-engine/spa/persistence"
 )
-
-// isNil reports a nil reply, typed or not.
-func isNil(v any) bool {
-	rv := reflect.ValueOf(v)
-	return v == nil || rv.Kind() == reflect.Pointer && rv.IsNil()
-}
 
 // TestClientSendsEachRequestAndTypesItsReply: every method sends its
 // message unchanged to the id it was given and returns the reply the actor
@@ -24,40 +17,13 @@ func isNil(v any) bool {
 // reply.
 func TestClientSendsEachRequestAndTypesItsReply(t *testing.T) {
 	ctx := context.Background()
-	for _, tc := range []struct {
-		name  string
-		msg   any
-		reply any
-		call  func(c *Client, m any) (any, error)
-	}{
-		{"create", &Create{OwnerID: "ana"}, &View{}, func(c *Client, m any) (any, error) { return c.Create(ctx, "c1", m.(*Create)) }},
-		{"get", &Get{}, &View{}, func(c *Client, m any) (any, error) { return c.Get(ctx, "c1", m.(*Get)) }},
-		{"set line", &SetLine{VariantID: "oil"}, &View{}, func(c *Client, m any) (any, error) { return c.SetLine(ctx, "c1", m.(*SetLine)) }},
-		{"surrender", &Surrender{IntoCartID: "c2"}, &SurrenderReply{}, func(c *Client, m any) (any, error) { return c.Surrender(ctx, "c1", m.(*Surrender)) }},
-		{"checkout", &Checkout{OrderID: "o"}, &CheckoutReply{}, func(c *Client, m any) (any, error) { return c.Checkout(ctx, "c1", m.(*Checkout)) }},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var gotID string
-			var gotMsg, answer any
-			var fail error
-			c := NewClient(door.Func(func(_ context.Context, id string, msg any) (any, error) {
-				gotID, gotMsg = id, msg
-				return answer, fail
-			}))
-			answer = tc.reply
-			if r, err := tc.call(c, tc.msg); err != nil || r != tc.reply || gotID != "c1" || gotMsg != tc.msg {
-				t.Fatalf("= %v, %v after sending %#v to %q; want the actor's reply", r, err, gotMsg, gotID)
-			}
-			answer = &struct{ Err error }{} // no cart reply
-			if r, err := tc.call(c, tc.msg); err == nil || !isNil(r) || !strings.Contains(err.Error(), "answered") {
-				t.Fatalf("wrong reply type: = %v, %v; want an error naming it and no reply", r, err)
-			}
-			answer, fail = nil, errors.New("no answer in time")
-			if r, err := tc.call(c, tc.msg); !errors.Is(err, fail) || !isNil(r) {
-				t.Fatalf("failing door: = %v, %v; want its error", r, err)
-			}
-		})
-	}
+	doortest.TypedReplies(t, "c1", []doortest.Call{
+		{Name: "create", Msg: &Create{OwnerID: "ana"}, Reply: &View{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).Create(ctx, "c1", m.(*Create)) }},
+		{Name: "get", Msg: &Get{}, Reply: &View{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).Get(ctx, "c1", m.(*Get)) }},
+		{Name: "set line", Msg: &SetLine{VariantID: "oil"}, Reply: &View{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).SetLine(ctx, "c1", m.(*SetLine)) }},
+		{Name: "surrender", Msg: &Surrender{IntoCartID: "c2"}, Reply: &SurrenderReply{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).Surrender(ctx, "c1", m.(*Surrender)) }},
+		{Name: "checkout", Msg: &Checkout{OrderID: "o"}, Reply: &CheckoutReply{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).Checkout(ctx, "c1", m.(*Checkout)) }},
+	})
 }
 
 // TestClientOverTheDirectory: the typed calls reach real cart actors (and

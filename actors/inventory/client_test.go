@@ -3,21 +3,14 @@ package inventory
 import (
 	"context"
 	"errors"
-	"reflect"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/spa-engine/spa/actors/door"
+	"github.com/spa-engine/spa/actors/door/doortest"
 	"github.com/spa-engine/spa/actors/inventory/inventorytest"
 	"github.com/spa-engine/spa/persistence"
 )
-
-// isNil reports a nil reply, typed or not.
-func isNil(v any) bool {
-	rv := reflect.ValueOf(v)
-	return v == nil || rv.Kind() == reflect.Pointer && rv.IsNil()
-}
 
 // TestClientSendsEachRequestAndTypesItsReply: every method sends its
 // message unchanged to the id it was given and returns the reply the actor
@@ -25,40 +18,13 @@ func isNil(v any) bool {
 // reply.
 func TestClientSendsEachRequestAndTypesItsReply(t *testing.T) {
 	ctx := context.Background()
-	for _, tc := range []struct {
-		name  string
-		msg   any
-		reply any
-		call  func(c *Client, m any) (any, error)
-	}{
-		{"reserve", &Reserve{ReservationID: "r"}, &ReserveReply{}, func(c *Client, m any) (any, error) { return c.Reserve(ctx, "oil", m.(*Reserve)) }},
-		{"release", &Release{ReservationID: "r"}, &Reply{}, func(c *Client, m any) (any, error) { return c.Release(ctx, "oil", m.(*Release)) }},
-		{"consumed", &Consumed{ReservationIDs: []string{"r"}}, &Reply{}, func(c *Client, m any) (any, error) { return c.Consumed(ctx, "oil", m.(*Consumed)) }},
-		{"move", &Move{}, &MoveReply{}, func(c *Client, m any) (any, error) { return c.Move(ctx, "oil", m.(*Move)) }},
-		{"level", &LevelQuery{}, &Level{}, func(c *Client, m any) (any, error) { return c.Level(ctx, "oil", m.(*LevelQuery)) }},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var gotID string
-			var gotMsg, answer any
-			var fail error
-			c := NewClient(door.Func(func(_ context.Context, id string, msg any) (any, error) {
-				gotID, gotMsg = id, msg
-				return answer, fail
-			}))
-			answer = tc.reply
-			if r, err := tc.call(c, tc.msg); err != nil || r != tc.reply || gotID != "oil" || gotMsg != tc.msg {
-				t.Fatalf("= %v, %v after sending %#v to %q; want the actor's reply", r, err, gotMsg, gotID)
-			}
-			answer = &struct{ Err error }{} // no inventory reply
-			if r, err := tc.call(c, tc.msg); err == nil || !isNil(r) || !strings.Contains(err.Error(), "answered") {
-				t.Fatalf("wrong reply type: = %v, %v; want an error naming it and no reply", r, err)
-			}
-			answer, fail = nil, errors.New("no answer in time")
-			if r, err := tc.call(c, tc.msg); !errors.Is(err, fail) || !isNil(r) {
-				t.Fatalf("failing door: = %v, %v; want its error", r, err)
-			}
-		})
-	}
+	doortest.TypedReplies(t, "oil", []doortest.Call{
+		{Name: "reserve", Msg: &Reserve{ReservationID: "r"}, Reply: &ReserveReply{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).Reserve(ctx, "oil", m.(*Reserve)) }},
+		{Name: "release", Msg: &Release{ReservationID: "r"}, Reply: &Reply{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).Release(ctx, "oil", m.(*Release)) }},
+		{Name: "consumed", Msg: &Consumed{ReservationIDs: []string{"r"}}, Reply: &Reply{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).Consumed(ctx, "oil", m.(*Consumed)) }},
+		{Name: "move", Msg: &Move{}, Reply: &MoveReply{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).Move(ctx, "oil", m.(*Move)) }},
+		{Name: "level", Msg: &LevelQuery{}, Reply: &Level{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).Level(ctx, "oil", m.(*LevelQuery)) }},
+	})
 }
 
 // invalidating is a door that records what it was told to retire.

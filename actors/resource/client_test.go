@@ -3,19 +3,12 @@ package resource
 import (
 	"context"
 	"errors"
-	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/spa-engine/spa/actors/door"
+	"github.com/spa-engine/spa/actors/door/doortest"
 	"github.com/spa-engine/spa/persistence"
 )
-
-// isNil reports a nil reply, typed or not.
-func isNil(v any) bool {
-	rv := reflect.ValueOf(v)
-	return v == nil || rv.Kind() == reflect.Pointer && rv.IsNil()
-}
 
 // TestClientSendsEachRequestAndTypesItsReply: every method sends its
 // message unchanged to the id it was given and returns the reply the actor
@@ -23,39 +16,12 @@ func isNil(v any) bool {
 // reply.
 func TestClientSendsEachRequestAndTypesItsReply(t *testing.T) {
 	ctx := context.Background()
-	for _, tc := range []struct {
-		name  string
-		msg   any
-		reply any
-		call  func(c *Client, m any) (any, error)
-	}{
-		{"claim", &Claim{AppointmentID: "a"}, &ClaimReply{}, func(c *Client, m any) (any, error) { return c.Claim(ctx, "room", m.(*Claim)) }},
-		{"release", &Release{AppointmentID: "a"}, &Reply{}, func(c *Client, m any) (any, error) { return c.Release(ctx, "room", m.(*Release)) }},
-		{"track", &Track{}, &TrackReply{}, func(c *Client, m any) (any, error) { return c.Track(ctx, "room", m.(*Track)) }},
-		{"full", &FullQuery{}, &FullReply{}, func(c *Client, m any) (any, error) { return c.Full(ctx, "room", m.(*FullQuery)) }},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var gotID string
-			var gotMsg, answer any
-			var fail error
-			c := NewClient(door.Func(func(_ context.Context, id string, msg any) (any, error) {
-				gotID, gotMsg = id, msg
-				return answer, fail
-			}))
-			answer = tc.reply
-			if r, err := tc.call(c, tc.msg); err != nil || r != tc.reply || gotID != "room" || gotMsg != tc.msg {
-				t.Fatalf("= %v, %v after sending %#v to %q; want the actor's reply", r, err, gotMsg, gotID)
-			}
-			answer = &struct{ Err error }{} // no resource reply
-			if r, err := tc.call(c, tc.msg); err == nil || !isNil(r) || !strings.Contains(err.Error(), "answered") {
-				t.Fatalf("wrong reply type: = %v, %v; want an error naming it and no reply", r, err)
-			}
-			answer, fail = nil, errors.New("no answer in time")
-			if r, err := tc.call(c, tc.msg); !errors.Is(err, fail) || !isNil(r) {
-				t.Fatalf("failing door: = %v, %v; want its error", r, err)
-			}
-		})
-	}
+	doortest.TypedReplies(t, "room", []doortest.Call{
+		{Name: "claim", Msg: &Claim{AppointmentID: "a"}, Reply: &ClaimReply{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).Claim(ctx, "room", m.(*Claim)) }},
+		{Name: "release", Msg: &Release{AppointmentID: "a"}, Reply: &Reply{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).Release(ctx, "room", m.(*Release)) }},
+		{Name: "track", Msg: &Track{}, Reply: &TrackReply{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).Track(ctx, "room", m.(*Track)) }},
+		{Name: "full", Msg: &FullQuery{}, Reply: &FullReply{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).Full(ctx, "room", m.(*FullQuery)) }},
+	})
 }
 
 // TestClientOverTheDirectory: the typed calls reach a real resource actor

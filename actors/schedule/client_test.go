@@ -3,19 +3,12 @@ package schedule
 import (
 	"context"
 	"errors"
-	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/spa-engine/spa/actors/door"
+	"github.com/spa-engine/spa/actors/door/doortest"
 	"github.com/spa-engine/spa/persistence"
 )
-
-// isNil reports a nil reply, typed or not.
-func isNil(v any) bool {
-	rv := reflect.ValueOf(v)
-	return v == nil || rv.Kind() == reflect.Pointer && rv.IsNil()
-}
 
 // TestClientSendsEachRequestAndTypesItsReply: every method sends its
 // message unchanged to the id it was given and returns the reply the actor
@@ -23,44 +16,17 @@ func isNil(v any) bool {
 // reply.
 func TestClientSendsEachRequestAndTypesItsReply(t *testing.T) {
 	ctx := context.Background()
-	for _, tc := range []struct {
-		name  string
-		msg   any
-		reply any
-		call  func(c *Client, m any) (any, error)
-	}{
-		{"hold", &Hold{AppointmentID: "a"}, &HoldReply{}, func(c *Client, m any) (any, error) { return c.Hold(ctx, "ana", m.(*Hold)) }},
-		{"slots", &SlotsQuery{}, &SlotsReply{}, func(c *Client, m any) (any, error) { return c.Slots(ctx, "ana", m.(*SlotsQuery)) }},
-		{"confirm", &Confirm{AppointmentID: "a"}, &Reply{}, func(c *Client, m any) (any, error) { return c.Confirm(ctx, "ana", m.(*Confirm)) }},
-		{"cancel", &Cancel{AppointmentID: "a"}, &Reply{}, func(c *Client, m any) (any, error) { return c.Cancel(ctx, "ana", m.(*Cancel)) }},
-		{"check in", &CheckIn{AppointmentID: "a"}, &Reply{}, func(c *Client, m any) (any, error) { return c.CheckIn(ctx, "ana", m.(*CheckIn)) }},
-		{"complete", &Complete{AppointmentID: "a"}, &Reply{}, func(c *Client, m any) (any, error) { return c.Complete(ctx, "ana", m.(*Complete)) }},
-		{"no show", &NoShow{AppointmentID: "a"}, &Reply{}, func(c *Client, m any) (any, error) { return c.NoShow(ctx, "ana", m.(*NoShow)) }},
-		{"reschedule", &Reschedule{AppointmentID: "a"}, &Reply{}, func(c *Client, m any) (any, error) { return c.Reschedule(ctx, "ana", m.(*Reschedule)) }},
-		{"change", &Complete{AppointmentID: "b"}, &Reply{}, func(c *Client, m any) (any, error) { return c.Change(ctx, "ana", m.(Change)) }},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var gotID string
-			var gotMsg, answer any
-			var fail error
-			c := NewClient(door.Func(func(_ context.Context, id string, msg any) (any, error) {
-				gotID, gotMsg = id, msg
-				return answer, fail
-			}))
-			answer = tc.reply
-			if r, err := tc.call(c, tc.msg); err != nil || r != tc.reply || gotID != "ana" || gotMsg != tc.msg {
-				t.Fatalf("= %v, %v after sending %#v to %q; want the actor's reply", r, err, gotMsg, gotID)
-			}
-			answer = &struct{ Err error }{} // no schedule reply
-			if r, err := tc.call(c, tc.msg); err == nil || !isNil(r) || !strings.Contains(err.Error(), "answered") {
-				t.Fatalf("wrong reply type: = %v, %v; want an error naming it and no reply", r, err)
-			}
-			answer, fail = nil, errors.New("no answer in time")
-			if r, err := tc.call(c, tc.msg); !errors.Is(err, fail) || !isNil(r) {
-				t.Fatalf("failing door: = %v, %v; want its error", r, err)
-			}
-		})
-	}
+	doortest.TypedReplies(t, "ana", []doortest.Call{
+		{Name: "hold", Msg: &Hold{AppointmentID: "a"}, Reply: &HoldReply{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).Hold(ctx, "ana", m.(*Hold)) }},
+		{Name: "slots", Msg: &SlotsQuery{}, Reply: &SlotsReply{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).Slots(ctx, "ana", m.(*SlotsQuery)) }},
+		{Name: "confirm", Msg: &Confirm{AppointmentID: "a"}, Reply: &Reply{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).Confirm(ctx, "ana", m.(*Confirm)) }},
+		{Name: "cancel", Msg: &Cancel{AppointmentID: "a"}, Reply: &Reply{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).Cancel(ctx, "ana", m.(*Cancel)) }},
+		{Name: "check in", Msg: &CheckIn{AppointmentID: "a"}, Reply: &Reply{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).CheckIn(ctx, "ana", m.(*CheckIn)) }},
+		{Name: "complete", Msg: &Complete{AppointmentID: "a"}, Reply: &Reply{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).Complete(ctx, "ana", m.(*Complete)) }},
+		{Name: "no show", Msg: &NoShow{AppointmentID: "a"}, Reply: &Reply{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).NoShow(ctx, "ana", m.(*NoShow)) }},
+		{Name: "reschedule", Msg: &Reschedule{AppointmentID: "a"}, Reply: &Reply{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).Reschedule(ctx, "ana", m.(*Reschedule)) }},
+		{Name: "change", Msg: &Complete{AppointmentID: "b"}, Reply: &Reply{}, Do: func(d door.Door, m any) (any, error) { return NewClient(d).Change(ctx, "ana", m.(Change)) }},
+	})
 }
 
 // TestClientOverTheDirectory: the typed calls reach a real schedule actor

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/spa-engine/spa/actors/auth/otp"
-	"github.com/spa-engine/spa/actors/door"
+	"github.com/spa-engine/spa/actors/door/doortest"
 )
 
 // TestClientFoldsUnreachedIntoTheReply: the actor's reply comes back as it
@@ -16,40 +16,35 @@ import (
 // comes back as a reply whose Err wraps ErrUnavailable (nothing was sent).
 func TestClientFoldsUnreachedIntoTheReply(t *testing.T) {
 	ctx := context.Background()
-	var gotKey string
-	var gotMsg, answer any
-	var fail error
-	c := NewClient(door.Func(func(_ context.Context, key string, msg any) (any, error) {
-		gotKey, gotMsg = key, msg
-		return answer, fail
-	}))
+	d := &doortest.Recorder{}
+	c := NewClient(d)
 
 	limited := &RequestCodeReply{Err: &otp.RetryError{Err: otp.ErrSendRateLimited, RetryAfter: time.Minute}}
-	answer = limited
+	d.Reply = limited
 	req := &RequestCode{Phone: phone}
-	if r := c.RequestCode(ctx, "k", req); r != limited || gotKey != "k" || gotMsg != req {
-		t.Fatalf("request = %+v after sending %#v to %q; want the actor's reply", r, gotMsg, gotKey)
+	if r := c.RequestCode(ctx, "k", req); r != limited || d.ID != "k" || d.Msg != req {
+		t.Fatalf("request = %+v after sending %#v to %q; want the actor's reply", r, d.Msg, d.ID)
 	}
 	verified := &VerifyReply{Result: otp.ResultOK}
-	answer = verified
+	d.Reply = verified
 	ver := &VerifyCode{Phone: phone, Code: "123456"}
-	if r := c.VerifyCode(ctx, "k", ver); r != verified || gotMsg != ver {
-		t.Fatalf("verify = %+v after sending %#v; want the actor's reply", r, gotMsg)
+	if r := c.VerifyCode(ctx, "k", ver); r != verified || d.Msg != ver {
+		t.Fatalf("verify = %+v after sending %#v; want the actor's reply", r, d.Msg)
 	}
 
-	answer = &RequestCodeReply{} // the wrong reply for a VerifyCode
+	d.Reply = &RequestCodeReply{} // the wrong reply for a VerifyCode
 	if r := c.VerifyCode(ctx, "k", ver); r == nil || !errors.Is(r.Err, ErrUnavailable) || !strings.Contains(r.Err.Error(), "answered") {
 		t.Fatalf("wrong reply type: %+v; want ErrUnavailable naming it", r)
 	}
-	answer = verified
+	d.Reply = verified
 	if r := c.RequestCode(ctx, "k", req); r == nil || !errors.Is(r.Err, ErrUnavailable) {
 		t.Fatalf("wrong reply type: %+v; want ErrUnavailable", r)
 	}
-	answer, fail = nil, errors.New("directory stopped")
-	if r := c.RequestCode(ctx, "k", req); r == nil || !errors.Is(r.Err, ErrUnavailable) || !errors.Is(r.Err, fail) {
+	d.Reply, d.Err = nil, errors.New("directory stopped")
+	if r := c.RequestCode(ctx, "k", req); r == nil || !errors.Is(r.Err, ErrUnavailable) || !errors.Is(r.Err, d.Err) {
 		t.Fatalf("failing door: %+v; want ErrUnavailable wrapping its error", r)
 	}
-	if r := c.VerifyCode(ctx, "k", ver); r == nil || !errors.Is(r.Err, ErrUnavailable) || !errors.Is(r.Err, fail) {
+	if r := c.VerifyCode(ctx, "k", ver); r == nil || !errors.Is(r.Err, ErrUnavailable) || !errors.Is(r.Err, d.Err) {
 		t.Fatalf("failing door: %+v; want ErrUnavailable wrapping its error", r)
 	}
 }

@@ -232,14 +232,6 @@ func calendarReply[R any](r R, err error) (R, error) {
 	return r, nil
 }
 
-// notFound turns ErrNotFound into a 404 naming what was missing.
-func notFound(err error, what string) error {
-	if errors.Is(err, persistence.ErrNotFound) {
-		return fault.NotFound(what + " not found")
-	}
-	return err
-}
-
 // ---- The catalogue -------------------------------------------------------------
 
 // qualifiedStaff lists the active staff who hold every skill the service

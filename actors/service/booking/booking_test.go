@@ -16,6 +16,7 @@ import (
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/service"
+	"github.com/spa-engine/spa/actors/service/catalogue"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/persistence"
 	"github.com/spa-engine/spa/persistence/sqlite/sqlitetest"
@@ -96,30 +97,10 @@ func newFixture(t *testing.T) *fixture {
 		}
 		return nil
 	})
+	// The catalogue cache with a ttl of 0 reads the store on every call.
 	f.svc = New(Deps{Store: f.store, Calendars: schedule.NewClient(sched), Resources: resource.NewClient(res),
-		Catalogue: storeCatalogue{f.store}, Logger: quiet, Now: clock})
+		Catalogue: catalogue.NewCache(f.store, 0), Logger: quiet, Now: clock})
 	return f
-}
-
-// storeCatalogue reads the catalogue from the store on every call: the
-// gateway's cache without the cache.
-type storeCatalogue struct{ store persistence.Store }
-
-func (c storeCatalogue) Snapshot(ctx context.Context) (map[string]persistence.Service, []persistence.StaffMember, error) {
-	var services []persistence.Service
-	var staff []persistence.StaffMember
-	err := c.store.InTx(ctx, func(tx persistence.Tx) (err error) {
-		if services, err = tx.ServiceList(ctx, false); err != nil {
-			return err
-		}
-		staff, err = tx.StaffList(ctx, true)
-		return err
-	})
-	byID := map[string]persistence.Service{}
-	for _, sv := range services {
-		byID[sv.ID] = sv
-	}
-	return byID, staff, err
 }
 
 func (f *fixture) tx(fn func(context.Context, persistence.Tx) error) {

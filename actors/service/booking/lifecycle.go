@@ -56,7 +56,7 @@ func (s *Service) LoadIn(ctx context.Context, tx persistence.Tx, by service.Call
 		sv, err = tx.ServiceGet(ctx, ap.ServiceID)
 	}
 	if err != nil {
-		return Appointment{}, notFound(err, "appointment")
+		return Appointment{}, fault.IfNotFound(err, "appointment")
 	}
 	if !IsStaff(by) && ap.ClientID != by.Subject {
 		return Appointment{}, fault.NotFound("appointment not found")
@@ -255,7 +255,7 @@ func (s *Service) Agenda(ctx context.Context, by service.Caller, in AgendaInput)
 	err = s.store.InTx(ctx, func(tx persistence.Tx) error {
 		m, err := tx.StaffGet(ctx, in.StaffID)
 		if err != nil {
-			return notFound(err, "staff member")
+			return fault.IfNotFound(err, "staff member")
 		}
 		loc, err := time.LoadLocation(m.TimeZone)
 		if err != nil {

@@ -133,7 +133,7 @@ func (s *Service) LeaveWaitlist(ctx context.Context, tx persistence.Tx, by servi
 		err = persistence.ErrNotFound // someone else's entry does not exist for you
 	}
 	if err != nil {
-		return persistence.WaitlistEntry{}, notFound(err, "waitlist entry")
+		return persistence.WaitlistEntry{}, fault.IfNotFound(err, "waitlist entry")
 	}
 	if e.Status != persistence.WaitlistWaiting && e.Status != persistence.WaitlistOffered {
 		return persistence.WaitlistEntry{}, fault.New(fault.CodeInvalidTransition, "the entry is already closed")
@@ -154,9 +154,9 @@ type PackageInput struct {
 	ExpiresAt  time.Time
 }
 
-// packageRecord is what the package.grant audit entry records: the package
-// as the API shows it.
-type packageRecord struct {
+// PackageJSON is a package as the API shows it, and what the package.grant
+// audit entry records, so the two cannot drift.
+type PackageJSON struct {
 	ID            string    `json:"id"`
 	ClientID      string    `json:"client_id"`
 	Name          string    `json:"name"`
@@ -164,6 +164,12 @@ type packageRecord struct {
 	SessionsTotal int       `json:"sessions_total"`
 	SessionsUsed  int       `json:"sessions_used"`
 	ExpiresAt     time.Time `json:"expires_at"`
+}
+
+// PackageView is p's JSON form.
+func PackageView(p persistence.Package) PackageJSON {
+	return PackageJSON{ID: p.ID, ClientID: p.ClientID, Name: p.Name, ServiceIDs: append([]string{}, p.ServiceIDs...),
+		SessionsTotal: p.SessionsTotal, SessionsUsed: p.SessionsUsed, ExpiresAt: p.ExpiresAt.UTC()}
 }
 
 // GrantPackage grants a package (admins only), in tx, audited
@@ -205,9 +211,7 @@ func (s *Service) GrantPackage(ctx context.Context, tx persistence.Tx, by servic
 	if err := tx.PackageGrant(ctx, p); err != nil {
 		return persistence.Package{}, err
 	}
-	record := packageRecord{ID: p.ID, ClientID: p.ClientID, Name: p.Name, ServiceIDs: append([]string{}, p.ServiceIDs...),
-		SessionsTotal: p.SessionsTotal, SessionsUsed: p.SessionsUsed, ExpiresAt: p.ExpiresAt.UTC()}
-	if err := service.Audit(ctx, tx, s.now(), by, "package.grant", "package/"+p.ID, "", record); err != nil {
+	if err := service.Audit(ctx, tx, s.now(), by, "package.grant", "package/"+p.ID, "", PackageView(p)); err != nil {
 		return persistence.Package{}, err
 	}
 	return p, nil
@@ -273,13 +277,20 @@ type VoucherInput struct {
 	ExpiresAt    time.Time
 }
 
-// voucherRecord is what the voucher.issue audit entry records: never the
-// code.
-type voucherRecord struct {
+// VoucherJSON is a voucher as the API shows it. Code is set only in the
+// answer that issues it; VoucherView leaves it empty, which is what the
+// voucher.issue audit entry records: never the code.
+type VoucherJSON struct {
 	ID           string    `json:"id"`
+	Code         string    `json:"code,omitempty"` // only when issued
 	ClientID     string    `json:"client_id"`
 	BalanceMinor int64     `json:"balance_minor"`
 	ExpiresAt    time.Time `json:"expires_at"`
+}
+
+// VoucherView is v's JSON form, without a code.
+func VoucherView(v persistence.Voucher) VoucherJSON {
+	return VoucherJSON{ID: v.ID, ClientID: v.ClientID, BalanceMinor: v.BalanceMinor, ExpiresAt: v.ExpiresAt.UTC()}
 }
 
 // voucherAlphabet avoids look-alike characters (0/O, 1/I/L).
@@ -328,8 +339,7 @@ func (s *Service) IssueVoucher(ctx context.Context, tx persistence.Tx, by servic
 	if err := tx.VoucherIssue(ctx, v); err != nil {
 		return persistence.Voucher{}, "", err
 	}
-	record := voucherRecord{ID: v.ID, ClientID: v.ClientID, BalanceMinor: v.BalanceMinor, ExpiresAt: v.ExpiresAt}
-	if err := service.Audit(ctx, tx, s.now(), by, "voucher.issue", "voucher/"+v.ID, "", record); err != nil {
+	if err := service.Audit(ctx, tx, s.now(), by, "voucher.issue", "voucher/"+v.ID, "", VoucherView(v)); err != nil {
 		return persistence.Voucher{}, "", err
 	}
 	return v, code, nil

@@ -90,22 +90,6 @@ func (s *Service) recordChange(ctx context.Context, tx persistence.Tx, by servic
 	return tx.OutboxAppend(ctx, ev)
 }
 
-// notFound turns ErrNotFound into a 404 naming what was missing.
-func notFound(err error, what string) error {
-	if errors.Is(err, persistence.ErrNotFound) {
-		return fault.NotFound(what + " not found")
-	}
-	return err
-}
-
-// versionConflict turns ErrConflict from a Put into a 409 version_conflict.
-func versionConflict(err error, version int64) error {
-	if errors.Is(err, persistence.ErrConflict) {
-		return fault.VersionConflict("").WithDetails(map[string]any{"version": version})
-	}
-	return err
-}
-
 // parseDate reads a date of DateLayout (the gateway checks path and query
 // dates first with the same message).
 func parseDate(field, v string) (time.Time, error) {
@@ -291,7 +275,7 @@ func (s *Service) Service(ctx context.Context, id string, activeOnly bool) (sv p
 	if err == nil && activeOnly && !sv.Active {
 		err = persistence.ErrNotFound
 	}
-	return sv, notFound(err, "service")
+	return sv, fault.IfNotFound(err, "service")
 }
 
 // PutService creates or updates a service in tx. Its resource, if it
@@ -313,7 +297,7 @@ func (s *Service) PutService(ctx context.Context, tx persistence.Tx, by service.
 	}
 	stored, err := tx.ServicePut(ctx, sv)
 	if err != nil {
-		return persistence.Service{}, versionConflict(err, in.Version)
+		return persistence.Service{}, fault.IfVersionConflict(err, in.Version)
 	}
 	if err := s.recordChange(ctx, tx, by, "service.put", "service", in.ID, stored.Version, ServiceView(stored)); err != nil {
 		return persistence.Service{}, err
@@ -371,7 +355,7 @@ func (s *Service) StaffMember(ctx context.Context, id string) (m persistence.Sta
 		m, err = tx.StaffGet(ctx, id)
 		return err
 	})
-	return m, notFound(err, "staff member")
+	return m, fault.IfNotFound(err, "staff member")
 }
 
 // PutStaff creates or updates a staff member and their weekly hours in tx.
@@ -385,7 +369,7 @@ func (s *Service) PutStaff(ctx context.Context, tx persistence.Tx, by service.Ca
 	}
 	stored, err := tx.StaffPut(ctx, m)
 	if err != nil {
-		return persistence.StaffMember{}, versionConflict(err, in.Version)
+		return persistence.StaffMember{}, fault.IfVersionConflict(err, in.Version)
 	}
 	if err := s.recordChange(ctx, tx, by, "staff.put", "staff", in.ID, stored.Version, StaffView(stored)); err != nil {
 		return persistence.StaffMember{}, err
@@ -396,7 +380,7 @@ func (s *Service) PutStaff(ctx context.Context, tx persistence.Tx, by service.Ca
 // staffExists answers 404 for an unknown staff member in a sub-resource.
 func staffExists(ctx context.Context, tx persistence.Tx, id string) error {
 	_, err := tx.StaffGet(ctx, id)
-	return notFound(err, "staff member")
+	return fault.IfNotFound(err, "staff member")
 }
 
 // ---- Date overrides ------------------------------------------------------------
@@ -468,7 +452,7 @@ func (s *Service) PutOverride(ctx context.Context, tx persistence.Tx, by service
 // DeleteOverride gives a staff member back their weekly hours on date.
 func (s *Service) DeleteOverride(ctx context.Context, tx persistence.Tx, by service.Caller, staffID, date string) error {
 	if err := tx.DateOverrideDelete(ctx, staffID, date); err != nil {
-		return notFound(err, "date override")
+		return fault.IfNotFound(err, "date override")
 	}
 	return s.recordChange(ctx, tx, by, "staff.override.delete", "staff", staffID, 0, map[string]any{"date": date})
 }
@@ -540,7 +524,7 @@ func (s *Service) DeleteTimeOff(ctx context.Context, tx persistence.Tx, by servi
 		return fault.NotFound("time off not found")
 	}
 	if err := tx.TimeOffDelete(ctx, timeOffID); err != nil {
-		return notFound(err, "time off")
+		return fault.IfNotFound(err, "time off")
 	}
 	return s.recordChange(ctx, tx, by, "staff.time_off.delete", "staff", staffID, 0, map[string]any{"id": timeOffID})
 }
@@ -583,7 +567,7 @@ func (s *Service) PutResource(ctx context.Context, tx persistence.Tx, by service
 	}
 	stored, err := tx.ResourcePut(ctx, r)
 	if err != nil {
-		return persistence.Resource{}, versionConflict(err, in.Version)
+		return persistence.Resource{}, fault.IfVersionConflict(err, in.Version)
 	}
 	if err := s.recordChange(ctx, tx, by, "resource.put", "resource", in.ID, stored.Version, ResourceView(stored)); err != nil {
 		return persistence.Resource{}, err

@@ -91,7 +91,7 @@ func (s *Service) PutStudio(ctx context.Context, tx persistence.Tx, by service.C
 		Phone: in.Phone, Email: in.Email, Version: in.Version, UpdatedAt: now,
 	})
 	if err != nil {
-		return persistence.Studio{}, versionConflict(err, in.Version)
+		return persistence.Studio{}, fault.IfVersionConflict(err, in.Version)
 	}
 	if err := service.Audit(ctx, tx, now, by, "studio.update", "studio/"+st.ID, "", map[string]any{
 		"name": st.Name, "time_zone": st.TimeZone, "currency": st.Currency,

@@ -39,29 +39,18 @@ func Ranges(in []persistence.ClockRange) []ClockRange {
 	return out
 }
 
-// ServiceJSON is a service as the API shows it.
+// ServiceJSON is a service as the API shows it: what an admin puts
+// (ServiceInput) with its id and when it last changed, so a read can be
+// edited and put back.
 type ServiceJSON struct {
-	ID                      string    `json:"id"`
-	Name                    string    `json:"name"`
-	Category                string    `json:"category"`
-	DurationMinutes         int       `json:"duration_minutes"`
-	PriceMinor              int64     `json:"price_minor"`
-	BufferBeforeMinutes     int       `json:"buffer_before_minutes"`
-	BufferAfterMinutes      int       `json:"buffer_after_minutes"`
-	RequiredSkills          []string  `json:"required_skills"`
-	ResourceID              string    `json:"resource_id"`
-	DepositPolicy           string    `json:"deposit_policy"`
-	DepositValue            int64     `json:"deposit_value"`
-	CancelCutoffMinutes     int       `json:"cancel_cutoff_minutes"`
-	RescheduleCutoffMinutes int       `json:"reschedule_cutoff_minutes"`
-	Active                  bool      `json:"active"`
-	Version                 int64     `json:"version"`
-	UpdatedAt               time.Time `json:"updated_at"`
+	ID string `json:"id"`
+	ServiceInput
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // ServiceView is s's JSON form.
 func ServiceView(s persistence.Service) ServiceJSON {
-	return ServiceJSON{
+	return ServiceJSON{ID: s.ID, UpdatedAt: s.UpdatedAt.UTC(), ServiceInput: ServiceInput{
 		ID: s.ID, Name: s.Name, Category: s.Category,
 		DurationMinutes: int(s.Duration / time.Minute), PriceMinor: s.PriceMinor,
 		BufferBeforeMinutes: int(s.BufferBefore / time.Minute), BufferAfterMinutes: int(s.BufferAfter / time.Minute),
@@ -69,8 +58,8 @@ func ServiceView(s persistence.Service) ServiceJSON {
 		DepositPolicy: string(s.DepositPolicy), DepositValue: s.DepositValue,
 		CancelCutoffMinutes:     int(s.CancelCutoff / time.Minute),
 		RescheduleCutoffMinutes: int(s.RescheduleCutoff / time.Minute),
-		Active:                  s.Active, Version: s.Version, UpdatedAt: s.UpdatedAt.UTC(),
-	}
+		Active:                  s.Active, Version: s.Version,
+	}}
 }
 
 // StaffJSON is a staff member as the API shows it; the public view leaves
@@ -127,17 +116,48 @@ func TimeOffView(t persistence.TimeOff) TimeOffJSON {
 	return TimeOffJSON{ID: t.ID, Start: t.Start.UTC(), End: t.End.UTC(), Reason: t.Reason}
 }
 
-// ResourceJSON is a resource as the API shows it.
+// ResourceJSON is a resource as the API shows it: what an admin puts
+// (ResourceInput) with its id and when it last changed.
 type ResourceJSON struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Capacity  int       `json:"capacity"`
-	Active    bool      `json:"active"`
-	Version   int64     `json:"version"`
+	ID string `json:"id"`
+	ResourceInput
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // ResourceView is r's JSON form.
 func ResourceView(r persistence.Resource) ResourceJSON {
-	return ResourceJSON{ID: r.ID, Name: r.Name, Capacity: r.Capacity, Active: r.Active, Version: r.Version, UpdatedAt: r.UpdatedAt.UTC()}
+	return ResourceJSON{ID: r.ID, UpdatedAt: r.UpdatedAt.UTC(), ResourceInput: ResourceInput{
+		ID: r.ID, Name: r.Name, Capacity: r.Capacity, Active: r.Active, Version: r.Version,
+	}}
+}
+
+// PublicStudioJSON is what anyone may see of the studio: enough to render
+// a booking page.
+type PublicStudioJSON struct {
+	Name     string `json:"name"`
+	TimeZone string `json:"time_zone"`
+	Currency string `json:"currency"`
+}
+
+// PublicStudioView is st's public JSON form.
+func PublicStudioView(st persistence.Studio) PublicStudioJSON {
+	return PublicStudioJSON{Name: st.Name, TimeZone: st.TimeZone, Currency: st.Currency}
+}
+
+// StudioJSON is the studio's full profile as admins see it: what an admin
+// puts (StudioInput, contact details and version included, so it can be
+// edited with optimistic concurrency) with its id and when it last
+// changed.
+type StudioJSON struct {
+	ID string `json:"id"`
+	StudioInput
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// StudioView is st's admin JSON form.
+func StudioView(st persistence.Studio) StudioJSON {
+	return StudioJSON{ID: st.ID, UpdatedAt: st.UpdatedAt.UTC(), StudioInput: StudioInput{
+		Name: st.Name, TimeZone: st.TimeZone, Currency: st.Currency,
+		Phone: st.Phone, Email: st.Email, Version: st.Version,
+	}}
 }

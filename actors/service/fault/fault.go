@@ -172,6 +172,25 @@ func Conflict(msg string) *Error { return New(CodeConflict, msg) }
 // VersionConflict is the 409 of a failed optimistic version check.
 func VersionConflict(msg string) *Error { return New(CodeVersionConflict, msg) }
 
+// IfNotFound turns the store's ErrNotFound into a 404 naming what was
+// missing; any other error (or nil) passes through.
+func IfNotFound(err error, what string) error {
+	if errors.Is(err, persistence.ErrNotFound) {
+		return NotFound(what + " not found")
+	}
+	return err
+}
+
+// IfVersionConflict turns the store's ErrConflict from a versioned Put into
+// a 409 version_conflict carrying the version the caller sent; any other
+// error (or nil) passes through.
+func IfVersionConflict(err error, version int64) error {
+	if errors.Is(err, persistence.ErrConflict) {
+		return VersionConflict("").WithDetails(map[string]any{"version": version})
+	}
+	return err
+}
+
 // UnsupportedMediaType is a 415.
 func UnsupportedMediaType(msg string) *Error { return New(CodeUnsupportedMediaType, msg) }
 

@@ -377,10 +377,10 @@ func (s *Service) RemoveBlock(ctx context.Context, tx persistence.Tx, by service
 	}
 	blk, err := tx.BlockGet(ctx, id)
 	if err != nil {
-		return notFound(err, "block")
+		return fault.IfNotFound(err, "block")
 	}
 	if err := tx.BlockRemove(ctx, id); err != nil {
-		return notFound(err, "block")
+		return fault.IfNotFound(err, "block")
 	}
 	return service.Audit(ctx, tx, s.d.Now(), by, "block.remove", "block/"+id, "", map[string]any{
 		"kind": string(blk.Kind), "label": blk.Label, "reason": blk.Reason,

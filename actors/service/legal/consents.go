@@ -192,7 +192,7 @@ func (s *Service) Accept(ctx context.Context, tx persistence.Tx, by service.Call
 			AcceptedAt: now, RequestID: by.RequestID,
 		})
 		if err != nil {
-			return nil, notFound(err, "legal document "+d.Slug+" version "+strconv.FormatInt(d.Version, 10))
+			return nil, fault.IfNotFound(err, "legal document "+d.Slug+" version "+strconv.FormatInt(d.Version, 10))
 		}
 		out = append(out, rec)
 	}

@@ -16,7 +16,6 @@ package legal
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"slices"
 	"strings"
@@ -93,14 +92,6 @@ func requireAdmin(by service.Caller) error {
 		return fault.Forbidden("")
 	}
 	return nil
-}
-
-// notFound turns ErrNotFound into a 404 naming what was missing.
-func notFound(err error, what string) error {
-	if errors.Is(err, persistence.ErrNotFound) {
-		return fault.NotFound(what + " not found")
-	}
-	return err
 }
 
 // read runs fn in a transaction of its own.
@@ -190,7 +181,7 @@ func (s *Service) Version(ctx context.Context, by service.Caller, slug string, v
 		return err
 	})
 	if err != nil {
-		return d, notFound(err, "legal document version")
+		return d, fault.IfNotFound(err, "legal document version")
 	}
 	if d.ActivatedAt.IsZero() && by.Role != auth.RoleAdmin {
 		return persistence.LegalDocument{}, fault.NotFound("legal document version not found")
@@ -277,7 +268,7 @@ func (s *Service) Activate(ctx context.Context, tx persistence.Tx, by service.Ca
 	}
 	d, err := tx.LegalDocumentActivate(ctx, slug, version, s.d.Now().UTC())
 	if err != nil {
-		return d, notFound(err, "legal document version")
+		return d, fault.IfNotFound(err, "legal document version")
 	}
 	if previous != version {
 		if err := service.Audit(ctx, tx, s.d.Now(), by, "legal.document.activate", "legal/"+slug, "", map[string]any{
@@ -320,7 +311,7 @@ func (s *Service) Diff(ctx context.Context, by service.Caller, slug string, from
 		return err
 	})
 	if err != nil {
-		return Diff{}, notFound(err, "legal document version")
+		return Diff{}, fault.IfNotFound(err, "legal document version")
 	}
 	return Diff{Slug: slug, From: from, To: to, TitleChanged: a.Title != b.Title, Lines: LineDiff(a.Body, b.Body)}, nil
 }

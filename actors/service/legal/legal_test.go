@@ -3,14 +3,12 @@ package legal_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/actors/service/legal"
+	"github.com/spa-engine/spa/actors/service/servicetest"
 	"github.com/spa-engine/spa/persistence"
 	"github.com/spa-engine/spa/persistence/sqlite/sqlitetest"
 )
@@ -29,33 +28,12 @@ const device = "01JDEVICE0000000000000000A"
 
 var clock = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
-// sessions revokes in the store as the sign-in does and records what this
-// node was told to forget.
-type sessions struct {
-	mu      sync.Mutex
-	forgot  []string
-	revoked map[string]string // user → reason
-}
-
-func (s *sessions) EndSessions(ctx context.Context, tx persistence.Tx, _ service.Caller, userID, reason string, at time.Time) ([]string, error) {
-	s.mu.Lock()
-	s.revoked[userID] = reason
-	s.mu.Unlock()
-	return tx.SessionRevokeByUser(ctx, userID, at, reason)
-}
-
-func (s *sessions) Forget(_ time.Time, ids ...string) {
-	s.mu.Lock()
-	s.forgot = append(s.forgot, ids...)
-	s.mu.Unlock()
-}
-
 type fixture struct {
 	t        *testing.T
 	store    persistence.Store
 	index    *pii.BlindIndex
 	now      time.Time
-	sessions *sessions
+	sessions *servicetest.Sessions
 	svc      *legal.Service
 }
 
@@ -67,7 +45,7 @@ func newFixture(t *testing.T, activeTTL time.Duration) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, store: sqlitetest.Open(t, persistence.Options{}), index: index, now: clock,
-		sessions: &sessions{revoked: map[string]string{}}}
+		sessions: &servicetest.Sessions{}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	clockFn := func() time.Time { return f.now }
 	f.svc = legal.New(legal.Deps{Store: f.store, ActiveTTL: activeTTL, Sessions: f.sessions, Now: clockFn, Logger: log,
@@ -113,38 +91,17 @@ func (f *fixture) activate(slug string, version int64) error {
 	})
 }
 
-func as(role auth.Role, subject string) service.Caller {
-	return service.Caller{Claims: auth.Claims{Subject: subject, Role: role}, RequestID: "req-1"}
-}
+// as, code and fields are servicetest's.
+var (
+	as     = servicetest.As
+	code   = servicetest.Code
+	fields = servicetest.Fields
+)
 
 var (
 	admin  = as(auth.RoleAdmin, "owner")
 	client = as(auth.RoleClient, "maria")
 )
-
-// code is the fault code err shows a client ("" for nil).
-func code(err error) string {
-	if err == nil {
-		return ""
-	}
-	e, _ := fault.From(err)
-	return e.Code
-}
-
-// fields are the field names of a validation failure.
-func fields(err error) []string {
-	var e *fault.Error
-	if !errors.As(err, &e) {
-		return nil
-	}
-	d, _ := e.Details.(map[string]any)
-	var out []string
-	fe, _ := d["fields"].([]fault.FieldError)
-	for _, x := range fe {
-		out = append(out, x.Field)
-	}
-	return out
-}
 
 func refs(docs []persistence.LegalDocument) []string {
 	out := []string{}
@@ -464,8 +421,8 @@ func TestBlocks(t *testing.T) {
 	if err != nil || strings.Contains(ph.Label, "1234") || strings.Contains(ph.Value, "3001234567") {
 		t.Fatalf("phone block %+v, %v", ph, err)
 	}
-	if f.sessions.revoked[uid] != legal.RevokeBlocked || len(f.sessions.forgot) != 1 {
-		t.Fatalf("sessions: revoked %v, forgot %v", f.sessions.revoked, f.sessions.forgot)
+	if f.sessions.Revoked()[uid] != legal.RevokeBlocked || len(f.sessions.Forgot()) != 1 {
+		t.Fatalf("sessions: revoked %v, forgot %v", f.sessions.Revoked(), f.sessions.Forgot())
 	}
 	add := f.audit("block/" + ph.ID)
 	if len(add) != 1 || add[0].Action != "block.add" || !strings.Contains(string(add[0].Detail), `"revoked_sessions":1`) ||

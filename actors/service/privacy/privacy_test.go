@@ -3,12 +3,10 @@ package privacy_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/actors/service/privacy"
+	"github.com/spa-engine/spa/actors/service/servicetest"
 	"github.com/spa-engine/spa/persistence"
 	"github.com/spa-engine/spa/persistence/sqlite/sqlitetest"
 )
@@ -38,33 +37,12 @@ func ring(t *testing.T, primary string, keys map[string][]byte) *pii.Keyring {
 	return r
 }
 
-// sessions revokes in the store as the sign-in does and records what this
-// node was told to forget.
-type sessions struct {
-	mu      sync.Mutex
-	forgot  []string
-	reasons []string
-}
-
-func (s *sessions) EndSessions(ctx context.Context, tx persistence.Tx, _ service.Caller, userID, reason string, at time.Time) ([]string, error) {
-	s.mu.Lock()
-	s.reasons = append(s.reasons, reason)
-	s.mu.Unlock()
-	return tx.SessionRevokeByUser(ctx, userID, at, reason)
-}
-
-func (s *sessions) Forget(_ time.Time, ids ...string) {
-	s.mu.Lock()
-	s.forgot = append(s.forgot, ids...)
-	s.mu.Unlock()
-}
-
 type fixture struct {
 	t        *testing.T
 	store    persistence.Store
 	keys     *pii.Keyring
 	index    *pii.BlindIndex
-	sessions *sessions
+	sessions *servicetest.Sessions
 	svc      *privacy.Service
 }
 
@@ -74,7 +52,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, store: sqlitetest.Open(t, persistence.Options{}), index: index, sessions: &sessions{},
+	f := &fixture{t: t, store: sqlitetest.Open(t, persistence.Options{}), index: index, sessions: &servicetest.Sessions{},
 		keys: ring(t, "k1", map[string][]byte{"k1": k1})}
 	f.svc = f.service(f.keys)
 	return f
@@ -130,33 +108,12 @@ func (f *fixture) audit(subject string) []persistence.AuditEntry {
 	return out
 }
 
-func as(role auth.Role, subject string) service.Caller {
-	return service.Caller{Claims: auth.Claims{Subject: subject, Role: role}, RequestID: "req-1"}
-}
-
-// code is the fault code err shows a client ("" for nil).
-func code(err error) string {
-	if err == nil {
-		return ""
-	}
-	e, _ := fault.From(err)
-	return e.Code
-}
-
-// fields are the field names of a validation failure.
-func fields(err error) []string {
-	var e *fault.Error
-	if !errors.As(err, &e) {
-		return nil
-	}
-	d, _ := e.Details.(map[string]any)
-	fe, _ := d["fields"].([]fault.FieldError)
-	var out []string
-	for _, x := range fe {
-		out = append(out, x.Field)
-	}
-	return out
-}
+// as, code and fields are servicetest's.
+var (
+	as     = servicetest.As
+	code   = servicetest.Code
+	fields = servicetest.Fields
+)
 
 var full = privacy.ProfileInput{Name: " María Pérez ", Email: "maria.perez@example.com", DocumentType: "cc",
 	DocumentNumber: "1.020.304.050", BirthDate: "1990-05-17", ClinicalNotes: "Alérgica al látex"}
@@ -395,16 +352,16 @@ func TestAnonymiseErasesAndKeepsTheRecord(t *testing.T) {
 			t.Errorf("%s: %v, want %s", name, err, tc.code)
 		}
 	}
-	if len(f.sessions.reasons) != 0 {
-		t.Fatalf("a refusal revoked sessions: %v", f.sessions.reasons)
+	if len(f.sessions.Reasons()) != 0 {
+		t.Fatalf("a refusal revoked sessions: %v", f.sessions.Reasons())
 	}
 
 	a, err := f.anonymise(byAdmin(uid, privacy.AnonymiseInput{Confirm: true, Reason: "ticket 42"}))
 	if err != nil || a.UserID != uid || a.RevokedSessions != 1 || !a.At.Equal(clock) {
 		t.Fatalf("anonymise: %+v, %v", a, err)
 	}
-	if !slices.Equal(f.sessions.reasons, []string{privacy.RevokeAnonymised}) || len(f.sessions.forgot) != 1 {
-		t.Fatalf("sessions: revoked %v, forgot %v", f.sessions.reasons, f.sessions.forgot)
+	if !slices.Equal(f.sessions.Reasons(), []string{privacy.RevokeAnonymised}) || len(f.sessions.Forgot()) != 1 {
+		t.Fatalf("sessions: revoked %v, forgot %v", f.sessions.Reasons(), f.sessions.Forgot())
 	}
 	// Erased: the profile, the phone; the user row stays under its id.
 	e, err := f.svc.Export(context.Background(), admin, uid)

@@ -3,7 +3,6 @@ package privacy
 import (
 	"context"
 	"errors"
-	"net/mail"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/actors/service"
+	"github.com/spa-engine/spa/actors/service/check"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -80,7 +80,7 @@ func (in *ProfileInput) validate(now time.Time) *fault.Error {
 		bad("name", "at most 120 characters of text")
 	}
 	in.Email = strings.TrimSpace(in.Email)
-	if in.Email != "" && !validEmail(in.Email) {
+	if in.Email != "" && !check.Email(in.Email) {
 		bad("email", "must be an email address")
 	}
 	in.DocumentType = strings.ToUpper(strings.TrimSpace(in.DocumentType))
@@ -261,20 +261,5 @@ func (s *Service) Lookup(ctx context.Context, by service.Caller, in LookupInput)
 func cleanText(v string, maxLen int) (string, bool) {
 	v = strings.TrimSpace(v)
 	return v, utf8.ValidString(v) && utf8.RuneCountInString(v) <= maxLen &&
-		!strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f })
-}
-
-// validEmail is a sanity check, not RFC 5322: a bare address with a dotted
-// domain. Deliverability is the mailer's business.
-func validEmail(s string) bool {
-	if len(s) > 254 {
-		return false
-	}
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s || a.Name != "" {
-		return false
-	}
-	at := strings.LastIndexByte(s, '@')
-	domain := s[at+1:]
-	return at > 0 && strings.Contains(domain, ".") && !strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".")
+		!strings.ContainsFunc(v, check.Control)
 }

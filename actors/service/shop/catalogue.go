@@ -138,14 +138,6 @@ func slugID(field, id string) error {
 	return nil
 }
 
-// versionConflict turns ErrConflict from a Put into a 409 version_conflict.
-func versionConflict(err error, version int64) error {
-	if errors.Is(err, persistence.ErrConflict) {
-		return fault.VersionConflict("").WithDetails(map[string]any{"version": version})
-	}
-	return err
-}
-
 // ---- Browsing ------------------------------------------------------------------
 
 // Categories lists the active categories; anyone may browse.
@@ -198,7 +190,7 @@ func (s *Service) ProductPage(ctx context.Context, id string) (Product, error) {
 		return err
 	})
 	if err != nil {
-		return Product{}, notFound(err, "product")
+		return Product{}, fault.IfNotFound(err, "product")
 	}
 	if !p.Product.Active {
 		return Product{}, fault.NotFound("product not found")
@@ -247,7 +239,7 @@ func (s *Service) PutCategory(ctx context.Context, tx persistence.Tx, by service
 	cat, err := tx.ShopCategoryPut(ctx, persistence.ShopCategory{ID: in.ID, Name: name, Active: in.Active,
 		Version: in.Version, UpdatedAt: now})
 	if err != nil {
-		return persistence.ShopCategory{}, versionConflict(err, in.Version)
+		return persistence.ShopCategory{}, fault.IfVersionConflict(err, in.Version)
 	}
 	if err := service.Audit(ctx, tx, now, by, "shop.category.put", "shop_category/"+in.ID, "", CategoryView(cat)); err != nil {
 		return persistence.ShopCategory{}, err
@@ -310,7 +302,7 @@ func (s *Service) PutProduct(ctx context.Context, tx persistence.Tx, by service.
 	}
 	stored, err := tx.ProductPut(ctx, p)
 	if err != nil {
-		return Product{}, versionConflict(err, in.Version)
+		return Product{}, fault.IfVersionConflict(err, in.Version)
 	}
 	variants, err := tx.VariantList(ctx, in.ID, false)
 	if err != nil {
@@ -389,7 +381,7 @@ func (s *Service) PutVariant(ctx context.Context, tx persistence.Tx, by service.
 	case errors.Is(err, persistence.ErrConflict) && in.Version == 0:
 		return persistence.Variant{}, fault.Conflict("the variant id or SKU is already used")
 	case err != nil:
-		return persistence.Variant{}, versionConflict(err, in.Version)
+		return persistence.Variant{}, fault.IfVersionConflict(err, in.Version)
 	}
 	if err := service.Audit(ctx, tx, now, by, "shop.variant.put", "shop_variant/"+in.ID, "", VariantView(v)); err != nil {
 		return persistence.Variant{}, err

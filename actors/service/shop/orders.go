@@ -100,7 +100,7 @@ func (s *Service) order(ctx context.Context, id, owner string) (d OrderDetail, e
 		return err
 	})
 	if err != nil {
-		return OrderDetail{}, notFound(err, "order")
+		return OrderDetail{}, fault.IfNotFound(err, "order")
 	}
 	return d, nil
 }

@@ -155,15 +155,7 @@ func OrderFault(err error) error {
 		}
 		return fault.Invalid("", fields...)
 	}
-	return notFound(err, "order")
-}
-
-// notFound turns ErrNotFound into a 404 naming what was missing.
-func notFound(err error, what string) error {
-	if errors.Is(err, persistence.ErrNotFound) {
-		return fault.NotFound(what + " not found")
-	}
-	return err
+	return fault.IfNotFound(err, "order")
 }
 
 // ---- Pages ---------------------------------------------------------------------
