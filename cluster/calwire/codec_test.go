@@ -1,13 +1,13 @@
 package calwire
 
 import (
-	"errors"
 	"testing"
 	"time"
 
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/cluster/route"
+	"github.com/spa-engine/spa/cluster/route/routetest"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -29,42 +29,15 @@ func TestCodecsPlaceAndCarryCalendarRequests(t *testing.T) {
 			&resource.ClaimReply{Err: resource.ErrFull}, resource.ErrFull},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.codec.Key(tc.id); got != tc.key {
-				t.Fatalf("placement key %q, want %q", got, tc.key)
-			}
-			req, err := tc.codec.Request(tc.id, tc.msg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if req.ProtoReflect().Descriptor() != tc.codec.Example.ProtoReflect().Descriptor() {
-				t.Fatalf("request %T, example %T", req, tc.codec.Example)
-			}
-			id, msg, err := tc.codec.DecodeRequest(req)
-			if err != nil || id != tc.id || msg == nil {
-				t.Fatalf("decoded %q %T %v", id, msg, err)
-			}
-			rep, err := tc.codec.Reply(tc.reply)
-			if err != nil {
-				t.Fatal(err)
-			}
-			back, err := tc.codec.DecodeReply(rep)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var carried error
-			switch r := back.(type) {
-			case *schedule.HoldReply:
-				carried = r.Err
-			case *resource.ClaimReply:
-				carried = r.Err
-			}
-			if !errors.Is(carried, tc.replyErrs) {
-				t.Fatalf("reply decoded as %#v, want its refusal kept", back)
-			}
-			// The other kind's messages are not this codec's.
-			if _, _, err := tc.codec.DecodeRequest(rep); err == nil {
-				t.Fatal("a reply decoded as a request")
-			}
+			routetest.Carries(t, tc.codec, tc.id, tc.key, tc.msg, tc.reply, tc.replyErrs, func(back any) error {
+				switch r := back.(type) {
+				case *schedule.HoldReply:
+					return r.Err
+				case *resource.ClaimReply:
+					return r.Err
+				}
+				return nil
+			})
 		})
 	}
 }

@@ -1,12 +1,12 @@
 package shopwire
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/spa-engine/spa/actors/cart"
 	"github.com/spa-engine/spa/actors/inventory"
 	"github.com/spa-engine/spa/cluster/route"
+	"github.com/spa-engine/spa/cluster/route/routetest"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -28,40 +28,15 @@ func TestCodecsPlaceAndCarryShopRequests(t *testing.T) {
 			&cart.View{Err: cart.ErrClosed}, cart.ErrClosed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.codec.Key(tc.id); got != tc.key {
-				t.Fatalf("placement key %q, want %q", got, tc.key)
-			}
-			req, err := tc.codec.Request(tc.id, tc.msg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if req.ProtoReflect().Descriptor() != tc.codec.Example.ProtoReflect().Descriptor() {
-				t.Fatalf("request %T, example %T", req, tc.codec.Example)
-			}
-			if id, msg, err := tc.codec.DecodeRequest(req); err != nil || id != tc.id || msg == nil {
-				t.Fatalf("decoded %q %T %v", id, msg, err)
-			}
-			rep, err := tc.codec.Reply(tc.reply)
-			if err != nil {
-				t.Fatal(err)
-			}
-			back, err := tc.codec.DecodeReply(rep)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var carried error
-			switch r := back.(type) {
-			case *inventory.ReserveReply:
-				carried = r.Err
-			case *cart.View:
-				carried = r.Err
-			}
-			if !errors.Is(carried, tc.refusal) {
-				t.Fatalf("reply decoded as %#v, want its refusal kept", back)
-			}
-			if _, _, err := tc.codec.DecodeRequest(rep); err == nil {
-				t.Fatal("a reply decoded as a request")
-			}
+			routetest.Carries(t, tc.codec, tc.id, tc.key, tc.msg, tc.reply, tc.refusal, func(back any) error {
+				switch r := back.(type) {
+				case *inventory.ReserveReply:
+					return r.Err
+				case *cart.View:
+					return r.Err
+				}
+				return nil
+			})
 		})
 	}
 }

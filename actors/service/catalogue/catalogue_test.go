@@ -3,7 +3,6 @@ package catalogue
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/fault"
+	"github.com/spa-engine/spa/actors/service/servicetest"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 	"github.com/spa-engine/spa/persistence/sqlite/sqlitetest"
@@ -82,35 +82,6 @@ func (f *fixture) changes() []*messages.CatalogueChanged {
 	return out
 }
 
-// code is the fault code of err ("" for nil), failing on a non-fault.
-func code(t *testing.T, err error) string {
-	t.Helper()
-	if err == nil {
-		return ""
-	}
-	var fe *fault.Error
-	if !errors.As(err, &fe) {
-		t.Fatalf("not a fault: %v", err)
-	}
-	return fe.Code
-}
-
-// fieldsOf is the field names of a validation_failed fault.
-func fieldsOf(t *testing.T, err error) []string {
-	t.Helper()
-	if c := code(t, err); c != fault.CodeValidationFailed {
-		t.Fatalf("want validation_failed, got %q (%v)", c, err)
-	}
-	fe := err.(*fault.Error)
-	var names []string
-	if fe.Details != nil {
-		for _, f := range fe.Details.(map[string]any)["fields"].([]fault.FieldError) {
-			names = append(names, f.Field)
-		}
-	}
-	return names
-}
-
 func massage(version int64) ServiceInput {
 	return ServiceInput{ID: "massage-60", Name: " Masaje relajante ", Category: "massage", DurationMinutes: 60,
 		PriceMinor: 12_000_000, BufferAfterMinutes: 15, RequiredSkills: []string{"massage", "aromatherapy", "massage"},
@@ -147,7 +118,7 @@ func TestPutServiceAuditsAnnouncesAndConflicts(t *testing.T) {
 		_, err := f.svc.PutService(ctx, tx, boss, massage(0))
 		return err
 	})
-	if code(t, err) != fault.CodeVersionConflict || err.(*fault.Error).Details.(map[string]any)["version"] != int64(0) {
+	if servicetest.Code(err) != fault.CodeVersionConflict || err.(*fault.Error).Details.(map[string]any)["version"] != int64(0) {
 		t.Fatalf("stale put: %v", err)
 	}
 	if audit, _ := f.effects(); len(audit) != 1 {
@@ -172,20 +143,20 @@ func TestPutServiceRefusals(t *testing.T) {
 	}
 	bad := ServiceInput{ID: "x", Name: "", Category: "x", DurationMinutes: 3, PriceMinor: -1, BufferBeforeMinutes: -5,
 		RequiredSkills: []string{"Bad Skill"}, DepositPolicy: "fixed", DepositValue: 10, Version: -1}
-	got := fieldsOf(t, put(bad))
+	got := servicetest.Fields(put(bad))
 	for _, want := range []string{"name", "duration_minutes", "price_minor", "buffer_before_minutes", "required_skills", "deposit_value", "version"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("no error for %s in %v", want, got)
 		}
 	}
 	sauna := ServiceInput{ID: "sauna-30", Name: "Sauna", Category: "wet", DurationMinutes: 30, ResourceID: "sauna", Active: true}
-	if names := fieldsOf(t, put(sauna)); !slices.Equal(names, []string{"resource_id"}) {
+	if names := servicetest.Fields(put(sauna)); !slices.Equal(names, []string{"resource_id"}) {
 		t.Fatalf("unknown resource: %v", names)
 	}
-	if names := fieldsOf(t, put(ServiceInput{ID: "Not_A_Slug!"})); !slices.Equal(names, []string{"id"}) {
+	if names := servicetest.Fields(put(ServiceInput{ID: "Not_A_Slug!"})); !slices.Equal(names, []string{"id"}) {
 		t.Fatalf("bad id: %v", names)
 	}
-	if names := fieldsOf(t, put(ServiceInput{ID: "x", Name: "x", Category: "x", DurationMinutes: 30, DepositPolicy: "later"})); !slices.Equal(names, []string{"deposit_policy"}) {
+	if names := servicetest.Fields(put(ServiceInput{ID: "x", Name: "x", Category: "x", DurationMinutes: 30, DepositPolicy: "later"})); !slices.Equal(names, []string{"deposit_policy"}) {
 		t.Fatalf("bad policy: %v", names)
 	}
 	if audit, events := f.effects(); len(audit) != 0 || len(events) != 0 {
@@ -270,7 +241,7 @@ func TestStaffOverridesAndTimeOff(t *testing.T) {
 			_, err := f.svc.PutStaff(ctx, tx, boss, tc.in)
 			return err
 		})
-		if got := fieldsOf(t, err); !slices.Equal(got, tc.want) {
+		if got := servicetest.Fields(err); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: fields %v, want %v", name, got, tc.want)
 		}
 	}
@@ -284,17 +255,17 @@ func TestStaffOverridesAndTimeOff(t *testing.T) {
 	if err := putOverride(OverrideInput{StaffID: "ana", Date: "2026-12-24", Closed: true}); err != nil {
 		t.Fatal(err)
 	}
-	if got := fieldsOf(t, putOverride(OverrideInput{StaffID: "ana", Date: "2026-12-21", Closed: true,
+	if got := servicetest.Fields(putOverride(OverrideInput{StaffID: "ana", Date: "2026-12-21", Closed: true,
 		Ranges: []ClockRange{{Start: "10:00", End: "16:00"}}})); !slices.Equal(got, []string{"ranges"}) {
 		t.Fatalf("closed with ranges: %v", got)
 	}
-	if got := fieldsOf(t, putOverride(OverrideInput{StaffID: "ana", Date: "2026-13-01", Closed: true})); !slices.Equal(got, []string{"date"}) {
+	if got := servicetest.Fields(putOverride(OverrideInput{StaffID: "ana", Date: "2026-13-01", Closed: true})); !slices.Equal(got, []string{"date"}) {
 		t.Fatalf("bad date: %v", got)
 	}
-	if c := code(t, putOverride(OverrideInput{StaffID: "nobody", Date: "2026-12-24", Closed: true})); c != fault.CodeNotFound {
+	if c := servicetest.Code(putOverride(OverrideInput{StaffID: "nobody", Date: "2026-12-24", Closed: true})); c != fault.CodeNotFound {
 		t.Fatalf("unknown staff: %q", c)
 	}
-	if _, err := f.svc.Overrides(ctx, "ana", "2026-12-01", "2028-02-01"); !slices.Equal(fieldsOf(t, err), []string{"to"}) {
+	if _, err := f.svc.Overrides(ctx, "ana", "2026-12-01", "2028-02-01"); !slices.Equal(servicetest.Fields(err), []string{"to"}) {
 		t.Fatalf("span over 400 days: %v", err)
 	}
 	if list, err := f.svc.Overrides(ctx, "ana", "2026-12-01", "2027-01-01"); err != nil || len(list) != 1 || !list[0].Closed {
@@ -308,7 +279,7 @@ func TestStaffOverridesAndTimeOff(t *testing.T) {
 	if err := deleteOverride(); err != nil {
 		t.Fatal(err)
 	}
-	if c := code(t, deleteOverride()); c != fault.CodeNotFound {
+	if c := servicetest.Code(deleteOverride()); c != fault.CodeNotFound {
 		t.Fatalf("delete twice: %q", c)
 	}
 
@@ -328,7 +299,7 @@ func TestStaffOverridesAndTimeOff(t *testing.T) {
 			_, err := f.svc.AddTimeOff(ctx, tx, boss, in)
 			return err
 		})
-		if got := fieldsOf(t, err); !slices.Equal(got, []string{"end"}) {
+		if got := servicetest.Fields(err); !slices.Equal(got, []string{"end"}) {
 			t.Errorf("%s: %v", name, got)
 		}
 	}
@@ -341,10 +312,10 @@ func TestStaffOverridesAndTimeOff(t *testing.T) {
 			return f.svc.DeleteTimeOff(ctx, tx, boss, staff, id)
 		})
 	}
-	if c := code(t, deleteOff("eva", off.ID)); c != fault.CodeNotFound {
+	if c := servicetest.Code(deleteOff("eva", off.ID)); c != fault.CodeNotFound {
 		t.Fatalf("deleted through another staff member's path: %q", c)
 	}
-	if c := code(t, deleteOff("ana", "not-a-ulid")); c != fault.CodeNotFound {
+	if c := servicetest.Code(deleteOff("ana", "not-a-ulid")); c != fault.CodeNotFound {
 		t.Fatalf("bad id: %q", c)
 	}
 	if err := deleteOff("ana", off.ID); err != nil {
@@ -375,13 +346,13 @@ func TestResources(t *testing.T) {
 		})
 		return r, err
 	}
-	if _, err := put(ResourceInput{ID: "room", Capacity: 0}); !slices.Equal(fieldsOf(t, err), []string{"name", "capacity"}) {
+	if _, err := put(ResourceInput{ID: "room", Capacity: 0}); !slices.Equal(servicetest.Fields(err), []string{"name", "capacity"}) {
 		t.Fatalf("fields %v", err)
 	}
 	if r, err := put(ResourceInput{ID: "room", Name: "Room 1", Capacity: 1, Active: true}); err != nil || r.Version != 1 {
 		t.Fatalf("put: %+v %v", r, err)
 	}
-	if _, err := put(ResourceInput{ID: "room", Name: "Room 1", Capacity: 2, Active: true}); code(t, err) != fault.CodeVersionConflict {
+	if _, err := put(ResourceInput{ID: "room", Name: "Room 1", Capacity: 2, Active: true}); servicetest.Code(err) != fault.CodeVersionConflict {
 		t.Fatalf("stale: %v", err)
 	}
 	if list, err := f.svc.Resources(t.Context()); err != nil || len(list) != 1 || list[0].Capacity != 1 {
@@ -403,7 +374,7 @@ func TestReadsHideInactiveFromThePublic(t *testing.T) {
 		_, err := f.svc.PutService(ctx, tx, boss, old)
 		return err
 	})
-	if _, err := f.svc.Service(ctx, "old", true); code(t, err) != fault.CodeNotFound || err.(*fault.Error).Message != "service not found" {
+	if _, err := f.svc.Service(ctx, "old", true); servicetest.Code(err) != fault.CodeNotFound || err.(*fault.Error).Message != "service not found" {
 		t.Fatalf("inactive service is public: %v", err)
 	}
 	if sv, err := f.svc.Service(ctx, "old", false); err != nil || sv.Active {
@@ -415,7 +386,7 @@ func TestReadsHideInactiveFromThePublic(t *testing.T) {
 	if list, _ := f.svc.Services(ctx, false); len(list) != 2 {
 		t.Fatalf("admin list %v", list)
 	}
-	if _, err := f.svc.StaffMember(ctx, "nobody"); code(t, err) != fault.CodeNotFound {
+	if _, err := f.svc.StaffMember(ctx, "nobody"); servicetest.Code(err) != fault.CodeNotFound {
 		t.Fatalf("absent staff: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/spa-engine/spa/actors/service/fault"
+	"github.com/spa-engine/spa/actors/service/servicetest"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -14,7 +15,7 @@ import (
 func TestStudioUpdate(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
-	if _, err := f.svc.Studio(ctx); code(t, err) != fault.CodeNotFound || err.(*fault.Error).Message != "the studio is not set up yet" {
+	if _, err := f.svc.Studio(ctx); servicetest.Code(err) != fault.CodeNotFound || err.(*fault.Error).Message != "the studio is not set up yet" {
 		t.Fatalf("before setup: %v", err)
 	}
 	put := func(in StudioInput) (st persistence.Studio, err error) {
@@ -50,11 +51,11 @@ func TestStudioUpdate(t *testing.T) {
 		t.Fatalf("events %v", events)
 	}
 
-	if _, err := put(good); code(t, err) != fault.CodeVersionConflict {
+	if _, err := put(good); servicetest.Code(err) != fault.CodeVersionConflict {
 		t.Fatalf("stale version: %v", err)
 	}
 	bad := StudioInput{Name: "", TimeZone: "Mars/Olympus", Currency: "cop", Phone: "3001234567", Email: "nope", Version: -1}
-	if _, err := put(bad); !slices.Equal(fieldsOf(t, err), []string{"name", "time_zone", "currency", "phone", "email", "version"}) {
+	if _, err := put(bad); !slices.Equal(servicetest.Fields(err), []string{"name", "time_zone", "currency", "phone", "email", "version"}) {
 		t.Fatalf("validation: %v", err)
 	}
 	good.Version = 1

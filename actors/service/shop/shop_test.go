@@ -16,6 +16,7 @@ import (
 	"github.com/spa-engine/spa/actors/order"
 	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/fault"
+	"github.com/spa-engine/spa/actors/service/servicetest"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -179,30 +180,6 @@ func (f *fixture) ledger(by service.Caller) (sum int64) {
 	return sum
 }
 
-func code(t *testing.T, err error) string {
-	t.Helper()
-	if err == nil {
-		return ""
-	}
-	var fe *fault.Error
-	if !errors.As(err, &fe) {
-		t.Fatalf("not a fault: %v", err)
-	}
-	return fe.Code
-}
-
-func fieldsOf(t *testing.T, err error) []string {
-	t.Helper()
-	if c := code(t, err); c != fault.CodeValidationFailed {
-		t.Fatalf("want validation_failed, got %q (%v)", c, err)
-	}
-	var names []string
-	for _, f := range err.(*fault.Error).Details.(map[string]any)["fields"].([]fault.FieldError) {
-		names = append(names, f.Field)
-	}
-	return names
-}
-
 // TestOrderLifecycle: credit granted, spent on an order, given back when
 // the order is cancelled; an order paid, returned and refunded to credit;
 // all of it spent again. Stock comes back with each cancel and return, and
@@ -357,7 +334,7 @@ func TestRefusals(t *testing.T) {
 			{"VIP list by the desk", func() error { _, err := f.svc.VIP(ctx, desk, "ana"); return err }(), fault.CodeForbidden},
 			{"VIP of a bad id", func() error { _, err := f.svc.VIP(ctx, boss, "a b"); return err }(), fault.CodeNotFound},
 		} {
-			if got := code(t, tc.err); got != tc.code {
+			if got := servicetest.Code(tc.err); got != tc.code {
 				t.Errorf("%s: %q (%v), want %q", tc.name, got, tc.err, tc.code)
 			}
 		}
@@ -367,7 +344,7 @@ func TestRefusals(t *testing.T) {
 		if err := process(ProcessInput{ReturnID: r.ID, Accept: false}); err != nil {
 			t.Fatal(err)
 		}
-		if got := code(t, process(ProcessInput{ReturnID: r.ID, Accept: true})); got != fault.CodeOrderTransition {
+		if got := servicetest.Code(process(ProcessInput{ReturnID: r.ID, Accept: true})); got != fault.CodeOrderTransition {
 			t.Errorf("processed twice: %q", got)
 		}
 
@@ -399,7 +376,7 @@ func TestRefusals(t *testing.T) {
 			{"bad client filter", func() error { _, err := f.svc.Orders(ctx, desk, OrderQuery{ClientID: "a b"}); return err }(), []string{"client_id"}},
 			{"credit of a bad id", func() error { _, err := f.svc.Credit(ctx, desk, "a b"); return err }(), []string{"id"}},
 		} {
-			if got := fieldsOf(t, tc.err); !slices.Equal(got, tc.want) {
+			if got := servicetest.Fields(tc.err); !slices.Equal(got, tc.want) {
 				t.Errorf("%s: fields %v, want %v", tc.name, got, tc.want)
 			}
 		}
@@ -410,10 +387,10 @@ func TestRefusals(t *testing.T) {
 		if err != nil || r2.ClientID != "ana" {
 			t.Fatalf("desk return for a client: %+v %v", r2, err)
 		}
-		if got := code(t, ret(ana, "paid", 1)); got != fault.CodeReturnExceedsOrder {
+		if got := servicetest.Code(ret(ana, "paid", 1)); got != fault.CodeReturnExceedsOrder {
 			t.Errorf("units already asked back: %q", got)
 		}
-		if got := fieldsOf(t, process(ProcessInput{ReturnID: r2.ID, Accept: true, DamagedLineIDs: []string{"other"}})); !slices.Equal(got, []string{"damaged_line_ids"}) {
+		if got := servicetest.Fields(process(ProcessInput{ReturnID: r2.ID, Accept: true, DamagedLineIDs: []string{"other"}})); !slices.Equal(got, []string{"damaged_line_ids"}) {
 			t.Errorf("damaged line not in the return: %v", got)
 		}
 		if len(f.restocked) != 0 {
@@ -435,11 +412,11 @@ func TestOrderFault(t *testing.T) {
 		{order.InvalidAddress{{Field: "line1", Message: "required"}}, fault.CodeValidationFailed},
 		{fmt.Errorf("x: %w", persistence.ErrNotFound), fault.CodeNotFound},
 	} {
-		if got := code(t, OrderFault(tc.err)); got != tc.code {
+		if got := servicetest.Code(OrderFault(tc.err)); got != tc.code {
 			t.Errorf("%v: %q, want %q", tc.err, got, tc.code)
 		}
 	}
-	if got := fieldsOf(t, OrderFault(order.InvalidAddress{{Field: "line1", Message: "required"}})); !slices.Equal(got, []string{"shipping_address.line1"}) {
+	if got := servicetest.Fields(OrderFault(order.InvalidAddress{{Field: "line1", Message: "required"}})); !slices.Equal(got, []string{"shipping_address.line1"}) {
 		t.Errorf("address fields %v", got)
 	}
 	if err := errors.New("disk on fire"); OrderFault(err) != err {
@@ -470,10 +447,10 @@ func TestVIPList(t *testing.T) {
 		if err := set(boss, "ana", false); err != nil || rule(ana.Claims) {
 			t.Fatalf("unmarked: %v", err)
 		}
-		if got := fieldsOf(t, set(boss, "a b", true)); !slices.Equal(got, []string{"id"}) {
+		if got := servicetest.Fields(set(boss, "a b", true)); !slices.Equal(got, []string{"id"}) {
 			t.Fatalf("bad id: %v", got)
 		}
-		if got := code(t, set(ana, "ana", true)); got != fault.CodeForbidden {
+		if got := servicetest.Code(set(ana, "ana", true)); got != fault.CodeForbidden {
 			t.Fatalf("client marking itself: %q", got)
 		}
 		var actions []string

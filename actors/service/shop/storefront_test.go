@@ -18,6 +18,7 @@ import (
 	"github.com/spa-engine/spa/actors/inventory/inventorytest"
 	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/fault"
+	"github.com/spa-engine/spa/actors/service/servicetest"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -184,15 +185,15 @@ func TestShopCataloguePutsAuditAndConflict(t *testing.T) {
 			t.Fatalf("product update: %+v %v", p, err)
 		}
 		_, err = f.putProduct(boss, ProductInput{ID: "lavender", Name: "x", Active: true, Version: 1})
-		if code(t, err) != fault.CodeVersionConflict || err.(*fault.Error).Details.(map[string]any)["version"] != int64(1) {
+		if servicetest.Code(err) != fault.CodeVersionConflict || err.(*fault.Error).Details.(map[string]any)["version"] != int64(1) {
 			t.Fatalf("stale product put: %v", err)
 		}
 		stale := lavender
 		stale.Version = 7
-		if _, err := f.putVariant(boss, stale); code(t, err) != fault.CodeVersionConflict {
+		if _, err := f.putVariant(boss, stale); servicetest.Code(err) != fault.CodeVersionConflict {
 			t.Fatalf("stale variant put: %v", err)
 		}
-		if _, err := f.putCategory(boss, CategoryInput{ID: "oils", Name: "Oils", Version: 3}); code(t, err) != fault.CodeVersionConflict {
+		if _, err := f.putCategory(boss, CategoryInput{ID: "oils", Name: "Oils", Version: 3}); servicetest.Code(err) != fault.CodeVersionConflict {
 			t.Fatalf("stale category put: %v", err)
 		}
 		if n := len(f.audit()); n != 4 {
@@ -269,12 +270,12 @@ func TestShopCatalogueRefusals(t *testing.T) {
 			}, fault.CodeNotFound, nil},
 		} {
 			err := tc.err()
-			if got := code(t, err); got != tc.code {
+			if got := servicetest.Code(err); got != tc.code {
 				t.Errorf("%s: code %q (%v), want %q", tc.name, got, err, tc.code)
 				continue
 			}
 			if tc.fields != nil {
-				if got := fieldsOf(t, err); !slices.Equal(got, tc.fields) {
+				if got := servicetest.Fields(err); !slices.Equal(got, tc.fields) {
 					t.Errorf("%s: fields %v, want %v", tc.name, got, tc.fields)
 				}
 			}
@@ -283,7 +284,7 @@ func TestShopCatalogueRefusals(t *testing.T) {
 		if _, err := f.putProduct(boss, ProductInput{ID: "lavender", Name: "Lavender oil", Version: 1}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.svc.ProductPage(t.Context(), "lavender"); code(t, err) != fault.CodeNotFound {
+		if _, err := f.svc.ProductPage(t.Context(), "lavender"); servicetest.Code(err) != fault.CodeNotFound {
 			t.Fatalf("inactive product page: %v", err)
 		}
 		if l, err := f.svc.Products(t.Context(), nobody, "", true); err != nil || len(l) != 0 {
@@ -318,7 +319,7 @@ func TestShopListingAndStockLevels(t *testing.T) {
 		}
 
 		// Movements: damage beyond what is free is refused; who and why are kept.
-		if _, err := f.svc.MoveStock(t.Context(), boss, MoveInput{VariantID: "lavender-50", Kind: "damage", Qty: 11, Reason: "dropped"}); code(t, err) != fault.CodeOutOfStock {
+		if _, err := f.svc.MoveStock(t.Context(), boss, MoveInput{VariantID: "lavender-50", Kind: "damage", Qty: 11, Reason: "dropped"}); servicetest.Code(err) != fault.CodeOutOfStock {
 			t.Fatalf("damage beyond stock: %v", err)
 		}
 		lvl, err := f.svc.MoveStock(t.Context(), boss, MoveInput{VariantID: "lavender-50", ID: "move-1", Kind: "adjustment", Qty: -3, Reason: "count"})
@@ -353,11 +354,11 @@ func TestShopListingAndStockLevels(t *testing.T) {
 			{"no reason", boss, MoveInput{VariantID: "lavender-50", Kind: "receipt", Qty: 1}, fault.CodeValidationFailed},
 			{"unknown variant", boss, MoveInput{VariantID: "nope", Kind: "receipt", Qty: 1, Reason: "x"}, fault.CodeNotFound},
 		} {
-			if _, err := f.svc.MoveStock(t.Context(), tc.by, tc.in); code(t, err) != tc.code {
+			if _, err := f.svc.MoveStock(t.Context(), tc.by, tc.in); servicetest.Code(err) != tc.code {
 				t.Errorf("%s: %v, want %s", tc.name, err, tc.code)
 			}
 		}
-		if _, err := f.svc.Stock(t.Context(), boss, "nope"); code(t, err) != fault.CodeNotFound {
+		if _, err := f.svc.Stock(t.Context(), boss, "nope"); servicetest.Code(err) != fault.CodeNotFound {
 			t.Fatalf("stock of an unknown variant: %v", err)
 		}
 	})
@@ -382,13 +383,13 @@ func TestShopCartCheckout(t *testing.T) {
 		if f.available() != 3 {
 			t.Fatal("the cart's units are not reserved")
 		}
-		if _, err := f.svc.SetLine(ctx, nobody, LineInput{Cart: ref, VariantID: "lavender-50", Qty: 9}); code(t, err) != fault.CodeOutOfStock {
+		if _, err := f.svc.SetLine(ctx, nobody, LineInput{Cart: ref, VariantID: "lavender-50", Qty: 9}); servicetest.Code(err) != fault.CodeOutOfStock {
 			t.Fatalf("beyond stock: %v", err)
 		}
-		if _, err := f.svc.Cart(ctx, nobody, CartRef{ID: ref.ID, Token: "wrong"}); code(t, err) != fault.CodeNotFound {
+		if _, err := f.svc.Cart(ctx, nobody, CartRef{ID: ref.ID, Token: "wrong"}); servicetest.Code(err) != fault.CodeNotFound {
 			t.Fatalf("wrong token: %v", err)
 		}
-		if _, err := f.svc.Checkout(ctx, nobody, CheckoutInput{Cart: ref, Fulfilment: "pickup"}); code(t, err) != fault.CodeUnauthenticated {
+		if _, err := f.svc.Checkout(ctx, nobody, CheckoutInput{Cart: ref, Fulfilment: "pickup"}); servicetest.Code(err) != fault.CodeUnauthenticated {
 			t.Fatalf("anonymous checkout: %v", err)
 		}
 
@@ -443,10 +444,10 @@ func TestShopCartCheckout(t *testing.T) {
 		if again, err := f.svc.Checkout(ctx, vipAna, CheckoutInput{Cart: into, OrderID: "order-1", Fulfilment: "pickup"}); err != nil || again.ID != "order-1" {
 			t.Fatalf("retried checkout: %+v %v", again, err)
 		}
-		if _, err := f.svc.Checkout(ctx, vipAna, CheckoutInput{Cart: into, OrderID: "order-2", Fulfilment: "pickup"}); code(t, err) != fault.CodeCartClosed {
+		if _, err := f.svc.Checkout(ctx, vipAna, CheckoutInput{Cart: into, OrderID: "order-2", Fulfilment: "pickup"}); servicetest.Code(err) != fault.CodeCartClosed {
 			t.Fatalf("second checkout: %v", err)
 		}
-		if _, err := f.svc.SetLine(ctx, vipAna, LineInput{Cart: into, VariantID: "lavender-50", Qty: 1}); code(t, err) != fault.CodeCartClosed {
+		if _, err := f.svc.SetLine(ctx, vipAna, LineInput{Cart: into, VariantID: "lavender-50", Qty: 1}); servicetest.Code(err) != fault.CodeCartClosed {
 			t.Fatalf("line on a checked-out cart: %v", err)
 		}
 
@@ -463,7 +464,7 @@ func TestShopCartCheckout(t *testing.T) {
 			t.Fatalf("remove line: %+v %v", v, err)
 		}
 		// The same rules from any caller: another client's cart is absent.
-		if _, err := f.svc.Cart(ctx, ana, CartRef{ID: bobs.View.Cart.ID}); code(t, err) != fault.CodeNotFound {
+		if _, err := f.svc.Cart(ctx, ana, CartRef{ID: bobs.View.Cart.ID}); servicetest.Code(err) != fault.CodeNotFound {
 			t.Fatalf("another client's cart: %v", err)
 		}
 	})
@@ -546,12 +547,12 @@ func TestShopCartRefusals(t *testing.T) {
 			}, fault.CodeConflict, nil},
 		} {
 			err := tc.err()
-			if got := code(t, err); got != tc.code {
+			if got := servicetest.Code(err); got != tc.code {
 				t.Errorf("%s: code %q (%v), want %q", tc.name, got, err, tc.code)
 				continue
 			}
 			if tc.fields != nil {
-				if got := fieldsOf(t, err); !slices.Equal(got, tc.fields) {
+				if got := servicetest.Fields(err); !slices.Equal(got, tc.fields) {
 					t.Errorf("%s: fields %v, want %v", tc.name, got, tc.fields)
 				}
 			}
@@ -561,7 +562,7 @@ func TestShopCartRefusals(t *testing.T) {
 		if _, err := f.svc.SetLine(ctx, bob, LineInput{Cart: ref, VariantID: "lavender-50", Qty: 1}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.svc.Checkout(ctx, bob, CheckoutInput{Cart: ref, Fulfilment: "pickup", CreditMinor: 1}); code(t, err) != fault.CodeInsufficientCredit {
+		if _, err := f.svc.Checkout(ctx, bob, CheckoutInput{Cart: ref, Fulfilment: "pickup", CreditMinor: 1}); servicetest.Code(err) != fault.CodeInsufficientCredit {
 			t.Fatalf("credit beyond the balance: %v", err)
 		}
 		if v, err := f.svc.Cart(ctx, bob, ref); err != nil || v.Cart.State != persistence.CartOpen {
@@ -575,16 +576,16 @@ func TestShopWithoutActors(t *testing.T) {
 	st := inventorytest.Drivers()[0].Open(t)
 	svc := New(Deps{Store: st})
 	ctx := t.Context()
-	if _, err := svc.OpenCart(ctx, nobody); code(t, err) != fault.CodeUnavailable {
+	if _, err := svc.OpenCart(ctx, nobody); servicetest.Code(err) != fault.CodeUnavailable {
 		t.Fatalf("open cart: %v", err)
 	}
-	if _, err := svc.Checkout(ctx, ana, CheckoutInput{Cart: CartRef{ID: "0123456789abcdef0123456789abcdef"}, Fulfilment: "pickup"}); code(t, err) != fault.CodeUnavailable {
+	if _, err := svc.Checkout(ctx, ana, CheckoutInput{Cart: CartRef{ID: "0123456789abcdef0123456789abcdef"}, Fulfilment: "pickup"}); servicetest.Code(err) != fault.CodeUnavailable {
 		t.Fatalf("checkout: %v", err)
 	}
-	if _, err := svc.MoveStock(ctx, boss, MoveInput{VariantID: "x", Kind: "receipt", Qty: 1, Reason: "x"}); code(t, err) != fault.CodeUnavailable {
+	if _, err := svc.MoveStock(ctx, boss, MoveInput{VariantID: "x", Kind: "receipt", Qty: 1, Reason: "x"}); servicetest.Code(err) != fault.CodeUnavailable {
 		t.Fatalf("move stock: %v", err)
 	}
-	if _, err := svc.Stock(ctx, boss, "x"); code(t, err) != fault.CodeUnavailable {
+	if _, err := svc.Stock(ctx, boss, "x"); servicetest.Code(err) != fault.CodeUnavailable {
 		t.Fatalf("stock: %v", err)
 	}
 }
