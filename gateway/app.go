@@ -35,6 +35,7 @@ func New(d Deps) (*fiber.App, error) {
 		idem: idempotency.Config{
 			TTL:     d.Config.IdempotencyTTL,
 			LockTTL: d.Config.IdempotencyLockTTL,
+			Seal:    d.Sealer,
 			Now:     d.Now,
 			Logger:  d.Logger,
 		}}
@@ -142,26 +143,33 @@ func (s *server) mutate(h idempotency.Handler) fiber.Handler {
 	return idempotency.Wrap(s.deps.Store, s.idem, h)
 }
 
+// keyed wraps a handler whose effect one actor decides and remembers
+// under the request's Idempotency-Key (idempotency.WrapKeyed).
+func (s *server) keyed(h fiber.Handler) fiber.Handler {
+	return idempotency.WrapKeyed(s.deps.Store, s.idem, h)
+}
+
 // external wraps a handler whose effect happens in an actor.
 func (s *server) external(h fiber.Handler) fiber.Handler {
 	return idempotency.WrapExternal(s.deps.Store, s.idem, idempotency.ExternalHandler(h))
 }
 
 // registerBooking adds the availability and appointment routes. Their
-// effects happen in schedule actors, so idempotency wraps them from the
-// outside (WrapExternal) and appointment ids derive from the key.
+// effects are decided by schedule actors, which remember the answer under
+// the request's Idempotency-Key (WrapKeyed); appointment ids derive from
+// the key.
 func (s *server) registerBooking(app *fiber.App) {
 	anyone := RequireRole(personRoles...)
 	staff := RequireRole(staffRoles...)
 	app.Get("/v1/availability", s.availabilityHandler)
-	app.Post("/v1/appointments", anyone, s.legal.RequireScope(s.bookingConsentScope), s.external(s.createAppointment))
+	app.Post("/v1/appointments", anyone, s.legal.RequireScope(s.bookingConsentScope), s.keyed(s.createAppointment))
 	app.Get("/v1/appointments/:id", anyone, s.getAppointment)
-	app.Post("/v1/appointments/:id/confirm", anyone, s.external(s.lifecycle(false, (*booking.Service).Confirm)))
-	app.Post("/v1/appointments/:id/cancel", anyone, s.external(s.lifecycle(false, (*booking.Service).Cancel)))
-	app.Post("/v1/appointments/:id/reschedule", anyone, s.external(s.lifecycle(true, (*booking.Service).Reschedule)))
-	app.Post("/v1/appointments/:id/check-in", staff, s.external(s.lifecycle(false, (*booking.Service).CheckIn)))
-	app.Post("/v1/appointments/:id/complete", staff, s.external(s.lifecycle(false, (*booking.Service).Complete)))
-	app.Post("/v1/appointments/:id/no-show", staff, s.external(s.lifecycle(false, (*booking.Service).NoShow)))
+	app.Post("/v1/appointments/:id/confirm", anyone, s.keyed(s.lifecycle(false, (*booking.Service).Confirm)))
+	app.Post("/v1/appointments/:id/cancel", anyone, s.keyed(s.lifecycle(false, (*booking.Service).Cancel)))
+	app.Post("/v1/appointments/:id/reschedule", anyone, s.keyed(s.lifecycle(true, (*booking.Service).Reschedule)))
+	app.Post("/v1/appointments/:id/check-in", staff, s.keyed(s.lifecycle(false, (*booking.Service).CheckIn)))
+	app.Post("/v1/appointments/:id/complete", staff, s.keyed(s.lifecycle(false, (*booking.Service).Complete)))
+	app.Post("/v1/appointments/:id/no-show", staff, s.keyed(s.lifecycle(false, (*booking.Service).NoShow)))
 	app.Get("/v1/me/appointments", anyone, s.myAppointments)
 	app.Get("/v1/agenda", staff, s.agenda)
 

@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/spa-engine/spa/actors/availability"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/booking"
 	"github.com/spa-engine/spa/gateway/apierr"
@@ -34,7 +35,7 @@ var staffRoles = booking.StaffRoles
 // catalogue cache.
 func (s *server) newBooking() *booking.Service {
 	return booking.New(booking.Deps{Store: s.deps.Store, Calendars: s.deps.Calendars, Resources: s.deps.Resources,
-		Catalogue: s.catalogue, Logger: s.log, Now: s.deps.Now})
+		Catalogue: s.catalogue, Keys: keyed.Config{TTL: s.deps.Config.IdempotencyTTL, Seal: s.deps.Sealer}, Logger: s.log, Now: s.deps.Now})
 }
 
 // hotCaller is s.caller without the client address, for the two routes
@@ -302,7 +303,8 @@ func (s *server) createAppointment(c *fiber.Ctx) error {
 	}
 	ap, err := s.booking.Hold(c.UserContext(), hotCaller(c), booking.HoldInput{
 		ID:        idempotency.DerivedID(c, "apt_"),
-		ServiceID: in.ServiceID, StaffID: in.StaffID, Start: in.Start, ClientID: in.ClientID, PackageID: in.PackageID})
+		ServiceID: in.ServiceID, StaffID: in.StaffID, Start: in.Start, ClientID: in.ClientID, PackageID: in.PackageID,
+		Key: idempotency.KeyOf(c)})
 	if err != nil {
 		return bookingError(err)
 	}
@@ -343,7 +345,7 @@ func readReason(c *fiber.Ctx, withStart bool) (booking.ChangeInput, error) {
 			return booking.ChangeInput{}, err
 		}
 	}
-	return booking.ChangeInput(in), nil
+	return booking.ChangeInput{Reason: in.Reason, Start: in.Start, Key: idempotency.KeyOf(c)}, nil
 }
 
 // lifecycle builds the handler of one appointment transition: the

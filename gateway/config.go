@@ -16,6 +16,7 @@ import (
 	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/actors/cart"
 	"github.com/spa-engine/spa/actors/inventory"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/persistence"
@@ -104,6 +105,9 @@ type Deps struct {
 	// Identity serves OTP sign-in, refresh tokens and sessions; nil: those
 	// routes answer 503.
 	Identity *Identity
+	// Sealer encrypts responses stored for Idempotency-Key replays (they
+	// may carry personal data); nil stores them as they are.
+	Sealer keyed.Sealer
 	// TOTP configures the second factor of staff roles and KioskTTL the
 	// default lifetime of a kiosk token (actors/service/identity);
 	// zero values take the defaults.

@@ -47,6 +47,8 @@ const (
 	CalendarError_CODE_UNKNOWN_STAFF        CalendarError_Code = 7
 	CalendarError_CODE_RETRY                CalendarError_Code = 8
 	CalendarError_CODE_AVAILABILITY_INVALID CalendarError_Code = 9
+	CalendarError_CODE_KEY_REUSED           CalendarError_Code = 10
+	CalendarError_CODE_KEY_ELSEWHERE        CalendarError_Code = 11
 	CalendarError_CODE_RESOURCE_FULL        CalendarError_Code = 20
 	CalendarError_CODE_RESOURCE_INVALID     CalendarError_Code = 21
 	CalendarError_CODE_RESOURCE_UNKNOWN     CalendarError_Code = 22
@@ -66,6 +68,8 @@ var (
 		7:  "CODE_UNKNOWN_STAFF",
 		8:  "CODE_RETRY",
 		9:  "CODE_AVAILABILITY_INVALID",
+		10: "CODE_KEY_REUSED",
+		11: "CODE_KEY_ELSEWHERE",
 		20: "CODE_RESOURCE_FULL",
 		21: "CODE_RESOURCE_INVALID",
 		22: "CODE_RESOURCE_UNKNOWN",
@@ -82,6 +86,8 @@ var (
 		"CODE_UNKNOWN_STAFF":        7,
 		"CODE_RETRY":                8,
 		"CODE_AVAILABILITY_INVALID": 9,
+		"CODE_KEY_REUSED":           10,
+		"CODE_KEY_ELSEWHERE":        11,
 		"CODE_RESOURCE_FULL":        20,
 		"CODE_RESOURCE_INVALID":     21,
 		"CODE_RESOURCE_UNKNOWN":     22,
@@ -165,7 +171,7 @@ func (x ScheduleReply_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ScheduleReply_Kind.Descriptor instead.
 func (ScheduleReply_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{14, 0}
+	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{15, 0}
 }
 
 type ResourceReply_Kind int32
@@ -220,7 +226,7 @@ func (x ResourceReply_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ResourceReply_Kind.Descriptor instead.
 func (ResourceReply_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{20, 0}
+	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{21, 0}
 }
 
 // CalendarService is the booked service as the calendar decides with it.
@@ -743,7 +749,9 @@ type ScheduleRequest struct {
 	//	*ScheduleRequest_NoShow
 	//	*ScheduleRequest_Reschedule
 	//	*ScheduleRequest_Slots
-	Request       isScheduleRequest_Request `protobuf_oneof:"request"`
+	Request isScheduleRequest_Request `protobuf_oneof:"request"`
+	// The client's Idempotency-Key of a change, when it sent one.
+	Key           *IdempotencyKey `protobuf:"bytes,10,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -864,6 +872,13 @@ func (x *ScheduleRequest) GetSlots() *ScheduleSlotsQuery {
 	return nil
 }
 
+func (x *ScheduleRequest) GetKey() *IdempotencyKey {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
 type isScheduleRequest_Request interface {
 	isScheduleRequest_Request()
 }
@@ -916,6 +931,68 @@ func (*ScheduleRequest_Reschedule) isScheduleRequest_Request() {}
 
 func (*ScheduleRequest_Slots) isScheduleRequest_Request() {}
 
+// IdempotencyKey travels with a change into the actor that decides it and
+// remembers the answer under it (actors/keyed).
+type IdempotencyKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Scope         string                 `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Hash          []byte                 `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IdempotencyKey) Reset() {
+	*x = IdempotencyKey{}
+	mi := &file_spa_v1_calendar_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IdempotencyKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IdempotencyKey) ProtoMessage() {}
+
+func (x *IdempotencyKey) ProtoReflect() protoreflect.Message {
+	mi := &file_spa_v1_calendar_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IdempotencyKey.ProtoReflect.Descriptor instead.
+func (*IdempotencyKey) Descriptor() ([]byte, []int) {
+	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *IdempotencyKey) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *IdempotencyKey) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *IdempotencyKey) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
 type ScheduleHold struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	AppointmentId string                 `protobuf:"bytes,1,opt,name=appointment_id,json=appointmentId,proto3" json:"appointment_id,omitempty"`
@@ -930,7 +1007,7 @@ type ScheduleHold struct {
 
 func (x *ScheduleHold) Reset() {
 	*x = ScheduleHold{}
-	mi := &file_spa_v1_calendar_proto_msgTypes[6]
+	mi := &file_spa_v1_calendar_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -942,7 +1019,7 @@ func (x *ScheduleHold) String() string {
 func (*ScheduleHold) ProtoMessage() {}
 
 func (x *ScheduleHold) ProtoReflect() protoreflect.Message {
-	mi := &file_spa_v1_calendar_proto_msgTypes[6]
+	mi := &file_spa_v1_calendar_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -955,7 +1032,7 @@ func (x *ScheduleHold) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScheduleHold.ProtoReflect.Descriptor instead.
 func (*ScheduleHold) Descriptor() ([]byte, []int) {
-	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{6}
+	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ScheduleHold) GetAppointmentId() string {
@@ -1011,7 +1088,7 @@ type ScheduleConfirm struct {
 
 func (x *ScheduleConfirm) Reset() {
 	*x = ScheduleConfirm{}
-	mi := &file_spa_v1_calendar_proto_msgTypes[7]
+	mi := &file_spa_v1_calendar_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1100,7 @@ func (x *ScheduleConfirm) String() string {
 func (*ScheduleConfirm) ProtoMessage() {}
 
 func (x *ScheduleConfirm) ProtoReflect() protoreflect.Message {
-	mi := &file_spa_v1_calendar_proto_msgTypes[7]
+	mi := &file_spa_v1_calendar_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1113,7 @@ func (x *ScheduleConfirm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScheduleConfirm.ProtoReflect.Descriptor instead.
 func (*ScheduleConfirm) Descriptor() ([]byte, []int) {
-	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{7}
+	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ScheduleConfirm) GetAppointmentId() string {
@@ -1073,7 +1150,7 @@ type ScheduleCancel struct {
 
 func (x *ScheduleCancel) Reset() {
 	*x = ScheduleCancel{}
-	mi := &file_spa_v1_calendar_proto_msgTypes[8]
+	mi := &file_spa_v1_calendar_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1085,7 +1162,7 @@ func (x *ScheduleCancel) String() string {
 func (*ScheduleCancel) ProtoMessage() {}
 
 func (x *ScheduleCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_spa_v1_calendar_proto_msgTypes[8]
+	mi := &file_spa_v1_calendar_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1098,7 +1175,7 @@ func (x *ScheduleCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScheduleCancel.ProtoReflect.Descriptor instead.
 func (*ScheduleCancel) Descriptor() ([]byte, []int) {
-	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{8}
+	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ScheduleCancel) GetAppointmentId() string {
@@ -1146,7 +1223,7 @@ type ScheduleCheckIn struct {
 
 func (x *ScheduleCheckIn) Reset() {
 	*x = ScheduleCheckIn{}
-	mi := &file_spa_v1_calendar_proto_msgTypes[9]
+	mi := &file_spa_v1_calendar_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1158,7 +1235,7 @@ func (x *ScheduleCheckIn) String() string {
 func (*ScheduleCheckIn) ProtoMessage() {}
 
 func (x *ScheduleCheckIn) ProtoReflect() protoreflect.Message {
-	mi := &file_spa_v1_calendar_proto_msgTypes[9]
+	mi := &file_spa_v1_calendar_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1171,7 +1248,7 @@ func (x *ScheduleCheckIn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScheduleCheckIn.ProtoReflect.Descriptor instead.
 func (*ScheduleCheckIn) Descriptor() ([]byte, []int) {
-	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{9}
+	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ScheduleCheckIn) GetAppointmentId() string {
@@ -1199,7 +1276,7 @@ type ScheduleComplete struct {
 
 func (x *ScheduleComplete) Reset() {
 	*x = ScheduleComplete{}
-	mi := &file_spa_v1_calendar_proto_msgTypes[10]
+	mi := &file_spa_v1_calendar_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1288,7 @@ func (x *ScheduleComplete) String() string {
 func (*ScheduleComplete) ProtoMessage() {}
 
 func (x *ScheduleComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_spa_v1_calendar_proto_msgTypes[10]
+	mi := &file_spa_v1_calendar_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1301,7 @@ func (x *ScheduleComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScheduleComplete.ProtoReflect.Descriptor instead.
 func (*ScheduleComplete) Descriptor() ([]byte, []int) {
-	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{10}
+	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ScheduleComplete) GetAppointmentId() string {
@@ -1259,7 +1336,7 @@ type ScheduleNoShow struct {
 
 func (x *ScheduleNoShow) Reset() {
 	*x = ScheduleNoShow{}
-	mi := &file_spa_v1_calendar_proto_msgTypes[11]
+	mi := &file_spa_v1_calendar_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1271,7 +1348,7 @@ func (x *ScheduleNoShow) String() string {
 func (*ScheduleNoShow) ProtoMessage() {}
 
 func (x *ScheduleNoShow) ProtoReflect() protoreflect.Message {
-	mi := &file_spa_v1_calendar_proto_msgTypes[11]
+	mi := &file_spa_v1_calendar_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1284,7 +1361,7 @@ func (x *ScheduleNoShow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScheduleNoShow.ProtoReflect.Descriptor instead.
 func (*ScheduleNoShow) Descriptor() ([]byte, []int) {
-	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{11}
+	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ScheduleNoShow) GetAppointmentId() string {
@@ -1322,7 +1399,7 @@ type ScheduleReschedule struct {
 
 func (x *ScheduleReschedule) Reset() {
 	*x = ScheduleReschedule{}
-	mi := &file_spa_v1_calendar_proto_msgTypes[12]
+	mi := &file_spa_v1_calendar_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1334,7 +1411,7 @@ func (x *ScheduleReschedule) String() string {
 func (*ScheduleReschedule) ProtoMessage() {}
 
 func (x *ScheduleReschedule) ProtoReflect() protoreflect.Message {
-	mi := &file_spa_v1_calendar_proto_msgTypes[12]
+	mi := &file_spa_v1_calendar_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1347,7 +1424,7 @@ func (x *ScheduleReschedule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScheduleReschedule.ProtoReflect.Descriptor instead.
 func (*ScheduleReschedule) Descriptor() ([]byte, []int) {
-	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{12}
+	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ScheduleReschedule) GetAppointmentId() string {
@@ -1403,7 +1480,7 @@ type ScheduleSlotsQuery struct {
 
 func (x *ScheduleSlotsQuery) Reset() {
 	*x = ScheduleSlotsQuery{}
-	mi := &file_spa_v1_calendar_proto_msgTypes[13]
+	mi := &file_spa_v1_calendar_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1415,7 +1492,7 @@ func (x *ScheduleSlotsQuery) String() string {
 func (*ScheduleSlotsQuery) ProtoMessage() {}
 
 func (x *ScheduleSlotsQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_spa_v1_calendar_proto_msgTypes[13]
+	mi := &file_spa_v1_calendar_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1428,7 +1505,7 @@ func (x *ScheduleSlotsQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScheduleSlotsQuery.ProtoReflect.Descriptor instead.
 func (*ScheduleSlotsQuery) Descriptor() ([]byte, []int) {
-	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{13}
+	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ScheduleSlotsQuery) GetService() *CalendarService {
@@ -1455,20 +1532,22 @@ func (x *ScheduleSlotsQuery) GetTo() *timestamppb.Timestamp {
 // ScheduleReply answers a ScheduleRequest: the reply kind matches the
 // request (hold for Hold, slots for SlotsQuery, reply for the others).
 type ScheduleReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          ScheduleReply_Kind     `protobuf:"varint,1,opt,name=kind,proto3,enum=spa.v1.ScheduleReply_Kind" json:"kind,omitempty"`
-	Appointment   *CalendarAppointment   `protobuf:"bytes,2,opt,name=appointment,proto3" json:"appointment,omitempty"`
-	Alternatives  []*CalendarSlot        `protobuf:"bytes,3,rep,name=alternatives,proto3" json:"alternatives,omitempty"`
-	Slots         []*CalendarSlot        `protobuf:"bytes,4,rep,name=slots,proto3" json:"slots,omitempty"`
-	Load          int64                  `protobuf:"varint,5,opt,name=load,proto3" json:"load,omitempty"`
-	Error         *CalendarError         `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Kind         ScheduleReply_Kind     `protobuf:"varint,1,opt,name=kind,proto3,enum=spa.v1.ScheduleReply_Kind" json:"kind,omitempty"`
+	Appointment  *CalendarAppointment   `protobuf:"bytes,2,opt,name=appointment,proto3" json:"appointment,omitempty"`
+	Alternatives []*CalendarSlot        `protobuf:"bytes,3,rep,name=alternatives,proto3" json:"alternatives,omitempty"`
+	Slots        []*CalendarSlot        `protobuf:"bytes,4,rep,name=slots,proto3" json:"slots,omitempty"`
+	Load         int64                  `protobuf:"varint,5,opt,name=load,proto3" json:"load,omitempty"`
+	Error        *CalendarError         `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	// The answer is the one stored under the request's Idempotency-Key.
+	Replayed      bool `protobuf:"varint,7,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ScheduleReply) Reset() {
 	*x = ScheduleReply{}
-	mi := &file_spa_v1_calendar_proto_msgTypes[14]
+	mi := &file_spa_v1_calendar_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1480,7 +1559,7 @@ func (x *ScheduleReply) String() string {
 func (*ScheduleReply) ProtoMessage() {}
 
 func (x *ScheduleReply) ProtoReflect() protoreflect.Message {
-	mi := &file_spa_v1_calendar_proto_msgTypes[14]
+	mi := &file_spa_v1_calendar_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1493,7 +1572,7 @@ func (x *ScheduleReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScheduleReply.ProtoReflect.Descriptor instead.
 func (*ScheduleReply) Descriptor() ([]byte, []int) {
-	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{14}
+	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ScheduleReply) GetKind() ScheduleReply_Kind {
@@ -1538,6 +1617,13 @@ func (x *ScheduleReply) GetError() *CalendarError {
 	return nil
 }
 
+func (x *ScheduleReply) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
 // ResourceRequest is one request to the resource actor of resource_id.
 type ResourceRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -1555,7 +1641,7 @@ type ResourceRequest struct {
 
 func (x *ResourceRequest) Reset() {
 	*x = ResourceRequest{}
-	mi := &file_spa_v1_calendar_proto_msgTypes[15]
+	mi := &file_spa_v1_calendar_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1567,7 +1653,7 @@ func (x *ResourceRequest) String() string {
 func (*ResourceRequest) ProtoMessage() {}
 
 func (x *ResourceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spa_v1_calendar_proto_msgTypes[15]
+	mi := &file_spa_v1_calendar_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1580,7 +1666,7 @@ func (x *ResourceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceRequest.ProtoReflect.Descriptor instead.
 func (*ResourceRequest) Descriptor() ([]byte, []int) {
-	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{15}
+	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ResourceRequest) GetResourceId() string {
@@ -1672,7 +1758,7 @@ type ResourceClaim struct {
 
 func (x *ResourceClaim) Reset() {
 	*x = ResourceClaim{}
-	mi := &file_spa_v1_calendar_proto_msgTypes[16]
+	mi := &file_spa_v1_calendar_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1684,7 +1770,7 @@ func (x *ResourceClaim) String() string {
 func (*ResourceClaim) ProtoMessage() {}
 
 func (x *ResourceClaim) ProtoReflect() protoreflect.Message {
-	mi := &file_spa_v1_calendar_proto_msgTypes[16]
+	mi := &file_spa_v1_calendar_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1697,7 +1783,7 @@ func (x *ResourceClaim) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceClaim.ProtoReflect.Descriptor instead.
 func (*ResourceClaim) Descriptor() ([]byte, []int) {
-	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{16}
+	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ResourceClaim) GetAppointmentId() string {
@@ -1730,7 +1816,7 @@ type ResourceRelease struct {
 
 func (x *ResourceRelease) Reset() {
 	*x = ResourceRelease{}
-	mi := &file_spa_v1_calendar_proto_msgTypes[17]
+	mi := &file_spa_v1_calendar_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1742,7 +1828,7 @@ func (x *ResourceRelease) String() string {
 func (*ResourceRelease) ProtoMessage() {}
 
 func (x *ResourceRelease) ProtoReflect() protoreflect.Message {
-	mi := &file_spa_v1_calendar_proto_msgTypes[17]
+	mi := &file_spa_v1_calendar_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1755,7 +1841,7 @@ func (x *ResourceRelease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceRelease.ProtoReflect.Descriptor instead.
 func (*ResourceRelease) Descriptor() ([]byte, []int) {
-	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{17}
+	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ResourceRelease) GetAppointmentId() string {
@@ -1774,7 +1860,7 @@ type ResourceTrack struct {
 
 func (x *ResourceTrack) Reset() {
 	*x = ResourceTrack{}
-	mi := &file_spa_v1_calendar_proto_msgTypes[18]
+	mi := &file_spa_v1_calendar_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1786,7 +1872,7 @@ func (x *ResourceTrack) String() string {
 func (*ResourceTrack) ProtoMessage() {}
 
 func (x *ResourceTrack) ProtoReflect() protoreflect.Message {
-	mi := &file_spa_v1_calendar_proto_msgTypes[18]
+	mi := &file_spa_v1_calendar_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1799,7 +1885,7 @@ func (x *ResourceTrack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceTrack.ProtoReflect.Descriptor instead.
 func (*ResourceTrack) Descriptor() ([]byte, []int) {
-	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{18}
+	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ResourceTrack) GetAppointment() *CalendarAppointment {
@@ -1819,7 +1905,7 @@ type ResourceFullQuery struct {
 
 func (x *ResourceFullQuery) Reset() {
 	*x = ResourceFullQuery{}
-	mi := &file_spa_v1_calendar_proto_msgTypes[19]
+	mi := &file_spa_v1_calendar_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1831,7 +1917,7 @@ func (x *ResourceFullQuery) String() string {
 func (*ResourceFullQuery) ProtoMessage() {}
 
 func (x *ResourceFullQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_spa_v1_calendar_proto_msgTypes[19]
+	mi := &file_spa_v1_calendar_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1844,7 +1930,7 @@ func (x *ResourceFullQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceFullQuery.ProtoReflect.Descriptor instead.
 func (*ResourceFullQuery) Descriptor() ([]byte, []int) {
-	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{19}
+	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ResourceFullQuery) GetFrom() *timestamppb.Timestamp {
@@ -1876,7 +1962,7 @@ type ResourceReply struct {
 
 func (x *ResourceReply) Reset() {
 	*x = ResourceReply{}
-	mi := &file_spa_v1_calendar_proto_msgTypes[20]
+	mi := &file_spa_v1_calendar_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1888,7 +1974,7 @@ func (x *ResourceReply) String() string {
 func (*ResourceReply) ProtoMessage() {}
 
 func (x *ResourceReply) ProtoReflect() protoreflect.Message {
-	mi := &file_spa_v1_calendar_proto_msgTypes[20]
+	mi := &file_spa_v1_calendar_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1901,7 +1987,7 @@ func (x *ResourceReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceReply.ProtoReflect.Descriptor instead.
 func (*ResourceReply) Descriptor() ([]byte, []int) {
-	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{20}
+	return file_spa_v1_calendar_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ResourceReply) GetKind() ResourceReply_Kind {
@@ -2003,10 +2089,10 @@ const file_spa_v1_calendar_proto_rawDesc = "" +
 	"\bstaff_id\x18\x03 \x01(\tR\astaffId\"r\n" +
 	"\x10CalendarInterval\x120\n" +
 	"\x05start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12,\n" +
-	"\x03end\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\"\x9e\x03\n" +
+	"\x03end\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\"\xcb\x03\n" +
 	"\rCalendarError\x12.\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1a.spa.v1.CalendarError.CodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xc2\x02\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xef\x02\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fCODE_INVALID\x10\x01\x12\x13\n" +
@@ -2018,11 +2104,14 @@ const file_spa_v1_calendar_proto_rawDesc = "" +
 	"\x12CODE_UNKNOWN_STAFF\x10\a\x12\x0e\n" +
 	"\n" +
 	"CODE_RETRY\x10\b\x12\x1d\n" +
-	"\x19CODE_AVAILABILITY_INVALID\x10\t\x12\x16\n" +
+	"\x19CODE_AVAILABILITY_INVALID\x10\t\x12\x13\n" +
+	"\x0fCODE_KEY_REUSED\x10\n" +
+	"\x12\x16\n" +
+	"\x12CODE_KEY_ELSEWHERE\x10\v\x12\x16\n" +
 	"\x12CODE_RESOURCE_FULL\x10\x14\x12\x19\n" +
 	"\x15CODE_RESOURCE_INVALID\x10\x15\x12\x19\n" +
 	"\x15CODE_RESOURCE_UNKNOWN\x10\x16\x12\x17\n" +
-	"\x13CODE_RESOURCE_RETRY\x10\x17\"\xdd\x03\n" +
+	"\x13CODE_RESOURCE_RETRY\x10\x17\"\x87\x04\n" +
 	"\x0fScheduleRequest\x12\x19\n" +
 	"\bstaff_id\x18\x01 \x01(\tR\astaffId\x12*\n" +
 	"\x04hold\x18\x02 \x01(\v2\x14.spa.v1.ScheduleHoldH\x00R\x04hold\x123\n" +
@@ -2034,8 +2123,14 @@ const file_spa_v1_calendar_proto_rawDesc = "" +
 	"\n" +
 	"reschedule\x18\b \x01(\v2\x1a.spa.v1.ScheduleRescheduleH\x00R\n" +
 	"reschedule\x122\n" +
-	"\x05slots\x18\t \x01(\v2\x1a.spa.v1.ScheduleSlotsQueryH\x00R\x05slotsB\t\n" +
-	"\arequest\"\x8f\x02\n" +
+	"\x05slots\x18\t \x01(\v2\x1a.spa.v1.ScheduleSlotsQueryH\x00R\x05slots\x12(\n" +
+	"\x03key\x18\n" +
+	" \x01(\v2\x16.spa.v1.IdempotencyKeyR\x03keyB\t\n" +
+	"\arequest\"N\n" +
+	"\x0eIdempotencyKey\x12\x14\n" +
+	"\x05scope\x18\x01 \x01(\tR\x05scope\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04hash\x18\x03 \x01(\fR\x04hash\"\x8f\x02\n" +
 	"\fScheduleHold\x12%\n" +
 	"\x0eappointment_id\x18\x01 \x01(\tR\rappointmentId\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x121\n" +
@@ -2076,14 +2171,15 @@ const file_spa_v1_calendar_proto_rawDesc = "" +
 	"\x12ScheduleSlotsQuery\x121\n" +
 	"\aservice\x18\x01 \x01(\v2\x17.spa.v1.CalendarServiceR\aservice\x12.\n" +
 	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
-	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"\xf2\x02\n" +
+	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"\x8e\x03\n" +
 	"\rScheduleReply\x12.\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1a.spa.v1.ScheduleReply.KindR\x04kind\x12=\n" +
 	"\vappointment\x18\x02 \x01(\v2\x1b.spa.v1.CalendarAppointmentR\vappointment\x128\n" +
 	"\falternatives\x18\x03 \x03(\v2\x14.spa.v1.CalendarSlotR\falternatives\x12*\n" +
 	"\x05slots\x18\x04 \x03(\v2\x14.spa.v1.CalendarSlotR\x05slots\x12\x12\n" +
 	"\x04load\x18\x05 \x01(\x03R\x04load\x12+\n" +
-	"\x05error\x18\x06 \x01(\v2\x15.spa.v1.CalendarErrorR\x05error\"K\n" +
+	"\x05error\x18\x06 \x01(\v2\x15.spa.v1.CalendarErrorR\x05error\x12\x1a\n" +
+	"\breplayed\x18\a \x01(\bR\breplayed\"K\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKIND_HOLD\x10\x01\x12\x0e\n" +
@@ -2143,7 +2239,7 @@ func file_spa_v1_calendar_proto_rawDescGZIP() []byte {
 }
 
 var file_spa_v1_calendar_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_spa_v1_calendar_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_spa_v1_calendar_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_spa_v1_calendar_proto_goTypes = []any{
 	(CalendarError_Code)(0),       // 0: spa.v1.CalendarError.Code
 	(ScheduleReply_Kind)(0),       // 1: spa.v1.ScheduleReply.Kind
@@ -2154,75 +2250,77 @@ var file_spa_v1_calendar_proto_goTypes = []any{
 	(*CalendarInterval)(nil),      // 6: spa.v1.CalendarInterval
 	(*CalendarError)(nil),         // 7: spa.v1.CalendarError
 	(*ScheduleRequest)(nil),       // 8: spa.v1.ScheduleRequest
-	(*ScheduleHold)(nil),          // 9: spa.v1.ScheduleHold
-	(*ScheduleConfirm)(nil),       // 10: spa.v1.ScheduleConfirm
-	(*ScheduleCancel)(nil),        // 11: spa.v1.ScheduleCancel
-	(*ScheduleCheckIn)(nil),       // 12: spa.v1.ScheduleCheckIn
-	(*ScheduleComplete)(nil),      // 13: spa.v1.ScheduleComplete
-	(*ScheduleNoShow)(nil),        // 14: spa.v1.ScheduleNoShow
-	(*ScheduleReschedule)(nil),    // 15: spa.v1.ScheduleReschedule
-	(*ScheduleSlotsQuery)(nil),    // 16: spa.v1.ScheduleSlotsQuery
-	(*ScheduleReply)(nil),         // 17: spa.v1.ScheduleReply
-	(*ResourceRequest)(nil),       // 18: spa.v1.ResourceRequest
-	(*ResourceClaim)(nil),         // 19: spa.v1.ResourceClaim
-	(*ResourceRelease)(nil),       // 20: spa.v1.ResourceRelease
-	(*ResourceTrack)(nil),         // 21: spa.v1.ResourceTrack
-	(*ResourceFullQuery)(nil),     // 22: spa.v1.ResourceFullQuery
-	(*ResourceReply)(nil),         // 23: spa.v1.ResourceReply
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
+	(*IdempotencyKey)(nil),        // 9: spa.v1.IdempotencyKey
+	(*ScheduleHold)(nil),          // 10: spa.v1.ScheduleHold
+	(*ScheduleConfirm)(nil),       // 11: spa.v1.ScheduleConfirm
+	(*ScheduleCancel)(nil),        // 12: spa.v1.ScheduleCancel
+	(*ScheduleCheckIn)(nil),       // 13: spa.v1.ScheduleCheckIn
+	(*ScheduleComplete)(nil),      // 14: spa.v1.ScheduleComplete
+	(*ScheduleNoShow)(nil),        // 15: spa.v1.ScheduleNoShow
+	(*ScheduleReschedule)(nil),    // 16: spa.v1.ScheduleReschedule
+	(*ScheduleSlotsQuery)(nil),    // 17: spa.v1.ScheduleSlotsQuery
+	(*ScheduleReply)(nil),         // 18: spa.v1.ScheduleReply
+	(*ResourceRequest)(nil),       // 19: spa.v1.ResourceRequest
+	(*ResourceClaim)(nil),         // 20: spa.v1.ResourceClaim
+	(*ResourceRelease)(nil),       // 21: spa.v1.ResourceRelease
+	(*ResourceTrack)(nil),         // 22: spa.v1.ResourceTrack
+	(*ResourceFullQuery)(nil),     // 23: spa.v1.ResourceFullQuery
+	(*ResourceReply)(nil),         // 24: spa.v1.ResourceReply
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
 }
 var file_spa_v1_calendar_proto_depIdxs = []int32{
-	24, // 0: spa.v1.CalendarService.updated_at:type_name -> google.protobuf.Timestamp
-	24, // 1: spa.v1.CalendarAppointment.start:type_name -> google.protobuf.Timestamp
-	24, // 2: spa.v1.CalendarAppointment.end:type_name -> google.protobuf.Timestamp
-	24, // 3: spa.v1.CalendarAppointment.hold_expires_at:type_name -> google.protobuf.Timestamp
-	24, // 4: spa.v1.CalendarAppointment.checked_in_at:type_name -> google.protobuf.Timestamp
-	24, // 5: spa.v1.CalendarAppointment.created_at:type_name -> google.protobuf.Timestamp
-	24, // 6: spa.v1.CalendarAppointment.updated_at:type_name -> google.protobuf.Timestamp
-	24, // 7: spa.v1.CalendarSlot.start:type_name -> google.protobuf.Timestamp
-	24, // 8: spa.v1.CalendarSlot.end:type_name -> google.protobuf.Timestamp
-	24, // 9: spa.v1.CalendarInterval.start:type_name -> google.protobuf.Timestamp
-	24, // 10: spa.v1.CalendarInterval.end:type_name -> google.protobuf.Timestamp
+	25, // 0: spa.v1.CalendarService.updated_at:type_name -> google.protobuf.Timestamp
+	25, // 1: spa.v1.CalendarAppointment.start:type_name -> google.protobuf.Timestamp
+	25, // 2: spa.v1.CalendarAppointment.end:type_name -> google.protobuf.Timestamp
+	25, // 3: spa.v1.CalendarAppointment.hold_expires_at:type_name -> google.protobuf.Timestamp
+	25, // 4: spa.v1.CalendarAppointment.checked_in_at:type_name -> google.protobuf.Timestamp
+	25, // 5: spa.v1.CalendarAppointment.created_at:type_name -> google.protobuf.Timestamp
+	25, // 6: spa.v1.CalendarAppointment.updated_at:type_name -> google.protobuf.Timestamp
+	25, // 7: spa.v1.CalendarSlot.start:type_name -> google.protobuf.Timestamp
+	25, // 8: spa.v1.CalendarSlot.end:type_name -> google.protobuf.Timestamp
+	25, // 9: spa.v1.CalendarInterval.start:type_name -> google.protobuf.Timestamp
+	25, // 10: spa.v1.CalendarInterval.end:type_name -> google.protobuf.Timestamp
 	0,  // 11: spa.v1.CalendarError.code:type_name -> spa.v1.CalendarError.Code
-	9,  // 12: spa.v1.ScheduleRequest.hold:type_name -> spa.v1.ScheduleHold
-	10, // 13: spa.v1.ScheduleRequest.confirm:type_name -> spa.v1.ScheduleConfirm
-	11, // 14: spa.v1.ScheduleRequest.cancel:type_name -> spa.v1.ScheduleCancel
-	12, // 15: spa.v1.ScheduleRequest.check_in:type_name -> spa.v1.ScheduleCheckIn
-	13, // 16: spa.v1.ScheduleRequest.complete:type_name -> spa.v1.ScheduleComplete
-	14, // 17: spa.v1.ScheduleRequest.no_show:type_name -> spa.v1.ScheduleNoShow
-	15, // 18: spa.v1.ScheduleRequest.reschedule:type_name -> spa.v1.ScheduleReschedule
-	16, // 19: spa.v1.ScheduleRequest.slots:type_name -> spa.v1.ScheduleSlotsQuery
-	3,  // 20: spa.v1.ScheduleHold.service:type_name -> spa.v1.CalendarService
-	24, // 21: spa.v1.ScheduleHold.start:type_name -> google.protobuf.Timestamp
-	24, // 22: spa.v1.ScheduleHold.claim_until:type_name -> google.protobuf.Timestamp
-	24, // 23: spa.v1.ScheduleReschedule.start:type_name -> google.protobuf.Timestamp
-	3,  // 24: spa.v1.ScheduleReschedule.service:type_name -> spa.v1.CalendarService
-	24, // 25: spa.v1.ScheduleReschedule.claim_until:type_name -> google.protobuf.Timestamp
-	3,  // 26: spa.v1.ScheduleSlotsQuery.service:type_name -> spa.v1.CalendarService
-	24, // 27: spa.v1.ScheduleSlotsQuery.from:type_name -> google.protobuf.Timestamp
-	24, // 28: spa.v1.ScheduleSlotsQuery.to:type_name -> google.protobuf.Timestamp
-	1,  // 29: spa.v1.ScheduleReply.kind:type_name -> spa.v1.ScheduleReply.Kind
-	4,  // 30: spa.v1.ScheduleReply.appointment:type_name -> spa.v1.CalendarAppointment
-	5,  // 31: spa.v1.ScheduleReply.alternatives:type_name -> spa.v1.CalendarSlot
-	5,  // 32: spa.v1.ScheduleReply.slots:type_name -> spa.v1.CalendarSlot
-	7,  // 33: spa.v1.ScheduleReply.error:type_name -> spa.v1.CalendarError
-	19, // 34: spa.v1.ResourceRequest.claim:type_name -> spa.v1.ResourceClaim
-	20, // 35: spa.v1.ResourceRequest.release:type_name -> spa.v1.ResourceRelease
-	21, // 36: spa.v1.ResourceRequest.track:type_name -> spa.v1.ResourceTrack
-	22, // 37: spa.v1.ResourceRequest.full:type_name -> spa.v1.ResourceFullQuery
-	6,  // 38: spa.v1.ResourceClaim.interval:type_name -> spa.v1.CalendarInterval
-	4,  // 39: spa.v1.ResourceTrack.appointment:type_name -> spa.v1.CalendarAppointment
-	24, // 40: spa.v1.ResourceFullQuery.from:type_name -> google.protobuf.Timestamp
-	24, // 41: spa.v1.ResourceFullQuery.to:type_name -> google.protobuf.Timestamp
-	2,  // 42: spa.v1.ResourceReply.kind:type_name -> spa.v1.ResourceReply.Kind
-	24, // 43: spa.v1.ResourceReply.expires_at:type_name -> google.protobuf.Timestamp
-	6,  // 44: spa.v1.ResourceReply.spans:type_name -> spa.v1.CalendarInterval
-	7,  // 45: spa.v1.ResourceReply.error:type_name -> spa.v1.CalendarError
-	46, // [46:46] is the sub-list for method output_type
-	46, // [46:46] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	10, // 12: spa.v1.ScheduleRequest.hold:type_name -> spa.v1.ScheduleHold
+	11, // 13: spa.v1.ScheduleRequest.confirm:type_name -> spa.v1.ScheduleConfirm
+	12, // 14: spa.v1.ScheduleRequest.cancel:type_name -> spa.v1.ScheduleCancel
+	13, // 15: spa.v1.ScheduleRequest.check_in:type_name -> spa.v1.ScheduleCheckIn
+	14, // 16: spa.v1.ScheduleRequest.complete:type_name -> spa.v1.ScheduleComplete
+	15, // 17: spa.v1.ScheduleRequest.no_show:type_name -> spa.v1.ScheduleNoShow
+	16, // 18: spa.v1.ScheduleRequest.reschedule:type_name -> spa.v1.ScheduleReschedule
+	17, // 19: spa.v1.ScheduleRequest.slots:type_name -> spa.v1.ScheduleSlotsQuery
+	9,  // 20: spa.v1.ScheduleRequest.key:type_name -> spa.v1.IdempotencyKey
+	3,  // 21: spa.v1.ScheduleHold.service:type_name -> spa.v1.CalendarService
+	25, // 22: spa.v1.ScheduleHold.start:type_name -> google.protobuf.Timestamp
+	25, // 23: spa.v1.ScheduleHold.claim_until:type_name -> google.protobuf.Timestamp
+	25, // 24: spa.v1.ScheduleReschedule.start:type_name -> google.protobuf.Timestamp
+	3,  // 25: spa.v1.ScheduleReschedule.service:type_name -> spa.v1.CalendarService
+	25, // 26: spa.v1.ScheduleReschedule.claim_until:type_name -> google.protobuf.Timestamp
+	3,  // 27: spa.v1.ScheduleSlotsQuery.service:type_name -> spa.v1.CalendarService
+	25, // 28: spa.v1.ScheduleSlotsQuery.from:type_name -> google.protobuf.Timestamp
+	25, // 29: spa.v1.ScheduleSlotsQuery.to:type_name -> google.protobuf.Timestamp
+	1,  // 30: spa.v1.ScheduleReply.kind:type_name -> spa.v1.ScheduleReply.Kind
+	4,  // 31: spa.v1.ScheduleReply.appointment:type_name -> spa.v1.CalendarAppointment
+	5,  // 32: spa.v1.ScheduleReply.alternatives:type_name -> spa.v1.CalendarSlot
+	5,  // 33: spa.v1.ScheduleReply.slots:type_name -> spa.v1.CalendarSlot
+	7,  // 34: spa.v1.ScheduleReply.error:type_name -> spa.v1.CalendarError
+	20, // 35: spa.v1.ResourceRequest.claim:type_name -> spa.v1.ResourceClaim
+	21, // 36: spa.v1.ResourceRequest.release:type_name -> spa.v1.ResourceRelease
+	22, // 37: spa.v1.ResourceRequest.track:type_name -> spa.v1.ResourceTrack
+	23, // 38: spa.v1.ResourceRequest.full:type_name -> spa.v1.ResourceFullQuery
+	6,  // 39: spa.v1.ResourceClaim.interval:type_name -> spa.v1.CalendarInterval
+	4,  // 40: spa.v1.ResourceTrack.appointment:type_name -> spa.v1.CalendarAppointment
+	25, // 41: spa.v1.ResourceFullQuery.from:type_name -> google.protobuf.Timestamp
+	25, // 42: spa.v1.ResourceFullQuery.to:type_name -> google.protobuf.Timestamp
+	2,  // 43: spa.v1.ResourceReply.kind:type_name -> spa.v1.ResourceReply.Kind
+	25, // 44: spa.v1.ResourceReply.expires_at:type_name -> google.protobuf.Timestamp
+	6,  // 45: spa.v1.ResourceReply.spans:type_name -> spa.v1.CalendarInterval
+	7,  // 46: spa.v1.ResourceReply.error:type_name -> spa.v1.CalendarError
+	47, // [47:47] is the sub-list for method output_type
+	47, // [47:47] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_spa_v1_calendar_proto_init() }
@@ -2240,7 +2338,7 @@ func file_spa_v1_calendar_proto_init() {
 		(*ScheduleRequest_Reschedule)(nil),
 		(*ScheduleRequest_Slots)(nil),
 	}
-	file_spa_v1_calendar_proto_msgTypes[15].OneofWrappers = []any{
+	file_spa_v1_calendar_proto_msgTypes[16].OneofWrappers = []any{
 		(*ResourceRequest_Claim)(nil),
 		(*ResourceRequest_Release)(nil),
 		(*ResourceRequest_Track)(nil),
@@ -2252,7 +2350,7 @@ func file_spa_v1_calendar_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spa_v1_calendar_proto_rawDesc), len(file_spa_v1_calendar_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -112,10 +112,13 @@ const (
 	IdempotencyCompleted IdempotencyState = "completed"
 )
 
-// IdempotencyRecord is what the edge remembers of one Idempotency-Key.
+// IdempotencyRecord is what is remembered of one Idempotency-Key: by the
+// HTTP edge (an HTTP response), or by the actor that decided the request
+// (Owner set; the body is the actor's reply, see actors/keyed).
 type IdempotencyRecord struct {
 	Scope       string // who may reuse the key: the principal, or "anonymous"
 	Key         string
+	Owner       string // the deciding actor's calendar ("staff/<id>"); "" for the edge
 	RequestHash []byte // hash of method, route and canonical body
 	State       IdempotencyState
 	LockedUntil time.Time // in-progress lease; after it another request may take over
@@ -134,6 +137,14 @@ type IdempotencyStore interface {
 	IdempotencyGet(ctx context.Context, scope, key string, now time.Time) (IdempotencyRecord, error)
 	// IdempotencyPut inserts or replaces the record for (Scope, Key).
 	IdempotencyPut(ctx context.Context, rec IdempotencyRecord) error
+	// IdempotencyClaim inserts rec unless a record for (Scope, Key) that
+	// has not expired by rec.CreatedAt exists (an expired one is
+	// replaced), and reports whether it did: the one write of a key an
+	// actor answers, in the transaction of the change it answers.
+	IdempotencyClaim(ctx context.Context, rec IdempotencyRecord) (bool, error)
+	// IdempotencyOwned returns the records of owner that expire after now:
+	// what an actor's activation replays.
+	IdempotencyOwned(ctx context.Context, owner string, now time.Time) ([]IdempotencyRecord, error)
 	// IdempotencyDelete removes the record; ErrNotFound if absent.
 	IdempotencyDelete(ctx context.Context, scope, key string) error
 	// IdempotencyDeleteExpired removes up to limit records that expired

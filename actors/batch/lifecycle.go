@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spa-engine/spa/actors/directory"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -140,9 +141,15 @@ func (l *Lifecycle) finish(c actor.Context, commits *Committer, d Done) {
 	}
 	l.kind.Log.Warn(l.kind.Name+": batch failed; stopping", l.kind.IDKey, l.id, "epoch", commits.Epoch,
 		"reason", reason, "err", err)
+	failure := fmt.Errorf("%w: %s", l.kind.ErrRetry, reason)
+	if errors.Is(err, keyed.ErrElsewhere) {
+		// A change's idempotency key was answered elsewhere: its caller
+		// reads that answer (keyed.Lookup); the others find none and retry.
+		failure = fmt.Errorf("%w: %w", failure, keyed.ErrElsewhere)
+	}
 	for _, o := range ops {
 		l.settled(o, reason)
-		o.Reply(fmt.Errorf("%w: %s", l.kind.ErrRetry, reason))
+		o.Reply(failure)
 	}
 	l.stopping = true
 	l.retire(c)

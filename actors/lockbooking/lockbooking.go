@@ -28,8 +28,10 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/spa-engine/spa/actors/availability"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/persistence"
+	"github.com/spa-engine/spa/persistence/postgres"
 )
 
 // Config mirrors the schedule actors' rules so both engines decide alike;
@@ -45,6 +47,10 @@ type Config struct {
 	// AfterOutboxCommit, when set, is called after a transaction that
 	// wrote an outbox event has committed (the relay's wake-up).
 	AfterOutboxCommit func()
+	// Keys: answers to keyed requests are stored and read as the actors
+	// do, but inside each request's locking transaction, as the old system
+	// would have done.
+	Keys keyed.Config
 }
 
 func (c Config) withDefaults() Config {
@@ -119,9 +125,9 @@ func (e *Engine) Ask(ctx context.Context, staffID string, msg any) (any, error) 
 	case *schedule.Hold:
 		return e.hold(ctx, staffID, m), nil
 	case *schedule.Confirm:
-		return e.change(ctx, staffID, m.AppointmentID, m.ActorID, m.Reason, confirmRule), nil
+		return e.change(ctx, staffID, m.AppointmentID, m.ActorID, m.Reason, m.Key, confirmRule), nil
 	case *schedule.Cancel:
-		return e.change(ctx, staffID, m.AppointmentID, m.ActorID, m.Reason, cancelRule(m)), nil
+		return e.change(ctx, staffID, m.AppointmentID, m.ActorID, m.Reason, m.Key, cancelRule(m)), nil
 	case *schedule.SlotsQuery:
 		return e.slots(ctx, staffID, m), nil
 	case *schedule.Complete, *schedule.NoShow, *schedule.Reschedule:
@@ -162,6 +168,28 @@ func replyErr(err error) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %w", schedule.ErrRetry, err)
+}
+
+// answered reads the answer stored under a keyed request's key, under
+// the staff lock: found reports a replay (or, with an error, a refusal of
+// the key).
+func (e *Engine) answered(ctx context.Context, tx pgx.Tx, k *keyed.Key, now time.Time) (ap persistence.Appointment, found bool, err error) {
+	if k == nil {
+		return ap, false, nil
+	}
+	ap, found, err = keyed.Stored[persistence.Appointment](ctx, postgres.Tx(tx), e.cfg.Keys, k, now)
+	if err != nil && found {
+		err = decided{err}
+	}
+	return ap, found, err
+}
+
+// remember stores a keyed request's answer in its transaction.
+func (e *Engine) remember(ctx context.Context, tx pgx.Tx, staffID string, k *keyed.Key, ap persistence.Appointment, now time.Time) error {
+	if k == nil {
+		return nil
+	}
+	return keyed.Write(ctx, postgres.Tx(tx), e.cfg.Keys, schedule.CalendarID(staffID), k, ap, now)
 }
 
 const staffColumns = `id, name, skills, time_zone, weekly, active, version, updated_at`
@@ -295,6 +323,10 @@ func (e *Engine) hold(ctx context.Context, staffID string, m *schedule.Hold) *sc
 		if err != nil {
 			return err
 		}
+		if ap, found, err := e.answered(ctx, tx, m.Key, now); found || err != nil {
+			reply.Appointment, reply.Replayed = ap, err == nil
+			return err
+		}
 		prev, err := scanAppointment(tx.QueryRow(ctx, `SELECT `+appointmentColumns+` FROM appointments WHERE id = $1`, m.AppointmentID))
 		switch {
 		case err == nil && prev.StaffID == staffID && prev.ClientID == m.ClientID && prev.ServiceID == m.Service.ID && prev.Start.Equal(m.Start):
@@ -337,6 +369,9 @@ func (e *Engine) hold(ctx context.Context, staffID string, m *schedule.Hold) *sc
 			return err
 		}
 		if err := record(ctx, tx, nil, ap, m.ActorID, "held"); err != nil {
+			return err
+		}
+		if err := e.remember(ctx, tx, staffID, m.Key, ap, now); err != nil {
 			return err
 		}
 		reply.Appointment = ap
@@ -403,13 +438,17 @@ func cancelRule(m *schedule.Cancel) rule {
 }
 
 // change applies a status change under the staff row lock.
-func (e *Engine) change(ctx context.Context, staffID, id, actorID, reason string, decide rule) *schedule.Reply {
+func (e *Engine) change(ctx context.Context, staffID, id, actorID, reason string, key *keyed.Key, decide rule) *schedule.Reply {
 	var reply schedule.Reply
 	wrote := false
 	err := e.inTx(ctx, func(tx pgx.Tx) error {
 		now := e.cfg.Now()
 		reply, wrote = schedule.Reply{}, false
 		if _, err := lockStaff(ctx, tx, staffID, true); err != nil {
+			return err
+		}
+		if ap, found, err := e.answered(ctx, tx, key, now); found || err != nil {
+			reply.Appointment, reply.Replayed = ap, err == nil
 			return err
 		}
 		before, err := scanAppointment(tx.QueryRow(ctx, `SELECT `+appointmentColumns+` FROM appointments WHERE id = $1 AND staff_id = $2`, id, staffID))
@@ -435,6 +474,9 @@ func (e *Engine) change(ctx context.Context, staffID, id, actorID, reason string
 			return fmt.Errorf("appointment %s changed under the lock", id)
 		}
 		reply.Appointment, wrote = after, true
+		if err := e.remember(ctx, tx, staffID, key, after, now); err != nil {
+			return err
+		}
 		return record(ctx, tx, &before, after, actorID, reason)
 	})
 	var d decided

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spa-engine/spa/actors/availability"
 	"github.com/spa-engine/spa/actors/batch"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -67,6 +68,8 @@ type Deps struct {
 	// Writer writes the actors' batches together with other calendars'
 	// (batch.Writer); nil: each batch alone.
 	Writer *batch.Writer
+	// Keys tunes the answers remembered under clients' Idempotency-Keys.
+	Keys keyed.Config
 
 	life *batch.Kind // set by withDefaults
 }
@@ -100,6 +103,7 @@ type scheduleActor struct {
 	staffID string
 	staff   availability.Staff
 	appts   map[string]persistence.Appointment // every appointment in the loaded window
+	keys    *keyed.Book[persistence.Appointment] // answers given under idempotency keys
 
 	commits batch.Committer // group commit of accepted changes
 	life    batch.Lifecycle
@@ -159,19 +163,27 @@ func (a *scheduleActor) Receive(c actor.Context) {
 			a.expire(c)
 		}
 	case *Hold:
-		a.life.Guard(c, func() { a.hold(c, m) })
+		a.life.Guard(c, func() { a.unlessReplay(c, m.Key, holdAnswer, func() { a.hold(c, m) }) })
 	case *Confirm:
-		a.life.Guard(c, func() { a.confirm(c, m) })
+		a.life.Guard(c, func() { a.unlessReplay(c, m.Key, changeAnswer, func() { a.confirm(c, m) }) })
 	case *Cancel:
-		a.life.Guard(c, func() { a.cancel(c, m) })
+		a.life.Guard(c, func() { a.unlessReplay(c, m.Key, changeAnswer, func() { a.cancel(c, m) }) })
 	case *CheckIn:
-		a.life.Guard(c, func() { a.checkIn(c, m) })
+		a.life.Guard(c, func() { a.unlessReplay(c, m.Key, changeAnswer, func() { a.checkIn(c, m) }) })
 	case *Complete:
-		a.life.Guard(c, func() { a.close(c, m.AppointmentID, m.ActorID, m.Reason, persistence.StatusCompleted) })
+		a.life.Guard(c, func() {
+			a.unlessReplay(c, m.Key, changeAnswer, func() {
+				a.close(c, m.AppointmentID, m.ActorID, m.Reason, m.Key, persistence.StatusCompleted)
+			})
+		})
 	case *NoShow:
-		a.life.Guard(c, func() { a.close(c, m.AppointmentID, m.ActorID, m.Reason, persistence.StatusNoShow) })
+		a.life.Guard(c, func() {
+			a.unlessReplay(c, m.Key, changeAnswer, func() {
+				a.close(c, m.AppointmentID, m.ActorID, m.Reason, m.Key, persistence.StatusNoShow)
+			})
+		})
 	case *Reschedule:
-		a.life.Guard(c, func() { a.reschedule(c, m) })
+		a.life.Guard(c, func() { a.unlessReplay(c, m.Key, changeAnswer, func() { a.reschedule(c, m) }) })
 	case *SlotsQuery:
 		a.life.Guard(c, func() { a.slots(c, m) })
 	default:
@@ -234,7 +246,11 @@ func (a *scheduleActor) activate() error {
 		if err != nil {
 			return err
 		}
-		a.staff = staff
+		keys, err := keyed.Load[persistence.Appointment](ctx, tx, a.deps.Keys, CalendarID(a.staffID), now)
+		if err != nil {
+			return err
+		}
+		a.staff, a.keys = staff, keys
 		a.commits = batch.Committer{Store: a.deps.Store, Calendar: CalendarID(a.staffID), Epoch: epoch,
 			Timeout: a.deps.Config.WriteTimeout, Flushed: func(n int) { a.deps.Metrics.batchSize.Observe(float64(n)) },
 			Writer: a.deps.Writer}
@@ -404,8 +420,12 @@ func (a *scheduleActor) hold(c actor.Context, m *Hold) {
 	a.touchHeld(ap)
 	a.armExpiryBy(c, ap.HoldExpiresAt)
 	sender := c.Sender()
+	remember := a.keys.Remember(m.Key, ap, now)
 	a.commits.Enqueue(c, batch.Op{Kind: "hold", Start: began,
 		Apply: func(ctx context.Context, tx persistence.Tx) error {
+			if err := remember(ctx, tx); err != nil {
+				return err
+			}
 			if err := tx.AppointmentInsert(ctx, ap); err != nil {
 				return err
 			}
@@ -413,6 +433,37 @@ func (a *scheduleActor) hold(c actor.Context, m *Hold) {
 		},
 		Reply: func(err error) { c.Send(sender, &HoldReply{Appointment: ap, Err: err}) },
 	})
+}
+
+// unlessReplay answers a change whose key this activation answered before
+// with that answer (or ErrReused, for a different request under the key),
+// and otherwise lets decide run. The stored answer waits, like a refusal,
+// for what is pending: it may be the change itself, and were its batch
+// fenced, the answer never happened and the retry must retry again.
+func (a *scheduleActor) unlessReplay(c actor.Context, key *keyed.Key, answer func(persistence.Appointment, error) (any, func(error)), decide func()) {
+	ap, found, err := a.keys.Find(key, a.deps.Now())
+	if !found {
+		decide()
+		return
+	}
+	reply, setErr := answer(ap, err)
+	if err != nil {
+		c.Respond(reply)
+		return
+	}
+	a.commits.Refuse(c, reply, func(err error) { setErr(fmt.Errorf("%w: %w", ErrRetry, err)) })
+}
+
+// holdAnswer and changeAnswer build a replayed answer of each reply type,
+// and how to turn it into a failure.
+func holdAnswer(ap persistence.Appointment, err error) (any, func(error)) {
+	r := &HoldReply{Appointment: ap, Err: err, Replayed: err == nil}
+	return r, func(err error) { *r = HoldReply{Err: err} }
+}
+
+func changeAnswer(ap persistence.Appointment, err error) (any, func(error)) {
+	r := &Reply{Appointment: ap, Err: err, Replayed: err == nil}
+	return r, func(err error) { *r = Reply{Err: err} }
 }
 
 // refuse sends a slot_taken refusal once every change accepted before it
@@ -435,16 +486,21 @@ func deposit(sv persistence.Service) int64 {
 }
 
 // change applies a status change in memory now and writes it in the next
-// batch; the reply waits for the write.
-func (a *scheduleActor) change(c actor.Context, kind string, before persistence.Appointment, after persistence.Appointment, actorID, reason string) {
-	began := time.Now()
+// batch, with the answer under key (nil: none); the reply waits for the
+// write.
+func (a *scheduleActor) change(c actor.Context, kind string, before persistence.Appointment, after persistence.Appointment, actorID, reason string, key *keyed.Key) {
+	began, now := time.Now(), a.deps.Now()
 	after.Version = before.Version + 1
-	after.UpdatedAt = persistence.CanonicalTime(a.deps.Now()) // as stored, so memory and database agree
+	after.UpdatedAt = persistence.CanonicalTime(now) // as stored, so memory and database agree
 	a.appts[after.ID] = after
 	a.touch()
+	remember := a.keys.Remember(key, after, now)
 	sender := c.Sender() // nil for the actor's own timer
 	a.commits.Enqueue(c, batch.Op{Kind: kind, Start: began,
 		Apply: func(ctx context.Context, tx persistence.Tx) error {
+			if err := remember(ctx, tx); err != nil {
+				return err
+			}
 			stored := after
 			stored.Version = before.Version // AppointmentUpdate checks the stored version
 			if _, err := tx.AppointmentUpdate(ctx, stored); err != nil {
@@ -502,7 +558,7 @@ func (a *scheduleActor) expire(c actor.Context) {
 		if ap.Status == persistence.StatusHeld && !ap.HoldExpiresAt.After(now) {
 			after := ap
 			after.Status = persistence.StatusExpired
-			a.change(c, "expire", ap, after, "system", "hold expired")
+			a.change(c, "expire", ap, after, "system", "hold expired", nil)
 		}
 	}
 	a.armExpiry(c)
@@ -538,7 +594,7 @@ func (a *scheduleActor) confirm(c actor.Context, m *Confirm) {
 	}
 	after := ap
 	after.Status, after.HoldExpiresAt = persistence.StatusConfirmed, time.Time{}
-	a.change(c, "confirm", ap, after, m.ActorID, m.Reason)
+	a.change(c, "confirm", ap, after, m.ActorID, m.Reason, m.Key)
 }
 
 func (a *scheduleActor) cancel(c actor.Context, m *Cancel) {
@@ -557,7 +613,7 @@ func (a *scheduleActor) cancel(c actor.Context, m *Cancel) {
 	}
 	after := ap
 	after.Status = persistence.StatusCancelled
-	a.change(c, "cancel", ap, after, m.ActorID, m.Reason)
+	a.change(c, "cancel", ap, after, m.ActorID, m.Reason, m.Key)
 }
 
 func (a *scheduleActor) checkIn(c actor.Context, m *CheckIn) {
@@ -574,11 +630,11 @@ func (a *scheduleActor) checkIn(c actor.Context, m *CheckIn) {
 	default:
 		after := ap
 		after.CheckedInAt = persistence.CanonicalTime(now)
-		a.change(c, "check_in", ap, after, m.ActorID, "checked in")
+		a.change(c, "check_in", ap, after, m.ActorID, "checked in", m.Key)
 	}
 }
 
-func (a *scheduleActor) close(c actor.Context, id, actorID, reason string, to persistence.AppointmentStatus) {
+func (a *scheduleActor) close(c actor.Context, id, actorID, reason string, key *keyed.Key, to persistence.AppointmentStatus) {
 	ap, ok := a.find(c, id)
 	if !ok {
 		return
@@ -589,7 +645,7 @@ func (a *scheduleActor) close(c actor.Context, id, actorID, reason string, to pe
 	}
 	after := ap
 	after.Status = to
-	a.change(c, string(to), ap, after, actorID, reason)
+	a.change(c, string(to), ap, after, actorID, reason, key)
 }
 
 func (a *scheduleActor) reschedule(c actor.Context, m *Reschedule) {
@@ -625,7 +681,7 @@ func (a *scheduleActor) reschedule(c actor.Context, m *Reschedule) {
 	}
 	after := ap
 	after.Start, after.End = m.Start.UTC(), m.Start.Add(m.Service.Duration).UTC()
-	a.change(c, "reschedule", ap, after, m.ActorID, "rescheduled")
+	a.change(c, "reschedule", ap, after, m.ActorID, "rescheduled", m.Key)
 }
 
 // slots answers through the memo; the reply's Slots are shared and

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/spa-engine/spa/actors/door"
+	"github.com/spa-engine/spa/actors/keyed"
 )
 
 // Client is the typed door to the schedule actors, one per staff member:
@@ -20,8 +21,12 @@ func NewClient(d door.Door) *Client { return &Client{d: d} }
 
 // Change is a request answered with *Reply: Confirm, Cancel, CheckIn,
 // Complete, NoShow and Reschedule. Callers that build one of several
-// transitions send it with Client.Change.
-type Change interface{ change() }
+// transitions send it with Client.Change, after SetKey when the client
+// sent an Idempotency-Key.
+type Change interface {
+	change()
+	SetKey(k *keyed.Key)
+}
 
 func (*Confirm) change()    {}
 func (*Cancel) change()     {}
@@ -29,6 +34,15 @@ func (*CheckIn) change()    {}
 func (*Complete) change()   {}
 func (*NoShow) change()     {}
 func (*Reschedule) change() {}
+
+// SetKey gives a change (or a hold) the client's idempotency key.
+func (m *Hold) SetKey(k *keyed.Key)       { m.Key = k }
+func (m *Confirm) SetKey(k *keyed.Key)    { m.Key = k }
+func (m *Cancel) SetKey(k *keyed.Key)     { m.Key = k }
+func (m *CheckIn) SetKey(k *keyed.Key)    { m.Key = k }
+func (m *Complete) SetKey(k *keyed.Key)   { m.Key = k }
+func (m *NoShow) SetKey(k *keyed.Key)     { m.Key = k }
+func (m *Reschedule) SetKey(k *keyed.Key) { m.Key = k }
 
 // Hold asks staffID's actor to hold a slot.
 func (c *Client) Hold(ctx context.Context, staffID string, m *Hold) (*HoldReply, error) {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/spa-engine/spa/actors/availability"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -22,6 +23,10 @@ type Hold struct {
 	Service       persistence.Service
 	Start         time.Time
 	ActorID       string
+	// Key, when the client sent an Idempotency-Key, is remembered with the
+	// held appointment (actors/keyed): a retry under it is answered with
+	// that appointment, without deciding again.
+	Key *keyed.Key
 	// ClaimUntil, for a service that needs a shared resource, is when the
 	// resource claim backing this hold lapses. The actor refuses with
 	// ErrRetry unless the hold can be durable well before then (see
@@ -36,6 +41,7 @@ type HoldReply struct {
 	Appointment  persistence.Appointment
 	Alternatives []availability.Slot
 	Err          error
+	Replayed     bool // the answer stored under the request's Key
 }
 
 // Confirm turns a live hold into a booking.
@@ -43,6 +49,7 @@ type Confirm struct {
 	AppointmentID string
 	ActorID       string
 	Reason        string
+	Key           *keyed.Key // as in Hold; likewise for every change below
 }
 
 // Cancel frees a held or confirmed appointment's slot at once. Unless
@@ -55,21 +62,31 @@ type Cancel struct {
 	Reason        string
 	Cutoff        time.Duration
 	Override      bool
+	Key           *keyed.Key
 }
 
 // CheckIn records that the client arrived (at the desk or a kiosk): a
 // confirmed appointment, from an hour before its start until its end.
 // Checking in twice answers the first check-in.
-type CheckIn struct{ AppointmentID, ActorID string }
+type CheckIn struct {
+	AppointmentID, ActorID string
+	Key                    *keyed.Key
+}
 
 // checkInOpens is how long before its start an appointment accepts check-in.
 const checkInOpens = time.Hour
 
 // Complete and NoShow close a confirmed appointment that has started.
-type Complete struct{ AppointmentID, ActorID, Reason string }
+type Complete struct {
+	AppointmentID, ActorID, Reason string
+	Key                            *keyed.Key
+}
 
 // NoShow marks that the client did not come.
-type NoShow struct{ AppointmentID, ActorID, Reason string }
+type NoShow struct {
+	AppointmentID, ActorID, Reason string
+	Key                            *keyed.Key
+}
 
 // Reschedule moves an appointment to another start with the same staff
 // member atomically: the new slot is claimed in the same write that releases
@@ -83,6 +100,7 @@ type Reschedule struct {
 	// ClaimUntil: as for Hold, when the new interval's resource claim
 	// lapses.
 	ClaimUntil time.Time
+	Key        *keyed.Key
 }
 
 // Reply answers Confirm, Cancel, CheckIn, Complete, NoShow and Reschedule.
@@ -90,6 +108,7 @@ type Reply struct {
 	Appointment  persistence.Appointment
 	Alternatives []availability.Slot // on ErrSlotTaken from Reschedule
 	Err          error
+	Replayed     bool // the answer stored under the request's Key
 }
 
 // SlotsQuery asks for the staff member's bookable starts of a service in

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spa-engine/spa/actors/availability"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/cluster/wire"
@@ -108,6 +109,10 @@ var sentinels = wire.Sentinels[messages.CalendarError_Code]{
 	{Code: messages.CalendarError_CODE_UNKNOWN_STAFF, Err: schedule.ErrUnknownStaff},
 	{Code: messages.CalendarError_CODE_INVALID, Err: schedule.ErrInvalid},
 	{Code: messages.CalendarError_CODE_AVAILABILITY_INVALID, Err: availability.ErrInvalid},
+	// Before RETRY: a batch refused for a key answered elsewhere is both,
+	// and its caller must learn the former (see batch.Lifecycle).
+	{Code: messages.CalendarError_CODE_KEY_ELSEWHERE, Err: keyed.ErrElsewhere},
+	{Code: messages.CalendarError_CODE_KEY_REUSED, Err: keyed.ErrReused},
 	{Code: messages.CalendarError_CODE_RETRY, Err: schedule.ErrRetry},
 	{Code: messages.CalendarError_CODE_RESOURCE_FULL, Err: resource.ErrFull},
 	{Code: messages.CalendarError_CODE_RESOURCE_UNKNOWN, Err: resource.ErrUnknownResource},
@@ -133,28 +138,50 @@ func decodeErr(e *messages.CalendarError) error {
 	return wire.Error(e.GetMessage(), sentinels.Errs(e.GetCode()))
 }
 
+// key and fromKey carry a change's idempotency key.
+func key(k *keyed.Key) *messages.IdempotencyKey {
+	if k == nil {
+		return nil
+	}
+	return &messages.IdempotencyKey{Scope: k.Scope, Name: k.Name, Hash: k.Hash}
+}
+
+func fromKey(k *messages.IdempotencyKey) *keyed.Key {
+	if k == nil {
+		return nil
+	}
+	return &keyed.Key{Scope: k.GetScope(), Name: k.GetName(), Hash: k.GetHash()}
+}
+
 // EncodeSchedule encodes a request to staffID's schedule actor.
 func EncodeSchedule(staffID string, msg any) (*messages.ScheduleRequest, error) {
 	r := &messages.ScheduleRequest{StaffId: staffID}
 	switch m := msg.(type) {
 	case *schedule.Hold:
+		r.Key = key(m.Key)
 		r.Request = &messages.ScheduleRequest_Hold{Hold: &messages.ScheduleHold{AppointmentId: m.AppointmentID,
 			ClientId: m.ClientID, Service: service(m.Service), Start: wire.TS(m.Start), ActorId: m.ActorID, ClaimUntil: wire.TS(m.ClaimUntil)}}
 	case *schedule.Confirm:
+		r.Key = key(m.Key)
 		r.Request = &messages.ScheduleRequest_Confirm{Confirm: &messages.ScheduleConfirm{AppointmentId: m.AppointmentID,
 			ActorId: m.ActorID, Reason: m.Reason}}
 	case *schedule.Cancel:
+		r.Key = key(m.Key)
 		r.Request = &messages.ScheduleRequest_Cancel{Cancel: &messages.ScheduleCancel{AppointmentId: m.AppointmentID,
 			ActorId: m.ActorID, Reason: m.Reason, CutoffNs: int64(m.Cutoff), Override: m.Override}}
 	case *schedule.CheckIn:
+		r.Key = key(m.Key)
 		r.Request = &messages.ScheduleRequest_CheckIn{CheckIn: &messages.ScheduleCheckIn{AppointmentId: m.AppointmentID, ActorId: m.ActorID}}
 	case *schedule.Complete:
+		r.Key = key(m.Key)
 		r.Request = &messages.ScheduleRequest_Complete{Complete: &messages.ScheduleComplete{AppointmentId: m.AppointmentID,
 			ActorId: m.ActorID, Reason: m.Reason}}
 	case *schedule.NoShow:
+		r.Key = key(m.Key)
 		r.Request = &messages.ScheduleRequest_NoShow{NoShow: &messages.ScheduleNoShow{AppointmentId: m.AppointmentID,
 			ActorId: m.ActorID, Reason: m.Reason}}
 	case *schedule.Reschedule:
+		r.Key = key(m.Key)
 		r.Request = &messages.ScheduleRequest_Reschedule{Reschedule: &messages.ScheduleReschedule{AppointmentId: m.AppointmentID,
 			Start: wire.TS(m.Start), Service: service(m.Service), ActorId: m.ActorID, Override: m.Override, ClaimUntil: wire.TS(m.ClaimUntil)}}
 	case *schedule.SlotsQuery:
@@ -200,6 +227,9 @@ func DecodeSchedule(r *messages.ScheduleRequest) (string, any, error) {
 	default:
 		return "", nil, fmt.Errorf("%w: schedule request without a known body", ErrUnsupported)
 	}
+	if k, ok := msg.(interface{ SetKey(*keyed.Key) }); ok && r.GetKey() != nil {
+		k.SetKey(fromKey(r.GetKey()))
+	}
 	if r.GetStaffId() == "" {
 		return "", nil, fmt.Errorf("%w: schedule request without a staff id", ErrUnsupported)
 	}
@@ -211,10 +241,10 @@ func EncodeScheduleReply(reply any) (*messages.ScheduleReply, error) {
 	switch r := reply.(type) {
 	case *schedule.HoldReply:
 		return &messages.ScheduleReply{Kind: messages.ScheduleReply_KIND_HOLD, Appointment: appointment(r.Appointment),
-			Alternatives: slots(r.Alternatives), Error: encodeErr(r.Err)}, nil
+			Alternatives: slots(r.Alternatives), Error: encodeErr(r.Err), Replayed: r.Replayed}, nil
 	case *schedule.Reply:
 		return &messages.ScheduleReply{Kind: messages.ScheduleReply_KIND_REPLY, Appointment: appointment(r.Appointment),
-			Alternatives: slots(r.Alternatives), Error: encodeErr(r.Err)}, nil
+			Alternatives: slots(r.Alternatives), Error: encodeErr(r.Err), Replayed: r.Replayed}, nil
 	case *schedule.SlotsReply:
 		return &messages.ScheduleReply{Kind: messages.ScheduleReply_KIND_SLOTS, Slots: slots(r.Slots), Load: int64(r.Load),
 			Error: encodeErr(r.Err)}, nil
@@ -228,10 +258,10 @@ func DecodeScheduleReply(r *messages.ScheduleReply) (any, error) {
 	switch r.GetKind() {
 	case messages.ScheduleReply_KIND_HOLD:
 		return &schedule.HoldReply{Appointment: fromAppointment(r.GetAppointment()), Alternatives: fromSlots(r.GetAlternatives()),
-			Err: decodeErr(r.GetError())}, nil
+			Err: decodeErr(r.GetError()), Replayed: r.GetReplayed()}, nil
 	case messages.ScheduleReply_KIND_REPLY:
 		return &schedule.Reply{Appointment: fromAppointment(r.GetAppointment()), Alternatives: fromSlots(r.GetAlternatives()),
-			Err: decodeErr(r.GetError())}, nil
+			Err: decodeErr(r.GetError()), Replayed: r.GetReplayed()}, nil
 	case messages.ScheduleReply_KIND_SLOTS:
 		return &schedule.SlotsReply{Slots: fromSlots(r.GetSlots()), Load: int(r.GetLoad()), Err: decodeErr(r.GetError())}, nil
 	}

@@ -71,6 +71,16 @@ func deriveIdentityKeys(tokenSecret []byte) (identityKeys, error) {
 	return k, err
 }
 
+// sealingKeyring is the node's keyring for data at rest: profiles,
+// phones, and answers stored for Idempotency-Key replays.
+func sealingKeyring(cfg config) (*pii.Keyring, error) {
+	keys, err := deriveIdentityKeys(cfg.TokenSecret)
+	if err != nil {
+		return nil, fmt.Errorf("identity keys: %w", err)
+	}
+	return piiKeyring(cfg, keys.phone) // SPA_PII_KEYS (piikeys.go)
+}
+
 // startIdentity starts the session actors, the limiter and the revocation
 // follower, and returns what the gateway needs. tokens gets the node's
 // revoked-session set.
@@ -88,10 +98,7 @@ func (n *node) startIdentity(ctx context.Context, cfg config, js jetstream.JetSt
 	if err != nil {
 		return nil, err
 	}
-	keyring, err := piiKeyring(cfg, keys.phone) // SPA_PII_KEYS (piikeys.go)
-	if err != nil {
-		return nil, err
-	}
+	keyring := n.keyring // SPA_PII_KEYS (piikeys.go), made before the actors
 	// Providers read their own SPA_TWILIO_* / SPA_WHATSAPP_* /
 	// SPA_RECAPTCHA_* variables (docs/providers.md).
 	set, err := providers.FromEnv(providers.Options{Getenv: cfg.getenv, Registerer: reg, Logger: n.log, Dev: cfg.Mode == modeDev})

@@ -21,10 +21,12 @@ import (
 
 	"github.com/spa-engine/spa/actors"
 	"github.com/spa-engine/spa/actors/auth"
+	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/actors/batch"
 	"github.com/spa-engine/spa/actors/cart"
 	"github.com/spa-engine/spa/actors/door"
 	"github.com/spa-engine/spa/actors/inventory"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/lockbooking"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
@@ -96,6 +98,8 @@ type node struct {
 	// cluster is set in multi-node mode (cluster.go).
 	cluster *clusterNode
 
+	// keyring seals data at rest (identity.go: sealingKeyring).
+	keyring *pii.Keyring
 	// identity is sign-in: session actors, OTP limiter (identity.go).
 	identity *identityNode
 
@@ -158,12 +162,18 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	if n.writer, err = batch.NewWriter(n.store, batch.WriterConfig{Workers: cfg.GroupCommitWriters}, reg); err != nil {
 		return n, err
 	}
+	if n.keyring, err = sealingKeyring(cfg); err != nil {
+		return n, err
+	}
+	// Answers actors remember under clients' Idempotency-Keys are sealed
+	// like profiles: they may carry personal data.
+	answers := keyed.Config{TTL: cfg.IdempotencyTTL, Seal: n.keyring}
 	schedMetrics, err := schedule.NewMetrics(reg)
 	if err != nil {
 		return n, err
 	}
 	n.sched, err = schedule.NewDirectory(n.actors.Root(), schedule.Deps{
-		Store: n.store, Now: time.Now, Log: log, Metrics: schedMetrics, Fence: n.leaseFence(cfg), Writer: n.writer,
+		Store: n.store, Now: time.Now, Log: log, Metrics: schedMetrics, Fence: n.leaseFence(cfg), Writer: n.writer, Keys: answers,
 		Config: schedule.Config{HoldTTL: cfg.HoldTTL, Horizon: cfg.BookingHorizon, MinNotice: cfg.MinNotice, Step: cfg.SlotStep},
 	}, cfg.RequestTimeout)
 	if err != nil {
@@ -217,7 +227,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	var resources *resource.Client
 	if cfg.BookingEngine == engineLockBaseline {
 		n.baseline, err = lockbooking.Open(ctx, cfg.DatabaseURL, lockbooking.Config{HoldTTL: cfg.HoldTTL, Horizon: cfg.BookingHorizon,
-			MinNotice: cfg.MinNotice, Step: cfg.SlotStep, AfterOutboxCommit: n.relay.Notify})
+			MinNotice: cfg.MinNotice, Step: cfg.SlotStep, AfterOutboxCommit: n.relay.Notify, Keys: answers})
 		if err != nil {
 			return n, fmt.Errorf("SPA_BOOKING_ENGINE: %w", err)
 		}
@@ -262,6 +272,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		KioskTTL:   cfg.KioskTTL,
 		TOTP:       gateway.TOTPConfig{Issuer: cfg.TOTPIssuer},
 		BlindIndex: identity.Index, // the phone index of sign-in serves the blocklist too
+		Sealer:     n.keyring,
 		Inventory:  inventory.NewClient(n.shop.inventory),
 		Carts:      cart.NewClient(n.shop.carts),
 		OnRestock:  n.shop.restock,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/gateway/apierr"
 	"github.com/spa-engine/spa/gateway/reqctx"
@@ -39,6 +40,8 @@ type Config struct {
 	// LockTTL is how long an in-progress record blocks duplicates; after it
 	// a retry assumes the first attempt died and takes the key over.
 	LockTTL time.Duration
+	// Seal encrypts stored response bodies (nil: stored as they are).
+	Seal keyed.Sealer
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 	// Logger receives cleanup failures (nil: slog.Default()).
@@ -154,6 +157,49 @@ func WrapExternal(store persistence.Store, cfg Config, h ExternalHandler) fiber.
 	}
 }
 
+// WrapKeyed gives h, whose effect one actor decides, the protocol with
+// the key travelling into that actor (actors/keyed): h hands KeyOf(c) to
+// its use case, the actor remembers the answer in the transaction of the
+// change it reports, and a refusal it decides in memory is not stored, so
+// a keyed request costs what an unkeyed one does. Replays, a reused key
+// (422) and a duplicate (it waits for the first answer) are the actor's.
+// A use case that finds the request needs more than one decision answers
+// keyed.ErrAtEdge before any effect, and the request then runs under the
+// edge's protocol (WrapExternal) without a key for the actor.
+func WrapKeyed(store persistence.Store, cfg Config, h fiber.Handler) fiber.Handler {
+	atEdge := WrapExternal(store, cfg, ExternalHandler(h))
+	return func(c *fiber.Ctx) error {
+		keys := c.Request().Header.PeekAll(HeaderKey)
+		if len(keys) == 0 {
+			return h(c)
+		}
+		if len(keys) > 1 || !validKey(keys[0]) {
+			return fault.New(fault.CodeIdempotencyKeyInvalid, "")
+		}
+		k := &keyed.Key{Scope: Scope(c), Name: string(keys[0]),
+			Hash: RequestHash(c.Method(), c.OriginalURL(), c.Get(fiber.HeaderContentType), c.Body())}
+		c.Locals(keyLocal{}, k)
+		err := h(c)
+		switch {
+		case errors.Is(err, keyed.ErrAtEdge):
+			c.Locals(keyLocal{}, nil)
+			resetResponse(c)
+			return atEdge(c)
+		case err == nil && k.Replayed():
+			c.Set(HeaderReplayed, "true")
+		}
+		return err
+	}
+}
+
+type keyLocal struct{}
+
+// KeyOf is the key WrapKeyed hands the request's use case (nil: none).
+func KeyOf(c *fiber.Ctx) *keyed.Key {
+	k, _ := c.Locals(keyLocal{}).(*keyed.Key)
+	return k
+}
+
 // DerivedID is a stable id for what the request under the current
 // Idempotency-Key creates ("" without a key): the same caller retrying the
 // same key gets the same id, so an actor recognises the retry.
@@ -224,7 +270,7 @@ func (r *run) serve(c *fiber.Ctx) error {
 	case refusal != nil:
 		return refusal
 	case replay != nil:
-		return sendReplay(c, *replay)
+		return r.sendReplay(c, *replay)
 	}
 
 	if r.external != nil {
@@ -250,13 +296,17 @@ func (r *run) serve(c *fiber.Ctx) error {
 		if herr := r.tx(c, tx); herr != nil {
 			return handlerError{herr}
 		}
-		return tx.IdempotencyPut(ctx, r.completed(c, now))
+		rec, err := r.completed(c, now)
+		if err != nil {
+			return err
+		}
+		return tx.IdempotencyPut(ctx, rec)
 	})
 	if lost != nil && err == nil {
 		if !bytes.Equal(lost.RequestHash, r.hash) {
 			return fault.New(fault.CodeIdempotencyKeyReused, "")
 		}
-		return sendReplay(c, *lost)
+		return r.sendReplay(c, *lost)
 	}
 	if err == nil {
 		return nil
@@ -272,9 +322,7 @@ func (r *run) serve(c *fiber.Ctx) error {
 			r.release(ctx)
 			return werr
 		}
-		perr := r.store.InTx(ctx, func(tx persistence.Tx) error {
-			return tx.IdempotencyPut(ctx, r.completed(c, r.cfg.Now()))
-		})
+		perr := r.remember(ctx, c)
 		if perr != nil {
 			r.cfg.Logger.Warn("idempotency: could not store client error",
 				slog.String("request_id", reqctx.RequestID(c)), slog.String("error", perr.Error()))
@@ -312,11 +360,8 @@ func (r *run) serveExternal(c *fiber.Ctx) error {
 		r.release(ctx)
 		return nil
 	}
-	dctx := context.WithoutCancel(ctx) // the effect happened: remember it even if the client left
-	err := r.store.InTx(dctx, func(tx persistence.Tx) error {
-		return tx.IdempotencyPut(dctx, r.completed(c, r.cfg.Now()))
-	})
-	if err != nil {
+	// The effect happened: remember it even if the client left.
+	if err := r.remember(context.WithoutCancel(ctx), c); err != nil {
 		// The effect happened; the retry will redo it idempotently.
 		r.cfg.Logger.Warn("idempotency: could not store response",
 			slog.String("request_id", reqctx.RequestID(c)), slog.String("error", err.Error()))
@@ -325,11 +370,25 @@ func (r *run) serveExternal(c *fiber.Ctx) error {
 	return nil
 }
 
-// completed is the record remembering the response now in c.
-func (r *run) completed(c *fiber.Ctx, now time.Time) persistence.IdempotencyRecord {
+// remember stores the response now in c, in a transaction of its own.
+func (r *run) remember(ctx context.Context, c *fiber.Ctx) error {
+	rec, err := r.completed(c, r.cfg.Now())
+	if err != nil {
+		return err
+	}
+	return r.store.InTx(ctx, func(tx persistence.Tx) error { return tx.IdempotencyPut(ctx, rec) })
+}
+
+// completed is the record remembering the response now in c, its body
+// sealed.
+func (r *run) completed(c *fiber.Ctx, now time.Time) (persistence.IdempotencyRecord, error) {
 	body := bytes.Clone(c.Response().Body()) // fasthttp reuses the buffer after the request
 	if redact, ok := c.Locals(redactKey{}).(func([]byte) []byte); ok {
 		body = redact(body)
+	}
+	body, err := keyed.Seal(r.cfg.Seal, r.scope, r.key, body)
+	if err != nil {
+		return persistence.IdempotencyRecord{}, err
 	}
 	return persistence.IdempotencyRecord{
 		Scope:               r.scope,
@@ -341,7 +400,7 @@ func (r *run) completed(c *fiber.Ctx, now time.Time) persistence.IdempotencyReco
 		ResponseBody:        body,
 		CreatedAt:           now,
 		ExpiresAt:           now.Add(r.cfg.TTL),
-	}
+	}, nil
 }
 
 type redactKey struct{}
@@ -387,7 +446,12 @@ func resetResponse(c *fiber.Ctx) {
 }
 
 // sendReplay answers with a stored response.
-func sendReplay(c *fiber.Ctx, rec persistence.IdempotencyRecord) error {
+func (r *run) sendReplay(c *fiber.Ctx, rec persistence.IdempotencyRecord) error {
+	body, err := keyed.Open(r.cfg.Seal, rec.Scope, rec.Key, rec.ResponseBody)
+	if err != nil {
+		return err
+	}
+	rec.ResponseBody = body
 	resetResponse(c)
 	c.Status(rec.ResponseStatus)
 	if rec.ResponseContentType != "" {

@@ -244,6 +244,10 @@ func (s scanTime) ScanTimestamptz(v pgtype.Timestamptz) error {
 	return nil
 }
 
+// Tx is tx, a transaction the caller runs on its own pool, as a
+// persistence.Tx (see sqlstore.Wrap).
+func Tx(tx pgx.Tx) persistence.Tx { return sqlstore.Wrap(dialect{}, conn{tx}) }
+
 // conn is a pgx transaction as a sqlstore.Querier.
 type conn struct{ tx pgx.Tx }
 

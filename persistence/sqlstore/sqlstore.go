@@ -84,6 +84,13 @@ func InTx(ctx context.Context, d Dialect, begin Begin, after func(), fn func(per
 	return err
 }
 
+// Wrap is q, one open transaction of the driver, as a persistence.Tx, for
+// code that runs its own transactions (the lock baseline engine). Outbox
+// events it appends wake no relay.
+func Wrap(d Dialect, q Querier) persistence.Tx {
+	return &txn{q: q, d: d, flavour: flavourOf(d.Kind())}
+}
+
 // Migrate applies the dialect's embedded migrations not yet applied, each
 // in its own transaction through begin. tableDDL creates the
 // schema_migrations table (persistence.MigrationDriver.TableDDL).

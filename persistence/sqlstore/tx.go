@@ -10,35 +10,70 @@ import (
 
 // ---- Idempotency ----
 
-const idemColumns = `scope, key, request_hash, state, locked_until, response_status,
+const idemColumns = `scope, key, owner, request_hash, state, locked_until, response_status,
 	response_content_type, response_body, created_at, expires_at`
 
-func (t *txn) IdempotencyGet(ctx context.Context, scope, key string, now time.Time) (persistence.IdempotencyRecord, error) {
-	var r persistence.IdempotencyRecord
-	var state string
-	err := t.queryRow(ctx, `SELECT `+idemColumns+` FROM idempotency_records
-		WHERE scope = ? AND key = ? AND expires_at >= ?`, scope, key, t.ts(now)).
-		Scan(&r.Scope, &r.Key, &r.RequestHash, &state, t.at(&r.LockedUntil), &r.ResponseStatus,
-			&r.ResponseContentType, &r.ResponseBody, t.at(&r.CreatedAt), t.at(&r.ExpiresAt))
-	if err != nil {
-		return persistence.IdempotencyRecord{}, t.mapErr(err)
-	}
-	r.State = persistence.IdempotencyState(state)
-	return r, nil
-}
-
-func (t *txn) IdempotencyPut(ctx context.Context, r persistence.IdempotencyRecord) error {
-	_, err := t.exec(ctx, `INSERT INTO idempotency_records (`+idemColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (scope, key) DO UPDATE SET request_hash = excluded.request_hash,
+// idemUpsert inserts a record, or on conflict replaces the one there
+// (callers add a WHERE to the update).
+const idemUpsert = `INSERT INTO idempotency_records (` + idemColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (scope, key) DO UPDATE SET owner = excluded.owner,
+			request_hash = excluded.request_hash,
 			state = excluded.state, locked_until = excluded.locked_until,
 			response_status = excluded.response_status,
 			response_content_type = excluded.response_content_type,
 			response_body = excluded.response_body, created_at = excluded.created_at,
-			expires_at = excluded.expires_at`,
-		r.Scope, r.Key, r.RequestHash, string(r.State), t.nullTS(r.LockedUntil), r.ResponseStatus,
-		r.ResponseContentType, r.ResponseBody, t.ts(r.CreatedAt), t.ts(r.ExpiresAt))
+			expires_at = excluded.expires_at`
+
+func (t *txn) idemArgs(r persistence.IdempotencyRecord) []any {
+	return []any{r.Scope, r.Key, r.Owner, r.RequestHash, string(r.State), t.nullTS(r.LockedUntil), r.ResponseStatus,
+		r.ResponseContentType, r.ResponseBody, t.ts(r.CreatedAt), t.ts(r.ExpiresAt)}
+}
+
+func (t *txn) scanIdem(row Row) (persistence.IdempotencyRecord, error) {
+	var r persistence.IdempotencyRecord
+	var state string
+	err := row.Scan(&r.Scope, &r.Key, &r.Owner, &r.RequestHash, &state, t.at(&r.LockedUntil), &r.ResponseStatus,
+		&r.ResponseContentType, &r.ResponseBody, t.at(&r.CreatedAt), t.at(&r.ExpiresAt))
+	r.State = persistence.IdempotencyState(state)
+	return r, err
+}
+
+func (t *txn) IdempotencyGet(ctx context.Context, scope, key string, now time.Time) (persistence.IdempotencyRecord, error) {
+	r, err := t.scanIdem(t.queryRow(ctx, `SELECT `+idemColumns+` FROM idempotency_records
+		WHERE scope = ? AND key = ? AND expires_at >= ?`, scope, key, t.ts(now)))
+	if err != nil {
+		return persistence.IdempotencyRecord{}, t.mapErr(err)
+	}
+	return r, nil
+}
+
+func (t *txn) IdempotencyPut(ctx context.Context, r persistence.IdempotencyRecord) error {
+	_, err := t.exec(ctx, idemUpsert, t.idemArgs(r)...)
 	return err
+}
+
+func (t *txn) IdempotencyClaim(ctx context.Context, r persistence.IdempotencyRecord) (bool, error) {
+	n, err := t.exec(ctx, idemUpsert+` WHERE idempotency_records.expires_at < excluded.created_at`, t.idemArgs(r)...)
+	return n == 1, err
+}
+
+func (t *txn) IdempotencyOwned(ctx context.Context, owner string, now time.Time) ([]persistence.IdempotencyRecord, error) {
+	rows, err := t.query(ctx, `SELECT `+idemColumns+` FROM idempotency_records
+		WHERE owner = ? AND expires_at >= ?`, owner, t.ts(now))
+	if err != nil {
+		return nil, t.mapErr(err)
+	}
+	defer rows.Close()
+	var out []persistence.IdempotencyRecord
+	for rows.Next() {
+		r, err := t.scanIdem(rows)
+		if err != nil {
+			return nil, t.mapErr(err)
+		}
+		out = append(out, r)
+	}
+	return out, t.mapErr(rows.Err())
 }
 
 func (t *txn) IdempotencyDelete(ctx context.Context, scope, key string) error {

@@ -34,6 +34,7 @@ func Exercise(t *testing.T, open Opener) {
 		{"MigrateConcurrent", testMigrateConcurrent},
 		{"PingClose", testPingClose},
 		{"Idempotency", testIdempotency},
+		{"IdempotencyClaim", testIdempotencyClaim},
 		{"IdempotencyDeleteExpired", testIdempotencyDeleteExpired},
 		{"Audit", testAudit},
 		{"Outbox", testOutbox},
@@ -253,6 +254,60 @@ func testIdempotency(t *testing.T, open Opener) {
 	}), persistence.ErrNotFound)
 	if _, err := get("user-2", base); err != nil {
 		t.Fatalf("other scope deleted too: %v", err)
+	}
+}
+
+// testIdempotencyClaim: an actor's record is written only where no live
+// record holds the key, and its activation finds it again by owner.
+func testIdempotencyClaim(t *testing.T, open Opener) {
+	s := migrated(t, open, persistence.Options{})
+	rec := persistence.IdempotencyRecord{
+		Scope: "sub:u1", Key: "k1", Owner: "staff/ana", RequestHash: []byte{1},
+		State: persistence.IdempotencyCompleted, ResponseBody: []byte(`{"first":true}`),
+		CreatedAt: base, ExpiresAt: base.Add(time.Hour),
+	}
+	claim := func(r persistence.IdempotencyRecord) bool {
+		var ok bool
+		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) (err error) {
+			ok, err = tx.IdempotencyClaim(ctx, r)
+			return err
+		})
+		return ok
+	}
+	owned := func(owner string, now time.Time) []persistence.IdempotencyRecord {
+		var out []persistence.IdempotencyRecord
+		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) (err error) {
+			out, err = tx.IdempotencyOwned(ctx, owner, now)
+			return err
+		})
+		return out
+	}
+	if !claim(rec) {
+		t.Fatal("claim of a free key refused")
+	}
+	again := rec
+	again.Owner, again.RequestHash, again.ResponseBody = "staff/bea", []byte{2}, []byte(`{"second":true}`)
+	again.CreatedAt = base.Add(time.Minute)
+	if claim(again) {
+		t.Fatal("claim of a live key succeeded")
+	}
+	got := owned("staff/ana", base)
+	if len(got) != 1 || string(got[0].ResponseBody) != `{"first":true}` || got[0].Owner != "staff/ana" {
+		t.Fatalf("owned by ana = %+v; want the first record", got)
+	}
+	if n := len(owned("staff/bea", base)); n != 0 {
+		t.Fatalf("owned by bea = %d records; want 0", n)
+	}
+	if n := len(owned("staff/ana", rec.ExpiresAt.Add(time.Microsecond))); n != 0 {
+		t.Fatalf("owned after expiry = %d records; want 0", n)
+	}
+	// An expired record, not yet swept, gives way.
+	again.CreatedAt, again.ExpiresAt = rec.ExpiresAt.Add(time.Second), rec.ExpiresAt.Add(time.Hour)
+	if !claim(again) {
+		t.Fatal("claim over an expired record refused")
+	}
+	if got := owned("staff/bea", again.CreatedAt); len(got) != 1 || !reflect.DeepEqual(got[0].RequestHash, []byte{2}) {
+		t.Fatalf("owned by bea after takeover = %+v", got)
 	}
 }
 

@@ -36,6 +36,7 @@ import (
 
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/availability"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/service"
@@ -67,7 +68,10 @@ type Deps struct {
 	// refuses to book services that need one (the lock baseline).
 	Resources *resource.Client
 	Catalogue Catalogue
-	Logger    *slog.Logger     // nil: slog.Default()
+	// Keys reads answers stored under idempotency keys (as the actors
+	// store them).
+	Keys   keyed.Config
+	Logger *slog.Logger // nil: slog.Default()
 	Now       func() time.Time // nil: time.Now
 }
 
@@ -77,13 +81,14 @@ type Service struct {
 	calendars *schedule.Client
 	resources *resource.Client
 	catalogue Catalogue
+	keys      keyed.Config
 	log       *slog.Logger
 	now       func() time.Time
 }
 
 // New builds the service.
 func New(d Deps) *Service {
-	s := &Service{store: d.Store, calendars: d.Calendars, resources: d.Resources, catalogue: d.Catalogue, log: d.Logger, now: d.Now}
+	s := &Service{store: d.Store, calendars: d.Calendars, resources: d.Resources, catalogue: d.Catalogue, keys: d.Keys, log: d.Logger, now: d.Now}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -216,10 +221,30 @@ func scheduleError(err error, alternatives []availability.Slot) error {
 		return fault.Invalid("", fault.FieldError{Field: "staff_id", Message: "no such active staff member"})
 	case errors.Is(err, schedule.ErrInvalid), errors.Is(err, availability.ErrInvalid):
 		return fault.Invalid("the booking request is not valid: " + err.Error())
-	case errors.Is(err, schedule.ErrRetry):
+	case errors.Is(err, keyed.ErrReused):
+		return fault.New(fault.CodeIdempotencyKeyReused, "")
+	case errors.Is(err, schedule.ErrRetry), errors.Is(err, keyed.ErrElsewhere), errors.Is(err, keyed.ErrUndecided):
 		return fault.Unavailable("the calendar is busy recovering; retry")
 	}
 	return err
+}
+
+// keyedAnswer completes a calendar's answer to a request sent under an
+// idempotency key: a replayed answer marks the key (the edge says so),
+// and a key the calendar found answered elsewhere is read from there.
+// Other answers pass through.
+func (s *Service) keyedAnswer(ctx context.Context, k *keyed.Key, replayed bool, ap persistence.Appointment, err error) (persistence.Appointment, error) {
+	switch {
+	case k == nil:
+	case err == nil && replayed:
+		k.MarkReplayed()
+	case errors.Is(err, keyed.ErrElsewhere):
+		ap, err = keyed.Lookup[persistence.Appointment](ctx, s.store, s.keys, k, s.now())
+		if err == nil {
+			k.MarkReplayed()
+		}
+	}
+	return ap, err
 }
 
 // calendarReply maps the failure to reach a calendar (a schedule.Client

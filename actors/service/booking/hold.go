@@ -8,6 +8,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/spa-engine/spa/actors/availability"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/fault"
@@ -29,6 +30,11 @@ type HoldInput struct {
 	// PackageID, when set, spends a session of this package of the
 	// client's on the hold.
 	PackageID string
+	// Key is the client's Idempotency-Key (nil: none). The staff
+	// member's actor remembers the hold under it; a hold that also takes
+	// a room or a package session is more than one decision, and Hold
+	// refuses it with keyed.ErrAtEdge before doing anything.
+	Key *keyed.Key
 }
 
 // Hold holds a slot for the caller, or for the client staff name, and
@@ -77,11 +83,14 @@ func (s *Service) Hold(ctx context.Context, by service.Caller, in HoldInput) (pe
 	if err != nil {
 		return persistence.Appointment{}, err
 	}
+	if in.Key != nil && (sv.ResourceID != "" || in.PackageID != "") {
+		return persistence.Appointment{}, keyed.ErrAtEdge
+	}
 	id := in.ID
 	if id == "" {
 		id = ulid.Make().String()
 	}
-	hold := &schedule.Hold{AppointmentID: id, ClientID: client, Service: sv, Start: in.Start, ActorID: by.Subject}
+	hold := &schedule.Hold{AppointmentID: id, ClientID: client, Service: sv, Start: in.Start, ActorID: by.Subject, Key: in.Key}
 	if sv.ResourceID != "" {
 		// The room first, for a short while; then the staff member. Neither
 		// actor waits for the other.
@@ -139,8 +148,9 @@ func (s *Service) holdSlot(ctx context.Context, hold *schedule.Hold, staffID str
 		if err != nil {
 			return ap, true, err
 		}
-		if reply.Err == nil {
-			return reply.Appointment, false, nil
+		if reply.Err == nil || hold.Key != nil && errors.Is(reply.Err, keyed.ErrElsewhere) {
+			ap, err := s.keyedAnswer(ctx, hold.Key, reply.Replayed, reply.Appointment, reply.Err)
+			return ap, false, scheduleError(err, nil)
 		}
 		if !errors.Is(reply.Err, schedule.ErrSlotTaken) {
 			return ap, errors.Is(reply.Err, schedule.ErrRetry), scheduleError(reply.Err, nil)

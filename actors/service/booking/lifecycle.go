@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/fault"
@@ -76,6 +77,10 @@ func (s *Service) Get(ctx context.Context, by service.Caller, id string) (persis
 type ChangeInput struct {
 	Reason string
 	Start  time.Time
+	// Key is the client's Idempotency-Key (nil: none), remembered by the
+	// staff member's actor with the change. A reschedule that also moves
+	// a room claim is refused with keyed.ErrAtEdge before anything.
+	Key *keyed.Key
 }
 
 // maxReason bounds a lifecycle call's reason.
@@ -172,6 +177,10 @@ func (s *Service) change(ctx context.Context, by service.Caller, a Appointment, 
 		return persistence.Appointment{}, err
 	}
 	move, moving := msg.(*schedule.Reschedule)
+	if in.Key != nil && moving && ap.ResourceID != "" {
+		return persistence.Appointment{}, keyed.ErrAtEdge
+	}
+	msg.SetKey(in.Key)
 	if moving && ap.ResourceID != "" {
 		if move.ClaimUntil, err = s.claimMove(ctx, ap, sv, move.Start); err != nil {
 			return persistence.Appointment{}, err
@@ -181,16 +190,19 @@ func (s *Service) change(ctx context.Context, by service.Caller, a Appointment, 
 	if err != nil {
 		return persistence.Appointment{}, err // undecided: a move's claim lapses by itself
 	}
-	if reply.Err != nil {
-		if moving && ap.ResourceID != "" && !errors.Is(reply.Err, schedule.ErrRetry) {
+	// A replayed answer goes on like a fresh one: telling the room and
+	// giving back credits are idempotent, and a crash may have cut them.
+	done, err := s.keyedAnswer(ctx, in.Key, reply.Replayed, reply.Appointment, reply.Err)
+	if err != nil {
+		if moving && ap.ResourceID != "" && !errors.Is(err, schedule.ErrRetry) {
 			s.releaseResource(ctx, ap.ResourceID, ap.ID)
 		}
-		return persistence.Appointment{}, scheduleError(reply.Err, s.keepFitting(ctx, sv, reply.Alternatives))
+		return persistence.Appointment{}, scheduleError(err, s.keepFitting(ctx, sv, reply.Alternatives))
 	}
 	if ap.ResourceID != "" {
-		s.trackResource(ctx, reply.Appointment)
+		s.trackResource(ctx, done)
 	}
-	return reply.Appointment, nil
+	return done, nil
 }
 
 // Refused is a calendar's refusal of KioskCheckIn: Err is the answer the
