@@ -71,8 +71,8 @@ type Deps struct {
 	// Keys reads answers stored under idempotency keys (as the actors
 	// store them).
 	Keys   keyed.Config
-	Logger *slog.Logger // nil: slog.Default()
-	Now       func() time.Time // nil: time.Now
+	Logger *slog.Logger     // nil: slog.Default()
+	Now    func() time.Time // nil: time.Now
 }
 
 // Service runs the booking use cases.
