@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/cors"
 
 	"github.com/spa-engine/spa/actors/auth"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/service/booking"
 	"github.com/spa-engine/spa/actors/service/catalogue"
 	"github.com/spa-engine/spa/actors/service/shop"
@@ -30,7 +31,7 @@ func New(d Deps) (*fiber.App, error) {
 	s := &server{deps: d, log: d.Logger, metrics: m, routes: map[string]bool{},
 		cat: cat, catalogue: cat.Cache(),
 		shop: shop.New(shop.Deps{Store: d.Store, Now: d.Now, OnRestock: d.OnRestock,
-			Inventory: d.Inventory, Carts: d.Carts, VIP: d.ShopVIP}),
+			Inventory: d.Inventory, Carts: d.Carts, VIP: d.ShopVIP, Keys: answers(d)}),
 		trustedProxies: trustedPrefixes(d.Config.TrustedProxies),
 		idem: idempotency.Config{
 			TTL:     d.Config.IdempotencyTTL,
@@ -135,6 +136,12 @@ func utcOrNil(t time.Time) *time.Time {
 	}
 	t = t.UTC()
 	return &t
+}
+
+// answers is how the use cases read answers actors stored under
+// Idempotency-Keys: as long as the edge keeps its own, sealed alike.
+func answers(d Deps) keyed.Config {
+	return keyed.Config{TTL: d.Config.IdempotencyTTL, Seal: d.Sealer}
 }
 
 // mutate runs h, a state change, in one transaction with its

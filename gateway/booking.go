@@ -9,7 +9,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/spa-engine/spa/actors/availability"
-	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/booking"
 	"github.com/spa-engine/spa/gateway/apierr"
@@ -35,7 +34,7 @@ var staffRoles = booking.StaffRoles
 // catalogue cache.
 func (s *server) newBooking() *booking.Service {
 	return booking.New(booking.Deps{Store: s.deps.Store, Calendars: s.deps.Calendars, Resources: s.deps.Resources,
-		Catalogue: s.catalogue, Keys: keyed.Config{TTL: s.deps.Config.IdempotencyTTL, Seal: s.deps.Sealer}, Logger: s.log, Now: s.deps.Now})
+		Catalogue: s.catalogue, Keys: answers(s.deps), Logger: s.log, Now: s.deps.Now})
 }
 
 // hotCaller is s.caller without the client address, for the two routes

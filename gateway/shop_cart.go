@@ -27,10 +27,10 @@ const CartTokenHeader = "X-Cart-Token"
 func (s *server) registerShopCart(app *fiber.App) {
 	app.Post("/v1/carts", s.external(s.createCart))
 	app.Get("/v1/carts/:id", s.getCart)
-	app.Put("/v1/carts/:id/lines/:variant", s.external(s.setCartLine))
-	app.Delete("/v1/carts/:id/lines/:variant", s.external(s.setCartLine))
+	app.Put("/v1/carts/:id/lines/:variant", s.keyed(s.setCartLine))
+	app.Delete("/v1/carts/:id/lines/:variant", s.keyed(s.setCartLine))
 	app.Post("/v1/carts/:id/merge", RequireRole(personRoles...), s.external(s.mergeCart))
-	app.Post("/v1/carts/:id/checkout", RequireRole(personRoles...), s.legal.Require(persistence.LegalSlugTerms, persistence.LegalSlugPrivacy), s.external(s.checkoutCart))
+	app.Post("/v1/carts/:id/checkout", RequireRole(personRoles...), s.legal.Require(persistence.LegalSlugTerms, persistence.LegalSlugPrivacy), s.keyed(s.checkoutCart))
 }
 
 type cartLineJSON struct {
@@ -123,7 +123,7 @@ func (s *server) setCartLine(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	in := shop.LineInput{Cart: ref, VariantID: variant}
+	in := shop.LineInput{Cart: ref, VariantID: variant, Key: idempotency.KeyOf(c)}
 	set := s.shop.RemoveLine
 	if c.Method() == fiber.MethodPut {
 		if err := decodeJSON(c, &in); err != nil {
@@ -174,7 +174,8 @@ func (s *server) checkoutCart(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	co := shop.CheckoutInput{Cart: ref, OrderID: idempotency.DerivedID(c, ""), Fulfilment: in.Fulfilment, CreditMinor: in.CreditMinor}
+	co := shop.CheckoutInput{Cart: ref, OrderID: idempotency.DerivedID(c, ""), Fulfilment: in.Fulfilment, CreditMinor: in.CreditMinor,
+		Key: idempotency.KeyOf(c)}
 	if a := in.Shipping; a != nil {
 		co.Shipping = persistence.ShippingAddress{Recipient: a.Recipient, Phone: a.Phone, Line1: a.Line1, Line2: a.Line2,
 			DepartmentCode: a.DepartmentCode, MunicipalityCode: a.MunicipalityCode, PostalCode: a.PostalCode, Notes: a.Notes}

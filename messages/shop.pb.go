@@ -58,6 +58,8 @@ const (
 	ShopError_CODE_STORE_INVALID             ShopError_Code = 18
 	ShopError_CODE_STORE_INSUFFICIENT_CREDIT ShopError_Code = 19
 	ShopError_CODE_STORE_FENCED              ShopError_Code = 20
+	ShopError_CODE_KEY_REUSED                ShopError_Code = 21
+	ShopError_CODE_KEY_ELSEWHERE             ShopError_Code = 22
 )
 
 // Enum value maps for ShopError_Code.
@@ -84,6 +86,8 @@ var (
 		18: "CODE_STORE_INVALID",
 		19: "CODE_STORE_INSUFFICIENT_CREDIT",
 		20: "CODE_STORE_FENCED",
+		21: "CODE_KEY_REUSED",
+		22: "CODE_KEY_ELSEWHERE",
 	}
 	ShopError_Code_value = map[string]int32{
 		"CODE_UNSPECIFIED":               0,
@@ -107,6 +111,8 @@ var (
 		"CODE_STORE_INVALID":             18,
 		"CODE_STORE_INSUFFICIENT_CREDIT": 19,
 		"CODE_STORE_FENCED":              20,
+		"CODE_KEY_REUSED":                21,
+		"CODE_KEY_ELSEWHERE":             22,
 	}
 )
 
@@ -1625,7 +1631,9 @@ type CartRequest struct {
 	//	*CartRequest_SetLine
 	//	*CartRequest_Surrender
 	//	*CartRequest_Checkout
-	Request       isCartRequest_Request `protobuf_oneof:"request"`
+	Request isCartRequest_Request `protobuf_oneof:"request"`
+	// The client's Idempotency-Key of a line change or a checkout.
+	Key           *IdempotencyKey `protobuf:"bytes,7,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1715,6 +1723,13 @@ func (x *CartRequest) GetCheckout() *CartCheckout {
 		if x, ok := x.Request.(*CartRequest_Checkout); ok {
 			return x.Checkout
 		}
+	}
+	return nil
+}
+
+func (x *CartRequest) GetKey() *IdempotencyKey {
+	if x != nil {
+		return x.Key
 	}
 	return nil
 }
@@ -2323,12 +2338,14 @@ func (x *ShopOrder) GetVersion() int64 {
 
 // CartReply is a cart actor's reply; kind names its Go type.
 type CartReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          CartReply_Kind         `protobuf:"varint,1,opt,name=kind,proto3,enum=spa.v1.CartReply_Kind" json:"kind,omitempty"`
-	View          *CartView              `protobuf:"bytes,2,opt,name=view,proto3" json:"view,omitempty"`
-	Order         *ShopOrder             `protobuf:"bytes,3,opt,name=order,proto3" json:"order,omitempty"`
-	Surrendered   map[string]int64       `protobuf:"bytes,4,rep,name=surrendered,proto3" json:"surrendered,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"` // quantity per variant
-	Error         *ShopError             `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Kind        CartReply_Kind         `protobuf:"varint,1,opt,name=kind,proto3,enum=spa.v1.CartReply_Kind" json:"kind,omitempty"`
+	View        *CartView              `protobuf:"bytes,2,opt,name=view,proto3" json:"view,omitempty"`
+	Order       *ShopOrder             `protobuf:"bytes,3,opt,name=order,proto3" json:"order,omitempty"`
+	Surrendered map[string]int64       `protobuf:"bytes,4,rep,name=surrendered,proto3" json:"surrendered,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"` // quantity per variant
+	Error       *ShopError             `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	// The answer is the one stored under the request's Idempotency-Key.
+	Replayed      bool `protobuf:"varint,6,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2398,14 +2415,21 @@ func (x *CartReply) GetError() *ShopError {
 	return nil
 }
 
+func (x *CartReply) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
 var File_spa_v1_shop_proto protoreflect.FileDescriptor
 
 const file_spa_v1_shop_proto_rawDesc = "" +
 	"\n" +
-	"\x11spa/v1/shop.proto\x12\x06spa.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x05\n" +
+	"\x11spa/v1/shop.proto\x12\x06spa.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15spa/v1/calendar.proto\"\xbf\x05\n" +
 	"\tShopError\x12,\n" +
 	"\x05codes\x18\x01 \x03(\x0e2\x16.spa.v1.ShopError.CodeR\x05codes\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xbc\x04\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xe9\x04\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bCODE_INVENTORY_OUT_OF_STOCK\x10\x01\x12\x1a\n" +
@@ -2428,7 +2452,9 @@ const file_spa_v1_shop_proto_rawDesc = "" +
 	"\x13CODE_STORE_CONFLICT\x10\x11\x12\x16\n" +
 	"\x12CODE_STORE_INVALID\x10\x12\x12\"\n" +
 	"\x1eCODE_STORE_INSUFFICIENT_CREDIT\x10\x13\x12\x15\n" +
-	"\x11CODE_STORE_FENCED\x10\x14\"\xe5\x01\n" +
+	"\x11CODE_STORE_FENCED\x10\x14\x12\x13\n" +
+	"\x0fCODE_KEY_REUSED\x10\x15\x12\x16\n" +
+	"\x12CODE_KEY_ELSEWHERE\x10\x16\"\xe5\x01\n" +
 	"\x11ShopStockMovement\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -2545,14 +2571,15 @@ const file_spa_v1_shop_proto_rawDesc = "" +
 	"fulfilment\x127\n" +
 	"\bshipping\x18\x04 \x01(\v2\x1b.spa.v1.ShopShippingAddressR\bshipping\x12!\n" +
 	"\fcredit_minor\x18\x05 \x01(\x03R\vcreditMinor\x12\x10\n" +
-	"\x03vip\x18\x06 \x01(\bR\x03vip\"\xa1\x02\n" +
+	"\x03vip\x18\x06 \x01(\bR\x03vip\"\xcb\x02\n" +
 	"\vCartRequest\x12\x17\n" +
 	"\acart_id\x18\x01 \x01(\tR\x06cartId\x12,\n" +
 	"\x06create\x18\x02 \x01(\v2\x12.spa.v1.CartCreateH\x00R\x06create\x12#\n" +
 	"\x03get\x18\x03 \x01(\v2\x0f.spa.v1.CartGetH\x00R\x03get\x120\n" +
 	"\bset_line\x18\x04 \x01(\v2\x13.spa.v1.CartSetLineH\x00R\asetLine\x125\n" +
 	"\tsurrender\x18\x05 \x01(\v2\x15.spa.v1.CartSurrenderH\x00R\tsurrender\x122\n" +
-	"\bcheckout\x18\x06 \x01(\v2\x14.spa.v1.CartCheckoutH\x00R\bcheckoutB\t\n" +
+	"\bcheckout\x18\x06 \x01(\v2\x14.spa.v1.CartCheckoutH\x00R\bcheckout\x12(\n" +
+	"\x03key\x18\a \x01(\v2\x16.spa.v1.IdempotencyKeyR\x03keyB\t\n" +
 	"\arequest\"\xf1\x02\n" +
 	"\bShopCart\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
@@ -2625,13 +2652,14 @@ const file_spa_v1_shop_proto_rawDesc = "" +
 	"updated_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x129\n" +
 	"\n" +
 	"expires_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x18\n" +
-	"\aversion\x18\x0f \x01(\x03R\aversion\"\x89\x03\n" +
+	"\aversion\x18\x0f \x01(\x03R\aversion\"\xa5\x03\n" +
 	"\tCartReply\x12*\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x16.spa.v1.CartReply.KindR\x04kind\x12$\n" +
 	"\x04view\x18\x02 \x01(\v2\x10.spa.v1.CartViewR\x04view\x12'\n" +
 	"\x05order\x18\x03 \x01(\v2\x11.spa.v1.ShopOrderR\x05order\x12D\n" +
 	"\vsurrendered\x18\x04 \x03(\v2\".spa.v1.CartReply.SurrenderedEntryR\vsurrendered\x12'\n" +
-	"\x05error\x18\x05 \x01(\v2\x11.spa.v1.ShopErrorR\x05error\x1a>\n" +
+	"\x05error\x18\x05 \x01(\v2\x11.spa.v1.ShopErrorR\x05error\x12\x1a\n" +
+	"\breplayed\x18\x06 \x01(\bR\breplayed\x1a>\n" +
 	"\x10SurrenderedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"R\n" +
@@ -2687,6 +2715,7 @@ var file_spa_v1_shop_proto_goTypes = []any{
 	(*CartReply)(nil),             // 28: spa.v1.CartReply
 	nil,                           // 29: spa.v1.CartReply.SurrenderedEntry
 	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
+	(*IdempotencyKey)(nil),        // 31: spa.v1.IdempotencyKey
 }
 var file_spa_v1_shop_proto_depIdxs = []int32{
 	0,  // 0: spa.v1.ShopError.codes:type_name -> spa.v1.ShopError.Code
@@ -2715,27 +2744,28 @@ var file_spa_v1_shop_proto_depIdxs = []int32{
 	18, // 23: spa.v1.CartRequest.set_line:type_name -> spa.v1.CartSetLine
 	19, // 24: spa.v1.CartRequest.surrender:type_name -> spa.v1.CartSurrender
 	21, // 25: spa.v1.CartRequest.checkout:type_name -> spa.v1.CartCheckout
-	30, // 26: spa.v1.ShopCart.expires_at:type_name -> google.protobuf.Timestamp
-	30, // 27: spa.v1.ShopCart.created_at:type_name -> google.protobuf.Timestamp
-	30, // 28: spa.v1.ShopCart.updated_at:type_name -> google.protobuf.Timestamp
-	30, // 29: spa.v1.CartLine.expires_at:type_name -> google.protobuf.Timestamp
-	23, // 30: spa.v1.CartView.cart:type_name -> spa.v1.ShopCart
-	24, // 31: spa.v1.CartView.lines:type_name -> spa.v1.CartLine
-	26, // 32: spa.v1.ShopOrder.lines:type_name -> spa.v1.ShopOrderLine
-	20, // 33: spa.v1.ShopOrder.shipping:type_name -> spa.v1.ShopShippingAddress
-	30, // 34: spa.v1.ShopOrder.created_at:type_name -> google.protobuf.Timestamp
-	30, // 35: spa.v1.ShopOrder.updated_at:type_name -> google.protobuf.Timestamp
-	30, // 36: spa.v1.ShopOrder.expires_at:type_name -> google.protobuf.Timestamp
-	2,  // 37: spa.v1.CartReply.kind:type_name -> spa.v1.CartReply.Kind
-	25, // 38: spa.v1.CartReply.view:type_name -> spa.v1.CartView
-	27, // 39: spa.v1.CartReply.order:type_name -> spa.v1.ShopOrder
-	29, // 40: spa.v1.CartReply.surrendered:type_name -> spa.v1.CartReply.SurrenderedEntry
-	3,  // 41: spa.v1.CartReply.error:type_name -> spa.v1.ShopError
-	42, // [42:42] is the sub-list for method output_type
-	42, // [42:42] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	31, // 26: spa.v1.CartRequest.key:type_name -> spa.v1.IdempotencyKey
+	30, // 27: spa.v1.ShopCart.expires_at:type_name -> google.protobuf.Timestamp
+	30, // 28: spa.v1.ShopCart.created_at:type_name -> google.protobuf.Timestamp
+	30, // 29: spa.v1.ShopCart.updated_at:type_name -> google.protobuf.Timestamp
+	30, // 30: spa.v1.CartLine.expires_at:type_name -> google.protobuf.Timestamp
+	23, // 31: spa.v1.CartView.cart:type_name -> spa.v1.ShopCart
+	24, // 32: spa.v1.CartView.lines:type_name -> spa.v1.CartLine
+	26, // 33: spa.v1.ShopOrder.lines:type_name -> spa.v1.ShopOrderLine
+	20, // 34: spa.v1.ShopOrder.shipping:type_name -> spa.v1.ShopShippingAddress
+	30, // 35: spa.v1.ShopOrder.created_at:type_name -> google.protobuf.Timestamp
+	30, // 36: spa.v1.ShopOrder.updated_at:type_name -> google.protobuf.Timestamp
+	30, // 37: spa.v1.ShopOrder.expires_at:type_name -> google.protobuf.Timestamp
+	2,  // 38: spa.v1.CartReply.kind:type_name -> spa.v1.CartReply.Kind
+	25, // 39: spa.v1.CartReply.view:type_name -> spa.v1.CartView
+	27, // 40: spa.v1.CartReply.order:type_name -> spa.v1.ShopOrder
+	29, // 41: spa.v1.CartReply.surrendered:type_name -> spa.v1.CartReply.SurrenderedEntry
+	3,  // 42: spa.v1.CartReply.error:type_name -> spa.v1.ShopError
+	43, // [43:43] is the sub-list for method output_type
+	43, // [43:43] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_spa_v1_shop_proto_init() }
@@ -2743,6 +2773,7 @@ func file_spa_v1_shop_proto_init() {
 	if File_spa_v1_shop_proto != nil {
 		return
 	}
+	file_spa_v1_calendar_proto_init()
 	file_spa_v1_shop_proto_msgTypes[9].OneofWrappers = []any{
 		(*InventoryRequest_Reserve)(nil),
 		(*InventoryRequest_Release)(nil),

@@ -34,6 +34,7 @@ import (
 	"github.com/spa-engine/spa/actors/directory"
 	"github.com/spa-engine/spa/actors/door"
 	"github.com/spa-engine/spa/actors/inventory"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -63,6 +64,8 @@ type Deps struct {
 	Log       *slog.Logger
 	Metrics   *Metrics
 	Config    Config
+	// Keys tunes the answers remembered under clients' Idempotency-Keys.
+	Keys keyed.Config
 }
 
 func (d Deps) withDefaults() Deps {
@@ -109,6 +112,7 @@ type cartActor struct {
 	id      string
 	cart    persistence.Cart // Version 0: not created
 	lines   map[string]*line // by variant id
+	keys    *keyed.Book[Answer]
 	loadErr error
 	timer   *time.Timer
 }
@@ -170,8 +174,11 @@ func (a *cartActor) load() error {
 	ctx, cancel := a.ctx()
 	defer cancel()
 	a.lines = map[string]*line{}
-	return a.deps.Store.InTx(ctx, func(tx persistence.Tx) error {
+	return a.deps.Store.InTx(ctx, func(tx persistence.Tx) (err error) {
 		clear(a.lines)
+		if a.keys, err = keyed.Load[Answer](ctx, tx, a.deps.Keys, "cart/"+a.id, a.deps.Now()); err != nil {
+			return err
+		}
 		c, err := tx.CartGet(ctx, a.id)
 		if errors.Is(err, persistence.ErrNotFound) {
 			a.cart = persistence.Cart{}

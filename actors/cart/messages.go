@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -43,6 +44,12 @@ type SetLine struct {
 	VariantID string
 	Qty       int64
 	VIP       bool
+	// Key, when the client sent an Idempotency-Key, is remembered with the
+	// view the change shows (actors/keyed), in the transaction that reads
+	// it: a retry under it is answered with that view. (The reservation
+	// itself is the variant's actor's write; setting a quantity twice is
+	// the same change, so a retry after a crash between the two is safe.)
+	Key *keyed.Key
 }
 
 // Surrender empties an anonymous cart into the client's cart on sign-in:
@@ -71,12 +78,16 @@ type Checkout struct {
 	Shipping    persistence.ShippingAddress
 	CreditMinor int64 // client credit to apply, at most the amount due
 	VIP         bool
+	// Key, when the client sent an Idempotency-Key, is remembered with the
+	// order in the checkout's transaction.
+	Key *keyed.Key
 }
 
 // CheckoutReply answers Checkout.
 type CheckoutReply struct {
-	Order persistence.Order
-	Err   error
+	Order    persistence.Order
+	Err      error
+	Replayed bool // the answer stored under the request's Key
 }
 
 // View is a cart as its owner sees it, priced for them.
@@ -86,7 +97,8 @@ type View struct {
 	SubtotalMinor int64
 	TaxMinor      int64
 	TotalMinor    int64
-	Err           error
+	Err           error `json:"-"`
+	Replayed      bool  `json:"-"` // the answer stored under the request's Key
 }
 
 // Line is one variant in a cart.
@@ -124,6 +136,13 @@ var (
 	// ErrRetry: nothing was decided (inventory busy or the store failed).
 	ErrRetry = errors.New("cart: not decided; retry")
 )
+
+// Answer is what a cart remembers under an idempotency key: the view a
+// line change showed, or the order a checkout made.
+type Answer struct {
+	View  *View              `json:",omitempty"`
+	Order *persistence.Order `json:",omitempty"`
+}
 
 // refusal builds the reply type msg expects, carrying err.
 func refusal(msg any, err error) any {

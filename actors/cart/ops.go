@@ -1,6 +1,7 @@
 package cart
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/spa-engine/spa/actors/inventory"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -32,6 +34,14 @@ func (a *cartActor) get(c actor.Context, m *Get) *View {
 }
 
 func (a *cartActor) setLine(c actor.Context, m *SetLine) *View {
+	if ans, found, err := a.answered(m.Auth, m.Key); found {
+		if err != nil || ans.View == nil {
+			return &View{Err: cmp.Or(err, keyed.ErrReused)} // the key made an order, not a view
+		}
+		v := *ans.View
+		v.Replayed = true
+		return &v
+	}
 	if err := a.open(m.Auth); err != nil {
 		return &View{Err: err}
 	}
@@ -63,7 +73,15 @@ func (a *cartActor) setLine(c actor.Context, m *SetLine) *View {
 		}
 		a.lines[m.VariantID] = l
 	}
-	return a.view(m.VIP)
+	return a.keyedView(m.VIP, m.Key)
+}
+
+// answered is the answer this cart gave under key to who, if any.
+func (a *cartActor) answered(who Auth, key *keyed.Key) (Answer, bool, error) {
+	if key == nil || !a.authorized(who) {
+		return Answer{}, false, nil
+	}
+	return a.keys.Find(key, a.deps.Now())
 }
 
 func (a *cartActor) actorID() string {
@@ -134,30 +152,38 @@ func (a *cartActor) priced(vs map[string]persistence.Variant, ps map[string]pers
 	return out
 }
 
-func (a *cartActor) view(vip bool) *View {
+func (a *cartActor) view(vip bool) *View { return a.keyedView(vip, nil) }
+
+// keyedView prices the cart and, under key, remembers the view in the
+// transaction that reads the prices.
+func (a *cartActor) keyedView(vip bool, key *keyed.Key) *View {
 	ctx, cancel := a.ctx()
 	defer cancel()
 	ids := make([]string, 0, len(a.lines))
 	for id := range a.lines {
 		ids = append(ids, id)
 	}
-	var lines []Line
+	now := a.deps.Now()
+	var v *View
 	if err := a.deps.Store.InTx(ctx, func(tx persistence.Tx) error {
 		vs, ps, err := a.catalogue(ctx, tx, ids)
 		if err != nil {
 			return err
 		}
-		lines = a.priced(vs, ps, vip)
-		return nil
+		v = &View{Cart: a.cart, Lines: a.priced(vs, ps, vip)}
+		for _, l := range v.Lines {
+			v.SubtotalMinor += l.Qty * l.UnitPriceMinor
+			v.TaxMinor += persistence.LineTaxMinor(int(l.Qty), l.UnitPriceMinor, l.TaxRateBP)
+		}
+		v.TotalMinor = v.SubtotalMinor + v.TaxMinor
+		if key == nil {
+			return nil
+		}
+		return keyed.Write(ctx, tx, a.deps.Keys, a.keys.Owner(), key, Answer{View: v}, now)
 	}); err != nil {
 		return &View{Err: fmt.Errorf("%w: %w", ErrRetry, err)}
 	}
-	v := &View{Cart: a.cart, Lines: lines}
-	for _, l := range lines {
-		v.SubtotalMinor += l.Qty * l.UnitPriceMinor
-		v.TaxMinor += persistence.LineTaxMinor(int(l.Qty), l.UnitPriceMinor, l.TaxRateBP)
-	}
-	v.TotalMinor = v.SubtotalMinor + v.TaxMinor
+	a.keys.Keep(key, Answer{View: v}, now)
 	return v
 }
 
@@ -167,6 +193,12 @@ func (a *cartActor) checkout(c actor.Context, m *Checkout) (reply *CheckoutReply
 	defer func() { a.deps.Metrics.checkedOut(reply.Err, time.Since(start)) }()
 	if !a.authorized(m.Auth) {
 		return &CheckoutReply{Err: ErrNotFound}
+	}
+	if ans, found, err := a.answered(m.Auth, m.Key); found {
+		if err != nil || ans.Order == nil {
+			return &CheckoutReply{Err: cmp.Or(err, keyed.ErrReused)} // the key set a line, not an order
+		}
+		return &CheckoutReply{Order: *ans.Order, Replayed: true}
 	}
 	if a.cart.State == persistence.CartCheckedOut && a.cart.OrderID == m.OrderID && m.OrderID != "" {
 		return a.existingOrder(m.OrderID) // an idempotent retry
@@ -230,8 +262,10 @@ func (a *cartActor) checkout(c actor.Context, m *Checkout) (reply *CheckoutReply
 		}
 		closed := a.cart
 		closed.State, closed.OrderID, closed.UpdatedAt = persistence.CartCheckedOut, order.ID, now
-		cart, err = tx.CartPut(ctx, closed)
-		return err
+		if cart, err = tx.CartPut(ctx, closed); err != nil || m.Key == nil {
+			return err
+		}
+		return keyed.Write(ctx, tx, a.deps.Keys, a.keys.Owner(), m.Key, Answer{Order: &order}, now)
 	})
 	if err != nil {
 		if errors.Is(err, ErrReservationLapsed) {
@@ -243,6 +277,7 @@ func (a *cartActor) checkout(c actor.Context, m *Checkout) (reply *CheckoutReply
 		return &CheckoutReply{Err: checkoutError(err)}
 	}
 	a.cart = cart
+	a.keys.Keep(m.Key, Answer{Order: &order}, now)
 	for v, l := range a.lines {
 		a.deps.Inventory.Tell(v, &inventory.Consumed{ReservationIDs: []string{l.reservationID}})
 		delete(a.lines, v)

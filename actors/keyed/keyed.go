@@ -192,11 +192,23 @@ func (b *Book[T]) Remember(k *Key, reply T, now time.Time) func(context.Context,
 	if b == nil || k == nil {
 		return func(context.Context, persistence.Tx) error { return nil }
 	}
-	b.byKey[k.id()] = &entry[T]{hash: k.Hash, reply: reply, expires: now.Add(b.cfg.ttl())}
+	b.Keep(k, reply, now)
 	cfg, owner := b.cfg, b.owner
 	// Encoded and sealed in the writer's goroutine, not the actor's.
 	return func(ctx context.Context, tx persistence.Tx) error { return Write(ctx, tx, cfg, owner, k, reply, now) }
 }
+
+// Keep keeps reply as k's answer in memory only: for an actor that writes
+// it itself (Write) inside the transaction of its change, once that
+// committed. A nil key or book keeps nothing.
+func (b *Book[T]) Keep(k *Key, reply T, now time.Time) {
+	if b != nil && k != nil {
+		b.byKey[k.id()] = &entry[T]{hash: k.Hash, reply: reply, expires: now.Add(b.cfg.ttl())}
+	}
+}
+
+// Owner is the calendar the book's answers are stored under.
+func (b *Book[T]) Owner() string { return b.owner }
 
 // Write stores reply as owner's answer under k inside tx: ErrElsewhere
 // when a live record holds the key.

@@ -138,50 +138,35 @@ func decodeErr(e *messages.CalendarError) error {
 	return wire.Error(e.GetMessage(), sentinels.Errs(e.GetCode()))
 }
 
-// key and fromKey carry a change's idempotency key.
-func key(k *keyed.Key) *messages.IdempotencyKey {
-	if k == nil {
-		return nil
-	}
-	return &messages.IdempotencyKey{Scope: k.Scope, Name: k.Name, Hash: k.Hash}
-}
-
-func fromKey(k *messages.IdempotencyKey) *keyed.Key {
-	if k == nil {
-		return nil
-	}
-	return &keyed.Key{Scope: k.GetScope(), Name: k.GetName(), Hash: k.GetHash()}
-}
-
 // EncodeSchedule encodes a request to staffID's schedule actor.
 func EncodeSchedule(staffID string, msg any) (*messages.ScheduleRequest, error) {
 	r := &messages.ScheduleRequest{StaffId: staffID}
 	switch m := msg.(type) {
 	case *schedule.Hold:
-		r.Key = key(m.Key)
+		r.Key = wire.Key(m.Key)
 		r.Request = &messages.ScheduleRequest_Hold{Hold: &messages.ScheduleHold{AppointmentId: m.AppointmentID,
 			ClientId: m.ClientID, Service: service(m.Service), Start: wire.TS(m.Start), ActorId: m.ActorID, ClaimUntil: wire.TS(m.ClaimUntil)}}
 	case *schedule.Confirm:
-		r.Key = key(m.Key)
+		r.Key = wire.Key(m.Key)
 		r.Request = &messages.ScheduleRequest_Confirm{Confirm: &messages.ScheduleConfirm{AppointmentId: m.AppointmentID,
 			ActorId: m.ActorID, Reason: m.Reason}}
 	case *schedule.Cancel:
-		r.Key = key(m.Key)
+		r.Key = wire.Key(m.Key)
 		r.Request = &messages.ScheduleRequest_Cancel{Cancel: &messages.ScheduleCancel{AppointmentId: m.AppointmentID,
 			ActorId: m.ActorID, Reason: m.Reason, CutoffNs: int64(m.Cutoff), Override: m.Override}}
 	case *schedule.CheckIn:
-		r.Key = key(m.Key)
+		r.Key = wire.Key(m.Key)
 		r.Request = &messages.ScheduleRequest_CheckIn{CheckIn: &messages.ScheduleCheckIn{AppointmentId: m.AppointmentID, ActorId: m.ActorID}}
 	case *schedule.Complete:
-		r.Key = key(m.Key)
+		r.Key = wire.Key(m.Key)
 		r.Request = &messages.ScheduleRequest_Complete{Complete: &messages.ScheduleComplete{AppointmentId: m.AppointmentID,
 			ActorId: m.ActorID, Reason: m.Reason}}
 	case *schedule.NoShow:
-		r.Key = key(m.Key)
+		r.Key = wire.Key(m.Key)
 		r.Request = &messages.ScheduleRequest_NoShow{NoShow: &messages.ScheduleNoShow{AppointmentId: m.AppointmentID,
 			ActorId: m.ActorID, Reason: m.Reason}}
 	case *schedule.Reschedule:
-		r.Key = key(m.Key)
+		r.Key = wire.Key(m.Key)
 		r.Request = &messages.ScheduleRequest_Reschedule{Reschedule: &messages.ScheduleReschedule{AppointmentId: m.AppointmentID,
 			Start: wire.TS(m.Start), Service: service(m.Service), ActorId: m.ActorID, Override: m.Override, ClaimUntil: wire.TS(m.ClaimUntil)}}
 	case *schedule.SlotsQuery:
@@ -228,7 +213,7 @@ func DecodeSchedule(r *messages.ScheduleRequest) (string, any, error) {
 		return "", nil, fmt.Errorf("%w: schedule request without a known body", ErrUnsupported)
 	}
 	if k, ok := msg.(interface{ SetKey(*keyed.Key) }); ok && r.GetKey() != nil {
-		k.SetKey(fromKey(r.GetKey()))
+		k.SetKey(wire.FromKey(r.GetKey()))
 	}
 	if r.GetStaffId() == "" {
 		return "", nil, fmt.Errorf("%w: schedule request without a staff id", ErrUnsupported)

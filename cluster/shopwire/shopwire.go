@@ -22,6 +22,7 @@ import (
 
 	"github.com/spa-engine/spa/actors/cart"
 	"github.com/spa-engine/spa/actors/inventory"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/cluster/route"
 	"github.com/spa-engine/spa/cluster/wire"
 	"github.com/spa-engine/spa/messages"
@@ -53,6 +54,8 @@ var sentinels = wire.Sentinels[messages.ShopError_Code]{
 	{Code: messages.ShopError_CODE_STORE_INVALID, Err: persistence.ErrInvalid},
 	{Code: messages.ShopError_CODE_STORE_INSUFFICIENT_CREDIT, Err: persistence.ErrInsufficientCredit},
 	{Code: messages.ShopError_CODE_STORE_FENCED, Err: persistence.ErrFenced},
+	{Code: messages.ShopError_CODE_KEY_REUSED, Err: keyed.ErrReused},
+	{Code: messages.ShopError_CODE_KEY_ELSEWHERE, Err: keyed.ErrElsewhere},
 }
 
 func encodeErr(err error) *messages.ShopError {
@@ -290,11 +293,13 @@ func EncodeCart(cartID string, msg any) (*messages.CartRequest, error) {
 	case *cart.SetLine:
 		r.Request = &messages.CartRequest_SetLine{SetLine: &messages.CartSetLine{Auth: auth(m.Auth), VariantId: m.VariantID,
 			Qty: m.Qty, Vip: m.VIP}}
+		r.Key = wire.Key(m.Key)
 	case *cart.Surrender:
 		r.Request = &messages.CartRequest_Surrender{Surrender: &messages.CartSurrender{Auth: auth(m.Auth), IntoCartId: m.IntoCartID}}
 	case *cart.Checkout:
 		r.Request = &messages.CartRequest_Checkout{Checkout: &messages.CartCheckout{Auth: auth(m.Auth), OrderId: m.OrderID,
 			Fulfilment: string(m.Fulfilment), Shipping: shipping(m.Shipping), CreditMinor: m.CreditMinor, Vip: m.VIP}}
+		r.Key = wire.Key(m.Key)
 	default:
 		return nil, fmt.Errorf("%w: %T for a cart actor", ErrUnsupported, msg)
 	}
@@ -312,13 +317,14 @@ func DecodeCart(r *messages.CartRequest) (string, any, error) {
 		msg = &cart.Get{Auth: fromAuth(m.Get.GetAuth()), VIP: m.Get.GetVip()}
 	case *messages.CartRequest_SetLine:
 		x := m.SetLine
-		msg = &cart.SetLine{Auth: fromAuth(x.GetAuth()), VariantID: x.GetVariantId(), Qty: x.GetQty(), VIP: x.GetVip()}
+		msg = &cart.SetLine{Auth: fromAuth(x.GetAuth()), VariantID: x.GetVariantId(), Qty: x.GetQty(), VIP: x.GetVip(),
+			Key: wire.FromKey(r.GetKey())}
 	case *messages.CartRequest_Surrender:
 		msg = &cart.Surrender{Auth: fromAuth(m.Surrender.GetAuth()), IntoCartID: m.Surrender.GetIntoCartId()}
 	case *messages.CartRequest_Checkout:
 		x := m.Checkout
 		msg = &cart.Checkout{Auth: fromAuth(x.GetAuth()), OrderID: x.GetOrderId(), Fulfilment: persistence.Fulfilment(x.GetFulfilment()),
-			Shipping: fromShipping(x.GetShipping()), CreditMinor: x.GetCreditMinor(), VIP: x.GetVip()}
+			Shipping: fromShipping(x.GetShipping()), CreditMinor: x.GetCreditMinor(), VIP: x.GetVip(), Key: wire.FromKey(r.GetKey())}
 	default:
 		return "", nil, fmt.Errorf("%w: cart request without a known body", ErrUnsupported)
 	}
@@ -332,9 +338,10 @@ func DecodeCart(r *messages.CartRequest) (string, any, error) {
 func EncodeCartReply(reply any) (*messages.CartReply, error) {
 	switch r := reply.(type) {
 	case *cart.View:
-		return &messages.CartReply{Kind: messages.CartReply_KIND_VIEW, View: view(r), Error: encodeErr(r.Err)}, nil
+		return &messages.CartReply{Kind: messages.CartReply_KIND_VIEW, View: view(r), Error: encodeErr(r.Err), Replayed: r.Replayed}, nil
 	case *cart.CheckoutReply:
-		return &messages.CartReply{Kind: messages.CartReply_KIND_CHECKOUT, Order: order(r.Order), Error: encodeErr(r.Err)}, nil
+		return &messages.CartReply{Kind: messages.CartReply_KIND_CHECKOUT, Order: order(r.Order), Error: encodeErr(r.Err),
+			Replayed: r.Replayed}, nil
 	case *cart.SurrenderReply:
 		return &messages.CartReply{Kind: messages.CartReply_KIND_SURRENDER, Surrendered: r.Lines, Error: encodeErr(r.Err)}, nil
 	}
@@ -346,9 +353,11 @@ func EncodeCartReply(reply any) (*messages.CartReply, error) {
 func DecodeCartReply(r *messages.CartReply) (any, error) {
 	switch r.GetKind() {
 	case messages.CartReply_KIND_VIEW:
-		return fromView(r.GetView(), decodeErr(r.GetError())), nil
+		v := fromView(r.GetView(), decodeErr(r.GetError()))
+		v.Replayed = r.GetReplayed()
+		return v, nil
 	case messages.CartReply_KIND_CHECKOUT:
-		return &cart.CheckoutReply{Order: fromOrder(r.GetOrder()), Err: decodeErr(r.GetError())}, nil
+		return &cart.CheckoutReply{Order: fromOrder(r.GetOrder()), Err: decodeErr(r.GetError()), Replayed: r.GetReplayed()}, nil
 	case messages.CartReply_KIND_SURRENDER:
 		lines := r.GetSurrendered()
 		if len(lines) == 0 {

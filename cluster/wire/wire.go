@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/spa-engine/spa/actors/keyed"
+	"github.com/spa-engine/spa/messages"
 )
 
 // TS encodes t; the zero time is absent.
@@ -25,6 +28,21 @@ func TM(ts *timestamppb.Timestamp) time.Time {
 		return time.Time{}
 	}
 	return ts.AsTime()
+}
+
+// Key and FromKey carry a change's idempotency key (nil: none).
+func Key(k *keyed.Key) *messages.IdempotencyKey {
+	if k == nil {
+		return nil
+	}
+	return &messages.IdempotencyKey{Scope: k.Scope, Name: k.Name, Hash: k.Hash}
+}
+
+func FromKey(k *messages.IdempotencyKey) *keyed.Key {
+	if k == nil {
+		return nil
+	}
+	return &keyed.Key{Scope: k.GetScope(), Name: k.GetName(), Hash: k.GetHash()}
 }
 
 // Sentinel pairs an error code of the wire with the error it stands for.

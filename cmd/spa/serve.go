@@ -180,7 +180,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		return n, err
 	}
 
-	if n.shop, err = startShop(n.actors, n.store, n.writer, n.leaseFence(cfg), cfg, log, reg); err != nil {
+	if n.shop, err = startShop(n.actors, n.store, n.writer, n.leaseFence(cfg), answers, cfg, log, reg); err != nil {
 		return n, err
 	}
 

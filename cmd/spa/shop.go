@@ -12,6 +12,7 @@ import (
 	"github.com/spa-engine/spa/actors/cart"
 	"github.com/spa-engine/spa/actors/door"
 	"github.com/spa-engine/spa/actors/inventory"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/cluster/route"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -42,7 +43,7 @@ type kindDoor interface {
 // actors write through writer (group commit with the calendars; nil: each
 // batch alone) and take their epochs from fence (nil: the database).
 func startShop(system *actors.System, store persistence.Store, writer *batch.Writer, fence func(context.Context, persistence.Tx, string) (int64, error),
-	cfg config, log *slog.Logger, reg prometheus.Registerer) (*shopNode, error) {
+	answers keyed.Config, cfg config, log *slog.Logger, reg prometheus.Registerer) (*shopNode, error) {
 	im, err := inventory.NewMetrics(reg)
 	if err != nil {
 		return nil, err
@@ -65,7 +66,7 @@ func startShop(system *actors.System, store persistence.Store, writer *batch.Wri
 		inv = s.routed
 	}
 	s.cartDir, err = cart.NewDirectory(system.Root(), cart.Deps{Store: store, Inventory: inv, Now: time.Now, Log: log, Metrics: cm,
-		Config: cart.Config{AnonymousTTL: cfg.CartTTLAnonymous, SignedInTTL: cfg.CartTTLSignedIn}}, cfg.RequestTimeout)
+		Config: cart.Config{AnonymousTTL: cfg.CartTTLAnonymous, SignedInTTL: cfg.CartTTLSignedIn}, Keys: answers}, cfg.RequestTimeout)
 	if err != nil {
 		s.invDir.Stop(time.Second)
 		return nil, err

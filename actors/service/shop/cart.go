@@ -11,6 +11,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/spa-engine/spa/actors/cart"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/order"
 	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/fault"
@@ -63,10 +64,31 @@ func cartFault(err error) error {
 		return fault.New(fault.CodeInsufficientCredit, "")
 	case errors.Is(err, cart.ErrInvalid):
 		return fault.Invalid("the cart request is not valid")
-	case errors.Is(err, cart.ErrRetry):
+	case errors.Is(err, keyed.ErrReused):
+		return fault.New(fault.CodeIdempotencyKeyReused, "")
+	case errors.Is(err, cart.ErrRetry), errors.Is(err, keyed.ErrElsewhere), errors.Is(err, keyed.ErrUndecided):
 		return fault.Unavailable("the cart is busy; retry")
 	}
 	return err
+}
+
+// keyedAnswer completes a cart's answer to a request sent under an
+// idempotency key: a replayed answer marks the key, and a key the cart
+// found answered elsewhere is read from there (found). err is the cart's
+// refusal, if any.
+func (s *Service) keyedAnswer(ctx context.Context, k *keyed.Key, replayed bool, err error) (a cart.Answer, found bool, _ error) {
+	switch {
+	case k == nil:
+	case err == nil && replayed:
+		k.MarkReplayed()
+	case errors.Is(err, keyed.ErrElsewhere):
+		a, err = keyed.Lookup[cart.Answer](ctx, s.store, s.keys, k, s.now())
+		if err == nil {
+			k.MarkReplayed()
+		}
+		return a, true, cartFault(err)
+	}
+	return a, false, nil
 }
 
 // askCart sends m to a cart's actor with send (a cart.Client method),
@@ -178,6 +200,9 @@ type LineInput struct {
 	Cart      CartRef `json:"-"`
 	VariantID string  `json:"-"`
 	Qty       int64   `json:"qty"`
+	// Key is the client's Idempotency-Key (nil: none): the cart
+	// remembers its answer under it.
+	Key *keyed.Key `json:"-"`
 }
 
 // SetLine sets a variant's line to 1 to cart.MaxLineQty units, reserving
@@ -210,7 +235,21 @@ func (s *Service) checkLine(in LineInput) error {
 
 func (s *Service) setLine(ctx context.Context, by service.Caller, in LineInput) (*cart.View, error) {
 	who, vip := s.cartAuth(by, in.Cart.Token)
-	return askCartView(ctx, s.carts, (*cart.Client).SetLine, in.Cart.ID, &cart.SetLine{Auth: who, VariantID: in.VariantID, Qty: in.Qty, VIP: vip})
+	v, err := askCart(ctx, s.carts, (*cart.Client).SetLine, in.Cart.ID, &cart.SetLine{Auth: who, VariantID: in.VariantID, Qty: in.Qty,
+		VIP: vip, Key: in.Key})
+	if err != nil {
+		return nil, err
+	}
+	if a, found, err := s.keyedAnswer(ctx, in.Key, v.Replayed, v.Err); found {
+		if err == nil && a.View == nil {
+			err = cartFault(keyed.ErrReused) // the key made an order
+		}
+		return a.View, err
+	}
+	if err := cartFault(v.Err); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // MergeInput names the anonymous cart to empty into the caller's.
@@ -285,6 +324,9 @@ type CheckoutInput struct {
 	Fulfilment  string // pickup or shipping
 	Shipping    persistence.ShippingAddress
 	CreditMinor int64 // client credit to apply
+	// Key is the client's Idempotency-Key (nil: none): the cart
+	// remembers the order under it, in the checkout's transaction.
+	Key *keyed.Key
 }
 
 // Checkout turns the caller's cart into an order: in one transaction the
@@ -314,9 +356,18 @@ func (s *Service) Checkout(ctx context.Context, by service.Caller, in CheckoutIn
 	}
 	who, vip := s.cartAuth(by, in.Cart.Token)
 	co, err := askCart(ctx, s.carts, (*cart.Client).Checkout, in.Cart.ID, &cart.Checkout{Auth: who, OrderID: orderID, Fulfilment: f,
-		Shipping: addr, CreditMinor: in.CreditMinor, VIP: vip})
+		Shipping: addr, CreditMinor: in.CreditMinor, VIP: vip, Key: in.Key})
 	if err != nil {
 		return persistence.Order{}, err
+	}
+	if a, found, err := s.keyedAnswer(ctx, in.Key, co.Replayed, co.Err); found {
+		if err == nil && a.Order == nil {
+			err = cartFault(keyed.ErrReused) // the key set a line
+		}
+		if err != nil {
+			return persistence.Order{}, err
+		}
+		return *a.Order, nil
 	}
 	if err := cartFault(co.Err); err != nil {
 		return persistence.Order{}, err

@@ -44,6 +44,7 @@ import (
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/cart"
 	"github.com/spa-engine/spa/actors/inventory"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/order"
 	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/check"
@@ -68,6 +69,8 @@ type Deps struct {
 	// VIP says whether a signed-in caller pays VIP prices (nil: nobody);
 	// see StoredVIP.
 	VIP func(auth.Claims) bool
+	// Keys reads answers carts stored under idempotency keys.
+	Keys keyed.Config
 }
 
 // Service runs the shop's use cases.
@@ -78,6 +81,7 @@ type Service struct {
 	inventory *inventory.Client
 	carts     *cart.Client
 	vip       func(auth.Claims) bool
+	keys      keyed.Config
 }
 
 // New builds the Service.
@@ -85,7 +89,7 @@ func New(d Deps) *Service {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Service{store: d.Store, now: d.Now, onRestock: d.OnRestock, inventory: d.Inventory, carts: d.Carts, vip: d.VIP}
+	return &Service{store: d.Store, now: d.Now, onRestock: d.OnRestock, inventory: d.Inventory, carts: d.Carts, vip: d.VIP, keys: d.Keys}
 }
 
 // Restock tells the inventory which variants got units back. Call it only
