@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# make bench: runs both booking engines (the schedule actors and the
+# make bench: measures the bare-HTTP ceiling (`spa bare`, fixed answers,
+# no database), then runs both booking engines (the schedule actors and the
 # lock-per-request baseline) through the loadgen scenarios against
 # PostgreSQL, one `spa serve` after the other, each on a fresh schema, with
-# the same parameters, then writes docs/benchmarks.md and its plot.
+# the same parameters, then writes docs/benchmarks.md and its plot. Every
+# claim carries a fresh Idempotency-Key, as a client that may retry sends
+# one; hot and spread also run without keys (hot-unkeyed, spread-unkeyed)
+# for comparison.
 # Tunables (environment): BENCH_DURATION (closed-loop runs, 20s),
 # BENCH_WORKERS (64), BENCH_IDLE_DURATION (15s), BENCH_SWEEP_RATES
 # ("150 300 600 1200 2400"), BENCH_SWEEP_DURATION (8s), BENCH_MIXED_RATE
@@ -44,10 +48,43 @@ pid=
 cleanup() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; }
 trap cleanup EXIT
 
+# start runs a server (the command after the log file) in the background
+# and waits until it answers /readyz.
+start() {
+  local log=$1; shift
+  "$@" >"$log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do curl -fs "http://$ADDR/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+  curl -fs "http://$ADDR/readyz" >/dev/null || { say "$* did not become ready"; cat "$log" >&2; exit 1; }
+}
+stop() { kill "$pid"; wait "$pid" || true; pid=; }
+
+# lg is one loadgen run: label, database URL ("" for none), name, then
+# loadgen flags. Its claims carry a fresh Idempotency-Key each unless the
+# name ends in -unkeyed (the report pairs hot with hot-unkeyed and so on).
+lg() {
+  local label=$1 db=$2 name=$3; shift 3
+  local keys=(--idempotency) dbnote=
+  [[ $name == *-unkeyed ]] && keys=()
+  [ -n "$db" ] && dbnote="DATABASE_URL=<schema-url> "
+  echo "$dbnote${PIN_GEN[*]:+${PIN_GEN[*]} }$BIN loadgen --url http://$ADDR --label $label --name $name${keys[*]:+ ${keys[*]}} $*" >>"$COMMANDS"
+  say "$label: $name"
+  DATABASE_URL=$db "${PIN_GEN[@]}" "$BIN" loadgen --url "http://$ADDR" --label "$label" --name "$name" "${keys[@]}" \
+    --out "$OUT/$label-$name.json" --summary "$OUT/$label-$name.md" "$@" >/dev/null || { say "$label $name FAILED"; fail=1; }
+}
+
 {
   echo "# SPA_TOKEN_SECRET: random per bench, shared by server and generator"
   echo "# <schema-url> = $PGURL${sep}search_path=<fresh schema per engine>"
 } >"$COMMANDS"
+
+# The bare-HTTP ceiling: hot's keyed claims, same workers and duration,
+# against a server that answers each with the same refusal. No database.
+echo "${PIN_SERVER[*]:+${PIN_SERVER[*]} }$BIN bare --http-addr $ADDR" >>"$COMMANDS"
+say "starting spa bare (the bare-HTTP ceiling)"
+start "$OUT/bare.log" "${PIN_SERVER[@]}" "$BIN" bare --http-addr "$ADDR"
+lg bare-http "" ceiling --scenario ceiling --workers "$WORKERS" --duration "$DUR"
+stop
 
 for engine in actors lock-baseline; do
   schema="bench_${engine//-/_}_$$"
@@ -56,34 +93,27 @@ for engine in actors lock-baseline; do
   data=$(mktemp -d)
   echo "DATABASE_URL=<schema-url> ${PIN_SERVER[*]:+${PIN_SERVER[*]} }$BIN serve --booking-engine $engine --http-addr $ADDR --nats-port -1 --log-level warn" >>"$COMMANDS"
   say "starting spa serve --booking-engine $engine on schema $schema"
-  DATABASE_URL=$url "${PIN_SERVER[@]}" "$BIN" serve --booking-engine "$engine" --http-addr "$ADDR" --nats-port -1 \
-    --data-dir "$data" --log-level warn >"$OUT/serve-$engine.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 100); do curl -fs "http://$ADDR/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
-  curl -fs "http://$ADDR/readyz" >/dev/null || { say "the $engine node did not become ready"; cat "$OUT/serve-$engine.log" >&2; exit 1; }
-
-  lg() { # name, then loadgen flags
-    local name=$1; shift
-    echo "DATABASE_URL=<schema-url> ${PIN_GEN[*]:+${PIN_GEN[*]} }$BIN loadgen --url http://$ADDR --label $engine --name $name $*" >>"$COMMANDS"
-    say "$engine: $name"
-    DATABASE_URL=$url "${PIN_GEN[@]}" "$BIN" loadgen --url "http://$ADDR" --label "$engine" --name "$name" \
-      --out "$OUT/$engine-$name.json" --summary "$OUT/$engine-$name.md" "$@" >/dev/null || { say "$engine $name FAILED"; fail=1; }
-  }
+  start "$OUT/serve-$engine.log" env DATABASE_URL="$url" "${PIN_SERVER[@]}" "$BIN" serve --booking-engine "$engine" \
+    --http-addr "$ADDR" --nats-port -1 --data-dir "$data" --log-level warn
   # Availability idle and under load are measured back to back on the same
   # fresh schema, before the closed-loop runs leave PostgreSQL busy with
   # autovacuum and checkpoints, so the two differ only by the load. Under
   # load is open loop at a rate both engines sustain (a saturated closed
   # loop only measures the shared CPU's queue).
-  lg idle --scenario mixed --mode open --rate 20 --workers 8 --duration "$IDLE"
-  lg mixed-load --scenario mixed --mode open --rate "$MIXED_RATE" --workers 512 --duration "$DUR" --timeout 5s
-  lg hot --scenario hot --workers "$WORKERS" --duration "$DUR"
-  lg spread --scenario spread --workers "$WORKERS" --duration "$DUR"
-  lg mixed --scenario mixed --workers "$WORKERS" --duration "$DUR"
+  lg "$engine" "$url" idle --scenario mixed --mode open --rate 20 --workers 8 --duration "$IDLE"
+  lg "$engine" "$url" mixed-load --scenario mixed --mode open --rate "$MIXED_RATE" --workers 512 --duration "$DUR" --timeout 5s
+  # Each keyed run is followed by the same run without keys: every run
+  # seeds its own staff, so the second starts from free calendars too.
+  lg "$engine" "$url" hot --scenario hot --workers "$WORKERS" --duration "$DUR"
+  lg "$engine" "$url" hot-unkeyed --scenario hot --workers "$WORKERS" --duration "$DUR"
+  lg "$engine" "$url" spread --scenario spread --workers "$WORKERS" --duration "$DUR"
+  lg "$engine" "$url" spread-unkeyed --scenario spread --workers "$WORKERS" --duration "$DUR"
+  lg "$engine" "$url" mixed --scenario mixed --workers "$WORKERS" --duration "$DUR"
   for rate in $RATES; do
-    lg "sweep-$rate" --scenario spread --mode open --rate "$rate" --workers 512 --duration "$SWEEP" --timeout 5s
+    lg "$engine" "$url" "sweep-$rate" --scenario spread --mode open --rate "$rate" --workers 512 --duration "$SWEEP" --timeout 5s
   done
 
-  kill "$pid"; wait "$pid" || true; pid=
+  stop
   psql "$PGURL" -qc "DROP SCHEMA $schema CASCADE" 2>/dev/null || true
   rm -rf "$data"
 done

@@ -71,6 +71,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return mintToken(cmd, rest, getenv, stdout, stderr)
 	case "loadgen":
 		return loadgenCommand(ctx, rest, getenv, stdout, stderr)
+	case "bare": // hidden: the bench's bare-HTTP ceiling (bare.go)
+		return bareCommand(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "spa %s (%s, %s %s/%s)\n", version, revision(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil

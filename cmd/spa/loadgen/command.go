@@ -38,7 +38,7 @@ func Command(ctx context.Context, args []string, env Env) error {
 		return def
 	}
 	fs.StringVar(&o.BaseURL, "url", getenv("SPA_LOADGEN_URL", "http://127.0.0.1:8080"), "base URL of the node (env SPA_LOADGEN_URL)")
-	fs.StringVar(&o.Scenario, "scenario", "hot", "hot, spread or mixed")
+	fs.StringVar(&o.Scenario, "scenario", "hot", "hot, spread, mixed or ceiling (hot's claims against spa bare: no seeding, no database)")
 	fs.StringVar(&o.Mode, "mode", ModeClosed, "closed (workers loop) or open (fixed arrival rate)")
 	fs.IntVar(&o.Workers, "workers", 64, "closed: concurrent clients; open: most requests in flight")
 	fs.Float64Var(&o.Rate, "rate", 0, "open mode: operations per second")

@@ -1,6 +1,6 @@
 // Package loadgen is `spa loadgen`: a load generator and correctness
 // harness for the booking API. It seeds its own staff and service through
-// the admin API (ids unique per run), drives one of three scenarios in a
+// the admin API (ids unique per run), drives one of its scenarios in a
 // closed loop (N workers) or an open loop (a fixed arrival rate, latency
 // measured from each operation's intended start), records latencies in HDR
 // histograms, and checks every run: the claims' history with porcupine
@@ -13,7 +13,11 @@
 //   - spread: claims over many staff (Zipf-skewed popularity) and days;
 //   - mixed: availability reads and writes (default 90/10); the writes are
 //     claims, hold-confirm-cancel cycles and resubmissions of earlier claims
-//     with their Idempotency-Key, which must replay the first answer.
+//     with their Idempotency-Key, which must replay the first answer;
+//   - ceiling: hot's requests sent to a server whose answers are fixed
+//     (`spa bare`), to measure what the HTTP stack and the generator alone
+//     allow. Nothing is seeded and nothing is checked but that every answer
+//     was the fixed refusal.
 package loadgen
 
 import (
@@ -40,8 +44,11 @@ const (
 	ScenarioHot    = "hot"
 	ScenarioSpread = "spread"
 	ScenarioMixed  = "mixed"
-	ModeClosed     = "closed"
-	ModeOpen       = "open"
+	// ScenarioCeiling is the bare-HTTP ceiling: hot's claims against a
+	// server that answers each with the same refusal.
+	ScenarioCeiling = "ceiling"
+	ModeClosed      = "closed"
+	ModeOpen        = "open"
 )
 
 // ErrViolation: a correctness check failed; the result says which.
@@ -53,13 +60,14 @@ type MintFunc func(subject, role string) (string, error)
 // Options configure one run. Zero values take the defaults noted.
 type Options struct {
 	BaseURL  string // e.g. http://127.0.0.1:8080
-	Scenario string // hot, spread or mixed
+	Scenario string // hot, spread, mixed or ceiling
 	Mode     string // closed (default) or open
 	Workers  int    // closed: concurrent clients; open: most operations in flight (default 64)
 	Rate     float64
 	Duration time.Duration // default 20s
 	// Staff and Days shape spread and mixed (defaults: spread 100 staff ×
-	// 30 days, mixed 20 × 7); hot always uses one staff member's day.
+	// 30 days, mixed 20 × 7); hot and ceiling always use one staff
+	// member's day.
 	Staff, Days int
 	ZipfS       float64 // staff popularity exponent (default 1.1)
 	ReadRatio   float64 // mixed: share of availability reads (default 0.9)
@@ -103,7 +111,7 @@ func (o *Options) defaults() error {
 		return errors.New("loadgen: --rate (operations per second) is required in open mode")
 	}
 	switch o.Scenario {
-	case ScenarioHot:
+	case ScenarioHot, ScenarioCeiling:
 		o.Staff, o.Days = 1, 1
 	case ScenarioSpread:
 		o.Staff, o.Days = cmpOr(o.Staff, 100), cmpOr(o.Days, 30)
@@ -111,7 +119,7 @@ func (o *Options) defaults() error {
 		o.Staff, o.Days = cmpOr(o.Staff, 20), cmpOr(o.Days, 7)
 		o.Idempotency = true
 	default:
-		return fmt.Errorf("loadgen: --scenario must be hot, spread or mixed, got %q", o.Scenario)
+		return fmt.Errorf("loadgen: --scenario must be hot, spread, mixed or ceiling, got %q", o.Scenario)
 	}
 	if o.Days > 80 {
 		return errors.New("loadgen: --days must be at most 80 (the booking horizon is 90 days)")
@@ -211,14 +219,22 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.AdminToken == "" {
 		return nil, errors.New("loadgen: an admin token is needed to seed: --admin-token, SPA_ADMIN_TOKEN, or the node's SPA_TOKEN_SECRET / --data-dir")
 	}
-	p, err := seed(ctx, c, o)
+	p, err := newPlan(o)
 	if err != nil {
-		return nil, fmt.Errorf("loadgen: seed: %w", err)
+		return nil, fmt.Errorf("loadgen: plan: %w", err)
 	}
-	g := &gen{o: o, c: c, p: p, rec: claimcheck.NewRecorder()}
+	g := &gen{o: o, c: c, p: p}
+	// The ceiling's server answers every claim alike and keeps nothing, so
+	// there is nothing to seed and no history to check.
+	if o.Scenario != ScenarioCeiling {
+		if err := seed(ctx, c, o, p); err != nil {
+			return nil, fmt.Errorf("loadgen: seed: %w", err)
+		}
+		g.rec = claimcheck.NewRecorder()
+	}
 	res := g.drive(ctx)
 	res.RunID, res.Name, res.Label, res.Scenario, res.Mode = p.runID, o.Name, o.Label, o.Scenario, o.Mode
-	res.Workers, res.Duration, res.Params = o.Workers, o.Duration.Seconds(), o.Params
+	res.Workers, res.Duration, res.Params, res.Idempotency = o.Workers, o.Duration.Seconds(), o.Params, o.Idempotency
 	if o.Mode == ModeOpen {
 		res.TargetRate = o.Rate
 	}
@@ -234,7 +250,7 @@ type gen struct {
 	o   Options
 	c   *client
 	p   *plan
-	rec *claimcheck.Recorder
+	rec *claimcheck.Recorder // the claims' history; nil: none kept (ceiling)
 
 	ops, wins, refusals, failures atomic.Int64
 	replays, mismatches           atomic.Int64
@@ -394,7 +410,7 @@ func (g *gen) progress(t0 time.Time) func() {
 // step performs one operation of the scenario, timed from start.
 func (g *gen) step(ctx context.Context, w *worker, start time.Time) {
 	switch g.o.Scenario {
-	case ScenarioHot:
+	case ScenarioHot, ScenarioCeiling:
 		g.claim(ctx, w, start, 0, 0, w.rng.IntN(g.p.slots))
 	case ScenarioSpread:
 		g.claim(ctx, w, start, w.zipf.next(), w.rng.IntN(len(g.p.days)), w.rng.IntN(g.p.slots))
@@ -431,7 +447,7 @@ func (g *gen) claim(ctx context.Context, w *worker, start time.Time, staff, day,
 		key = fmt.Sprintf("%s-w%d-%d", g.p.runID, w.id, w.n)
 	}
 	var r response
-	g.rec.Claim(w.id, slotKey(staffID, at), func() claimcheck.Outcome {
+	g.decide(w.id, slotKey(staffID, at), func() claimcheck.Outcome {
 		r = g.c.do(ctx, http.MethodPost, "/v1/appointments", w.token, body, key)
 		return g.classify(r)
 	})
@@ -442,6 +458,16 @@ func (g *gen) claim(ctx context.Context, w *worker, start time.Time, staff, day,
 			w.past = w.past[1:]
 		}
 	}
+}
+
+// decide sends a claim through send, recording it in the history for
+// porcupine when the run keeps one.
+func (g *gen) decide(worker int, slot string, send func() claimcheck.Outcome) {
+	if g.rec == nil {
+		send()
+		return
+	}
+	g.rec.Claim(worker, slot, send)
 }
 
 // claimBody is the body of POST /v1/appointments (a struct: cheaper to
@@ -558,7 +584,7 @@ func (g *gen) churnStep(ctx context.Context, w *worker, start time.Time) {
 		w.n++
 		key := fmt.Sprintf("%s-w%d-%d", g.p.runID, w.id, w.n)
 		var r response
-		g.rec.Claim(w.id, fmt.Sprintf("%s#%d", slotKey(g.p.churn, at), c.gen[s]), func() claimcheck.Outcome {
+		g.decide(w.id, fmt.Sprintf("%s#%d", slotKey(g.p.churn, at), c.gen[s]), func() claimcheck.Outcome {
 			r = g.c.do(ctx, http.MethodPost, "/v1/appointments", w.token, body, key)
 			return g.classify(r)
 		})
@@ -592,6 +618,10 @@ func (g *gen) churnStep(ctx context.Context, w *worker, start time.Time) {
 
 // check runs the correctness checks and fills res.Correct.
 func (g *gen) check(ctx context.Context, res *Result) {
+	if g.o.Scenario == ScenarioCeiling {
+		checkCeiling(res)
+		return
+	}
 	v := &res.Correct
 	v.ClaimsChecked = g.rec.Len()
 	if err := g.rec.Check(g.o.CheckTimeout); err != nil {
@@ -630,6 +660,34 @@ func (g *gen) check(ctx context.Context, res *Result) {
 	}
 	if v.Violations == nil {
 		v.Violations = []string{}
+	}
+	v.OK = len(v.Violations) == 0
+}
+
+// ceilingUnchecked says why a ceiling run's history and database are not
+// checked.
+const ceilingUnchecked = "fixed answers: no history or database to check"
+
+// checkCeiling fills res.Correct for a ceiling run. Its answers are fixed,
+// so the one check is that every claim got the fixed refusal: anything
+// else means the generator measured some other server (a real node would
+// answer 201 too) or the ceiling could not keep up, and its rate would not
+// be the ceiling's.
+func checkCeiling(res *Result) {
+	v := &res.Correct
+	v.Unchecked = ceilingUnchecked
+	v.Violations = []string{}
+	c := res.Claims
+	if odd := c.Decisions - c.Refusals + c.Ambiguous + c.Other; odd > 0 {
+		var outcomes map[string]int64
+		if cl := res.Ops[OpClaim]; cl != nil {
+			outcomes = cl.Outcomes
+		}
+		v.Violations = append(v.Violations, fmt.Sprintf("ceiling: %d of %d answers were not 409 slot_taken (%s)",
+			odd, c.Decisions+c.Ambiguous+c.Other, outcomeList(outcomes)))
+	}
+	if c.Refusals == 0 {
+		v.Violations = append(v.Violations, "ceiling: no claim got the fixed refusal")
 	}
 	v.OK = len(v.Violations) == 0
 }

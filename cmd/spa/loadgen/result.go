@@ -66,6 +66,9 @@ type Correctness struct {
 	OverlapStaff          []string `json:"overlap_staff,omitempty"`
 	IdempotencyReplays    int64    `json:"idempotency_replays"`
 	IdempotencyMismatches int64    `json:"idempotency_mismatches"`
+	// Unchecked, when set, says why the history and the database were not
+	// checked (the ceiling's answers are fixed: there is nothing to check).
+	Unchecked string `json:"unchecked,omitempty"`
 	// Violations lists every failed check; empty means the run is correct.
 	Violations []string `json:"violations"`
 	OK         bool     `json:"ok"`
@@ -73,22 +76,24 @@ type Correctness struct {
 
 // Result is what a run writes as JSON.
 type Result struct {
-	Name       string              `json:"name"`  // run name, e.g. "hot" or "sweep-800"
-	Label      string              `json:"label"` // e.g. the engine under test
-	RunID      string              `json:"run_id"`
-	Scenario   string              `json:"scenario"`
-	Mode       string              `json:"mode"`
-	Workers    int                 `json:"workers"`
-	TargetRate float64             `json:"target_rate,omitempty"` // open loop, operations per second
-	Duration   float64             `json:"duration_seconds"`      // as configured
-	Elapsed    float64             `json:"elapsed_seconds"`       // as measured
-	Started    time.Time           `json:"started"`
-	Operations int64               `json:"operations"`
-	Achieved   float64             `json:"achieved_rate"` // operations per second
-	Ops        map[string]*OpStats `json:"ops"`
-	Claims     Claims              `json:"claims"`
-	Correct    Correctness         `json:"correctness"`
-	Params     map[string]string   `json:"params"`
+	Name     string `json:"name"`  // run name, e.g. "hot" or "sweep-800"
+	Label    string `json:"label"` // e.g. the engine under test
+	RunID    string `json:"run_id"`
+	Scenario string `json:"scenario"`
+	Mode     string `json:"mode"`
+	// Idempotency: every claim carried a fresh Idempotency-Key.
+	Idempotency bool                `json:"idempotency"`
+	Workers     int                 `json:"workers"`
+	TargetRate  float64             `json:"target_rate,omitempty"` // open loop, operations per second
+	Duration    float64             `json:"duration_seconds"`      // as configured
+	Elapsed     float64             `json:"elapsed_seconds"`       // as measured
+	Started     time.Time           `json:"started"`
+	Operations  int64               `json:"operations"`
+	Achieved    float64             `json:"achieved_rate"` // operations per second
+	Ops         map[string]*OpStats `json:"ops"`
+	Claims      Claims              `json:"claims"`
+	Correct     Correctness         `json:"correctness"`
+	Params      map[string]string   `json:"params"`
 }
 
 // stats accumulates one worker's observations; merged at the end.
@@ -157,7 +162,7 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 		title = r.Label + " / " + r.Name
 	}
 	fmt.Fprintf(&b, "## Load run %s\n\n", title)
-	fmt.Fprintf(&b, "Scenario `%s`, %s loop, %d workers", r.Scenario, r.Mode, r.Workers)
+	fmt.Fprintf(&b, "Scenario `%s`, %s loop, %d workers, claims %s", r.Scenario, r.Mode, r.Workers, keysOf(r))
 	if r.Mode == ModeOpen {
 		fmt.Fprintf(&b, ", target %.0f ops/s, achieved %.1f ops/s", r.TargetRate, r.Achieved)
 	} else {
@@ -182,10 +187,13 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	}
 	b.WriteString("\n\n")
 	v := r.Correct
-	if v.OK {
+	switch {
+	case v.OK && v.Unchecked != "":
+		fmt.Fprintf(&b, "**Correctness: PASS** — every claim got the fixed refusal (%s).\n", v.Unchecked)
+	case v.OK:
 		fmt.Fprintf(&b, "**Correctness: PASS** — %d claims linearizable (porcupine), %d overlapping live appointments, %d/%d idempotent replays mismatched.\n",
 			v.ClaimsChecked, v.Overlaps, v.IdempotencyMismatches, v.IdempotencyReplays)
-	} else {
+	default:
 		fmt.Fprintf(&b, "**Correctness: FAIL**\n\n")
 		for _, s := range v.Violations {
 			fmt.Fprintf(&b, "- %s\n", s)
@@ -193,6 +201,14 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// keysOf says whether r's claims carried an Idempotency-Key.
+func keysOf(r *Result) string {
+	if r.Idempotency {
+		return "keyed"
+	}
+	return "unkeyed"
 }
 
 // outcomeList formats outcomes most frequent first.

@@ -8,17 +8,15 @@ import (
 	"time"
 )
 
-// seed creates the run's service and staff through the admin API, waits
-// until the booking path sees them, and warms every calendar with one
-// availability read (so both engines start from loaded calendars).
-func seed(ctx context.Context, c *client, o Options) (*plan, error) {
+// newPlan names the run's world: its id, service, staff and days. Nothing
+// exists on the node until seed creates it.
+func newPlan(o Options) (*plan, error) {
 	bogota, err := time.LoadLocation(zone)
 	if err != nil {
 		return nil, err
 	}
 	p := &plan{runID: newRunID(), slots: int(time.Duration(openMinutes) * time.Minute / o.Slot)}
 	p.service = p.runID + "-svc"
-	skill := "sk-" + p.runID
 	today := time.Now().In(bogota)
 	first := time.Date(today.Year(), today.Month(), today.Day(), 0, 0, 0, 0, bogota).AddDate(0, 0, 2)
 	for d := range o.Days {
@@ -27,9 +25,19 @@ func seed(ctx context.Context, c *client, o Options) (*plan, error) {
 	for i := range o.Staff {
 		p.staff = append(p.staff, fmt.Sprintf("%s-s%04d", p.runID, i))
 	}
-	all := p.staff
 	if o.Scenario == ScenarioMixed {
 		p.churn = p.runID + "-churn"
+	}
+	return p, nil
+}
+
+// seed creates p's service and staff through the admin API, waits until
+// the booking path sees them, and warms every calendar with one
+// availability read (so both engines start from loaded calendars).
+func seed(ctx context.Context, c *client, o Options, p *plan) error {
+	skill := "sk-" + p.runID
+	all := p.staff
+	if p.churn != "" {
 		all = append(append([]string(nil), p.staff...), p.churn)
 	}
 
@@ -37,7 +45,7 @@ func seed(ctx context.Context, c *client, o Options) (*plan, error) {
 		"name": "Load test " + p.runID, "category": "loadgen", "duration_minutes": int(o.Slot / time.Minute),
 		"price_minor": 5000000, "required_skills": []string{skill}, "deposit_policy": "none", "active": true, "version": 0,
 	}); err != nil {
-		return nil, err
+		return err
 	}
 	hours := []map[string]string{{"start": clock(openFrom), "end": clock(openFrom + openMinutes)}}
 	week := map[string]any{}
@@ -50,7 +58,7 @@ func seed(ctx context.Context, c *client, o Options) (*plan, error) {
 		})
 		return err
 	}); err != nil {
-		return nil, err
+		return err
 	}
 
 	// The catalogue is cached at the edge: wait until every calendar
@@ -70,7 +78,7 @@ func seed(ctx context.Context, c *client, o Options) (*plan, error) {
 		return len(slots), nil
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	err = parallel(ctx, all, 8, func(id string) error {
+	err := parallel(ctx, all, 8, func(id string) error {
 		for {
 			n, err := read(id)
 			if err == nil && n == p.slots {
@@ -85,12 +93,12 @@ func seed(ctx context.Context, c *client, o Options) (*plan, error) {
 		}
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if o.Scenario == ScenarioHot {
 		p.freeSlots = p.slots
 	}
-	return p, nil
+	return nil
 }
 
 func clock(min int) string { return fmt.Sprintf("%02d:%02d", min/60, min%60) }
