@@ -112,7 +112,7 @@ type cartActor struct {
 	id      string
 	cart    persistence.Cart // Version 0: not created
 	lines   map[string]*line // by variant id
-	keys    *keyed.Book[Answer]
+	keys    keyed.Book[Answer]
 	loadErr error
 	timer   *time.Timer
 }

@@ -127,6 +127,9 @@ type Book[T any] struct {
 	cfg   Config
 	owner string
 	byKey map[string]*entry[T]
+	// sweepAt is the size at which Keep next drops expired answers, so
+	// a calendar that stays active for days does not keep them all.
+	sweepAt int
 }
 
 type entry[T any] struct {
@@ -137,16 +140,19 @@ type entry[T any] struct {
 
 // Load reads the answers owner gave that have not expired: the activation
 // that replays them after a restart or a move to another node.
-func Load[T any](ctx context.Context, tx persistence.Tx, cfg Config, owner string, now time.Time) (*Book[T], error) {
+func Load[T any](ctx context.Context, tx persistence.Tx, cfg Config, owner string, now time.Time) (Book[T], error) {
 	recs, err := tx.IdempotencyOwned(ctx, owner, now)
 	if err != nil {
-		return nil, fmt.Errorf("keyed: load %s: %w", owner, err)
+		return Book[T]{}, fmt.Errorf("keyed: load %s: %w", owner, err)
 	}
-	b := &Book[T]{cfg: cfg, owner: owner, byKey: make(map[string]*entry[T], len(recs))}
+	b := Book[T]{cfg: cfg, owner: owner}
+	if len(recs) > 0 { // most calendars have none: no map until one comes
+		b.byKey = make(map[string]*entry[T], len(recs))
+	}
 	for _, r := range recs {
 		reply, err := decode[T](cfg, r)
 		if err != nil {
-			return nil, fmt.Errorf("keyed: load %s: %w", owner, err)
+			return Book[T]{}, fmt.Errorf("keyed: load %s: %w", owner, err)
 		}
 		b.byKey[r.Scope+"\x00"+r.Key] = &entry[T]{hash: r.RequestHash, reply: reply, expires: r.ExpiresAt}
 	}
@@ -202,10 +208,25 @@ func (b *Book[T]) Remember(k *Key, reply T, now time.Time) func(context.Context,
 // it itself (Write) inside the transaction of its change, once that
 // committed. A nil key or book keeps nothing.
 func (b *Book[T]) Keep(k *Key, reply T, now time.Time) {
-	if b != nil && k != nil {
-		b.byKey[k.id()] = &entry[T]{hash: k.Hash, reply: reply, expires: now.Add(b.cfg.ttl())}
+	if b == nil || k == nil {
+		return
+	}
+	if b.byKey == nil {
+		b.byKey = map[string]*entry[T]{}
+	}
+	b.byKey[k.id()] = &entry[T]{hash: k.Hash, reply: reply, expires: now.Add(b.cfg.ttl())}
+	if len(b.byKey) >= b.sweepAt {
+		for id, e := range b.byKey {
+			if now.After(e.expires) {
+				delete(b.byKey, id)
+			}
+		}
+		b.sweepAt = 2*len(b.byKey) + 64 // amortised: each sweep at least doubles the book first
 	}
 }
+
+// Len is how many answers the book keeps.
+func (b *Book[T]) Len() int { return len(b.byKey) }
 
 // Owner is the calendar the book's answers are stored under.
 func (b *Book[T]) Owner() string { return b.owner }

@@ -170,9 +170,11 @@ func replyErr(err error) error {
 	return fmt.Errorf("%w: %w", schedule.ErrRetry, err)
 }
 
-// answered reads the answer stored under a keyed request's key, under
-// the staff lock: found reports a replay (or, with an error, a refusal of
-// the key).
+// answered reads the answer stored under a keyed request's key, before
+// the staff lock, so keys do not lengthen the critical section: found
+// reports a replay (or, with an error, a refusal of the key). A duplicate
+// that commits meanwhile is caught by the key's primary key when this one
+// writes (keyed.ErrElsewhere: the caller reads that answer).
 func (e *Engine) answered(ctx context.Context, tx pgx.Tx, k *keyed.Key, now time.Time) (ap persistence.Appointment, found bool, err error) {
 	if k == nil {
 		return ap, false, nil
@@ -319,12 +321,12 @@ func (e *Engine) hold(ctx context.Context, staffID string, m *schedule.Hold) *sc
 	err := e.inTx(ctx, func(tx pgx.Tx) error {
 		now := e.cfg.Now()
 		reply = schedule.HoldReply{}
-		member, err := lockStaff(ctx, tx, staffID, true)
-		if err != nil {
-			return err
-		}
 		if ap, found, err := e.answered(ctx, tx, m.Key, now); found || err != nil {
 			reply.Appointment, reply.Replayed = ap, err == nil
+			return err
+		}
+		member, err := lockStaff(ctx, tx, staffID, true)
+		if err != nil {
 			return err
 		}
 		prev, err := scanAppointment(tx.QueryRow(ctx, `SELECT `+appointmentColumns+` FROM appointments WHERE id = $1`, m.AppointmentID))
@@ -444,11 +446,11 @@ func (e *Engine) change(ctx context.Context, staffID, id, actorID, reason string
 	err := e.inTx(ctx, func(tx pgx.Tx) error {
 		now := e.cfg.Now()
 		reply, wrote = schedule.Reply{}, false
-		if _, err := lockStaff(ctx, tx, staffID, true); err != nil {
-			return err
-		}
 		if ap, found, err := e.answered(ctx, tx, key, now); found || err != nil {
 			reply.Appointment, reply.Replayed = ap, err == nil
+			return err
+		}
+		if _, err := lockStaff(ctx, tx, staffID, true); err != nil {
 			return err
 		}
 		before, err := scanAppointment(tx.QueryRow(ctx, `SELECT `+appointmentColumns+` FROM appointments WHERE id = $1 AND staff_id = $2`, id, staffID))

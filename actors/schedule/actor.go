@@ -102,8 +102,8 @@ type scheduleActor struct {
 	deps    Deps
 	staffID string
 	staff   availability.Staff
-	appts   map[string]persistence.Appointment   // every appointment in the loaded window
-	keys    *keyed.Book[persistence.Appointment] // answers given under idempotency keys
+	appts   map[string]persistence.Appointment  // every appointment in the loaded window
+	keys    keyed.Book[persistence.Appointment] // answers given under idempotency keys
 
 	commits batch.Committer // group commit of accepted changes
 	life    batch.Lifecycle

@@ -46,6 +46,10 @@ func (calendarTx) TimeOffList(context.Context, string, time.Time, time.Time) ([]
 	return nil, nil
 }
 
+func (calendarTx) IdempotencyOwned(context.Context, string, time.Time) ([]persistence.IdempotencyRecord, error) {
+	return nil, nil
+}
+
 func (calendarTx) AppointmentList(context.Context, persistence.AppointmentRange) ([]persistence.Appointment, error) {
 	return nil, nil
 }
