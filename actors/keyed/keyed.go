@@ -271,6 +271,26 @@ func Stored[T any](ctx context.Context, tx persistence.Tx, cfg Config, k *Key, n
 	return reply, true, err
 }
 
+// Resolve completes an actor's answer to a request sent under k (nil:
+// none), given whether the actor replayed it and its refusal err: a replay
+// marks k; a key the actor found answered elsewhere is read from there, and
+// found reports that stored replaces the actor's answer (with Lookup's
+// error, if any).
+func Resolve[T any](ctx context.Context, store persistence.Store, cfg Config, k *Key, replayed bool, err error, now time.Time) (stored T, found bool, _ error) {
+	switch {
+	case k == nil:
+	case err == nil && replayed:
+		k.MarkReplayed()
+	case errors.Is(err, ErrElsewhere):
+		stored, err = Lookup[T](ctx, store, cfg, k, now)
+		if err == nil {
+			k.MarkReplayed()
+		}
+		return stored, true, err
+	}
+	return stored, false, nil
+}
+
 // ContentType marks a record holding an actor's answer (JSON of T), not an
 // HTTP response.
 const ContentType = "application/vnd.spa.actor-answer+json"

@@ -84,26 +84,33 @@ func (e handlerError) Unwrap() error { return e.err }
 func Wrap(store persistence.Store, cfg Config, h Handler) fiber.Handler {
 	cfg = cfg.withDefaults()
 	return func(c *fiber.Ctx) error {
-		keys := c.Request().Header.PeekAll(HeaderKey)
-		if len(keys) == 0 {
+		k, err := requestKey(c)
+		switch {
+		case err != nil:
+			return err
+		case k == nil:
 			return store.InTx(c.UserContext(), func(tx persistence.Tx) error {
 				resetResponse(c)
 				return h(c, tx)
 			})
 		}
-		if len(keys) > 1 || !validKey(keys[0]) {
-			return fault.New(fault.CodeIdempotencyKeyInvalid, "")
-		}
-		r := &run{
-			store: store,
-			cfg:   cfg,
-			tx:    h,
-			scope: Scope(c),
-			key:   string(keys[0]),
-			hash:  RequestHash(c.Method(), c.OriginalURL(), c.Get(fiber.HeaderContentType), c.Body()),
-		}
+		r := &run{store: store, cfg: cfg, tx: h, scope: k.Scope, key: k.Name, hash: k.Hash}
 		return r.serve(c)
 	}
+}
+
+// requestKey is the request's Idempotency-Key with its scope and the
+// request's fingerprint; nil when it sent none.
+func requestKey(c *fiber.Ctx) (*keyed.Key, error) {
+	keys := c.Request().Header.PeekAll(HeaderKey)
+	switch {
+	case len(keys) == 0:
+		return nil, nil
+	case len(keys) > 1 || !validKey(keys[0]):
+		return nil, fault.New(fault.CodeIdempotencyKeyInvalid, "")
+	}
+	return &keyed.Key{Scope: Scope(c), Name: string(keys[0]),
+		Hash: RequestHash(c.Method(), c.OriginalURL(), c.Get(fiber.HeaderContentType), c.Body())}, nil
 }
 
 // Scope is who may reuse a key: the authenticated subject, or everybody
@@ -144,15 +151,14 @@ type ExternalHandler func(c *fiber.Ctx) error
 func WrapExternal(store persistence.Store, cfg Config, h ExternalHandler) fiber.Handler {
 	cfg = cfg.withDefaults()
 	return func(c *fiber.Ctx) error {
-		keys := c.Request().Header.PeekAll(HeaderKey)
-		if len(keys) == 0 {
+		k, err := requestKey(c)
+		switch {
+		case err != nil:
+			return err
+		case k == nil:
 			return h(c)
 		}
-		if len(keys) > 1 || !validKey(keys[0]) {
-			return fault.New(fault.CodeIdempotencyKeyInvalid, "")
-		}
-		r := &run{store: store, cfg: cfg, external: h, scope: Scope(c), key: string(keys[0]),
-			hash: RequestHash(c.Method(), c.OriginalURL(), c.Get(fiber.HeaderContentType), c.Body())}
+		r := &run{store: store, cfg: cfg, external: h, scope: k.Scope, key: k.Name, hash: k.Hash}
 		return r.serve(c)
 	}
 }
@@ -169,17 +175,15 @@ func WrapExternal(store persistence.Store, cfg Config, h ExternalHandler) fiber.
 func WrapKeyed(store persistence.Store, cfg Config, h fiber.Handler) fiber.Handler {
 	atEdge := WrapExternal(store, cfg, ExternalHandler(h))
 	return func(c *fiber.Ctx) error {
-		keys := c.Request().Header.PeekAll(HeaderKey)
-		if len(keys) == 0 {
+		k, err := requestKey(c)
+		switch {
+		case err != nil:
+			return err
+		case k == nil:
 			return h(c)
 		}
-		if len(keys) > 1 || !validKey(keys[0]) {
-			return fault.New(fault.CodeIdempotencyKeyInvalid, "")
-		}
-		k := &keyed.Key{Scope: Scope(c), Name: string(keys[0]),
-			Hash: RequestHash(c.Method(), c.OriginalURL(), c.Get(fiber.HeaderContentType), c.Body())}
 		c.Locals(keyLocal{}, k)
-		err := h(c)
+		err = h(c)
 		switch {
 		case errors.Is(err, keyed.ErrAtEdge):
 			c.Locals(keyLocal{}, nil)

@@ -229,20 +229,11 @@ func scheduleError(err error, alternatives []availability.Slot) error {
 	return err
 }
 
-// keyedAnswer completes a calendar's answer to a request sent under an
-// idempotency key: a replayed answer marks the key (the edge says so),
-// and a key the calendar found answered elsewhere is read from there.
-// Other answers pass through.
+// keyedAnswer is a calendar's answer to a request sent under an
+// idempotency key, completed (keyed.Resolve).
 func (s *Service) keyedAnswer(ctx context.Context, k *keyed.Key, replayed bool, ap persistence.Appointment, err error) (persistence.Appointment, error) {
-	switch {
-	case k == nil:
-	case err == nil && replayed:
-		k.MarkReplayed()
-	case errors.Is(err, keyed.ErrElsewhere):
-		ap, err = keyed.Lookup[persistence.Appointment](ctx, s.store, s.keys, k, s.now())
-		if err == nil {
-			k.MarkReplayed()
-		}
+	if stored, found, err := keyed.Resolve[persistence.Appointment](ctx, s.store, s.keys, k, replayed, err, s.now()); found {
+		return stored, err
 	}
 	return ap, err
 }

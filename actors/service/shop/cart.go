@@ -72,25 +72,6 @@ func cartFault(err error) error {
 	return err
 }
 
-// keyedAnswer completes a cart's answer to a request sent under an
-// idempotency key: a replayed answer marks the key, and a key the cart
-// found answered elsewhere is read from there (found). err is the cart's
-// refusal, if any.
-func (s *Service) keyedAnswer(ctx context.Context, k *keyed.Key, replayed bool, err error) (a cart.Answer, found bool, _ error) {
-	switch {
-	case k == nil:
-	case err == nil && replayed:
-		k.MarkReplayed()
-	case errors.Is(err, keyed.ErrElsewhere):
-		a, err = keyed.Lookup[cart.Answer](ctx, s.store, s.keys, k, s.now())
-		if err == nil {
-			k.MarkReplayed()
-		}
-		return a, true, cartFault(err)
-	}
-	return a, false, nil
-}
-
 // askCart sends m to a cart's actor with send (a cart.Client method),
 // mapping the transport failures every caller shares.
 func askCart[M, R any](ctx context.Context, carts *cart.Client, send func(*cart.Client, context.Context, string, M) (R, error), cartID string, m M) (R, error) {
@@ -240,11 +221,11 @@ func (s *Service) setLine(ctx context.Context, by service.Caller, in LineInput) 
 	if err != nil {
 		return nil, err
 	}
-	if a, found, err := s.keyedAnswer(ctx, in.Key, v.Replayed, v.Err); found {
+	if a, found, err := keyed.Resolve[cart.Answer](ctx, s.store, s.keys, in.Key, v.Replayed, v.Err, s.now()); found {
 		if err == nil && a.View == nil {
-			err = cartFault(keyed.ErrReused) // the key made an order
+			err = keyed.ErrReused // the key made an order
 		}
-		return a.View, err
+		return a.View, cartFault(err)
 	}
 	if err := cartFault(v.Err); err != nil {
 		return nil, err
@@ -360,12 +341,12 @@ func (s *Service) Checkout(ctx context.Context, by service.Caller, in CheckoutIn
 	if err != nil {
 		return persistence.Order{}, err
 	}
-	if a, found, err := s.keyedAnswer(ctx, in.Key, co.Replayed, co.Err); found {
+	if a, found, err := keyed.Resolve[cart.Answer](ctx, s.store, s.keys, in.Key, co.Replayed, co.Err, s.now()); found {
 		if err == nil && a.Order == nil {
-			err = cartFault(keyed.ErrReused) // the key set a line
+			err = keyed.ErrReused // the key set a line
 		}
 		if err != nil {
-			return persistence.Order{}, err
+			return persistence.Order{}, cartFault(err)
 		}
 		return *a.Order, nil
 	}
