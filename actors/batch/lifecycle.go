@@ -89,7 +89,11 @@ func (l *Lifecycle) Receive(c actor.Context, commits *Committer) {
 	case *actor.ReceiveTimeout:
 		if !commits.Busy() {
 			l.retire(c)
+			return
 		}
+		// protoactor disarms the idle timer when it fires: arm it again,
+		// or an actor found writing would never passivate.
+		c.SetReceiveTimeout(l.kind.IdleAfter)
 	case directory.Stop:
 		l.stopping = true
 		l.stopIfDone(c, commits)

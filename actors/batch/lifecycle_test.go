@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -19,17 +20,18 @@ import (
 // activation without a directory (it stops itself when it retires).
 type lifeContext struct {
 	actor.Context
-	msg     any
-	replies []any
-	stopped bool
+	msg      any
+	replies  []any
+	stopped  bool
+	timeouts []time.Duration // SetReceiveTimeout's arguments
 }
 
-func (c *lifeContext) Message() any                    { return c.msg }
-func (c *lifeContext) Respond(r any)                   { c.replies = append(c.replies, r) }
-func (c *lifeContext) Parent() *actor.PID              { return nil }
-func (c *lifeContext) Self() *actor.PID                { return nil }
-func (c *lifeContext) Stop(*actor.PID)                 { c.stopped = true }
-func (c *lifeContext) SetReceiveTimeout(time.Duration) {}
+func (c *lifeContext) Message() any                      { return c.msg }
+func (c *lifeContext) Respond(r any)                     { c.replies = append(c.replies, r) }
+func (c *lifeContext) Parent() *actor.PID                { return nil }
+func (c *lifeContext) Self() *actor.PID                  { return nil }
+func (c *lifeContext) Stop(*actor.PID)                   { c.stopped = true }
+func (c *lifeContext) SetReceiveTimeout(d time.Duration) { c.timeouts = append(c.timeouts, d) }
 
 type refused struct {
 	msg any
@@ -82,5 +84,28 @@ func TestLifecycle(t *testing.T) {
 				t.Fatalf("live %v after stop", n)
 			}
 		})
+	}
+}
+
+// TestIdleWhileWritingPassivatesLater: the idle timeout that finds a
+// write in flight keeps the actor, and arms the timeout again (protoactor
+// disarms it when it fires), so the actor passivates once idle; one that
+// finds nothing to write retires it.
+func TestIdleWhileWritingPassivatesLater(t *testing.T) {
+	kind := &Kind{Name: "test", IDKey: "id", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), IdleAfter: time.Minute,
+		Live: prometheus.NewGauge(prometheus.GaugeOpts{Name: "live"}), Fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "fenced"})}
+	l := NewLifecycle(kind, "x")
+	if !l.Start(&lifeContext{msg: &actor.Started{}}, func() error { return nil }) {
+		t.Fatal("not started")
+	}
+	writing := &lifeContext{msg: &actor.ReceiveTimeout{}}
+	l.Receive(writing, &Committer{inFlight: true})
+	if writing.stopped || !slices.Equal(writing.timeouts, []time.Duration{time.Minute}) || !l.Deciding() {
+		t.Fatalf("idle while writing: stopped %v, timeouts %v, deciding %v", writing.stopped, writing.timeouts, l.Deciding())
+	}
+	idle := &lifeContext{msg: &actor.ReceiveTimeout{}}
+	l.Receive(idle, &Committer{})
+	if !idle.stopped {
+		t.Fatal("idle with nothing to write: not retired")
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spa-engine/spa/persistence/pgtest"
 
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/persistence"
 	"github.com/spa-engine/spa/persistence/postgres"
@@ -219,5 +220,64 @@ func TestConcurrentClaimsOneWinner(t *testing.T) {
 	}
 	if len(live) != 1 {
 		t.Fatalf("%d live appointments stored, want 1", len(live))
+	}
+}
+
+// TestKeyedRequestsReplay: the baseline keeps Idempotency-Keys in each
+// request's locking transaction, as the actors keep them in their group
+// commit: a keyed hold and a keyed confirm sent again get their first
+// answer, marked replayed, and another request under a key is refused.
+func TestKeyedRequestsReplay(t *testing.T) {
+	f := setup(t)
+	nine := f.day.Add(9 * time.Hour)
+	key := func(name, request string) *keyed.Key {
+		return &keyed.Key{Scope: "sub:maria", Name: name, Hash: []byte(request)}
+	}
+	hold := func(id string, start time.Time, k *keyed.Key) *schedule.HoldReply {
+		t.Helper()
+		r, err := f.cal().Hold(t.Context(), "ana", &schedule.Hold{AppointmentID: id, ClientID: "maria", Service: f.service,
+			Start: start, ActorID: "maria", Key: k})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	first := hold("apt-k", nine, key("tap-1", "hold 09:00"))
+	if first.Err != nil || first.Replayed {
+		t.Fatalf("keyed hold: %+v", first)
+	}
+	// Another appointment id on purpose: only the key tells the resend
+	// from a new request for a taken slot.
+	again := hold("apt-k-resent", nine, key("tap-1", "hold 09:00"))
+	if again.Err != nil || !again.Replayed || again.Appointment.ID != "apt-k" || !again.Appointment.Start.Equal(nine) {
+		t.Fatalf("keyed hold resent: %+v", again)
+	}
+	if r := hold("apt-other", nine.Add(2*time.Hour), key("tap-1", "hold 11:00")); !errors.Is(r.Err, keyed.ErrReused) {
+		t.Fatalf("key reused for another hold: %+v", r)
+	}
+
+	confirm := func() *schedule.Reply {
+		return f.change(t, &schedule.Confirm{AppointmentID: "apt-k", ActorID: "maria", Key: key("confirm-1", "confirm apt-k")})
+	}
+	confirmed := confirm()
+	if confirmed.Err != nil || confirmed.Replayed || confirmed.Appointment.Status != persistence.StatusConfirmed {
+		t.Fatalf("keyed confirm: %+v", confirmed)
+	}
+	if r := confirm(); r.Err != nil || !r.Replayed || r.Appointment.Status != persistence.StatusConfirmed || r.Appointment.Version != confirmed.Appointment.Version {
+		t.Fatalf("keyed confirm resent: %+v", r)
+	}
+	if r := f.change(t, &schedule.Cancel{AppointmentID: "apt-k", ActorID: "maria", Key: key("confirm-1", "cancel apt-k")}); !errors.Is(r.Err, keyed.ErrReused) {
+		t.Fatalf("the confirm's key on a cancel: %+v", r)
+	}
+
+	var live []persistence.Appointment
+	if err := f.store.InTx(t.Context(), func(tx persistence.Tx) (err error) {
+		live, err = tx.AppointmentList(t.Context(), persistence.AppointmentRange{StaffID: "ana", From: f.day, To: f.day.AddDate(0, 0, 1)})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(live) != 1 || live[0].ID != "apt-k" || live[0].Status != persistence.StatusConfirmed {
+		t.Fatalf("appointments %+v, want apt-k alone, confirmed", live)
 	}
 }

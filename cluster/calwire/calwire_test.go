@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spa-engine/spa/actors/availability"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/messages"
@@ -25,6 +26,8 @@ var (
 		Status: persistence.StatusHeld, HoldExpiresAt: t0.Add(-time.Hour), PriceMinor: 5, DepositMinor: 1,
 		Version: 2, CreatedAt: t0.Add(-2 * time.Hour), UpdatedAt: t0.Add(-time.Minute)}
 	alts = []availability.Slot{{Start: t0, End: t0.Add(time.Hour), StaffID: "ana"}}
+	// idemKey is a client's Idempotency-Key as the gateway builds it.
+	idemKey = &keyed.Key{Scope: "sub:c", Name: "k-01", Hash: []byte{0xde, 0xad, 0xbe, 0xef}}
 )
 
 func TestScheduleRequestsRoundTrip(t *testing.T) {
@@ -38,6 +41,14 @@ func TestScheduleRequestsRoundTrip(t *testing.T) {
 		&schedule.NoShow{AppointmentID: "a", ActorID: "u", Reason: "r"},
 		&schedule.Reschedule{AppointmentID: "a", Start: t0, Service: svc, ActorID: "u", Override: true, ClaimUntil: t0},
 		&schedule.SlotsQuery{Service: svc, From: t0, To: t0.Add(24 * time.Hour)},
+		// Under a client's Idempotency-Key: the key travels to the actor.
+		&schedule.Hold{AppointmentID: "a", ClientID: "c", Service: svc, Start: t0, ActorID: "u", Key: idemKey},
+		&schedule.Confirm{AppointmentID: "a", ActorID: "u", Reason: "paid", Key: idemKey},
+		&schedule.Cancel{AppointmentID: "a", ActorID: "u", Cutoff: time.Hour, Key: idemKey},
+		&schedule.CheckIn{AppointmentID: "a", ActorID: "u", Key: idemKey},
+		&schedule.Complete{AppointmentID: "a", ActorID: "u", Key: idemKey},
+		&schedule.NoShow{AppointmentID: "a", ActorID: "u", Key: idemKey},
+		&schedule.Reschedule{AppointmentID: "a", Start: t0, Service: svc, ActorID: "u", Key: idemKey},
 	} {
 		t.Run(fmt.Sprintf("%T", msg), func(t *testing.T) {
 			req, err := EncodeSchedule("ana", msg)
@@ -56,14 +67,29 @@ func TestScheduleRequestsRoundTrip(t *testing.T) {
 }
 
 func TestScheduleRepliesRoundTripWithErrors(t *testing.T) {
-	for _, reply := range []any{
-		&schedule.HoldReply{Appointment: appt, Alternatives: alts, Err: fmt.Errorf("%w: at 14:30", schedule.ErrSlotTaken)},
-		&schedule.HoldReply{Appointment: appt},
-		&schedule.Reply{Appointment: appt, Err: schedule.ErrCutoff},
-		&schedule.SlotsReply{Slots: alts, Load: 4},
-		&schedule.SlotsReply{Err: fmt.Errorf("bad range: %w", availability.ErrInvalid)},
+	// How a batch that met a key answered elsewhere fails (batch.Lifecycle):
+	// its callers must still learn keyed.ErrElsewhere across nodes.
+	elsewhere := fmt.Errorf("%w: %w", fmt.Errorf("%w: write_failed", schedule.ErrRetry), keyed.ErrElsewhere)
+	for _, tc := range []struct {
+		reply any
+		is    error // the sentinel the decoded error must match
+	}{
+		{&schedule.HoldReply{Appointment: appt, Alternatives: alts, Err: fmt.Errorf("%w: at 14:30", schedule.ErrSlotTaken)}, schedule.ErrSlotTaken},
+		{&schedule.HoldReply{Appointment: appt}, nil},
+		{&schedule.Reply{Appointment: appt, Err: schedule.ErrCutoff}, schedule.ErrCutoff},
+		{&schedule.SlotsReply{Slots: alts, Load: 4}, nil},
+		{&schedule.SlotsReply{Err: fmt.Errorf("bad range: %w", availability.ErrInvalid)}, availability.ErrInvalid},
+		// Keyed answers: a replay, another request under the key, and a
+		// key another calendar answered.
+		{&schedule.HoldReply{Appointment: appt, Replayed: true}, nil},
+		{&schedule.Reply{Appointment: appt, Replayed: true}, nil},
+		{&schedule.HoldReply{Err: keyed.ErrReused}, keyed.ErrReused},
+		{&schedule.Reply{Err: keyed.ErrReused}, keyed.ErrReused},
+		{&schedule.HoldReply{Err: elsewhere}, keyed.ErrElsewhere},
+		{&schedule.Reply{Err: elsewhere}, keyed.ErrElsewhere},
 	} {
-		t.Run(fmt.Sprintf("%T", reply), func(t *testing.T) {
+		reply := tc.reply
+		t.Run(fmt.Sprintf("%T %v", reply, tc.is), func(t *testing.T) {
 			enc, err := EncodeScheduleReply(reply)
 			if err != nil {
 				t.Fatal(err)
@@ -77,7 +103,7 @@ func TestScheduleRepliesRoundTripWithErrors(t *testing.T) {
 				t.Fatalf("error %v decoded as %v", wantErr, gotErr)
 			}
 			if wantErr != nil {
-				if gotErr.Error() != wantErr.Error() || !errors.Is(gotErr, errors.Unwrap(wantErr)) && !errors.Is(gotErr, wantErr) {
+				if gotErr.Error() != wantErr.Error() || !errors.Is(gotErr, tc.is) {
 					t.Fatalf("error %v decoded as %v", wantErr, gotErr)
 				}
 				setErr(reply, nil)

@@ -1,9 +1,11 @@
 package calwire
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/cluster/route"
@@ -25,6 +27,10 @@ func TestCodecsPlaceAndCarryCalendarRequests(t *testing.T) {
 	}{
 		{"schedule", ScheduleCodec(), "ana", "staff/ana", &schedule.Hold{AppointmentID: "a1", Service: svc, Start: time.Date(2026, 12, 1, 15, 0, 0, 0, time.UTC)},
 			&schedule.HoldReply{Err: schedule.ErrSlotTaken}, schedule.ErrSlotTaken},
+		{"schedule keyed hold", ScheduleCodec(), "ana", "staff/ana", &schedule.Hold{AppointmentID: "a1", Service: svc, Start: time.Date(2026, 12, 1, 15, 0, 0, 0, time.UTC), Key: idemKey},
+			&schedule.HoldReply{Err: keyed.ErrReused}, keyed.ErrReused},
+		{"schedule keyed confirm", ScheduleCodec(), "ana", "staff/ana", &schedule.Confirm{AppointmentID: "a1", Key: idemKey},
+			&schedule.Reply{Err: fmt.Errorf("%w: %w", schedule.ErrRetry, keyed.ErrElsewhere)}, keyed.ErrElsewhere},
 		{"resource", ResourceCodec(), "room", "resource/room", &resource.Claim{AppointmentID: "a1"},
 			&resource.ClaimReply{Err: resource.ErrFull}, resource.ErrFull},
 	} {
@@ -32,6 +38,8 @@ func TestCodecsPlaceAndCarryCalendarRequests(t *testing.T) {
 			routetest.Carries(t, tc.codec, tc.id, tc.key, tc.msg, tc.reply, tc.replyErrs, func(back any) error {
 				switch r := back.(type) {
 				case *schedule.HoldReply:
+					return r.Err
+				case *schedule.Reply:
 					return r.Err
 				case *resource.ClaimReply:
 					return r.Err
