@@ -145,6 +145,10 @@ type IdempotencyStore interface {
 	// IdempotencyOwned returns the records of owner that expire after now:
 	// what an actor's activation replays.
 	IdempotencyOwned(ctx context.Context, owner string, now time.Time) ([]IdempotencyRecord, error)
+	// IdempotencyList returns up to limit records that expire after now,
+	// in (scope, key) order after (afterScope, afterKey): erasure opens
+	// the sealed bodies through it, as SQL cannot search them.
+	IdempotencyList(ctx context.Context, now time.Time, afterScope, afterKey string, limit int) ([]IdempotencyRecord, error)
 	// IdempotencyDelete removes the record; ErrNotFound if absent.
 	IdempotencyDelete(ctx context.Context, scope, key string) error
 	// IdempotencyDeleteExpired removes up to limit records that expired

@@ -58,9 +58,22 @@ func (t *txn) IdempotencyClaim(ctx context.Context, r persistence.IdempotencyRec
 	return n == 1, err
 }
 
+func (t *txn) IdempotencyList(ctx context.Context, now time.Time, afterScope, afterKey string, limit int) ([]persistence.IdempotencyRecord, error) {
+	if err := persistence.CheckLimit("idempotency list", limit, 0); err != nil {
+		return nil, err
+	}
+	return t.idemRecords(ctx, `SELECT `+idemColumns+` FROM idempotency_records
+		WHERE expires_at >= ? AND (scope > ? OR (scope = ? AND key > ?))
+		ORDER BY scope, key LIMIT ?`, t.ts(now), afterScope, afterScope, afterKey, limit)
+}
+
 func (t *txn) IdempotencyOwned(ctx context.Context, owner string, now time.Time) ([]persistence.IdempotencyRecord, error) {
-	rows, err := t.query(ctx, `SELECT `+idemColumns+` FROM idempotency_records
+	return t.idemRecords(ctx, `SELECT `+idemColumns+` FROM idempotency_records
 		WHERE owner = ? AND expires_at >= ?`, owner, t.ts(now))
+}
+
+func (t *txn) idemRecords(ctx context.Context, query string, args ...any) ([]persistence.IdempotencyRecord, error) {
+	rows, err := t.query(ctx, query, args...)
 	if err != nil {
 		return nil, t.mapErr(err)
 	}

@@ -309,6 +309,27 @@ func testIdempotencyClaim(t *testing.T, open Opener) {
 	if got := owned("staff/bea", again.CreatedAt); len(got) != 1 || !reflect.DeepEqual(got[0].RequestHash, []byte{2}) {
 		t.Fatalf("owned by bea after takeover = %+v", got)
 	}
+
+	// List pages every live record in (scope, key) order.
+	second := again
+	second.Key = "k2"
+	if !claim(second) {
+		t.Fatal("claim of k2 refused")
+	}
+	list := func(afterScope, afterKey string) (keys []string) {
+		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
+			recs, err := tx.IdempotencyList(ctx, again.CreatedAt, afterScope, afterKey, 1)
+			for _, r := range recs {
+				keys = append(keys, r.Key)
+			}
+			return err
+		})
+		return keys
+	}
+	if a, b, c := list("", ""), list("sub:u1", "k1"), list("sub:u1", "k2"); !reflect.DeepEqual(a, []string{"k1"}) ||
+		!reflect.DeepEqual(b, []string{"k2"}) || len(c) != 0 {
+		t.Fatalf("list pages = %v, %v, %v; want [k1], [k2], []", a, b, c)
+	}
 }
 
 func testIdempotencyDeleteExpired(t *testing.T, open Opener) {

@@ -1,12 +1,15 @@
 package privacy
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/persistence"
@@ -226,6 +229,9 @@ func (s *Service) anonymise(ctx context.Context, tx persistence.Tx, by service.C
 	if err != nil {
 		return Anonymised{}, err
 	}
+	if rep["idempotency_records"], err = s.forgetAnswers(ctx, tx, uid, now, rep["idempotency_records"]); err != nil {
+		return Anonymised{}, err
+	}
 	// Appended after the scrub, so it survives it; it holds counts only.
 	if err := service.Audit(ctx, tx, s.d.Now(), by, "user.anonymise", "user/"+uid, reason,
 		map[string]any{"rows": rep, "revoked_sessions": len(revoked)}); err != nil {
@@ -234,4 +240,48 @@ func (s *Service) anonymise(ctx context.Context, tx persistence.Tx, by service.C
 	s.d.Sessions.Forget(now, revoked...)
 	s.d.Logger.Info("user anonymised", "user_id", uid, "revoked_sessions", len(revoked), "request_id", by.RequestID)
 	return Anonymised{UserID: uid, At: now, RevokedSessions: len(revoked)}, nil
+}
+
+// answersPage is how many stored answers forgetAnswers opens per query.
+const answersPage = 500
+
+// forgetAnswers deletes the answers stored for Idempotency-Key replays
+// that mention the user, other callers' included (staff booking for a
+// client): their bodies are sealed, so SQL cannot search them, and each
+// is opened here — at most a replay window's worth (SPA_IDEMPOTENCY_TTL).
+// It returns deleted plus the number it deleted.
+func (s *Service) forgetAnswers(ctx context.Context, tx persistence.Tx, uid string, now time.Time, deleted int) (int, error) {
+	needle := []byte(uid)
+	var afterScope, afterKey string
+	for {
+		recs, err := tx.IdempotencyList(ctx, now, afterScope, afterKey, answersPage)
+		if err != nil {
+			return deleted, err
+		}
+		for _, r := range recs {
+			body, err := keyed.Open(s.sealer(), r.Scope, r.Key, r.ResponseBody)
+			if err != nil {
+				return deleted, fmt.Errorf("stored answer %s: %w", r.Key, err)
+			}
+			if !bytes.Contains(body, needle) {
+				continue
+			}
+			if err := tx.IdempotencyDelete(ctx, r.Scope, r.Key); err != nil {
+				return deleted, err
+			}
+			deleted++
+		}
+		if len(recs) < answersPage {
+			return deleted, nil
+		}
+		afterScope, afterKey = recs[len(recs)-1].Scope, recs[len(recs)-1].Key
+	}
+}
+
+// sealer is the keyring as keyed opens with it (nil: none configured).
+func (s *Service) sealer() keyed.Sealer {
+	if s.d.Keys == nil {
+		return nil
+	}
+	return s.d.Keys
 }

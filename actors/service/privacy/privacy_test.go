@@ -14,6 +14,7 @@ import (
 
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/auth/pii"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/actors/service/privacy"
@@ -504,4 +505,45 @@ func TestRotationReencryptsEverything(t *testing.T) {
 	rot.Start(context.Background())
 	rot.Stop()
 	rot.Stop()
+}
+
+// TestAnonymiseForgetsSealedAnswers: answers stored for Idempotency-Key
+// replays are sealed, so SQL cannot find the user in them; anonymisation
+// opens each and deletes those that mention the user, whoever's key they
+// are under, and leaves the others.
+func TestAnonymiseForgetsSealedAnswers(t *testing.T) {
+	f := newFixture(t)
+	uid, other := f.user("+573001234567"), f.user("+573109876543")
+	store := func(scope, key, body string) {
+		sealed, err := keyed.Seal(f.keys, scope, key, []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(sealed, []byte(uid)) {
+			t.Fatal("the stored body is not sealed")
+		}
+		f.tx(func(ctx context.Context, tx persistence.Tx) error {
+			return tx.IdempotencyPut(ctx, persistence.IdempotencyRecord{Scope: scope, Key: key, State: persistence.IdempotencyCompleted,
+				ResponseBody: sealed, CreatedAt: clock, ExpiresAt: clock.Add(time.Hour)})
+		})
+	}
+	store("sub:desk", "booked-for-client", `{"client_id":"`+uid+`"}`)
+	store("sub:desk", "booked-for-other", `{"client_id":"`+other+`"}`)
+	store("sub:"+other, "own", `{"client_id":"`+other+`"}`)
+	if _, err := f.anonymise(func(ctx context.Context, tx persistence.Tx) (privacy.Anonymised, error) {
+		return f.svc.AnonymiseUser(ctx, tx, as(auth.RoleAdmin, "owner"), uid, privacy.AnonymiseInput{Confirm: true})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	left := map[string]bool{}
+	f.tx(func(ctx context.Context, tx persistence.Tx) error {
+		recs, err := tx.IdempotencyList(ctx, clock, "", "", 100)
+		for _, r := range recs {
+			left[r.Key] = true
+		}
+		return err
+	})
+	if left["booked-for-client"] || !left["booked-for-other"] || !left["own"] {
+		t.Fatalf("stored answers left after anonymisation: %v; want only the other client's", left)
+	}
 }
