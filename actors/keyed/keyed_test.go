@@ -41,14 +41,14 @@ func key(name, request string) *keyed.Key {
 // load is a fresh activation's Book: what owner stored and has not expired at.
 func load(t *testing.T, st persistence.Store, cfg keyed.Config, owner string, at time.Time) *keyed.Book[answer] {
 	t.Helper()
-	var b *keyed.Book[answer]
+	var b keyed.Book[answer]
 	if err := st.InTx(context.Background(), func(tx persistence.Tx) (err error) {
 		b, err = keyed.Load[answer](context.Background(), tx, cfg, owner, at)
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return b
+	return &b
 }
 
 // commit runs write in a transaction of its own, as a batch would.
