@@ -84,11 +84,7 @@ func TestBareRefusalHasTheServedShape(t *testing.T) {
 	a := api{t, base}
 	admin := issueToken(t, dataDir, "owner", "admin")
 	client := issueToken(t, dataDir, "maria", "client")
-	hours := []map[string]string{{"start": "08:00", "end": "18:00"}}
-	week := map[string]any{}
-	for _, d := range []string{"sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"} {
-		week[d] = hours
-	}
+	week := everyDay("08:00", "18:00")
 	a.must(200, "PUT", "/v1/admin/staff/ana", admin, map[string]any{"name": "Ana", "skills": []string{"nails"},
 		"time_zone": "America/Bogota", "weekly_hours": week, "active": true, "version": 0})
 	a.must(200, "PUT", "/v1/admin/services/nails-15", admin, map[string]any{"name": "Nails", "category": "hands",

@@ -23,6 +23,15 @@ type api struct {
 	base string
 }
 
+// everyDay is weekly hours open from start to end ("08:00") every day.
+func everyDay(start, end string) map[string]any {
+	week := map[string]any{}
+	for _, d := range []string{"sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"} {
+		week[d] = []map[string]string{{"start": start, "end": end}}
+	}
+	return week
+}
+
 func (a api) call(method, path, token string, body any, hdr ...string) (int, map[string]any) {
 	a.t.Helper()
 	var rd io.Reader
@@ -81,11 +90,7 @@ func TestBookingEndToEnd(t *testing.T) {
 			admin := issueToken(t, dataDir, "owner", "admin")
 			client := issueToken(t, dataDir, "maria", "client")
 
-			hours := []map[string]string{{"start": "08:00", "end": "18:00"}}
-			week := map[string]any{}
-			for _, d := range []string{"sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"} {
-				week[d] = hours
-			}
+			week := everyDay("08:00", "18:00")
 			a.must(200, "PUT", "/v1/admin/staff/ana", admin, map[string]any{"name": "Ana", "skills": []string{"massage"},
 				"time_zone": "America/Bogota", "weekly_hours": week, "active": true, "version": 0})
 			a.must(200, "PUT", "/v1/admin/services/massage-60", admin, map[string]any{"name": "Masaje", "category": "body",
@@ -172,10 +177,7 @@ func TestBookingRaceEndToEnd(t *testing.T) {
 			base, _, _ := serveInProcess(t, env, dataDir)
 			a := api{t, base}
 			admin := issueToken(t, dataDir, "owner", "admin")
-			week := map[string]any{}
-			for _, d := range []string{"sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"} {
-				week[d] = []map[string]string{{"start": "08:00", "end": "18:00"}}
-			}
+			week := everyDay("08:00", "18:00")
 			a.must(200, "PUT", "/v1/admin/staff/ana", admin, map[string]any{"name": "Ana", "time_zone": "America/Bogota",
 				"weekly_hours": week, "active": true, "version": 0})
 			a.must(200, "PUT", "/v1/admin/services/facial", admin, map[string]any{"name": "Facial", "category": "face",

@@ -370,10 +370,7 @@ type studio struct {
 func (c *testCluster) setUp(staff int) studio {
 	c.t.Helper()
 	a := api{c.t, c.nodes[0].base}
-	week := map[string]any{}
-	for _, d := range []string{"sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"} {
-		week[d] = []map[string]string{{"start": "08:00", "end": "18:00"}}
-	}
+	week := everyDay("08:00", "18:00")
 	var s studio
 	for i := range staff {
 		id := fmt.Sprintf("st%d", i)

@@ -265,11 +265,7 @@ func TestKillKeyedWritesReplay(t *testing.T) {
 // seedBooking adds the staff member and the service the holds book.
 func seedBooking(t *testing.T, base, admin string) {
 	a := api{t, base}
-	hours := []map[string]string{{"start": fmt.Sprintf("%02d:00", dayOpens), "end": fmt.Sprintf("%02d:00", dayCloses)}}
-	week := map[string]any{}
-	for _, d := range []string{"sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"} {
-		week[d] = hours
-	}
+	week := everyDay(fmt.Sprintf("%02d:00", dayOpens), fmt.Sprintf("%02d:00", dayCloses))
 	a.must(200, "PUT", "/v1/admin/staff/"+crashStaff, admin, map[string]any{"name": "Ana", "skills": []string{"massage"},
 		"time_zone": crashTimeZone, "weekly_hours": week, "active": true, "version": 0})
 	a.must(200, "PUT", "/v1/admin/services/"+crashService, admin, map[string]any{"name": "Quick massage", "category": "body",
