@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/spa-engine/spa/actors/auth/pii"
@@ -34,9 +35,32 @@ import (
 type Key struct {
 	Scope string // who may reuse it: "sub:<subject>" or "anonymous"
 	Name  string // the header's value
-	Hash  []byte // the request's fingerprint (method, target, canonical body)
+	// Hash is the request's fingerprint (method, target, canonical body);
+	// read it with Fingerprint. A key made by Fingerprinted computes it on
+	// first use: a refusal decided in memory never compares or stores it,
+	// and canonicalising the body is most of what a key would cost.
+	Hash []byte
 
-	replayed bool
+	fingerprint func() []byte
+	once        sync.Once
+	replayed    bool
+}
+
+// Fingerprinted is a key whose fingerprint fp computes when first needed;
+// fp may run in another goroutine, after the caller returned, so it must
+// not read buffers the caller reuses.
+func Fingerprinted(scope, name string, fp func() []byte) *Key {
+	return &Key{Scope: scope, Name: name, fingerprint: fp}
+}
+
+// Fingerprint is the request's fingerprint, computed once.
+func (k *Key) Fingerprint() []byte {
+	k.once.Do(func() {
+		if k.Hash == nil && k.fingerprint != nil {
+			k.Hash = k.fingerprint()
+		}
+	})
+	return k.Hash
 }
 
 // MarkReplayed records that the answer to this request is a replay (the
@@ -50,7 +74,11 @@ func (k *Key) MarkReplayed() {
 // Replayed reports whether MarkReplayed was called.
 func (k *Key) Replayed() bool { return k != nil && k.replayed }
 
-func (k *Key) id() string { return k.Scope + "\x00" + k.Name }
+// keyID is a key's place in a Book (a struct, so a lookup allocates
+// nothing).
+type keyID struct{ scope, name string }
+
+func (k *Key) id() keyID { return keyID{k.Scope, k.Name} }
 
 // Errors of the protocol. They travel in replies (and across nodes as
 // codes), so each is a plain sentinel.
@@ -126,7 +154,7 @@ func Open(s Sealer, scope, key string, body []byte) ([]byte, error) {
 type Book[T any] struct {
 	cfg   Config
 	owner string
-	byKey map[string]*entry[T]
+	byKey map[keyID]*entry[T]
 	// sweepAt is the size at which Keep next drops expired answers, so
 	// a calendar that stays active for days does not keep them all.
 	sweepAt int
@@ -147,14 +175,14 @@ func Load[T any](ctx context.Context, tx persistence.Tx, cfg Config, owner strin
 	}
 	b := Book[T]{cfg: cfg, owner: owner}
 	if len(recs) > 0 { // most calendars have none: no map until one comes
-		b.byKey = make(map[string]*entry[T], len(recs))
+		b.byKey = make(map[keyID]*entry[T], len(recs))
 	}
 	for _, r := range recs {
 		reply, err := decode[T](cfg, r)
 		if err != nil {
 			return Book[T]{}, fmt.Errorf("keyed: load %s: %w", owner, err)
 		}
-		b.byKey[r.Scope+"\x00"+r.Key] = &entry[T]{hash: r.RequestHash, reply: reply, expires: r.ExpiresAt}
+		b.byKey[keyID{r.Scope, r.Key}] = &entry[T]{hash: r.RequestHash, reply: reply, expires: r.ExpiresAt}
 	}
 	return b, nil
 }
@@ -183,7 +211,7 @@ func (b *Book[T]) Find(k *Key, now time.Time) (reply T, found bool, err error) {
 	case now.After(e.expires):
 		delete(b.byKey, k.id())
 		return reply, false, nil
-	case string(e.hash) != string(k.Hash):
+	case string(e.hash) != string(k.Fingerprint()):
 		return reply, true, ErrReused
 	}
 	return e.reply, true, nil
@@ -212,9 +240,9 @@ func (b *Book[T]) Keep(k *Key, reply T, now time.Time) {
 		return
 	}
 	if b.byKey == nil {
-		b.byKey = map[string]*entry[T]{}
+		b.byKey = map[keyID]*entry[T]{}
 	}
-	b.byKey[k.id()] = &entry[T]{hash: k.Hash, reply: reply, expires: now.Add(b.cfg.ttl())}
+	b.byKey[k.id()] = &entry[T]{hash: k.Fingerprint(), reply: reply, expires: now.Add(b.cfg.ttl())}
 	if len(b.byKey) >= b.sweepAt {
 		for id, e := range b.byKey {
 			if now.After(e.expires) {
@@ -242,7 +270,7 @@ func Write[T any](ctx context.Context, tx persistence.Tx, cfg Config, owner stri
 		return err
 	}
 	ok, err := tx.IdempotencyClaim(ctx, persistence.IdempotencyRecord{
-		Scope: k.Scope, Key: k.Name, Owner: owner, RequestHash: k.Hash, State: persistence.IdempotencyCompleted,
+		Scope: k.Scope, Key: k.Name, Owner: owner, RequestHash: k.Fingerprint(), State: persistence.IdempotencyCompleted,
 		ResponseContentType: ContentType, ResponseBody: body, CreatedAt: now, ExpiresAt: now.Add(cfg.ttl()),
 	})
 	if err == nil && !ok {
@@ -262,7 +290,7 @@ func Stored[T any](ctx context.Context, tx persistence.Tx, cfg Config, k *Key, n
 		return reply, false, nil
 	case err != nil:
 		return reply, false, err
-	case string(r.RequestHash) != string(k.Hash):
+	case string(r.RequestHash) != string(k.Fingerprint()):
 		return reply, true, ErrReused
 	case r.Owner == "" || r.State != persistence.IdempotencyCompleted:
 		return reply, true, ErrUndecided

@@ -35,14 +35,16 @@ func Key(k *keyed.Key) *messages.IdempotencyKey {
 	if k == nil {
 		return nil
 	}
-	return &messages.IdempotencyKey{Scope: k.Scope, Name: k.Name, Hash: k.Hash}
+	return &messages.IdempotencyKey{Scope: k.Scope, Name: k.Name, Hash: k.Fingerprint()}
 }
 
 func FromKey(k *messages.IdempotencyKey) *keyed.Key {
 	if k == nil {
 		return nil
 	}
-	return &keyed.Key{Scope: k.GetScope(), Name: k.GetName(), Hash: k.GetHash()}
+	key := &keyed.Key{Scope: k.GetScope(), Name: k.GetName(), Hash: k.GetHash()}
+	key.Fingerprint() // settled: a decoded key's fingerprint is the one it carries
+	return key
 }
 
 // Sentinel pairs an error code of the wire with the error it stands for.

@@ -7,6 +7,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -94,7 +95,7 @@ func Wrap(store persistence.Store, cfg Config, h Handler) fiber.Handler {
 				return h(c, tx)
 			})
 		}
-		r := &run{store: store, cfg: cfg, tx: h, scope: k.Scope, key: k.Name, hash: k.Hash}
+		r := &run{store: store, cfg: cfg, tx: h, scope: k.Scope, key: k.Name, hash: k.Fingerprint()}
 		return r.serve(c)
 	}
 }
@@ -109,8 +110,13 @@ func requestKey(c *fiber.Ctx) (*keyed.Key, error) {
 	case len(keys) > 1 || !validKey(keys[0]):
 		return nil, fault.New(fault.CodeIdempotencyKeyInvalid, "")
 	}
-	return &keyed.Key{Scope: Scope(c), Name: string(keys[0]),
-		Hash: RequestHash(c.Method(), c.OriginalURL(), c.Get(fiber.HeaderContentType), c.Body())}, nil
+	// Fingerprinted only when compared or stored (a refusal is neither),
+	// from copies: fasthttp reuses the request's buffers after it.
+	method, target := c.Method(), strings.Clone(c.OriginalURL())
+	mediaType, body := strings.Clone(c.Get(fiber.HeaderContentType)), bytes.Clone(c.Body())
+	return keyed.Fingerprinted(Scope(c), string(keys[0]), func() []byte {
+		return RequestHash(method, target, mediaType, body)
+	}), nil
 }
 
 // Scope is who may reuse a key: the authenticated subject, or everybody
@@ -158,7 +164,7 @@ func WrapExternal(store persistence.Store, cfg Config, h ExternalHandler) fiber.
 		case k == nil:
 			return h(c)
 		}
-		r := &run{store: store, cfg: cfg, external: h, scope: k.Scope, key: k.Name, hash: k.Hash}
+		r := &run{store: store, cfg: cfg, external: h, scope: k.Scope, key: k.Name, hash: k.Fingerprint()}
 		return r.serve(c)
 	}
 }
