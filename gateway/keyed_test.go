@@ -191,3 +191,47 @@ func TestKeyedAnyStaffHoldReplays(t *testing.T) {
 		t.Fatalf("%d appointments, want 1", n)
 	}
 }
+
+// TestKeyedCartLineReplaysAndAReusedKeyChangesNothing: a cart line under a
+// key replays from the cart actor; the same key on another line is 422
+// and, although a line's reservation is written before its answer, leaves
+// that line as it was.
+func TestKeyedCartLineReplaysAndAReusedKeyChangesNothing(t *testing.T) {
+	e := newShopEnv(t)
+	e.stockShop(t, 5)
+	r := e.do("POST", "/v1/carts", "")
+	if r.status != 201 {
+		t.Fatalf("cart: %d %s", r.status, r.body)
+	}
+	c := decode[cartJSON](t, r)
+	put := func(qty, key string) result {
+		return e.do("PUT", "/v1/carts/"+c.ID+"/lines/lavender-50", `{"qty":`+qty+`}`,
+			"X-Cart-Token", c.Token, "Content-Type", "application/json", "Idempotency-Key", key)
+	}
+	first := put("2", "line-1")
+	if first.status != 200 {
+		t.Fatalf("keyed line: %d %s", first.status, first.body)
+	}
+	sameReplay(t, "keyed cart line", first, put("2", "line-1"))
+	if r := put("3", "line-1"); r.status != 422 || r.errCode(t) != "idempotency_key_reused" {
+		t.Fatalf("same key, other quantity: %d %s", r.status, r.body)
+	}
+	// On another cart, which never saw the key: found in the store first.
+	r = e.do("POST", "/v1/carts", "")
+	other := decode[cartJSON](t, r)
+	reused := e.do("PUT", "/v1/carts/"+other.ID+"/lines/lavender-50", `{"qty":1}`,
+		"X-Cart-Token", other.Token, "Content-Type", "application/json", "Idempotency-Key", "line-1")
+	if reused.status != 422 || reused.errCode(t) != "idempotency_key_reused" {
+		t.Fatalf("the key on another cart: %d %s", reused.status, reused.body)
+	}
+	for _, cc := range []cartJSON{c, other} {
+		got := decode[cartJSON](t, e.do("GET", "/v1/carts/"+cc.ID, "", "X-Cart-Token", cc.Token))
+		want := map[string]int{c.ID: 2, other.ID: 0}[cc.ID]
+		if n := len(got.Lines); (want == 0 && n != 0) || (want > 0 && (n != 1 || int(got.Lines[0].Qty) != want)) {
+			t.Fatalf("cart %s after refused reuses: %+v, want %d units", cc.ID, got.Lines, want)
+		}
+	}
+	if p := decode[productJSON](t, e.do("GET", "/v1/shop/products/lavender", "")); *p.Variants[0].Available != 3 {
+		t.Fatalf("available after refused reuses: %d, want 3", *p.Variants[0].Available)
+	}
+}

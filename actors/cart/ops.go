@@ -34,7 +34,17 @@ func (a *cartActor) get(c actor.Context, m *Get) *View {
 }
 
 func (a *cartActor) setLine(c actor.Context, m *SetLine) *View {
-	if ans, found, err := a.answered(m.Auth, m.Key); found {
+	ans, found, err := a.answered(m.Auth, m.Key)
+	if !found && err == nil && m.Key != nil && a.authorized(m.Auth) {
+		// The reservation is written before the answer is: a key this
+		// cart never answered is looked for everywhere first, so one
+		// reused from elsewhere changes nothing here.
+		ans, found, err = a.storedAnswer(m.Key)
+	}
+	if err != nil && !found {
+		return &View{Err: fmt.Errorf("%w: %w", ErrRetry, err)}
+	}
+	if found {
 		if err != nil || ans.View == nil {
 			return &View{Err: cmp.Or(err, keyed.ErrReused)} // the key made an order, not a view
 		}
@@ -74,6 +84,18 @@ func (a *cartActor) setLine(c actor.Context, m *SetLine) *View {
 		a.lines[m.VariantID] = l
 	}
 	return a.keyedView(m.VIP, m.Key)
+}
+
+// storedAnswer is the answer stored under key by anyone (keyed.Stored).
+func (a *cartActor) storedAnswer(key *keyed.Key) (ans Answer, found bool, err error) {
+	ctx, cancel := a.ctx()
+	defer cancel()
+	err = a.deps.Store.InTx(ctx, func(tx persistence.Tx) error {
+		var serr error
+		ans, found, serr = keyed.Stored[Answer](ctx, tx, a.deps.Keys, key, a.deps.Now())
+		return serr
+	})
+	return ans, found, err
 }
 
 // answered is the answer this cart gave under key to who, if any.

@@ -6,6 +6,10 @@
 // concurrent duplicate is told to wait. The record is written in the same
 // transaction as the handler's effects, so "effects committed" and "response
 // remembered" can never disagree.
+//
+// Handlers whose effect one actor decides (WrapKeyed) hand the key to that
+// actor instead (actors/keyed): it stores a success with the change and
+// decides a refusal again on retry. docs/http.md says which is which.
 package idempotency
 
 import (
