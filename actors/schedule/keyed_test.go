@@ -141,11 +141,7 @@ func TestKeyedRefusalIsDecidedAgain(t *testing.T) {
 // while the first hold's write is still pending waits for it and gets its
 // appointment, replayed; one appointment is stored.
 func TestDuplicateWhileTheFirstIsPending(t *testing.T) {
-	var gs *gatedStore
-	f := newFixture(t, Config{}, func(s persistence.Store) persistence.Store {
-		gs = &gatedStore{Store: s, gate: make(chan struct{})}
-		return gs
-	})
+	f, gs := newGatedFixture(t)
 	root := f.system.Root
 	pid := root.Spawn(actor.PropsFromProducer(newActor(f.deps, "ana")))
 	query := func() { // through the mailbox: answered once everything sent before is decided

@@ -319,16 +319,23 @@ func (s *gatedStore) InTx(ctx context.Context, fn func(persistence.Tx) error) er
 	return s.Store.InTx(ctx, fn)
 }
 
-// TestNoRefusalRestsOnAFencedWrite: a stale activation refuses a slot only
-// because of its own pending hold; that hold is then fenced, so the slot
-// was never taken and the refusal must become a retryable error, not a
-// false slot_taken.
-func TestNoRefusalRestsOnAFencedWrite(t *testing.T) {
+// newGatedFixture is a fixture whose store holds every write at the gate
+// until the test opens it.
+func newGatedFixture(t *testing.T) (*fixture, *gatedStore) {
 	var gs *gatedStore
 	f := newFixture(t, Config{}, func(s persistence.Store) persistence.Store {
 		gs = &gatedStore{Store: s, gate: make(chan struct{})}
 		return gs
 	})
+	return f, gs
+}
+
+// TestNoRefusalRestsOnAFencedWrite: a stale activation refuses a slot only
+// because of its own pending hold; that hold is then fenced, so the slot
+// was never taken and the refusal must become a retryable error, not a
+// false slot_taken.
+func TestNoRefusalRestsOnAFencedWrite(t *testing.T) {
+	f, gs := newGatedFixture(t)
 	root := f.system.Root
 	spawn := func() *actor.PID { // and wait until it has activated
 		pid := root.Spawn(actor.PropsFromProducer(newActor(f.deps, "ana")))
@@ -472,11 +479,7 @@ func TestHoldExpiryIsRecorded(t *testing.T) {
 // write is still pending must not be told it succeeded before the write
 // is: were it fenced, the appointment never existed.
 func TestNoRetryAnsweredBeforeItsHoldIsWritten(t *testing.T) {
-	var gs *gatedStore
-	f := newFixture(t, Config{}, func(s persistence.Store) persistence.Store {
-		gs = &gatedStore{Store: s, gate: make(chan struct{})}
-		return gs
-	})
+	f, gs := newGatedFixture(t)
 	root := f.system.Root
 	spawn := func() *actor.PID {
 		pid := root.Spawn(actor.PropsFromProducer(newActor(f.deps, "ana")))

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -152,14 +150,7 @@ func TestLoadgenCeilingEndToEnd(t *testing.T) {
 	if err := run(t.Context(), args, func(string) string { return "" }, io.Discard, io.Discard); err != nil {
 		t.Fatalf("loadgen --scenario ceiling: %v", err)
 	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res loadgen.Result
-	if err := json.Unmarshal(b, &res); err != nil {
-		t.Fatal(err)
-	}
+	res := readResult(t, out)
 	cl := res.Ops[loadgen.OpClaim]
 	if !res.Correct.OK || res.Correct.Unchecked == "" || cl == nil || cl.Count == 0 || cl.Outcomes["409 slot_taken"] != cl.Count ||
 		res.Claims.Decisions != cl.Count || !res.Idempotency {

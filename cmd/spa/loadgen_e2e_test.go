@@ -33,14 +33,7 @@ func TestLoadgenEndToEnd(t *testing.T) {
 			if err := run(t.Context(), args, func(string) string { return "" }, &stdout, io.Discard); err != nil {
 				t.Fatalf("loadgen: %v\n%s", err, stdout.String())
 			}
-			b, err := os.ReadFile(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var res loadgen.Result
-			if err := json.Unmarshal(b, &res); err != nil {
-				t.Fatal(err)
-			}
+			res := readResult(t, out)
 			v := res.Correct
 			if !v.OK || !v.Linearizable || !v.OverlapChecked || v.Overlaps != 0 || len(v.Violations) != 0 {
 				t.Fatalf("verdict: %+v", v)
@@ -79,4 +72,18 @@ func TestLockBaselineRefusesSQLite(t *testing.T) {
 		!strings.Contains(err.Error(), "--booking-engine") {
 		t.Fatalf("an unknown engine: %v", err)
 	}
+}
+
+// readResult reads a loadgen result file.
+func readResult(t *testing.T, path string) loadgen.Result {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res loadgen.Result
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
