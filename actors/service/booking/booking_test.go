@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,11 +14,14 @@ import (
 
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/availability"
+	"github.com/spa-engine/spa/actors/door"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/catalogue"
 	"github.com/spa-engine/spa/actors/service/fault"
+	"github.com/spa-engine/spa/actors/service/servicetest"
 	"github.com/spa-engine/spa/persistence"
 	"github.com/spa-engine/spa/persistence/sqlite/sqlitetest"
 )
@@ -42,6 +46,8 @@ type fixture struct {
 	t     *testing.T
 	store persistence.Store
 	svc   *Service
+	deps  Deps // svc's, for a service over another door
+	sched *schedule.Directory
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -98,8 +104,10 @@ func newFixture(t *testing.T) *fixture {
 		return nil
 	})
 	// The catalogue cache with a ttl of 0 reads the store on every call.
-	f.svc = New(Deps{Store: f.store, Calendars: schedule.NewClient(sched), Resources: resource.NewClient(res),
-		Catalogue: catalogue.NewCache(f.store, 0), Logger: quiet, Now: clock})
+	f.deps = Deps{Store: f.store, Calendars: schedule.NewClient(sched), Resources: resource.NewClient(res),
+		Catalogue: catalogue.NewCache(f.store, 0), Logger: quiet, Now: clock}
+	f.svc = New(f.deps)
+	f.sched = sched
 	return f
 }
 
@@ -415,4 +423,43 @@ func TestAvailability(t *testing.T) {
 	wantCode(t, err, fault.CodeValidationFailed)
 	_, _, err = f.svc.Availability(ctx, service.Caller{}, AvailabilityInput{ServiceID: "facial", StaffID: "carl", From: at(0, 0), To: at(23, 0)})
 	wantCode(t, err, fault.CodeValidationFailed)
+}
+
+// TestKeyedAnyStaffResendReadsTheStoredAnswer: a resent "any staff" hold
+// cannot know which calendar answered it (that one's slot is taken now,
+// so it would go to another, whose write would then meet the key and fail
+// with everything batched beside it); it reads the stored answer instead
+// and asks no calendar.
+func TestKeyedAnyStaffResendReadsTheStoredAnswer(t *testing.T) {
+	f := newFixture(t)
+	var holds atomic.Int32
+	counting := door.Func(func(ctx context.Context, id string, msg any) (any, error) {
+		if _, ok := msg.(*schedule.Hold); ok {
+			holds.Add(1)
+		}
+		return f.sched.Ask(ctx, id, msg)
+	})
+	d := f.deps
+	d.Calendars = schedule.NewClient(counting)
+	svc := New(d)
+	maria := caller("maria", auth.RoleClient)
+	in := func(body string) HoldInput {
+		return HoldInput{ID: "apt-any-1", ServiceID: "facial", Start: at(10, 0),
+			Key: &keyed.Key{Scope: "sub:maria", Name: "any-1", Hash: []byte(body)}}
+	}
+	first, err := svc.Hold(context.Background(), maria, in("first"))
+	if err != nil || holds.Load() != 1 {
+		t.Fatalf("first hold: %+v, %v after %d calendar holds", first, err, holds.Load())
+	}
+	again := in("first")
+	ap, err := svc.Hold(context.Background(), maria, again)
+	if err != nil || ap.ID != first.ID || ap.StaffID != first.StaffID || !again.Key.Replayed() {
+		t.Fatalf("resend: %+v, %v, replayed %v; want %s of %s", ap, err, again.Key.Replayed(), first.ID, first.StaffID)
+	}
+	if _, err := svc.Hold(context.Background(), maria, in("another request")); servicetest.Code(err) != fault.CodeIdempotencyKeyReused {
+		t.Fatalf("same key, other request: %v", err)
+	}
+	if n := holds.Load(); n != 1 {
+		t.Fatalf("the resends asked %d calendars to hold; want none", n-1)
+	}
 }

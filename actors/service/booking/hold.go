@@ -86,6 +86,20 @@ func (s *Service) Hold(ctx context.Context, by service.Caller, in HoldInput) (pe
 	if in.Key != nil && (sv.ResourceID != "" || in.PackageID != "") {
 		return persistence.Appointment{}, keyed.ErrAtEdge
 	}
+	if in.Key != nil && in.StaffID == "" {
+		// Any staff: a resend cannot tell which calendar answered the
+		// first attempt (that one's slot is now taken, so it would go to
+		// another), so the stored answer is looked for first. Otherwise
+		// the other calendar's write would meet the key and fail with
+		// everything batched beside it.
+		ap, err := keyed.Lookup[persistence.Appointment](ctx, s.store, s.keys, in.Key, s.now())
+		if !errors.Is(err, keyed.ErrUndecided) {
+			if err == nil {
+				in.Key.MarkReplayed()
+			}
+			return ap, scheduleError(err, nil)
+		}
+	}
 	id := in.ID
 	if id == "" {
 		id = ulid.Make().String()
