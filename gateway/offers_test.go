@@ -137,6 +137,9 @@ func TestVoucherPayment(t *testing.T) {
 	if r := pay(8000); r.status != 200 { // the same appointment again: the same debit
 		t.Fatalf("pay again: %d %s", r.status, r.body)
 	}
+	if r := pay(5000); r.status != 409 || r.errCode(t) != "voucher_already_applied" { // another amount: said, not ignored
+		t.Fatalf("pay again with another amount: %d %s", r.status, r.body)
+	}
 	if b := balance(); b != 2000 {
 		t.Fatalf("balance after paying %d, want 2000", b)
 	}

@@ -29,6 +29,9 @@ var (
 	ErrServiceNotCovered = fmt.Errorf("persistence: service not covered by the package: %w", ErrRefused)
 	// ErrInsufficientBalance: the voucher's balance is below the amount.
 	ErrInsufficientBalance = fmt.Errorf("persistence: voucher balance too small: %w", ErrRefused)
+	// ErrVoucherAlreadyApplied: the voucher already pays the appointment,
+	// with another amount (the same amount is the debit in force, a retry).
+	ErrVoucherAlreadyApplied = fmt.Errorf("persistence: voucher already applied to the appointment with another amount: %w", ErrRefused)
 )
 
 // ---- Waitlist ----------------------------------------------------------

@@ -351,6 +351,8 @@ func (t *txn) VoucherDebit(ctx context.Context, p persistence.VoucherDebitParams
 	existing, err := t.scanDebit(t.queryRow(ctx, `SELECT `+debitColumns+` FROM voucher_debits
 		WHERE voucher_id = ? AND appointment_id = ? AND reversed_at IS NULL`, v.ID, p.AppointmentID))
 	switch {
+	case err == nil && existing.AmountMinor != p.AmountMinor:
+		return persistence.VoucherDebit{}, persistence.ErrVoucherAlreadyApplied
 	case err == nil:
 		return existing, nil
 	case !errors.Is(err, sql.ErrNoRows):

@@ -734,15 +734,18 @@ func testVoucherDebit(t *testing.T, open Opener) {
 		t.Fatalf("voucher after debit: %+v", v)
 	}
 
-	// A retry for the same voucher and appointment returns the debit in
-	// force, even with another ID or amount, and writes nothing.
-	again, err := debit(t, s, req("d-other", "BOUND", "a-1", 9_000, nil))
+	// A retry for the same voucher, appointment and amount returns the
+	// debit in force, even with another ID, and writes nothing; another
+	// amount is refused, not silently answered with the first debit.
+	again, err := debit(t, s, req("d-other", "BOUND", "a-1", 4_000, nil))
 	if err != nil {
 		t.Fatalf("debit again: %v", err)
 	}
 	wantEqual(t, "debit again", again, wantD1)
+	_, err = debit(t, s, req("d-other", "BOUND", "a-1", 9_000, nil))
+	wantErr(t, "debit again with another amount", err, persistence.ErrVoucherAlreadyApplied)
 	if b := balance(t, s, "BOUND"); b != 6_000 {
-		t.Fatalf("balance after the retry: %d", b)
+		t.Fatalf("balance after the retries: %d", b)
 	}
 
 	// Refusals.

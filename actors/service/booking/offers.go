@@ -29,6 +29,8 @@ func offerError(err error) error {
 		return fault.New(fault.CodePackageExhausted, "")
 	case errors.Is(err, persistence.ErrInsufficientBalance):
 		return fault.New(fault.CodeInsufficientBalance, "")
+	case errors.Is(err, persistence.ErrVoucherAlreadyApplied):
+		return fault.New(fault.CodeVoucherAlreadyApplied, "")
 	case errors.Is(err, persistence.ErrPackageExpired), errors.Is(err, persistence.ErrServiceNotCovered):
 		return fault.New(fault.CodeNotRedeemable, err.Error())
 	}

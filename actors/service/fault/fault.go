@@ -47,6 +47,7 @@ const (
 	CodeCartClosed            = "cart_closed"
 	CodePackageExhausted      = "package_exhausted"
 	CodeInsufficientBalance   = "insufficient_balance"
+	CodeVoucherAlreadyApplied = "voucher_already_applied"
 	CodeNotRedeemable         = "not_redeemable"
 	CodeConsentRequired       = "consent_required"
 	CodeBlocked               = "blocked"
@@ -94,6 +95,7 @@ var table = map[string]struct {
 	CodeCartClosed:            {http.StatusConflict, "the cart was checked out, merged or expired"},
 	CodePackageExhausted:      {http.StatusConflict, "the package has no sessions left"},
 	CodeInsufficientBalance:   {http.StatusConflict, "the voucher's balance is too small"},
+	CodeVoucherAlreadyApplied: {http.StatusConflict, "this voucher already pays the appointment with another amount"},
 	CodeNotRedeemable:         {http.StatusUnprocessableEntity, "the package cannot pay for this booking"},
 	CodeConsentRequired:       {http.StatusPreconditionRequired, "accept the current legal documents first; see details.documents"},
 	CodeBlocked:               {http.StatusForbidden, "access from here is blocked; contact the studio"},
