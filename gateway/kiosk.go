@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/spa-engine/spa/actors/service/booking"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/actors/service/identity"
+	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -19,7 +21,7 @@ import (
 func (s *server) registerKiosk(app *fiber.App) {
 	admin := RequireRole(auth.RoleAdmin)
 	kiosk := []fiber.Handler{RequireRole(auth.RoleKiosk), s.requireLiveKiosk}
-	app.Post("/v1/admin/kiosks", admin, s.issueKiosk)
+	app.Post("/v1/admin/kiosks", admin, s.external(s.issueKiosk))
 	app.Get("/v1/admin/kiosks", admin, s.listKiosks)
 	app.Delete("/v1/admin/kiosks/:id", admin, s.mutate(s.revokeKiosk))
 	app.Post("/v1/kiosk/otp", append(kiosk, s.kioskRequestCode)...)
@@ -50,7 +52,7 @@ type kioskIssueInput struct {
 
 type kioskIssuedJSON struct {
 	kioskJSON
-	Token string `json:"token"`
+	Token string `json:"token,omitempty"` // in the first answer only
 }
 
 // issueKiosk creates a kiosk and its token. The answer holds the token, so
@@ -60,11 +62,19 @@ func (s *server) issueKiosk(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	k, tok, err := s.ident.IssueKiosk(c.UserContext(), s.caller(c), identity.KioskIssueInput(in))
+	k, tok, err := s.ident.IssueKiosk(c.UserContext(), s.caller(c), identity.KioskIssueInput{Label: in.Label,
+		TTLSeconds: in.TTLSeconds, ID: idempotency.DerivedID(c, "")})
 	if err != nil {
 		return err
 	}
-	return c.Status(fiber.StatusCreated).JSON(kioskIssuedJSON{kioskJSON: kioskView(k), Token: tok})
+	// The token is shown in this response only: a replay of the request
+	// answers the same kiosk without it, and never issues a second one.
+	withoutToken := kioskIssuedJSON{kioskJSON: kioskView(k)}
+	idempotency.Redact(c, func([]byte) []byte {
+		b, _ := json.Marshal(withoutToken)
+		return b
+	})
+	return c.Status(fiber.StatusCreated).JSON(kioskIssuedJSON{kioskJSON: withoutToken.kioskJSON, Token: tok})
 }
 
 func (s *server) listKiosks(c *fiber.Ctx) error {

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/spa-engine/spa/actors/service/identity"
+	"github.com/spa-engine/spa/persistence"
+	"github.com/spa-engine/spa/persistence/sqlite/sqlitetest"
 )
 
 // gauge reads an unlabelled gauge from the env's registry.
@@ -158,5 +160,29 @@ func TestKioskCheckIn(t *testing.T) {
 				t.Fatalf("expired kiosk: %d %s", r.status, r.body)
 			}
 		})
+	}
+}
+
+// TestKioskIssueRetryIssuesOnce: a kiosk token is a credential; retrying
+// its issue under the same Idempotency-Key replays the first kiosk without
+// the token and never issues a second one.
+func TestKioskIssueRetryIssuesOnce(t *testing.T) {
+	me := newMFAEnvOn(t, sqlitetest.Open(t, persistence.Options{}), bookingNow, true)
+	body := `{"label":"front desk"}`
+	first := me.admin("POST", "/v1/admin/kiosks", body, "Idempotency-Key", "kiosk-1")
+	if first.status != 201 || decode[issuedKiosk](t, first).Token == "" {
+		t.Fatalf("issue: %d %s", first.status, first.body)
+	}
+	k := decode[issuedKiosk](t, first)
+	for i := range 2 {
+		again := me.admin("POST", "/v1/admin/kiosks", body, "Idempotency-Key", "kiosk-1")
+		got := decode[issuedKiosk](t, again)
+		if again.status != 201 || again.header.Get("Idempotent-Replayed") != "true" || got.ID != k.ID || got.Token != "" {
+			t.Fatalf("retry %d: %d replayed=%q %s", i, again.status, again.header.Get("Idempotent-Replayed"), again.body)
+		}
+	}
+	list := decode[struct{ Kiosks []kioskJSON }](t, me.admin("GET", "/v1/admin/kiosks", ""))
+	if len(list.Kiosks) != 1 || list.Kiosks[0].ID != k.ID {
+		t.Fatalf("kiosks after retries: %+v; want only %s", list.Kiosks, k.ID)
 	}
 }

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -78,6 +79,9 @@ type Kiosk struct {
 type KioskIssueInput struct {
 	Label      string
 	TTLSeconds int64 // 0: the node's default
+	// ID names the kiosk: derived from the request's Idempotency-Key, so a
+	// retry whose answer was lost cannot issue a second kiosk ("": new).
+	ID string
 }
 
 // IssueKiosk creates a kiosk and its bearer token, audited kiosk.issue. A
@@ -102,7 +106,7 @@ func (s *Service) IssueKiosk(ctx context.Context, by service.Caller, in KioskIss
 		ttl = time.Duration(in.TTLSeconds) * time.Second
 	}
 	now := s.now().UTC()
-	k := persistence.Kiosk{ID: ulid.Make().String(), Label: label, CreatedBy: by.Subject,
+	k := persistence.Kiosk{ID: cmp.Or(in.ID, ulid.Make().String()), Label: label, CreatedBy: by.Subject,
 		CreatedAt: now, ExpiresAt: now.Add(ttl)}
 	// The token's sid is the kiosk: every kiosk request checks that row.
 	tok, _, err := s.tokens.MintSession(k.ID, auth.RoleKiosk, k.ID, ttl)
@@ -110,7 +114,9 @@ func (s *Service) IssueKiosk(ctx context.Context, by service.Caller, in KioskIss
 		return Kiosk{}, "", err
 	}
 	err = s.store.InTx(ctx, func(tx persistence.Tx) error {
-		if err := tx.KioskCreate(ctx, k); err != nil {
+		if err := tx.KioskCreate(ctx, k); errors.Is(err, persistence.ErrConflict) {
+			return fault.Conflict("a kiosk was already issued for this request; its token is not shown again")
+		} else if err != nil {
 			return err
 		}
 		return service.Audit(ctx, tx, s.now(), by, "kiosk.issue", "kiosk/"+k.ID, "", map[string]any{"label": label, "expires_at": k.ExpiresAt})
