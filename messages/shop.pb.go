@@ -60,6 +60,7 @@ const (
 	ShopError_CODE_STORE_FENCED              ShopError_Code = 20
 	ShopError_CODE_KEY_REUSED                ShopError_Code = 21
 	ShopError_CODE_KEY_ELSEWHERE             ShopError_Code = 22
+	ShopError_CODE_AMOUNT_OUT_OF_RANGE       ShopError_Code = 23
 )
 
 // Enum value maps for ShopError_Code.
@@ -88,6 +89,7 @@ var (
 		20: "CODE_STORE_FENCED",
 		21: "CODE_KEY_REUSED",
 		22: "CODE_KEY_ELSEWHERE",
+		23: "CODE_AMOUNT_OUT_OF_RANGE",
 	}
 	ShopError_Code_value = map[string]int32{
 		"CODE_UNSPECIFIED":               0,
@@ -113,6 +115,7 @@ var (
 		"CODE_STORE_FENCED":              20,
 		"CODE_KEY_REUSED":                21,
 		"CODE_KEY_ELSEWHERE":             22,
+		"CODE_AMOUNT_OUT_OF_RANGE":       23,
 	}
 )
 
@@ -2426,10 +2429,10 @@ var File_spa_v1_shop_proto protoreflect.FileDescriptor
 
 const file_spa_v1_shop_proto_rawDesc = "" +
 	"\n" +
-	"\x11spa/v1/shop.proto\x12\x06spa.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15spa/v1/calendar.proto\"\xbf\x05\n" +
+	"\x11spa/v1/shop.proto\x12\x06spa.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15spa/v1/calendar.proto\"\xdd\x05\n" +
 	"\tShopError\x12,\n" +
 	"\x05codes\x18\x01 \x03(\x0e2\x16.spa.v1.ShopError.CodeR\x05codes\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xe9\x04\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x87\x05\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bCODE_INVENTORY_OUT_OF_STOCK\x10\x01\x12\x1a\n" +
@@ -2454,7 +2457,8 @@ const file_spa_v1_shop_proto_rawDesc = "" +
 	"\x1eCODE_STORE_INSUFFICIENT_CREDIT\x10\x13\x12\x15\n" +
 	"\x11CODE_STORE_FENCED\x10\x14\x12\x13\n" +
 	"\x0fCODE_KEY_REUSED\x10\x15\x12\x16\n" +
-	"\x12CODE_KEY_ELSEWHERE\x10\x16\"\xe5\x01\n" +
+	"\x12CODE_KEY_ELSEWHERE\x10\x16\x12\x1c\n" +
+	"\x18CODE_AMOUNT_OUT_OF_RANGE\x10\x17\"\xe5\x01\n" +
 	"\x11ShopStockMovement\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 	_ "time/tzdata" // time zones validate the same everywhere, as at the edge
+
+	"github.com/spa-engine/spa/persistence/money"
 )
 
 // Input checks and column encodings of the booking context, kept apart
@@ -168,8 +170,8 @@ func NormalizeService(s Service) (Service, error) {
 			return s, err
 		}
 	}
-	if s.PriceMinor < 0 {
-		return s, invalidf("service price %d is negative", s.PriceMinor)
+	if !money.Valid(s.PriceMinor) {
+		return s, invalidf("service price %d is not an amount (0 to 10^12)", s.PriceMinor)
 	}
 	switch s.DepositPolicy {
 	case DepositNone:
@@ -321,7 +323,7 @@ func NormalizeAppointment(a Appointment) (Appointment, error) {
 	if a.Status == StatusHeld && a.HoldExpiresAt.IsZero() {
 		return a, invalidf("held appointment %s has no hold expiry", a.ID)
 	}
-	if a.PriceMinor < 0 || a.DepositMinor < 0 {
+	if !money.Valid(a.PriceMinor) || !money.Valid(a.DepositMinor) {
 		return a, invalidf("appointment %s: negative price %d or deposit %d", a.ID, a.PriceMinor, a.DepositMinor)
 	}
 	a.Version = 1

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/spa-engine/spa/persistence/money"
 )
 
 // Input checks, rules and encodings of the offers context (waitlist,
@@ -322,8 +324,8 @@ func NormalizeVoucher(v Voucher) (Voucher, error) {
 	if !isCodeHash(v.CodeHash) {
 		return v, invalidf("voucher %s: code hash is not 64 lower-case hex digits (use HashVoucherCode)", v.ID)
 	}
-	if v.BalanceMinor < 1 {
-		return v, invalidf("voucher %s: balance %d is not positive", v.ID, v.BalanceMinor)
+	if v.BalanceMinor < 1 || v.BalanceMinor > money.Max {
+		return v, invalidf("voucher %s: balance %d is not from 1 to 10^12", v.ID, v.BalanceMinor)
 	}
 	if v.ExpiresAt.IsZero() {
 		return v, invalidf("voucher %s has no expiry", v.ID)
@@ -345,8 +347,8 @@ func NormalizeVoucherDebit(p VoucherDebitParams) (VoucherDebitParams, string, er
 	if err != nil {
 		return p, "", err
 	}
-	if p.AmountMinor < 1 {
-		return p, "", invalidf("voucher debit %s: amount %d is not positive", p.ID, p.AmountMinor)
+	if p.AmountMinor < 1 || p.AmountMinor > money.Max {
+		return p, "", invalidf("voucher debit %s: amount %d is not from 1 to 10^12", p.ID, p.AmountMinor)
 	}
 	if p.At.IsZero() {
 		return p, "", invalidf("voucher debit %s has no time", p.ID)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/spa-engine/spa/persistence/money"
 )
 
 // ---- Shop: catalogue, inventory, reservations, carts ---------------------
@@ -316,8 +317,8 @@ func NormalizeVariant(v Variant) (Variant, error) {
 	if strings.TrimSpace(v.SKU) == "" || len(v.SKU) > 64 {
 		return v, invalidf("variant %s SKU %q is not 1..64 characters", v.ID, v.SKU)
 	}
-	if v.PriceMinor < 0 || v.VIPPriceMinor < 0 || v.VIPPriceMinor > v.PriceMinor {
-		return v, invalidf("variant %s prices %d/%d: non-negative, VIP not above regular", v.ID, v.PriceMinor, v.VIPPriceMinor)
+	if !money.Valid(v.PriceMinor) || v.VIPPriceMinor < 0 || v.VIPPriceMinor > v.PriceMinor {
+		return v, invalidf("variant %s prices %d/%d: amounts (0 to 10^12), VIP not above regular", v.ID, v.PriceMinor, v.VIPPriceMinor)
 	}
 	if v.TaxRateBP < 0 || v.TaxRateBP > 10000 {
 		return v, invalidf("variant %s tax rate %d bp is not 0..10000", v.ID, v.TaxRateBP)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/spa-engine/spa/persistence/money"
 )
 
 // Shop orders: orders created at checkout, their returns, and the client
@@ -101,19 +103,6 @@ type OrderLine struct {
 	ReturnedQty    int    // units returned so far, 0..Qty
 }
 
-// SubtotalMinor is the line's tax-exclusive amount.
-func (l OrderLine) SubtotalMinor() int64 { return int64(l.Qty) * l.UnitPriceMinor }
-
-// TaxMinor is the line's tax, rounded half up to the minor unit. Rounding
-// per line keeps a partial refund of a line reproducible from the line.
-func (l OrderLine) TaxMinor() int64 { return LineTaxMinor(l.Qty, l.UnitPriceMinor, l.TaxRateBps) }
-
-// LineTaxMinor is the tax on qty units at unitPrice and rateBps, rounded
-// half up to the minor unit.
-func LineTaxMinor(qty int, unitPriceMinor int64, rateBps int) int64 {
-	return (int64(qty)*unitPriceMinor*int64(rateBps) + 5000) / 10000
-}
-
 // Order is a client's purchase.
 type Order struct {
 	ID       string // ULID, assigned by the caller
@@ -142,14 +131,16 @@ type Order struct {
 }
 
 // ComputeTotals sets SubtotalMinor, TaxMinor and TotalMinor from the lines
-// and CreditAppliedMinor.
-func (o *Order) ComputeTotals() {
-	o.SubtotalMinor, o.TaxMinor = 0, 0
+// and CreditAppliedMinor (money.Bill: tax rounded per line). It fails with
+// money.ErrOutOfRange when a line or a total is not an amount (0 to
+// money.Max); the totals it sets then are not to be used.
+func (o *Order) ComputeTotals() (err error) {
+	var b money.Bill
 	for _, l := range o.Lines {
-		o.SubtotalMinor += l.SubtotalMinor()
-		o.TaxMinor += l.TaxMinor()
+		b.Line(int64(l.Qty), l.UnitPriceMinor, l.TaxRateBps)
 	}
-	o.TotalMinor = o.SubtotalMinor + o.TaxMinor - o.CreditAppliedMinor
+	o.SubtotalMinor, o.TaxMinor, o.TotalMinor, err = b.Totals(o.CreditAppliedMinor)
+	return err
 }
 
 // Check refuses a malformed order with an error wrapping ErrInvalid.
@@ -183,8 +174,8 @@ func (o Order) Check() error {
 			return invalidf("order %s line %s: empty variant id", o.ID, l.ID)
 		case l.Qty < 1:
 			return invalidf("order %s line %s: quantity %d", o.ID, l.ID, l.Qty)
-		case l.UnitPriceMinor < 0:
-			return invalidf("order %s line %s: negative price", o.ID, l.ID)
+		case !money.Valid(l.UnitPriceMinor):
+			return invalidf("order %s line %s: price %d is not an amount (0 to 10^12)", o.ID, l.ID, l.UnitPriceMinor)
 		case l.TaxRateBps < 0 || l.TaxRateBps > 10000:
 			return invalidf("order %s line %s: tax rate %d bps", o.ID, l.ID, l.TaxRateBps)
 		case l.ReturnedQty < 0 || l.ReturnedQty > l.Qty:
@@ -193,14 +184,13 @@ func (o Order) Check() error {
 		seen[l.ID] = true
 	}
 	want := o
-	want.ComputeTotals()
+	if err := want.ComputeTotals(); err != nil {
+		return invalidf("order %s: a total is not an amount, or credit %d exceeds the amount due: %v", o.ID, o.CreditAppliedMinor, err)
+	}
 	if want.SubtotalMinor != o.SubtotalMinor || want.TaxMinor != o.TaxMinor || want.TotalMinor != o.TotalMinor {
 		return invalidf("order %s: totals %d+%d-%d=%d do not match the lines (%d+%d-%d=%d)", o.ID,
 			o.SubtotalMinor, o.TaxMinor, o.CreditAppliedMinor, o.TotalMinor,
 			want.SubtotalMinor, want.TaxMinor, o.CreditAppliedMinor, want.TotalMinor)
-	}
-	if o.TotalMinor < 0 {
-		return invalidf("order %s: credit %d exceeds the amount due", o.ID, o.CreditAppliedMinor)
 	}
 	return nil
 }
@@ -531,7 +521,7 @@ func NormalizeCreditGrant(g CreditGrant) (CreditGrant, error) {
 	switch {
 	case g.ID == "" || g.ClientID == "":
 		return CreditGrant{}, invalidf("credit grant: empty id or client id")
-	case g.AmountMinor <= 0:
+	case g.AmountMinor <= 0 || g.AmountMinor > money.Max:
 		return CreditGrant{}, invalidf("credit grant %s: amount %d", g.ID, g.AmountMinor)
 	case g.CreatedAt.IsZero() || g.ExpiresAt.IsZero() || !g.ExpiresAt.After(g.CreatedAt):
 		return CreditGrant{}, invalidf("credit grant %s: expiry must follow creation", g.ID)

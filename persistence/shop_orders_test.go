@@ -7,27 +7,6 @@ import (
 	"time"
 )
 
-func TestLineTaxMinorRoundsHalfUp(t *testing.T) {
-	for _, tc := range []struct {
-		qty       int
-		unit      int64
-		bps       int
-		want      int64
-		rationale string
-	}{
-		{1, 4_500_000, 1900, 855_000, "exact"},
-		{1, 3_333_333, 500, 166_667, "166666.65 rounds up"},
-		{1, 10, 500, 1, "0.5 rounds up"},
-		{1, 9, 500, 0, "0.45 rounds down"},
-		{3, 3_333_333, 1900, 1_900_000, "per line, not per unit: 1899999.81"},
-		{0, 4_500_000, 1900, 0, "no units"},
-	} {
-		if got := LineTaxMinor(tc.qty, tc.unit, tc.bps); got != tc.want {
-			t.Errorf("%s: LineTaxMinor(%d, %d, %d) = %d, want %d", tc.rationale, tc.qty, tc.unit, tc.bps, got, tc.want)
-		}
-	}
-}
-
 func TestAllocateCredit(t *testing.T) {
 	grants := []CreditGrant{{ID: "a", RemainingMinor: 300}, {ID: "b", RemainingMinor: 0}, {ID: "c", RemainingMinor: 500}}
 	got, err := AllocateCredit(grants, 600)

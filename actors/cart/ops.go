@@ -15,6 +15,7 @@ import (
 	"github.com/spa-engine/spa/actors/inventory"
 	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/persistence"
+	"github.com/spa-engine/spa/persistence/money"
 )
 
 // MaxLineQty bounds one line's quantity; MaxLines the lines of a cart.
@@ -78,12 +79,35 @@ func (a *cartActor) setLine(c actor.Context, m *SetLine) *View {
 			}
 			l = &line{variantID: m.VariantID}
 		}
+		before := l.qty
 		if err := a.reserve(l, m.Qty); err != nil {
 			return &View{Err: err}
 		}
 		a.lines[m.VariantID] = l
+		v := a.keyedView(m.VIP, m.Key)
+		if errors.Is(v.Err, money.ErrOutOfRange) {
+			a.undoLine(l, before)
+		}
+		return v
 	}
 	return a.keyedView(m.VIP, m.Key)
+}
+
+// undoLine puts line l back to the quantity it had before a change whose
+// cart total is not an amount (money.Max), so a refused change holds no
+// stock: a shrink back, or the release of a line that was new (or whose
+// reservation lapsed meanwhile, so it cannot shrink back).
+func (a *cartActor) undoLine(l *line, before int64) {
+	if before > 0 {
+		if a.reserve(l, before) == nil {
+			return
+		}
+	}
+	ctx, cancel := a.ctx()
+	defer cancel()
+	_, _ = a.inv.Release(ctx, l.variantID, &inventory.Release{ReservationID: l.reservationID,
+		Reason: "cart total out of range", ActorID: a.actorID()})
+	delete(a.lines, l.variantID)
 }
 
 // storedAnswer is the answer stored under key by anyone (keyed.Stored).
@@ -193,16 +217,20 @@ func (a *cartActor) keyedView(vip bool, key *keyed.Key) *View {
 			return err
 		}
 		v = &View{Cart: a.cart, Lines: a.priced(vs, ps, vip)}
+		var b money.Bill
 		for _, l := range v.Lines {
-			v.SubtotalMinor += l.Qty * l.UnitPriceMinor
-			v.TaxMinor += persistence.LineTaxMinor(int(l.Qty), l.UnitPriceMinor, l.TaxRateBP)
+			b.Line(l.Qty, l.UnitPriceMinor, l.TaxRateBP)
 		}
-		v.TotalMinor = v.SubtotalMinor + v.TaxMinor
+		if v.SubtotalMinor, v.TaxMinor, v.TotalMinor, err = b.Totals(0); err != nil {
+			return err
+		}
 		if key == nil {
 			return nil
 		}
 		return keyed.Write(ctx, tx, a.deps.Keys, a.keys.Owner(), key, Answer{View: v}, now)
-	}); err != nil {
+	}); errors.Is(err, money.ErrOutOfRange) {
+		return &View{Err: fmt.Errorf("%w: %w", ErrInvalid, err)}
+	} else if err != nil {
 		return &View{Err: fmt.Errorf("%w: %w", ErrRetry, err)}
 	}
 	a.keys.Keep(key, Answer{View: v}, now)
@@ -271,13 +299,17 @@ func (a *cartActor) checkout(c actor.Context, m *Checkout) (reply *CheckoutReply
 				SKU: l.SKU, Name: l.Name, Qty: int(l.Qty), UnitPriceMinor: l.UnitPriceMinor, TaxRateBps: l.TaxRateBP,
 				ReservationID: l.ReservationID})
 		}
-		order.ComputeTotals()
+		if err := order.ComputeTotals(); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
 		if credit := min(m.CreditMinor, order.TotalMinor); credit > 0 {
 			if err := tx.CreditSpend(ctx, order.ClientID, credit, order.ID, now); err != nil {
 				return err
 			}
 			order.CreditAppliedMinor = credit
-			order.ComputeTotals()
+			if err := order.ComputeTotals(); err != nil {
+				return fmt.Errorf("%w: %w", ErrInvalid, err)
+			}
 		}
 		if err := tx.OrderCreate(ctx, order); err != nil {
 			return err

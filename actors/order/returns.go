@@ -9,6 +9,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/spa-engine/spa/persistence"
+	"github.com/spa-engine/spa/persistence/money"
 )
 
 // DefaultCreditValidity is how long credit refunded for a return, or
@@ -124,7 +125,10 @@ func ProcessReturn(ctx context.Context, tx persistence.Tx, d ReturnDecision) (Re
 	if err != nil {
 		return ReturnResult{}, err
 	}
-	refund := RefundMinor(o, done, r.Lines)
+	refund, err := RefundMinor(o, done, r.Lines)
+	if err != nil {
+		return ReturnResult{}, fmt.Errorf("%w: refund of return %s: %w", persistence.ErrInvalid, r.ID, err)
+	}
 	lines := make([]persistence.ReturnLine, len(r.Lines))
 	for i, l := range r.Lines {
 		lines[i] = persistence.ReturnLine{OrderLineID: l.OrderLineID, Qty: l.Qty, Damaged: d.Damaged[l.OrderLineID]}
@@ -182,17 +186,18 @@ func ProcessReturn(ctx context.Context, tx persistence.Tx, d ReturnDecision) (Re
 // the difference of the line's rounded tax on the units returned so far
 // and after this return, so the refunds of a line returned in several
 // parts add up to exactly what the line charged.
-func RefundMinor(o persistence.Order, refunded map[string]int, lines []persistence.ReturnLine) int64 {
-	var total int64
+func RefundMinor(o persistence.Order, refunded map[string]int, lines []persistence.ReturnLine) (int64, error) {
+	var total money.Sum
 	for _, rl := range lines {
 		l := lineByID(o, rl.OrderLineID)
-		before := refunded[l.ID]
-		after := before + rl.Qty
-		total += int64(rl.Qty)*l.UnitPriceMinor +
-			persistence.LineTaxMinor(after, l.UnitPriceMinor, l.TaxRateBps) -
-			persistence.LineTaxMinor(before, l.UnitPriceMinor, l.TaxRateBps)
+		before := int64(refunded[l.ID])
+		after := before + int64(rl.Qty)
+		taxAfter, errAfter := money.Tax(after, l.UnitPriceMinor, l.TaxRateBps)
+		taxBefore, errBefore := money.Tax(before, l.UnitPriceMinor, l.TaxRateBps)
+		total.AddResult(money.Times(int64(rl.Qty), l.UnitPriceMinor))
+		total.AddResult(taxAfter-taxBefore, errors.Join(errAfter, errBefore))
 	}
-	return total
+	return total.Total()
 }
 
 // completedUnits sums, per order line, the units of the order's completed

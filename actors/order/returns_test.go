@@ -148,11 +148,17 @@ func TestRefundMinorAddsUp(t *testing.T) {
 	// 7 units at 1,234,567 with 19% tax: per-unit tax is fractional, yet
 	// returning them one by one refunds exactly the line's total.
 	o := persistence.Order{Lines: []persistence.OrderLine{{ID: "l", Qty: 7, UnitPriceMinor: 1_234_567, TaxRateBps: 1900}}}
-	o.ComputeTotals()
+	if err := o.ComputeTotals(); err != nil {
+		t.Fatal(err)
+	}
 	var sum int64
 	done := map[string]int{}
 	for range 7 {
-		sum += RefundMinor(o, done, []persistence.ReturnLine{{OrderLineID: "l", Qty: 1}})
+		r, err := RefundMinor(o, done, []persistence.ReturnLine{{OrderLineID: "l", Qty: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += r
 		done["l"]++
 	}
 	if sum != o.SubtotalMinor+o.TaxMinor {

@@ -27,6 +27,7 @@ import (
 	"github.com/spa-engine/spa/cluster/wire"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
+	"github.com/spa-engine/spa/persistence/money"
 )
 
 // ErrUnsupported: the value is not a shop message this package knows.
@@ -53,6 +54,7 @@ var sentinels = wire.Sentinels[messages.ShopError_Code]{
 	{Code: messages.ShopError_CODE_STORE_CONFLICT, Err: persistence.ErrConflict},
 	{Code: messages.ShopError_CODE_STORE_INVALID, Err: persistence.ErrInvalid},
 	{Code: messages.ShopError_CODE_STORE_INSUFFICIENT_CREDIT, Err: persistence.ErrInsufficientCredit},
+	{Code: messages.ShopError_CODE_AMOUNT_OUT_OF_RANGE, Err: money.ErrOutOfRange},
 	{Code: messages.ShopError_CODE_STORE_FENCED, Err: persistence.ErrFenced},
 	{Code: messages.ShopError_CODE_KEY_REUSED, Err: keyed.ErrReused},
 	{Code: messages.ShopError_CODE_KEY_ELSEWHERE, Err: keyed.ErrElsewhere},

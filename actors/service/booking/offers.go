@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/persistence"
+	"github.com/spa-engine/spa/persistence/money"
 )
 
 // The waitlist, packages and vouchers. Packages and vouchers are granted
@@ -326,8 +328,8 @@ func (s *Service) IssueVoucher(ctx context.Context, tx persistence.Tx, by servic
 	if in.ClientID != "" && !ValidClientID(in.ClientID) {
 		f.add("client_id", "must be a client id, or left out for a bearer voucher")
 	}
-	if in.BalanceMinor < 1 {
-		f.add("balance_minor", "must be positive (COP minor units)")
+	if in.BalanceMinor < 1 || in.BalanceMinor > money.Max {
+		f.add("balance_minor", fmt.Sprintf("must be from 1 to %d (COP minor units)", money.Max))
 	}
 	if !in.ExpiresAt.After(now) {
 		f.add("expires_at", "must be in the future")

@@ -227,9 +227,7 @@ func (in ServiceInput) service(now time.Time) (persistence.Service, error) {
 		Version:          in.Version,
 		UpdatedAt:        now,
 	}
-	if in.PriceMinor < 0 {
-		f.Add("price_minor", "must be 0 or more (COP minor units)")
-	}
+	f.Amount("price_minor", in.PriceMinor, 0)
 	if s.ResourceID != "" && !check.Slug.MatchString(s.ResourceID) {
 		f.Add("resource_id", "must be a resource id")
 	}

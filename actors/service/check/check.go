@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/spa-engine/spa/actors/service/fault"
+	"github.com/spa-engine/spa/persistence/money"
 )
 
 // Fields collects every problem of one request, so a form can mark all
@@ -36,6 +37,15 @@ func (f Fields) Err() error {
 		return nil
 	}
 	return fault.Invalid("", f...)
+}
+
+// Amount checks v is an amount of money in minor units: 0 to money.Max
+// (10^12), so no price, balance or total built from them can overflow.
+// min is 0 or 1 (whether zero is allowed).
+func (f *Fields) Amount(field string, v, min int64) {
+	if v < min || v > money.Max {
+		f.Add(field, fmt.Sprintf("must be from %d to %d (COP minor units)", min, money.Max))
+	}
 }
 
 // Text trims v and checks it holds min to max printable characters.

@@ -59,6 +59,7 @@ const (
 	CodeNotReturnable         = "not_returnable"
 	CodeReturnExceedsOrder    = "return_exceeds_order"
 	CodeInsufficientCredit    = "insufficient_credit"
+	CodeAmountTooLarge        = "amount_too_large"
 )
 
 // table is the one place a code is bound to its status and default message,
@@ -107,6 +108,7 @@ var table = map[string]struct {
 	CodeNotReturnable:         {http.StatusConflict, "the order cannot be returned in its status"},
 	CodeReturnExceedsOrder:    {http.StatusConflict, "the return asks back more units than are left on the order"},
 	CodeInsufficientCredit:    {http.StatusConflict, "the client's credit is too small"},
+	CodeAmountTooLarge:        {http.StatusUnprocessableEntity, "an amount or total would exceed 1000000000000 minor units"},
 }
 
 // Error is a failure that is safe to show to the client as is.

@@ -16,6 +16,7 @@ import (
 	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/persistence"
+	"github.com/spa-engine/spa/persistence/money"
 )
 
 // ---- Carts ---------------------------------------------------------------------
@@ -62,6 +63,8 @@ func cartFault(err error) error {
 		return fault.Conflict("the cart exists already")
 	case errors.Is(err, persistence.ErrInsufficientCredit):
 		return fault.New(fault.CodeInsufficientCredit, "")
+	case errors.Is(err, money.ErrOutOfRange):
+		return fault.New(fault.CodeAmountTooLarge, "the cart's total would exceed 1000000000000 minor units")
 	case errors.Is(err, cart.ErrInvalid):
 		return fault.Invalid("the cart request is not valid")
 	case errors.Is(err, keyed.ErrReused):

@@ -344,9 +344,7 @@ func (s *Service) PutVariant(ctx context.Context, tx persistence.Tx, by service.
 		f.Add("product_id", "must be a product id")
 	}
 	sku := f.Text("sku", in.SKU, 1, 64)
-	if in.PriceMinor < 0 {
-		f.Add("price_minor", "must not be negative")
-	}
+	f.Amount("price_minor", in.PriceMinor, 0)
 	if in.VIPPriceMinor < 0 || in.VIPPriceMinor > in.PriceMinor {
 		f.Add("vip_price_minor", "must be 0 (none) or a price not above price_minor")
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/spa-engine/spa/actors/service/check"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/persistence"
+	"github.com/spa-engine/spa/persistence/money"
 )
 
 // ---- Credit --------------------------------------------------------------------
@@ -45,11 +46,13 @@ func (s *Service) Credit(ctx context.Context, by service.Caller, client string) 
 		if err != nil {
 			return err
 		}
-		out.BalanceMinor, out.Grants = 0, gs
+		var balance money.Sum
 		for _, g := range gs {
-			out.BalanceMinor += g.RemainingMinor
+			balance.Add(g.RemainingMinor)
 		}
-		return nil
+		out.Grants = gs
+		out.BalanceMinor, err = balance.Total()
+		return err
 	})
 	if err != nil {
 		return Credit{}, err
