@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (`make test`, and so CI): prerequisites, PostgreSQL,
 # go vet, then every test with the race detector on SQLite and PostgreSQL,
-# and a closing count of passed, failed and skipped tests.
+# a closing count of passed, failed and skipped tests, and a minute of
+# fuzzing every request body through the router (FuzzEveryBody).
 #
 # Where PostgreSQL is required (CI=true, or SPA_REQUIRE_POSTGRES=1) a
 # database that cannot be had fails the run here, loudly, and the Go tests
@@ -68,4 +69,14 @@ if [ -n "${TEST_DATABASE_URL:-}" ]; then
   say "PostgreSQL: ran against $(sed -E 's#//([^:/@]+):[^@]*@#//\1:***@#; s#\?.*##' <<<"$TEST_DATABASE_URL")"
 fi
 echo "$passed passed, $failed failed, $skipped skipped"
-exit "$rc"
+[ "$rc" = 0 ] || exit "$rc"
+
+# The router fuzz (cmd/spa FuzzEveryBody): every request body type through
+# a whole node, PostgreSQL when we have it, for SPA_FUZZ_TIME (60s; 0 skips
+# it, for a quick local run). Any 5xx, non-JSON answer or hung request
+# fails the run; a failing input is kept under cmd/spa/testdata/fuzz.
+fuzz=${SPA_FUZZ_TIME:-60s}
+if [ "$fuzz" != 0 ]; then
+  say "fuzzing every request body through the router for $fuzz"
+  go test -run '^$' -fuzz '^FuzzEveryBody$' -fuzztime "$fuzz" ./cmd/spa/ 2>&1 | grep -vE '^fuzz: elapsed' || exit 1
+fi
