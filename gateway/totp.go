@@ -12,10 +12,26 @@ import (
 // (identity.TOTPConfig).
 type TOTPConfig = identity.TOTPConfig
 
+// enrolmentRoute marks a route a staff-role token without the second
+// factor may reach (RequireRole).
+type enrolmentRoute struct{}
+
+// withoutSecondFactor is RequireRole(roles...) that also admits a staff
+// role's token still without the second factor: the routes that enrol,
+// confirm, show or remove the factor (each checks a code itself where it
+// matters), and logout.
+func withoutSecondFactor(roles ...auth.Role) fiber.Handler {
+	check := RequireRole(roles...)
+	return func(c *fiber.Ctx) error {
+		c.Locals(enrolmentRoute{}, true)
+		return check(c)
+	}
+}
+
 // registerTOTP adds the enrolment, disable and step-up routes
 // (docs/identity-2fa-kiosk.md).
 func (s *server) registerTOTP(app *fiber.App) {
-	staff := RequireRole(identity.SecondFactorRoles...)
+	staff := withoutSecondFactor(identity.SecondFactorRoles...)
 	admin := RequireRole(auth.RoleAdmin)
 	app.Post("/v1/auth/totp", s.totpSignIn)
 	app.Get("/v1/me/totp", staff, s.totpStatus)

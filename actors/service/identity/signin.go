@@ -173,6 +173,10 @@ type SignedIn struct {
 	RefreshTTL        time.Duration
 	SessionID, UserID string
 	Role              auth.Role
+	// EnrolSecondFactorBy is set when the session lacks the second factor
+	// its role needs: until then its tokens reach only the enrolment
+	// (docs/identity-2fa-kiosk.md).
+	EnrolSecondFactorBy time.Time
 }
 
 // SignIn checks a code and signs the caller in, creating the user (role
@@ -217,7 +221,7 @@ func (s *Service) SignIn(ctx context.Context, by service.Caller, in SignInInput)
 		if err != nil {
 			return err
 		}
-		if mfa, err = s.secondFactorChallenge(ctx, tx, u, mfaOrigin{device, ua, by.IP}, now); mfa != nil || err != nil {
+		if mfa, err = s.secondFactorChallenge(ctx, tx, &u, mfaOrigin{device, ua, by.IP}, now); mfa != nil || err != nil {
 			return err
 		}
 		// The device's earlier legal consents become the user's, so a
@@ -272,12 +276,16 @@ func (s *Service) issue(ctx context.Context, tx persistence.Tx, u persistence.Us
 		return SignedIn{}, err
 	}
 	role := primaryRole(u.Roles)
-	access, _, err := s.tokens.MintSession(u.ID, role, sess.ID, s.node.AccessTTL)
+	access, _, err := s.tokens.MintSignIn(u.ID, role, sess.ID, s.node.AccessTTL, sess.SecondFactor)
 	if err != nil {
 		return SignedIn{}, err
 	}
-	return SignedIn{AccessToken: access, AccessTTL: s.node.AccessTTL, RefreshToken: refresh,
-		RefreshTTL: expires.Sub(now), SessionID: sess.ID, UserID: u.ID, Role: role}, nil
+	out := SignedIn{AccessToken: access, AccessTTL: s.node.AccessTTL, RefreshToken: refresh,
+		RefreshTTL: expires.Sub(now), SessionID: sess.ID, UserID: u.ID, Role: role}
+	if !sess.SecondFactor && needsSecondFactor(u.Roles) {
+		out.EnrolSecondFactorBy = u.SecondFactorDue
+	}
+	return out, nil
 }
 
 func hashRefresh(tok string) []byte {
@@ -582,6 +590,14 @@ func (s *Service) SetRoles(ctx context.Context, tx persistence.Tx, by service.Ca
 	}
 	if err := tx.UserSetRoles(ctx, userID, roles, now); err != nil {
 		return nil, err
+	}
+	// A promotion into a staff role starts the window in which the user
+	// must enrol a second factor: bounded from now, not from whenever
+	// they (or whoever holds their SIM) first sign in.
+	if !needsSecondFactor(u.Roles) {
+		if err := s.openEnrolWindow(ctx, tx, userID, roles, now); err != nil {
+			return nil, err
+		}
 	}
 	// An access token carries the user's highest role. When that goes down
 	// (admin to staff, staff to client), the old role must stop working at

@@ -172,7 +172,12 @@ func TestTOTPLockout(t *testing.T) {
 	if err := reset(staff.Subject); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, reset(staff.Subject), fault.CodeNotFound)
+	// Without a factor a second reset only reopens the enrolment window;
+	// a user who is not there is 404.
+	if err := reset(staff.Subject); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, reset("01HZZZZZZZZZZZZZZZZZZZZZZZ"), fault.CodeNotFound)
 	f.signIn(maria)
 	if e := f.audit("user/" + staff.Subject)[0]; e.Action != "totp.reset" || !strings.Contains(string(e.Detail), "lost phone") {
 		t.Fatalf("audit %+v", e)
@@ -186,4 +191,87 @@ func TestTOTPOnlyForUsers(t *testing.T) {
 	_, err := f.svc.TOTPEnrol(t.Context(), admin())
 	wantCode(t, err, fault.CodeForbidden)
 	wantCode(t, f.svc.TOTPDisable(t.Context(), admin(), "123456"), fault.CodeForbidden)
+}
+
+// TestStaffRolesNeedTheSecondFactor (issue 15 item 3): a promoted user's
+// login code alone gives tokens without the second factor, good only for
+// enrolling, and only within the window that the promotion opened; the
+// TOTP step (at enrolment or sign-in) puts the factor in the session's
+// tokens, and an admin's reset reopens a closed window.
+func TestStaffRolesNeedTheSecondFactor(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	refresh := func(in SignedIn) SignedIn {
+		t.Helper()
+		out, err := f.svc.Refresh(ctx, anon, RefreshInput{RefreshToken: in.RefreshToken})
+		if err != nil {
+			t.Fatalf("refresh: %v", err)
+		}
+		return out
+	}
+	promote := func(uid string) {
+		t.Helper()
+		f.tx(func(ctx context.Context, tx persistence.Tx) error {
+			_, err := f.svc.SetRoles(ctx, tx, admin(), uid, SetRolesInput{Roles: []string{"client", "admin"}, Reason: "promoted"})
+			return err
+		})
+	}
+
+	// A client's token is not concerned.
+	client := f.signIn(maria)
+	if cl := f.as(client); cl.SecondFactor || SecondFactorRequired(cl.Claims) != nil || !client.EnrolSecondFactorBy.IsZero() {
+		t.Fatalf("client: %+v", cl)
+	}
+	promoted := f.clk.now()
+	promote(client.UserID)
+
+	// Promoted: the login code alone gives an admin token without the
+	// factor, refused everywhere but the enrolment.
+	boss := f.signIn(maria)
+	if want := promoted.Add(DefaultTOTPGrace); boss.Role != "admin" || !boss.EnrolSecondFactorBy.Equal(want) {
+		t.Fatalf("sign-in after promotion: role %s, enrol by %v (want %v)", boss.Role, boss.EnrolSecondFactorBy, want)
+	}
+	restricted := f.as(boss)
+	wantCode(t, SecondFactorRequired(restricted.Claims), fault.CodeSecondFactorRequired)
+	if boss = refresh(boss); f.as(boss).SecondFactor {
+		t.Fatal("a refresh added the second factor")
+	}
+	enr, err := f.svc.TOTPEnrol(ctx, restricted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.TOTPConfirm(ctx, restricted, f.totpCode(enr.Secret, 0)); err != nil {
+		t.Fatal(err)
+	}
+	// Confirming proved the factor in this session: its next refresh
+	// carries it.
+	boss = refresh(boss)
+	if cl := f.as(boss); !cl.SecondFactor || SecondFactorRequired(cl.Claims) != nil || !boss.EnrolSecondFactorBy.IsZero() {
+		t.Fatalf("after confirming: %+v", cl)
+	}
+	// A sign-in passes through the TOTP step and carries it too.
+	f.clk.add(time.Minute)
+	out, err := f.svc.TOTPSignIn(ctx, anon, TOTPSignInInput{Challenge: f.challenge(maria), Code: f.totpCode(enr.Secret, 0)})
+	if err != nil || !f.as(out).SecondFactor || !f.as(refresh(out)).SecondFactor {
+		t.Fatalf("TOTP sign-in: %v", err)
+	}
+
+	// Another promoted user lets the window pass: the login code alone is
+	// refused, and so is enrolling with the token it gave.
+	juan := "+573109876543"
+	u := f.signIn(juan)
+	promote(u.UserID)
+	late := f.as(f.signIn(juan))
+	f.clk.add(DefaultTOTPGrace)
+	_, err = f.svc.SignIn(ctx, anon, SignInInput{Phone: juan, Code: f.sendCode(juan)})
+	wantCode(t, err, fault.CodeSecondFactorRequired)
+	_, err = f.svc.TOTPEnrol(ctx, late)
+	wantCode(t, err, fault.CodeSecondFactorRequired)
+	// An admin's reset reopens it.
+	f.tx(func(ctx context.Context, tx persistence.Tx) error {
+		return f.svc.ResetTOTP(ctx, tx, admin(), u.UserID, "missed it")
+	})
+	if again := f.signIn(juan); again.EnrolSecondFactorBy.IsZero() || f.as(again).SecondFactor {
+		t.Fatalf("after reset: %+v", again)
+	}
 }
