@@ -578,3 +578,56 @@ func TestStaffTokenWithoutSecondFactor(t *testing.T) {
 		t.Fatalf("logout without the second factor: %d %s", r.status, r.body)
 	}
 }
+
+// TestTOTPEnrolRetryIssuesOnce (issue 15 item 9): retrying an enrolment
+// under the same Idempotency-Key replays the first answer without the
+// secret, leaves the pending secret as it was, and the idempotency record
+// holds no secret; another key restarts the enrolment.
+func TestTOTPEnrolRetryIssuesOnce(t *testing.T) {
+	me := newMFAEnv(t, time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC), false)
+	p := me.pair(t, me.firstFactor(t, maria))
+	me.promote(t, p.User, "client", "staff")
+	staff := me.pair(t, me.firstFactor(t, maria))
+	sealed := func() []byte {
+		t.Helper()
+		var f persistence.TOTPFactor
+		if err := me.store.InTx(t.Context(), func(tx persistence.Tx) (err error) {
+			f, err = tx.TOTPFactorGet(t.Context(), staff.User)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return f.SecretCipher
+	}
+	first := me.do("POST", "/v1/me/totp/enrol", "", jsonHdr(staff.Access, "Idempotency-Key", "enrol-1")...)
+	enr := decode[enrolmentJSON](t, first)
+	if first.status != 201 || enr.Secret == "" || !enr.Pending {
+		t.Fatalf("enrol: %d %s", first.status, first.body)
+	}
+	before := sealed()
+	for i := range 2 {
+		again := me.do("POST", "/v1/me/totp/enrol", "", jsonHdr(staff.Access, "Idempotency-Key", "enrol-1")...)
+		got := decode[enrolmentJSON](t, again)
+		if again.status != 201 || again.header.Get("Idempotent-Replayed") != "true" || got.Secret != "" || got.OTPAuthURI != "" || !got.Pending {
+			t.Fatalf("retry %d: %d replayed=%q %s", i, again.status, again.header.Get("Idempotent-Replayed"), again.body)
+		}
+	}
+	if !bytes.Equal(sealed(), before) {
+		t.Fatal("a retry replaced the pending secret")
+	}
+	var stored []byte
+	if err := me.store.InTx(t.Context(), func(tx persistence.Tx) error {
+		rec, err := tx.IdempotencyGet(t.Context(), "sub:"+staff.User, "enrol-1", me.clk.now())
+		stored = rec.ResponseBody
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(stored, []byte(enr.Secret)) || bytes.Contains(stored, []byte("otpauth")) {
+		t.Fatalf("the idempotency record holds the secret: %s", stored)
+	}
+	// The secret of the first answer is the one that confirms.
+	if r := me.do("POST", "/v1/me/totp/confirm", `{"code":"`+me.code(t, enr.Secret, 0)+`"}`, jsonHdr(staff.Access)...); r.status != 200 {
+		t.Fatalf("confirm with the first secret: %d %s", r.status, r.body)
+	}
+}

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -489,15 +490,24 @@ type Enrolment struct {
 }
 
 // TOTPEnrol starts (or restarts) an enrolment: a new secret, stored sealed
-// and not yet active; 409 while a factor is enabled. The answer holds the
-// secret, so the gateway never stores it for idempotent replay.
-func (s *Service) TOTPEnrol(ctx context.Context, by service.Caller) (Enrolment, error) {
+// and not yet active; 409 while a factor is enabled. enrolmentID (from the
+// request's Idempotency-Key, "" without one) names the enrolment: asked
+// again with the same id while that enrolment is pending, it answers the
+// same secret from the sealed row instead of issuing another, so a retry
+// whose first answer was lost, or that raced it, never issues twice. The
+// answer holds the secret: the gateway never stores it for replay.
+func (s *Service) TOTPEnrol(ctx context.Context, by service.Caller, enrolmentID string) (Enrolment, error) {
 	if err := s.Ready(); err != nil {
 		return Enrolment{}, err
 	}
+	var key []byte
+	if enrolmentID != "" {
+		h := sha256.Sum256([]byte("totp-enrolment/" + enrolmentID))
+		key = h[:]
+	}
 	var out Enrolment
 	now := s.now().UTC()
-	err := s.store.InTx(ctx, func(tx persistence.Tx) error {
+	enrol := func(tx persistence.Tx) error {
 		u, err := me(ctx, tx, by)
 		if err != nil {
 			return err
@@ -509,6 +519,15 @@ func (s *Service) TOTPEnrol(ctx context.Context, by service.Caller) (Enrolment, 
 		switch {
 		case err == nil && f.Confirmed():
 			return fault.Conflict("a second factor is already enabled; disable it first")
+		case err == nil && key != nil && bytes.Equal(f.EnrolmentKey, key):
+			// The same request again: the same pending secret.
+			secret, err := s.node.Keyring.Decrypt(f.SecretCipher, pii.TOTPSecretContext(u.ID))
+			if err != nil {
+				return err
+			}
+			e, err := s.authn.Again(s.accountName(u), string(secret))
+			out = Enrolment{Secret: e.Secret, URI: e.URL}
+			return err
 		case errors.Is(err, persistence.ErrNotFound):
 			f = persistence.TOTPFactor{UserID: u.ID, CreatedAt: now}
 		case err != nil:
@@ -521,17 +540,23 @@ func (s *Service) TOTPEnrol(ctx context.Context, by service.Caller) (Enrolment, 
 		if f.SecretCipher, err = s.node.Keyring.Encrypt([]byte(e.Secret), pii.TOTPSecretContext(u.ID)); err != nil {
 			return err
 		}
-		f.LastStep, f.Failures, f.LockedUntil, f.Recovery, f.UpdatedAt = 0, 0, time.Time{}, nil, now
+		f.LastStep, f.Failures, f.LockedUntil, f.Recovery, f.UpdatedAt, f.EnrolmentKey = 0, 0, time.Time{}, nil, now, key
 		if _, err := tx.TOTPFactorPut(ctx, f); err != nil {
-			if errors.Is(err, persistence.ErrConflict) {
-				return fault.VersionConflict("").WithDetails(map[string]any{"version": f.Version})
-			}
 			return err
 		}
 		out = Enrolment{Secret: e.Secret, URI: e.URL}
 		return service.Audit(ctx, tx, s.now(), by, "totp.enrol", "user/"+u.ID, "", map[string]any{"pending": true})
-	})
-	return out, err
+	}
+	// Two requests racing on one row: the loser's write is refused by the
+	// version; run again, it finds the winner's enrolment (the same one
+	// when the id matches).
+	var err error
+	for range 2 {
+		if err = s.store.InTx(ctx, enrol); !errors.Is(err, persistence.ErrConflict) {
+			return out, err
+		}
+	}
+	return Enrolment{}, fault.VersionConflict("")
 }
 
 // accountName is the label an authenticator app shows: the masked phone

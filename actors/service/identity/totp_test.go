@@ -71,7 +71,7 @@ func TestTOTPEnrolVerifyAndReplay(t *testing.T) {
 	if st, err := f.svc.TOTPStatus(ctx, staff); err != nil || st.Enabled || st.Pending {
 		t.Fatalf("status before: %+v, %v", st, err)
 	}
-	enr, err := f.svc.TOTPEnrol(ctx, staff)
+	enr, err := f.svc.TOTPEnrol(ctx, staff, "")
 	if err != nil || enr.Secret == "" || !strings.HasPrefix(enr.URI, "otpauth://totp/") || strings.Contains(enr.URI, "1234567") {
 		t.Fatalf("enrol: %+v, %v", enr, err)
 	}
@@ -84,7 +84,7 @@ func TestTOTPEnrolVerifyAndReplay(t *testing.T) {
 	if err != nil || len(recovery) != 10 {
 		t.Fatalf("confirm: %v, %v", recovery, err)
 	}
-	_, err = f.svc.TOTPEnrol(ctx, staff)
+	_, err = f.svc.TOTPEnrol(ctx, staff, "")
 	wantCode(t, err, fault.CodeConflict)
 	if st, _ := f.svc.TOTPStatus(ctx, staff); !st.Enabled || st.RecoveryCodesRemaining != 10 {
 		t.Fatalf("status after: %+v", st)
@@ -140,7 +140,7 @@ func TestTOTPLockout(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
 	staff := f.staff(maria)
-	enr, _ := f.svc.TOTPEnrol(ctx, staff)
+	enr, _ := f.svc.TOTPEnrol(ctx, staff, "")
 	if _, err := f.svc.TOTPConfirm(ctx, staff, f.totpCode(enr.Secret, 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestTOTPLockout(t *testing.T) {
 // factor.
 func TestTOTPOnlyForUsers(t *testing.T) {
 	f := newFixture(t)
-	_, err := f.svc.TOTPEnrol(t.Context(), admin())
+	_, err := f.svc.TOTPEnrol(t.Context(), admin(), "")
 	wantCode(t, err, fault.CodeForbidden)
 	wantCode(t, f.svc.TOTPDisable(t.Context(), admin(), "123456"), fault.CodeForbidden)
 }
@@ -236,7 +236,7 @@ func TestStaffRolesNeedTheSecondFactor(t *testing.T) {
 	if boss = refresh(boss); f.as(boss).SecondFactor {
 		t.Fatal("a refresh added the second factor")
 	}
-	enr, err := f.svc.TOTPEnrol(ctx, restricted)
+	enr, err := f.svc.TOTPEnrol(ctx, restricted, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func TestStaffRolesNeedTheSecondFactor(t *testing.T) {
 	f.clk.add(DefaultTOTPGrace)
 	_, err = f.svc.SignIn(ctx, anon, SignInInput{Phone: juan, Code: f.sendCode(juan)})
 	wantCode(t, err, fault.CodeSecondFactorRequired)
-	_, err = f.svc.TOTPEnrol(ctx, late)
+	_, err = f.svc.TOTPEnrol(ctx, late, "")
 	wantCode(t, err, fault.CodeSecondFactorRequired)
 	// An admin's reset reopens it.
 	f.tx(func(ctx context.Context, tx persistence.Tx) error {
@@ -273,5 +273,36 @@ func TestStaffRolesNeedTheSecondFactor(t *testing.T) {
 	})
 	if again := f.signIn(juan); again.EnrolSecondFactorBy.IsZero() || f.as(again).SecondFactor {
 		t.Fatalf("after reset: %+v", again)
+	}
+}
+
+// TestTOTPEnrolIsKeyed (issue 15 item 9): an enrolment asked again under
+// the same id while it is pending answers the same secret (from the sealed
+// row) and writes nothing; another id, or none, restarts it.
+func TestTOTPEnrolIsKeyed(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	staff := f.staff(maria)
+	first, err := f.svc.TOTPEnrol(ctx, staff, "key-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.svc.TOTPEnrol(ctx, staff, "key-1")
+	if err != nil || again != first {
+		t.Fatalf("same id: %v (a new secret: %v)", err, again.Secret != first.Secret)
+	}
+	if n := len(f.audit("user/" + staff.Subject)); n != 1 {
+		t.Fatalf("%d audit entries, want the first enrolment's only", n)
+	}
+	other, err := f.svc.TOTPEnrol(ctx, staff, "key-2")
+	if err != nil || other.Secret == first.Secret {
+		t.Fatalf("another id: %v", err)
+	}
+	unkeyed, err := f.svc.TOTPEnrol(ctx, staff, "")
+	if err != nil || unkeyed.Secret == other.Secret {
+		t.Fatalf("no id: %v", err)
+	}
+	if again, _ := f.svc.TOTPEnrol(ctx, staff, ""); again.Secret == unkeyed.Secret {
+		t.Fatal("two unkeyed enrolments answered one secret")
 	}
 }
