@@ -114,9 +114,10 @@ func codeSent(c *fiber.Ctx, expires time.Duration) error {
 }
 
 type otpVerifyInput struct {
-	Phone  string `json:"phone"`
-	Code   string `json:"code"`
-	Device string `json:"device"`
+	Phone     string `json:"phone"`
+	Code      string `json:"code"`
+	Device    string `json:"device"`
+	Recaptcha string `json:"recaptcha_token"` // after a captcha_required answer
 }
 
 // verifyOTP checks a code and signs the caller in.
@@ -135,7 +136,7 @@ func (s *server) verifyOTP(c *fiber.Ctx) error {
 		dev = ""
 	}
 	out, err := s.ident.SignIn(c.UserContext(), s.caller(c), identity.SignInInput{Phone: in.Phone, Code: in.Code,
-		Device: in.Device, UserAgent: c.Get(fiber.HeaderUserAgent), DeviceID: dev})
+		Device: in.Device, UserAgent: c.Get(fiber.HeaderUserAgent), DeviceID: dev, Recaptcha: in.Recaptcha})
 	if err != nil {
 		return identityError(c, err)
 	}
