@@ -343,6 +343,9 @@ func unauthenticated(c *fiber.Ctx, msg string) error {
 
 // RequireRole admits only principals holding one of roles: anonymous
 // callers get 401 (they may log in), others 403 (logging in won't help).
+// A staff role's token without the second factor gets 403
+// second_factor_required, except on the routes that enrol it
+// (withoutSecondFactor).
 func RequireRole(roles ...auth.Role) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		p, ok := reqctx.Principal(c)
@@ -351,6 +354,11 @@ func RequireRole(roles ...auth.Role) fiber.Handler {
 		}
 		for _, r := range roles {
 			if p.Role == r {
+				if c.Locals(enrolmentRoute{}) == nil {
+					if err := identity.SecondFactorRequired(p); err != nil {
+						return err
+					}
+				}
 				return c.Next()
 			}
 		}

@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"encoding/json"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/service/identity"
+	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -12,14 +15,30 @@ import (
 // (identity.TOTPConfig).
 type TOTPConfig = identity.TOTPConfig
 
+// enrolmentRoute marks a route a staff-role token without the second
+// factor may reach (RequireRole).
+type enrolmentRoute struct{}
+
+// withoutSecondFactor is RequireRole(roles...) that also admits a staff
+// role's token still without the second factor: the routes that enrol,
+// confirm, show or remove the factor (each checks a code itself where it
+// matters), and logout.
+func withoutSecondFactor(roles ...auth.Role) fiber.Handler {
+	check := RequireRole(roles...)
+	return func(c *fiber.Ctx) error {
+		c.Locals(enrolmentRoute{}, true)
+		return check(c)
+	}
+}
+
 // registerTOTP adds the enrolment, disable and step-up routes
 // (docs/identity-2fa-kiosk.md).
 func (s *server) registerTOTP(app *fiber.App) {
-	staff := RequireRole(identity.SecondFactorRoles...)
+	staff := withoutSecondFactor(identity.SecondFactorRoles...)
 	admin := RequireRole(auth.RoleAdmin)
 	app.Post("/v1/auth/totp", s.totpSignIn)
 	app.Get("/v1/me/totp", staff, s.totpStatus)
-	app.Post("/v1/me/totp/enrol", staff, s.totpEnrol)
+	app.Post("/v1/me/totp/enrol", staff, s.external(s.totpEnrol))
 	app.Post("/v1/me/totp/confirm", staff, s.totpConfirm)
 	app.Post("/v1/me/totp/disable", staff, s.totpDisable)
 	app.Delete("/v1/admin/users/:id/totp", admin, s.mutate(s.totpReset))
@@ -61,18 +80,26 @@ func (s *server) totpStatus(c *fiber.Ctx) error {
 }
 
 type enrolmentJSON struct {
-	Secret     string `json:"secret"`
-	OTPAuthURI string `json:"otpauth_uri"`
+	Secret     string `json:"secret,omitempty"`      // in the first answer only
+	OTPAuthURI string `json:"otpauth_uri,omitempty"` // (it holds the secret too)
+	Pending    bool   `json:"pending"`
 }
 
-// totpEnrol starts (or restarts) an enrolment. The answer holds the
-// secret, so it is never stored for idempotent replay.
+// totpEnrol starts (or restarts) an enrolment. The secret is shown in this
+// answer only: under an Idempotency-Key the enrolment derives from the key
+// (a retry that reaches the service gets the same pending secret, never a
+// second one), and the remembered copy a replay answers leaves the secret
+// and its URI out, so the idempotency table never holds it.
 func (s *server) totpEnrol(c *fiber.Ctx) error {
-	e, err := s.ident.TOTPEnrol(c.UserContext(), s.caller(c))
+	e, err := s.ident.TOTPEnrol(c.UserContext(), s.caller(c), idempotency.DerivedID(c, "totp/"))
 	if err != nil {
 		return err
 	}
-	return c.Status(fiber.StatusCreated).JSON(enrolmentJSON{Secret: e.Secret, OTPAuthURI: e.URI})
+	idempotency.Redact(c, func([]byte) []byte {
+		b, _ := json.Marshal(enrolmentJSON{Pending: true})
+		return b
+	})
+	return c.Status(fiber.StatusCreated).JSON(enrolmentJSON{Secret: e.Secret, OTPAuthURI: e.URI, Pending: true})
 }
 
 type totpCodeInput struct {

@@ -522,3 +522,112 @@ func TestTOTPConcurrentCodesLinearizable(t *testing.T) {
 		})
 	}
 }
+
+// TestStaffTokenWithoutSecondFactor (issue 15 item 3): a promoted admin
+// who signed in with the login code alone (a SIM swap is enough for that)
+// reaches nothing but the enrolment and logout: every other route that
+// needs a role answers 403 second_factor_required. Once the factor is
+// confirmed, the refreshed token carries it (amr) and the routes open;
+// operator tokens (`spa token`) carry it from the start.
+func TestStaffTokenWithoutSecondFactor(t *testing.T) {
+	me := newMFAEnv(t, time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC), false)
+	p := me.pair(t, me.firstFactor(t, maria))
+	if r := me.admin("PUT", "/v1/admin/users/"+p.User+"/roles", `{"roles":["client","admin"],"reason":"promoted"}`); r.status != 200 {
+		t.Fatalf("promote: %d %s", r.status, r.body)
+	}
+	r := me.firstFactor(t, maria)
+	if r.status != 200 || r.json(t)["enrol_second_factor_by"] != "2026-11-28T12:15:00Z" {
+		t.Fatalf("sign-in after promotion: %d %s", r.status, r.body)
+	}
+	boss := me.pair(t, r)
+	for _, route := range [][2]string{{"GET", "/v1/admin/kiosks"}, {"GET", "/v1/admin/audit"}, {"GET", "/v1/me/sessions"}} {
+		if r := me.do(route[0], route[1], "", jsonHdr(boss.Access)...); r.status != 403 || r.errCode(t) != "second_factor_required" {
+			t.Fatalf("%s %s without the second factor: %d %s", route[0], route[1], r.status, r.body)
+		}
+	}
+	if r := me.do("GET", "/v1/me/totp", "", jsonHdr(boss.Access)...); r.status != 200 {
+		t.Fatalf("status without the second factor: %d %s", r.status, r.body)
+	}
+	r = me.do("POST", "/v1/me/totp/enrol", "", jsonHdr(boss.Access)...)
+	if r.status != 201 {
+		t.Fatalf("enrol: %d %s", r.status, r.body)
+	}
+	enr := decode[enrolmentJSON](t, r)
+	if r := me.do("POST", "/v1/me/totp/confirm", `{"code":"`+me.code(t, enr.Secret, 0)+`"}`, jsonHdr(boss.Access)...); r.status != 200 {
+		t.Fatalf("confirm: %d %s", r.status, r.body)
+	}
+	// The access token in hand still lacks it; the refreshed one has it.
+	if r := me.do("GET", "/v1/admin/kiosks", "", jsonHdr(boss.Access)...); r.status != 403 {
+		t.Fatalf("old token after confirming: %d %s", r.status, r.body)
+	}
+	r = me.refresh(boss.Refresh)
+	if r.status != 200 || r.json(t)["enrol_second_factor_by"] != nil {
+		t.Fatalf("refresh: %d %s", r.status, r.body)
+	}
+	boss = me.pair(t, r)
+	if r := me.do("GET", "/v1/admin/kiosks", "", jsonHdr(boss.Access)...); r.status != 200 {
+		t.Fatalf("with the second factor: %d %s", r.status, r.body)
+	}
+	// Logout needs no second factor.
+	other := me.pair(t, me.firstFactor(t, juan))
+	if r := me.admin("PUT", "/v1/admin/users/"+other.User+"/roles", `{"roles":["staff"]}`); r.status != 200 {
+		t.Fatalf("promote: %d %s", r.status, r.body)
+	}
+	staff := me.pair(t, me.firstFactor(t, juan))
+	if r := me.do("POST", "/v1/auth/logout", "", jsonHdr(staff.Access)...); r.status != 204 {
+		t.Fatalf("logout without the second factor: %d %s", r.status, r.body)
+	}
+}
+
+// TestTOTPEnrolRetryIssuesOnce (issue 15 item 9): retrying an enrolment
+// under the same Idempotency-Key replays the first answer without the
+// secret, leaves the pending secret as it was, and the idempotency record
+// holds no secret; another key restarts the enrolment.
+func TestTOTPEnrolRetryIssuesOnce(t *testing.T) {
+	me := newMFAEnv(t, time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC), false)
+	p := me.pair(t, me.firstFactor(t, maria))
+	me.promote(t, p.User, "client", "staff")
+	staff := me.pair(t, me.firstFactor(t, maria))
+	sealed := func() []byte {
+		t.Helper()
+		var f persistence.TOTPFactor
+		if err := me.store.InTx(t.Context(), func(tx persistence.Tx) (err error) {
+			f, err = tx.TOTPFactorGet(t.Context(), staff.User)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return f.SecretCipher
+	}
+	first := me.do("POST", "/v1/me/totp/enrol", "", jsonHdr(staff.Access, "Idempotency-Key", "enrol-1")...)
+	enr := decode[enrolmentJSON](t, first)
+	if first.status != 201 || enr.Secret == "" || !enr.Pending {
+		t.Fatalf("enrol: %d %s", first.status, first.body)
+	}
+	before := sealed()
+	for i := range 2 {
+		again := me.do("POST", "/v1/me/totp/enrol", "", jsonHdr(staff.Access, "Idempotency-Key", "enrol-1")...)
+		got := decode[enrolmentJSON](t, again)
+		if again.status != 201 || again.header.Get("Idempotent-Replayed") != "true" || got.Secret != "" || got.OTPAuthURI != "" || !got.Pending {
+			t.Fatalf("retry %d: %d replayed=%q %s", i, again.status, again.header.Get("Idempotent-Replayed"), again.body)
+		}
+	}
+	if !bytes.Equal(sealed(), before) {
+		t.Fatal("a retry replaced the pending secret")
+	}
+	var stored []byte
+	if err := me.store.InTx(t.Context(), func(tx persistence.Tx) error {
+		rec, err := tx.IdempotencyGet(t.Context(), "sub:"+staff.User, "enrol-1", me.clk.now())
+		stored = rec.ResponseBody
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(stored, []byte(enr.Secret)) || bytes.Contains(stored, []byte("otpauth")) {
+		t.Fatalf("the idempotency record holds the secret: %s", stored)
+	}
+	// The secret of the first answer is the one that confirms.
+	if r := me.do("POST", "/v1/me/totp/confirm", `{"code":"`+me.code(t, enr.Secret, 0)+`"}`, jsonHdr(staff.Access)...); r.status != 200 {
+		t.Fatalf("confirm with the first secret: %d %s", r.status, r.body)
+	}
+}

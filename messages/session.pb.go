@@ -40,6 +40,7 @@ const (
 	SessionError_CODE_DELIVERY          SessionError_Code = 2
 	SessionError_CODE_LOCKED_OUT        SessionError_Code = 3
 	SessionError_CODE_SEND_RATE_LIMITED SessionError_Code = 4
+	SessionError_CODE_CAPTCHA_REQUIRED  SessionError_Code = 5
 )
 
 // Enum value maps for SessionError_Code.
@@ -50,6 +51,7 @@ var (
 		2: "CODE_DELIVERY",
 		3: "CODE_LOCKED_OUT",
 		4: "CODE_SEND_RATE_LIMITED",
+		5: "CODE_CAPTCHA_REQUIRED",
 	}
 	SessionError_Code_value = map[string]int32{
 		"CODE_UNSPECIFIED":       0,
@@ -57,6 +59,7 @@ var (
 		"CODE_DELIVERY":          2,
 		"CODE_LOCKED_OUT":        3,
 		"CODE_SEND_RATE_LIMITED": 4,
+		"CODE_CAPTCHA_REQUIRED":  5,
 	}
 )
 
@@ -199,10 +202,16 @@ func (x *SessionError) GetRetryAfterNs() int64 {
 	return 0
 }
 
+// network is the caller's source network (otp.NetworkOf: /24, /48):
+// failures and their lockout are counted per phone and network. captcha
+// reports that the caller passed a CAPTCHA for this request (or that no
+// CAPTCHA step is configured).
 type SessionRequestCode struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Phone         string                 `protobuf:"bytes,1,opt,name=phone,proto3" json:"phone,omitempty"`
 	Channel       string                 `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"` // empty: the sender's default
+	Network       string                 `protobuf:"bytes,3,opt,name=network,proto3" json:"network,omitempty"`
+	Captcha       bool                   `protobuf:"varint,4,opt,name=captcha,proto3" json:"captcha,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -251,10 +260,26 @@ func (x *SessionRequestCode) GetChannel() string {
 	return ""
 }
 
+func (x *SessionRequestCode) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *SessionRequestCode) GetCaptcha() bool {
+	if x != nil {
+		return x.Captcha
+	}
+	return false
+}
+
 type SessionVerifyCode struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Phone         string                 `protobuf:"bytes,1,opt,name=phone,proto3" json:"phone,omitempty"`
 	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	Network       string                 `protobuf:"bytes,3,opt,name=network,proto3" json:"network,omitempty"`
+	Captcha       bool                   `protobuf:"varint,4,opt,name=captcha,proto3" json:"captcha,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -301,6 +326,20 @@ func (x *SessionVerifyCode) GetCode() string {
 		return x.Code
 	}
 	return ""
+}
+
+func (x *SessionVerifyCode) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *SessionVerifyCode) GetCaptcha() bool {
+	if x != nil {
+		return x.Captcha
+	}
+	return false
 }
 
 // SessionRequest is a request to the session actor of phone key key.
@@ -475,23 +514,28 @@ var File_spa_v1_session_proto protoreflect.FileDescriptor
 
 const file_spa_v1_session_proto_rawDesc = "" +
 	"\n" +
-	"\x14spa/v1/session.proto\x12\x06spa.v1\"\xf7\x01\n" +
+	"\x14spa/v1/session.proto\x12\x06spa.v1\"\x93\x02\n" +
 	"\fSessionError\x12/\n" +
 	"\x05codes\x18\x01 \x03(\x0e2\x19.spa.v1.SessionError.CodeR\x05codes\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12$\n" +
-	"\x0eretry_after_ns\x18\x03 \x01(\x03R\fretryAfterNs\"v\n" +
+	"\x0eretry_after_ns\x18\x03 \x01(\x03R\fretryAfterNs\"\x91\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10CODE_UNAVAILABLE\x10\x01\x12\x11\n" +
 	"\rCODE_DELIVERY\x10\x02\x12\x13\n" +
 	"\x0fCODE_LOCKED_OUT\x10\x03\x12\x1a\n" +
-	"\x16CODE_SEND_RATE_LIMITED\x10\x04\"D\n" +
+	"\x16CODE_SEND_RATE_LIMITED\x10\x04\x12\x19\n" +
+	"\x15CODE_CAPTCHA_REQUIRED\x10\x05\"x\n" +
 	"\x12SessionRequestCode\x12\x14\n" +
 	"\x05phone\x18\x01 \x01(\tR\x05phone\x12\x18\n" +
-	"\achannel\x18\x02 \x01(\tR\achannel\"=\n" +
+	"\achannel\x18\x02 \x01(\tR\achannel\x12\x18\n" +
+	"\anetwork\x18\x03 \x01(\tR\anetwork\x12\x18\n" +
+	"\acaptcha\x18\x04 \x01(\bR\acaptcha\"q\n" +
 	"\x11SessionVerifyCode\x12\x14\n" +
 	"\x05phone\x18\x01 \x01(\tR\x05phone\x12\x12\n" +
-	"\x04code\x18\x02 \x01(\tR\x04code\"\xac\x01\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x18\n" +
+	"\anetwork\x18\x03 \x01(\tR\anetwork\x12\x18\n" +
+	"\acaptcha\x18\x04 \x01(\bR\acaptcha\"\xac\x01\n" +
 	"\x0eSessionRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12?\n" +
 	"\frequest_code\x18\x02 \x01(\v2\x1a.spa.v1.SessionRequestCodeH\x00R\vrequestCode\x12<\n" +

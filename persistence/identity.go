@@ -22,6 +22,10 @@ type User struct {
 	Roles       []string
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+	// SecondFactorDue is when a user of a staff role who has not confirmed
+	// a TOTP factor can no longer enrol with the login code alone; zero
+	// until set (UserSetSecondFactorDue).
+	SecondFactorDue time.Time
 }
 
 // OTPState is one phone's login-code state as its session actor persists
@@ -49,6 +53,9 @@ type Session struct {
 	ExpiresAt    time.Time // absolute end of the family
 	RevokedAt    time.Time // zero while live
 	RevokeReason string
+	// SecondFactor: the session passed the TOTP step (at sign-in, or by
+	// confirming a factor), so its access tokens carry the second factor.
+	SecondFactor bool
 }
 
 // Live reports whether the session may still refresh at now.
@@ -80,6 +87,9 @@ type IdentityStore interface {
 	UserGetByPhoneIndex(ctx context.Context, index []byte) (User, error)
 	// UserSetRoles replaces the user's roles; ErrNotFound if absent.
 	UserSetRoles(ctx context.Context, id string, roles []string, at time.Time) error
+	// UserSetSecondFactorDue sets (zero: clears) the user's enrolment
+	// deadline; ErrNotFound if absent.
+	UserSetSecondFactorDue(ctx context.Context, id string, due time.Time) error
 
 	// OTPStateGet returns the phone's OTP state, or ErrNotFound.
 	OTPStateGet(ctx context.Context, phoneKey string) (OTPState, error)
@@ -98,6 +108,9 @@ type IdentityStore interface {
 	// SessionTouch records a use of the session: last seen, IP, user agent.
 	// ErrNotFound if absent.
 	SessionTouch(ctx context.Context, id string, at time.Time, ip, userAgent string) error
+	// SessionSetSecondFactor marks the session as having passed the second
+	// factor; ErrNotFound if absent.
+	SessionSetSecondFactor(ctx context.Context, id string) error
 	// SessionRevoke marks the session revoked at at, unless it already is;
 	// it reports whether this call revoked it. ErrNotFound if absent.
 	SessionRevoke(ctx context.Context, id string, at time.Time, reason string) (bool, error)
@@ -135,6 +148,7 @@ func NormalizeUser(u User) (User, error) {
 	}
 	u.Roles = slices.Clone(u.Roles)
 	u.CreatedAt, u.UpdatedAt = CanonicalTime(u.CreatedAt), CanonicalTime(u.UpdatedAt)
+	u.SecondFactorDue = CanonicalTime(u.SecondFactorDue)
 	if u.UpdatedAt.IsZero() {
 		u.UpdatedAt = u.CreatedAt
 	}

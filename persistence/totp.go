@@ -27,6 +27,10 @@ type TOTPFactor struct {
 	Version      int64     // optimistic concurrency; 0 means not yet stored
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	// EnrolmentKey is the hash of the Idempotency-Key the pending
+	// enrolment was started under (nil: none), so a retry of that request
+	// answers the same enrolment.
+	EnrolmentKey []byte
 }
 
 // Confirmed reports whether the factor is switched on.

@@ -9,6 +9,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -58,7 +59,20 @@ type Claims struct {
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 	SessionID string // sid: the session (refresh-token family) minted for; "" for operator tokens
+	// SecondFactor is set when the principal proved a second factor: a
+	// sign-in that passed the TOTP step (amr "sms", "otp", "mfa"), or an
+	// operator token minted by whoever holds the signing secret (amr
+	// "mfa"). Staff roles need it for everything but enrolment
+	// (docs/identity-2fa-kiosk.md).
+	SecondFactor bool
 }
+
+// Authentication methods (RFC 8176) a token's amr claim lists.
+const (
+	AMRSMS = "sms" // a login code sent to the phone
+	AMROTP = "otp" // an authenticator (TOTP) or recovery code
+	AMRMFA = "mfa" // more than one factor, or an operator's secret
+)
 
 // Errors returned by Tokens. Callers map every one of them to 401; they are
 // distinct only for logs and tests.
@@ -126,8 +140,9 @@ const maxVerified = 8192
 // jwtClaims is the wire form; role rides next to the registered claims.
 type jwtClaims struct {
 	jwt.RegisteredClaims
-	Role string `json:"role"`
-	SID  string `json:"sid,omitempty"`
+	Role string   `json:"role"`
+	SID  string   `json:"sid,omitempty"`
+	AMR  []string `json:"amr,omitempty"`
 }
 
 // NewTokens returns a Tokens signing with key (copied, ≥ MinKeyLen bytes)
@@ -157,13 +172,31 @@ func NewTokens(key []byte, issuer string, now func() time.Time) (*Tokens, error)
 	return t, nil
 }
 
-// Mint signs a token for subject with role, valid for ttl from now.
+// Mint signs an operator token for subject with role, valid for ttl from
+// now (`spa token`, load generation). It carries the second factor (amr
+// "mfa"): whoever can mint it holds the signing secret, which is more
+// than any second factor proves.
 func (t *Tokens) Mint(subject string, role Role, ttl time.Duration) (string, Claims, error) {
-	return t.MintSession(subject, role, "", ttl)
+	return t.mint(subject, role, "", ttl, []string{AMRMFA})
 }
 
-// MintSession is Mint for a token bound to a session (the sid claim).
+// MintSession is Mint for a token bound to a session (the sid claim),
+// with no authentication method: a kiosk's token.
 func (t *Tokens) MintSession(subject string, role Role, sessionID string, ttl time.Duration) (string, Claims, error) {
+	return t.mint(subject, role, sessionID, ttl, nil)
+}
+
+// MintSignIn is MintSession for a person's sign-in: the login code (amr
+// "sms") and, when secondFactor, the TOTP step too ("otp", "mfa").
+func (t *Tokens) MintSignIn(subject string, role Role, sessionID string, ttl time.Duration, secondFactor bool) (string, Claims, error) {
+	amr := []string{AMRSMS}
+	if secondFactor {
+		amr = append(amr, AMROTP, AMRMFA)
+	}
+	return t.mint(subject, role, sessionID, ttl, amr)
+}
+
+func (t *Tokens) mint(subject string, role Role, sessionID string, ttl time.Duration, amr []string) (string, Claims, error) {
 	if subject == "" {
 		return "", Claims{}, errors.New("auth: subject must not be empty")
 	}
@@ -177,12 +210,13 @@ func (t *Tokens) MintSession(subject string, role Role, sessionID string, ttl ti
 	// Claims equal to what Verify will later report.
 	now := t.now().UTC().Truncate(time.Second)
 	c := Claims{
-		Subject:   subject,
-		Role:      role,
-		TokenID:   ulid.Make().String(),
-		IssuedAt:  now,
-		ExpiresAt: now.Add(ttl).Truncate(time.Second),
-		SessionID: sessionID,
+		Subject:      subject,
+		Role:         role,
+		TokenID:      ulid.Make().String(),
+		IssuedAt:     now,
+		ExpiresAt:    now.Add(ttl).Truncate(time.Second),
+		SessionID:    sessionID,
+		SecondFactor: slices.Contains(amr, AMRMFA),
 	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwtClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -194,6 +228,7 @@ func (t *Tokens) MintSession(subject string, role Role, sessionID string, ttl ti
 		},
 		Role: string(role),
 		SID:  sessionID,
+		AMR:  amr,
 	})
 	s, err := tok.SignedString(t.key)
 	if err != nil {
@@ -245,7 +280,7 @@ func (t *Tokens) verify(token string) (Claims, error) {
 	if jc.Subject == "" {
 		return Claims{}, fmt.Errorf("%w: missing subject", ErrInvalidToken)
 	}
-	c := Claims{Subject: jc.Subject, Role: role, TokenID: jc.ID, SessionID: jc.SID}
+	c := Claims{Subject: jc.Subject, Role: role, TokenID: jc.ID, SessionID: jc.SID, SecondFactor: slices.Contains(jc.AMR, AMRMFA)}
 	if jc.IssuedAt != nil {
 		c.IssuedAt = jc.IssuedAt.UTC()
 	}

@@ -170,3 +170,31 @@ func TestParseRole(t *testing.T) {
 		}
 	}
 }
+
+// TestSecondFactorClaim: only a sign-in that passed the TOTP step, or an
+// operator token, carries the second factor; the claim survives the round
+// trip (and the verification cache) and cannot be added without the key.
+func TestSecondFactorClaim(t *testing.T) {
+	tok, _ := newTokens(t)
+	for _, tc := range []struct {
+		name string
+		mint func() (string, Claims, error)
+		want bool
+	}{
+		{"operator", func() (string, Claims, error) { return tok.Mint("op", RoleAdmin, time.Hour) }, true},
+		{"sms only", func() (string, Claims, error) { return tok.MintSignIn("u", RoleAdmin, "s1", time.Hour, false) }, false},
+		{"sms and totp", func() (string, Claims, error) { return tok.MintSignIn("u", RoleAdmin, "s2", time.Hour, true) }, true},
+		{"kiosk", func() (string, Claims, error) { return tok.MintSession("k", RoleKiosk, "k", time.Hour) }, false},
+	} {
+		s, minted, err := tc.mint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // the second answer comes from the cache
+			got, err := tok.Verify(s)
+			if err != nil || got.SecondFactor != tc.want || got != minted {
+				t.Fatalf("%s: second factor %v (want %v), %v", tc.name, got.SecondFactor, tc.want, err)
+			}
+		}
+	}
+}

@@ -48,6 +48,12 @@ var (
 type RequestCode struct {
 	Phone   string
 	Channel sender.Channel // empty: the sender's default
+	// Network is the caller's source network (otp.NetworkOf) and Captcha
+	// whether the caller passed a CAPTCHA (or none is configured): a phone
+	// locked for that network gets no code, and one that needs a CAPTCHA
+	// (otp.ErrCaptchaRequired) none without it.
+	Network string
+	Captcha bool
 }
 
 // RequestCodeReply answers RequestCode. Err nil means the code went out.
@@ -61,10 +67,15 @@ type RequestCodeReply struct {
 type VerifyCode struct {
 	Phone string
 	Code  string
+	// Network and Captcha as in RequestCode: failures are counted per
+	// phone and network (docs/identity.md).
+	Network string
+	Captcha bool
 }
 
 // VerifyReply answers VerifyCode. Result is meaningful when Err is nil;
-// RetryAfter is set with ResultLocked.
+// RetryAfter is set with ResultLocked (the lockout that applies to the
+// caller's network).
 type VerifyReply struct {
 	Result     otp.Result
 	RetryAfter time.Duration
@@ -273,7 +284,7 @@ func (a *sessionActor) persist(next stored) error {
 func (a *sessionActor) requestCode(m *RequestCode) *RequestCodeReply {
 	now := a.deps.Now()
 	met := a.deps.Metrics
-	if err := a.deps.Config.Policy.CheckSend(a.st.State, now); err != nil {
+	if err := a.deps.Config.Policy.CheckSendFrom(a.st.State, m.Network, m.Captcha, now); err != nil {
 		met.request(outcomeOf(err))
 		return &RequestCodeReply{Err: err}
 	}
@@ -305,12 +316,16 @@ func (a *sessionActor) verify(m *VerifyCode) *VerifyReply {
 	now := a.deps.Now()
 	met := a.deps.Metrics
 	ch := a.st.Challenge
-	st, r := a.deps.Config.Policy.Attempt(a.st.State, &ch, a.deps.Hasher, m.Phone, m.Code, now)
-	if r == otp.ResultLocked {
+	st, r := a.deps.Config.Policy.AttemptFrom(a.st.State, &ch, a.deps.Hasher, m.Phone, m.Code, m.Network, m.Captcha, now)
+	switch r {
+	case otp.ResultLocked:
 		met.verification(r.String())
-		return &VerifyReply{Result: r, RetryAfter: st.LockedFor(now)}
+		return &VerifyReply{Result: r, RetryAfter: st.LockedForNetwork(m.Network, now)}
+	case otp.ResultCaptchaRequired:
+		met.verification(r.String())
+		return &VerifyReply{Result: r}
 	}
-	lockedNow := st.LockedFor(now) > 0
+	lockedNow := st.LockedForNetwork(m.Network, now) > 0
 	if err := a.persist(stored{State: st, Challenge: ch}); err != nil {
 		// The attempt must not go uncounted because the store is down:
 		// keep the new state in memory (the next write carries it) and
@@ -332,6 +347,8 @@ func outcomeOf(err error) string {
 		return "locked"
 	case errors.Is(err, otp.ErrSendRateLimited):
 		return "rate_limited"
+	case errors.Is(err, otp.ErrCaptchaRequired):
+		return "captcha_required"
 	}
 	return "unavailable"
 }

@@ -345,3 +345,63 @@ func TestConcurrentGuessesLinearizable(t *testing.T) {
 		t.Fatalf("history of %d guesses is not linearizable against the policy: %v", len(ops), res)
 	}
 }
+
+// TestTargetedLockoutPerNetworkSurvivesRestart (issue 15 item 7): wrong
+// codes from one network lock the number for that network only, the
+// owner elsewhere still gets a code and signs in, and the per-network
+// lockout is in the persisted state, so a restart keeps it; spread over
+// networks, the failures then require a CAPTCHA.
+func TestTargetedLockoutPerNetworkSurvivesRestart(t *testing.T) {
+	f := newFixture(t)
+	p := otp.DefaultPolicy()
+	const attacker, owner = "198.51.100.0/24", "203.0.113.0/24"
+	ask := func(network string, captcha bool) *RequestCodeReply {
+		f.clock.add(p.ResendAfter) // past the resend gap
+		return f.dir.RequestCode(context.Background(), key, &RequestCode{Phone: phone, Network: network, Captcha: captcha})
+	}
+	check := func(code, network string, captcha bool) *VerifyReply {
+		return f.dir.VerifyCode(context.Background(), key, &VerifyCode{Phone: phone, Code: code, Network: network, Captcha: captcha})
+	}
+	if r := ask(attacker, false); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	wrong := "000000"
+	if f.out.last(phone) == wrong {
+		wrong = "111111"
+	}
+	for range p.MaxFailures {
+		if r := check(wrong, attacker, false); r.Err != nil || r.Result != otp.ResultWrong {
+			t.Fatalf("guess: %+v", r)
+		}
+	}
+	f.start() // restart on the same store
+	if r := check(wrong, attacker, false); r.Result != otp.ResultLocked || r.RetryAfter != p.Lockouts[0] {
+		t.Fatalf("attacker's network after a restart: %+v", r)
+	}
+	if r := ask(attacker, false); !errors.Is(r.Err, otp.ErrLockedOut) {
+		t.Fatalf("code to the attacker's network: %+v", r)
+	}
+	if r := ask(owner, false); r.Err != nil {
+		t.Fatalf("code to the owner: %+v", r)
+	}
+	if r := check(f.out.last(phone), owner, false); r.Result != otp.ResultOK {
+		t.Fatalf("owner's sign-in: %+v", r)
+	}
+	// Ten networks guessing: a CAPTCHA for everyone, kept across a restart.
+	if r := ask(owner, false); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	for i := range p.CaptchaAfter {
+		check(wrong, fmt.Sprintf("192.0.%d.0/24", i), false)
+	}
+	f.start()
+	if r := check(f.out.last(phone), owner, false); r.Result != otp.ResultCaptchaRequired {
+		t.Fatalf("without a CAPTCHA: %+v", r)
+	}
+	if r := ask(owner, false); !errors.Is(r.Err, otp.ErrCaptchaRequired) {
+		t.Fatalf("code without a CAPTCHA: %+v", r)
+	}
+	if r := check(f.out.last(phone), owner, true); r.Result != otp.ResultOK {
+		t.Fatalf("with a CAPTCHA: %+v", r)
+	}
+}

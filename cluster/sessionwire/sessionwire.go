@@ -33,6 +33,7 @@ var sentinels = wire.Sentinels[messages.SessionError_Code]{
 	{Code: messages.SessionError_CODE_DELIVERY, Err: session.ErrDelivery},
 	{Code: messages.SessionError_CODE_LOCKED_OUT, Err: otp.ErrLockedOut},
 	{Code: messages.SessionError_CODE_SEND_RATE_LIMITED, Err: otp.ErrSendRateLimited},
+	{Code: messages.SessionError_CODE_CAPTCHA_REQUIRED, Err: otp.ErrCaptchaRequired},
 }
 
 func encodeErr(err error) *messages.SessionError {
@@ -69,9 +70,11 @@ func Encode(key string, msg any) (*messages.SessionRequest, error) {
 	r := &messages.SessionRequest{Key: key}
 	switch m := msg.(type) {
 	case *session.RequestCode:
-		r.Request = &messages.SessionRequest_RequestCode{RequestCode: &messages.SessionRequestCode{Phone: m.Phone, Channel: string(m.Channel)}}
+		r.Request = &messages.SessionRequest_RequestCode{RequestCode: &messages.SessionRequestCode{Phone: m.Phone, Channel: string(m.Channel),
+			Network: m.Network, Captcha: m.Captcha}}
 	case *session.VerifyCode:
-		r.Request = &messages.SessionRequest_VerifyCode{VerifyCode: &messages.SessionVerifyCode{Phone: m.Phone, Code: m.Code}}
+		r.Request = &messages.SessionRequest_VerifyCode{VerifyCode: &messages.SessionVerifyCode{Phone: m.Phone, Code: m.Code,
+			Network: m.Network, Captcha: m.Captcha}}
 	default:
 		return nil, fmt.Errorf("%w: %T for a session actor", ErrUnsupported, msg)
 	}
@@ -84,9 +87,11 @@ func Decode(r *messages.SessionRequest) (string, any, error) {
 	var msg any
 	switch m := r.GetRequest().(type) {
 	case *messages.SessionRequest_RequestCode:
-		msg = &session.RequestCode{Phone: m.RequestCode.GetPhone(), Channel: sender.Channel(m.RequestCode.GetChannel())}
+		msg = &session.RequestCode{Phone: m.RequestCode.GetPhone(), Channel: sender.Channel(m.RequestCode.GetChannel()),
+			Network: m.RequestCode.GetNetwork(), Captcha: m.RequestCode.GetCaptcha()}
 	case *messages.SessionRequest_VerifyCode:
-		msg = &session.VerifyCode{Phone: m.VerifyCode.GetPhone(), Code: m.VerifyCode.GetCode()}
+		msg = &session.VerifyCode{Phone: m.VerifyCode.GetPhone(), Code: m.VerifyCode.GetCode(),
+			Network: m.VerifyCode.GetNetwork(), Captcha: m.VerifyCode.GetCaptcha()}
 	default:
 		return "", nil, fmt.Errorf("%w: session request without a known body", ErrUnsupported)
 	}

@@ -32,6 +32,8 @@ func TestRequestsRoundTrip(t *testing.T) {
 		&session.RequestCode{Phone: "+573001234567", Channel: sender.ChannelWhatsApp},
 		&session.RequestCode{Phone: "+573001234567"},
 		&session.VerifyCode{Phone: "+573001234567", Code: "123456"},
+		&session.RequestCode{Phone: "+573001234567", Network: "203.0.113.0/24", Captcha: true},
+		&session.VerifyCode{Phone: "+573001234567", Code: "123456", Network: "2001:db8:1::/48", Captcha: true},
 	} {
 		req, err := Encode("ab12", msg)
 		if err != nil {
@@ -50,6 +52,7 @@ func TestRepliesRoundTrip(t *testing.T) {
 		&session.VerifyReply{Result: otp.ResultOK},
 		&session.VerifyReply{Result: otp.ResultLocked, RetryAfter: 15 * time.Minute},
 		&session.VerifyReply{Result: otp.ResultWrong},
+		&session.VerifyReply{Result: otp.ResultCaptchaRequired},
 	} {
 		enc, err := EncodeReply(reply)
 		if err != nil {

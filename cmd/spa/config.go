@@ -63,6 +63,9 @@ type config struct {
 	// name authenticator apps show (docs/identity-2fa-kiosk.md).
 	KioskTTL   time.Duration
 	TOTPIssuer string
+	// TOTPGrace is how long a staff-role user may go without a confirmed
+	// second factor (docs/identity-2fa-kiosk.md).
+	TOTPGrace time.Duration
 	// TrustedProxies are the load balancers whose X-Forwarded-For is
 	// believed (gateway/clientip.go); empty: the peer is the client.
 	TrustedProxies []string
@@ -180,6 +183,7 @@ var settings = []setting{
 	}},
 	{"group-commit-writers", "SPA_GROUP_COMMIT_WRITERS", "1", "transactions in flight that each write the changes of many calendars (0: each calendar writes alone)", intIn(0, 64, func(c *config, n int) { c.GroupCommitWriters = n })},
 	{"kiosk-ttl", "SPA_KIOSK_TTL", "12h", "default lifetime of a kiosk token an admin issues for a studio device", durationIn(5*time.Minute, 90*24*time.Hour, func(c *config, d time.Duration) { c.KioskTTL = d })},
+	{"totp-grace", "SPA_TOTP_GRACE", "24h", "how long after promotion (or a factor reset) a staff, receptionist or admin may sign in with the login code alone, to enrol the TOTP second factor and nothing else", durationIn(5*time.Minute, 7*24*time.Hour, func(c *config, d time.Duration) { c.TOTPGrace = d })},
 	{"totp-issuer", "SPA_TOTP_ISSUER", "Spa", "the name authenticator apps show for the staff second factor (no ':')", func(c *config, v string) error {
 		if v == "" || len(v) > 64 || strings.ContainsAny(v, ":\x00") {
 			return fmt.Errorf("must be 1 to 64 characters without ':', got %q", v)

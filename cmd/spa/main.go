@@ -116,7 +116,9 @@ func migrate(ctx context.Context, cfg config, stdout io.Writer) error {
 }
 
 // mintToken prints a signed access token made with the node's configured key
-// (SPA_TOKEN_SECRET, or the dev key kept in the data dir).
+// (SPA_TOKEN_SECRET, or the dev key kept in the data dir). The token
+// carries the second factor (amr "mfa") that staff roles need: whoever can
+// run this holds the signing secret, which proves more than a TOTP code.
 func mintToken(cmd string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)

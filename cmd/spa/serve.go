@@ -270,7 +270,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		Cluster:    n.clusterView(),
 		Identity:   identity,
 		KioskTTL:   cfg.KioskTTL,
-		TOTP:       gateway.TOTPConfig{Issuer: cfg.TOTPIssuer},
+		TOTP:       gateway.TOTPConfig{Issuer: cfg.TOTPIssuer, Grace: cfg.TOTPGrace},
 		BlindIndex: identity.Index, // the phone index of sign-in serves the blocklist too
 		Sealer:     n.keyring,
 		Inventory:  inventory.NewClient(n.shop.inventory),

@@ -11,12 +11,12 @@ import (
 
 // ---- Users ----
 
-const userColumns = `id, phone_index, phone_cipher, roles, created_at, updated_at`
+const userColumns = `id, phone_index, phone_cipher, roles, created_at, updated_at, second_factor_due`
 
 func (t *txn) scanUser(r row) (persistence.User, error) {
 	var u persistence.User
 	var roles string
-	if err := r.Scan(&u.ID, &u.PhoneIndex, &u.PhoneCipher, &roles, t.at(&u.CreatedAt), t.at(&u.UpdatedAt)); err != nil {
+	if err := r.Scan(&u.ID, &u.PhoneIndex, &u.PhoneCipher, &roles, t.at(&u.CreatedAt), t.at(&u.UpdatedAt), t.at(&u.SecondFactorDue)); err != nil {
 		return u, err
 	}
 	u.Roles = strings.Split(roles, ",")
@@ -28,8 +28,8 @@ func (t *txn) UserCreate(ctx context.Context, u persistence.User) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
-		u.ID, u.PhoneIndex, u.PhoneCipher, strings.Join(u.Roles, ","), t.ts(u.CreatedAt), t.ts(u.UpdatedAt))
+	_, err = t.exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.PhoneIndex, u.PhoneCipher, strings.Join(u.Roles, ","), t.ts(u.CreatedAt), t.ts(u.UpdatedAt), t.nullTS(u.SecondFactorDue))
 	return err
 }
 
@@ -48,6 +48,14 @@ func (t *txn) UserSetRoles(ctx context.Context, id string, roles []string, at ti
 		return err
 	}
 	n, err := t.exec(ctx, `UPDATE users SET roles = ?, updated_at = ? WHERE id = ?`, strings.Join(roles, ","), t.ts(at), id)
+	if err == nil && n == 0 {
+		err = t.notFound()
+	}
+	return err
+}
+
+func (t *txn) UserSetSecondFactorDue(ctx context.Context, id string, due time.Time) error {
+	n, err := t.exec(ctx, `UPDATE users SET second_factor_due = ? WHERE id = ?`, t.nullTS(due), id)
 	if err == nil && n == 0 {
 		err = t.notFound()
 	}
@@ -93,12 +101,12 @@ func (t *txn) OTPStatePut(ctx context.Context, s persistence.OTPState) (persiste
 
 // ---- Sessions ----
 
-const sessionColumns = `id, user_id, device, user_agent, ip, created_at, last_seen_at, expires_at, revoked_at, revoke_reason`
+const sessionColumns = `id, user_id, device, user_agent, ip, created_at, last_seen_at, expires_at, revoked_at, revoke_reason, second_factor`
 
 func (t *txn) scanSession(r row) (persistence.Session, error) {
 	var s persistence.Session
 	if err := r.Scan(&s.ID, &s.UserID, &s.Device, &s.UserAgent, &s.IP, t.at(&s.CreatedAt), t.at(&s.LastSeenAt),
-		t.at(&s.ExpiresAt), t.at(&s.RevokedAt), &s.RevokeReason); err != nil {
+		t.at(&s.ExpiresAt), t.at(&s.RevokedAt), &s.RevokeReason, &s.SecondFactor); err != nil {
 		return s, err
 	}
 	return s, nil
@@ -109,9 +117,9 @@ func (t *txn) SessionCreate(ctx context.Context, s persistence.Session) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.exec(ctx, `INSERT INTO login_sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = t.exec(ctx, `INSERT INTO login_sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.ID, s.UserID, s.Device, s.UserAgent, s.IP, t.ts(s.CreatedAt), t.ts(s.LastSeenAt), t.ts(s.ExpiresAt),
-		t.nullTS(s.RevokedAt), s.RevokeReason)
+		t.nullTS(s.RevokedAt), s.RevokeReason, s.SecondFactor)
 	return err
 }
 
@@ -132,6 +140,14 @@ func (t *txn) SessionListByUser(ctx context.Context, userID string, now time.Tim
 func (t *txn) SessionTouch(ctx context.Context, id string, at time.Time, ip, userAgent string) error {
 	n, err := t.exec(ctx, `UPDATE login_sessions SET last_seen_at = ?, ip = ?, user_agent = ? WHERE id = ?`,
 		t.ts(at), ip, userAgent, id)
+	if err == nil && n == 0 {
+		err = t.notFound()
+	}
+	return err
+}
+
+func (t *txn) SessionSetSecondFactor(ctx context.Context, id string) error {
+	n, err := t.exec(ctx, `UPDATE login_sessions SET second_factor = ? WHERE id = ?`, true, id)
 	if err == nil && n == 0 {
 		err = t.notFound()
 	}

@@ -9,7 +9,7 @@ import (
 
 // ---- TOTP factors ----
 
-const totpColumns = `user_id, secret_cipher, confirmed_at, last_step, recovery, failures, locked_until, version, created_at, updated_at`
+const totpColumns = `user_id, secret_cipher, confirmed_at, last_step, recovery, failures, locked_until, version, created_at, updated_at, enrolment_key`
 
 func (t *txn) TOTPFactorGet(ctx context.Context, userID string) (persistence.TOTPFactor, error) {
 	f, err := t.scanTOTPFactor(t.queryRow(ctx, `SELECT `+totpColumns+` FROM totp_factors WHERE user_id = ?`, userID))
@@ -29,7 +29,7 @@ func (t *txn) TOTPFactorListAfter(ctx context.Context, after string, limit int) 
 func (t *txn) scanTOTPFactor(r row) (persistence.TOTPFactor, error) {
 	var f persistence.TOTPFactor
 	if err := r.Scan(&f.UserID, &f.SecretCipher, t.at(&f.ConfirmedAt), &f.LastStep, &f.Recovery, &f.Failures,
-		t.at(&f.LockedUntil), &f.Version, t.at(&f.CreatedAt), t.at(&f.UpdatedAt)); err != nil {
+		t.at(&f.LockedUntil), &f.Version, t.at(&f.CreatedAt), t.at(&f.UpdatedAt), &f.EnrolmentKey); err != nil {
 		return f, err
 	}
 	return f, nil
@@ -43,15 +43,15 @@ func (t *txn) TOTPFactorPut(ctx context.Context, f persistence.TOTPFactor) (pers
 	var n int
 	if f.Version == 0 {
 		n, err = t.exec(ctx, `INSERT INTO totp_factors (`+totpColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (user_id) DO NOTHING`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?) ON CONFLICT (user_id) DO NOTHING`,
 			f.UserID, f.SecretCipher, t.nullTS(f.ConfirmedAt), f.LastStep, f.Recovery, f.Failures,
-			t.nullTS(f.LockedUntil), t.ts(f.CreatedAt), t.ts(f.UpdatedAt))
+			t.nullTS(f.LockedUntil), t.ts(f.CreatedAt), t.ts(f.UpdatedAt), f.EnrolmentKey)
 	} else {
 		n, err = t.exec(ctx, `UPDATE totp_factors SET secret_cipher = ?, confirmed_at = ?, last_step = ?, recovery = ?,
-			failures = ?, locked_until = ?, version = version + 1, updated_at = ?
+			failures = ?, locked_until = ?, version = version + 1, updated_at = ?, enrolment_key = ?
 			WHERE user_id = ? AND version = ?`,
 			f.SecretCipher, t.nullTS(f.ConfirmedAt), f.LastStep, f.Recovery, f.Failures,
-			t.nullTS(f.LockedUntil), t.ts(f.UpdatedAt), f.UserID, f.Version)
+			t.nullTS(f.LockedUntil), t.ts(f.UpdatedAt), f.EnrolmentKey, f.UserID, f.Version)
 	}
 	if err != nil {
 		return f, err

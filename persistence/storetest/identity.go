@@ -69,6 +69,19 @@ func testIdentityUsers(t *testing.T, open Opener) {
 	wantErr(t, "roles of unknown user", txErr(t, s, func(ctx context.Context, tx persistence.Tx) error {
 		return tx.UserSetRoles(ctx, "nobody", []string{"client"}, later)
 	}), persistence.ErrNotFound)
+
+	// The second factor's enrolment deadline: set, read, cleared.
+	for _, due := range []time.Time{later.Add(24 * time.Hour), {}} {
+		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error { return tx.UserSetSecondFactorDue(ctx, u.ID, due) })
+		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
+			got, err := tx.UserGet(ctx, u.ID)
+			wantEqual(t, "second factor due", got.SecondFactorDue, ct(due))
+			return err
+		})
+	}
+	wantErr(t, "deadline of unknown user", txErr(t, s, func(ctx context.Context, tx persistence.Tx) error {
+		return tx.UserSetSecondFactorDue(ctx, "nobody", later)
+	}), persistence.ErrNotFound)
 }
 
 func testIdentityOTPState(t *testing.T, open Opener) {
@@ -152,6 +165,20 @@ func testIdentitySessions(t *testing.T, open Opener) {
 	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
 		return tx.SessionTouch(ctx, a.ID, now, "198.51.100.1", "ua/2")
 	})
+	// The second factor: off at creation (as created), on once marked.
+	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error { return tx.SessionSetSecondFactor(ctx, b.ID) })
+	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
+		ga, err := tx.SessionGet(ctx, a.ID)
+		if err != nil {
+			return err
+		}
+		gb, err := tx.SessionGet(ctx, b.ID)
+		wantEqual(t, "second factor of a, b", []bool{ga.SecondFactor, gb.SecondFactor}, []bool{false, true})
+		return err
+	})
+	wantErr(t, "second factor of unknown session", txErr(t, s, func(ctx context.Context, tx persistence.Tx) error {
+		return tx.SessionSetSecondFactor(ctx, "nope")
+	}), persistence.ErrNotFound)
 	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
 		got, err := tx.SessionGet(ctx, a.ID)
 		wantEqual(t, "touched", []any{got.LastSeenAt, got.IP, got.UserAgent}, []any{ct(now), "198.51.100.1", "ua/2"})

@@ -47,6 +47,7 @@ func testTOTPFactor(t *testing.T, open Opener) {
 	next := stored
 	next.ConfirmedAt, next.LastStep, next.Recovery = base.Add(time.Minute), 58_000_000, []byte(`{"codes":[]}`)
 	next.Failures, next.LockedUntil, next.UpdatedAt = 5, base.Add(time.Hour), base.Add(time.Minute)
+	next.EnrolmentKey = []byte{7, 7, 7}
 	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
 		var err error
 		stored, err = tx.TOTPFactorPut(ctx, next)

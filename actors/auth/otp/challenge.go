@@ -20,8 +20,13 @@ const (
 	ResultExpired
 	// ResultUsed: the challenge had already been redeemed.
 	ResultUsed
-	// ResultLocked: the phone is locked out; the code was not even checked.
+	// ResultLocked: the phone, or the phone from the caller's network, is
+	// locked out; the code was not even checked.
 	ResultLocked
+	// ResultCaptchaRequired: the phone saw so many wrong codes that every
+	// attempt must come with a passed CAPTCHA; the code was not checked
+	// and nothing was counted.
+	ResultCaptchaRequired
 )
 
 // String returns the result's name, suitable as a metric label.
@@ -37,6 +42,8 @@ func (r Result) String() string {
 		return "used"
 	case ResultLocked:
 		return "locked"
+	case ResultCaptchaRequired:
+		return "captcha_required"
 	}
 	return "unknown"
 }

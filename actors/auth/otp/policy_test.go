@@ -50,22 +50,22 @@ func TestLockoutLadder(t *testing.T) {
 	for i, want := range []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, time.Hour, time.Hour} {
 		t.Run(fmt.Sprintf("lockout %d", i+1), func(t *testing.T) {
 			s = failN(p, s, p.MaxFailures-1, now)
-			if d := s.LockedFor(now); d != 0 {
+			if d := s.LockedForNetwork("", now); d != 0 {
 				t.Fatalf("locked after %d failures", p.MaxFailures-1)
 			}
 			s = p.RecordFailure(s, now)
-			if d := s.LockedFor(now); d != want {
+			if d := s.LockedForNetwork("", now); d != want {
 				t.Fatalf("LockedFor = %v, want %v", d, want)
 			}
-			if s.Lockouts != i+1 || s.Failures != 0 {
+			if s.Nets[""].Lockouts != i+1 || s.Nets[""].Failures != 0 {
 				t.Fatalf("state %+v", s)
 			}
 			// Boundaries: locked one nanosecond before the end, free at it.
-			if s.LockedFor(now.Add(want-1)) != 1 {
+			if s.LockedForNetwork("", now.Add(want-1)) != 1 {
 				t.Fatalf("not locked 1ns before the end")
 			}
 			now = now.Add(want)
-			if s.LockedFor(now) != 0 {
+			if s.LockedForNetwork("", now) != 0 {
 				t.Fatalf("still locked at LockedUntil")
 			}
 		})
@@ -95,7 +95,7 @@ func TestNewCodeDoesNotResetFailures(t *testing.T) {
 		}
 		now = now.Add(p.ResendAfter)
 	}
-	if s.LockedFor(now) == 0 {
+	if s.LockedForNetwork("", now) == 0 {
 		t.Fatalf("%d failures spread over %d codes did not lock: %+v", p.MaxFailures, p.MaxFailures, s)
 	}
 }
@@ -189,14 +189,14 @@ func TestForgetAfter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		got := p.Compact(s, t0.Add(tt.at))
-		if got.Failures != tt.wantFailures || got.Lockouts != tt.wantLockouts {
+		if got.Nets[""].Failures != tt.wantFailures || got.Nets[""].Lockouts != tt.wantLockouts {
 			t.Errorf("%s: %+v", tt.name, got)
 		}
 	}
 	// A failure just before forgetting keeps the ladder position: the next
 	// lockout is the third step, not the first.
 	s = failN(p, s, p.MaxFailures-2, t0.Add(p.ForgetAfter-1))
-	if d := s.LockedFor(t0.Add(p.ForgetAfter - 1)); d != p.Lockouts[2] {
+	if d := s.LockedForNetwork("", t0.Add(p.ForgetAfter-1)); d != p.Lockouts[2] {
 		t.Fatalf("third lockout lasts %v, want %v", d, p.Lockouts[2])
 	}
 }
@@ -289,7 +289,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := t0.Add(10 * time.Second)
-	if back.LockedFor(now) != s.LockedFor(now) || back.Failures != 2 || back.Lockouts != 1 {
+	if back.LockedForNetwork("", now) != s.LockedForNetwork("", now) || back.Nets[""].Failures != 2 || back.Nets[""].Lockouts != 1 {
 		t.Fatalf("restored %+v from %s", back, b)
 	}
 	if err := p.CheckSend(back, now); !errors.Is(err, ErrLockedOut) {
@@ -297,7 +297,85 @@ func TestStateSurvivesRestart(t *testing.T) {
 	}
 	// Three more failures after the lockout reach the second ladder step.
 	back = failN(p, back, p.MaxFailures-2, t0.Add(time.Minute))
-	if d := back.LockedFor(t0.Add(time.Minute)); d != p.Lockouts[1] {
+	if d := back.LockedForNetwork("", t0.Add(time.Minute)); d != p.Lockouts[1] {
 		t.Fatalf("second lockout %v", d)
+	}
+}
+
+// TestTargetedLockoutIsPerNetwork (issue 15 item 7): wrong codes from one
+// network lock the number for that network only, so the owner elsewhere
+// still signs in; spread over networks they first make a CAPTCHA
+// necessary and only much later lock the number as a whole.
+func TestTargetedLockoutIsPerNetwork(t *testing.T) {
+	t.Parallel()
+	p := DefaultPolicy()
+	h := testHasher(t)
+	now := t0
+	code, c, err := NewChallenge(h, seeded(1), phone, now, MaxTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const owner = "203.0.113.0/24"
+	attacker := func(i int) string { return fmt.Sprintf("198.51.%d.0/24", i) }
+	var s State
+	var r Result
+	for range p.MaxFailures {
+		if s, r = p.AttemptFrom(s, &c, h, phone, notCode(code), attacker(0), false, now); r != ResultWrong {
+			t.Fatalf("guess: %v", r)
+		}
+	}
+	if _, r = p.AttemptFrom(s, &c, h, phone, code, attacker(0), false, now); r != ResultLocked {
+		t.Fatalf("attacker's network after %d guesses: %v", p.MaxFailures, r)
+	}
+	if err := p.CheckSendFrom(s, attacker(0), true, now); !errors.Is(err, ErrLockedOut) {
+		t.Fatalf("send to the attacker's network: %v", err)
+	}
+	if s.LockedFor(now) != 0 || p.CheckSendFrom(s, owner, false, now) != nil {
+		t.Fatal("the number is locked for its owner")
+	}
+	spent := c // a success marks the challenge used: keep c for the guesses below
+	if st, r := p.AttemptFrom(s, &spent, h, phone, code, owner, false, now); r != ResultOK || st.LockedForNetwork(attacker(0), now) == 0 {
+		t.Fatalf("owner's sign-in: %v (the attacker's lock must stay: %+v)", r, st.Nets)
+	}
+
+	// Guesses spread over networks: from CaptchaAfter on, nobody is
+	// answered without a CAPTCHA; a send neither.
+	for i := 1; s.Failures < p.CaptchaAfter; i++ {
+		s, _ = p.AttemptFrom(s, &c, h, phone, notCode(code), attacker(i), false, now)
+	}
+	if _, r = p.AttemptFrom(s, &c, h, phone, code, owner, false, now); r != ResultCaptchaRequired {
+		t.Fatalf("after %d failures without a CAPTCHA: %v", s.Failures, r)
+	}
+	if err := p.CheckSendFrom(s, owner, false, now); !errors.Is(err, ErrCaptchaRequired) {
+		t.Fatalf("send without a CAPTCHA: %v", err)
+	}
+	// With CAPTCHAs, PhoneMaxFailures lock the number as a whole.
+	for i := 100; s.LockedFor(now) == 0; i++ {
+		for range p.MaxFailures - 1 {
+			s, _ = p.AttemptFrom(s, &c, h, phone, notCode(code), attacker(i), true, now)
+		}
+	}
+	if _, r = p.AttemptFrom(s, &c, h, phone, code, owner, true, now); r != ResultLocked || s.Lockouts != 1 {
+		t.Fatalf("after %d failures: %v, %+v", p.PhoneMaxFailures, r, s)
+	}
+	if len(s.Nets) > p.MaxNetworks {
+		t.Fatalf("%d networks kept", len(s.Nets))
+	}
+	// Still a CAPTCHA after the whole-phone lockout ends.
+	if !p.CaptchaRequired(s, now.Add(p.Lockouts[0])) {
+		t.Fatal("no CAPTCHA after a whole-phone lockout")
+	}
+}
+
+func TestNetworkOf(t *testing.T) {
+	for ip, want := range map[string]string{
+		"203.0.113.7":        "203.0.113.0/24",
+		"::ffff:203.0.113.7": "203.0.113.0/24",
+		"2001:db8:1:2::1":    "2001:db8:1::/48",
+		"not an address":     "",
+	} {
+		if got := NetworkOf(ip); got != want {
+			t.Errorf("NetworkOf(%q) = %q, want %q", ip, got, want)
+		}
 	}
 }

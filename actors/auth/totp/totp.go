@@ -156,6 +156,24 @@ func (a *Authenticator) Enrol(account string) (Enrolment, error) {
 	if _, err := io.ReadFull(a.cfg.Rand, secret); err != nil {
 		return Enrolment{}, ErrRandom
 	}
+	return a.enrolment(account, secret)
+}
+
+// Again rebuilds the enrolment of an existing secret (base32, as Enrol
+// gave it): the answer to a retried enrolment request, which must show the
+// pending secret again rather than issue another.
+func (a *Authenticator) Again(account, secret string) (Enrolment, error) {
+	if account == "" {
+		return Enrolment{}, ErrMissingAccount
+	}
+	raw, err := b32.DecodeString(secret)
+	if err != nil || len(raw) < 16 {
+		return Enrolment{}, fmt.Errorf("%w: not a secret this package made", ErrInvalidConfig)
+	}
+	return a.enrolment(account, raw)
+}
+
+func (a *Authenticator) enrolment(account string, secret []byte) (Enrolment, error) {
 	key, err := totp.Generate(totp.GenerateOpts{
 		Issuer:      a.cfg.Issuer,
 		AccountName: account,

@@ -55,6 +55,8 @@ const (
 	CodeInvalidCode           = "invalid_code"
 	CodeRefreshTokenInvalid   = "refresh_token_invalid"
 	CodeMFARequired           = "mfa_required"
+	CodeSecondFactorRequired  = "second_factor_required"
+	CodeCaptchaRequired       = "captcha_required"
 	CodeOrderTransition       = "order_transition_refused"
 	CodeNotReturnable         = "not_returnable"
 	CodeReturnExceedsOrder    = "return_exceeds_order"
@@ -104,6 +106,8 @@ var table = map[string]struct {
 	CodeInvalidCode:           {http.StatusBadRequest, "the code is invalid or has expired; request a new one"},
 	CodeRefreshTokenInvalid:   {http.StatusUnauthorized, "the refresh token is invalid, expired or revoked; sign in again"},
 	CodeMFARequired:           {http.StatusUnauthorized, "a second factor is required: POST /v1/auth/totp with details.mfa_challenge and an authenticator or recovery code"},
+	CodeSecondFactorRequired:  {http.StatusForbidden, "this role needs a second factor: enrol one (POST /v1/me/totp/enrol, then /v1/me/totp/confirm), refresh, and retry"},
+	CodeCaptchaRequired:       {http.StatusForbidden, "this number saw too many wrong codes: send a reCAPTCHA token (recaptcha_token) with the request"},
 	CodeOrderTransition:       {http.StatusConflict, "the order's status does not allow this"},
 	CodeNotReturnable:         {http.StatusConflict, "the order cannot be returned in its status"},
 	CodeReturnExceedsOrder:    {http.StatusConflict, "the return asks back more units than are left on the order"},

@@ -496,3 +496,28 @@ func (l *countLimiter) Allow(_ context.Context, key string) error {
 	}
 	return nil
 }
+
+// TestSignInLockoutIsPerNetwork (issue 15 item 7): a stranger's wrong
+// codes lock the number for the stranger's network only; its owner, on
+// another network, still signs in.
+func TestSignInLockoutIsPerNetwork(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	code := f.sendCode(maria)
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	stranger := service.Caller{RequestID: "req-x", IP: "198.51.100.23"}
+	for range otp.DefaultPolicy().MaxFailures {
+		_, err := f.svc.SignIn(ctx, stranger, SignInInput{Phone: maria, Code: wrong})
+		wantCode(t, err, fault.CodeInvalidCode)
+	}
+	stranger.IP = "198.51.100.24" // the same /24
+	_, err := f.svc.SignIn(ctx, stranger, SignInInput{Phone: maria, Code: code})
+	wantCode(t, err, fault.CodeOTPLocked)
+	owner := service.Caller{RequestID: "req-o", IP: "203.0.113.7"}
+	if _, err := f.svc.SignIn(ctx, owner, SignInInput{Phone: maria, Code: code}); err != nil {
+		t.Fatalf("the owner on another network: %v", err)
+	}
+}

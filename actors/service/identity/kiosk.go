@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spa-engine/spa/actors/auth"
+	"github.com/spa-engine/spa/actors/auth/otp"
 	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/fault"
@@ -201,7 +202,10 @@ func (s *Service) KioskRequestCode(ctx context.Context, by service.Caller, rawPh
 		s.kioskCodes.WithLabelValues("limited").Inc()
 		return 0, err
 	}
-	res := s.node.Sessions.RequestCode(ctx, s.phoneKey(num), &session.RequestCode{Phone: num.E164})
+	// A kiosk is a signed-in studio device: it asks no CAPTCHA of the client
+	// standing at it.
+	res := s.node.Sessions.RequestCode(ctx, s.phoneKey(num), &session.RequestCode{Phone: num.E164,
+		Network: otp.NetworkOf(by.IP), Captcha: true})
 	if err := otpError(res.Err); err != nil {
 		if fe, _ := fault.From(err); fe != nil && fe.Code == fault.CodeRateLimited {
 			s.kioskCodes.WithLabelValues("limited").Inc()
@@ -265,7 +269,7 @@ func (s *Service) KioskCheckIn(ctx context.Context, by service.Caller, in KioskC
 		outcome = kioskLocked
 		return nil, err
 	}
-	if err := s.verifyCode(ctx, by, num, in.Code, "kiosk code check failed"); err != nil {
+	if err := s.verifyCode(ctx, by, num, in.Code, true, "kiosk code check failed"); err != nil {
 		var w *Wait
 		switch fe, _ := fault.From(err); {
 		case errors.As(err, &w):

@@ -43,6 +43,21 @@ const (
 // it.
 const RecaptchaOTPContext = "otp_request"
 
+// RecaptchaStepUpContext is the reCAPTCHA context (action) of the step a
+// number needs once it saw many wrong codes (otp.Policy.CaptchaAfter):
+// list it in SPA_RECAPTCHA_CONTEXTS to ask it. Not listed, no CAPTCHA step
+// exists and only the whole-number lockout bounds guesses spread over
+// networks.
+const RecaptchaStepUpContext = "otp_stepup"
+
+// CaptchaDetails are the details of a captcha_required refusal: the
+// reCAPTCHA action whose token to send as recaptcha_token.
+type CaptchaDetails struct {
+	Action string `json:"recaptcha_action"`
+}
+
+var errCaptchaRequired = fault.New(fault.CodeCaptchaRequired, "").WithDetails(CaptchaDetails{Action: RecaptchaStepUpContext})
+
 // CodeRequestInput asks for a login code.
 type CodeRequestInput struct {
 	Phone   string
@@ -73,10 +88,19 @@ func (s *Service) RequestCode(ctx context.Context, by service.Caller, in CodeReq
 	if err := allowIP(ctx, s.node.Limiter, by.IP, tooManyRequested); err != nil {
 		return 0, err
 	}
-	if err := s.checkRecaptcha(ctx, by, in.Recaptcha); err != nil {
+	passed, err := s.checkRecaptcha(ctx, by, in.Recaptcha)
+	if err != nil {
 		return 0, err
 	}
-	r := s.node.Sessions.RequestCode(ctx, s.phoneKey(num), &session.RequestCode{Phone: num.E164, Channel: ch})
+	// The token of a checked otp_request is spent (Google answers a token
+	// once): it stands for the step-up too.
+	if !passed {
+		if passed, err = s.stepUpCaptcha(ctx, by, in.Recaptcha); err != nil {
+			return 0, err
+		}
+	}
+	r := s.node.Sessions.RequestCode(ctx, s.phoneKey(num), &session.RequestCode{Phone: num.E164, Channel: ch,
+		Network: otp.NetworkOf(by.IP), Captcha: passed})
 	if err := otpError(r.Err); err != nil {
 		if errors.Is(r.Err, session.ErrUnavailable) || errors.Is(r.Err, session.ErrDelivery) {
 			s.log.Warn("otp request failed", "request_id", by.RequestID, "phone", num.Masked(), "err", r.Err)
@@ -87,15 +111,34 @@ func (s *Service) RequestCode(ctx context.Context, by service.Caller, in CodeReq
 }
 
 // checkRecaptcha refuses a code request whose reCAPTCHA token does not pass
-// when the context is checked. It runs after the per-IP limiter, so a bot
-// cannot make us call Google without bound; when Google cannot be asked
-// the request fails closed (503), as every other OTP dependency does.
-func (s *Service) checkRecaptcha(ctx context.Context, by service.Caller, token string) error {
-	v := s.node.Recaptcha
-	if !v.Enabled(RecaptchaOTPContext) {
-		return nil
+// when the context is checked, and reports whether it checked one. It runs
+// after the per-IP limiter, so a bot cannot make us call Google without
+// bound; when Google cannot be asked the request fails closed (503), as
+// every other OTP dependency does.
+func (s *Service) checkRecaptcha(ctx context.Context, by service.Caller, token string) (bool, error) {
+	if !s.node.Recaptcha.Enabled(RecaptchaOTPContext) {
+		return false, nil
 	}
-	_, err := v.Verify(ctx, token, by.IP, RecaptchaOTPContext)
+	return true, s.recaptcha(ctx, by, token, RecaptchaOTPContext)
+}
+
+// stepUpCaptcha reports whether the caller counts as having passed the
+// CAPTCHA a number needs after many wrong codes: always when the step is
+// not configured (RecaptchaStepUpContext unlisted), never without a token,
+// and with one when it passes (a token that does not is 403, Google
+// unreachable 503). Called after the per-IP limiter, like checkRecaptcha.
+func (s *Service) stepUpCaptcha(ctx context.Context, by service.Caller, token string) (bool, error) {
+	if !s.node.Recaptcha.Enabled(RecaptchaStepUpContext) {
+		return true, nil
+	}
+	if token == "" {
+		return false, nil
+	}
+	return true, s.recaptcha(ctx, by, token, RecaptchaStepUpContext)
+}
+
+func (s *Service) recaptcha(ctx context.Context, by service.Caller, token, checkContext string) error {
+	_, err := s.node.Recaptcha.Verify(ctx, token, by.IP, checkContext)
 	switch {
 	case err == nil:
 		return nil
@@ -117,6 +160,8 @@ func otpError(err error) error {
 		return wait(re.RetryAfter, fault.New(fault.CodeOTPLocked, ""))
 	case errors.As(err, &re):
 		return wait(re.RetryAfter, fault.New(fault.CodeRateLimited, tooManyRequested))
+	case errors.Is(err, otp.ErrCaptchaRequired):
+		return errCaptchaRequired
 	case errors.Is(err, session.ErrDelivery):
 		return fault.Unavailable("the code could not be delivered; retry later")
 	}
@@ -134,15 +179,20 @@ func checkLoginCode(code string) error {
 
 // verifyCode checks a login code with the phone's session actor: nil when
 // it proves the phone; one answer for wrong, expired, used or never sent,
-// so the response is no oracle.
-func (s *Service) verifyCode(ctx context.Context, by service.Caller, num phone.Number, code, logMsg string) error {
-	r := s.node.Sessions.VerifyCode(ctx, s.phoneKey(num), &session.VerifyCode{Phone: num.E164, Code: code})
+// so the response is no oracle. Failures count per phone and the caller's
+// network (otp.NetworkOf); captcha tells the actor the caller passed a
+// CAPTCHA (or none is asked).
+func (s *Service) verifyCode(ctx context.Context, by service.Caller, num phone.Number, code string, captcha bool, logMsg string) error {
+	r := s.node.Sessions.VerifyCode(ctx, s.phoneKey(num), &session.VerifyCode{Phone: num.E164, Code: code,
+		Network: otp.NetworkOf(by.IP), Captcha: captcha})
 	switch {
 	case r.Err != nil:
 		s.log.Warn(logMsg, "request_id", by.RequestID, "phone", num.Masked(), "err", r.Err)
 		return fault.Unavailable("")
 	case r.Result == otp.ResultLocked:
 		return wait(r.RetryAfter, fault.New(fault.CodeOTPLocked, ""))
+	case r.Result == otp.ResultCaptchaRequired:
+		return errCaptchaRequired
 	case r.Result != otp.ResultOK:
 		return fault.New(fault.CodeInvalidCode, "")
 	}
@@ -161,6 +211,9 @@ type SignInInput struct {
 	// DeviceID, when set, is the well-formed id of the device (the legal
 	// consents' X-Device-ID) whose consents the user adopts.
 	DeviceID string
+	// Recaptcha is a reCAPTCHA token (action RecaptchaStepUpContext), needed
+	// once the number saw many wrong codes (captcha_required).
+	Recaptcha string
 }
 
 // SignedIn is what a sign-in or refresh hands out.
@@ -173,6 +226,10 @@ type SignedIn struct {
 	RefreshTTL        time.Duration
 	SessionID, UserID string
 	Role              auth.Role
+	// EnrolSecondFactorBy is set when the session lacks the second factor
+	// its role needs: until then its tokens reach only the enrolment
+	// (docs/identity-2fa-kiosk.md).
+	EnrolSecondFactorBy time.Time
 }
 
 // SignIn checks a code and signs the caller in, creating the user (role
@@ -200,7 +257,11 @@ func (s *Service) SignIn(ctx context.Context, by service.Caller, in SignInInput)
 	if err := allowIP(ctx, s.node.VerifyLimiter, by.IP, tooManyChecked); err != nil {
 		return SignedIn{}, err
 	}
-	if err := s.verifyCode(ctx, by, num, in.Code, "otp verification failed"); err != nil {
+	captcha, err := s.stepUpCaptcha(ctx, by, in.Recaptcha)
+	if err != nil {
+		return SignedIn{}, err
+	}
+	if err := s.verifyCode(ctx, by, num, in.Code, captcha, "otp verification failed"); err != nil {
 		return SignedIn{}, err
 	}
 
@@ -217,7 +278,7 @@ func (s *Service) SignIn(ctx context.Context, by service.Caller, in SignInInput)
 		if err != nil {
 			return err
 		}
-		if mfa, err = s.secondFactorChallenge(ctx, tx, u, mfaOrigin{device, ua, by.IP}, now); mfa != nil || err != nil {
+		if mfa, err = s.secondFactorChallenge(ctx, tx, &u, mfaOrigin{device, ua, by.IP}, now); mfa != nil || err != nil {
 			return err
 		}
 		// The device's earlier legal consents become the user's, so a
@@ -272,12 +333,16 @@ func (s *Service) issue(ctx context.Context, tx persistence.Tx, u persistence.Us
 		return SignedIn{}, err
 	}
 	role := primaryRole(u.Roles)
-	access, _, err := s.tokens.MintSession(u.ID, role, sess.ID, s.node.AccessTTL)
+	access, _, err := s.tokens.MintSignIn(u.ID, role, sess.ID, s.node.AccessTTL, sess.SecondFactor)
 	if err != nil {
 		return SignedIn{}, err
 	}
-	return SignedIn{AccessToken: access, AccessTTL: s.node.AccessTTL, RefreshToken: refresh,
-		RefreshTTL: expires.Sub(now), SessionID: sess.ID, UserID: u.ID, Role: role}, nil
+	out := SignedIn{AccessToken: access, AccessTTL: s.node.AccessTTL, RefreshToken: refresh,
+		RefreshTTL: expires.Sub(now), SessionID: sess.ID, UserID: u.ID, Role: role}
+	if !sess.SecondFactor && needsSecondFactor(u.Roles) {
+		out.EnrolSecondFactorBy = u.SecondFactorDue
+	}
+	return out, nil
 }
 
 func hashRefresh(tok string) []byte {
@@ -582,6 +647,14 @@ func (s *Service) SetRoles(ctx context.Context, tx persistence.Tx, by service.Ca
 	}
 	if err := tx.UserSetRoles(ctx, userID, roles, now); err != nil {
 		return nil, err
+	}
+	// A promotion into a staff role starts the window in which the user
+	// must enrol a second factor: bounded from now, not from whenever
+	// they (or whoever holds their SIM) first sign in.
+	if !needsSecondFactor(u.Roles) {
+		if err := s.openEnrolWindow(ctx, tx, userID, roles, now); err != nil {
+			return nil, err
+		}
 	}
 	// An access token carries the user's highest role. When that goes down
 	// (admin to staff, staff to client), the old role must stop working at

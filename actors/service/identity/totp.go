@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -38,6 +39,13 @@ type TOTPConfig struct {
 	ChallengeTTL time.Duration
 	// RecoveryCodes is how many recovery codes a confirmation hands out (10).
 	RecoveryCodes int
+	// Grace is how long a user of a staff role may go without a confirmed
+	// factor (24h): from the promotion (or, for one promoted before the
+	// rule, their first sign-in after it), the login code alone gives a
+	// session that can only enrol; after it, that sign-in is refused
+	// (second_factor_required) until an admin resets the factor, which
+	// opens a new window.
+	Grace time.Duration
 	// Rand is the source of secrets, challenges and recovery codes
 	// (crypto/rand).
 	Rand io.Reader
@@ -59,15 +67,75 @@ func (c TOTPConfig) withDefaults() TOTPConfig {
 	if c.RecoveryCodes <= 0 {
 		c.RecoveryCodes = 10
 	}
+	if c.Grace <= 0 {
+		c.Grace = DefaultTOTPGrace
+	}
 	if c.Rand == nil {
 		c.Rand = rand.Reader
 	}
 	return c
 }
 
-// SecondFactorRoles are the roles whose sign-in asks for the second factor
-// once they have enrolled one.
+// DefaultTOTPGrace is TOTPConfig.Grace's default.
+const DefaultTOTPGrace = 24 * time.Hour
+
+// SecondFactorRoles are the roles that must hold the second factor: their
+// sign-in asks for it once enrolled, and their tokens without it reach
+// nothing but the enrolment (SecondFactorRequired).
 var SecondFactorRoles = []auth.Role{auth.RoleStaff, auth.RoleReceptionist, auth.RoleAdmin}
+
+// SecondFactorRequired refuses a token of a staff role that does not carry
+// the second factor (the login code alone: a SIM swap must not give staff
+// or admin access). The gateway asks it on every route that needs a role,
+// except the second factor's own routes and logout.
+func SecondFactorRequired(c auth.Claims) error {
+	if c.SecondFactor || !slices.Contains(SecondFactorRoles, c.Role) {
+		return nil
+	}
+	return fault.New(fault.CodeSecondFactorRequired, "")
+}
+
+// errEnrolWindowClosed answers a login-code sign-in (or an enrolment) of a
+// staff-role user whose window to enrol a factor has passed.
+var errEnrolWindowClosed = fault.New(fault.CodeSecondFactorRequired,
+	"the window to enrol a second factor has closed; ask an admin to reset your second factor")
+
+// enrolDeadline returns when u's window to enrol a factor with the login
+// code alone ends, opening it (now + Grace) for a staff-role user who has
+// none yet: one promoted before the rule, or directly in the store.
+func (s *Service) enrolDeadline(ctx context.Context, tx persistence.Tx, u persistence.User, now time.Time) (time.Time, error) {
+	if !u.SecondFactorDue.IsZero() {
+		return u.SecondFactorDue, nil
+	}
+	due := now.Add(s.totp.Grace)
+	return due, tx.UserSetSecondFactorDue(ctx, u.ID, due)
+}
+
+// openEnrolWindow gives u a fresh window to enrol (promotion, a factor
+// removed); a no-op for a user of no staff role.
+func (s *Service) openEnrolWindow(ctx context.Context, tx persistence.Tx, userID string, roles []string, now time.Time) error {
+	if !needsSecondFactor(roles) {
+		return nil
+	}
+	return tx.UserSetSecondFactorDue(ctx, userID, now.Add(s.totp.Grace))
+}
+
+// checkEnrolWindow refuses the enrolment routes to a caller without the
+// second factor once their window closed (with it, e.g. after a reset by
+// an operator token, they may always enrol).
+func (s *Service) checkEnrolWindow(ctx context.Context, tx persistence.Tx, by service.Caller, u persistence.User, now time.Time) error {
+	if by.SecondFactor || !needsSecondFactor(u.Roles) {
+		return nil
+	}
+	due, err := s.enrolDeadline(ctx, tx, u, now)
+	if err != nil {
+		return err
+	}
+	if !now.Before(due) {
+		return errEnrolWindowClosed
+	}
+	return nil
+}
 
 func needsSecondFactor(roles []string) bool {
 	for _, r := range SecondFactorRoles {
@@ -122,13 +190,24 @@ type mfaOrigin struct{ device, userAgent, ip string }
 // the login code checked out: for a user of a staff role with a confirmed
 // TOTP factor it stores a challenge and returns the mfa_required refusal
 // that carries it (SignIn commits, then answers it instead of issuing
-// tokens); for anyone else it returns nil.
-func (s *Service) secondFactorChallenge(ctx context.Context, tx persistence.Tx, u persistence.User, from mfaOrigin, now time.Time) (*fault.Error, error) {
+// tokens). A staff-role user without one signs in to a session without
+// the second factor (enrolment only) while their enrolment window is open
+// — u comes back with its deadline — and is refused after it. For anyone
+// else it returns nil.
+func (s *Service) secondFactorChallenge(ctx context.Context, tx persistence.Tx, u *persistence.User, from mfaOrigin, now time.Time) (*fault.Error, error) {
 	if !needsSecondFactor(u.Roles) {
 		return nil, nil
 	}
 	f, err := tx.TOTPFactorGet(ctx, u.ID)
 	if errors.Is(err, persistence.ErrNotFound) || (err == nil && !f.Confirmed()) {
+		due, err := s.enrolDeadline(ctx, tx, *u, now)
+		if err != nil {
+			return nil, err
+		}
+		if !now.Before(due) {
+			return nil, errEnrolWindowClosed
+		}
+		u.SecondFactorDue = due
 		return nil, nil
 	}
 	if err != nil {
@@ -222,7 +301,7 @@ func (s *Service) TOTPSignIn(ctx context.Context, by service.Caller, in TOTPSign
 			return nil, err
 		}
 		sess := persistence.Session{ID: ulid.Make().String(), UserID: u.ID, Device: ch.Device,
-			UserAgent: ch.UserAgent, IP: ch.IP, CreatedAt: now, ExpiresAt: now.Add(s.node.SessionMaxAge)}
+			UserAgent: ch.UserAgent, IP: ch.IP, CreatedAt: now, ExpiresAt: now.Add(s.node.SessionMaxAge), SecondFactor: true}
 		if err := tx.SessionCreate(ctx, sess); err != nil {
 			return nil, err
 		}
@@ -411,23 +490,44 @@ type Enrolment struct {
 }
 
 // TOTPEnrol starts (or restarts) an enrolment: a new secret, stored sealed
-// and not yet active; 409 while a factor is enabled. The answer holds the
-// secret, so the gateway never stores it for idempotent replay.
-func (s *Service) TOTPEnrol(ctx context.Context, by service.Caller) (Enrolment, error) {
+// and not yet active; 409 while a factor is enabled. enrolmentID (from the
+// request's Idempotency-Key, "" without one) names the enrolment: asked
+// again with the same id while that enrolment is pending, it answers the
+// same secret from the sealed row instead of issuing another, so a retry
+// whose first answer was lost, or that raced it, never issues twice. The
+// answer holds the secret: the gateway never stores it for replay.
+func (s *Service) TOTPEnrol(ctx context.Context, by service.Caller, enrolmentID string) (Enrolment, error) {
 	if err := s.Ready(); err != nil {
 		return Enrolment{}, err
 	}
+	var key []byte
+	if enrolmentID != "" {
+		h := sha256.Sum256([]byte("totp-enrolment/" + enrolmentID))
+		key = h[:]
+	}
 	var out Enrolment
 	now := s.now().UTC()
-	err := s.store.InTx(ctx, func(tx persistence.Tx) error {
+	enrol := func(tx persistence.Tx) error {
 		u, err := me(ctx, tx, by)
 		if err != nil {
+			return err
+		}
+		if err := s.checkEnrolWindow(ctx, tx, by, u, now); err != nil {
 			return err
 		}
 		f, err := tx.TOTPFactorGet(ctx, u.ID)
 		switch {
 		case err == nil && f.Confirmed():
 			return fault.Conflict("a second factor is already enabled; disable it first")
+		case err == nil && key != nil && bytes.Equal(f.EnrolmentKey, key):
+			// The same request again: the same pending secret.
+			secret, err := s.node.Keyring.Decrypt(f.SecretCipher, pii.TOTPSecretContext(u.ID))
+			if err != nil {
+				return err
+			}
+			e, err := s.authn.Again(s.accountName(u), string(secret))
+			out = Enrolment{Secret: e.Secret, URI: e.URL}
+			return err
 		case errors.Is(err, persistence.ErrNotFound):
 			f = persistence.TOTPFactor{UserID: u.ID, CreatedAt: now}
 		case err != nil:
@@ -440,17 +540,23 @@ func (s *Service) TOTPEnrol(ctx context.Context, by service.Caller) (Enrolment, 
 		if f.SecretCipher, err = s.node.Keyring.Encrypt([]byte(e.Secret), pii.TOTPSecretContext(u.ID)); err != nil {
 			return err
 		}
-		f.LastStep, f.Failures, f.LockedUntil, f.Recovery, f.UpdatedAt = 0, 0, time.Time{}, nil, now
+		f.LastStep, f.Failures, f.LockedUntil, f.Recovery, f.UpdatedAt, f.EnrolmentKey = 0, 0, time.Time{}, nil, now, key
 		if _, err := tx.TOTPFactorPut(ctx, f); err != nil {
-			if errors.Is(err, persistence.ErrConflict) {
-				return fault.VersionConflict("").WithDetails(map[string]any{"version": f.Version})
-			}
 			return err
 		}
 		out = Enrolment{Secret: e.Secret, URI: e.URL}
 		return service.Audit(ctx, tx, s.now(), by, "totp.enrol", "user/"+u.ID, "", map[string]any{"pending": true})
-	})
-	return out, err
+	}
+	// Two requests racing on one row: the loser's write is refused by the
+	// version; run again, it finds the winner's enrolment (the same one
+	// when the id matches).
+	var err error
+	for range 2 {
+		if err = s.store.InTx(ctx, enrol); !errors.Is(err, persistence.ErrConflict) {
+			return out, err
+		}
+	}
+	return Enrolment{}, fault.VersionConflict("")
 }
 
 // accountName is the label an authenticator app shows: the masked phone
@@ -481,6 +587,9 @@ func (s *Service) TOTPConfirm(ctx context.Context, by service.Caller, rawCode st
 		if err != nil {
 			return nil, err
 		}
+		if err := s.checkEnrolWindow(ctx, tx, by, u, now); err != nil {
+			return nil, err
+		}
 		f, err := tx.TOTPFactorGet(ctx, u.ID)
 		switch {
 		case errors.Is(err, persistence.ErrNotFound):
@@ -505,9 +614,16 @@ func (s *Service) TOTPConfirm(ctx context.Context, by service.Caller, rawCode st
 		if f.Recovery, err = json.Marshal(set); err != nil {
 			return nil, err
 		}
-		f.ConfirmedAt, f.UpdatedAt = now, now
+		f.ConfirmedAt, f.UpdatedAt, f.EnrolmentKey = now, now, nil
 		if _, err := tx.TOTPFactorPut(ctx, f); err != nil {
 			return nil, err
+		}
+		// The code just checked is the second factor, proved in this
+		// session: its next refresh carries the claim.
+		if by.SessionID != "" {
+			if err := tx.SessionSetSecondFactor(ctx, by.SessionID); err != nil && !errors.Is(err, persistence.ErrNotFound) {
+				return nil, err
+			}
 		}
 		out = plain
 		return res, service.Audit(ctx, tx, s.now(), by, "totp.enable", "user/"+u.ID, "", map[string]any{"recovery_codes": len(plain)})
@@ -548,12 +664,20 @@ func (s *Service) TOTPDisable(ctx context.Context, by service.Caller, rawCode st
 		if err := tx.TOTPFactorDelete(ctx, u.ID); err != nil {
 			return nil, err
 		}
+		// A staff role still needs a factor: the user (who just proved
+		// the old one) gets a fresh window to enrol the next.
+		if err := s.openEnrolWindow(ctx, tx, u.ID, u.Roles, now); err != nil {
+			return nil, err
+		}
 		return res, service.Audit(ctx, tx, s.now(), by, "totp.disable", "user/"+u.ID, "", map[string]any{"with": res.outcome})
 	})
 }
 
-// ResetTOTP removes a user's factor (lost phone and recovery codes) in tx,
-// audited totp.reset with the optional reason.
+// ResetTOTP removes a user's factor (lost phone and recovery codes) in tx
+// and, for a staff role, opens a new window to enrol one with the login
+// code (also the way back for a user whose window closed without a
+// factor), audited totp.reset with the optional reason. 404 when there is
+// neither a factor nor a window to reopen.
 func (s *Service) ResetTOTP(ctx context.Context, tx persistence.Tx, by service.Caller, userID, reason string) error {
 	if err := s.Ready(); err != nil {
 		return err
@@ -562,11 +686,29 @@ func (s *Service) ResetTOTP(ctx context.Context, tx persistence.Tx, by service.C
 	if err != nil {
 		return err
 	}
-	if err := tx.TOTPFactorDelete(ctx, userID); err != nil {
-		if errors.Is(err, persistence.ErrNotFound) {
-			return fault.NotFound("second factor not found")
-		}
+	u, err := tx.UserGet(ctx, userID)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return fault.NotFound("second factor not found")
+	}
+	if err != nil {
 		return err
 	}
-	return service.Audit(ctx, tx, s.now(), by, "totp.reset", "user/"+userID, reason, map[string]any{})
+	removed := true
+	if err := tx.TOTPFactorDelete(ctx, userID); errors.Is(err, persistence.ErrNotFound) {
+		removed = false
+	} else if err != nil {
+		return err
+	}
+	if !removed && !needsSecondFactor(u.Roles) {
+		return fault.NotFound("second factor not found")
+	}
+	now := s.now().UTC()
+	if err := s.openEnrolWindow(ctx, tx, userID, u.Roles, now); err != nil {
+		return err
+	}
+	detail := map[string]any{"factor_removed": removed}
+	if needsSecondFactor(u.Roles) {
+		detail["enrol_by"] = now.Add(s.totp.Grace)
+	}
+	return service.Audit(ctx, tx, s.now(), by, "totp.reset", "user/"+userID, reason, detail)
 }

@@ -71,7 +71,7 @@ func TestTOTPEnrolVerifyAndReplay(t *testing.T) {
 	if st, err := f.svc.TOTPStatus(ctx, staff); err != nil || st.Enabled || st.Pending {
 		t.Fatalf("status before: %+v, %v", st, err)
 	}
-	enr, err := f.svc.TOTPEnrol(ctx, staff)
+	enr, err := f.svc.TOTPEnrol(ctx, staff, "")
 	if err != nil || enr.Secret == "" || !strings.HasPrefix(enr.URI, "otpauth://totp/") || strings.Contains(enr.URI, "1234567") {
 		t.Fatalf("enrol: %+v, %v", enr, err)
 	}
@@ -84,7 +84,7 @@ func TestTOTPEnrolVerifyAndReplay(t *testing.T) {
 	if err != nil || len(recovery) != 10 {
 		t.Fatalf("confirm: %v, %v", recovery, err)
 	}
-	_, err = f.svc.TOTPEnrol(ctx, staff)
+	_, err = f.svc.TOTPEnrol(ctx, staff, "")
 	wantCode(t, err, fault.CodeConflict)
 	if st, _ := f.svc.TOTPStatus(ctx, staff); !st.Enabled || st.RecoveryCodesRemaining != 10 {
 		t.Fatalf("status after: %+v", st)
@@ -140,7 +140,7 @@ func TestTOTPLockout(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
 	staff := f.staff(maria)
-	enr, _ := f.svc.TOTPEnrol(ctx, staff)
+	enr, _ := f.svc.TOTPEnrol(ctx, staff, "")
 	if _, err := f.svc.TOTPConfirm(ctx, staff, f.totpCode(enr.Secret, 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,12 @@ func TestTOTPLockout(t *testing.T) {
 	if err := reset(staff.Subject); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, reset(staff.Subject), fault.CodeNotFound)
+	// Without a factor a second reset only reopens the enrolment window;
+	// a user who is not there is 404.
+	if err := reset(staff.Subject); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, reset("01HZZZZZZZZZZZZZZZZZZZZZZZ"), fault.CodeNotFound)
 	f.signIn(maria)
 	if e := f.audit("user/" + staff.Subject)[0]; e.Action != "totp.reset" || !strings.Contains(string(e.Detail), "lost phone") {
 		t.Fatalf("audit %+v", e)
@@ -183,7 +188,121 @@ func TestTOTPLockout(t *testing.T) {
 // factor.
 func TestTOTPOnlyForUsers(t *testing.T) {
 	f := newFixture(t)
-	_, err := f.svc.TOTPEnrol(t.Context(), admin())
+	_, err := f.svc.TOTPEnrol(t.Context(), admin(), "")
 	wantCode(t, err, fault.CodeForbidden)
 	wantCode(t, f.svc.TOTPDisable(t.Context(), admin(), "123456"), fault.CodeForbidden)
+}
+
+// TestStaffRolesNeedTheSecondFactor (issue 15 item 3): a promoted user's
+// login code alone gives tokens without the second factor, good only for
+// enrolling, and only within the window that the promotion opened; the
+// TOTP step (at enrolment or sign-in) puts the factor in the session's
+// tokens, and an admin's reset reopens a closed window.
+func TestStaffRolesNeedTheSecondFactor(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	refresh := func(in SignedIn) SignedIn {
+		t.Helper()
+		out, err := f.svc.Refresh(ctx, anon, RefreshInput{RefreshToken: in.RefreshToken})
+		if err != nil {
+			t.Fatalf("refresh: %v", err)
+		}
+		return out
+	}
+	promote := func(uid string) {
+		t.Helper()
+		f.tx(func(ctx context.Context, tx persistence.Tx) error {
+			_, err := f.svc.SetRoles(ctx, tx, admin(), uid, SetRolesInput{Roles: []string{"client", "admin"}, Reason: "promoted"})
+			return err
+		})
+	}
+
+	// A client's token is not concerned.
+	client := f.signIn(maria)
+	if cl := f.as(client); cl.SecondFactor || SecondFactorRequired(cl.Claims) != nil || !client.EnrolSecondFactorBy.IsZero() {
+		t.Fatalf("client: %+v", cl)
+	}
+	promoted := f.clk.now()
+	promote(client.UserID)
+
+	// Promoted: the login code alone gives an admin token without the
+	// factor, refused everywhere but the enrolment.
+	boss := f.signIn(maria)
+	if want := promoted.Add(DefaultTOTPGrace); boss.Role != "admin" || !boss.EnrolSecondFactorBy.Equal(want) {
+		t.Fatalf("sign-in after promotion: role %s, enrol by %v (want %v)", boss.Role, boss.EnrolSecondFactorBy, want)
+	}
+	restricted := f.as(boss)
+	wantCode(t, SecondFactorRequired(restricted.Claims), fault.CodeSecondFactorRequired)
+	if boss = refresh(boss); f.as(boss).SecondFactor {
+		t.Fatal("a refresh added the second factor")
+	}
+	enr, err := f.svc.TOTPEnrol(ctx, restricted, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.TOTPConfirm(ctx, restricted, f.totpCode(enr.Secret, 0)); err != nil {
+		t.Fatal(err)
+	}
+	// Confirming proved the factor in this session: its next refresh
+	// carries it.
+	boss = refresh(boss)
+	if cl := f.as(boss); !cl.SecondFactor || SecondFactorRequired(cl.Claims) != nil || !boss.EnrolSecondFactorBy.IsZero() {
+		t.Fatalf("after confirming: %+v", cl)
+	}
+	// A sign-in passes through the TOTP step and carries it too.
+	f.clk.add(time.Minute)
+	out, err := f.svc.TOTPSignIn(ctx, anon, TOTPSignInInput{Challenge: f.challenge(maria), Code: f.totpCode(enr.Secret, 0)})
+	if err != nil || !f.as(out).SecondFactor || !f.as(refresh(out)).SecondFactor {
+		t.Fatalf("TOTP sign-in: %v", err)
+	}
+
+	// Another promoted user lets the window pass: the login code alone is
+	// refused, and so is enrolling with the token it gave.
+	juan := "+573109876543"
+	u := f.signIn(juan)
+	promote(u.UserID)
+	late := f.as(f.signIn(juan))
+	f.clk.add(DefaultTOTPGrace)
+	_, err = f.svc.SignIn(ctx, anon, SignInInput{Phone: juan, Code: f.sendCode(juan)})
+	wantCode(t, err, fault.CodeSecondFactorRequired)
+	_, err = f.svc.TOTPEnrol(ctx, late, "")
+	wantCode(t, err, fault.CodeSecondFactorRequired)
+	// An admin's reset reopens it.
+	f.tx(func(ctx context.Context, tx persistence.Tx) error {
+		return f.svc.ResetTOTP(ctx, tx, admin(), u.UserID, "missed it")
+	})
+	if again := f.signIn(juan); again.EnrolSecondFactorBy.IsZero() || f.as(again).SecondFactor {
+		t.Fatalf("after reset: %+v", again)
+	}
+}
+
+// TestTOTPEnrolIsKeyed (issue 15 item 9): an enrolment asked again under
+// the same id while it is pending answers the same secret (from the sealed
+// row) and writes nothing; another id, or none, restarts it.
+func TestTOTPEnrolIsKeyed(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	staff := f.staff(maria)
+	first, err := f.svc.TOTPEnrol(ctx, staff, "key-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.svc.TOTPEnrol(ctx, staff, "key-1")
+	if err != nil || again != first {
+		t.Fatalf("same id: %v (a new secret: %v)", err, again.Secret != first.Secret)
+	}
+	if n := len(f.audit("user/" + staff.Subject)); n != 1 {
+		t.Fatalf("%d audit entries, want the first enrolment's only", n)
+	}
+	other, err := f.svc.TOTPEnrol(ctx, staff, "key-2")
+	if err != nil || other.Secret == first.Secret {
+		t.Fatalf("another id: %v", err)
+	}
+	unkeyed, err := f.svc.TOTPEnrol(ctx, staff, "")
+	if err != nil || unkeyed.Secret == other.Secret {
+		t.Fatalf("no id: %v", err)
+	}
+	if again, _ := f.svc.TOTPEnrol(ctx, staff, ""); again.Secret == unkeyed.Secret {
+		t.Fatal("two unkeyed enrolments answered one secret")
+	}
 }
