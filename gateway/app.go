@@ -73,7 +73,7 @@ func New(d Deps) (*fiber.App, error) {
 		app.Use(corsMW)
 	}
 	app.Use(s.refuseBlockedIPs) // before any token work; blocks are set up in registerRoutes
-	app.Use(Authenticate(d.Tokens))
+	app.Use(Authenticate(d.Tokens), s.refuseDeadKiosks)
 
 	s.registerRoutes(app)
 	for _, r := range app.GetRoutes(true) {
