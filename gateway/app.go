@@ -68,7 +68,7 @@ func New(d Deps) (*fiber.App, error) {
 		TrustedProxies:          cfg.TrustedProxies,
 	})
 
-	app.Use(requestID, s.observe, s.recoverPanic, securityHeadersMiddleware, deadline(cfg.RequestTimeout))
+	app.Use(requestID, s.observe, s.recoverPanic, s.securityHeadersMiddleware, deadline(cfg.RequestTimeout))
 	if corsMW != nil {
 		app.Use(corsMW)
 	}
@@ -218,7 +218,9 @@ func newCORS(origins []string) (h fiber.Handler, err error) {
 	return cors.New(cors.Config{
 		AllowOrigins:  strings.Join(clean, ","),
 		AllowMethods:  "GET,POST,PUT,PATCH,DELETE,HEAD",
-		AllowHeaders:  "Authorization,Content-Type,Idempotency-Key,X-Request-ID,X-Cart-Token",
+		// X-Device-ID: anonymous consents are recorded against the device
+		// (legal.go), so a browser must be allowed to send it.
+		AllowHeaders:  "Authorization,Content-Type,Idempotency-Key,X-Request-ID,X-Cart-Token," + HeaderDeviceID,
 		ExposeHeaders: "X-Request-ID,Idempotent-Replayed",
 		MaxAge:        600,
 	}), nil
