@@ -216,8 +216,8 @@ func newCORS(origins []string) (h fiber.Handler, err error) {
 		}
 	}()
 	return cors.New(cors.Config{
-		AllowOrigins:  strings.Join(clean, ","),
-		AllowMethods:  "GET,POST,PUT,PATCH,DELETE,HEAD",
+		AllowOrigins: strings.Join(clean, ","),
+		AllowMethods: "GET,POST,PUT,PATCH,DELETE,HEAD",
 		// X-Device-ID: anonymous consents are recorded against the device
 		// (legal.go), so a browser must be allowed to send it.
 		AllowHeaders:  "Authorization,Content-Type,Idempotency-Key,X-Request-ID,X-Cart-Token," + HeaderDeviceID,
