@@ -72,7 +72,8 @@ func New(d Deps) (*fiber.App, error) {
 	if corsMW != nil {
 		app.Use(corsMW)
 	}
-	app.Use(s.refuseBlockedIPs) // before any token work; blocks are set up in registerRoutes
+	app.Use(refuseUnstorableText) // before anything reads a value
+	app.Use(s.refuseBlockedIPs)   // before any token work; blocks are set up in registerRoutes
 	app.Use(Authenticate(d.Tokens), s.refuseDeadKiosks)
 
 	s.registerRoutes(app)

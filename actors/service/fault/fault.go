@@ -59,6 +59,9 @@ const (
 	CodeNotReturnable         = "not_returnable"
 	CodeReturnExceedsOrder    = "return_exceeds_order"
 	CodeInsufficientCredit    = "insufficient_credit"
+	// CodeInvalidCharacter: a NUL character or invalid UTF-8 anywhere in
+	// the path, query or body (gateway/input.go).
+	CodeInvalidCharacter = "invalid_character"
 )
 
 // table is the one place a code is bound to its status and default message,
@@ -107,6 +110,7 @@ var table = map[string]struct {
 	CodeNotReturnable:         {http.StatusConflict, "the order cannot be returned in its status"},
 	CodeReturnExceedsOrder:    {http.StatusConflict, "the return asks back more units than are left on the order"},
 	CodeInsufficientCredit:    {http.StatusConflict, "the client's credit is too small"},
+	CodeInvalidCharacter:      {http.StatusBadRequest, "the request holds a NUL character or invalid UTF-8, which no field accepts"},
 }
 
 // Error is a failure that is safe to show to the client as is.
