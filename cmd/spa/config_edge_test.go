@@ -10,6 +10,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/spa-engine/spa/actors/auth"
 )
 
 // TestDevModeListensOnLoopbackOnly: dev mode, which writes login codes to
@@ -156,5 +159,33 @@ func TestDeployFilesRunProduction(t *testing.T) {
 		if !strings.HasPrefix(string(m[2]), "127.0.0.1") {
 			t.Errorf("local-cluster.sh runs dev mode on %s=%s", m[1], m[2])
 		}
+	}
+}
+
+// TestTokenCommandCapsLifetime: `spa token` mints at most the lifetime
+// every node accepts for the role (auth.MaxLifetime), and the longest
+// kiosk lifetime configuration allows is one the nodes accept.
+func TestTokenCommandCapsLifetime(t *testing.T) {
+	dir := t.TempDir()
+	mint := func(role, ttl string) error {
+		return run(t.Context(), []string{"token", "--subject", "op", "--role", role, "--ttl", ttl, "--data-dir", dir},
+			env(nil), io.Discard, io.Discard)
+	}
+	for _, tc := range []struct{ role, ttl string }{{"admin", "720h"}, {"admin", "24h1s"}, {"client", "8760h"}, {"kiosk", "2161h"}} {
+		if err := mint(tc.role, tc.ttl); err == nil || !strings.Contains(err.Error(), "--ttl") {
+			t.Errorf("%s for %s: err = %v", tc.ttl, tc.role, err)
+		}
+	}
+	for _, tc := range []struct{ role, ttl string }{{"admin", "1h"}, {"admin", "24h"}, {"kiosk", "2160h"}} {
+		if err := mint(tc.role, tc.ttl); err != nil {
+			t.Errorf("%s for %s: %v", tc.ttl, tc.role, err)
+		}
+	}
+	c, err := parseConfig("serve", []string{"--kiosk-ttl", auth.MaxKioskTokenLifetime.String()}, env(nil), io.Discard)
+	if err != nil || c.KioskTTL != auth.MaxKioskTokenLifetime {
+		t.Fatalf("the longest kiosk lifetime nodes accept is refused by configuration: %v", err)
+	}
+	if _, err := parseConfig("serve", []string{"--kiosk-ttl", (auth.MaxKioskTokenLifetime + time.Hour).String()}, env(nil), io.Discard); err == nil {
+		t.Fatal("configuration allows kiosk tokens no node accepts")
 	}
 }
