@@ -58,6 +58,12 @@ func New(d Deps) (*fiber.App, error) {
 		WriteTimeout:          cfg.WriteTimeout,
 		IdleTimeout:           cfg.IdleTimeout,
 		DisableStartupMessage: true,
+		// One spelling per route: /v1/Admin/studio or /v1/services/ would
+		// otherwise reach the handler of /v1/admin/studio or /v1/services,
+		// so anything keyed by the path (proxies' and WAFs' rules, caches,
+		// our metrics and logs) would see two names for one route.
+		CaseSensitive: true,
+		StrictRouting: true,
 		// Immutable copies request strings out of fasthttp's reused
 		// buffers, so a value kept past the handler (a log line, a
 		// goroutine) can never change under us. The API is small enough

@@ -89,3 +89,21 @@ func TestHasJSONEscapedNUL(t *testing.T) {
 		}
 	}
 }
+
+// TestRoutingIsStrict: a route answers under its one spelling; another
+// case or a trailing slash is 404, so nothing keyed by the path (rules in
+// front of the API, metrics, logs) sees two names for one route.
+func TestRoutingIsStrict(t *testing.T) {
+	e := newEnv(t)
+	admin := "Bearer " + e.token("root", auth.RoleAdmin)
+	for _, path := range []string{"/v1/services", "/v1/admin/services", "/healthz"} {
+		if r := e.do("GET", path, "", "Authorization", admin); r.status != 200 {
+			t.Fatalf("%s: %d %s", path, r.status, r.body)
+		}
+	}
+	for _, path := range []string{"/v1/SERVICES", "/v1/Services", "/v1/services/", "/V1/admin/services", "/v1/Admin/services", "/v1/admin/services/", "/HEALTHZ"} {
+		if r := e.do("GET", path, "", "Authorization", admin); r.status != 404 || r.errCode(t) != "not_found" {
+			t.Errorf("%s: %d %s", path, r.status, r.body)
+		}
+	}
+}
