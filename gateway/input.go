@@ -26,6 +26,8 @@ func refuseUnstorableText(c *fiber.Ctx) error {
 	if query || bytes.IndexByte(uri.QueryString(), 0) >= 0 {
 		return invalidCharacter("the query string")
 	}
+	// c.Body is what the handlers decode: decompressed when the client
+	// sent Content-Encoding.
 	if body := c.Body(); len(body) > 0 && (bytes.IndexByte(body, 0) >= 0 || hasJSONEscapedNUL(body)) {
 		return invalidCharacter("the body")
 	}
