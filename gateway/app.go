@@ -58,6 +58,12 @@ func New(d Deps) (*fiber.App, error) {
 		WriteTimeout:          cfg.WriteTimeout,
 		IdleTimeout:           cfg.IdleTimeout,
 		DisableStartupMessage: true,
+		// One spelling per route: /v1/Admin/studio or /v1/services/ would
+		// otherwise reach the handler of /v1/admin/studio or /v1/services,
+		// so anything keyed by the path (proxies' and WAFs' rules, caches,
+		// our metrics and logs) would see two names for one route.
+		CaseSensitive: true,
+		StrictRouting: true,
 		// Immutable copies request strings out of fasthttp's reused
 		// buffers, so a value kept past the handler (a log line, a
 		// goroutine) can never change under us. The API is small enough
@@ -68,12 +74,13 @@ func New(d Deps) (*fiber.App, error) {
 		TrustedProxies:          cfg.TrustedProxies,
 	})
 
-	app.Use(requestID, s.observe, s.recoverPanic, securityHeadersMiddleware, deadline(cfg.RequestTimeout))
+	app.Use(requestID, s.observe, s.recoverPanic, s.securityHeadersMiddleware, deadline(cfg.RequestTimeout))
 	if corsMW != nil {
 		app.Use(corsMW)
 	}
-	app.Use(s.refuseBlockedIPs) // before any token work; blocks are set up in registerRoutes
-	app.Use(Authenticate(d.Tokens))
+	app.Use(refuseUnstorableText) // before anything reads a value
+	app.Use(s.refuseBlockedIPs)   // before any token work; blocks are set up in registerRoutes
+	app.Use(Authenticate(d.Tokens), s.refuseDeadKiosks)
 
 	s.registerRoutes(app)
 	for _, r := range app.GetRoutes(true) {
@@ -216,9 +223,11 @@ func newCORS(origins []string) (h fiber.Handler, err error) {
 		}
 	}()
 	return cors.New(cors.Config{
-		AllowOrigins:  strings.Join(clean, ","),
-		AllowMethods:  "GET,POST,PUT,PATCH,DELETE,HEAD",
-		AllowHeaders:  "Authorization,Content-Type,Idempotency-Key,X-Request-ID,X-Cart-Token",
+		AllowOrigins: strings.Join(clean, ","),
+		AllowMethods: "GET,POST,PUT,PATCH,DELETE,HEAD",
+		// X-Device-ID: anonymous consents are recorded against the device
+		// (legal.go), so a browser must be allowed to send it.
+		AllowHeaders:  "Authorization,Content-Type,Idempotency-Key,X-Request-ID,X-Cart-Token," + HeaderDeviceID,
 		ExposeHeaders: "X-Request-ID,Idempotent-Replayed",
 		MaxAge:        600,
 	}), nil

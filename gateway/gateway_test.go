@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -228,9 +229,29 @@ func TestSecurityHeaders(t *testing.T) {
 	if r.header.Get("Strict-Transport-Security") != "" {
 		t.Error("HSTS over plain HTTP")
 	}
+	// X-Forwarded-Proto is believed from a trusted proxy only: from anyone
+	// else it is the client's own word.
 	r = e.do("GET", "/healthz", "", "X-Forwarded-Proto", "https")
+	if r.header.Get("Strict-Transport-Security") != "" {
+		t.Error("HSTS on the word of a client that is no proxy of ours")
+	}
+	behind := newEnv(t, func(d *Deps) {
+		d.Config.ProxyHeader = "X-Forwarded-For"
+		d.Config.TrustedProxies = []string{"0.0.0.0", "::"} // app.Test's peer
+	})
+	r = behind.do("GET", "/healthz", "", "X-Forwarded-Proto", "https")
 	if !strings.HasPrefix(r.header.Get("Strict-Transport-Security"), "max-age=") {
-		t.Error("no HSTS behind a TLS proxy")
+		t.Error("no HSTS behind a trusted TLS proxy")
+	}
+	if r = behind.do("GET", "/healthz", ""); r.header.Get("Strict-Transport-Security") != "" {
+		t.Error("HSTS behind a trusted proxy that forwarded plain HTTP")
+	}
+	other := newEnv(t, func(d *Deps) {
+		d.Config.ProxyHeader = "X-Forwarded-For"
+		d.Config.TrustedProxies = []string{"10.0.0.0/8"} // not the peer
+	})
+	if r = other.do("GET", "/healthz", "", "X-Forwarded-Proto", "https"); r.header.Get("Strict-Transport-Security") != "" {
+		t.Error("HSTS on the word of a peer outside the trusted proxies")
 	}
 }
 
@@ -246,6 +267,13 @@ func TestCORS(t *testing.T) {
 	}
 	if !strings.Contains(r.header.Get("Access-Control-Allow-Methods"), "PUT") {
 		t.Fatalf("methods: %q", r.header.Get("Access-Control-Allow-Methods"))
+	}
+	// Anonymous consents name the device: a browser must be let send it.
+	consent := e.do("OPTIONS", "/v1/legal/consents", "", "Origin", "https://book.example.com",
+		"Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "content-type,x-device-id")
+	if allowed := strings.Split(strings.ToLower(consent.header.Get("Access-Control-Allow-Headers")), ","); consent.status != 204 ||
+		!slices.Contains(allowed, "x-device-id") || !slices.Contains(allowed, "x-cart-token") || !slices.Contains(allowed, "idempotency-key") {
+		t.Fatalf("allowed headers: %d %q", consent.status, consent.header.Get("Access-Control-Allow-Headers"))
 	}
 	r = pre("https://evil.example.net")
 	if r.header.Get("Access-Control-Allow-Origin") != "" {
@@ -312,15 +340,51 @@ func TestReadyz(t *testing.T) {
 	if r.status != 503 || m["status"] != "unready" || checks["store"] != "ok" {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
-	nats, _ := checks["nats"].(string)
-	if !strings.HasPrefix(nats, "error: no servers available") || len(nats) > 200 {
-		t.Fatalf("nats = %q", nats)
-	}
-	if s, _ := checks["slow"].(string); !strings.HasPrefix(s, "error: context deadline") {
-		t.Fatalf("slow = %q", s)
+	if checks["nats"] != "error" || checks["slow"] != "error" {
+		t.Fatalf("anonymous: %s", r.body)
 	}
 	if time.Since(start) > 2*time.Second {
 		t.Fatal("checks did not run concurrently with a timeout")
+	}
+	r = e.do("GET", "/readyz", "", "Authorization", "Bearer "+e.token("root", auth.RoleAdmin))
+	m = r.json(t)
+	checks, _ = m["checks"].(map[string]any)
+	nats, _ := checks["nats"].(string)
+	if r.status != 503 || !strings.HasPrefix(nats, "error: no servers available") || len(nats) > 200 {
+		t.Fatalf("admin: nats = %q", nats)
+	}
+	if s, _ := checks["slow"].(string); !strings.HasPrefix(s, "error: context deadline") {
+		t.Fatalf("admin: slow = %q", s)
+	}
+}
+
+// TestReadyzHidesInternalsFromNonAdmins: a failing check's text names the
+// database's user, name, host and port; anonymous callers and non-admin
+// tokens get the status and the component names only, an admin token the
+// text.
+func TestReadyzHidesInternalsFromNonAdmins(t *testing.T) {
+	const detail = `failed to connect to user=spa_prod database=spa host=10.20.30.40 port=5432: connection refused`
+	e := newEnv(t, func(d *Deps) {
+		d.Checks = []Check{{Name: "store", Check: func(context.Context) error { return errors.New(detail) }}}
+	})
+	for who, hdr := range map[string][]string{
+		"anonymous": nil,
+		"client":    {"Authorization", "Bearer " + e.token("u1", auth.RoleClient)},
+		"staff":     {"Authorization", "Bearer " + e.token("u2", auth.RoleStaff)},
+	} {
+		r := e.do("GET", "/readyz", "", hdr...)
+		for _, leak := range []string{"spa_prod", "10.20.30.40", "5432", "connect"} {
+			if strings.Contains(string(r.body), leak) {
+				t.Errorf("%s sees %q: %s", who, leak, r.body)
+			}
+		}
+		if m := r.json(t); r.status != 503 || m["status"] != "unready" || m["checks"].(map[string]any)["store"] != "error" {
+			t.Errorf("%s: %d %s", who, r.status, r.body)
+		}
+	}
+	r := e.do("GET", "/readyz", "", "Authorization", "Bearer "+e.token("root", auth.RoleAdmin))
+	if !strings.Contains(string(r.body), "10.20.30.40") {
+		t.Errorf("admin does not see the detail: %s", r.body)
 	}
 }
 

@@ -8,6 +8,9 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/spa-engine/spa/actors/auth"
+	"github.com/spa-engine/spa/gateway/reqctx"
 )
 
 // healthz is liveness: the process serves HTTP. It checks nothing else, so
@@ -22,6 +25,8 @@ const maxCheckError = 120
 
 // readyz is readiness: every Check passes within ReadyTimeout. Checks run
 // concurrently so one slow dependency costs the timeout once, not N times.
+// Anonymous callers (probes, load balancers) get the status and each
+// component's ok or error; an admin token also gets the error text.
 func (s *server) readyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), s.deps.Config.ReadyTimeout)
 	defer cancel()
@@ -43,6 +48,16 @@ func (s *server) readyz(c *fiber.Ctx) error {
 		}()
 	}
 	wg.Wait()
+	if p, ok := reqctx.Principal(c); !ok || p.Role != auth.RoleAdmin {
+		// The error text names internals (the database's user, name, host
+		// and port; NATS servers): anyone may probe readiness, only an
+		// admin token reads why a component failed.
+		for name, res := range results {
+			if res != "ok" {
+				results[name] = "error"
+			}
+		}
+	}
 	if !ready {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unready", "checks": results})
 	}

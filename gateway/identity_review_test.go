@@ -213,8 +213,23 @@ func TestIdentityDemotionRevokesSessions(t *testing.T) {
 func TestLegalConsentRefusesKioskAsUser(t *testing.T) {
 	e := newEnv(t)
 	e.activateLegal("terms", e.newLegalVersion("terms", "Terms", "one\n").Version)
-	kiosk := e.token("01JKIOSK000000000000000000", auth.RoleKiosk)
-	r := e.do("POST", "/v1/legal/consents", `{"documents":[{"slug":"terms","version":1}]}`, jsonHdr(kiosk)...)
+	const kioskID = "01JKIOSK000000000000000000"
+	// A token of no issued kiosk is refused on every route.
+	body := `{"documents":[{"slug":"terms","version":1}]}`
+	if r := e.do("POST", "/v1/legal/consents", body, jsonHdr(e.token(kioskID, auth.RoleKiosk))...); r.status != 401 {
+		t.Fatalf("kiosk token without a kiosk: %d %s", r.status, r.body)
+	}
+	now := time.Now()
+	if err := e.store.InTx(t.Context(), func(tx persistence.Tx) error {
+		return tx.KioskCreate(t.Context(), persistence.Kiosk{ID: kioskID, Label: "desk", CreatedBy: "root", CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	kiosk, _, err := e.tokens.MintSession(kioskID, auth.RoleKiosk, kioskID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("POST", "/v1/legal/consents", body, jsonHdr(kiosk)...)
 	if r.status != 400 {
 		t.Fatalf("kiosk consent: %d %s", r.status, r.body)
 	}

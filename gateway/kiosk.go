@@ -13,6 +13,7 @@ import (
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/actors/service/identity"
 	"github.com/spa-engine/spa/gateway/idempotency"
+	"github.com/spa-engine/spa/gateway/reqctx"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -20,7 +21,7 @@ import (
 // tokens, and the routes a kiosk token may call (and nothing else may).
 func (s *server) registerKiosk(app *fiber.App) {
 	admin := RequireRole(auth.RoleAdmin)
-	kiosk := []fiber.Handler{RequireRole(auth.RoleKiosk), s.requireLiveKiosk}
+	kiosk := []fiber.Handler{RequireRole(auth.RoleKiosk)} // liveness: refuseDeadKiosks, on every route
 	app.Post("/v1/admin/kiosks", admin, s.external(s.issueKiosk))
 	app.Get("/v1/admin/kiosks", admin, s.listKiosks)
 	app.Delete("/v1/admin/kiosks/:id", admin, s.mutate(s.revokeKiosk))
@@ -106,10 +107,16 @@ func (s *server) revokeKiosk(c *fiber.Ctx, tx persistence.Tx) error {
 
 // ---- The kiosk's routes ----------------------------------------------------------
 
-// requireLiveKiosk admits a kiosk token only while its kiosk is neither
-// revoked nor expired.
-func (s *server) requireLiveKiosk(c *fiber.Ctx) error {
-	if err := s.ident.KioskLive(c.UserContext(), s.caller(c)); err != nil { // RequireRole ran first
+// refuseDeadKiosks admits a kiosk token, on every route, only while its
+// kiosk is neither revoked nor expired. It runs right after Authenticate:
+// a kiosk token also opens the routes anonymous callers may use (carts,
+// stock reservations, availability), so checking only the kiosk routes
+// left a revoked device able to reserve stock.
+func (s *server) refuseDeadKiosks(c *fiber.Ctx) error {
+	if p, ok := reqctx.Principal(c); !ok || p.Role != auth.RoleKiosk {
+		return c.Next()
+	}
+	if err := s.ident.KioskLive(c.UserContext(), s.caller(c)); err != nil {
 		return identityError(c, err)
 	}
 	return c.Next()

@@ -186,3 +186,46 @@ func TestKioskIssueRetryIssuesOnce(t *testing.T) {
 		t.Fatalf("kiosks after retries: %+v; want only %s", list.Kiosks, k.ID)
 	}
 }
+
+// TestRevokedKioskRefusedOnEveryRoute: a kiosk token also opens what an
+// anonymous caller may do (carts, stock, the catalogue); once the kiosk is
+// revoked, or expired, every route refuses the token with 401, not the
+// kiosk routes only.
+func TestRevokedKioskRefusedOnEveryRoute(t *testing.T) {
+	for name, storeFor := range mfaDrivers(t) {
+		t.Run(name, func(t *testing.T) {
+			me := newMFAEnvOn(t, storeFor(t), bookingNow, true)
+			k := decode[issuedKiosk](t, me.admin("POST", "/v1/admin/kiosks", `{"label":"front desk"}`))
+			routes := []struct{ method, path, body string }{
+				{"POST", "/v1/carts", `{}`},
+				{"GET", "/v1/services", ""},
+				{"GET", "/v1/shop/products", ""},
+				{"GET", "/v1/studio", ""},
+			}
+			for _, r := range routes {
+				if got := me.do(r.method, r.path, r.body, jsonHdr(k.Token)...); got.status == 401 {
+					t.Fatalf("live kiosk on %s %s: 401 %s", r.method, r.path, got.body)
+				}
+			}
+			if r := me.admin("DELETE", "/v1/admin/kiosks/"+k.ID, ""); r.status != 204 {
+				t.Fatalf("revoke: %d %s", r.status, r.body)
+			}
+			for _, r := range routes {
+				got := me.do(r.method, r.path, r.body, jsonHdr(k.Token)...)
+				if got.status != 401 || got.errCode(t) != "unauthenticated" || got.header.Get("WWW-Authenticate") != "Bearer" {
+					t.Errorf("revoked kiosk on %s %s: %d %s", r.method, r.path, got.status, got.body)
+				}
+			}
+			// Anonymous callers are untouched.
+			if r := me.do("GET", "/v1/services", ""); r.status != 200 {
+				t.Fatalf("anonymous: %d %s", r.status, r.body)
+			}
+
+			short := decode[issuedKiosk](t, me.admin("POST", "/v1/admin/kiosks", `{"label":"tablet","ttl_seconds":300}`))
+			me.clk.add(5 * time.Minute)
+			if r := me.do("POST", "/v1/carts", `{}`, jsonHdr(short.Token)...); r.status != 401 {
+				t.Fatalf("expired kiosk creating a cart: %d %s", r.status, r.body)
+			}
+		})
+	}
+}

@@ -257,7 +257,7 @@ func (s *server) errorHandler(c *fiber.Ctx, err error) error {
 	start := time.Now()
 	outsideChain := reqctx.RequestID(c) == ""
 	ensureRequestID(c)
-	securityHeaders(c)
+	s.securityHeaders(c)
 	rerr := s.renderError(c, err)
 	if outsideChain {
 		s.record(c, start)
@@ -284,21 +284,33 @@ func (s *server) recoverPanic(c *fiber.Ctx) (err error) {
 
 // securityHeadersMiddleware hardens every response: the API serves JSON to
 // programs, so nothing may be sniffed, framed, cached or leak a referrer.
-func securityHeadersMiddleware(c *fiber.Ctx) error {
-	securityHeaders(c)
+func (s *server) securityHeadersMiddleware(c *fiber.Ctx) error {
+	s.securityHeaders(c)
 	return c.Next()
 }
 
-func securityHeaders(c *fiber.Ctx) {
+func (s *server) securityHeaders(c *fiber.Ctx) {
 	h := &c.Response().Header
 	for _, kv := range securityHeaderKV {
 		h.SetCanonical(kv[0], kv[1])
 	}
 	// HSTS only means something over HTTPS; behind a TLS-terminating proxy
-	// X-Forwarded-Proto is how we learn the client used it.
-	if c.Context().IsTLS() || bytes.EqualFold(c.Request().Header.Peek(fiber.HeaderXForwardedProto), []byte("https")) {
+	// X-Forwarded-Proto is how we learn the client used it, but only a
+	// proxy of ours may say so: from anyone else the header is the
+	// client's own word, and honouring it let any caller switch HSTS on.
+	if c.Context().IsTLS() || (bytes.EqualFold(c.Request().Header.Peek(fiber.HeaderXForwardedProto), []byte("https")) && s.fromTrustedProxy(c)) {
 		c.Set(fiber.HeaderStrictTransportSecurity, "max-age=63072000; includeSubDomains")
 	}
+}
+
+// fromTrustedProxy reports a request whose peer is one of the configured
+// trusted proxies (none configured: no peer is).
+func (s *server) fromTrustedProxy(c *fiber.Ctx) bool {
+	if len(s.trustedProxies) == 0 {
+		return false
+	}
+	peer, ok := netip.AddrFromSlice(c.Context().RemoteIP())
+	return ok && inPrefixes(peer.Unmap(), s.trustedProxies)
 }
 
 // deadline gives each request a context that ends after RequestTimeout, so

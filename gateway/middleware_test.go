@@ -70,7 +70,14 @@ func TestResponseHeadersOnTheWire(t *testing.T) {
 	ctx.ResetUserValues()
 	ctx.Request.Header.Set("X-Forwarded-Proto", "HTTPS")
 	h(&ctx)
+	if raw := ctx.Response.Header.String(); strings.Contains(raw, "Strict-Transport-Security") {
+		t.Errorf("HSTS on the word of an untrusted peer:\n%s", raw)
+	}
+	behind := newEnv(t, func(d *Deps) { d.Config.ProxyHeader, d.Config.TrustedProxies = "X-Forwarded-For", []string{"0.0.0.0"} })
+	ctx.Response.Reset()
+	ctx.ResetUserValues()
+	behind.app.Handler()(&ctx)
 	if raw := ctx.Response.Header.String(); !strings.Contains(raw, "Strict-Transport-Security: max-age=63072000; includeSubDomains\r\n") {
-		t.Errorf("no HSTS behind a TLS proxy:\n%s", raw)
+		t.Errorf("no HSTS behind a trusted TLS proxy:\n%s", raw)
 	}
 }

@@ -234,3 +234,29 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, table, outcome s
 	t.Fatalf("no %s{table=%q,outcome=%q}", name, table, outcome)
 	return 0
 }
+
+// TestClientProfileOfNoOneIsNotFound: a staff member asking for the
+// profile of an id that names no user gets 404, not an empty profile that
+// suggests a client exists; a user who has not filled in a profile yet
+// still answers an empty one. On each driver.
+func TestClientProfileOfNoOneIsNotFound(t *testing.T) {
+	for name, storeFor := range mfaDrivers(t) {
+		t.Run(name, func(t *testing.T) {
+			me := newMFAEnvOn(t, storeFor(t), bookingNow, false)
+			client := me.pair(t, me.firstFactor(t, maria))
+			for _, role := range []auth.Role{auth.RoleAdmin, auth.RoleReceptionist, auth.RoleStaff} {
+				tok := jsonHdr(me.token("desk-"+string(role), role))
+				if r := me.do("GET", "/v1/clients/01JNOSUCHUSER0000000000000/profile", "", tok...); r.status != 404 || r.errCode(t) != "not_found" {
+					t.Errorf("%s, unknown id: %d %s", role, r.status, r.body)
+				}
+				if r := me.do("GET", "/v1/clients/"+client.User+"/profile", "", tok...); r.status != 200 || r.json(t)["user_id"] != client.User {
+					t.Errorf("%s, a user without a profile: %d %s", role, r.status, r.body)
+				}
+			}
+			// A client asking for someone else still learns nothing: 403.
+			if r := me.do("GET", "/v1/clients/01JNOSUCHUSER0000000000000/profile", "", jsonHdr(client.Access)...); r.status != 403 {
+				t.Errorf("client, unknown id: %d %s", r.status, r.body)
+			}
+		})
+	}
+}

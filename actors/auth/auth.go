@@ -85,6 +85,29 @@ var (
 // RFC 7518 §3.2 requires.
 const MinKeyLen = 32
 
+// Token lifetimes (exp − iat) Mint issues and Verify accepts. Sign-in
+// mints 15-minute access tokens and `spa token` operator tokens of an hour
+// by default; a kiosk token lives as long as its kiosk (at most 90 days,
+// the longest SPA_KIOSK_TTL and ttl_seconds allow). A token claiming a
+// longer life was not minted by us, or by a key that leaked: refusing it
+// bounds what a stolen key or a careless operator can hand out.
+const (
+	MaxTokenLifetime      = 24 * time.Hour
+	MaxKioskTokenLifetime = 90 * 24 * time.Hour
+)
+
+// MaxLifetime is the longest lifetime a token of role may have.
+func MaxLifetime(role Role) time.Duration {
+	if role == RoleKiosk {
+		return MaxKioskTokenLifetime
+	}
+	return MaxTokenLifetime
+}
+
+// ErrLifetime is wrapped (with ErrInvalidToken) when a token claims a
+// lifetime beyond MaxLifetime, or no issue time to measure it from.
+var ErrLifetime = errors.New("auth: token lifetime over the maximum")
+
 // Leeway tolerates clock skew between the machines of a cluster when
 // checking expiry and issue time.
 const Leeway = 30 * time.Second
@@ -206,6 +229,9 @@ func (t *Tokens) mint(subject string, role Role, sessionID string, ttl time.Dura
 	if ttl <= 0 {
 		return "", Claims{}, errors.New("auth: ttl must be positive")
 	}
+	if ttl > MaxLifetime(role) {
+		return "", Claims{}, fmt.Errorf("%w: %s for role %s, at most %s", ErrLifetime, ttl, role, MaxLifetime(role))
+	}
 	// JWT times are UTC seconds; normalising here makes the returned
 	// Claims equal to what Verify will later report.
 	now := t.now().UTC().Truncate(time.Second)
@@ -280,11 +306,17 @@ func (t *Tokens) verify(token string) (Claims, error) {
 	if jc.Subject == "" {
 		return Claims{}, fmt.Errorf("%w: missing subject", ErrInvalidToken)
 	}
-	c := Claims{Subject: jc.Subject, Role: role, TokenID: jc.ID, SessionID: jc.SID, SecondFactor: slices.Contains(jc.AMR, AMRMFA)}
-	if jc.IssuedAt != nil {
-		c.IssuedAt = jc.IssuedAt.UTC()
+	if jc.IssuedAt == nil {
+		return Claims{}, fmt.Errorf("%w: %w: no issue time", ErrInvalidToken, ErrLifetime)
 	}
-	c.ExpiresAt = jc.ExpiresAt.UTC() // WithExpirationRequired: never nil here
+	c := Claims{Subject: jc.Subject, Role: role, TokenID: jc.ID, SessionID: jc.SID,
+		SecondFactor: slices.Contains(jc.AMR, AMRMFA),
+		IssuedAt:     jc.IssuedAt.UTC(), ExpiresAt: jc.ExpiresAt.UTC()} // WithExpirationRequired: never nil
+	// iat is checked against the clock (WithIssuedAt), so this bounds how
+	// far in the future any accepted token can reach.
+	if c.ExpiresAt.Sub(c.IssuedAt) > MaxLifetime(role) {
+		return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, ErrLifetime)
+	}
 	return c, nil
 }
 

@@ -198,3 +198,45 @@ func TestSecondFactorClaim(t *testing.T) {
 		}
 	}
 }
+
+// TestLifetimeCapped: Mint refuses, and Verify refuses a validly signed
+// token that claims, a lifetime (exp − iat) over the role's maximum, or no
+// issue time at all; kiosk tokens may live as long as their kiosk.
+func TestLifetimeCapped(t *testing.T) {
+	tok, c := newTokens(t)
+	if _, _, err := tok.Mint("u", RoleAdmin, MaxTokenLifetime+time.Second); !errors.Is(err, ErrLifetime) {
+		t.Fatalf("mint over the cap: %v", err)
+	}
+	if _, _, err := tok.Mint("u", RoleAdmin, MaxTokenLifetime); err != nil {
+		t.Fatalf("mint at the cap: %v", err)
+	}
+	if s, _, err := tok.MintSession("k", RoleKiosk, "k", MaxKioskTokenLifetime); err != nil {
+		t.Fatalf("kiosk at its cap: %v", err)
+	} else if _, err := tok.Verify(s); err != nil {
+		t.Fatalf("kiosk at its cap refused: %v", err)
+	}
+	sign := func(role string, iat *jwt.NumericDate, exp time.Time) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwtClaims{RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: "spa-test", Subject: "u", IssuedAt: iat, ExpiresAt: jwt.NewNumericDate(exp),
+		}, Role: role}).SignedString(testKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	now := jwt.NewNumericDate(c.t)
+	for name, s := range map[string]string{
+		"ten-year admin":       sign("admin", now, c.t.AddDate(10, 0, 0)),
+		"a day and a second":   sign("client", now, c.t.Add(MaxTokenLifetime+time.Second)),
+		"old iat, far exp":     sign("staff", jwt.NewNumericDate(c.t.Add(-MaxTokenLifetime)), c.t.Add(time.Hour)),
+		"no issue time":        sign("admin", nil, c.t.Add(time.Hour)),
+		"kiosk beyond its cap": sign("kiosk", now, c.t.Add(MaxKioskTokenLifetime+time.Second)),
+	} {
+		if _, err := tok.Verify(s); !errors.Is(err, ErrInvalidToken) || !errors.Is(err, ErrLifetime) {
+			t.Errorf("%s: err = %v, want ErrLifetime", name, err)
+		}
+	}
+	if _, err := tok.Verify(sign("admin", now, c.t.Add(MaxTokenLifetime))); err != nil {
+		t.Fatalf("a token at the cap: %v", err)
+	}
+}

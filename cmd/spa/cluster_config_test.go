@@ -13,6 +13,7 @@ import (
 
 func clusterEnv(extra map[string]string) map[string]string {
 	e := map[string]string{
+		"SPA_MODE":           "production", // routes on every interface: a real host
 		"DATABASE_URL":       "postgres://u@db/spa",
 		"SPA_NODE_NAME":      "spa-0",
 		"SPA_CLUSTER_ADDR":   "0.0.0.0:6222",

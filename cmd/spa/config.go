@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -69,6 +71,10 @@ type config struct {
 	// TrustedProxies are the load balancers whose X-Forwarded-For is
 	// believed (gateway/clientip.go); empty: the peer is the client.
 	TrustedProxies []string
+	// DevAllowRemote lets a dev node listen beyond this machine. Dev mode
+	// writes every login code to the log, so by default it refuses any
+	// listener that is not on a loopback address (checkDevListeners).
+	DevAllowRemote bool
 	// Cluster is the multi-node mode (cluster.go).
 	Cluster clusterConfig
 }
@@ -95,6 +101,14 @@ var settings = []setting{
 			return fmt.Errorf("must be %q or %q, got %q", modeDev, modeProduction, v)
 		}
 		c.Mode = v
+		return nil
+	}},
+	{"dev-allow-remote", devAllowRemoteEnv, "false", "dev mode only: let the node listen on addresses other than loopback (dev mode writes login codes to the log; use production mode on any reachable host)", func(c *config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("must be true or false (1 or 0), got %q", v)
+		}
+		c.DevAllowRemote = b
 		return nil
 	}},
 	{"data-dir", "SPA_DATA_DIR", "data", "directory for the SQLite file, NATS storage and dev keys", func(c *config, v string) error {
@@ -211,6 +225,10 @@ var settings = []setting{
 	}},
 }
 
+// devAllowRemoteEnv names the explicit consent to a dev node reachable
+// from other machines.
+const devAllowRemoteEnv = "SPA_DEV_ALLOW_REMOTE"
+
 // tokenSecretEnv is the one secret this node needs today. Secrets come only
 // from the environment so they never show in a process list.
 const tokenSecretEnv = "SPA_TOKEN_SECRET"
@@ -302,16 +320,120 @@ func parseConfig(command string, args []string, getenv func(string) string, usag
 	if err := validateCluster(&c); err != nil {
 		return c, err
 	}
+	if command == "serve" { // migrate and token listen on nothing
+		if err := checkDevListeners(&c); err != nil {
+			return c, err
+		}
+	}
 	if raw := getenv(tokenSecretEnv); raw != "" {
 		secret, err := decodeSecret(raw)
 		if err != nil {
 			return c, fmt.Errorf("%s: %w", tokenSecretEnv, err)
 		}
+		if c.Mode == modeProduction {
+			if err := weakSecret(secret); err != nil {
+				return c, fmt.Errorf("%s: %w; generate one with: openssl rand -base64 48", tokenSecretEnv, err)
+			}
+		}
 		c.TokenSecret = secret
 	} else if c.Mode == modeProduction {
 		return c, fmt.Errorf("%s: required in production mode (32 or more random bytes, base64-encoded); generate one with: openssl rand -base64 48", tokenSecretEnv)
 	}
+	if raw := strings.TrimSpace(getenv(piiKeysEnv)); raw != "" {
+		// Checked here too (the keyring is built later), so a bad or
+		// weak key stops the node before it opens anything.
+		_, keys, err := parsePIIKeys(raw)
+		if err != nil {
+			return c, fmt.Errorf("%s: %w", piiKeysEnv, err)
+		}
+		if c.Mode == modeProduction {
+			if err := weakPIIKeys(raw, keys); err != nil {
+				return c, fmt.Errorf("%s: %w", piiKeysEnv, err)
+			}
+		}
+	}
 	return c, nil
+}
+
+// checkDevListeners refuses, in dev mode, every listener that is not on a
+// loopback address (HTTP, the NATS client port, the cluster routes), unless
+// SPA_DEV_ALLOW_REMOTE says so: dev mode writes each login code to the log
+// and generates its own keys, which is fine on a laptop and a takeover on a
+// reachable host. It resolves no names (parseConfig does no I/O): only
+// "localhost" and loopback IPs count as loopback; an empty host or 0.0.0.0
+// means every interface.
+func checkDevListeners(c *config) error {
+	if c.Mode != modeDev || c.DevAllowRemote {
+		return nil
+	}
+	listeners := []struct{ source, addr string }{{"SPA_HTTP_ADDR", c.HTTPAddr}}
+	if c.NATSPort != 0 { // 0: NATS in process only, no listener
+		listeners = append(listeners, struct{ source, addr string }{"SPA_NATS_HOST", net.JoinHostPort(c.NATSHost, "0")})
+	}
+	if c.Cluster.ListenAddr != "" {
+		listeners = append(listeners, struct{ source, addr string }{"SPA_CLUSTER_ADDR", c.Cluster.ListenAddr})
+	}
+	for _, l := range listeners {
+		host, _, err := net.SplitHostPort(l.addr)
+		if err == nil && isLoopbackHost(host) {
+			continue
+		}
+		return fmt.Errorf("%s: dev mode listens on loopback only (it writes login codes to the log), got %q: set SPA_MODE=production for a reachable node, or %s=1 to accept the risk", l.source, l.addr, devAllowRemoteEnv)
+	}
+	return nil
+}
+
+// isLoopbackHost reports a host that only this machine reaches.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// Secret strength. A random key of 32 bytes has about 30 distinct byte
+// values and an empirical entropy near 4.9 bits per byte; these floors are
+// far below what chance gives a random key (the odds of a random 32-byte
+// key failing either are below 10^-20) and far above what a typed or
+// patterned one reaches (all zeros: 1 value, 0 bits; "0123456789abcdef"
+// twice: 16 values, a repeated pattern).
+const (
+	minDistinctSecretBytes = 20
+	minSecretEntropyBits   = 4.0 // Shannon entropy of the byte histogram, bits per byte
+)
+
+// weakSecret reports why a secret's bytes cannot be random: too few
+// distinct byte values, too low an entropy, or a repeated pattern. It
+// never names the bytes, so the caller's error never echoes a secret.
+func weakSecret(b []byte) error {
+	var count [256]int
+	distinct := 0
+	for _, x := range b {
+		if count[x] == 0 {
+			distinct++
+		}
+		count[x]++
+	}
+	if distinct < minDistinctSecretBytes {
+		return fmt.Errorf("too weak: %d distinct byte values, a random key of this length has about %.0f (need at least %d)", distinct, 256*(1-math.Pow(255.0/256, float64(len(b)))), minDistinctSecretBytes)
+	}
+	entropy := 0.0
+	for _, n := range count {
+		if n > 0 {
+			p := float64(n) / float64(len(b))
+			entropy -= p * math.Log2(p)
+		}
+	}
+	if entropy < minSecretEntropyBits {
+		return fmt.Errorf("too weak: %.1f bits of entropy per byte, need at least %.1f", entropy, minSecretEntropyBits)
+	}
+	for period := 1; period <= len(b)/2; period++ {
+		if bytes.Equal(b[period:], b[:len(b)-period]) {
+			return fmt.Errorf("too weak: a pattern of %d bytes repeated", period)
+		}
+	}
+	return nil
 }
 
 // decodeSecret accepts standard or URL-safe base64 of at least 32 bytes.

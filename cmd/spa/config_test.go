@@ -14,7 +14,8 @@ func env(kv map[string]string) func(string) string {
 	return func(k string) string { return kv[k] }
 }
 
-var secret32 = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+// secret32 is 32 random bytes (production refuses patterned secrets).
+const secret32 = "hBJGL5rcvVN1xlYbyW+E64G8IAzYAtI3vr9WWZd+KXg="
 
 func TestParseConfigDefaults(t *testing.T) {
 	c, err := parseConfig("serve", nil, env(nil), io.Discard)

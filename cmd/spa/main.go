@@ -136,8 +136,8 @@ func mintToken(cmd string, args []string, getenv func(string) string, stdout, st
 	if err != nil {
 		return fmt.Errorf("token: --role: %w", err)
 	}
-	if *ttl <= 0 || *ttl > 30*24*time.Hour {
-		return fmt.Errorf("token: --ttl must be in (0, 720h], got %s", *ttl)
+	if *ttl <= 0 || *ttl > auth.MaxLifetime(r) {
+		return fmt.Errorf("token: --ttl must be in (0, %s] for role %s (longer tokens are refused by every node), got %s", auth.MaxLifetime(r), r, *ttl)
 	}
 	var cfgArgs []string
 	if *dataDir != "" {

@@ -55,6 +55,19 @@ func parsePIIKeys(raw string) (primary string, keys map[string][]byte, err error
 	return primary, keys, nil
 }
 
+// weakPIIKeys checks each key of SPA_PII_KEYS (raw, parsed into keys) for
+// the strength production asks of secrets (weakSecret). The error names
+// the entry and its id, never the key.
+func weakPIIKeys(raw string, keys map[string][]byte) error {
+	for i, entry := range strings.Split(raw, ",") {
+		id, _, _ := strings.Cut(strings.TrimSpace(entry), ":")
+		if err := weakSecret(keys[id]); err != nil {
+			return fmt.Errorf("entry %d (%q): %w (openssl rand -base64 32)", i+1, id, err)
+		}
+	}
+	return nil
+}
+
 // piiKeyring is the sign-in keyring: the one SPA_PII_KEYS describes plus
 // the key derived from the token secret (derived), or, when the variable
 // is unset, that derived key alone.

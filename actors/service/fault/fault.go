@@ -62,6 +62,9 @@ const (
 	CodeReturnExceedsOrder    = "return_exceeds_order"
 	CodeInsufficientCredit    = "insufficient_credit"
 	CodeAmountTooLarge        = "amount_too_large"
+	// CodeInvalidCharacter: a NUL character or invalid UTF-8 anywhere in
+	// the path, query or body (gateway/input.go).
+	CodeInvalidCharacter = "invalid_character"
 )
 
 // table is the one place a code is bound to its status and default message,
@@ -113,6 +116,7 @@ var table = map[string]struct {
 	CodeReturnExceedsOrder:    {http.StatusConflict, "the return asks back more units than are left on the order"},
 	CodeInsufficientCredit:    {http.StatusConflict, "the client's credit is too small"},
 	CodeAmountTooLarge:        {http.StatusUnprocessableEntity, "an amount or total would exceed 1000000000000 minor units"},
+	CodeInvalidCharacter:      {http.StatusBadRequest, "the request holds a NUL character or invalid UTF-8, which no field accepts"},
 }
 
 // Error is a failure that is safe to show to the client as is.

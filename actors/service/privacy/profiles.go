@@ -50,8 +50,18 @@ func (s *Service) Profile(ctx context.Context, by service.Caller, userID string)
 	}
 	var p Profile
 	err = s.d.Store.InTx(ctx, func(tx persistence.Tx) (err error) {
-		p, _, err = pc.Load(ctx, tx, userID)
-		return err
+		if p, _, err = pc.Load(ctx, tx, userID); err != nil || userID == by.Subject || p.Version != 0 {
+			return err
+		}
+		// Nothing stored for another id: an empty profile would tell the
+		// caller that a client exists. Only a user without a profile yet
+		// has one.
+		if _, err := tx.UserGet(ctx, userID); errors.Is(err, persistence.ErrNotFound) {
+			return fault.NotFound("client not found")
+		} else if err != nil {
+			return err
+		}
+		return nil
 	})
 	if err != nil {
 		return Profile{}, err
