@@ -56,6 +56,10 @@ func New(cfg Config, m *resilient.Metrics) (*Client, error) {
 // Environment is sandbox or production, from the keys.
 func (c *Client) Environment() Environment { return c.env }
 
+// CloseIdleConnections releases the HTTP client's idle connections (at
+// shutdown).
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
 // BreakerState is the circuit breaker's state ("closed", "half-open", "open").
 func (c *Client) BreakerState() string { return c.caller.State() }
 
