@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -497,17 +498,11 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 	return c.caller.Do(ctx, func(ctx context.Context) error {
 		tries++
 		rep, err := resilient.HTTP(ctx, c.http, func(ctx context.Context) (*http.Request, error) {
-			var body *bytes.Reader
+			var body io.Reader
 			if payload != nil {
 				body = bytes.NewReader(payload)
 			}
-			var req *http.Request
-			var err error
-			if body != nil {
-				req, err = http.NewRequestWithContext(ctx, r.method, endpoint, body)
-			} else {
-				req, err = http.NewRequestWithContext(ctx, r.method, endpoint, nil)
-			}
+			req, err := http.NewRequestWithContext(ctx, r.method, endpoint, body)
 			if err != nil {
 				return nil, err
 			}
