@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -59,7 +58,7 @@ func openStore(ctx context.Context, cfg config, opts *persistence.Options) (pers
 		}
 		return s, nil
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	if err := privateDir(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("SPA_DATA_DIR: %w", err)
 	}
 	s, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, sqliteFile), o)
@@ -142,6 +141,11 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		log.Info("migration applied", "version", m.Version, "name", m.Name)
 	}
 
+	// JetStream keeps the events (and the files it writes are 0640): the
+	// store dir is private, like the data dir.
+	if err := privateDir(filepath.Join(cfg.DataDir, "nats")); err != nil {
+		return n, fmt.Errorf("SPA_DATA_DIR: %w", err)
+	}
 	n.nats, err = natsserver.Start(ctx, cfg.Cluster.natsConfig(natsserver.Config{
 		Host:     cfg.NATSHost,
 		Port:     cfg.NATSPort,
