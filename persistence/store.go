@@ -151,6 +151,11 @@ type IdempotencyStore interface {
 	IdempotencyList(ctx context.Context, now time.Time, afterScope, afterKey string, limit int) ([]IdempotencyRecord, error)
 	// IdempotencyDelete removes the record; ErrNotFound if absent.
 	IdempotencyDelete(ctx context.Context, scope, key string) error
+	// IdempotencyReseal replaces the record's response body with body
+	// when it is still old (the same answer sealed under another key:
+	// the PII key rotation) and reports whether it did; nothing else of
+	// the record changes.
+	IdempotencyReseal(ctx context.Context, scope, key string, old, body []byte) (bool, error)
 	// IdempotencyDeleteExpired removes up to limit records that expired
 	// before now and returns how many it removed.
 	IdempotencyDeleteExpired(ctx context.Context, now time.Time, limit int) (int, error)

@@ -97,6 +97,12 @@ func (t *txn) IdempotencyDelete(ctx context.Context, scope, key string) error {
 	return err
 }
 
+func (t *txn) IdempotencyReseal(ctx context.Context, scope, key string, old, body []byte) (bool, error) {
+	n, err := t.exec(ctx, `UPDATE idempotency_records SET response_body = ?
+		WHERE scope = ? AND key = ? AND response_body = ?`, body, scope, key, old)
+	return n == 1, err
+}
+
 func (t *txn) IdempotencyDeleteExpired(ctx context.Context, now time.Time, limit int) (int, error) {
 	if err := persistence.CheckLimit("idempotency delete", limit, 0); err != nil {
 		return 0, err
