@@ -83,6 +83,7 @@ type Tx interface {
 	ProfileStore
 	TOTPStore
 	KioskStore
+	ClientKeyStore
 }
 
 // Options are the driver-independent knobs given to a driver's Open.
@@ -91,6 +92,9 @@ type Options struct {
 	// appended outbox events has committed, so the relay can publish
 	// without waiting for its next poll. It must not block.
 	AfterOutboxCommit func()
+	// Personal, when set, seals personal free text about clients at rest
+	// under per-client data keys (personal.go); nil stores it as it is.
+	Personal PersonalSealer
 }
 
 // Migration describes one embedded schema migration.

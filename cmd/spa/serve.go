@@ -125,11 +125,19 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	// The relay exists only after the store, but the store must be able to
 	// wake it after a commit that wrote events.
 	var relay atomic.Pointer[outbox.Relay]
+	if n.keyring, err = sealingKeyring(cfg); err != nil {
+		return n, err
+	}
 	n.store, err = openStore(ctx, cfg, &persistence.Options{AfterOutboxCommit: func() {
 		if r := relay.Load(); r != nil {
 			r.Notify()
 		}
-	}})
+	},
+		// Personal free text about clients (shipping addresses, reasons,
+		// the reasons events carry) is sealed under per-client data keys
+		// wrapped by the keyring: anonymisation destroys the client's key.
+		Personal: pii.ClientKeys{Keys: n.keyring},
+	})
 	if err != nil {
 		return n, err
 	}
@@ -164,9 +172,6 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		return n, err
 	}
 	if n.writer, err = batch.NewWriter(n.store, batch.WriterConfig{Workers: cfg.GroupCommitWriters}, reg); err != nil {
-		return n, err
-	}
-	if n.keyring, err = sealingKeyring(cfg); err != nil {
 		return n, err
 	}
 	// Answers actors remember under clients' Idempotency-Keys are sealed

@@ -43,7 +43,7 @@ const BusyTimeout = 10 * time.Second
 // Store is a SQLite database handle; it implements persistence.Store.
 type Store struct {
 	db     *sql.DB
-	after  func()
+	opts   persistence.Options
 	closed atomic.Bool
 }
 
@@ -62,7 +62,7 @@ func Open(ctx context.Context, path string, opts persistence.Options) (*Store, e
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w: %w", path, persistence.ErrUnavailable, err)
 	}
-	s := &Store{db: db, after: opts.AfterOutboxCommit}
+	s := &Store{db: db, opts: opts}
 	if err := s.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -129,7 +129,7 @@ func (s *Store) Migrate(ctx context.Context) ([]persistence.Migration, error) {
 
 // InTx runs fn in one BEGIN IMMEDIATE transaction and commits it.
 func (s *Store) InTx(ctx context.Context, fn func(persistence.Tx) error) error {
-	return sqlstore.InTx(ctx, dialect{}, s.begin, s.after, fn)
+	return sqlstore.InTx(ctx, dialect{}, s.begin, s.opts, fn)
 }
 
 // begin is inTx for the shared SQL.

@@ -53,8 +53,9 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, store: sqlitetest.Open(t, persistence.Options{}), index: index, sessions: &servicetest.Sessions{},
-		keys: ring(t, "k1", map[string][]byte{"k1": k1})}
+	keys := ring(t, "k1", map[string][]byte{"k1": k1})
+	f := &fixture{t: t, store: sqlitetest.Open(t, persistence.Options{Personal: pii.ClientKeys{Keys: keys}}), index: index,
+		sessions: &servicetest.Sessions{}, keys: keys}
 	f.svc = f.service(f.keys)
 	return f
 }
@@ -471,6 +472,14 @@ func TestRotationReencryptsEverything(t *testing.T) {
 			ResponseStatus: 200, ResponseBody: sealedAnswer, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
 	})
 
+	// A's data key (made on first use, wrapped under k1) and an event
+	// reason sealed under it.
+	var sealedReason []byte
+	f.tx(func(ctx context.Context, tx persistence.Tx) (err error) {
+		sealedReason, _, err = tx.PersonalSeal(ctx, a, "events.x/1", []byte("went to Cartagena"))
+		return err
+	})
+
 	both := ring(t, "k2", map[string][]byte{"k1": k1, "k2": k2})
 	rot, err := privacy.NewRotation(f.store, both, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
@@ -481,9 +490,9 @@ func TestRotationReencryptsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Two phones, two profiles, a TOTP secret and a stored answer, all
-	// under k1 before.
-	if prog != (privacy.Progress{Scanned: 6, Rewritten: 6}) {
+	// Two phones, two profiles, a TOTP secret, a stored answer and a
+	// client's data key, all under k1 before.
+	if prog != (privacy.Progress{Scanned: 7, Rewritten: 7}) {
 		t.Fatalf("progress %+v", prog)
 	}
 	onlyK2 := ring(t, "k2", map[string][]byte{"k2": k2})
@@ -508,6 +517,17 @@ func TestRotationReencryptsEverything(t *testing.T) {
 		if got, err := keyed.Open(onlyK2, rec.Scope, rec.Key, rec.ResponseBody); err != nil || string(got) != answer || rec.ResponseStatus != 200 {
 			t.Errorf("stored answer after rotation: %q, %v", got, err)
 		}
+		keys, err := tx.ClientKeyListAfter(ctx, "", 10)
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("client keys %+v, %v", keys, err)
+		}
+		dk, err := pii.ClientKeys{Keys: onlyK2}.UnwrapKey(a, keys[0].KeyCipher)
+		if err != nil {
+			t.Fatalf("the client key after rotation: %v", err)
+		}
+		if got, err := (pii.ClientKeys{}).Open(dk, []byte("events.x/1"), sealedReason); err != nil || string(got) != "went to Cartagena" {
+			t.Errorf("an event reason sealed before the rotation: %q, %v", got, err)
+		}
 		// k1 alone no longer opens anything: the data really moved.
 		if _, err := keyed.Open(f.keys, rec.Scope, rec.Key, rec.ResponseBody); err == nil {
 			t.Error("k1 alone still opens the rotated stored answer")
@@ -517,7 +537,7 @@ func TestRotationReencryptsEverything(t *testing.T) {
 		}
 		return nil
 	})
-	if prog, err := rot.RunOnce(context.Background()); err != nil || prog.Rewritten != 0 || prog.Scanned != 6 {
+	if prog, err := rot.RunOnce(context.Background()); err != nil || prog.Rewritten != 0 || prog.Scanned != 7 {
 		t.Fatalf("second pass %+v, %v", prog, err)
 	}
 
@@ -529,7 +549,7 @@ func TestRotationReencryptsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	r3.Pause = 0
-	if prog, err := r3.RunOnce(context.Background()); err != nil || prog.Failed != 7 || prog.Rewritten != 0 {
+	if prog, err := r3.RunOnce(context.Background()); err != nil || prog.Failed != 8 || prog.Rewritten != 0 {
 		t.Fatalf("pass without the old keys %+v, %v", prog, err)
 	}
 	// Start and Stop are safe in any order and twice.

@@ -18,7 +18,9 @@ import (
 // Rotation re-encrypts, in batches, every personal-data ciphertext that
 // is not sealed under the keyring's primary key: users' phones, every
 // field of client profiles, the answers stored for Idempotency-Key replays
-// (sealed: a profile update's answer holds the whole profile) and the TOTP secrets of staff (sealed with the
+// (sealed: a profile update's answer holds the whole profile), the
+// clients' data keys (which seal shipping addresses, reasons and the
+// reasons events carry: rewrapping a key moves all of it) and the TOTP secrets of staff (sealed with the
 // same keyring: left behind, they would stop opening once the old key is
 // dropped, and every enrolled admin would be locked out). After an operator puts a new key first in
 // SPA_PII_KEYS (keeping the old one listed), one pass moves all data to it;
@@ -122,7 +124,7 @@ func (r *Rotation) RunOnce(ctx context.Context) (Progress, error) {
 		name  string
 		batch func(ctx context.Context, tx persistence.Tx, after string) (string, Progress, error)
 	}{{"users", r.usersBatch}, {"client_profiles", r.profilesBatch}, {"totp_factors", r.totpBatch},
-		{"idempotency_records", r.answersBatch}} {
+		{"idempotency_records", r.answersBatch}, {"client_keys", r.clientKeysBatch}} {
 		after := ""
 		for {
 			var next string
@@ -286,4 +288,34 @@ func (r *Rotation) answersBatch(ctx context.Context, tx persistence.Tx, after st
 	}
 	last := recs[len(recs)-1]
 	return last.Scope + "\x00" + last.Key, p, nil
+}
+
+// clientKeysBatch rewraps one batch of client data keys under the primary
+// key: what the data keys seal (addresses, reasons, event fields) stays as
+// it is, so a rotation costs one row per client.
+func (r *Rotation) clientKeysBatch(ctx context.Context, tx persistence.Tx, after string) (string, Progress, error) {
+	var p Progress
+	keys, err := tx.ClientKeyListAfter(ctx, after, r.Batch)
+	if err != nil || len(keys) == 0 {
+		return "", p, err
+	}
+	for _, k := range keys {
+		p.Scanned++
+		if !r.keys.NeedsReencrypt(k.KeyCipher) {
+			continue
+		}
+		next, err := r.keys.Reencrypt(k.KeyCipher, pii.ClientKeyContext(k.ClientID))
+		if err != nil {
+			p.Failed++
+			continue
+		}
+		ok, err := tx.ClientKeyReplace(ctx, k.ClientID, k.KeyCipher, next)
+		if err != nil {
+			return "", p, err
+		}
+		if ok {
+			p.Rewritten++
+		}
+	}
+	return keys[len(keys)-1].ClientID, p, nil
 }
