@@ -178,6 +178,10 @@ type AuditEntry struct {
 	RequestID string
 	Reason    string
 	Detail    []byte // JSON document; PII masked
+	// ReasonClient, when set, is the client Reason is about (free text in
+	// the client's words): the store seals the reason under that client's
+	// data key, so anonymisation shreds it (persistence/personal.go).
+	ReasonClient string
 }
 
 // AuditListParams selects audit entries, newest first.

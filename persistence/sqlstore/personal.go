@@ -24,6 +24,7 @@ func shippingPlace(orderID string) string      { return "orders.shipping/" + ord
 func returnReasonPlace(returnID string) string { return "returns.reason/" + returnID }
 func grantReasonPlace(grantID string) string   { return "credit_grants.reason/" + grantID }
 func transitionReasonPlace(id string) string   { return "appointment_transitions.reason/" + id }
+func auditReasonPlace(entryID string) string   { return "audit_log.reason/" + entryID }
 
 // dataKey returns clientID's data key, creating it when create is set
 // and there is none; ErrShredded when there is none and create is not.

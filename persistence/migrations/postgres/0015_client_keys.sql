@@ -10,3 +10,9 @@ CREATE TABLE IF NOT EXISTS client_keys (
 	key_cipher BYTEA       NOT NULL,
 	created_at TIMESTAMPTZ NOT NULL
 );
+
+-- An audit entry's free-text reason written about a client (a return or
+-- an order cancellation in the client's words) is sealed under that
+-- client's key; reason_client names the client ('' for a reason in the
+-- clear).
+ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS reason_client TEXT NOT NULL DEFAULT '';
