@@ -276,13 +276,20 @@ type AppointmentChanged struct {
 	// "" when the appointment was created.
 	FromStatus string `protobuf:"bytes,7,opt,name=from_status,json=fromStatus,proto3" json:"from_status,omitempty"`
 	ToStatus   string `protobuf:"bytes,8,opt,name=to_status,json=toStatus,proto3" json:"to_status,omitempty"`
-	Reason     string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
-	Version    int64  `protobuf:"varint,10,opt,name=version,proto3" json:"version,omitempty"`
+	// The reason in the clear: only from a node whose store does not seal
+	// (no PII keys); otherwise "" and the reason is in reason_sealed.
+	Reason  string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
+	Version int64  `protobuf:"varint,10,opt,name=version,proto3" json:"version,omitempty"`
 	// Set on a reschedule: where it was before.
 	PreviousStart *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=previous_start,json=previousStart,proto3" json:"previous_start,omitempty"`
 	// The shared resource (room, sauna) it uses; present and "" when it uses
 	// none. Absent in events written before the field existed.
-	ResourceId    *string `protobuf:"bytes,12,opt,name=resource_id,json=resourceId,proto3,oneof" json:"resource_id,omitempty"`
+	ResourceId *string `protobuf:"bytes,12,opt,name=resource_id,json=resourceId,proto3,oneof" json:"resource_id,omitempty"`
+	// The reason (free text, often about the client) sealed under the
+	// client's data key (crypto-shredding): persistence.AppointmentReason
+	// opens it; once the client is anonymised nothing can. Context
+	// "events.appointment_changed.reason/<appointment id>".
+	ReasonSealed  []byte `protobuf:"bytes,13,opt,name=reason_sealed,json=reasonSealed,proto3" json:"reason_sealed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -399,6 +406,13 @@ func (x *AppointmentChanged) GetResourceId() string {
 		return *x.ResourceId
 	}
 	return ""
+}
+
+func (x *AppointmentChanged) GetReasonSealed() []byte {
+	if x != nil {
+		return x.ReasonSealed
+	}
+	return nil
 }
 
 // WaitlistOffered: a freed slot is held for a waiting client, who is told
@@ -596,7 +610,7 @@ const file_spa_v1_events_proto_rawDesc = "" +
 	"\x10CatalogueChanged\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x03R\aversion\"\xdb\x03\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\"\x80\x04\n" +
 	"\x12AppointmentChanged\x12%\n" +
 	"\x0eappointment_id\x18\x01 \x01(\tR\rappointmentId\x12\x19\n" +
 	"\bstaff_id\x18\x02 \x01(\tR\astaffId\x12\x1d\n" +
@@ -613,7 +627,8 @@ const file_spa_v1_events_proto_rawDesc = "" +
 	" \x01(\x03R\aversion\x12A\n" +
 	"\x0eprevious_start\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rpreviousStart\x12$\n" +
 	"\vresource_id\x18\f \x01(\tH\x00R\n" +
-	"resourceId\x88\x01\x01B\x0e\n" +
+	"resourceId\x88\x01\x01\x12#\n" +
+	"\rreason_sealed\x18\r \x01(\fR\freasonSealedB\x0e\n" +
 	"\f_resource_id\"\xa0\x02\n" +
 	"\x0fWaitlistOffered\x12\x19\n" +
 	"\bentry_id\x18\x01 \x01(\tR\aentryId\x12\x1b\n" +

@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -47,4 +48,36 @@ func AppointmentChangedEvent(before *Appointment, after Appointment, reason stri
 		}
 	}
 	return ev
+}
+
+// appointmentReasonPlace is the context of AppointmentChanged.reason_sealed.
+func appointmentReasonPlace(appointmentID string) string {
+	return "events.appointment_changed.reason/" + appointmentID
+}
+
+// SealAppointmentReason moves ev's reason (free text, often about the
+// client: "she went to Cartagena") into reason_sealed, sealed under the
+// client's data key, so the event that outlives the database row in the
+// JetStream stream stops opening once the client is anonymised. A store
+// without a PersonalSealer leaves it in the clear.
+func SealAppointmentReason(ctx context.Context, tx ClientKeyStore, ev *messages.AppointmentChanged) error {
+	if ev.Reason == "" {
+		return nil
+	}
+	ct, sealed, err := tx.PersonalSeal(ctx, ev.ClientId, appointmentReasonPlace(ev.AppointmentId), []byte(ev.Reason))
+	if err != nil || !sealed {
+		return err
+	}
+	ev.Reason, ev.ReasonSealed = "", ct
+	return nil
+}
+
+// AppointmentReason is ev's reason in the clear, for the consumers that
+// read it: ErrShredded once the client was anonymised.
+func AppointmentReason(ctx context.Context, tx ClientKeyStore, ev *messages.AppointmentChanged) (string, error) {
+	if len(ev.GetReasonSealed()) == 0 {
+		return ev.GetReason(), nil
+	}
+	pt, err := tx.PersonalOpen(ctx, ev.GetClientId(), appointmentReasonPlace(ev.GetAppointmentId()), ev.GetReasonSealed())
+	return string(pt), err
 }

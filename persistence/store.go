@@ -83,6 +83,7 @@ type Tx interface {
 	ProfileStore
 	TOTPStore
 	KioskStore
+	ClientKeyStore
 }
 
 // Options are the driver-independent knobs given to a driver's Open.
@@ -91,6 +92,9 @@ type Options struct {
 	// appended outbox events has committed, so the relay can publish
 	// without waiting for its next poll. It must not block.
 	AfterOutboxCommit func()
+	// Personal, when set, seals personal free text about clients at rest
+	// under per-client data keys (personal.go); nil stores it as it is.
+	Personal PersonalSealer
 }
 
 // Migration describes one embedded schema migration.
@@ -151,6 +155,11 @@ type IdempotencyStore interface {
 	IdempotencyList(ctx context.Context, now time.Time, afterScope, afterKey string, limit int) ([]IdempotencyRecord, error)
 	// IdempotencyDelete removes the record; ErrNotFound if absent.
 	IdempotencyDelete(ctx context.Context, scope, key string) error
+	// IdempotencyReseal replaces the record's response body with body
+	// when it is still old (the same answer sealed under another key:
+	// the PII key rotation) and reports whether it did; nothing else of
+	// the record changes.
+	IdempotencyReseal(ctx context.Context, scope, key string, old, body []byte) (bool, error)
 	// IdempotencyDeleteExpired removes up to limit records that expired
 	// before now and returns how many it removed.
 	IdempotencyDeleteExpired(ctx context.Context, now time.Time, limit int) (int, error)
@@ -169,6 +178,10 @@ type AuditEntry struct {
 	RequestID string
 	Reason    string
 	Detail    []byte // JSON document; PII masked
+	// ReasonClient, when set, is the client Reason is about (free text in
+	// the client's words): the store seals the reason under that client's
+	// data key, so anonymisation shreds it (persistence/personal.go).
+	ReasonClient string
 }
 
 // AuditListParams selects audit entries, newest first.

@@ -163,7 +163,7 @@ func transition(ctx context.Context, tx persistence.Tx, o persistence.Order, ch 
 	}
 	detail := map[string]any{"from": from, "to": ch.To, "restocked_variants": len(res.RestockedVariants),
 		"credit_returned_minor": res.CreditReturned}
-	if err := audit(ctx, tx, ch.Actor, "order."+string(ch.To), "order/"+o.ID, ch.Reason, ch.At, detail); err != nil {
+	if err := audit(ctx, tx, ch.Actor, "order."+string(ch.To), "order/"+o.ID, o.ClientID, ch.Reason, ch.At, detail); err != nil {
 		return Result{}, err
 	}
 	return res, nil
@@ -182,7 +182,7 @@ func rejectPending(ctx context.Context, tx persistence.Tx, orderID string, ch Ch
 			ProcessedBy: ch.Actor.ID, UpdatedAt: ch.At}); err != nil {
 			return 0, err
 		}
-		if err := audit(ctx, tx, ch.Actor, "order.return_rejected", "order/"+orderID, "order "+string(ch.To), ch.At,
+		if err := audit(ctx, tx, ch.Actor, "order.return_rejected", "order/"+orderID, "", "order "+string(ch.To), ch.At,
 			map[string]any{"return_id": r.ID}); err != nil {
 			return 0, err
 		}
@@ -216,12 +216,14 @@ func restock(ctx context.Context, tx persistence.Tx, lines []restockLine, by Act
 	return variants, nil
 }
 
-// audit appends one entry; detail must hold no PII.
-func audit(ctx context.Context, tx persistence.Tx, by Actor, action, subject, reason string, at time.Time, detail any) error {
+// audit appends one entry; detail must hold no PII. reason is free text
+// about client (the order's buyer), sealed under the client's key.
+func audit(ctx context.Context, tx persistence.Tx, by Actor, action, subject, client, reason string, at time.Time, detail any) error {
 	b, err := json.Marshal(detail)
 	if err != nil {
 		return err
 	}
 	return tx.AuditAppend(ctx, persistence.AuditEntry{ID: ulid.Make().String(), At: at, ActorID: by.ID,
-		ActorRole: by.Role, Action: action, Subject: subject, RequestID: by.RequestID, Reason: reason, Detail: b})
+		ActorRole: by.Role, Action: action, Subject: subject, RequestID: by.RequestID, Reason: reason, Detail: b,
+		ReasonClient: client})
 }

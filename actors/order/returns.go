@@ -53,7 +53,7 @@ func RequestReturn(ctx context.Context, tx persistence.Tx, req ReturnRequest) (p
 	for _, l := range req.Lines {
 		units += l.Qty
 	}
-	if err := audit(ctx, tx, req.Actor, "order.return_requested", "order/"+o.ID, req.Reason, req.At,
+	if err := audit(ctx, tx, req.Actor, "order.return_requested", "order/"+o.ID, o.ClientID, req.Reason, req.At,
 		map[string]any{"return_id": r.ID, "lines": len(req.Lines), "units": units}); err != nil {
 		return persistence.Return{}, err
 	}
@@ -112,7 +112,7 @@ func ProcessReturn(ctx context.Context, tx persistence.Tx, d ReturnDecision) (Re
 		if err != nil {
 			return ReturnResult{}, err
 		}
-		if err := audit(ctx, tx, d.Actor, "order.return_rejected", "order/"+o.ID, d.Reason, d.At,
+		if err := audit(ctx, tx, d.Actor, "order.return_rejected", "order/"+o.ID, o.ClientID, d.Reason, d.At,
 			map[string]any{"return_id": r.ID}); err != nil {
 			return ReturnResult{}, err
 		}
@@ -174,7 +174,7 @@ func ProcessReturn(ctx context.Context, tx persistence.Tx, d ReturnDecision) (Re
 		return ReturnResult{}, err
 	}
 	out.Order = tr.Order
-	if err := audit(ctx, tx, d.Actor, "order.return_completed", "order/"+o.ID, d.Reason, d.At,
+	if err := audit(ctx, tx, d.Actor, "order.return_completed", "order/"+o.ID, o.ClientID, d.Reason, d.At,
 		map[string]any{"return_id": r.ID, "refund_minor": refund, "restocked_variants": len(out.RestockedVariants)}); err != nil {
 		return ReturnResult{}, err
 	}
@@ -262,7 +262,7 @@ func GrantCredit(ctx context.Context, tx persistence.Tx, req GrantRequest) (pers
 	if err := tx.CreditGrant(ctx, g); err != nil {
 		return persistence.CreditGrant{}, err
 	}
-	if err := audit(ctx, tx, req.Actor, "credit.grant", "client/"+req.ClientID, req.Reason, req.At,
+	if err := audit(ctx, tx, req.Actor, "credit.grant", "client/"+req.ClientID, req.ClientID, req.Reason, req.At,
 		map[string]any{"grant_id": g.ID, "amount_minor": g.AmountMinor}); err != nil {
 		return persistence.CreditGrant{}, err
 	}

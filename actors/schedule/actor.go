@@ -704,6 +704,9 @@ func record(ctx context.Context, tx persistence.Tx, before *persistence.Appointm
 			return err
 		}
 	}
+	if err := persistence.SealAppointmentReason(ctx, tx, ev); err != nil {
+		return err
+	}
 	out, err := persistence.NewOutboxEvent("appointment/"+after.ID, "", actorID, ev, after.UpdatedAt)
 	if err != nil {
 		return err

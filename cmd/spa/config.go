@@ -472,6 +472,9 @@ func loadSecrets(c *config) error {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
+		if err := os.Chmod(path, 0o600); err != nil { // kept by hand with a wider mode
+			return err
+		}
 		if err := json.Unmarshal(b, &s); err != nil {
 			return fmt.Errorf("%s: %w (delete it to generate new dev keys)", path, err)
 		}
@@ -482,7 +485,7 @@ func loadSecrets(c *config) error {
 		}
 		s.TokenSecret = base64.StdEncoding.EncodeToString(key)
 		b, _ := json.MarshalIndent(s, "", "  ")
-		if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
+		if err := privateDir(c.DataDir); err != nil {
 			return err
 		}
 		if err := os.WriteFile(path, b, 0o600); err != nil {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -59,7 +58,7 @@ func openStore(ctx context.Context, cfg config, opts *persistence.Options) (pers
 		}
 		return s, nil
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	if err := privateDir(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("SPA_DATA_DIR: %w", err)
 	}
 	s, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, sqliteFile), o)
@@ -126,11 +125,19 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	// The relay exists only after the store, but the store must be able to
 	// wake it after a commit that wrote events.
 	var relay atomic.Pointer[outbox.Relay]
+	if n.keyring, err = sealingKeyring(cfg); err != nil {
+		return n, err
+	}
 	n.store, err = openStore(ctx, cfg, &persistence.Options{AfterOutboxCommit: func() {
 		if r := relay.Load(); r != nil {
 			r.Notify()
 		}
-	}})
+	},
+		// Personal free text about clients (shipping addresses, reasons,
+		// the reasons events carry) is sealed under per-client data keys
+		// wrapped by the keyring: anonymisation destroys the client's key.
+		Personal: pii.ClientKeys{Keys: n.keyring},
+	})
 	if err != nil {
 		return n, err
 	}
@@ -142,6 +149,11 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		log.Info("migration applied", "version", m.Version, "name", m.Name)
 	}
 
+	// JetStream keeps the events (and the files it writes are 0640): the
+	// store dir is private, like the data dir.
+	if err := privateDir(filepath.Join(cfg.DataDir, "nats")); err != nil {
+		return n, fmt.Errorf("SPA_DATA_DIR: %w", err)
+	}
 	n.nats, err = natsserver.Start(ctx, cfg.Cluster.natsConfig(natsserver.Config{
 		Host:     cfg.NATSHost,
 		Port:     cfg.NATSPort,
@@ -160,9 +172,6 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		return n, err
 	}
 	if n.writer, err = batch.NewWriter(n.store, batch.WriterConfig{Workers: cfg.GroupCommitWriters}, reg); err != nil {
-		return n, err
-	}
-	if n.keyring, err = sealingKeyring(cfg); err != nil {
 		return n, err
 	}
 	// Answers actors remember under clients' Idempotency-Keys are sealed

@@ -49,7 +49,7 @@ import (
 type Store struct {
 	pool    *pgxpool.Pool
 	crdb    bool
-	after   func()
+	opts    persistence.Options
 	closed  atomic.Bool
 	retries atomic.Int64
 }
@@ -72,7 +72,7 @@ func Open(ctx context.Context, url string, opts persistence.Options) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	s := &Store{pool: p, after: opts.AfterOutboxCommit}
+	s := &Store{pool: p, opts: opts}
 	var version string
 	if err := p.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
 		p.Close()
@@ -130,7 +130,7 @@ func (s *Store) Migrate(ctx context.Context) ([]persistence.Migration, error) {
 // InTx runs fn in one SERIALIZABLE transaction, retrying it on
 // serialization failures, and commits it.
 func (s *Store) InTx(ctx context.Context, fn func(persistence.Tx) error) error {
-	return sqlstore.InTx(ctx, dialect{}, s.begin, s.after, fn)
+	return sqlstore.InTx(ctx, dialect{}, s.begin, s.opts, fn)
 }
 
 // begin is inTx for the shared SQL.

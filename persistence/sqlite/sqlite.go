@@ -10,6 +10,12 @@
 // Write transactions start with BEGIN IMMEDIATE and wait up to the busy
 // timeout for the write lock, so they serialize instead of failing midway.
 // Times are stored as INTEGER unix microseconds, UTC.
+//
+// The file holds personal data (sealed, but also ids, times and what
+// anonymisation leaves), so it is private to the server's user: the
+// database, its -wal and -shm files are 0600, and secure_delete overwrites
+// the bytes of deleted rows with zeros instead of leaving them in free
+// pages, where an anonymised client's data would otherwise survive.
 package sqlite
 
 import (
@@ -17,6 +23,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -35,7 +43,7 @@ const BusyTimeout = 10 * time.Second
 // Store is a SQLite database handle; it implements persistence.Store.
 type Store struct {
 	db     *sql.DB
-	after  func()
+	opts   persistence.Options
 	closed atomic.Bool
 }
 
@@ -44,18 +52,48 @@ var _ persistence.Store = (*Store)(nil)
 // Open opens (creating if needed) the SQLite database file at path. It does
 // not migrate; call Migrate.
 func Open(ctx context.Context, path string, opts persistence.Options) (*Store, error) {
-	dsn := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate",
+	if err := privateFiles(path); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w: %w", path, persistence.ErrUnavailable, err)
+	}
+	dsn := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)"+
+		"&_pragma=secure_delete(ON)&_txlock=immediate",
 		path, BusyTimeout.Milliseconds())
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w: %w", path, persistence.ErrUnavailable, err)
 	}
-	s := &Store{db: db, after: opts.AfterOutboxCommit}
+	s := &Store{db: db, opts: opts}
 	if err := s.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// FileMode is the permission of the database file and its -wal and -shm
+// files: the server's user only.
+const FileMode fs.FileMode = 0o600
+
+// privateFiles creates the database file as FileMode before SQLite opens
+// it (SQLite gives the -wal and -shm files the mode of the database file)
+// and tightens the files of a database created before, which were 0644.
+func privateFiles(path string) error {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, FileMode)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, FileMode); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // Dialect returns persistence.DialectSQLite.
@@ -91,7 +129,7 @@ func (s *Store) Migrate(ctx context.Context) ([]persistence.Migration, error) {
 
 // InTx runs fn in one BEGIN IMMEDIATE transaction and commits it.
 func (s *Store) InTx(ctx context.Context, fn func(persistence.Tx) error) error {
-	return sqlstore.InTx(ctx, dialect{}, s.begin, s.after, fn)
+	return sqlstore.InTx(ctx, dialect{}, s.begin, s.opts, fn)
 }
 
 // begin is inTx for the shared SQL.

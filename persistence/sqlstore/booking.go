@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spa-engine/spa/persistence"
@@ -400,14 +402,24 @@ func (t *txn) TransitionAppend(ctx context.Context, tr persistence.Transition) e
 	if err != nil {
 		return err
 	}
+	reason := tr.Reason
+	if reason != "" && t.personal != nil { // free text, often about the client: sealed under the client's key
+		var clientID string
+		if err := t.queryRow(ctx, `SELECT client_id FROM appointments WHERE id = ?`, tr.AppointmentID).Scan(&clientID); err != nil {
+			return t.mapErr(err)
+		}
+		if reason, err = t.sealText(ctx, clientID, transitionReasonPlace(tr.ID), reason); err != nil {
+			return err
+		}
+	}
 	_, err = t.exec(ctx, `INSERT INTO appointment_transitions
 		(id, appointment_id, from_status, to_status, at, actor_id, reason) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		tr.ID, tr.AppointmentID, string(tr.From), string(tr.To), t.ts(tr.At), tr.ActorID, tr.Reason)
+		tr.ID, tr.AppointmentID, string(tr.From), string(tr.To), t.ts(tr.At), tr.ActorID, reason)
 	return err
 }
 
 func (t *txn) TransitionList(ctx context.Context, appointmentID string) ([]persistence.Transition, error) {
-	return queryList(ctx, t, func(r row) (persistence.Transition, error) {
+	trs, err := queryList(ctx, t, func(r row) (persistence.Transition, error) {
 		var tr persistence.Transition
 		var from, to string
 		err := r.Scan(&tr.ID, &tr.AppointmentID, &from, &to, t.at(&tr.At), &tr.ActorID, &tr.Reason)
@@ -415,4 +427,14 @@ func (t *txn) TransitionList(ctx context.Context, appointmentID string) ([]persi
 		return tr, err
 	}, `SELECT id, appointment_id, from_status, to_status, at, actor_id, reason FROM appointment_transitions
 		WHERE appointment_id = ? ORDER BY id`, appointmentID)
+	if err != nil || !slices.ContainsFunc(trs, func(tr persistence.Transition) bool { return strings.HasPrefix(tr.Reason, sealedTextMark) }) {
+		return trs, err
+	}
+	var clientID string
+	if err := t.queryRow(ctx, `SELECT client_id FROM appointments WHERE id = ?`, appointmentID).Scan(&clientID); err != nil {
+		return nil, t.mapErr(err)
+	}
+	return trs, t.openReasons(ctx, len(trs), func(i int) (string, string, *string) {
+		return clientID, transitionReasonPlace(trs[i].ID), &trs[i].Reason
+	})
 }

@@ -161,10 +161,22 @@ func (t *txn) UserAnonymise(ctx context.Context, p persistence.AnonymiseParams) 
 		return nil, err
 	}
 	for _, o := range orders {
-		if _, err := t.exec(ctx, `UPDATE orders SET shipping = ? WHERE id = ?`, persistence.AnonymisedShipping(o.shipping), o.id); err != nil {
+		// Opened while the client's key still exists; what is kept (the
+		// DANE codes) is stored in the clear, as nothing can open it after.
+		addr, err := t.openText(ctx, id, shippingPlace(o.id), o.shipping)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := t.exec(ctx, `UPDATE orders SET shipping = ? WHERE id = ?`, persistence.AnonymisedShipping(addr), o.id); err != nil {
 			return nil, err
 		}
 	}
 	rep["orders"] = len(orders)
+	// Crypto-shredding: without the client's data key, every copy of what
+	// was sealed under it (events in the stream, backups) stays closed.
+	if rep["client_keys"], err = t.exec(ctx, `DELETE FROM client_keys WHERE client_id = ?`, id); err != nil {
+		return nil, err
+	}
+	delete(t.dataKeys, id)
 	return rep, nil
 }

@@ -29,16 +29,47 @@ func (t *txn) scanOrder(r row) (persistence.Order, error) {
 		&o.Version); err != nil {
 		return o, err
 	}
+	o.Status, o.Fulfilment = persistence.OrderStatus(status), persistence.Fulfilment(fulfilment)
+	if strings.HasPrefix(shipping, sealedTextMark) { // opened by withLines, once the rows are closed
+		if t.sealedShipping == nil {
+			t.sealedShipping = map[string]string{}
+		}
+		t.sealedShipping[o.ID] = shipping
+		return o, nil
+	}
 	var err error
 	o.Shipping, err = persistence.DecodeShipping(shipping)
-	o.Status, o.Fulfilment = persistence.OrderStatus(status), persistence.Fulfilment(fulfilment)
 	return o, err
 }
 
-// withLines loads the lines of the orders in one query.
+// openShipping opens the sealed shipping addresses of orders read.
+func (t *txn) openShipping(ctx context.Context, orders []persistence.Order) error {
+	for i := range orders {
+		o := &orders[i]
+		stored, ok := t.sealedShipping[o.ID]
+		if !ok {
+			continue
+		}
+		delete(t.sealedShipping, o.ID)
+		v, err := t.openText(ctx, o.ClientID, shippingPlace(o.ID), stored)
+		if err != nil {
+			return err
+		}
+		if o.Shipping, err = persistence.DecodeShipping(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// withLines loads the lines of the orders in one query (and opens their
+// shipping addresses).
 func (t *txn) withLines(ctx context.Context, orders []persistence.Order) ([]persistence.Order, error) {
 	if len(orders) == 0 {
 		return orders, nil
+	}
+	if err := t.openShipping(ctx, orders); err != nil {
+		return nil, err
 	}
 	at := make(map[string]int, len(orders))
 	ids := make([]string, len(orders))
@@ -69,10 +100,14 @@ func (t *txn) OrderCreate(ctx context.Context, o persistence.Order) error {
 	if err != nil {
 		return err
 	}
+	shipping, err := t.sealText(ctx, o.ClientID, shippingPlace(o.ID), persistence.EncodeShipping(o.Shipping))
+	if err != nil {
+		return err
+	}
 	if _, err := t.exec(ctx, `INSERT INTO orders (`+orderColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		o.ID, o.ClientID, o.CartID, string(o.Status), o.SubtotalMinor, o.TaxMinor, o.CreditAppliedMinor,
-		o.TotalMinor, string(o.Fulfilment), persistence.EncodeShipping(o.Shipping), t.ts(o.CreatedAt),
+		o.TotalMinor, string(o.Fulfilment), shipping, t.ts(o.CreatedAt),
 		t.ts(o.UpdatedAt), t.nullTS(o.ExpiresAt), o.Version); err != nil {
 		return err
 	}
@@ -177,10 +212,16 @@ func (t *txn) scanReturn(r row) (persistence.Return, error) {
 	return x, err
 }
 
-// withReturnLines loads the lines of the returns in one query.
+// withReturnLines loads the lines of the returns in one query (and opens
+// their reasons).
 func (t *txn) withReturnLines(ctx context.Context, rs []persistence.Return) ([]persistence.Return, error) {
 	if len(rs) == 0 {
 		return rs, nil
+	}
+	if err := t.openReasons(ctx, len(rs), func(i int) (string, string, *string) {
+		return rs[i].ClientID, returnReasonPlace(rs[i].ID), &rs[i].Reason
+	}); err != nil {
+		return nil, err
 	}
 	at := make(map[string]int, len(rs))
 	ids := make([]string, len(rs))
@@ -217,8 +258,12 @@ func (t *txn) ReturnCreate(ctx context.Context, r persistence.Return) error {
 	if n == 0 {
 		return persistence.OrderMissing(r.OrderID)
 	}
+	reason, err := t.sealText(ctx, r.ClientID, returnReasonPlace(r.ID), r.Reason)
+	if err != nil {
+		return err
+	}
 	if _, err := t.exec(ctx, `INSERT INTO returns (`+returnColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.ID, r.OrderID, r.ClientID, string(r.Status), r.Reason, r.RefundMinor, r.RequestedBy, r.ProcessedBy,
+		r.ID, r.OrderID, r.ClientID, string(r.Status), reason, r.RefundMinor, r.RequestedBy, r.ProcessedBy,
 		t.ts(r.CreatedAt), t.ts(r.UpdatedAt), r.Version); err != nil {
 		return err
 	}
@@ -348,8 +393,12 @@ func (t *txn) CreditGrant(ctx context.Context, g persistence.CreditGrant) error 
 	if err != nil {
 		return err
 	}
+	reason, err := t.sealText(ctx, g.ClientID, grantReasonPlace(g.ID), g.Reason)
+	if err != nil {
+		return err
+	}
 	if _, err := t.exec(ctx, `INSERT INTO credit_grants (`+grantColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		g.ID, g.ClientID, g.AmountMinor, g.RemainingMinor, g.Reason, g.ReturnID, g.GrantedBy,
+		g.ID, g.ClientID, g.AmountMinor, g.RemainingMinor, reason, g.ReturnID, g.GrantedBy,
 		t.ts(g.ExpiresAt), t.ts(g.CreatedAt)); err != nil {
 		return err
 	}
@@ -358,9 +407,15 @@ func (t *txn) CreditGrant(ctx context.Context, g persistence.CreditGrant) error 
 }
 
 func (t *txn) CreditGrants(ctx context.Context, clientID string, now time.Time) ([]persistence.CreditGrant, error) {
-	return queryList(ctx, t, t.scanGrant, `SELECT `+grantColumns+` FROM credit_grants
+	gs, err := queryList(ctx, t, t.scanGrant, `SELECT `+grantColumns+` FROM credit_grants
 		WHERE client_id = ? AND remaining_minor > 0 AND expires_at >= ?
 		ORDER BY expires_at, created_at, id`, clientID, t.ts(now))
+	if err != nil {
+		return nil, err
+	}
+	return gs, t.openReasons(ctx, len(gs), func(i int) (string, string, *string) {
+		return gs[i].ClientID, grantReasonPlace(gs[i].ID), &gs[i].Reason
+	})
 }
 
 func (t *txn) CreditSpend(ctx context.Context, clientID string, amount int64, orderID string, now time.Time) error {

@@ -68,12 +68,14 @@ type Rows interface {
 // BEGIN, COMMIT and retry rules, and returns fn's error or the commit's.
 type Begin func(ctx context.Context, fn func(Querier) error) error
 
-// InTx runs fn as one persistence.Tx through begin. When the transaction
-// appended outbox events and committed, it calls after (if set).
-func InTx(ctx context.Context, d Dialect, begin Begin, after func(), fn func(persistence.Tx) error) error {
+// InTx runs fn as one persistence.Tx through begin, sealing personal text
+// with opts.Personal. When the transaction appended outbox events and
+// committed, it calls opts.AfterOutboxCommit (if set).
+func InTx(ctx context.Context, d Dialect, begin Begin, opts persistence.Options, fn func(persistence.Tx) error) error {
 	var appended bool
+	after := opts.AfterOutboxCommit
 	err := begin(ctx, func(q Querier) error {
-		t := &txn{q: q, d: d, flavour: flavourOf(d.Kind())}
+		t := &txn{q: q, d: d, flavour: flavourOf(d.Kind()), personal: opts.Personal}
 		err := fn(t)
 		appended = t.appended
 		return err
@@ -139,6 +141,15 @@ type txn struct {
 	d        Dialect
 	flavour  flavour
 	appended bool // an outbox event was appended
+
+	// personal seals personal text about clients (nil: stored as it is);
+	// dataKeys are the client keys this transaction opened, by client id.
+	personal persistence.PersonalSealer
+	dataKeys map[string][]byte
+	// sealedShipping holds the stored form of sealed shipping addresses
+	// scanned in this transaction, by order id, until openOrders opens
+	// them (a query cannot run while rows are read on PostgreSQL).
+	sealedShipping map[string]string
 }
 
 var _ persistence.Tx = (*txn)(nil)

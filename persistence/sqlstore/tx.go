@@ -97,6 +97,12 @@ func (t *txn) IdempotencyDelete(ctx context.Context, scope, key string) error {
 	return err
 }
 
+func (t *txn) IdempotencyReseal(ctx context.Context, scope, key string, old, body []byte) (bool, error) {
+	n, err := t.exec(ctx, `UPDATE idempotency_records SET response_body = ?
+		WHERE scope = ? AND key = ? AND response_body = ?`, body, scope, key, old)
+	return n == 1, err
+}
+
 func (t *txn) IdempotencyDeleteExpired(ctx context.Context, now time.Time, limit int) (int, error) {
 	if err := persistence.CheckLimit("idempotency delete", limit, 0); err != nil {
 		return 0, err
@@ -109,10 +115,17 @@ func (t *txn) IdempotencyDeleteExpired(ctx context.Context, now time.Time, limit
 // ---- Audit ----
 
 func (t *txn) AuditAppend(ctx context.Context, e persistence.AuditEntry) error {
+	reason := e.Reason
+	if e.ReasonClient != "" {
+		var err error
+		if reason, err = t.sealText(ctx, e.ReasonClient, auditReasonPlace(e.ID), reason); err != nil {
+			return err
+		}
+	}
 	_, err := t.exec(ctx, `INSERT INTO audit_log
-		(id, at, actor_id, actor_role, action, subject, request_id, reason, detail)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.ID, t.ts(e.At), e.ActorID, e.ActorRole, e.Action, e.Subject, e.RequestID, e.Reason, e.Detail)
+		(id, at, actor_id, actor_role, action, subject, request_id, reason, detail, reason_client)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.ID, t.ts(e.At), e.ActorID, e.ActorRole, e.Action, e.Subject, e.RequestID, reason, e.Detail, e.ReasonClient)
 	return err
 }
 
@@ -128,15 +141,21 @@ func (t *txn) AuditList(ctx context.Context, p persistence.AuditListParams) ([]p
 	if p.BeforeID != "" {
 		where, args = append(where, "id < ?"), append(args, p.BeforeID)
 	}
-	q := `SELECT id, at, actor_id, actor_role, action, subject, request_id, reason, detail FROM audit_log`
+	q := `SELECT id, at, actor_id, actor_role, action, subject, request_id, reason, detail, reason_client FROM audit_log`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	return queryList(ctx, t, func(r row) (persistence.AuditEntry, error) {
+	es, err := queryList(ctx, t, func(r row) (persistence.AuditEntry, error) {
 		var e persistence.AuditEntry
 		return e, r.Scan(&e.ID, t.at(&e.At), &e.ActorID, &e.ActorRole, &e.Action, &e.Subject,
-			&e.RequestID, &e.Reason, &e.Detail)
+			&e.RequestID, &e.Reason, &e.Detail, &e.ReasonClient)
 	}, q+" ORDER BY id DESC LIMIT ?", append(args, p.Limit)...)
+	if err != nil {
+		return nil, err
+	}
+	return es, t.openReasons(ctx, len(es), func(i int) (string, string, *string) {
+		return es[i].ReasonClient, auditReasonPlace(es[i].ID), &es[i].Reason
+	})
 }
 
 // ---- Outbox ----

@@ -52,6 +52,7 @@ func Exercise(t *testing.T, open Opener) {
 	tests = append(tests, legalTests...)
 	tests = append(tests, shopTests...)
 	tests = append(tests, profileTests...)
+	tests = append(tests, personalTests...)
 	tests = append(tests, struct {
 		name string
 		fn   func(*testing.T, Opener)
@@ -238,6 +239,24 @@ func testIdempotency(t *testing.T, open Opener) {
 		t.Fatalf("get after replace: %v", err)
 	}
 	wantEqual(t, "get after replace", got, want)
+
+	// Reseal: the body changes only while it is still the one read.
+	for _, c := range []struct {
+		old, body string
+		want      bool
+	}{{`{"stale":1}`, `{"x":1}`, false}, {`{"ok":true}`, `{"resealed":1}`, true}} {
+		var ok bool
+		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) (err error) {
+			ok, err = tx.IdempotencyReseal(ctx, rec.Scope, rec.Key, []byte(c.old), []byte(c.body))
+			return err
+		})
+		if ok != c.want {
+			t.Fatalf("reseal from %s: %v, want %v", c.old, ok, c.want)
+		}
+	}
+	want.ResponseBody = []byte(`{"resealed":1}`)
+	got, _ = get("user-1", base.Add(time.Hour))
+	wantEqual(t, "get after reseal", got, want)
 
 	// Expiry: present at ExpiresAt, absent after it.
 	if _, err := get("user-1", want.ExpiresAt); err != nil {

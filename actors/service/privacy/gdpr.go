@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spa-engine/spa/actors/keyed"
@@ -199,12 +198,17 @@ func (s *Service) anonymise(ctx context.Context, tx persistence.Tx, by service.C
 	if !in.Confirm {
 		return Anonymised{}, fault.Invalid("", fault.FieldError{Field: "confirm", Message: "must be true: anonymisation cannot be undone"})
 	}
-	reason, ok := cleanText(in.Reason, maxReasonLen)
+	given, ok := cleanText(in.Reason, maxReasonLen)
 	if !ok {
 		return Anonymised{}, fault.Invalid("", fault.FieldError{Field: "reason", Message: "at most 200 characters of text"})
 	}
+	// The request's free-text reason is not kept: it is words about the
+	// person being erased ("ticket 42: Zoraida asked by phone"), and the
+	// audit entry that records the erasure outlives it. The entry says who
+	// asked and whether a reason was given, nothing more.
+	reason := "erased by an admin"
 	if self {
-		reason = strings.TrimSpace("requested by the user. " + reason)
+		reason = "requested by the user"
 	}
 	now := s.d.Now().UTC()
 	_, err := tx.UserGet(ctx, uid)
@@ -234,7 +238,7 @@ func (s *Service) anonymise(ctx context.Context, tx persistence.Tx, by service.C
 	}
 	// Appended after the scrub, so it survives it; it holds counts only.
 	if err := service.Audit(ctx, tx, s.d.Now(), by, "user.anonymise", "user/"+uid, reason,
-		map[string]any{"rows": rep, "revoked_sessions": len(revoked)}); err != nil {
+		map[string]any{"rows": rep, "revoked_sessions": len(revoked), "reason_given": given != ""}); err != nil {
 		return Anonymised{}, err
 	}
 	s.d.Sessions.Forget(now, revoked...)

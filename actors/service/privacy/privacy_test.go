@@ -53,8 +53,9 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, store: sqlitetest.Open(t, persistence.Options{}), index: index, sessions: &servicetest.Sessions{},
-		keys: ring(t, "k1", map[string][]byte{"k1": k1})}
+	keys := ring(t, "k1", map[string][]byte{"k1": k1})
+	f := &fixture{t: t, store: sqlitetest.Open(t, persistence.Options{Personal: pii.ClientKeys{Keys: keys}}), index: index,
+		sessions: &servicetest.Sessions{}, keys: keys}
 	f.svc = f.service(f.keys)
 	return f
 }
@@ -357,7 +358,7 @@ func TestAnonymiseErasesAndKeepsTheRecord(t *testing.T) {
 		t.Fatalf("a refusal revoked sessions: %v", f.sessions.Reasons())
 	}
 
-	a, err := f.anonymise(byAdmin(uid, privacy.AnonymiseInput{Confirm: true, Reason: "ticket 42"}))
+	a, err := f.anonymise(byAdmin(uid, privacy.AnonymiseInput{Confirm: true, Reason: "ticket 42: María asked by phone"}))
 	if err != nil || a.UserID != uid || a.RevokedSessions != 1 || !a.At.Equal(clock) {
 		t.Fatalf("anonymise: %+v, %v", a, err)
 	}
@@ -382,17 +383,27 @@ func TestAnonymiseErasesAndKeepsTheRecord(t *testing.T) {
 	if found, err := f.svc.Lookup(context.Background(), admin, privacy.LookupInput{Phone: "3001234567"}); err != nil || len(found) != 0 {
 		t.Fatalf("the number still finds the user: %+v, %v", found, err)
 	}
-	// The act is audited with counts and the reason, nothing personal.
+	// The act is audited with counts and who asked; the request's free-text
+	// reason (words about the erased person) is not kept anywhere.
 	var act *persistence.AuditEntry
 	for _, en := range f.audit("user/" + uid) {
 		if en.Action == "user.anonymise" {
 			act = &en
 		}
 	}
-	if act == nil || act.ActorID != "owner" || !strings.Contains(string(act.Detail)+act.Reason, "ticket 42") ||
-		!strings.Contains(string(act.Detail), `"revoked_sessions":1`) || strings.Contains(string(act.Detail), "María") {
+	if act == nil || act.ActorID != "owner" || !strings.Contains(act.Reason+string(act.Detail), "erased by an admin") ||
+		!strings.Contains(string(act.Detail), `"revoked_sessions":1`) || !strings.Contains(string(act.Detail), `"reason_given":true`) {
 		t.Fatalf("audit %+v", act)
 	}
+	f.tx(func(ctx context.Context, tx persistence.Tx) error {
+		all, err := tx.AuditList(ctx, persistence.AuditListParams{Limit: 100})
+		for _, en := range all {
+			if strings.Contains(en.Reason+string(en.Detail), "ticket 42") || strings.Contains(en.Reason+string(en.Detail), "María") {
+				t.Errorf("the anonymisation's reason survives in audit entry %s: %q %s", en.Action, en.Reason, en.Detail)
+			}
+		}
+		return err
+	})
 	// The other client is untouched.
 	if p, err := f.svc.Profile(context.Background(), admin, other); err != nil || p.Name != "María Pérez" || p.Anonymised {
 		t.Fatalf("other profile: %+v, %v", p, err)
@@ -410,7 +421,7 @@ func TestAnonymiseErasesAndKeepsTheRecord(t *testing.T) {
 			self = string(en.Detail) + en.Reason
 		}
 	}
-	if !strings.Contains(self, "requested by the user.") {
+	if !strings.Contains(self, "requested by the user") {
 		t.Fatalf("self-service audit %q", self)
 	}
 }
@@ -449,6 +460,25 @@ func TestRotationReencryptsEverything(t *testing.T) {
 			CreatedAt: clock, UpdatedAt: clock})
 		return err
 	})
+	// A profile update's answer stored for an Idempotency-Key replay,
+	// sealed under k1 (keyed.Seal, as the gateway and the actors store it).
+	answer := `{"user_id":"` + a + `","clinical_notes":"Alérgica al látex"}`
+	sealedAnswer, err := keyed.Seal(f.keys, "sub:"+a, "profile-1", []byte(answer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.tx(func(ctx context.Context, tx persistence.Tx) error {
+		return tx.IdempotencyPut(ctx, persistence.IdempotencyRecord{Scope: "sub:" + a, Key: "profile-1", State: persistence.IdempotencyCompleted,
+			ResponseStatus: 200, ResponseBody: sealedAnswer, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
+	})
+
+	// A's data key (made on first use, wrapped under k1) and an event
+	// reason sealed under it.
+	var sealedReason []byte
+	f.tx(func(ctx context.Context, tx persistence.Tx) (err error) {
+		sealedReason, _, err = tx.PersonalSeal(ctx, a, "events.x/1", []byte("went to Cartagena"))
+		return err
+	})
 
 	both := ring(t, "k2", map[string][]byte{"k1": k1, "k2": k2})
 	rot, err := privacy.NewRotation(f.store, both, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
@@ -460,8 +490,9 @@ func TestRotationReencryptsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Two phones, two profiles and a TOTP secret, all under k1 before.
-	if prog != (privacy.Progress{Scanned: 5, Rewritten: 5}) {
+	// Two phones, two profiles, a TOTP secret, a stored answer and a
+	// client's data key, all under k1 before.
+	if prog != (privacy.Progress{Scanned: 7, Rewritten: 7}) {
 		t.Fatalf("progress %+v", prog)
 	}
 	onlyK2 := ring(t, "k2", map[string][]byte{"k2": k2})
@@ -479,13 +510,34 @@ func TestRotationReencryptsEverything(t *testing.T) {
 		if got, err := onlyK2.Decrypt(fa.SecretCipher, pii.TOTPSecretContext(a)); err != nil || string(got) != "JBSWY3DPEHPK3PXP" || fa.LastStep != 7 {
 			t.Errorf("TOTP secret after rotation: %q, %v, step %d", got, err, fa.LastStep)
 		}
+		rec, err := tx.IdempotencyGet(ctx, "sub:"+a, "profile-1", time.Now())
+		if err != nil {
+			return err
+		}
+		if got, err := keyed.Open(onlyK2, rec.Scope, rec.Key, rec.ResponseBody); err != nil || string(got) != answer || rec.ResponseStatus != 200 {
+			t.Errorf("stored answer after rotation: %q, %v", got, err)
+		}
+		keys, err := tx.ClientKeyListAfter(ctx, "", 10)
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("client keys %+v, %v", keys, err)
+		}
+		dk, err := pii.ClientKeys{Keys: onlyK2}.UnwrapKey(a, keys[0].KeyCipher)
+		if err != nil {
+			t.Fatalf("the client key after rotation: %v", err)
+		}
+		if got, err := (pii.ClientKeys{}).Open(dk, []byte("events.x/1"), sealedReason); err != nil || string(got) != "went to Cartagena" {
+			t.Errorf("an event reason sealed before the rotation: %q, %v", got, err)
+		}
 		// k1 alone no longer opens anything: the data really moved.
+		if _, err := keyed.Open(f.keys, rec.Scope, rec.Key, rec.ResponseBody); err == nil {
+			t.Error("k1 alone still opens the rotated stored answer")
+		}
 		if _, _, err := (privacy.Codec{Keys: f.keys, Index: f.index}).Load(ctx, tx, a); err == nil {
 			t.Error("k1 alone still opens rotated data")
 		}
 		return nil
 	})
-	if prog, err := rot.RunOnce(context.Background()); err != nil || prog.Rewritten != 0 || prog.Scanned != 5 {
+	if prog, err := rot.RunOnce(context.Background()); err != nil || prog.Rewritten != 0 || prog.Scanned != 7 {
 		t.Fatalf("second pass %+v, %v", prog, err)
 	}
 
@@ -497,7 +549,7 @@ func TestRotationReencryptsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	r3.Pause = 0
-	if prog, err := r3.RunOnce(context.Background()); err != nil || prog.Failed != 6 || prog.Rewritten != 0 {
+	if prog, err := r3.RunOnce(context.Background()); err != nil || prog.Failed != 8 || prog.Rewritten != 0 {
 		t.Fatalf("pass without the old keys %+v, %v", prog, err)
 	}
 	// Start and Stop are safe in any order and twice.

@@ -4,18 +4,23 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spa-engine/spa/actors/auth/pii"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/persistence"
 )
 
 // Rotation re-encrypts, in batches, every personal-data ciphertext that
 // is not sealed under the keyring's primary key: users' phones, every
-// field of client profiles and the TOTP secrets of staff (sealed with the
+// field of client profiles, the answers stored for Idempotency-Key replays
+// (sealed: a profile update's answer holds the whole profile), the
+// clients' data keys (which seal shipping addresses, reasons and the
+// reasons events carry: rewrapping a key moves all of it) and the TOTP secrets of staff (sealed with the
 // same keyring: left behind, they would stop opening once the old key is
 // dropped, and every enrolled admin would be locked out). After an operator puts a new key first in
 // SPA_PII_KEYS (keeping the old one listed), one pass moves all data to it;
@@ -109,8 +114,8 @@ func (r *Rotation) Stop() {
 	<-done
 }
 
-// RunOnce makes one pass over users, profiles and TOTP factors and returns
-// its counts.
+// RunOnce makes one pass over users, profiles, TOTP factors and stored
+// Idempotency-Key answers and returns its counts.
 func (r *Rotation) RunOnce(ctx context.Context) (Progress, error) {
 	r.met.pending.Set(1)
 	var total Progress
@@ -118,7 +123,8 @@ func (r *Rotation) RunOnce(ctx context.Context) (Progress, error) {
 	for _, table := range []struct {
 		name  string
 		batch func(ctx context.Context, tx persistence.Tx, after string) (string, Progress, error)
-	}{{"users", r.usersBatch}, {"client_profiles", r.profilesBatch}, {"totp_factors", r.totpBatch}} {
+	}{{"users", r.usersBatch}, {"client_profiles", r.profilesBatch}, {"totp_factors", r.totpBatch},
+		{"idempotency_records", r.answersBatch}, {"client_keys", r.clientKeysBatch}} {
 		after := ""
 		for {
 			var next string
@@ -242,4 +248,74 @@ func (r *Rotation) profilesBatch(ctx context.Context, tx persistence.Tx, after s
 		}
 	}
 	return rows[len(rows)-1].UserID, p, nil
+}
+
+// answersBatch reseals one batch of the answers stored for Idempotency-Key
+// replays, by the HTTP edge or by an actor (keyed.Seal: their context
+// names scope and key). A body is replaced only if it is still the one
+// read, so an answer rewritten meanwhile is left to the next pass; an
+// answer that expires before a pass reaches it needs none. The cursor is
+// scope and key joined by a NUL, which neither holds.
+func (r *Rotation) answersBatch(ctx context.Context, tx persistence.Tx, after string) (string, Progress, error) {
+	var p Progress
+	afterScope, afterKey, _ := strings.Cut(after, "\x00")
+	recs, err := tx.IdempotencyList(ctx, time.Now(), afterScope, afterKey, r.Batch)
+	if err != nil || len(recs) == 0 {
+		return "", p, err
+	}
+	for _, rec := range recs {
+		p.Scanned++
+		if len(rec.ResponseBody) == 0 || rec.ResponseBody[0] != pii.Version || !r.keys.NeedsReencrypt(rec.ResponseBody) {
+			continue // not sealed (written before sealing was on), or under the primary already
+		}
+		body, err := keyed.Open(r.keys, rec.Scope, rec.Key, rec.ResponseBody)
+		if err != nil {
+			p.Failed++
+			continue
+		}
+		next, err := keyed.Seal(r.keys, rec.Scope, rec.Key, body)
+		clear(body)
+		if err != nil {
+			return "", p, err
+		}
+		ok, err := tx.IdempotencyReseal(ctx, rec.Scope, rec.Key, rec.ResponseBody, next)
+		if err != nil {
+			return "", p, err
+		}
+		if ok {
+			p.Rewritten++
+		}
+	}
+	last := recs[len(recs)-1]
+	return last.Scope + "\x00" + last.Key, p, nil
+}
+
+// clientKeysBatch rewraps one batch of client data keys under the primary
+// key: what the data keys seal (addresses, reasons, event fields) stays as
+// it is, so a rotation costs one row per client.
+func (r *Rotation) clientKeysBatch(ctx context.Context, tx persistence.Tx, after string) (string, Progress, error) {
+	var p Progress
+	keys, err := tx.ClientKeyListAfter(ctx, after, r.Batch)
+	if err != nil || len(keys) == 0 {
+		return "", p, err
+	}
+	for _, k := range keys {
+		p.Scanned++
+		if !r.keys.NeedsReencrypt(k.KeyCipher) {
+			continue
+		}
+		next, err := r.keys.Reencrypt(k.KeyCipher, pii.ClientKeyContext(k.ClientID))
+		if err != nil {
+			p.Failed++
+			continue
+		}
+		ok, err := tx.ClientKeyReplace(ctx, k.ClientID, k.KeyCipher, next)
+		if err != nil {
+			return "", p, err
+		}
+		if ok {
+			p.Rewritten++
+		}
+	}
+	return keys[len(keys)-1].ClientID, p, nil
 }
