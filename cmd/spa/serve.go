@@ -28,6 +28,7 @@ import (
 	"github.com/spa-engine/spa/actors/inventory"
 	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/lockbooking"
+	"github.com/spa-engine/spa/actors/quota"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/service/shop"
@@ -105,6 +106,10 @@ type node struct {
 
 	// shop is the inventory and cart actors (shop.go).
 	shop *shopNode
+
+	// quota hosts the quota actors: login-code limits and hoarding caps
+	// (quota.go).
+	quota *quota.Directory
 }
 
 // startNode brings a node up. On failure it stops whatever already started.
@@ -193,6 +198,10 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		Config: resource.Config{Horizon: cfg.BookingHorizon},
 	}, cfg.RequestTimeout)
 	if err != nil {
+		return n, err
+	}
+
+	if err := n.startQuota(cfg, reg); err != nil {
 		return n, err
 	}
 
@@ -309,6 +318,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	if err := n.startPIIRotation(loopCtx, identity.Keyring, reg); err != nil {
 		return n, err
 	}
+	n.every(loopCtx, time.Minute, "quota sweep", n.sweepQuotas)
 	n.every(loopCtx, time.Minute, "idempotency sweep", func(ctx context.Context) error {
 		return n.store.InTx(ctx, func(tx persistence.Tx) error {
 			removed, err := tx.IdempotencyDeleteExpired(ctx, time.Now(), 1000)
@@ -384,6 +394,9 @@ func (n *node) shutdown() {
 			}
 			n.shop.stop(n.timeout) // carts release through the inventory, which finishes its writes
 			n.identity.stop(n.timeout)
+			if n.quota != nil {
+				n.quota.Stop(n.timeout)
+			}
 			n.actors.Stop()
 		})
 	}

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spa-engine/spa/actors/door"
+	"github.com/spa-engine/spa/actors/quota"
+	"github.com/spa-engine/spa/persistence"
+)
+
+// startQuota starts the quota actors (login-code limits, hoarding caps).
+// They start before the cluster node, so its quota router serves them
+// from the first partition it acquires.
+func (n *node) startQuota(cfg config, reg prometheus.Registerer) error {
+	met, err := quota.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	n.quota, err = quota.NewDirectory(n.actors.Root(), quota.Deps{Store: n.store, Now: time.Now, Log: n.log, Metrics: met}, cfg.RequestTimeout)
+	return err
+}
+
+// quotaClient is how the node's use cases reach the quota actors: the
+// node's directory alone, the key's owner through the quota router in a
+// cluster, so every limit holds for the whole cluster.
+func (n *node) quotaClient() *quota.Client {
+	var d door.Door = n.quota
+	if n.cluster != nil && n.cluster.quota != nil {
+		d = n.cluster.quota
+	}
+	return quota.NewClient(d)
+}
+
+// sweepQuotas deletes counters whose every lease lapsed: they count
+// nothing. An activation still holding one meets the row's version on its
+// next write, reloads (nothing) and decides again.
+func (n *node) sweepQuotas(ctx context.Context) error {
+	return n.store.InTx(ctx, func(tx persistence.Tx) error {
+		_, err := tx.QuotaDeleteExpired(ctx, time.Now(), 1000)
+		return err
+	})
+}
