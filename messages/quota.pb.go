@@ -349,6 +349,7 @@ type QuotaReply struct {
 	Used          int64                  `protobuf:"varint,2,opt,name=used,proto3" json:"used,omitempty"`
 	RetryAfterNs  int64                  `protobuf:"varint,3,opt,name=retry_after_ns,json=retryAfterNs,proto3" json:"retry_after_ns,omitempty"`
 	Error         *QuotaError            `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	Prev          int64                  `protobuf:"varint,5,opt,name=prev,proto3" json:"prev,omitempty"` // a take's lease units before it (to set them back)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -411,6 +412,13 @@ func (x *QuotaReply) GetError() *QuotaError {
 	return nil
 }
 
+func (x *QuotaReply) GetPrev() int64 {
+	if x != nil {
+		return x.Prev
+	}
+	return 0
+}
+
 var File_spa_v1_quota_proto protoreflect.FileDescriptor
 
 const file_spa_v1_quota_proto_rawDesc = "" +
@@ -435,13 +443,14 @@ const file_spa_v1_quota_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12'\n" +
 	"\x04take\x18\x02 \x01(\v2\x11.spa.v1.QuotaTakeH\x00R\x04take\x120\n" +
 	"\arelease\x18\x03 \x01(\v2\x14.spa.v1.QuotaReleaseH\x00R\areleaseB\t\n" +
-	"\arequest\"\x80\x01\n" +
+	"\arequest\"\x94\x01\n" +
 	"\n" +
 	"QuotaReply\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x12\n" +
 	"\x04used\x18\x02 \x01(\x03R\x04used\x12$\n" +
 	"\x0eretry_after_ns\x18\x03 \x01(\x03R\fretryAfterNs\x12(\n" +
-	"\x05error\x18\x04 \x01(\v2\x12.spa.v1.QuotaErrorR\x05errorB-Z+github.com/spa-engine/spa/messages;messagesb\x06proto3"
+	"\x05error\x18\x04 \x01(\v2\x12.spa.v1.QuotaErrorR\x05error\x12\x12\n" +
+	"\x04prev\x18\x05 \x01(\x03R\x04prevB-Z+github.com/spa-engine/spa/messages;messagesb\x06proto3"
 
 var (
 	file_spa_v1_quota_proto_rawDescOnce sync.Once

@@ -70,11 +70,14 @@ type Release struct {
 
 // Reply answers Take and Release. OK false with Err nil is a refusal:
 // Used is what the key's live leases hold, RetryAfter when enough of
-// them lapse for the request to fit (its TTL when it never could).
+// them lapse for the request to fit (its TTL when it never could). Prev
+// is a granted Take's lease units before it, so a caller whose next step
+// failed can set them back.
 type Reply struct {
 	OK         bool
 	Used       int64
 	RetryAfter time.Duration
+	Prev       int64
 	Err        error
 }
 
@@ -248,7 +251,7 @@ func (a *quotaActor) apply(m any, now time.Time) ([]lease, *Reply) {
 				next = append(next, lease{ID: m.Lease, Units: m.Units, Until: now.Add(m.TTL).UnixMicro()})
 			}
 		}
-		return nonNil(next), &Reply{OK: true, Used: others + m.Units}
+		return nonNil(next), &Reply{OK: true, Used: others + m.Units, Prev: old}
 	}
 	return nil, &Reply{Err: fmt.Errorf("%w: %T", ErrInvalid, m)}
 }

@@ -159,7 +159,7 @@ func TestNamedLeasesCountWhileTheyLive(t *testing.T) {
 		if r := n.take(u, "line2", 2, 6, ttl); r.OK || r.Used != 5 {
 			t.Fatalf("2 more on another line: %+v", r)
 		}
-		if r := n.take(u, "line1", 2, 6, ttl); !r.OK || r.Used != 2 {
+		if r := n.take(u, "line1", 2, 6, ttl); !r.OK || r.Used != 2 || r.Prev != 5 {
 			t.Fatalf("lowered: %+v", r)
 		}
 		if r := n.take(u, "line2", 4, 6, ttl); !r.OK || r.Used != 6 {

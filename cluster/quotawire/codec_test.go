@@ -44,7 +44,7 @@ func TestCodecCarriesRequestsAndRefusals(t *testing.T) {
 			t.Fatalf("%T: got %q %#v %v", msg, key, got, err)
 		}
 	}
-	for _, reply := range []*quota.Reply{{OK: true, Used: 3}, {Used: 20, RetryAfter: 42 * time.Second}} {
+	for _, reply := range []*quota.Reply{{OK: true, Used: 3, Prev: 2}, {Used: 20, RetryAfter: 42 * time.Second}} {
 		enc, err := EncodeReply(reply)
 		if err != nil {
 			t.Fatal(err)

@@ -103,10 +103,10 @@ func EncodeReply(reply any) (*messages.QuotaReply, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %T as a quota reply", ErrUnsupported, reply)
 	}
-	return &messages.QuotaReply{Ok: r.OK, Used: r.Used, RetryAfterNs: int64(r.RetryAfter), Error: encodeErr(r.Err)}, nil
+	return &messages.QuotaReply{Ok: r.OK, Used: r.Used, RetryAfterNs: int64(r.RetryAfter), Prev: r.Prev, Error: encodeErr(r.Err)}, nil
 }
 
 // DecodeReply decodes a quota actor's reply.
 func DecodeReply(r *messages.QuotaReply) (any, error) {
-	return &quota.Reply{OK: r.GetOk(), Used: r.GetUsed(), RetryAfter: time.Duration(r.GetRetryAfterNs()), Err: decodeErr(r.GetError())}, nil
+	return &quota.Reply{OK: r.GetOk(), Used: r.GetUsed(), RetryAfter: time.Duration(r.GetRetryAfterNs()), Prev: r.GetPrev(), Err: decodeErr(r.GetError())}, nil
 }

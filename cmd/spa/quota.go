@@ -8,6 +8,9 @@ import (
 
 	"github.com/spa-engine/spa/actors/door"
 	"github.com/spa-engine/spa/actors/quota"
+	"github.com/spa-engine/spa/actors/service/booking"
+	"github.com/spa-engine/spa/actors/service/caps"
+	"github.com/spa-engine/spa/actors/service/shop"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -42,4 +45,17 @@ func (n *node) sweepQuotas(ctx context.Context) error {
 		_, err := tx.QuotaDeleteExpired(ctx, time.Now(), 1000)
 		return err
 	})
+}
+
+// hoardingCaps are the caps of holds and anonymous carts (issue 15 item
+// 5), counted by the quota actors through quotaClient; each lease lives as
+// long as what it counts (a hold, an anonymous cart's reservation).
+func (n *node) hoardingCaps(cfg config, reg prometheus.Registerer) (booking.HoldCaps, shop.CartCaps, error) {
+	g, err := caps.New(n.quotaClient(), reg, n.log)
+	if err != nil {
+		return booking.HoldCaps{}, shop.CartCaps{}, err
+	}
+	return booking.HoldCaps{Guard: g, PerClient: int64(cfg.HoldsPerClient), PerIP: int64(cfg.HoldsPerIP), TTL: cfg.HoldTTL},
+		shop.CartCaps{Guard: g, PerCart: int64(cfg.CartUnitsPerCart), PerIP: int64(cfg.CartUnitsPerIP),
+			SharePercent: int64(cfg.CartVariantShare), TTL: cfg.CartTTLAnonymous}, nil
 }

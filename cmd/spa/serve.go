@@ -268,6 +268,10 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	if err != nil {
 		return n, err
 	}
+	holdCaps, cartCaps, err := n.hoardingCaps(cfg, reg)
+	if err != nil {
+		return n, err
+	}
 	n.app, err = gateway.New(gateway.Deps{
 		Store:      n.store,
 		Tokens:     tokens,
@@ -286,6 +290,8 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		Carts:      cart.NewClient(n.shop.carts),
 		OnRestock:  n.shop.restock,
 		ShopVIP:    shop.StoredVIP(n.store, 2*time.Second, log), // the admin-managed VIP list
+		HoldCaps:   holdCaps,
+		CartCaps:   cartCaps,
 		Now:        time.Now,
 		Checks: append([]gateway.Check{
 			{Name: "store", Check: n.store.Ping},

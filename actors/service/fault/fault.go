@@ -12,6 +12,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/spa-engine/spa/persistence"
 )
@@ -58,6 +59,8 @@ const (
 	CodeOrderTransition       = "order_transition_refused"
 	CodeNotReturnable         = "not_returnable"
 	CodeReturnExceedsOrder    = "return_exceeds_order"
+	CodeHoldLimit             = "hold_limit_reached"
+	CodeReservationLimit      = "reservation_limit_reached"
 	CodeInsufficientCredit    = "insufficient_credit"
 )
 
@@ -107,6 +110,8 @@ var table = map[string]struct {
 	CodeNotReturnable:         {http.StatusConflict, "the order cannot be returned in its status"},
 	CodeReturnExceedsOrder:    {http.StatusConflict, "the return asks back more units than are left on the order"},
 	CodeInsufficientCredit:    {http.StatusConflict, "the client's credit is too small"},
+	CodeHoldLimit:             {http.StatusTooManyRequests, "too many unconfirmed holds; confirm or cancel one, or wait (see Retry-After)"},
+	CodeReservationLimit:      {http.StatusTooManyRequests, "too many units reserved; check out, lower a line, or wait (see Retry-After)"},
 }
 
 // Error is a failure that is safe to show to the client as is.
@@ -115,6 +120,9 @@ type Error struct {
 	Code    string // stable machine-readable code from the table above
 	Message string // human-readable, safe for clients
 	Details any    // optional structured detail, e.g. per-field validation errors
+	// RetryAfter, when positive, is when the request may succeed again:
+	// the gateway sends it as Retry-After (whole seconds, at least 1).
+	RetryAfter time.Duration
 }
 
 // Error implements error; it reads like the client would see it.
@@ -138,6 +146,13 @@ func New(code, msg string) *Error {
 func (e *Error) WithDetails(details any) *Error {
 	c := *e
 	c.Details = details
+	return &c
+}
+
+// WithRetryAfter returns a copy of e that asks the client to wait d.
+func (e *Error) WithRetryAfter(d time.Duration) *Error {
+	c := *e
+	c.RetryAfter = d
 	return &c
 }
 
