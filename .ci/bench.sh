@@ -91,10 +91,13 @@ for engine in actors lock-baseline; do
   url="$PGURL${sep}search_path=$schema"
   psql "$PGURL" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" -c "CREATE SCHEMA $schema" 2>/dev/null
   data=$(mktemp -d)
-  echo "DATABASE_URL=<schema-url> ${PIN_SERVER[*]:+${PIN_SERVER[*]} }$BIN serve --booking-engine $engine --http-addr $ADDR --nats-port -1 --log-level warn" >>"$COMMANDS"
+  # The hoarding caps are off: every worker's client holds hundreds of
+  # slots, all from loopback (spread), which the caps exist to refuse.
+  CAPS=(--holds-per-client 0 --holds-per-ip 0)
+  echo "DATABASE_URL=<schema-url> ${PIN_SERVER[*]:+${PIN_SERVER[*]} }$BIN serve --booking-engine $engine --http-addr $ADDR --nats-port -1 --log-level warn ${CAPS[*]}" >>"$COMMANDS"
   say "starting spa serve --booking-engine $engine on schema $schema"
   start "$OUT/serve-$engine.log" env DATABASE_URL="$url" "${PIN_SERVER[@]}" "$BIN" serve --booking-engine "$engine" \
-    --http-addr "$ADDR" --nats-port -1 --data-dir "$data" --log-level warn
+    --http-addr "$ADDR" --nats-port -1 --data-dir "$data" --log-level warn "${CAPS[@]}"
   # Availability idle and under load are measured back to back on the same
   # fresh schema, before the closed-loop runs leave PostgreSQL busy with
   # autovacuum and checkpoints, so the two differ only by the load. Under

@@ -31,7 +31,7 @@ func New(d Deps) (*fiber.App, error) {
 	s := &server{deps: d, log: d.Logger, metrics: m, routes: map[string]bool{},
 		cat: cat, catalogue: cat.Cache(),
 		shop: shop.New(shop.Deps{Store: d.Store, Now: d.Now, OnRestock: d.OnRestock,
-			Inventory: d.Inventory, Carts: d.Carts, VIP: d.ShopVIP, Keys: answers(d)}),
+			Inventory: d.Inventory, Carts: d.Carts, VIP: d.ShopVIP, Keys: answers(d), Caps: d.CartCaps}),
 		trustedProxies: trustedPrefixes(d.Config.TrustedProxies),
 		idem: idempotency.Config{
 			TTL:     d.Config.IdempotencyTTL,

@@ -34,12 +34,22 @@ var staffRoles = booking.StaffRoles
 // catalogue cache.
 func (s *server) newBooking() *booking.Service {
 	return booking.New(booking.Deps{Store: s.deps.Store, Calendars: s.deps.Calendars, Resources: s.deps.Resources,
-		Catalogue: s.catalogue, Keys: answers(s.deps), Logger: s.log, Now: s.deps.Now})
+		Catalogue: s.catalogue, Keys: answers(s.deps), Logger: s.log, Now: s.deps.Now, Caps: s.deps.HoldCaps})
+}
+
+// holdCaller is who holds a slot: with the client address when holds are
+// capped per IP (the cap counts it), without otherwise (hotCaller).
+func (s *server) holdCaller(c *fiber.Ctx) service.Caller {
+	if s.deps.HoldCaps.Guard != nil && s.deps.HoldCaps.PerIP > 0 {
+		return s.caller(c)
+	}
+	return hotCaller(c)
 }
 
 // hotCaller is s.caller without the client address, for the two routes
 // of the benchmarked hot path (claims and availability): the booking use
-// cases never read it, and working it out costs an allocation per request.
+// cases read it only for the per-IP hold cap (holdCaller), and working it
+// out costs an allocation per request.
 func hotCaller(c *fiber.Ctx) service.Caller {
 	p, _ := Principal(c)
 	return service.Caller{Claims: p, RequestID: RequestID(c)}
@@ -300,7 +310,7 @@ func (s *server) createAppointment(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	ap, err := s.booking.Hold(c.UserContext(), hotCaller(c), booking.HoldInput{
+	ap, err := s.booking.Hold(c.UserContext(), s.holdCaller(c), booking.HoldInput{
 		ID:        idempotency.DerivedID(c, "apt_"),
 		ServiceID: in.ServiceID, StaffID: in.StaffID, Start: in.Start, ClientID: in.ClientID, PackageID: in.PackageID,
 		Key: idempotency.KeyOf(c)})

@@ -19,6 +19,8 @@ import (
 	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
+	"github.com/spa-engine/spa/actors/service/booking"
+	"github.com/spa-engine/spa/actors/service/shop"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -137,6 +139,10 @@ type Deps struct {
 	Carts     *cart.Client
 	// ShopVIP says whether a principal pays VIP prices (nil: nobody).
 	ShopVIP func(auth.Claims) bool
+	// HoldCaps and CartCaps are the hoarding caps of holds and of
+	// anonymous carts (zero: none).
+	HoldCaps booking.HoldCaps
+	CartCaps shop.CartCaps
 	// Now is the clock (nil: time.Now).
 	Now    func() time.Time
 	Config Config

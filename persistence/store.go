@@ -84,6 +84,7 @@ type Tx interface {
 	TOTPStore
 	KioskStore
 	ClientKeyStore
+	QuotaStore
 }
 
 // Options are the driver-independent knobs given to a driver's Open.

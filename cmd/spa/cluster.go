@@ -29,6 +29,7 @@ import (
 	"github.com/spa-engine/spa/cluster/natsserver"
 	"github.com/spa-engine/spa/cluster/partition"
 	"github.com/spa-engine/spa/cluster/placement"
+	"github.com/spa-engine/spa/cluster/quotawire"
 	"github.com/spa-engine/spa/cluster/route"
 	"github.com/spa-engine/spa/cluster/sessionwire"
 	"github.com/spa-engine/spa/cluster/shopwire"
@@ -278,6 +279,7 @@ type clusterNode struct {
 	inventory *route.Router
 	carts     *route.Router
 	sessions  *route.Router
+	quota     *route.Router
 	routers   []*route.Router // all of the above, in that order
 	// sessionLocal is the session directory once startIdentity made it.
 	sessionLocal route.Late
@@ -369,6 +371,7 @@ func (c *clusterNode) start(ctx context.Context, cfg config, n *node, js jetstre
 	// then a forwarded request is answered UNAVAILABLE and retried.
 	c.sessionLocal.Kind = "session"
 	c.sessions = kind("session", &c.sessionLocal, sessionwire.Codec())
+	c.quota = kind("quota", n.quota, quotawire.Codec())
 	c.parts, err = partition.Start(ctx, js, c.members, partition.Config{
 		LeaseTTL: cc.LeaseTTL, Replicas: cc.replicas(), Logger: n.log,
 		Hooks: partition.Hooks{

@@ -54,7 +54,16 @@ type config struct {
 	SlotStep           time.Duration
 	CartTTLAnonymous   time.Duration
 	CartTTLSignedIn    time.Duration
-	BookingEngine      string // engineActors or engineLockBaseline
+	// Hoarding caps (0: off), counted cluster-wide by quota actors
+	// (cmd/spa/quota.go, docs/deploy.md): live holds per client and per
+	// IP; units reserved per anonymous cart, per IP, and the percent of a
+	// variant's stock one anonymous cart or IP may reserve.
+	HoldsPerClient   int
+	HoldsPerIP       int
+	CartUnitsPerCart int
+	CartUnitsPerIP   int
+	CartVariantShare int
+	BookingEngine    string // engineActors or engineLockBaseline
 	// GroupCommitWriters is how many transactions the node's group commit
 	// across calendars runs at once (actors/batch.Writer); 0: none. One is
 	// the default: concurrent SERIALIZABLE writers abort each other (in the
@@ -188,6 +197,11 @@ var settings = []setting{
 	{"slot-step", "SPA_SLOT_STEP", "15m", "grid of bookable start times within working hours", durationIn(5*time.Minute, 4*time.Hour, func(c *config, d time.Duration) { c.SlotStep = d })},
 	{"cart-ttl-anonymous", "SPA_CART_TTL_ANONYMOUS", "30m", "how long an anonymous cart keeps its reservations without activity", durationIn(time.Minute, 7*24*time.Hour, func(c *config, d time.Duration) { c.CartTTLAnonymous = d })},
 	{"cart-ttl-signed-in", "SPA_CART_TTL_SIGNED_IN", "2h", "how long a signed-in client's cart keeps its reservations without activity", durationIn(time.Minute, 7*24*time.Hour, func(c *config, d time.Duration) { c.CartTTLSignedIn = d })},
+	{"holds-per-client", "SPA_HOLDS_PER_CLIENT", "10", "most live (unconfirmed) holds one client may have at once; 0: no cap (staff are never capped)", intIn(0, 1_000_000, func(c *config, n int) { c.HoldsPerClient = n })},
+	{"holds-per-ip", "SPA_HOLDS_PER_IP", "50", "most live holds clients may have from one IP address (IPv6: one /64) at once; 0: no cap", intIn(0, 1_000_000, func(c *config, n int) { c.HoldsPerIP = n })},
+	{"cart-units-per-cart", "SPA_CART_UNITS_PER_CART", "20", "most units one anonymous cart may reserve; 0: no cap (signed-in carts are not capped)", intIn(0, 1_000_000, func(c *config, n int) { c.CartUnitsPerCart = n })},
+	{"cart-units-per-ip", "SPA_CART_UNITS_PER_IP", "60", "most units anonymous carts may reserve from one IP address (IPv6: one /64); 0: no cap", intIn(0, 1_000_000, func(c *config, n int) { c.CartUnitsPerIP = n })},
+	{"cart-variant-share", "SPA_CART_VARIANT_SHARE", "25", "most percent of a variant's units on hand one anonymous cart, or the anonymous carts of one IP, may reserve (at least 1 unit); 0: no cap", intIn(0, 100, func(c *config, n int) { c.CartVariantShare = n })},
 	{"booking-engine", "SPA_BOOKING_ENGINE", engineActors, "who decides claims: actors, or lock-baseline (benchmarks only: the old lock-per-request design, PostgreSQL only)", func(c *config, v string) error {
 		if v != engineActors && v != engineLockBaseline {
 			return fmt.Errorf("must be %q or %q, got %q", engineActors, engineLockBaseline, v)

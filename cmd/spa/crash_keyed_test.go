@@ -227,6 +227,7 @@ func TestKillKeyedWritesReplay(t *testing.T) {
 			env["SPA_HTTP_ADDR"] = "127.0.0.1:0"
 			env["SPA_NATS_PORT"] = strconv.Itoa(freePort(t))
 			env["SPA_IDEMPOTENCY_LOCK_TTL"] = "1s"
+			withoutHoardingCaps(env) // one client holds slot after slot
 
 			p := startProcess(t, bin, env)
 			admin := issueToken(t, dataDir, "owner", "admin")

@@ -53,6 +53,16 @@ func listeningURL(out string) string {
 // serveInProcess runs `spa serve` through run() on port 0 with a temp data
 // dir, returns its base URL, a function that stops it (as SIGTERM would)
 // and returns run's error, and its log.
+// withoutHoardingCaps turns the hold and cart caps off in env, for the
+// tests that generate load: many holds from one client and from one
+// address (loopback) by design. TestHoardingCapsEndToEnd covers the caps.
+func withoutHoardingCaps(env map[string]string) map[string]string {
+	for _, k := range []string{"SPA_HOLDS_PER_CLIENT", "SPA_HOLDS_PER_IP", "SPA_CART_UNITS_PER_CART", "SPA_CART_UNITS_PER_IP", "SPA_CART_VARIANT_SHARE"} {
+		env[k] = "0"
+	}
+	return env
+}
+
 func serveInProcess(t *testing.T, env map[string]string, dataDir string) (string, func() error, *syncBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())

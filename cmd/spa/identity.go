@@ -18,6 +18,7 @@ import (
 	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/actors/limiter"
 	"github.com/spa-engine/spa/actors/providers"
+	"github.com/spa-engine/spa/actors/quota"
 	"github.com/spa-engine/spa/actors/service/identity"
 	"github.com/spa-engine/spa/actors/session"
 	"github.com/spa-engine/spa/cluster/outbox"
@@ -25,8 +26,10 @@ import (
 	"github.com/spa-engine/spa/persistence"
 )
 
-// OTP send limits of a node: per client IP, and in total (split over the
-// global limiter's shards). The per-number limits live in otp.Policy.
+// OTP send limits of the cluster (of the node when it runs alone): per
+// client IP, and in total (split over the global limiter's shards, each a
+// placed quota actor). They are persisted, so a restart forgets nothing.
+// The per-number limits live in otp.Policy.
 var (
 	otpPerIP  = limiter.Window{Limit: 20, Per: time.Hour}
 	otpGlobal = limiter.Window{Limit: 2000, Per: time.Hour}
@@ -43,8 +46,8 @@ const accessTTL = 15 * time.Minute
 // limiter and the follower of revocations.
 type identityNode struct {
 	sessions    *session.Directory
-	limiter     *limiter.Limiter
-	verify      *limiter.Limiter
+	limiter     *quota.Limiter
+	verify      *quota.Limiter
 	revocations jetstream.ConsumeContext
 }
 
@@ -81,7 +84,7 @@ func sealingKeyring(cfg config) (*pii.Keyring, error) {
 	return piiKeyring(cfg, keys.phone) // SPA_PII_KEYS (piikeys.go)
 }
 
-// startIdentity starts the session actors, the limiter and the revocation
+// startIdentity starts the session actors, the limiters and the revocation
 // follower, and returns what the gateway needs. tokens gets the node's
 // revoked-session set.
 func (n *node) startIdentity(ctx context.Context, cfg config, js jetstream.JetStream, reg prometheus.Registerer, tokens *auth.Tokens) (*identity.Node, error) {
@@ -120,11 +123,15 @@ func (n *node) startIdentity(ctx context.Context, cfg config, js jetstream.JetSt
 	if err != nil {
 		return nil, err
 	}
-	n.identity.limiter, err = limiter.New(n.actors.Root(), limiter.Config{Name: "otp", PerKey: otpPerIP, Global: otpGlobal}, reg)
+	// The limits are quota actors placed like the session actors (the
+	// cluster's quota router, or this node's directory alone): they hold
+	// for the cluster, not per node, and survive restarts.
+	q := n.quotaClient()
+	n.identity.limiter, err = quota.NewLimiter(q, quota.LimiterConfig{Name: "otp", PerKey: otpPerIP, Global: otpGlobal}, reg)
 	if err != nil {
 		return nil, err
 	}
-	n.identity.verify, err = limiter.New(n.actors.Root(), limiter.Config{Name: "otp-verify", PerKey: verifyPerIP, Global: verifyGlobal}, reg)
+	n.identity.verify, err = quota.NewLimiter(q, quota.LimiterConfig{Name: "otp-verify", PerKey: verifyPerIP, Global: verifyGlobal}, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -173,12 +180,6 @@ func (id *identityNode) stop(timeout time.Duration) {
 	}
 	if id.sessions != nil {
 		id.sessions.Stop(timeout)
-	}
-	if id.limiter != nil {
-		id.limiter.Stop()
-	}
-	if id.verify != nil {
-		id.verify.Stop()
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 // and the correctness verdict. It asserts no timing.
 func TestLoadgenEndToEnd(t *testing.T) {
 	dataDir := t.TempDir()
-	base, _, _ := serveInProcess(t, map[string]string{}, dataDir)
+	base, _, _ := serveInProcess(t, withoutHoardingCaps(map[string]string{}), dataDir)
 	for _, tc := range []struct {
 		name string
 		args []string

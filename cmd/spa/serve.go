@@ -27,6 +27,7 @@ import (
 	"github.com/spa-engine/spa/actors/inventory"
 	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/lockbooking"
+	"github.com/spa-engine/spa/actors/quota"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/service/shop"
@@ -104,6 +105,10 @@ type node struct {
 
 	// shop is the inventory and cart actors (shop.go).
 	shop *shopNode
+
+	// quota hosts the quota actors: login-code limits and hoarding caps
+	// (quota.go).
+	quota *quota.Directory
 }
 
 // startNode brings a node up. On failure it stops whatever already started.
@@ -205,6 +210,10 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		return n, err
 	}
 
+	if err := n.startQuota(cfg, reg); err != nil {
+		return n, err
+	}
+
 	// Alone, the directories; in a cluster, the partition routers.
 	schedDoor, resourceDoor, err := n.calendarDoors(ctx, cfg, js, reg)
 	if err != nil {
@@ -268,6 +277,10 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	if err != nil {
 		return n, err
 	}
+	holdCaps, cartCaps, err := n.hoardingCaps(cfg, reg)
+	if err != nil {
+		return n, err
+	}
 	n.app, err = gateway.New(gateway.Deps{
 		Store:      n.store,
 		Tokens:     tokens,
@@ -286,6 +299,8 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		Carts:      cart.NewClient(n.shop.carts),
 		OnRestock:  n.shop.restock,
 		ShopVIP:    shop.StoredVIP(n.store, 2*time.Second, log), // the admin-managed VIP list
+		HoldCaps:   holdCaps,
+		CartCaps:   cartCaps,
 		Now:        time.Now,
 		Checks: append([]gateway.Check{
 			{Name: "store", Check: n.store.Ping},
@@ -318,6 +333,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	if err := n.startPIIRotation(loopCtx, identity.Keyring, reg); err != nil {
 		return n, err
 	}
+	n.every(loopCtx, time.Minute, "quota sweep", n.sweepQuotas)
 	n.every(loopCtx, time.Minute, "idempotency sweep", func(ctx context.Context) error {
 		return n.store.InTx(ctx, func(tx persistence.Tx) error {
 			removed, err := tx.IdempotencyDeleteExpired(ctx, time.Now(), 1000)
@@ -393,6 +409,9 @@ func (n *node) shutdown() {
 			}
 			n.shop.stop(n.timeout) // carts release through the inventory, which finishes its writes
 			n.identity.stop(n.timeout)
+			if n.quota != nil {
+				n.quota.Stop(n.timeout)
+			}
 			n.actors.Stop()
 		})
 	}

@@ -3,6 +3,8 @@ package apierr
 import (
 	"encoding/json"
 	"log/slog"
+	"math"
+	"strconv"
 	"sync"
 
 	"github.com/gofiber/fiber/v2"
@@ -155,6 +157,9 @@ func Render(c *fiber.Ctx, log *slog.Logger, err error) error {
 			slog.Int("status", e.Status),
 			slog.String("error", err.Error()),
 		)
+	}
+	if e.RetryAfter > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, int(math.Ceil(e.RetryAfter.Seconds())))))
 	}
 	return Write(c, e)
 }

@@ -43,6 +43,7 @@ func Exercise(t *testing.T, open Opener) {
 		{"InTxCancelled", testInTxCancelled},
 		{"ConcurrentIncrements", testConcurrentIncrements},
 		{"AfterOutboxCommit", testAfterOutboxCommit},
+		{"QuotaCounters", testQuotaCounters},
 	}
 	tests = append(tests, bookingTests...)
 	tests = append(tests, offersTests...)

@@ -40,6 +40,7 @@ import (
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/service"
+	"github.com/spa-engine/spa/actors/service/caps"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -73,6 +74,19 @@ type Deps struct {
 	Keys   keyed.Config
 	Logger *slog.Logger     // nil: slog.Default()
 	Now    func() time.Time // nil: time.Now
+	// Caps caps the live holds of a client and of an IP (zero: none).
+	Caps HoldCaps
+}
+
+// HoldCaps are the hoarding caps of holds (actors/service/caps): live
+// holds per client and per client IP, counted cluster-wide by quota
+// actors for TTL (the hold TTL), released when a hold is confirmed or
+// cancelled. A limit below 1 caps nothing; staff are not capped.
+type HoldCaps struct {
+	Guard     *caps.Guard
+	PerClient int64
+	PerIP     int64
+	TTL       time.Duration
 }
 
 // Service runs the booking use cases.
@@ -84,16 +98,20 @@ type Service struct {
 	keys      keyed.Config
 	log       *slog.Logger
 	now       func() time.Time
+	caps      HoldCaps
 }
 
 // New builds the service.
 func New(d Deps) *Service {
-	s := &Service{store: d.Store, calendars: d.Calendars, resources: d.Resources, catalogue: d.Catalogue, keys: d.Keys, log: d.Logger, now: d.Now}
+	s := &Service{store: d.Store, calendars: d.Calendars, resources: d.Resources, catalogue: d.Catalogue, keys: d.Keys, log: d.Logger, now: d.Now, caps: d.Caps}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.caps.TTL <= 0 {
+		s.caps.TTL = 10 * time.Minute // the default hold TTL
 	}
 	return s
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/service"
+	"github.com/spa-engine/spa/actors/service/caps"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -105,6 +106,59 @@ func (s *Service) Hold(ctx context.Context, by service.Caller, in HoldInput) (pe
 		id = ulid.Make().String()
 	}
 	hold := &schedule.Hold{AppointmentID: id, ClientID: client, Service: sv, Start: in.Start, ActorID: by.Subject, Key: in.Key}
+	// The caps (see takeHoldCaps): a keyed hold takes them before the actor
+	// decides and sets them back when it refused; any other takes them
+	// only once it was held, so a refused claim costs nothing.
+	first := in.Key != nil
+	var undo caps.Undo
+	if first {
+		if undo, err = s.takeHoldCaps(ctx, by, client, id); err != nil {
+			return persistence.Appointment{}, err
+		}
+	}
+	ap, undecided, err := s.holdWithResource(ctx, hold, in, sv, staff)
+	if err != nil {
+		if !undecided && undo != nil {
+			undo()
+		}
+		return persistence.Appointment{}, err
+	}
+	if !first {
+		if undo, err = s.takeHoldCaps(ctx, by, client, id); err != nil {
+			s.undoOverCap(ctx, ap, sv)
+			return persistence.Appointment{}, err
+		}
+	}
+	if in.PackageID != "" {
+		if err := s.redeemPackage(ctx, in.PackageID, ap); err != nil {
+			if undo != nil {
+				undo() // the package refused: the hold was cancelled again
+			}
+			return persistence.Appointment{}, err
+		}
+	}
+	return ap, nil
+}
+
+// undoOverCap cancels a hold that turned out to be over a cap.
+func (s *Service) undoOverCap(ctx context.Context, ap persistence.Appointment, sv persistence.Service) {
+	reply, err := calendarReply(s.calendars.Cancel(ctx, ap.StaffID, &schedule.Cancel{AppointmentID: ap.ID, ActorID: "system",
+		Reason: "over the hold cap", Override: true}))
+	switch {
+	case err != nil:
+		s.log.Warn("a hold over the cap was not cancelled; it lapses with its TTL", "appointment", ap.ID, "err", err)
+	case reply.Err != nil:
+		s.log.Warn("a hold over the cap was not cancelled; it lapses with its TTL", "appointment", ap.ID, "err", reply.Err)
+	case sv.ResourceID != "":
+		s.trackResource(ctx, reply.Appointment)
+	}
+}
+
+// holdWithResource claims the service's room, if any, then holds the
+// staff member's slot (the saga of Hold). undecided reports that a hold
+// may still have been written (a timeout, a calendar recovering).
+func (s *Service) holdWithResource(ctx context.Context, hold *schedule.Hold, in HoldInput, sv persistence.Service, staff []persistence.StaffMember) (persistence.Appointment, bool, error) {
+	id := hold.AppointmentID
 	if sv.ResourceID != "" {
 		// The room first, for a short while; then the staff member. Neither
 		// actor waits for the other.
@@ -112,7 +166,7 @@ func (s *Service) Hold(ctx context.Context, by service.Caller, in HoldInput) (pe
 			return s.nearby(ctx, sv, staff, in.Start)
 		})
 		if err != nil {
-			return persistence.Appointment{}, err
+			return persistence.Appointment{}, false, err // nothing was held yet
 		}
 		hold.ClaimUntil = until
 	}
@@ -121,7 +175,7 @@ func (s *Service) Hold(ctx context.Context, by service.Caller, in HoldInput) (pe
 		switch {
 		case err == nil:
 			if s.trackResource(ctx, ap) {
-				return persistence.Appointment{}, s.undoOverbooked(ctx, ap, sv, staff)
+				return persistence.Appointment{}, false, s.undoOverbooked(ctx, ap, sv, staff)
 			}
 		case !undecided:
 			s.releaseResource(ctx, sv.ResourceID, id)
@@ -130,15 +184,54 @@ func (s *Service) Hold(ctx context.Context, by service.Caller, in HoldInput) (pe
 		// by itself, and a hold written meanwhile reaches the resource
 		// actor through its AppointmentChanged event.
 	}
-	if err != nil {
-		return persistence.Appointment{}, err
+	return ap, undecided, err
+}
+
+// takeHoldCaps counts the hold id against the caps of the client it is
+// for and of the caller's IP; staff booking at the desk are not capped.
+// Over a cap: 429 hold_limit_reached with Retry-After (when the oldest
+// hold lapses).
+//
+// Order. Counted after the actor decides (Hold without a key), a claim
+// the actor refuses (slot_taken, most claims under contention) never
+// reaches a quota actor, and claims racing from one address are not
+// refused for the places of other claims still in flight;
+// a hold over a cap is cancelled again before the 429 (it blocked its
+// slot for that long). That is not possible for a keyed hold: the actor
+// stored the hold as the key's answer, and a retry would replay a hold
+// that was cancelled. A keyed hold therefore takes the caps first and sets
+// them back when the actor refused (before answering, so the client's
+// next request does not meet the place its refused one held), at the
+// price of a second quota round trip for a refused keyed claim and of
+// claims racing from one address counting each other while in flight.
+func (s *Service) takeHoldCaps(ctx context.Context, by service.Caller, client, id string) (caps.Undo, error) {
+	c := s.caps
+	if c.Guard == nil || IsStaff(by) || (c.PerClient < 1 && c.PerIP < 1) {
+		return nil, nil
 	}
-	if in.PackageID != "" {
-		if err := s.redeemPackage(ctx, in.PackageID, ap); err != nil {
-			return persistence.Appointment{}, err
-		}
+	return c.Guard.Take(ctx, fault.CodeHoldLimit, id, 1, c.TTL,
+		caps.Check{Name: "holds_per_client", Key: holdClientKey(client), Limit: c.PerClient},
+		caps.Check{Name: "holds_per_ip", Key: holdIPKey(by.IP), Limit: c.PerIP})
+}
+
+// releaseHoldCaps gives a hold's place back once it is no longer a live
+// hold (confirmed or cancelled): under its client, and under the
+// caller's IP (the one that held it, most often; otherwise that lease
+// lapses with the hold's TTL).
+func (s *Service) releaseHoldCaps(by service.Caller, ap persistence.Appointment) {
+	if s.caps.Guard == nil {
+		return
 	}
-	return ap, nil
+	s.caps.Guard.Release(ap.ID, holdClientKey(ap.ClientID), holdIPKey(by.IP))
+}
+
+func holdClientKey(client string) string { return "hold/client/" + client }
+
+func holdIPKey(ip string) string {
+	if k := caps.IPKey(ip); k != "" {
+		return "hold/ip/" + k
+	}
+	return ""
 }
 
 // holdSlot asks the named staff member, or any qualified staff member free

@@ -90,12 +90,16 @@ const maxReason = 200
 // due (a deposit is taken by staff at the desk until online payment
 // exists), or staff. After expiry: hold_expired.
 func (s *Service) Confirm(ctx context.Context, by service.Caller, a Appointment, in ChangeInput) (persistence.Appointment, error) {
-	return s.change(ctx, by, a, in, func(ap persistence.Appointment, _ persistence.Service, reason string) (schedule.Change, error) {
+	ap, err := s.change(ctx, by, a, in, func(ap persistence.Appointment, _ persistence.Service, reason string) (schedule.Change, error) {
 		if ap.DepositMinor > 0 && !IsStaff(by) {
 			return nil, fault.Forbidden(fmt.Sprintf("a deposit of %d (minor units) is due before confirmation", ap.DepositMinor))
 		}
 		return &schedule.Confirm{AppointmentID: ap.ID, ActorID: by.Subject, Reason: reason}, nil
 	})
+	if err == nil {
+		s.releaseHoldCaps(by, ap) // a booking, no longer a hold
+	}
+	return ap, err
 }
 
 // Cancel frees the slot (and the room) at once: the owner outside the
@@ -108,6 +112,7 @@ func (s *Service) Cancel(ctx context.Context, by service.Caller, a Appointment, 
 	})
 	if err == nil {
 		s.releaseCredits(ctx, ap, a.service)
+		s.releaseHoldCaps(by, ap)
 	}
 	return ap, err
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/spa-engine/spa/persistence"
 )
@@ -60,6 +61,8 @@ const (
 	CodeOrderTransition       = "order_transition_refused"
 	CodeNotReturnable         = "not_returnable"
 	CodeReturnExceedsOrder    = "return_exceeds_order"
+	CodeHoldLimit             = "hold_limit_reached"
+	CodeReservationLimit      = "reservation_limit_reached"
 	CodeInsufficientCredit    = "insufficient_credit"
 	CodeAmountTooLarge        = "amount_too_large"
 	// CodeInvalidCharacter: a NUL character or invalid UTF-8 anywhere in
@@ -117,6 +120,8 @@ var table = map[string]struct {
 	CodeInsufficientCredit:    {http.StatusConflict, "the client's credit is too small"},
 	CodeAmountTooLarge:        {http.StatusUnprocessableEntity, "an amount or total would exceed 1000000000000 minor units"},
 	CodeInvalidCharacter:      {http.StatusBadRequest, "the request holds a NUL character or invalid UTF-8, which no field accepts"},
+	CodeHoldLimit:             {http.StatusTooManyRequests, "too many unconfirmed holds; confirm or cancel one, or wait (see Retry-After)"},
+	CodeReservationLimit:      {http.StatusTooManyRequests, "too many units reserved; check out, lower a line, or wait (see Retry-After)"},
 }
 
 // Error is a failure that is safe to show to the client as is.
@@ -125,6 +130,9 @@ type Error struct {
 	Code    string // stable machine-readable code from the table above
 	Message string // human-readable, safe for clients
 	Details any    // optional structured detail, e.g. per-field validation errors
+	// RetryAfter, when positive, is when the request may succeed again:
+	// the gateway sends it as Retry-After (whole seconds, at least 1).
+	RetryAfter time.Duration
 }
 
 // Error implements error; it reads like the client would see it.
@@ -148,6 +156,13 @@ func New(code, msg string) *Error {
 func (e *Error) WithDetails(details any) *Error {
 	c := *e
 	c.Details = details
+	return &c
+}
+
+// WithRetryAfter returns a copy of e that asks the client to wait d.
+func (e *Error) WithRetryAfter(d time.Duration) *Error {
+	c := *e
+	c.RetryAfter = d
 	return &c
 }
 

@@ -217,12 +217,24 @@ func (s *Service) checkLine(in LineInput) error {
 	return slugID("variant", in.VariantID)
 }
 
-func (s *Service) setLine(ctx context.Context, by service.Caller, in LineInput) (*cart.View, error) {
+func (s *Service) setLine(ctx context.Context, by service.Caller, in LineInput) (view *cart.View, err error) {
 	who, vip := s.cartAuth(by, in.Cart.Token)
+	// The caps first: a reservation the cart makes is always within
+	// them. A refusal sets them back before it is answered.
+	undo, err := s.takeCartCaps(ctx, who, by.IP, in)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		var fe *fault.Error
+		if undo != nil && errors.As(err, &fe) && fe.Status < 500 {
+			undo()
+		}
+	}()
 	v, err := askCart(ctx, s.carts, (*cart.Client).SetLine, in.Cart.ID, &cart.SetLine{Auth: who, VariantID: in.VariantID, Qty: in.Qty,
 		VIP: vip, Key: in.Key})
 	if err != nil {
-		return nil, err
+		return nil, err // undecided: the caps lapse, or are set on the retry
 	}
 	if a, found, err := keyed.Resolve[cart.Answer](ctx, s.store, s.keys, in.Key, v.Replayed, v.Err, s.now()); found {
 		if err == nil && a.View == nil {
@@ -274,6 +286,7 @@ func (s *Service) Merge(ctx context.Context, by service.Caller, in MergeInput) (
 	if err := cartFault(sr.Err); err != nil {
 		return nil, err
 	}
+	s.releaseCartCaps(in.FromCartID, by.IP, sr.Lines) // the anonymous cart gave its units back
 	have := map[string]int64{}
 	for _, l := range mine.Lines {
 		have[l.VariantID] = l.Qty

@@ -47,6 +47,7 @@ import (
 	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/order"
 	"github.com/spa-engine/spa/actors/service"
+	"github.com/spa-engine/spa/actors/service/caps"
 	"github.com/spa-engine/spa/actors/service/check"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/persistence"
@@ -71,6 +72,24 @@ type Deps struct {
 	VIP func(auth.Claims) bool
 	// Keys reads answers carts stored under idempotency keys.
 	Keys keyed.Config
+	// Caps caps what anonymous carts reserve (zero: nothing).
+	Caps CartCaps
+}
+
+// CartCaps are the hoarding caps of anonymous carts
+// (actors/service/caps): units reserved per cart and per client IP, and
+// the share of a variant's stock (percent of its units on hand) one cart
+// or one IP may reserve, counted cluster-wide by quota actors for TTL
+// (the anonymous cart TTL) after a line's last change, and given back
+// when a line is lowered or removed or the cart is merged. A limit below
+// 1 caps nothing. Signed-in clients are not capped: their number is
+// verified and they have one open cart.
+type CartCaps struct {
+	Guard        *caps.Guard
+	PerCart      int64
+	PerIP        int64
+	SharePercent int64
+	TTL          time.Duration
 }
 
 // Service runs the shop's use cases.
@@ -82,6 +101,7 @@ type Service struct {
 	carts     *cart.Client
 	vip       func(auth.Claims) bool
 	keys      keyed.Config
+	caps      CartCaps
 }
 
 // New builds the Service.
@@ -89,7 +109,10 @@ func New(d Deps) *Service {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Service{store: d.Store, now: d.Now, onRestock: d.OnRestock, inventory: d.Inventory, carts: d.Carts, vip: d.VIP, keys: d.Keys}
+	if d.Caps.TTL <= 0 {
+		d.Caps.TTL = capsTTL
+	}
+	return &Service{store: d.Store, now: d.Now, onRestock: d.OnRestock, inventory: d.Inventory, carts: d.Carts, vip: d.VIP, keys: d.Keys, caps: d.Caps}
 }
 
 // Restock tells the inventory which variants got units back. Call it only
