@@ -91,9 +91,12 @@ for engine in actors lock-baseline; do
   url="$PGURL${sep}search_path=$schema"
   psql "$PGURL" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" -c "CREATE SCHEMA $schema" 2>/dev/null
   data=$(mktemp -d)
-  # The hoarding caps are off: every worker's client holds hundreds of
-  # slots, all from loopback (spread), which the caps exist to refuse.
-  CAPS=(--holds-per-client 0 --holds-per-ip 0)
+  # The hoarding caps are on, as in production, but out of reach: every
+  # worker's client holds hundreds of slots, all from loopback (spread),
+  # which the default caps exist to refuse. So every claim pays what the
+  # caps cost (a peek for a keyed claim, a take and a release for a hold)
+  # and none is refused by them.
+  CAPS=(--holds-per-client 1000000 --holds-per-ip 1000000)
   echo "DATABASE_URL=<schema-url> ${PIN_SERVER[*]:+${PIN_SERVER[*]} }$BIN serve --booking-engine $engine --http-addr $ADDR --nats-port -1 --log-level warn ${CAPS[*]}" >>"$COMMANDS"
   say "starting spa serve --booking-engine $engine on schema $schema"
   start "$OUT/serve-$engine.log" env DATABASE_URL="$url" "${PIN_SERVER[@]}" "$BIN" serve --booking-engine "$engine" \

@@ -86,9 +86,9 @@ func TestHoldCapsLimitLiveHoldsPerClientAndIP(t *testing.T) {
 	}
 	f.hold(m, HoldInput{ServiceID: "facial", StaffID: "ana", Start: at(11, 0)})
 
-	// A keyed hold takes the caps before the actor decides: over them it
-	// is refused with nothing written, and a keyed claim the actor
-	// refuses (slot_taken) gives its place back at once.
+	// A keyed hold peeks at the caps before the actor decides: over them
+	// it is refused with nothing held, and a keyed claim the actor refuses
+	// (slot_taken) writes no quota at all (its refusal stays in memory).
 	key := func(name string) *keyed.Key { return &keyed.Key{Scope: "sub:maria", Name: name, Hash: []byte(name)} }
 	_, err = f.svc.Hold(ctx, m, HoldInput{ID: "01KEYEDHOLD0000000000000001", ServiceID: "facial", StaffID: "ana", Start: at(12, 0), Key: key("k1")})
 	wantHoldLimit(t, err, "holds_per_client")
@@ -98,8 +98,15 @@ func TestHoldCapsLimitLiveHoldsPerClientAndIP(t *testing.T) {
 	if _, err := f.svc.Cancel(ctx, m, f.load(m, second.ID), ChangeInput{}); err != nil {
 		t.Fatal(err)
 	}
+	writes := func() float64 {
+		return counterValue(t, reg, "spa_quota_decisions_total", "granted") + counterValue(t, reg, "spa_quota_decisions_total", "released")
+	}
+	before := writes()
 	if _, err := f.svc.Hold(ctx, m, HoldInput{ID: "01KEYEDHOLD0000000000000002", ServiceID: "facial", StaffID: "ana", Start: at(11, 0), Key: key("k2")}); !isCode(err, fault.CodeSlotTaken) {
 		t.Fatalf("keyed claim of a taken slot: %v", err)
+	}
+	if after := writes(); after != before {
+		t.Fatalf("a refused keyed claim wrote %v quota changes", after-before)
 	}
 	if _, err := f.svc.Hold(ctx, m, HoldInput{ID: "01KEYEDHOLD0000000000000003", ServiceID: "facial", StaffID: "ana", Start: at(12, 0), Key: key("k3")}); err != nil {
 		t.Fatalf("keyed hold within the cap: %v", err)
@@ -119,7 +126,7 @@ func isCode(err error, code string) bool {
 	return errors.As(err, &fe) && fe.Code == code
 }
 
-// counterValue reads the counter name{cap=label} from reg.
+// counterValue reads the counter of name whose one label is label from reg.
 func counterValue(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()

@@ -106,28 +106,21 @@ func (s *Service) Hold(ctx context.Context, by service.Caller, in HoldInput) (pe
 		id = ulid.Make().String()
 	}
 	hold := &schedule.Hold{AppointmentID: id, ClientID: client, Service: sv, Start: in.Start, ActorID: by.Subject, Key: in.Key}
-	// The caps (see takeHoldCaps): a keyed hold takes them before the actor
-	// decides and sets them back when it refused; any other takes them
-	// only once it was held, so a refused claim costs nothing.
-	first := in.Key != nil
-	var undo caps.Undo
-	if first {
-		if undo, err = s.takeHoldCaps(ctx, by, client, id); err != nil {
+	// The caps (see takeHoldCaps): a keyed hold peeks at them first; every
+	// hold takes them once it was held, so a refused claim writes nothing.
+	if in.Key != nil {
+		if err := s.peekHoldCaps(ctx, by, client, id); err != nil {
 			return persistence.Appointment{}, err
 		}
 	}
-	ap, undecided, err := s.holdWithResource(ctx, hold, in, sv, staff)
+	ap, _, err := s.holdWithResource(ctx, hold, in, sv, staff)
 	if err != nil {
-		if !undecided && undo != nil {
-			undo()
-		}
 		return persistence.Appointment{}, err
 	}
-	if !first {
-		if undo, err = s.takeHoldCaps(ctx, by, client, id); err != nil {
-			s.undoOverCap(ctx, ap, sv)
-			return persistence.Appointment{}, err
-		}
+	undo, err := s.takeHoldCaps(ctx, by, client, id)
+	if err != nil {
+		s.undoOverCap(ctx, ap, sv)
+		return persistence.Appointment{}, err
 	}
 	if in.PackageID != "" {
 		if err := s.redeemPackage(ctx, in.PackageID, ap); err != nil {
@@ -192,26 +185,43 @@ func (s *Service) holdWithResource(ctx context.Context, hold *schedule.Hold, in 
 // Over a cap: 429 hold_limit_reached with Retry-After (when the oldest
 // hold lapses).
 //
-// Order. Counted after the actor decides (Hold without a key), a claim
-// the actor refuses (slot_taken, most claims under contention) never
-// reaches a quota actor, and claims racing from one address are not
-// refused for the places of other claims still in flight;
-// a hold over a cap is cancelled again before the 429 (it blocked its
-// slot for that long). That is not possible for a keyed hold: the actor
-// stored the hold as the key's answer, and a retry would replay a hold
-// that was cancelled. A keyed hold therefore takes the caps first and sets
-// them back when the actor refused (before answering, so the client's
-// next request does not meet the place its refused one held), at the
-// price of a second quota round trip for a refused keyed claim and of
-// claims racing from one address counting each other while in flight.
+// Order. Counted after the actor decides, a claim the actor refuses
+// (slot_taken, most claims under contention) writes no quota, and claims
+// racing from one address are not refused for the places of other claims
+// still in flight; a hold over a cap is cancelled again before the 429
+// (it blocked its slot for that long). A keyed hold first peeks at the
+// caps (peekHoldCaps: an in-memory answer, no write), because the
+// actor stores the hold as the key's answer: a client already at its cap
+// gets the 429 before anything is held, and its key stays free for a
+// later retry. Only keyed claims racing past the peek together can meet
+// the cap after the grant; their holds are cancelled like any other, and
+// a retry under such a key replays the cancelled hold (its confirm then
+// answers 409).
 func (s *Service) takeHoldCaps(ctx context.Context, by service.Caller, client, id string) (caps.Undo, error) {
-	c := s.caps
-	if c.Guard == nil || IsStaff(by) || (c.PerClient < 1 && c.PerIP < 1) {
+	if !s.capped(by) {
 		return nil, nil
 	}
-	return c.Guard.Take(ctx, fault.CodeHoldLimit, id, 1, c.TTL,
-		caps.Check{Name: "holds_per_client", Key: holdClientKey(client), Limit: c.PerClient},
-		caps.Check{Name: "holds_per_ip", Key: holdIPKey(by.IP), Limit: c.PerIP})
+	return s.caps.Guard.Take(ctx, fault.CodeHoldLimit, id, 1, s.caps.TTL, s.holdChecks(by, client)...)
+}
+
+// peekHoldCaps peeks at the caps a hold for client would take (see
+// takeHoldCaps).
+func (s *Service) peekHoldCaps(ctx context.Context, by service.Caller, client, id string) error {
+	if !s.capped(by) {
+		return nil
+	}
+	return s.caps.Guard.Peek(ctx, fault.CodeHoldLimit, id, 1, s.caps.TTL, s.holdChecks(by, client)...)
+}
+
+func (s *Service) capped(by service.Caller) bool {
+	c := s.caps
+	return c.Guard != nil && !IsStaff(by) && (c.PerClient > 0 || c.PerIP > 0)
+}
+
+func (s *Service) holdChecks(by service.Caller, client string) []caps.Check {
+	return []caps.Check{
+		{Name: "holds_per_client", Key: holdClientKey(client), Limit: s.caps.PerClient},
+		{Name: "holds_per_ip", Key: holdIPKey(by.IP), Limit: s.caps.PerIP}}
 }
 
 // releaseHoldCaps gives a hold's place back once it is no longer a live

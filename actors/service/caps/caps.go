@@ -95,6 +95,20 @@ type Undo func()
 // (fail closed). The Undo sets every key back to what it held before: the
 // caller calls it when the deciding actor refused.
 func (g *Guard) Take(ctx context.Context, code, lease string, units int64, ttl time.Duration, checks ...Check) (Undo, error) {
+	return g.take(ctx, false, code, lease, units, ttl, checks)
+}
+
+// Peek answers as Take would, taking nothing and writing nothing: a
+// request an actor will most likely refuse (a hold under contention) is
+// checked first and taken only once the actor granted it, so a refusal
+// decided in memory costs no quota write. Requests racing from one client
+// may all pass the peek; the take after the grant still holds the cap.
+func (g *Guard) Peek(ctx context.Context, code, lease string, units int64, ttl time.Duration, checks ...Check) error {
+	_, err := g.take(ctx, true, code, lease, units, ttl, checks)
+	return err
+}
+
+func (g *Guard) take(ctx context.Context, peek bool, code, lease string, units int64, ttl time.Duration, checks []Check) (Undo, error) {
 	var mu sync.Mutex
 	var done []taken
 	var refusal *quota.Reply
@@ -110,7 +124,7 @@ func (g *Guard) Take(ctx context.Context, code, lease string, units int64, ttl t
 			c.Lease = lease
 		}
 		wg.Go(func() {
-			r := g.quota.Take(ctx, c.Key, &quota.Take{Lease: c.Lease, Units: units, Limit: c.Limit, TTL: ttl})
+			r := g.quota.Take(ctx, c.Key, &quota.Take{Lease: c.Lease, Units: units, Limit: c.Limit, TTL: ttl, Peek: peek})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -122,7 +136,7 @@ func (g *Guard) Take(ctx context.Context, code, lease string, units int64, ttl t
 				if refusal == nil || r.RetryAfter > refusal.RetryAfter || r.RetryAfter == refusal.RetryAfter && i < refusedAt {
 					refusal, refusedBy, refusedAt = r, c.Name, i
 				}
-			default:
+			case !peek:
 				done = append(done, taken{key: c.Key, lease: c.Lease, prev: r.Prev})
 			}
 		})
