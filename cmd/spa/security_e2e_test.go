@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -39,6 +40,42 @@ func TestHostileRequests(t *testing.T) {
 				}
 				for _, path := range []string{"/v1/admin/audit", "/v1/admin/kiosks", "/v1/agenda?staff_id=ana&date=2030-01-07"} {
 					h.want(403, "second_factor_required", "GET", path, "", "Authorization", "Bearer "+tok)
+				}
+			})
+
+			t.Run("item 5: one client firing holds in parallel keeps at most its cap", func(t *testing.T) {
+				a, _ := clients(t)
+				a.must(200, "PUT", "/v1/admin/staff/ana", admin, map[string]any{"name": "Ana", "skills": []string{"massage"},
+					"time_zone": "America/Bogota", "weekly_hours": everyDay("06:00", "22:00"), "active": true, "version": 0})
+				a.must(200, "PUT", "/v1/admin/services/massage-30", admin, map[string]any{"name": "Masaje", "category": "body",
+					"duration_minutes": 30, "price_minor": 5000000, "required_skills": []string{"massage"}, "active": true, "version": 0})
+				hoarder := tokenFor(t, "hoarder", "client")
+				bogota, _ := time.LoadLocation("America/Bogota")
+				day := time.Now().In(bogota).AddDate(0, 0, 3)
+				first := time.Date(day.Year(), day.Month(), day.Day(), 7, 0, 0, 0, bogota)
+				const tries = 24 // the review saw 48 holds in 0.3 s
+				codes := make(chan int, tries)
+				for i := range tries {
+					go func() {
+						start := first.Add(time.Duration(i) * 30 * time.Minute).Format(time.RFC3339)
+						code, _ := a.call("POST", "/v1/appointments", hoarder, map[string]any{"service_id": "massage-30", "staff_id": "ana", "start": start},
+							"Idempotency-Key", fmt.Sprintf("hoard-%d", i))
+						codes <- code
+					}()
+				}
+				held, capped := 0, 0
+				for range tries {
+					switch code := <-codes; code {
+					case 201:
+						held++
+					case 429:
+						capped++
+					default:
+						t.Errorf("a hold answered %d", code)
+					}
+				}
+				if held > 10 || held+capped != tries || capped == 0 {
+					t.Fatalf("%d holds granted, %d refused by the cap (SPA_HOLDS_PER_CLIENT 10)", held, capped)
 				}
 			})
 
