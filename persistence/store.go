@@ -83,6 +83,7 @@ type Tx interface {
 	ProfileStore
 	TOTPStore
 	KioskStore
+	PaymentStore
 }
 
 // Options are the driver-independent knobs given to a driver's Open.
