@@ -111,6 +111,7 @@ func (s *server) registerRoutes(app *fiber.App) {
 	s.registerTOTP(app)
 	s.registerKiosk(app)
 	s.registerProfiles(app)
+	s.registerPayments(app)
 
 	mutate := s.mutate
 	app.Get("/v1/services", s.listServices(true))

@@ -20,6 +20,7 @@ import (
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/service/booking"
+	"github.com/spa-engine/spa/actors/service/payments"
 	"github.com/spa-engine/spa/actors/service/shop"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -137,6 +138,9 @@ type Deps struct {
 	// Carts the cart actors; nil: those routes answer 503.
 	Inventory *inventory.Client
 	Carts     *cart.Client
+	// Payments takes online payments (Wompi) and serves its webhook; nil:
+	// the payment routes answer 503.
+	Payments *payments.Service
 	// ShopVIP says whether a principal pays VIP prices (nil: nobody).
 	ShopVIP func(auth.Claims) bool
 	// HoldCaps and CartCaps are the hoarding caps of holds and of

@@ -85,6 +85,7 @@ type Tx interface {
 	KioskStore
 	ClientKeyStore
 	QuotaStore
+	PaymentStore
 }
 
 // Options are the driver-independent knobs given to a driver's Open.

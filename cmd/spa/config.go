@@ -86,6 +86,8 @@ type config struct {
 	DevAllowRemote bool
 	// Cluster is the multi-node mode (cluster.go).
 	Cluster clusterConfig
+	// Payments is online payments through Wompi (payments.go).
+	Payments paymentsConfig
 }
 
 // Booking engines: the production schedule actors, or the lock-per-request

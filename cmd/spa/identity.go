@@ -105,6 +105,9 @@ func (n *node) startIdentity(ctx context.Context, cfg config, js jetstream.JetSt
 	// Providers read their own SPA_TWILIO_* / SPA_WHATSAPP_* /
 	// SPA_RECAPTCHA_* variables (docs/providers.md).
 	set, err := providers.FromEnv(providers.Options{Getenv: cfg.getenv, Registerer: reg, Logger: n.log, Dev: cfg.Mode == modeDev})
+	if set != nil {
+		n.providerMetrics = set.Metrics // shared with the payment client (payments.go)
+	}
 	switch {
 	case errors.Is(err, providers.ErrNoSMSProvider):
 		n.log.Warn("no SMS provider configured: sign-in codes cannot be sent (503) until one is", "error", err)

@@ -27,6 +27,7 @@ import (
 	"github.com/spa-engine/spa/actors/inventory"
 	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/lockbooking"
+	"github.com/spa-engine/spa/actors/providers/resilient"
 	"github.com/spa-engine/spa/actors/quota"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
@@ -109,6 +110,10 @@ type node struct {
 	// quota hosts the quota actors: login-code limits and hoarding caps
 	// (quota.go).
 	quota *quota.Directory
+	// payments is online payments (payments.go); providerMetrics are the
+	// spa_provider_* series every provider client shares.
+	payments        *paymentsNode
+	providerMetrics *resilient.Metrics
 }
 
 // startNode brings a node up. On failure it stops whatever already started.
@@ -281,6 +286,10 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	if err != nil {
 		return n, err
 	}
+	pay, err := n.startPayments(cfg, reg, n.providerMetrics)
+	if err != nil {
+		return n, err
+	}
 	n.app, err = gateway.New(gateway.Deps{
 		Store:      n.store,
 		Tokens:     tokens,
@@ -301,6 +310,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		ShopVIP:    shop.StoredVIP(n.store, 2*time.Second, log), // the admin-managed VIP list
 		HoldCaps:   holdCaps,
 		CartCaps:   cartCaps,
+		Payments:   pay,
 		Now:        time.Now,
 		Checks: append([]gateway.Check{
 			{Name: "store", Check: n.store.Ping},
@@ -330,6 +340,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		})
 	})
 	n.startShopOrderSweep(loopCtx)
+	n.startReconciliation(loopCtx, cfg)
 	if err := n.startPIIRotation(loopCtx, identity.Keyring, reg); err != nil {
 		return n, err
 	}
@@ -348,6 +359,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	if err != nil {
 		return n, fmt.Errorf("SPA_HTTP_ADDR: %w", err)
 	}
+	n.payments.listening(n.ln.Addr()) // the dev fake posts its events here
 	return n, nil
 }
 
@@ -422,6 +434,7 @@ func (n *node) shutdown() {
 	if n.cancel != nil {
 		step("background loops stopped", func() { n.cancel(); n.loops.Wait() })
 	}
+	n.payments.stop()
 	if n.relay != nil {
 		step("outbox flushed", n.relay.Stop)
 	}

@@ -54,6 +54,7 @@ func Exercise(t *testing.T, open Opener) {
 	tests = append(tests, shopTests...)
 	tests = append(tests, profileTests...)
 	tests = append(tests, personalTests...)
+	tests = append(tests, paymentTests...)
 	tests = append(tests, struct {
 		name string
 		fn   func(*testing.T, Opener)
