@@ -397,7 +397,7 @@ func (a *scheduleActor) hold(c actor.Context, m *Hold) {
 	}
 	q := a.query(m.Service, now)
 	s := a.cachedCalendar(now)
-	free, err := availability.Free(q, s, nil, m.Start)
+	free, err := a.freeAt(q, s, m.Service, m.Start)
 	if err != nil {
 		c.Respond(&HoldReply{Err: fmt.Errorf("%w: %w", ErrInvalid, err)})
 		return
