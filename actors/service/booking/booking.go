@@ -407,17 +407,28 @@ func fairOrder(replies []*schedule.SlotsReply) []availability.Slot {
 // alternatives for a refused claim on one staff member: a few of their own
 // nearest starts, then other qualified staff free at the same start, then
 // more of their own, up to five. At most othersAsked other calendars are
-// asked (see askedOthers).
+// asked (see askedOthers). With nobody else free the answer is own itself
+// (capped, read-only like the calendar's reply it comes from): a hot
+// calendar then refuses with the same list every time, which the gateway
+// writes out once.
 func (s *Service) alternatives(ctx context.Context, sv persistence.Service, staffID string, start time.Time, own []availability.Slot) []availability.Slot {
-	out := append(make([]availability.Slot, 0, maxAlternatives), own[:min(len(own), sameStaffFirst)]...)
+	var others []availability.Slot
 	if all, err := s.everyQualified(ctx, sv); err == nil {
-		others := askedOthers(all, staffID, start)
-		if len(others) > 0 {
-			if replies, err := s.fittingSlots(ctx, others, sv, start, start.Add(time.Minute)); err == nil {
-				out = append(out, fairOrder(replies)...)
+		if asked := askedOthers(all, staffID, start); len(asked) > 0 {
+			if replies, err := s.fittingSlots(ctx, asked, sv, start, start.Add(time.Minute)); err == nil {
+				others = fairOrder(replies)
 			}
 		}
 	}
+	if len(others) == 0 {
+		if len(own) == 0 {
+			return []availability.Slot{} // empty, not nil, as before
+		}
+		n := min(len(own), maxAlternatives)
+		return own[:n:n]
+	}
+	out := append(make([]availability.Slot, 0, maxAlternatives), own[:min(len(own), sameStaffFirst)]...)
+	out = append(out, others...)
 	out = append(out, own[min(len(own), sameStaffFirst):]...)
 	return out[:min(len(out), maxAlternatives)]
 }
