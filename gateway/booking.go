@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"regexp"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -127,7 +130,48 @@ type takenDetails struct {
 
 // AppendJSON appends what encoding/json writes for d.
 func (d takenDetails) AppendJSON(b []byte) []byte {
-	return append(d.Alternatives.appendTo(append(b, `{"alternatives":`...)), '}')
+	b = append(b, `{"alternatives":`...)
+	if alts := d.Alternatives; len(alts) > 0 {
+		if w := lastAlternatives.Load(); w != nil && sameList(w.list, alts) {
+			b = append(b, w.json...)
+		} else {
+			from := len(b)
+			b = alts.appendTo(b)
+			rememberAlternatives(alts, b[from:])
+		}
+	} else {
+		b = alts.appendTo(b)
+	}
+	return append(b, '}')
+}
+
+// A hot calendar refuses every claim on a taken start with the same list
+// of alternatives: the very slice its actor keeps for that calendar
+// version (shared with every reply, read-only; see the booking service's
+// alternatives). Writing it out (ten instants formatted) was a few percent
+// of the server's CPU under the hot scenario, so the last list written is
+// kept with its JSON, and a refusal carrying the same slice (same first
+// element, same length: a slice kept here cannot be freed and reused, and
+// no one writes into a reply's list) reuses the JSON. A list is kept only
+// when it is seen twice in a row, so refusals that each build their own
+// (alternatives from several calendars) add no allocation.
+var (
+	lastAlternatives atomic.Pointer[writtenAlternatives]
+	seenAlternatives atomic.Uintptr // the address of the last list written, not kept
+)
+
+type writtenAlternatives struct {
+	list slotsJSON
+	json []byte
+}
+
+func sameList(a, b slotsJSON) bool { return len(a) == len(b) && &a[0] == &b[0] }
+
+func rememberAlternatives(list slotsJSON, json []byte) {
+	at := uintptr(unsafe.Pointer(&list[0]))
+	if seenAlternatives.Swap(at) == at {
+		lastAlternatives.Store(&writtenAlternatives{list: list, json: bytes.Clone(json)})
+	}
 }
 
 // bookingError renders a slot_taken refusal's alternatives as the API's
