@@ -346,21 +346,27 @@ func (s *Service) Availability(ctx context.Context, _ service.Caller, in Availab
 }
 
 // staffSlots asks every given staff member's actor for slots in [from, to)
-// concurrently.
+// concurrently: the last one from the calling goroutine, which would only
+// wait otherwise (most answers come from a published snapshot without a
+// message, so a goroutine per member costs more than the question).
 func (s *Service) staffSlots(ctx context.Context, staff []persistence.StaffMember, sv persistence.Service, from, to time.Time) ([]*schedule.SlotsReply, error) {
 	replies := make([]*schedule.SlotsReply, len(staff))
 	errs := make([]error, len(staff))
+	ask := func(i int) {
+		r, err := calendarReply(s.calendars.Slots(ctx, staff[i].ID, &schedule.SlotsQuery{Service: sv, From: from, To: to}))
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		replies[i] = r
+		errs[i] = scheduleError(replies[i].Err, nil)
+	}
 	var wg sync.WaitGroup
-	for i, m := range staff {
-		wg.Go(func() {
-			r, err := calendarReply(s.calendars.Slots(ctx, m.ID, &schedule.SlotsQuery{Service: sv, From: from, To: to}))
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			replies[i] = r
-			errs[i] = scheduleError(replies[i].Err, nil)
-		})
+	for i := range len(staff) - 1 {
+		wg.Go(func() { ask(i) })
+	}
+	if len(staff) > 0 {
+		ask(len(staff) - 1)
 	}
 	wg.Wait()
 	return replies, errors.Join(errs...)
