@@ -164,10 +164,10 @@ func TestTakenDetailsAppendJSON(t *testing.T) {
 	}
 }
 
-// TestTakenDetailsReusesWrittenList: a list refused with again and again
-// (a hot calendar's) is written from the kept JSON, byte for byte what
-// encoding/json writes; a shorter view of it, another list and an empty
-// one are written for themselves.
+// TestTakenDetailsReusesWrittenList: lists refused with again and again,
+// interleaved (a hot calendar's, one per start), are written from the kept
+// JSON, byte for byte what encoding/json writes; a shorter view of a kept
+// list and an empty one are written for themselves.
 func TestTakenDetailsReusesWrittenList(t *testing.T) {
 	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	var hot []availability.Slot
@@ -176,7 +176,7 @@ func TestTakenDetailsReusesWrittenList(t *testing.T) {
 	}
 	other := slices.Clone(hot)
 	other[0].StaffID = "bea"
-	for i, alts := range [][]availability.Slot{hot, hot, hot, hot[:2], hot, other, hot, {}, nil, hot} {
+	for i, alts := range [][]availability.Slot{hot, hot, hot, hot[:2], hot, other, hot, other, other, hot, other, {}, nil, hot, hot} {
 		d := takenDetails{slotsJSON(alts)}
 		want, err := json.Marshal(d)
 		if err != nil {
@@ -186,7 +186,7 @@ func TestTakenDetailsReusesWrittenList(t *testing.T) {
 			t.Fatalf("list %d: got %s, want %s", i, got, want)
 		}
 	}
-	if w := lastAlternatives.Load(); w == nil || !sameList(w.list, hot) {
+	if kept := writtenLists[listSlot(hot)].kept.Load(); kept == nil || !sameList(kept.list, hot) {
 		t.Fatal("the list written again and again is not kept")
 	}
 }
