@@ -18,8 +18,8 @@ import (
 // halves an idle one at a garbage collection).
 //
 // A burst goes to a worker waiting for one, else to a new worker. A
-// worker that waits idleFor without work ends, as do waiting workers once
-// the pool is closed, so an idle node, a stopped directory and a test
+// worker that waits idleFor to twice that without work ends, as do
+// waiting workers once the pool is closed, so an idle node, a stopped directory and a test
 // leave no goroutine behind.
 type pool struct {
 	throughput int
@@ -29,10 +29,11 @@ type pool struct {
 	closeOnce  sync.Once
 }
 
-// poolIdle is how long a worker waits for another burst before it ends:
-// far longer than the gaps between messages under load, and short enough
-// that goleak's checks at the end of a test binary see idle workers gone.
-const poolIdle = 100 * time.Millisecond
+// poolIdle is about how long a worker waits for another burst before it
+// ends (up to twice this): far longer than the gaps between messages under
+// load, and short enough that goleak's checks at the end of a test binary
+// see idle workers gone.
+const poolIdle = 50 * time.Millisecond
 
 // poolThroughput is protoactor's default: a mailbox yields the processor
 // after this many messages in a row.
@@ -55,22 +56,27 @@ func (p *pool) Schedule(fn func()) {
 // Throughput implements actor.Dispatcher.
 func (p *pool) Throughput() int { return p.throughput }
 
-// run is one worker: fn, then whatever is scheduled while it waits.
+// run is one worker: fn, then whatever is scheduled while it waits. Its
+// idle timer is re-armed only when it fires (ending the worker if nothing
+// ran since the previous tick), not after every burst: a worker ends
+// after idleFor to twice that without work.
 func (p *pool) run(fn func()) {
-	var idle *time.Timer
+	idle := time.NewTimer(p.idleFor)
+	defer idle.Stop()
 	for {
 		fn()
-		if idle == nil {
-			idle = time.NewTimer(p.idleFor)
-		} else {
-			idle.Reset(p.idleFor) // Go ≥ 1.23: no stale tick is received after Reset
-		}
+		worked := true
+	wait:
 		select {
 		case fn = <-p.work:
 		case <-idle.C:
-			return
+			if !worked {
+				return
+			}
+			worked = false
+			idle.Reset(p.idleFor)
+			goto wait
 		case <-p.done:
-			idle.Stop()
 			return
 		}
 	}
