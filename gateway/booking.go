@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"regexp"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -137,7 +140,57 @@ type takenDetails struct {
 
 // AppendJSON appends what encoding/json writes for d.
 func (d takenDetails) AppendJSON(b []byte) []byte {
-	return append(d.Alternatives.appendTo(append(b, `{"alternatives":`...)), '}')
+	b = append(b, `{"alternatives":`...)
+	if alts := d.Alternatives; len(alts) > 0 {
+		w := &writtenLists[listSlot(alts)]
+		if kept := w.kept.Load(); kept != nil && sameList(kept.list, alts) {
+			b = append(b, kept.json...)
+		} else {
+			from := len(b)
+			b = alts.appendTo(b)
+			w.remember(alts, b[from:])
+		}
+	} else {
+		b = alts.appendTo(b)
+	}
+	return append(b, '}')
+}
+
+// A hot calendar refuses every claim on a taken start with the same list
+// of alternatives: the very slice its actor keeps for that calendar
+// version and start (shared with every reply, read-only; see the booking
+// service's alternatives). Writing it out (ten instants formatted) was a
+// few percent of the server's CPU under the hot scenario, so lists are
+// kept with their JSON in a small table indexed by the list's address,
+// and a refusal carrying a kept slice (same first element, same length: a
+// slice kept here cannot be freed and reused, and no one writes into a
+// reply's list) reuses the JSON. A list is kept only once its address is
+// seen twice in a row in its entry, so refusals that each build their own
+// list (alternatives from several calendars) add no allocation.
+var writtenLists [256]writtenList
+
+type writtenList struct {
+	kept atomic.Pointer[keptList]
+	seen atomic.Uintptr // the address last written here, not kept
+}
+
+type keptList struct {
+	list slotsJSON
+	json []byte
+}
+
+func listSlot(list slotsJSON) int {
+	at := uintptr(unsafe.Pointer(&list[0]))
+	return int((at>>4 ^ at>>12) % uintptr(len(writtenLists)))
+}
+
+func sameList(a, b slotsJSON) bool { return len(a) == len(b) && &a[0] == &b[0] }
+
+func (w *writtenList) remember(list slotsJSON, json []byte) {
+	at := uintptr(unsafe.Pointer(&list[0]))
+	if w.seen.Swap(at) == at {
+		w.kept.Store(&keptList{list: list, json: bytes.Clone(json)})
+	}
 }
 
 // bookingError renders a slot_taken refusal's alternatives as the API's

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -160,5 +161,32 @@ func TestTakenDetailsAppendJSON(t *testing.T) {
 		if got := d.AppendJSON([]byte("x")); string(got) != "x"+string(want) {
 			t.Fatalf("got %s, want x%s", got, want)
 		}
+	}
+}
+
+// TestTakenDetailsReusesWrittenList: lists refused with again and again,
+// interleaved (a hot calendar's, one per start), are written from the kept
+// JSON, byte for byte what encoding/json writes; a shorter view of a kept
+// list and an empty one are written for themselves.
+func TestTakenDetailsReusesWrittenList(t *testing.T) {
+	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	var hot []availability.Slot
+	for i := range 5 {
+		hot = append(hot, availability.Slot{Start: start.Add(time.Duration(i) * time.Hour), End: start.Add(time.Duration(i+1) * time.Hour), StaffID: "ana"})
+	}
+	other := slices.Clone(hot)
+	other[0].StaffID = "bea"
+	for i, alts := range [][]availability.Slot{hot, hot, hot, hot[:2], hot, other, hot, other, other, hot, other, {}, nil, hot, hot} {
+		d := takenDetails{slotsJSON(alts)}
+		want, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.AppendJSON(nil); string(got) != string(want) {
+			t.Fatalf("list %d: got %s, want %s", i, got, want)
+		}
+	}
+	if kept := writtenLists[listSlot(hot)].kept.Load(); kept == nil || !sameList(kept.list, hot) {
+		t.Fatal("the list written again and again is not kept")
 	}
 }

@@ -172,44 +172,45 @@ func (q *Query) validate(withRange bool) error {
 	return nil
 }
 
-func validateBusy(who string, bs []Busy) error {
+// validateBusy checks bs. whoFormat and id name their owner in an error;
+// they are formatted only then, since this runs on every claim.
+func validateBusy(whoFormat, id string, bs []Busy) error {
 	for i, b := range bs {
 		if !b.Start.Before(b.End) {
-			return invalid("%s: busy[%d] interval empty or inverted", who, i)
+			return invalid("%s: busy[%d] interval empty or inverted", fmt.Sprintf(whoFormat, id), i)
 		}
 		if b.BufferBefore < 0 || b.BufferAfter < 0 {
-			return invalid("%s: busy[%d] negative buffer", who, i)
+			return invalid("%s: busy[%d] negative buffer", fmt.Sprintf(whoFormat, id), i)
 		}
 	}
 	return nil
 }
 
 func (s *Staff) validate() error {
-	who := fmt.Sprintf("staff %q", s.ID)
 	switch {
 	case s.ID == "":
 		return invalid("staff: empty ID")
 	case s.Location == nil:
-		return invalid("%s: nil Location", who)
+		return invalid("staff %q: nil Location", s.ID)
 	case s.Load < 0:
-		return invalid("%s: negative Load", who)
+		return invalid("staff %q: negative Load", s.ID)
 	}
 	for i, iv := range s.TimeOff {
 		if iv.Empty() {
-			return invalid("%s: time off [%d] empty or inverted", who, i)
+			return invalid("staff %q: time off [%d] empty or inverted", s.ID, i)
 		}
 	}
 	for i, o := range s.Overrides {
 		if !o.Date.Valid() {
-			return invalid("%s: override date %s", who, o.Date)
+			return invalid("staff %q: override date %s", s.ID, o.Date)
 		}
 		for _, p := range s.Overrides[:i] {
 			if p.Date == o.Date {
-				return invalid("%s: two overrides for %s", who, o.Date)
+				return invalid("staff %q: two overrides for %s", s.ID, o.Date)
 			}
 		}
 	}
-	return validateBusy(who, s.Busy)
+	return validateBusy("staff %q", s.ID, s.Busy)
 }
 
 // validateResource checks res when the service needs it; otherwise res is
@@ -226,7 +227,7 @@ func validateResource(sv Service, res *Resource) error {
 	case res.Capacity < 1:
 		return invalid("resource %q: capacity %d must be at least 1", res.ID, res.Capacity)
 	}
-	return validateBusy(fmt.Sprintf("resource %q", res.ID), res.Busy)
+	return validateBusy("resource %q", res.ID, res.Busy)
 }
 
 // qualified reports whether s may perform sv at all.

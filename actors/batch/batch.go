@@ -85,6 +85,10 @@ func (b *Committer) AfterPending(reply func(error)) bool {
 	return true
 }
 
+// Pending reports whether any accepted change is not yet durable (what
+// AfterPending would wait for).
+func (b *Committer) Pending() bool { return len(b.queued) > 0 || b.inFlight }
+
 // Refuse answers c's sender with reply after what is pending is settled
 // (see AfterPending), or now when nothing is. Should the pending changes
 // fail, failed turns reply into a retryable error first.

@@ -46,6 +46,7 @@ type Directory struct {
 	pid     *actor.PID
 	name    string
 	timeout time.Duration
+	pool    *pool // runs the directory's and its actors' mailboxes
 }
 
 // Stop is sent to a hosted actor to stop it once its writes are done
@@ -78,13 +79,15 @@ type stopAll struct{}
 // New spawns a directory on root.
 func New(root *actor.RootContext, cfg Config) (*Directory, error) {
 	live := new(atomic.Int64)
+	p := newPool()
 	pid, err := root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
-		return &directoryActor{cfg: cfg, children: map[string]*child{}, byPID: map[string]string{}, live: live}
-	}), cfg.Name)
+		return &directoryActor{cfg: cfg, children: map[string]*child{}, byPID: map[string]string{}, live: live, pool: p}
+	}, actor.WithDispatcher(p)), cfg.Name)
 	if err != nil {
+		p.close()
 		return nil, fmt.Errorf("directory %s: spawn: %w", cfg.Name, err)
 	}
-	return &Directory{live: live, root: root, pid: pid, name: cfg.Name, timeout: cfg.Timeout}, nil
+	return &Directory{live: live, root: root, pid: pid, name: cfg.Name, timeout: cfg.Timeout, pool: p}, nil
 }
 
 // Ask sends msg to the actor of calendar id and waits for its reply, at
@@ -130,6 +133,7 @@ func (d *Directory) Live() int { return int(d.live.Load()) }
 func (d *Directory) Stop(timeout time.Duration) {
 	_, _ = d.root.RequestFuture(d.pid, stopAll{}, timeout).Result()
 	_ = d.root.PoisonFuture(d.pid).Wait()
+	d.pool.close()
 }
 
 // Retire asks the directory to replace the calling activation of calendar
@@ -175,6 +179,7 @@ type directoryActor struct {
 	stopping   bool
 	stopWaiter *actor.PID
 	live       *atomic.Int64 // len(children), for Directory.Live
+	pool       *pool
 }
 
 // Receive routes requests and follows the activations' lifecycle.
@@ -232,7 +237,7 @@ func (d *directoryActor) route(c actor.Context, id string, msg any, sender *acto
 	}
 	ch, ok := d.children[id]
 	if !ok {
-		var opts []actor.PropsOption
+		opts := []actor.PropsOption{actor.WithDispatcher(d.pool)}
 		if d.cfg.Mailbox != nil {
 			opts = append(opts, actor.WithMailbox(d.cfg.Mailbox))
 		}

@@ -82,6 +82,7 @@ type memoKind uint8
 const (
 	memoSlots memoKind = iota + 1
 	memoAlternatives
+	memoFree
 )
 
 // memoKey names one computation. The service is named by every field
@@ -97,6 +98,7 @@ type memoKey struct {
 type memoResult struct {
 	skills []string
 	slots  []availability.Slot // shared by every reply: read-only
+	free   bool                // memoFree's answer
 }
 
 // touch records that the calendar changed: every memo is void.
@@ -192,6 +194,30 @@ func (a *scheduleActor) slotsThrough(now time.Time, sv persistence.Service, from
 		return nil, s.Load, false, err
 	}
 	return p.cut(all), s.Load, true, nil
+}
+
+// freeAt is availability.Free(q, s, nil, start) through the memo: a hot
+// staff member's refused claims ask it of the same few starts over and
+// over, and each answer walked the calendar (validation, working hours,
+// every busy interval). Call cachedCalendar first, with q.Now, and pass
+// its calendar as s. What the clock decides (the notice and the horizon)
+// is asked afresh every time; the memo keeps only answers at starts past
+// both, which depend on the calendar alone while the memo stands (its
+// holds do not lapse meanwhile). Errors are not remembered.
+func (a *scheduleActor) freeAt(q availability.Query, s availability.Staff, sv persistence.Service, start time.Time) (bool, error) {
+	if start.Before(q.Now.Add(q.MinNotice)) || q.Horizon > 0 && !start.Before(q.Now.Add(q.Horizon)) {
+		return availability.Free(q, s, nil, start)
+	}
+	k := keyOf(memoFree, sv, start, start, 0)
+	if r, ok := a.memo.results.get(k); ok && slices.Equal(r.skills, sv.RequiredSkills) {
+		return r.free, nil
+	}
+	free, err := availability.Free(q, s, nil, start)
+	if err != nil {
+		return false, err
+	}
+	a.memo.results.put(k, memoResult{skills: slices.Clone(sv.RequiredSkills), free: free})
+	return free, nil
 }
 
 // alternativesAt proposes up to five other starts of this staff member

@@ -105,8 +105,17 @@ func TestMemoMatchesFreshComputation(t *testing.T) {
 		t.Fatal(r.Err)
 	}
 	check("held")
+	for i := range 2 { // the second refusal comes from the memo
+		if r := f.hold(t, fmt.Sprintf("over-short-%d", i), at(11, 30)); !errors.Is(r.Err, ErrSlotTaken) {
+			t.Fatalf("a claim on the short hold's slot: %v, want slot_taken", r.Err)
+		}
+	}
 	f.clock.set(at(10, 0)) // lapsed; the expiry timer may not have run yet
 	check("lapsed")
+	if r := f.hold(t, "after-short", at(11, 30)); r.Err != nil {
+		t.Fatalf("the lapsed hold's slot, refused before from the memo: %v", r.Err)
+	}
+	check("retaken")
 	if r := f.hold(t, "late", at(15, 0)); r.Err != nil {
 		t.Fatal(r.Err)
 	}

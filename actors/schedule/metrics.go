@@ -1,8 +1,10 @@
 package schedule
 
 import (
-	"github.com/spa-engine/spa/actors"
+	"sync"
 	"time"
+
+	"github.com/spa-engine/spa/actors"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +19,17 @@ type Metrics struct {
 	live         prometheus.Gauge
 	fenced       prometheus.Counter
 	mailbox      actors.MailboxDepth
+
+	// The series of each (kind, outcome) once looked up: a hot calendar
+	// counts a refusal per claim, and the vectors hash and compare their
+	// labels on every lookup.
+	seriesMu sync.RWMutex
+	series   map[[2]string]claimSeries
+}
+
+type claimSeries struct {
+	count prometheus.Counter
+	took  prometheus.Observer
 }
 
 // NewMetrics registers the series on reg.
@@ -61,8 +74,27 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 }
 
 func (m *Metrics) claim(kind, outcome string, began time.Time) {
-	m.claims.WithLabelValues(kind, outcome).Inc()
-	m.latency.WithLabelValues(kind, outcome).Observe(time.Since(began).Seconds())
+	s := m.claimSeries(kind, outcome)
+	s.count.Inc()
+	s.took.Observe(time.Since(began).Seconds())
+}
+
+func (m *Metrics) claimSeries(kind, outcome string) claimSeries {
+	k := [2]string{kind, outcome}
+	m.seriesMu.RLock()
+	s, ok := m.series[k]
+	m.seriesMu.RUnlock()
+	if ok {
+		return s
+	}
+	s = claimSeries{m.claims.WithLabelValues(kind, outcome), m.latency.WithLabelValues(kind, outcome)}
+	m.seriesMu.Lock()
+	if m.series == nil {
+		m.series = map[[2]string]claimSeries{}
+	}
+	m.series[k] = s
+	m.seriesMu.Unlock()
+	return s
 }
 
 func newID() string { return ulid.Make().String() }

@@ -7,7 +7,6 @@ import (
 	"encoding/base32"
 	"errors"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -111,9 +110,16 @@ func requestKey(c *fiber.Ctx) (*keyed.Key, error) {
 		return nil, fault.New(fault.CodeIdempotencyKeyInvalid, "")
 	}
 	// Fingerprinted only when compared or stored (a refusal is neither),
-	// from copies: fasthttp reuses the request's buffers after it.
-	method, target := c.Method(), strings.Clone(c.OriginalURL())
-	mediaType, body := strings.Clone(c.Get(fiber.HeaderContentType)), bytes.Clone(c.Body())
+	// from copies: fasthttp reuses the request's buffers after it. One copy
+	// each, from fasthttp's buffers: with fiber's Immutable setting c.Get
+	// and c.OriginalURL copy already, and c.Body copies every header's name
+	// looking for Content-Encoding.
+	h := &c.Request().Header
+	method, target := c.Method(), string(h.RequestURI())
+	mediaType, body := string(h.Peek(fiber.HeaderContentType)), bytes.Clone(c.Request().Body())
+	if len(h.Peek(fiber.HeaderContentEncoding)) > 0 {
+		body = bytes.Clone(c.Body()) // decoded: only c.Body knows what it says
+	}
 	return keyed.Fingerprinted(Scope(c), string(keys[0]), func() []byte {
 		return RequestHash(method, target, mediaType, body)
 	}), nil
@@ -127,6 +133,14 @@ func Scope(c *fiber.Ctx) string {
 		return "sub:" + p.Subject
 	}
 	return "anonymous"
+}
+
+// appendScope appends Scope(c) to b.
+func appendScope(b []byte, c *fiber.Ctx) []byte {
+	if p, ok := reqctx.Principal(c); ok && p.Subject != "" {
+		return append(append(b, "sub:"...), p.Subject...)
+	}
+	return append(b, "anonymous"...)
 }
 
 // validKey: 1..255 printable ASCII, so keys are safe to log and index.
@@ -214,13 +228,22 @@ func KeyOf(c *fiber.Ctx) *keyed.Key {
 // Idempotency-Key creates ("" without a key): the same caller retrying the
 // same key gets the same id, so an actor recognises the retry.
 func DerivedID(c *fiber.Ctx, prefix string) string {
-	key := c.Get(HeaderKey)
-	if key == "" {
+	key := c.Request().Header.Peek(HeaderKey)
+	if len(key) == 0 {
 		return ""
 	}
-	sum := sha256.Sum256([]byte(Scope(c) + "\x00" + key))
-	return prefix + base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:16])
+	// sha256(Scope(c) + "\x00" + key), built in a buffer on the stack
+	// (every keyed claim derives its appointment id here).
+	var buf [320]byte
+	b := append(appendScope(buf[:0], c), 0)
+	b = append(b, key...)
+	sum := sha256.Sum256(b)
+	var id [26]byte // 16 bytes in unpadded base32
+	derivedIDEncoding.Encode(id[:], sum[:16])
+	return prefix + string(id[:])
 }
+
+var derivedIDEncoding = base32.HexEncoding.WithPadding(base32.NoPadding)
 
 // run is one keyed request going through the protocol.
 type run struct {

@@ -2,7 +2,10 @@ package idempotency
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"io"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/oklog/ulid/v2"
+	"github.com/valyala/fasthttp"
 
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/service/fault"
@@ -246,6 +250,30 @@ func TestReusedKeyDifferentBody(t *testing.T) {
 	}
 }
 
+// TestEncodedBodyIsTheSameRequest: the fingerprint is of what the body
+// says, so a resend compressed (Content-Encoding: gzip) is the same
+// request, and a compressed other body is another.
+func TestEncodedBodyIsTheSameRequest(t *testing.T) {
+	f := newFixture(t)
+	gz := func(s string) string {
+		var b bytes.Buffer
+		w := gzip.NewWriter(&b)
+		_, _ = w.Write([]byte(s))
+		_ = w.Close()
+		return b.String()
+	}
+	first := f.do("/things", "k1", "alice", `{"a":1}`)
+	if r := f.do("/things", "k1", "alice", gz(`{"a":1}`), "Content-Encoding", "gzip"); !r.replayed || r.body != first.body {
+		t.Fatalf("gzip resend = %+v, first = %+v", r, first)
+	}
+	if r := f.do("/things", "k1", "alice", gz(`{"a":2}`), "Content-Encoding", "gzip"); r.status != 422 || errCode(t, r.body) != fault.CodeIdempotencyKeyReused {
+		t.Fatalf("gzip of another body: %+v", r)
+	}
+	if f.runs.Load() != 1 {
+		t.Fatalf("handler ran %d times", f.runs.Load())
+	}
+}
+
 func TestInvalidKey(t *testing.T) {
 	f := newFixture(t)
 	for _, k := range []string{strings.Repeat("k", 256), "tab\there", "caf\u00e9"} {
@@ -434,5 +462,33 @@ func TestReplayHasNoStaleHeaders(t *testing.T) {
 	second := f.do("/things", "k10", "alice", `{}`)
 	if !bytes.Equal([]byte(first.body), []byte(second.body)) || !strings.HasPrefix(second.ct, "application/json") {
 		t.Fatalf("%+v / %+v", first, second)
+	}
+}
+
+// TestDerivedID: the id is the prefix and the first 16 bytes of
+// sha256(scope NUL key) in unpadded base32hex, per scope; none without a
+// key. Ids already stored were derived so: the formula must not change.
+func TestDerivedID(t *testing.T) {
+	app := fiber.New(fiber.Config{Immutable: true})
+	for _, tc := range []struct{ subject, key string }{{"alice", "k1"}, {"", "k1"}, {"alice", ""}, {"bob", strings.Repeat("k", 255)}} {
+		var fctx fasthttp.RequestCtx
+		if tc.key != "" {
+			fctx.Request.Header.Set(HeaderKey, tc.key)
+		}
+		c := app.AcquireCtx(&fctx)
+		scope := "anonymous"
+		if tc.subject != "" {
+			reqctx.SetPrincipal(c, auth.Claims{Subject: tc.subject, Role: auth.RoleClient})
+			scope = "sub:" + tc.subject
+		}
+		sum := sha256.Sum256([]byte(scope + "\x00" + tc.key))
+		want := "ap_" + base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:16])
+		if tc.key == "" {
+			want = ""
+		}
+		if got := DerivedID(c, "ap_"); got != want {
+			t.Errorf("%+v: got %q, want %q", tc, got, want)
+		}
+		app.ReleaseCtx(c)
 	}
 }

@@ -364,21 +364,27 @@ func (s *Service) Availability(ctx context.Context, _ service.Caller, in Availab
 }
 
 // staffSlots asks every given staff member's actor for slots in [from, to)
-// concurrently.
+// concurrently: the last one from the calling goroutine, which would only
+// wait otherwise (most answers come from a published snapshot without a
+// message, so a goroutine per member costs more than the question).
 func (s *Service) staffSlots(ctx context.Context, staff []persistence.StaffMember, sv persistence.Service, from, to time.Time) ([]*schedule.SlotsReply, error) {
 	replies := make([]*schedule.SlotsReply, len(staff))
 	errs := make([]error, len(staff))
+	ask := func(i int) {
+		r, err := calendarReply(s.calendars.Slots(ctx, staff[i].ID, &schedule.SlotsQuery{Service: sv, From: from, To: to}))
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		replies[i] = r
+		errs[i] = scheduleError(replies[i].Err, nil)
+	}
 	var wg sync.WaitGroup
-	for i, m := range staff {
-		wg.Go(func() {
-			r, err := calendarReply(s.calendars.Slots(ctx, m.ID, &schedule.SlotsQuery{Service: sv, From: from, To: to}))
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			replies[i] = r
-			errs[i] = scheduleError(replies[i].Err, nil)
-		})
+	for i := range len(staff) - 1 {
+		wg.Go(func() { ask(i) })
+	}
+	if len(staff) > 0 {
+		ask(len(staff) - 1)
 	}
 	wg.Wait()
 	return replies, errors.Join(errs...)
@@ -425,17 +431,28 @@ func fairOrder(replies []*schedule.SlotsReply) []availability.Slot {
 // alternatives for a refused claim on one staff member: a few of their own
 // nearest starts, then other qualified staff free at the same start, then
 // more of their own, up to five. At most othersAsked other calendars are
-// asked (see askedOthers).
+// asked (see askedOthers). With nobody else free the answer is own itself
+// (capped, read-only like the calendar's reply it comes from): a hot
+// calendar then refuses with the same list every time, which the gateway
+// writes out once.
 func (s *Service) alternatives(ctx context.Context, sv persistence.Service, staffID string, start time.Time, own []availability.Slot) []availability.Slot {
-	out := append(make([]availability.Slot, 0, maxAlternatives), own[:min(len(own), sameStaffFirst)]...)
+	var others []availability.Slot
 	if all, err := s.everyQualified(ctx, sv); err == nil {
-		others := askedOthers(all, staffID, start)
-		if len(others) > 0 {
-			if replies, err := s.fittingSlots(ctx, others, sv, start, start.Add(time.Minute)); err == nil {
-				out = append(out, fairOrder(replies)...)
+		if asked := askedOthers(all, staffID, start); len(asked) > 0 {
+			if replies, err := s.fittingSlots(ctx, asked, sv, start, start.Add(time.Minute)); err == nil {
+				others = fairOrder(replies)
 			}
 		}
 	}
+	if len(others) == 0 {
+		if len(own) == 0 {
+			return []availability.Slot{} // empty, not nil, as before
+		}
+		n := min(len(own), maxAlternatives)
+		return own[:n:n]
+	}
+	out := append(make([]availability.Slot, 0, maxAlternatives), own[:min(len(own), sameStaffFirst)]...)
+	out = append(out, others...)
 	out = append(out, own[min(len(own), sameStaffFirst):]...)
 	return out[:min(len(out), maxAlternatives)]
 }
