@@ -495,6 +495,16 @@ func deposit(sv persistence.Service) int64 {
 // batch, with the answer under key (nil: none); the reply waits for the
 // write.
 func (a *scheduleActor) change(c actor.Context, kind string, before persistence.Appointment, after persistence.Appointment, actorID, reason string, key *keyed.Key) {
+	a.changeAnd(c, kind, before, after, actorID, reason, key, nil)
+}
+
+// changeAnd is change with also (nil: nothing) written in the same
+// transaction, after the change, at the change's time: what must happen
+// if and only if the change does, such as giving back what a cancelled
+// appointment spent. Should also fail, the batch fails with it, the
+// change is answered as retryable and nothing of it is kept.
+func (a *scheduleActor) changeAnd(c actor.Context, kind string, before persistence.Appointment, after persistence.Appointment, actorID, reason string, key *keyed.Key,
+	also func(ctx context.Context, tx persistence.Tx, at time.Time) error) {
 	began, now := time.Now(), a.deps.Now()
 	after.Version = before.Version + 1
 	after.UpdatedAt = persistence.CanonicalTime(now) // as stored, so memory and database agree
@@ -512,7 +522,13 @@ func (a *scheduleActor) change(c actor.Context, kind string, before persistence.
 			if _, err := tx.AppointmentUpdate(ctx, stored); err != nil {
 				return err
 			}
-			return record(ctx, tx, &before, after, actorID, reason)
+			if err := record(ctx, tx, &before, after, actorID, reason); err != nil {
+				return err
+			}
+			if also != nil {
+				return also(ctx, tx, after.UpdatedAt)
+			}
+			return nil
 		},
 		Reply: func(err error) {
 			if sender != nil {
@@ -564,7 +580,9 @@ func (a *scheduleActor) expire(c actor.Context) {
 		if ap.Status == persistence.StatusHeld && !ap.HoldExpiresAt.After(now) {
 			after := ap
 			after.Status = persistence.StatusExpired
-			a.change(c, "expire", ap, after, "system", "hold expired", nil)
+			// A lapsed hold gives back the package session and voucher
+			// debits it spent, in the write that records the lapse.
+			a.changeAnd(c, "expire", ap, after, "system", "hold expired", nil, giveBack(ap.ID))
 		}
 	}
 	a.armExpiry(c)
@@ -619,7 +637,32 @@ func (a *scheduleActor) cancel(c actor.Context, m *Cancel) {
 	}
 	after := ap
 	after.Status = persistence.StatusCancelled
-	a.change(c, "cancel", ap, after, m.ActorID, m.Reason, m.Key)
+	var also func(context.Context, persistence.Tx, time.Time) error
+	if givesBack(ap, m.Cutoff, now) {
+		also = giveBack(ap.ID)
+	}
+	a.changeAnd(c, "cancel", ap, after, m.ActorID, m.Reason, m.Key, also)
+}
+
+// givesBack decides whether cancelling ap at now gives back the package
+// session and voucher debits it spent: a hold always (it was never a
+// booking, and letting it lapse would give them back anyway), a booking
+// when it is cancelled no closer to its start than the service's
+// cancellation cut-off. A later cancellation keeps them even when staff
+// override the cut-off to cancel. Decided here, on the actor's clock and
+// the cut-off the cancel was checked against, and applied in the
+// cancel's own transaction, so the decision and the give-back are one
+// durable fact with the cancellation.
+func givesBack(ap persistence.Appointment, cutoff time.Duration, now time.Time) bool {
+	return ap.Status == persistence.StatusHeld || cutoff <= 0 || ap.Start.Sub(now) >= cutoff
+}
+
+// giveBack returns what gives back the appointment's package session and
+// voucher debits (idempotent: persistence.ReleaseCredits).
+func giveBack(appointmentID string) func(context.Context, persistence.Tx, time.Time) error {
+	return func(ctx context.Context, tx persistence.Tx, at time.Time) error {
+		return persistence.ReleaseCredits(ctx, tx, appointmentID, at)
+	}
 }
 
 func (a *scheduleActor) checkIn(c actor.Context, m *CheckIn) {

@@ -55,7 +55,10 @@ type Confirm struct {
 // Cancel frees a held or confirmed appointment's slot at once. Unless
 // Override is set (staff acting at the desk), cancelling a confirmed
 // appointment closer than Cutoff (the service's cancellation cut-off) to
-// its start is refused.
+// its start is refused. A hold, or a booking cancelled no closer than
+// Cutoff to its start, gives back its package session and voucher debits
+// in the cancellation's own transaction; an overridden late cancellation
+// keeps them.
 type Cancel struct {
 	AppointmentID string
 	ActorID       string

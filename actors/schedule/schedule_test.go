@@ -539,3 +539,30 @@ func TestSuccessiveHoldsEachLapse(t *testing.T) {
 	f.clock.add(time.Second)
 	waitStatus("a2", persistence.StatusExpired)
 }
+
+// TestGivesBack: the cancellation policy's decision on what an
+// appointment spent, at its boundaries.
+func TestGivesBack(t *testing.T) {
+	start := at(12, 0)
+	for _, tc := range []struct {
+		name   string
+		status persistence.AppointmentStatus
+		cutoff time.Duration
+		now    time.Time
+		want   bool
+	}{
+		{"booking outside the cut-off", persistence.StatusConfirmed, 2 * time.Hour, at(9, 0), true},
+		{"booking exactly at the cut-off", persistence.StatusConfirmed, 2 * time.Hour, at(10, 0), true},
+		{"booking inside the cut-off", persistence.StatusConfirmed, 2 * time.Hour, at(10, 0).Add(time.Microsecond), false},
+		{"booking after its start", persistence.StatusConfirmed, 2 * time.Hour, at(12, 30), false},
+		{"booking, service without a cut-off", persistence.StatusConfirmed, 0, at(11, 59), true},
+		{"hold inside the cut-off", persistence.StatusHeld, 2 * time.Hour, at(11, 0), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ap := persistence.Appointment{Status: tc.status, Start: start}
+			if got := givesBack(ap, tc.cutoff, tc.now); got != tc.want {
+				t.Fatalf("givesBack = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

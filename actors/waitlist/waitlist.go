@@ -1,5 +1,6 @@
 // Package waitlist follows appointment changes: it offers freed slots to
-// waiting clients, and gives back what a lapsed hold spent. It reacts to
+// waiting clients (and, as a backstop, gives back what a lapsed hold
+// spent). It reacts to
 // AppointmentChanged events: when an appointment is cancelled, its hold
 // expires or it moves away, the slot it held is offered to the first
 // matching waiting client, as a hold made through that staff member's
@@ -51,7 +52,10 @@ func (p *Processor) Handle(ctx context.Context, ev *messages.AppointmentChanged)
 		return err
 	}
 	if ev.ToStatus == string(persistence.StatusExpired) {
-		// A lapsed hold gives back the package session or voucher it spent.
+		// The schedule actor gives back what a lapsed hold spent in the
+		// write that records the lapse; this is the backstop for lapses
+		// recorded by a build that did not (ReleaseCredits is idempotent,
+		// so it gives nothing back twice).
 		if err := p.Store.InTx(ctx, func(tx persistence.Tx) error {
 			return persistence.ReleaseCredits(ctx, tx, ev.AppointmentId, p.Now().UTC())
 		}); err != nil {

@@ -52,15 +52,24 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{t: t, store: sqlitetest.Open(t, persistence.Options{})}
-	clock := func() time.Time { return now }
+	return newFixtureOn(t, sqlitetest.Open(t, persistence.Options{}), func() time.Time { return now }, schedule.Config{})
+}
+
+// newFixtureOn is newFixture over store, with clock and the schedule
+// actors' cfg (a zero Step: 30 minutes).
+func newFixtureOn(t *testing.T, store persistence.Store, clock func() time.Time, cfg schedule.Config) *fixture {
+	t.Helper()
+	f := &fixture{t: t, store: store}
+	if cfg.Step == 0 {
+		cfg.Step = 30 * time.Minute
+	}
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
 	sm, err := schedule.NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
 	sched, err := schedule.NewDirectory(sys.Root, schedule.Deps{Store: f.store, Now: clock, Metrics: sm,
-		Config: schedule.Config{Step: 30 * time.Minute}, Log: quiet}, 10*time.Second)
+		Config: cfg, Log: quiet}, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

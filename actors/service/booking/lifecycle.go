@@ -104,14 +104,16 @@ func (s *Service) Confirm(ctx context.Context, by service.Caller, a Appointment,
 
 // Cancel frees the slot (and the room) at once: the owner outside the
 // service's cancellation cut-off (inside it: cutoff_passed), staff at any
-// time. A cancellation outside the cut-off gives back the package session
-// and voucher debits spent on it.
+// time. Cancelling a hold, or a booking outside the cut-off, gives back
+// the package session and voucher debits spent on it, in the same
+// transaction as the cancellation (the staff member's actor decides and
+// writes both), so a store failure fails the cancel, retryably, instead
+// of losing the give-back.
 func (s *Service) Cancel(ctx context.Context, by service.Caller, a Appointment, in ChangeInput) (persistence.Appointment, error) {
 	ap, err := s.change(ctx, by, a, in, func(ap persistence.Appointment, sv persistence.Service, reason string) (schedule.Change, error) {
 		return &schedule.Cancel{AppointmentID: ap.ID, ActorID: by.Subject, Reason: reason, Cutoff: sv.CancelCutoff, Override: IsStaff(by)}, nil
 	})
 	if err == nil {
-		s.releaseCredits(ctx, ap, a.service)
 		s.releaseHoldCaps(by, ap)
 	}
 	return ap, err
@@ -195,8 +197,8 @@ func (s *Service) change(ctx context.Context, by service.Caller, a Appointment, 
 	if err != nil {
 		return persistence.Appointment{}, err // undecided: a move's claim lapses by itself
 	}
-	// A replayed answer goes on like a fresh one: telling the room and
-	// giving back credits are idempotent, and a crash may have cut them.
+	// A replayed answer goes on like a fresh one: telling the room is
+	// idempotent, and a crash may have cut it.
 	done, err := s.keyedAnswer(ctx, in.Key, reply.Replayed, reply.Appointment, reply.Err)
 	if err != nil {
 		if moving && ap.ResourceID != "" && !errors.Is(err, schedule.ErrRetry) {

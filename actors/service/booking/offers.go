@@ -239,7 +239,20 @@ func (s *Service) Packages(ctx context.Context, by service.Caller, all bool) (li
 // a booking nobody pays for.
 func (s *Service) redeemPackage(ctx context.Context, packageID string, ap persistence.Appointment) error {
 	err := s.store.InTx(ctx, func(tx persistence.Tx) error {
-		_, err := tx.PackageRedeem(ctx, persistence.PackageRedeem{ID: ulid.Make().String(), PackageID: packageID,
+		// Only a live appointment spends a session. One already cancelled
+		// or lapsed has given back what it spent in the transaction that
+		// ended it (or, were it to end after this commits, gives this
+		// back then: both read and write the same rows, serializably). A
+		// retried hold answered with its old, since cancelled, appointment
+		// must not spend a session on it again.
+		cur, err := tx.AppointmentGet(ctx, ap.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Status != persistence.StatusHeld && cur.Status != persistence.StatusConfirmed {
+			return nil
+		}
+		_, err = tx.PackageRedeem(ctx, persistence.PackageRedeem{ID: ulid.Make().String(), PackageID: packageID,
 			AppointmentID: ap.ID, ServiceID: ap.ServiceID, ClientID: ap.ClientID, At: s.now().UTC()})
 		return err
 	})
@@ -254,21 +267,6 @@ func (s *Service) redeemPackage(ctx context.Context, packageID string, ap persis
 		return fault.Invalid("", fault.FieldError{Field: "package_id", Message: "no such package of yours"})
 	}
 	return offerError(err)
-}
-
-// releaseCredits gives back a cancelled appointment's package session and
-// voucher debits when it was cancelled within the cancellation policy.
-func (s *Service) releaseCredits(ctx context.Context, ap persistence.Appointment, sv persistence.Service) {
-	now := s.now()
-	if sv.CancelCutoff > 0 && ap.Start.Sub(now) < sv.CancelCutoff {
-		return // late cancellation: the session and the payment are kept
-	}
-	err := s.store.InTx(ctx, func(tx persistence.Tx) error {
-		return persistence.ReleaseCredits(ctx, tx, ap.ID, now)
-	})
-	if err != nil {
-		s.log.Error("could not give back credits of a cancelled appointment", "appointment", ap.ID, "err", err)
-	}
 }
 
 // ---- Vouchers ------------------------------------------------------------------
