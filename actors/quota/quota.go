@@ -23,6 +23,13 @@
 // forgets nothing. A refusal writes nothing. A store that cannot be
 // written means no grant (fail closed).
 //
+// A key under MemoryPrefix is counted in memory only: never loaded nor
+// written, so a grant costs no store round trip. The hoarding caps use
+// it: one address (a studio's wifi, a carrier's NAT) can send hundreds of
+// holds a second through one key, which a write per grant would serialize
+// at the store's pace; what a restart or a partition handoff forgets is
+// at most one hold TTL of counts, while the holds themselves stay stored.
+//
 // The limit travels with each request, so the actor needs no
 // configuration and callers keep theirs (cmd/spa/config.go).
 package quota
@@ -35,6 +42,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -50,6 +58,10 @@ var (
 	// ErrInvalid: the request is malformed (no limit, negative units).
 	ErrInvalid = errors.New("quota: invalid request")
 )
+
+// MemoryPrefix starts the keys counted in memory only (see the package
+// comment).
+const MemoryPrefix = "mem/"
 
 // Take asks for Units under Lease within Limit. An empty Lease is an
 // anonymous event counted for TTL (a sliding window). A named Lease is set
@@ -307,7 +319,14 @@ func wait(ls []lease, m *Take, need int64, now time.Time) time.Duration {
 	return m.TTL
 }
 
+// inMemory reports a key counted in memory only (MemoryPrefix).
+func (a *quotaActor) inMemory() bool { return strings.HasPrefix(a.key, MemoryPrefix) }
+
+// load reads the key's stored leases (none for a key counted in memory).
 func (a *quotaActor) load() error {
+	if a.inMemory() {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.deps.WriteTimeout)
 	defer cancel()
 	var rec persistence.QuotaCounter
@@ -335,6 +354,10 @@ func (a *quotaActor) load() error {
 
 // persist writes next; only once it is durable does the actor adopt it.
 func (a *quotaActor) persist(next []lease) error {
+	if a.inMemory() {
+		a.leases = next
+		return nil
+	}
 	b, err := json.Marshal(stored{Leases: next})
 	if err != nil {
 		return err

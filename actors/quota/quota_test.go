@@ -275,3 +275,31 @@ func TestLimiterSplitsTheGlobalBudgetOverShards(t *testing.T) {
 		}
 	})
 }
+
+// TestMemoryKeysWriteNothing: a key under MemoryPrefix counts like any
+// other while its actor lives, but no grant reaches the store (no row is
+// written) and a restart forgets its leases.
+func TestMemoryKeysWriteNothing(t *testing.T) {
+	stores(t, func(t *testing.T, st persistence.Store) {
+		f := newFixture(t, st)
+		n := f.start()
+		const k, ttl = MemoryPrefix + "hold/ip/198.51.100.7", 10 * time.Minute
+		for i, want := range []bool{true, true, false} {
+			if r := n.take(k, fmt.Sprintf("ap%d", i), 1, 2, ttl); r.OK != want || r.Err != nil {
+				t.Fatalf("take %d: %+v", i, r)
+			}
+		}
+		err := st.InTx(context.Background(), func(tx persistence.Tx) error {
+			_, err := tx.QuotaGet(context.Background(), k)
+			return err
+		})
+		if !errors.Is(err, persistence.ErrNotFound) {
+			t.Fatalf("a memory key was stored: %v", err)
+		}
+		n.dir.Stop(5 * time.Second)
+		n = f.start()
+		if r := n.take(k, "ap9", 1, 2, ttl); !r.OK || r.Used != 1 {
+			t.Fatalf("after a restart the memory key forgot its leases: %+v", r)
+		}
+	})
+}

@@ -2,22 +2,24 @@
 // share (issue 15, item 5): live holds per client and per IP, units
 // reserved per anonymous cart, per IP and per share of a variant's stock.
 // Each cap is a quota actor (actors/quota) keyed by what it counts, placed
-// by partition like the session actors and persisted before it grants, so
-// a cap holds for the whole cluster and across restarts. A thing counted
-// is a named lease (the appointment's id, the cart line) with the thing's
-// TTL: set when the thing is made or changed, released when it ends
-// (confirmed, cancelled, removed), and otherwise lapsing when the thing
-// itself would expire.
+// by partition like the session actors, so a cap holds for the whole
+// cluster. Its key is counted in memory (quota.MemoryPrefix): a grant
+// costs no store write, so one busy address does not serialize its
+// clients' holds at the store's pace; a restart or a partition handoff
+// forgets at most one TTL of counts (the holds and reservations
+// themselves are stored). A thing counted is a named lease (the
+// appointment's id, the cart line) with the thing's TTL: set when the
+// thing is made or changed, released when it ends (confirmed, cancelled,
+// removed), and otherwise lapsing when the thing itself would expire.
 //
-// Order: Take before the deciding actor, then the Undo when it refused,
-// or (unkeyed holds, booking.takeHoldCaps) Take only once the actor
-// granted, undoing the grant when over a cap. The first keeps every grant
-// within the caps and a keyed request's stored answer true, at the price
-// of a quota round trip for requests the actor refuses (and a second to
-// set back) and of racing requests counting each other while in flight;
-// the second makes refused claims free. Setting back and releasing run
-// before the caller is answered, so its next request cannot meet a place
-// its last one no longer holds.
+// Order: Take before the deciding actor, then the Undo when it refused
+// (anonymous cart lines), or Take only once the actor granted, undoing
+// the grant when over a cap (holds; a keyed hold Peeks first, see
+// booking.takeHoldCaps). The first keeps every grant within the caps, at
+// the price of racing requests counting each other while in flight; the
+// second makes refused claims free. Setting back and releasing run before
+// the caller is answered, so its next request cannot meet a place its
+// last one no longer holds.
 package caps
 
 import (
@@ -124,7 +126,7 @@ func (g *Guard) take(ctx context.Context, peek bool, code, lease string, units i
 			c.Lease = lease
 		}
 		wg.Go(func() {
-			r := g.quota.Take(ctx, c.Key, &quota.Take{Lease: c.Lease, Units: units, Limit: c.Limit, TTL: ttl, Peek: peek})
+			r := g.quota.Take(ctx, quota.MemoryPrefix+c.Key, &quota.Take{Lease: c.Lease, Units: units, Limit: c.Limit, TTL: ttl, Peek: peek})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -176,11 +178,11 @@ func (g *Guard) setBack(ttl time.Duration, done []taken) {
 func (g *Guard) setOne(ctx context.Context, ttl time.Duration, d taken) {
 	var r *quota.Reply
 	if d.prev == 0 {
-		r = g.quota.Release(ctx, d.key, &quota.Release{Leases: []string{d.lease}})
+		r = g.quota.Release(ctx, quota.MemoryPrefix+d.key, &quota.Release{Leases: []string{d.lease}})
 	} else {
 		// What it held before was granted: set it back whatever the limit
 		// is now.
-		r = g.quota.Take(ctx, d.key, &quota.Take{Lease: d.lease, Units: d.prev, Limit: math.MaxInt64, TTL: ttl})
+		r = g.quota.Take(ctx, quota.MemoryPrefix+d.key, &quota.Take{Lease: d.lease, Units: d.prev, Limit: math.MaxInt64, TTL: ttl})
 	}
 	if r.Err != nil {
 		g.log.Warn("hoarding cap not set back; it lapses with its TTL", "err", r.Err)
@@ -212,7 +214,7 @@ func (g *Guard) ReleaseLeases(ls ...Lease) {
 			continue
 		}
 		wg.Go(func() {
-			if r := g.quota.Release(ctx, l.Key, &quota.Release{Leases: []string{l.Name}}); r.Err != nil {
+			if r := g.quota.Release(ctx, quota.MemoryPrefix+l.Key, &quota.Release{Leases: []string{l.Name}}); r.Err != nil {
 				g.log.Warn("hoarding cap not released; it lapses with its TTL", "err", r.Err)
 			}
 		})
