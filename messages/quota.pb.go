@@ -139,13 +139,11 @@ func (x *QuotaError) GetMessage() string {
 // QuotaTake asks for units under lease (empty: an anonymous event counted
 // for ttl) within limit.
 type QuotaTake struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	Lease string                 `protobuf:"bytes,1,opt,name=lease,proto3" json:"lease,omitempty"`
-	Units int64                  `protobuf:"varint,2,opt,name=units,proto3" json:"units,omitempty"`
-	Limit int64                  `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
-	TtlNs int64                  `protobuf:"varint,4,opt,name=ttl_ns,json=ttlNs,proto3" json:"ttl_ns,omitempty"`
-	// peek: answer whether the take would be granted, changing nothing.
-	Peek          bool `protobuf:"varint,5,opt,name=peek,proto3" json:"peek,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Lease         string                 `protobuf:"bytes,1,opt,name=lease,proto3" json:"lease,omitempty"`
+	Units         int64                  `protobuf:"varint,2,opt,name=units,proto3" json:"units,omitempty"`
+	Limit         int64                  `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	TtlNs         int64                  `protobuf:"varint,4,opt,name=ttl_ns,json=ttlNs,proto3" json:"ttl_ns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -206,13 +204,6 @@ func (x *QuotaTake) GetTtlNs() int64 {
 		return x.TtlNs
 	}
 	return 0
-}
-
-func (x *QuotaTake) GetPeek() bool {
-	if x != nil {
-		return x.Peek
-	}
-	return false
 }
 
 // QuotaRelease gives leases back.
@@ -440,13 +431,12 @@ const file_spa_v1_quota_proto_rawDesc = "" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10CODE_UNAVAILABLE\x10\x01\x12\x10\n" +
-	"\fCODE_INVALID\x10\x02\"x\n" +
+	"\fCODE_INVALID\x10\x02\"j\n" +
 	"\tQuotaTake\x12\x14\n" +
 	"\x05lease\x18\x01 \x01(\tR\x05lease\x12\x14\n" +
 	"\x05units\x18\x02 \x01(\x03R\x05units\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\x03R\x05limit\x12\x15\n" +
-	"\x06ttl_ns\x18\x04 \x01(\x03R\x05ttlNs\x12\x12\n" +
-	"\x04peek\x18\x05 \x01(\bR\x04peek\"&\n" +
+	"\x06ttl_ns\x18\x04 \x01(\x03R\x05ttlNsJ\x04\b\x05\x10\x06\"&\n" +
 	"\fQuotaRelease\x12\x16\n" +
 	"\x06leases\x18\x01 \x03(\tR\x06leases\"\x86\x01\n" +
 	"\fQuotaRequest\x12\x10\n" +

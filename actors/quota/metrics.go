@@ -17,7 +17,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "spa_quota_decisions_total",
-			Help: "Requests decided by quota actors, by outcome (granted, refused, released, peeked: would be granted, nothing taken; unavailable).",
+			Help: "Requests decided by quota actors, by outcome (granted, refused, released, unavailable).",
 		}, []string{"outcome"}),
 		live: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "spa_quota_actors",
@@ -38,13 +38,8 @@ func (m *Metrics) decided(msg any, r *Reply) {
 	case !r.OK:
 		outcome = "refused"
 	default:
-		switch m := msg.(type) {
-		case *Release:
+		if _, ok := msg.(*Release); ok {
 			outcome = "released"
-		case *Take:
-			if m.Peek {
-				outcome = "peeked"
-			}
 		}
 	}
 	m.decisions.WithLabelValues(outcome).Inc()

@@ -67,15 +67,12 @@ const MemoryPrefix = "mem/"
 // anonymous event counted for TTL (a sliding window). A named Lease is set
 // to Units (not added to: a retry or a changed line sets it again) and
 // lives TTL from now; Units 0 releases it. Lowering a lease is always
-// granted. Peek only answers whether the take would be granted now, and
-// changes (and writes) nothing: a caller that must not spend a write on
-// a request an actor may still refuse asks first and takes after.
+// granted.
 type Take struct {
 	Lease string
 	Units int64
 	Limit int64
 	TTL   time.Duration
-	Peek  bool
 }
 
 // Release gives named leases back (those absent are ignored).
@@ -248,10 +245,6 @@ func (a *quotaActor) apply(m any, now time.Time) ([]lease, *Reply) {
 		if m.Units > old && others+m.Units > m.Limit {
 			a.leases = live
 			return nil, &Reply{Used: others + old, RetryAfter: wait(live, m, others+m.Units-m.Limit, now)}
-		}
-		if m.Peek {
-			a.leases = live
-			return nil, &Reply{OK: true, Used: others + old, Prev: old}
 		}
 		next := slices.Clone(live)
 		if m.Lease == "" {

@@ -69,7 +69,7 @@ func Encode(key string, msg any) (*messages.QuotaRequest, error) {
 	r := &messages.QuotaRequest{Key: key}
 	switch m := msg.(type) {
 	case *quota.Take:
-		r.Request = &messages.QuotaRequest_Take{Take: &messages.QuotaTake{Lease: m.Lease, Units: m.Units, Limit: m.Limit, TtlNs: int64(m.TTL), Peek: m.Peek}}
+		r.Request = &messages.QuotaRequest_Take{Take: &messages.QuotaTake{Lease: m.Lease, Units: m.Units, Limit: m.Limit, TtlNs: int64(m.TTL)}}
 	case *quota.Release:
 		r.Request = &messages.QuotaRequest_Release{Release: &messages.QuotaRelease{Leases: m.Leases}}
 	default:
@@ -85,7 +85,7 @@ func Decode(r *messages.QuotaRequest) (string, any, error) {
 	switch m := r.GetRequest().(type) {
 	case *messages.QuotaRequest_Take:
 		t := m.Take
-		msg = &quota.Take{Lease: t.GetLease(), Units: t.GetUnits(), Limit: t.GetLimit(), TTL: time.Duration(t.GetTtlNs()), Peek: t.GetPeek()}
+		msg = &quota.Take{Lease: t.GetLease(), Units: t.GetUnits(), Limit: t.GetLimit(), TTL: time.Duration(t.GetTtlNs())}
 	case *messages.QuotaRequest_Release:
 		msg = &quota.Release{Leases: m.Release.GetLeases()}
 	default:

@@ -14,7 +14,7 @@
 //
 // Order: Take before the deciding actor, then the Undo when it refused
 // (anonymous cart lines), or Take only once the actor granted, undoing
-// the grant when over a cap (holds; a keyed hold Peeks first, see
+// the grant when over a cap (holds; a keyed hold asks KnownFull first, see
 // booking.takeHoldCaps). The first keeps every grant within the caps, at
 // the price of racing requests counting each other while in flight; the
 // second makes refused claims free. Setting back and releasing run before
@@ -57,6 +57,11 @@ type Guard struct {
 	// Timeout bounds a setting back or release whose caller's context is
 	// done.
 	Timeout time.Duration
+	// full remembers, per quota key, until when this node last found it
+	// full (a refused take; a later grant or release forgets it): what
+	// KnownFull answers from, with no quota actor asked.
+	full sync.Map // key → time.Time
+	now  func() time.Time
 }
 
 // New returns a Guard over q and registers its refusal metric on reg.
@@ -64,7 +69,7 @@ func New(q *quota.Client, reg prometheus.Registerer, log *slog.Logger) (*Guard, 
 	if log == nil {
 		log = slog.Default()
 	}
-	g := &Guard{quota: q, log: log, Timeout: 5 * time.Second,
+	g := &Guard{quota: q, log: log, Timeout: 5 * time.Second, now: time.Now,
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "spa_hoarding_refused_total",
 			Help: "Holds and cart reservations refused by a hoarding cap, by cap (holds_per_client, holds_per_ip, units_per_cart, units_per_ip, variant_share).",
@@ -75,6 +80,37 @@ func New(q *quota.Client, reg prometheus.Registerer, log *slog.Logger) (*Guard, 
 		}
 	}
 	return g, nil
+}
+
+// KnownFull answers the 429 of code when this node found one of the
+// checks' keys full and its wait has not passed, asking no quota actor:
+// the check a request whose answer will be stored (a keyed hold) makes
+// before it is decided, so that a client this node already refused at
+// its cap is refused before anything is held, at no cost to the claims
+// an actor refuses. It is this node's memory only: a client's first
+// request over its cap (or first on another node) passes and meets the
+// cap at the Take after the grant.
+func (g *Guard) KnownFull(code string, checks ...Check) error {
+	now := g.now()
+	for _, c := range checks {
+		if c.Limit < 1 || c.Key == "" {
+			continue
+		}
+		if v, ok := g.full.Load(c.Key); ok {
+			if wait := v.(time.Time).Sub(now); wait > 0 {
+				g.refused.WithLabelValues(c.Name).Inc()
+				return overCap(code, c.Name, wait)
+			}
+			g.full.CompareAndDelete(c.Key, v)
+		}
+	}
+	return nil
+}
+
+// overCap is the 429 of code for the cap named, with its wait.
+func overCap(code, name string, wait time.Duration) error {
+	return fault.New(code, "").WithRetryAfter(wait).
+		WithDetails(map[string]any{"cap": name, "retry_after_seconds": int64(math.Ceil(wait.Seconds()))})
 }
 
 // Refused counts a refusal by cap outside Take (a request over a cap by
@@ -97,23 +133,9 @@ type Undo func()
 // (fail closed). The Undo sets every key back to what it held before: the
 // caller calls it when the deciding actor refused.
 func (g *Guard) Take(ctx context.Context, code, lease string, units int64, ttl time.Duration, checks ...Check) (Undo, error) {
-	return g.take(ctx, false, code, lease, units, ttl, checks)
-}
-
-// Peek answers as Take would, taking nothing and writing nothing: a
-// request an actor will most likely refuse (a hold under contention) is
-// checked first and taken only once the actor granted it, so a refusal
-// decided in memory costs no quota write. Requests racing from one client
-// may all pass the peek; the take after the grant still holds the cap.
-func (g *Guard) Peek(ctx context.Context, code, lease string, units int64, ttl time.Duration, checks ...Check) error {
-	_, err := g.take(ctx, true, code, lease, units, ttl, checks)
-	return err
-}
-
-func (g *Guard) take(ctx context.Context, peek bool, code, lease string, units int64, ttl time.Duration, checks []Check) (Undo, error) {
 	var mu sync.Mutex
 	var done []taken
-	var refusal *quota.Reply
+	var refusal *quota.Reply // the refusal that names the 429
 	var refusedBy string
 	refusedAt := -1
 	var failed error
@@ -126,7 +148,7 @@ func (g *Guard) take(ctx context.Context, peek bool, code, lease string, units i
 			c.Lease = lease
 		}
 		wg.Go(func() {
-			r := g.quota.Take(ctx, quota.MemoryPrefix+c.Key, &quota.Take{Lease: c.Lease, Units: units, Limit: c.Limit, TTL: ttl, Peek: peek})
+			r := g.quota.Take(ctx, quota.MemoryPrefix+c.Key, &quota.Take{Lease: c.Lease, Units: units, Limit: c.Limit, TTL: ttl})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -138,7 +160,9 @@ func (g *Guard) take(ctx context.Context, peek bool, code, lease string, units i
 				if refusal == nil || r.RetryAfter > refusal.RetryAfter || r.RetryAfter == refusal.RetryAfter && i < refusedAt {
 					refusal, refusedBy, refusedAt = r, c.Name, i
 				}
-			case !peek:
+				g.full.Store(c.Key, g.now().Add(r.RetryAfter))
+			default:
+				g.full.Delete(c.Key)
 				done = append(done, taken{key: c.Key, lease: c.Lease, prev: r.Prev})
 			}
 		})
@@ -149,8 +173,7 @@ func (g *Guard) take(ctx context.Context, peek bool, code, lease string, units i
 	case refusal != nil:
 		g.refused.WithLabelValues(refusedBy).Inc()
 		undo()
-		return nil, fault.New(code, "").WithRetryAfter(refusal.RetryAfter).
-			WithDetails(map[string]any{"cap": refusedBy, "retry_after_seconds": int64(math.Ceil(refusal.RetryAfter.Seconds()))})
+		return nil, overCap(code, refusedBy, refusal.RetryAfter)
 	case failed != nil:
 		undo()
 		if errors.Is(failed, quota.ErrInvalid) {
@@ -176,6 +199,7 @@ func (g *Guard) setBack(ttl time.Duration, done []taken) {
 }
 
 func (g *Guard) setOne(ctx context.Context, ttl time.Duration, d taken) {
+	g.full.Delete(d.key)
 	var r *quota.Reply
 	if d.prev == 0 {
 		r = g.quota.Release(ctx, quota.MemoryPrefix+d.key, &quota.Release{Leases: []string{d.lease}})
@@ -213,6 +237,7 @@ func (g *Guard) ReleaseLeases(ls ...Lease) {
 		if l.Key == "" {
 			continue
 		}
+		g.full.Delete(l.Key)
 		wg.Go(func() {
 			if r := g.quota.Release(ctx, quota.MemoryPrefix+l.Key, &quota.Release{Leases: []string{l.Name}}); r.Err != nil {
 				g.log.Warn("hoarding cap not released; it lapses with its TTL", "err", r.Err)
