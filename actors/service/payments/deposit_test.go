@@ -587,7 +587,9 @@ func TestDepositRace(t *testing.T) {
 			f.fake.WaitIdle()
 		}
 		wave("first", clients, func(i int) wompifake.Outcome {
-			return []wompifake.Outcome{wompifake.Approve, wompifake.Decline, wompifake.Pending, wompifake.Pending}[(i/slots)%4]
+			// By slot, so that whoever wins it: approved (on time, or late
+			// when its events are dropped), declined, approved late twice.
+			return []wompifake.Outcome{wompifake.Approve, wompifake.Decline, wompifake.Pending, wompifake.Pending}[i%slots]
 		})
 		f.offset.Add(int64(11 * time.Minute))
 		wave("second", clients, func(int) wompifake.Outcome { return wompifake.Approve })
@@ -656,6 +658,9 @@ func TestDepositRace(t *testing.T) {
 			}
 			return nil
 		})
+		if refunded < 2*depositMinor {
+			t.Errorf("refunded %d: the two late approvals were not refunded", refunded)
+		}
 		if approved == 0 || approved != attached+refunded {
 			t.Fatalf("approved %d, attached %d + refunded %d", approved, attached, refunded)
 		}
