@@ -28,6 +28,7 @@ func (s *server) registerPayments(app *fiber.App) {
 	anyone := RequireRole(personRoles...)
 	admin := RequireRole(auth.RoleAdmin)
 	app.Post("/v1/shop/orders/:id/payments", anyone, s.mutate(s.payOrder(svc)))
+	app.Post("/v1/appointments/:id/payments", anyone, s.mutate(s.payDeposit(svc)))
 	// Public: Wompi signs its events instead of authenticating.
 	app.Post("/v1/webhooks/wompi", s.wompiEvent(svc))
 	app.Get("/v1/admin/payments/exceptions", admin, s.listPaymentExceptions(svc))
@@ -63,6 +64,22 @@ func paymentView(p persistence.PaymentIntent) paymentJSON {
 func (s *server) payOrder(svc *payments.Service) func(c *fiber.Ctx, tx persistence.Tx) error {
 	return func(c *fiber.Ctx, tx persistence.Tx) error {
 		co, created, err := svc.PayOrder(c.UserContext(), tx, s.caller(c), c.Params("id"))
+		if err != nil {
+			return err
+		}
+		status := fiber.StatusOK
+		if created {
+			status = fiber.StatusCreated
+		}
+		return c.Status(status).JSON(checkoutJSON{Payment: paymentView(co.Intent), CheckoutURL: co.URL})
+	}
+}
+
+// payDeposit answers the checkout of a hold's deposit: 201 with a new
+// intent, 200 with the live one.
+func (s *server) payDeposit(svc *payments.Service) func(c *fiber.Ctx, tx persistence.Tx) error {
+	return func(c *fiber.Ctx, tx persistence.Tx) error {
+		co, created, err := svc.PayDeposit(c.UserContext(), tx, s.caller(c), c.Params("id"))
 		if err != nil {
 			return err
 		}

@@ -143,6 +143,13 @@ type VoucherDebit struct {
 	ReversedAt    time.Time // zero while in force
 }
 
+// AppointmentCredits is what packages and vouchers pay of one
+// appointment (OffersStore.AppointmentCredits).
+type AppointmentCredits struct {
+	PackageSession bool           // a package session in force pays the whole service
+	VoucherDebits  []VoucherDebit // debits in force
+}
+
 // VoucherDebitParams asks to debit a voucher, named by its code, for an
 // appointment.
 type VoucherDebitParams struct {
@@ -232,6 +239,12 @@ type OffersStore interface {
 	// PackageRedemptionList returns a package's redemptions, released ones
 	// included, ordered by (At, ID).
 	PackageRedemptionList(ctx context.Context, packageID string) ([]PackageRedemption, error)
+	// AppointmentCredits returns what packages and vouchers pay of an
+	// appointment now: whether a package session in force was spent on
+	// it, and its voucher debits in force (reversed ones left out),
+	// oldest first. Nothing spent is a zero AppointmentCredits, not an
+	// error.
+	AppointmentCredits(ctx context.Context, appointmentID string) (AppointmentCredits, error)
 
 	// VoucherIssue stores a new voucher at Version 1. v.CodeHash must be
 	// HashVoucherCode of the code; the balance must be positive.

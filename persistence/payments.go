@@ -177,8 +177,20 @@ const (
 	AccountWompi = "wompi"
 	// AccountOrders is what approved payments settled of shop orders.
 	AccountOrders = "orders"
-	// AccountDeposits is what approved payments settled of deposits.
+	// AccountDeposits is what approved payments settled of deposits: the
+	// deposits attached to a confirmed appointment.
 	AccountDeposits = "deposits"
+	// AccountDepositsHeld is an approved deposit not yet attached: its
+	// appointment is being confirmed by the staff member's actor, outside
+	// the approval's transaction. It moves on to AccountDeposits (attached),
+	// or back to AccountWompi (voided) or to AccountClientCredit (refunded
+	// as credit) when the appointment could not be confirmed; at rest it
+	// is zero.
+	AccountDepositsHeld = "deposits_held"
+	// AccountClientCredit is money refunded as client credit (the shop's
+	// credit ledger, credit_entries, holds each client's balance): we still
+	// hold it, and owe it to the client.
+	AccountClientCredit = "client_credit"
 	// AccountVouchers is what approved payments settled of voucher sales.
 	AccountVouchers = "vouchers"
 	// AccountSuspense is money received that settles nothing (a payment

@@ -31,6 +31,7 @@ import (
 	"github.com/spa-engine/spa/actors/quota"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
+	"github.com/spa-engine/spa/actors/service/booking"
 	"github.com/spa-engine/spa/actors/service/shop"
 	"github.com/spa-engine/spa/actors/waitlist"
 	"github.com/spa-engine/spa/cluster/jsretry"
@@ -289,6 +290,12 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	pay, err := n.startPayments(cfg, reg, n.providerMetrics)
 	if err != nil {
 		return n, err
+	}
+	if pay != nil {
+		// Deposits paid online confirm (or release) their appointments
+		// through the same calendars the gateway books on.
+		pay.EnableDeposits(booking.New(booking.Deps{Store: n.store, Calendars: schedule.NewClient(calendars),
+			Resources: resources, Logger: log}))
 	}
 	n.app, err = gateway.New(gateway.Deps{
 		Store:      n.store,

@@ -278,6 +278,22 @@ func (t *txn) PackageRelease(ctx context.Context, appointmentID string, at time.
 	return err
 }
 
+func (t *txn) AppointmentCredits(ctx context.Context, appointmentID string) (persistence.AppointmentCredits, error) {
+	var c persistence.AppointmentCredits
+	var one int
+	switch err := t.queryRow(ctx, `SELECT 1 FROM package_redemptions WHERE appointment_id = ? AND released_at IS NULL LIMIT 1`,
+		appointmentID).Scan(&one); {
+	case err == nil:
+		c.PackageSession = true
+	case !errors.Is(err, sql.ErrNoRows):
+		return c, t.mapErr(err)
+	}
+	var err error
+	c.VoucherDebits, err = queryList(ctx, t, t.scanDebit, `SELECT `+debitColumns+` FROM voucher_debits
+		WHERE appointment_id = ? AND reversed_at IS NULL ORDER BY id`, appointmentID)
+	return c, err
+}
+
 func (t *txn) PackageRedemptionList(ctx context.Context, packageID string) ([]persistence.PackageRedemption, error) {
 	return queryList(ctx, t, t.scanRedemption, `SELECT `+redemptionColumns+` FROM package_redemptions
 		WHERE package_id = ? ORDER BY at, id`, packageID)

@@ -28,6 +28,7 @@ var offersTests = []struct {
 	{"Vouchers", testVouchers},
 	{"VoucherDebit", testVoucherDebit},
 	{"VoucherDebitConcurrent", testVoucherDebitConcurrent},
+	{"AppointmentCredits", testAppointmentCredits},
 	{"OffersInvalid", testOffersInvalid},
 }
 
@@ -872,6 +873,53 @@ func testVoucherDebitConcurrent(t *testing.T, open Opener) {
 
 // testOffersInvalid checks that malformed input is refused with ErrInvalid
 // and writes nothing.
+// testAppointmentCredits: what packages and vouchers pay of an
+// appointment, reversed debits and released sessions left out.
+func testAppointmentCredits(t *testing.T, open Opener) {
+	s := migrated(t, open, persistence.Options{})
+	expires := base.Add(30 * 24 * time.Hour)
+	grant(t, s, pkg("p-1", "c1", 2, expires))
+	issue(t, s, voucher("v-1", "ONE", 10_000, expires), voucher("v-2", "TWO", 10_000, expires))
+	credits := func() persistence.AppointmentCredits {
+		t.Helper()
+		var c persistence.AppointmentCredits
+		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) (err error) {
+			c, err = tx.AppointmentCredits(ctx, "a-1")
+			return err
+		})
+		return c
+	}
+	if c := credits(); c.PackageSession || len(c.VoucherDebits) != 0 {
+		t.Fatalf("nothing spent: %+v", c)
+	}
+	if _, err := redeem(t, s, persistence.PackageRedeem{ID: "r-1", PackageID: "p-1", AppointmentID: "a-1", ServiceID: "facial",
+		ClientID: "c1", At: base}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []persistence.VoucherDebitParams{
+		{ID: "d-1", Code: "ONE", ClientID: "c1", AppointmentID: "a-1", AmountMinor: 3_000, At: base},
+		{ID: "d-2", Code: "TWO", ClientID: "c1", AppointmentID: "a-1", AmountMinor: 2_500, At: base},
+		{ID: "d-3", Code: "TWO", ClientID: "c1", AppointmentID: "a-2", AmountMinor: 1_000, At: base},
+	} {
+		if _, err := debit(t, s, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := credits()
+	if !c.PackageSession || len(c.VoucherDebits) != 2 || c.VoucherDebits[0].AmountMinor != 3_000 || c.VoucherDebits[1].AmountMinor != 2_500 {
+		t.Fatalf("spent: %+v", c)
+	}
+	if err := release(t, s, "a-1", base.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reverse(t, s, "a-1", base.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if c := credits(); c.PackageSession || len(c.VoucherDebits) != 0 {
+		t.Fatalf("after giving back: %+v", c)
+	}
+}
+
 func testOffersInvalid(t *testing.T, open Opener) {
 	s := migrated(t, open, persistence.Options{})
 	w := wait("w-1", "c1", at(9, 0), at(12, 0), 0)

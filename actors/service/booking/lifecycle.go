@@ -86,13 +86,26 @@ type ChangeInput struct {
 // maxReason bounds a lifecycle call's reason.
 const maxReason = 200
 
-// Confirm turns a live hold into a booking: the owner when no deposit is
-// due (a deposit is taken by staff at the desk until online payment
-// exists), or staff. After expiry: hold_expired.
+// Confirm turns a live hold into a booking: staff, or the owner once
+// nothing of the deposit is due (DepositDue: none asked, or a package
+// session, vouchers or an approved online payment cover it; otherwise the
+// client pays it online, docs/payments.md). After expiry: hold_expired.
 func (s *Service) Confirm(ctx context.Context, by service.Caller, a Appointment, in ChangeInput) (persistence.Appointment, error) {
+	if err := a.ofCaller(by); err != nil {
+		return persistence.Appointment{}, err
+	}
+	var due int64
+	if a.DepositMinor > 0 && !IsStaff(by) {
+		if err := s.store.InTx(ctx, func(tx persistence.Tx) (err error) {
+			due, err = DepositDue(ctx, tx, a.Appointment)
+			return err
+		}); err != nil {
+			return persistence.Appointment{}, err
+		}
+	}
 	ap, err := s.change(ctx, by, a, in, func(ap persistence.Appointment, _ persistence.Service, reason string) (schedule.Change, error) {
-		if ap.DepositMinor > 0 && !IsStaff(by) {
-			return nil, fault.Forbidden(fmt.Sprintf("a deposit of %d (minor units) is due before confirmation", ap.DepositMinor))
+		if due > 0 {
+			return nil, fault.Forbidden(fmt.Sprintf("a deposit of %d (minor units) is due before confirmation; pay it online", due))
 		}
 		return &schedule.Confirm{AppointmentID: ap.ID, ActorID: by.Subject, Reason: reason}, nil
 	})

@@ -45,6 +45,9 @@ type Source string
 const (
 	SourceWebhook   Source = "webhook"
 	SourceReconcile Source = "reconciliation"
+	// SourceRefund: our own void of a deposit whose appointment could not
+	// be confirmed, read back from Wompi's answer.
+	SourceRefund Source = "refund"
 )
 
 // Observation is a transaction as seen by the webhook or reconciliation.
@@ -56,6 +59,9 @@ type Observation struct {
 	Source    Source
 	EventKey  string // the stored event to mark applied, in the same transaction ("" for none)
 	RequestID string
+	// Note says why we caused the change ourselves (a deposit's automatic
+	// refund); it goes into the notice the change opens.
+	Note string
 }
 
 // system is the audit actor of applied payments.
@@ -86,21 +92,47 @@ func statusOf(s wompi.Status) (persistence.IntentStatus, bool) {
 // changes from the provider's side, so the webhook, its redeliveries and
 // reconciliation can all apply the same transaction any number of times,
 // in any order: each change happens once.
-func (s *Service) Apply(ctx context.Context, obs Observation) (out Outcome, err error) {
+//
+// A deposit's effect on its appointment is decided by the staff member's
+// actor, outside this transaction: once the apply committed, Apply asks
+// it (followDeposit), and reconciliation asks again until it is done.
+func (s *Service) Apply(ctx context.Context, obs Observation) (Outcome, error) {
+	out, in, err := s.applyOnly(ctx, obs)
+	if err != nil {
+		return "", err
+	}
+	if in.Kind == persistence.PaymentDeposit {
+		if ferr := s.followDeposit(ctx, in.ID); ferr != nil {
+			// The apply stands; reconciliation follows the deposit up.
+			s.d.Log.Warn("deposit follow-up left for reconciliation", "intent", in.ID, "err", ferr)
+		}
+	}
+	return out, nil
+}
+
+// applyOnly is Apply without the deposit's follow-up; in is the intent
+// the observation names (zero for an orphan).
+func (s *Service) applyOnly(ctx context.Context, obs Observation) (out Outcome, in persistence.PaymentIntent, err error) {
 	err = s.d.Store.InTx(ctx, func(tx persistence.Tx) error {
+		in = persistence.PaymentIntent{}
 		out, err = s.apply(ctx, tx, obs)
 		if err != nil {
 			return err
 		}
 		if obs.EventKey != "" {
-			_, err = tx.PaymentEventMarkApplied(ctx, obs.EventKey, string(out), s.now())
+			if _, err = tx.PaymentEventMarkApplied(ctx, obs.EventKey, string(out), s.now()); err != nil {
+				return err
+			}
+		}
+		if out != OutcomeOrphan {
+			in, err = tx.PaymentIntentGet(ctx, obs.Tx.Reference)
 		}
 		return err
 	})
 	if err != nil {
-		return "", err
+		return "", persistence.PaymentIntent{}, err
 	}
-	return out, nil
+	return out, in, nil
 }
 
 func (s *Service) apply(ctx context.Context, tx persistence.Tx, obs Observation) (Outcome, error) {
@@ -245,9 +277,22 @@ func (s *Service) void(ctx context.Context, tx persistence.Tx, in persistence.Pa
 	if err := s.post(ctx, tx, in, "voided/"+in.TransactionID, "payment voided", account, persistence.AccountWompi, now); err != nil {
 		return err
 	}
-	return s.except(ctx, tx, persistence.PaymentException{Class: persistence.ExceptionStatusMismatch,
+	x := persistence.PaymentException{Class: persistence.ExceptionStatusMismatch,
 		Dedupe: "voided/" + in.TransactionID, IntentID: in.ID, Reference: in.ID, TransactionID: in.TransactionID,
-		AmountMinor: in.AmountMinor, Detail: fmt.Sprintf("approved payment voided (%s); what it paid is unchanged", obs.Source)}, now)
+		AmountMinor: in.AmountMinor, Detail: fmt.Sprintf("approved payment voided (%s); what it paid is unchanged", obs.Source)}
+	if account == persistence.AccountDepositsHeld {
+		// A deposit voided before it was attached to its appointment: the
+		// automatic refund of a deposit whose slot was lost (or a void
+		// made at Wompi's dashboard before it was attached). Nothing is
+		// left to undo, so the notice is opened resolved.
+		why := obs.Note
+		if why == "" {
+			why = "voided at Wompi before it was attached to its appointment"
+		}
+		x.State, x.ResolvedBy, x.Resolution = persistence.ExceptionResolved, order.SystemActor, "refunded by voiding the card payment"
+		x.Detail = "deposit refunded to the card (" + string(obs.Source) + "): " + why
+	}
+	return s.except(ctx, tx, x, now)
 }
 
 // post writes one balanced movement: amount debited to debit, credited to

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -36,6 +37,9 @@ type Provider interface {
 	GetTransaction(ctx context.Context, id string) (wompi.Transaction, error)
 	FindTransactionsByReference(ctx context.Context, reference string) ([]wompi.Transaction, error)
 	VerifyEvent(body []byte, headerChecksum string, now time.Time) (wompi.Event, error)
+	// VoidTransaction refunds an approved card payment in full
+	// (wompi.ErrNotVoidable for other methods).
+	VoidTransaction(ctx context.Context, id string) (wompi.Transaction, error)
 }
 
 // Defaults for zero Deps fields.
@@ -76,6 +80,13 @@ type Deps struct {
 type Service struct {
 	d        Deps
 	settlers map[persistence.PaymentKind]Settler
+	// deposits confirms and releases appointments (nil: deposits are not
+	// taken online; EnableDeposits).
+	deposits Appointments
+	// follow serialises the follow-ups of one deposit on this node
+	// (striped by intent id), so a webhook and reconciliation do not
+	// both decide to refund it.
+	follow [64]sync.Mutex
 }
 
 // New returns a Service with the shop order settler registered.

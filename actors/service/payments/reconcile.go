@@ -66,6 +66,9 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileResult, error) {
 				s.d.Log.Warn("payment reconciliation of one intent failed", "intent", in.ID, "err", err)
 			}
 		}
+		// A deposit's appointment follows its intent (deposit.go): asked
+		// again here, so a follow-up a crash or an outage cut is done.
+		s.followDeposits(ctx, page, &res)
 		if len(page) < reconcilePage {
 			break
 		}

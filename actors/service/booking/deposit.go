@@ -1,0 +1,131 @@
+package booking
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spa-engine/spa/actors/schedule"
+	"github.com/spa-engine/spa/persistence"
+	"github.com/spa-engine/spa/persistence/money"
+)
+
+// Deposits paid online (docs/payments.md, "Deposits"). The payments
+// service settles an approved deposit through ConfirmPaid and releases a
+// hold whose payment failed through ReleaseUnpaid; both ask the staff
+// member's actor, the only writer of the calendar, so the confirmation is
+// one decision with its transition and event, like the desk's.
+
+// PaymentsActor is the actor id of the transitions online payments make.
+const PaymentsActor = "payments"
+
+// DepositDue is what is still to pay of ap's deposit before the client may
+// confirm it: the deposit less what already pays it. A package session in
+// force pays the whole service; voucher debits in force and approved
+// online deposit payments count to the cent. Never below zero. Read in
+// tx, so a caller deciding on it sees one state.
+func DepositDue(ctx context.Context, tx persistence.Tx, ap persistence.Appointment) (int64, error) {
+	if ap.DepositMinor <= 0 {
+		return 0, nil
+	}
+	c, err := tx.AppointmentCredits(ctx, ap.ID)
+	if err != nil {
+		return 0, err
+	}
+	if c.PackageSession {
+		return 0, nil
+	}
+	var paid money.Sum
+	for _, d := range c.VoucherDebits {
+		paid.Add(d.AmountMinor)
+	}
+	intents, err := tx.PaymentIntentsOf(ctx, persistence.PaymentDeposit, ap.ID)
+	if err != nil {
+		return 0, err
+	}
+	for _, in := range intents {
+		if in.Status == persistence.IntentApproved {
+			paid.Add(in.AmountMinor)
+		}
+	}
+	total, err := paid.Total()
+	if err != nil {
+		return 0, fmt.Errorf("booking: deposit of %s: %w", ap.ID, err)
+	}
+	if total >= ap.DepositMinor {
+		return 0, nil
+	}
+	return ap.DepositMinor - total, nil
+}
+
+// ErrUndecided: the calendar could not be asked, or decided nothing (a
+// failed or fenced write); asking again is safe.
+var ErrUndecided = errors.New("booking: the calendar decided nothing; retry")
+
+// ConfirmPaid confirms ap because its deposit was paid online (payment
+// intentID), as PaymentsActor. Confirming an appointment already
+// confirmed answers it unchanged, so a redelivered approval confirms
+// once. A calendar's refusal (the hold lapsed or was cancelled) is a
+// *Refused wrapping the schedule's error; ErrUndecided when nothing was
+// decided.
+func (s *Service) ConfirmPaid(ctx context.Context, ap persistence.Appointment, intentID string) (persistence.Appointment, error) {
+	rep, err := s.calendars.Confirm(ctx, ap.StaffID, &schedule.Confirm{AppointmentID: ap.ID, ActorID: PaymentsActor,
+		Reason: "deposit paid online (payment " + intentID + ")"})
+	if err := undecided(rep, err); err != nil {
+		return ap, err
+	}
+	if rep.Err != nil {
+		return rep.Appointment, &Refused{Err: rep.Err}
+	}
+	if ap.ResourceID != "" {
+		s.trackResource(ctx, rep.Appointment)
+	}
+	return rep.Appointment, nil
+}
+
+// onlyHolds is the cut-off ReleaseUnpaid sends: larger than any lead
+// time, so the calendar refuses (ErrCutoff) to cancel an appointment that
+// is confirmed by then (at the desk, or by an approval that won the race)
+// and cancels only a hold, which no cut-off protects. The condition
+// travels in the existing Cancel message, so it holds on a remote
+// calendar too.
+const onlyHolds = 100 * 365 * 24 * time.Hour
+
+// ReleaseUnpaid cancels ap while it is still a hold, with reason, as
+// PaymentsActor: its deposit payment was declined, failed or expired, so
+// the slot is freed at once instead of when the hold lapses (the package
+// session and voucher debits it spent are given back in the same write).
+// A booking confirmed meanwhile, or a hold already cancelled or lapsed,
+// is left alone (nil). ErrUndecided when nothing was decided.
+func (s *Service) ReleaseUnpaid(ctx context.Context, ap persistence.Appointment, reason string) error {
+	rep, err := s.calendars.Cancel(ctx, ap.StaffID, &schedule.Cancel{AppointmentID: ap.ID, ActorID: PaymentsActor,
+		Reason: reason, Cutoff: onlyHolds})
+	if err := undecided(rep, err); err != nil {
+		return err
+	}
+	switch {
+	case rep.Err == nil:
+		if ap.ResourceID != "" {
+			s.trackResource(ctx, rep.Appointment)
+		}
+		return nil
+	case errors.Is(rep.Err, schedule.ErrCutoff), errors.Is(rep.Err, schedule.ErrTransition), errors.Is(rep.Err, schedule.ErrNotFound):
+		return nil
+	}
+	return rep.Err
+}
+
+// undecided is ErrUndecided (wrapping the cause) when the calendar was not
+// reached or decided nothing.
+func undecided(rep *schedule.Reply, err error) error {
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %w", ErrUndecided, err)
+	case rep == nil:
+		return ErrUndecided
+	case rep.Err != nil && errors.Is(rep.Err, schedule.ErrRetry):
+		return fmt.Errorf("%w: %w", ErrUndecided, rep.Err)
+	}
+	return nil
+}

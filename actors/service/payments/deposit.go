@@ -1,0 +1,352 @@
+package payments
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"slices"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/spa-engine/spa/actors/order"
+	"github.com/spa-engine/spa/actors/providers/wompi"
+	"github.com/spa-engine/spa/actors/service"
+	"github.com/spa-engine/spa/actors/service/booking"
+	"github.com/spa-engine/spa/actors/service/fault"
+	"github.com/spa-engine/spa/persistence"
+)
+
+// Deposits (docs/payments.md, "Deposits"). A hold that needs a deposit is
+// paid through an intent of kind deposit that expires with the hold. An
+// appointment is written by one actor only, the staff member's, so an
+// approval cannot confirm it inside the apply's transaction. It goes in
+// two durable steps instead:
+//
+//  1. the apply (webhook or reconciliation) makes the intent approved and
+//     posts the money to deposits_held, in one transaction;
+//  2. the follow-up asks the staff member's actor to confirm (one
+//     decision, written with its transition and event); confirmed, the
+//     money moves to deposits (attached); refused (the hold lapsed or was
+//     cancelled, and the slot may be someone else's), the payment is
+//     voided at Wompi or, where Wompi cannot void it, refunded as client
+//     credit, with a notice.
+//
+// The follow-up runs after every apply of a deposit and again in every
+// reconciliation pass, so a crash between the steps delays it and loses
+// nothing. It is idempotent: an approval already attached or refunded is
+// left alone, and the actor answers a second confirm with the booking it
+// made. A declined, failed or expired payment frees the slot at once (the
+// hold is cancelled), unless another payment of the appointment is live.
+
+// Appointments is what deposits need of the booking use cases;
+// *booking.Service is one.
+type Appointments interface {
+	// ConfirmPaid confirms ap for payment intentID: a *booking.Refused
+	// when the calendar refuses, booking.ErrUndecided when it decided
+	// nothing.
+	ConfirmPaid(ctx context.Context, ap persistence.Appointment, intentID string) (persistence.Appointment, error)
+	// ReleaseUnpaid cancels ap if it is still a hold.
+	ReleaseUnpaid(ctx context.Context, ap persistence.Appointment, reason string) error
+}
+
+// EnableDeposits takes deposits online: apps confirms and releases their
+// appointments. Call it before the service is used.
+func (s *Service) EnableDeposits(apps Appointments) {
+	s.deposits = apps
+	s.Register(persistence.PaymentDeposit, DepositSettler{})
+}
+
+// DepositSettler holds an approved deposit in deposits_held, inside the
+// apply's transaction, for the follow-up to attach or refund: what it
+// pays is decided by the staff member's actor afterwards.
+type DepositSettler struct{}
+
+// Account is persistence.AccountDepositsHeld.
+func (DepositSettler) Account() string { return persistence.AccountDepositsHeld }
+
+// Settle accepts the approval when the appointment exists (to be
+// confirmed or refunded by the follow-up); a payment for an appointment
+// that does not exist goes to suspense for a human.
+func (DepositSettler) Settle(ctx context.Context, tx persistence.Tx, in persistence.PaymentIntent, _ order.Actor) (bool, string, error) {
+	ap, err := tx.AppointmentGet(ctx, in.SubjectID)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return false, "the appointment does not exist", nil
+	}
+	if err != nil {
+		return false, "", err
+	}
+	if ap.ClientID != in.ClientID {
+		return false, "the appointment is another client's", nil
+	}
+	return true, "", nil
+}
+
+// PayDeposit returns the checkout of the deposit still due on a held
+// appointment: the live intent when there is one (created false), else a
+// new one for the amount due (booking.DepositDue: the deposit less what a
+// package session, vouchers or an earlier approved payment pay). The
+// intent expires with the hold, and the link is signed with that expiry,
+// so no payment can start after the slot is released; the hold is not
+// extended while a payment is pending (ARCHITECTURE-BRIEF: holds expire by
+// themselves). The hold's client pays; staff may create the link for any
+// hold. It runs in tx and calls nothing remote.
+func (s *Service) PayDeposit(ctx context.Context, tx persistence.Tx, by service.Caller, appointmentID string) (co Checkout, created bool, err error) {
+	if err := allow(by, personRoles...); err != nil {
+		return co, false, err
+	}
+	if !s.Enabled() || s.deposits == nil {
+		return co, false, errDisabled
+	}
+	now := s.now()
+	if appointmentID == "" || len(appointmentID) > 64 {
+		return co, false, fault.NotFound("appointment not found")
+	}
+	ap, err := tx.AppointmentGet(ctx, appointmentID)
+	if err != nil {
+		return co, false, fault.IfNotFound(err, "appointment")
+	}
+	if ap.ClientID != by.Subject && !slices.Contains(staffRoles, by.Role) {
+		return co, false, fault.NotFound("appointment not found")
+	}
+	switch {
+	case ap.Status == persistence.StatusHeld && !ap.Live(now):
+		return co, false, fault.New(fault.CodeHoldExpired, "")
+	case ap.Status != persistence.StatusHeld:
+		return co, false, fault.New(fault.CodeInvalidTransition, "the appointment is "+string(ap.Status)+" and takes no deposit")
+	case !now.Add(MinPayWindow).Before(ap.HoldExpiresAt):
+		return co, false, fault.New(fault.CodeHoldExpired, "the hold expires too soon to be paid online")
+	}
+	intents, err := tx.PaymentIntentsOf(ctx, persistence.PaymentDeposit, ap.ID)
+	if err != nil {
+		return co, false, err
+	}
+	for _, in := range intents {
+		switch in.Status {
+		case persistence.IntentPending:
+			co.Intent = in
+		case persistence.IntentApproved:
+			return co, false, fault.Conflict("a deposit payment of this appointment was already approved")
+		}
+	}
+	if co.Intent.ID == "" {
+		due, err := booking.DepositDue(ctx, tx, ap)
+		if err != nil {
+			return co, false, err
+		}
+		if due <= 0 {
+			return co, false, fault.Conflict("no deposit is due: confirm the appointment")
+		}
+		co.Intent, err = tx.PaymentIntentCreate(ctx, persistence.PaymentIntent{ID: ulid.Make().String(),
+			Kind: persistence.PaymentDeposit, SubjectID: ap.ID, ClientID: ap.ClientID, AmountMinor: due,
+			Currency: persistence.CurrencyCOP, CreatedAt: now, ExpiresAt: ap.HoldExpiresAt})
+		if errors.Is(err, persistence.ErrConflict) {
+			return co, false, fault.Conflict("a deposit payment of this appointment is being created; retry")
+		}
+		if err != nil {
+			return co, false, err
+		}
+		created = true
+		if err := service.Audit(ctx, tx, now, by, "payment.created", "payment/"+co.Intent.ID, "",
+			map[string]any{"kind": co.Intent.Kind, "subject": "appointment/" + ap.ID, "amount_minor": co.Intent.AmountMinor}); err != nil {
+			return co, false, err
+		}
+	}
+	co.URL, err = s.d.Wompi.CheckoutURL(wompi.Checkout{Reference: co.Intent.ID, AmountInCents: co.Intent.AmountMinor,
+		RedirectURL: s.d.RedirectURL, ExpiresAt: co.Intent.ExpiresAt})
+	if err != nil {
+		return co, false, err
+	}
+	return co, created, nil
+}
+
+// lockFollow takes the follow-up lock of intent id.
+func (s *Service) lockFollow(id string) func() {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	m := &s.follow[h.Sum32()%uint32(len(s.follow))]
+	m.Lock()
+	return m.Unlock
+}
+
+// followDeposit brings a deposit intent's appointment in line with it:
+// approved → confirmed and attached, or refunded; declined, error or
+// expired → the hold released. Safe to call any number of times.
+func (s *Service) followDeposit(ctx context.Context, id string) error {
+	if s.deposits == nil {
+		return nil
+	}
+	defer s.lockFollow(id)()
+	var in persistence.PaymentIntent
+	var ap persistence.Appointment
+	var entries []persistence.LedgerEntry
+	var others []persistence.PaymentIntent
+	err := s.d.Store.InTx(ctx, func(tx persistence.Tx) (err error) {
+		if in, err = tx.PaymentIntentGet(ctx, id); err != nil {
+			return err
+		}
+		if in.Kind != persistence.PaymentDeposit {
+			return nil
+		}
+		if ap, err = tx.AppointmentGet(ctx, in.SubjectID); err != nil {
+			return err
+		}
+		if entries, err = tx.PaymentLedgerEntries(ctx, in.ID); err != nil {
+			return err
+		}
+		others, err = tx.PaymentIntentsOf(ctx, persistence.PaymentDeposit, ap.ID)
+		return err
+	})
+	if errors.Is(err, persistence.ErrNotFound) {
+		return nil // no appointment: the approval went to suspense, for a human
+	}
+	if err != nil || in.Kind != persistence.PaymentDeposit {
+		return err
+	}
+	switch in.Status {
+	case persistence.IntentApproved:
+		if !held(entries, in) {
+			return nil // attached or refunded already, or in suspense
+		}
+		_, err := s.deposits.ConfirmPaid(ctx, ap, in.ID)
+		var refused *booking.Refused
+		switch {
+		case err == nil:
+			return s.attach(ctx, in)
+		case errors.As(err, &refused):
+			return s.refund(ctx, in, "the appointment could not be confirmed ("+refused.Err.Error()+"); its hold had lapsed or was cancelled")
+		}
+		return err
+	case persistence.IntentDeclined, persistence.IntentError, persistence.IntentExpired:
+		if ap.Status != persistence.StatusHeld {
+			return nil
+		}
+		for _, o := range others {
+			if o.ID != in.ID && (o.Status == persistence.IntentPending || o.Status == persistence.IntentApproved) {
+				return nil // another payment of the hold is under way or paid
+			}
+		}
+		reason := "deposit declined"
+		switch in.Status {
+		case persistence.IntentError:
+			reason = "deposit payment failed"
+		case persistence.IntentExpired:
+			reason = "deposit payment expired"
+		}
+		return s.deposits.ReleaseUnpaid(ctx, ap, reason)
+	}
+	return nil
+}
+
+// held reports whether the approval of in sits in deposits_held: posted
+// there and not moved on (attached, voided or refunded).
+func held(entries []persistence.LedgerEntry, in persistence.PaymentIntent) bool {
+	inHeld := false
+	for _, e := range entries {
+		switch {
+		case e.Key == "approved/"+in.TransactionID && e.Account == persistence.AccountDepositsHeld:
+			inHeld = true
+		case e.Key == "attached/"+in.ID, e.Key == "refunded/"+in.ID, e.Key == "voided/"+in.TransactionID:
+			return false
+		}
+	}
+	return inHeld
+}
+
+// attach moves a confirmed appointment's deposit from deposits_held to
+// deposits, once (the movement's key is unique per intent).
+func (s *Service) attach(ctx context.Context, in persistence.PaymentIntent) error {
+	now := s.now()
+	err := s.d.Store.InTx(ctx, func(tx persistence.Tx) error {
+		cur, err := tx.PaymentIntentGet(ctx, in.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Status != persistence.IntentApproved {
+			// Voided at Wompi's dashboard meanwhile: the appointment stays
+			// confirmed; the void's exception asks a human.
+			return nil
+		}
+		return s.post(ctx, tx, cur, "attached/"+cur.ID, "deposit attached to appointment "+cur.SubjectID,
+			persistence.AccountDepositsHeld, persistence.AccountDeposits, now)
+	})
+	if errors.Is(err, persistence.ErrConflict) {
+		return nil // attached by a concurrent follow-up
+	}
+	return err
+}
+
+// refund gives back an approved deposit whose appointment could not be
+// confirmed: voided at Wompi (card payments), the void applied through
+// the same apply as any observation; where Wompi cannot void it, as
+// client credit. Wompi not answering leaves it for the next follow-up.
+func (s *Service) refund(ctx context.Context, in persistence.PaymentIntent, why string) error {
+	t, err := s.d.Wompi.VoidTransaction(ctx, in.TransactionID)
+	if errors.Is(err, wompi.ErrNotVoidable) {
+		// A concurrent void may have won: the transaction is then VOIDED.
+		got, gerr := s.d.Wompi.GetTransaction(ctx, in.TransactionID)
+		if gerr != nil {
+			return gerr
+		}
+		if got.Status != wompi.StatusVoided {
+			return s.credit(ctx, in, why)
+		}
+		t, err = got, nil
+	}
+	if err != nil {
+		return err
+	}
+	_, _, err = s.applyOnly(ctx, Observation{Tx: t, Source: SourceRefund, Note: why})
+	return err
+}
+
+// credit refunds an approved deposit as client credit, in one
+// transaction: the intent refunded (version-checked, so once), the grant
+// in the client's credit ledger, the movement deposits_held →
+// client_credit, a notice, the audit entry and the PaymentChanged event.
+func (s *Service) credit(ctx context.Context, in persistence.PaymentIntent, why string) error {
+	now := s.now()
+	return s.d.Store.InTx(ctx, func(tx persistence.Tx) error {
+		cur, err := tx.PaymentIntentGet(ctx, in.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Status != persistence.IntentApproved {
+			return nil
+		}
+		from := cur.Status
+		if cur, err = tx.PaymentIntentUpdate(ctx, persistence.IntentChange{ID: cur.ID, FromVersion: cur.Version,
+			Status: persistence.IntentRefunded, At: now}); err != nil {
+			return err
+		}
+		if err := tx.CreditGrant(ctx, persistence.CreditGrant{ID: ulid.Make().String(), ClientID: cur.ClientID,
+			AmountMinor: cur.AmountMinor, Reason: "deposit refund (payment " + cur.ID + ")", GrantedBy: order.SystemActor,
+			ExpiresAt: now.Add(order.DefaultCreditValidity), CreatedAt: now}); err != nil {
+			return err
+		}
+		if err := s.post(ctx, tx, cur, "refunded/"+cur.ID, "deposit refunded as client credit",
+			persistence.AccountDepositsHeld, persistence.AccountClientCredit, now); err != nil {
+			return err
+		}
+		if err := s.except(ctx, tx, persistence.PaymentException{Class: persistence.ExceptionStatusMismatch,
+			State: persistence.ExceptionResolved, Dedupe: "deposit_refund/" + cur.ID, IntentID: cur.ID, Reference: cur.ID,
+			TransactionID: cur.TransactionID, AmountMinor: cur.AmountMinor, ResolvedBy: order.SystemActor,
+			Resolution: "refunded as client credit", Detail: "deposit refunded as client credit: " + why}, now); err != nil {
+			return err
+		}
+		return s.record(ctx, tx, from, cur, false, "", string(SourceRefund))
+	})
+}
+
+// followDeposits runs the follow-up of every deposit intent in page (for
+// reconciliation), counting failures.
+func (s *Service) followDeposits(ctx context.Context, page []persistence.PaymentIntent, res *ReconcileResult) {
+	for _, in := range page {
+		if in.Kind != persistence.PaymentDeposit {
+			continue
+		}
+		if err := s.followDeposit(ctx, in.ID); err != nil {
+			res.Failures++
+			s.d.Log.Warn("deposit follow-up failed", "intent", in.ID, "err", err)
+		}
+	}
+}
