@@ -134,14 +134,6 @@ func allow(by service.Caller, roles ...auth.Role) error {
 	return nil
 }
 
-// unavailable turns the provider's outage into a 503 the client may retry.
-func unavailable(err error) error {
-	if errors.Is(err, wompi.ErrUnavailable) {
-		return fault.Unavailable("the payment provider is not answering; retry later")
-	}
-	return err
-}
-
 // Checkout is an intent with the link that pays it.
 type Checkout struct {
 	Intent persistence.PaymentIntent
