@@ -39,9 +39,8 @@ const depositMinor = 2_000_000
 // posting to a webhook that calls Service.Event, and a clock that moves
 // (offset from the wall clock) shared by all of them.
 type depositFixture struct {
-	t      *testing.T
+	harness
 	store  persistence.Store
-	fake   *wompifake.Server
 	svc    *Service
 	book   *booking.Service
 	offset atomic.Int64
@@ -68,7 +67,8 @@ func (f *depositFixture) now() time.Time { return time.Now().Add(time.Duration(f
 func withDeposits(t *testing.T, fn func(t *testing.T, f *depositFixture)) {
 	for _, d := range inventorytest.Drivers() {
 		t.Run(d.Name, func(t *testing.T) {
-			f := &depositFixture{t: t, store: d.Open(t)}
+			f := &depositFixture{harness: harness{t: t}, store: d.Open(t)}
+			f.db = f.store
 			f.bogota, _ = time.LoadLocation("America/Bogota")
 			tomorrow := time.Now().In(f.bogota).AddDate(0, 0, 1)
 			f.start = time.Date(tomorrow.Year(), tomorrow.Month(), tomorrow.Day(), 10, 0, 0, 0, f.bogota)
@@ -143,14 +143,6 @@ func withDeposits(t *testing.T, fn func(t *testing.T, f *depositFixture)) {
 	}
 }
 
-func (f *depositFixture) must(fn func(ctx context.Context, tx persistence.Tx) error) {
-	f.t.Helper()
-	ctx := context.Background()
-	if err := f.store.InTx(ctx, func(tx persistence.Tx) error { return fn(ctx, tx) }); err != nil {
-		f.t.Fatal(err)
-	}
-}
-
 // hold holds the fixture's slot for by.
 func (f *depositFixture) hold(by service.Caller) persistence.Appointment {
 	f.t.Helper()
@@ -180,16 +172,6 @@ func (f *depositFixture) mustPayDeposit(by service.Caller, id string) Checkout {
 	return co
 }
 
-func (f *depositFixture) checkout(co Checkout, outcome wompifake.Outcome) wompifake.Transaction {
-	f.t.Helper()
-	tx, err := f.fake.PayCheckout(co.URL, outcome)
-	if err != nil {
-		f.t.Fatalf("PayCheckout: %v", err)
-	}
-	f.fake.WaitIdle()
-	return tx
-}
-
 func (f *depositFixture) appointment(id string) persistence.Appointment {
 	f.t.Helper()
 	var ap persistence.Appointment
@@ -198,16 +180,6 @@ func (f *depositFixture) appointment(id string) persistence.Appointment {
 		return err
 	})
 	return ap
-}
-
-func (f *depositFixture) intent(id string) persistence.PaymentIntent {
-	f.t.Helper()
-	var in persistence.PaymentIntent
-	f.must(func(ctx context.Context, tx persistence.Tx) (err error) {
-		in, err = tx.PaymentIntentGet(ctx, id)
-		return err
-	})
-	return in
 }
 
 // confirms counts the appointment's transitions to confirmed, and the

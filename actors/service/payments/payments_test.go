@@ -43,12 +43,48 @@ const (
 )
 
 type fixture struct {
-	t      *testing.T
+	harness
 	store  *failingStore
-	fake   *wompifake.Server
 	svc    *Service
 	offset atomic.Int64 // added to the service's clock
 	hooks  atomic.Int64 // webhook calls answered
+}
+
+// harness is what the order and deposit fixtures share: the test, the
+// store read through (past any fault injected), and the fake Wompi.
+type harness struct {
+	t    *testing.T
+	db   persistence.Store
+	fake *wompifake.Server
+}
+
+func (h *harness) must(fn func(ctx context.Context, tx persistence.Tx) error) {
+	h.t.Helper()
+	ctx := context.Background()
+	if err := h.db.InTx(ctx, func(tx persistence.Tx) error { return fn(ctx, tx) }); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// checkout pays the link on the fake's page and waits for its events.
+func (h *harness) checkout(co Checkout, outcome wompifake.Outcome) wompifake.Transaction {
+	h.t.Helper()
+	tx, err := h.fake.PayCheckout(co.URL, outcome)
+	if err != nil {
+		h.t.Fatalf("PayCheckout: %v", err)
+	}
+	h.fake.WaitIdle()
+	return tx
+}
+
+func (h *harness) intent(id string) persistence.PaymentIntent {
+	h.t.Helper()
+	var p persistence.PaymentIntent
+	h.must(func(ctx context.Context, tx persistence.Tx) (err error) {
+		p, err = tx.PaymentIntentGet(ctx, id)
+		return err
+	})
+	return p
 }
 
 // failingStore fails the ledger post of every transaction while failing
@@ -83,7 +119,8 @@ func (t failingTx) PaymentLedgerPost(ctx context.Context, m persistence.LedgerMo
 func run(t *testing.T, fn func(t *testing.T, f *fixture)) {
 	for _, d := range inventorytest.Drivers() {
 		t.Run(d.Name, func(t *testing.T) {
-			f := &fixture{t: t, store: &failingStore{Store: d.Open(t)}}
+			f := &fixture{harness: harness{t: t}, store: &failingStore{Store: d.Open(t)}}
+			f.db = f.store.Store
 			inventorytest.Stock(t, f.store, "oil", 10, oilPrice, 4_000_000, 0)
 			f.fake = wompifake.New(keys)
 			t.Cleanup(f.fake.Close)
@@ -119,14 +156,6 @@ func (f *fixture) post(body []byte, checksum string) int {
 		return http.StatusUnauthorized
 	default:
 		return http.StatusInternalServerError
-	}
-}
-
-func (f *fixture) must(fn func(ctx context.Context, tx persistence.Tx) error) {
-	f.t.Helper()
-	ctx := context.Background()
-	if err := f.store.Store.InTx(ctx, func(tx persistence.Tx) error { return fn(ctx, tx) }); err != nil {
-		f.t.Fatal(err)
 	}
 }
 
@@ -175,17 +204,6 @@ func (f *fixture) mustPay(by service.Caller, orderID string) Checkout {
 	return co
 }
 
-// checkout pays the link on the fake's page and waits for its events.
-func (f *fixture) checkout(co Checkout, outcome wompifake.Outcome) wompifake.Transaction {
-	f.t.Helper()
-	tx, err := f.fake.PayCheckout(co.URL, outcome)
-	if err != nil {
-		f.t.Fatalf("PayCheckout: %v", err)
-	}
-	f.fake.WaitIdle()
-	return tx
-}
-
 func (f *fixture) orderStatus(id string) persistence.OrderStatus {
 	f.t.Helper()
 	var o persistence.Order
@@ -194,16 +212,6 @@ func (f *fixture) orderStatus(id string) persistence.OrderStatus {
 		return err
 	})
 	return o.Status
-}
-
-func (f *fixture) intent(id string) persistence.PaymentIntent {
-	f.t.Helper()
-	var p persistence.PaymentIntent
-	f.must(func(ctx context.Context, tx persistence.Tx) (err error) {
-		p, err = tx.PaymentIntentGet(ctx, id)
-		return err
-	})
-	return p
 }
 
 func (f *fixture) entries(intentID string) []persistence.LedgerEntry {
