@@ -114,7 +114,7 @@ func (s *Service) Hold(ctx context.Context, by service.Caller, in HoldInput) (pe
 			return persistence.Appointment{}, err
 		}
 	}
-	ap, _, err := s.holdWithResource(ctx, hold, in, sv, staff)
+	ap, err := s.holdWithResource(ctx, hold, in, sv, staff)
 	if err != nil {
 		return persistence.Appointment{}, err
 	}
@@ -149,9 +149,8 @@ func (s *Service) undoOverCap(ctx context.Context, ap persistence.Appointment, s
 }
 
 // holdWithResource claims the service's room, if any, then holds the
-// staff member's slot (the saga of Hold). undecided reports that a hold
-// may still have been written (a timeout, a calendar recovering).
-func (s *Service) holdWithResource(ctx context.Context, hold *schedule.Hold, in HoldInput, sv persistence.Service, staff []persistence.StaffMember) (persistence.Appointment, bool, error) {
+// staff member's slot (the saga of Hold).
+func (s *Service) holdWithResource(ctx context.Context, hold *schedule.Hold, in HoldInput, sv persistence.Service, staff []persistence.StaffMember) (persistence.Appointment, error) {
 	id := hold.AppointmentID
 	if sv.ResourceID != "" {
 		// The room first, for a short while; then the staff member. Neither
@@ -160,7 +159,7 @@ func (s *Service) holdWithResource(ctx context.Context, hold *schedule.Hold, in 
 			return s.nearby(ctx, sv, staff, in.Start)
 		})
 		if err != nil {
-			return persistence.Appointment{}, false, err // nothing was held yet
+			return persistence.Appointment{}, err // nothing was held yet
 		}
 		hold.ClaimUntil = until
 	}
@@ -169,7 +168,7 @@ func (s *Service) holdWithResource(ctx context.Context, hold *schedule.Hold, in 
 		switch {
 		case err == nil:
 			if s.trackResource(ctx, ap) {
-				return persistence.Appointment{}, false, s.undoOverbooked(ctx, ap, sv, staff)
+				return persistence.Appointment{}, s.undoOverbooked(ctx, ap, sv, staff)
 			}
 		case !undecided:
 			s.releaseResource(ctx, sv.ResourceID, id)
@@ -178,7 +177,7 @@ func (s *Service) holdWithResource(ctx context.Context, hold *schedule.Hold, in 
 		// by itself, and a hold written meanwhile reaches the resource
 		// actor through its AppointmentChanged event.
 	}
-	return ap, undecided, err
+	return ap, err
 }
 
 // takeHoldCaps counts the hold id against the caps of the client it is
