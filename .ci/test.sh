@@ -56,6 +56,13 @@ set -e
 if [ "$rc" != 0 ]; then
   say "failures (whole output: $log):"
   grep -B25 -E '^\s*--- FAIL|^panic:' "$log" | grep -vE '^\s*(=== (RUN|PAUSE|CONT|NAME)|--- PASS)' | tail -300 >&2
+  # A failing test's own lines (t.Error, t.Log: "file_test.go:N: ..."),
+  # which a long test's captured logs can push out of the lines above.
+  say "what the failing tests said:"
+  awk '/^=== (RUN|CONT|NAME) /{cur=$3; next}
+       /^[[:space:]]+[A-Za-z0-9_]+_test\.go:[0-9]+: /{said[cur, n[cur]++]=$0; next}
+       /^[[:space:]]*--- FAIL: /{failed[$3]=1}
+       END{for (t in failed) for (i=(n[t]>40?n[t]-40:0); i<n[t]; i++) print t ": " said[t, i]}' "$log" | tail -200 >&2
 fi
 
 passed=$(grep -cE '^\s*--- PASS' "$log" || true)

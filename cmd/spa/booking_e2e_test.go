@@ -69,6 +69,27 @@ func (a api) must(want int, method, path, token string, body any, hdr ...string)
 	return out
 }
 
+// mustAfter503 is must for a client that retries while it is told 503
+// (the owner of the state is moving, or a stale activation was fenced)
+// for up to 30 s; only requests safe to repeat (reads, keyed writes).
+func (a api) mustAfter503(want int, method, path, token string, body any, hdr ...string) map[string]any {
+	a.t.Helper()
+	var code int
+	var out map[string]any
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, out = a.call(method, path, token, body, hdr...)
+		if code != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if code != want {
+		a.t.Fatalf("%s %s = %d %v, want %d", method, path, code, out, want)
+	}
+	return out
+}
+
 func issueToken(t *testing.T, dataDir, subject, role string) string {
 	t.Helper()
 	var out bytes.Buffer

@@ -741,7 +741,7 @@ func raceForStock(t *testing.T, c *testCluster, variant string, stock, perNode i
 	a.must(200, "PUT", "/v1/admin/shop/products/oil-"+variant, c.admin, map[string]any{"name": "Oil", "category_id": "oils", "active": true, "version": 0})
 	a.must(200, "PUT", "/v1/admin/shop/variants/"+variant, c.admin, map[string]any{"product_id": "oil-" + variant, "sku": strings.ToUpper(variant),
 		"price_minor": 5000000, "tax_rate_bp": 1900, "low_stock_threshold": 1, "active": true, "version": 0})
-	a.must(201, "POST", "/v1/admin/shop/variants/"+variant+"/stock-movements", c.admin,
+	a.mustAfter503(201, "POST", "/v1/admin/shop/variants/"+variant+"/stock-movements", c.admin,
 		map[string]any{"kind": "receipt", "qty": stock, "reason": "delivery"}, "Idempotency-Key", "receipt-"+variant)
 
 	var mu sync.Mutex
@@ -754,7 +754,12 @@ func raceForStock(t *testing.T, c *testCluster, variant string, stock, perNode i
 			// Created through one node, filled through the next.
 			next := c.nodes[(i+1)%len(c.nodes)]
 			wg.Go(func() {
+				// A new cart retries a 503 (its owner moving, or fenced).
 				status, out, err := shopCall(p.base, "POST", "/v1/carts", token, nil)
+				for try := 0; err == nil && status == http.StatusServiceUnavailable && try < 50; try++ {
+					time.Sleep(200 * time.Millisecond)
+					status, out, err = shopCall(p.base, "POST", "/v1/carts", token, nil)
+				}
 				if err != nil || status != 201 {
 					t.Errorf("create cart via %s: %d %v %v", p.name, status, out, err)
 					return
@@ -1002,7 +1007,7 @@ func testSplitOwnership(t *testing.T, bin string) {
 	if statuses["409 out_of_stock"] > 0 && len(wins) != stock {
 		t.Fatalf("out_of_stock answered with %d of %d units granted: %v", len(wins), stock, statuses)
 	}
-	st := api{t, c.nodes[0].base}.must(200, "GET", "/v1/admin/shop/variants/"+variant+"/stock", c.admin, nil)
+	st := api{t, c.nodes[0].base}.mustAfter503(200, "GET", "/v1/admin/shop/variants/"+variant+"/stock", c.admin, nil)
 	if onHand, avail := st["on_hand"].(float64), st["available"].(float64); onHand != stock || avail != float64(stock-len(wins)) {
 		t.Fatalf("stock after the race: on hand %v, available %v; want %d and %d (%d granted)", onHand, avail, stock, stock-len(wins), len(wins))
 	}
