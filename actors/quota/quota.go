@@ -35,13 +35,11 @@
 package quota
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"time"
 
@@ -137,11 +135,14 @@ func (d Deps) withDefaults() (Deps, error) {
 
 // quotaActor is one activation of a key's leases.
 type quotaActor struct {
-	deps     Deps
-	key      string
-	version  int64
-	leases   []lease
-	loadErr  error
+	deps    Deps
+	key     string
+	version int64
+	book    *book
+	loadErr error
+	// stale: the book holds a decision the store refused, so the stored
+	// leases are read again before the next decision.
+	stale    bool
 	stopping bool
 }
 
@@ -192,134 +193,84 @@ func (a *quotaActor) usable(c actor.Context) bool {
 // refusal is the reply carrying err (every request has the same reply).
 func refusal(_ any, err error) any { return &Reply{Err: err} }
 
-// decide answers m, persisting the new leases first. A write that meets
-// another activation's (the row's version moved: a stale owner, or the
-// sweep deleted a lapsed row) reloads and decides once more on the truth.
+// decide answers m, persisting the changed leases first.
 func (a *quotaActor) decide(m any) *Reply {
+	r := a.decideOnce(m)
+	a.deps.Metrics.decided(m, r)
+	return r
+}
+
+// decideOnce decides m on the book and persists what changed. A write
+// that meets another activation's (the row's version moved: a stale
+// owner, or the sweep deleted a lapsed row) reloads and decides once more
+// on the truth; any failed write leaves the book stale, to be read again.
+func (a *quotaActor) decideOnce(m any) *Reply {
 	for try := 0; ; try++ {
-		next, r := a.apply(m, a.deps.Now())
-		if next == nil {
-			a.deps.Metrics.decided(m, r)
+		if a.stale {
+			if err := a.load(); err != nil {
+				return &Reply{Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
+			}
+		}
+		r, changed := a.apply(m, a.deps.Now())
+		if !changed {
 			return r
 		}
-		err := a.persist(next)
+		err := a.persist()
 		if err == nil {
-			a.deps.Metrics.decided(m, r)
 			return r
 		}
+		a.stale = true
 		if !errors.Is(err, persistence.ErrConflict) || try > 0 {
-			r := &Reply{Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
-			a.deps.Metrics.decided(m, r)
-			return r
-		}
-		if err := a.load(); err != nil {
-			a.loadErr = err
-			r := &Reply{Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
-			a.deps.Metrics.decided(m, r)
-			return r
+			return &Reply{Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
 		}
 	}
 }
 
-// apply decides m on the live leases at now: the leases to persist (nil:
-// nothing to write) and the reply.
-func (a *quotaActor) apply(m any, now time.Time) ([]lease, *Reply) {
-	live := prune(a.leases, now)
+// apply decides m on the live leases at now, changing the book: the
+// reply, and whether anything changed that must be persisted.
+func (a *quotaActor) apply(m any, now time.Time) (*Reply, bool) {
+	b := a.book
+	b.prune(now.UnixMicro())
 	switch m := m.(type) {
 	case *Release:
-		if !slices.ContainsFunc(live, func(l lease) bool { return l.ID != "" && slices.Contains(m.Leases, l.ID) }) {
-			a.leases = live
-			return nil, &Reply{OK: true, Used: sum(live, "")}
-		}
-		next := slices.DeleteFunc(a.draft(live), func(l lease) bool { return l.ID != "" && slices.Contains(m.Leases, l.ID) })
-		return nonNil(next), &Reply{OK: true, Used: sum(next, "")}
+		changed := b.release(m.Leases)
+		return &Reply{OK: true, Used: b.total}, changed
 	case *Take:
 		if m.Units < 0 || m.Limit < 1 || m.TTL <= 0 {
-			return nil, &Reply{Err: fmt.Errorf("%w: units %d, limit %d, ttl %s", ErrInvalid, m.Units, m.Limit, m.TTL)}
+			return &Reply{Err: fmt.Errorf("%w: units %d, limit %d, ttl %s", ErrInvalid, m.Units, m.Limit, m.TTL)}, false
 		}
-		others := sum(live, m.Lease)
 		var old int64
 		if m.Lease != "" {
-			old = sum(live, "") - others
+			old = b.units(m.Lease)
 		}
+		others := b.total - old
 		if m.Units > old && others+m.Units > m.Limit {
-			a.leases = live
-			return nil, &Reply{Used: others + old, RetryAfter: wait(live, m, others+m.Units-m.Limit, now)}
+			return &Reply{Used: b.total, RetryAfter: wait(b.leases(), m, others+m.Units-m.Limit, now)}, false
 		}
-		next := a.draft(live)
 		if m.Lease == "" {
 			// Rounded up: an event is counted at least the whole window.
 			g := max(m.TTL/60, time.Millisecond)
-			until := now.Add(m.TTL).Truncate(g).Add(g).UnixMicro()
-			i := slices.IndexFunc(next, func(l lease) bool { return l.ID == "" && l.Until == until })
-			if i < 0 {
-				next = append(next, lease{Units: m.Units, Until: until})
-			} else {
-				next[i].Units += m.Units
-			}
+			b.addAnon(m.Units, now.Add(m.TTL).Truncate(g).Add(g).UnixMicro())
 		} else {
-			next = slices.DeleteFunc(next, func(l lease) bool { return l.ID == m.Lease })
-			if m.Units > 0 {
-				next = append(next, lease{ID: m.Lease, Units: m.Units, Until: now.Add(m.TTL).UnixMicro()})
-			}
+			b.set(m.Lease, m.Units, now.Add(m.TTL).UnixMicro())
 		}
-		return nonNil(next), &Reply{OK: true, Used: others + m.Units, Prev: old}
+		return &Reply{OK: true, Used: others + m.Units, Prev: old}, true
 	}
-	return nil, &Reply{Err: fmt.Errorf("%w: %T", ErrInvalid, m)}
-}
-
-// draft is the slice a decision may change into the next leases: live
-// itself for a key counted in memory (nothing to roll back: its "write"
-// cannot fail), a copy otherwise (a failed write keeps the leases as
-// they were). A busy address's cap holds thousands of leases in a load
-// test, so a copy per grant was most of the quota actors' cost.
-func (a *quotaActor) draft(live []lease) []lease {
-	if a.inMemory() {
-		return live
-	}
-	return slices.Clone(live)
-}
-
-// nonNil keeps "nothing left" distinct from "nothing to write".
-func nonNil(ls []lease) []lease {
-	if ls == nil {
-		return []lease{}
-	}
-	return ls
-}
-
-// prune drops the leases that lapsed by now.
-func prune(ls []lease, now time.Time) []lease {
-	t := now.UnixMicro()
-	lapsed := func(l lease) bool { return l.Until <= t }
-	if !slices.ContainsFunc(ls, lapsed) {
-		return ls // the common case: nothing to copy
-	}
-	return slices.DeleteFunc(slices.Clone(ls), lapsed)
-}
-
-// sum adds the units of every lease but the one named except ("": none
-// excepted).
-func sum(ls []lease, except string) int64 {
-	var n int64
-	for _, l := range ls {
-		if except == "" || l.ID != except {
-			n += l.Units
-		}
-	}
-	return n
+	return &Reply{Err: fmt.Errorf("%w: %T", ErrInvalid, m)}, false
 }
 
 // wait is how long until leases holding need units lapse (the request's
-// lease itself excepted); the request's TTL when they never would.
+// lease itself excepted); the request's TTL when they never would. ls is
+// ordered by expiry.
 func wait(ls []lease, m *Take, need int64, now time.Time) time.Duration {
 	if m.Units > m.Limit {
 		return m.TTL
 	}
-	ls = slices.DeleteFunc(slices.Clone(ls), func(l lease) bool { return m.Lease != "" && l.ID == m.Lease })
-	slices.SortFunc(ls, func(x, y lease) int { return cmp.Compare(x.Until, y.Until) })
 	var freed int64
 	for _, l := range ls {
+		if m.Lease != "" && l.ID == m.Lease {
+			continue
+		}
 		freed += l.Units
 		if freed >= need {
 			return max(time.UnixMicro(l.Until).Sub(now), time.Millisecond)
@@ -334,6 +285,7 @@ func (a *quotaActor) inMemory() bool { return strings.HasPrefix(a.key, MemoryPre
 // load reads the key's stored leases (none for a key counted in memory).
 func (a *quotaActor) load() error {
 	if a.inMemory() {
+		a.book = newBook(nil)
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.deps.WriteTimeout)
@@ -346,7 +298,7 @@ func (a *quotaActor) load() error {
 	})
 	switch {
 	case errors.Is(err, persistence.ErrNotFound):
-		a.version, a.leases = 0, nil
+		a.version, a.book, a.stale = 0, newBook(nil), false
 		return nil
 	case err != nil:
 		return err
@@ -357,16 +309,16 @@ func (a *quotaActor) load() error {
 		// lift the limit): refuse until an operator looks.
 		return fmt.Errorf("quota: stored state unreadable: %w", err)
 	}
-	a.version, a.leases = rec.Version, st.Leases
+	a.version, a.book, a.stale = rec.Version, newBook(st.Leases), false
 	return nil
 }
 
-// persist writes next; only once it is durable does the actor adopt it.
-func (a *quotaActor) persist(next []lease) error {
+// persist writes the book (nothing for a key counted in memory).
+func (a *quotaActor) persist() error {
 	if a.inMemory() {
-		a.leases = next
 		return nil
 	}
+	next := a.book.leases()
 	b, err := json.Marshal(stored{Leases: next})
 	if err != nil {
 		return err
@@ -387,6 +339,6 @@ func (a *quotaActor) persist(next []lease) error {
 	if err != nil {
 		return err
 	}
-	a.version, a.leases = rec.Version, next
+	a.version = rec.Version
 	return nil
 }
