@@ -107,9 +107,7 @@ func (a *scheduleActor) touch() { a.version++ }
 // touchHeld records a new hold: the memo's calendar view takes it in a
 // new snapshot, since rebuilding the view walks every appointment in the
 // horizon (a hot spot when every claim lands on a different calendar);
-// the computed answers are void. The new view's Busy extends the old
-// one's backing array past every published length, so no published
-// snapshot changes.
+// the computed answers are void.
 func (a *scheduleActor) touchHeld(ap persistence.Appointment) {
 	m := &a.memo
 	if m.view == nil || m.view.version != a.version {
@@ -117,32 +115,24 @@ func (a *scheduleActor) touchHeld(ap persistence.Appointment) {
 		return
 	}
 	a.version++
-	v := *m.view
-	v.version = a.version
-	v.cal.Busy = append(v.cal.Busy, availability.Busy{Start: ap.Start, End: ap.End,
+	v := m.view.withBusy(a.version, availability.Busy{Start: ap.Start, End: ap.End,
 		BufferBefore: ap.BufferBefore, BufferAfter: ap.BufferAfter, HoldExpiresAt: ap.HoldExpiresAt})
 	v.cal.Load++
 	if v.validUntil.IsZero() || ap.HoldExpiresAt.Before(v.validUntil) {
 		v.validUntil = ap.HoldExpiresAt
 	}
-	m.view = &v
+	m.view = v
 	m.results.reset()
 }
 
-// cachedCalendar is calendar(now, "") through the memo.
-func (a *scheduleActor) cachedCalendar(now time.Time) availability.Staff {
+// cachedCalendar is the view of calendar(now, "") through the memo.
+func (a *scheduleActor) cachedCalendar(now time.Time) *snapshot {
 	if v := a.memo.view; v != nil && v.version == a.version && v.exactAt(now) {
-		return v.cal
+		return v
 	}
-	v := &snapshot{version: a.version, gen: a.gen, builtAt: now, cal: a.calendar(now, "")}
-	for _, b := range v.cal.Busy {
-		if !b.HoldExpiresAt.IsZero() && (v.validUntil.IsZero() || b.HoldExpiresAt.Before(v.validUntil)) {
-			v.validUntil = b.HoldExpiresAt
-		}
-	}
-	a.memo.view = v
+	a.memo.view = newSnapshot(a.version, a.gen, now, a.calendar(now, ""))
 	a.memo.results.reset()
-	return v.cal
+	return a.memo.view
 }
 
 func keyOf(kind memoKind, sv persistence.Service, from, to time.Time, cut int) memoKey {
@@ -187,24 +177,25 @@ func (a *scheduleActor) slotsThrough(now time.Time, sv persistence.Service, from
 	compute := func() ([]availability.Slot, error) { return p.compute(s, a.deps.Metrics) }
 	if !p.memoizable {
 		out, err := compute()
-		return out, s.Load, false, err
+		return out, s.cal.Load, false, err
 	}
 	all, err := a.remembered(keyOf(memoSlots, sv, from, to, 0), sv.RequiredSkills, compute)
 	if err != nil {
-		return nil, s.Load, false, err
+		return nil, s.cal.Load, false, err
 	}
-	return p.cut(all), s.Load, true, nil
+	return p.cut(all), s.cal.Load, true, nil
 }
 
 // freeAt is availability.Free(q, s, nil, start) through the memo: a hot
 // staff member's refused claims ask it of the same few starts over and
 // over, and each answer walked the calendar (validation, working hours,
 // every busy interval). Call cachedCalendar first, with q.Now, and pass
-// its calendar as s. What the clock decides (the notice and the horizon)
+// its view as s. What the clock decides (the notice and the horizon)
 // is asked afresh every time; the memo keeps only answers at starts past
 // both, which depend on the calendar alone while the memo stands (its
 // holds do not lapse meanwhile). Errors are not remembered.
-func (a *scheduleActor) freeAt(q availability.Query, s availability.Staff, sv persistence.Service, start time.Time) (bool, error) {
+func (a *scheduleActor) freeAt(q availability.Query, view *snapshot, sv persistence.Service, start time.Time) (bool, error) {
+	s := view.within(reach(q.Service, start, start))
 	if start.Before(q.Now.Add(q.MinNotice)) || q.Horizon > 0 && !start.Before(q.Now.Add(q.Horizon)) {
 		return availability.Free(q, s, nil, start)
 	}

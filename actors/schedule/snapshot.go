@@ -20,15 +20,88 @@ import (
 
 // snapshot is a schedule actor's calendar view as it stood after one of
 // its messages: what slotsIn computes from. It is never written after it
-// is built; a change builds a new one (touchHeld extends Busy in place,
-// but only past the length of every snapshot already built, which none of
-// them reads).
+// is built; a change builds a new one (withBusy appends in place, but only
+// past the length of every snapshot already built).
+//
+// Its Busy is ordered by start up to sorted, with the longest reach of
+// any busy time past its start (span) and the longest buffer before one
+// (before), so a question about a window hands the engine only the busy
+// times that can touch it (within): a calendar booked a month ahead
+// answers a question about one start in the time of a day's worth. Holds
+// added since (withBusy) form an unordered tail, each checked, until the
+// tail is long enough to be worth ordering.
 type snapshot struct {
 	version    uint64    // the actor's calendar version it shows
 	gen        uint64    // the slot generation its activation loaded under
 	builtAt    time.Time // when cal was built
 	validUntil time.Time // first hold expiry after builtAt (zero: none)
 	cal        availability.Staff
+	sorted     int           // cal.Busy[:sorted] is ordered by start
+	span       time.Duration // max End + BufferAfter - Start over cal.Busy
+	before     time.Duration // max BufferBefore over cal.Busy
+}
+
+// tailLimit is how many holds withBusy appends before it orders them in.
+const tailLimit = 32
+
+// newSnapshot orders cal's busy times by start and indexes them.
+func newSnapshot(version, gen uint64, builtAt time.Time, cal availability.Staff) *snapshot {
+	slices.SortFunc(cal.Busy, byStart)
+	v := &snapshot{version: version, gen: gen, builtAt: builtAt, cal: cal, sorted: len(cal.Busy)}
+	for _, b := range cal.Busy {
+		v.index(b)
+		if !b.HoldExpiresAt.IsZero() && (v.validUntil.IsZero() || b.HoldExpiresAt.Before(v.validUntil)) {
+			v.validUntil = b.HoldExpiresAt
+		}
+	}
+	return v
+}
+
+func byStart(x, y availability.Busy) int { return x.Start.Compare(y.Start) }
+
+// index widens span and before to cover b.
+func (s *snapshot) index(b availability.Busy) {
+	s.span = max(s.span, b.End.Add(b.BufferAfter).Sub(b.Start))
+	s.before = max(s.before, b.BufferBefore)
+}
+
+// withBusy is a copy of s at version with b added. It is appended past
+// the length of every snapshot already built (which none of them reads),
+// so adding costs no copy until the tail is ordered in.
+func (s *snapshot) withBusy(version uint64, b availability.Busy) *snapshot {
+	v := *s
+	v.version = version
+	v.cal.Busy = append(s.cal.Busy, b)
+	v.index(b)
+	if len(v.cal.Busy)-v.sorted > tailLimit {
+		v.cal.Busy = slices.Clone(v.cal.Busy)
+		slices.SortFunc(v.cal.Busy, byStart)
+		v.sorted = len(v.cal.Busy)
+	}
+	return &v
+}
+
+// within is the calendar holding only the busy times whose padded
+// interval can reach [from, to) (a superset: the engine checks each).
+func (s *snapshot) within(from, to time.Time) availability.Staff {
+	at := func(x availability.Busy, t time.Time) int { return x.Start.Compare(t) }
+	ordered := s.cal.Busy[:s.sorted]
+	lo, _ := slices.BinarySearchFunc(ordered, from.Add(-s.span), at)
+	hi, _ := slices.BinarySearchFunc(ordered, to.Add(s.before), at)
+	hi = max(lo, hi)
+	cal := s.cal
+	cal.Busy = ordered[lo:hi:hi]
+	for _, b := range s.cal.Busy[s.sorted:] {
+		if b.Start.Before(to.Add(b.BufferBefore)) && b.End.Add(b.BufferAfter).After(from) {
+			cal.Busy = append(cal.Busy, b) // a copy: the capacity was cut
+		}
+	}
+	return cal
+}
+
+// reach is the interval a padded start of sv in [from, to) can touch.
+func reach(sv availability.Service, from, to time.Time) (time.Time, time.Time) {
+	return from.Add(-sv.BufferBefore), to.Add(sv.Duration + sv.BufferAfter)
 }
 
 // exactAt reports whether the view is still the calendar at now: no hold
@@ -65,11 +138,11 @@ func planSlots(cfg Config, now time.Time, sv persistence.Service, from, to time.
 	return slotsPlan{q: q, earliest: now.Add(cfg.MinNotice), memoizable: true}
 }
 
-// compute runs the engine on one staff member's calendar.
-func (p slotsPlan) compute(cal availability.Staff, m *Metrics) ([]availability.Slot, error) {
+// compute runs the engine on one staff member's calendar view.
+func (p slotsPlan) compute(s *snapshot, m *Metrics) ([]availability.Slot, error) {
 	began := time.Now()
 	defer func() { m.availability.Observe(time.Since(began).Seconds()) }()
-	return availability.Slots(p.q, []availability.Staff{cal}, nil)
+	return availability.Slots(p.q, []availability.Staff{s.within(reach(p.q.Service, p.q.From, p.q.To))}, nil)
 }
 
 // cut is a memoizable answer's starts from the notice on.
@@ -82,7 +155,7 @@ func (p slotsPlan) cut(all []availability.Slot) []availability.Slot {
 // memo of its slot (the actor's memo is its own).
 func (sl *slot) answer(s *snapshot, cfg Config, m *Metrics, now time.Time, q *SlotsQuery) *SlotsReply {
 	p := planSlots(cfg, now, q.Service, q.From, q.To)
-	compute := func() ([]availability.Slot, error) { return p.compute(s.cal, m) }
+	compute := func() ([]availability.Slot, error) { return p.compute(s, m) }
 	if !p.memoizable {
 		out, err := compute()
 		return &SlotsReply{Slots: out, Load: s.cal.Load, Err: err}
