@@ -17,6 +17,13 @@ var ErrFenced = errors.New("persistence: fenced by a newer calendar epoch")
 // booking.
 type DepositPolicy string
 
+// MaxDepositNoShows bounds Service.DepositNoShows; NoShowLookback is how
+// far back a client's no-shows count for it.
+const (
+	MaxDepositNoShows = 100
+	NoShowLookback    = 365 * 24 * time.Hour
+)
+
 // Deposit policies.
 const (
 	DepositNone    DepositPolicy = "none"
@@ -26,17 +33,21 @@ const (
 
 // Service is a bookable treatment.
 type Service struct {
-	ID               string
-	Name             string
-	Category         string
-	Duration         time.Duration // whole minutes
-	PriceMinor       int64         // COP minor units (cents), never floats
-	BufferBefore     time.Duration
-	BufferAfter      time.Duration
-	RequiredSkills   []string // sorted, unique
-	ResourceID       string   // "" when no shared resource is needed
-	DepositPolicy    DepositPolicy
-	DepositValue     int64
+	ID             string
+	Name           string
+	Category       string
+	Duration       time.Duration // whole minutes
+	PriceMinor     int64         // COP minor units (cents), never floats
+	BufferBefore   time.Duration
+	BufferAfter    time.Duration
+	RequiredSkills []string // sorted, unique
+	ResourceID     string   // "" when no shared resource is needed
+	DepositPolicy  DepositPolicy
+	DepositValue   int64
+	// DepositNoShows, when positive, asks the deposit only of clients with
+	// at least that many no-shows in the last year (NoShowLookback);
+	// 0 asks it of everyone.
+	DepositNoShows   int
 	CancelCutoff     time.Duration // no client cancellation closer than this to the start
 	RescheduleCutoff time.Duration
 	Active           bool
@@ -266,6 +277,9 @@ type BookingStore interface {
 	// [from, to), ordered by (Start, ID), at most limit (1 ..
 	// MaxAppointmentListLimit).
 	AppointmentListByClient(ctx context.Context, clientID string, from, to time.Time, limit int) ([]Appointment, error)
+	// AppointmentNoShows counts a client's appointments marked no-show
+	// that started at or after since.
+	AppointmentNoShows(ctx context.Context, clientID string, since time.Time) (int, error)
 	// TransitionAppend records a status change; ErrConflict on a duplicate
 	// ID.
 	TransitionAppend(ctx context.Context, t Transition) error

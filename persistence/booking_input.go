@@ -150,7 +150,8 @@ func CheckTimeRange(from, to time.Time) (time.Time, time.Time, error) {
 // NormalizeService checks s for ServicePut: a non-empty ID, a positive
 // whole number of minutes for Duration, non-negative whole seconds for the
 // buffers and cutoffs, a non-negative price, and a known deposit policy
-// (none: value 0; percent: 1..100; fixed: a positive amount).
+// (none: value 0; percent: 1..100; fixed: a positive amount), asked of
+// everyone or of clients with 1..MaxDepositNoShows no-shows.
 func NormalizeService(s Service) (Service, error) {
 	if err := checkID("service", s.ID); err != nil {
 		return s, err
@@ -188,6 +189,12 @@ func NormalizeService(s Service) (Service, error) {
 		}
 	default:
 		return s, invalidf("unknown deposit policy %q", s.DepositPolicy)
+	}
+	switch {
+	case s.DepositNoShows < 0 || s.DepositNoShows > MaxDepositNoShows:
+		return s, invalidf("deposit no-shows %d is not 0..%d", s.DepositNoShows, MaxDepositNoShows)
+	case s.DepositNoShows > 0 && s.DepositPolicy == DepositNone:
+		return s, invalidf("deposit no-shows %d with policy none", s.DepositNoShows)
 	}
 	skills, err := sortedSet(s.RequiredSkills, "empty skill name")
 	if err != nil {

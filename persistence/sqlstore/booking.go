@@ -17,7 +17,7 @@ import (
 // ---- Services ----
 
 const serviceColumns = `id, name, category, duration_seconds, price_minor, buffer_before_seconds,
-	buffer_after_seconds, required_skills, resource_id, deposit_policy, deposit_value,
+	buffer_after_seconds, required_skills, resource_id, deposit_policy, deposit_value, deposit_no_shows,
 	cancel_cutoff_seconds, reschedule_cutoff_seconds, active, version, updated_at`
 
 func (t *txn) scanService(r row) (persistence.Service, error) {
@@ -25,7 +25,7 @@ func (t *txn) scanService(r row) (persistence.Service, error) {
 	var dur, before, after, cancel, reschedule int64
 	var skills, policy string
 	if err := r.Scan(&s.ID, &s.Name, &s.Category, &dur, &s.PriceMinor, &before, &after, &skills,
-		&s.ResourceID, &policy, &s.DepositValue, &cancel, &reschedule, &s.Active, &s.Version, t.at(&s.UpdatedAt)); err != nil {
+		&s.ResourceID, &policy, &s.DepositValue, &s.DepositNoShows, &cancel, &reschedule, &s.Active, &s.Version, t.at(&s.UpdatedAt)); err != nil {
 		return s, err
 	}
 	var err error
@@ -43,19 +43,19 @@ func (t *txn) ServicePut(ctx context.Context, s persistence.Service) (persistenc
 	}
 	args := []any{s.Name, s.Category, persistence.Seconds(s.Duration), s.PriceMinor,
 		persistence.Seconds(s.BufferBefore), persistence.Seconds(s.BufferAfter),
-		persistence.EncodeStrings(s.RequiredSkills), s.ResourceID, string(s.DepositPolicy), s.DepositValue,
+		persistence.EncodeStrings(s.RequiredSkills), s.ResourceID, string(s.DepositPolicy), s.DepositValue, s.DepositNoShows,
 		persistence.Seconds(s.CancelCutoff), persistence.Seconds(s.RescheduleCutoff), s.Active,
 		t.ts(s.UpdatedAt), s.ID}
 	var n int
 	if s.Version == 0 {
 		n, err = t.exec(ctx, `INSERT INTO services (name, category, duration_seconds, price_minor,
 			buffer_before_seconds, buffer_after_seconds, required_skills, resource_id, deposit_policy,
-			deposit_value, cancel_cutoff_seconds, reschedule_cutoff_seconds, active, updated_at, id, version)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`, args...)
+			deposit_value, deposit_no_shows, cancel_cutoff_seconds, reschedule_cutoff_seconds, active, updated_at, id, version)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`, args...)
 	} else {
 		n, err = t.exec(ctx, `UPDATE services SET name = ?, category = ?, duration_seconds = ?, price_minor = ?,
 			buffer_before_seconds = ?, buffer_after_seconds = ?, required_skills = ?, resource_id = ?,
-			deposit_policy = ?, deposit_value = ?, cancel_cutoff_seconds = ?, reschedule_cutoff_seconds = ?,
+			deposit_policy = ?, deposit_value = ?, deposit_no_shows = ?, cancel_cutoff_seconds = ?, reschedule_cutoff_seconds = ?,
 			active = ?, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?`,
 			append(args, s.Version)...)
 	}
@@ -393,6 +393,13 @@ func (t *txn) AppointmentListByClient(ctx context.Context, clientID string, from
 	return queryList(ctx, t, t.scanAppointment, `SELECT `+appointmentColumns+` FROM appointments
 		WHERE client_id = ? AND start_at >= ? AND start_at < ? ORDER BY start_at, id LIMIT ?`,
 		clientID, t.ts(from), t.ts(to), limit)
+}
+
+func (t *txn) AppointmentNoShows(ctx context.Context, clientID string, since time.Time) (int, error) {
+	var n int
+	err := t.queryRow(ctx, `SELECT count(*) FROM appointments WHERE client_id = ? AND start_at >= ? AND status = ?`,
+		clientID, t.ts(since), string(persistence.StatusNoShow)).Scan(&n)
+	return n, t.mapErr(err)
 }
 
 // ---- Transitions ----

@@ -127,7 +127,7 @@ func testServices(t *testing.T, open Opener) {
 
 	upd := v1
 	upd.Name, upd.RequiredSkills, upd.ResourceID = "Masaje", nil, ""
-	upd.DepositPolicy, upd.DepositValue, upd.Active = persistence.DepositFixed, 5_000_000, false
+	upd.DepositPolicy, upd.DepositValue, upd.DepositNoShows, upd.Active = persistence.DepositFixed, 5_000_000, 2, false
 	upd.UpdatedAt = base.Add(time.Hour)
 	v2, err := put(upd)
 	if err != nil {
@@ -959,6 +959,27 @@ func testAppointmentListByClient(t *testing.T, open Opener) {
 	wantErr(t, "AppointmentListByClient without client", err, persistence.ErrInvalid)
 	_, err = list("c1", at(12, 0), at(11, 0), 10)
 	wantErr(t, "AppointmentListByClient reversed", err, persistence.ErrInvalid)
+
+	// No-shows: x1 (09:00) and y2 (the day before) marked, x3 (c2's) too.
+	for _, id := range []string{"x1", "y2", "x3"} {
+		ap := x[id]
+		ap.Status, ap.HoldExpiresAt = persistence.StatusNoShow, time.Time{}
+		mustVal(t, s, func(ctx context.Context, tx persistence.Tx) (persistence.Appointment, error) {
+			return tx.AppointmentUpdate(ctx, ap)
+		})
+	}
+	for _, c := range []struct {
+		client string
+		since  time.Time
+		want   int
+	}{{"c1", day.Add(-time.Hour), 2}, {"c1", at(0, 0), 1}, {"c1", at(9, 0), 1}, {"c1", at(9, 1), 0}, {"c2", day.Add(-time.Hour), 1}, {"c9", time.Time{}, 0}} {
+		n := mustVal(t, s, func(ctx context.Context, tx persistence.Tx) (int, error) {
+			return tx.AppointmentNoShows(ctx, c.client, c.since)
+		})
+		if n != c.want {
+			t.Errorf("AppointmentNoShows(%s, since %v) = %d, want %d", c.client, c.since, n, c.want)
+		}
+	}
 }
 
 func testTransitions(t *testing.T, open Opener) {
@@ -1035,8 +1056,12 @@ func testBookingInvalid(t *testing.T, open Opener) {
 		"percent 101":          withService(func(v *persistence.Service) { v.DepositPolicy, v.DepositValue = persistence.DepositPercent, 101 }),
 		"negative fixed":       withService(func(v *persistence.Service) { v.DepositPolicy, v.DepositValue = persistence.DepositFixed, -5 }),
 		"value without policy": withService(func(v *persistence.Service) { v.DepositValue = 10 }),
-		"empty skill":          withService(func(v *persistence.Service) { v.RequiredSkills = []string{"a", ""} }),
-		"negative version":     withService(func(v *persistence.Service) { v.Version = -1 }),
+		"no-shows, no policy":  withService(func(v *persistence.Service) { v.DepositNoShows = 2 }),
+		"negative no-shows": withService(func(v *persistence.Service) {
+			v.DepositPolicy, v.DepositValue, v.DepositNoShows = persistence.DepositFixed, 5, -1
+		}),
+		"empty skill":      withService(func(v *persistence.Service) { v.RequiredSkills = []string{"a", ""} }),
+		"negative version": withService(func(v *persistence.Service) { v.Version = -1 }),
 	} {
 		cases["ServicePut "+name] = func(ctx context.Context, tx persistence.Tx) error {
 			_, err := tx.ServicePut(ctx, sv)

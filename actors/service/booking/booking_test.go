@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -471,4 +473,47 @@ func TestKeyedAnyStaffResendReadsTheStoredAnswer(t *testing.T) {
 	if n := holds.Load(); n != 1 {
 		t.Fatalf("the resends asked %d calendars to hold; want none", n-1)
 	}
+}
+
+// TestDepositOnlyAfterNoShows: a service that asks its deposit only of
+// clients with a no-show in the last year asks none of a client without
+// one (the hold's deposit is 0, the client confirms it), and the whole
+// deposit of a client with one; a no-show older than the year is
+// forgotten.
+func TestDepositOnlyAfterNoShows(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.tx(func(ctx context.Context, tx persistence.Tx) error {
+		sv, err := tx.ServiceGet(ctx, "deposit")
+		if err != nil {
+			return err
+		}
+		sv.DepositNoShows = 1
+		_, err = tx.ServicePut(ctx, sv)
+		return err
+	})
+	noShow := func(client string, start time.Time) {
+		f.tx(func(ctx context.Context, tx persistence.Tx) error {
+			return tx.AppointmentInsert(ctx, persistence.Appointment{ID: ulid.Make().String(), StaffID: "ana", ServiceID: "facial",
+				ClientID: client, Start: start, End: start.Add(30 * time.Minute), Status: persistence.StatusNoShow,
+				PriceMinor: 8_000_000, Version: 1, CreatedAt: start, UpdatedAt: start})
+		})
+	}
+	noShow("maria", now.Add(-persistence.NoShowLookback-time.Hour)) // forgotten
+
+	free := f.hold(maria, HoldInput{ServiceID: "deposit", StaffID: "bea", Start: at(15, 0)})
+	if free.DepositMinor != 0 {
+		t.Fatalf("a client without a no-show in the year was asked a deposit: %+v", free)
+	}
+	if got, err := f.svc.Confirm(ctx, maria, f.load(maria, free.ID), ChangeInput{}); err != nil || got.Status != persistence.StatusConfirmed {
+		t.Fatalf("client confirm without a deposit: %+v, %v", got, err)
+	}
+
+	noShow("maria", now.Add(-30*24*time.Hour))
+	asked := f.hold(maria, HoldInput{ServiceID: "deposit", StaffID: "bea", Start: at(16, 0)})
+	if asked.DepositMinor != 2_000_000 {
+		t.Fatalf("a client with a no-show in the year: deposit %d, want 2000000", asked.DepositMinor)
+	}
+	_, err := f.svc.Confirm(ctx, maria, f.load(maria, asked.ID), ChangeInput{})
+	wantCode(t, err, fault.CodeForbidden)
 }

@@ -20,6 +20,28 @@ import (
 // PaymentsActor is the actor id of the transitions online payments make.
 const PaymentsActor = "payments"
 
+// depositAsked is sv as client books it: a service that asks its deposit
+// only of clients with at least DepositNoShows no-shows in the last
+// NoShowLookback asks none of a client with fewer. The hold carries the
+// service so decided (the actor computes the hold's DepositMinor from
+// it), and everything after the hold reads only DepositMinor.
+func (s *Service) depositAsked(ctx context.Context, sv persistence.Service, client string) (persistence.Service, error) {
+	if sv.DepositNoShows <= 0 || sv.DepositPolicy == persistence.DepositNone {
+		return sv, nil
+	}
+	var n int
+	if err := s.store.InTx(ctx, func(tx persistence.Tx) (err error) {
+		n, err = tx.AppointmentNoShows(ctx, client, s.now().Add(-persistence.NoShowLookback))
+		return err
+	}); err != nil {
+		return sv, err
+	}
+	if n < sv.DepositNoShows {
+		sv.DepositPolicy, sv.DepositValue = persistence.DepositNone, 0
+	}
+	return sv, nil
+}
+
 // DepositDue is what is still to pay of ap's deposit before the client may
 // confirm it: the deposit less what already pays it. A package session in
 // force pays the whole service; voucher debits in force and approved

@@ -105,7 +105,11 @@ func (s *Service) Hold(ctx context.Context, by service.Caller, in HoldInput) (pe
 	if id == "" {
 		id = ulid.Make().String()
 	}
-	hold := &schedule.Hold{AppointmentID: id, ClientID: client, Service: sv, Start: in.Start, ActorID: by.Subject, Key: in.Key}
+	asked, err := s.depositAsked(ctx, sv, client)
+	if err != nil {
+		return persistence.Appointment{}, err
+	}
+	hold := &schedule.Hold{AppointmentID: id, ClientID: client, Service: asked, Start: in.Start, ActorID: by.Subject, Key: in.Key}
 	// The caps (see takeHoldCaps): a keyed hold is refused first when this
 	// node knows them full; every hold takes them once it was held, so a
 	// refused claim costs them nothing.

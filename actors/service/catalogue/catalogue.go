@@ -201,6 +201,7 @@ type ServiceInput struct {
 	ResourceID              string   `json:"resource_id"`
 	DepositPolicy           string   `json:"deposit_policy"`
 	DepositValue            int64    `json:"deposit_value"`
+	DepositNoShows          int      `json:"deposit_no_shows"`
 	CancelCutoffMinutes     int      `json:"cancel_cutoff_minutes"`
 	RescheduleCutoffMinutes int      `json:"reschedule_cutoff_minutes"`
 	Active                  bool     `json:"active"`
@@ -221,6 +222,7 @@ func (in ServiceInput) service(now time.Time) (persistence.Service, error) {
 		ResourceID:       in.ResourceID,
 		DepositPolicy:    persistence.DepositPolicy(in.DepositPolicy),
 		DepositValue:     in.DepositValue,
+		DepositNoShows:   in.DepositNoShows,
 		CancelCutoff:     f.minutes("cancel_cutoff_minutes", in.CancelCutoffMinutes, 0, 30*24*60),
 		RescheduleCutoff: f.minutes("reschedule_cutoff_minutes", in.RescheduleCutoffMinutes, 0, 30*24*60),
 		Active:           in.Active,
@@ -249,6 +251,12 @@ func (in ServiceInput) service(now time.Time) (persistence.Service, error) {
 		}
 	default:
 		f.Add("deposit_policy", "must be none, percent or fixed")
+	}
+	switch {
+	case in.DepositNoShows < 0 || in.DepositNoShows > persistence.MaxDepositNoShows:
+		f.Add("deposit_no_shows", fmt.Sprintf("must be from 0 (everyone pays the deposit) to %d", persistence.MaxDepositNoShows))
+	case in.DepositNoShows > 0 && s.DepositPolicy == persistence.DepositNone:
+		f.Add("deposit_no_shows", "must be 0 when deposit_policy is none")
 	}
 	f.version(in.Version)
 	return s, f.Err()

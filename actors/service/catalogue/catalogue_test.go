@@ -149,6 +149,15 @@ func TestPutServiceRefusals(t *testing.T) {
 			t.Errorf("no error for %s in %v", want, got)
 		}
 	}
+	for _, n := range []int{-1, persistence.MaxDepositNoShows + 1} {
+		in := ServiceInput{ID: "x", Name: "x", Category: "x", DurationMinutes: 30, PriceMinor: 100, DepositPolicy: "fixed", DepositValue: 10, DepositNoShows: n}
+		if names := servicetest.Fields(put(in)); !slices.Equal(names, []string{"deposit_no_shows"}) {
+			t.Fatalf("deposit_no_shows %d: %v", n, names)
+		}
+	}
+	if names := servicetest.Fields(put(ServiceInput{ID: "x", Name: "x", Category: "x", DurationMinutes: 30, DepositNoShows: 2})); !slices.Equal(names, []string{"deposit_no_shows"}) {
+		t.Fatalf("deposit_no_shows without a deposit: %v", names)
+	}
 	sauna := ServiceInput{ID: "sauna-30", Name: "Sauna", Category: "wet", DurationMinutes: 30, ResourceID: "sauna", Active: true}
 	if names := servicetest.Fields(put(sauna)); !slices.Equal(names, []string{"resource_id"}) {
 		t.Fatalf("unknown resource: %v", names)

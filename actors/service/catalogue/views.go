@@ -55,7 +55,7 @@ func ServiceView(s persistence.Service) ServiceJSON {
 		DurationMinutes: int(s.Duration / time.Minute), PriceMinor: s.PriceMinor,
 		BufferBeforeMinutes: int(s.BufferBefore / time.Minute), BufferAfterMinutes: int(s.BufferAfter / time.Minute),
 		RequiredSkills: append([]string{}, s.RequiredSkills...), ResourceID: s.ResourceID,
-		DepositPolicy: string(s.DepositPolicy), DepositValue: s.DepositValue,
+		DepositPolicy: string(s.DepositPolicy), DepositValue: s.DepositValue, DepositNoShows: s.DepositNoShows,
 		CancelCutoffMinutes:     int(s.CancelCutoff / time.Minute),
 		RescheduleCutoffMinutes: int(s.RescheduleCutoff / time.Minute),
 		Active:                  s.Active, Version: s.Version,
