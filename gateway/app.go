@@ -197,6 +197,7 @@ func (s *server) registerBooking(app *fiber.App) {
 	app.Post("/v1/admin/vouchers", admin, mutate(s.issueVoucher))
 	app.Post("/v1/vouchers/balance", anyone, s.voucherBalance)
 	app.Post("/v1/appointments/:id/pay-with-voucher", anyone, mutate(s.payWithVoucher))
+	app.Post("/v1/appointments/:id/pay-with-credit", anyone, mutate(s.payWithCredit))
 }
 
 // newCORS builds the CORS middleware for origins, or nil when there are

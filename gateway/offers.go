@@ -174,3 +174,30 @@ func (s *server) payWithVoucher(c *fiber.Ctx, tx persistence.Tx) error {
 	}
 	return c.JSON(fiber.Map{"debit_id": d.ID, "appointment_id": a.ID, "amount_minor": d.AmountMinor})
 }
+
+type creditPayInput struct {
+	AmountMinor int64 `json:"amount_minor"`
+}
+
+// payWithCredit pays (part of) a held appointment's deposit from the
+// client's credit (its owner or the desk); an empty body or amount 0 takes
+// as much of what is due as the credit covers.
+func (s *server) payWithCredit(c *fiber.Ctx, tx persistence.Tx) error {
+	ctx, by := c.UserContext(), s.caller(c)
+	a, err := s.booking.LoadIn(ctx, tx, by, c.Params("id"))
+	if err != nil {
+		return err
+	}
+	var in creditPayInput
+	if len(c.Body()) > 0 {
+		if err := decodeJSON(c, &in); err != nil {
+			return err
+		}
+	}
+	p, err := s.booking.PayDepositWithCredit(ctx, tx, by, a, in.AmountMinor)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"appointment_id": a.ID, "applied_minor": p.AppliedMinor, "due_minor": p.DueMinor,
+		"credit_balance_minor": p.BalanceMinor})
+}

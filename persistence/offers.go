@@ -278,7 +278,7 @@ type OffersStore interface {
 }
 
 // ReleaseCredits gives back, in tx, what an appointment spent: its package
-// session and its voucher debits. It is idempotent, and harmless for an
+// session, its voucher debits and the client credit spent on its deposit. It is idempotent, and harmless for an
 // appointment that spent nothing. Callers decide when it is due: a
 // cancellation within the cancellation policy, or a hold that lapsed.
 func ReleaseCredits(ctx context.Context, tx Tx, appointmentID string, at time.Time) error {
@@ -286,6 +286,9 @@ func ReleaseCredits(ctx context.Context, tx Tx, appointmentID string, at time.Ti
 		return err
 	}
 	if _, err := tx.VoucherReverse(ctx, appointmentID, at); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if _, err := tx.CreditReverse(ctx, AppointmentCreditRef(appointmentID), at); err != nil {
 		return err
 	}
 	return nil

@@ -363,6 +363,8 @@ type OrderStore interface {
 	// then expire at the next CreditExpire), and returns the amount given
 	// back; 0 when there was none.
 	CreditReverse(ctx context.Context, orderID string, now time.Time) (int64, error)
+	// CreditUsed is what uses for orderID spent and was not given back.
+	CreditUsed(ctx context.Context, orderID string) (int64, error)
 	// CreditBalance returns the client's credit spendable at now.
 	CreditBalance(ctx context.Context, clientID string, now time.Time) (int64, error)
 	// CreditGrants returns the client's grants with credit left at now,
@@ -534,6 +536,10 @@ func NormalizeCreditGrant(g CreditGrant) (CreditGrant, error) {
 }
 
 // CheckCreditSpend refuses a malformed spend.
+// AppointmentCreditRef is the reference (the ledger's order id) of credit
+// spent on an appointment's deposit: distinct from any order's id.
+func AppointmentCreditRef(appointmentID string) string { return "appointment/" + appointmentID }
+
 func CheckCreditSpend(clientID string, amount int64, orderID string, now time.Time) error {
 	if clientID == "" || orderID == "" || amount <= 0 || now.IsZero() {
 		return invalidf("credit spend: client %q, order %q, amount %d", clientID, orderID, amount)

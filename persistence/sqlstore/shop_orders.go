@@ -477,6 +477,13 @@ func (t *txn) CreditReverse(ctx context.Context, orderID string, now time.Time) 
 	return total, nil
 }
 
+func (t *txn) CreditUsed(ctx context.Context, orderID string) (int64, error) {
+	var used int64
+	err := t.queryRow(ctx, `SELECT COALESCE(SUM(-amount_minor), 0) FROM credit_entries
+		WHERE order_id = ? AND kind = 'use' AND reversed = false`, orderID).Scan(&used)
+	return used, t.mapErr(err)
+}
+
 func (t *txn) CreditBalance(ctx context.Context, clientID string, now time.Time) (int64, error) {
 	var sum int64
 	err := t.queryRow(ctx, `SELECT COALESCE(SUM(remaining_minor), 0) FROM credit_grants

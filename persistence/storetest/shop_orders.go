@@ -311,6 +311,11 @@ func testCreditLedger(t *testing.T, open Opener) {
 	wantErr(t, "overspend", err, persistence.ErrInsufficientCredit)
 	wantEqual(t, "overspend wrote nothing", balance("ana", 10), int64(9_000))
 	wantErr(t, "zero spend", spend("ana", 0, "o2", 10), persistence.ErrInvalid)
+	used := func(order string) int64 {
+		return mustVal(t, s, func(ctx context.Context, tx persistence.Tx) (int64, error) { return tx.CreditUsed(ctx, order) })
+	}
+	wantEqual(t, "used for o1 (two grants)", used("o1"), int64(6_000))
+	wantEqual(t, "used for nothing", used("o2"), int64(0))
 
 	// Reversal gives 5000 back to B and 1000 to A; after B's expiry only A counts.
 	back := mustVal(t, s, func(ctx context.Context, tx persistence.Tx) (int64, error) {
@@ -321,6 +326,7 @@ func testCreditLedger(t *testing.T, open Opener) {
 		return tx.CreditReverse(ctx, "o1", base.Add(21*time.Minute))
 	})
 	wantEqual(t, "reversed twice", again, int64(0))
+	wantEqual(t, "used for o1 after the reversal", used("o1"), int64(0))
 	wantEqual(t, "balance after reversal", balance("ana", 20), int64(15_000))
 	wantEqual(t, "balance after B's expiry", balance("ana", 51), int64(10_000))
 	wantErr(t, "spend expired credit", spend("ana", 10_001, "o3", 51), persistence.ErrInsufficientCredit)

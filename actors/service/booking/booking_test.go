@@ -517,3 +517,87 @@ func TestDepositOnlyAfterNoShows(t *testing.T) {
 	_, err := f.svc.Confirm(ctx, maria, f.load(maria, asked.ID), ChangeInput{})
 	wantCode(t, err, fault.CodeForbidden)
 }
+
+// TestDepositPaidWithCredit: a client's credit pays a deposit exactly to
+// the cent, in parts; once nothing is due the client confirms; a
+// cancellation within policy gives the credit back; the refusals.
+func TestDepositPaidWithCredit(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.tx(func(ctx context.Context, tx persistence.Tx) error {
+		return tx.CreditGrant(ctx, persistence.CreditGrant{ID: ulid.Make().String(), ClientID: "maria", AmountMinor: 3_000_001,
+			Reason: "goodwill", GrantedBy: "desk", ExpiresAt: now.Add(90 * 24 * time.Hour), CreatedAt: now})
+	})
+	pay := func(by service.Caller, id string, amount int64) (CreditPayment, error) {
+		var p CreditPayment
+		err := f.inTx(func(ctx context.Context, tx persistence.Tx) (err error) {
+			a, err := f.svc.LoadIn(ctx, tx, by, id)
+			if err != nil {
+				return err
+			}
+			p, err = f.svc.PayDepositWithCredit(ctx, tx, by, a, amount)
+			return err
+		})
+		return p, err
+	}
+	balance := func() int64 {
+		var b int64
+		f.tx(func(ctx context.Context, tx persistence.Tx) (err error) {
+			b, err = tx.CreditBalance(ctx, "maria", now)
+			return err
+		})
+		return b
+	}
+
+	ap := f.hold(maria, HoldInput{ServiceID: "deposit", StaffID: "bea", Start: at(15, 0)})
+	p, err := pay(maria, ap.ID, 500_001)
+	if err != nil || p != (CreditPayment{AppliedMinor: 500_001, DueMinor: 1_499_999, BalanceMinor: 2_500_000}) {
+		t.Fatalf("first part: %+v, %v", p, err)
+	}
+	_, err = f.svc.Confirm(ctx, maria, f.load(maria, ap.ID), ChangeInput{})
+	wantCode(t, err, fault.CodeForbidden) // 1,499,999 still due
+	_, err = pay(maria, ap.ID, 1_500_000)
+	wantCode(t, err, fault.CodeConflict) // more than is due
+	_, err = pay(juan, ap.ID, 1)
+	wantCode(t, err, fault.CodeNotFound) // someone else's
+	p, err = pay(maria, ap.ID, 0) // the rest
+	if err != nil || p != (CreditPayment{AppliedMinor: 1_499_999, DueMinor: 0, BalanceMinor: 1_000_001}) {
+		t.Fatalf("the rest: %+v, %v", p, err)
+	}
+	_, err = pay(maria, ap.ID, 0)
+	wantCode(t, err, fault.CodeConflict) // nothing due
+	if got, err := f.svc.Confirm(ctx, maria, f.load(maria, ap.ID), ChangeInput{}); err != nil || got.Status != persistence.StatusConfirmed {
+		t.Fatalf("confirm once paid by credit: %+v, %v", got, err)
+	}
+	_, err = pay(maria, ap.ID, 0)
+	wantCode(t, err, fault.CodeInvalidTransition) // confirmed: no deposit to pay
+
+	// Cancelled within policy: the 2,000,000 spent comes back.
+	if _, err := f.svc.Cancel(ctx, maria, f.load(maria, ap.ID), ChangeInput{Reason: "cannot come"}); err != nil {
+		t.Fatal(err)
+	}
+	if b := balance(); b != 3_000_001 {
+		t.Fatalf("balance after the cancellation %d, want 3000001", b)
+	}
+
+	// A hold cancelled at the desk gives back what it spent too.
+	second := f.hold(maria, HoldInput{ServiceID: "deposit", StaffID: "bea", Start: at(16, 0)})
+	if p, err := pay(maria, second.ID, 0); err != nil || p.BalanceMinor != 1_000_001 {
+		t.Fatalf("second hold: %+v, %v", p, err)
+	}
+	if _, err := f.svc.Cancel(ctx, desk, f.load(desk, second.ID), ChangeInput{Reason: "client called"}); err != nil {
+		t.Fatal(err)
+	}
+	if b := balance(); b != 3_000_001 {
+		t.Fatalf("balance after the desk's cancellation %d, want 3000001", b)
+	}
+
+	// Credit below the amount.
+	f.tx(func(ctx context.Context, tx persistence.Tx) error {
+		return tx.CreditGrant(ctx, persistence.CreditGrant{ID: ulid.Make().String(), ClientID: "ana-client", AmountMinor: 10,
+			Reason: "goodwill", GrantedBy: "desk", ExpiresAt: now.Add(time.Hour), CreatedAt: now})
+	})
+	third := f.hold(caller("ana-client", auth.RoleClient), HoldInput{ServiceID: "deposit", StaffID: "bea", Start: at(17, 0)})
+	_, err = pay(caller("ana-client", auth.RoleClient), third.ID, 11)
+	wantCode(t, err, fault.CodeInsufficientCredit)
+}

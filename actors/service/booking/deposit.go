@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/spa-engine/spa/actors/schedule"
+	"github.com/spa-engine/spa/actors/service"
+	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/persistence"
 	"github.com/spa-engine/spa/persistence/money"
 )
@@ -44,8 +46,9 @@ func (s *Service) depositAsked(ctx context.Context, sv persistence.Service, clie
 
 // DepositDue is what is still to pay of ap's deposit before the client may
 // confirm it: the deposit less what already pays it. A package session in
-// force pays the whole service; voucher debits in force and approved
-// online deposit payments count to the cent. Never below zero. Read in
+// force pays the whole service; voucher debits in force, client credit
+// spent on it (PayDepositWithCredit) and approved online deposit payments
+// count to the cent. Never below zero. Read in
 // tx, so a caller deciding on it sees one state.
 func DepositDue(ctx context.Context, tx persistence.Tx, ap persistence.Appointment) (int64, error) {
 	if ap.DepositMinor <= 0 {
@@ -62,6 +65,11 @@ func DepositDue(ctx context.Context, tx persistence.Tx, ap persistence.Appointme
 	for _, d := range c.VoucherDebits {
 		paid.Add(d.AmountMinor)
 	}
+	credit, err := tx.CreditUsed(ctx, persistence.AppointmentCreditRef(ap.ID))
+	if err != nil {
+		return 0, err
+	}
+	paid.Add(credit)
 	intents, err := tx.PaymentIntentsOf(ctx, persistence.PaymentDeposit, ap.ID)
 	if err != nil {
 		return 0, err
@@ -150,4 +158,79 @@ func undecided(rep *schedule.Reply, err error) error {
 		return fmt.Errorf("%w: %w", ErrUndecided, rep.Err)
 	}
 	return nil
+}
+
+// CreditPayment is what PayDepositWithCredit did: the credit applied, the
+// deposit still due after it and the client's credit left.
+type CreditPayment struct {
+	AppliedMinor int64
+	DueMinor     int64
+	BalanceMinor int64
+}
+
+// PayDepositWithCredit pays (part of) a held appointment's deposit with
+// the client's credit (the shop's credit ledger, e.g. a refund), in tx:
+// amount exactly, or, when amount is 0, as much of what is due as the
+// credit covers. The spend is given back with the hold's other credits
+// (persistence.ReleaseCredits) when the hold lapses or is cancelled within
+// policy. Refused while an online deposit payment is under way (its
+// amount was fixed when it began), when nothing is due, or for more than
+// is due or than the credit holds. The hold's client pays; staff may apply
+// a client's credit at the desk.
+func (s *Service) PayDepositWithCredit(ctx context.Context, tx persistence.Tx, by service.Caller, a Appointment, amount int64) (CreditPayment, error) {
+	var out CreditPayment
+	if err := signedIn(by); err != nil {
+		return out, err
+	}
+	if a.ID == "" || a.ClientID != by.Subject && !IsStaff(by) {
+		return out, fault.NotFound("appointment not found")
+	}
+	now := s.now()
+	switch {
+	case amount < 0 || !money.Valid(amount):
+		return out, fault.Invalid("", fault.FieldError{Field: "amount_minor", Message: "must be a positive amount in minor units, or 0 for as much as is due"})
+	case a.Status == persistence.StatusHeld && !a.Live(now):
+		return out, fault.New(fault.CodeHoldExpired, "")
+	case a.Status != persistence.StatusHeld:
+		return out, fault.New(fault.CodeInvalidTransition, "the appointment is "+string(a.Status)+" and takes no deposit")
+	}
+	intents, err := tx.PaymentIntentsOf(ctx, persistence.PaymentDeposit, a.ID)
+	if err != nil {
+		return out, err
+	}
+	for _, in := range intents {
+		if in.Status == persistence.IntentPending {
+			return out, fault.Conflict("an online payment of this deposit is under way")
+		}
+	}
+	due, err := DepositDue(ctx, tx, a.Appointment)
+	if err != nil {
+		return out, err
+	}
+	balance, err := tx.CreditBalance(ctx, a.ClientID, now)
+	if err != nil {
+		return out, err
+	}
+	switch {
+	case due <= 0:
+		return out, fault.Conflict("no deposit is due: confirm the appointment")
+	case amount == 0:
+		amount = min(due, balance)
+	case amount > due:
+		return out, fault.Conflict(fmt.Sprintf("%d is more than the %d due", amount, due))
+	}
+	if amount == 0 || amount > balance {
+		return out, fault.New(fault.CodeInsufficientCredit, "")
+	}
+	if err := tx.CreditSpend(ctx, a.ClientID, amount, persistence.AppointmentCreditRef(a.ID), now); err != nil {
+		if errors.Is(err, persistence.ErrInsufficientCredit) {
+			return out, fault.New(fault.CodeInsufficientCredit, "")
+		}
+		return out, err
+	}
+	if err := service.Audit(ctx, tx, now, by, "appointment.credit_applied", "appointment/"+a.ID, "",
+		map[string]any{"amount_minor": amount}); err != nil {
+		return out, err
+	}
+	return CreditPayment{AppliedMinor: amount, DueMinor: due - amount, BalanceMinor: balance - amount}, nil
 }
