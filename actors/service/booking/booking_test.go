@@ -560,7 +560,7 @@ func TestDepositPaidWithCredit(t *testing.T) {
 	wantCode(t, err, fault.CodeConflict) // more than is due
 	_, err = pay(juan, ap.ID, 1)
 	wantCode(t, err, fault.CodeNotFound) // someone else's
-	p, err = pay(maria, ap.ID, 0) // the rest
+	p, err = pay(maria, ap.ID, 0)        // the rest
 	if err != nil || p != (CreditPayment{AppliedMinor: 1_499_999, DueMinor: 0, BalanceMinor: 1_000_001}) {
 		t.Fatalf("the rest: %+v, %v", p, err)
 	}
