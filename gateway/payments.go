@@ -29,6 +29,14 @@ func (s *server) registerPayments(app *fiber.App) {
 	admin := RequireRole(auth.RoleAdmin)
 	app.Post("/v1/shop/orders/:id/payments", anyone, s.mutate(s.payOrder(svc)))
 	app.Post("/v1/appointments/:id/payments", anyone, s.mutate(s.payDeposit(svc)))
+	// Saved sources call Wompi: no request transaction is held open
+	// across the call.
+	client := RequireRole(auth.RoleClient)
+	app.Post("/v1/me/payment-sources", client, s.saveSource(svc))
+	app.Get("/v1/me/payment-sources", client, s.listSources(svc))
+	app.Delete("/v1/me/payment-sources/:id", client, s.removeSource(svc))
+	app.Post("/v1/appointments/:id/payments/charge", client, s.charge(svc, persistence.PaymentDeposit))
+	app.Post("/v1/shop/orders/:id/payments/charge", client, s.charge(svc, persistence.PaymentOrder))
 	// Public: Wompi signs its events instead of authenticating.
 	app.Post("/v1/webhooks/wompi", s.wompiEvent(svc))
 	app.Get("/v1/admin/payments/exceptions", admin, s.listPaymentExceptions(svc))
@@ -162,5 +170,70 @@ func (s *server) resolvePaymentException(svc *payments.Service) func(c *fiber.Ct
 			return err
 		}
 		return c.JSON(paymentExceptionView(x))
+	}
+}
+
+type paymentSourceJSON struct {
+	ID        string    `json:"id"`
+	Type      string    `json:"type"`
+	Label     string    `json:"label"`
+	Status    string    `json:"status"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// paymentSourceView leaves the payer's e-mail and Wompi's id out.
+func paymentSourceView(p persistence.PaymentSource) paymentSourceJSON {
+	return paymentSourceJSON{ID: p.ID, Type: p.Type, Label: p.Label, Status: string(p.Status), CreatedAt: p.CreatedAt.UTC()}
+}
+
+func (s *server) saveSource(svc *payments.Service) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var in payments.SourceInput
+		if err := decodeJSON(c, &in); err != nil {
+			return err
+		}
+		src, err := svc.SaveSource(c.UserContext(), s.caller(c), in)
+		if err != nil {
+			return err
+		}
+		return c.Status(fiber.StatusCreated).JSON(paymentSourceView(src))
+	}
+}
+
+func (s *server) listSources(svc *payments.Service) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		list, err := svc.Sources(c.UserContext(), s.caller(c))
+		if err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"payment_sources": views(list, paymentSourceView)})
+	}
+}
+
+func (s *server) removeSource(svc *payments.Service) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if err := svc.RemoveSource(c.UserContext(), s.caller(c), c.Params("id")); err != nil {
+			return err
+		}
+		return c.SendStatus(fiber.StatusNoContent)
+	}
+}
+
+type chargeInput struct {
+	PaymentSourceID string `json:"payment_source_id"`
+}
+
+func (s *server) charge(svc *payments.Service, kind persistence.PaymentKind) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var in chargeInput
+		if err := decodeJSON(c, &in); err != nil {
+			return err
+		}
+		by := s.caller(c)
+		in2, err := svc.Charge(c.UserContext(), by, kind, c.Params("id"), in.PaymentSourceID, by.RequestID)
+		if err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"payment": paymentView(in2)})
 	}
 }

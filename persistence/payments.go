@@ -361,8 +361,43 @@ type ExceptionResolve struct {
 	At     time.Time
 }
 
-// PaymentStore keeps intents, events, the journal and exceptions.
+// PaymentSourceStatus: a saved source is available until voided.
+type PaymentSourceStatus string
+
+// Payment source statuses.
+const (
+	SourceAvailable PaymentSourceStatus = "available"
+	SourceVoided    PaymentSourceStatus = "voided"
+)
+
+// PaymentSource is a client's saved way to pay: a card or Nequi account
+// tokenized at the provider, charged without a checkout page.
+type PaymentSource struct {
+	ID         string // ULID, ours
+	ClientID   string
+	ProviderID int64  // the provider's id of the source
+	Type       string // CARD or NEQUI
+	Label      string // what the client knows it by ("VISA 4242"); never a full number
+	Email      string // the payer's e-mail, sent with each charge; sealed at rest
+	Status     PaymentSourceStatus
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// PaymentStore keeps intents, events, the journal, exceptions and saved
+// payment sources.
 type PaymentStore interface {
+	// PaymentSourceCreate stores s (Status available); ErrConflict if its
+	// id exists.
+	PaymentSourceCreate(ctx context.Context, s PaymentSource) (PaymentSource, error)
+	// PaymentSourceGet returns the source or ErrNotFound.
+	PaymentSourceGet(ctx context.Context, id string) (PaymentSource, error)
+	// PaymentSourceList returns a client's available sources, oldest first.
+	PaymentSourceList(ctx context.Context, clientID string) ([]PaymentSource, error)
+	// PaymentSourceVoid marks the source voided at at; ErrNotFound when
+	// absent. Voiding a voided source changes nothing.
+	PaymentSourceVoid(ctx context.Context, id string, at time.Time) error
+
 	// PaymentIntentCreate inserts p (Status pending, Version 1 are set);
 	// ErrConflict if its id exists or another pending intent pays the
 	// same kind and subject.

@@ -138,6 +138,8 @@ func (t *txn) UserAnonymise(ctx context.Context, p persistence.AnonymiseParams) 
 			AND appointment_id IN (SELECT id FROM appointments WHERE client_id = ?)`, []any{id}},
 		{"returns", `UPDATE returns SET reason = '' WHERE client_id = ? AND reason <> ''`, []any{id}},
 		{"credit_grants", `UPDATE credit_grants SET reason = '' WHERE client_id = ? AND reason <> ''`, []any{id}},
+		// A saved card of someone who is gone can no longer be charged.
+		{"payment_sources", `UPDATE payment_sources SET status = 'voided', label = '', email = '', updated_at = ? WHERE client_id = ?`, []any{at, id}},
 		{"audit_log", `UPDATE audit_log SET detail = ?, reason = ''
 			WHERE subject = ? OR actor_id = ? OR ` + t.contains("detail"),
 			[]any{persistence.AnonymisedAuditDetail, "user/" + id, id, idBytes}},

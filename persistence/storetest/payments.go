@@ -19,6 +19,58 @@ var paymentTests = []struct {
 	{"PaymentEvents", testPaymentEvents},
 	{"PaymentLedger", testPaymentLedger},
 	{"PaymentExceptions", testPaymentExceptions},
+	{"PaymentSources", testPaymentSources},
+}
+
+func testPaymentSources(t *testing.T, open Opener) {
+	s := migrated(t, open, persistence.Options{})
+	src := persistence.PaymentSource{ID: newID(), ClientID: "client-1", ProviderID: 3891, Type: "CARD", Label: "VISA 4242",
+		Email: "pagador@example.com", CreatedAt: base}
+	var stored persistence.PaymentSource
+	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) (err error) {
+		stored, err = tx.PaymentSourceCreate(ctx, src)
+		return err
+	})
+	want := src
+	want.Status, want.CreatedAt, want.UpdatedAt = persistence.SourceAvailable, ct(base), ct(base)
+	wantEqual(t, "created", stored, want)
+	other := src
+	other.ID, other.ClientID = newID(), "client-2"
+	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
+		_, err := tx.PaymentSourceCreate(ctx, other)
+		return err
+	})
+	err := txErr(t, s, func(ctx context.Context, tx persistence.Tx) error {
+		_, err := tx.PaymentSourceCreate(ctx, src)
+		return err
+	})
+	wantErr(t, "same id twice", err, persistence.ErrConflict)
+	got := mustVal(t, s, func(ctx context.Context, tx persistence.Tx) (persistence.PaymentSource, error) {
+		return tx.PaymentSourceGet(ctx, src.ID)
+	})
+	wantEqual(t, "get", got, want)
+	list := mustVal(t, s, func(ctx context.Context, tx persistence.Tx) ([]persistence.PaymentSource, error) {
+		return tx.PaymentSourceList(ctx, "client-1")
+	})
+	wantEqual(t, "list", list, []persistence.PaymentSource{want})
+	for range 2 { // voiding twice is voiding once
+		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error { return tx.PaymentSourceVoid(ctx, src.ID, base.Add(time.Minute)) })
+	}
+	got = mustVal(t, s, func(ctx context.Context, tx persistence.Tx) (persistence.PaymentSource, error) {
+		return tx.PaymentSourceGet(ctx, src.ID)
+	})
+	wantEqual(t, "voided", got.Status, persistence.SourceVoided)
+	list = mustVal(t, s, func(ctx context.Context, tx persistence.Tx) ([]persistence.PaymentSource, error) {
+		return tx.PaymentSourceList(ctx, "client-1")
+	})
+	wantEqual(t, "list after void", len(list), 0)
+	err = txErr(t, s, func(ctx context.Context, tx persistence.Tx) error { return tx.PaymentSourceVoid(ctx, newID(), base) })
+	wantErr(t, "void unknown", err, persistence.ErrNotFound)
+	err = txErr(t, s, func(ctx context.Context, tx persistence.Tx) error {
+		_, err := tx.PaymentSourceGet(ctx, newID())
+		return err
+	})
+	wantErr(t, "get unknown", err, persistence.ErrNotFound)
 }
 
 func newIntent(subject string) persistence.PaymentIntent {

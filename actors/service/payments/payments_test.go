@@ -48,6 +48,43 @@ type fixture struct {
 	svc    *Service
 	offset atomic.Int64 // added to the service's clock
 	hooks  atomic.Int64 // webhook calls answered
+	down   atomic.Bool  // Wompi's API does not answer (outageProvider)
+}
+
+// outageProvider is the Wompi client, except that while down is set the
+// calls that reach Wompi's API for saved sources fail as an outage does
+// (the client's own breaker and retries are tested in package wompi).
+type outageProvider struct {
+	*wompi.Client
+	down *atomic.Bool
+}
+
+func (p outageProvider) outage() error {
+	if p.down.Load() {
+		return fmt.Errorf("%w: connection refused", wompi.ErrUnavailable)
+	}
+	return nil
+}
+
+func (p outageProvider) CreatePaymentSource(ctx context.Context, r wompi.PaymentSourceRequest) (wompi.PaymentSource, error) {
+	if err := p.outage(); err != nil {
+		return wompi.PaymentSource{}, err
+	}
+	return p.Client.CreatePaymentSource(ctx, r)
+}
+
+func (p outageProvider) VoidPaymentSource(ctx context.Context, id int64) (wompi.PaymentSource, error) {
+	if err := p.outage(); err != nil {
+		return wompi.PaymentSource{}, err
+	}
+	return p.Client.VoidPaymentSource(ctx, id)
+}
+
+func (p outageProvider) CreateTransaction(ctx context.Context, r wompi.TransactionRequest) (wompi.Transaction, error) {
+	if err := p.outage(); err != nil {
+		return wompi.Transaction{}, err
+	}
+	return p.Client.CreateTransaction(ctx, r)
 }
 
 // harness is what the order and deposit fixtures share: the test, the
@@ -130,7 +167,7 @@ func run(t *testing.T, fn func(t *testing.T, f *fixture)) {
 				t.Fatal(err)
 			}
 			t.Cleanup(client.CloseIdleConnections)
-			f.svc = New(Deps{Store: f.store, Wompi: client, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			f.svc = New(Deps{Store: f.store, Wompi: outageProvider{client, &f.down}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 				Now: func() time.Time { return time.Now().Add(time.Duration(f.offset.Load())) }})
 			hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				defer f.hooks.Add(1)
