@@ -54,7 +54,9 @@ func testPaymentSources(t *testing.T, open Opener) {
 	})
 	wantEqual(t, "list", list, []persistence.PaymentSource{want})
 	for range 2 { // voiding twice is voiding once
-		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error { return tx.PaymentSourceVoid(ctx, src.ID, base.Add(time.Minute)) })
+		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
+			return tx.PaymentSourceVoid(ctx, src.ID, base.Add(time.Minute))
+		})
 	}
 	got = mustVal(t, s, func(ctx context.Context, tx persistence.Tx) (persistence.PaymentSource, error) {
 		return tx.PaymentSourceGet(ctx, src.ID)
