@@ -29,14 +29,14 @@ func (s *server) registerPayments(app *fiber.App) {
 	admin := RequireRole(auth.RoleAdmin)
 	app.Post("/v1/shop/orders/:id/payments", anyone, s.mutate(s.payOrder(svc)))
 	app.Post("/v1/appointments/:id/payments", anyone, s.mutate(s.payDeposit(svc)))
-	// Saved sources call Wompi: no request transaction is held open
-	// across the call.
+	// Saved sources call Wompi: no store transaction is held open across
+	// the call (external), the answer is remembered under the key after.
 	client := RequireRole(auth.RoleClient)
-	app.Post("/v1/me/payment-sources", client, s.saveSource(svc))
+	app.Post("/v1/me/payment-sources", client, s.external(s.saveSource(svc)))
 	app.Get("/v1/me/payment-sources", client, s.listSources(svc))
-	app.Delete("/v1/me/payment-sources/:id", client, s.removeSource(svc))
-	app.Post("/v1/appointments/:id/payments/charge", client, s.charge(svc, persistence.PaymentDeposit))
-	app.Post("/v1/shop/orders/:id/payments/charge", client, s.charge(svc, persistence.PaymentOrder))
+	app.Delete("/v1/me/payment-sources/:id", client, s.external(s.removeSource(svc)))
+	app.Post("/v1/appointments/:id/payments/charge", client, s.external(s.charge(svc, persistence.PaymentDeposit)))
+	app.Post("/v1/shop/orders/:id/payments/charge", client, s.external(s.charge(svc, persistence.PaymentOrder)))
 	// Public: Wompi signs its events instead of authenticating.
 	app.Post("/v1/webhooks/wompi", s.wompiEvent(svc))
 	app.Get("/v1/admin/payments/exceptions", admin, s.listPaymentExceptions(svc))
