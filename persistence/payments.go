@@ -287,11 +287,15 @@ const (
 	// ExceptionStalePending: the provider still says PENDING long after
 	// the thing paid lapsed.
 	ExceptionStalePending ExceptionClass = "stale_pending"
+	// ExceptionStaleFollowUp: a deposit approved a while ago is neither
+	// attached to its appointment nor refunded (its follow-up keeps
+	// failing); reconciliation stops retrying it after its recent window.
+	ExceptionStaleFollowUp ExceptionClass = "stale_follow_up"
 )
 
 // ExceptionClasses lists every class (for metrics and validation).
 var ExceptionClasses = []ExceptionClass{ExceptionMissingWebhook, ExceptionStatusMismatch, ExceptionAmountMismatch,
-	ExceptionDuplicateApproval, ExceptionOrphan, ExceptionStalePending}
+	ExceptionDuplicateApproval, ExceptionOrphan, ExceptionStalePending, ExceptionStaleFollowUp}
 
 // Valid reports whether c is an exception class.
 func (c ExceptionClass) Valid() bool {

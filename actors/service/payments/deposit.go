@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"slices"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 
@@ -157,6 +158,31 @@ func (s *Service) PayDeposit(ctx context.Context, tx persistence.Tx, by service.
 		return co, false, err
 	}
 	return co, created, nil
+}
+
+// StaleFollowUpAfter is how long after its approval a deposit whose
+// follow-up keeps failing is put before a human (stale_follow_up), well
+// before reconciliation stops retrying it (RecentWindow).
+const StaleFollowUpAfter = time.Hour
+
+// staleFollowUp opens the stale_follow_up exception of an approved deposit
+// whose follow-up failed again StaleFollowUpAfter after its approval. The
+// exception is opened once (its dedupe key); a failure to open it only
+// logs (the next pass tries again).
+func (s *Service) staleFollowUp(ctx context.Context, in persistence.PaymentIntent) {
+	now := s.now()
+	if in.Status != persistence.IntentApproved || now.Sub(in.UpdatedAt) < StaleFollowUpAfter {
+		return
+	}
+	err := s.d.Store.InTx(ctx, func(tx persistence.Tx) error {
+		return s.except(ctx, tx, persistence.PaymentException{Class: persistence.ExceptionStaleFollowUp,
+			Dedupe: "stale_follow_up/" + in.ID, IntentID: in.ID, Reference: in.ID, TransactionID: in.TransactionID,
+			AmountMinor: in.AmountMinor, Detail: "deposit approved at " + in.UpdatedAt.UTC().Format(time.RFC3339) +
+				" is neither attached to appointment " + in.SubjectID + " nor refunded: its follow-up keeps failing"}, now)
+	})
+	if err != nil {
+		s.d.Log.Warn("stale deposit follow-up not flagged", "intent", in.ID, "err", err)
+	}
 }
 
 // lockFollow takes the follow-up lock of intent id.
@@ -347,6 +373,7 @@ func (s *Service) followDeposits(ctx context.Context, page []persistence.Payment
 		if err := s.followDeposit(ctx, in.ID); err != nil {
 			res.Failures++
 			s.d.Log.Warn("deposit follow-up failed", "intent", in.ID, "err", err)
+			s.staleFollowUp(ctx, in)
 		}
 	}
 }

@@ -44,10 +44,25 @@ type depositFixture struct {
 	store  persistence.Store
 	svc    *Service
 	book   *booking.Service
+	apps   failableApps // what the payments service confirms through: book
 	offset atomic.Int64
 	noVoid atomic.Bool // the provider refuses every void (not a card)
 	start  time.Time   // tomorrow 10:00 in Bogotá, a free slot of "sol"
 	bogota *time.Location
+}
+
+// failableApps is the booking service, except that while fail is set the
+// deposit follow-up's confirm fails (a calendar that cannot be reached).
+type failableApps struct {
+	Appointments
+	fail atomic.Bool
+}
+
+func (a *failableApps) ConfirmPaid(ctx context.Context, ap persistence.Appointment, intentID string) (persistence.Appointment, error) {
+	if a.fail.Load() {
+		return persistence.Appointment{}, errors.New("calendar unreachable")
+	}
+	return a.Appointments.ConfirmPaid(ctx, ap, intentID)
 }
 
 // noVoidProvider is the Wompi client, refusing voids while noVoid is set.
@@ -122,7 +137,8 @@ func withDeposits(t *testing.T, fn func(t *testing.T, f *depositFixture)) {
 			}
 			t.Cleanup(client.CloseIdleConnections)
 			f.svc = New(Deps{Store: f.store, Wompi: noVoidProvider{client, f}, Log: quiet, Now: f.now})
-			f.svc.EnableDeposits(f.book)
+			f.apps.Appointments = f.book
+			f.svc.EnableDeposits(&f.apps)
 			hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				body, _ := io.ReadAll(r.Body)
 				_, err := f.svc.Event(context.Background(), body, r.Header.Get(wompi.ChecksumHeader), "req-hook")
@@ -670,4 +686,54 @@ func depositRace(t *testing.T, f *depositFixture, slots, clients int, dropAll bo
 		t.Fatalf("approved %d, attached %d + refunded %d", approved, attached, refunded)
 	}
 	t.Logf("%d clients a wave for %d slots: approved %d = attached %d + refunded %d (COP cents); %d approved late", clients, slots, approved, attached, refunded, len(late))
+}
+
+// TestStaleDepositFollowUpIsFlagged: an approved deposit whose follow-up
+// keeps failing (its calendar cannot be reached) is put before a human as
+// stale_follow_up once, an hour after its approval, not before; once the
+// calendar answers again, reconciliation settles it (the hold lapsed
+// meanwhile: the payment is voided).
+func TestStaleDepositFollowUpIsFlagged(t *testing.T) {
+	withDeposits(t, func(t *testing.T, f *depositFixture) {
+		ctx := context.Background()
+		by := servicetest.As(auth.RoleClient, "carla")
+		ap := f.hold(by)
+		co := f.mustPayDeposit(by, ap.ID)
+		f.apps.fail.Store(true)
+		f.checkout(co, wompifake.Approve)
+		stale := func() []persistence.PaymentException {
+			var list []persistence.PaymentException
+			f.must(func(ctx context.Context, tx persistence.Tx) (err error) {
+				list, err = tx.PaymentExceptionList(ctx, persistence.ExceptionListParams{Class: persistence.ExceptionStaleFollowUp, Limit: 10})
+				return err
+			})
+			return list
+		}
+		if _, err := f.svc.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.intent(co.Intent.ID).Status; got != persistence.IntentApproved {
+			t.Fatalf("intent %s, want approved", got)
+		}
+		if n := len(stale()); n != 0 {
+			t.Fatalf("%d stale_follow_up exceptions minutes after the approval", n)
+		}
+		f.offset.Add(int64(StaleFollowUpAfter + time.Minute))
+		for range 2 {
+			if _, err := f.svc.Reconcile(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		list := stale()
+		if len(list) != 1 || list[0].IntentID != co.Intent.ID || list[0].State != persistence.ExceptionOpen || list[0].AmountMinor != co.Intent.AmountMinor {
+			t.Fatalf("stale_follow_up exceptions: %+v", list)
+		}
+		f.apps.fail.Store(false)
+		if _, err := f.svc.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.intent(co.Intent.ID).Status; got != persistence.IntentVoided {
+			t.Fatalf("intent once the calendar answers: %s, want voided (its hold lapsed)", got)
+		}
+	})
 }
