@@ -150,3 +150,19 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, label string) fl
 	}
 	return 0
 }
+
+// TestDepositPaidOnlineFreesTheHoldCap: a hold confirmed by its deposit
+// paid online (ConfirmPaid, the payments service's path) gives its place
+// under the client's cap back, like a confirm at the desk.
+func TestDepositPaidOnlineFreesTheHoldCap(t *testing.T) {
+	f := newFixture(t)
+	f.withHoldCaps(1, 0)
+	ctx := context.Background()
+	ap := f.hold(maria, HoldInput{ServiceID: "deposit", StaffID: "bea", Start: at(15, 0)})
+	_, err := f.svc.Hold(ctx, maria, HoldInput{ServiceID: "facial", StaffID: "ana", Start: at(9, 0)})
+	wantHoldLimit(t, err, "holds_per_client")
+	if got, err := f.svc.ConfirmPaid(ctx, ap, "01PAYMENT000000000000000001"); err != nil || got.Status != persistence.StatusConfirmed {
+		t.Fatalf("ConfirmPaid: %+v, %v", got, err)
+	}
+	f.hold(maria, HoldInput{ServiceID: "facial", StaffID: "ana", Start: at(9, 0)})
+}

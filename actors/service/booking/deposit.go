@@ -111,6 +111,10 @@ func (s *Service) ConfirmPaid(ctx context.Context, ap persistence.Appointment, i
 	if ap.ResourceID != "" {
 		s.trackResource(ctx, rep.Appointment)
 	}
+	// A booking, no longer a hold: its place under the client's hold cap
+	// is free (the lease under the address it came from lapses with the
+	// hold's TTL: the payment does not know that address).
+	s.releaseHoldCaps(service.Caller{}, rep.Appointment)
 	return rep.Appointment, nil
 }
 
