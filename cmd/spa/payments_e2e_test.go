@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spa-engine/spa/actors/providers/wompi"
+	"github.com/spa-engine/spa/actors/providers/wompi/wompifake"
 	"github.com/spa-engine/spa/actors/testwait"
 )
 
@@ -90,6 +92,47 @@ func TestPaymentEndToEnd(t *testing.T) {
 				}
 			}
 			if strings.Contains(logs.String(), "pagador@example.com") {
+				t.Fatal("the payer's e-mail reached the log")
+			}
+
+			// A saved card pays the next order without a checkout page: the
+			// client's device tokenizes the card at (fake) Wompi, the node
+			// saves it, and the charge's event pays the order.
+			fake := &url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/v1"}
+			k := wompifake.DefaultKeys()
+			wc, err := wompi.New(wompi.Config{PublicKey: k.Public, PrivateKey: k.Private, IntegritySecret: k.Integrity,
+				EventsSecret: k.Events, BaseURL: fake.String()}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := wc.TokenizeCard(t.Context(), wompi.Card{Number: "4242424242424242", CVC: "123", ExpMonth: "08", ExpYear: "28", CardHolder: "María"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			acc, err := wc.AcceptanceTokens(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := a.must(201, "POST", "/v1/me/payment-sources", client, map[string]any{"type": "CARD", "token": tok.ID,
+				"acceptance_token": acc.Acceptance, "accept_personal_auth": acc.PersonalDataAuth, "customer_email": "maria@example.com"},
+				"Idempotency-Key", "source-1")
+			if src["label"] != "CARD 4242" || src["customer_email"] != nil {
+				t.Fatalf("saved source: %v", src)
+			}
+			c = a.must(201, "POST", "/v1/carts", client, nil)
+			a.must(200, "PUT", "/v1/carts/"+c["id"].(string)+"/lines/lavender-50", client, map[string]any{"qty": 1})
+			o = a.must(201, "POST", "/v1/carts/"+c["id"].(string)+"/checkout", client, map[string]any{"fulfilment": "pickup"},
+				"Idempotency-Key", "checkout-2")
+			second := o["id"].(string)
+			charged := a.must(200, "POST", "/v1/shop/orders/"+second+"/payments/charge", client,
+				map[string]any{"payment_source_id": src["id"]}, "Idempotency-Key", "charge-1")
+			if pay := charged["payment"].(map[string]any); pay["amount_minor"] != o["total_minor"] {
+				t.Fatalf("charge: %v", charged)
+			}
+			testwait.For(t, 10*time.Second, "the second order to be paid by the charge's event", func() bool {
+				return a.must(200, "GET", "/v1/me/orders/"+second, client, nil)["status"] == "paid"
+			})
+			if strings.Contains(logs.String(), "maria@example.com") {
 				t.Fatal("the payer's e-mail reached the log")
 			}
 		})
