@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/spa-engine/spa/actors/providers/wompi"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -24,10 +25,11 @@ import (
 
 // FollowAppointment settles the deposits of an appointment that was
 // cancelled or marked no-show: it is the payments side of the
-// AppointmentChanged follow-up (cmd/spa), so an error asks for the event
-// again, and a second delivery changes nothing. Other changes are
-// ignored; reconciliation catches up what the events missed
-// (PaymentDepositsToSettle).
+// AppointmentChanged follow-up (cmd/spa), so an error (the store failed)
+// asks for the event again, and a second delivery changes nothing. Wompi
+// being unavailable is not an error here: reconciliation catches up that,
+// and whatever else the events missed (PaymentDepositsToSettle). Other
+// changes are ignored.
 func (s *Service) FollowAppointment(ctx context.Context, ev *messages.AppointmentChanged) error {
 	if !s.Enabled() || s.deposits == nil || ev.GetAppointmentId() == "" {
 		return nil
@@ -46,9 +48,19 @@ func (s *Service) FollowAppointment(ctx context.Context, ev *messages.Appointmen
 	}
 	var errs []error
 	for _, in := range intents {
-		if in.Status == persistence.IntentApproved {
-			errs = append(errs, s.followDeposit(ctx, in.ID))
+		if in.Status != persistence.IntentApproved {
+			continue
 		}
+		err := s.followDeposit(ctx, in.ID)
+		if errors.Is(err, wompi.ErrUnavailable) {
+			// The consumer takes one event at a time: waiting out Wompi
+			// here would hold back every other appointment's follow-up
+			// (rooms, waitlist). Reconciliation refunds it once Wompi
+			// answers (PaymentDepositsToSettle).
+			s.d.Log.Warn("deposit refund left for reconciliation: Wompi unavailable", "intent", in.ID, "err", err)
+			continue
+		}
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -346,3 +346,32 @@ func TestDepositRefundSurvivesStoreFailure(t *testing.T) {
 		}
 	})
 }
+
+// TestDepositRefundWaitsOutWompi: Wompi does not answer the void; the
+// event is acknowledged anyway (one event at a time: it must not hold the
+// others back) and reconciliation refunds the deposit once Wompi answers.
+func TestDepositRefundWaitsOutWompi(t *testing.T) {
+	withDeposits(t, func(t *testing.T, f *depositFixture) {
+		ap, in := f.paidBooking()
+		if err := f.cancelAs(maria, ap.ID); err != nil {
+			t.Fatal(err)
+		}
+		f.voidDown.Store(true)
+		if err := f.deliver(ap.ID); err != nil {
+			t.Fatalf("follow-up with Wompi down: %v, want nil (left for reconciliation)", err)
+		}
+		res, err := f.svc.Reconcile(context.Background())
+		if err != nil || res.Failures == 0 {
+			t.Fatalf("reconcile with voids failing: %+v %v, want failures counted", res, err)
+		}
+		if got := f.intent(in.ID); got.Status != persistence.IntentApproved || f.balance(persistence.AccountDeposits) != -depositMinor {
+			t.Fatalf("intent %s, deposits %d while Wompi is down", got.Status, f.balance(persistence.AccountDeposits))
+		}
+		f.voidDown.Store(false)
+		if res, err := f.svc.Reconcile(context.Background()); err != nil || res.Failures != 0 {
+			t.Fatalf("reconcile: %+v %v", res, err)
+		}
+		f.fake.WaitIdle()
+		f.wantVoided(in)
+	})
+}

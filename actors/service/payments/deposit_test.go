@@ -49,16 +49,18 @@ type depositFixture struct {
 	store persistence.Store
 	// failing is the payments service's view of store: it fails every
 	// ledger post while set (the calendars write to store directly).
-	failing *failingStore
-	svc     *Service
-	book    *booking.Service
-	offset  atomic.Int64
-	noVoid  atomic.Bool // the provider refuses every void (not a card)
-	start   time.Time   // tomorrow 10:00 in Bogotá, a free slot of "sol"
-	bogota  *time.Location
+	failing  *failingStore
+	svc      *Service
+	book     *booking.Service
+	offset   atomic.Int64
+	noVoid   atomic.Bool // the provider refuses every void (not a card)
+	voidDown atomic.Bool // voids fail as if Wompi did not answer
+	start    time.Time   // tomorrow 10:00 in Bogotá, a free slot of "sol"
+	bogota   *time.Location
 }
 
-// noVoidProvider is the Wompi client, refusing voids while noVoid is set.
+// noVoidProvider is the Wompi client, refusing voids while noVoid is set
+// and failing them while voidDown is.
 type noVoidProvider struct {
 	*wompi.Client
 	f *depositFixture
@@ -67,6 +69,9 @@ type noVoidProvider struct {
 func (p noVoidProvider) VoidTransaction(ctx context.Context, id string) (wompi.Transaction, error) {
 	if p.f.noVoid.Load() {
 		return wompi.Transaction{}, wompi.ErrNotVoidable
+	}
+	if p.f.voidDown.Load() {
+		return wompi.Transaction{}, fmt.Errorf("%w: void timed out", wompi.ErrUnavailable)
 	}
 	return p.Client.VoidTransaction(ctx, id)
 }
