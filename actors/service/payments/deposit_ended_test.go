@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/providers/wompi/wompifake"
 	"github.com/spa-engine/spa/actors/service"
@@ -94,6 +96,44 @@ func (f *depositFixture) credit() int64 {
 	return credit
 }
 
+// audited counts the audit entries of action on the intent.
+func (f *depositFixture) audited(action, intentID string) int {
+	f.t.Helper()
+	var n int
+	f.must(func(ctx context.Context, tx persistence.Tx) error {
+		es, err := tx.AuditList(ctx, persistence.AuditListParams{Subject: "payment/" + intentID, Limit: 100})
+		for _, e := range es {
+			if e.Action == action {
+				n++
+			}
+		}
+		return err
+	})
+	return n
+}
+
+// announced counts the PaymentChanged events of the intent to status to
+// in the outbox.
+func (f *depositFixture) announced(intentID string, to persistence.IntentStatus) int {
+	f.t.Helper()
+	var n int
+	f.must(func(ctx context.Context, tx persistence.Tx) error {
+		pending, err := tx.OutboxPending(ctx, 10_000)
+		for _, e := range pending {
+			var ev messages.Event
+			var pc messages.PaymentChanged
+			if proto.Unmarshal(e.Payload, &ev) != nil || ev.Payload.UnmarshalTo(&pc) != nil {
+				continue
+			}
+			if pc.IntentId == intentID && pc.ToStatus == string(to) {
+				n++
+			}
+		}
+		return err
+	})
+	return n
+}
+
 // wantVoided checks the deposit was refunded to the card from deposits:
 // voided at Wompi, the intent voided, nothing left in deposits or wompi,
 // and the movements approved, attached, voided, each once.
@@ -112,6 +152,9 @@ func (f *depositFixture) wantVoided(in persistence.PaymentIntent) {
 	if got := f.movements(in.ID); !slices.Equal(got, want) {
 		f.t.Fatalf("movements %v, want %v", got, want)
 	}
+	if a, e := f.audited("payment.voided", in.ID), f.announced(in.ID, persistence.IntentVoided); a != 1 || e != 1 {
+		f.t.Fatalf("%d audit entries, %d PaymentChanged events of the void; want one each", a, e)
+	}
 }
 
 // wantKept checks the deposit was kept as a fee: the intent still
@@ -127,6 +170,9 @@ func (f *depositFixture) wantKept(in persistence.PaymentIntent) {
 	want := []string{"approved/" + in.TransactionID, "attached/" + in.ID, "fee/" + in.ID}
 	if got := f.movements(in.ID); !slices.Equal(got, want) {
 		f.t.Fatalf("movements %v, want %v", got, want)
+	}
+	if a := f.audited("payment.deposit_kept", in.ID); a != 1 {
+		f.t.Fatalf("%d audit entries of the fee", a)
 	}
 	if tx, _ := f.fake.Transaction(in.TransactionID); tx.Status != "APPROVED" {
 		f.t.Fatalf("at Wompi: %s", tx.Status)
@@ -182,6 +228,9 @@ func TestDepositRefundedOnCancellationIsCredited(t *testing.T) {
 		want := []string{"approved/" + in.TransactionID, "attached/" + in.ID, "refunded/" + in.ID}
 		if got := f.movements(in.ID); !slices.Equal(got, want) {
 			t.Fatalf("movements %v, want %v", got, want)
+		}
+		if a, e := f.audited("payment.refunded", in.ID), f.announced(in.ID, persistence.IntentRefunded); a != 1 || e != 1 {
+			t.Fatalf("%d audit entries, %d PaymentChanged events of the refund; want one each", a, e)
 		}
 	})
 }
@@ -373,5 +422,40 @@ func TestDepositRefundWaitsOutWompi(t *testing.T) {
 		}
 		f.fake.WaitIdle()
 		f.wantVoided(in)
+	})
+}
+
+// TestDepositApprovedAfterANoShowIsKept: maria's payment is still pending
+// at Wompi when the desk confirms her booking; she does not come, and
+// only then is the payment approved. It belonged to the booking: attached
+// and kept as a fee, not refunded as a payment for a slot it could not
+// confirm.
+func TestDepositApprovedAfterANoShowIsKept(t *testing.T) {
+	withDeposits(t, func(t *testing.T, f *depositFixture) {
+		ap := f.hold(maria)
+		co := f.mustPayDeposit(maria, ap.ID)
+		f.fake.Outcome(co.Intent.ID, wompifake.Pending)
+		tx := f.checkout(co, wompifake.Sandbox)
+		a, err := f.book.Load(context.Background(), desk, ap.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.book.Confirm(context.Background(), desk, a, booking.ChangeInput{}); err != nil {
+			t.Fatalf("desk confirm: %v", err)
+		}
+		f.offset.Store(int64(time.Until(f.start.Add(5 * time.Minute))))
+		if a, err = f.book.Load(context.Background(), desk, ap.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.book.NoShow(context.Background(), desk, a, booking.ChangeInput{}); err != nil {
+			t.Fatalf("no-show: %v", err)
+		}
+		f.mustDeliver(ap.ID, 1) // the payment is pending: nothing to settle yet
+		if err := f.fake.Settle(tx.ID, wompifake.Approve); err != nil {
+			t.Fatal(err)
+		}
+		f.fake.WaitIdle()
+		f.mustDeliver(ap.ID, 2)
+		f.wantKept(f.intent(co.Intent.ID))
 	})
 }
