@@ -37,6 +37,8 @@ import (
 // left alone, and the actor answers a second confirm with the booking it
 // made. A declined, failed or expired payment frees the slot at once (the
 // hold is cancelled), unless another payment of the appointment is live.
+// An attached deposit whose booking is then cancelled or marked no-show
+// is refunded or kept as a fee (deposit_ended.go).
 
 // Appointments is what deposits need of the booking use cases;
 // *booking.Service is one.
