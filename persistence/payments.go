@@ -178,7 +178,10 @@ const (
 	// AccountOrders is what approved payments settled of shop orders.
 	AccountOrders = "orders"
 	// AccountDeposits is what approved payments settled of deposits: the
-	// deposits attached to a confirmed appointment.
+	// deposits attached to a confirmed appointment. When the appointment is
+	// cancelled within the cancellation policy the deposit is refunded
+	// from here (to AccountWompi by a void, or to AccountClientCredit);
+	// cancelled outside it, or a no-show, it moves to AccountDepositFees.
 	AccountDeposits = "deposits"
 	// AccountDepositsHeld is an approved deposit not yet attached: its
 	// appointment is being confirmed by the staff member's actor, outside
@@ -191,6 +194,10 @@ const (
 	// credit ledger, credit_entries, holds each client's balance): we still
 	// hold it, and owe it to the client.
 	AccountClientCredit = "client_credit"
+	// AccountDepositFees is revenue: a deposit the studio keeps because
+	// its appointment was cancelled outside the cancellation policy or the
+	// client did not come (moved from AccountDeposits, once).
+	AccountDepositFees = "deposit_fees"
 	// AccountVouchers is what approved payments settled of voucher sales.
 	AccountVouchers = "vouchers"
 	// AccountSuspense is money received that settles nothing (a payment
@@ -417,6 +424,13 @@ type PaymentStore interface {
 	PaymentIntentUpdate(ctx context.Context, ch IntentChange) (PaymentIntent, error)
 	// PaymentIntentList selects intents for reconciliation.
 	PaymentIntentList(ctx context.Context, p IntentListParams) ([]PaymentIntent, error)
+	// PaymentDepositsToSettle selects, for reconciliation, the approved
+	// deposit intents whose appointment is cancelled or no_show, was
+	// updated at or after since, and whose journal has no movement keyed
+	// "fee/<intent id>": deposits of appointments that ended without the
+	// service and are neither refunded nor kept yet. In id order after
+	// afterID; limit 1..MaxPaymentListLimit.
+	PaymentDepositsToSettle(ctx context.Context, since time.Time, afterID string, limit int) ([]PaymentIntent, error)
 
 	// PaymentEventRecord stores e unless an event with its key exists, and
 	// returns the stored one with whether this call created it.

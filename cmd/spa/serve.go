@@ -32,6 +32,7 @@ import (
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/service/booking"
+	"github.com/spa-engine/spa/actors/service/payments"
 	"github.com/spa-engine/spa/actors/service/shop"
 	"github.com/spa-engine/spa/actors/waitlist"
 	"github.com/spa-engine/spa/cluster/jsretry"
@@ -249,6 +250,10 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 
 	var calendars door.Door = schedDoor
 	var resources *resource.Client
+	// The appointment follow-up starts once payments are wired (below), so
+	// no cancellation is acknowledged before its deposit can be settled.
+	var handleAppointment func(context.Context, *messages.AppointmentChanged) error
+	var pay *payments.Service
 	if cfg.BookingEngine == engineLockBaseline {
 		n.baseline, err = lockbooking.Open(ctx, cfg.DatabaseURL, lockbooking.Config{HoldTTL: cfg.HoldTTL, Horizon: cfg.BookingHorizon,
 			MinNotice: cfg.MinNotice, Step: cfg.SlotStep, AfterOutboxCommit: n.relay.Notify, Keys: answers})
@@ -264,14 +269,16 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		// slots go to the waitlist; lapsed holds give back credits.
 		rf := &resource.Follower{Store: n.store, Resources: resources}
 		wl := &waitlist.Processor{Store: n.store, Calendars: schedule.NewClient(schedDoor), Now: time.Now}
-		handle := func(ctx context.Context, ev *messages.AppointmentChanged) error {
+		handleAppointment = func(ctx context.Context, ev *messages.AppointmentChanged) error {
 			if err := rf.Handle(ctx, ev); err != nil {
 				return err
 			}
-			return wl.Handle(ctx, ev)
-		}
-		if n.followups, err = followAppointments(ctx, js, log, handle); err != nil {
-			return n, err
+			if err := wl.Handle(ctx, ev); err != nil {
+				return err
+			}
+			// A cancelled or no-show booking's paid deposit is refunded or
+			// kept as a fee (nothing when payments are off).
+			return pay.FollowAppointment(ctx, ev)
 		}
 	}
 
@@ -287,8 +294,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	if err != nil {
 		return n, err
 	}
-	pay, err := n.startPayments(cfg, reg, n.providerMetrics)
-	if err != nil {
+	if pay, err = n.startPayments(cfg, reg, n.providerMetrics); err != nil {
 		return n, err
 	}
 	if pay != nil {
@@ -296,6 +302,11 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		// through the same calendars the gateway books on.
 		pay.EnableDeposits(booking.New(booking.Deps{Store: n.store, Calendars: schedule.NewClient(calendars),
 			Resources: resources, Logger: log}))
+	}
+	if handleAppointment != nil {
+		if n.followups, err = followAppointments(ctx, js, log, handleAppointment); err != nil {
+			return n, err
+		}
 	}
 	n.app, err = gateway.New(gateway.Deps{
 		Store:      n.store,

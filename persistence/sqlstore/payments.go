@@ -103,6 +103,23 @@ func (t *txn) PaymentIntentList(ctx context.Context, p persistence.IntentListPar
 	return queryList(ctx, t, t.scanIntent, q, args...)
 }
 
+func (t *txn) PaymentDepositsToSettle(ctx context.Context, since time.Time, afterID string, limit int) ([]persistence.PaymentIntent, error) {
+	if err := persistence.CheckLimit("payment intents", limit, persistence.MaxPaymentListLimit); err != nil {
+		return nil, err
+	}
+	// Driven from the appointments that ended recently (index on status,
+	// updated_at), so a pass costs what changed, not every deposit ever
+	// attached.
+	return queryList(ctx, t, t.scanIntent, `SELECT `+intentColumns+` FROM payment_intents
+		WHERE kind = ? AND status = ? AND id > ?
+		AND subject_id IN (SELECT id FROM appointments WHERE status IN (?, ?) AND updated_at >= ?)
+		AND NOT EXISTS (SELECT 1 FROM payment_movements m
+			WHERE m.intent_id = payment_intents.id AND m.movement_key = 'fee/' || payment_intents.id)
+		ORDER BY id LIMIT ?`,
+		string(persistence.PaymentDeposit), string(persistence.IntentApproved), afterID,
+		string(persistence.StatusCancelled), string(persistence.StatusNoShow), t.ts(since), limit)
+}
+
 // ---- Payment events ----
 
 const paymentEventColumns = `event_key, provider, received_at, body, transaction_id, status, amount_minor, reference,

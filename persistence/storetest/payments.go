@@ -18,6 +18,7 @@ var paymentTests = []struct {
 	{"PaymentIntentRace", testPaymentIntentRace},
 	{"PaymentEvents", testPaymentEvents},
 	{"PaymentLedger", testPaymentLedger},
+	{"PaymentDepositsToSettle", testPaymentDepositsToSettle},
 	{"PaymentExceptions", testPaymentExceptions},
 	{"PaymentSources", testPaymentSources},
 }
@@ -291,6 +292,94 @@ func testPaymentLedger(t *testing.T, open Opener) {
 		wantEqual(t, "balances", bal, map[string]int64{persistence.AccountWompi: 0, persistence.AccountOrders: 0})
 		return nil
 	})
+}
+
+// testPaymentDepositsToSettle: approved deposits of appointments cancelled
+// or no-show since a time, without a fee movement, in id order and paged;
+// not another kind's intents, not a confirmed appointment's, not one whose
+// appointment changed before since, not a refunded one, not one kept as a
+// fee.
+func testPaymentDepositsToSettle(t *testing.T, open Opener) {
+	s := migrated(t, open, persistence.Options{})
+	since := base.Add(time.Hour)
+	type fixture struct {
+		status   persistence.AppointmentStatus
+		updated  time.Time
+		kind     persistence.PaymentKind
+		intentTo persistence.IntentStatus
+		fee      bool
+		want     bool
+	}
+	fixtures := []fixture{
+		{persistence.StatusCancelled, since, persistence.PaymentDeposit, persistence.IntentApproved, false, true},
+		{persistence.StatusNoShow, since.Add(time.Minute), persistence.PaymentDeposit, persistence.IntentApproved, false, true},
+		{persistence.StatusCancelled, since, persistence.PaymentDeposit, persistence.IntentApproved, false, true},
+		{persistence.StatusConfirmed, since, persistence.PaymentDeposit, persistence.IntentApproved, false, false},
+		{persistence.StatusCancelled, since.Add(-time.Second), persistence.PaymentDeposit, persistence.IntentApproved, false, false},
+		{persistence.StatusCancelled, since, persistence.PaymentOrder, persistence.IntentApproved, false, false},
+		{persistence.StatusCancelled, since, persistence.PaymentDeposit, persistence.IntentRefunded, false, false},
+		{persistence.StatusNoShow, since, persistence.PaymentDeposit, persistence.IntentApproved, true, false},
+	}
+	var want []string
+	for i, f := range fixtures {
+		a := appt(newID(), "ana", at(9+i, 0), at(9+i, 30))
+		a.Status, a.UpdatedAt, a.DepositMinor = f.status, f.updated, 20_000
+		p := newIntent(a.ID)
+		p.Kind = f.kind
+		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
+			if err := tx.AppointmentInsert(ctx, a); err != nil {
+				return err
+			}
+			if _, err := tx.PaymentIntentCreate(ctx, p); err != nil {
+				return err
+			}
+			cur, err := tx.PaymentIntentUpdate(ctx, persistence.IntentChange{ID: p.ID, FromVersion: 1,
+				Status: persistence.IntentApproved, TransactionID: "tx-" + p.ID, At: base})
+			if err != nil {
+				return err
+			}
+			if f.intentTo != persistence.IntentApproved {
+				if _, err := tx.PaymentIntentUpdate(ctx, persistence.IntentChange{ID: p.ID, FromVersion: cur.Version,
+					Status: f.intentTo, At: base}); err != nil {
+					return err
+				}
+			}
+			if !f.fee {
+				return nil
+			}
+			return tx.PaymentLedgerPost(ctx, persistence.LedgerMovement{ID: newID(), IntentID: p.ID, Key: "fee/" + p.ID, At: base,
+				Lines: []persistence.LedgerLine{{Account: persistence.AccountDeposits, Debit: true, AmountMinor: p.AmountMinor},
+					{Account: persistence.AccountDepositFees, AmountMinor: p.AmountMinor}}})
+		})
+		if f.want {
+			want = append(want, p.ID)
+		}
+	}
+	var got []string
+	after := ""
+	for range len(fixtures) {
+		var page []persistence.PaymentIntent
+		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) (err error) {
+			page, err = tx.PaymentDepositsToSettle(ctx, since, after, 2)
+			return err
+		})
+		for _, p := range page {
+			if p.Status != persistence.IntentApproved || p.Kind != persistence.PaymentDeposit {
+				t.Fatalf("selected %+v", p)
+			}
+			got = append(got, p.ID)
+		}
+		if len(page) < 2 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	wantEqual(t, "deposits to settle", got, want)
+	err := txErr(t, s, func(ctx context.Context, tx persistence.Tx) error {
+		_, err := tx.PaymentDepositsToSettle(ctx, since, "", 0)
+		return err
+	})
+	wantErr(t, "zero limit", err, persistence.ErrInvalid)
 }
 
 func testPaymentExceptions(t *testing.T, open Opener) {

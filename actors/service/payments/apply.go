@@ -261,18 +261,19 @@ func (s *Service) duplicateApproval(ctx context.Context, tx persistence.Tx, in p
 	return s.post(ctx, tx, in, "approved/"+t.ID, "second approval, in suspense", persistence.AccountWompi, persistence.AccountSuspense, now)
 }
 
-// void reverses the approval's movement. The thing paid is not undone
-// (a paid order stays paid): a human decides, through the exception.
+// void reverses the approval's movement, from wherever its money sits now
+// (the account the approval credited, or where a deposit moved since:
+// deposits once attached, deposit_fees once kept). The thing paid is not
+// undone (a paid order stays paid): a human decides, through the
+// exception.
 func (s *Service) void(ctx context.Context, tx persistence.Tx, in persistence.PaymentIntent, obs Observation, now time.Time) error {
 	entries, err := tx.PaymentLedgerEntries(ctx, in.ID)
 	if err != nil {
 		return err
 	}
-	account := persistence.AccountSuspense
-	for _, e := range entries {
-		if e.Key == "approved/"+in.TransactionID && e.AmountMinor < 0 {
-			account = e.Account
-		}
+	account := depositAt(entries, in)
+	if account == "" || account == persistence.AccountWompi {
+		account = persistence.AccountSuspense
 	}
 	if err := s.post(ctx, tx, in, "voided/"+in.TransactionID, "payment voided", account, persistence.AccountWompi, now); err != nil {
 		return err
@@ -280,7 +281,8 @@ func (s *Service) void(ctx context.Context, tx persistence.Tx, in persistence.Pa
 	x := persistence.PaymentException{Class: persistence.ExceptionStatusMismatch,
 		Dedupe: "voided/" + in.TransactionID, IntentID: in.ID, Reference: in.ID, TransactionID: in.TransactionID,
 		AmountMinor: in.AmountMinor, Detail: fmt.Sprintf("approved payment voided (%s); what it paid is unchanged", obs.Source)}
-	if account == persistence.AccountDepositsHeld {
+	switch {
+	case account == persistence.AccountDepositsHeld:
 		// A deposit voided before it was attached to its appointment: the
 		// automatic refund of a deposit whose slot was lost (or a void
 		// made at Wompi's dashboard before it was attached). Nothing is
@@ -291,6 +293,12 @@ func (s *Service) void(ctx context.Context, tx persistence.Tx, in persistence.Pa
 		}
 		x.State, x.ResolvedBy, x.Resolution = persistence.ExceptionResolved, order.SystemActor, "refunded by voiding the card payment"
 		x.Detail = "deposit refunded to the card (" + string(obs.Source) + "): " + why
+	case account == persistence.AccountDeposits && obs.Source == SourceRefund:
+		// Our own refund of a booking cancelled within the cancellation
+		// policy: the appointment is already cancelled. A void of an
+		// attached deposit made anywhere else stays open for a human.
+		x.State, x.ResolvedBy, x.Resolution = persistence.ExceptionResolved, order.SystemActor, "refunded by voiding the card payment"
+		x.Detail = "deposit refunded to the card on cancellation: " + obs.Note
 	}
 	return s.except(ctx, tx, x, now)
 }

@@ -38,6 +38,8 @@ import (
 // left alone, and the actor answers a second confirm with the booking it
 // made. A declined, failed or expired payment frees the slot at once (the
 // hold is cancelled), unless another payment of the appointment is live.
+// An attached deposit whose booking is then cancelled or marked no-show
+// is refunded or kept as a fee (deposit_ended.go).
 
 // Appointments is what deposits need of the booking use cases;
 // *booking.Service is one.
@@ -195,8 +197,10 @@ func (s *Service) lockFollow(id string) func() {
 }
 
 // followDeposit brings a deposit intent's appointment in line with it:
-// approved → confirmed and attached, or refunded; declined, error or
-// expired → the hold released. Safe to call any number of times.
+// approved → confirmed and attached, or refunded; attached to an
+// appointment that was then cancelled or marked no-show → refunded or
+// kept as a fee (settleEnded); declined, error or expired → the hold
+// released. Safe to call any number of times.
 func (s *Service) followDeposit(ctx context.Context, id string) error {
 	if s.deposits == nil {
 		return nil
@@ -206,6 +210,7 @@ func (s *Service) followDeposit(ctx context.Context, id string) error {
 	var ap persistence.Appointment
 	var entries []persistence.LedgerEntry
 	var others []persistence.PaymentIntent
+	var transitions []persistence.Transition
 	err := s.d.Store.InTx(ctx, func(tx persistence.Tx) (err error) {
 		if in, err = tx.PaymentIntentGet(ctx, id); err != nil {
 			return err
@@ -219,6 +224,9 @@ func (s *Service) followDeposit(ctx context.Context, id string) error {
 		if entries, err = tx.PaymentLedgerEntries(ctx, in.ID); err != nil {
 			return err
 		}
+		if transitions, err = tx.TransitionList(ctx, ap.ID); err != nil {
+			return err
+		}
 		others, err = tx.PaymentIntentsOf(ctx, persistence.PaymentDeposit, ap.ID)
 		return err
 	})
@@ -230,18 +238,32 @@ func (s *Service) followDeposit(ctx context.Context, id string) error {
 	}
 	switch in.Status {
 	case persistence.IntentApproved:
-		if !held(entries, in) {
-			return nil // attached or refunded already, or in suspense
+		switch depositAt(entries, in) {
+		case persistence.AccountDepositsHeld:
+			if ended(ap) && wasConfirmed(transitions) {
+				// Confirmed (at the desk, or by this payment before a crash
+				// cut the follow-up) and ended since: the deposit was the
+				// booking's, so it is attached and then settled like any.
+				if err := s.attach(ctx, in); err != nil {
+					return err
+				}
+				break
+			}
+			_, err := s.deposits.ConfirmPaid(ctx, ap, in.ID)
+			var refused *booking.Refused
+			switch {
+			case err == nil:
+				return s.attach(ctx, in)
+			case errors.As(err, &refused):
+				return s.refund(ctx, in, persistence.AccountDepositsHeld,
+					"the appointment could not be confirmed ("+refused.Err.Error()+"); its hold had lapsed or was cancelled")
+			}
+			return err
+		case persistence.AccountDeposits:
+		default:
+			return nil // refunded or kept already, or in suspense
 		}
-		_, err := s.deposits.ConfirmPaid(ctx, ap, in.ID)
-		var refused *booking.Refused
-		switch {
-		case err == nil:
-			return s.attach(ctx, in)
-		case errors.As(err, &refused):
-			return s.refund(ctx, in, "the appointment could not be confirmed ("+refused.Err.Error()+"); its hold had lapsed or was cancelled")
-		}
-		return err
+		return s.settleEnded(ctx, in, ap, transitions)
 	case persistence.IntentDeclined, persistence.IntentError, persistence.IntentExpired:
 		if ap.Status != persistence.StatusHeld {
 			return nil
@@ -263,19 +285,23 @@ func (s *Service) followDeposit(ctx context.Context, id string) error {
 	return nil
 }
 
-// held reports whether the approval of in sits in deposits_held: posted
-// there and not moved on (attached, voided or refunded).
-func held(entries []persistence.LedgerEntry, in persistence.PaymentIntent) bool {
-	inHeld := false
+// depositAt is the account an approved intent's money sits in, read from
+// its own movements in write order: the account credited by the last of
+// approval, attachment, void, credit refund or fee. deposits_held until
+// attached, deposits once attached; wompi once voided, client_credit once
+// refunded as credit, deposit_fees once kept, suspense when it settled
+// nothing. "" when nothing was posted.
+func depositAt(entries []persistence.LedgerEntry, in persistence.PaymentIntent) string {
+	at := ""
 	for _, e := range entries {
-		switch {
-		case e.Key == "approved/"+in.TransactionID && e.Account == persistence.AccountDepositsHeld:
-			inHeld = true
-		case e.Key == "attached/"+in.ID, e.Key == "refunded/"+in.ID, e.Key == "voided/"+in.TransactionID:
-			return false
+		switch e.Key {
+		case "approved/" + in.TransactionID, "attached/" + in.ID, "voided/" + in.TransactionID, "refunded/" + in.ID, "fee/" + in.ID:
+			if e.AmountMinor < 0 {
+				at = e.Account
+			}
 		}
 	}
-	return inHeld
+	return at
 }
 
 // attach moves a confirmed appointment's deposit from deposits_held to
@@ -301,20 +327,24 @@ func (s *Service) attach(ctx context.Context, in persistence.PaymentIntent) erro
 	return err
 }
 
-// refund gives back an approved deposit whose appointment could not be
-// confirmed: voided at Wompi (card payments), the void applied through
-// the same apply as any observation; where Wompi cannot void it, as
-// client credit. Wompi not answering leaves it for the next follow-up.
-func (s *Service) refund(ctx context.Context, in persistence.PaymentIntent, why string) error {
+// refund gives back an approved deposit whose money sits in from
+// (deposits_held: its appointment could not be confirmed; deposits: it
+// was cancelled within the cancellation policy): voided at Wompi (card
+// payments), the void applied through the same apply as any observation,
+// which reverses the money from where it sits; where Wompi cannot void
+// it, as client credit. Wompi not answering leaves it for the next
+// follow-up.
+func (s *Service) refund(ctx context.Context, in persistence.PaymentIntent, from, why string) error {
 	t, err := s.d.Wompi.VoidTransaction(ctx, in.TransactionID)
 	if errors.Is(err, wompi.ErrNotVoidable) {
-		// A concurrent void may have won: the transaction is then VOIDED.
+		// A concurrent void (or ours, whose apply a store failure undid)
+		// may have won: the transaction is then VOIDED.
 		got, gerr := s.d.Wompi.GetTransaction(ctx, in.TransactionID)
 		if gerr != nil {
 			return gerr
 		}
 		if got.Status != wompi.StatusVoided {
-			return s.credit(ctx, in, why)
+			return s.credit(ctx, in, from, why)
 		}
 		t, err = got, nil
 	}
@@ -327,9 +357,10 @@ func (s *Service) refund(ctx context.Context, in persistence.PaymentIntent, why 
 
 // credit refunds an approved deposit as client credit, in one
 // transaction: the intent refunded (version-checked, so once), the grant
-// in the client's credit ledger, the movement deposits_held →
-// client_credit, a notice, the audit entry and the PaymentChanged event.
-func (s *Service) credit(ctx context.Context, in persistence.PaymentIntent, why string) error {
+// in the client's credit ledger, the movement from → client_credit, a
+// notice, the audit entry and the PaymentChanged event. Nothing happens
+// when the money no longer sits in from (refunded or kept meanwhile).
+func (s *Service) credit(ctx context.Context, in persistence.PaymentIntent, from, why string) error {
 	now := s.now()
 	return s.d.Store.InTx(ctx, func(tx persistence.Tx) error {
 		cur, err := tx.PaymentIntentGet(ctx, in.ID)
@@ -339,7 +370,14 @@ func (s *Service) credit(ctx context.Context, in persistence.PaymentIntent, why 
 		if cur.Status != persistence.IntentApproved {
 			return nil
 		}
-		from := cur.Status
+		entries, err := tx.PaymentLedgerEntries(ctx, cur.ID)
+		if err != nil {
+			return err
+		}
+		if depositAt(entries, cur) != from {
+			return nil
+		}
+		was := cur.Status
 		if cur, err = tx.PaymentIntentUpdate(ctx, persistence.IntentChange{ID: cur.ID, FromVersion: cur.Version,
 			Status: persistence.IntentRefunded, At: now}); err != nil {
 			return err
@@ -350,7 +388,7 @@ func (s *Service) credit(ctx context.Context, in persistence.PaymentIntent, why 
 			return err
 		}
 		if err := s.post(ctx, tx, cur, "refunded/"+cur.ID, "deposit refunded as client credit",
-			persistence.AccountDepositsHeld, persistence.AccountClientCredit, now); err != nil {
+			from, persistence.AccountClientCredit, now); err != nil {
 			return err
 		}
 		if err := s.except(ctx, tx, persistence.PaymentException{Class: persistence.ExceptionStatusMismatch,
@@ -359,7 +397,7 @@ func (s *Service) credit(ctx context.Context, in persistence.PaymentIntent, why 
 			Resolution: "refunded as client credit", Detail: "deposit refunded as client credit: " + why}, now); err != nil {
 			return err
 		}
-		return s.record(ctx, tx, from, cur, false, "", string(SourceRefund))
+		return s.record(ctx, tx, was, cur, false, "", string(SourceRefund))
 	})
 }
 

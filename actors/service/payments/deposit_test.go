@@ -35,20 +35,29 @@ import (
 // its 80,000.00.
 const depositMinor = 2_000_000
 
+// cancelCutoff is the "peel" service's cancellation cut-off; its slot
+// (tomorrow 10:00 in Bogotá) is always further away than that when a
+// test starts.
+const cancelCutoff = 2 * time.Hour
+
 // depositFixture is the payments service with deposits enabled over real
 // schedule and resource actors and the booking use cases, a fake Wompi
 // posting to a webhook that calls Service.Event, and a clock that moves
 // (offset from the wall clock) shared by all of them.
 type depositFixture struct {
 	harness
-	store  persistence.Store
-	svc    *Service
-	book   *booking.Service
-	apps   failableApps // what the payments service confirms through: book
-	offset atomic.Int64
-	noVoid atomic.Bool // the provider refuses every void (not a card)
-	start  time.Time   // tomorrow 10:00 in Bogotá, a free slot of "sol"
-	bogota *time.Location
+	store persistence.Store
+	// failing is the payments service's view of store: it fails every
+	// ledger post while set (the calendars write to store directly).
+	failing  *failingStore
+	svc      *Service
+	book     *booking.Service
+	apps     failableApps // what the payments service confirms through: book
+	offset   atomic.Int64
+	noVoid   atomic.Bool // the provider refuses every void (not a card)
+	voidDown atomic.Bool // voids fail as if Wompi did not answer
+	start    time.Time   // tomorrow 10:00 in Bogotá, a free slot of "sol"
+	bogota   *time.Location
 }
 
 // failableApps is the booking service, except that while fail is set the
@@ -65,7 +74,8 @@ func (a *failableApps) ConfirmPaid(ctx context.Context, ap persistence.Appointme
 	return a.Appointments.ConfirmPaid(ctx, ap, intentID)
 }
 
-// noVoidProvider is the Wompi client, refusing voids while noVoid is set.
+// noVoidProvider is the Wompi client, refusing voids while noVoid is set
+// and failing them while voidDown is.
 type noVoidProvider struct {
 	*wompi.Client
 	f *depositFixture
@@ -74,6 +84,9 @@ type noVoidProvider struct {
 func (p noVoidProvider) VoidTransaction(ctx context.Context, id string) (wompi.Transaction, error) {
 	if p.f.noVoid.Load() {
 		return wompi.Transaction{}, wompi.ErrNotVoidable
+	}
+	if p.f.voidDown.Load() {
+		return wompi.Transaction{}, fmt.Errorf("%w: void timed out", wompi.ErrUnavailable)
 	}
 	return p.Client.VoidTransaction(ctx, id)
 }
@@ -121,7 +134,7 @@ func withDeposits(t *testing.T, fn func(t *testing.T, f *depositFixture)) {
 				}
 				_, err := tx.ServicePut(ctx, persistence.Service{ID: "peel", Name: "Peel", Category: "face", Duration: 30 * time.Minute,
 					PriceMinor: 8_000_000, RequiredSkills: []string{"peel"}, DepositPolicy: persistence.DepositFixed,
-					DepositValue: depositMinor, Active: true})
+					DepositValue: depositMinor, CancelCutoff: cancelCutoff, Active: true})
 				return err
 			})
 			f.book = booking.New(booking.Deps{Store: f.store, Calendars: schedule.NewClient(sched), Resources: resource.NewClient(res),
@@ -136,7 +149,8 @@ func withDeposits(t *testing.T, fn func(t *testing.T, f *depositFixture)) {
 				t.Fatal(err)
 			}
 			t.Cleanup(client.CloseIdleConnections)
-			f.svc = New(Deps{Store: f.store, Wompi: noVoidProvider{client, f}, Log: quiet, Now: f.now})
+			f.failing = &failingStore{Store: f.store}
+			f.svc = New(Deps{Store: f.failing, Wompi: noVoidProvider{client, f}, Log: quiet, Now: f.now})
 			f.apps.Appointments = f.book
 			f.svc.EnableDeposits(&f.apps)
 			hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

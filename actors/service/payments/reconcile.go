@@ -74,9 +74,39 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileResult, error) {
 		}
 		after = page[len(page)-1].ID
 	}
+	if err := s.settleEndedDeposits(ctx, now, &res); err != nil {
+		return res, err
+	}
 	s.d.Metrics.reconcile(res)
 	s.refreshMetrics(ctx)
 	return res, nil
+}
+
+// settleEndedDeposits follows up the deposits of appointments cancelled or
+// marked no-show within RecentWindow that are neither refunded nor kept:
+// the AppointmentChanged follow-up does it when the change happens, and
+// this catches what it gave up on (an outage longer than its redeliveries)
+// or never saw, however long ago the deposit was paid. A follow-up that
+// fails counts in res.Failures.
+func (s *Service) settleEndedDeposits(ctx context.Context, now time.Time, res *ReconcileResult) error {
+	if s.deposits == nil {
+		return nil
+	}
+	after := ""
+	for {
+		var page []persistence.PaymentIntent
+		if err := s.d.Store.InTx(ctx, func(tx persistence.Tx) (err error) {
+			page, err = tx.PaymentDepositsToSettle(ctx, now.Add(-s.d.RecentWindow), after, reconcilePage)
+			return err
+		}); err != nil {
+			return err
+		}
+		s.followDeposits(ctx, page, res)
+		if len(page) < reconcilePage {
+			return nil
+		}
+		after = page[len(page)-1].ID
+	}
 }
 
 func (s *Service) reconcileIntent(ctx context.Context, in persistence.PaymentIntent, res *ReconcileResult) error {
