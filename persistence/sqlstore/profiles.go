@@ -138,6 +138,10 @@ func (t *txn) UserAnonymise(ctx context.Context, p persistence.AnonymiseParams) 
 			AND appointment_id IN (SELECT id FROM appointments WHERE client_id = ?)`, []any{id}},
 		{"returns", `UPDATE returns SET reason = '' WHERE client_id = ? AND reason <> ''`, []any{id}},
 		{"credit_grants", `UPDATE credit_grants SET reason = '' WHERE client_id = ? AND reason <> ''`, []any{id}},
+		// A voucher bought by the client stays spendable by whoever holds
+		// its code; what the purchase says of the recipient goes.
+		{"voucher_purchases", `UPDATE voucher_purchases SET recipient_name = '', message = '', code = ''
+			WHERE client_id = ? AND (recipient_name <> '' OR message <> '' OR code <> '')`, []any{id}},
 		{"audit_log", `UPDATE audit_log SET detail = ?, reason = ''
 			WHERE subject = ? OR actor_id = ? OR ` + t.contains("detail"),
 			[]any{persistence.AnonymisedAuditDetail, "user/" + id, id, idBytes}},
