@@ -31,6 +31,7 @@ func (s *server) registerPayments(app *fiber.App) {
 	app.Post("/v1/appointments/:id/payments", anyone, s.mutate(s.payDeposit(svc)))
 	app.Post("/v1/vouchers/purchases", RequireRole(auth.RoleClient), s.mutate(s.buyVoucher(svc)))
 	app.Get("/v1/vouchers/purchases/:id", anyone, s.voucherPurchase(svc))
+	app.Get("/v1/me/voucher-purchases", anyone, s.myVoucherPurchases(svc))
 	// Public: Wompi signs its events instead of authenticating.
 	app.Post("/v1/webhooks/wompi", s.wompiEvent(svc))
 	app.Get("/v1/admin/payments/exceptions", admin, s.listPaymentExceptions(svc))

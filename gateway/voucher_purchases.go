@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -72,5 +73,30 @@ func (s *server) voucherPurchase(svc *payments.Service) fiber.Handler {
 			return err
 		}
 		return c.JSON(voucherPurchaseView(vp))
+	}
+}
+
+type voucherPurchasePage struct {
+	Purchases []voucherPurchaseJSON `json:"purchases"`
+	Next      *string               `json:"next"`
+}
+
+// myVoucherPurchases answers GET /v1/me/voucher-purchases?before=&limit=:
+// the caller's purchases, newest first.
+func (s *server) myVoucherPurchases(svc *payments.Service) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		limit := 0
+		if v := c.Query("limit"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				n = -1 // refused like any size out of range
+			}
+			limit = n
+		}
+		p, err := svc.MyVoucherPurchases(c.UserContext(), s.caller(c), c.Query("before"), limit)
+		if err != nil {
+			return err
+		}
+		return c.JSON(voucherPurchasePage{Purchases: views(p.Items, voucherPurchaseView), Next: p.Next})
 	}
 }

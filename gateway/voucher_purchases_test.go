@@ -142,6 +142,18 @@ func TestVoucherPurchaseOverHTTP(t *testing.T) {
 		t.Fatal("the log is not captured, or it holds the code or the recipient")
 	}
 
+	mine := decode[voucherPurchasePage](t, e.as(ana, "GET", "/v1/me/voucher-purchases?limit=5"))
+	if len(mine.Purchases) != 1 || mine.Next != nil || mine.Purchases[0].ID != vp.ID || mine.Purchases[0].Voucher == nil ||
+		mine.Purchases[0].Voucher.Code != got.Voucher.Code {
+		t.Fatalf("ana's purchases: %+v", mine)
+	}
+	if theirs := decode[voucherPurchasePage](t, e.as(ben, "GET", "/v1/me/voucher-purchases")); len(theirs.Purchases) != 0 {
+		t.Fatalf("ben's purchases: %+v", theirs)
+	}
+	if r := e.as(ana, "GET", "/v1/me/voucher-purchases?limit=0"); r.status != 422 || r.errCode(t) != "validation_failed" {
+		t.Fatalf("limit 0: %d %s", r.status, r.body)
+	}
+
 	r = e.postKey(ana, "/v1/vouchers/purchases", `{"amount_minor":2000000}`, "vb-2")
 	if r.status != 201 {
 		t.Fatalf("second purchase: %d %s", r.status, r.body)

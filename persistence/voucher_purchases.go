@@ -80,7 +80,14 @@ type VoucherPurchaseStore interface {
 	// (CheckVoucherPurchaseIssue, else ErrInvalid); ErrConflict when the
 	// purchase was issued already, ErrNotFound when there is none.
 	VoucherPurchaseIssue(ctx context.Context, v Voucher, code string) (VoucherPurchase, error)
+	// VoucherPurchaseList returns a buyer's purchases, newest first (by
+	// id), those before beforeID when it is set, at most limit
+	// (1..MaxVoucherPurchaseListLimit), opened as VoucherPurchaseGet does.
+	VoucherPurchaseList(ctx context.Context, clientID, beforeID string, limit int) ([]VoucherPurchase, error)
 	// VoucherGet returns the voucher with id, expired or not, or
 	// ErrNotFound.
 	VoucherGet(ctx context.Context, id string) (Voucher, error)
 }
+
+// MaxVoucherPurchaseListLimit bounds VoucherPurchaseList.
+const MaxVoucherPurchaseListLimit = 100

@@ -32,24 +32,53 @@ func (t *txn) VoucherPurchaseCreate(ctx context.Context, p persistence.VoucherPu
 	return err
 }
 
-func (t *txn) VoucherPurchaseGet(ctx context.Context, id string) (persistence.VoucherPurchase, error) {
+func (t *txn) scanVoucherPurchase(r row) (persistence.VoucherPurchase, error) {
 	var p persistence.VoucherPurchase
-	err := t.queryRow(ctx, `SELECT `+voucherPurchaseColumns+` FROM voucher_purchases WHERE id = ?`, id).Scan(
-		&p.ID, &p.ClientID, &p.AmountMinor, &p.RecipientName, &p.Message, &p.Code, t.at(&p.CreatedAt), t.at(&p.IssuedAt))
-	if err != nil {
-		return p, t.mapErr(err)
-	}
-	// Opened after the row is read: a query cannot run while another's
-	// rows are open on PostgreSQL.
+	err := r.Scan(&p.ID, &p.ClientID, &p.AmountMinor, &p.RecipientName, &p.Message, &p.Code, t.at(&p.CreatedAt), t.at(&p.IssuedAt))
+	return p, err
+}
+
+// openPurchase opens p's sealed columns. It runs after the rows are read:
+// a query cannot run while another's rows are open on PostgreSQL.
+func (t *txn) openPurchase(ctx context.Context, p *persistence.VoucherPurchase) error {
 	for _, f := range []struct {
 		place string
 		v     *string
-	}{{purchaseRecipientPlace(id), &p.RecipientName}, {purchaseMessagePlace(id), &p.Message}, {purchaseCodePlace(id), &p.Code}} {
+	}{{purchaseRecipientPlace(p.ID), &p.RecipientName}, {purchaseMessagePlace(p.ID), &p.Message}, {purchaseCodePlace(p.ID), &p.Code}} {
+		var err error
 		if *f.v, err = t.openText(ctx, p.ClientID, f.place, *f.v); err != nil {
-			return p, err
+			return err
 		}
 	}
-	return p, nil
+	return nil
+}
+
+func (t *txn) VoucherPurchaseGet(ctx context.Context, id string) (persistence.VoucherPurchase, error) {
+	p, err := t.scanVoucherPurchase(t.queryRow(ctx, `SELECT `+voucherPurchaseColumns+` FROM voucher_purchases WHERE id = ?`, id))
+	if err != nil {
+		return p, t.mapErr(err)
+	}
+	return p, t.openPurchase(ctx, &p)
+}
+
+func (t *txn) VoucherPurchaseList(ctx context.Context, clientID, beforeID string, limit int) ([]persistence.VoucherPurchase, error) {
+	if err := persistence.CheckLimit("voucher purchases", limit, persistence.MaxVoucherPurchaseListLimit); err != nil {
+		return nil, err
+	}
+	q, args := `SELECT `+voucherPurchaseColumns+` FROM voucher_purchases WHERE client_id = ?`, []any{clientID}
+	if beforeID != "" {
+		q, args = q+` AND id < ?`, append(args, beforeID)
+	}
+	ps, err := queryList(ctx, t, t.scanVoucherPurchase, q+` ORDER BY id DESC LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ps {
+		if err := t.openPurchase(ctx, &ps[i]); err != nil {
+			return nil, err
+		}
+	}
+	return ps, nil
 }
 
 func (t *txn) VoucherPurchaseIssue(ctx context.Context, v persistence.Voucher, code string) (persistence.VoucherPurchase, error) {

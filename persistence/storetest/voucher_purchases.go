@@ -109,6 +109,46 @@ func testVoucherPurchases(t *testing.T, open Opener) {
 		wantErr(t, "VoucherPurchaseGet of nothing", err, persistence.ErrNotFound)
 		return nil
 	})
+
+	// A buyer's list: newest first, paged by id, another buyer's left out.
+	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
+		for _, x := range []persistence.VoucherPurchase{voucherPurchase("vp-2", "c1", 2_000_000),
+			voucherPurchase("vp-3", "c2", 3_000_000), voucherPurchase("vp-4", "c1", 4_000_000)} {
+			if err := tx.VoucherPurchaseCreate(ctx, x); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
+		ids := func(ps []persistence.VoucherPurchase) []string {
+			out := []string{}
+			for _, p := range ps {
+				out = append(out, p.ID)
+			}
+			return out
+		}
+		all, err := tx.VoucherPurchaseList(ctx, "c1", "", 10)
+		if err != nil {
+			return err
+		}
+		wantEqual(t, "c1's purchases", ids(all), []string{"vp-4", "vp-2", "vp-1"})
+		if all[2].Code != "SPA-AAAA-BBBB-CCCC" || all[0].RecipientName != "Lucía" {
+			t.Errorf("listed purchases not read as stored: %+v", all)
+		}
+		page, err := tx.VoucherPurchaseList(ctx, "c1", "vp-4", 1)
+		if err != nil {
+			return err
+		}
+		wantEqual(t, "c1's page after vp-4", ids(page), []string{"vp-2"})
+		none, err := tx.VoucherPurchaseList(ctx, "c9", "", 10)
+		if err != nil || none == nil || len(none) != 0 {
+			t.Errorf("nobody's purchases: %v, %v", none, err)
+		}
+		_, err = tx.VoucherPurchaseList(ctx, "c1", "", persistence.MaxVoucherPurchaseListLimit+1)
+		wantErr(t, "limit over the maximum", err, persistence.ErrInvalid)
+		return nil
+	})
 }
 
 // testVoucherPurchaseSealed: with a PersonalSealer the recipient, the

@@ -155,7 +155,6 @@ func (s *Service) VoucherPurchaseOf(ctx context.Context, by service.Caller, id s
 	}
 	var out VoucherPurchase
 	err := s.d.Store.InTx(ctx, func(tx persistence.Tx) error {
-		out = VoucherPurchase{}
 		p, err := tx.VoucherPurchaseGet(ctx, id)
 		if errors.Is(err, persistence.ErrNotFound) {
 			return missing
@@ -166,29 +165,87 @@ func (s *Service) VoucherPurchaseOf(ctx context.Context, by service.Caller, id s
 		if p.ClientID != by.Subject {
 			return missing
 		}
-		intents, err := tx.PaymentIntentsOf(ctx, persistence.PaymentVoucherPurchase, p.ID)
+		out, err = purchaseView(ctx, tx, p)
+		return err
+	})
+	return out, err
+}
+
+// VoucherPurchasePage is one page of a buyer's purchases, newest first;
+// Next is the cursor of the following one (nil at the end).
+type VoucherPurchasePage struct {
+	Items []VoucherPurchase
+	Next  *string
+}
+
+// MyVoucherPurchases lists the caller's purchases newest first, each as
+// VoucherPurchaseOf answers it (codes included: they are the caller's),
+// limit 1 to 50 (0: 20), before the cursor of a previous page.
+func (s *Service) MyVoucherPurchases(ctx context.Context, by service.Caller, before string, limit int) (VoucherPurchasePage, error) {
+	if err := allow(by, personRoles...); err != nil {
+		return VoucherPurchasePage{}, err
+	}
+	var f check.Fields
+	if limit == 0 {
+		limit = 20
+	}
+	if limit < 1 || limit > 50 {
+		f.Add("limit", "must be 1 to 50")
+	}
+	if len(before) > 64 {
+		f.Add("before", "must be a cursor from a previous page")
+	}
+	if err := f.Err(); err != nil {
+		return VoucherPurchasePage{}, err
+	}
+	var page VoucherPurchasePage
+	err := s.d.Store.InTx(ctx, func(tx persistence.Tx) error {
+		page = VoucherPurchasePage{Items: []VoucherPurchase{}}
+		ps, err := tx.VoucherPurchaseList(ctx, by.Subject, before, limit+1)
 		if err != nil {
 			return err
 		}
-		out.Purchase, out.Status = p, PurchaseVoid
-		if len(intents) > 0 {
-			out.Payment = intents[0] // newest first; BuyVoucher makes one
+		if len(ps) > limit {
+			ps = ps[:limit]
+			next := ps[limit-1].ID
+			page.Next = &next
 		}
-		for _, in := range intents {
-			if in.Status == persistence.IntentPending {
-				out.Status = PurchasePending
-			}
-		}
-		if p.Issued() {
-			v, err := tx.VoucherGet(ctx, p.ID)
+		for _, p := range ps {
+			vp, err := purchaseView(ctx, tx, p)
 			if err != nil {
 				return err
 			}
-			out.Status, out.Voucher = PurchaseIssued, &v
+			page.Items = append(page.Items, vp)
 		}
 		return nil
 	})
-	return out, err
+	return page, err
+}
+
+// purchaseView is p with its payment, its status and, once issued, its
+// voucher.
+func purchaseView(ctx context.Context, tx persistence.Tx, p persistence.VoucherPurchase) (VoucherPurchase, error) {
+	intents, err := tx.PaymentIntentsOf(ctx, persistence.PaymentVoucherPurchase, p.ID)
+	if err != nil {
+		return VoucherPurchase{}, err
+	}
+	out := VoucherPurchase{Purchase: p, Status: PurchaseVoid}
+	if len(intents) > 0 {
+		out.Payment = intents[0] // newest first; BuyVoucher makes one
+	}
+	for _, in := range intents {
+		if in.Status == persistence.IntentPending {
+			out.Status = PurchasePending
+		}
+	}
+	if p.Issued() {
+		v, err := tx.VoucherGet(ctx, p.ID)
+		if err != nil {
+			return VoucherPurchase{}, err
+		}
+		out.Status, out.Voucher = PurchaseIssued, &v
+	}
+	return out, nil
 }
 
 // VoucherPurchaseSettler issues the voucher an approved purchase paid for,

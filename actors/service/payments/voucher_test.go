@@ -314,3 +314,37 @@ func TestBuyVoucherRefusals(t *testing.T) {
 		t.Fatalf("disabled: %v", err)
 	}
 }
+
+// TestMyVoucherPurchases: a buyer lists their own purchases newest first,
+// each with its status (and code once issued), paged; nobody else's.
+func TestMyVoucherPurchases(t *testing.T) {
+	run(t, func(t *testing.T, f *fixture) {
+		declined, paid := f.mustBuy(ana), f.mustBuy(ana)
+		f.mustBuy(bob)
+		f.checkout(Checkout{Intent: declined.Payment, URL: declined.CheckoutURL}, wompifake.Decline)
+		f.checkout(Checkout{Intent: paid.Payment, URL: paid.CheckoutURL}, wompifake.Approve)
+		page, err := f.svc.MyVoucherPurchases(context.Background(), ana, "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Items) != 2 || page.Next != nil || page.Items[0].Purchase.ID != paid.Purchase.ID ||
+			page.Items[0].Status != PurchaseIssued || page.Items[0].Voucher == nil || page.Items[0].Purchase.Code == "" ||
+			page.Items[1].Purchase.ID != declined.Purchase.ID || page.Items[1].Status != PurchaseVoid {
+			t.Fatalf("ana's purchases: %+v", page)
+		}
+		first, err := f.svc.MyVoucherPurchases(context.Background(), ana, "", 1)
+		if err != nil || len(first.Items) != 1 || first.Next == nil || *first.Next != paid.Purchase.ID {
+			t.Fatalf("first page: %+v %v", first, err)
+		}
+		rest, err := f.svc.MyVoucherPurchases(context.Background(), ana, *first.Next, 1)
+		if err != nil || len(rest.Items) != 1 || rest.Next != nil || rest.Items[0].Purchase.ID != declined.Purchase.ID {
+			t.Fatalf("second page: %+v %v", rest, err)
+		}
+		if none, err := f.svc.MyVoucherPurchases(context.Background(), admin, "", 0); err != nil || len(none.Items) != 0 {
+			t.Fatalf("someone with none: %+v %v", none, err)
+		}
+		if _, err := f.svc.MyVoucherPurchases(context.Background(), ana, "", 51); servicetest.Code(err) != "validation_failed" {
+			t.Fatalf("limit 51: %v", err)
+		}
+	})
+}
