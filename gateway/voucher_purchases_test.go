@@ -171,3 +171,16 @@ func TestVoucherPurchaseOverHTTP(t *testing.T) {
 		t.Fatalf("declined purchase: %+v", got)
 	}
 }
+
+// TestVoucherPurchaseNotConfigured: without Wompi a purchase is 503 and
+// nothing is stored (the buyer has no purchase to list).
+func TestVoucherPurchaseNotConfigured(t *testing.T) {
+	e := newShopOrderEnv(t)
+	ana := e.token("ana", auth.RoleClient)
+	if r := e.postKey(ana, "/v1/vouchers/purchases", `{"amount_minor":15000000}`, "k"); r.status != 503 || r.errCode(t) != "unavailable" {
+		t.Fatalf("buy: %d %s", r.status, r.body)
+	}
+	if mine := decode[voucherPurchasePage](t, e.as(ana, "GET", "/v1/me/voucher-purchases")); len(mine.Purchases) != 0 {
+		t.Fatalf("purchases: %+v", mine)
+	}
+}
