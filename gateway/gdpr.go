@@ -21,19 +21,20 @@ var errNoIdentity = fault.Unavailable("sign-in is not configured on this node")
 // userExport is the body of an export. Store records appear as the store
 // keeps them; personal fields appear decrypted.
 type userExport struct {
-	ExportedAt   time.Time                   `json:"exported_at"`
-	UserID       string                      `json:"user_id"`
-	User         *exportedUser               `json:"user"`
-	Profile      profileJSON                 `json:"profile"`
-	Sessions     []persistence.Session       `json:"sessions"`
-	Appointments []persistence.Appointment   `json:"appointments"`
-	Waitlist     []persistence.WaitlistEntry `json:"waitlist"`
-	Packages     []persistence.Package       `json:"packages"`
-	Orders       []persistence.Order         `json:"orders"`
-	Returns      []persistence.Return        `json:"returns"`
-	CreditLedger []persistence.CreditEntry   `json:"credit_ledger"`
-	Consents     []persistence.LegalConsent  `json:"consents"`
-	Audit        []persistence.AuditEntry    `json:"audit"`
+	ExportedAt       time.Time                     `json:"exported_at"`
+	UserID           string                        `json:"user_id"`
+	User             *exportedUser                 `json:"user"`
+	Profile          profileJSON                   `json:"profile"`
+	Sessions         []persistence.Session         `json:"sessions"`
+	Appointments     []persistence.Appointment     `json:"appointments"`
+	Waitlist         []persistence.WaitlistEntry   `json:"waitlist"`
+	Packages         []persistence.Package         `json:"packages"`
+	Orders           []persistence.Order           `json:"orders"`
+	Returns          []persistence.Return          `json:"returns"`
+	CreditLedger     []persistence.CreditEntry     `json:"credit_ledger"`
+	VoucherPurchases []persistence.VoucherPurchase `json:"voucher_purchases"`
+	Consents         []persistence.LegalConsent    `json:"consents"`
+	Audit            []persistence.AuditEntry      `json:"audit"`
 }
 
 type exportedUser struct {
@@ -59,7 +60,7 @@ func (s *server) export(c *fiber.Ctx, uid string) error {
 	}
 	out := userExport{ExportedAt: e.ExportedAt, UserID: e.UserID, Profile: profileView(e.Profile),
 		Sessions: e.Sessions, Appointments: e.Appointments, Waitlist: e.Waitlist, Packages: e.Packages,
-		Orders: e.Orders, Returns: e.Returns, CreditLedger: e.CreditLedger, Consents: e.Consents, Audit: e.Audit}
+		Orders: e.Orders, Returns: e.Returns, CreditLedger: e.CreditLedger, VoucherPurchases: e.VoucherPurchases, Consents: e.Consents, Audit: e.Audit}
 	if u := e.User; u != nil {
 		out.User = &exportedUser{ID: u.ID, Phone: u.Phone, Roles: u.Roles, CreatedAt: u.CreatedAt}
 	}

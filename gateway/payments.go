@@ -37,6 +37,9 @@ func (s *server) registerPayments(app *fiber.App) {
 	app.Delete("/v1/me/payment-sources/:id", client, s.external(s.removeSource(svc)))
 	app.Post("/v1/appointments/:id/payments/charge", client, s.external(s.charge(svc, persistence.PaymentDeposit)))
 	app.Post("/v1/shop/orders/:id/payments/charge", client, s.external(s.charge(svc, persistence.PaymentOrder)))
+	app.Post("/v1/vouchers/purchases", RequireRole(auth.RoleClient), s.mutate(s.buyVoucher(svc)))
+	app.Get("/v1/vouchers/purchases/:id", anyone, s.voucherPurchase(svc))
+	app.Get("/v1/me/voucher-purchases", anyone, s.myVoucherPurchases(svc))
 	// Public: Wompi signs its events instead of authenticating.
 	app.Post("/v1/webhooks/wompi", s.wompiEvent(svc))
 	app.Get("/v1/admin/payments/exceptions", admin, s.listPaymentExceptions(svc))

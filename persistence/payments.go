@@ -25,7 +25,7 @@ type PaymentKind string
 const (
 	PaymentOrder           PaymentKind = "order"            // a shop order (SubjectID: order id)
 	PaymentDeposit         PaymentKind = "deposit"          // an appointment's deposit (SubjectID: appointment id)
-	PaymentVoucherPurchase PaymentKind = "voucher_purchase" // a voucher bought online (SubjectID: voucher id)
+	PaymentVoucherPurchase PaymentKind = "voucher_purchase" // a voucher bought online (SubjectID: the purchase id, the voucher's once issued)
 )
 
 // Valid reports whether k is a payment kind.

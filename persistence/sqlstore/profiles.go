@@ -140,6 +140,10 @@ func (t *txn) UserAnonymise(ctx context.Context, p persistence.AnonymiseParams) 
 		{"credit_grants", `UPDATE credit_grants SET reason = '' WHERE client_id = ? AND reason <> ''`, []any{id}},
 		// A saved card of someone who is gone can no longer be charged.
 		{"payment_sources", `UPDATE payment_sources SET status = 'voided', label = '', email = '', updated_at = ? WHERE client_id = ?`, []any{at, id}},
+		// A voucher bought by the client stays spendable by whoever holds
+		// its code; what the purchase says of the recipient goes.
+		{"voucher_purchases", `UPDATE voucher_purchases SET recipient_name = '', message = '', code = ''
+			WHERE client_id = ? AND (recipient_name <> '' OR message <> '' OR code <> '')`, []any{id}},
 		{"audit_log", `UPDATE audit_log SET detail = ?, reason = ''
 			WHERE subject = ? OR actor_id = ? OR ` + t.contains("detail"),
 			[]any{persistence.AnonymisedAuditDetail, "user/" + id, id, idBytes}},

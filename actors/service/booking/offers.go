@@ -298,8 +298,8 @@ func VoucherView(v persistence.Voucher) VoucherJSON {
 // voucherAlphabet avoids look-alike characters (0/O, 1/I/L).
 const voucherAlphabet = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
-// newVoucherCode is SPA-XXXX-XXXX-XXXX from a CSPRNG (about 60 bits).
-func newVoucherCode() string {
+// NewVoucherCode is SPA-XXXX-XXXX-XXXX from a CSPRNG (about 60 bits).
+func NewVoucherCode() string {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	var sb strings.Builder
@@ -335,7 +335,7 @@ func (s *Service) IssueVoucher(ctx context.Context, tx persistence.Tx, by servic
 	if err := f.err(); err != nil {
 		return persistence.Voucher{}, "", err
 	}
-	code := newVoucherCode()
+	code := NewVoucherCode()
 	v := persistence.Voucher{ID: ulid.Make().String(), CodeHash: persistence.HashVoucherCode(code), ClientID: in.ClientID,
 		BalanceMinor: in.BalanceMinor, ExpiresAt: in.ExpiresAt.UTC(), CreatedAt: now, UpdatedAt: now}
 	if err := tx.VoucherIssue(ctx, v); err != nil {

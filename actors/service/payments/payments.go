@@ -89,7 +89,8 @@ type Service struct {
 	follow [64]sync.Mutex
 }
 
-// New returns a Service with the shop order settler registered.
+// New returns a Service with the shop order and voucher purchase settlers
+// registered.
 func New(d Deps) *Service {
 	if d.Now == nil {
 		d.Now = time.Now
@@ -105,6 +106,7 @@ func New(d Deps) *Service {
 	}
 	s := &Service{d: d, settlers: map[persistence.PaymentKind]Settler{}}
 	s.Register(persistence.PaymentOrder, OrderSettler{})
+	s.Register(persistence.PaymentVoucherPurchase, VoucherPurchaseSettler{})
 	return s
 }
 

@@ -9,8 +9,8 @@ import (
 )
 
 // Settler settles what an approved intent pays, inside the apply's
-// transaction: the shop order becomes paid, a deposit confirms its
-// appointment (not built yet), a voucher is issued (not built yet).
+// transaction: the shop order becomes paid, a deposit is held for its
+// appointment (deposit.go), a voucher bought online is issued (voucher.go).
 type Settler interface {
 	// Settle applies the approval to the intent's subject. settled is
 	// false, with why, when the subject can no longer take it (the order

@@ -44,8 +44,12 @@ type Export struct {
 	Orders       []persistence.Order
 	Returns      []persistence.Return
 	CreditLedger []persistence.CreditEntry
-	Consents     []persistence.LegalConsent
-	Audit        []persistence.AuditEntry
+	// VoucherPurchases are the vouchers the user bought online, without
+	// their codes: a code spends money and an admin may read an export;
+	// the buyer reads it from the purchase itself.
+	VoucherPurchases []persistence.VoucherPurchase
+	Consents         []persistence.LegalConsent
+	Audit            []persistence.AuditEntry
 }
 
 // ExportedUser is the user row of an export, its phone decrypted.
@@ -127,6 +131,14 @@ func (s *Service) gather(ctx context.Context, tx persistence.Tx, pc Codec, out *
 		return tx.CreditLedger(ctx, persistence.CreditLedgerParams{ClientID: uid, BeforeID: before, Limit: persistence.MaxOrderListLimit})
 	}, func(e persistence.CreditEntry) string { return e.ID }); err != nil {
 		return err
+	}
+	if out.VoucherPurchases, err = pages(func(before string) ([]persistence.VoucherPurchase, error) {
+		return tx.VoucherPurchaseList(ctx, uid, before, persistence.MaxVoucherPurchaseListLimit)
+	}, func(p persistence.VoucherPurchase) string { return p.ID }); err != nil {
+		return err
+	}
+	for i := range out.VoucherPurchases {
+		out.VoucherPurchases[i].Code = ""
 	}
 	if out.Consents, err = pages(func(before string) ([]persistence.LegalConsent, error) {
 		return tx.LegalConsentList(ctx, persistence.LegalConsentListParams{SubjectKind: persistence.ConsentUser, SubjectID: uid,

@@ -281,8 +281,18 @@ func TestExportHoldsTheClientsDataDecrypted(t *testing.T) {
 		if _, err := tx.LegalDocumentCreate(ctx, persistence.LegalDocument{Slug: "terms", Title: "T", Body: "b", CreatedBy: "owner", CreatedAt: clock}); err != nil {
 			return err
 		}
-		_, _, err := tx.LegalConsentAdd(ctx, persistence.LegalConsent{ID: ulid.Make().String(), SubjectKind: persistence.ConsentUser,
-			SubjectID: uid, Slug: "terms", Version: 1, AcceptedAt: clock, RequestID: "r"})
+		if _, _, err := tx.LegalConsentAdd(ctx, persistence.LegalConsent{ID: ulid.Make().String(), SubjectKind: persistence.ConsentUser,
+			SubjectID: uid, Slug: "terms", Version: 1, AcceptedAt: clock, RequestID: "r"}); err != nil {
+			return err
+		}
+		// A gift voucher the client bought online and was issued.
+		vp := persistence.VoucherPurchase{ID: ulid.Make().String(), ClientID: uid, AmountMinor: 5_000_000,
+			RecipientName: "Lucía", Message: "Feliz día", CreatedAt: clock}
+		if err := tx.VoucherPurchaseCreate(ctx, vp); err != nil {
+			return err
+		}
+		_, err := tx.VoucherPurchaseIssue(ctx, persistence.Voucher{ID: vp.ID, CodeHash: persistence.HashVoucherCode("SPA-GIFT-GIFT-GIFT"),
+			BalanceMinor: vp.AmountMinor, ExpiresAt: clock.Add(24 * time.Hour), CreatedAt: clock, UpdatedAt: clock}, "SPA-GIFT-GIFT-GIFT")
 		return err
 	})
 	ctx := context.Background()
@@ -295,6 +305,10 @@ func TestExportHoldsTheClientsDataDecrypted(t *testing.T) {
 			e.Profile.Masked || e.Profile.DocumentNumber != "1.020.304.050" || len(e.Sessions) != 1 || len(e.Consents) != 1 ||
 			len(e.Audit) != 1 || !e.ExportedAt.Equal(clock) {
 			t.Fatalf("export by %s: %+v", by.Role, e)
+		}
+		if len(e.VoucherPurchases) != 1 || e.VoucherPurchases[0].RecipientName != "Lucía" || e.VoucherPurchases[0].Code != "" ||
+			!e.VoucherPurchases[0].Issued() {
+			t.Fatalf("voucher purchases exported to %s: %+v (the code must be withheld)", by.Role, e.VoucherPurchases)
 		}
 	}
 	for _, tc := range []struct {
