@@ -110,10 +110,10 @@ type Payments struct {
 	OutOfOrder int `json:"out_of_order"` // stale PENDING updates, signed older than their approval
 	// Applied counts answers whose outcome was "applied": at most one per
 	// intent, fewer if reconciliation got to some first.
-	Applied       int64   `json:"applied"`
-	AppliesPerSec float64 `json:"applies_per_second"`
-	EventsPerSec  float64 `json:"events_per_second"`
-	NotOK         int64   `json:"not_ok"` // answers other than 200: every event was authentic
+	Applied       int64         `json:"applied"`
+	AppliesPerSec float64       `json:"applies_per_second"`
+	EventsPerSec  float64       `json:"events_per_second"`
+	NotOK         int64         `json:"not_ok"` // answers other than 200: every event was authentic
 	Check         PaymentsCheck `json:"check"`
 }
 
