@@ -87,6 +87,12 @@ func runWebhooks(ctx context.Context, o Options, c *client) (*Result, error) {
 
 	runID := newRunID()
 	intents, dups := webhooksPlan(o.Events, o.DuplicateShare)
+	say := func(format string, args ...any) {
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, o.Name+": "+format+"\n", args...)
+		}
+	}
+	say("seeding %d paid orders", intents)
 	if err := seedPayments(ctx, c, o, fake, runID, intents); err != nil {
 		return nil, fmt.Errorf("loadgen: seed: %w", err)
 	}
@@ -110,6 +116,7 @@ func runWebhooks(ctx context.Context, o Options, c *client) (*Result, error) {
 	// a stale PENDING may come before or after its approval.
 	rng.Shuffle(len(burst), func(i, j int) { burst[i], burst[j] = burst[j], burst[i] })
 
+	say("posting %d events (%d duplicates) with %d workers", len(burst), dups, o.Workers)
 	res, applied := fireBurst(ctx, c, o, burst)
 	res.RunID, res.Name, res.Label, res.Scenario, res.Mode = runID, o.Name, o.Label, o.Scenario, ModeClosed
 	res.Workers, res.Params = o.Workers, o.Params
@@ -201,8 +208,6 @@ func seedPayments(ctx context.Context, c *client, o Options, fake *wompifake.Ser
 func fireBurst(ctx context.Context, c *client, o Options, burst []signedEvent) (*Result, int64) {
 	var next, applied atomic.Int64
 	workers := make([]*stats, o.Workers)
-	runCtx, cancel := context.WithTimeout(ctx, time.Duration(len(burst))*o.Timeout)
-	defer cancel()
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -211,11 +216,11 @@ func fireBurst(ctx context.Context, c *client, o Options, burst []signedEvent) (
 		wg.Go(func() {
 			for {
 				i := next.Add(1) - 1
-				if i >= int64(len(burst)) || runCtx.Err() != nil {
+				if i >= int64(len(burst)) || ctx.Err() != nil {
 					return
 				}
 				start := time.Now()
-				r := c.postEvent(runCtx, burst[i])
+				r := c.postEvent(ctx, burst[i])
 				out := r.outcome()
 				if r.status == http.StatusOK {
 					var b struct {
