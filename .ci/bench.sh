@@ -79,11 +79,12 @@ stop() { kill "$pid"; wait "$pid" || true; pid=; }
 
 # lg is one loadgen run: label, database URL ("" for none), name, then
 # loadgen flags. Its claims carry a fresh Idempotency-Key each unless the
-# name ends in -unkeyed (the report pairs hot with hot-unkeyed and so on).
+# name ends in -unkeyed (the report pairs hot with hot-unkeyed and so on);
+# the webhooks run makes no claims (Wompi sends no keys).
 lg() {
   local label=$1 db=$2 name=$3; shift 3
   local keys=(--idempotency) dbnote=
-  [[ $name == *-unkeyed ]] && keys=()
+  [[ $name == *-unkeyed || $name == webhooks ]] && keys=()
   [ -n "$db" ] && dbnote="DATABASE_URL=<schema-url> "
   echo "$dbnote${PIN_GEN[*]:+${PIN_GEN[*]} }$BIN loadgen --url http://$ADDR --label $label --name $name${keys[*]:+ ${keys[*]}} $*" >>"$COMMANDS"
   say "$label: $name"
