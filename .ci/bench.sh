@@ -6,7 +6,11 @@
 # the same parameters, then writes docs/benchmarks.md and its plot. Every
 # claim carries a fresh Idempotency-Key, as a client that may retry sends
 # one; hot and spread also run without keys (hot-unkeyed, spread-unkeyed)
-# for comparison.
+# for comparison. Last, on the actors engine only (payments do not depend
+# on the booking engine), the payments burst: `loadgen --scenario
+# webhooks` serves the Wompi the node talks to (SPA_WOMPI_BASE_URL, with
+# the random SPA_WOMPI_* keys both share) and posts BENCH_WEBHOOK_EVENTS
+# signed events, a fifth of them duplicates, at the node's webhook.
 # Tunables (environment): BENCH_DURATION (closed-loop runs, 20s),
 # BENCH_WORKERS (64), BENCH_IDLE_DURATION (15s), BENCH_SWEEP_RATES
 # ("150 300 600 1200 2400"), BENCH_SWEEP_DURATION (8s), BENCH_MIXED_RATE
@@ -14,7 +18,8 @@
 # BENCH_PIN (unset: no pinning; 1: the server on CPU 0 and the generator
 # on CPU 1 with taskset, PostgreSQL left to the scheduler), BENCH_RESULTS
 # (bin/bench-results), BENCH_NOTES (docs/benchmarks-notes.md: the method
-# notes appended to the report), TEST_DATABASE_URL (else .ci/postgres.sh
+# notes appended to the report), BENCH_WEBHOOK_EVENTS (5000),
+# BENCH_WEBHOOK_WORKERS (BENCH_WORKERS), TEST_DATABASE_URL (else .ci/postgres.sh
 # provides one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +31,8 @@ IDLE=${BENCH_IDLE_DURATION:-15s}
 RATES=${BENCH_SWEEP_RATES:-150 300 600 1200 2400}
 SWEEP=${BENCH_SWEEP_DURATION:-8s}
 MIXED_RATE=${BENCH_MIXED_RATE:-1000}
+WEBHOOK_EVENTS=${BENCH_WEBHOOK_EVENTS:-5000}
+WEBHOOK_WORKERS=${BENCH_WEBHOOK_WORKERS:-$WORKERS}
 PIN_SERVER=() PIN_GEN=()
 PINNING="not pinned: the generator, the server and PostgreSQL shared all $(nproc) cores under the Linux scheduler (no taskset), so every number includes the generator's own CPU use"
 if [ -n "${BENCH_PIN:-}" ]; then
@@ -42,6 +49,17 @@ COMMANDS=$OUT/commands.txt
 # One token key for the node and the generator, never written down.
 SPA_TOKEN_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
 export SPA_TOKEN_SECRET
+# The node's Wompi keys, random per bench and sandbox-shaped: the payments
+# burst serves the Wompi at SPA_WOMPI_BASE_URL with the same keys, so its
+# events are signed with the events secret the node verifies. The node
+# reconciles hourly, so the burst's events, not reconciliation, apply the
+# payments.
+wompi_suffix=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+WOMPI_ADDR=127.0.0.1:18481
+export SPA_WOMPI_PUBLIC_KEY=pub_test_$wompi_suffix SPA_WOMPI_PRIVATE_KEY=prv_test_$wompi_suffix \
+  SPA_WOMPI_INTEGRITY_SECRET=test_integrity_$wompi_suffix SPA_WOMPI_EVENTS_SECRET=test_events_$wompi_suffix \
+  SPA_WOMPI_BASE_URL=http://$WOMPI_ADDR/v1 SPA_WOMPI_CHECKOUT_URL=http://$WOMPI_ADDR/p/ \
+  SPA_PAYMENTS_RECONCILE_INTERVAL=1h
 sep='?'; [[ $PGURL == *\?* ]] && sep='&'
 fail=0
 pid=
@@ -61,11 +79,12 @@ stop() { kill "$pid"; wait "$pid" || true; pid=; }
 
 # lg is one loadgen run: label, database URL ("" for none), name, then
 # loadgen flags. Its claims carry a fresh Idempotency-Key each unless the
-# name ends in -unkeyed (the report pairs hot with hot-unkeyed and so on).
+# name ends in -unkeyed (the report pairs hot with hot-unkeyed and so on);
+# the webhooks run makes no claims (Wompi sends no keys).
 lg() {
   local label=$1 db=$2 name=$3; shift 3
   local keys=(--idempotency) dbnote=
-  [[ $name == *-unkeyed ]] && keys=()
+  [[ $name == *-unkeyed || $name == webhooks ]] && keys=()
   [ -n "$db" ] && dbnote="DATABASE_URL=<schema-url> "
   echo "$dbnote${PIN_GEN[*]:+${PIN_GEN[*]} }$BIN loadgen --url http://$ADDR --label $label --name $name${keys[*]:+ ${keys[*]}} $*" >>"$COMMANDS"
   say "$label: $name"
@@ -75,6 +94,8 @@ lg() {
 
 {
   echo "# SPA_TOKEN_SECRET: random per bench, shared by server and generator"
+  echo "# SPA_WOMPI_{PUBLIC,PRIVATE}_KEY, SPA_WOMPI_{INTEGRITY,EVENTS}_SECRET: random per bench, shared by server and generator"
+  echo "# SPA_WOMPI_BASE_URL=http://$WOMPI_ADDR/v1 SPA_WOMPI_CHECKOUT_URL=http://$WOMPI_ADDR/p/ SPA_PAYMENTS_RECONCILE_INTERVAL=1h (server and generator)"
   echo "# <schema-url> = $PGURL${sep}search_path=<fresh schema per engine>"
 } >"$COMMANDS"
 
@@ -118,6 +139,9 @@ for engine in actors lock-baseline; do
   for rate in $RATES; do
     lg "$engine" "$url" "sweep-$rate" --scenario spread --mode open --rate "$rate" --workers 512 --duration "$SWEEP" --timeout 5s
   done
+  if [ "$engine" = actors ]; then
+    lg "$engine" "$url" webhooks --scenario webhooks --events "$WEBHOOK_EVENTS" --duplicates 0.2 --workers "$WEBHOOK_WORKERS"
+  fi
 
   stop
   psql "$PGURL" -qc "DROP SCHEMA $schema CASCADE" 2>/dev/null || true

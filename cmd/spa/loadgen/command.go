@@ -38,7 +38,7 @@ func Command(ctx context.Context, args []string, env Env) error {
 		return def
 	}
 	fs.StringVar(&o.BaseURL, "url", getenv("SPA_LOADGEN_URL", "http://127.0.0.1:8080"), "base URL of the node (env SPA_LOADGEN_URL)")
-	fs.StringVar(&o.Scenario, "scenario", "hot", "hot, spread, mixed or ceiling (hot's claims against spa bare: no seeding, no database)")
+	fs.StringVar(&o.Scenario, "scenario", "hot", "hot, spread, mixed, ceiling (hot's claims against spa bare: no seeding, no database) or webhooks (a burst of signed Wompi events; needs the node's SPA_WOMPI_* keys)")
 	fs.StringVar(&o.Mode, "mode", ModeClosed, "closed (workers loop) or open (fixed arrival rate)")
 	fs.IntVar(&o.Workers, "workers", 64, "closed: concurrent clients; open: most requests in flight")
 	fs.Float64Var(&o.Rate, "rate", 0, "open mode: operations per second")
@@ -57,6 +57,8 @@ func Command(ctx context.Context, args []string, env Env) error {
 	fs.StringVar(&o.Name, "name", "", "run name in results (default the scenario)")
 	fs.StringVar(&o.Label, "label", "", "label of the system under test, e.g. the engine")
 	fs.Uint64Var(&o.Seed, "seed", 0, "random seed (0: random)")
+	fs.IntVar(&o.Events, "events", 5000, "webhooks: events in the burst")
+	fs.Float64Var(&o.DuplicateShare, "duplicates", 0.2, "webhooks: share of the burst that are exact copies of another event")
 	out := fs.String("out", "loadgen-result.json", "JSON result file")
 	summary := fs.String("summary", "loadgen-summary.md", "Markdown summary file (also printed)")
 	quiet := fs.Bool("quiet", false, "no progress line on stderr")
@@ -82,6 +84,13 @@ func Command(ctx context.Context, args []string, env Env) error {
 	}
 	if !*quiet {
 		o.Progress = env.Stderr
+	}
+	if o.Scenario == ScenarioWebhooks {
+		keys, addr, err := WompiKeysFromEnv(env.Getenv)
+		if err != nil {
+			return fmt.Errorf("loadgen: %w", err)
+		}
+		o.WompiKeys, o.WompiAddr = keys, addr
 	}
 	o.Params = map[string]string{"args": strings.Join(redact(args), " ")}
 	if *cpuProfile != "" {

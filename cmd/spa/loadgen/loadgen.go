@@ -17,7 +17,10 @@
 //   - ceiling: hot's requests sent to a server whose answers are fixed
 //     (`spa bare`), to measure what the HTTP stack and the generator alone
 //     allow. Nothing is seeded and nothing is checked but that every answer
-//     was the fixed refusal.
+//     was the fixed refusal;
+//   - webhooks: the payments burst (see webhooks.go): signed Wompi events
+//     for intents paid once each, with duplicates and stale updates, then
+//     a database check that each was applied exactly once.
 package loadgen
 
 import (
@@ -36,6 +39,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spa-engine/spa/actors/providers/wompi/wompifake"
 	"github.com/spa-engine/spa/actors/schedule/claimcheck"
 )
 
@@ -94,6 +98,14 @@ type Options struct {
 	Progress    io.Writer // a status line every second; nil: quiet
 	// Params are echoed into the result (e.g. the command line).
 	Params map[string]string
+
+	// The webhooks scenario: Events posted in the burst (default 5000),
+	// DuplicateShare of them exact copies (default 0.2), and the fake
+	// Wompi the node talks to, served on WompiAddr with the node's keys.
+	Events         int
+	DuplicateShare float64
+	WompiKeys      wompifake.Keys
+	WompiAddr      string
 }
 
 func (o *Options) defaults() error {
@@ -118,8 +130,16 @@ func (o *Options) defaults() error {
 	case ScenarioMixed:
 		o.Staff, o.Days = cmpOr(o.Staff, 20), cmpOr(o.Days, 7)
 		o.Idempotency = true
+	case ScenarioWebhooks:
+		if o.Mode != ModeClosed {
+			return errors.New("loadgen: the webhooks scenario is a burst: --mode closed only")
+		}
+		o.Events = cmpOr(o.Events, 5000)
+		if o.DuplicateShare < 0 || o.DuplicateShare > 0.9 {
+			return errors.New("loadgen: --duplicates must be in [0, 0.9]")
+		}
 	default:
-		return fmt.Errorf("loadgen: --scenario must be hot, spread, mixed or ceiling, got %q", o.Scenario)
+		return fmt.Errorf("loadgen: --scenario must be hot, spread, mixed, ceiling or webhooks, got %q", o.Scenario)
 	}
 	if o.Days > 80 {
 		return errors.New("loadgen: --days must be at most 80 (the booking horizon is 90 days)")
@@ -218,6 +238,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if o.AdminToken == "" {
 		return nil, errors.New("loadgen: an admin token is needed to seed: --admin-token, SPA_ADMIN_TOKEN, or the node's SPA_TOKEN_SECRET / --data-dir")
+	}
+	if o.Scenario == ScenarioWebhooks {
+		return runWebhooks(ctx, o, c)
 	}
 	p, err := newPlan(o)
 	if err != nil {

@@ -161,6 +161,7 @@ func WriteReport(w io.Writer, in ReportInput) error {
 	writeGoals(&b, in.Results)
 	writeSweep(&b, in.Results, in.PlotFile)
 	writeCorrectness(&b, in.Results)
+	writePayments(&b, in.Results)
 	if in.Commands != "" {
 		fmt.Fprintf(&b, "\n## Commands\n\n```sh\n%s\n```\n", strings.TrimSpace(in.Commands))
 	}
@@ -461,7 +462,8 @@ func writeSweep(b *strings.Builder, rs []*Result, plotFile string) {
 func writeCorrectness(b *strings.Builder, rs []*Result) {
 	b.WriteString("\n## Correctness\n\nEvery engine run, keyed or not, checked its claims with porcupine (a claim may win only a free slot and be refused only a held one; timeouts and 5xx are ambiguous) and counted overlapping live appointments in the database. The ceiling's answers are fixed: its one check is that every claim got the fixed refusal.\n\n")
 	b.WriteString("| engine | run | claims | claims checked | linearizable | overlapping appointments | idempotent replays (mismatched) | verdict |\n|---|---|---|---:|---|---:|---:|---|\n")
-	sorted := slices.Clone(rs)
+	// The payments burst has its own section and verdict.
+	sorted := slices.DeleteFunc(slices.Clone(rs), func(r *Result) bool { return r.Payments != nil })
 	slices.SortFunc(sorted, func(x, y *Result) int { return cmp.Or(cmp.Compare(x.Label, y.Label), x.Started.Compare(y.Started)) })
 	allOK := true
 	for _, r := range sorted {
@@ -482,6 +484,44 @@ func writeCorrectness(b *strings.Builder, rs []*Result) {
 		b.WriteString("\nAll runs passed.\n")
 	} else {
 		b.WriteString("\n**Some runs failed a correctness check.**\n")
+	}
+}
+
+// writePayments is issue 16's payments line: each webhooks run's burst,
+// its rate and tail, and the database's count of double applies.
+func writePayments(b *strings.Builder, rs []*Result) {
+	b.WriteString("\n## Payments\n\n")
+	var runs []*Result
+	for _, r := range rs {
+		if r.Payments != nil {
+			runs = append(runs, r)
+		}
+	}
+	if len(runs) == 0 {
+		b.WriteString("No payments run in these results.\n")
+		return
+	}
+	slices.SortFunc(runs, func(x, y *Result) int { return cmp.Or(cmp.Compare(x.Label, y.Label), x.Started.Compare(y.Started)) })
+	b.WriteString("The generator is the node's Wompi: it serves the fake Wompi at the node's `SPA_WOMPI_BASE_URL` with the node's `SPA_WOMPI_*` keys, seeds shop orders over HTTP, pays each order's payment once at the fake, then posts every signed `transaction.updated` event to `POST /v1/webhooks/wompi` in one shuffled burst: each approval, a stale PENDING update signed before it (out of order), and exact duplicates of random events. The node confirms each new transaction with the generator's fake, as it would with Wompi. Every answer must be 200; afterwards the database must show each intent approved once (one approval posted to the ledger, the order paid by one transition) and the run's ledger summing to zero. *Applies/s* counts the answers that applied an approval; *events/s* all answers.\n\n")
+	b.WriteString("| engine | run | events sent | duplicates | out of order | intents | applies | applies/s | events/s | webhook p50 | webhook p99 | not 200 | double applies | ledger sum | verdict |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, r := range runs {
+		p := r.Payments
+		p50, p99 := math.NaN(), math.NaN()
+		if w := r.Ops[OpWebhook]; w != nil {
+			p50, p99 = w.Latency.P50, w.Latency.P99
+		}
+		verdict := "PASS"
+		if !r.Correct.OK {
+			verdict = "**FAIL**: " + strings.Join(r.Correct.Violations, "; ")
+		}
+		doubles := "not checked"
+		if p.Check.Checked {
+			doubles = strconv.Itoa(p.Check.DoubleApplies)
+		}
+		fmt.Fprintf(b, "| %s | %s | %d | %d | %d | %d | %d | %s | %s | %s | %s | %d | %s | %d | %s |\n", r.Label, r.Name, p.Events,
+			p.Duplicates, p.OutOfOrder, p.Intents, p.Applied, num(p.AppliesPerSec, ""), num(p.EventsPerSec, ""),
+			num(p50, "ms"), num(p99, "ms"), p.NotOK, doubles, p.Check.LedgerSumMinor, verdict)
 	}
 }
 

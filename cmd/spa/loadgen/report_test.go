@@ -136,3 +136,55 @@ func TestReportVerdictEdges(t *testing.T) {
 		"**Some runs failed a correctness check.**",
 	)
 }
+
+// paymentsRun is a webhooks run as it would have written its result:
+// 5 000 events for 2 000 intents, each applied once.
+func paymentsRun() *Result {
+	return &Result{Label: EngineLabel, Name: ScenarioWebhooks, Scenario: ScenarioWebhooks, Mode: ModeClosed, Workers: 64,
+		Started: time.Date(2026, 12, 5, 19, 30, 0, 0, time.UTC), Elapsed: 4, Operations: 5000, Achieved: 1250,
+		Ops: map[string]*OpStats{OpWebhook: {Count: 5000, PerSecond: 1250,
+			Outcomes: map[string]int64{"200 applied": 2000, "200 replay": 1000, "200 stale": 1000, "200 already_applied": 1000},
+			Latency:  Latency{P50: 3.5, P99: 42, P999: 80}}},
+		Payments: &Payments{Intents: 2000, Events: 5000, Duplicates: 1000, OutOfOrder: 2000, Applied: 2000, AppliesPerSec: 500,
+			EventsPerSec: 1250, Check: PaymentsCheck{Checked: true, Intents: 2000, ApprovedOnce: 2000}},
+		Correct: Correctness{OK: true, Violations: []string{}}}
+}
+
+// TestReportPayments: a webhooks run gets its own Payments section
+// (events, duplicates, applies/s, p50/p99, double applies, verdict) and
+// stays out of the booking runs' Correctness table, which reads as it did.
+func TestReportPayments(t *testing.T) {
+	md := report(t, resultDir(t, append(benchRuns(), paymentsRun())))
+	wantLines(t, md,
+		"## Payments",
+		"| engine | run | events sent | duplicates | out of order | intents | applies | applies/s | events/s | webhook p50 | webhook p99 | not 200 | double applies | ledger sum | verdict |",
+		"| actors | webhooks | 5000 | 1000 | 2000 | 2000 | 2000 | 500 | 1250 | 3.50 ms | 42.0 ms | 0 | 0 | 0 | PASS |",
+		"All runs passed.",
+	)
+	if strings.Contains(md, "| actors | webhooks | keyed") || strings.Contains(md, "| actors | webhooks | unkeyed") {
+		t.Errorf("the payments run is in the booking Correctness table:\n%s", md)
+	}
+	if got, want := strings.Index(md, "## Correctness"), strings.Index(md, "## Payments"); got < 0 || want < got {
+		t.Errorf("Payments should follow Correctness (at %d, %d)", got, want)
+	}
+
+	// Without a payments run the section says so; the rest is unchanged.
+	without := report(t, resultDir(t, benchRuns()))
+	wantLines(t, without, "## Payments\n\nNo payments run in these results.")
+	if strings.Replace(without, "\n## Payments\n\nNo payments run in these results.\n", "", 1) !=
+		strings.Replace(md, md[strings.Index(md, "\n## Payments"):], "", 1) {
+		t.Errorf("a payments run changed the other sections")
+	}
+}
+
+// TestReportPaymentsFail: a double apply found in the database fails the
+// payments line, with the violation shown.
+func TestReportPaymentsFail(t *testing.T) {
+	r := paymentsRun()
+	r.Payments.Check.DoubleApplies, r.Payments.Check.ApprovedOnce = 1, 1999
+	r.Correct = Correctness{Violations: []string{"payments: 1 intents applied more than once: p1 (2 approvals, paid 2 times)"}}
+	md := report(t, resultDir(t, []*Result{r}))
+	wantLines(t, md,
+		"| actors | webhooks | 5000 | 1000 | 2000 | 2000 | 2000 | 500 | 1250 | 3.50 ms | 42.0 ms | 0 | 1 | 0 | **FAIL**: payments: 1 intents applied more than once: p1 (2 approvals, paid 2 times) |",
+	)
+}

@@ -19,6 +19,7 @@ const (
 	OpCancel       = "cancel"       // POST /v1/appointments/:id/cancel
 	OpConfirm      = "confirm"      // POST /v1/appointments/:id/confirm
 	OpReplay       = "replay"       // a claim resent with its Idempotency-Key
+	OpWebhook      = "webhook"      // POST /v1/webhooks/wompi, one signed event
 )
 
 // Latency is a distribution summary in milliseconds.
@@ -94,6 +95,44 @@ type Result struct {
 	Claims      Claims              `json:"claims"`
 	Correct     Correctness         `json:"correctness"`
 	Params      map[string]string   `json:"params"`
+	// Payments is the webhooks scenario's burst and its check (nil for
+	// the booking scenarios).
+	Payments *Payments `json:"payments,omitempty"`
+}
+
+// Payments summarises a webhooks run: a burst of signed events for
+// intents paid once each at the generator's Wompi, and what the database
+// holds afterwards.
+type Payments struct {
+	Intents    int `json:"intents"`      // payment intents seeded, each approved once at Wompi
+	Events     int `json:"events"`       // events posted in the burst
+	Duplicates int `json:"duplicates"`   // byte-identical copies of another event of the burst
+	OutOfOrder int `json:"out_of_order"` // stale PENDING updates, signed older than their approval
+	// Applied counts answers whose outcome was "applied": at most one per
+	// intent, fewer if reconciliation got to some first.
+	Applied       int64         `json:"applied"`
+	AppliesPerSec float64       `json:"applies_per_second"`
+	EventsPerSec  float64       `json:"events_per_second"`
+	NotOK         int64         `json:"not_ok"` // answers other than 200: every event was authentic
+	Check         PaymentsCheck `json:"check"`
+}
+
+// PaymentsCheck is what the database says of the run's intents after the
+// burst.
+type PaymentsCheck struct {
+	Checked bool `json:"checked"` // the database answered
+	Intents int  `json:"intents"` // the run's intents found
+	// ApprovedOnce: approved, one approval posted to the ledger, the order
+	// paid by one transition.
+	ApprovedOnce int `json:"approved_once"`
+	// DoubleApplies: more than one approval posted, or the order marked
+	// paid more than once.
+	DoubleApplies int `json:"double_applies"`
+	NotApplied    int `json:"not_applied"` // no approval posted, or the intent or order not approved/paid
+	Unbalanced    int `json:"unbalanced"`  // intents whose ledger lines do not sum to zero
+	// LedgerSumMinor is the sum of every ledger line of the run's intents
+	// (minor units): zero for a double-entry journal.
+	LedgerSumMinor int64 `json:"ledger_sum_minor"`
 }
 
 // stats accumulates one worker's observations; merged at the end.
@@ -162,6 +201,11 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 		title = r.Label + " / " + r.Name
 	}
 	fmt.Fprintf(&b, "## Load run %s\n\n", title)
+	if r.Payments != nil {
+		r.writePaymentsMarkdown(&b)
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
 	fmt.Fprintf(&b, "Scenario `%s`, %s loop, %d workers, claims %s", r.Scenario, r.Mode, r.Workers, keysOf(r))
 	if r.Mode == ModeOpen {
 		fmt.Fprintf(&b, ", target %.0f ops/s, achieved %.1f ops/s", r.TargetRate, r.Achieved)
@@ -220,4 +264,26 @@ func outcomeList(m map[string]int64) string {
 		parts[i] = fmt.Sprintf("%s: %d", k, m[k])
 	}
 	return strings.Join(parts, ", ")
+}
+
+// writePaymentsMarkdown is the summary of a webhooks run.
+func (r *Result) writePaymentsMarkdown(b *strings.Builder) {
+	p := r.Payments
+	fmt.Fprintf(b, "Scenario `%s`: a burst of %d signed events (%d exact duplicates, %d stale PENDING updates) for %d intents, %d workers, %.1fs (run %s).\n\n",
+		r.Scenario, p.Events, p.Duplicates, p.OutOfOrder, p.Intents, r.Workers, r.Elapsed, r.RunID)
+	if w := r.Ops[OpWebhook]; w != nil {
+		b.WriteString("| operation | count | per second | p50 ms | p99 ms | p99.9 ms | max ms | outcomes |\n|---|---:|---:|---:|---:|---:|---:|---|\n")
+		fmt.Fprintf(b, "| %s | %d | %.1f | %.2f | %.2f | %.2f | %.2f | %s |\n\n", OpWebhook, w.Count, w.PerSecond,
+			w.Latency.P50, w.Latency.P99, w.Latency.P999, w.Latency.Max, outcomeList(w.Outcomes))
+	}
+	fmt.Fprintf(b, "Applies: %d (%.1f/s); events answered: %.1f/s; answers other than 200: %d.\n\n", p.Applied, p.AppliesPerSec, p.EventsPerSec, p.NotOK)
+	c := p.Check
+	if r.Correct.OK {
+		fmt.Fprintf(b, "**Correctness: PASS** — %d intents approved exactly once, %d double applies, ledger sum %d.\n", c.ApprovedOnce, c.DoubleApplies, c.LedgerSumMinor)
+		return
+	}
+	b.WriteString("**Correctness: FAIL**\n\n")
+	for _, s := range r.Correct.Violations {
+		fmt.Fprintf(b, "- %s\n", s)
+	}
 }
