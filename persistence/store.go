@@ -86,6 +86,7 @@ type Tx interface {
 	ClientKeyStore
 	QuotaStore
 	PaymentStore
+	NotificationStore
 }
 
 // Options are the driver-independent knobs given to a driver's Open.

@@ -140,6 +140,8 @@ func (t *txn) UserAnonymise(ctx context.Context, p persistence.AnonymiseParams) 
 		{"credit_grants", `UPDATE credit_grants SET reason = '' WHERE client_id = ? AND reason <> ''`, []any{id}},
 		// A saved card of someone who is gone can no longer be charged.
 		{"payment_sources", `UPDATE payment_sources SET status = 'voided', label = '', email = '', updated_at = ? WHERE client_id = ?`, []any{at, id}},
+		// Sealed under the key destroyed below; emptied all the same.
+		{"notifications", `UPDATE notifications SET body = '' WHERE user_id = ? AND body <> ''`, []any{id}},
 		{"audit_log", `UPDATE audit_log SET detail = ?, reason = ''
 			WHERE subject = ? OR actor_id = ? OR ` + t.contains("detail"),
 			[]any{persistence.AnonymisedAuditDetail, "user/" + id, id, idBytes}},

@@ -55,6 +55,7 @@ func Exercise(t *testing.T, open Opener) {
 	tests = append(tests, profileTests...)
 	tests = append(tests, personalTests...)
 	tests = append(tests, paymentTests...)
+	tests = append(tests, notificationTests...)
 	tests = append(tests, struct {
 		name string
 		fn   func(*testing.T, Opener)
