@@ -115,6 +115,8 @@ type node struct {
 	// spa_provider_* series every provider client shares.
 	payments        *paymentsNode
 	providerMetrics *resilient.Metrics
+	// notifications feeds events to the notify service (notifications.go).
+	notifications *notificationsNode
 }
 
 // startNode brings a node up. On failure it stops whatever already started.
@@ -283,6 +285,9 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	if err != nil {
 		return n, err
 	}
+	if err := n.startNotifications(ctx, cfg, js, n.identity.sender); err != nil {
+		return n, err
+	}
 	holdCaps, cartCaps, err := n.hoardingCaps(cfg, reg)
 	if err != nil {
 		return n, err
@@ -414,6 +419,9 @@ func (n *node) shutdown() {
 		if cc != nil {
 			cc.Stop()
 		}
+	}
+	if n.notifications != nil {
+		step("notifications stopped", n.notifications.stop)
 	}
 	if n.cluster != nil {
 		step("cluster left", func() { n.cluster.stop(ctx) })
