@@ -106,10 +106,17 @@ func (n *node) startNotifications(ctx context.Context, cfg config, js jetstream.
 
 // retryBackoff is the wait before redelivering an event whose handling
 // failed before a provider was called (the store unreachable): by the
-// delivery count, the last step repeating. BackOff on the consumer itself
-// only applies to deliveries left unacknowledged (a node that died
-// mid-send), so it is the same table.
+// delivery count, the last step repeating.
 var retryBackoff = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}
+
+// handleTimeout bounds the handling of one event (a provider call is
+// bounded at 30 s by the service); notificationsAckWait is longer, so
+// only a node that died mid-handling leaves an event to be redelivered
+// by the server.
+const (
+	handleTimeout        = 90 * time.Second
+	notificationsAckWait = 2 * time.Minute
+)
 
 // followNotifications hands each AppointmentChanged and WaitlistOffered
 // event to svc, acknowledging it when svc is done with it (sent, refused
@@ -117,14 +124,20 @@ var retryBackoff = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.M
 // (NakWithDelay: a transient provider failure, quiet hours), or after
 // retryBackoff when svc could not get that far. Deliveries are not
 // capped: svc decides when a message is dead, by the attempts it stored.
+//
+// The consumer has no BackOff: nats-server (2.15) stamps a NakWithDelay
+// as if delivered AckWait ago plus the delay, and with a BackOff the wait
+// of the n-th delivery is BackOff[n-1], not AckWait (BackOff[0]), so a
+// 40 ms nak on a 5 s, 30 s BackOff waits 25 s. The delays here come from
+// the naks alone; AckWait only covers a node that died mid-handling.
 func followNotifications(ctx context.Context, js jetstream.JetStream, log *slog.Logger, svc *notify.Service) (*notificationsNode, error) {
 	cons, err := jsretry.WhileElecting(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
 		return js.CreateOrUpdateConsumer(ctx, outbox.StreamName, jetstream.ConsumerConfig{
 			Durable:        notificationsConsumer,
 			FilterSubjects: notify.Subjects(),
 			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        notificationsAckWait,
 			MaxDeliver:     -1,
-			BackOff:        retryBackoff,
 			MaxAckPending:  64,
 			// Events from before the consumer first existed are old news.
 			DeliverPolicy: jetstream.DeliverNewPolicy,
@@ -152,7 +165,7 @@ func followNotifications(ctx context.Context, js jetstream.JetStream, log *slog.
 			_ = msg.Term()
 			return
 		}
-		ctx, stop := context.WithTimeout(hctx, 2*time.Minute)
+		ctx, stop := context.WithTimeout(hctx, handleTimeout)
 		defer stop()
 		err = svc.Handle(ctx, payload)
 		var retry *notify.RetryError
