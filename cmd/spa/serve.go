@@ -420,9 +420,7 @@ func (n *node) shutdown() {
 			cc.Stop()
 		}
 	}
-	if n.notifications != nil {
-		step("notifications stopped", n.notifications.stop)
-	}
+	n.notifications.stop() // waits for a send in flight to be recorded
 	if n.cluster != nil {
 		step("cluster left", func() { n.cluster.stop(ctx) })
 	}
