@@ -118,6 +118,13 @@ const (
 	notificationsAckWait = 2 * time.Minute
 )
 
+// notificationsBuffered is how many events a node fetches ahead. Events
+// are handled one at a time, and the server counts AckWait from the
+// fetch: with two, a fetched event waits at most one handling (under
+// AckWait) instead of being redelivered to another node while this one
+// still holds it, which could send it twice.
+const notificationsBuffered = 2
+
 // followNotifications hands each AppointmentChanged and WaitlistOffered
 // event to svc, acknowledging it when svc is done with it (sent, refused
 // for good or dead) and redelivering it after the delay svc asks for
@@ -165,6 +172,8 @@ func followNotifications(ctx context.Context, js jetstream.JetStream, log *slog.
 			_ = msg.Term()
 			return
 		}
+		// The ack timer restarts here, not at the fetch.
+		_ = msg.InProgress()
 		ctx, stop := context.WithTimeout(hctx, handleTimeout)
 		defer stop()
 		err = svc.Handle(ctx, payload)
@@ -182,7 +191,7 @@ func followNotifications(ctx context.Context, js jetstream.JetStream, log *slog.
 			log.Warn("notification handling failed; will retry", "event", ev.Id, "err", err, "retry_in", delay.String())
 			_ = msg.NakWithDelay(delay)
 		}
-	})
+	}, jetstream.PullMaxMessages(notificationsBuffered))
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("follow notifications: %w", err)

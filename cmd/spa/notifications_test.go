@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -180,5 +182,25 @@ func TestNotificationConsumerRetriesThenDeadLetters(t *testing.T) {
 	}
 	if n := out.count(sender.ChannelWhatsApp); n != len(backoff)+1 || out.count(sender.ChannelSMS) != 0 {
 		t.Fatalf("%d WhatsApp calls, %d SMS; want %d and none", n, out.count(sender.ChannelSMS), len(backoff)+1)
+	}
+}
+
+// TestNotificationSettings: on unless SPA_NOTIFICATIONS says false; any
+// other value stops the start naming the variable.
+func TestNotificationSettings(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		on    bool
+		err   bool
+	}{{"", true, false}, {"auto", true, false}, {"true", true, false}, {" FALSE ", false, false}, {"false", false, false}, {"sometimes", false, true}} {
+		c, err := parseConfig("serve", nil, env(map[string]string{"SPA_NOTIFICATIONS": tc.value}), io.Discard)
+		switch {
+		case tc.err && (err == nil || !strings.Contains(err.Error(), "SPA_NOTIFICATIONS: must be")):
+			t.Errorf("%q: err %v, want one naming SPA_NOTIFICATIONS", tc.value, err)
+		case !tc.err && err != nil:
+			t.Errorf("%q: %v", tc.value, err)
+		case !tc.err && c.Notifications != tc.on:
+			t.Errorf("%q: notifications %v, want %v", tc.value, c.Notifications, tc.on)
+		}
 	}
 }
