@@ -457,3 +457,45 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestCancelledAndRescheduled: a move of a confirmed appointment says
+// where it is now and where it was; its cancellation says which one; each
+// is its own message beside the confirmation.
+func TestCancelledAndRescheduled(t *testing.T) {
+	for name, open := range drivers() {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, open, Config{})
+			moved := f.confirmed()
+			moved.FromStatus, moved.Version = "confirmed", 3
+			moved.PreviousStart = moved.Start
+			moved.Start = timestamppb.New(time.Date(2026, 12, 9, 9, 0, 0, 0, bogota))
+			cancelled := f.confirmed()
+			cancelled.FromStatus, cancelled.ToStatus, cancelled.Version, cancelled.Start = "confirmed", "cancelled", 4, moved.Start
+			for _, ev := range []*messages.AppointmentChanged{f.confirmed(), moved, cancelled, moved} {
+				if err := f.svc.Handle(t.Context(), ev); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sent := f.sender.messages()
+			if len(sent) != 3 {
+				t.Fatalf("sent %+v; want confirmation, move and cancellation once each", sent)
+			}
+			for i, want := range []string{"",
+				"ahora es el miércoles 9 de diciembre, 9:00 a. m. (antes era el martes 8 de diciembre, 3:00 p. m.)",
+				"Tu cita de Masaje relajante con Ana del miércoles 9 de diciembre, 9:00 a. m. fue cancelada"} {
+				if !strings.Contains(sent[i].Body, want) {
+					t.Errorf("message %d %q lacks %q", i, sent[i].Body, want)
+				}
+			}
+			ids := map[string]bool{}
+			for _, n := range f.list() {
+				ids[n.ID] = true
+			}
+			for _, id := range []string{"appointment:a1:confirmed:v2:whatsapp", "appointment:a1:rescheduled:v3:whatsapp", "appointment:a1:cancelled:v4:whatsapp"} {
+				if !ids[id] {
+					t.Errorf("no notification %s in %v", id, ids)
+				}
+			}
+		})
+	}
+}
