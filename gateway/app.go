@@ -112,6 +112,7 @@ func (s *server) registerRoutes(app *fiber.App) {
 	s.registerKiosk(app)
 	s.registerProfiles(app)
 	s.registerPayments(app)
+	s.registerNotifications(app)
 
 	mutate := s.mutate
 	app.Get("/v1/services", s.listServices(true))

@@ -87,6 +87,7 @@ type Tx interface {
 	QuotaStore
 	PaymentStore
 	VoucherPurchaseStore
+	NotificationStore
 }
 
 // Options are the driver-independent knobs given to a driver's Open.

@@ -88,6 +88,8 @@ type config struct {
 	Cluster clusterConfig
 	// Payments is online payments through Wompi (payments.go).
 	Payments paymentsConfig
+	// Notifications: messages to clients are sent (notifications.go).
+	Notifications bool
 }
 
 // Booking engines: the production schedule actors, or the lock-per-request

@@ -18,6 +18,7 @@ import (
 	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/actors/limiter"
 	"github.com/spa-engine/spa/actors/providers"
+	"github.com/spa-engine/spa/actors/providers/sender"
 	"github.com/spa-engine/spa/actors/quota"
 	"github.com/spa-engine/spa/actors/service/identity"
 	"github.com/spa-engine/spa/actors/session"
@@ -49,6 +50,8 @@ type identityNode struct {
 	limiter     *quota.Limiter
 	verify      *quota.Limiter
 	revocations jetstream.ConsumeContext
+	// sender delivers login codes, and the notifications (notifications.go).
+	sender sender.Sender
 }
 
 // identityKeys are the secrets of sign-in, each derived from the token
@@ -107,6 +110,7 @@ func (n *node) startIdentity(ctx context.Context, cfg config, js jetstream.JetSt
 	set, err := providers.FromEnv(providers.Options{Getenv: cfg.getenv, Registerer: reg, Logger: n.log, Dev: cfg.Mode == modeDev})
 	if set != nil {
 		n.providerMetrics = set.Metrics // shared with the payment client (payments.go)
+		n.identity.sender = set.Sender
 	}
 	switch {
 	case errors.Is(err, providers.ErrNoSMSProvider):

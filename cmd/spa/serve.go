@@ -116,6 +116,8 @@ type node struct {
 	// spa_provider_* series every provider client shares.
 	payments        *paymentsNode
 	providerMetrics *resilient.Metrics
+	// notifications feeds events to the notify service (notifications.go).
+	notifications *notificationsNode
 }
 
 // startNode brings a node up. On failure it stops whatever already started.
@@ -290,6 +292,9 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	if err != nil {
 		return n, err
 	}
+	if err := n.startNotifications(ctx, cfg, js, n.identity.sender); err != nil {
+		return n, err
+	}
 	holdCaps, cartCaps, err := n.hoardingCaps(cfg, reg)
 	if err != nil {
 		return n, err
@@ -426,6 +431,7 @@ func (n *node) shutdown() {
 			cc.Stop()
 		}
 	}
+	n.notifications.stop() // waits for a send in flight to be recorded
 	if n.cluster != nil {
 		step("cluster left", func() { n.cluster.stop(ctx) })
 	}

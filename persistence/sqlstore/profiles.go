@@ -144,6 +144,8 @@ func (t *txn) UserAnonymise(ctx context.Context, p persistence.AnonymiseParams) 
 		// its code; what the purchase says of the recipient goes.
 		{"voucher_purchases", `UPDATE voucher_purchases SET recipient_name = '', message = '', code = ''
 			WHERE client_id = ? AND (recipient_name <> '' OR message <> '' OR code <> '')`, []any{id}},
+		// Sealed under the key destroyed below; emptied all the same.
+		{"notifications", `UPDATE notifications SET body = '' WHERE user_id = ? AND body <> ''`, []any{id}},
 		{"audit_log", `UPDATE audit_log SET detail = ?, reason = ''
 			WHERE subject = ? OR actor_id = ? OR ` + t.contains("detail"),
 			[]any{persistence.AnonymisedAuditDetail, "user/" + id, id, idBytes}},

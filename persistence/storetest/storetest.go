@@ -56,6 +56,7 @@ func Exercise(t *testing.T, open Opener) {
 	tests = append(tests, personalTests...)
 	tests = append(tests, paymentTests...)
 	tests = append(tests, voucherPurchaseTests...)
+	tests = append(tests, notificationTests...)
 	tests = append(tests, struct {
 		name string
 		fn   func(*testing.T, Opener)

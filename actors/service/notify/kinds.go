@@ -1,0 +1,89 @@
+package notify
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spa-engine/spa/actors/providers/sender"
+	"github.com/spa-engine/spa/messages"
+	"github.com/spa-engine/spa/persistence"
+)
+
+// Kind is what a notification tells the client.
+type Kind string
+
+// The kinds of this slice (docs/notifications.md).
+const (
+	KindAppointmentConfirmed   Kind = "appointment_confirmed"
+	KindAppointmentCancelled   Kind = "appointment_cancelled"
+	KindAppointmentRescheduled Kind = "appointment_rescheduled"
+	KindWaitlistOffer          Kind = "waitlist_offer"
+)
+
+// Kinds are every kind, for the admin filter.
+func Kinds() []Kind {
+	return []Kind{KindAppointmentConfirmed, KindAppointmentCancelled, KindAppointmentRescheduled, KindWaitlistOffer}
+}
+
+// categories: every kind of this slice is about a booking the client made
+// or asked for.
+var categories = map[Kind]persistence.NotificationCategory{
+	KindAppointmentConfirmed:   persistence.CategoryBooking,
+	KindAppointmentCancelled:   persistence.CategoryBooking,
+	KindAppointmentRescheduled: persistence.CategoryBooking,
+	KindWaitlistOffer:          persistence.CategoryBooking,
+}
+
+// DefaultChannels is the channel order of every kind: WhatsApp, which
+// Colombian clients read, then SMS when WhatsApp refuses the message (no
+// WhatsApp on the number, no WhatsApp provider configured).
+var DefaultChannels = []sender.Channel{sender.ChannelWhatsApp, sender.ChannelSMS}
+
+// intent is one message an event asks for, before it has a channel.
+type intent struct {
+	// cause identifies what the message is about, once: the notification
+	// id is cause + ":" + channel.
+	cause     string
+	kind      Kind
+	userID    string
+	staffID   string
+	serviceID string
+	start     time.Time
+	previous  time.Time // rescheduled: where it was
+	expires   time.Time // waitlist offer: when the held slot lapses
+}
+
+// appointmentIntent is the message an appointment change asks for, if
+// any. Only changes the client cares to hear about speak: a confirmation
+// (from a hold or made confirmed), the cancellation and the move of a
+// confirmed appointment. Holds, expiries of holds (the waitlist offer said
+// when it would lapse), check-ins, completions and no-shows are silent.
+func appointmentIntent(ev *messages.AppointmentChanged) (intent, bool) {
+	confirmed := string(persistence.StatusConfirmed)
+	in := intent{userID: ev.ClientId, staffID: ev.StaffId, serviceID: ev.ServiceId, start: ev.Start.AsTime()}
+	var what string
+	switch {
+	case ev.ToStatus == confirmed && ev.FromStatus != confirmed:
+		in.kind, what = KindAppointmentConfirmed, "confirmed"
+	case ev.ToStatus == string(persistence.StatusCancelled) && ev.FromStatus == confirmed:
+		in.kind, what = KindAppointmentCancelled, "cancelled"
+	case ev.ToStatus == confirmed && ev.FromStatus == confirmed && ev.PreviousStart != nil:
+		in.kind, what = KindAppointmentRescheduled, "rescheduled"
+		in.previous = ev.PreviousStart.AsTime()
+	default:
+		return in, false
+	}
+	// The version tells one move of an appointment from the next: each
+	// reschedule is its own message, a redelivery of one is not.
+	in.cause = fmt.Sprintf("appointment:%s:%s:v%d", ev.AppointmentId, what, ev.Version)
+	return in, ev.ClientId != "" && ev.AppointmentId != ""
+}
+
+// waitlistIntent is the offer of a freed slot to a waiting client: one
+// per entry and offered hold.
+func waitlistIntent(ev *messages.WaitlistOffered) (intent, bool) {
+	in := intent{kind: KindWaitlistOffer, userID: ev.ClientId, staffID: ev.StaffId, serviceID: ev.ServiceId,
+		start: ev.Start.AsTime(), expires: ev.HoldExpiresAt.AsTime(),
+		cause: fmt.Sprintf("waitlist:%s:offer:%s", ev.EntryId, ev.AppointmentId)}
+	return in, ev.ClientId != "" && ev.EntryId != ""
+}

@@ -1,0 +1,332 @@
+// Package notify turns domain events into messages to clients
+// (docs/notifications.md): an appointment confirmed, cancelled or moved,
+// a waitlist offer. Each message is stored first under an id derived from
+// its cause and channel, so an event handled twice never sends twice; it
+// is then sent through the channels of its kind in order (WhatsApp, then
+// SMS when WhatsApp refuses it), transient failures are retried with
+// backoff, and a message that outlasts its retries is kept as a dead
+// letter. The durable consumer that feeds Handle lives in cmd/spa.
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/spa-engine/spa/actors/auth/pii"
+	"github.com/spa-engine/spa/actors/providers/sender"
+	"github.com/spa-engine/spa/messages"
+	"github.com/spa-engine/spa/persistence"
+)
+
+// PhoneOpener opens a user's stored phone number (*pii.Keyring: the
+// sealing the login path uses for users.phone_cipher).
+type PhoneOpener interface {
+	Decrypt(ciphertext, context []byte) ([]byte, error)
+}
+
+// QuietHours is where quiet hours will plug in (not in this slice): how
+// long to hold n before sending it now; 0 sends at once. A held message
+// is redelivered after the delay and counts no attempt.
+type QuietHours interface {
+	Delay(n persistence.Notification, now time.Time) time.Duration
+}
+
+// Deps are what the service works with.
+type Deps struct {
+	Store  persistence.Store
+	Sender sender.Sender // a sender.Router: one Sender per channel
+	Phones PhoneOpener
+	// Templates: the embedded ones when nil.
+	Templates *Templates
+	// QuietHours: none when nil.
+	QuietHours QuietHours
+	Now        func() time.Time
+	Log        *slog.Logger
+}
+
+// Config tunes delivery.
+type Config struct {
+	// Backoff is the wait before each retry of a transient failure; a
+	// message is dead after len(Backoff)+1 failed attempts on a channel.
+	// Default DefaultBackoff.
+	Backoff []time.Duration
+	// Language of the texts (clients have no language preference yet).
+	// Default DefaultLanguage.
+	Language string
+	// Channels is the channel order per kind; DefaultChannels for a kind
+	// not listed.
+	Channels map[Kind][]sender.Channel
+	// SendTimeout bounds one provider call. Default 30 s.
+	SendTimeout time.Duration
+}
+
+// DefaultBackoff: a provider that is down for a few minutes loses no
+// message; one down for most of an hour leaves dead letters to retry by
+// hand.
+var DefaultBackoff = []time.Duration{10 * time.Second, time.Minute, 5 * time.Minute, 15 * time.Minute, 30 * time.Minute}
+
+// Service handles events into notifications. Safe for concurrent use.
+type Service struct {
+	deps Deps
+	cfg  Config
+}
+
+// New checks deps and fills cfg's defaults. It loads the embedded
+// templates when deps has none, so a broken text fails here.
+func New(deps Deps, cfg Config) (*Service, error) {
+	if deps.Store == nil || deps.Sender == nil {
+		return nil, errors.New("notify: a store and a sender are required")
+	}
+	if deps.Templates == nil {
+		t, err := DefaultTemplates()
+		if err != nil {
+			return nil, err
+		}
+		deps.Templates = t
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.Backoff) == 0 {
+		cfg.Backoff = DefaultBackoff
+	}
+	if cfg.Language == "" {
+		cfg.Language = DefaultLanguage
+	}
+	if cfg.SendTimeout <= 0 {
+		cfg.SendTimeout = 30 * time.Second
+	}
+	return &Service{deps: deps, cfg: cfg}, nil
+}
+
+// MaxAttempts is how many provider calls a message gets on one channel
+// before it is dead.
+func (s *Service) MaxAttempts() int { return len(s.cfg.Backoff) + 1 }
+
+// RetryError asks the caller to hand the event in again after After: a
+// transient failure still within its attempts, or quiet hours.
+type RetryError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryError) Error() string {
+	return fmt.Sprintf("notify: retry in %s: %v", e.After, e.Err)
+}
+
+func (e *RetryError) Unwrap() error { return e.Err }
+
+// Subjects are the event subjects Handle acts on.
+func Subjects() []string {
+	return []string{messages.Subject(&messages.AppointmentChanged{}), messages.Subject(&messages.WaitlistOffered{})}
+}
+
+// Handle turns one event payload into its message, if it asks for one,
+// and delivers it. nil means done (sent, refused for good, or dead);
+// a *RetryError means hand it in again later; any other error is the
+// store's, also worth a retry.
+func (s *Service) Handle(ctx context.Context, payload proto.Message) error {
+	var in intent
+	var ok bool
+	switch ev := payload.(type) {
+	case *messages.AppointmentChanged:
+		in, ok = appointmentIntent(ev)
+	case *messages.WaitlistOffered:
+		in, ok = waitlistIntent(ev)
+	}
+	if !ok {
+		return nil
+	}
+	return s.deliver(ctx, in)
+}
+
+// prepared is what a message needs before a channel is picked.
+type prepared struct {
+	phone string
+	body  string
+	// problem, when set, is why no channel can carry the message (no
+	// phone number): it is recorded as failed, not retried.
+	problem string
+}
+
+// errNoPhone is recorded on the notification of a client without a phone
+// number (none given, or anonymised).
+const errNoPhone = "the client has no phone number on record"
+
+func (s *Service) prepare(ctx context.Context, in intent) (prepared, error) {
+	var p prepared
+	err := s.deps.Store.InTx(ctx, func(tx persistence.Tx) error {
+		p = prepared{}
+		u, err := tx.UserGet(ctx, in.userID)
+		switch {
+		case errors.Is(err, persistence.ErrNotFound) || (err == nil && len(u.PhoneCipher) == 0):
+			p.problem = errNoPhone
+		case err != nil:
+			return err
+		case s.deps.Phones == nil:
+			p.problem = "phone numbers cannot be read: no PII keyring"
+		default:
+			num, err := s.deps.Phones.Decrypt(u.PhoneCipher, pii.PhoneContext(u.ID))
+			if err != nil {
+				return fmt.Errorf("notify: open the phone of user %s: %w", u.ID, err)
+			}
+			p.phone = string(num)
+		}
+		vars, err := s.vars(ctx, tx, in)
+		if err != nil {
+			return err
+		}
+		body, err := s.deps.Templates.Render(in.kind, s.cfg.Language, vars)
+		if err != nil && p.problem == "" {
+			p.problem = err.Error() // a template and its variables disagree: no retry fixes it
+		}
+		p.body = body
+		return nil
+	})
+	return p, err
+}
+
+// vars are the kind's variables: names from the catalogue, times in the
+// staff member's time zone (the appointment's local time).
+func (s *Service) vars(ctx context.Context, tx persistence.Tx, in intent) (Vars, error) {
+	lang := s.cfg.Language
+	service, staff, loc := in.serviceID, in.staffID, time.UTC
+	if sv, err := tx.ServiceGet(ctx, in.serviceID); err == nil {
+		service = sv.Name
+	} else if !errors.Is(err, persistence.ErrNotFound) {
+		return nil, err
+	}
+	st, err := tx.StaffGet(ctx, in.staffID)
+	switch {
+	case err == nil:
+		staff = st.Name
+		if l, err := time.LoadLocation(st.TimeZone); err == nil && st.TimeZone != "" {
+			loc = l
+		}
+	case !errors.Is(err, persistence.ErrNotFound):
+		return nil, err
+	}
+	v := Vars{"Service": service, "Staff": staff, "When": formatWhen(in.start, loc, lang)}
+	switch in.kind {
+	case KindAppointmentRescheduled:
+		v["PreviousWhen"] = formatWhen(in.previous, loc, lang)
+	case KindWaitlistOffer:
+		v["ExpiresAt"] = formatWhen(in.expires, loc, lang)
+		v["ExpiresIn"] = formatDuration(max(in.expires.Sub(s.deps.Now()), 0), lang)
+	}
+	return v, nil
+}
+
+func (s *Service) channels(k Kind) []sender.Channel {
+	if cs := s.cfg.Channels[k]; len(cs) > 0 {
+		return cs
+	}
+	return DefaultChannels
+}
+
+// deliver stores the message on its first channel and sends it, falling
+// back to the next channel when one refuses it. What is stored decides a
+// redelivery: a channel already sent (or dead) ends it, one that refused
+// moves on to the next, one still queued is sent (again).
+func (s *Service) deliver(ctx context.Context, in intent) error {
+	p, err := s.prepare(ctx, in)
+	if err != nil {
+		return err
+	}
+	for _, ch := range s.channels(in.kind) {
+		n := persistence.Notification{ID: in.cause + ":" + string(ch), UserID: in.userID, Kind: string(in.kind),
+			Category: categories[in.kind], Channel: string(ch), Status: persistence.NotificationQueued,
+			Body: p.body, CreatedAt: s.deps.Now()}
+		if p.problem != "" {
+			n.Status, n.LastError = persistence.NotificationFailed, p.problem
+		}
+		var stored persistence.Notification
+		var created bool
+		if err := s.deps.Store.InTx(ctx, func(tx persistence.Tx) (err error) {
+			stored, created, err = tx.NotificationCreate(ctx, n)
+			return err
+		}); err != nil {
+			return err
+		}
+		if created && p.problem != "" {
+			s.deps.Log.Warn("notification not sent", "id", n.ID, "kind", in.kind, "error", p.problem)
+		}
+		switch {
+		case stored.Status.Accepted() || stored.Status == persistence.NotificationDead:
+			return nil
+		case stored.Status == persistence.NotificationFailed && p.problem != "":
+			return nil // no channel can carry it
+		case stored.Status == persistence.NotificationFailed:
+			continue
+		case p.problem != "": // queued before the number went away
+			stored.Status, stored.LastError, stored.UpdatedAt = persistence.NotificationFailed, p.problem, s.deps.Now()
+			return s.deps.Store.InTx(ctx, func(tx persistence.Tx) error { return tx.NotificationUpdate(ctx, stored) })
+		}
+		next, err := s.send(ctx, stored, p.phone)
+		if err != nil || next.Status != persistence.NotificationFailed {
+			return err
+		}
+	}
+	return nil
+}
+
+// send makes one provider call for the queued n and records its outcome.
+// It returns n as recorded, and a *RetryError when the call failed for
+// now and n has attempts left.
+func (s *Service) send(ctx context.Context, n persistence.Notification, phone string) (persistence.Notification, error) {
+	if s.deps.QuietHours != nil {
+		if d := s.deps.QuietHours.Delay(n, s.deps.Now()); d > 0 {
+			return n, &RetryError{After: d, Err: errors.New("held by quiet hours")}
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
+	err := s.deps.Sender.Send(sctx, sender.Message{To: phone, Body: n.Body, Channel: sender.Channel(n.Channel), Purpose: n.Kind})
+	cancel()
+	now := s.deps.Now()
+	n.Attempts++
+	n.UpdatedAt = now
+	var retry error
+	log := s.deps.Log.With("id", n.ID, "kind", n.Kind, "channel", n.Channel, "to", sender.MaskPhone(phone), "attempt", n.Attempts)
+	switch {
+	case err == nil:
+		n.Status, n.SentAt, n.LastError = persistence.NotificationSent, now, ""
+		log.Info("notification sent")
+	case errors.Is(err, sender.ErrRejected):
+		n.Status, n.LastError = persistence.NotificationFailed, redact(err, phone)
+		log.Warn("notification refused by the channel", "error", n.LastError)
+	case n.Attempts >= s.MaxAttempts():
+		n.Status, n.LastError = persistence.NotificationDead, redact(err, phone)
+		log.Error("notification dead after its last attempt", "error", n.LastError)
+	default:
+		n.LastError = redact(err, phone)
+		retry = &RetryError{After: s.cfg.Backoff[n.Attempts-1], Err: err}
+		log.Warn("notification failed; will retry", "error", n.LastError, "retry_in", s.cfg.Backoff[n.Attempts-1].String())
+	}
+	if err := s.deps.Store.InTx(ctx, func(tx persistence.Tx) error { return tx.NotificationUpdate(ctx, n) }); err != nil {
+		return n, err
+	}
+	return n, retry
+}
+
+// redact is err's text with the phone number masked: providers name the
+// number they refused, and the error is logged and stored.
+func redact(err error, phone string) string {
+	msg := err.Error()
+	if phone == "" {
+		return msg
+	}
+	msg = strings.ReplaceAll(msg, phone, sender.MaskPhone(phone))
+	if bare := strings.TrimPrefix(phone, "+"); len(bare) > 4 {
+		msg = strings.ReplaceAll(msg, bare, sender.MaskPhone(bare))
+	}
+	return msg
+}

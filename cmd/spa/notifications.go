@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/spa-engine/spa/actors/providers/sender"
+	"github.com/spa-engine/spa/actors/service/notify"
+	"github.com/spa-engine/spa/cluster/jsretry"
+	"github.com/spa-engine/spa/cluster/outbox"
+	"github.com/spa-engine/spa/messages"
+)
+
+// Notifications to clients (docs/notifications.md): a durable JetStream
+// consumer hands appointment and waitlist events to the notify service,
+// which sends through the same sender the login codes use.
+
+// Notification settings.
+const (
+	notificationsAuto = "auto"
+	notificationsOn   = "true"
+	notificationsOff  = "false"
+)
+
+var notificationSettings = []setting{
+	{"notifications", "SPA_NOTIFICATIONS", notificationsAuto, "messages to clients about their bookings (WhatsApp, then SMS): auto (on; in dev mode without provider keys they go to the log and GET /v1/admin/notifications), true or false", func(c *config, v string) error {
+		v = strings.ToLower(strings.TrimSpace(v))
+		if v != notificationsAuto && v != notificationsOn && v != notificationsOff {
+			return fmt.Errorf("must be %q, %q or %q, got %q", notificationsAuto, notificationsOn, notificationsOff, v)
+		}
+		c.Notifications = v != notificationsOff
+		return nil
+	}},
+}
+
+func init() { settings = append(settings, notificationSettings...) }
+
+// notificationsConsumer is the durable consumer's name: what it has not
+// acknowledged is redelivered after a restart, so no message is lost.
+const notificationsConsumer = "notifications"
+
+// notificationsNode is the running consumer.
+type notificationsNode struct {
+	consume jetstream.ConsumeContext
+	// cancel ends the handling in flight and wait waits for it, so the
+	// store is not closed under a send being recorded.
+	cancel  context.CancelFunc
+	mu      sync.Mutex
+	stopped bool
+	wait    sync.WaitGroup
+}
+
+// begin registers a handling in flight; false once stopping.
+func (nn *notificationsNode) begin() bool {
+	nn.mu.Lock()
+	defer nn.mu.Unlock()
+	if nn.stopped {
+		return false
+	}
+	nn.wait.Add(1)
+	return true
+}
+
+// stop ends the consumer and waits for the handling in flight; safe on
+// a node that never started it.
+func (nn *notificationsNode) stop() {
+	if nn == nil {
+		return
+	}
+	if nn.consume != nil {
+		nn.consume.Stop()
+	}
+	nn.mu.Lock()
+	nn.stopped = true
+	nn.mu.Unlock()
+	nn.cancel()
+	nn.wait.Wait()
+}
+
+// startNotifications starts the consumer when SPA_NOTIFICATIONS is on,
+// with out, the node's sender (sender.LogSink on channels without a
+// provider in dev mode).
+func (n *node) startNotifications(ctx context.Context, cfg config, js jetstream.JetStream, out sender.Sender) error {
+	if !cfg.Notifications {
+		n.log.Info("notifications off (SPA_NOTIFICATIONS=false)")
+		return nil
+	}
+	if out == nil {
+		return errors.New("notifications: no sender")
+	}
+	svc, err := notify.New(notify.Deps{Store: n.store, Sender: out, Phones: n.keyring, Log: n.log}, notify.Config{})
+	if err != nil {
+		return fmt.Errorf("SPA_NOTIFICATIONS: %w", err)
+	}
+	n.notifications, err = followNotifications(ctx, js, n.log, svc)
+	return err
+}
+
+// retryBackoff is the wait before redelivering an event whose handling
+// failed before a provider was called (the store unreachable): by the
+// delivery count, the last step repeating.
+var retryBackoff = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}
+
+// handleTimeout bounds the handling of one event (a provider call is
+// bounded at 30 s by the service); notificationsAckWait is longer, so
+// only a node that died mid-handling leaves an event to be redelivered
+// by the server.
+const (
+	handleTimeout        = 90 * time.Second
+	notificationsAckWait = 2 * time.Minute
+)
+
+// notificationsBuffered is how many events a node fetches ahead. Events
+// are handled one at a time, and the server counts AckWait from the
+// fetch: with two, a fetched event waits at most one handling (under
+// AckWait) instead of being redelivered to another node while this one
+// still holds it, which could send it twice.
+const notificationsBuffered = 2
+
+// followNotifications hands each AppointmentChanged and WaitlistOffered
+// event to svc, acknowledging it when svc is done with it (sent, refused
+// for good or dead) and redelivering it after the delay svc asks for
+// (NakWithDelay: a transient provider failure, quiet hours), or after
+// retryBackoff when svc could not get that far. Deliveries are not
+// capped: svc decides when a message is dead, by the attempts it stored.
+//
+// The consumer has no BackOff: nats-server (2.15) stamps a NakWithDelay
+// as if delivered AckWait ago plus the delay, and with a BackOff the wait
+// of the n-th delivery is BackOff[n-1], not AckWait (BackOff[0]), so a
+// 40 ms nak on a 5 s, 30 s BackOff waits 25 s. The delays here come from
+// the naks alone; AckWait only covers a node that died mid-handling.
+func followNotifications(ctx context.Context, js jetstream.JetStream, log *slog.Logger, svc *notify.Service) (*notificationsNode, error) {
+	cons, err := jsretry.WhileElecting(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+		return js.CreateOrUpdateConsumer(ctx, outbox.StreamName, jetstream.ConsumerConfig{
+			Durable:        notificationsConsumer,
+			FilterSubjects: notify.Subjects(),
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        notificationsAckWait,
+			MaxDeliver:     -1,
+			MaxAckPending:  64,
+			// Events from before the consumer first existed are old news.
+			DeliverPolicy: jetstream.DeliverNewPolicy,
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("follow notifications: %w", err)
+	}
+	hctx, cancel := context.WithCancel(context.Background())
+	nn := &notificationsNode{cancel: cancel}
+	nn.consume, err = cons.Consume(func(msg jetstream.Msg) {
+		if !nn.begin() {
+			return // stopping: redelivered to whoever runs next
+		}
+		defer nn.wait.Done()
+		var ev messages.Event
+		if err := proto.Unmarshal(msg.Data(), &ev); err != nil || ev.Payload == nil {
+			log.Error("undecodable notification event dropped", "subject", msg.Subject())
+			_ = msg.Term()
+			return
+		}
+		payload, err := ev.Payload.UnmarshalNew()
+		if err != nil {
+			log.Error("undecodable notification event dropped", "subject", msg.Subject(), "event", ev.Id)
+			_ = msg.Term()
+			return
+		}
+		// The ack timer restarts here, not at the fetch.
+		_ = msg.InProgress()
+		ctx, stop := context.WithTimeout(hctx, handleTimeout)
+		defer stop()
+		err = svc.Handle(ctx, payload)
+		var retry *notify.RetryError
+		switch {
+		case err == nil:
+			_ = msg.Ack()
+		case errors.As(err, &retry):
+			_ = msg.NakWithDelay(retry.After)
+		default:
+			delay := retryBackoff[0]
+			if md, err := msg.Metadata(); err == nil {
+				delay = retryBackoff[min(int(md.NumDelivered), len(retryBackoff))-1]
+			}
+			log.Warn("notification handling failed; will retry", "event", ev.Id, "err", err, "retry_in", delay.String())
+			_ = msg.NakWithDelay(delay)
+		}
+	}, jetstream.PullMaxMessages(notificationsBuffered))
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("follow notifications: %w", err)
+	}
+	return nn, nil
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spa-engine/spa/actors/testwait"
+)
+
+// subjectOf is the user id an access token was issued to.
+func subjectOf(t *testing.T, token string) string {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", token)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	var claims struct {
+		Sub string `json:"sub"`
+	}
+	if err != nil || json.Unmarshal(b, &claims) != nil || claims.Sub == "" {
+		t.Fatalf("claims of %q: %s %v", token, b, err)
+	}
+	return claims.Sub
+}
+
+// TestNotificationsEndToEnd: on a dev node (no provider keys: messages go
+// to the log sink), a client who signed in with her phone is booked and
+// confirmed at the desk; the admin list then shows exactly one
+// appointment_confirmed message, sent on WhatsApp, with the booking in
+// its text, and the log shows it with the number masked. On each driver.
+func TestNotificationsEndToEnd(t *testing.T) {
+	for name, envFor := range drivers(t) {
+		t.Run(name, func(t *testing.T) {
+			dataDir := t.TempDir()
+			base, _, logs := serveInProcess(t, envFor(t), dataDir)
+			a := api{t, base}
+			const phone = "+573001234567"
+			access, _ := signIn(t, a, logs, phone)
+			client := subjectOf(t, access)
+			admin := issueToken(t, dataDir, "owner", "admin")
+			desk := issueToken(t, dataDir, "desk", "receptionist")
+
+			a.must(200, "PUT", "/v1/admin/staff/ana", admin, map[string]any{"name": "Ana", "skills": []string{"massage"},
+				"time_zone": "America/Bogota", "weekly_hours": everyDay("08:00", "18:00"), "active": true, "version": 0})
+			a.must(200, "PUT", "/v1/admin/services/massage-60", admin, map[string]any{"name": "Masaje", "category": "body",
+				"duration_minutes": 60, "price_minor": 12000000, "required_skills": []string{"massage"},
+				"cancel_cutoff_minutes": 60, "active": true, "version": 0})
+			bogota, _ := time.LoadLocation("America/Bogota")
+			day := time.Now().In(bogota).AddDate(0, 0, 2)
+			from := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, bogota)
+			q := url.Values{"service": {"massage-60"}, "staff": {"ana"},
+				"from": {from.Format(time.RFC3339)}, "to": {from.AddDate(0, 0, 1).Format(time.RFC3339)}}
+			slots := a.must(200, "GET", "/v1/availability?"+q.Encode(), "", nil)["slots"].([]any)
+			if len(slots) == 0 {
+				t.Fatal("no availability")
+			}
+			start := slots[2].(map[string]any)["start"].(string)
+
+			held := a.must(201, "POST", "/v1/appointments", desk, map[string]any{"service_id": "massage-60", "staff_id": "ana",
+				"start": start, "client_id": client}, "Idempotency-Key", "desk-1")
+			id := held["id"].(string)
+			a.must(200, "POST", "/v1/appointments/"+id+"/confirm", desk, nil, "Idempotency-Key", "desk-confirm-1")
+
+			var got map[string]any
+			testwait.Until(t, 20*time.Second, "the confirmation in the admin list", func() error {
+				list := a.must(200, "GET", "/v1/admin/notifications?kind=appointment_confirmed", admin, nil)["notifications"].([]any)
+				if len(list) == 0 || list[0].(map[string]any)["status"] != "sent" {
+					return fmt.Errorf("notifications: %v", list)
+				}
+				got = list[0].(map[string]any)
+				return nil
+			})
+			all := a.must(200, "GET", "/v1/admin/notifications", admin, nil)["notifications"].([]any)
+			if len(all) != 1 {
+				t.Fatalf("%d notifications, want exactly one: %v", len(all), all)
+			}
+			wantID := fmt.Sprintf("appointment:%s:confirmed:v", id)
+			if !strings.HasPrefix(got["id"].(string), wantID) || !strings.HasSuffix(got["id"].(string), ":whatsapp") ||
+				got["user_id"] != client || got["channel"] != "whatsapp" || got["attempts"] != float64(1) || got["sent_at"] == nil {
+				t.Fatalf("notification %v", got)
+			}
+			body, _ := got["body"].(string)
+			if !strings.Contains(body, "Masaje con Ana") || !strings.Contains(body, "confirmada") {
+				t.Fatalf("body %q", body)
+			}
+			if !strings.Contains(logs.String(), `"purpose":"appointment_confirmed"`) {
+				t.Fatal("the dev sink did not log the message")
+			}
+			if strings.Contains(logs.String(), "3001234567") {
+				t.Fatal("the phone number is in the log unmasked")
+			}
+		})
+	}
+}
