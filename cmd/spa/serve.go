@@ -542,7 +542,10 @@ func followAppointments(ctx context.Context, js jetstream.JetStream, log *slog.L
 			AckWait:       time.Minute,
 			MaxAckPending: 1,
 			MaxDeliver:    len(backoff) + 1,
-			BackOff:       backoff,
+			// No BackOff: the delays are NakWithDelay's, from the table
+			// (with a BackOff, nats-server counts a delayed nak's wait from
+			// BackOff[n-1], which stretched these retries; see
+			// cmd/spa/notifications.go).
 			DeliverPolicy: jetstream.DeliverNewPolicy,
 		})
 	})
