@@ -285,6 +285,21 @@ func (s *Service) followDeposit(ctx context.Context, id string) error {
 	return nil
 }
 
+// approvedDepositAt reads intent id in tx and, while it is approved, the
+// account its money sits in ("" otherwise): what a refund or a fee checks
+// before it moves the money, so a second one moves nothing.
+func approvedDepositAt(ctx context.Context, tx persistence.Tx, id string) (persistence.PaymentIntent, string, error) {
+	cur, err := tx.PaymentIntentGet(ctx, id)
+	if err != nil || cur.Status != persistence.IntentApproved {
+		return cur, "", err
+	}
+	entries, err := tx.PaymentLedgerEntries(ctx, cur.ID)
+	if err != nil {
+		return cur, "", err
+	}
+	return cur, depositAt(entries, cur), nil
+}
+
 // depositAt is the account an approved intent's money sits in, read from
 // its own movements in write order: the account credited by the last of
 // approval, attachment, void, credit refund or fee. deposits_held until
@@ -363,19 +378,9 @@ func (s *Service) refund(ctx context.Context, in persistence.PaymentIntent, from
 func (s *Service) credit(ctx context.Context, in persistence.PaymentIntent, from, why string) error {
 	now := s.now()
 	return s.d.Store.InTx(ctx, func(tx persistence.Tx) error {
-		cur, err := tx.PaymentIntentGet(ctx, in.ID)
-		if err != nil {
+		cur, at, err := approvedDepositAt(ctx, tx, in.ID)
+		if err != nil || at != from {
 			return err
-		}
-		if cur.Status != persistence.IntentApproved {
-			return nil
-		}
-		entries, err := tx.PaymentLedgerEntries(ctx, cur.ID)
-		if err != nil {
-			return err
-		}
-		if depositAt(entries, cur) != from {
-			return nil
 		}
 		was := cur.Status
 		if cur, err = tx.PaymentIntentUpdate(ctx, persistence.IntentChange{ID: cur.ID, FromVersion: cur.Version,

@@ -145,19 +145,9 @@ func withinPolicy(ap persistence.Appointment, cancel persistence.Transition, cut
 func (s *Service) keepFee(ctx context.Context, in persistence.PaymentIntent, why string) error {
 	now := s.now()
 	err := s.d.Store.InTx(ctx, func(tx persistence.Tx) error {
-		cur, err := tx.PaymentIntentGet(ctx, in.ID)
-		if err != nil {
+		cur, at, err := approvedDepositAt(ctx, tx, in.ID)
+		if err != nil || at != persistence.AccountDeposits {
 			return err
-		}
-		if cur.Status != persistence.IntentApproved {
-			return nil
-		}
-		entries, err := tx.PaymentLedgerEntries(ctx, cur.ID)
-		if err != nil {
-			return err
-		}
-		if depositAt(entries, cur) != persistence.AccountDeposits {
-			return nil
 		}
 		if err := s.post(ctx, tx, cur, "fee/"+cur.ID, "deposit kept: "+why,
 			persistence.AccountDeposits, persistence.AccountDepositFees, now); err != nil {
