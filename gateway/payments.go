@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"strconv"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/providers/wompi"
+	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/actors/service/payments"
 	"github.com/spa-engine/spa/persistence"
@@ -27,8 +29,8 @@ func (s *server) registerPayments(app *fiber.App) {
 	}
 	anyone := RequireRole(personRoles...)
 	admin := RequireRole(auth.RoleAdmin)
-	app.Post("/v1/shop/orders/:id/payments", anyone, s.mutate(s.payOrder(svc)))
-	app.Post("/v1/appointments/:id/payments", anyone, s.mutate(s.payDeposit(svc)))
+	app.Post("/v1/shop/orders/:id/payments", anyone, s.mutate(s.checkout(svc.PayOrder)))
+	app.Post("/v1/appointments/:id/payments", anyone, s.mutate(s.checkout(svc.PayDeposit)))
 	// Saved sources call Wompi: no store transaction is held open across
 	// the call (external), the answer is remembered under the key after.
 	client := RequireRole(auth.RoleClient)
@@ -70,27 +72,11 @@ func paymentView(p persistence.PaymentIntent) paymentJSON {
 		ExpiresAt: p.ExpiresAt.UTC()}
 }
 
-// payOrder answers the order's checkout: 201 with a new intent, 200 with
-// the live one.
-func (s *server) payOrder(svc *payments.Service) func(c *fiber.Ctx, tx persistence.Tx) error {
+// checkout answers the checkout pay makes for the path's id (an order, a
+// hold's deposit): 201 with a new intent, 200 with the live one.
+func (s *server) checkout(pay func(context.Context, persistence.Tx, service.Caller, string) (payments.Checkout, bool, error)) func(c *fiber.Ctx, tx persistence.Tx) error {
 	return func(c *fiber.Ctx, tx persistence.Tx) error {
-		co, created, err := svc.PayOrder(c.UserContext(), tx, s.caller(c), c.Params("id"))
-		if err != nil {
-			return err
-		}
-		status := fiber.StatusOK
-		if created {
-			status = fiber.StatusCreated
-		}
-		return c.Status(status).JSON(checkoutJSON{Payment: paymentView(co.Intent), CheckoutURL: co.URL})
-	}
-}
-
-// payDeposit answers the checkout of a hold's deposit: 201 with a new
-// intent, 200 with the live one.
-func (s *server) payDeposit(svc *payments.Service) func(c *fiber.Ctx, tx persistence.Tx) error {
-	return func(c *fiber.Ctx, tx persistence.Tx) error {
-		co, created, err := svc.PayDeposit(c.UserContext(), tx, s.caller(c), c.Params("id"))
+		co, created, err := pay(c.UserContext(), tx, s.caller(c), c.Params("id"))
 		if err != nil {
 			return err
 		}

@@ -50,27 +50,19 @@ func formatDuration(d time.Duration, lang string) string {
 		}
 		return fmt.Sprintf("%d %s", n, many)
 	}
-	var parts []string
+	words := [...]string{"hora", "horas", "minuto", "minutos", "menos de un minuto"}
 	if lang == LanguageEnglish {
-		if h > 0 {
-			parts = append(parts, unit(h, "hour", "hours"))
-		}
-		if m > 0 {
-			parts = append(parts, unit(m, "minute", "minutes"))
-		}
-		if len(parts) == 0 {
-			return "less than a minute"
-		}
-		return strings.Join(parts, " ")
+		words = [...]string{"hour", "hours", "minute", "minutes", "less than a minute"}
 	}
+	var parts []string
 	if h > 0 {
-		parts = append(parts, unit(h, "hora", "horas"))
+		parts = append(parts, unit(h, words[0], words[1]))
 	}
 	if m > 0 {
-		parts = append(parts, unit(m, "minuto", "minutos"))
+		parts = append(parts, unit(m, words[2], words[3]))
 	}
 	if len(parts) == 0 {
-		return "menos de un minuto"
+		return words[4]
 	}
 	return strings.Join(parts, " ")
 }

@@ -139,27 +139,14 @@ func (s *Service) PayDeposit(ctx context.Context, tx persistence.Tx, by service.
 		if due <= 0 {
 			return co, false, fault.Conflict("no deposit is due: confirm the appointment")
 		}
-		co.Intent, err = tx.PaymentIntentCreate(ctx, persistence.PaymentIntent{ID: ulid.Make().String(),
-			Kind: persistence.PaymentDeposit, SubjectID: ap.ID, ClientID: ap.ClientID, AmountMinor: due,
-			Currency: persistence.CurrencyCOP, CreatedAt: now, ExpiresAt: ap.HoldExpiresAt})
-		if errors.Is(err, persistence.ErrConflict) {
-			return co, false, fault.Conflict("a deposit payment of this appointment is being created; retry")
-		}
-		if err != nil {
+		if co.Intent, err = s.createIntent(ctx, tx, by, persistence.PaymentIntent{Kind: persistence.PaymentDeposit, SubjectID: ap.ID,
+			ClientID: ap.ClientID, AmountMinor: due, CreatedAt: now, ExpiresAt: ap.HoldExpiresAt}, "appointment"); err != nil {
 			return co, false, err
 		}
 		created = true
-		if err := service.Audit(ctx, tx, now, by, "payment.created", "payment/"+co.Intent.ID, "",
-			map[string]any{"kind": co.Intent.Kind, "subject": "appointment/" + ap.ID, "amount_minor": co.Intent.AmountMinor}); err != nil {
-			return co, false, err
-		}
 	}
-	co.URL, err = s.d.Wompi.CheckoutURL(wompi.Checkout{Reference: co.Intent.ID, AmountInCents: co.Intent.AmountMinor,
-		RedirectURL: s.d.RedirectURL, ExpiresAt: co.Intent.ExpiresAt})
-	if err != nil {
-		return co, false, err
-	}
-	return co, created, nil
+	co.URL, err = s.checkoutURL(co.Intent)
+	return co, created, err
 }
 
 // StaleFollowUpAfter is how long after its approval a deposit whose

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -190,25 +191,36 @@ func (s *Service) PayOrder(ctx context.Context, tx persistence.Tx, by service.Ca
 		if expires.IsZero() {
 			expires = now.Add(24 * time.Hour)
 		}
-		co.Intent, err = tx.PaymentIntentCreate(ctx, persistence.PaymentIntent{ID: ulid.Make().String(),
-			Kind: persistence.PaymentOrder, SubjectID: o.ID, ClientID: o.ClientID, AmountMinor: o.TotalMinor,
-			Currency: persistence.CurrencyCOP, CreatedAt: now, ExpiresAt: expires})
-		if errors.Is(err, persistence.ErrConflict) {
-			return co, false, fault.Conflict("a payment of this order is being created; retry")
-		}
-		if err != nil {
+		if co.Intent, err = s.createIntent(ctx, tx, by, persistence.PaymentIntent{Kind: persistence.PaymentOrder, SubjectID: o.ID,
+			ClientID: o.ClientID, AmountMinor: o.TotalMinor, CreatedAt: now, ExpiresAt: expires}, "order"); err != nil {
 			return co, false, err
 		}
 		created = true
-		if err := service.Audit(ctx, tx, now, by, "payment.created", "payment/"+co.Intent.ID, "",
-			map[string]any{"kind": co.Intent.Kind, "subject": "order/" + o.ID, "amount_minor": co.Intent.AmountMinor}); err != nil {
-			return co, false, err
-		}
 	}
-	co.URL, err = s.d.Wompi.CheckoutURL(wompi.Checkout{Reference: co.Intent.ID, AmountInCents: co.Intent.AmountMinor,
-		RedirectURL: s.d.RedirectURL, ExpiresAt: co.Intent.ExpiresAt})
+	co.URL, err = s.checkoutURL(co.Intent)
+	return co, created, err
+}
+
+// createIntent stores a new pending intent of in's kind, subject, payer,
+// amount and times (COP, a new id) with its audit entry (what it pays
+// named as subject/SubjectID): one live intent per thing paid, so a
+// concurrent creation of another is a 409 to retry.
+func (s *Service) createIntent(ctx context.Context, tx persistence.Tx, by service.Caller, in persistence.PaymentIntent, subject string) (persistence.PaymentIntent, error) {
+	in.ID, in.Currency = ulid.Make().String(), persistence.CurrencyCOP
+	in, err := tx.PaymentIntentCreate(ctx, in)
+	if errors.Is(err, persistence.ErrConflict) {
+		return in, fault.Conflict("a payment of this " + strings.ReplaceAll(subject, "_", " ") + " is being created; retry")
+	}
 	if err != nil {
-		return co, false, err
+		return in, err
 	}
-	return co, created, nil
+	return in, service.Audit(ctx, tx, in.CreatedAt, by, "payment.created", "payment/"+in.ID, "",
+		map[string]any{"kind": in.Kind, "subject": subject + "/" + in.SubjectID, "amount_minor": in.AmountMinor})
+}
+
+// checkoutURL signs in's web-checkout link locally (it calls nothing), to
+// expire with the intent.
+func (s *Service) checkoutURL(in persistence.PaymentIntent) (string, error) {
+	return s.d.Wompi.CheckoutURL(wompi.Checkout{Reference: in.ID, AmountInCents: in.AmountMinor,
+		RedirectURL: s.d.RedirectURL, ExpiresAt: in.ExpiresAt})
 }

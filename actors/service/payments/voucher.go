@@ -10,7 +10,6 @@ import (
 
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/order"
-	"github.com/spa-engine/spa/actors/providers/wompi"
 	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/booking"
 	"github.com/spa-engine/spa/actors/service/check"
@@ -117,20 +116,14 @@ func (s *Service) BuyVoucher(ctx context.Context, tx persistence.Tx, by service.
 	if err := tx.VoucherPurchaseCreate(ctx, p); err != nil {
 		return VoucherPurchase{}, err
 	}
-	intent, err := tx.PaymentIntentCreate(ctx, persistence.PaymentIntent{ID: ulid.Make().String(),
-		Kind: persistence.PaymentVoucherPurchase, SubjectID: p.ID, ClientID: p.ClientID, AmountMinor: p.AmountMinor,
-		Currency: persistence.CurrencyCOP, CreatedAt: now, ExpiresAt: now.Add(VoucherPurchasePayWindow)})
+	// The recipient and the message are the buyer's personal text: not in
+	// the audit log (createIntent audits kind, subject and amount).
+	intent, err := s.createIntent(ctx, tx, by, persistence.PaymentIntent{Kind: persistence.PaymentVoucherPurchase, SubjectID: p.ID,
+		ClientID: p.ClientID, AmountMinor: p.AmountMinor, CreatedAt: now, ExpiresAt: now.Add(VoucherPurchasePayWindow)}, "voucher_purchase")
 	if err != nil {
 		return VoucherPurchase{}, err
 	}
-	// The recipient and the message are the buyer's personal text: not in
-	// the audit log.
-	if err := service.Audit(ctx, tx, now, by, "payment.created", "payment/"+intent.ID, "",
-		map[string]any{"kind": intent.Kind, "subject": "voucher_purchase/" + p.ID, "amount_minor": intent.AmountMinor}); err != nil {
-		return VoucherPurchase{}, err
-	}
-	url, err := s.d.Wompi.CheckoutURL(wompi.Checkout{Reference: intent.ID, AmountInCents: intent.AmountMinor,
-		RedirectURL: s.d.RedirectURL, ExpiresAt: intent.ExpiresAt})
+	url, err := s.checkoutURL(intent)
 	if err != nil {
 		return VoucherPurchase{}, err
 	}

@@ -189,10 +189,36 @@ func (r response) id() string {
 }
 
 // do sends one request; body is JSON-encoded when not nil, key is the
-// Idempotency-Key when not empty. It gives up at the per-request timeout
-// or ctx's deadline, whichever comes first, and at once when ctx is
-// cancelled if ctx is the one abortWhenDone watches.
+// Idempotency-Key when not empty (see exchange for how it gives up).
 func (c *client) do(ctx context.Context, method, path, token string, body any, key string) response {
+	var b []byte
+	if body != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			return response{err: err}
+		}
+	}
+	return c.exchange(ctx, func(req *fasthttp.Request) {
+		req.SetRequestURI(c.base + path)
+		req.Header.SetMethod(method)
+		if b != nil {
+			req.SetBodyRaw(b)
+			req.Header.SetContentType("application/json")
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		if key != "" {
+			req.Header.Set("Idempotency-Key", key)
+		}
+	})
+}
+
+// exchange sends the request prepare fills in and reads the answer. It
+// gives up at the per-request timeout or ctx's deadline, whichever comes
+// first, and at once when ctx is cancelled if ctx is the one
+// abortWhenDone watches.
+func (c *client) exchange(ctx context.Context, prepare func(*fasthttp.Request)) response {
 	if err := ctx.Err(); err != nil {
 		return response{err: err, notSent: true}
 	}
@@ -202,22 +228,7 @@ func (c *client) do(ctx context.Context, method, path, token string, body any, k
 	}
 	req, res := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer func() { fasthttp.ReleaseRequest(req); fasthttp.ReleaseResponse(res) }()
-	req.SetRequestURI(c.base + path)
-	req.Header.SetMethod(method)
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return response{err: err}
-		}
-		req.SetBodyRaw(b)
-		req.Header.SetContentType("application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if key != "" {
-		req.Header.Set("Idempotency-Key", key)
-	}
+	prepare(req)
 	if err := c.http.DoDeadline(req, res, deadline); err != nil {
 		switch {
 		case errors.Is(err, fasthttp.ErrNoFreeConns):

@@ -281,30 +281,13 @@ func checkWebhooks(ctx context.Context, o Options, runID string, res *Result) {
 
 // postEvent posts one signed event to the node's webhook, as Wompi does.
 func (c *client) postEvent(ctx context.Context, e signedEvent) response {
-	if err := ctx.Err(); err != nil {
-		return response{err: err, notSent: true}
-	}
-	deadline := time.Now().Add(c.timeout)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl
-	}
-	req, res := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	defer func() { fasthttp.ReleaseRequest(req); fasthttp.ReleaseResponse(res) }()
-	req.SetRequestURI(c.base + "/v1/webhooks/wompi")
-	req.Header.SetMethod(http.MethodPost)
-	req.Header.SetContentType("application/json")
-	req.Header.Set(wompi.ChecksumHeader, e.checksum)
-	req.SetBodyRaw(e.body)
-	if err := c.http.DoDeadline(req, res, deadline); err != nil {
-		if errors.Is(err, fasthttp.ErrNoFreeConns) {
-			return response{err: err, notSent: true}
-		}
-		return response{err: err}
-	}
-	b := res.Body()
-	r := response{status: res.StatusCode(), raw: append([]byte(nil), b...)}
-	_, r.code = readHead(b)
-	return r
+	return c.exchange(ctx, func(req *fasthttp.Request) {
+		req.SetRequestURI(c.base + "/v1/webhooks/wompi")
+		req.Header.SetMethod(http.MethodPost)
+		req.Header.SetContentType("application/json")
+		req.Header.Set(wompi.ChecksumHeader, e.checksum)
+		req.SetBodyRaw(e.body)
+	})
 }
 
 // mustKeyed sends a request with an Idempotency-Key that has to answer
