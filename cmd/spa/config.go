@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spa-engine/spa/actors/service/notify"
 )
 
 // Modes. Production refuses to start without its secrets; dev generates
@@ -90,6 +92,11 @@ type config struct {
 	Payments paymentsConfig
 	// Notifications: messages to clients are sent (notifications.go).
 	Notifications bool
+	// NotifyReminders are the appointment reminders' lead times (none:
+	// no reminders) and NotifyBackoff the waits between retries of a
+	// message (notifications.go).
+	NotifyReminders []notify.Reminder
+	NotifyBackoff   []time.Duration
 }
 
 // Booking engines: the production schedule actors, or the lock-per-request

@@ -67,7 +67,11 @@ func serveInProcess(t *testing.T, env map[string]string, dataDir string) (string
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
-	args := []string{"serve", "--http-addr", "127.0.0.1:0", "--nats-port", "-1", "--data-dir", dataDir}
+	natsPort := "-1" // a random port; SPA_NATS_PORT in env for a test that connects
+	if p := env["SPA_NATS_PORT"]; p != "" {
+		natsPort = p
+	}
+	args := []string{"serve", "--http-addr", "127.0.0.1:0", "--nats-port", natsPort, "--data-dir", dataDir}
 	done := make(chan struct{}) // closed when run has returned result
 	var result error
 	go func() {

@@ -15,6 +15,7 @@ import (
 	"github.com/spa-engine/spa/actors/providers/sender"
 	"github.com/spa-engine/spa/actors/service/notify"
 	"github.com/spa-engine/spa/cluster/jsretry"
+	"github.com/spa-engine/spa/cluster/notifyjs"
 	"github.com/spa-engine/spa/cluster/outbox"
 	"github.com/spa-engine/spa/messages"
 )
@@ -39,6 +40,14 @@ var notificationSettings = []setting{
 		c.Notifications = v != notificationsOff
 		return nil
 	}},
+	{"notify-reminders", "SPA_NOTIFY_REMINDERS", "24h,2h", "lead times of the two appointment reminders, longest first (appointment_reminder_24h, appointment_reminder_2h), or off", func(c *config, v string) (err error) {
+		c.NotifyReminders, err = notify.ParseReminders(v)
+		return err
+	}},
+	{"notify-backoff", "SPA_NOTIFY_BACKOFF", "10s,1m,5m,15m,30m", "waits before each retry of a message a provider failed for now; after the last one it is a dead letter", func(c *config, v string) (err error) {
+		c.NotifyBackoff, err = notify.ParseBackoff(v)
+		return err
+	}},
 }
 
 func init() { settings = append(settings, notificationSettings...) }
@@ -47,11 +56,16 @@ func init() { settings = append(settings, notificationSettings...) }
 // acknowledged is redelivered after a restart, so no message is lost.
 const notificationsConsumer = "notifications"
 
-// notificationsNode is the running consumer.
+// remindersConsumer reads the reminders their schedules fired.
+const remindersConsumer = "reminders"
+
+// notificationsNode is the running consumers (events, reminders).
 type notificationsNode struct {
-	consume jetstream.ConsumeContext
-	// cancel ends the handling in flight and wait waits for it, so the
-	// store is not closed under a send being recorded.
+	consumes []jetstream.ConsumeContext
+	// ctx is the handlings'; cancel ends the handling in flight and wait
+	// waits for it, so the store is not closed under a send being
+	// recorded.
+	ctx     context.Context
 	cancel  context.CancelFunc
 	mu      sync.Mutex
 	stopped bool
@@ -75,8 +89,8 @@ func (nn *notificationsNode) stop() {
 	if nn == nil {
 		return
 	}
-	if nn.consume != nil {
-		nn.consume.Stop()
+	for _, c := range nn.consumes {
+		c.Stop()
 	}
 	nn.mu.Lock()
 	nn.stopped = true
@@ -96,12 +110,26 @@ func (n *node) startNotifications(ctx context.Context, cfg config, js jetstream.
 	if out == nil {
 		return errors.New("notifications: no sender")
 	}
-	svc, err := notify.New(notify.Deps{Store: n.store, Sender: out, Phones: n.keyring, Log: n.log}, notify.Config{})
+	deps := notify.Deps{Store: n.store, Sender: out, Phones: n.keyring, Log: n.log}
+	if len(cfg.NotifyReminders) > 0 {
+		r, err := notifyjs.NewReminders(ctx, js, cfg.Cluster.replicas())
+		if err != nil {
+			return err
+		}
+		deps.Reminders = r
+	}
+	svc, err := notify.New(deps, notify.Config{Reminders: cfg.NotifyReminders, Backoff: cfg.NotifyBackoff})
 	if err != nil {
 		return fmt.Errorf("SPA_NOTIFICATIONS: %w", err)
 	}
-	n.notifications, err = followNotifications(ctx, js, n.log, svc)
-	return err
+	n.notifications = newNotificationsNode()
+	if err := n.notifications.followNotifications(ctx, js, n.log, svc); err != nil {
+		return err
+	}
+	if deps.Reminders != nil {
+		return n.notifications.followReminders(ctx, js, n.log, svc)
+	}
+	return nil
 }
 
 // retryBackoff is the wait before redelivering an event whose handling
@@ -125,62 +153,80 @@ const (
 // still holds it, which could send it twice.
 const notificationsBuffered = 2
 
+// newNotificationsNode is a node with no consumer yet; stop it.
+func newNotificationsNode() *notificationsNode {
+	hctx, cancel := context.WithCancel(context.Background())
+	return &notificationsNode{ctx: hctx, cancel: cancel}
+}
+
 // followNotifications hands each AppointmentChanged and WaitlistOffered
-// event to svc, acknowledging it when svc is done with it (sent, refused
-// for good or dead) and redelivering it after the delay svc asks for
-// (NakWithDelay: a transient provider failure, quiet hours), or after
-// retryBackoff when svc could not get that far. Deliveries are not
-// capped: svc decides when a message is dead, by the attempts it stored.
+// event to svc (see follow).
+func (nn *notificationsNode) followNotifications(ctx context.Context, js jetstream.JetStream, log *slog.Logger, svc *notify.Service) error {
+	return nn.follow(ctx, js, log, outbox.StreamName, jetstream.ConsumerConfig{
+		Durable:        notificationsConsumer,
+		FilterSubjects: notify.Subjects(),
+		// Events from before the consumer first existed are old news.
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+	}, func(ctx context.Context, msg jetstream.Msg) error {
+		var ev messages.Event
+		if err := proto.Unmarshal(msg.Data(), &ev); err != nil || ev.Payload == nil {
+			return errUndecodable
+		}
+		payload, err := ev.Payload.UnmarshalNew()
+		if err != nil {
+			return errUndecodable
+		}
+		return svc.Handle(ctx, payload)
+	})
+}
+
+// errUndecodable: a message no handling will ever read; it is
+// terminated, not redelivered.
+var errUndecodable = errors.New("undecodable message")
+
+// follow runs a durable consumer of stream with cc (explicit acks, no
+// cap on deliveries, the AckWait and buffering below) and hands each
+// message to handle, acknowledging it when handle is done with it (sent,
+// refused for good or dead) and redelivering it after the delay handle
+// asks for (NakWithDelay: a transient provider failure, quiet hours), or
+// after retryBackoff when handle could not get that far. Deliveries are
+// not capped: the service decides when a message is dead, by the
+// attempts it stored.
 //
 // The consumer has no BackOff: nats-server (2.15) stamps a NakWithDelay
 // as if delivered AckWait ago plus the delay, and with a BackOff the wait
 // of the n-th delivery is BackOff[n-1], not AckWait (BackOff[0]), so a
 // 40 ms nak on a 5 s, 30 s BackOff waits 25 s. The delays here come from
 // the naks alone; AckWait only covers a node that died mid-handling.
-func followNotifications(ctx context.Context, js jetstream.JetStream, log *slog.Logger, svc *notify.Service) (*notificationsNode, error) {
+func (nn *notificationsNode) follow(ctx context.Context, js jetstream.JetStream, log *slog.Logger, stream string, cc jetstream.ConsumerConfig,
+	handle func(context.Context, jetstream.Msg) error) error {
+	cc.AckPolicy = jetstream.AckExplicitPolicy
+	cc.AckWait = notificationsAckWait
+	cc.MaxDeliver = -1
+	cc.MaxAckPending = 64
 	cons, err := jsretry.WhileElecting(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
-		return js.CreateOrUpdateConsumer(ctx, outbox.StreamName, jetstream.ConsumerConfig{
-			Durable:        notificationsConsumer,
-			FilterSubjects: notify.Subjects(),
-			AckPolicy:      jetstream.AckExplicitPolicy,
-			AckWait:        notificationsAckWait,
-			MaxDeliver:     -1,
-			MaxAckPending:  64,
-			// Events from before the consumer first existed are old news.
-			DeliverPolicy: jetstream.DeliverNewPolicy,
-		})
+		return js.CreateOrUpdateConsumer(ctx, stream, cc)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("follow notifications: %w", err)
+		return fmt.Errorf("follow %s: %w", cc.Durable, err)
 	}
-	hctx, cancel := context.WithCancel(context.Background())
-	nn := &notificationsNode{cancel: cancel}
-	nn.consume, err = cons.Consume(func(msg jetstream.Msg) {
+	consume, err := cons.Consume(func(msg jetstream.Msg) {
 		if !nn.begin() {
 			return // stopping: redelivered to whoever runs next
 		}
 		defer nn.wait.Done()
-		var ev messages.Event
-		if err := proto.Unmarshal(msg.Data(), &ev); err != nil || ev.Payload == nil {
-			log.Error("undecodable notification event dropped", "subject", msg.Subject())
-			_ = msg.Term()
-			return
-		}
-		payload, err := ev.Payload.UnmarshalNew()
-		if err != nil {
-			log.Error("undecodable notification event dropped", "subject", msg.Subject(), "event", ev.Id)
-			_ = msg.Term()
-			return
-		}
 		// The ack timer restarts here, not at the fetch.
 		_ = msg.InProgress()
-		ctx, stop := context.WithTimeout(hctx, handleTimeout)
+		ctx, stop := context.WithTimeout(nn.ctx, handleTimeout)
 		defer stop()
-		err = svc.Handle(ctx, payload)
+		err := handle(ctx, msg)
 		var retry *notify.RetryError
 		switch {
 		case err == nil:
 			_ = msg.Ack()
+		case errors.Is(err, errUndecodable):
+			log.Error("undecodable notification message dropped", "consumer", cc.Durable, "subject", msg.Subject())
+			_ = msg.Term()
 		case errors.As(err, &retry):
 			_ = msg.NakWithDelay(retry.After)
 		default:
@@ -188,13 +234,32 @@ func followNotifications(ctx context.Context, js jetstream.JetStream, log *slog.
 			if md, err := msg.Metadata(); err == nil {
 				delay = retryBackoff[min(int(md.NumDelivered), len(retryBackoff))-1]
 			}
-			log.Warn("notification handling failed; will retry", "event", ev.Id, "err", err, "retry_in", delay.String())
+			log.Warn("notification handling failed; will retry", "consumer", cc.Durable, "subject", msg.Subject(), "err", err, "retry_in", delay.String())
 			_ = msg.NakWithDelay(delay)
 		}
 	}, jetstream.PullMaxMessages(notificationsBuffered))
 	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("follow notifications: %w", err)
+		return fmt.Errorf("follow %s: %w", cc.Durable, err)
 	}
-	return nn, nil
+	nn.mu.Lock()
+	nn.consumes = append(nn.consumes, consume)
+	nn.mu.Unlock()
+	return nil
+}
+
+// followReminders hands each fired reminder to svc (see follow).
+func (nn *notificationsNode) followReminders(ctx context.Context, js jetstream.JetStream, log *slog.Logger, svc *notify.Service) error {
+	return nn.follow(ctx, js, log, notifyjs.RemindersStream, jetstream.ConsumerConfig{
+		Durable:       remindersConsumer,
+		FilterSubject: notifyjs.DueSubject + ">",
+		// A reminder fired while no node ran is still worth sending
+		// (HandleReminder drops it once the appointment began).
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}, func(ctx context.Context, msg jetstream.Msg) error {
+		var due messages.ReminderDue
+		if err := proto.Unmarshal(msg.Data(), &due); err != nil {
+			return errUndecodable
+		}
+		return svc.HandleReminder(ctx, &due)
+	})
 }

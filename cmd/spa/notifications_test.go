@@ -85,11 +85,11 @@ func consumerFixture(t *testing.T, out sender.Sender, backoff []time.Duration) (
 	if err != nil {
 		t.Fatal(err)
 	}
-	nn, err := followNotifications(ctx, js, slog.New(slog.DiscardHandler), svc)
-	if err != nil {
+	nn := newNotificationsNode()
+	t.Cleanup(nn.stop)
+	if err := nn.followNotifications(ctx, js, slog.New(slog.DiscardHandler), svc); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(nn.stop)
 	return js, st, client
 }
 

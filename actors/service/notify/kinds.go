@@ -22,7 +22,8 @@ const (
 
 // Kinds are every kind, for the admin filter.
 func Kinds() []Kind {
-	return []Kind{KindAppointmentConfirmed, KindAppointmentCancelled, KindAppointmentRescheduled, KindWaitlistOffer}
+	return []Kind{KindAppointmentConfirmed, KindAppointmentCancelled, KindAppointmentRescheduled, KindWaitlistOffer,
+		KindReminder24h, KindReminder2h}
 }
 
 // categories: every kind of this slice is about a booking the client made
@@ -32,6 +33,8 @@ var categories = map[Kind]persistence.NotificationCategory{
 	KindAppointmentCancelled:   persistence.CategoryBooking,
 	KindAppointmentRescheduled: persistence.CategoryBooking,
 	KindWaitlistOffer:          persistence.CategoryBooking,
+	KindReminder24h:            persistence.CategoryBooking,
+	KindReminder2h:             persistence.CategoryBooking,
 }
 
 // DefaultChannels is the channel order of every kind: WhatsApp, which

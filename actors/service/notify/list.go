@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"slices"
+	"strings"
 
 	"github.com/spa-engine/spa/actors/service/check"
 	"github.com/spa-engine/spa/persistence"
@@ -30,7 +31,7 @@ func Recent(ctx context.Context, st persistence.Store, q Query) ([]persistence.N
 		f.Add("status", "must be queued, sent, delivered, read, failed or dead")
 	}
 	if q.Kind != "" && !slices.Contains(Kinds(), q.Kind) {
-		f.Add("kind", "must be appointment_confirmed, appointment_cancelled, appointment_rescheduled or waitlist_offer")
+		f.Add("kind", "must be one of "+kindNames())
 	}
 	if q.Limit < 0 {
 		f.Add("limit", "must be a positive integer")
@@ -47,4 +48,13 @@ func Recent(ctx context.Context, st persistence.Store, q Query) ([]persistence.N
 		return err
 	})
 	return out, err
+}
+
+// kindNames lists the kinds for an error message.
+func kindNames() string {
+	names := make([]string, 0, len(Kinds()))
+	for _, k := range Kinds() {
+		names = append(names, string(k))
+	}
+	return strings.Join(names, ", ")
 }

@@ -46,8 +46,13 @@ type Deps struct {
 	Templates *Templates
 	// QuietHours: none when nil.
 	QuietHours QuietHours
-	Now        func() time.Time
-	Log        *slog.Logger
+	// Reminders keeps the reminder schedules; nil: no reminders.
+	Reminders ReminderScheduler
+	// ReminderHours moves reminders out of quiet hours; nil: they keep
+	// their lead times.
+	ReminderHours ReminderHours
+	Now           func() time.Time
+	Log           *slog.Logger
 }
 
 // Config tunes delivery.
@@ -64,6 +69,9 @@ type Config struct {
 	Channels map[Kind][]sender.Channel
 	// SendTimeout bounds one provider call. Default 30 s.
 	SendTimeout time.Duration
+	// Reminders are the reminder kinds and their lead times, longest
+	// first; nil: DefaultReminders; empty: none.
+	Reminders []Reminder
 }
 
 // DefaultBackoff: a provider that is down for a few minutes loses no
@@ -105,6 +113,9 @@ func New(deps Deps, cfg Config) (*Service, error) {
 	if cfg.SendTimeout <= 0 {
 		cfg.SendTimeout = 30 * time.Second
 	}
+	if cfg.Reminders == nil {
+		cfg.Reminders = DefaultReminders
+	}
 	return &Service{deps: deps, cfg: cfg}, nil
 }
 
@@ -139,6 +150,13 @@ func (s *Service) Handle(ctx context.Context, payload proto.Message) error {
 	var ok bool
 	switch ev := payload.(type) {
 	case *messages.AppointmentChanged:
+		// Schedules first: a confirmation that cannot be sent now still
+		// gets its reminders.
+		if confirmed := string(persistence.StatusConfirmed); ev.ToStatus == confirmed || ev.FromStatus == confirmed {
+			if err := s.syncReminders(ctx, ev.AppointmentId); err != nil {
+				return err
+			}
+		}
 		in, ok = appointmentIntent(ev)
 	case *messages.WaitlistOffered:
 		in, ok = waitlistIntent(ev)

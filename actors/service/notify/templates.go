@@ -36,6 +36,8 @@ var declared = map[Kind][]string{
 	KindAppointmentCancelled:   {"Service", "Staff", "When"},
 	KindAppointmentRescheduled: {"Service", "Staff", "When", "PreviousWhen"},
 	KindWaitlistOffer:          {"Service", "Staff", "When", "ExpiresAt", "ExpiresIn"},
+	KindReminder24h:            {"Service", "Staff", "When"},
+	KindReminder2h:             {"Service", "Staff", "When"},
 }
 
 // sample is a value for every declared variable of kind.
