@@ -88,6 +88,7 @@ type Tx interface {
 	PaymentStore
 	VoucherPurchaseStore
 	NotificationStore
+	NotificationTemplateStore
 }
 
 // Options are the driver-independent knobs given to a driver's Open.

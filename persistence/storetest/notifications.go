@@ -20,6 +20,7 @@ var notificationTests = []struct {
 	{"Notifications", testNotifications},
 	{"NotificationCreateRace", testNotificationCreateRace},
 	{"NotificationBodySealed", testNotificationBodySealed},
+	{"NotificationTemplates", testNotificationTemplates},
 }
 
 func testNotification(id, user, kind string, at time.Time) persistence.Notification {
