@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+
+	"github.com/spa-engine/spa/actors/auth/pii"
 )
 
 // Channel is how a message reaches a phone.
@@ -16,14 +18,22 @@ type Channel string
 const (
 	ChannelSMS      Channel = "sms"
 	ChannelWhatsApp Channel = "whatsapp"
+	// ChannelEmail carries a message to an email address (To), with a
+	// Subject and an HTML part beside the plain Body.
+	ChannelEmail Channel = "email"
 )
 
-// Message is one text to one phone number (E.164).
+// Message is one text to one phone number (E.164), or on ChannelEmail to
+// one email address.
 type Message struct {
 	To      string
-	Body    string
+	Body    string // plain text
 	Channel Channel
 	Purpose string // e.g. "otp"
+	// Subject and HTML are the email's subject line and HTML part
+	// (ChannelEmail only; HTML already escaped by its author).
+	Subject string
+	HTML    string
 }
 
 // Sender delivers messages. Errors wrap ErrRejected (the provider refused:
@@ -67,10 +77,21 @@ func (s LogSink) Send(ctx context.Context, m Message) error {
 	l.LogAttrs(ctx, slog.LevelInfo, "dev message sink",
 		slog.String("channel", string(m.Channel)),
 		slog.String("purpose", m.Purpose),
-		slog.String("to", MaskPhone(m.To)),
+		slog.String("to", MaskRecipient(m.Channel, m.To)),
+		slog.String("subject", m.Subject),
 		slog.String("body", m.Body),
 	)
 	return nil
+}
+
+// MaskRecipient is to as it may be logged: an email address on
+// ChannelEmail masked as pii.MaskEmail does ("a***@e***.com"), a phone
+// number otherwise (MaskPhone).
+func MaskRecipient(c Channel, to string) string {
+	if c == ChannelEmail {
+		return pii.MaskEmail(to)
+	}
+	return MaskPhone(to)
 }
 
 // MaskPhone keeps a leading "+" and the last 4 digits: "+573001234567" ->

@@ -39,8 +39,10 @@ var categories = map[Kind]persistence.NotificationCategory{
 
 // DefaultChannels is the channel order of every kind: WhatsApp, which
 // Colombian clients read, then SMS when WhatsApp refuses the message (no
-// WhatsApp on the number, no WhatsApp provider configured).
-var DefaultChannels = []sender.Channel{sender.ChannelWhatsApp, sender.ChannelSMS}
+// WhatsApp on the number, no WhatsApp provider configured), then email
+// when SMS refuses it too and the client's profile has an email. A
+// channel the client has no address on is skipped.
+var DefaultChannels = []sender.Channel{sender.ChannelWhatsApp, sender.ChannelSMS, sender.ChannelEmail}
 
 // intent is one message an event asks for, before it has a channel.
 type intent struct {

@@ -41,9 +41,12 @@ type QuietHours interface {
 type Deps struct {
 	Store  persistence.Store
 	Sender sender.Sender // a sender.Router: one Sender per channel
+	// Phones opens the client's phone number and the email of their
+	// profile (*pii.Keyring).
 	Phones PhoneOpener
-	// Templates: the embedded ones when nil.
-	Templates *Templates
+	// Catalog is the templates in force: one over Store with the embedded
+	// templates when nil.
+	Catalog *Catalog
 	// QuietHours: none when nil.
 	QuietHours QuietHours
 	// Reminders keeps the reminder schedules; nil: no reminders.
@@ -91,12 +94,12 @@ func New(deps Deps, cfg Config) (*Service, error) {
 	if deps.Store == nil || deps.Sender == nil {
 		return nil, errors.New("notify: a store and a sender are required")
 	}
-	if deps.Templates == nil {
-		t, err := DefaultTemplates()
+	if deps.Catalog == nil {
+		c, err := NewCatalog(deps.Store, CatalogOptions{Now: deps.Now, Log: deps.Log})
 		if err != nil {
 			return nil, err
 		}
-		deps.Templates = t
+		deps.Catalog = c
 	}
 	if deps.Now == nil {
 		deps.Now = time.Now
@@ -169,16 +172,23 @@ func (s *Service) Handle(ctx context.Context, payload proto.Message) error {
 
 // prepared is what a message needs before a channel is picked.
 type prepared struct {
-	phone string
-	body  string
-	// problem, when set, is why no channel can carry the message (no
-	// phone number): it is recorded as failed, not retried.
-	problem string
+	phone string // E.164, "" when none
+	email string // from the client's profile, "" when none
+	vars  Vars
 }
 
-// errNoPhone is recorded on the notification of a client without a phone
-// number (none given, or anonymised).
-const errNoPhone = "the client has no phone number on record"
+// to is the recipient on ch ("" when the client has none there).
+func (p prepared) to(ch sender.Channel) string {
+	if ch == sender.ChannelEmail {
+		return p.email
+	}
+	return p.phone
+}
+
+// errNoPhone is recorded on the notification of a client no channel of
+// the kind can reach (no phone number, none given or anonymised, and no
+// email).
+const errNoPhone = "the client has no phone number or email on record"
 
 func (s *Service) prepare(ctx context.Context, in intent) (prepared, error) {
 	var p prepared
@@ -186,29 +196,36 @@ func (s *Service) prepare(ctx context.Context, in intent) (prepared, error) {
 		p = prepared{}
 		u, err := tx.UserGet(ctx, in.userID)
 		switch {
-		case errors.Is(err, persistence.ErrNotFound) || (err == nil && len(u.PhoneCipher) == 0):
-			p.problem = errNoPhone
+		case errors.Is(err, persistence.ErrNotFound):
 		case err != nil:
 			return err
 		case s.deps.Phones == nil:
-			p.problem = "phone numbers cannot be read: no PII keyring"
+			s.deps.Log.Error("notification: phone numbers and emails cannot be read: no PII keyring", "kind", in.kind)
 		default:
-			num, err := s.deps.Phones.Decrypt(u.PhoneCipher, pii.PhoneContext(u.ID))
-			if err != nil {
-				return fmt.Errorf("notify: open the phone of user %s: %w", u.ID, err)
+			if len(u.PhoneCipher) > 0 {
+				num, err := s.deps.Phones.Decrypt(u.PhoneCipher, pii.PhoneContext(u.ID))
+				if err != nil {
+					return fmt.Errorf("notify: open the phone of user %s: %w", u.ID, err)
+				}
+				p.phone = string(num)
 			}
-			p.phone = string(num)
+			// The email is in the client's protected profile, sealed as
+			// actors/service/privacy seals it.
+			prof, err := tx.ProfileGet(ctx, u.ID)
+			switch {
+			case errors.Is(err, persistence.ErrNotFound):
+			case err != nil:
+				return err
+			case len(prof.EmailCipher) > 0 && prof.AnonymisedAt.IsZero():
+				addr, err := s.deps.Phones.Decrypt(prof.EmailCipher, pii.ProfileContext("email", u.ID))
+				if err != nil {
+					return fmt.Errorf("notify: open the email of user %s: %w", u.ID, err)
+				}
+				p.email = string(addr)
+			}
 		}
-		vars, err := s.vars(ctx, tx, in)
-		if err != nil {
-			return err
-		}
-		body, err := s.deps.Templates.Render(in.kind, s.cfg.Language, vars)
-		if err != nil && p.problem == "" {
-			p.problem = err.Error() // a template and its variables disagree: no retry fixes it
-		}
-		p.body = body
-		return nil
+		p.vars, err = s.vars(ctx, tx, in)
+		return err
 	})
 	return p, err
 }
@@ -251,45 +268,77 @@ func (s *Service) channels(k Kind) []sender.Channel {
 	return DefaultChannels
 }
 
-// deliver stores the message on its first channel and sends it, falling
-// back to the next channel when one refuses it. What is stored decides a
-// redelivery: a channel already sent (or dead) ends it, one that refused
-// moves on to the next, one still queued is sent (again).
+// render is the stored body of kind's message on ch: the text of the
+// template in force, and for an email its subject first (emailBody).
+func (s *Service) render(ctx context.Context, kind Kind, ch sender.Channel, v Vars) (body string, refused, err error) {
+	t, err := s.deps.Catalog.Active(ctx, kind, s.cfg.Language, ch)
+	if err != nil {
+		return "", nil, err
+	}
+	r, refused := t.Render(v)
+	if refused != nil {
+		return "", refused, nil
+	}
+	if ch == sender.ChannelEmail {
+		return emailBody(r.Subject, r.Text), nil, nil
+	}
+	return r.Text, nil, nil
+}
+
+// An email's stored body is its subject, a blank line and its plain text:
+// what the admin list shows, and what send turns back into the subject,
+// the text and the HTML part.
+func emailBody(subject, text string) string { return subject + "\n\n" + text }
+
+func splitEmailBody(body string) (subject, text string) {
+	subject, text, _ = strings.Cut(body, "\n\n")
+	return subject, text
+}
+
+// deliver stores the message on its first channel that can reach the
+// client and sends it, falling back to the next channel when one refuses
+// it. What is stored decides a redelivery: a channel already sent (or
+// dead) ends it, one that refused moves on to the next, one still queued
+// is sent (again).
 func (s *Service) deliver(ctx context.Context, in intent) error {
 	p, err := s.prepare(ctx, in)
 	if err != nil {
 		return err
 	}
+	var reachable []sender.Channel
 	for _, ch := range s.channels(in.kind) {
+		if p.to(ch) != "" {
+			reachable = append(reachable, ch)
+		}
+	}
+	if len(reachable) == 0 {
+		return s.unreachable(ctx, in)
+	}
+	for _, ch := range reachable {
+		body, refused, err := s.render(ctx, in.kind, ch, p.vars)
+		if err != nil {
+			return err
+		}
 		n := persistence.Notification{ID: in.cause + ":" + string(ch), UserID: in.userID, Kind: string(in.kind),
 			Category: categories[in.kind], Channel: string(ch), Status: persistence.NotificationQueued,
-			Body: p.body, CreatedAt: s.deps.Now()}
-		if p.problem != "" {
-			n.Status, n.LastError = persistence.NotificationFailed, p.problem
+			Body: body, CreatedAt: s.deps.Now()}
+		if refused != nil { // the template and its variables disagree: no retry fixes it
+			n.Status, n.LastError = persistence.NotificationFailed, refused.Error()
 		}
-		var stored persistence.Notification
-		var created bool
-		if err := s.deps.Store.InTx(ctx, func(tx persistence.Tx) (err error) {
-			stored, created, err = tx.NotificationCreate(ctx, n)
-			return err
-		}); err != nil {
+		stored, created, err := s.create(ctx, n)
+		if err != nil {
 			return err
 		}
-		if created && p.problem != "" {
-			s.deps.Log.Warn("notification not sent", "id", n.ID, "kind", in.kind, "error", p.problem)
+		if created && refused != nil {
+			s.deps.Log.Error("notification not rendered", "id", n.ID, "kind", in.kind, "error", n.LastError)
 		}
 		switch {
 		case stored.Status.Accepted() || stored.Status == persistence.NotificationDead:
 			return nil
-		case stored.Status == persistence.NotificationFailed && p.problem != "":
-			return nil // no channel can carry it
 		case stored.Status == persistence.NotificationFailed:
 			continue
-		case p.problem != "": // queued before the number went away
-			stored.Status, stored.LastError, stored.UpdatedAt = persistence.NotificationFailed, p.problem, s.deps.Now()
-			return s.deps.Store.InTx(ctx, func(tx persistence.Tx) error { return tx.NotificationUpdate(ctx, stored) })
 		}
-		next, err := s.send(ctx, stored, p.phone)
+		next, err := s.send(ctx, stored, p.to(ch))
 		if err != nil || next.Status != persistence.NotificationFailed {
 			return err
 		}
@@ -297,35 +346,74 @@ func (s *Service) deliver(ctx context.Context, in intent) error {
 	return nil
 }
 
+func (s *Service) create(ctx context.Context, n persistence.Notification) (stored persistence.Notification, created bool, err error) {
+	err = s.deps.Store.InTx(ctx, func(tx persistence.Tx) (err error) {
+		stored, created, err = tx.NotificationCreate(ctx, n)
+		return err
+	})
+	return stored, created, err
+}
+
+// unreachable records, on the kind's first channel, that no channel can
+// reach the client: failed, not retried. A row queued there before the
+// number went away is failed too.
+func (s *Service) unreachable(ctx context.Context, in intent) error {
+	ch := s.channels(in.kind)[0]
+	n := persistence.Notification{ID: in.cause + ":" + string(ch), UserID: in.userID, Kind: string(in.kind),
+		Category: categories[in.kind], Channel: string(ch), Status: persistence.NotificationFailed,
+		LastError: errNoPhone, CreatedAt: s.deps.Now()}
+	stored, created, err := s.create(ctx, n)
+	if err != nil {
+		return err
+	}
+	if created {
+		s.deps.Log.Warn("notification not sent", "id", n.ID, "kind", in.kind, "error", errNoPhone)
+	}
+	if stored.Status != persistence.NotificationQueued {
+		return nil
+	}
+	stored.Status, stored.LastError, stored.UpdatedAt = persistence.NotificationFailed, errNoPhone, s.deps.Now()
+	return s.deps.Store.InTx(ctx, func(tx persistence.Tx) error { return tx.NotificationUpdate(ctx, stored) })
+}
+
 // send makes one provider call for the queued n and records its outcome.
 // It returns n as recorded, and a *RetryError when the call failed for
 // now and n has attempts left.
-func (s *Service) send(ctx context.Context, n persistence.Notification, phone string) (persistence.Notification, error) {
+func (s *Service) send(ctx context.Context, n persistence.Notification, to string) (persistence.Notification, error) {
 	if s.deps.QuietHours != nil {
 		if d := s.deps.QuietHours.Delay(n, s.deps.Now()); d > 0 {
 			return n, &RetryError{After: d, Err: errors.New("held by quiet hours")}
 		}
 	}
+	m := sender.Message{To: to, Body: n.Body, Channel: sender.Channel(n.Channel), Purpose: n.Kind}
+	if m.Channel == sender.ChannelEmail {
+		m.Subject, m.Body = splitEmailBody(n.Body)
+		html, err := emailHTML(s.cfg.Language, m.Subject, m.Body)
+		if err != nil {
+			return n, err
+		}
+		m.HTML = html
+	}
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
-	err := s.deps.Sender.Send(sctx, sender.Message{To: phone, Body: n.Body, Channel: sender.Channel(n.Channel), Purpose: n.Kind})
+	err := s.deps.Sender.Send(sctx, m)
 	cancel()
 	now := s.deps.Now()
 	n.Attempts++
 	n.UpdatedAt = now
 	var retry error
-	log := s.deps.Log.With("id", n.ID, "kind", n.Kind, "channel", n.Channel, "to", sender.MaskPhone(phone), "attempt", n.Attempts)
+	log := s.deps.Log.With("id", n.ID, "kind", n.Kind, "channel", n.Channel, "to", sender.MaskRecipient(sender.Channel(n.Channel), to), "attempt", n.Attempts)
 	switch {
 	case err == nil:
 		n.Status, n.SentAt, n.LastError = persistence.NotificationSent, now, ""
 		log.Info("notification sent")
 	case errors.Is(err, sender.ErrRejected):
-		n.Status, n.LastError = persistence.NotificationFailed, redact(err, phone)
+		n.Status, n.LastError = persistence.NotificationFailed, redact(err, to)
 		log.Warn("notification refused by the channel", "error", n.LastError)
 	case n.Attempts >= s.MaxAttempts():
-		n.Status, n.LastError = persistence.NotificationDead, redact(err, phone)
+		n.Status, n.LastError = persistence.NotificationDead, redact(err, to)
 		log.Error("notification dead after its last attempt", "error", n.LastError)
 	default:
-		n.LastError = redact(err, phone)
+		n.LastError = redact(err, to)
 		retry = &RetryError{After: s.cfg.Backoff[n.Attempts-1], Err: err}
 		log.Warn("notification failed; will retry", "error", n.LastError, "retry_in", s.cfg.Backoff[n.Attempts-1].String())
 	}
@@ -335,12 +423,15 @@ func (s *Service) send(ctx context.Context, n persistence.Notification, phone st
 	return n, retry
 }
 
-// redact is err's text with the phone number masked: providers name the
-// number they refused, and the error is logged and stored.
+// redact is err's text with the recipient masked: providers name the
+// number (or address) they refused, and the error is logged and stored.
 func redact(err error, phone string) string {
 	msg := err.Error()
 	if phone == "" {
 		return msg
+	}
+	if strings.Contains(phone, "@") {
+		return strings.ReplaceAll(msg, phone, sender.MaskRecipient(sender.ChannelEmail, phone))
 	}
 	msg = strings.ReplaceAll(msg, phone, sender.MaskPhone(phone))
 	if bare := strings.TrimPrefix(phone, "+"); len(bare) > 4 {

@@ -380,7 +380,8 @@ func TestWhichChangesSpeak(t *testing.T) {
 	}
 }
 
-// TestDefaultTemplates: every kind renders in every language.
+// TestDefaultTemplates: every kind renders in every language on every
+// channel, an email with its subject and HTML part.
 func TestDefaultTemplates(t *testing.T) {
 	ts, err := DefaultTemplates()
 	if err != nil {
@@ -388,14 +389,21 @@ func TestDefaultTemplates(t *testing.T) {
 	}
 	for _, lang := range languages {
 		for _, kind := range Kinds() {
-			out, err := ts.Render(kind, lang, sample(kind))
-			if err != nil || !strings.Contains(out, "sample Service") {
-				t.Errorf("%s %s: %q, %v", lang, kind, out, err)
+			for _, ch := range TemplateChannels() {
+				out, err := ts.Get(kind, lang, ch).Render(SampleVars(kind, lang))
+				if err != nil || !strings.Contains(out.Text, "Masaje relajante") || (ch == sender.ChannelEmail) != (out.Subject != "" && out.HTML != "") {
+					t.Errorf("%s %s %s: %+v, %v", lang, kind, ch, out, err)
+				}
 			}
 		}
 	}
-	if _, err := ts.Render(KindAppointmentConfirmed, DefaultLanguage, Vars{"Service": "x"}); err == nil {
+	if _, err := ts.Get(KindAppointmentConfirmed, DefaultLanguage, sender.ChannelSMS).Render(Vars{"Service": "x"}); err == nil {
 		t.Error("rendered with variables missing")
+	}
+	wrongType := SampleVars(KindAppointmentConfirmed, DefaultLanguage)
+	wrongType["When"] = 3
+	if _, err := ts.Get(KindAppointmentConfirmed, DefaultLanguage, sender.ChannelSMS).Render(wrongType); err == nil {
+		t.Error("rendered a datetime given as an int")
 	}
 }
 
@@ -427,6 +435,10 @@ func TestTemplateWithUnknownVariableFailsAtLoad(t *testing.T) {
 		"unknown kind":     func(m fstest.MapFS) { m["en/birthday.tmpl"] = &fstest.MapFile{Data: []byte("Happy birthday")} },
 		"unknown language": func(m fstest.MapFS) { m["fr/waitlist_offer.tmpl"] = &fstest.MapFile{Data: []byte("{{.Service}}")} },
 		"missing text":     func(m fstest.MapFS) { delete(m, "en/waitlist_offer.tmpl") },
+		"missing subject":  func(m fstest.MapFS) { delete(m, "en/waitlist_offer.subject.tmpl") },
+		"misused type": func(m fstest.MapFS) {
+			m["en/waitlist_offer.tmpl"] = &fstest.MapFile{Data: []byte("{{if gt .ExpiresIn 5}}soon{{end}} {{.Service}}")}
+		},
 		"parse error":      func(m fstest.MapFS) { m["en/waitlist_offer.tmpl"] = &fstest.MapFile{Data: []byte("{{.Service")} },
 		"empty text":       func(m fstest.MapFS) { m["en/waitlist_offer.tmpl"] = &fstest.MapFile{Data: []byte("  \n")} },
 	} {
