@@ -439,8 +439,8 @@ func TestTemplateWithUnknownVariableFailsAtLoad(t *testing.T) {
 		"misused type": func(m fstest.MapFS) {
 			m["en/waitlist_offer.tmpl"] = &fstest.MapFile{Data: []byte("{{if gt .ExpiresIn 5}}soon{{end}} {{.Service}}")}
 		},
-		"parse error":      func(m fstest.MapFS) { m["en/waitlist_offer.tmpl"] = &fstest.MapFile{Data: []byte("{{.Service")} },
-		"empty text":       func(m fstest.MapFS) { m["en/waitlist_offer.tmpl"] = &fstest.MapFile{Data: []byte("  \n")} },
+		"parse error": func(m fstest.MapFS) { m["en/waitlist_offer.tmpl"] = &fstest.MapFile{Data: []byte("{{.Service")} },
+		"empty text":  func(m fstest.MapFS) { m["en/waitlist_offer.tmpl"] = &fstest.MapFile{Data: []byte("  \n")} },
 	} {
 		m := fstest.MapFS{}
 		for k, v := range good {
