@@ -12,6 +12,7 @@ import (
 	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/service/booking"
 	"github.com/spa-engine/spa/actors/service/catalogue"
+	"github.com/spa-engine/spa/actors/service/notify"
 	"github.com/spa-engine/spa/actors/service/shop"
 	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/gateway/openapi"
@@ -44,6 +45,11 @@ func New(d Deps) (*fiber.App, error) {
 	s.ident = s.newIdentity()
 	s.booking = s.newBooking()
 	s.privacy, s.legalSvc = s.newPrivacy(), s.newLegal()
+	if s.templates = d.NotificationTemplates; s.templates == nil {
+		if s.templates, err = notify.NewCatalog(d.Store, notify.CatalogOptions{Now: d.Now, Log: d.Logger}); err != nil {
+			return nil, err
+		}
+	}
 	cfg := d.Config
 
 	corsMW, err := newCORS(cfg.CORSOrigins)

@@ -20,6 +20,7 @@ import (
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/service/booking"
+	"github.com/spa-engine/spa/actors/service/notify"
 	"github.com/spa-engine/spa/actors/service/payments"
 	"github.com/spa-engine/spa/actors/service/shop"
 	"github.com/spa-engine/spa/persistence"
@@ -147,6 +148,10 @@ type Deps struct {
 	// anonymous carts (zero: none).
 	HoldCaps booking.HoldCaps
 	CartCaps shop.CartCaps
+	// NotificationTemplates is the catalog the admin's template routes
+	// change, shared with the node's notifications so an activation
+	// applies at once on this node (nil: one over Store).
+	NotificationTemplates *notify.Catalog
 	// Now is the clock (nil: time.Now).
 	Now    func() time.Time
 	Config Config

@@ -25,6 +25,7 @@ import (
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/actors/service/identity"
 	"github.com/spa-engine/spa/actors/service/legal"
+	"github.com/spa-engine/spa/actors/service/notify"
 	"github.com/spa-engine/spa/actors/service/privacy"
 	"github.com/spa-engine/spa/actors/service/shop"
 	"github.com/spa-engine/spa/gateway/apierr"
@@ -186,8 +187,10 @@ type server struct {
 	ident *identity.Service
 	// The privacy and legal use cases (gateway/profiles.go, legal.go) and
 	// the count of requests refused by an IP block.
-	privacy    *privacy.Service
-	legalSvc   *legal.Service
+	privacy  *privacy.Service
+	legalSvc *legal.Service
+	// templates are the notification templates in force (notifications.go).
+	templates  *notify.Catalog
 	blockedIPs prometheus.Counter
 	// booking runs availability, the appointment lifecycle and its offers.
 	booking *booking.Service

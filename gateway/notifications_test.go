@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,5 +74,58 @@ func TestAdminNotifications(t *testing.T) {
 	}
 	if r := e.do("GET", "/v1/admin/notifications", ""); r.status != 401 {
 		t.Errorf("anonymous: %d, want 401", r.status)
+	}
+}
+
+// TestAdminNotificationTemplates: the admin previews a draft, is refused
+// a template naming an unknown variable (422 naming it), saves a version,
+// activates it and sees it active in the list; nobody else may.
+func TestAdminNotificationTemplates(t *testing.T) {
+	e := newEnv(t)
+	const base = "/v1/admin/notifications/templates/appointment_confirmed/es-CO/email"
+	r := e.admin("POST", base+"/preview", `{"subject":"Cita {{.Service}}","body":"Hola, {{.Service}} con {{.Staff}}, {{.When}}"}`)
+	preview := decode[struct {
+		Subject, Text, HTML string
+	}](t, r)
+	if r.status != 200 || preview.Subject != "Cita Masaje relajante" || !strings.Contains(preview.HTML, "<p>Hola, Masaje relajante con Ana") {
+		t.Fatalf("preview: %d %s", r.status, r.body)
+	}
+	r = e.admin("POST", base+"/versions", `{"subject":"Cita","body":"{{.Service}} por {{.Price}}"}`)
+	if r.status != 422 || r.errCode(t) != "validation_failed" || !strings.Contains(string(r.body), ".Price") {
+		t.Fatalf("unknown variable: %d %s; want a 422 naming .Price", r.status, r.body)
+	}
+	r = e.admin("POST", base+"/versions", `{"subject":"Cita","body":"{{if gt .When 3}}x{{end}}{{.Service}}"}`)
+	if r.status != 422 || !strings.Contains(string(r.body), ".When is a datetime") {
+		t.Fatalf("misused type: %d %s; want a 422 naming .When", r.status, r.body)
+	}
+	r = e.admin("POST", base+"/versions", `{"subject":"Tu cita: {{.Service}}","body":"Confirmada: {{.Service}}, {{.When}}."}`)
+	if v := decode[struct{ Version int }](t, r); r.status != 201 || v.Version != 2 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	if r := e.admin("POST", base+"/versions/9/activate", ""); r.status != 404 {
+		t.Fatalf("activate a missing version: %d %s", r.status, r.body)
+	}
+	if r := e.admin("POST", base+"/versions/2/activate", ""); r.status != 200 {
+		t.Fatalf("activate: %d %s", r.status, r.body)
+	}
+	r = e.admin("GET", "/v1/admin/notifications/templates", "")
+	list := decode[struct {
+		Templates []struct {
+			Kind, Language, Channel string
+			Active                  int
+			Versions                []struct{ Version int }
+		}
+	}](t, r)
+	found := false
+	for _, tm := range list.Templates {
+		if tm.Kind == "appointment_confirmed" && tm.Language == "es-CO" && tm.Channel == "email" {
+			found = tm.Active == 2 && len(tm.Versions) == 2
+		}
+	}
+	if r.status != 200 || !found {
+		t.Fatalf("list: %d %s", r.status, r.body)
+	}
+	if r := e.as(e.token("desk", auth.RoleReceptionist), "GET", "/v1/admin/notifications/templates"); r.status != 403 {
+		t.Errorf("receptionist: %d, want 403", r.status)
 	}
 }

@@ -102,7 +102,7 @@ func (nn *notificationsNode) stop() {
 // startNotifications starts the consumer when SPA_NOTIFICATIONS is on,
 // with out, the node's sender (sender.LogSink on channels without a
 // provider in dev mode).
-func (n *node) startNotifications(ctx context.Context, cfg config, js jetstream.JetStream, out sender.Sender) error {
+func (n *node) startNotifications(ctx context.Context, cfg config, js jetstream.JetStream, out sender.Sender, templates *notify.Catalog) error {
 	if !cfg.Notifications {
 		n.log.Info("notifications off (SPA_NOTIFICATIONS=false)")
 		return nil
@@ -110,7 +110,7 @@ func (n *node) startNotifications(ctx context.Context, cfg config, js jetstream.
 	if out == nil {
 		return errors.New("notifications: no sender")
 	}
-	deps := notify.Deps{Store: n.store, Sender: out, Phones: n.keyring, Log: n.log}
+	deps := notify.Deps{Store: n.store, Sender: out, Phones: n.keyring, Catalog: templates, Log: n.log}
 	if len(cfg.NotifyReminders) > 0 {
 		r, err := notifyjs.NewReminders(ctx, js, cfg.Cluster.replicas())
 		if err != nil {

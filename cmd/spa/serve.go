@@ -32,6 +32,7 @@ import (
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/service/booking"
+	"github.com/spa-engine/spa/actors/service/notify"
 	"github.com/spa-engine/spa/actors/service/payments"
 	"github.com/spa-engine/spa/actors/service/shop"
 	"github.com/spa-engine/spa/actors/waitlist"
@@ -292,7 +293,13 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	if err != nil {
 		return n, err
 	}
-	if err := n.startNotifications(ctx, cfg, js, n.identity.sender); err != nil {
+	// One template catalog for the notifications and the admin's routes,
+	// so an activation applies to this node's next message at once.
+	templates, err := notify.NewCatalog(n.store, notify.CatalogOptions{Log: log})
+	if err != nil {
+		return n, err
+	}
+	if err := n.startNotifications(ctx, cfg, js, n.identity.sender, templates); err != nil {
 		return n, err
 	}
 	holdCaps, cartCaps, err := n.hoardingCaps(cfg, reg)
@@ -335,6 +342,8 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		CartCaps:   cartCaps,
 		Payments:   pay,
 		Now:        time.Now,
+
+		NotificationTemplates: templates,
 		Checks: append([]gateway.Check{
 			{Name: "store", Check: n.store.Ping},
 			{Name: "nats", Check: func(context.Context) error { return n.nats.Ready() }},

@@ -221,42 +221,31 @@ type Draft struct {
 }
 
 // CreateVersion checks d against kind's declaration (a 422 naming the
-// field and the variable when it does not fit) and stores it as the next
-// version, not yet active; audited.
-func (c *Catalog) CreateVersion(ctx context.Context, by service.Caller, kind Kind, lang string, ch sender.Channel, d Draft) (TemplateVersion, error) {
+// field and the variable when it does not fit) and stores it in tx as the
+// next version, not yet active; audited. Two admins saving at once compute
+// the same version: the second gets a 409 and saves again.
+func (c *Catalog) CreateVersion(ctx context.Context, tx persistence.Tx, by service.Caller, kind Kind, lang string, ch sender.Channel, d Draft) (TemplateVersion, error) {
 	if err := requireAdmin(by); err != nil {
 		return TemplateVersion{}, err
 	}
 	if _, err := Compile(kind, lang, ch, 0, d.Subject, d.Body); err != nil {
 		return TemplateVersion{}, err
 	}
-	var v TemplateVersion
-	// Two admins saving at once compute the same next version; the
-	// primary key refuses the second, which tries again once.
-	for try := 0; ; try++ {
-		err := c.store.InTx(ctx, func(tx persistence.Tx) error {
-			latest, err := tx.NotificationTemplateLatest(ctx, string(kind), lang, string(ch))
-			if err != nil {
-				return err
-			}
-			now := c.now().UTC()
-			st := persistence.NotificationTemplate{Kind: string(kind), Language: lang, Channel: string(ch), Version: latest + 1,
-				Subject: d.Subject, Body: d.Body, CreatedAt: now, CreatedBy: by.Subject}
-			if err := tx.NotificationTemplateCreate(ctx, st); err != nil {
-				return err
-			}
-			v = TemplateVersion{Version: st.Version, Subject: st.Subject, Body: st.Body, CreatedAt: now, CreatedBy: by.Subject}
-			return service.Audit(ctx, tx, now, by, "notification_template.create", templateSubject(kind, lang, ch), "",
-				map[string]any{"version": st.Version})
-		})
-		if errors.Is(err, persistence.ErrConflict) && try == 0 {
-			continue
-		}
-		if errors.Is(err, persistence.ErrConflict) {
-			return v, fault.Conflict("another version was saved at the same time; save again")
-		}
-		return v, err
+	latest, err := tx.NotificationTemplateLatest(ctx, string(kind), lang, string(ch))
+	if err != nil {
+		return TemplateVersion{}, err
 	}
+	now := c.now().UTC()
+	st := persistence.NotificationTemplate{Kind: string(kind), Language: lang, Channel: string(ch), Version: latest + 1,
+		Subject: d.Subject, Body: d.Body, CreatedAt: now, CreatedBy: by.Subject}
+	if err := tx.NotificationTemplateCreate(ctx, st); errors.Is(err, persistence.ErrConflict) {
+		return TemplateVersion{}, fault.Conflict("another version was saved at the same time; save again")
+	} else if err != nil {
+		return TemplateVersion{}, err
+	}
+	v := TemplateVersion{Version: st.Version, Subject: st.Subject, Body: st.Body, CreatedAt: now, CreatedBy: by.Subject}
+	return v, service.Audit(ctx, tx, now, by, "notification_template.create", templateSubject(kind, lang, ch), "",
+		map[string]any{"version": st.Version})
 }
 
 func templateSubject(kind Kind, lang string, ch sender.Channel) string {
@@ -265,18 +254,14 @@ func templateSubject(kind Kind, lang string, ch sender.Channel) string {
 
 // version is version of kind in lang on ch, compiled: 1 the embedded one,
 // others from the store; 404 when there is no such version.
-func (c *Catalog) version(ctx context.Context, kind Kind, lang string, ch sender.Channel, version int) (*Template, error) {
+func (c *Catalog) version(ctx context.Context, tx persistence.Tx, kind Kind, lang string, ch sender.Channel, version int) (*Template, error) {
 	if declared[kind] == nil || !slices.Contains(languages, lang) || !slices.Contains(TemplateChannels(), ch) {
 		return nil, fault.NotFound("no such template")
 	}
 	if version == 1 {
 		return c.defaults.Get(kind, lang, ch), nil
 	}
-	var st persistence.NotificationTemplate
-	err := c.store.InTx(ctx, func(tx persistence.Tx) (err error) {
-		st, err = tx.NotificationTemplateGet(ctx, string(kind), lang, string(ch), version)
-		return err
-	})
+	st, err := tx.NotificationTemplateGet(ctx, string(kind), lang, string(ch), version)
 	if err != nil {
 		return nil, fault.IfNotFound(err, fmt.Sprintf("version %d of the template", version))
 	}
@@ -295,7 +280,10 @@ func (c *Catalog) Preview(ctx context.Context, by service.Caller, kind Kind, lan
 	if d != nil {
 		t, err = Compile(kind, lang, ch, 0, d.Subject, d.Body)
 	} else {
-		t, err = c.version(ctx, kind, lang, ch, version)
+		err = c.store.InTx(ctx, func(tx persistence.Tx) (err error) {
+			t, err = c.version(ctx, tx, kind, lang, ch, version)
+			return err
+		})
 	}
 	if err != nil {
 		return Rendered{}, err
@@ -304,26 +292,20 @@ func (c *Catalog) Preview(ctx context.Context, by service.Caller, kind Kind, lan
 }
 
 // Activate makes version (1: the embedded text) the one sent for kind in
-// lang on ch; audited. This node sends it from now on, the others within
-// the catalog's TTL.
-func (c *Catalog) Activate(ctx context.Context, by service.Caller, kind Kind, lang string, ch sender.Channel, version int) error {
+// lang on ch, in tx; audited. Call Invalidate once tx committed: this node
+// sends it from then on, the others within the catalog's TTL.
+func (c *Catalog) Activate(ctx context.Context, tx persistence.Tx, by service.Caller, kind Kind, lang string, ch sender.Channel, version int) error {
 	if err := requireAdmin(by); err != nil {
 		return err
 	}
-	if _, err := c.version(ctx, kind, lang, ch, version); err != nil {
+	if _, err := c.version(ctx, tx, kind, lang, ch, version); err != nil {
 		return err
 	}
-	err := c.store.InTx(ctx, func(tx persistence.Tx) error {
-		now := c.now().UTC()
-		if err := tx.NotificationTemplateActivate(ctx, persistence.NotificationTemplateActive{Kind: string(kind), Language: lang,
-			Channel: string(ch), Version: version, ActivatedAt: now, ActivatedBy: by.Subject}); err != nil {
-			return err
-		}
-		return service.Audit(ctx, tx, now, by, "notification_template.activate", templateSubject(kind, lang, ch), "",
-			map[string]any{"version": version})
-	})
-	if err == nil {
-		c.Invalidate()
+	now := c.now().UTC()
+	if err := tx.NotificationTemplateActivate(ctx, persistence.NotificationTemplateActive{Kind: string(kind), Language: lang,
+		Channel: string(ch), Version: version, ActivatedAt: now, ActivatedBy: by.Subject}); err != nil {
+		return err
 	}
-	return err
+	return service.Audit(ctx, tx, now, by, "notification_template.activate", templateSubject(kind, lang, ch), "",
+		map[string]any{"version": version})
 }

@@ -128,25 +128,36 @@ func TestPreviewCreateActivate(t *testing.T) {
 				r.Subject != "Your appointment is confirmed" || !strings.Contains(r.HTML, "Tuesday, December 8, 3:00 PM") {
 				t.Fatalf("preview of the embedded email: %+v, %v", r, err)
 			}
-			if _, err := cat.CreateVersion(ctx, admin, kind, lang, ch, Draft{Body: "{{.Service}} {{.Price}}"}); !strings.Contains(fieldErr(t, err).Message, ".Price") {
+			create := func(by service.Caller, d Draft) (v TemplateVersion, err error) {
+				err = f.store.InTx(ctx, func(tx persistence.Tx) (err error) {
+					v, err = cat.CreateVersion(ctx, tx, by, kind, lang, ch, d)
+					return err
+				})
+				return v, err
+			}
+			activate := func(version int) error {
+				defer cat.Invalidate()
+				return f.store.InTx(ctx, func(tx persistence.Tx) error { return cat.Activate(ctx, tx, admin, kind, lang, ch, version) })
+			}
+			if _, err := create(admin, Draft{Body: "{{.Service}} {{.Price}}"}); !strings.Contains(fieldErr(t, err).Message, ".Price") {
 				t.Fatalf("saving an unknown variable: %v", err)
 			}
 			client := service.Caller{Claims: auth.Claims{Subject: f.client, Role: auth.RoleClient}}
-			if _, err := cat.CreateVersion(ctx, client, kind, lang, ch, draft); err == nil {
+			if _, err := create(client, draft); err == nil {
 				t.Fatal("a client saved a template")
 			}
-			v, err := cat.CreateVersion(ctx, admin, kind, lang, ch, draft)
+			v, err := create(admin, draft)
 			if err != nil || v.Version != 2 {
 				t.Fatalf("create: %+v, %v", v, err)
 			}
-			if err := cat.Activate(ctx, admin, kind, lang, ch, 7); err == nil {
+			if err := activate(7); err == nil {
 				t.Fatal("activated a version that does not exist")
 			}
 			// Sent before the activation: the embedded text (and cached).
 			if err := f.svc.Handle(ctx, f.confirmed()); err != nil {
 				t.Fatal(err)
 			}
-			if err := cat.Activate(ctx, admin, kind, lang, ch, 2); err != nil {
+			if err := activate(2); err != nil {
 				t.Fatal(err)
 			}
 			next := f.confirmed()
