@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spa-engine/spa/actors/service/notify/quiethours"
+
 	"github.com/spa-engine/spa/actors/service/notify"
 )
 
@@ -96,7 +98,9 @@ type config struct {
 	// no reminders) and NotifyBackoff the waits between retries of a
 	// message (notifications.go).
 	NotifyReminders []notify.Reminder
-	NotifyBackoff   []time.Duration
+	// NotifyQuietHours is when marketing may go (SPA_NOTIFY_QUIET_HOURS).
+	NotifyQuietHours quiethours.Policy
+	NotifyBackoff    []time.Duration
 }
 
 // Booking engines: the production schedule actors, or the lock-per-request

@@ -13,11 +13,14 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/spa-engine/spa/actors/providers/sender"
+	"github.com/spa-engine/spa/actors/service/catalogue"
 	"github.com/spa-engine/spa/actors/service/notify"
+	"github.com/spa-engine/spa/actors/service/notify/quiethours"
 	"github.com/spa-engine/spa/cluster/jsretry"
 	"github.com/spa-engine/spa/cluster/notifyjs"
 	"github.com/spa-engine/spa/cluster/outbox"
 	"github.com/spa-engine/spa/messages"
+	"github.com/spa-engine/spa/persistence"
 )
 
 // Notifications to clients (docs/notifications.md): a durable JetStream
@@ -42,6 +45,10 @@ var notificationSettings = []setting{
 	}},
 	{"notify-reminders", "SPA_NOTIFY_REMINDERS", "24h,2h", "lead times of the two appointment reminders, longest first (appointment_reminder_24h, appointment_reminder_2h), or off", func(c *config, v string) (err error) {
 		c.NotifyReminders, err = notify.ParseReminders(v)
+		return err
+	}},
+	{"notify-quiet-hours", "SPA_NOTIFY_QUIET_HOURS", quiethours.DefaultSpec, "when marketing messages may go, in the studio's time zone (Colombian contact windows and public holidays by default); \"off\" for none; reminders move earlier into them", func(c *config, v string) (err error) {
+		c.NotifyQuietHours, err = quiethours.Parse(v, nil)
 		return err
 	}},
 	{"notify-backoff", "SPA_NOTIFY_BACKOFF", "10s,1m,5m,15m,30m", "waits before each retry of a message a provider failed for now; after the last one it is a dead letter", func(c *config, v string) (err error) {
@@ -111,6 +118,10 @@ func (n *node) startNotifications(ctx context.Context, cfg config, js jetstream.
 		return errors.New("notifications: no sender")
 	}
 	deps := notify.Deps{Store: n.store, Sender: out, Phones: n.keyring, Catalog: templates, Log: n.log}
+	if !cfg.NotifyQuietHours.IsOpen() {
+		hours := cfg.NotifyQuietHours.In(n.studioZone(ctx))
+		deps.QuietHours, deps.ReminderHours = notify.MarketingHours{Policy: hours}, hours
+	}
 	if len(cfg.NotifyReminders) > 0 {
 		r, err := notifyjs.NewReminders(ctx, js, cfg.Cluster.replicas())
 		if err != nil {
@@ -130,6 +141,25 @@ func (n *node) startNotifications(ctx context.Context, cfg config, js jetstream.
 		return n.notifications.followReminders(ctx, js, n.log, svc)
 	}
 	return nil
+}
+
+// studioZone is the studio's time zone, read once at start (a change of
+// it applies from the next start); Bogotá when none is stored.
+func (n *node) studioZone(ctx context.Context) *time.Location {
+	var zone string
+	_ = n.store.InTx(ctx, func(tx persistence.Tx) error {
+		st, err := tx.StudioGet(ctx, catalogue.StudioID)
+		zone = st.TimeZone
+		return err
+	})
+	if loc, err := time.LoadLocation(zone); err == nil && zone != "" {
+		return loc
+	}
+	loc, err := time.LoadLocation("America/Bogota")
+	if err != nil {
+		return time.UTC
+	}
+	return loc
 }
 
 // retryBackoff is the wait before redelivering an event whose handling
