@@ -1,6 +1,7 @@
 // Package providers builds the outbound provider clients from the
 // environment for cmd/spa: a sender.Router over Twilio (SMS, and WhatsApp
-// through Twilio), the WhatsApp Cloud API and, in dev mode, the log sink;
+// through Twilio), the WhatsApp Cloud API, SMTP (email) and, in dev mode,
+// the log sink;
 // plus the optional Twilio Verify client and reCAPTCHA verifier. The
 // clients themselves live in the subpackages and never import each other.
 package providers
@@ -13,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spa-engine/spa/actors/providers/email"
 	"github.com/spa-engine/spa/actors/providers/recaptcha"
 	"github.com/spa-engine/spa/actors/providers/resilient"
 	"github.com/spa-engine/spa/actors/providers/sender"
@@ -42,6 +44,9 @@ type Set struct {
 	Twilio *twilio.Client
 	// WhatsApp is nil when SPA_WHATSAPP_* is not set.
 	WhatsApp *whatsapp.Client
+	// Email is nil when SPA_SMTP_* is not set: no email channel (the dev
+	// log sink carries it in dev mode).
+	Email *email.Client
 	// WhatsAppWebhook holds the app secret and verify token for the
 	// webhook route (whatsapp.Handshake, whatsapp.ValidSignature).
 	WhatsAppWebhook whatsapp.Config
@@ -97,6 +102,17 @@ func FromEnv(o Options) (*Set, error) {
 		routes[sender.ChannelWhatsApp] = s.WhatsApp // the Cloud API wins over Twilio's
 	}
 
+	ecfg, ok, err := email.FromEnv(o.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		if s.Email, err = email.New(ecfg, m); err != nil {
+			return nil, err
+		}
+		routes[sender.ChannelEmail] = s.Email
+	}
+
 	rcfg, ok, err := recaptcha.FromEnv(o.Getenv)
 	if err != nil {
 		return nil, err
@@ -109,7 +125,7 @@ func FromEnv(o Options) (*Set, error) {
 
 	if o.Dev {
 		sink := sender.LogSink{Logger: o.Logger}
-		for _, c := range []sender.Channel{sender.ChannelSMS, sender.ChannelWhatsApp} {
+		for _, c := range []sender.Channel{sender.ChannelSMS, sender.ChannelWhatsApp, sender.ChannelEmail} {
 			if routes[c] == nil {
 				routes[c] = sink
 			}
