@@ -23,7 +23,7 @@ const (
 // Kinds are every kind, for the admin filter.
 func Kinds() []Kind {
 	return []Kind{KindAppointmentConfirmed, KindAppointmentCancelled, KindAppointmentRescheduled, KindWaitlistOffer,
-		KindReminder24h, KindReminder2h}
+		KindReminder24h, KindReminder2h, KindPaymentApproved, KindPaymentDeclined, KindPaymentRefunded}
 }
 
 // categories: every kind of this slice is about a booking the client made
@@ -35,6 +35,9 @@ var categories = map[Kind]persistence.NotificationCategory{
 	KindWaitlistOffer:          persistence.CategoryBooking,
 	KindReminder24h:            persistence.CategoryBooking,
 	KindReminder2h:             persistence.CategoryBooking,
+	KindPaymentApproved:        persistence.CategoryPayments,
+	KindPaymentDeclined:        persistence.CategoryPayments,
+	KindPaymentRefunded:        persistence.CategoryPayments,
 }
 
 // DefaultChannels is the channel order of every kind: WhatsApp, which
@@ -56,6 +59,10 @@ type intent struct {
 	start     time.Time
 	previous  time.Time // rescheduled: where it was
 	expires   time.Time // waitlist offer: when the held slot lapses
+	// payments: the amount, its currency and what it paid for
+	amountMinor int64
+	currency    string
+	paid        persistence.PaymentKind
 }
 
 // appointmentIntent is the message an appointment change asks for, if

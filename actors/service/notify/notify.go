@@ -141,7 +141,8 @@ func (e *RetryError) Unwrap() error { return e.Err }
 
 // Subjects are the event subjects Handle acts on.
 func Subjects() []string {
-	return []string{messages.Subject(&messages.AppointmentChanged{}), messages.Subject(&messages.WaitlistOffered{})}
+	return []string{messages.Subject(&messages.AppointmentChanged{}), messages.Subject(&messages.WaitlistOffered{}),
+		messages.Subject(&messages.PaymentChanged{})}
 }
 
 // Handle turns one event payload into its message, if it asks for one,
@@ -163,6 +164,8 @@ func (s *Service) Handle(ctx context.Context, payload proto.Message) error {
 		in, ok = appointmentIntent(ev)
 	case *messages.WaitlistOffered:
 		in, ok = waitlistIntent(ev)
+	case *messages.PaymentChanged:
+		in, ok = paymentIntent(ev)
 	}
 	if !ok {
 		return nil
@@ -234,6 +237,9 @@ func (s *Service) prepare(ctx context.Context, in intent) (prepared, error) {
 // staff member's time zone (the appointment's local time).
 func (s *Service) vars(ctx context.Context, tx persistence.Tx, in intent) (Vars, error) {
 	lang := s.cfg.Language
+	if categories[in.kind] == persistence.CategoryPayments {
+		return paymentVars(in, lang), nil
+	}
 	service, staff, loc := in.serviceID, in.staffID, time.UTC
 	if sv, err := tx.ServiceGet(ctx, in.serviceID); err == nil {
 		service = sv.Name

@@ -390,8 +390,10 @@ func TestDefaultTemplates(t *testing.T) {
 	for _, lang := range languages {
 		for _, kind := range Kinds() {
 			for _, ch := range TemplateChannels() {
-				out, err := ts.Get(kind, lang, ch).Render(SampleVars(kind, lang))
-				if err != nil || !strings.Contains(out.Text, "Masaje relajante") || (ch == sender.ChannelEmail) != (out.Subject != "" && out.HTML != "") {
+				vars := SampleVars(kind, lang)
+				first := vars[Declared(kind)[0].Name].(string) // the service's name, the amount paid
+				out, err := ts.Get(kind, lang, ch).Render(vars)
+				if err != nil || !strings.Contains(out.Text, first) || (ch == sender.ChannelEmail) != (out.Subject != "" && out.HTML != "") {
 					t.Errorf("%s %s %s: %+v, %v", lang, kind, ch, out, err)
 				}
 			}

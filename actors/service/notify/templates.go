@@ -104,6 +104,9 @@ var declared = map[Kind][]Var{
 	KindWaitlistOffer:          {varService, varStaff, varWhen, varExpiresAt, varExpiresIn},
 	KindReminder24h:            {varService, varStaff, varWhen},
 	KindReminder2h:             {varService, varStaff, varWhen},
+	KindPaymentApproved:        {varAmount, varFor},
+	KindPaymentDeclined:        {varAmount, varFor},
+	KindPaymentRefunded:        {varAmount, varFor},
 }
 
 // Declared are kind's variables (nil for an unknown kind).
