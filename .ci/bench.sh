@@ -118,10 +118,10 @@ for engine in actors lock-baseline; do
   # caps cost (a peek for a keyed claim, a take and a release for a hold)
   # and none is refused by them.
   CAPS=(--holds-per-client 1000000 --holds-per-ip 1000000)
-  echo "DATABASE_URL=<schema-url> ${PIN_SERVER[*]:+${PIN_SERVER[*]} }$BIN serve --booking-engine $engine --http-addr $ADDR --nats-port -1 --log-level warn ${CAPS[*]}" >>"$COMMANDS"
+  echo "DATABASE_URL=<schema-url> ${PIN_SERVER[*]:+${PIN_SERVER[*]} }$BIN serve --booking-engine $engine --http-addr $ADDR --admin-addr 127.0.0.1:0 --nats-port -1 --log-level warn ${CAPS[*]}" >>"$COMMANDS"
   say "starting spa serve --booking-engine $engine on schema $schema"
   start "$OUT/serve-$engine.log" env DATABASE_URL="$url" "${PIN_SERVER[@]}" "$BIN" serve --booking-engine "$engine" \
-    --http-addr "$ADDR" --nats-port -1 --data-dir "$data" --log-level warn "${CAPS[@]}"
+    --http-addr "$ADDR" --admin-addr 127.0.0.1:0 --nats-port -1 --data-dir "$data" --log-level warn "${CAPS[@]}"
   # Availability idle and under load are measured back to back on the same
   # fresh schema, before the closed-loop runs leave PostgreSQL busy with
   # autovacuum and checkpoints, so the two differ only by the load. Under

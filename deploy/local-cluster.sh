@@ -11,6 +11,7 @@ set -euo pipefail
 BIN=${BIN:-bin/spa}
 DIR=${CLUSTER_DIR:-data/cluster}
 HTTP_BASE=${CLUSTER_HTTP_BASE:-8180}   # nodes listen on 8180, 8181, 8182
+ADMIN_BASE=${CLUSTER_ADMIN_BASE:-9190} # admin listeners (/metrics, /debug/pprof): 9190, 9191, 9192
 NATS_BASE=${CLUSTER_NATS_BASE:-4350}
 ROUTE_BASE=${CLUSTER_ROUTE_BASE:-6350}
 NODES=3
@@ -44,7 +45,7 @@ start() {
     if alive "$d/pid"; then say "spa-$i already runs (pid $(cat "$d/pid"))"; continue; fi
     SPA_TOKEN_SECRET=$(cat "$secret_file") DATABASE_URL=$db \
       SPA_DATA_DIR=$d SPA_NODE_NAME=spa-$i \
-      SPA_HTTP_ADDR=127.0.0.1:$((HTTP_BASE + i)) SPA_HTTP_ADVERTISE=http://127.0.0.1:$((HTTP_BASE + i)) \
+      SPA_HTTP_ADDR=127.0.0.1:$((HTTP_BASE + i)) SPA_ADMIN_ADDR=127.0.0.1:$((ADMIN_BASE + i)) SPA_HTTP_ADVERTISE=http://127.0.0.1:$((HTTP_BASE + i)) \
       SPA_NATS_PORT=$((NATS_BASE + i)) \
       SPA_CLUSTER_ADDR=127.0.0.1:$((ROUTE_BASE + i)) SPA_CLUSTER_ROUTES=$routes \
       nohup "$BIN" serve >"$d/log" 2>&1 &
@@ -62,6 +63,8 @@ start() {
   cat <<MSG
 Three nodes are up (any node answers any request):
   http://127.0.0.1:${HTTP_BASE}  http://127.0.0.1:$((HTTP_BASE + 1))  http://127.0.0.1:$((HTTP_BASE + 2))
+Their admin listeners (/metrics; /debug/pprof with an admin token):
+  http://127.0.0.1:${ADMIN_BASE}  http://127.0.0.1:$((ADMIN_BASE + 1))  http://127.0.0.1:$((ADMIN_BASE + 2))
 An admin token for all of them:
   SPA_TOKEN_SECRET=\$(cat $secret_file) $BIN token --subject me --role admin
 Then, e.g.:  curl -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:${HTTP_BASE}/v1/cluster

@@ -101,7 +101,6 @@ func (s *server) registerRoutes(app *fiber.App) {
 
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
-	app.Get("/metrics", s.metricsHandler())
 	app.Get("/openapi.json", openapi.Serve)
 
 	app.Get("/v1/studio", s.getPublicStudio)

@@ -33,7 +33,7 @@ func (s *server) refuseBlockedIPs(c *fiber.Ctx) error {
 		return c.Next()
 	}
 	switch c.Path() {
-	case "/healthz", "/readyz", "/metrics":
+	case "/healthz", "/readyz":
 		return c.Next()
 	}
 	a, ok := s.clientAddr(c)

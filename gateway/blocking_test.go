@@ -131,7 +131,7 @@ func TestIPBlocklist(t *testing.T) {
 		t.Fatalf("mapped address: %d %s", r.status, r.body)
 	}
 
-	if m := string(e.do("GET", "/metrics", "").body); !strings.Contains(m, "spa_http_blocked_requests_total 4\n") {
+	if m := string(e.metrics().body); !strings.Contains(m, "spa_http_blocked_requests_total 4\n") {
 		t.Fatalf("metrics lack 4 blocked requests:\n%s", m)
 	}
 	audit := string(e.admin("GET", "/v1/admin/audit", "").body)

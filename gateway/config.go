@@ -96,10 +96,10 @@ type Deps struct {
 	Tokens *auth.Tokens
 	// Logger receives access logs and internal errors (nil: slog.Default()).
 	Logger *slog.Logger
-	// Registerer receives the HTTP metrics and Gatherer serves /metrics.
-	// Both nil: a private registry, so tests never share global state.
+	// Registerer receives the HTTP metrics (nil: a private registry, so
+	// tests never share global state). The admin listener (NewAdmin)
+	// serves them, never this app.
 	Registerer prometheus.Registerer
-	Gatherer   prometheus.Gatherer
 	// Checks run on /readyz. A "store" check pinging Store is added unless
 	// one with that name is given.
 	Checks []Check
@@ -170,18 +170,8 @@ func (d Deps) withDefaults() (Deps, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	switch {
-	case d.Registerer == nil && d.Gatherer == nil:
-		reg := prometheus.NewRegistry()
-		d.Registerer, d.Gatherer = reg, reg
-	case d.Registerer == nil:
-		return d, errors.New("gateway: Deps.Gatherer given without Deps.Registerer")
-	case d.Gatherer == nil:
-		g, ok := d.Registerer.(prometheus.Gatherer)
-		if !ok {
-			return d, errors.New("gateway: Deps.Registerer is not a Gatherer; set Deps.Gatherer")
-		}
-		d.Gatherer = g
+	if d.Registerer == nil {
+		d.Registerer = prometheus.NewRegistry()
 	}
 	hasStore := false
 	for _, c := range d.Checks {

@@ -32,6 +32,8 @@ type env struct {
 	store  persistence.Store
 	tokens *auth.Tokens
 	logs   *bytes.Buffer
+	// reg is the registry the app's metrics went to.
+	reg prometheus.Gatherer
 }
 
 type envOpt func(*Deps)
@@ -53,11 +55,35 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	for _, o := range opts {
 		o(&d)
 	}
+	if d.Registerer == nil {
+		d.Registerer = prometheus.NewRegistry()
+	}
+	reg, ok := d.Registerer.(prometheus.Gatherer)
+	if !ok {
+		t.Fatal("test registerer is not a gatherer")
+	}
 	app, err := New(d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, app: app, store: st, tokens: tokens, logs: logs}
+	return &env{t: t, app: app, store: st, tokens: tokens, logs: logs, reg: reg}
+}
+
+// metrics is what the admin listener's /metrics serves for the env's
+// registry (the public app serves none).
+func (e *env) metrics() result {
+	e.t.Helper()
+	admin, err := NewAdmin(AdminDeps{Tokens: e.tokens, Gatherer: e.reg})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	res, err := admin.Test(newRequest("GET", "/metrics", "", nil), -1)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return result{res.StatusCode, res.Header, b}
 }
 
 // syncWriter serialises log writes from concurrent requests.
@@ -393,7 +419,10 @@ func TestMetrics(t *testing.T) {
 	e := newEnv(t, func(d *Deps) { d.Registerer = reg })
 	e.do("GET", "/healthz", "")
 	e.do("GET", "/random/path/123", "")
-	r := e.do("GET", "/metrics", "")
+	if r := e.do("GET", "/metrics", ""); r.status != 404 {
+		t.Fatalf("the public app serves /metrics: %d", r.status)
+	}
+	r := e.metrics()
 	body := string(r.body)
 	if r.status != 200 || !strings.Contains(body, `spa_http_requests_total{method="GET",route="/healthz",status="200"} 1`) {
 		t.Fatalf("%d %s", r.status, body)

@@ -6,8 +6,6 @@ import (
 	"sync"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/adaptor"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/gateway/reqctx"
@@ -97,8 +95,3 @@ type panicError struct{}
 func (panicError) Error() string { return "check panicked" }
 
 var errPanicked error = panicError{}
-
-// metricsHandler serves the Gatherer in the Prometheus text format.
-func (s *server) metricsHandler() fiber.Handler {
-	return adaptor.HTTPHandler(promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{}))
-}

@@ -248,7 +248,7 @@ func TestConsentGuardOnBooking(t *testing.T) {
 	if !slices.Equal(missing, []string{"consent-face@1", "terms@1"}) {
 		t.Fatalf("missing %v", missing)
 	}
-	if m := string(e.do("GET", "/metrics", "").body); !strings.Contains(m, "spa_legal_consent_required_total 1\n") {
+	if m := string(e.metrics().body); !strings.Contains(m, "spa_legal_consent_required_total 1\n") {
 		t.Fatalf("metrics lack the 428:\n%s", m)
 	}
 	// Staff book for the client regardless.

@@ -64,7 +64,7 @@ func newMFAEnvOn(t *testing.T, store persistence.Store, start time.Time, withCal
 		if store != nil {
 			d.Store = store
 		}
-		d.Now, d.Registerer, d.Gatherer = me.clk.now, me.reg, me.reg
+		d.Now, d.Registerer = me.clk.now, me.reg
 		me.otpStore = &downable{Store: d.Store}
 		hasher, err := otp.NewHasher(bytes.Repeat([]byte{1}, otp.MinKeyLen))
 		if err != nil {

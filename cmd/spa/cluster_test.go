@@ -59,13 +59,15 @@ const loadStretch = 200
 const clusterSecret = "c3BhLWNsdXN0ZXItdGVzdC1zZWNyZXQtMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3"
 
 type clusterProc struct {
-	name   string
-	env    map[string]string
-	base   string
-	cmd    *exec.Cmd
-	stdout *syncBuffer
-	stderr *syncBuffer
-	exited chan error
+	name string
+	env  map[string]string
+	base string
+	// adminURL is the admin listener (/metrics).
+	adminURL string
+	cmd      *exec.Cmd
+	stdout   *syncBuffer
+	stderr   *syncBuffer
+	exited   chan error
 }
 
 type testCluster struct {
@@ -108,6 +110,7 @@ func startTestCluster(t *testing.T, bin string, extra func(i int) map[string]str
 			"SPA_TOKEN_SECRET":      clusterSecret,
 			"SPA_DATA_DIR":          t.TempDir(),
 			"SPA_HTTP_ADDR":         fmt.Sprintf("127.0.0.1:%d", httpPort),
+			"SPA_ADMIN_ADDR":        "127.0.0.1:0",
 			"SPA_HTTP_ADVERTISE":    fmt.Sprintf("http://127.0.0.1:%d", httpPort),
 			"SPA_NATS_PORT":         strconv.Itoa(freePort(t)),
 			"SPA_NODE_NAME":         fmt.Sprintf("n%d", i),
@@ -193,8 +196,8 @@ func (c *testCluster) listening(p *clusterProc) error {
 			return true
 		default:
 		}
-		p.base = listeningURL(p.stdout.String())
-		return p.base != ""
+		p.base, p.adminURL = listeningURL(p.stdout.String()), adminListenURL(p.stdout.String())
+		return p.base != "" && p.adminURL != ""
 	})
 	return exit
 }
@@ -333,7 +336,7 @@ func (c *testCluster) waitSettled(within time.Duration, idx ...int) map[int]stri
 // metric sums the samples of a Prometheus series on p.
 func metric(t *testing.T, p *clusterProc, name string, labels ...string) float64 {
 	t.Helper()
-	res, err := http.Get(p.base + "/metrics")
+	res, err := http.Get(p.adminURL + "/metrics")
 	if err != nil {
 		t.Fatalf("%s metrics: %v", p.name, err)
 	}

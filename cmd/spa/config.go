@@ -36,10 +36,13 @@ const (
 type config struct {
 	// getenv is the environment parseConfig read, for packages that read
 	// their own variables (the message providers).
-	getenv             func(string) string
-	Mode               string
-	DataDir            string
-	HTTPAddr           string
+	getenv   func(string) string
+	Mode     string
+	DataDir  string
+	HTTPAddr string
+	// AdminAddr is the private listener of /metrics, /debug/pprof and
+	// the ops console (gateway.NewAdmin).
+	AdminAddr          string
 	DatabaseURL        string // empty: embedded SQLite in DataDir
 	NATSHost           string
 	NATSPort           int
@@ -147,6 +150,13 @@ var settings = []setting{
 			return err
 		}
 		c.HTTPAddr = v
+		return nil
+	}},
+	{"admin-addr", "SPA_ADMIN_ADDR", "127.0.0.1:9090", "admin listen address: /metrics (anonymous), /debug/pprof (admin token); keep it private (loopback, or the pod address Prometheus scrapes), never behind the public load balancer", func(c *config, v string) error {
+		if _, err := hostPort(v); err != nil {
+			return err
+		}
+		c.AdminAddr = v
 		return nil
 	}},
 	{"database-url", "DATABASE_URL", "", "postgres:// or postgresql:// URL of PostgreSQL/CockroachDB; unset: embedded SQLite", func(c *config, v string) error {
@@ -395,7 +405,7 @@ func checkDevListeners(c *config) error {
 	if c.Mode != modeDev || c.DevAllowRemote {
 		return nil
 	}
-	listeners := []struct{ source, addr string }{{"SPA_HTTP_ADDR", c.HTTPAddr}}
+	listeners := []struct{ source, addr string }{{"SPA_HTTP_ADDR", c.HTTPAddr}, {"SPA_ADMIN_ADDR", c.AdminAddr}}
 	if c.NATSPort != 0 { // 0: NATS in process only, no listener
 		listeners = append(listeners, struct{ source, addr string }{"SPA_NATS_HOST", net.JoinHostPort(c.NATSHost, "0")})
 	}

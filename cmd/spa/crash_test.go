@@ -56,7 +56,7 @@ type process struct {
 func startProcess(t *testing.T, bin string, env map[string]string) *process {
 	t.Helper()
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = os.Environ()
+	cmd.Env = append(os.Environ(), "SPA_ADMIN_ADDR=127.0.0.1:0") // env may override
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}

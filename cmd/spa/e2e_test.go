@@ -40,14 +40,35 @@ func (s *syncBuffer) String() string {
 }
 
 // listeningURL extracts the base URL from serve's "listening on" line.
-func listeningURL(out string) string {
+func listeningURL(out string) string { return urlAfter(out, "listening on ") }
+
+// adminListenURL extracts the admin listener's URL from serve's "admin
+// on" line (printed right after "listening on").
+func adminListenURL(out string) string { return urlAfter(out, "admin on ") }
+
+func urlAfter(out, prefix string) string {
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
+		if rest, ok := strings.CutPrefix(sc.Text(), prefix); ok {
 			return strings.TrimSpace(rest)
 		}
 	}
 	return ""
+}
+
+// admins maps the base URL of a node serveInProcess started to its admin
+// listener's URL, for metricsOf.
+var admins sync.Map
+
+// metricsOf scrapes /metrics from the admin listener of the node
+// serveInProcess started at base (the public port serves none).
+func metricsOf(t testing.TB, base string) (int, string) {
+	t.Helper()
+	admin, ok := admins.Load(base)
+	if !ok {
+		t.Fatalf("no admin listener known for %s", base)
+	}
+	return httpGet(t, admin.(string)+"/metrics")
 }
 
 // serveInProcess runs `spa serve` through run() on port 0 with a temp data
@@ -71,7 +92,7 @@ func serveInProcess(t *testing.T, env map[string]string, dataDir string) (string
 	if p := env["SPA_NATS_PORT"]; p != "" {
 		natsPort = p
 	}
-	args := []string{"serve", "--http-addr", "127.0.0.1:0", "--nats-port", natsPort, "--data-dir", dataDir}
+	args := []string{"serve", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--nats-port", natsPort, "--data-dir", dataDir}
 	done := make(chan struct{}) // closed when run has returned result
 	var result error
 	go func() {
@@ -100,9 +121,12 @@ func serveInProcess(t *testing.T, env map[string]string, dataDir string) (string
 			t.Fatalf("serve exited early: %v\n%s", result, stderr.String())
 		default:
 		}
-		if base = listeningURL(stdout.String()); base == "" {
+		base = listeningURL(stdout.String())
+		admin := adminListenURL(stdout.String())
+		if base == "" || admin == "" {
 			return fmt.Errorf("not listening yet\n%s", stderr.String())
 		}
+		admins.Store(base, admin)
 		return nil
 	})
 	return base, stop, stderr
@@ -158,7 +182,10 @@ func TestServeEndToEnd(t *testing.T) {
 					t.Errorf("readyz check %s = %q", dep, ready.Checks[dep])
 				}
 			}
-			code, body := httpGet(t, base+"/metrics")
+			if code, _ := httpGet(t, base+"/metrics"); code != 404 {
+				t.Fatalf("the public port serves /metrics: %d", code)
+			}
+			code, body := metricsOf(t, base)
 			if code != 200 || !strings.Contains(body, "spa_http_requests_total") || !strings.Contains(body, "go_goroutines") {
 				t.Fatalf("/metrics = %d, missing expected series:\n%.500s", code, body)
 			}

@@ -108,7 +108,7 @@ func fuzzNode(tb testing.TB) (*fiber.App, []string) {
 	if pgtest.Available(tb) {
 		env["DATABASE_URL"] = pgtest.SchemaURL(tb, "fuzz")
 	}
-	cfg, err := parseConfig("serve", []string{"--http-addr", "127.0.0.1:0", "--nats-port", "-1", "--data-dir", tb.TempDir()},
+	cfg, err := parseConfig("serve", []string{"--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--nats-port", "-1", "--data-dir", tb.TempDir()},
 		envFunc(env), io.Discard)
 	if err != nil {
 		tb.Fatal(err)

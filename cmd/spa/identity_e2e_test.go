@@ -94,7 +94,7 @@ func TestIdentityEndToEnd(t *testing.T) {
 			a.must(401, "GET", "/v1/me/sessions", access3, nil)
 			a.must(401, "POST", "/v1/auth/refresh", "", map[string]any{"refresh_token": refresh3})
 
-			_, metrics := httpGet(t, base+"/metrics")
+			_, metrics := metricsOf(t, base)
 			for _, want := range []string{`spa_otp_requests_total{outcome="sent"} 2`, `spa_otp_verifications_total{outcome="ok"} 2`, "spa_sessions_active 0"} {
 				if !strings.Contains(metrics, want) {
 					t.Errorf("metrics lack %q", want)

@@ -63,7 +63,7 @@ func TestLoadgenEndToEnd(t *testing.T) {
 func TestLockBaselineRefusesSQLite(t *testing.T) {
 	dir := t.TempDir()
 	var stderr syncBuffer
-	err := run(t.Context(), []string{"serve", "--booking-engine", "lock-baseline", "--http-addr", "127.0.0.1:0", "--nats-port", "-1", "--data-dir", dir},
+	err := run(t.Context(), []string{"serve", "--booking-engine", "lock-baseline", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--nats-port", "-1", "--data-dir", dir},
 		func(string) string { return "" }, io.Discard, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "SPA_BOOKING_ENGINE") || !strings.Contains(err.Error(), "PostgreSQL") {
 		t.Fatalf("serve with lock-baseline on SQLite: %v", err)

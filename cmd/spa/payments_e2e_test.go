@@ -83,7 +83,7 @@ func TestPaymentEndToEnd(t *testing.T) {
 			if res.StatusCode != 401 {
 				t.Fatalf("forged event: %d", res.StatusCode)
 			}
-			_, metrics := httpGet(t, base+"/metrics")
+			_, metrics := metricsOf(t, base)
 			for _, want := range []string{`spa_payments_webhook_events_total{outcome="applied"} 1`,
 				`spa_payments_webhook_events_total{outcome="forged"} 1`, `spa_payments_exceptions_open{class="orphan"} 0`,
 				`spa_payments_exception_oldest_seconds 0`, `provider="wompi"`} {

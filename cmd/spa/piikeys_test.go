@@ -61,7 +61,7 @@ func TestPIIKeyRotationEndToEnd(t *testing.T) {
 			base, _, _ = serveInProcess(t, env2, dataDir)
 			a = api{t, base}
 			testwait.For(t, 20*time.Second, "the rotation pass", func() bool {
-				_, body := httpGet(t, base+"/metrics")
+				_, body := metricsOf(t, base)
 				return strings.Contains(body, "spa_pii_rotation_running 0") &&
 					strings.Contains(body, `spa_pii_rotation_rows_total{outcome="rewritten",table="client_profiles"} 1`)
 			})

@@ -92,9 +92,12 @@ type node struct {
 	followups jetstream.ConsumeContext
 	app       *fiber.App
 	ln        net.Listener
-	cancel    context.CancelFunc // stops background loops
-	loops     sync.WaitGroup
-	timeout   time.Duration
+	// admin serves /metrics and /debug/pprof on adminLn (SPA_ADMIN_ADDR).
+	admin   *fiber.App
+	adminLn net.Listener
+	cancel  context.CancelFunc // stops background loops
+	loops   sync.WaitGroup
+	timeout time.Duration
 
 	// baseline decides claims instead of sched when SPA_BOOKING_ENGINE is
 	// lock-baseline (benchmarks only).
@@ -325,7 +328,6 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		Tokens:     tokens,
 		Logger:     log,
 		Registerer: reg,
-		Gatherer:   reg,
 		Calendars:  schedule.NewClient(calendars),
 		Resources:  resources,
 		Cluster:    n.clusterView(),
@@ -392,6 +394,12 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		return n, fmt.Errorf("SPA_HTTP_ADDR: %w", err)
 	}
 	n.payments.listening(n.ln.Addr()) // the dev fake posts its events here
+	if n.admin, err = gateway.NewAdmin(gateway.AdminDeps{Tokens: tokens, Gatherer: reg, Logger: log}); err != nil {
+		return n, err
+	}
+	if n.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+		return n, fmt.Errorf("SPA_ADMIN_ADDR: %w", err)
+	}
 	return n, nil
 }
 
@@ -434,6 +442,16 @@ func (n *node) shutdown() {
 		})
 	} else if n.ln != nil {
 		n.ln.Close()
+	}
+	// The admin listener goes after the API has drained, so the last
+	// scrape sees the drain.
+	if n.admin != nil {
+		if err := n.admin.ShutdownWithContext(ctx); err != nil {
+			n.log.Warn("admin drain incomplete", "err", err)
+		}
+	}
+	if n.adminLn != nil {
+		n.adminLn.Close() // not served when the node never got to serve
 	}
 	for _, cc := range []jetstream.ConsumeContext{n.catalogue, n.followups} {
 		if cc != nil {
@@ -490,10 +508,12 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- n.app.Listener(n.ln) }()
-	n.log.Info("node started", "http", n.ln.Addr().String(), "nats", n.nats.ClientURL(), "store", string(n.store.Dialect()), "mode", cfg.Mode)
+	go func() { served <- n.admin.Listener(n.adminLn) }()
+	n.log.Info("node started", "http", n.ln.Addr().String(), "admin", n.adminLn.Addr().String(), "nats", n.nats.ClientURL(), "store", string(n.store.Dialect()), "mode", cfg.Mode)
 	fmt.Fprintf(stdout, "listening on http://%s\n", n.ln.Addr())
+	fmt.Fprintf(stdout, "admin on http://%s\n", n.adminLn.Addr())
 	select {
 	case <-ctx.Done():
 		n.log.Info("shutting down", "cause", context.Cause(ctx))

@@ -66,7 +66,7 @@ func TestTOTPKioskEndToEnd(t *testing.T) {
 			kiosk := k["token"].(string)
 			a.must(403, "GET", "/v1/me/sessions", kiosk, nil)
 			a.must(202, "POST", "/v1/kiosk/otp", kiosk, map[string]any{"phone": "+573109876543"})
-			_, metrics := httpGet(t, base+"/metrics")
+			_, metrics := metricsOf(t, base)
 			for _, want := range []string{"spa_kiosk_sessions_active 1", `spa_kiosk_codes_total{outcome="sent"} 1`, `spa_totp_verifications_total{outcome="ok"} 1`} {
 				if !strings.Contains(metrics, want) {
 					t.Errorf("metrics lack %q", want)

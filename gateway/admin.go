@@ -1,0 +1,55 @@
+package gateway
+
+import (
+	"errors"
+	"log/slog"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/pprof"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/spa-engine/spa/actors/auth"
+	"github.com/spa-engine/spa/gateway/apierr"
+)
+
+// AdminDeps is what the admin listener needs.
+type AdminDeps struct {
+	// Tokens verifies the admin tokens /debug/pprof asks for; required.
+	Tokens *auth.Tokens
+	// Gatherer is served on /metrics; required.
+	Gatherer prometheus.Gatherer
+	// Logger receives internal errors (nil: slog.Default()).
+	Logger *slog.Logger
+}
+
+// NewAdmin builds the admin listener's app: /metrics for Prometheus and
+// /debug/pprof for an admin token. It is meant for a private address
+// (SPA_ADMIN_ADDR, loopback or the pod network), never the public port:
+// metrics name routes and counts that are nobody else's business, and
+// profiles cost CPU. /metrics stays anonymous so a scraper needs no
+// token; the address is what protects it.
+func NewAdmin(d AdminDeps) (*fiber.App, error) {
+	if d.Tokens == nil || d.Gatherer == nil {
+		return nil, errors.New("gateway: AdminDeps.Tokens and AdminDeps.Gatherer are required")
+	}
+	log := d.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	app := fiber.New(fiber.Config{
+		ErrorHandler:          func(c *fiber.Ctx, err error) error { return apierr.Render(c, log, err) },
+		DisableStartupMessage: true,
+		CaseSensitive:         true,
+		StrictRouting:         true,
+		Immutable:             true,
+	})
+	app.Use(requestID)
+	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{})))
+	// Profiles need an admin token: they show code paths and cost CPU.
+	app.Use("/debug/pprof", Authenticate(d.Tokens), RequireRole(auth.RoleAdmin))
+	app.Use(pprof.New())
+	return app, nil
+}

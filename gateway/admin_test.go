@@ -1,0 +1,53 @@
+package gateway
+
+import (
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spa-engine/spa/actors/auth"
+)
+
+func TestAdminListener(t *testing.T) {
+	e := newEnv(t)
+	e.do("GET", "/healthz", "")
+	admin, err := NewAdmin(AdminDeps{Tokens: e.tokens, Gatherer: e.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string, hdr ...string) (int, string) {
+		t.Helper()
+		res, err := admin.Test(newRequest("GET", path, "", hdr), -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	// Metrics are anonymous on the admin address: a scraper has no token.
+	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, `spa_http_requests_total{method="GET",route="/healthz",status="200"} 1`) {
+		t.Fatalf("/metrics: %d %.300s", code, body)
+	}
+	// Profiles need an admin.
+	for who, hdr := range map[string][]string{
+		"anonymous": nil,
+		"client":    {"Authorization", "Bearer " + e.token("c", auth.RoleClient)},
+		"bad token": {"Authorization", "Bearer nope"},
+	} {
+		if code, body := get("/debug/pprof/", hdr...); code != 401 && code != 403 {
+			t.Errorf("%s reads pprof: %d %.200s", who, code, body)
+		}
+	}
+	if code, body := get("/debug/pprof/", "Authorization", "Bearer "+e.token("root", auth.RoleAdmin)); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Fatalf("admin pprof: %d %.300s", code, body)
+	}
+	if code, body := get("/v1/studio"); code != 404 || !strings.Contains(body, "not_found") {
+		t.Fatalf("the admin app serves the API: %d %s", code, body)
+	}
+	if _, err := NewAdmin(AdminDeps{Gatherer: prometheus.NewRegistry()}); err == nil {
+		t.Fatal("admin app without tokens accepted")
+	}
+}
