@@ -32,6 +32,9 @@ type Sent struct {
 	// Template fields, for type "template".
 	Template, Language string
 	Params             []string
+	// Buttons of an interactive reply-button message ("id=title"), whose
+	// body is in Text.
+	Buttons []string
 }
 
 // Status is a status update the fake emitted (and posted to the webhook).
@@ -169,6 +172,21 @@ type request struct {
 			} `json:"parameters"`
 		} `json:"components"`
 	} `json:"template"`
+	Interactive *struct {
+		Type string `json:"type"`
+		Body struct {
+			Text string `json:"text"`
+		} `json:"body"`
+		Action struct {
+			Buttons []struct {
+				Type  string `json:"type"`
+				Reply struct {
+					ID    string `json:"id"`
+					Title string `json:"title"`
+				} `json:"reply"`
+			} `json:"buttons"`
+		} `json:"action"`
+	} `json:"interactive"`
 }
 
 func (s *Server) send(w http.ResponseWriter, r *http.Request) {
@@ -222,6 +240,20 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		sent.Template, sent.Language = t.Name, t.Language.Code
+	case "interactive":
+		in := req.Interactive
+		if in == nil || in.Type != "button" || in.Body.Text == "" || len(in.Action.Buttons) == 0 || len(in.Action.Buttons) > 3 {
+			graphError(w, http.StatusBadRequest, 131009, "OAuthException", "(#131009) Parameter value is not valid", "interactive button messages need a body and 1-3 buttons")
+			return
+		}
+		for _, b := range in.Action.Buttons {
+			if b.Type != "reply" || b.Reply.ID == "" || len(b.Reply.ID) > 256 || b.Reply.Title == "" || len([]rune(b.Reply.Title)) > 20 {
+				graphError(w, http.StatusBadRequest, 131009, "OAuthException", "(#131009) Parameter value is not valid", "button title at most 20 characters, id at most 256")
+				return
+			}
+			sent.Buttons = append(sent.Buttons, b.Reply.ID+"="+b.Reply.Title)
+		}
+		sent.Text = in.Body.Text
 	default:
 		graphError(w, http.StatusBadRequest, 100, "OAuthException", "(#100) Invalid parameter", "unsupported type")
 		return
@@ -246,7 +278,9 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 	s.sent = append(s.sent, sent)
 	now := s.now()
 	last, opened := s.inbound[req.To]
-	outside := sent.Type == "text" && (!opened || now.Sub(last) >= 24*time.Hour)
+	// Only templates may leave the window: Meta accepts the rest and
+	// fails them afterwards.
+	outside := sent.Type != "template" && (!opened || now.Sub(last) >= 24*time.Hour)
 	var st Status
 	if outside {
 		st = Status{ID: sent.ID, RecipientID: req.To, Status: "failed", ErrorCode: 131047}
