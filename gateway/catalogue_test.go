@@ -169,12 +169,18 @@ func TestStaffAndHours(t *testing.T) {
 	if len(pub.Staff) != 1 || pub.Staff[0].WeeklyHours != nil || pub.Staff[0].Version != 0 {
 		t.Fatalf("public staff view leaks admin fields: %s", e.do("GET", "/v1/staff", "").body)
 	}
+	// Touching and overlapping ranges of a day are one shift.
+	r = e.admin("PUT", "/v1/admin/staff/bea", `{"name":"Bea","time_zone":"America/Bogota","weekly_hours":{"monday":[{"start":"12:00","end":"15:00"},{"start":"09:00","end":"12:00"}],"tuesday":[{"start":"09:00","end":"13:00"},{"start":"12:00","end":"14:00"}]},"version":0}`)
+	if bea := decode[catalogue.StaffJSON](t, r); !slices.Equal(bea.WeeklyHours["monday"], []catalogue.ClockRange{{Start: "09:00", End: "15:00"}}) ||
+		!slices.Equal(bea.WeeklyHours["tuesday"], []catalogue.ClockRange{{Start: "09:00", End: "14:00"}}) {
+		t.Fatalf("merged hours: %d %s", r.status, r.body)
+	}
 	for name, body := range map[string]string{
-		"overlap":  `{"name":"B","time_zone":"America/Bogota","weekly_hours":{"monday":[{"start":"09:00","end":"13:00"},{"start":"12:00","end":"14:00"}]},"version":0}`,
-		"inverted": `{"name":"B","time_zone":"America/Bogota","weekly_hours":{"monday":[{"start":"13:00","end":"09:00"}]},"version":0}`,
-		"bad time": `{"name":"B","time_zone":"America/Bogota","weekly_hours":{"monday":[{"start":"9am","end":"13:00"}]},"version":0}`,
-		"bad day":  `{"name":"B","time_zone":"America/Bogota","weekly_hours":{"funday":[{"start":"09:00","end":"13:00"}]},"version":0}`,
-		"bad zone": `{"name":"B","time_zone":"Bogota","version":0}`,
+		"past midnight": `{"name":"B","time_zone":"America/Bogota","weekly_hours":{"monday":[{"start":"09:00","end":"13:00"},{"start":"12:00","end":"24:30"}]},"version":0}`,
+		"inverted":      `{"name":"B","time_zone":"America/Bogota","weekly_hours":{"monday":[{"start":"13:00","end":"09:00"}]},"version":0}`,
+		"bad time":      `{"name":"B","time_zone":"America/Bogota","weekly_hours":{"monday":[{"start":"9am","end":"13:00"}]},"version":0}`,
+		"bad day":       `{"name":"B","time_zone":"America/Bogota","weekly_hours":{"funday":[{"start":"09:00","end":"13:00"}]},"version":0}`,
+		"bad zone":      `{"name":"B","time_zone":"Bogota","version":0}`,
 	} {
 		if r := e.admin("PUT", "/v1/admin/staff/b", body); r.status != 422 {
 			t.Errorf("%s: %d %s", name, r.status, r.body)

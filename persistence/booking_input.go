@@ -80,24 +80,36 @@ func sortedSet(list []string, empty string) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
-// normalizeRanges returns rs sorted by start, nil when empty, refusing
-// ranges outside the day, empty or reversed ranges, and overlaps.
+// normalizeRanges returns rs sorted by start and merged (nil when empty),
+// refusing ranges outside the day and empty or reversed ranges. Touching or
+// overlapping ranges become one (see MergeRanges).
 func normalizeRanges(what string, rs []ClockRange) ([]ClockRange, error) {
 	if len(rs) == 0 {
 		return nil, nil
 	}
-	out := slices.Clone(rs)
-	slices.SortFunc(out, func(a, b ClockRange) int { return cmp.Compare(a.StartMinute, b.StartMinute) })
-	for i, r := range out {
+	for _, r := range rs {
 		if r.StartMinute < 0 || r.EndMinute > MinutesPerDay || r.StartMinute >= r.EndMinute {
 			return nil, invalidf("%s range [%d, %d) is not within a day", what, r.StartMinute, r.EndMinute)
 		}
-		if i > 0 && out[i-1].EndMinute > r.StartMinute {
-			return nil, invalidf("%s ranges [%d, %d) and [%d, %d) overlap", what,
-				out[i-1].StartMinute, out[i-1].EndMinute, r.StartMinute, r.EndMinute)
-		}
 	}
-	return out, nil
+	return MergeRanges(rs), nil
+}
+
+// MergeRanges returns well-formed ranges sorted by start with touching and
+// overlapping ones merged: 09:00-12:00 and 12:00-15:00 is one shift in which
+// a 60-minute service may start at 11:30. The input is not modified.
+func MergeRanges(rs []ClockRange) []ClockRange {
+	out := slices.Clone(rs)
+	slices.SortFunc(out, func(a, b ClockRange) int { return cmp.Compare(a.StartMinute, b.StartMinute) })
+	merged := out[:0]
+	for _, r := range out {
+		if n := len(merged); n > 0 && r.StartMinute <= merged[n-1].EndMinute {
+			merged[n-1].EndMinute = max(merged[n-1].EndMinute, r.EndMinute)
+			continue
+		}
+		merged = append(merged, r)
+	}
+	return merged
 }
 
 // CheckTimeZone refuses names time.LoadLocation does not know, and the two

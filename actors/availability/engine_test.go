@@ -83,6 +83,12 @@ func TestSlotsRules(t *testing.T) {
 			[]string{"09:00", "09:30", "10:00"}},
 		{"several ranges a day", []string{"14:00-15:30", "09:00-10:00"}, nil,
 			[]string{"09:00", "14:00", "14:30"}},
+		{"touching ranges are one shift", []string{"12:00-15:00", "09:00-12:00"}, func(t *testing.T, w *world) {
+			w.q.Step, w.q.From, w.q.To = 15*time.Minute, bog("11:00"), bog("12:00")
+		}, []string{"11:00", "11:15", "11:30", "11:45"}},
+		{"overlapping ranges are one shift", []string{"09:00-12:30", "12:00-13:00"}, func(t *testing.T, w *world) {
+			w.q.From = bog("11:00")
+		}, []string{"11:00", "11:30", "12:00"}},
 		{"partial last slot dropped", []string{"09:00-10:45"}, nil,
 			[]string{"09:00", "09:30"}},
 		{"grid anchored at range start", []string{"09:10-11:00"}, func(t *testing.T, w *world) {

@@ -78,20 +78,28 @@ func (r ClockRange) validate() error {
 	return nil
 }
 
-// sortedRanges validates ranges and returns a sorted copy, rejecting overlaps
-// (touching is fine: 09:00-13:00 and 13:00-17:00 is one long shift).
+// sortedRanges validates ranges and returns them sorted and merged: ranges
+// that touch or overlap (09:00-12:00 and 12:00-15:00) are one shift, as in
+// every calendar product, so a service may run across the seam. Merging also
+// fixes the slot grid to the merged range's start, so one shift entered in
+// two pieces offers the same starts as when entered whole.
 func sortedRanges(ranges []ClockRange) ([]ClockRange, error) {
 	out := slices.Clone(ranges)
-	slices.SortFunc(out, func(a, b ClockRange) int { return int(a.Start - b.Start) })
-	for i, r := range out {
+	for _, r := range out {
 		if err := r.validate(); err != nil {
 			return nil, err
 		}
-		if i > 0 && r.Start < out[i-1].End {
-			return nil, fmt.Errorf("%w: clock ranges %s and %s overlap", ErrInvalid, out[i-1], r)
-		}
 	}
-	return out, nil
+	slices.SortFunc(out, func(a, b ClockRange) int { return int(a.Start - b.Start) })
+	merged := out[:0]
+	for _, r := range out {
+		if n := len(merged); n > 0 && r.Start <= merged[n-1].End {
+			merged[n-1].End = max(merged[n-1].End, r.End)
+			continue
+		}
+		merged = append(merged, r)
+	}
+	return merged, nil
 }
 
 // WeeklyHours is a staff member's regular week. The zero value is closed

@@ -149,8 +149,8 @@ func (f *fields) skills(field string, in []string) []string {
 	return slices.Compact(out)
 }
 
-// ranges validates one day's ranges: well-formed, start before end, sorted
-// and not overlapping.
+// ranges validates one day's ranges (well-formed, start before end) and
+// returns them sorted, touching and overlapping ones merged into one shift.
 func (f *fields) ranges(field string, in []ClockRange) []persistence.ClockRange {
 	if len(in) > maxDayRanges {
 		f.Add(field, fmt.Sprintf("at most %d ranges a day", maxDayRanges))
@@ -169,14 +169,7 @@ func (f *fields) ranges(field string, in []ClockRange) []persistence.ClockRange 
 		}
 		out = append(out, cr)
 	}
-	slices.SortFunc(out, func(a, b persistence.ClockRange) int { return a.StartMinute - b.StartMinute })
-	for i := 1; i < len(out); i++ {
-		if out[i].StartMinute < out[i-1].EndMinute {
-			f.Add(field, "ranges must not overlap")
-			return nil
-		}
-	}
-	return out
+	return persistence.MergeRanges(out)
 }
 
 func (f *fields) version(v int64) {

@@ -235,12 +235,24 @@ func TestStaffOverridesAndTimeOff(t *testing.T) {
 	if v := StaffView(m); !slices.Equal(v.WeeklyHours["monday"], []ClockRange{{Start: "09:00", End: "13:00"}, {Start: "14:00", End: "19:00"}}) {
 		t.Fatalf("hours %+v", v.WeeklyHours)
 	}
+	// Touching and overlapping ranges are one shift.
+	bea := StaffInput{ID: "bea", Name: "Bea", TimeZone: "America/Bogota", Active: true,
+		WeeklyHours: map[string][]ClockRange{"monday": {{Start: "12:00", End: "15:00"}, {Start: "09:00", End: "12:00"}},
+			"tuesday": {{Start: "09:00", End: "13:00"}, {Start: "12:00", End: "14:00"}}}}
+	f.must(func(ctx context.Context, tx persistence.Tx) (err error) {
+		m, err = f.svc.PutStaff(ctx, tx, boss, bea)
+		return err
+	})
+	if v := StaffView(m); !slices.Equal(v.WeeklyHours["monday"], []ClockRange{{Start: "09:00", End: "15:00"}}) ||
+		!slices.Equal(v.WeeklyHours["tuesday"], []ClockRange{{Start: "09:00", End: "14:00"}}) {
+		t.Fatalf("merged hours %+v", v.WeeklyHours)
+	}
 	for name, tc := range map[string]struct {
 		in   StaffInput
 		want []string
 	}{
-		"overlap": {StaffInput{ID: "b", Name: "B", TimeZone: "America/Bogota",
-			WeeklyHours: map[string][]ClockRange{"monday": {{Start: "09:00", End: "13:00"}, {Start: "12:00", End: "14:00"}}}}, []string{"weekly_hours.monday"}},
+		"bad clock": {StaffInput{ID: "b", Name: "B", TimeZone: "America/Bogota",
+			WeeklyHours: map[string][]ClockRange{"monday": {{Start: "09:00", End: "13:00"}, {Start: "12:00", End: "25:00"}}}}, []string{"weekly_hours.monday[1]"}},
 		"inverted": {StaffInput{ID: "b", Name: "B", TimeZone: "America/Bogota",
 			WeeklyHours: map[string][]ClockRange{"monday": {{Start: "13:00", End: "09:00"}}}}, []string{"weekly_hours.monday[0]"}},
 		"bad day":  {StaffInput{ID: "b", Name: "B", TimeZone: "America/Bogota", WeeklyHours: map[string][]ClockRange{"funday": nil}}, []string{"weekly_hours"}},
