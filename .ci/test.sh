@@ -2,7 +2,8 @@
 # The test command (`make test`, and so CI): prerequisites, PostgreSQL,
 # go vet, then every test with the race detector on SQLite and PostgreSQL,
 # a closing count of passed, failed and skipped tests, and a minute of
-# fuzzing every request body through the router (FuzzEveryBody).
+# fuzzing every request body through the router (FuzzEveryBody); the alert
+# rules' promtool tests (.ci/promtool.sh).
 #
 # Where PostgreSQL is required (CI=true, or SPA_REQUIRE_POSTGRES=1) a
 # database that cannot be had fails the run here, loudly, and the Go tests
@@ -44,6 +45,8 @@ export TEST_DATABASE_URL=${TEST_DATABASE_URL:-}
 [ -n "$required" ] && export SPA_REQUIRE_POSTGRES=1
 
 go vet ./...
+# The alert rules (deploy/prometheus): promtool check and unit tests, ~1s.
+.ci/promtool.sh
 
 mkdir -p bin; log=bin/test.log
 # -v for the closing count (the whole output is kept in bin/test.log); the
