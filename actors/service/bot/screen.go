@@ -108,7 +108,11 @@ func invisible(r rune) bool {
 
 func hidden(s string) bool { return strings.ContainsFunc(s, invisible) }
 
-var stripMarks = transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
+// stripMarks removes accents. A chain keeps state, so each call makes its
+// own (sharing one is a data race).
+func stripMarks() transform.Transformer {
+	return transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
+}
 
 // Normalize is the text the screen and the deterministic dialogue read:
 // NFKC (full-width and styled letters become plain), invisible characters
@@ -122,7 +126,7 @@ func Normalize(s string) string {
 		return r
 	}, s)
 	s = strings.ToLower(s)
-	if t, _, err := transform.String(stripMarks, s); err == nil {
+	if t, _, err := transform.String(stripMarks(), s); err == nil {
 		s = t
 	}
 	return strings.Join(strings.Fields(s), " ")

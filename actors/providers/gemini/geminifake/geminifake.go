@@ -250,3 +250,12 @@ func (s *Server) invalid(req *gemini.Request) string {
 	}
 	return ""
 }
+
+// FailWith makes every request answer status with body until Recover
+// (for callers outside the providers tree, which cannot name fakefault).
+func (s *Server) FailWith(status int, body string) {
+	s.Faults.Always(fakefault.Fault{Status: status, Body: body})
+}
+
+// Recover ends FailWith.
+func (s *Server) Recover() { s.Faults.Clear() }
