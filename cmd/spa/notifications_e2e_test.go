@@ -98,3 +98,44 @@ func TestNotificationsEndToEnd(t *testing.T) {
 		})
 	}
 }
+
+// TestPaymentNotificationEndToEnd: on each driver, a client signed in
+// with their phone pays an order at the node's fake Wompi; the approval's
+// PaymentChanged event reaches the client as exactly one payment_approved
+// message (payments category) naming the amount and the order.
+func TestPaymentNotificationEndToEnd(t *testing.T) {
+	for name, envFor := range drivers(t) {
+		t.Run(name, func(t *testing.T) {
+			dataDir := t.TempDir()
+			base, _, logs := serveInProcess(t, envFor(t), dataDir)
+			a := api{t, base}
+			access, _ := signIn(t, a, logs, "+573001234568")
+			client := subjectOf(t, access)
+			admin := issueToken(t, dataDir, "owner", "admin")
+			orderID, o, _ := payOrderInBrowser(t, a, admin, access)
+
+			var got map[string]any
+			testwait.Until(t, 20*time.Second, "the payment message in the admin list", func() error {
+				list := a.must(200, "GET", "/v1/admin/notifications?kind=payment_approved", admin, nil)["notifications"].([]any)
+				if len(list) == 0 || list[0].(map[string]any)["status"] != "sent" {
+					return fmt.Errorf("notifications: %v", list)
+				}
+				got = list[0].(map[string]any)
+				return nil
+			})
+			if n := len(a.must(200, "GET", "/v1/admin/notifications?kind=payment_approved", admin, nil)["notifications"].([]any)); n != 1 {
+				t.Fatalf("%d payment messages, want exactly one", n)
+			}
+			if !strings.HasPrefix(got["id"].(string), "payment:") || !strings.HasSuffix(got["id"].(string), ":approved:whatsapp") ||
+				got["user_id"] != client || got["category"] != "payments" {
+				t.Fatalf("notification %v (order %s)", got, orderID)
+			}
+			// 59.500 COP: the 50.000 bottle and its 19% tax, in minor units.
+			total := int64(o["total_minor"].(float64)) / 100
+			want := fmt.Sprintf("$%d.%03d COP", total/1000, total%1000)
+			if body, _ := got["body"].(string); !strings.Contains(body, "Recibimos tu pago de "+want+" por tu pedido") {
+				t.Fatalf("body %q, want the amount %s and the order", body, want)
+			}
+		})
+	}
+}

@@ -27,46 +27,8 @@ func TestPaymentEndToEnd(t *testing.T) {
 			admin := issueToken(t, dataDir, "owner", "admin")
 			client := issueToken(t, dataDir, "maria", "client")
 
-			a.must(200, "PUT", "/v1/admin/shop/products/lavender", admin, map[string]any{"name": "Lavender oil", "active": true, "version": 0})
-			a.must(200, "PUT", "/v1/admin/shop/variants/lavender-50", admin, map[string]any{"product_id": "lavender", "sku": "LAV-50",
-				"price_minor": 5000000, "tax_rate_bp": 1900, "active": true, "version": 0})
-			a.must(201, "POST", "/v1/admin/shop/variants/lavender-50/stock-movements", admin,
-				map[string]any{"kind": "receipt", "qty": 4, "reason": "first delivery"}, "Idempotency-Key", "receipt-1")
-			c := a.must(201, "POST", "/v1/carts", client, nil)
-			cartID := c["id"].(string)
-			a.must(200, "PUT", "/v1/carts/"+cartID+"/lines/lavender-50", client, map[string]any{"qty": 1})
-			o := a.must(201, "POST", "/v1/carts/"+cartID+"/checkout", client, map[string]any{"fulfilment": "pickup"},
-				"Idempotency-Key", "checkout-1")
-			orderID := o["id"].(string)
-
-			p := a.must(201, "POST", "/v1/shop/orders/"+orderID+"/payments", client, nil, "Idempotency-Key", "pay-1")
-			link := p["checkout_url"].(string)
-			if pay := p["payment"].(map[string]any); pay["amount_minor"] != o["total_minor"] || pay["status"] != "pending" {
-				t.Fatalf("payment %v for order %v", pay, o)
-			}
-
-			// The checkout page, then its approve button (a form POST).
-			res, err := http.Get(link)
-			if err != nil {
-				t.Fatal(err)
-			}
-			page, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			if res.StatusCode != 200 || !strings.Contains(string(page), "Aprobar") {
-				t.Fatalf("checkout page: %d %s", res.StatusCode, page)
-			}
-			u, _ := url.Parse(link)
-			form := u.Query()
-			form.Set("outcome", "APPROVED")
-			u.Path, u.RawQuery = strings.TrimSuffix(u.Path, "/")+"/pay", ""
-			res, err = http.PostForm(u.String(), form)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res.Body.Close()
-			if res.StatusCode != 200 {
-				t.Fatalf("approve: %d", res.StatusCode)
-			}
+			orderID, o, p := payOrderInBrowser(t, a, admin, client)
+			u, _ := url.Parse(p["checkout_url"].(string)) // the fake Wompi's address
 			testwait.For(t, 10*time.Second, "the order to be paid by the webhook", func() bool {
 				return a.must(200, "GET", "/v1/me/orders/"+orderID, client, nil)["status"] == "paid"
 			})
@@ -75,7 +37,7 @@ func TestPaymentEndToEnd(t *testing.T) {
 			// A forged event: 401, nothing changes.
 			req, _ := http.NewRequest("POST", base+"/v1/webhooks/wompi", strings.NewReader(`{"event":"transaction.updated"}`))
 			req.Header.Set("X-Event-Checksum", strings.Repeat("a", 64))
-			res, err = http.DefaultClient.Do(req)
+			res, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,7 +81,7 @@ func TestPaymentEndToEnd(t *testing.T) {
 			if src["label"] != "CARD 4242" || src["customer_email"] != nil {
 				t.Fatalf("saved source: %v", src)
 			}
-			c = a.must(201, "POST", "/v1/carts", client, nil)
+			c := a.must(201, "POST", "/v1/carts", client, nil)
 			a.must(200, "PUT", "/v1/carts/"+c["id"].(string)+"/lines/lavender-50", client, map[string]any{"qty": 1})
 			o = a.must(201, "POST", "/v1/carts/"+c["id"].(string)+"/checkout", client, map[string]any{"fulfilment": "pickup"},
 				"Idempotency-Key", "checkout-2")
@@ -137,4 +99,54 @@ func TestPaymentEndToEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// payOrderInBrowser has client check out one bottle of a product admin
+// creates, ask for the payment, open the fake Wompi's checkout page and
+// press "Aprobar" as a browser would: the fake then posts its signed
+// event to the node's webhook. It returns the order's id, the order and
+// the payment as created.
+func payOrderInBrowser(t *testing.T, a api, admin, client string) (orderID string, o, p map[string]any) {
+	t.Helper()
+	a.must(200, "PUT", "/v1/admin/shop/products/lavender", admin, map[string]any{"name": "Lavender oil", "active": true, "version": 0})
+	a.must(200, "PUT", "/v1/admin/shop/variants/lavender-50", admin, map[string]any{"product_id": "lavender", "sku": "LAV-50",
+		"price_minor": 5000000, "tax_rate_bp": 1900, "active": true, "version": 0})
+	a.must(201, "POST", "/v1/admin/shop/variants/lavender-50/stock-movements", admin,
+		map[string]any{"kind": "receipt", "qty": 4, "reason": "first delivery"}, "Idempotency-Key", "receipt-1")
+	c := a.must(201, "POST", "/v1/carts", client, nil)
+	cartID := c["id"].(string)
+	a.must(200, "PUT", "/v1/carts/"+cartID+"/lines/lavender-50", client, map[string]any{"qty": 1})
+	o = a.must(201, "POST", "/v1/carts/"+cartID+"/checkout", client, map[string]any{"fulfilment": "pickup"},
+		"Idempotency-Key", "checkout-1")
+	orderID = o["id"].(string)
+
+	p = a.must(201, "POST", "/v1/shop/orders/"+orderID+"/payments", client, nil, "Idempotency-Key", "pay-1")
+	link := p["checkout_url"].(string)
+	if pay := p["payment"].(map[string]any); pay["amount_minor"] != o["total_minor"] || pay["status"] != "pending" {
+		t.Fatalf("payment %v for order %v", pay, o)
+	}
+
+	// The checkout page, then its approve button (a form POST).
+	res, err := http.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(page), "Aprobar") {
+		t.Fatalf("checkout page: %d %s", res.StatusCode, page)
+	}
+	u, _ := url.Parse(link)
+	form := u.Query()
+	form.Set("outcome", "APPROVED")
+	u.Path, u.RawQuery = strings.TrimSuffix(u.Path, "/")+"/pay", ""
+	res, err = http.PostForm(u.String(), form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("approve: %d", res.StatusCode)
+	}
+	return orderID, o, p
 }
