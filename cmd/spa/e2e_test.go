@@ -186,7 +186,8 @@ func TestServeEndToEnd(t *testing.T) {
 				t.Fatalf("the public port serves /metrics: %d", code)
 			}
 			code, body := metricsOf(t, base)
-			if code != 200 || !strings.Contains(body, "spa_http_requests_total") || !strings.Contains(body, "go_goroutines") {
+			if code != 200 || !strings.Contains(body, "spa_http_requests_total") || !strings.Contains(body, "go_goroutines") ||
+				!strings.Contains(body, "spa_db_pool_max_connections") || !strings.Contains(body, "spa_build_info{") {
 				t.Fatalf("/metrics = %d, missing expected series:\n%.500s", code, body)
 			}
 			problems, err := promlint.New(strings.NewReader(body)).Lint()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,7 @@ import (
 	"github.com/spa-engine/spa/gateway"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
+	"github.com/spa-engine/spa/persistence/poolmetrics"
 	"github.com/spa-engine/spa/persistence/postgres"
 	"github.com/spa-engine/spa/persistence/sqlite"
 )
@@ -138,7 +140,8 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		}
 	}()
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector(), buildInfo())
 
 	// The relay exists only after the store, but the store must be able to
 	// wake it after a commit that wrote events.
@@ -158,6 +161,9 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	})
 	if err != nil {
 		return n, err
+	}
+	if ps, ok := n.store.(persistence.PoolStatser); ok {
+		reg.MustRegister(poolmetrics.New(ps))
 	}
 	applied, err := n.store.Migrate(ctx)
 	if err != nil {
@@ -602,4 +608,16 @@ func followAppointments(ctx context.Context, js jetstream.JetStream, log *slog.L
 		}
 		_ = msg.Ack()
 	})
+}
+
+// buildInfo is spa_build_info: 1, labelled with what the binary is, so
+// dashboards and alerts can tell versions apart during a rollout.
+func buildInfo() prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "spa_build_info",
+		Help:        "The running binary: version, VCS revision and Go version (always 1).",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision(), "goversion": runtime.Version()},
+	})
+	g.Set(1)
+	return g
 }

@@ -54,7 +54,10 @@ type Store struct {
 	retries atomic.Int64
 }
 
-var _ persistence.Store = (*Store)(nil)
+var (
+	_ persistence.Store       = (*Store)(nil)
+	_ persistence.PoolStatser = (*Store)(nil)
+)
 
 // Open connects to the database at url (a postgres:// URL or DSN) and tells
 // PostgreSQL from CockroachDB. It does not migrate; call Migrate.
@@ -262,4 +265,11 @@ func (c conn) Query(ctx context.Context, query string, args ...any) (sqlstore.Ro
 
 func (c conn) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
 	return c.tx.QueryRow(ctx, query, args...)
+}
+
+// PoolStats reports pgxpool's counters (persistence.PoolStatser).
+func (s *Store) PoolStats() persistence.PoolStats {
+	st := s.pool.Stat()
+	return persistence.PoolStats{InUse: int64(st.AcquiredConns()), Idle: int64(st.IdleConns()), Max: int64(st.MaxConns()),
+		Waits: st.EmptyAcquireCount(), WaitTime: st.EmptyAcquireWaitTime()}
 }

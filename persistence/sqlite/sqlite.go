@@ -47,7 +47,10 @@ type Store struct {
 	closed atomic.Bool
 }
 
-var _ persistence.Store = (*Store)(nil)
+var (
+	_ persistence.Store       = (*Store)(nil)
+	_ persistence.PoolStatser = (*Store)(nil)
+)
 
 // Open opens (creating if needed) the SQLite database file at path. It does
 // not migrate; call Migrate.
@@ -205,4 +208,11 @@ func (m micros) Scan(src any) error {
 		return fmt.Errorf("sqlite: a time stored as %T, not as integer microseconds", src)
 	}
 	return nil
+}
+
+// PoolStats reports database/sql's counters (persistence.PoolStatser).
+func (s *Store) PoolStats() persistence.PoolStats {
+	st := s.db.Stats()
+	return persistence.PoolStats{InUse: int64(st.InUse), Idle: int64(st.Idle), Max: int64(st.MaxOpenConnections),
+		Waits: st.WaitCount, WaitTime: st.WaitDuration}
 }
