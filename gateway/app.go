@@ -118,6 +118,7 @@ func (s *server) registerRoutes(app *fiber.App) {
 	s.registerProfiles(app)
 	s.registerPayments(app)
 	s.registerNotifications(app)
+	s.registerMessagingWebhooks(app)
 
 	mutate := s.mutate
 	app.Get("/v1/services", s.listServices(true))

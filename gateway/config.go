@@ -21,6 +21,7 @@ import (
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/service/booking"
 	"github.com/spa-engine/spa/actors/service/notify"
+	"github.com/spa-engine/spa/actors/service/inbox"
 	"github.com/spa-engine/spa/actors/service/payments"
 	"github.com/spa-engine/spa/actors/service/shop"
 	"github.com/spa-engine/spa/persistence"
@@ -142,6 +143,9 @@ type Deps struct {
 	// Payments takes online payments (Wompi) and serves its webhook; nil:
 	// the payment routes answer 503.
 	Payments *payments.Service
+	// Inbox takes the messaging webhooks (WhatsApp, Twilio); nil: every
+	// webhook is refused as forged (nothing is configured to verify it).
+	Inbox *inbox.Service
 	// ShopVIP says whether a principal pays VIP prices (nil: nobody).
 	ShopVIP func(auth.Claims) bool
 	// HoldCaps and CartCaps are the hoarding caps of holds and of

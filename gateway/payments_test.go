@@ -211,7 +211,7 @@ func FuzzWompiWebhook(f *testing.F) {
 	stored := func() int {
 		var n int
 		_ = e.store.InTx(context.Background(), func(tx persistence.Tx) error {
-			evs, err := tx.PaymentEventListUnapplied(context.Background(), time.Now().Add(time.Hour), 1000)
+			evs, err := tx.PaymentEventListUnapplied(context.Background(), payments.ProviderWompi, time.Now().Add(time.Hour), 1000)
 			n = len(evs)
 			if err == nil {
 				var xs []persistence.PaymentException

@@ -150,13 +150,16 @@ const MaxPaymentListLimit = 1000
 
 // ---- Events ------------------------------------------------------------
 
-// PaymentEvent is one authentic event of the provider, as received: stored
+// PaymentEvent is one authentic event of a provider, as received: stored
 // before anything is applied, keyed by the event's checksum so a replay is
 // recognised. AppliedAt stays zero until an apply committed (a crash or a
 // failing store in between leaves it for the redelivery or reconciliation).
+// The messaging webhooks (WhatsApp, Twilio) keep their events here too,
+// under their own provider and with the payment fields empty
+// (actors/service/inbox).
 type PaymentEvent struct {
 	Key           string // the event's checksum (wompi.Event.Key)
-	Provider      string // "wompi"
+	Provider      string // "wompi"; "whatsapp", "twilio"
 	ReceivedAt    time.Time
 	Body          []byte // the raw body, sealed by the caller when it can
 	TransactionID string // the signed transaction id
@@ -438,9 +441,9 @@ type PaymentStore interface {
 	// PaymentEventMarkApplied sets the event's applied time and outcome
 	// unless it is already applied, and reports whether it did.
 	PaymentEventMarkApplied(ctx context.Context, key, outcome string, at time.Time) (bool, error)
-	// PaymentEventListUnapplied returns events received before before and
-	// never applied, oldest first.
-	PaymentEventListUnapplied(ctx context.Context, before time.Time, limit int) ([]PaymentEvent, error)
+	// PaymentEventListUnapplied returns provider's events received before
+	// before and never applied, oldest first.
+	PaymentEventListUnapplied(ctx context.Context, provider string, before time.Time, limit int) ([]PaymentEvent, error)
 
 	// PaymentLedgerPost writes a balanced movement (LedgerMovement.Check);
 	// ErrConflict if the intent already has a movement with its key.

@@ -50,6 +50,9 @@ type Set struct {
 	// WhatsAppWebhook holds the app secret and verify token for the
 	// webhook route (whatsapp.Handshake, whatsapp.ValidSignature).
 	WhatsAppWebhook whatsapp.Config
+	// TwilioWebhook holds the auth token and public base URL for the
+	// Twilio webhook routes (twilio.VerifyWebhook).
+	TwilioWebhook twilio.Config
 	// Recaptcha is nil when SPA_RECAPTCHA_SECRET is not set; a nil
 	// Verifier's Enabled is false for every context.
 	Recaptcha *recaptcha.Verifier
@@ -79,6 +82,7 @@ func FromEnv(o Options) (*Set, error) {
 		return nil, err
 	}
 	if ok {
+		s.TwilioWebhook = twilio.Config{AuthToken: tcfg.AuthToken, WebhookBaseURL: tcfg.WebhookBaseURL}
 		if s.Twilio, err = twilio.New(tcfg, m); err != nil {
 			return nil, err
 		}

@@ -52,6 +52,9 @@ type identityNode struct {
 	revocations jetstream.ConsumeContext
 	// sender delivers login codes, and the notifications (notifications.go).
 	sender sender.Sender
+	// providers are the configured provider clients and webhook secrets
+	// (the messaging webhooks, webhooks.go).
+	providers *providers.Set
 }
 
 // identityKeys are the secrets of sign-in, each derived from the token
@@ -111,6 +114,7 @@ func (n *node) startIdentity(ctx context.Context, cfg config, js jetstream.JetSt
 	if set != nil {
 		n.providerMetrics = set.Metrics // shared with the payment client (payments.go)
 		n.identity.sender = set.Sender
+		n.identity.providers = set
 	}
 	switch {
 	case errors.Is(err, providers.ErrNoSMSProvider):

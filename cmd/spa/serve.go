@@ -329,6 +329,10 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 			return n, err
 		}
 	}
+	messaging, err := n.startInbox(reg)
+	if err != nil {
+		return n, err
+	}
 	n.app, err = gateway.New(gateway.Deps{
 		Store:      n.store,
 		Tokens:     tokens,
@@ -349,6 +353,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		HoldCaps:   holdCaps,
 		CartCaps:   cartCaps,
 		Payments:   pay,
+		Inbox:      messaging,
 		Now:        time.Now,
 
 		NotificationTemplates: templates,

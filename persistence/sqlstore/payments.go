@@ -154,12 +154,13 @@ func (t *txn) PaymentEventMarkApplied(ctx context.Context, key, outcome string, 
 	return n > 0, err
 }
 
-func (t *txn) PaymentEventListUnapplied(ctx context.Context, before time.Time, limit int) ([]persistence.PaymentEvent, error) {
+func (t *txn) PaymentEventListUnapplied(ctx context.Context, provider string, before time.Time, limit int) ([]persistence.PaymentEvent, error) {
 	if err := persistence.CheckLimit("payment events", limit, persistence.MaxPaymentListLimit); err != nil {
 		return nil, err
 	}
 	return queryList(ctx, t, t.scanPaymentEvent, `SELECT `+paymentEventColumns+` FROM payment_events
-		WHERE applied_at IS NULL AND received_at < ? ORDER BY received_at, event_key LIMIT ?`, t.ts(before), limit)
+		WHERE applied_at IS NULL AND received_at < ? AND provider = ? ORDER BY received_at, event_key LIMIT ?`,
+		t.ts(before), provider, limit)
 }
 
 // ---- Ledger ----

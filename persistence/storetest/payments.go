@@ -220,8 +220,12 @@ func testPaymentEvents(t *testing.T, open Opener) {
 		if err != nil || created || string(got.Body) != `{"x":1}` {
 			t.Fatalf("replay: %+v %v %v", got, created, err)
 		}
-		un, err := tx.PaymentEventListUnapplied(ctx, base.Add(time.Second), 10)
-		if err != nil || len(un) != 1 {
+		other := persistence.PaymentEvent{Key: "whatsapp/abc", Provider: "whatsapp", ReceivedAt: base, Body: []byte(`{}`)}
+		if _, created, err := tx.PaymentEventRecord(ctx, other); err != nil || !created {
+			t.Fatalf("another provider's event: %v %v", created, err)
+		}
+		un, err := tx.PaymentEventListUnapplied(ctx, "wompi", base.Add(time.Second), 10)
+		if err != nil || len(un) != 1 || un[0].Key != e.Key {
 			t.Fatalf("unapplied: %+v %v", un, err)
 		}
 		ok, err := tx.PaymentEventMarkApplied(ctx, e.Key, "applied", base.Add(time.Second))
@@ -232,7 +236,7 @@ func testPaymentEvents(t *testing.T, open Opener) {
 		if err != nil || ok {
 			t.Fatalf("second mark: %v %v", ok, err)
 		}
-		un, err = tx.PaymentEventListUnapplied(ctx, base.Add(time.Hour), 10)
+		un, err = tx.PaymentEventListUnapplied(ctx, "wompi", base.Add(time.Hour), 10)
 		if err != nil || len(un) != 0 {
 			t.Fatalf("unapplied after mark: %+v %v", un, err)
 		}

@@ -118,6 +118,9 @@ func (c *Client) SendMessage(ctx context.Context, m sender.Message) (MessageReso
 		return MessageResource{}, fmt.Errorf("%w: twilio: unsupported channel %q", sender.ErrRejected, m.Channel)
 	}
 	form.Set("Body", m.Body)
+	if cb := c.cfg.StatusCallbackURL(); cb != "" {
+		form.Set("StatusCallback", cb) // delivery statuses (docs/notifications.md)
+	}
 
 	endpoint := c.cfg.APIBaseURL + "/2010-04-01/Accounts/" + url.PathEscape(c.cfg.AccountSID) + "/Messages.json"
 	var res MessageResource

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/spa-engine/spa/actors/providers/resilient"
@@ -39,6 +40,15 @@ type Config struct {
 	APIBaseURL    string
 	VerifyBaseURL string
 
+	// WebhookBaseURL is the public base URL Twilio calls us at
+	// (https://api.spa.example): its status callbacks go to
+	// WebhookBaseURL+StatusCallbackPath (asked for on every message sent)
+	// and inbound messages to WebhookBaseURL+InboundPath (set on the
+	// number in Twilio's console). The signatures cover these exact URLs.
+	// Empty: no status callbacks are asked for and the webhooks refuse
+	// everything.
+	WebhookBaseURL string
+
 	// Not from the environment.
 	HTTPClient *http.Client
 	Policy     resilient.Policy
@@ -54,7 +64,28 @@ const (
 	EnvVerifyServiceSID    = "SPA_TWILIO_VERIFY_SERVICE_SID"
 	EnvAPIBaseURL          = "SPA_TWILIO_API_BASE_URL"
 	EnvVerifyBaseURL       = "SPA_TWILIO_VERIFY_BASE_URL"
+	EnvWebhookBaseURL      = "SPA_TWILIO_WEBHOOK_BASE_URL"
 )
+
+// The webhook routes under WebhookBaseURL (mounted by the gateway).
+const (
+	StatusCallbackPath = "/v1/webhooks/twilio/status"
+	InboundPath        = "/v1/webhooks/twilio/inbound"
+)
+
+// StatusCallbackURL and InboundURL are the webhooks' public URLs ("" when
+// WebhookBaseURL is not set).
+func (c Config) StatusCallbackURL() string { return c.webhookURL(StatusCallbackPath) }
+
+// InboundURL: see StatusCallbackURL.
+func (c Config) InboundURL() string { return c.webhookURL(InboundPath) }
+
+func (c Config) webhookURL(path string) string {
+	if c.WebhookBaseURL == "" {
+		return ""
+	}
+	return strings.TrimRight(c.WebhookBaseURL, "/") + path
+}
 
 // FromEnv reads the configuration. ok is false when Twilio is not configured
 // at all (no account SID and no token), so the caller can fall back to the
@@ -70,6 +101,7 @@ func FromEnv(getenv func(string) string) (cfg Config, ok bool, err error) {
 		VerifyServiceSID:    strings.TrimSpace(getenv(EnvVerifyServiceSID)),
 		APIBaseURL:          strings.TrimSpace(getenv(EnvAPIBaseURL)),
 		VerifyBaseURL:       strings.TrimSpace(getenv(EnvVerifyBaseURL)),
+		WebhookBaseURL:      strings.TrimSpace(getenv(EnvWebhookBaseURL)),
 	}
 	if cfg.AccountSID == "" && cfg.AuthToken == "" {
 		return cfg, false, nil
@@ -94,6 +126,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%s must be an E.164 number such as +573001234567", EnvWhatsAppFrom)
 	case c.VerifyServiceSID != "" && !strings.HasPrefix(c.VerifyServiceSID, "VA"):
 		return fmt.Errorf("%s must start with VA", EnvVerifyServiceSID)
+	case c.WebhookBaseURL != "" && !absoluteHTTP(c.WebhookBaseURL):
+		return fmt.Errorf("%s must be an absolute http(s) URL without query, such as https://api.spa.example", EnvWebhookBaseURL)
 	}
 	return nil
 }
@@ -105,7 +139,13 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("auth_token_set", c.AuthToken != ""),
 		slog.String("api_base_url", c.APIBaseURL),
 		slog.String("verify_base_url", c.VerifyBaseURL),
+		slog.String("webhook_base_url", c.WebhookBaseURL),
 	)
+}
+
+func absoluteHTTP(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.RawQuery == "" && u.Fragment == ""
 }
 
 // isE164 accepts "+" followed by 8 to 15 digits, the first not zero.

@@ -422,7 +422,7 @@ func TestForgedEventsChangeNothing(t *testing.T) {
 		}
 		var stored []persistence.PaymentEvent
 		f.must(func(ctx context.Context, tx persistence.Tx) (err error) {
-			stored, err = tx.PaymentEventListUnapplied(ctx, time.Now().Add(time.Hour), 100)
+			stored, err = tx.PaymentEventListUnapplied(ctx, ProviderWompi, time.Now().Add(time.Hour), 100)
 			return err
 		})
 		if len(stored) != 0 {
@@ -625,7 +625,7 @@ func TestStoreFailingMidApply(t *testing.T) {
 		}
 		var unapplied []persistence.PaymentEvent
 		f.must(func(ctx context.Context, tx persistence.Tx) (err error) {
-			unapplied, err = tx.PaymentEventListUnapplied(ctx, time.Now().Add(time.Hour), 10)
+			unapplied, err = tx.PaymentEventListUnapplied(ctx, ProviderWompi, time.Now().Add(time.Hour), 10)
 			return err
 		})
 		if len(unapplied) != 1 {

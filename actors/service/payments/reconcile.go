@@ -160,7 +160,7 @@ func (s *Service) reconcileIntent(ctx context.Context, in persistence.PaymentInt
 func (s *Service) retryEvents(ctx context.Context, res *ReconcileResult) error {
 	var events []persistence.PaymentEvent
 	if err := s.d.Store.InTx(ctx, func(tx persistence.Tx) (err error) {
-		events, err = tx.PaymentEventListUnapplied(ctx, s.now().Add(-retryAfter), reconcilePage)
+		events, err = tx.PaymentEventListUnapplied(ctx, ProviderWompi, s.now().Add(-retryAfter), reconcilePage)
 		return err
 	}); err != nil {
 		return err

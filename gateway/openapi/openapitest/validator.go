@@ -43,8 +43,16 @@ type Validator struct {
 	opts     *openapi3filter.Options
 }
 
+// textBody decodes a text body (TwiML) as a string, as kin-openapi does
+// text/plain.
+func textBody(r io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+	b, err := io.ReadAll(r)
+	return string(b), err
+}
+
 // NewValidator loads the document and builds a Validator over it.
 func NewValidator() (*Validator, error) {
+	openapi3filter.RegisterBodyDecoder("text/xml", textBody) // Twilio's inbound webhook answers TwiML
 	doc, err := Load()
 	if err != nil {
 		return nil, err
