@@ -4,10 +4,12 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spa-engine/spa/actors/auth"
+	"github.com/spa-engine/spa/actors/providers/resilient"
 )
 
 func TestAdminListener(t *testing.T) {
@@ -49,5 +51,26 @@ func TestAdminListener(t *testing.T) {
 	}
 	if _, err := NewAdmin(AdminDeps{Gatherer: prometheus.NewRegistry()}); err == nil {
 		t.Fatal("admin app without tokens accepted")
+	}
+}
+
+// TestReadyzShowsProvidersDegradedNotUnready: an open provider breaker is
+// shown (degraded) and readiness still passes.
+func TestReadyzShowsProvidersDegradedNotUnready(t *testing.T) {
+	at := time.Date(2026, 3, 1, 14, 0, 0, 0, time.UTC)
+	health := []resilient.Health{{Provider: "twilio", State: "open"}, {Provider: "wompi", State: "closed", LastSuccess: at}}
+	e := newEnv(t, func(d *Deps) { d.Providers = func() []resilient.Health { return health } })
+	r := e.do("GET", "/readyz", "")
+	m := r.json(t)
+	if r.status != 200 || m["status"] != "ready" || m["degraded"] != true {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	p := m["providers"].(map[string]any)
+	if p["twilio"].(map[string]any)["state"] != "open" || p["wompi"].(map[string]any)["last_success"] != "2026-03-01T14:00:00Z" {
+		t.Fatalf("providers %s", r.body)
+	}
+	health[0].State = "closed"
+	if m := e.do("GET", "/readyz", "").json(t); m["degraded"] != false {
+		t.Fatalf("all closed yet degraded: %v", m)
 	}
 }

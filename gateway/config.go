@@ -17,6 +17,7 @@ import (
 	"github.com/spa-engine/spa/actors/cart"
 	"github.com/spa-engine/spa/actors/inventory"
 	"github.com/spa-engine/spa/actors/keyed"
+	"github.com/spa-engine/spa/actors/providers/resilient"
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/service/booking"
@@ -101,6 +102,11 @@ type Deps struct {
 	// tests never share global state). The admin listener (NewAdmin)
 	// serves them, never this app.
 	Registerer prometheus.Registerer
+	// Providers reports the external providers' health (breaker state,
+	// last success) for /readyz, which shows it as degraded without
+	// failing readiness: a provider outage must not take nodes out of the
+	// load balancer (nil: none shown).
+	Providers func() []resilient.Health
 	// Checks run on /readyz. A "store" check pinging Store is added unless
 	// one with that name is given.
 	Checks []Check

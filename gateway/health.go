@@ -8,6 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/spa-engine/spa/actors/auth"
+	"github.com/spa-engine/spa/actors/providers/resilient"
 	"github.com/spa-engine/spa/gateway/reqctx"
 )
 
@@ -56,10 +57,33 @@ func (s *server) readyz(c *fiber.Ctx) error {
 			}
 		}
 	}
-	if !ready {
-		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unready", "checks": results})
+	body := fiber.Map{"status": "ready", "checks": results}
+	if s.deps.Providers != nil {
+		providers, degraded := providerHealth(s.deps.Providers())
+		body["providers"], body["degraded"] = providers, degraded
 	}
-	return c.JSON(fiber.Map{"status": "ready", "checks": results})
+	if !ready {
+		body["status"] = "unready"
+		return c.Status(fiber.StatusServiceUnavailable).JSON(body)
+	}
+	return c.JSON(body)
+}
+
+// providerHealth is the providers' part of /readyz: each breaker's state
+// and last success, and whether any breaker is not closed (degraded).
+// It never makes the node unready: the store, NATS and the actors do.
+func providerHealth(hs []resilient.Health) (map[string]fiber.Map, bool) {
+	out := make(map[string]fiber.Map, len(hs))
+	degraded := false
+	for _, h := range hs {
+		p := fiber.Map{"state": h.State}
+		if !h.LastSuccess.IsZero() {
+			p["last_success"] = h.LastSuccess
+		}
+		out[h.Provider] = p
+		degraded = degraded || h.State != "closed"
+	}
+	return out, degraded
 }
 
 // runCheck runs one check, giving up at ctx's deadline even if the check

@@ -354,6 +354,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		CartCaps:   cartCaps,
 		Payments:   pay,
 		Inbox:      messaging,
+		Providers:  n.providerMetrics.Health,
 		Now:        time.Now,
 
 		NotificationTemplates: templates,

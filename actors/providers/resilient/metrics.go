@@ -1,6 +1,9 @@
 package resilient
 
 import (
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -10,6 +13,10 @@ import (
 // Metrics are the provider-call series, shared by every provider (label
 // "provider"). Register once per registry and pass to each New.
 type Metrics struct {
+	// callers are the Callers made with these metrics, for Health.
+	mu      sync.Mutex
+	callers []*Caller
+
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	retries  *prometheus.CounterVec
@@ -68,4 +75,43 @@ func (m *Metrics) breaker(provider string, s gobreaker.State) {
 	}
 	// gobreaker's states are StateClosed=0, StateHalfOpen=1, StateOpen=2.
 	m.state.WithLabelValues(provider).Set(float64(s))
+}
+
+// Health is one provider's state for readiness and the ops console.
+type Health struct {
+	Provider string
+	// State is the breaker's: closed, half-open or open.
+	State string
+	// LastSuccess is when a call last succeeded (zero: never, since start).
+	LastSuccess time.Time
+}
+
+// Health reports every provider a Caller was made for with m, by name.
+// A nil m reports none.
+func (m *Metrics) Health() []Health {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	cs := slices.Clone(m.callers)
+	m.mu.Unlock()
+	out := make([]Health, 0, len(cs))
+	for _, c := range cs {
+		h := Health{Provider: c.provider, State: c.State()}
+		if ns := c.lastSuccess.Load(); ns != 0 {
+			h.LastSuccess = time.Unix(0, ns).UTC()
+		}
+		out = append(out, h)
+	}
+	slices.SortFunc(out, func(a, b Health) int { return strings.Compare(a.Provider, b.Provider) })
+	return out
+}
+
+func (m *Metrics) add(c *Caller) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.callers = append(m.callers, c)
 }

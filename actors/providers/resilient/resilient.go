@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -105,6 +106,8 @@ type Caller struct {
 	policy   Policy
 	cb       *gobreaker.CircuitBreaker[struct{}]
 	metrics  *Metrics
+	// lastSuccess is the UnixNano of the last call that succeeded.
+	lastSuccess atomic.Int64
 
 	// Sleep waits d or until ctx ends; tests replace it to observe delays.
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -132,6 +135,7 @@ func New(provider string, p Policy, m *Metrics) *Caller {
 		},
 	})
 	m.breaker(provider, gobreaker.StateClosed)
+	m.add(c)
 	return c
 }
 
@@ -144,6 +148,9 @@ func (c *Caller) State() string { return c.cb.State().String() }
 func (c *Caller) Do(ctx context.Context, fn func(ctx context.Context) error) error {
 	began := time.Now()
 	err := c.do(ctx, fn)
+	if err == nil {
+		c.lastSuccess.Store(time.Now().UnixNano())
+	}
 	c.metrics.done(c.provider, outcome(err), time.Since(began))
 	return err
 }

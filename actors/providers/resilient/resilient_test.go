@@ -346,3 +346,32 @@ func TestHTTPClassifiesReplies(t *testing.T) {
 		t.Fatalf("refused connection: err = %v, want transient", err)
 	}
 }
+
+// TestHealthReportsEveryCallerSorted: Health lists each Caller made with
+// the metrics, its breaker state and its last success.
+func TestHealthReportsEveryCallerSorted(t *testing.T) {
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := New("wompi", Policy{Attempts: 1}, m)
+	down := New("twilio", Policy{Attempts: 1, FailuresToOpen: 1, OpenFor: time.Hour}, m)
+	before := time.Now()
+	if err := ok.Do(context.Background(), func(context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	_ = down.Do(context.Background(), func(context.Context) error { return Transient(errors.New("503"), 0) })
+	h := m.Health()
+	if len(h) != 2 || h[0].Provider != "twilio" || h[1].Provider != "wompi" {
+		t.Fatalf("health %+v", h)
+	}
+	if h[0].State != "open" || !h[0].LastSuccess.IsZero() {
+		t.Errorf("twilio %+v: want open, never succeeded", h[0])
+	}
+	if h[1].State != "closed" || h[1].LastSuccess.Before(before) {
+		t.Errorf("wompi %+v: want closed, succeeded just now", h[1])
+	}
+	if (*Metrics)(nil).Health() != nil {
+		t.Error("nil metrics report providers")
+	}
+}
