@@ -272,6 +272,21 @@ const devAllowRemoteEnv = "SPA_DEV_ALLOW_REMOTE"
 // from the environment so they never show in a process list.
 const tokenSecretEnv = "SPA_TOKEN_SECRET"
 
+// kind names the value a setting takes, from its default: an integer, a
+// duration, a bool, or a string.
+func (s setting) kind() string {
+	if _, err := strconv.Atoi(s.def); err == nil {
+		return "int"
+	}
+	if _, err := time.ParseDuration(s.def); err == nil {
+		return "duration"
+	}
+	if _, err := strconv.ParseBool(s.def); err == nil {
+		return "bool"
+	}
+	return "string"
+}
+
 func intIn(lo, hi int, apply func(*config, int)) func(*config, string) error {
 	return func(c *config, v string) error {
 		n, err := strconv.Atoi(v)
@@ -334,7 +349,9 @@ func parseConfig(command string, args []string, getenv func(string) string, usag
 	fs.SetOutput(usage)
 	given := make(map[string]*string, len(settings))
 	for _, s := range settings {
-		given[s.flag] = fs.String(s.flag, "", fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def))
+		// The backquoted kind is what -h prints after the flag's name
+		// (flag.UnquoteUsage), so numbers and durations read as such.
+		given[s.flag] = fs.String(s.flag, "", fmt.Sprintf("%s (`%s`; env %s, default %q)", s.usage, s.kind(), s.env, s.def))
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/base64"
 	"io"
 	"os"
@@ -184,5 +185,26 @@ func TestRangeErrorsSuggestAcceptedValues(t *testing.T) {
 	}
 	if suggested < 20 {
 		t.Fatalf("only %d examples checked: the range settings were not exercised", suggested)
+	}
+}
+
+// TestServeHelpGoesToStdout: spa serve -h prints every flag, with its
+// kind, to stdout and succeeds; a bad flag is an error on stderr.
+func TestServeHelpGoesToStdout(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if err := run(t.Context(), []string{"serve", "-h"}, env(nil), &stdout, &stderr); err != nil {
+		t.Fatalf("serve -h: %v", err)
+	}
+	for _, want := range []string{"-admin-addr string", "-hold-ttl duration", "-body-limit int", "SPA_ADMIN_ADDR"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+	stdout.Reset()
+	if err := run(t.Context(), []string{"serve", "--no-such-flag"}, env(nil), &stdout, &stderr); err == nil || stdout.Len() != 0 || !strings.Contains(stderr.String(), "no-such-flag") {
+		t.Fatalf("bad flag: err %v, stdout %q", err, stdout.String())
 	}
 }

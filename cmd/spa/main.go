@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -53,16 +54,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stderr, usageText)
 		return errors.New("missing command")
 	}
+	err := runCommand(ctx, args, getenv, stdout, stderr)
+	if errors.Is(err, errHelped) {
+		return nil
+	}
+	return err
+}
+
+func runCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "serve":
-		cfg, err := parseConfig(cmd, rest, getenv, stderr)
+		cfg, err := parseCommand(cmd, rest, getenv, stdout, stderr)
 		if err != nil {
 			return err
 		}
 		return serve(ctx, cfg, stdout, stderr)
 	case "migrate":
-		cfg, err := parseConfig(cmd, rest, getenv, stderr)
+		cfg, err := parseCommand(cmd, rest, getenv, stdout, stderr)
 		if err != nil {
 			return err
 		}
@@ -84,6 +93,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("unknown command %q", cmd)
 	}
 }
+
+// parseCommand is parseConfig for a command line: -h prints the flags to
+// stdout and is no error (errHelped: run returns nil); a bad flag prints
+// them to stderr with the error.
+func parseCommand(cmd string, args []string, getenv func(string) string, stdout, stderr io.Writer) (config, error) {
+	var usage bytes.Buffer
+	cfg, err := parseConfig(cmd, args, getenv, &usage)
+	if errors.Is(err, flag.ErrHelp) {
+		_, werr := usage.WriteTo(stdout)
+		return cfg, errors.Join(errHelped, werr)
+	}
+	_, _ = usage.WriteTo(stderr)
+	return cfg, err
+}
+
+// errHelped says -h was answered: run turns it into success.
+var errHelped = errors.New("help printed")
 
 // revision is the VCS commit the binary was built from, when Go recorded it.
 func revision() string {
