@@ -1,12 +1,15 @@
 package gateway
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spa-engine/spa/actors/auth"
+	"github.com/spa-engine/spa/actors/service/notify"
+	"github.com/spa-engine/spa/gateway/openapi"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -127,5 +130,33 @@ func TestAdminNotificationTemplates(t *testing.T) {
 	}
 	if r := e.as(e.token("desk", auth.RoleReceptionist), "GET", "/v1/admin/notifications/templates"); r.status != 403 {
 		t.Errorf("receptionist: %d, want 403", r.status)
+	}
+}
+
+// TestNotificationEnumsMatchTheService: the OpenAPI document's kinds and
+// channels are the service's, so a new kind cannot make the template
+// list break its own schema.
+func TestNotificationEnumsMatchTheService(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Enum []string `json:"enum"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openapi.Document(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var kinds, channels []string
+	for _, k := range notify.Kinds() {
+		kinds = append(kinds, string(k))
+	}
+	for _, c := range notify.TemplateChannels() {
+		channels = append(channels, string(c))
+	}
+	for name, want := range map[string][]string{"NotificationKind": kinds, "NotificationChannel": channels} {
+		if got := doc.Components.Schemas[name].Enum; !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+			t.Errorf("%s: the document says %v, the service %v", name, got, want)
+		}
 	}
 }

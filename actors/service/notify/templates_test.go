@@ -207,3 +207,18 @@ func bodies(ms []sender.Message) []string {
 	}
 	return out
 }
+
+// TestEveryKindDeclared: every kind has a typed declaration with a sample
+// of its type for each variable (what previews and the check at save use).
+func TestEveryKindDeclared(t *testing.T) {
+	for _, kind := range Kinds() {
+		vars := Declared(kind)
+		if len(vars) == 0 {
+			t.Errorf("%s declares no variables", kind)
+		}
+		sample := SampleVars(kind, DefaultLanguage)
+		if err := checkVars(kind, sample); err != nil {
+			t.Errorf("%s: its samples do not fit its declaration: %v", kind, err)
+		}
+	}
+}
