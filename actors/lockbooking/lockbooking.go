@@ -370,7 +370,7 @@ func (e *Engine) hold(ctx context.Context, staffID string, m *schedule.Hold) *sc
 			ap.HoldExpiresAt, ap.PriceMinor, ap.DepositMinor, ap.CreatedAt, ap.UpdatedAt); err != nil {
 			return err
 		}
-		if err := record(ctx, tx, nil, ap, m.ActorID, "held"); err != nil {
+		if err := record(ctx, tx, nil, ap, m.ActorID, ""); err != nil { // no reason, as the schedule actor
 			return err
 		}
 		if err := e.remember(ctx, tx, staffID, m.Key, ap, now); err != nil {

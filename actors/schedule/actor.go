@@ -429,7 +429,9 @@ func (a *scheduleActor) hold(c actor.Context, m *Hold) {
 			if err := tx.AppointmentInsert(ctx, ap); err != nil {
 				return err
 			}
-			return record(ctx, tx, nil, ap, m.ActorID, "held")
+			// No reason: a reason is the client's free text, sealed under
+			// their key (two reads more per hold), and a hold has none.
+			return record(ctx, tx, nil, ap, m.ActorID, "")
 		},
 		Reply: func(err error) { c.Send(sender, &HoldReply{Appointment: ap, Err: err}) },
 	})
