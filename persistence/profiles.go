@@ -94,7 +94,7 @@ type ProfileStore interface {
 	// grants, shipping addresses of orders (the DANE codes stay, for
 	// statistics), audit details and reasons about the user or by the
 	// user, published outbox events and stored idempotent responses that
-	// mention the user, the bodies of the user's notifications. Sessions must be revoked by the caller in the same
+	// mention the user, the bodies of the user's notifications and their notification preferences. Sessions must be revoked by the caller in the same
 	// transaction (it publishes the revocation). ErrNotFound if the user
 	// is absent.
 	//

@@ -89,6 +89,7 @@ type Tx interface {
 	VoucherPurchaseStore
 	NotificationStore
 	NotificationTemplateStore
+	NotificationPreferenceStore
 }
 
 // Options are the driver-independent knobs given to a driver's Open.

@@ -146,6 +146,8 @@ func (t *txn) UserAnonymise(ctx context.Context, p persistence.AnonymiseParams) 
 			WHERE client_id = ? AND (recipient_name <> '' OR message <> '' OR code <> '')`, []any{id}},
 		// Sealed under the key destroyed below; emptied all the same.
 		{"notifications", `UPDATE notifications SET body = '' WHERE user_id = ? AND body <> ''`, []any{id}},
+		// What they wanted to hear goes with them: the defaults again.
+		{"notification_preferences", `DELETE FROM notification_preferences WHERE user_id = ?`, []any{id}},
 		{"audit_log", `UPDATE audit_log SET detail = ?, reason = ''
 			WHERE subject = ? OR actor_id = ? OR ` + t.contains("detail"),
 			[]any{persistence.AnonymisedAuditDetail, "user/" + id, id, idBytes}},

@@ -21,6 +21,7 @@ var notificationTests = []struct {
 	{"NotificationCreateRace", testNotificationCreateRace},
 	{"NotificationBodySealed", testNotificationBodySealed},
 	{"NotificationTemplates", testNotificationTemplates},
+	{"NotificationPreferences", testNotificationPreferences},
 }
 
 func testNotification(id, user, kind string, at time.Time) persistence.Notification {
