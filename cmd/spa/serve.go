@@ -124,6 +124,8 @@ type node struct {
 	providerMetrics *resilient.Metrics
 	// notifications feeds events to the notify service (notifications.go).
 	notifications *notificationsNode
+	// bot is the WhatsApp bot (bot.go).
+	bot *botNode
 }
 
 // startNode brings a node up. On failure it stops whatever already started.
@@ -329,6 +331,11 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 			return n, err
 		}
 	}
+	// The WhatsApp bot books through the calendars the gateway books on.
+	if err := n.startBot(ctx, cfg, js, reg, booking.Deps{Store: n.store, Calendars: schedule.NewClient(calendars),
+		Resources: resources, Keys: answers, Logger: log, Now: time.Now, Caps: holdCaps}, identity); err != nil {
+		return n, fmt.Errorf("bot: %w", err)
+	}
 	messaging, err := n.startInbox(reg)
 	if err != nil {
 		return n, err
@@ -471,6 +478,7 @@ func (n *node) shutdown() {
 		}
 	}
 	n.notifications.stop() // waits for a send in flight to be recorded
+	n.bot.stop()           // what it did not answer stays in its stream
 	if n.cluster != nil {
 		step("cluster left", func() { n.cluster.stop(ctx) })
 	}

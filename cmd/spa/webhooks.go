@@ -35,6 +35,9 @@ func (n *node) startInbox(reg prometheus.Registerer) (*inbox.Service, error) {
 // inboundReceivers are the receivers of the messages clients send us.
 func (n *node) inboundReceivers() inbound.Fanout {
 	var f inbound.Fanout
+	if n.bot != nil {
+		f = append(f, n.bot.inbox) // the bot's durable inbox (bot.go)
+	}
 	return f
 }
 

@@ -1,0 +1,9 @@
+package botjs
+
+import (
+	"testing"
+
+	"github.com/spa-engine/spa/actors/leakcheck"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }

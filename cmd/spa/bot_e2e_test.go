@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spa-engine/spa/actors/providers/whatsapp"
+	"github.com/spa-engine/spa/actors/providers/whatsapp/whatsappfake"
+	"github.com/spa-engine/spa/actors/testwait"
+)
+
+// botWorld is a node whose WhatsApp Cloud API is a fake, with a massage
+// therapist working every day 08-18.
+type botWorld struct {
+	t        *testing.T
+	a        api
+	fake     *whatsappfake.Server
+	secret   string
+	dataDir  string
+	admin    string
+	waID     string
+	seq      int
+	serveEnv map[string]string
+	last     []byte // the last webhook body sent
+}
+
+const botAppSecret = "bot-e2e-app-secret"
+
+func botEnv(fake *whatsappfake.Server, env map[string]string) map[string]string {
+	env[whatsapp.EnvToken] = fake.Token
+	env[whatsapp.EnvPhoneNumberID] = fake.PhoneNumberID
+	env[whatsapp.EnvBaseURL] = fake.URL
+	env[whatsapp.EnvAppSecret] = botAppSecret
+	env[whatsapp.EnvVerifyToken] = "bot-e2e-verify"
+	return env
+}
+
+func newBotWorld(t *testing.T, env map[string]string) *botWorld {
+	t.Helper()
+	fake := whatsappfake.New("bot-e2e-token", "106540352242922")
+	t.Cleanup(fake.Close)
+	w := &botWorld{t: t, fake: fake, secret: botAppSecret, dataDir: t.TempDir(), waID: "573001234567", serveEnv: botEnv(fake, env)}
+	base, _, _ := serveInProcess(t, w.serveEnv, w.dataDir)
+	w.a = api{t, base}
+	w.admin = issueToken(t, w.dataDir, "owner", "admin")
+	w.a.must(200, "PUT", "/v1/admin/staff/ana", w.admin, map[string]any{"name": "Ana", "skills": []string{"massage"},
+		"time_zone": "America/Bogota", "weekly_hours": everyDay("08:00", "18:00"), "active": true, "version": 0})
+	w.a.must(200, "PUT", "/v1/admin/services/massage-60", w.admin, map[string]any{"name": "Masaje", "category": "body",
+		"duration_minutes": 60, "price_minor": 12000000, "required_skills": []string{"massage"},
+		"cancel_cutoff_minutes": 60, "active": true, "version": 0})
+	return w
+}
+
+// post sends the node a signed webhook with one message of the client:
+// text, or a reply-button tap (payload set).
+func (w *botWorld) post(text, payload string) string {
+	w.t.Helper()
+	w.seq++
+	id := fmt.Sprintf("wamid.e2e.%d.%d", time.Now().UnixNano(), w.seq)
+	msg := map[string]any{"from": w.waID, "id": id, "timestamp": strconv.FormatInt(time.Now().Unix(), 10)}
+	if payload == "" {
+		msg["type"], msg["text"] = "text", map[string]any{"body": text}
+	} else {
+		msg["type"] = "interactive"
+		msg["interactive"] = map[string]any{"type": "button_reply", "button_reply": map[string]any{"id": payload, "title": text}}
+	}
+	body, _ := json.Marshal(map[string]any{"object": "whatsapp_business_account", "entry": []any{map[string]any{
+		"id": "1", "changes": []any{map[string]any{"field": "messages", "value": map[string]any{
+			"messaging_product": "whatsapp", "metadata": map[string]any{"phone_number_id": w.fake.PhoneNumberID},
+			"contacts": []any{map[string]any{"profile": map[string]any{"name": "Valentina"}, "wa_id": w.waID}},
+			"messages": []any{msg}}}}}}})
+	w.fake.Inbound(w.waID, time.Now()) // the 24-hour window opens
+	w.send(body)
+	return id
+}
+
+// send posts a webhook body, signed.
+func (w *botWorld) send(body []byte) {
+	w.t.Helper()
+	req, _ := http.NewRequest("POST", w.a.base+"/v1/webhooks/whatsapp", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Hub-Signature-256", whatsapp.Signature(w.secret, body))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		w.t.Fatalf("webhook answered %d", res.StatusCode)
+	}
+	w.last = body
+}
+
+// waitSent waits for a message sent to the client that match accepts.
+func (w *botWorld) waitSent(what string, match func(whatsappfake.Sent) bool) whatsappfake.Sent {
+	w.t.Helper()
+	var got whatsappfake.Sent
+	testwait.Until(w.t, 30*time.Second, what, func() error {
+		sent := w.fake.Sent()
+		for _, m := range sent {
+			if match(m) {
+				got = m
+				return nil
+			}
+		}
+		return fmt.Errorf("%d messages sent: %+v", len(sent), sent)
+	})
+	return got
+}
+
+// TestBotBooksEndToEnd: with no Gemini key, "Hola, quiero un masaje
+// mañana a las 3" through the signed webhook gets a proposal with
+// Confirmar/Cambiar buttons (a real hold); the "Confirmar" tap confirms
+// it, and the appointment is in the agenda. A webhook delivered twice is
+// answered once. On each driver.
+func TestBotBooksEndToEnd(t *testing.T) {
+	for name, envFor := range drivers(t) {
+		t.Run(name, func(t *testing.T) {
+			w := newBotWorld(t, envFor(t))
+			w.post("Hola, quiero un masaje mañana a las 3", "")
+			prop := w.waitSent("the proposal", func(m whatsappfake.Sent) bool { return m.Type == "interactive" })
+			var confirm string
+			for _, b := range prop.Buttons {
+				if id, title, _ := strings.Cut(b, "="); title == "Confirmar" {
+					confirm = id
+				}
+			}
+			if prop.Type != "interactive" || confirm == "" || !strings.HasPrefix(confirm, "confirm:apt_") ||
+				!strings.Contains(prop.Text, "Masaje") || prop.To != w.waID {
+				t.Fatalf("proposal %+v", prop)
+			}
+			apt := strings.TrimPrefix(confirm, "confirm:")
+			bogota, _ := time.LoadLocation("America/Bogota")
+			tomorrow := time.Now().In(bogota).AddDate(0, 0, 1).Format(time.DateOnly)
+			held := w.a.must(200, "GET", "/v1/appointments/"+apt, w.admin, nil)
+			if held["status"] != "held" || held["service_id"] != "massage-60" {
+				t.Fatalf("held %v", held)
+			}
+
+			w.post("Confirmar", confirm)
+			w.send(w.last) // Meta delivers the tap again
+			done := w.waitSent("the confirmation", func(m whatsappfake.Sent) bool { return strings.Contains(m.Text, "Listo") })
+			if done.Type != "text" || !strings.Contains(done.Text, "Masaje") {
+				t.Fatalf("confirmation %+v", done)
+			}
+			day := held["start"].(string)
+			start, _ := time.Parse(time.RFC3339, day)
+			agenda := w.a.must(200, "GET", "/v1/agenda?staff=ana&date="+start.In(bogota).Format(time.DateOnly), w.admin, nil)
+			list := agenda["appointments"].([]any)
+			if len(list) != 1 || list[0].(map[string]any)["id"] != apt || list[0].(map[string]any)["status"] != "confirmed" {
+				t.Fatalf("agenda %v", agenda)
+			}
+			if start.In(bogota).Format(time.DateOnly) != tomorrow || start.In(bogota).Hour() != 15 {
+				t.Fatalf("booked at %s, want tomorrow (%s) at 15:00", start.In(bogota), tomorrow)
+			}
+			// Each message was answered once; the only other message is
+			// the notification service's confirmation.
+			time.Sleep(300 * time.Millisecond)
+			var bot []string
+			for _, m := range w.fake.Sent() {
+				if !strings.Contains(m.Text, "Tu cita está confirmada") {
+					bot = append(bot, m.Text)
+				}
+			}
+			if len(bot) != 2 {
+				t.Fatalf("the bot sent %d messages, want 2: %q", len(bot), bot)
+			}
+		})
+	}
+}
