@@ -3,7 +3,8 @@
 # go vet, then every test with the race detector on SQLite and PostgreSQL,
 # a closing count of passed, failed and skipped tests, and a minute of
 # fuzzing every request body through the router (FuzzEveryBody); the alert
-# rules' promtool tests (.ci/promtool.sh).
+# rules' promtool tests (.ci/promtool.sh); the Kubernetes manifests'
+# kubeconform and kube-score (.ci/k8s.sh).
 #
 # Where PostgreSQL is required (CI=true, or SPA_REQUIRE_POSTGRES=1) a
 # database that cannot be had fails the run here, loudly, and the Go tests
@@ -47,6 +48,9 @@ export TEST_DATABASE_URL=${TEST_DATABASE_URL:-}
 go vet ./...
 # The alert rules (deploy/prometheus): promtool check and unit tests, ~1s.
 .ci/promtool.sh
+# The Kubernetes manifests (deploy/k8s): kubeconform and kube-score, ~15s
+# once compiled.
+.ci/k8s.sh
 
 mkdir -p bin; log=bin/test.log
 # -v for the closing count (the whole output is kept in bin/test.log); the

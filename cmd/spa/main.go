@@ -26,12 +26,13 @@ var version = "dev"
 const usageText = `usage: spa <command> [flags]
 
 commands:
-  serve     run a node (HTTP gateway, actors, embedded NATS, store)
-  migrate   apply the embedded schema migrations and print what was done
-  token     mint an access token for manual testing: spa token --subject ID --role admin
-  loadgen   drive load at a node and check its bookings: spa loadgen -h (report: spa loadgen report -h)
-  version   print the version
-  help      show this text
+  serve        run a node (HTTP gateway, actors, embedded NATS, store)
+  migrate      apply the embedded schema migrations and print what was done
+  token        mint an access token for manual testing: spa token --subject ID --role admin
+  healthcheck  exit 0 when the node on SPA_HTTP_ADDR is ready (--live: alive); for HEALTHCHECKs
+  loadgen      drive load at a node and check its bookings: spa loadgen -h (report: spa loadgen report -h)
+  version      print the version
+  help         show this text
 
 Every flag of serve, migrate and token can also be set by environment
 variable; "spa serve -h" lists them.
@@ -78,6 +79,8 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 		return migrate(ctx, cfg, stdout)
 	case "token":
 		return mintToken(cmd, rest, getenv, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(ctx, rest, getenv, stdout, stderr)
 	case "loadgen":
 		return loadgenCommand(ctx, rest, getenv, stdout, stderr)
 	case "bare": // hidden: the bench's bare-HTTP ceiling (bare.go)
