@@ -162,6 +162,9 @@ type Deps struct {
 	// change, shared with the node's notifications so an activation
 	// applies at once on this node (nil: one over Store).
 	NotificationTemplates *notify.Catalog
+	// NotificationDeadLetters is the dead-letter admin (nil: notifications
+	// are off and its routes answer 503).
+	NotificationDeadLetters *notify.DeadLetters
 	// Now is the clock (nil: time.Now).
 	Now    func() time.Time
 	Config Config

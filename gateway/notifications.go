@@ -18,6 +18,7 @@ import (
 func (s *server) registerNotifications(app *fiber.App) {
 	app.Get("/v1/admin/notifications", RequireRole(auth.RoleAdmin), s.listNotifications)
 	s.registerNotificationTemplates(app)
+	s.registerNotificationDeadLetters(app)
 }
 
 type notificationJSON struct {

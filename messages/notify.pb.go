@@ -104,9 +104,20 @@ type DeadLetter struct {
 	Error    string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
 	Attempts int32                  `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
 	FailedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=failed_at,json=failedAt,proto3" json:"failed_at,omitempty"`
-	// The subject and bytes of the message that caused it.
-	Subject       string `protobuf:"bytes,7,opt,name=subject,proto3" json:"subject,omitempty"`
-	Data          []byte `protobuf:"bytes,8,opt,name=data,proto3" json:"data,omitempty"`
+	// The subject and bytes of the message that caused it; the bytes
+	// sealed with the node's PII keyring when sealed is set (context
+	// "notification-dead-letter/<notification id>").
+	Subject string `protobuf:"bytes,7,opt,name=subject,proto3" json:"subject,omitempty"`
+	Data    []byte `protobuf:"bytes,8,opt,name=data,proto3" json:"data,omitempty"`
+	// A stable name of the failure for grouping ("breaker_open",
+	// "timeout", "provider_unavailable", "error"), never text with numbers.
+	ErrorClass string `protobuf:"bytes,9,opt,name=error_class,json=errorClass,proto3" json:"error_class,omitempty"`
+	// When the notification was queued on its channel (its first attempt
+	// follows at once unless quiet hours held it).
+	QueuedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=queued_at,json=queuedAt,proto3" json:"queued_at,omitempty"`
+	// How many times an admin retried it before it died this time.
+	Retries       int32 `protobuf:"varint,11,opt,name=retries,proto3" json:"retries,omitempty"`
+	Sealed        bool  `protobuf:"varint,12,opt,name=sealed,proto3" json:"sealed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -197,6 +208,34 @@ func (x *DeadLetter) GetData() []byte {
 	return nil
 }
 
+func (x *DeadLetter) GetErrorClass() string {
+	if x != nil {
+		return x.ErrorClass
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetQueuedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.QueuedAt
+	}
+	return nil
+}
+
+func (x *DeadLetter) GetRetries() int32 {
+	if x != nil {
+		return x.Retries
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetSealed() bool {
+	if x != nil {
+		return x.Sealed
+	}
+	return false
+}
+
 var File_spa_v1_notify_proto protoreflect.FileDescriptor
 
 const file_spa_v1_notify_proto_rawDesc = "" +
@@ -205,7 +244,7 @@ const file_spa_v1_notify_proto_rawDesc = "" +
 	"\vReminderDue\x12%\n" +
 	"\x0eappointment_id\x18\x01 \x01(\tR\rappointmentId\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x120\n" +
-	"\x05start\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\"\xfc\x01\n" +
+	"\x05start\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\"\x88\x03\n" +
 	"\n" +
 	"DeadLetter\x12'\n" +
 	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\x12\x12\n" +
@@ -215,7 +254,13 @@ const file_spa_v1_notify_proto_rawDesc = "" +
 	"\battempts\x18\x05 \x01(\x05R\battempts\x127\n" +
 	"\tfailed_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bfailedAt\x12\x18\n" +
 	"\asubject\x18\a \x01(\tR\asubject\x12\x12\n" +
-	"\x04data\x18\b \x01(\fR\x04dataB-Z+github.com/spa-engine/spa/messages;messagesb\x06proto3"
+	"\x04data\x18\b \x01(\fR\x04data\x12\x1f\n" +
+	"\verror_class\x18\t \x01(\tR\n" +
+	"errorClass\x127\n" +
+	"\tqueued_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\bqueuedAt\x12\x18\n" +
+	"\aretries\x18\v \x01(\x05R\aretries\x12\x16\n" +
+	"\x06sealed\x18\f \x01(\bR\x06sealedB-Z+github.com/spa-engine/spa/messages;messagesb\x06proto3"
 
 var (
 	file_spa_v1_notify_proto_rawDescOnce sync.Once
@@ -238,11 +283,12 @@ var file_spa_v1_notify_proto_goTypes = []any{
 var file_spa_v1_notify_proto_depIdxs = []int32{
 	2, // 0: spa.v1.ReminderDue.start:type_name -> google.protobuf.Timestamp
 	2, // 1: spa.v1.DeadLetter.failed_at:type_name -> google.protobuf.Timestamp
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	2, // 2: spa.v1.DeadLetter.queued_at:type_name -> google.protobuf.Timestamp
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_spa_v1_notify_proto_init() }

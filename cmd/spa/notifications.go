@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spa-engine/spa/actors/providers/sender"
 	"github.com/spa-engine/spa/actors/service/catalogue"
@@ -19,7 +19,6 @@ import (
 	"github.com/spa-engine/spa/cluster/jsretry"
 	"github.com/spa-engine/spa/cluster/notifyjs"
 	"github.com/spa-engine/spa/cluster/outbox"
-	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -77,6 +76,10 @@ type notificationsNode struct {
 	mu      sync.Mutex
 	stopped bool
 	wait    sync.WaitGroup
+	// dead parks dead messages and admin serves the admin's routes over
+	// it (notification_deadletters.go); nil in tests that park nothing.
+	dead  *notifyjs.DeadLetters
+	admin *notify.DeadLetters
 }
 
 // begin registers a handling in flight; false once stopping.
@@ -109,7 +112,7 @@ func (nn *notificationsNode) stop() {
 // startNotifications starts the consumer when SPA_NOTIFICATIONS is on,
 // with out, the node's sender (sender.LogSink on channels without a
 // provider in dev mode).
-func (n *node) startNotifications(ctx context.Context, cfg config, js jetstream.JetStream, out sender.Sender, templates *notify.Catalog) error {
+func (n *node) startNotifications(ctx context.Context, cfg config, js jetstream.JetStream, reg prometheus.Registerer, out sender.Sender, templates *notify.Catalog) error {
 	if !cfg.Notifications {
 		n.log.Info("notifications off (SPA_NOTIFICATIONS=false)")
 		return nil
@@ -134,6 +137,9 @@ func (n *node) startNotifications(ctx context.Context, cfg config, js jetstream.
 		return fmt.Errorf("SPA_NOTIFICATIONS: %w", err)
 	}
 	n.notifications = newNotificationsNode()
+	if err := n.notifications.startDeadLetters(ctx, n, js, reg, cfg.Cluster.replicas(), svc); err != nil {
+		return err
+	}
 	if err := n.notifications.followNotifications(ctx, js, n.log, svc); err != nil {
 		return err
 	}
@@ -198,15 +204,7 @@ func (nn *notificationsNode) followNotifications(ctx context.Context, js jetstre
 		// Events from before the consumer first existed are old news.
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 	}, func(ctx context.Context, msg jetstream.Msg) error {
-		var ev messages.Event
-		if err := proto.Unmarshal(msg.Data(), &ev); err != nil || ev.Payload == nil {
-			return errUndecodable
-		}
-		payload, err := ev.Payload.UnmarshalNew()
-		if err != nil {
-			return errUndecodable
-		}
-		return svc.Handle(ctx, payload)
+		return handleEventData(ctx, svc, msg.Data())
 	})
 }
 
@@ -217,7 +215,8 @@ var errUndecodable = errors.New("undecodable message")
 // follow runs a durable consumer of stream with cc (explicit acks, no
 // cap on deliveries, the AckWait and buffering below) and hands each
 // message to handle, acknowledging it when handle is done with it (sent,
-// refused for good or dead) and redelivering it after the delay handle
+// refused for good, or dead and parked as a dead letter) and redelivering
+// it after the delay handle
 // asks for (NakWithDelay: a transient provider failure, quiet hours), or
 // after retryBackoff when handle could not get that far. Deliveries are
 // not capped: the service decides when a message is dead, by the
@@ -251,8 +250,18 @@ func (nn *notificationsNode) follow(ctx context.Context, js jetstream.JetStream,
 		defer stop()
 		err := handle(ctx, msg)
 		var retry *notify.RetryError
+		var dead *notify.DeadError
 		switch {
 		case err == nil:
+			_ = msg.Ack()
+		case errors.As(err, &dead):
+			// Parked, then acknowledged; a parking that failed is tried
+			// again on redelivery (the service answers dead again).
+			if err := nn.park(ctx, msg, dead); err != nil {
+				log.Warn("dead notification not parked; will retry", "consumer", cc.Durable, "kind", dead.Notification.Kind, "err", err)
+				_ = msg.NakWithDelay(retryBackoff[0])
+				return
+			}
 			_ = msg.Ack()
 		case errors.Is(err, errUndecodable):
 			log.Error("undecodable notification message dropped", "consumer", cc.Durable, "subject", msg.Subject())
@@ -286,10 +295,6 @@ func (nn *notificationsNode) followReminders(ctx context.Context, js jetstream.J
 		// (HandleReminder drops it once the appointment began).
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}, func(ctx context.Context, msg jetstream.Msg) error {
-		var due messages.ReminderDue
-		if err := proto.Unmarshal(msg.Data(), &due); err != nil {
-			return errUndecodable
-		}
-		return svc.HandleReminder(ctx, &due)
+		return handleReminderData(ctx, svc, msg.Data())
 	})
 }

@@ -310,7 +310,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	if err != nil {
 		return n, err
 	}
-	if err := n.startNotifications(ctx, cfg, js, n.identity.sender, templates); err != nil {
+	if err := n.startNotifications(ctx, cfg, js, reg, n.identity.sender, templates); err != nil {
 		return n, err
 	}
 	holdCaps, cartCaps, err := n.hoardingCaps(cfg, reg)
@@ -364,7 +364,8 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		Providers:  n.providerMetrics.Health,
 		Now:        time.Now,
 
-		NotificationTemplates: templates,
+		NotificationTemplates:   templates,
+		NotificationDeadLetters: n.notifications.deadLetterAdmin(),
 		Checks: append([]gateway.Check{
 			{Name: "store", Check: n.store.Ping},
 			{Name: "nats", Check: func(context.Context) error { return n.nats.Ready() }},

@@ -146,9 +146,9 @@ func Subjects() []string {
 }
 
 // Handle turns one event payload into its message, if it asks for one,
-// and delivers it. nil means done (sent, refused for good, or dead);
-// a *RetryError means hand it in again later; any other error is the
-// store's, also worth a retry.
+// and delivers it. nil means done (sent, refused for good); a *DeadError
+// means dead: park the event as a dead letter; a *RetryError means hand
+// it in again later; any other error is the store's, also worth a retry.
 func (s *Service) Handle(ctx context.Context, payload proto.Message) error {
 	var in intent
 	var ok bool
@@ -339,8 +339,10 @@ func (s *Service) deliver(ctx context.Context, in intent) error {
 			s.deps.Log.Error("notification not rendered", "id", n.ID, "kind", in.kind, "error", n.LastError)
 		}
 		switch {
-		case stored.Status.Accepted() || stored.Status == persistence.NotificationDead:
+		case stored.Status.Accepted():
 			return nil
+		case stored.Status == persistence.NotificationDead: // parked again: a parking may have failed
+			return &DeadError{Notification: stored, Class: textClass(stored.LastError)}
 		case stored.Status == persistence.NotificationFailed:
 			continue
 		}
@@ -384,7 +386,7 @@ func (s *Service) unreachable(ctx context.Context, in intent) error {
 
 // send makes one provider call for the queued n and records its outcome.
 // It returns n as recorded, and a *RetryError when the call failed for
-// now and n has attempts left.
+// now and n has attempts left, a *DeadError when it has none.
 func (s *Service) send(ctx context.Context, n persistence.Notification, to string) (persistence.Notification, error) {
 	if s.deps.QuietHours != nil {
 		if d := s.deps.QuietHours.Delay(n, s.deps.Now()); d > 0 {
@@ -406,7 +408,7 @@ func (s *Service) send(ctx context.Context, n persistence.Notification, to strin
 	now := s.deps.Now()
 	n.Attempts++
 	n.UpdatedAt = now
-	var retry error
+	var retry error // or the *DeadError
 	log := s.deps.Log.With("id", n.ID, "kind", n.Kind, "channel", n.Channel, "to", sender.MaskRecipient(sender.Channel(n.Channel), to), "attempt", n.Attempts)
 	switch {
 	case err == nil:
@@ -418,6 +420,7 @@ func (s *Service) send(ctx context.Context, n persistence.Notification, to strin
 	case n.Attempts >= s.MaxAttempts():
 		n.Status, n.LastError = persistence.NotificationDead, redact(err, to)
 		log.Error("notification dead after its last attempt", "error", n.LastError)
+		retry = &DeadError{Notification: n, Class: ErrorClass(err)}
 	default:
 		n.LastError = redact(err, to)
 		retry = &RetryError{After: s.cfg.Backoff[n.Attempts-1], Err: err}

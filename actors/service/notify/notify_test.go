@@ -238,15 +238,19 @@ func TestUnavailableRetriedThenDead(t *testing.T) {
 					t.Fatalf("after attempt %d: %+v", i+1, ns)
 				}
 			}
-			if err := f.svc.Handle(t.Context(), f.confirmed()); err != nil {
-				t.Fatalf("last attempt: %v; want nil (dead, not retried)", err)
+			var dead *DeadError
+			if err := f.svc.Handle(t.Context(), f.confirmed()); !errors.As(err, &dead) || dead.Class != ClassProviderUnavailable ||
+				dead.Notification.Status != persistence.NotificationDead {
+				t.Fatalf("last attempt: %v; want a DeadError (dead, parked, not retried) of class %s", err, ClassProviderUnavailable)
 			}
 			ns := f.list()
 			if len(ns) != 1 || ns[0].Status != persistence.NotificationDead || ns[0].Attempts != 3 || !strings.Contains(ns[0].LastError, "503") {
 				t.Fatalf("after the last attempt: %+v; want one dead letter", ns)
 			}
-			if err := f.svc.Handle(t.Context(), f.confirmed()); err != nil {
-				t.Fatal(err)
+			// Redelivered (the parking failed): dead again, the same class
+			// read back from the stored error, nothing sent.
+			if err := f.svc.Handle(t.Context(), f.confirmed()); !errors.As(err, &dead) || dead.Class != ClassProviderUnavailable {
+				t.Fatalf("redelivered dead: %v", err)
 			}
 			if n := len(f.sender.messages()); n != 3 {
 				t.Fatalf("%d provider calls; want 3 (none after the message died, none on SMS)", n)
