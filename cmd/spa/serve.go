@@ -97,6 +97,9 @@ type node struct {
 	// admin serves /metrics and /debug/pprof on adminLn (SPA_ADMIN_ADDR).
 	admin   *fiber.App
 	adminLn net.Listener
+	// reg is every series the admin listener serves (the dashboards'
+	// test reads its descriptions).
+	reg     *prometheus.Registry
 	cancel  context.CancelFunc // stops background loops
 	loops   sync.WaitGroup
 	timeout time.Duration
@@ -142,6 +145,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		}
 	}()
 	reg := prometheus.NewRegistry()
+	n.reg = reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(), buildInfo())
 
