@@ -68,6 +68,7 @@ type Store interface {
 
 // Tx gives one transaction's view of every bounded context's store.
 type Tx interface {
+	Pipeliner
 	IdempotencyStore
 	AuditStore
 	OutboxStore
@@ -90,6 +91,20 @@ type Tx interface {
 	NotificationStore
 	NotificationTemplateStore
 	NotificationPreferenceStore
+}
+
+// Pipeliner lets a transaction send its writes together.
+type Pipeliner interface {
+	// Pipelined runs fn, sending the writes it makes that need no answer
+	// before the next statement (inserts whose only outcome is success or
+	// an error, the epoch check) together, in one round trip on a driver
+	// that pipelines (PostgreSQL), when fn returns or before the next read.
+	// Their errors are then Pipelined's (or that read's), not the write
+	// call's: a group commit wraps each calendar's batch in it, so a
+	// failure is still that batch's. After an error the transaction must
+	// not commit: writes sent after the failing one may have run. Without
+	// pipelining it is fn().
+	Pipelined(ctx context.Context, fn func() error) error
 }
 
 // Options are the driver-independent knobs given to a driver's Open.
@@ -149,9 +164,10 @@ type IdempotencyStore interface {
 	IdempotencyPut(ctx context.Context, rec IdempotencyRecord) error
 	// IdempotencyClaim inserts rec unless a record for (Scope, Key) that
 	// has not expired by rec.CreatedAt exists (an expired one is
-	// replaced), and reports whether it did: the one write of a key an
-	// actor answers, in the transaction of the change it answers.
-	IdempotencyClaim(ctx context.Context, rec IdempotencyRecord) (bool, error)
+	// replaced), and fails with held when one does: the one write of a
+	// key an actor answers, in the transaction of the change it answers
+	// (pipelined: see Pipeliner).
+	IdempotencyClaim(ctx context.Context, rec IdempotencyRecord, held error) error
 	// IdempotencyOwned returns the records of owner that expire after now:
 	// what an actor's activation replays.
 	IdempotencyOwned(ctx context.Context, owner string, now time.Time) ([]IdempotencyRecord, error)

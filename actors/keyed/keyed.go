@@ -269,14 +269,10 @@ func Write[T any](ctx context.Context, tx persistence.Tx, cfg Config, owner stri
 	if body, err = Seal(cfg.Seal, k.Scope, k.Name, body); err != nil {
 		return err
 	}
-	ok, err := tx.IdempotencyClaim(ctx, persistence.IdempotencyRecord{
+	return tx.IdempotencyClaim(ctx, persistence.IdempotencyRecord{
 		Scope: k.Scope, Key: k.Name, Owner: owner, RequestHash: k.Fingerprint(), State: persistence.IdempotencyCompleted,
 		ResponseContentType: ContentType, ResponseBody: body, CreatedAt: now, ExpiresAt: now.Add(cfg.ttl()),
-	})
-	if err == nil && !ok {
-		err = fmt.Errorf("%w (owner %s)", ErrElsewhere, owner)
-	}
-	return err
+	}, fmt.Errorf("%w (owner %s)", ErrElsewhere, owner))
 }
 
 // Stored reads the answer an actor stored under k inside tx: found with

@@ -267,6 +267,22 @@ func (c conn) QueryRow(ctx context.Context, query string, args ...any) sqlstore.
 	return c.tx.QueryRow(ctx, query, args...)
 }
 
+// SendBatch sends stmts as one pgx batch: one round trip, each result
+// handed to its statement's callback in order (sqlstore.Pipeline).
+func (c conn) SendBatch(ctx context.Context, stmts []sqlstore.Stmt) error {
+	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(stmts))}
+	for _, s := range stmts {
+		q := b.Queue(s.Query, s.Args...)
+		switch {
+		case s.Row != nil:
+			q.QueryRow(func(r pgx.Row) error { return s.Row(r) })
+		case s.Affected != nil:
+			q.Exec(func(tag pgconn.CommandTag) error { return s.Affected(tag.RowsAffected()) })
+		}
+	}
+	return c.tx.SendBatch(ctx, b).Close()
+}
+
 // PoolStats reports pgxpool's counters (persistence.PoolStatser).
 func (s *Store) PoolStats() persistence.PoolStats {
 	st := s.pool.Stat()

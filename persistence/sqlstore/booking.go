@@ -288,12 +288,15 @@ func (t *txn) CalendarActivateAt(ctx context.Context, calendarID string, epoch i
 }
 
 func (t *txn) CalendarCheckEpoch(ctx context.Context, calendarID string, epoch int64) error {
-	var stored int64
-	err := t.queryRow(ctx, `SELECT epoch FROM calendars WHERE id = ?`, calendarID).Scan(&stored)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return t.mapErr(err)
-	}
-	return persistence.CheckEpoch(calendarID, epoch, stored, err == nil)
+	return t.later(ctx, Stmt{Query: `SELECT epoch FROM calendars WHERE id = ?`, Args: []any{calendarID},
+		Row: func(r Row) error {
+			var stored int64
+			err := r.Scan(&stored)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return t.mapErr(err)
+			}
+			return persistence.CheckEpoch(calendarID, epoch, stored, err == nil)
+		}})
 }
 
 // ---- Appointments ----
@@ -319,13 +322,12 @@ func (t *txn) AppointmentInsert(ctx context.Context, a persistence.Appointment) 
 	if err != nil {
 		return err
 	}
-	_, err = t.exec(ctx, `INSERT INTO appointments (`+appointmentColumns+`)
+	return t.later(ctx, Stmt{Query: `INSERT INTO appointments (` + appointmentColumns + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.ID, a.StaffID, a.ResourceID, a.ServiceID, a.ClientID, t.ts(a.Start), t.ts(a.End),
-		persistence.Seconds(a.BufferBefore), persistence.Seconds(a.BufferAfter), string(a.Status),
-		t.nullTS(a.HoldExpiresAt), a.PriceMinor, a.DepositMinor, a.Version,
-		t.ts(a.CreatedAt), t.ts(a.UpdatedAt), t.nullTS(a.CheckedInAt))
-	return err
+		Args: []any{a.ID, a.StaffID, a.ResourceID, a.ServiceID, a.ClientID, t.ts(a.Start), t.ts(a.End),
+			persistence.Seconds(a.BufferBefore), persistence.Seconds(a.BufferAfter), string(a.Status),
+			t.nullTS(a.HoldExpiresAt), a.PriceMinor, a.DepositMinor, a.Version,
+			t.ts(a.CreatedAt), t.ts(a.UpdatedAt), t.nullTS(a.CheckedInAt)}})
 }
 
 func (t *txn) AppointmentUpdate(ctx context.Context, a persistence.Appointment) (persistence.Appointment, error) {
@@ -419,10 +421,9 @@ func (t *txn) TransitionAppend(ctx context.Context, tr persistence.Transition) e
 			return err
 		}
 	}
-	_, err = t.exec(ctx, `INSERT INTO appointment_transitions
+	return t.later(ctx, Stmt{Query: `INSERT INTO appointment_transitions
 		(id, appointment_id, from_status, to_status, at, actor_id, reason) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		tr.ID, tr.AppointmentID, string(tr.From), string(tr.To), t.ts(tr.At), tr.ActorID, reason)
-	return err
+		Args: []any{tr.ID, tr.AppointmentID, string(tr.From), string(tr.To), t.ts(tr.At), tr.ActorID, reason}})
 }
 
 func (t *txn) TransitionList(ctx context.Context, appointmentID string) ([]persistence.Transition, error) {

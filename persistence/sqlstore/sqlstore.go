@@ -150,20 +150,34 @@ type txn struct {
 	// scanned in this transaction, by order id, until openOrders opens
 	// them (a query cannot run while rows are read on PostgreSQL).
 	sealedShipping map[string]string
+
+	// held are the writes waiting for the next flush while holding
+	// (inside Pipelined on a driver that pipelines: pipeline.go).
+	held    []Stmt
+	holding bool
 }
 
 var _ persistence.Tx = (*txn)(nil)
 
 func (t *txn) exec(ctx context.Context, query string, args ...any) (int, error) {
+	if err := t.flush(ctx); err != nil {
+		return 0, err
+	}
 	n, err := t.q.Exec(ctx, t.rebind(query), args...)
 	return int(n), t.d.MapErr(err)
 }
 
 func (t *txn) queryRow(ctx context.Context, query string, args ...any) Row {
+	if err := t.flush(ctx); err != nil {
+		return errRow{err}
+	}
 	return t.q.QueryRow(ctx, t.rebind(query), args...)
 }
 
 func (t *txn) query(ctx context.Context, query string, args ...any) (Rows, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := t.q.Query(ctx, t.rebind(query), args...)
 	return rows, t.d.MapErr(err)
 }

@@ -53,9 +53,14 @@ func (t *txn) IdempotencyPut(ctx context.Context, r persistence.IdempotencyRecor
 	return err
 }
 
-func (t *txn) IdempotencyClaim(ctx context.Context, r persistence.IdempotencyRecord) (bool, error) {
-	n, err := t.exec(ctx, idemUpsert+` WHERE idempotency_records.expires_at < excluded.created_at`, t.idemArgs(r)...)
-	return n == 1, err
+func (t *txn) IdempotencyClaim(ctx context.Context, r persistence.IdempotencyRecord, held error) error {
+	return t.later(ctx, Stmt{Query: idemUpsert + ` WHERE idempotency_records.expires_at < excluded.created_at`,
+		Args: t.idemArgs(r), Affected: func(n int64) error {
+			if n != 1 {
+				return held
+			}
+			return nil
+		}})
 }
 
 func (t *txn) IdempotencyList(ctx context.Context, now time.Time, afterScope, afterKey string, limit int) ([]persistence.IdempotencyRecord, error) {
@@ -161,11 +166,11 @@ func (t *txn) AuditList(ctx context.Context, p persistence.AuditListParams) ([]p
 // ---- Outbox ----
 
 func (t *txn) OutboxAppend(ctx context.Context, e persistence.OutboxEvent) error {
-	_, err := t.exec(ctx, `INSERT INTO outbox (id, subject, type, payload, created_at, published_at)
+	err := t.later(ctx, Stmt{Query: `INSERT INTO outbox (id, subject, type, payload, created_at, published_at)
 		VALUES (?, ?, ?, ?, ?, ?)`,
-		e.ID, e.Subject, e.Type, e.Payload, t.ts(e.CreatedAt), t.nullTS(e.PublishedAt))
+		Args: []any{e.ID, e.Subject, e.Type, e.Payload, t.ts(e.CreatedAt), t.nullTS(e.PublishedAt)}})
 	if err == nil {
-		t.appended = true
+		t.appended = true // held: a failure fails the transaction, so no commit wakes the relay
 	}
 	return err
 }

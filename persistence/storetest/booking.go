@@ -26,6 +26,7 @@ var bookingTests = []struct {
 	{"Calendars", testCalendars},
 	{"CalendarActivateConcurrent", testCalendarActivateConcurrent},
 	{"FencingSequential", testFencingSequential},
+	{"Pipelined", testPipelined},
 	{"FencingInterleaved", testFencingInterleaved},
 	{"Appointments", testAppointments},
 	{"AppointmentList", testAppointmentList},
@@ -519,6 +520,80 @@ func appt(id, staff string, start, end time.Time) persistence.Appointment {
 	return persistence.Appointment{ID: id, StaffID: staff, ServiceID: "massage", ClientID: "c1",
 		Start: start, End: end, Status: persistence.StatusConfirmed, PriceMinor: 100_000,
 		CreatedAt: base, UpdatedAt: base}
+}
+
+// testPipelined: inside Pipelined, writes behave as if each ran when
+// called: a later read sees them, and the epoch check's fencing, a unique
+// violation and a held idempotency key are Pipelined's errors, with
+// nothing of the transaction kept.
+func testPipelined(t *testing.T, open Opener) {
+	s := migrated(t, open, persistence.Options{})
+	const cal = "staff/ana"
+	stale := activate(t, s, cal)
+	epoch := activate(t, s, cal)
+	key := persistence.IdempotencyRecord{Scope: "sub:u1", Key: "k1", Owner: cal, RequestHash: []byte{1},
+		State: persistence.IdempotencyCompleted, CreatedAt: base, ExpiresAt: base.Add(time.Hour)}
+	var seen persistence.Appointment
+	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
+		return tx.Pipelined(ctx, func() error {
+			if err := tx.CalendarCheckEpoch(ctx, cal, epoch); err != nil {
+				return err
+			}
+			if err := tx.IdempotencyClaim(ctx, key, errBoom); err != nil {
+				return err
+			}
+			if err := tx.AppointmentInsert(ctx, appt("a-1", "ana", at(9, 0), at(10, 0))); err != nil {
+				return err
+			}
+			var err error
+			seen, err = tx.AppointmentGet(ctx, "a-1") // a read after held writes
+			return err
+		})
+	})
+	if seen.ID != "a-1" {
+		t.Fatalf("read inside Pipelined = %+v; want a-1", seen)
+	}
+	inserted := func(id string) bool {
+		var ok bool
+		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
+			_, err := tx.AppointmentGet(ctx, id)
+			ok = err == nil
+			if errors.Is(err, persistence.ErrNotFound) {
+				err = nil
+			}
+			return err
+		})
+		return ok
+	}
+	if !inserted("a-1") {
+		t.Fatal("a-1 not committed")
+	}
+	attempt := func(name string, want error, fn func(ctx context.Context, tx persistence.Tx) error) {
+		t.Helper()
+		err := txErr(t, s, func(ctx context.Context, tx persistence.Tx) error {
+			return tx.Pipelined(ctx, func() error {
+				if err := fn(ctx, tx); err != nil {
+					return err
+				}
+				return tx.AppointmentInsert(ctx, appt("a-2", "ana", at(11, 0), at(12, 0)))
+			})
+		})
+		wantErr(t, name, err, want)
+		if inserted("a-2") {
+			t.Fatalf("%s: a-2 written by a failed transaction", name)
+		}
+	}
+	attempt("stale epoch", persistence.ErrFenced, func(ctx context.Context, tx persistence.Tx) error {
+		return tx.CalendarCheckEpoch(ctx, cal, stale)
+	})
+	attempt("duplicate appointment", persistence.ErrConflict, func(ctx context.Context, tx persistence.Tx) error {
+		return tx.AppointmentInsert(ctx, appt("a-1", "ana", at(13, 0), at(14, 0)))
+	})
+	again := key
+	again.CreatedAt = base.Add(time.Minute)
+	attempt("held key", errBoom, func(ctx context.Context, tx persistence.Tx) error {
+		return tx.IdempotencyClaim(ctx, again, errBoom)
+	})
 }
 
 // testFencingSequential: once a newer activation has bumped the epoch, the

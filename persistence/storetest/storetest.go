@@ -290,12 +290,13 @@ func testIdempotencyClaim(t *testing.T, open Opener) {
 		CreatedAt: base, ExpiresAt: base.Add(time.Hour),
 	}
 	claim := func(r persistence.IdempotencyRecord) bool {
-		var ok bool
-		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) (err error) {
-			ok, err = tx.IdempotencyClaim(ctx, r)
-			return err
+		err := txErr(t, s, func(ctx context.Context, tx persistence.Tx) error {
+			return tx.IdempotencyClaim(ctx, r, errBoom)
 		})
-		return ok
+		if err != nil && !errors.Is(err, errBoom) {
+			t.Fatalf("IdempotencyClaim: %v", err)
+		}
+		return err == nil
 	}
 	owned := func(owner string, now time.Time) []persistence.IdempotencyRecord {
 		var out []persistence.IdempotencyRecord
