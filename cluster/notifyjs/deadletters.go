@@ -207,8 +207,14 @@ func (d *DeadLetters) List(ctx context.Context, limit int) ([]notify.DeadLetter,
 		return nil, false, err
 	}
 	var out []notify.DeadLetter
+	// A batch asks for no more than the stream holds, so it is full at
+	// once instead of waiting out the fetch for letters that do not come
+	// (fewer only when letters are removed meanwhile).
+	left := int(min(info.State.Msgs, uint64(limit)+1))
 	for {
-		batch, err := cons.Fetch(min(256, limit+1-len(out)), jetstream.FetchMaxWait(d.fetch))
+		n := min(256, left)
+		left -= n
+		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(d.fetch))
 		if err != nil {
 			return nil, false, err
 		}
@@ -230,7 +236,7 @@ func (d *DeadLetters) List(ctx context.Context, limit int) ([]notify.DeadLetter,
 		switch {
 		case len(out) > limit:
 			return out[:limit], true, nil
-		case reached || got == 0:
+		case reached || got == 0 || left <= 0:
 			return out, false, nil
 		}
 	}
