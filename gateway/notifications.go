@@ -19,6 +19,7 @@ func (s *server) registerNotifications(app *fiber.App) {
 	app.Get("/v1/admin/notifications", RequireRole(auth.RoleAdmin), s.listNotifications)
 	s.registerNotificationTemplates(app)
 	s.registerNotificationDeadLetters(app)
+	s.registerNotificationPreferences(app)
 }
 
 type notificationJSON struct {

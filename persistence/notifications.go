@@ -31,12 +31,17 @@ const (
 	// NotificationDead: transient failures outlasted every retry; a dead
 	// letter, kept with its last error.
 	NotificationDead NotificationStatus = "dead"
+	// NotificationSkipped: the client's preferences turned the message's
+	// category off on every channel that reaches them; never sent, the
+	// reason in LastError.
+	NotificationSkipped NotificationStatus = "skipped"
 )
 
 // Valid reports whether s is a known status.
 func (s NotificationStatus) Valid() bool {
 	switch s {
-	case NotificationQueued, NotificationSent, NotificationDelivered, NotificationRead, NotificationFailed, NotificationDead:
+	case NotificationQueued, NotificationSent, NotificationDelivered, NotificationRead, NotificationFailed, NotificationDead,
+		NotificationSkipped:
 		return true
 	}
 	return false
@@ -52,7 +57,7 @@ func (s NotificationStatus) Accepted() bool {
 }
 
 // NotificationCategory is what a notification is about, for the client's
-// preferences (not yet applied) and for quiet hours.
+// preferences and for quiet hours.
 type NotificationCategory string
 
 // Notification categories.

@@ -28,7 +28,7 @@ const (
 func Recent(ctx context.Context, st persistence.Store, q Query) ([]persistence.Notification, error) {
 	var f check.Fields
 	if q.Status != "" && !q.Status.Valid() {
-		f.Add("status", "must be queued, sent, delivered, read, failed or dead")
+		f.Add("status", "must be queued, sent, delivered, read, failed, dead or skipped")
 	}
 	if q.Kind != "" && !slices.Contains(Kinds(), q.Kind) {
 		f.Add("kind", "must be one of "+kindNames())

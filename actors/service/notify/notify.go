@@ -178,6 +178,7 @@ type prepared struct {
 	phone string // E.164, "" when none
 	email string // from the client's profile, "" when none
 	vars  Vars
+	prefs persistence.NotificationPreferences // the client's (defaults when none)
 }
 
 // to is the recipient on ch ("" when the client has none there).
@@ -226,6 +227,9 @@ func (s *Service) prepare(ctx context.Context, in intent) (prepared, error) {
 				}
 				p.email = string(addr)
 			}
+		}
+		if p.prefs, err = loadPreferences(ctx, tx, in.userID); err != nil {
+			return err
 		}
 		p.vars, err = s.vars(ctx, tx, in)
 		return err
@@ -311,11 +315,9 @@ func (s *Service) deliver(ctx context.Context, in intent) error {
 	if err != nil {
 		return err
 	}
-	var reachable []sender.Channel
-	for _, ch := range s.channels(in.kind) {
-		if p.to(ch) != "" {
-			reachable = append(reachable, ch)
-		}
+	reachable, skipped := s.route(in, p)
+	if skipped != "" {
+		return s.skip(ctx, in, p, skipped)
 	}
 	if len(reachable) == 0 {
 		return s.unreachable(ctx, in)
@@ -339,7 +341,7 @@ func (s *Service) deliver(ctx context.Context, in intent) error {
 			s.deps.Log.Error("notification not rendered", "id", n.ID, "kind", in.kind, "error", n.LastError)
 		}
 		switch {
-		case stored.Status.Accepted():
+		case stored.Status.Accepted() || stored.Status == persistence.NotificationSkipped:
 			return nil
 		case stored.Status == persistence.NotificationDead: // parked again: a parking may have failed
 			return &DeadError{Notification: stored, Class: textClass(stored.LastError)}
