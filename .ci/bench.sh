@@ -88,7 +88,7 @@ lg() {
   [ -n "$db" ] && dbnote="DATABASE_URL=<schema-url> "
   echo "$dbnote${PIN_GEN[*]:+${PIN_GEN[*]} }$BIN loadgen --url http://$ADDR --label $label --name $name${keys[*]:+ ${keys[*]}} $*" >>"$COMMANDS"
   say "$label: $name"
-  DATABASE_URL=$db "${PIN_GEN[@]}" "$BIN" loadgen --url "http://$ADDR" --label "$label" --name "$name" "${keys[@]}" \
+  DATABASE_URL=$db "${PIN_GEN[@]}" "$BIN" loadgen --url "http://$ADDR" --label "$label" --name "$name" "${keys[@]}" --server-pid "$pid" \
     --out "$OUT/$label-$name.json" --summary "$OUT/$label-$name.md" "$@" >/dev/null || { say "$label $name FAILED"; fail=1; }
 }
 

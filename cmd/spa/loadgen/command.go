@@ -56,6 +56,7 @@ func Command(ctx context.Context, args []string, env Env) error {
 	fs.StringVar(&o.DatabaseURL, "database-url", env.Getenv("DATABASE_URL"), "the node's PostgreSQL URL, for the overlap check (env DATABASE_URL; unset: SQLite in --data-dir)")
 	fs.StringVar(&o.Name, "name", "", "run name in results (default the scenario)")
 	fs.StringVar(&o.Label, "label", "", "label of the system under test, e.g. the engine")
+	fs.IntVar(&o.ServerPID, "server-pid", 0, "the node's process id on this machine: report the CPU it and the local PostgreSQL spent per confirmed booking (Linux /proc)")
 	fs.Uint64Var(&o.Seed, "seed", 0, "random seed (0: random)")
 	fs.IntVar(&o.Events, "events", 5000, "webhooks: events in the burst")
 	fs.Float64Var(&o.DuplicateShare, "duplicates", 0.2, "webhooks: share of the burst that are exact copies of another event")

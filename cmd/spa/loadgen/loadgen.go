@@ -96,6 +96,9 @@ type Options struct {
 	Name, Label string
 	Seed        uint64
 	Progress    io.Writer // a status line every second; nil: quiet
+	// ServerPID, when set, is the node's process on this machine: the run
+	// reports the CPU it and the local PostgreSQL spent (Result.CPU).
+	ServerPID int
 	// Params are echoed into the result (e.g. the command line).
 	Params map[string]string
 
@@ -324,6 +327,13 @@ func (g *gen) drive(ctx context.Context) *Result {
 	}
 	runCtx, cancel := context.WithTimeout(ctx, g.o.Duration+g.o.Timeout+5*time.Second)
 	defer cancel()
+	var cpu0 cpuSnapshot
+	if g.o.ServerPID > 0 {
+		var err error
+		if cpu0, err = snapshotCPU(g.o.ServerPID); err != nil {
+			return &Result{Correct: Correctness{Violations: []string{"cpu: " + err.Error()}}}
+		}
+	}
 	t0 := time.Now()
 	end := t0.Add(g.o.Duration)
 	stopProgress := g.progress(t0)
@@ -378,6 +388,11 @@ func (g *gen) drive(ctx context.Context) *Result {
 		}
 	}
 	res.Claims.Decisions = res.Claims.Successes + res.Claims.Refusals
+	if g.o.ServerPID > 0 {
+		if cpu1, err := snapshotCPU(g.o.ServerPID); err == nil {
+			res.CPU = cpu0.use(cpu1, res.Claims.Successes)
+		}
+	}
 	res.Claims.DecisionsPerSec = float64(res.Claims.Decisions) / elapsed.Seconds()
 	res.Claims.SuccessesPerSec = float64(res.Claims.Successes) / elapsed.Seconds()
 	return res

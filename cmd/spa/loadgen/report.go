@@ -159,6 +159,7 @@ func WriteReport(w io.Writer, in ReportInput) error {
 	writeKeyed(&b, in.Results)
 	writeCeiling(&b, in.Results)
 	writeGoals(&b, in.Results)
+	writeCPU(&b, in.Results)
 	writeSweep(&b, in.Results, in.PlotFile)
 	writeCorrectness(&b, in.Results)
 	writePayments(&b, in.Results)

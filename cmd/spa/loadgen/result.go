@@ -98,6 +98,8 @@ type Result struct {
 	// Payments is the webhooks scenario's burst and its check (nil for
 	// the booking scenarios).
 	Payments *Payments `json:"payments,omitempty"`
+	// CPU is what the server and the database spent (with --server-pid).
+	CPU *CPUUse `json:"cpu,omitempty"`
 }
 
 // Payments summarises a webhooks run: a burst of signed events for
@@ -228,6 +230,9 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	}
 	if c.FreeSlots > 0 {
 		fmt.Fprintf(&b, " Free slots at start: %d.", c.FreeSlots)
+	}
+	if u := r.CPU; u != nil {
+		fmt.Fprintf(&b, "\nCPU: server %.2f s, PostgreSQL %.2f s: %.3f ms per success.", u.ServerSeconds, u.DatabaseSeconds, u.PerSuccessMs)
 	}
 	b.WriteString("\n\n")
 	v := r.Correct
