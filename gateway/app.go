@@ -40,6 +40,7 @@ func New(d Deps) (*fiber.App, error) {
 			Seal:    d.Sealer,
 			Now:     d.Now,
 			Logger:  d.Logger,
+			Holders: d.Holders,
 		}}
 	// The use cases; identity first: privacy and legal end sessions through it.
 	s.ident = s.newIdentity()

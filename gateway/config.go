@@ -25,6 +25,7 @@ import (
 	"github.com/spa-engine/spa/actors/service/notify"
 	"github.com/spa-engine/spa/actors/service/payments"
 	"github.com/spa-engine/spa/actors/service/shop"
+	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -131,6 +132,11 @@ type Deps struct {
 	// Cluster reports the node's cluster for GET /v1/cluster (nil: the
 	// node runs alone).
 	Cluster ClusterView
+	// Holders tells which process holds an in-progress Idempotency-Key,
+	// so a retry takes over the key of a crashed or restarted node at once
+	// (nil: this process alone, idempotency.Process; a cluster passes its
+	// membership).
+	Holders idempotency.Holders
 	// BlindIndex hashes phone and document numbers for the person
 	// blocklist (nil: phone and document blocks are refused with 503).
 	BlindIndex *pii.BlindIndex

@@ -116,6 +116,13 @@ type Options struct {
 	// Personal, when set, seals personal free text about clients at rest
 	// under per-client data keys (personal.go); nil stores it as it is.
 	Personal PersonalSealer
+	// TxDeadline, when positive, bounds every transaction run through
+	// InTx (waiting for a connection included): one that runs past it is
+	// ended and fails with ErrUnavailable, so a stuck database (a table
+	// locked) answers 503 in seconds instead of holding requests until
+	// the HTTP timeout. Zero leaves transactions to their callers'
+	// contexts. See TxWatch.
+	TxDeadline time.Duration
 }
 
 // Migration describes one embedded schema migration.
@@ -147,6 +154,10 @@ type IdempotencyRecord struct {
 	RequestHash []byte // hash of method, route and canonical body
 	State       IdempotencyState
 	LockedUntil time.Time // in-progress lease; after it another request may take over
+	// Holder is the process holding an in-progress key at the HTTP edge
+	// (its incarnation, see gateway/idempotency.Holders): once it is
+	// gone a retry takes the key over before LockedUntil. "" otherwise.
+	Holder string
 	// The first response, set when State is completed.
 	ResponseStatus      int
 	ResponseContentType string

@@ -34,6 +34,7 @@ import (
 	"github.com/spa-engine/spa/cluster/sessionwire"
 	"github.com/spa-engine/spa/cluster/shopwire"
 	"github.com/spa-engine/spa/gateway"
+	"github.com/spa-engine/spa/gateway/idempotency"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -518,4 +519,38 @@ func (n *node) clusterChecks() []gateway.Check {
 		return nil
 	}
 	return []gateway.Check{{Name: "cluster", Check: n.cluster.ready}}
+}
+
+// idempotencyHolders is the gateway's idempotency.Holders in a cluster
+// (nil alone: the process's own incarnation serves). A key's holder is
+// "<node>/<incarnation>" and lives while the member list has that node at
+// that incarnation: a crashed node's record expires from the list (the
+// membership TTL) and a restarted one comes back as a new incarnation, so
+// a retry on any node takes over the keys it held without waiting for
+// their lease.
+func (n *node) idempotencyHolders() idempotency.Holders {
+	if n.cluster == nil || n.cluster.members == nil {
+		return nil
+	}
+	m := n.cluster.members
+	return memberHolders{self: m.Self, member: m.Member}
+}
+
+type memberHolders struct {
+	self   func() membership.Member
+	member func(name string) (membership.Member, bool)
+}
+
+func (h memberHolders) Self() string {
+	s := h.self()
+	return s.Name + "/" + s.Incarnation
+}
+
+func (h memberHolders) Alive(holder string) bool {
+	i := strings.LastIndexByte(holder, '/') // node names may hold '/', incarnations do not
+	if i < 0 {
+		return true // not a member's: wait for the lease
+	}
+	m, ok := h.member(holder[:i])
+	return ok && m.Incarnation == holder[i+1:]
 }

@@ -51,6 +51,7 @@ type config struct {
 	CORSOrigins        []string
 	BodyLimit          int
 	RequestTimeout     time.Duration
+	StoreDeadline      time.Duration // bounds each store transaction (persistence.Options.TxDeadline)
 	IdempotencyTTL     time.Duration
 	IdempotencyLockTTL time.Duration
 	ShutdownTimeout    time.Duration
@@ -213,6 +214,7 @@ var settings = []setting{
 	}},
 	{"body-limit", "SPA_BODY_LIMIT", "1048576", "largest request body in bytes", intIn(1024, 64<<20, func(c *config, n int) { c.BodyLimit = n })},
 	{"request-timeout", "SPA_REQUEST_TIMEOUT", "15s", "read and write timeout of one HTTP request", durationIn(100*time.Millisecond, 10*time.Minute, func(c *config, d time.Duration) { c.RequestTimeout = d })},
+	{"store-deadline", "SPA_STORE_DEADLINE", "3s", "longest a store transaction may take (waiting for a connection or a lock included) before the request answers 503 unavailable; well under the request timeout, so a stuck database is answered in seconds", durationIn(100*time.Millisecond, 10*time.Minute, func(c *config, d time.Duration) { c.StoreDeadline = d })},
 	{"idempotency-ttl", "SPA_IDEMPOTENCY_TTL", "24h", "how long a stored Idempotency-Key response is replayed", durationIn(time.Minute, 30*24*time.Hour, func(c *config, d time.Duration) { c.IdempotencyTTL = d })},
 	{"idempotency-lock-ttl", "SPA_IDEMPOTENCY_LOCK_TTL", "30s", "how long an in-progress key blocks a duplicate before a retry may take it over", durationIn(time.Second, time.Hour, func(c *config, d time.Duration) { c.IdempotencyLockTTL = d })},
 	{"shutdown-timeout", "SPA_SHUTDOWN_TIMEOUT", "20s", "how long a graceful shutdown may take", durationIn(time.Second, 10*time.Minute, func(c *config, d time.Duration) { c.ShutdownTimeout = d })},
@@ -375,6 +377,9 @@ func parseConfig(command string, args []string, getenv func(string) string, usag
 	}
 	if err := validateCluster(&c); err != nil {
 		return c, err
+	}
+	if c.StoreDeadline >= c.RequestTimeout {
+		return c, fmt.Errorf("SPA_STORE_DEADLINE (%s) must be shorter than SPA_REQUEST_TIMEOUT (%s): a stuck store must be answered before the request times out", c.StoreDeadline, c.RequestTimeout)
 	}
 	if command == "serve" { // migrate and token listen on nothing
 		if err := checkDevListeners(&c); err != nil {

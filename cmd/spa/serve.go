@@ -164,6 +164,9 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		// the reasons events carry) is sealed under per-client data keys
 		// wrapped by the keyring: anonymisation destroys the client's key.
 		Personal: pii.ClientKeys{Keys: n.keyring},
+		// A stuck database answers 503 within this, not 504 at the HTTP
+		// timeout; readiness reports it (persistence.TxWatch).
+		TxDeadline: cfg.StoreDeadline,
 	})
 	if err != nil {
 		return n, err
@@ -352,6 +355,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		Calendars:  schedule.NewClient(calendars),
 		Resources:  resources,
 		Cluster:    n.clusterView(),
+		Holders:    n.idempotencyHolders(),
 		Identity:   identity,
 		KioskTTL:   cfg.KioskTTL,
 		TOTP:       gateway.TOTPConfig{Issuer: cfg.TOTPIssuer, Grace: cfg.TOTPGrace},

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -142,5 +143,30 @@ func TestFromUnwrapped(t *testing.T) {
 	e := fault.Forbidden("")
 	if got, safe := From(e); got != e || !safe {
 		t.Fatalf("From(*Error) = %v, %v", got, safe)
+	}
+}
+
+// TestRenderUnavailableSaysRetryAfter: every 503 tells the client when to
+// retry, whether or not the error named a wait; a named wait wins.
+func TestRenderUnavailableSaysRetryAfter(t *testing.T) {
+	cases := []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("postgres: %w: connection refused", persistence.ErrUnavailable), "2"},
+		{fault.Unavailable("the calendar is busy recovering; retry"), "2"},
+		{fault.Unavailable("").WithRetryAfter(5 * time.Second), "5"},
+		{fault.Invalid("x"), ""},
+	}
+	for _, tc := range cases {
+		app := fiber.New(fiber.Config{DisableStartupMessage: true})
+		app.Get("/", func(c *fiber.Ctx) error { return Render(c, nil, tc.err) })
+		res, err := app.Test(httptest.NewRequest("GET", "/", nil), -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.Header.Get("Retry-After"); got != tc.want {
+			t.Errorf("Render(%v): status %d, Retry-After %q, want %q", tc.err, res.StatusCode, got, tc.want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -144,6 +145,12 @@ func AppendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// UnavailableRetryAfter is the Retry-After of a 503 that names no wait of
+// its own: short, since most outages a client meets are a moment long (a
+// calendar moving, a database failing over), and a stuck store answers the
+// retry within its deadline anyway.
+const UnavailableRetryAfter = 2 * time.Second
+
 // Render maps err with From and writes it. Errors that were not meant for
 // clients are logged with their full text here, the only place that still
 // knows the cause once the client got a generic answer.
@@ -158,8 +165,14 @@ func Render(c *fiber.Ctx, log *slog.Logger, err error) error {
 			slog.String("error", err.Error()),
 		)
 	}
-	if e.RetryAfter > 0 {
-		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, int(math.Ceil(e.RetryAfter.Seconds())))))
+	retryAfter := e.RetryAfter
+	if retryAfter <= 0 && e.Status == fiber.StatusServiceUnavailable {
+		// Every 503 is an outage the client should retry (the store
+		// unreachable, refusing or stuck; a calendar recovering): say when.
+		retryAfter = UnavailableRetryAfter
+	}
+	if retryAfter > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, int(math.Ceil(retryAfter.Seconds())))))
 	}
 	return Write(c, e)
 }

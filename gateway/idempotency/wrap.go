@@ -3,6 +3,7 @@ package idempotency
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
 	"errors"
@@ -46,6 +47,45 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives cleanup failures (nil: slog.Default()).
 	Logger *slog.Logger
+	// Holders names this process in the keys it holds and tells whether
+	// the holder of another's is gone (nil: this process alone, see
+	// Process).
+	Holders Holders
+}
+
+// Holders tells which process holds an in-progress key. A key whose
+// holder is gone (crashed, or restarted as a new incarnation) is taken
+// over by the next retry at once instead of after LockTTL.
+type Holders interface {
+	// Self is this process's incarnation, recorded in the keys it claims.
+	Self() string
+	// Alive reports whether holder, another process's Self, may still
+	// be running; false only when it is known to be gone.
+	Alive(holder string) bool
+}
+
+// Process is the Holders of a node that runs alone: each process start is
+// a new incarnation, so a key held by any other incarnation was held by a
+// process that is gone (this node before its restart).
+var Process Holders = processHolders(newIncarnation())
+
+type processHolders string
+
+func (p processHolders) Self() string             { return string(p) }
+func (p processHolders) Alive(holder string) bool { return holder == string(p) }
+
+// newIncarnation is a random id for this process start.
+func newIncarnation() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return derivedIDEncoding.EncodeToString(b[:])
+}
+
+// gone reports whether the holder of an in-progress record is known to
+// be gone. Records that name no holder (written before holders were
+// recorded) wait for their lease as before.
+func (c Config) gone(holder string) bool {
+	return holder != "" && holder != c.Holders.Self() && !c.Holders.Alive(holder)
 }
 
 func (c Config) withDefaults() Config {
@@ -60,6 +100,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Holders == nil {
+		c.Holders = Process
 	}
 	return c
 }
@@ -280,11 +323,12 @@ func (r *run) serve(c *fiber.Ctx) error {
 		case rec.State == persistence.IdempotencyCompleted:
 			replay = &rec
 			return nil
-		case rec.LockedUntil.After(now):
+		case rec.LockedUntil.After(now) && !r.cfg.gone(rec.Holder):
 			refusal = fault.New(fault.CodeIdempotencyKeyInUse, "")
 			return nil
 		default:
-			// In progress with a lapsed lease: the first attempt died
+			// In progress with a lapsed lease, or held by a process that
+			// is gone (it crashed or restarted): the first attempt died
 			// before finishing, so this retry takes the key over.
 		}
 		return tx.IdempotencyPut(ctx, persistence.IdempotencyRecord{
@@ -293,6 +337,7 @@ func (r *run) serve(c *fiber.Ctx) error {
 			RequestHash: r.hash,
 			State:       persistence.IdempotencyInProgress,
 			LockedUntil: now.Add(r.cfg.LockTTL),
+			Holder:      r.cfg.Holders.Self(),
 			CreatedAt:   now,
 			ExpiresAt:   now.Add(r.cfg.TTL),
 		})

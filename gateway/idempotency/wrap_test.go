@@ -492,3 +492,76 @@ func TestDerivedID(t *testing.T) {
 		app.ReleaseCtx(c)
 	}
 }
+
+// TestGoneHolderIsTakenOverAtOnce: an in-progress key records the process
+// incarnation holding it. A retry finds it held by an incarnation that is
+// gone (this node before a crash and restart) and takes it over at once,
+// well inside the lease; held by this very process (a request still
+// running) or by a live member of the cluster, it is still 409.
+func TestGoneHolderIsTakenOverAtOnce(t *testing.T) {
+	f := newFixture(t)
+	body := `{"a":1}`
+	hold := func(key, holder string) {
+		t.Helper()
+		now := f.clock.Now()
+		err := f.store.InTx(context.Background(), func(tx persistence.Tx) error {
+			return tx.IdempotencyPut(context.Background(), persistence.IdempotencyRecord{
+				Scope: "sub:alice", Key: key,
+				RequestHash: RequestHash(http.MethodPost, "/things", "application/json", []byte(body)),
+				State:       persistence.IdempotencyInProgress, Holder: holder,
+				LockedUntil: now.Add(lockTTL), CreatedAt: now, ExpiresAt: now.Add(ttl),
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	hold("crashed", "01-incarnation-before-the-restart")
+	r := f.do("/things", "crashed", "alice", body)
+	if r.status != 201 || r.replayed {
+		t.Fatalf("retry of a key held by a gone incarnation: %+v, want 201 at once", r)
+	}
+	if r2 := f.do("/things", "crashed", "alice", body); !r2.replayed || r2.body != r.body {
+		t.Fatalf("after the takeover: %+v", r2)
+	}
+
+	hold("running", Process.Self())
+	if r := f.do("/things", "running", "alice", body); r.status != 409 || errCode(t, r.body) != fault.CodeIdempotencyKeyInUse {
+		t.Fatalf("retry of a key this process holds: %+v, want 409 idempotency_key_in_use", r)
+	}
+
+	// In a cluster the member list decides.
+	members := fakeMembers{"node-b/live": true}
+	cfg := Config{TTL: ttl, LockTTL: lockTTL, Now: f.clock.Now, Holders: members}
+	f.app.Post("/cluster/things", Wrap(f.hook, cfg, f.create))
+	hold2 := func(key, holder string) {
+		t.Helper()
+		now := f.clock.Now()
+		err := f.store.InTx(context.Background(), func(tx persistence.Tx) error {
+			return tx.IdempotencyPut(context.Background(), persistence.IdempotencyRecord{
+				Scope: "sub:alice", Key: key,
+				RequestHash: RequestHash(http.MethodPost, "/cluster/things", "application/json", []byte(body)),
+				State:       persistence.IdempotencyInProgress, Holder: holder,
+				LockedUntil: now.Add(lockTTL), CreatedAt: now, ExpiresAt: now.Add(ttl),
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	hold2("on-b", "node-b/live")
+	if r := f.do("/cluster/things", "on-b", "alice", body); r.status != 409 || errCode(t, r.body) != fault.CodeIdempotencyKeyInUse {
+		t.Fatalf("held by a live member: %+v, want 409", r)
+	}
+	hold2("on-c", "node-c/crashed")
+	if r := f.do("/cluster/things", "on-c", "alice", body); r.status != 201 {
+		t.Fatalf("held by a member that left: %+v, want 201 at once", r)
+	}
+}
+
+// fakeMembers is a cluster's Holders: the incarnations listed true live.
+type fakeMembers map[string]bool
+
+func (fakeMembers) Self() string               { return "node-a/self" }
+func (m fakeMembers) Alive(holder string) bool { return m[holder] }

@@ -52,6 +52,7 @@ type Store struct {
 	opts    persistence.Options
 	closed  atomic.Bool
 	retries atomic.Int64
+	watch   *persistence.TxWatch
 }
 
 var (
@@ -75,7 +76,7 @@ func Open(ctx context.Context, url string, opts persistence.Options) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	s := &Store{pool: p, opts: opts}
+	s := &Store{pool: p, opts: opts, watch: persistence.NewTxWatch(opts)}
 	var version string
 	if err := p.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
 		p.Close()
@@ -104,13 +105,18 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Ping checks that the server answers.
+// Ping checks that the server answers and that transactions go through:
+// a server that answers while every transaction waits on a lock is stuck
+// (persistence.TxWatch).
 func (s *Store) Ping(ctx context.Context) error {
 	if s.closed.Load() {
 		return fmt.Errorf("postgres: ping: %w", persistence.ErrUnavailable)
 	}
 	if err := s.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("postgres: ping: %w", unavailable(err))
+	}
+	if err := s.watch.Stuck(); err != nil {
+		return fmt.Errorf("postgres: ping: %w", err)
 	}
 	return nil
 }
@@ -131,9 +137,10 @@ func (s *Store) Migrate(ctx context.Context) ([]persistence.Migration, error) {
 }
 
 // InTx runs fn in one SERIALIZABLE transaction, retrying it on
-// serialization failures, and commits it.
+// serialization failures, and commits it, all within the store's deadline.
 func (s *Store) InTx(ctx context.Context, fn func(persistence.Tx) error) error {
-	return sqlstore.InTx(ctx, dialect{}, s.begin, s.opts, fn)
+	ctx, end := s.watch.Begin(ctx)
+	return end(sqlstore.InTx(ctx, dialect{}, s.begin, s.opts, fn))
 }
 
 // begin is inTx for the shared SQL.
@@ -197,6 +204,13 @@ func backoff(ctx context.Context, attempt int) error {
 // mapErr translates pgx errors into the persistence sentinels, keeping the
 // original in the chain. Serialization failures and context errors pass
 // through unchanged.
+//
+// Everything that says the server cannot serve us now is ErrUnavailable
+// (a 503 the client may retry): a failed connection attempt whatever its
+// reason (refused, too many connections, the database not accepting
+// connections, starting up or shutting down: pgconn wraps the server's
+// PgError in a ConnectError, so that is checked first), and the SQLSTATEs
+// of an outage on an open connection (unavailableState).
 func mapErr(err error) error {
 	var pgErr *pgconn.PgError
 	var netErr net.Error
@@ -209,6 +223,8 @@ func mapErr(err error) error {
 		return err
 	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("postgres: %w", persistence.ErrNotFound)
+	case errors.As(err, &connErr):
+		return fmt.Errorf("postgres: %w: %w", persistence.ErrUnavailable, err)
 	case errors.As(err, &pgErr):
 		switch {
 		// 42P07/42710: a table or other object of that name exists, which a
@@ -217,15 +233,39 @@ func mapErr(err error) error {
 			return fmt.Errorf("postgres: %w: %w", persistence.ErrConflict, err)
 		case pgErr.Code == "23503": // foreign key: the referenced row does not exist
 			return fmt.Errorf("postgres: %w: %w", persistence.ErrNotFound, err)
-		case strings.HasPrefix(pgErr.Code, "08"), pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03":
+		case unavailableState(pgErr.Code):
 			return fmt.Errorf("postgres: %w: %w", persistence.ErrUnavailable, err)
 		}
 		return err
-	case errors.As(err, &connErr), errors.As(err, &netErr), errors.Is(err, net.ErrClosed),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.As(err, &netErr), errors.Is(err, net.ErrClosed),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		// A pooled connection found dead (the server went away while it
+		// sat idle), or any failure pgconn says happened before the
+		// statement was sent.
+		errors.Is(err, pgconn.ErrConnClosed), pgconn.SafeToRetry(err):
 		return fmt.Errorf("postgres: %w: %w", persistence.ErrUnavailable, err)
 	}
 	return err
+}
+
+// unavailableState reports whether SQLSTATE code says the server cannot
+// serve the request now, though it may soon: class 08 (connection
+// exception), class 53 (insufficient resources: 53300 too many
+// connections, out of memory, disk full), 57P01 admin_shutdown, 57P02
+// crash_shutdown, 57P03 cannot_connect_now, 57P04 database_dropped, 57P05
+// idle_session_timeout, 57014 query_canceled (a statement timeout) and
+// 55P03 lock_not_available (a lock timeout). A database that does not
+// allow connections answers 55000 while connecting: a ConnectError.
+func unavailableState(code string) bool {
+	switch {
+	case strings.HasPrefix(code, "08"), strings.HasPrefix(code, "53"), strings.HasPrefix(code, "57P"):
+		return true
+	}
+	switch code {
+	case "57014", "55P03":
+		return true
+	}
+	return false
 }
 
 // dialect is PostgreSQL's sqlstore.Dialect: times are timestamptz.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -218,5 +219,38 @@ func TestCRDBExecuteTxLosesCommitOnPostgres(t *testing.T) {
 	}
 	if errB != nil || slices.Contains(rows, "B") {
 		t.Fatalf("crdbpgx.ExecuteTx = %v with rows %v; the defect this test documents seems fixed, revisit InTx", errB, rows)
+	}
+}
+
+// TestConnectRefusedByServerIsUnavailable: a server that refuses a
+// connection with an error of its own (here 53300 too_many_connections,
+// a role allowed no connections) is an outage, ErrUnavailable, like a
+// closed port; pgconn wraps the server's PgError in a ConnectError, which
+// an error mapping that looks for PgErrors first passed through as an
+// internal error.
+func TestConnectRefusedByServerIsUnavailable(t *testing.T) {
+	base := pgtest.BaseURL(t)
+	ctx := t.Context()
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	role := "spa_nolimit_" + strings.ToLower(ulid.Make().String()[16:])
+	if _, err := admin.Exec(ctx, fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD 'x' CONNECTION LIMIT 0", role)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = admin.Exec(context.Background(), "DROP ROLE "+role) })
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Skip("TEST_DATABASE_URL is a key=value DSN; this test needs a URL")
+	}
+	u.User = url.UserPassword(role, "x")
+	_, err = postgres.Open(ctx, u.String(), persistence.Options{})
+	if !errors.Is(err, persistence.ErrUnavailable) {
+		t.Fatalf("Open as a role allowed no connections: %v, want ErrUnavailable", err)
+	}
+	if !strings.Contains(err.Error(), "53300") {
+		t.Fatalf("Open as a role allowed no connections: %v, want SQLSTATE 53300", err)
 	}
 }

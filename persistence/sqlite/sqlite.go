@@ -9,6 +9,12 @@
 //
 // Write transactions start with BEGIN IMMEDIATE and wait up to the busy
 // timeout for the write lock, so they serialize instead of failing midway.
+// Within the process they queue before that, for the one writer's turn
+// (Store.writer), where waiting follows the caller's context and the
+// store's deadline: a burst of writers queues in Go instead of spinning
+// in SQLite's busy handler until some give up with SQLITE_BUSY. A write
+// lock held elsewhere (another process) for longer than the busy timeout
+// is ErrUnavailable, as a transaction past the store's deadline is.
 // Times are stored as INTEGER unix microseconds, UTC.
 //
 // The file holds personal data (sealed, but also ids, times and what
@@ -45,6 +51,10 @@ type Store struct {
 	db     *sql.DB
 	opts   persistence.Options
 	closed atomic.Bool
+	watch  *persistence.TxWatch
+	// writer is the one writer's turn: a transaction takes it before
+	// BEGIN IMMEDIATE (every transaction here is a write transaction).
+	writer chan struct{}
 }
 
 var (
@@ -60,17 +70,26 @@ func Open(ctx context.Context, path string, opts persistence.Options) (*Store, e
 	}
 	dsn := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)"+
 		"&_pragma=secure_delete(ON)&_txlock=immediate",
-		path, BusyTimeout.Milliseconds())
+		path, busyTimeout(opts).Milliseconds())
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w: %w", path, persistence.ErrUnavailable, err)
 	}
-	s := &Store{db: db, opts: opts}
+	s := &Store{db: db, opts: opts, watch: persistence.NewTxWatch(opts), writer: make(chan struct{}, 1)}
 	if err := s.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// busyTimeout is BusyTimeout, or the store's deadline when that is
+// shorter: waiting on another process's lock past it is of no use.
+func busyTimeout(opts persistence.Options) time.Duration {
+	if opts.TxDeadline > 0 {
+		return min(BusyTimeout, opts.TxDeadline)
+	}
+	return BusyTimeout
 }
 
 // FileMode is the permission of the database file and its -wal and -shm
@@ -119,6 +138,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err := s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
 		return fmt.Errorf("sqlite: ping: %w: %w", persistence.ErrUnavailable, err)
 	}
+	if err := s.watch.Stuck(); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
 	return nil
 }
 
@@ -130,9 +152,11 @@ func (s *Store) Migrate(ctx context.Context) ([]persistence.Migration, error) {
 			applied_at INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000000 AS INTEGER)))`, s.begin)
 }
 
-// InTx runs fn in one BEGIN IMMEDIATE transaction and commits it.
+// InTx runs fn in one BEGIN IMMEDIATE transaction and commits it, all
+// within the store's deadline.
 func (s *Store) InTx(ctx context.Context, fn func(persistence.Tx) error) error {
-	return sqlstore.InTx(ctx, dialect{}, s.begin, s.opts, fn)
+	ctx, end := s.watch.Begin(ctx)
+	return end(sqlstore.InTx(ctx, dialect{}, s.begin, s.opts, fn))
 }
 
 // begin is inTx for the shared SQL.
@@ -143,6 +167,12 @@ func (s *Store) begin(ctx context.Context, fn func(sqlstore.Querier) error) erro
 func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 	if s.closed.Load() {
 		return fmt.Errorf("sqlite: %w", persistence.ErrUnavailable)
+	}
+	select {
+	case s.writer <- struct{}{}:
+		defer func() { <-s.writer }()
+	case <-ctx.Done():
+		return fmt.Errorf("sqlite: waiting for the writer's turn: %w", ctx.Err())
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -178,7 +208,10 @@ func mapErr(err error) error {
 	case errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
 		// The referenced row (e.g. the staff member) does not exist.
 		return fmt.Errorf("sqlite: %w: %w", persistence.ErrNotFound, err)
-	case errors.As(err, &se) && (se.Code()&0xff == sqlite3.SQLITE_CANTOPEN || se.Code()&0xff == sqlite3.SQLITE_IOERR):
+	case errors.As(err, &se) && (se.Code()&0xff == sqlite3.SQLITE_CANTOPEN || se.Code()&0xff == sqlite3.SQLITE_IOERR ||
+		se.Code()&0xff == sqlite3.SQLITE_BUSY || se.Code()&0xff == sqlite3.SQLITE_LOCKED):
+		// BUSY and LOCKED: another process held the write lock past the
+		// busy timeout; the client may retry.
 		return fmt.Errorf("sqlite: %w: %w", persistence.ErrUnavailable, err)
 	case errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "sql: database is closed"):
 		return fmt.Errorf("sqlite: %w: %w", persistence.ErrUnavailable, err)

@@ -11,30 +11,30 @@ import (
 // ---- Idempotency ----
 
 const idemColumns = `scope, key, owner, request_hash, state, locked_until, response_status,
-	response_content_type, response_body, created_at, expires_at`
+	response_content_type, response_body, created_at, expires_at, holder`
 
 // idemUpsert inserts a record, or on conflict replaces the one there
 // (callers add a WHERE to the update).
 const idemUpsert = `INSERT INTO idempotency_records (` + idemColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (scope, key) DO UPDATE SET owner = excluded.owner,
 			request_hash = excluded.request_hash,
 			state = excluded.state, locked_until = excluded.locked_until,
 			response_status = excluded.response_status,
 			response_content_type = excluded.response_content_type,
 			response_body = excluded.response_body, created_at = excluded.created_at,
-			expires_at = excluded.expires_at`
+			expires_at = excluded.expires_at, holder = excluded.holder`
 
 func (t *txn) idemArgs(r persistence.IdempotencyRecord) []any {
 	return []any{r.Scope, r.Key, r.Owner, r.RequestHash, string(r.State), t.nullTS(r.LockedUntil), r.ResponseStatus,
-		r.ResponseContentType, r.ResponseBody, t.ts(r.CreatedAt), t.ts(r.ExpiresAt)}
+		r.ResponseContentType, r.ResponseBody, t.ts(r.CreatedAt), t.ts(r.ExpiresAt), r.Holder}
 }
 
 func (t *txn) scanIdem(row Row) (persistence.IdempotencyRecord, error) {
 	var r persistence.IdempotencyRecord
 	var state string
 	err := row.Scan(&r.Scope, &r.Key, &r.Owner, &r.RequestHash, &state, t.at(&r.LockedUntil), &r.ResponseStatus,
-		&r.ResponseContentType, &r.ResponseBody, t.at(&r.CreatedAt), t.at(&r.ExpiresAt))
+		&r.ResponseContentType, &r.ResponseBody, t.at(&r.CreatedAt), t.at(&r.ExpiresAt), &r.Holder)
 	r.State = persistence.IdempotencyState(state)
 	return r, err
 }

@@ -200,6 +200,7 @@ func testIdempotency(t *testing.T, open Opener) {
 		Scope: "user-1", Key: "k1", RequestHash: []byte{1, 2, 3},
 		State:       persistence.IdempotencyInProgress,
 		LockedUntil: base.Add(30 * time.Second),
+		Holder:      "node-a/01incarnation", // the process holding the key
 		CreatedAt:   base, ExpiresAt: base.Add(24 * time.Hour),
 	}
 	want := rec
@@ -233,9 +234,9 @@ func testIdempotency(t *testing.T, open Opener) {
 	}
 
 	// Replace with the completed response; the lease is cleared.
-	rec.State, rec.LockedUntil = persistence.IdempotencyCompleted, time.Time{}
+	rec.State, rec.LockedUntil, rec.Holder = persistence.IdempotencyCompleted, time.Time{}, ""
 	rec.ResponseStatus, rec.ResponseContentType, rec.ResponseBody = 201, "application/json", []byte(`{"ok":true}`)
-	want.State, want.LockedUntil = rec.State, time.Time{}
+	want.State, want.LockedUntil, want.Holder = rec.State, time.Time{}, ""
 	want.ResponseStatus, want.ResponseContentType, want.ResponseBody = rec.ResponseStatus, rec.ResponseContentType, rec.ResponseBody
 	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error { return tx.IdempotencyPut(ctx, rec) })
 	got, err = get("user-1", base.Add(time.Hour))
