@@ -20,6 +20,7 @@ package messages
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -41,6 +42,8 @@ const (
 	SessionError_CODE_LOCKED_OUT        SessionError_Code = 3
 	SessionError_CODE_SEND_RATE_LIMITED SessionError_Code = 4
 	SessionError_CODE_CAPTCHA_REQUIRED  SessionError_Code = 5
+	SessionError_CODE_NO_BOT            SessionError_Code = 6
+	SessionError_CODE_NOT_FOUND         SessionError_Code = 7
 )
 
 // Enum value maps for SessionError_Code.
@@ -52,6 +55,8 @@ var (
 		3: "CODE_LOCKED_OUT",
 		4: "CODE_SEND_RATE_LIMITED",
 		5: "CODE_CAPTCHA_REQUIRED",
+		6: "CODE_NO_BOT",
+		7: "CODE_NOT_FOUND",
 	}
 	SessionError_Code_value = map[string]int32{
 		"CODE_UNSPECIFIED":       0,
@@ -60,6 +65,8 @@ var (
 		"CODE_LOCKED_OUT":        3,
 		"CODE_SEND_RATE_LIMITED": 4,
 		"CODE_CAPTCHA_REQUIRED":  5,
+		"CODE_NO_BOT":            6,
+		"CODE_NOT_FOUND":         7,
 	}
 )
 
@@ -96,6 +103,8 @@ const (
 	SessionReply_KIND_UNSPECIFIED  SessionReply_Kind = 0
 	SessionReply_KIND_REQUEST_CODE SessionReply_Kind = 1 // RequestCodeReply: expires_in_ns, error
 	SessionReply_KIND_VERIFY       SessionReply_Kind = 2 // VerifyReply: result, retry_after_ns, error
+	SessionReply_KIND_CONVERSE     SessionReply_Kind = 3 // ConverseReply: error
+	SessionReply_KIND_STAFF_ACT    SessionReply_Kind = 4 // StaffActReply: conversation, error
 )
 
 // Enum value maps for SessionReply_Kind.
@@ -104,11 +113,15 @@ var (
 		0: "KIND_UNSPECIFIED",
 		1: "KIND_REQUEST_CODE",
 		2: "KIND_VERIFY",
+		3: "KIND_CONVERSE",
+		4: "KIND_STAFF_ACT",
 	}
 	SessionReply_Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED":  0,
 		"KIND_REQUEST_CODE": 1,
 		"KIND_VERIFY":       2,
+		"KIND_CONVERSE":     3,
+		"KIND_STAFF_ACT":    4,
 	}
 )
 
@@ -136,17 +149,20 @@ func (x SessionReply_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SessionReply_Kind.Descriptor instead.
 func (SessionReply_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_spa_v1_session_proto_rawDescGZIP(), []int{4, 0}
+	return file_spa_v1_session_proto_rawDescGZIP(), []int{7, 0}
 }
 
 // SessionError is a refusal carried in a reply: codes name every sentinel
 // the answer matched, message its full text, retry_after_ns the wait of a
 // rate limit or lockout (otp.RetryError), 0 otherwise.
 type SessionError struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Codes         []SessionError_Code    `protobuf:"varint,1,rep,packed,name=codes,proto3,enum=spa.v1.SessionError_Code" json:"codes,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	RetryAfterNs  int64                  `protobuf:"varint,3,opt,name=retry_after_ns,json=retryAfterNs,proto3" json:"retry_after_ns,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Codes        []SessionError_Code    `protobuf:"varint,1,rep,packed,name=codes,proto3,enum=spa.v1.SessionError_Code" json:"codes,omitempty"`
+	Message      string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	RetryAfterNs int64                  `protobuf:"varint,3,opt,name=retry_after_ns,json=retryAfterNs,proto3" json:"retry_after_ns,omitempty"`
+	// fault_code is a use-case refusal's code (actors/service/fault: a staff
+	// action refused as conflict or validation_failed); message is its text.
+	FaultCode     string `protobuf:"bytes,4,opt,name=fault_code,json=faultCode,proto3" json:"fault_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -200,6 +216,13 @@ func (x *SessionError) GetRetryAfterNs() int64 {
 		return x.RetryAfterNs
 	}
 	return 0
+}
+
+func (x *SessionError) GetFaultCode() string {
+	if x != nil {
+		return x.FaultCode
+	}
+	return ""
 }
 
 // network is the caller's source network (otp.NetworkOf: /24, /48):
@@ -342,6 +365,147 @@ func (x *SessionVerifyCode) GetCaptcha() bool {
 	return false
 }
 
+// SessionConverse hands an inbound WhatsApp message of phone to the bot
+// in the phone's session actor (docs/bot.md); id is the provider's message
+// id, which makes the request safe to resend.
+type SessionConverse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Phone         string                 `protobuf:"bytes,1,opt,name=phone,proto3" json:"phone,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	Text          string                 `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`
+	Payload       string                 `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionConverse) Reset() {
+	*x = SessionConverse{}
+	mi := &file_spa_v1_session_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionConverse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionConverse) ProtoMessage() {}
+
+func (x *SessionConverse) ProtoReflect() protoreflect.Message {
+	mi := &file_spa_v1_session_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionConverse.ProtoReflect.Descriptor instead.
+func (*SessionConverse) Descriptor() ([]byte, []int) {
+	return file_spa_v1_session_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SessionConverse) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+func (x *SessionConverse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SessionConverse) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *SessionConverse) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *SessionConverse) GetPayload() string {
+	if x != nil {
+		return x.Payload
+	}
+	return ""
+}
+
+// SessionStaffAct is a person's action on the phone's conversation
+// (take, reply, release, expire).
+type SessionStaffAct struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Action        string                 `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
+	StaffId       string                 `protobuf:"bytes,2,opt,name=staff_id,json=staffId,proto3" json:"staff_id,omitempty"`
+	Text          string                 `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionStaffAct) Reset() {
+	*x = SessionStaffAct{}
+	mi := &file_spa_v1_session_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionStaffAct) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionStaffAct) ProtoMessage() {}
+
+func (x *SessionStaffAct) ProtoReflect() protoreflect.Message {
+	mi := &file_spa_v1_session_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionStaffAct.ProtoReflect.Descriptor instead.
+func (*SessionStaffAct) Descriptor() ([]byte, []int) {
+	return file_spa_v1_session_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SessionStaffAct) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *SessionStaffAct) GetStaffId() string {
+	if x != nil {
+		return x.StaffId
+	}
+	return ""
+}
+
+func (x *SessionStaffAct) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
 // SessionRequest is a request to the session actor of phone key key.
 type SessionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -350,6 +514,8 @@ type SessionRequest struct {
 	//
 	//	*SessionRequest_RequestCode
 	//	*SessionRequest_VerifyCode
+	//	*SessionRequest_Converse
+	//	*SessionRequest_StaffAct
 	Request       isSessionRequest_Request `protobuf_oneof:"request"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -357,7 +523,7 @@ type SessionRequest struct {
 
 func (x *SessionRequest) Reset() {
 	*x = SessionRequest{}
-	mi := &file_spa_v1_session_proto_msgTypes[3]
+	mi := &file_spa_v1_session_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -369,7 +535,7 @@ func (x *SessionRequest) String() string {
 func (*SessionRequest) ProtoMessage() {}
 
 func (x *SessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spa_v1_session_proto_msgTypes[3]
+	mi := &file_spa_v1_session_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -382,7 +548,7 @@ func (x *SessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRequest.ProtoReflect.Descriptor instead.
 func (*SessionRequest) Descriptor() ([]byte, []int) {
-	return file_spa_v1_session_proto_rawDescGZIP(), []int{3}
+	return file_spa_v1_session_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SessionRequest) GetKey() string {
@@ -417,6 +583,24 @@ func (x *SessionRequest) GetVerifyCode() *SessionVerifyCode {
 	return nil
 }
 
+func (x *SessionRequest) GetConverse() *SessionConverse {
+	if x != nil {
+		if x, ok := x.Request.(*SessionRequest_Converse); ok {
+			return x.Converse
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetStaffAct() *SessionStaffAct {
+	if x != nil {
+		if x, ok := x.Request.(*SessionRequest_StaffAct); ok {
+			return x.StaffAct
+		}
+	}
+	return nil
+}
+
 type isSessionRequest_Request interface {
 	isSessionRequest_Request()
 }
@@ -429,9 +613,98 @@ type SessionRequest_VerifyCode struct {
 	VerifyCode *SessionVerifyCode `protobuf:"bytes,3,opt,name=verify_code,json=verifyCode,proto3,oneof"`
 }
 
+type SessionRequest_Converse struct {
+	Converse *SessionConverse `protobuf:"bytes,4,opt,name=converse,proto3,oneof"`
+}
+
+type SessionRequest_StaffAct struct {
+	StaffAct *SessionStaffAct `protobuf:"bytes,5,opt,name=staff_act,json=staffAct,proto3,oneof"`
+}
+
 func (*SessionRequest_RequestCode) isSessionRequest_Request() {}
 
 func (*SessionRequest_VerifyCode) isSessionRequest_Request() {}
+
+func (*SessionRequest_Converse) isSessionRequest_Request() {}
+
+func (*SessionRequest_StaffAct) isSessionRequest_Request() {}
+
+// SessionConversation is a conversation's view after a staff action.
+type SessionConversation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	Owner         string                 `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	StaffId       string                 `protobuf:"bytes,3,opt,name=staff_id,json=staffId,proto3" json:"staff_id,omitempty"`
+	WaitingSince  *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=waiting_since,json=waitingSince,proto3" json:"waiting_since,omitempty"`
+	Updated       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated,proto3" json:"updated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionConversation) Reset() {
+	*x = SessionConversation{}
+	mi := &file_spa_v1_session_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionConversation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionConversation) ProtoMessage() {}
+
+func (x *SessionConversation) ProtoReflect() protoreflect.Message {
+	mi := &file_spa_v1_session_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionConversation.ProtoReflect.Descriptor instead.
+func (*SessionConversation) Descriptor() ([]byte, []int) {
+	return file_spa_v1_session_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SessionConversation) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *SessionConversation) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *SessionConversation) GetStaffId() string {
+	if x != nil {
+		return x.StaffId
+	}
+	return ""
+}
+
+func (x *SessionConversation) GetWaitingSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WaitingSince
+	}
+	return nil
+}
+
+func (x *SessionConversation) GetUpdated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Updated
+	}
+	return nil
+}
 
 // SessionReply is a session actor's reply; kind names its Go type.
 type SessionReply struct {
@@ -441,13 +714,14 @@ type SessionReply struct {
 	Result        int32                  `protobuf:"varint,3,opt,name=result,proto3" json:"result,omitempty"` // otp.Result
 	RetryAfterNs  int64                  `protobuf:"varint,4,opt,name=retry_after_ns,json=retryAfterNs,proto3" json:"retry_after_ns,omitempty"`
 	Error         *SessionError          `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	Conversation  *SessionConversation   `protobuf:"bytes,6,opt,name=conversation,proto3" json:"conversation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SessionReply) Reset() {
 	*x = SessionReply{}
-	mi := &file_spa_v1_session_proto_msgTypes[4]
+	mi := &file_spa_v1_session_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +733,7 @@ func (x *SessionReply) String() string {
 func (*SessionReply) ProtoMessage() {}
 
 func (x *SessionReply) ProtoReflect() protoreflect.Message {
-	mi := &file_spa_v1_session_proto_msgTypes[4]
+	mi := &file_spa_v1_session_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +746,7 @@ func (x *SessionReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionReply.ProtoReflect.Descriptor instead.
 func (*SessionReply) Descriptor() ([]byte, []int) {
-	return file_spa_v1_session_proto_rawDescGZIP(), []int{4}
+	return file_spa_v1_session_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SessionReply) GetKind() SessionReply_Kind {
@@ -510,22 +784,33 @@ func (x *SessionReply) GetError() *SessionError {
 	return nil
 }
 
+func (x *SessionReply) GetConversation() *SessionConversation {
+	if x != nil {
+		return x.Conversation
+	}
+	return nil
+}
+
 var File_spa_v1_session_proto protoreflect.FileDescriptor
 
 const file_spa_v1_session_proto_rawDesc = "" +
 	"\n" +
-	"\x14spa/v1/session.proto\x12\x06spa.v1\"\x93\x02\n" +
+	"\x14spa/v1/session.proto\x12\x06spa.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd7\x02\n" +
 	"\fSessionError\x12/\n" +
 	"\x05codes\x18\x01 \x03(\x0e2\x19.spa.v1.SessionError.CodeR\x05codes\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12$\n" +
-	"\x0eretry_after_ns\x18\x03 \x01(\x03R\fretryAfterNs\"\x91\x01\n" +
+	"\x0eretry_after_ns\x18\x03 \x01(\x03R\fretryAfterNs\x12\x1d\n" +
+	"\n" +
+	"fault_code\x18\x04 \x01(\tR\tfaultCode\"\xb6\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10CODE_UNAVAILABLE\x10\x01\x12\x11\n" +
 	"\rCODE_DELIVERY\x10\x02\x12\x13\n" +
 	"\x0fCODE_LOCKED_OUT\x10\x03\x12\x1a\n" +
 	"\x16CODE_SEND_RATE_LIMITED\x10\x04\x12\x19\n" +
-	"\x15CODE_CAPTCHA_REQUIRED\x10\x05\"x\n" +
+	"\x15CODE_CAPTCHA_REQUIRED\x10\x05\x12\x0f\n" +
+	"\vCODE_NO_BOT\x10\x06\x12\x12\n" +
+	"\x0eCODE_NOT_FOUND\x10\a\"x\n" +
 	"\x12SessionRequestCode\x12\x14\n" +
 	"\x05phone\x18\x01 \x01(\tR\x05phone\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12\x18\n" +
@@ -535,23 +820,44 @@ const file_spa_v1_session_proto_rawDesc = "" +
 	"\x05phone\x18\x01 \x01(\tR\x05phone\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12\x18\n" +
 	"\anetwork\x18\x03 \x01(\tR\anetwork\x12\x18\n" +
-	"\acaptcha\x18\x04 \x01(\bR\acaptcha\"\xac\x01\n" +
+	"\acaptcha\x18\x04 \x01(\bR\acaptcha\"\x95\x01\n" +
+	"\x0fSessionConverse\x12\x14\n" +
+	"\x05phone\x18\x01 \x01(\tR\x05phone\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12.\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
+	"\x04text\x18\x04 \x01(\tR\x04text\x12\x18\n" +
+	"\apayload\x18\x05 \x01(\tR\apayload\"X\n" +
+	"\x0fSessionStaffAct\x12\x16\n" +
+	"\x06action\x18\x01 \x01(\tR\x06action\x12\x19\n" +
+	"\bstaff_id\x18\x02 \x01(\tR\astaffId\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\"\x9b\x02\n" +
 	"\x0eSessionRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12?\n" +
 	"\frequest_code\x18\x02 \x01(\v2\x1a.spa.v1.SessionRequestCodeH\x00R\vrequestCode\x12<\n" +
 	"\vverify_code\x18\x03 \x01(\v2\x19.spa.v1.SessionVerifyCodeH\x00R\n" +
-	"verifyCodeB\t\n" +
-	"\arequest\"\x91\x02\n" +
+	"verifyCode\x125\n" +
+	"\bconverse\x18\x04 \x01(\v2\x17.spa.v1.SessionConverseH\x00R\bconverse\x126\n" +
+	"\tstaff_act\x18\x05 \x01(\v2\x17.spa.v1.SessionStaffActH\x00R\bstaffActB\t\n" +
+	"\arequest\"\xda\x01\n" +
+	"\x13SessionConversation\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x19\n" +
+	"\bstaff_id\x18\x03 \x01(\tR\astaffId\x12?\n" +
+	"\rwaiting_since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\fwaitingSince\x124\n" +
+	"\aupdated\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\"\xf9\x02\n" +
 	"\fSessionReply\x12-\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x19.spa.v1.SessionReply.KindR\x04kind\x12\"\n" +
 	"\rexpires_in_ns\x18\x02 \x01(\x03R\vexpiresInNs\x12\x16\n" +
 	"\x06result\x18\x03 \x01(\x05R\x06result\x12$\n" +
 	"\x0eretry_after_ns\x18\x04 \x01(\x03R\fretryAfterNs\x12*\n" +
-	"\x05error\x18\x05 \x01(\v2\x14.spa.v1.SessionErrorR\x05error\"D\n" +
+	"\x05error\x18\x05 \x01(\v2\x14.spa.v1.SessionErrorR\x05error\x12?\n" +
+	"\fconversation\x18\x06 \x01(\v2\x1b.spa.v1.SessionConversationR\fconversation\"k\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11KIND_REQUEST_CODE\x10\x01\x12\x0f\n" +
-	"\vKIND_VERIFY\x10\x02B-Z+github.com/spa-engine/spa/messages;messagesb\x06proto3"
+	"\vKIND_VERIFY\x10\x02\x12\x11\n" +
+	"\rKIND_CONVERSE\x10\x03\x12\x12\n" +
+	"\x0eKIND_STAFF_ACT\x10\x04B-Z+github.com/spa-engine/spa/messages;messagesb\x06proto3"
 
 var (
 	file_spa_v1_session_proto_rawDescOnce sync.Once
@@ -566,27 +872,37 @@ func file_spa_v1_session_proto_rawDescGZIP() []byte {
 }
 
 var file_spa_v1_session_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_spa_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_spa_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_spa_v1_session_proto_goTypes = []any{
-	(SessionError_Code)(0),     // 0: spa.v1.SessionError.Code
-	(SessionReply_Kind)(0),     // 1: spa.v1.SessionReply.Kind
-	(*SessionError)(nil),       // 2: spa.v1.SessionError
-	(*SessionRequestCode)(nil), // 3: spa.v1.SessionRequestCode
-	(*SessionVerifyCode)(nil),  // 4: spa.v1.SessionVerifyCode
-	(*SessionRequest)(nil),     // 5: spa.v1.SessionRequest
-	(*SessionReply)(nil),       // 6: spa.v1.SessionReply
+	(SessionError_Code)(0),        // 0: spa.v1.SessionError.Code
+	(SessionReply_Kind)(0),        // 1: spa.v1.SessionReply.Kind
+	(*SessionError)(nil),          // 2: spa.v1.SessionError
+	(*SessionRequestCode)(nil),    // 3: spa.v1.SessionRequestCode
+	(*SessionVerifyCode)(nil),     // 4: spa.v1.SessionVerifyCode
+	(*SessionConverse)(nil),       // 5: spa.v1.SessionConverse
+	(*SessionStaffAct)(nil),       // 6: spa.v1.SessionStaffAct
+	(*SessionRequest)(nil),        // 7: spa.v1.SessionRequest
+	(*SessionConversation)(nil),   // 8: spa.v1.SessionConversation
+	(*SessionReply)(nil),          // 9: spa.v1.SessionReply
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 }
 var file_spa_v1_session_proto_depIdxs = []int32{
-	0, // 0: spa.v1.SessionError.codes:type_name -> spa.v1.SessionError.Code
-	3, // 1: spa.v1.SessionRequest.request_code:type_name -> spa.v1.SessionRequestCode
-	4, // 2: spa.v1.SessionRequest.verify_code:type_name -> spa.v1.SessionVerifyCode
-	1, // 3: spa.v1.SessionReply.kind:type_name -> spa.v1.SessionReply.Kind
-	2, // 4: spa.v1.SessionReply.error:type_name -> spa.v1.SessionError
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	0,  // 0: spa.v1.SessionError.codes:type_name -> spa.v1.SessionError.Code
+	10, // 1: spa.v1.SessionConverse.time:type_name -> google.protobuf.Timestamp
+	3,  // 2: spa.v1.SessionRequest.request_code:type_name -> spa.v1.SessionRequestCode
+	4,  // 3: spa.v1.SessionRequest.verify_code:type_name -> spa.v1.SessionVerifyCode
+	5,  // 4: spa.v1.SessionRequest.converse:type_name -> spa.v1.SessionConverse
+	6,  // 5: spa.v1.SessionRequest.staff_act:type_name -> spa.v1.SessionStaffAct
+	10, // 6: spa.v1.SessionConversation.waiting_since:type_name -> google.protobuf.Timestamp
+	10, // 7: spa.v1.SessionConversation.updated:type_name -> google.protobuf.Timestamp
+	1,  // 8: spa.v1.SessionReply.kind:type_name -> spa.v1.SessionReply.Kind
+	2,  // 9: spa.v1.SessionReply.error:type_name -> spa.v1.SessionError
+	8,  // 10: spa.v1.SessionReply.conversation:type_name -> spa.v1.SessionConversation
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_spa_v1_session_proto_init() }
@@ -594,9 +910,11 @@ func file_spa_v1_session_proto_init() {
 	if File_spa_v1_session_proto != nil {
 		return
 	}
-	file_spa_v1_session_proto_msgTypes[3].OneofWrappers = []any{
+	file_spa_v1_session_proto_msgTypes[5].OneofWrappers = []any{
 		(*SessionRequest_RequestCode)(nil),
 		(*SessionRequest_VerifyCode)(nil),
+		(*SessionRequest_Converse)(nil),
+		(*SessionRequest_StaffAct)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -604,7 +922,7 @@ func file_spa_v1_session_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spa_v1_session_proto_rawDesc), len(file_spa_v1_session_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   5,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

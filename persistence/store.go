@@ -91,6 +91,7 @@ type Tx interface {
 	NotificationStore
 	NotificationTemplateStore
 	NotificationPreferenceStore
+	ConversationStore
 }
 
 // Pipeliner lets a transaction send its writes together.

@@ -38,6 +38,24 @@ func (c *Client) VerifyCode(ctx context.Context, key string, m *VerifyCode) *Ver
 	return r
 }
 
+// Converse hands the phone's (by key) inbound message to the bot.
+func (c *Client) Converse(ctx context.Context, key string, m *Converse) *ConverseReply {
+	r, err := door.Ask[*ConverseReply](ctx, c.d, key, m)
+	if err != nil {
+		return &ConverseReply{Err: unreached(err)}
+	}
+	return r
+}
+
+// Staff applies a person's action to the phone's (by key) conversation.
+func (c *Client) Staff(ctx context.Context, key string, m *StaffAct) *StaffActReply {
+	r, err := door.Ask[*StaffActReply](ctx, c.d, key, m)
+	if err != nil {
+		return &StaffActReply{Err: unreached(err)}
+	}
+	return r
+}
+
 // unreached is the refusal of a request that reached no actor, or was
 // answered with a type it does not expect.
 func unreached(err error) error { return fmt.Errorf("%w: %w", ErrUnavailable, err) }

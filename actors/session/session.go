@@ -30,6 +30,7 @@ import (
 
 	"github.com/spa-engine/spa/actors/auth/otp"
 	"github.com/spa-engine/spa/actors/directory"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/providers/sender"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -89,6 +90,7 @@ type Config struct {
 	IdleAfter    time.Duration       // passivate after this long without a message (5m)
 	WriteTimeout time.Duration       // bound on one store transaction (5s)
 	SendTimeout  time.Duration       // bound on one delivery (10s)
+	TurnTimeout  time.Duration       // bound on one bot turn or staff action (90s)
 	Body         func(string) string // the message text for a code
 }
 
@@ -105,6 +107,7 @@ func (c Config) withDefaults() Config {
 	def(&c.IdleAfter, 5*time.Minute)
 	def(&c.WriteTimeout, 5*time.Second)
 	def(&c.SendTimeout, 10*time.Second)
+	def(&c.TurnTimeout, 90*time.Second)
 	if c.Body == nil {
 		c.Body = func(code string) string { return "Your login code is " + code + ". It expires in a few minutes." }
 	}
@@ -121,6 +124,10 @@ type Deps struct {
 	Log     *slog.Logger
 	Metrics *Metrics
 	Config  Config
+	// Bot answers the phone's WhatsApp messages (nil: Converse is
+	// refused with ErrNoBot); Sealer seals the conversation at rest.
+	Bot    Bot
+	Sealer keyed.Sealer
 }
 
 func (d Deps) withDefaults() (Deps, error) {
@@ -160,6 +167,7 @@ type sessionActor struct {
 	st       stored
 	loadErr  error
 	stopping bool
+	conv     conversation
 }
 
 func newActor(deps Deps, key string) actor.Producer {
@@ -195,6 +203,14 @@ func (a *sessionActor) Receive(c actor.Context) {
 			c.Respond(a.verify(m))
 			a.retireIfStale(c)
 		}
+	case *Converse:
+		if a.usable(c, m) {
+			c.Respond(a.converse(m))
+		}
+	case *StaffAct:
+		if a.usable(c, m) {
+			c.Respond(a.staff(m))
+		}
 	}
 }
 
@@ -225,8 +241,13 @@ func (a *sessionActor) retireIfStale(c actor.Context) {
 
 // refusal builds the reply type msg expects, carrying err.
 func refusal(msg any, err error) any {
-	if _, ok := msg.(*VerifyCode); ok {
+	switch msg.(type) {
+	case *VerifyCode:
 		return &VerifyReply{Err: err}
+	case *Converse:
+		return &ConverseReply{Err: err}
+	case *StaffAct:
+		return &StaffActReply{Err: err}
 	}
 	return &RequestCodeReply{Err: err}
 }

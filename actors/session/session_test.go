@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/spa-engine/spa/actors/auth/otp"
+	"github.com/spa-engine/spa/actors/keyed"
 	"github.com/spa-engine/spa/actors/providers/sender"
 	"github.com/spa-engine/spa/persistence"
 	"github.com/spa-engine/spa/persistence/sqlite/sqlitetest"
@@ -82,6 +83,8 @@ type fixture struct {
 	dir    *Directory
 	met    *Metrics
 	hasher *otp.Hasher
+	bot    Bot // conversation_test.go
+	sealer keyed.Sealer
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -112,7 +115,7 @@ func (f *fixture) start() {
 	f.met, _ = NewMetrics(prometheus.NewRegistry())
 	var err error
 	f.dir, err = newDirectoryNamed(f.root, Deps{Store: f.store, Hasher: f.hasher, Sender: f.out, Now: f.clock.now,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: f.met}, 5*time.Second,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: f.met, Bot: f.bot, Sealer: f.sealer}, 5*time.Second,
 		fmt.Sprintf("sessions-%d", time.Now().UnixNano()))
 	if err != nil {
 		f.t.Fatal(err)

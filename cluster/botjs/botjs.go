@@ -173,6 +173,7 @@ type Handler func(ctx context.Context, m inbound.Message) error
 
 // Consumer hands the stream's messages to a Handler.
 type Consumer struct {
+	js     jetstream.JetStream
 	cfg    Config
 	handle Handler
 	sealer keyed.Sealer
@@ -208,7 +209,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg Config, sealer key
 	if err != nil {
 		return nil, fmt.Errorf("botjs: consumer: %w", err)
 	}
-	c := &Consumer{cfg: cfg, handle: handle, sealer: sealer, log: log, lanes: make([]chan jetstream.Msg, cfg.Lanes)}
+	c := &Consumer{js: js, cfg: cfg, handle: handle, sealer: sealer, log: log, lanes: make([]chan jetstream.Msg, cfg.Lanes)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	for i := range c.lanes {
 		c.lanes[i] = make(chan jetstream.Msg, 16)
@@ -316,4 +317,11 @@ func (c *Consumer) Stop() {
 	c.cc.Stop()
 	c.cancel()
 	c.wg.Wait()
+	// Give the pin up, so another subscriber (the next node, this node
+	// restarted) takes over now rather than after PinnedTTL.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if st, err := c.js.Stream(ctx, Stream); err == nil {
+		_ = st.UnpinConsumer(ctx, Durable, group)
+	}
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,6 +23,7 @@ import (
 	"github.com/spa-engine/spa/actors/service/legal"
 	"github.com/spa-engine/spa/actors/session"
 	"github.com/spa-engine/spa/cluster/botjs"
+	"github.com/spa-engine/spa/persistence"
 )
 
 // The WhatsApp bot (docs/bot.md): the messaging webhooks hand inbound
@@ -38,14 +39,14 @@ type botNode struct {
 	inbox    *botjs.Inbox
 	consumer *botjs.Consumer
 	service  *bot.Service
-	convs    conversations
+	// sessions reach the phones' session actors (this node's directory,
+	// or the cluster's session router), which hold the conversations.
+	sessions *session.Client
+	index    *pii.BlindIndex
 }
 
-// conversations hands one message to the bot with its phone's memory,
-// one message of a phone at a time.
-type conversations interface {
-	Converse(ctx context.Context, in bot.Inbound) error
-}
+// turnTimeout bounds one message's turn, model and sends included.
+const turnTimeout = 2 * time.Minute
 
 // botSender is what the bot answers through: the Cloud API client, or in
 // dev mode without one the node's log sink (buttons written as text).
@@ -98,7 +99,8 @@ func (n *node) startBot(ctx context.Context, cfg config, js jetstream.JetStream,
 	if err != nil {
 		return err
 	}
-	b := &botNode{service: svc, convs: newLocalConversations(svc)}
+	n.identity.bot.b.Store(&bot.Session{S: svc})
+	b := &botNode{service: svc, sessions: n.sessionClient(cfg), index: idn.Index}
 	lane := func(from string) string { return phoneLane(idn.Index, from) }
 	if b.inbox, err = botjs.Open(ctx, js, botjs.Config{Replicas: cfg.Cluster.replicas()}, n.keyring, lane); err != nil {
 		return err
@@ -121,9 +123,23 @@ func phoneLane(index *pii.BlindIndex, from string) string {
 	return session.Key(index.Sum(pii.FieldPhone, e164))
 }
 
-// handle gives one inbound message to the phone's conversation.
+// handle gives one inbound message to the phone's session actor, which
+// answers it with the phone's conversation.
 func (b *botNode) handle(ctx context.Context, m inbound.Message) error {
-	return b.convs.Converse(ctx, bot.Inbound{ID: m.ID, Phone: m.From, Time: m.Time, Text: m.Text, Payload: m.Payload})
+	ctx, cancel := context.WithTimeout(ctx, turnTimeout)
+	defer cancel()
+	r := b.sessions.Converse(ctx, phoneLane(b.index, m.From), &session.Converse{Phone: m.From,
+		Msg: session.Inbound{ID: m.ID, Time: m.Time, Text: m.Text, Payload: m.Payload}})
+	return r.Err
+}
+
+// sessionClient is the door to the session actors: this node's directory
+// alone, the phone key's owner in a cluster.
+func (n *node) sessionClient(cfg config) *session.Client {
+	if cfg.Cluster.enabled() && n.cluster != nil && n.cluster.sessions != nil {
+		return session.NewClient(n.cluster.sessions)
+	}
+	return session.NewClient(n.identity.sessions)
 }
 
 // stop stops the consumer (what it did not answer stays in the stream).
@@ -133,39 +149,25 @@ func (b *botNode) stop() {
 	}
 }
 
-// localConversations keeps memories in this process, one phone at a time.
-type localConversations struct {
-	svc   *bot.Service
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex
-	mems  map[string]bot.Memory
+// lateBot is the session actors' bot: they start (with sign-in) before
+// the bot exists, and refuse conversations (session.ErrNoBot) until it
+// is set.
+type lateBot struct{ b atomic.Pointer[bot.Session] }
+
+func (l *lateBot) Turn(ctx context.Context, phone string, in session.Inbound, mem []byte) ([]byte, session.ConversationView, error) {
+	b := l.b.Load()
+	if b == nil {
+		return nil, session.ConversationView{}, session.ErrNoBot
+	}
+	return b.Turn(ctx, phone, in, mem)
 }
 
-func newLocalConversations(svc *bot.Service) *localConversations {
-	return &localConversations{svc: svc, locks: map[string]*sync.Mutex{}, mems: map[string]bot.Memory{}}
-}
-
-func (l *localConversations) Converse(ctx context.Context, in bot.Inbound) error {
-	l.mu.Lock()
-	lk := l.locks[in.Phone]
-	if lk == nil {
-		lk = &sync.Mutex{}
-		l.locks[in.Phone] = lk
+func (l *lateBot) Staff(ctx context.Context, phone string, act session.StaffAct, mem []byte) ([]byte, session.ConversationView, error) {
+	b := l.b.Load()
+	if b == nil {
+		return nil, session.ConversationView{}, session.ErrNoBot
 	}
-	l.mu.Unlock()
-	lk.Lock()
-	defer lk.Unlock()
-	l.mu.Lock()
-	mem := l.mems[in.Phone]
-	l.mu.Unlock()
-	next, err := l.svc.Handle(ctx, in, mem)
-	if err != nil {
-		return err
-	}
-	l.mu.Lock()
-	l.mems[in.Phone] = next
-	l.mu.Unlock()
-	return nil
+	return b.Staff(ctx, phone, act, mem)
 }
 
 // logWhatsApp is the dev bot's sender: the node's log sink, reply buttons
@@ -182,4 +184,21 @@ func (l logWhatsApp) SendButtons(ctx context.Context, to, body string, bs []what
 		titles[i] = fmt.Sprintf("[%s]", b.Title)
 	}
 	return l.SendText(ctx, to, body+"\n"+strings.Join(titles, " "))
+}
+
+// startBotSweep deletes conversations nobody wrote in for bot.IdleExpiry
+// (those a person owns stay until handed back), every minute.
+func (n *node) startBotSweep(ctx context.Context) {
+	if n.bot == nil {
+		return
+	}
+	n.every(ctx, time.Minute, "bot conversation sweep", func(ctx context.Context) error {
+		return n.store.InTx(ctx, func(tx persistence.Tx) error {
+			removed, err := tx.ConversationDeleteIdle(ctx, time.Now().Add(-bot.IdleExpiry), 1000)
+			if removed > 0 {
+				n.log.Info("idle bot conversations removed", "count", removed)
+			}
+			return err
+		})
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spa-engine/spa/actors/providers/whatsapp"
 	"github.com/spa-engine/spa/actors/providers/whatsapp/whatsappfake"
 	"github.com/spa-engine/spa/actors/testwait"
+	"github.com/spa-engine/spa/persistence"
 )
 
 // botWorld is a node whose WhatsApp Cloud API is a fake, with a massage
@@ -27,6 +28,7 @@ type botWorld struct {
 	waID     string
 	seq      int
 	serveEnv map[string]string
+	stop     func() error
 	last     []byte // the last webhook body sent
 }
 
@@ -46,8 +48,7 @@ func newBotWorld(t *testing.T, env map[string]string) *botWorld {
 	fake := whatsappfake.New("bot-e2e-token", "106540352242922")
 	t.Cleanup(fake.Close)
 	w := &botWorld{t: t, fake: fake, secret: botAppSecret, dataDir: t.TempDir(), waID: "573001234567", serveEnv: botEnv(fake, env)}
-	base, _, _ := serveInProcess(t, w.serveEnv, w.dataDir)
-	w.a = api{t, base}
+	w.start()
 	w.admin = issueToken(t, w.dataDir, "owner", "admin")
 	w.a.must(200, "PUT", "/v1/admin/staff/ana", w.admin, map[string]any{"name": "Ana", "skills": []string{"massage"},
 		"time_zone": "America/Bogota", "weekly_hours": everyDay("08:00", "18:00"), "active": true, "version": 0})
@@ -55,6 +56,20 @@ func newBotWorld(t *testing.T, env map[string]string) *botWorld {
 		"duration_minutes": 60, "price_minor": 12000000, "required_skills": []string{"massage"},
 		"cancel_cutoff_minutes": 60, "active": true, "version": 0})
 	return w
+}
+
+// start serves the node on the world's data dir.
+func (w *botWorld) start() {
+	base, stop, _ := serveInProcess(w.t, w.serveEnv, w.dataDir)
+	w.a, w.stop = api{w.t, base}, stop
+}
+
+// restart stops the node gracefully and serves it again on the same data.
+func (w *botWorld) restart() {
+	if err := w.stop(); err != nil {
+		w.t.Fatal(err)
+	}
+	w.start()
 }
 
 // post sends the node a signed webhook with one message of the client:
@@ -97,6 +112,24 @@ func (w *botWorld) send(body []byte) {
 	w.last = body
 }
 
+// waiting lists the stored conversations a person owns or waits for.
+func (w *botWorld) waiting() []persistence.Conversation {
+	w.t.Helper()
+	st, err := openStore(w.t.Context(), config{DataDir: w.dataDir, DatabaseURL: w.serveEnv["DATABASE_URL"]}, &persistence.Options{})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer st.Close()
+	var list []persistence.Conversation
+	if err := st.InTx(w.t.Context(), func(tx persistence.Tx) (err error) {
+		list, err = tx.ConversationListHuman(w.t.Context(), 100)
+		return err
+	}); err != nil {
+		w.t.Fatal(err)
+	}
+	return list
+}
+
 // waitSent waits for a message sent to the client that match accepts.
 func (w *botWorld) waitSent(what string, match func(whatsappfake.Sent) bool) whatsappfake.Sent {
 	w.t.Helper()
@@ -116,9 +149,12 @@ func (w *botWorld) waitSent(what string, match func(whatsappfake.Sent) bool) wha
 
 // TestBotBooksEndToEnd: with no Gemini key, "Hola, quiero un masaje
 // mañana a las 3" through the signed webhook gets a proposal with
-// Confirmar/Cambiar buttons (a real hold); the "Confirmar" tap confirms
-// it, and the appointment is in the agenda. A webhook delivered twice is
-// answered once. On each driver.
+// Confirmar/Cambiar buttons (a real hold); the node restarts (the
+// conversation is in the phone's session actor's store); the "Confirmar"
+// tap confirms it, and the appointment is in the agenda. A webhook
+// delivered twice is answered once. Neither the number nor the message is
+// anywhere in the data dir in clear (SQLite); anonymising the client
+// erases the conversation. On each driver.
 func TestBotBooksEndToEnd(t *testing.T) {
 	for name, envFor := range drivers(t) {
 		t.Run(name, func(t *testing.T) {
@@ -143,6 +179,7 @@ func TestBotBooksEndToEnd(t *testing.T) {
 				t.Fatalf("held %v", held)
 			}
 
+			w.restart()
 			w.post("Confirmar", confirm)
 			w.send(w.last) // Meta delivers the tap again
 			done := w.waitSent("the confirmation", func(m whatsappfake.Sent) bool { return strings.Contains(m.Text, "Listo") })
@@ -170,6 +207,26 @@ func TestBotBooksEndToEnd(t *testing.T) {
 			}
 			if len(bot) != 2 {
 				t.Fatalf("the bot sent %d messages, want 2: %q", len(bot), bot)
+			}
+			client := held["client_id"].(string)
+			if name == "sqlite" {
+				if hits, _ := scanFiles(t, w.dataDir, map[string]string{"phone": "+" + w.waID, "text": "quiero un masaje"}); len(hits) > 0 {
+					t.Fatalf("personal data in clear at rest: %+v", hits)
+				}
+			}
+			w.post("quiero hablar con una persona", "")
+			w.waitSent("the hand-off", func(m whatsappfake.Sent) bool { return strings.Contains(m.Text, "persona del equipo") })
+			// Stored once the turn's answer went out.
+			testwait.Until(t, 10*time.Second, "the conversation waiting for a person", func() error {
+				if list := w.waiting(); len(list) != 1 || list[0].ClientID != client || list[0].WaitingSince.IsZero() {
+					return fmt.Errorf("waiting conversations %+v, want the client's", list)
+				}
+				return nil
+			})
+			w.a.must(200, "POST", "/v1/admin/users/"+client+"/anonymise", w.admin, map[string]any{"confirm": true, "reason": "GDPR request"},
+				"Idempotency-Key", "anon-bot")
+			if list := w.waiting(); len(list) != 0 {
+				t.Fatalf("waiting conversations after anonymisation %+v, want none", list)
 			}
 		})
 	}

@@ -55,6 +55,9 @@ type identityNode struct {
 	// providers are the configured provider clients and webhook secrets
 	// (the messaging webhooks, webhooks.go).
 	providers *providers.Set
+	// bot answers the phones' WhatsApp conversations in their session
+	// actors, once it starts (bot.go).
+	bot lateBot
 }
 
 // identityKeys are the secrets of sign-in, each derived from the token
@@ -130,6 +133,7 @@ func (n *node) startIdentity(ctx context.Context, cfg config, js jetstream.JetSt
 	}
 	n.identity.sessions, err = session.NewDirectory(n.actors.Root(), session.Deps{
 		Store: n.store, Hasher: hasher, Sender: set.Sender, Now: time.Now, Log: n.log, Metrics: met,
+		Bot: &n.identity.bot, Sealer: keyring, // the conversation is sealed like profiles
 	}, cfg.RequestTimeout)
 	if err != nil {
 		return nil, err

@@ -407,6 +407,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		return n, err
 	}
 	n.every(loopCtx, time.Minute, "quota sweep", n.sweepQuotas)
+	n.startBotSweep(loopCtx)
 	n.every(loopCtx, time.Minute, "idempotency sweep", func(ctx context.Context) error {
 		return n.store.InTx(ctx, func(tx persistence.Tx) error {
 			removed, err := tx.IdempotencyDeleteExpired(ctx, time.Now(), 1000)

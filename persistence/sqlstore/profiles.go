@@ -148,6 +148,8 @@ func (t *txn) UserAnonymise(ctx context.Context, p persistence.AnonymiseParams) 
 		{"notifications", `UPDATE notifications SET body = '' WHERE user_id = ? AND body <> ''`, []any{id}},
 		// What they wanted to hear goes with them: the defaults again.
 		{"notification_preferences", `DELETE FROM notification_preferences WHERE user_id = ?`, []any{id}},
+		// The bot's memory of them: what they wrote, the pending proposal.
+		{"bot_conversations", `DELETE FROM bot_conversations WHERE client_id = ?`, []any{id}},
 		{"audit_log", `UPDATE audit_log SET detail = ?, reason = ''
 			WHERE subject = ? OR actor_id = ? OR ` + t.contains("detail"),
 			[]any{persistence.AnonymisedAuditDetail, "user/" + id, id, idBytes}},

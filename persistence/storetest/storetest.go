@@ -60,7 +60,10 @@ func Exercise(t *testing.T, open Opener) {
 	tests = append(tests, struct {
 		name string
 		fn   func(*testing.T, Opener)
-	}{"ResourceClaims", testResourceClaims})
+	}{"ResourceClaims", testResourceClaims}, struct {
+		name string
+		fn   func(*testing.T, Opener)
+	}{"Conversations", testConversations})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
 	}

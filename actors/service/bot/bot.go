@@ -13,7 +13,8 @@
 // booking path; what it cannot handle goes to a person.
 //
 // The package holds no state: the memory lives in the phone's session
-// actor (actors/session), which calls Handle one message at a time.
+// actor (actors/session), which calls Handle one message at a time
+// (through Session, its session.Bot).
 package bot
 
 import (
@@ -151,6 +152,7 @@ func (s *Service) Handle(ctx context.Context, in Inbound, mem Memory) (Memory, e
 	if err != nil {
 		return mem, fmt.Errorf("bot: client of the phone: %w", err)
 	}
+	mem.ClientID = client
 	t := &turn{s: s, in: in, mem: &mem, now: now, vault: Vault{},
 		by: service.Caller{Claims: auth.Claims{Subject: client, Role: auth.RoleClient}, RequestID: "wa-" + in.ID}}
 	if t.loc, err = s.zone(ctx); err != nil {

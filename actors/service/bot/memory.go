@@ -41,7 +41,10 @@ type Memory struct {
 	Waiting    time.Time `json:"waiting,omitzero"`
 	// StaffID is who took it over.
 	StaffID string `json:"staff_id,omitempty"`
-	Lang    string `json:"lang,omitempty"`
+	// ClientID is the client the phone belongs to (anonymising the client
+	// erases the conversation).
+	ClientID string `json:"client_id,omitempty"`
+	Lang     string `json:"lang,omitempty"`
 	// Seen are the provider message ids handled, newest last (a bounded
 	// second guard against redelivery besides the inbox).
 	Seen    []string  `json:"seen,omitempty"`

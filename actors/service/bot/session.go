@@ -1,0 +1,106 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spa-engine/spa/actors/service/fault"
+	"github.com/spa-engine/spa/actors/session"
+)
+
+// The bot as the phone's session actor calls it (session.Bot): the actor
+// keeps the memory, sealed and stored, and hands it in with each message
+// or staff action; the bot decodes it, answers and hands back the next.
+
+// Window is WhatsApp's customer-service window: a person may write free
+// text this long after the client's last message; later only a template.
+const Window = 24 * time.Hour
+
+// Errors of staff actions.
+var (
+	ErrNotTaken     = fault.New(fault.CodeConflict, "take the conversation over before replying")
+	ErrTakenByOther = fault.New(fault.CodeConflict, "another person has taken this conversation over")
+	ErrWindowClosed = fault.New(fault.CodeConflict, "the client wrote more than 24 hours ago: WhatsApp allows only a template now")
+)
+
+// Session adapts the Service to session.Bot.
+type Session struct{ S *Service }
+
+var _ session.Bot = Session{}
+
+func decodeMemory(raw []byte) Memory {
+	var m Memory
+	if len(raw) > 0 && json.Unmarshal(raw, &m) != nil {
+		return Memory{} // unreadable: the conversation starts again
+	}
+	return m
+}
+
+// View is what the session actor stores beside the sealed memory.
+func View(m Memory) session.ConversationView {
+	return session.ConversationView{ClientID: m.ClientID, Owner: m.owner(), StaffID: m.StaffID, WaitingSince: m.Waiting, Updated: m.Updated}
+}
+
+// Turn answers one inbound message.
+func (s Session) Turn(ctx context.Context, phone string, in session.Inbound, raw []byte) ([]byte, session.ConversationView, error) {
+	next, err := s.S.Handle(ctx, Inbound{ID: in.ID, Phone: phone, Time: in.Time, Text: in.Text, Payload: in.Payload}, decodeMemory(raw))
+	if err != nil {
+		return nil, session.ConversationView{}, err
+	}
+	b, err := json.Marshal(next)
+	return b, View(next), err
+}
+
+// Staff applies a person's action.
+func (s Session) Staff(ctx context.Context, phone string, act session.StaffAct, raw []byte) ([]byte, session.ConversationView, error) {
+	mem := decodeMemory(raw)
+	now := s.S.d.Now()
+	switch act.Action {
+	case session.StaffTake:
+		if mem.owner() == OwnerHuman && mem.StaffID != "" && mem.StaffID != act.StaffID {
+			return nil, session.ConversationView{}, ErrTakenByOther
+		}
+		if mem.Waiting.IsZero() {
+			mem.Waiting = now
+		}
+		mem.Owner, mem.OwnerSince, mem.StaffID = OwnerHuman, now, act.StaffID
+		mem.Updated = now
+	case session.StaffReply:
+		if mem.owner() != OwnerHuman || mem.StaffID == "" {
+			return nil, session.ConversationView{}, ErrNotTaken
+		}
+		if mem.StaffID != act.StaffID {
+			return nil, session.ConversationView{}, ErrTakenByOther
+		}
+		if last := mem.lastFromClient(); last.IsZero() || now.Sub(last) > Window {
+			return nil, session.ConversationView{}, ErrWindowClosed
+		}
+		if _, err := s.S.d.Sender.SendText(ctx, phone, act.Text); err != nil {
+			return nil, session.ConversationView{}, fmt.Errorf("bot: send: %w", err)
+		}
+		mem.add("staff", act.Text, now)
+	case session.StaffRelease, session.StaffExpire:
+		if mem.owner() != OwnerHuman {
+			break
+		}
+		mem.Owner, mem.OwnerSince, mem.Waiting, mem.StaffID = OwnerBot, now, time.Time{}, ""
+		mem.Pending, mem.Draft = nil, nil
+		mem.Updated = now
+	default:
+		return nil, session.ConversationView{}, fault.Invalid("unknown staff action " + act.Action)
+	}
+	b, err := json.Marshal(mem)
+	return b, View(mem), err
+}
+
+// lastFromClient is when the client last wrote (zero: never).
+func (m *Memory) lastFromClient() time.Time {
+	for i := len(m.Turns) - 1; i >= 0; i-- {
+		if m.Turns[i].Role == "user" {
+			return m.Turns[i].At
+		}
+	}
+	return time.Time{}
+}
