@@ -120,6 +120,10 @@ const (
 	// group.
 	DefaultDeadLettersShown = 20
 	MaxDeadLettersShown     = 200
+	// MaxDeadLettersPerAction bounds what one retry or discard of a class
+	// does, so the request ends well within its deadline; the answer says
+	// when letters remain.
+	MaxDeadLettersPerAction = 500
 )
 
 // DeadLetterGroup is the letters of one error class.
@@ -213,7 +217,8 @@ type DeadLetterSelector struct {
 }
 
 // ActionResult is what a retry or discard did: letters acted on, and
-// letters of the group still parked past the scan (repeat the action).
+// whether letters of the class may remain (past the per-action cap or
+// the scan): repeat the action.
 type ActionResult struct {
 	Done      int
 	Remaining bool
@@ -238,6 +243,9 @@ func (d *DeadLetters) selected(ctx context.Context, sel DeadLetterSelector) ([]D
 	letters = slices.DeleteFunc(letters, func(l DeadLetter) bool { return l.ErrorClass != sel.ErrorClass })
 	if len(letters) == 0 && !more {
 		return nil, false, fault.NotFound("no dead letters of class " + sel.ErrorClass)
+	}
+	if len(letters) > MaxDeadLettersPerAction {
+		letters, more = letters[:MaxDeadLettersPerAction], true
 	}
 	return letters, more, nil
 }

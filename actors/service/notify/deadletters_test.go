@@ -264,3 +264,26 @@ func TestDeadLetterDiscard(t *testing.T) {
 		})
 	}
 }
+
+// TestDeadLetterActionCap: one action on a class acts on at most
+// MaxDeadLettersPerAction letters and says some remain; the next call
+// does the rest.
+func TestDeadLetterActionCap(t *testing.T) {
+	for name, open := range drivers() {
+		t.Run(name, func(t *testing.T) {
+			q := &memQueue{}
+			for i := range MaxDeadLettersPerAction + 1 {
+				q.letters = append(q.letters, DeadLetter{ID: fmt.Sprint(i + 1), NotificationID: fmt.Sprintf("n%d", i), ErrorClass: ClassTimeout})
+			}
+			dl := NewDeadLetters(open(t, persistence.Options{}), q, nil)
+			res, err := dl.Discard(t.Context(), adminCaller, DeadLetterSelector{ErrorClass: ClassTimeout}, true)
+			if err != nil || res.Done != MaxDeadLettersPerAction || !res.Remaining || len(q.letters) != 1 {
+				t.Fatalf("first: %+v, %v, %d left", res, err, len(q.letters))
+			}
+			res, err = dl.Discard(t.Context(), adminCaller, DeadLetterSelector{ErrorClass: ClassTimeout}, true)
+			if err != nil || res.Done != 1 || res.Remaining || len(q.letters) != 0 {
+				t.Fatalf("second: %+v, %v, %d left", res, err, len(q.letters))
+			}
+		})
+	}
+}
