@@ -10,7 +10,9 @@
 # on the booking engine), the payments burst: `loadgen --scenario
 # webhooks` serves the Wompi the node talks to (SPA_WOMPI_BASE_URL, with
 # the random SPA_WOMPI_* keys both share) and posts BENCH_WEBHOOK_EVENTS
-# signed events, a fifth of them duplicates, at the node's webhook.
+# signed events, a fifth of them duplicates, at the node's webhook. Then
+# the notifications fan-out (BENCH_NOTIFY_EVENTS, 10000) and the memory per
+# idle actor, both Go benchmarks.
 # Tunables (environment): BENCH_DURATION (closed-loop runs, 20s),
 # BENCH_WORKERS (64), BENCH_IDLE_DURATION (15s), BENCH_SWEEP_RATES
 # ("150 300 600 1200 2400"), BENCH_SWEEP_DURATION (8s), BENCH_MIXED_RATE
@@ -147,6 +149,17 @@ for engine in actors lock-baseline; do
   psql "$PGURL" -qc "DROP SCHEMA $schema CASCADE" 2>/dev/null || true
   rm -rf "$data"
 done
+
+# The notifications fan-out is a Go benchmark too: BENCH_NOTIFY_EVENTS
+# confirmations through the node's notification consumer (recorded in
+# PostgreSQL) to a provider that answers at once; it writes its result
+# into $OUT for the report and fails on a duplicate message.
+NOTIFY_EVENTS=${BENCH_NOTIFY_EVENTS:-10000}
+say "notifications fan-out (go test -bench NotificationFanOut, $NOTIFY_EVENTS events)"
+NOTIFYCMD="TEST_DATABASE_URL=<url> SPA_BENCH_RESULTS=$OUT go test -run '^\$' -bench NotificationFanOut -benchtime ${NOTIFY_EVENTS}x ./cmd/spa"
+echo "$NOTIFYCMD" >>"$COMMANDS"
+TEST_DATABASE_URL="$PGURL" SPA_BENCH_RESULTS="$OUT" go test -run '^$' -bench NotificationFanOut -benchtime "${NOTIFY_EVENTS}x" -timeout 20m ./cmd/spa \
+  >"$OUT/notifications.txt" || { say "notifications fan-out FAILED: $OUT/notifications.txt"; fail=1; }
 
 # Memory per idle actor is a Go benchmark (100 000 activations each), not
 # a load run; its table goes in front of the method notes.

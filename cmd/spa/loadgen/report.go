@@ -163,6 +163,7 @@ func WriteReport(w io.Writer, in ReportInput) error {
 	writeSweep(&b, in.Results, in.PlotFile)
 	writeCorrectness(&b, in.Results)
 	writePayments(&b, in.Results)
+	writeNotifications(&b, in.Results)
 	if in.Commands != "" {
 		fmt.Fprintf(&b, "\n## Commands\n\n```sh\n%s\n```\n", strings.TrimSpace(in.Commands))
 	}

@@ -98,6 +98,9 @@ type Result struct {
 	// Payments is the webhooks scenario's burst and its check (nil for
 	// the booking scenarios).
 	Payments *Payments `json:"payments,omitempty"`
+	// Notifications is the notifications fan-out's summary (nil for the
+	// loadgen's own runs).
+	Notifications *Notifications `json:"notifications,omitempty"`
 	// CPU is what the server and the database spent (with --server-pid).
 	CPU *CPUUse `json:"cpu,omitempty"`
 }
