@@ -10,7 +10,7 @@
 // conditional status update (OrderTransition) makes the race between, say,
 // the desk marking an order paid and the sweep expiring it come out as one
 // winner and one ErrStatusMismatch. Each transition writes its audit entry
-// in the same transaction.
+// and its OrderChanged event (the outbox) in the same transaction.
 //
 // Checkout (the cart package) creates orders with persistence.OrderCreate
 // and spends credit with CreditSpend in its own transaction; it should
@@ -25,7 +25,9 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -166,7 +168,23 @@ func transition(ctx context.Context, tx persistence.Tx, o persistence.Order, ch 
 	if err := audit(ctx, tx, ch.Actor, "order."+string(ch.To), "order/"+o.ID, o.ClientID, ch.Reason, ch.At, detail); err != nil {
 		return Result{}, err
 	}
+	if err := emit(ctx, tx, ch.Actor, o.ID, ch.At, &messages.OrderChanged{OrderId: o.ID, ClientId: o.ClientID,
+		FromStatus: string(from), ToStatus: string(ch.To), TotalMinor: stored.TotalMinor,
+		Fulfilment: string(stored.Fulfilment), Version: stored.Version}); err != nil {
+		return Result{}, err
+	}
 	return res, nil
+}
+
+// emit appends an order event to the outbox in tx, so it is published
+// exactly when the change it tells of commits (the client hears of it
+// through the notifications).
+func emit(ctx context.Context, tx persistence.Tx, by Actor, orderID string, at time.Time, payload proto.Message) error {
+	ev, err := persistence.NewOutboxEvent("order/"+orderID, by.RequestID, by.ID, payload, at)
+	if err != nil {
+		return err
+	}
+	return tx.OutboxAppend(ctx, ev)
 }
 
 // rejectPending rejects the order's requested returns and returns how

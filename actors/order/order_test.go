@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/spa-engine/spa/actors/inventory/inventorytest"
+	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -180,6 +182,27 @@ func TestTransitionsAudited(t *testing.T) {
 		want := []string{"order.fulfilled by desk-1/receptionist front desk req-1", "order.paid by desk-1/receptionist front desk req-1"}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("audit: %q, want %q", got, want)
+		}
+		// Each change that happened is an OrderChanged in the outbox, written
+		// with it; the refused ones wrote none.
+		var events []string
+		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
+			pending, err := tx.OutboxPending(ctx, 100)
+			for _, e := range pending {
+				var env messages.Event
+				var ev messages.OrderChanged
+				if err := proto.Unmarshal(e.Payload, &env); err != nil || env.Payload.UnmarshalTo(&ev) != nil {
+					continue
+				}
+				events = append(events, fmt.Sprintf("%s %s>%s v%d %d %s", ev.OrderId, ev.FromStatus, ev.ToStatus, ev.Version,
+					ev.TotalMinor, ev.Fulfilment))
+			}
+			return err
+		})
+		total := paid.Order.TotalMinor
+		wantEvents := []string{fmt.Sprintf("o1 pending_payment>paid v2 %d pickup", total), fmt.Sprintf("o1 paid>fulfilled v3 %d pickup", total)}
+		if fmt.Sprint(events) != fmt.Sprint(wantEvents) {
+			t.Fatalf("events %q, want %q", events, wantEvents)
 		}
 		_, err = transitionTo(t, s, "nope", persistence.OrderPaid, t0)
 		if !errors.Is(err, persistence.ErrNotFound) {

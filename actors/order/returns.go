@@ -8,6 +8,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 	"github.com/spa-engine/spa/persistence/money"
 )
@@ -116,6 +117,10 @@ func ProcessReturn(ctx context.Context, tx persistence.Tx, d ReturnDecision) (Re
 			map[string]any{"return_id": r.ID}); err != nil {
 			return ReturnResult{}, err
 		}
+		if err := emit(ctx, tx, d.Actor, o.ID, d.At, &messages.ReturnProcessed{ReturnId: r.ID, OrderId: o.ID,
+			ClientId: o.ClientID, Status: string(persistence.ReturnRejected)}); err != nil {
+			return ReturnResult{}, err
+		}
 		return ReturnResult{Return: res, Order: o}, nil
 	}
 	if !Returnable(o.Status) {
@@ -176,6 +181,10 @@ func ProcessReturn(ctx context.Context, tx persistence.Tx, d ReturnDecision) (Re
 	out.Order = tr.Order
 	if err := audit(ctx, tx, d.Actor, "order.return_completed", "order/"+o.ID, o.ClientID, d.Reason, d.At,
 		map[string]any{"return_id": r.ID, "refund_minor": refund, "restocked_variants": len(out.RestockedVariants)}); err != nil {
+		return ReturnResult{}, err
+	}
+	if err := emit(ctx, tx, d.Actor, o.ID, d.At, &messages.ReturnProcessed{ReturnId: r.ID, OrderId: o.ID,
+		ClientId: o.ClientID, Status: string(persistence.ReturnCompleted), RefundMinor: refund}); err != nil {
 		return ReturnResult{}, err
 	}
 	return out, nil

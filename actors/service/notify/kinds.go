@@ -18,16 +18,21 @@ const (
 	KindAppointmentCancelled   Kind = "appointment_cancelled"
 	KindAppointmentRescheduled Kind = "appointment_rescheduled"
 	KindWaitlistOffer          Kind = "waitlist_offer"
+	// KindAppointmentFollowUp thanks the client after a completed visit
+	// and invites them to book again: marketing (quiet hours hold it,
+	// the client may turn it off).
+	KindAppointmentFollowUp Kind = "appointment_follow_up"
 )
 
 // Kinds are every kind, for the admin filter.
 func Kinds() []Kind {
 	return []Kind{KindAppointmentConfirmed, KindAppointmentCancelled, KindAppointmentRescheduled, KindWaitlistOffer,
-		KindReminder24h, KindReminder2h, KindPaymentApproved, KindPaymentDeclined, KindPaymentRefunded}
+		KindReminder24h, KindReminder2h, KindPaymentApproved, KindPaymentDeclined, KindPaymentRefunded,
+		KindOrderPaid, KindOrderFulfilled, KindOrderCancelled, KindReturnProcessed, KindAppointmentFollowUp}
 }
 
-// categories: every kind of this slice is about a booking the client made
-// or asked for.
+// categories: what each kind is about, for the client's preferences and
+// quiet hours (only marketing waits for them).
 var categories = map[Kind]persistence.NotificationCategory{
 	KindAppointmentConfirmed:   persistence.CategoryBooking,
 	KindAppointmentCancelled:   persistence.CategoryBooking,
@@ -38,6 +43,11 @@ var categories = map[Kind]persistence.NotificationCategory{
 	KindPaymentApproved:        persistence.CategoryPayments,
 	KindPaymentDeclined:        persistence.CategoryPayments,
 	KindPaymentRefunded:        persistence.CategoryPayments,
+	KindOrderPaid:              persistence.CategoryPayments,
+	KindOrderFulfilled:         persistence.CategoryPayments,
+	KindOrderCancelled:         persistence.CategoryPayments,
+	KindReturnProcessed:        persistence.CategoryPayments,
+	KindAppointmentFollowUp:    persistence.CategoryMarketing,
 }
 
 // DefaultChannels is the channel order of every kind: WhatsApp, which
@@ -63,13 +73,18 @@ type intent struct {
 	amountMinor int64
 	currency    string
 	paid        persistence.PaymentKind
+	// the shop: the order, how it reaches the client, a return's outcome
+	order      string
+	fulfilment string
+	outcome    string
 }
 
 // appointmentIntent is the message an appointment change asks for, if
 // any. Only changes the client cares to hear about speak: a confirmation
 // (from a hold or made confirmed), the cancellation and the move of a
-// confirmed appointment. Holds, expiries of holds (the waitlist offer said
-// when it would lapse), check-ins, completions and no-shows are silent.
+// confirmed appointment, and after a completed visit the follow-up
+// (marketing). Holds, expiries of holds (the waitlist offer said when it
+// would lapse), check-ins and no-shows are silent.
 func appointmentIntent(ev *messages.AppointmentChanged) (intent, bool) {
 	confirmed := string(persistence.StatusConfirmed)
 	in := intent{userID: ev.ClientId, staffID: ev.StaffId, serviceID: ev.ServiceId, start: ev.Start.AsTime()}
@@ -82,6 +97,8 @@ func appointmentIntent(ev *messages.AppointmentChanged) (intent, bool) {
 	case ev.ToStatus == confirmed && ev.FromStatus == confirmed && ev.PreviousStart != nil:
 		in.kind, what = KindAppointmentRescheduled, "rescheduled"
 		in.previous = ev.PreviousStart.AsTime()
+	case ev.ToStatus == string(persistence.StatusCompleted) && ev.FromStatus != ev.ToStatus:
+		in.kind, what = KindAppointmentFollowUp, "follow_up"
 	default:
 		return in, false
 	}

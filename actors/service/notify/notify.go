@@ -142,7 +142,8 @@ func (e *RetryError) Unwrap() error { return e.Err }
 // Subjects are the event subjects Handle acts on.
 func Subjects() []string {
 	return []string{messages.Subject(&messages.AppointmentChanged{}), messages.Subject(&messages.WaitlistOffered{}),
-		messages.Subject(&messages.PaymentChanged{})}
+		messages.Subject(&messages.PaymentChanged{}), messages.Subject(&messages.OrderChanged{}),
+		messages.Subject(&messages.ReturnProcessed{})}
 }
 
 // Handle turns one event payload into its message, if it asks for one,
@@ -166,6 +167,13 @@ func (s *Service) Handle(ctx context.Context, payload proto.Message) error {
 		in, ok = waitlistIntent(ev)
 	case *messages.PaymentChanged:
 		in, ok = paymentIntent(ev)
+	case *messages.OrderChanged:
+		var err error
+		if in, ok, err = s.orderIntent(ctx, ev); err != nil {
+			return err
+		}
+	case *messages.ReturnProcessed:
+		in, ok = returnIntent(ev)
 	}
 	if !ok {
 		return nil
@@ -241,6 +249,9 @@ func (s *Service) prepare(ctx context.Context, in intent) (prepared, error) {
 // staff member's time zone (the appointment's local time).
 func (s *Service) vars(ctx context.Context, tx persistence.Tx, in intent) (Vars, error) {
 	lang := s.cfg.Language
+	if v, ok := orderVars(in, lang); ok {
+		return v, nil
+	}
 	if categories[in.kind] == persistence.CategoryPayments {
 		return paymentVars(in, lang), nil
 	}

@@ -353,8 +353,8 @@ type holdFor time.Duration
 func (h holdFor) Delay(persistence.Notification, time.Time) time.Duration { return time.Duration(h) }
 
 // TestWhichChangesSpeak: confirmations, cancellations and moves of
-// confirmed appointments speak, each version once; holds and the rest are
-// silent.
+// confirmed appointments speak, each version once, and a completed visit
+// its follow-up; holds and the rest are silent.
 func TestWhichChangesSpeak(t *testing.T) {
 	at := timestamppb.New(time.Date(2026, 12, 8, 15, 0, 0, 0, time.UTC))
 	for _, c := range []struct {
@@ -370,7 +370,7 @@ func TestWhichChangesSpeak(t *testing.T) {
 		{"held", "cancelled", false, ""},
 		{"held", "expired", false, ""},
 		{"held", "held", true, ""},
-		{"confirmed", "completed", false, ""},
+		{"confirmed", "completed", false, "appointment:a:follow_up:v4"},
 		{"confirmed", "no_show", false, ""},
 	} {
 		ev := &messages.AppointmentChanged{AppointmentId: "a", ClientId: "c", Start: at, FromStatus: c.from, ToStatus: c.to, Version: 4}

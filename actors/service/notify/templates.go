@@ -107,6 +107,11 @@ var declared = map[Kind][]Var{
 	KindPaymentApproved:        {varAmount, varFor},
 	KindPaymentDeclined:        {varAmount, varFor},
 	KindPaymentRefunded:        {varAmount, varFor},
+	KindOrderPaid:              {varOrder, varAmount, varFulfilment},
+	KindOrderFulfilled:         {varOrder, varAmount, varFulfilment},
+	KindOrderCancelled:         {varOrder, varAmount, varFulfilment},
+	KindReturnProcessed:        {varOrder, varAmount, varOutcome},
+	KindAppointmentFollowUp:    {varService, varStaff, varWhen},
 }
 
 // Declared are kind's variables (nil for an unknown kind).
