@@ -92,6 +92,7 @@ type Tx interface {
 	NotificationTemplateStore
 	NotificationPreferenceStore
 	ConversationStore
+	DeliveryStore
 }
 
 // Pipeliner lets a transaction send its writes together.

@@ -68,6 +68,7 @@ const remindersConsumer = "reminders"
 // notificationsNode is the running consumers (events, reminders).
 type notificationsNode struct {
 	consumes []jetstream.ConsumeContext
+	svc      *notify.Service
 	// ctx is the handlings'; cancel ends the handling in flight and wait
 	// waits for it, so the store is not closed under a send being
 	// recorded.
@@ -132,15 +133,23 @@ func (n *node) startNotifications(ctx context.Context, cfg config, js jetstream.
 		}
 		deps.Reminders = r
 	}
-	svc, err := notify.New(deps, notify.Config{Reminders: cfg.NotifyReminders, Backoff: cfg.NotifyBackoff})
+	if err := n.deliveryDeps(ctx, cfg, js, reg, &deps); err != nil {
+		return err
+	}
+	svc, err := notify.New(deps, notify.Config{Reminders: cfg.NotifyReminders, Backoff: cfg.NotifyBackoff,
+		StatusWindow: cfg.NotifyStatusWindow})
 	if err != nil {
 		return fmt.Errorf("SPA_NOTIFICATIONS: %w", err)
 	}
 	n.notifications = newNotificationsNode()
+	n.notifications.svc = svc // the delivery statuses' receiver (webhooks.go)
 	if err := n.notifications.startDeadLetters(ctx, n, js, reg, cfg.Cluster.replicas(), svc); err != nil {
 		return err
 	}
 	if err := n.notifications.followNotifications(ctx, js, n.log, svc); err != nil {
+		return err
+	}
+	if err := n.notifications.followDeliveryChecks(ctx, js, n.log, svc); err != nil {
 		return err
 	}
 	if deps.Reminders != nil {
@@ -248,6 +257,8 @@ func (nn *notificationsNode) follow(ctx context.Context, js jetstream.JetStream,
 		_ = msg.InProgress()
 		ctx, stop := context.WithTimeout(nn.ctx, handleTimeout)
 		defer stop()
+		// What a message was made from, for its delivery check (delivery.go).
+		ctx = notify.WithCause(ctx, notify.Cause{Subject: msg.Subject(), Data: msg.Data()})
 		err := handle(ctx, msg)
 		var retry *notify.RetryError
 		var dead *notify.DeadError

@@ -41,7 +41,12 @@ func (n *node) inboundReceivers() inbound.Fanout {
 	return f
 }
 
-// statusReceiver takes delivery statuses (nil: none).
+// statusReceiver takes delivery statuses (nil: none): the notification
+// service, which applies them in the transaction that marks their body
+// applied (inbox.TxStatusReceiver).
 func (n *node) statusReceiver() inbound.StatusReceiver {
-	return nil
+	if n.notifications == nil || n.notifications.svc == nil {
+		return nil
+	}
+	return n.notifications.svc
 }

@@ -89,6 +89,13 @@ func (c *Client) Send(ctx context.Context, m sender.Message) error {
 	return err
 }
 
+// SendTracked is Send returning the MessageSid, the id Twilio's status
+// callbacks name (sender.Tracker).
+func (c *Client) SendTracked(ctx context.Context, m sender.Message) (string, error) {
+	res, err := c.SendMessage(ctx, m)
+	return res.SID, err
+}
+
 // SendMessage is Send that also returns Twilio's message resource.
 func (c *Client) SendMessage(ctx context.Context, m sender.Message) (MessageResource, error) {
 	if !isE164(m.To) {
@@ -187,4 +194,4 @@ func senderError(err error) error {
 	}
 }
 
-var _ sender.Sender = (*Client)(nil)
+var _ sender.Tracker = (*Client)(nil)

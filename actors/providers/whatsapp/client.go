@@ -86,15 +86,20 @@ func New(cfg Config, m *resilient.Metrics) (*Client, error) {
 // configured, else as free-form text. Errors wrap sender.ErrRejected or
 // sender.ErrUnavailable.
 func (c *Client) Send(ctx context.Context, m sender.Message) error {
+	_, err := c.SendTracked(ctx, m)
+	return err
+}
+
+// SendTracked is Send returning the wamid, the id Meta's status webhooks
+// name (sender.Tracker).
+func (c *Client) SendTracked(ctx context.Context, m sender.Message) (string, error) {
 	if m.Channel != "" && m.Channel != sender.ChannelWhatsApp {
-		return fmt.Errorf("%w: whatsapp: cannot send channel %q", sender.ErrRejected, m.Channel)
+		return "", fmt.Errorf("%w: whatsapp: cannot send channel %q", sender.ErrRejected, m.Channel)
 	}
 	if t, ok := c.cfg.Templates[m.Purpose]; ok {
-		_, err := c.SendTemplate(ctx, m.To, Template{Name: t.Name, Language: t.Language, BodyParams: []string{m.Body}})
-		return err
+		return c.SendTemplate(ctx, m.To, Template{Name: t.Name, Language: t.Language, BodyParams: []string{m.Body}})
 	}
-	_, err := c.SendText(ctx, m.To, m.Body)
-	return err
+	return c.SendText(ctx, m.To, m.Body)
 }
 
 // SendText sends free-form text to to (E.164) and returns the wamid. Meta
@@ -246,4 +251,4 @@ func waID(e164 string) (string, error) {
 	return d, nil
 }
 
-var _ sender.Sender = (*Client)(nil)
+var _ sender.Tracker = (*Client)(nil)

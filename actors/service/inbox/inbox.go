@@ -230,18 +230,43 @@ func (s *Service) applyBody(ctx context.Context, provider string, body []byte, n
 		}
 		out = OutcomeApplied
 	}
+	inTx, _ := s.d.Statuses.(TxStatusReceiver)
 	if len(sts) > 0 && s.d.Statuses != nil {
-		if err := s.d.Statuses.ReceiveStatuses(ctx, sts); err != nil {
-			s.d.Log.Warn("delivery statuses not taken; the provider will deliver them again", "provider", provider, "err", err)
-			return OutcomeFailed, err
+		if inTx == nil {
+			if err := s.d.Statuses.ReceiveStatuses(ctx, sts); err != nil {
+				s.d.Log.Warn("delivery statuses not taken; the provider will deliver them again", "provider", provider, "err", err)
+				return OutcomeFailed, err
+			}
 		}
 		out = OutcomeApplied
 	}
-	if err := s.d.Store.InTx(ctx, func(tx persistence.Tx) error {
-		_, err := tx.PaymentEventMarkApplied(ctx, rec.Key, string(out), s.d.Now())
+	var after func(context.Context)
+	if err := s.d.Store.InTx(ctx, func(tx persistence.Tx) (err error) {
+		after = nil
+		if inTx != nil && len(sts) > 0 {
+			if after, err = inTx.ApplyStatuses(ctx, tx, sts); err != nil {
+				s.d.Log.Warn("delivery statuses not taken; the provider will deliver them again", "provider", provider, "err", err)
+				return err
+			}
+		}
+		_, err = tx.PaymentEventMarkApplied(ctx, rec.Key, string(out), s.d.Now())
 		return err
 	}); err != nil {
 		return OutcomeFailed, err
 	}
+	if after != nil {
+		after(ctx)
+	}
 	return out, nil
+}
+
+// TxStatusReceiver is a StatusReceiver that applies statuses in the
+// transaction that marks their body applied, so a body is never applied
+// without its statuses nor its statuses twice for a body marked once
+// (notify.Service). after runs once that transaction has committed
+// (metrics, a fallback to fire); the transaction may run more than once
+// (retried), so ApplyStatuses must do nothing else outside it.
+type TxStatusReceiver interface {
+	inbound.StatusReceiver
+	ApplyStatuses(ctx context.Context, tx persistence.Tx, statuses []inbound.Status) (after func(context.Context), err error)
 }

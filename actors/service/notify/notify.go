@@ -44,6 +44,13 @@ type Deps struct {
 	// Phones opens the client's phone number and the email of their
 	// profile (*pii.Keyring).
 	Phones PhoneOpener
+	// Checks keeps the delivery checks that fall back when no status
+	// comes (delivery.go); nil: a message that never reports stays on
+	// its channel.
+	Checks DeliveryChecks
+	// Metrics counts sends, deliveries, failures and fallbacks; nil:
+	// none.
+	Metrics *Metrics
 	// Catalog is the templates in force: one over Store with the embedded
 	// templates when nil.
 	Catalog *Catalog
@@ -75,6 +82,10 @@ type Config struct {
 	// Reminders are the reminder kinds and their lead times, longest
 	// first; nil: DefaultReminders; empty: none.
 	Reminders []Reminder
+	// StatusWindow is how long a sent message waits for a delivery
+	// status before its kind's next channel is tried (kinds with a
+	// shorter window of their own keep it). Default DefaultStatusWindow.
+	StatusWindow time.Duration
 }
 
 // DefaultBackoff: a provider that is down for a few minutes loses no
@@ -118,6 +129,9 @@ func New(deps Deps, cfg Config) (*Service, error) {
 	}
 	if cfg.Reminders == nil {
 		cfg.Reminders = DefaultReminders
+	}
+	if cfg.StatusWindow <= 0 {
+		cfg.StatusWindow = DefaultStatusWindow
 	}
 	return &Service{deps: deps, cfg: cfg}, nil
 }
@@ -333,7 +347,7 @@ func (s *Service) deliver(ctx context.Context, in intent) error {
 	if len(reachable) == 0 {
 		return s.unreachable(ctx, in)
 	}
-	for _, ch := range reachable {
+	for i, ch := range reachable {
 		body, refused, err := s.render(ctx, in.kind, ch, p.vars)
 		if err != nil {
 			return err
@@ -351,6 +365,9 @@ func (s *Service) deliver(ctx context.Context, in intent) error {
 		if created && refused != nil {
 			s.deps.Log.Error("notification not rendered", "id", n.ID, "kind", in.kind, "error", n.LastError)
 		}
+		if created && i > 0 {
+			s.deps.Metrics.fallback(in.kind, string(reachable[i-1]), string(ch))
+		}
 		switch {
 		case stored.Status.Accepted() || stored.Status == persistence.NotificationSkipped:
 			return nil
@@ -358,6 +375,11 @@ func (s *Service) deliver(ctx context.Context, in intent) error {
 			return &DeadError{Notification: stored, Class: textClass(stored.LastError)}
 		case stored.Status == persistence.NotificationFailed:
 			continue
+		}
+		if i+1 < len(reachable) { // a channel to fall back to
+			if err := s.scheduleCheck(ctx, stored); err != nil {
+				return err
+			}
 		}
 		next, err := s.send(ctx, stored, p.to(ch))
 		if err != nil || next.Status != persistence.NotificationFailed {
@@ -416,7 +438,7 @@ func (s *Service) send(ctx context.Context, n persistence.Notification, to strin
 		m.HTML = html
 	}
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
-	err := s.deps.Sender.Send(sctx, m)
+	id, err := sender.SendTracked(sctx, s.deps.Sender, m)
 	cancel()
 	now := s.deps.Now()
 	n.Attempts++
@@ -426,6 +448,7 @@ func (s *Service) send(ctx context.Context, n persistence.Notification, to strin
 	switch {
 	case err == nil:
 		n.Status, n.SentAt, n.LastError = persistence.NotificationSent, now, ""
+		n.ProviderMessageID = id // what its delivery statuses will name
 		log.Info("notification sent")
 	case errors.Is(err, sender.ErrRejected):
 		n.Status, n.LastError = persistence.NotificationFailed, redact(err, to)
@@ -442,6 +465,7 @@ func (s *Service) send(ctx context.Context, n persistence.Notification, to strin
 	if err := s.deps.Store.InTx(ctx, func(tx persistence.Tx) error { return tx.NotificationUpdate(ctx, n) }); err != nil {
 		return n, err
 	}
+	s.deps.Metrics.sendOutcome(n)
 	return n, retry
 }
 

@@ -1,0 +1,35 @@
+package whatsapp
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spa-engine/spa/actors/providers/resilient"
+	"github.com/spa-engine/spa/actors/providers/sender"
+)
+
+// TestSendTrackedReturnsTheWamid: the id a send returns is the one the
+// fake recorded, for text and for a template, through the router too.
+func TestSendTrackedReturnsTheWamid(t *testing.T) {
+	fake, c := setup(t, resilient.Policy{}, map[string]TemplateRef{"otp": {Name: "codigo_acceso", Language: "es"}})
+	fake.ApproveTemplate("codigo_acceso", "es", 1)
+	fake.Inbound(waPhone, time.Now().Add(-time.Hour))
+	r := sender.NewRouter(sender.ChannelWhatsApp, map[sender.Channel]sender.Sender{sender.ChannelWhatsApp: c})
+	text, err := sender.SendTracked(context.Background(), r, sender.Message{To: phone, Body: "Hola", Channel: sender.ChannelWhatsApp, Purpose: "appointment_confirmed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := c.SendTracked(context.Background(), sender.Message{To: phone, Body: "123456", Channel: sender.ChannelWhatsApp, Purpose: "otp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fake.Sent()
+	if len(got) != 2 || got[0].ID != text || got[1].ID != tmpl || text == tmpl || !strings.HasPrefix(text, "wamid.") {
+		t.Fatalf("ids %q, %q; the fake recorded %+v", text, tmpl, got)
+	}
+	if _, err := c.SendTracked(context.Background(), sender.Message{To: "3001234567", Body: "x"}); err == nil {
+		t.Fatal("a number that is not E.164 was sent")
+	}
+}

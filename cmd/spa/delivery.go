@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/spa-engine/spa/actors/service/notify"
+	"github.com/spa-engine/spa/cluster/notifyjs"
+	"github.com/spa-engine/spa/messages"
+)
+
+// Delivery statuses and fallback (docs/notifications.md, Delivery
+// statuses): the notification service records each message's provider
+// id, applies the statuses the messaging webhooks hand it
+// (statusReceiver, webhooks.go), and a durable delivery check per message
+// (a JetStream message schedule, cluster/notifyjs) falls back to the
+// kind's next channel when the message failed or no status came within
+// its window.
+
+var deliverySettings = []setting{
+	{"notify-status-window", "SPA_NOTIFY_STATUS_WINDOW", notify.DefaultStatusWindow.String(), "how long a sent message waits for a delivery status before the next channel of its kind (SMS, then email) is tried; waitlist offers wait at most 5m, 2-hour reminders 10m", func(c *config, v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d <= 0 {
+			return fmt.Errorf("want a positive duration such as 15m, got %q", v)
+		}
+		c.NotifyStatusWindow = d
+		return nil
+	}},
+}
+
+func init() { settings = append(settings, deliverySettings...) }
+
+// deliveryChecksConsumer reads the delivery checks as they fire.
+const deliveryChecksConsumer = "delivery-checks"
+
+// deliveryDeps adds the delivery checks and the spa_notifications_*
+// metrics to deps.
+func (n *node) deliveryDeps(ctx context.Context, cfg config, js jetstream.JetStream, reg prometheus.Registerer, deps *notify.Deps) error {
+	met, err := notify.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	checks, err := notifyjs.NewDeliveryChecks(ctx, js, cfg.Cluster.replicas())
+	if err != nil {
+		return err
+	}
+	deps.Metrics, deps.Checks = met, checks
+	return nil
+}
+
+// followDeliveryChecks hands each fired check to svc (see follow): when
+// the message failed or no status came, its cause is handled again and
+// goes on to the next channel.
+func (nn *notificationsNode) followDeliveryChecks(ctx context.Context, js jetstream.JetStream, log *slog.Logger, svc *notify.Service) error {
+	return nn.follow(ctx, js, log, notifyjs.DeliveryStream, jetstream.ConsumerConfig{
+		Durable:       deliveryChecksConsumer,
+		FilterSubject: notifyjs.CheckDueSubject + ">",
+		// A check fired while no node ran still falls back.
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}, func(ctx context.Context, msg jetstream.Msg) error {
+		var c messages.DeliveryCheck
+		if err := proto.Unmarshal(msg.Data(), &c); err != nil || c.NotificationId == "" {
+			return errUndecodable
+		}
+		back, err := svc.CheckDelivery(ctx, c.NotificationId)
+		if err != nil || !back {
+			return err
+		}
+		ctx = notify.WithCause(ctx, notify.Cause{Subject: c.Subject, Data: c.Data})
+		return handleCause(ctx, svc, c.Subject, c.Data)
+	})
+}
+
+// handleCause hands a notification's cause to svc again: a fired reminder
+// or a domain event, as their consumers do.
+func handleCause(ctx context.Context, svc *notify.Service, subject string, data []byte) error {
+	if strings.HasPrefix(subject, notifyjs.DueSubject) {
+		var due messages.ReminderDue
+		if err := proto.Unmarshal(data, &due); err != nil {
+			return errUndecodable
+		}
+		return svc.HandleReminder(ctx, &due)
+	}
+	var ev messages.Event
+	if err := proto.Unmarshal(data, &ev); err != nil || ev.Payload == nil {
+		return errUndecodable
+	}
+	payload, err := ev.Payload.UnmarshalNew()
+	if err != nil {
+		return errUndecodable
+	}
+	return svc.Handle(ctx, payload)
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spa-engine/spa/actors/providers/whatsapp"
+	"github.com/spa-engine/spa/actors/providers/whatsapp/whatsappfake"
+	"github.com/spa-engine/spa/actors/testwait"
+)
+
+// metaStatus is a Cloud API status webhook body (external-apis.md §1)
+// for one of our messages.
+func metaStatus(wamid, status, recipient string, at time.Time) []byte {
+	body, _ := json.Marshal(map[string]any{
+		"object": "whatsapp_business_account",
+		"entry": []any{map[string]any{"id": "102290129340398", "changes": []any{map[string]any{
+			"field": "messages",
+			"value": map[string]any{
+				"messaging_product": "whatsapp",
+				"metadata":          map[string]string{"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+				"statuses": []any{map[string]any{"id": wamid, "status": status, "timestamp": strconv.FormatInt(at.Unix(), 10),
+					"recipient_id": recipient}},
+			},
+		}}}},
+	})
+	return body
+}
+
+// postWebhook posts body to the WhatsApp webhook with signature as
+// X-Hub-Signature-256 and returns the status code.
+func postWebhook(t *testing.T, base string, body []byte, signature string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/webhooks/whatsapp", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(whatsapp.SignatureHeader, signature)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// TestDeliveryStatusesEndToEnd: on each driver, a node sends WhatsApp
+// through the fake Cloud API (SMS and email stay on the dev sink). Two
+// confirmed bookings each send one WhatsApp message. A status webhook
+// signed as Meta signs it (HMAC-SHA256 of the body with the app secret,
+// the format of the published test vector) marks the first delivered; a
+// forged one for the second is refused (401) and changes nothing; the
+// second, of which no status arrives within its window, falls back to
+// SMS, once; the first does not. The metrics count it all by channel and
+// kind.
+func TestDeliveryStatusesEndToEnd(t *testing.T) {
+	for name, envFor := range drivers(t) {
+		t.Run(name, func(t *testing.T) {
+			const token, phoneID, secret = "EAAG-e2e-token", "106540352242922", "e2e_app_secret"
+			const phone, wa = "+573001234569", "573001234569"
+			fake := whatsappfake.New(token, phoneID)
+			t.Cleanup(fake.Close)
+			fake.Inbound(wa, time.Now()) // the client wrote to us: free-form text is accepted
+			env := envFor(t)
+			env["SPA_WHATSAPP_TOKEN"], env["SPA_WHATSAPP_PHONE_NUMBER_ID"] = token, phoneID
+			env["SPA_WHATSAPP_BASE_URL"], env["SPA_WHATSAPP_APP_SECRET"] = fake.URL, secret
+			env["SPA_NOTIFY_STATUS_WINDOW"] = "3s"
+			dataDir := t.TempDir()
+			base, _, logs := serveInProcess(t, env, dataDir)
+			a := api{t, base}
+			access, _ := signIn(t, a, logs, phone)
+			client := subjectOf(t, access)
+			admin := issueToken(t, dataDir, "owner", "admin")
+			desk := issueToken(t, dataDir, "desk", "receptionist")
+			a.must(200, "PUT", "/v1/admin/staff/ana", admin, map[string]any{"name": "Ana", "skills": []string{"massage"},
+				"time_zone": "America/Bogota", "weekly_hours": everyDay("08:00", "18:00"), "active": true, "version": 0})
+			a.must(200, "PUT", "/v1/admin/services/massage-60", admin, map[string]any{"name": "Masaje", "category": "body",
+				"duration_minutes": 60, "price_minor": 12000000, "required_skills": []string{"massage"},
+				"cancel_cutoff_minutes": 60, "active": true, "version": 0})
+			bogota, _ := time.LoadLocation("America/Bogota")
+			day := time.Now().In(bogota).AddDate(0, 0, 2)
+			from := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, bogota)
+			q := url.Values{"service": {"massage-60"}, "staff": {"ana"},
+				"from": {from.Format(time.RFC3339)}, "to": {from.AddDate(0, 0, 1).Format(time.RFC3339)}}
+			slots := a.must(200, "GET", "/v1/availability?"+q.Encode(), "", nil)["slots"].([]any)
+			if len(slots) < 9 {
+				t.Fatal("no availability")
+			}
+			// byAppointment is the admin list's rows of an appointment's
+			// confirmation, by channel.
+			byAppointment := func(id string) map[string]map[string]any {
+				rows := map[string]map[string]any{}
+				for _, r := range a.must(200, "GET", "/v1/admin/notifications?kind=appointment_confirmed", admin, nil)["notifications"].([]any) {
+					row := r.(map[string]any)
+					if strings.HasPrefix(row["id"].(string), "appointment:"+id+":") {
+						rows[row["channel"].(string)] = row
+					}
+				}
+				return rows
+			}
+			wamidOf := map[string]string{}
+			var ids []string
+			for i, slot := range []int{0, 8} {
+				held := a.must(201, "POST", "/v1/appointments", desk, map[string]any{"service_id": "massage-60", "staff_id": "ana",
+					"start": slots[slot].(map[string]any)["start"].(string), "client_id": client}, "Idempotency-Key", fmt.Sprintf("desk-%d", i))
+				id := held["id"].(string)
+				a.must(200, "POST", "/v1/appointments/"+id+"/confirm", desk, nil, "Idempotency-Key", fmt.Sprintf("desk-confirm-%d", i))
+				var sent whatsappfake.Sent
+				testwait.Until(t, 20*time.Second, "the confirmation on WhatsApp", func() error {
+					msgs := fake.Sent()
+					if len(msgs) != i+1 {
+						return fmt.Errorf("%d WhatsApp messages", len(msgs))
+					}
+					sent = msgs[i]
+					return nil
+				})
+				if sent.To != wa || sent.Type != "text" || !strings.Contains(sent.Text, "confirmada") {
+					t.Fatalf("sent %+v", sent)
+				}
+				ids, wamidOf[id] = append(ids, id), sent.ID
+			}
+			first, second := ids[0], ids[1]
+
+			delivered := metaStatus(wamidOf[first], "delivered", wa, time.Now())
+			if code := postWebhook(t, base, delivered, whatsapp.Signature(secret, delivered)); code != 200 {
+				t.Fatalf("signed status: %d", code)
+			}
+			if code := postWebhook(t, base, delivered, whatsapp.Signature(secret, delivered)); code != 200 {
+				t.Fatalf("the same status again: %d", code)
+			}
+			forged := metaStatus(wamidOf[second], "failed", wa, time.Now())
+			for _, sig := range []string{whatsapp.Signature("not-the-secret", forged), "", "sha256=" + strings.Repeat("0", 64)} {
+				if code := postWebhook(t, base, forged, sig); code != 401 {
+					t.Fatalf("forged status (%q): %d, want 401", sig, code)
+				}
+			}
+			if rows := byAppointment(first); rows["whatsapp"]["status"] != "delivered" {
+				t.Fatalf("after the signed status: %v", rows)
+			}
+			if rows := byAppointment(second); rows["whatsapp"]["status"] != "sent" || len(rows) != 1 {
+				t.Fatalf("the forged status changed something: %v", rows)
+			}
+
+			// No status for the second: after its window it goes by SMS.
+			testwait.Until(t, 30*time.Second, "the fallback to SMS", func() error {
+				rows := byAppointment(second)
+				if rows["sms"]["status"] != "sent" {
+					return fmt.Errorf("rows %v", rows)
+				}
+				return nil
+			})
+			rows := byAppointment(second)
+			if rows["whatsapp"]["status"] != "failed" || rows["whatsapp"]["last_error"] != "no delivery status within 3s" {
+				t.Fatalf("the WhatsApp row after the window: %v", rows["whatsapp"])
+			}
+			// Past the first's window too: delivered, it stays alone.
+			time.Sleep(4 * time.Second)
+			if rows := byAppointment(first); len(rows) != 1 || rows["whatsapp"]["status"] != "delivered" {
+				t.Fatalf("the delivered message fell back: %v", rows)
+			}
+			if rows := byAppointment(second); len(rows) != 2 {
+				t.Fatalf("the fallback went more than once: %v", rows)
+			}
+			if n := len(fake.Sent()); n != 2 {
+				t.Fatalf("%d WhatsApp messages, want 2", n)
+			}
+			_, metrics := metricsOf(t, base)
+			for _, want := range []string{
+				`spa_notifications_sent_total{channel="whatsapp",kind="appointment_confirmed"} 2`,
+				`spa_notifications_sent_total{channel="sms",kind="appointment_confirmed"} 1`,
+				`spa_notifications_delivered_total{channel="whatsapp",kind="appointment_confirmed"} 1`,
+				`spa_notifications_failed_total{channel="whatsapp",kind="appointment_confirmed",reason="no_status"} 1`,
+				`spa_notifications_fallbacks_total{channel="sms",from="whatsapp",kind="appointment_confirmed"} 1`,
+			} {
+				if !strings.Contains(metrics, want) {
+					t.Errorf("metrics lack %s", want)
+				}
+			}
+			if strings.Contains(metrics, wa) || strings.Contains(metrics, "wamid") {
+				t.Error("a phone number or a message id in the metrics")
+			}
+		})
+	}
+}

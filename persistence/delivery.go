@@ -1,0 +1,29 @@
+package persistence
+
+import (
+	"context"
+	"time"
+)
+
+// Delivery statuses and the WhatsApp customer-service window
+// (docs/notifications.md, Delivery statuses): the provider's statuses of
+// a message are applied to its notification found by the provider's
+// message id; the last message a phone sent us on WhatsApp opens the
+// 24-hour window in which free-form text may be sent to it. The phone is
+// kept only as its blind index (pii.BlindIndex, the key users.phone_key
+// holds), never in the clear.
+
+// DeliveryStore finds notifications by provider id and keeps the windows.
+type DeliveryStore interface {
+	// NotificationByProviderMessage returns the notification whose
+	// ProviderMessageID is id, or ErrNotFound (a message that is not a
+	// notification, such as a sign-in code; an empty id).
+	NotificationByProviderMessage(ctx context.Context, id string) (Notification, error)
+	// MessagingWindowTouch records that the phone whose blind index is
+	// phoneKey wrote to us at at; an earlier time than the one stored
+	// changes nothing (webhooks arrive out of order).
+	MessagingWindowTouch(ctx context.Context, phoneKey string, at time.Time) error
+	// MessagingWindowLast is the last time the phone wrote to us (zero
+	// when never).
+	MessagingWindowLast(ctx context.Context, phoneKey string) (time.Time, error)
+}
