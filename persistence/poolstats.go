@@ -12,6 +12,12 @@ type PoolStats struct {
 	// and WaitTime how long they waited in all.
 	Waits    int64
 	WaitTime time.Duration
+	// TxRetries counts retried transaction attempts by cause (PostgreSQL's
+	// kind of serialization failure, CockroachDB's retry reason), and
+	// SlowStatements the statements slower than Options.SlowStatement by
+	// the store operation that ran them. Nil where the driver has none
+	// (SQLite serializes its writers and does not retry).
+	TxRetries, SlowStatements map[string]int64
 }
 
 // PoolStatser is a Store that reports its pool (both drivers do).

@@ -125,6 +125,9 @@ type Options struct {
 	// the HTTP timeout. Zero leaves transactions to their callers'
 	// contexts. See TxWatch.
 	TxDeadline time.Duration
+	// SlowStatement, when positive, is the duration over which a statement
+	// is counted as slow (PoolStats.SlowStatements; PostgreSQL driver).
+	SlowStatement time.Duration
 }
 
 // Migration describes one embedded schema migration.

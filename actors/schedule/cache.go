@@ -145,8 +145,10 @@ func keyOf(kind memoKind, sv persistence.Service, from, to time.Time, cut int) m
 // remembered.
 func (a *scheduleActor) remembered(k memoKey, skills []string, compute func() ([]availability.Slot, error)) ([]availability.Slot, error) {
 	if r, ok := a.memo.results.get(k); ok && slices.Equal(r.skills, skills) {
+		a.deps.Metrics.memoLookup(true)
 		return r.slots, nil
 	}
+	a.deps.Metrics.memoLookup(false)
 	out, err := compute()
 	if err != nil {
 		return nil, err
@@ -201,8 +203,10 @@ func (a *scheduleActor) freeAt(q availability.Query, view *snapshot, sv persiste
 	}
 	k := keyOf(memoFree, sv, start, start, 0)
 	if r, ok := a.memo.results.get(k); ok && slices.Equal(r.skills, sv.RequiredSkills) {
+		a.deps.Metrics.memoLookup(true)
 		return r.free, nil
 	}
+	a.deps.Metrics.memoLookup(false)
 	free, err := availability.Free(q, s, nil, start)
 	if err != nil {
 		return false, err

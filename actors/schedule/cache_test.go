@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/spa-engine/spa/actors/availability"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -124,6 +126,10 @@ func TestMemoMatchesFreshComputation(t *testing.T) {
 		t.Fatal(r.Err)
 	}
 	check("cancelled")
+	// The lookups were counted: computed once (misses), then remembered.
+	if h, m := testutil.ToFloat64(f.metrics.memoHits), testutil.ToFloat64(f.metrics.memoMisses); h == 0 || m == 0 {
+		t.Errorf("memo lookups: %v hits, %v misses; want both counted", h, m)
+	}
 }
 
 // TestMemoAlternativesNearHorizon: when the horizon cuts a refusal's

@@ -19,6 +19,9 @@ type Metrics struct {
 	live         prometheus.Gauge
 	fenced       prometheus.Counter
 	mailbox      actors.MailboxDepth
+	// memoHits and memoMisses count the actor's memo lookups (cache.go),
+	// resolved once: the lookup is on the hot path of every claim.
+	memoHits, memoMisses prometheus.Counter
 
 	// The series of each (kind, outcome) once looked up: a hot calendar
 	// counts a refusal per claim, and the vectors hash and compare their
@@ -67,10 +70,26 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Messages waiting in the mailboxes of this node's schedule actors.",
 		})},
 	}
-	if err := actors.Register(reg, m.claims, m.latency, m.batchSize, m.availability, m.live, m.fenced, m.mailbox); err != nil {
+	memo := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "spa_schedule_memo_lookups_total",
+		Help: "Schedule actors' memo lookups of computed slots and free starts, by result (hit, miss): misses compute from the calendar.",
+	}, []string{"result"})
+	m.memoHits, m.memoMisses = memo.WithLabelValues("hit"), memo.WithLabelValues("miss")
+	if err := actors.Register(reg, m.claims, m.latency, m.batchSize, m.availability, m.live, m.fenced, m.mailbox, memo); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// memoLookup counts one memo lookup (m may be nil in tests).
+func (m *Metrics) memoLookup(hit bool) {
+	switch {
+	case m == nil:
+	case hit:
+		m.memoHits.Inc()
+	default:
+		m.memoMisses.Inc()
+	}
 }
 
 func (m *Metrics) claim(kind, outcome string, began time.Time) {

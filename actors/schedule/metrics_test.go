@@ -32,3 +32,18 @@ func TestClaimSeries(t *testing.T) {
 		t.Errorf("%d latency series, want 3", n)
 	}
 }
+
+func TestMemoLookups(t *testing.T) {
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.memoLookup(true)
+	m.memoLookup(true)
+	m.memoLookup(false)
+	if h, miss := testutil.ToFloat64(m.memoHits), testutil.ToFloat64(m.memoMisses); h != 2 || miss != 1 {
+		t.Fatalf("hits %v, misses %v; want 2 and 1", h, miss)
+	}
+	var none *Metrics
+	none.memoLookup(true) // no metrics: no panic
+}

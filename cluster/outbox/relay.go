@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -272,8 +273,10 @@ func (r *Relay) pass(base context.Context) (more bool, err error) {
 	}
 	r.m.pending.Set(float64(pending))
 	if len(events) == 0 {
+		r.m.oldest.Store(0)
 		return false, nil
 	}
+	r.m.oldest.Store(events[0].CreatedAt.UnixNano())
 	acked, pubErr := r.publish(events)
 	if acked > 0 {
 		ids := make([]string, acked)
@@ -291,6 +294,12 @@ func (r *Relay) pass(base context.Context) (more bool, err error) {
 		}
 		r.m.published.Add(float64(acked))
 		r.m.pending.Set(float64(max(pending-acked, 0)))
+		switch {
+		case acked < len(events):
+			r.m.oldest.Store(events[acked].CreatedAt.UnixNano())
+		case pending <= acked:
+			r.m.oldest.Store(0)
+		} // else: the next pass, at once, reads the next oldest
 	}
 	if pubErr != nil {
 		return false, pubErr
@@ -380,6 +389,10 @@ type metrics struct {
 	published, errors prometheus.Counter
 	pending           prometheus.Gauge
 	seconds           prometheus.Histogram
+	// oldest is when the oldest unpublished event was written (Unix
+	// nanoseconds; 0: none), as of the last pass. Its age is computed on
+	// scrape, so a relay that stopped passing shows a growing age.
+	oldest *atomic.Int64
 }
 
 func newMetrics(reg prometheus.Registerer) (metrics, error) {
@@ -397,11 +410,16 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 			Name: "spa_outbox_publish_seconds", Help: "Time from publishing an outbox event to its JetStream ack.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		oldest: new(atomic.Int64),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	var err error
+	age, err := register(reg, newAgeGauge(m.oldest))
+	if err != nil {
+		return m, err
+	}
+	m.oldest = age.oldest // shared with an earlier relay on reg
 	if m.published, err = register(reg, m.published); err != nil {
 		return m, err
 	}
@@ -413,6 +431,25 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 	}
 	m.seconds, err = register(reg, m.seconds)
 	return m, err
+}
+
+// ageGauge is spa_outbox_oldest_pending_seconds, read on scrape.
+type ageGauge struct {
+	prometheus.GaugeFunc
+	oldest *atomic.Int64
+}
+
+func newAgeGauge(oldest *atomic.Int64) *ageGauge {
+	return &ageGauge{oldest: oldest, GaugeFunc: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "spa_outbox_oldest_pending_seconds",
+		Help: "Age of the oldest outbox event not yet published, as of the relay's last pass (0: none pending).",
+	}, func() float64 {
+		at := oldest.Load()
+		if at == 0 {
+			return 0
+		}
+		return max(time.Since(time.Unix(0, at)).Seconds(), 0)
+	})}
 }
 
 // register registers c, or returns the equal collector already registered.

@@ -319,10 +319,15 @@ func TestNATSDownThenBack(t *testing.T) {
 		t.Fatalf("pending while NATS is down = %d, want 20", p)
 	}
 	testwait.For(t, 5*time.Second, "spa_outbox_pending 20", func() bool { return metric(t, reg, "spa_outbox_pending") == 20 })
+	// The oldest unpublished event ages while NATS is down.
+	testwait.For(t, 5*time.Second, "spa_outbox_oldest_pending_seconds growing", func() bool {
+		return metric(t, reg, "spa_outbox_oldest_pending_seconds") > 0.05
+	})
 
 	natstest.RunWith(t, natsserver.Config{Port: portN, StoreDir: dir})
 	testwait.For(t, 10*time.Second, "all events marked after NATS is back", func() bool { p, _ := e.counts(t); return p == 0 })
 	equalIDs(t, streamIDs(t, js), ids)
+	testwait.For(t, 2*time.Second, "no age once all is published", func() bool { return metric(t, reg, "spa_outbox_oldest_pending_seconds") == 0 })
 }
 
 func TestNotifySkipsPollWait(t *testing.T) {

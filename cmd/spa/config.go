@@ -42,8 +42,10 @@ type config struct {
 	HTTPAddr string
 	// AdminAddr is the private listener of /metrics, /debug/pprof and
 	// the ops console (gateway.NewAdmin).
-	AdminAddr          string
-	DatabaseURL        string // empty: embedded SQLite in DataDir
+	AdminAddr   string
+	DatabaseURL string // empty: embedded SQLite in DataDir
+	// DBSlowStatement is the slow-statement threshold (0: off).
+	DBSlowStatement    time.Duration
 	NATSHost           string
 	NATSPort           int
 	TokenSecret        []byte // only from the environment, never a flag
@@ -220,6 +222,7 @@ var settings = []setting{
 	{"store-deadline", "SPA_STORE_DEADLINE", "3s", "longest a store transaction may take (waiting for a connection or a lock included) before the request answers 503 unavailable; well under the request timeout, so a stuck database is answered in seconds", durationIn(100*time.Millisecond, 10*time.Minute, func(c *config, d time.Duration) { c.StoreDeadline = d })},
 	{"idempotency-ttl", "SPA_IDEMPOTENCY_TTL", "24h", "how long a stored Idempotency-Key response is replayed", durationIn(time.Minute, 30*24*time.Hour, func(c *config, d time.Duration) { c.IdempotencyTTL = d })},
 	{"idempotency-lock-ttl", "SPA_IDEMPOTENCY_LOCK_TTL", "30s", "how long an in-progress key blocks a duplicate before a retry may take it over", durationIn(time.Second, time.Hour, func(c *config, d time.Duration) { c.IdempotencyLockTTL = d })},
+	{"db-slow-statement", "SPA_DB_SLOW_STATEMENT", "250ms", "statements slower than this are counted by store operation (spa_db_slow_statements_total; PostgreSQL/CockroachDB); 0s: off", durationIn(0, time.Minute, func(c *config, d time.Duration) { c.DBSlowStatement = d })},
 	{"shutdown-timeout", "SPA_SHUTDOWN_TIMEOUT", "20s", "how long a graceful shutdown may take", durationIn(time.Second, 10*time.Minute, func(c *config, d time.Duration) { c.ShutdownTimeout = d })},
 	{"hold-ttl", "SPA_HOLD_TTL", "10m", "how long an unconfirmed hold blocks its slot", durationIn(time.Minute, 24*time.Hour, func(c *config, d time.Duration) { c.HoldTTL = d })},
 	{"booking-horizon", "SPA_BOOKING_HORIZON", "2160h", "how far ahead clients may book (2160h = 90 days)", durationIn(24*time.Hour, 2*366*24*time.Hour, func(c *config, d time.Duration) { c.BookingHorizon = d })},

@@ -37,6 +37,7 @@ import (
 	"github.com/spa-engine/spa/actors/service/payments"
 	"github.com/spa-engine/spa/actors/service/shop"
 	"github.com/spa-engine/spa/actors/waitlist"
+	"github.com/spa-engine/spa/cluster/jsmetrics"
 	"github.com/spa-engine/spa/cluster/jsretry"
 	"github.com/spa-engine/spa/cluster/natsserver"
 	"github.com/spa-engine/spa/cluster/outbox"
@@ -58,6 +59,7 @@ func openStore(ctx context.Context, cfg config, opts *persistence.Options) (pers
 	if opts != nil {
 		o = *opts
 	}
+	o.SlowStatement = cfg.DBSlowStatement
 	if cfg.DatabaseURL != "" {
 		s, err := postgres.Open(ctx, cfg.DatabaseURL, o)
 		if err != nil {
@@ -200,6 +202,8 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	if err != nil {
 		return n, fmt.Errorf("jetstream: %w", err)
 	}
+	// Streams and durable consumers, read from JetStream on each scrape.
+	reg.MustRegister(jsmetrics.New(js, 2*time.Second, log))
 
 	if n.actors, err = actors.Start(log); err != nil {
 		return n, err

@@ -53,6 +53,10 @@ type Store struct {
 	closed  atomic.Bool
 	retries atomic.Int64
 	watch   *persistence.TxWatch
+	// Retried attempts by cause, and statements slower than slow by the
+	// store operation that ran them (observe.go); read by PoolStats.
+	retryCauses, slowStatements tally
+	slow                        time.Duration
 }
 
 var (
@@ -76,7 +80,7 @@ func Open(ctx context.Context, url string, opts persistence.Options) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	s := &Store{pool: p, opts: opts, watch: persistence.NewTxWatch(opts)}
+	s := &Store{pool: p, opts: opts, watch: persistence.NewTxWatch(opts), slow: opts.SlowStatement}
 	var version string
 	if err := p.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
 		p.Close()
@@ -145,7 +149,7 @@ func (s *Store) InTx(ctx context.Context, fn func(persistence.Tx) error) error {
 
 // begin is inTx for the shared SQL.
 func (s *Store) begin(ctx context.Context, fn func(sqlstore.Querier) error) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error { return fn(conn{tx}) })
+	return s.inTx(ctx, func(tx pgx.Tx) error { return fn(conn{tx: tx, s: s}) })
 }
 
 var serializable = pgx.TxOptions{IsoLevel: pgx.Serializable}
@@ -155,11 +159,14 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 		return fmt.Errorf("postgres: %w: store closed", persistence.ErrUnavailable)
 	}
 	attempt := 0
+	var last error // what ended the previous attempt: the retry's cause
 	run := func(tx pgx.Tx) error {
 		if attempt++; attempt > 1 {
 			s.retries.Add(1)
+			s.retryCauses.add(retryCause(last))
 		}
-		return fn(tx)
+		last = fn(tx)
+		return last
 	}
 	if s.crdb {
 		return mapErr(crdbpgx.ExecuteTx(ctx, s.pool, serializable, run))
@@ -170,7 +177,11 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 				return err
 			}
 		}
-		return commitTx(ctx, s.pool, run)
+		err := commitTx(ctx, s.pool, run)
+		if err != nil {
+			last = err // COMMIT's failure, where PostgreSQL reports most
+		}
+		return err
 	}))
 }
 
@@ -289,23 +300,9 @@ func (s scanTime) ScanTimestamptz(v pgtype.Timestamptz) error {
 
 // Tx is tx, a transaction the caller runs on its own pool, as a
 // persistence.Tx (see sqlstore.Wrap).
-func Tx(tx pgx.Tx) persistence.Tx { return sqlstore.Wrap(dialect{}, conn{tx}) }
+func Tx(tx pgx.Tx) persistence.Tx { return sqlstore.Wrap(dialect{}, conn{tx: tx}) }
 
 // conn is a pgx transaction as a sqlstore.Querier.
-type conn struct{ tx pgx.Tx }
-
-func (c conn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	tag, err := c.tx.Exec(ctx, query, args...)
-	return tag.RowsAffected(), err
-}
-
-func (c conn) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
-	return c.tx.Query(ctx, query, args...)
-}
-
-func (c conn) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
-	return c.tx.QueryRow(ctx, query, args...)
-}
 
 // SendBatch sends stmts as one pgx batch: one round trip, each result
 // handed to its statement's callback in order (sqlstore.Pipeline).
@@ -327,5 +324,6 @@ func (c conn) SendBatch(ctx context.Context, stmts []sqlstore.Stmt) error {
 func (s *Store) PoolStats() persistence.PoolStats {
 	st := s.pool.Stat()
 	return persistence.PoolStats{InUse: int64(st.AcquiredConns()), Idle: int64(st.IdleConns()), Max: int64(st.MaxConns()),
-		Waits: st.EmptyAcquireCount(), WaitTime: st.EmptyAcquireWaitTime()}
+		Waits: st.EmptyAcquireCount(), WaitTime: st.EmptyAcquireWaitTime(),
+		TxRetries: s.retryCauses.snapshot(), SlowStatements: s.slowStatements.snapshot()}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/spa-engine/spa/persistence/pgtest"
 
@@ -152,6 +153,19 @@ func TestCommitTimeSerializationFailureIsRetried(t *testing.T) {
 	if !slices.Equal(reasons, []string{"0", "1"}) {
 		t.Fatalf("entries numbered %v, want [0 1]", reasons)
 	}
+	// The retry is counted under its cause: PostgreSQL's write skew is a
+	// read/write dependency; CockroachDB names its own reason.
+	causes := s.PoolStats().TxRetries
+	var total int64
+	for _, n := range causes {
+		total += n
+	}
+	if total != s.Retries() || total == 0 {
+		t.Fatalf("retries by cause %v (total %d), want the %d retries", causes, total, s.Retries())
+	}
+	if !s.CockroachDB() && causes["rw_dependency"] == 0 {
+		t.Fatalf("retries by cause %v, want rw_dependency", causes)
+	}
 }
 
 // TestCRDBExecuteTxLosesCommitOnPostgres documents why InTx does not use
@@ -252,5 +266,43 @@ func TestConnectRefusedByServerIsUnavailable(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "53300") {
 		t.Fatalf("Open as a role allowed no connections: %v, want SQLSTATE 53300", err)
+	}
+}
+
+// TestSlowStatementsByOperation: with a threshold every statement
+// exceeds, each is counted under the store operation that ran it, never
+// its SQL; without one, nothing is counted.
+func TestSlowStatementsByOperation(t *testing.T) {
+	u := freshSchema(t)
+	for _, threshold := range []time.Duration{time.Nanosecond, 0} {
+		s := open(t, u, persistence.Options{SlowStatement: threshold})
+		if _, err := s.Migrate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		err := s.InTx(t.Context(), func(tx persistence.Tx) error {
+			if err := tx.AuditAppend(t.Context(), persistence.AuditEntry{ID: ulid.Make().String(), Subject: "studio/slow", Reason: "x"}); err != nil {
+				return err
+			}
+			_, err := tx.AuditList(t.Context(), persistence.AuditListParams{Subject: "studio/slow", Limit: 10})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slow := s.PoolStats().SlowStatements
+		if threshold == 0 {
+			if len(slow) != 0 {
+				t.Fatalf("no threshold, yet slow statements %v", slow)
+			}
+			continue
+		}
+		if slow["AuditAppend"] == 0 || slow["AuditList"] == 0 {
+			t.Fatalf("slow statements %v, want AuditAppend and AuditList", slow)
+		}
+		for name := range slow {
+			if strings.ContainsAny(name, " ()*") {
+				t.Errorf("slow statement label %q is not an operation name", name)
+			}
+		}
 	}
 }
