@@ -187,7 +187,8 @@ func TestServeEndToEnd(t *testing.T) {
 			}
 			code, body := metricsOf(t, base)
 			if code != 200 || !strings.Contains(body, "spa_http_requests_total") || !strings.Contains(body, "go_goroutines") ||
-				!strings.Contains(body, "spa_db_pool_max_connections") || !strings.Contains(body, "spa_build_info{") {
+				!strings.Contains(body, "spa_db_pool_max_connections") || !strings.Contains(body, "spa_build_info{") ||
+				!strings.Contains(body, `spa_jetstream_stream_messages{stream="SPA_EVENTS"}`) || !strings.Contains(body, "spa_outbox_oldest_pending_seconds") {
 				t.Fatalf("/metrics = %d, missing expected series:\n%.500s", code, body)
 			}
 			problems, err := promlint.New(strings.NewReader(body)).Lint()
