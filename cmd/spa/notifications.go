@@ -204,8 +204,8 @@ func newNotificationsNode() *notificationsNode {
 	return &notificationsNode{ctx: hctx, cancel: cancel}
 }
 
-// followNotifications hands each AppointmentChanged and WaitlistOffered
-// event to svc (see follow).
+// followNotifications hands each event of notify.Subjects (appointments,
+// waitlist offers, payments, orders, returns) to svc (see follow).
 func (nn *notificationsNode) followNotifications(ctx context.Context, js jetstream.JetStream, log *slog.Logger, svc *notify.Service) error {
 	return nn.follow(ctx, js, log, outbox.StreamName, jetstream.ConsumerConfig{
 		Durable:        notificationsConsumer,
