@@ -120,6 +120,7 @@ func (s *server) registerRoutes(app *fiber.App) {
 	s.registerPayments(app)
 	s.registerNotifications(app)
 	s.registerMessagingWebhooks(app)
+	s.registerConversations(app)
 
 	mutate := s.mutate
 	app.Get("/v1/services", s.listServices(true))

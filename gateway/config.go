@@ -21,6 +21,7 @@ import (
 	"github.com/spa-engine/spa/actors/resource"
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/service/booking"
+	"github.com/spa-engine/spa/actors/service/bot"
 	"github.com/spa-engine/spa/actors/service/inbox"
 	"github.com/spa-engine/spa/actors/service/notify"
 	"github.com/spa-engine/spa/actors/service/payments"
@@ -171,6 +172,9 @@ type Deps struct {
 	// NotificationDeadLetters is the dead-letter admin (nil: notifications
 	// are off and its routes answer 503).
 	NotificationDeadLetters *notify.DeadLetters
+	// Conversations is the WhatsApp bot's hand-off desk (nil: no bot on
+	// this node; its routes answer 503).
+	Conversations *bot.Desk
 	// Now is the clock (nil: time.Now).
 	Now    func() time.Time
 	Config Config

@@ -43,6 +43,8 @@ type botNode struct {
 	// or the cluster's session router), which hold the conversations.
 	sessions *session.Client
 	index    *pii.BlindIndex
+	// desk is the staff hand-off use case (the gateway's conversations).
+	desk *bot.Desk
 }
 
 // turnTimeout bounds one message's turn, model and sends included.
@@ -101,6 +103,7 @@ func (n *node) startBot(ctx context.Context, cfg config, js jetstream.JetStream,
 	}
 	n.identity.bot.b.Store(&bot.Session{S: svc})
 	b := &botNode{service: svc, sessions: n.sessionClient(cfg), index: idn.Index}
+	b.desk = bot.NewDesk(bot.DeskDeps{Store: n.store, Sessions: b.sessions, Sealer: n.keyring, Now: time.Now})
 	lane := func(from string) string { return phoneLane(idn.Index, from) }
 	if b.inbox, err = botjs.Open(ctx, js, botjs.Config{Replicas: cfg.Cluster.replicas()}, n.keyring, lane); err != nil {
 		return err
@@ -186,8 +189,18 @@ func (l logWhatsApp) SendButtons(ctx context.Context, to, body string, bs []what
 	return l.SendText(ctx, to, body+"\n"+strings.Join(titles, " "))
 }
 
+// desk is the hand-off desk for the gateway (nil without a bot).
+func (n *node) desk() *bot.Desk {
+	if n.bot == nil {
+		return nil
+	}
+	return n.bot.desk
+}
+
 // startBotSweep deletes conversations nobody wrote in for bot.IdleExpiry
-// (those a person owns stay until handed back), every minute.
+// (those a person owns stay until handed back), and hands back to the bot
+// the conversations a person left alone for bot.HandoffTimeout, every
+// minute.
 func (n *node) startBotSweep(ctx context.Context) {
 	if n.bot == nil {
 		return
@@ -200,5 +213,12 @@ func (n *node) startBotSweep(ctx context.Context) {
 			}
 			return err
 		})
+	})
+	n.every(ctx, time.Minute, "bot hand-off timeout", func(ctx context.Context) error {
+		back, err := n.bot.desk.ExpireIdle(ctx, bot.HandoffTimeout)
+		if back > 0 {
+			n.log.Info("conversations handed back to the bot after the hand-off timeout", "count", back)
+		}
+		return err
 	})
 }

@@ -112,6 +112,82 @@ func (w *botWorld) send(body []byte) {
 	w.last = body
 }
 
+// handoff runs the staff desk on the client's waiting conversation: it is
+// listed with its transcript; a reply before taking it over is refused;
+// taken over, the bot stops answering (the client's message joins the
+// transcript); the person's reply reaches WhatsApp; handed back, the bot
+// answers again and the list is empty; every action is audited.
+func (w *botWorld) handoff(client string) {
+	t := w.t
+	desk := issueToken(t, w.dataDir, "desk", "receptionist")
+	w.a.must(403, "GET", "/v1/staff/conversations", issueToken(t, w.dataDir, client, "client"), nil)
+	list := w.a.must(200, "GET", "/v1/staff/conversations", desk, nil)["conversations"].([]any)
+	if len(list) != 1 {
+		t.Fatalf("waiting conversations %v", list)
+	}
+	conv := list[0].(map[string]any)
+	id := conv["id"].(string)
+	transcript := fmt.Sprint(conv["transcript"])
+	if conv["client_id"] != client || conv["owner"] != "human" || conv["window_open"] != true ||
+		!strings.Contains(transcript, "hablar con una persona") || strings.Contains(fmt.Sprint(conv), "3001234567") {
+		t.Fatalf("waiting conversation %v", conv)
+	}
+	w.a.must(409, "POST", "/v1/staff/conversations/"+id+"/reply", desk, map[string]any{"text": "hola"}, "Idempotency-Key", "r-0")
+	taken := w.a.must(200, "POST", "/v1/staff/conversations/"+id+"/take", desk, nil)
+	if taken["owner"] != "human" || taken["staff_id"] != "desk" {
+		t.Fatalf("taken %v", taken)
+	}
+	sentBefore := len(w.fake.Sent())
+	w.post("¿hay alguien?", "")
+	testwait.Until(t, 10*time.Second, "the client's message in the transcript", func() error {
+		c := w.a.must(200, "GET", "/v1/staff/conversations/"+id, desk, nil)
+		if !strings.Contains(fmt.Sprint(c["transcript"]), "hay alguien") {
+			return fmt.Errorf("transcript %v", c["transcript"])
+		}
+		return nil
+	})
+	if n := len(w.fake.Sent()); n != sentBefore {
+		t.Fatalf("the bot answered a conversation a person owns: %+v", w.fake.Sent()[sentBefore:])
+	}
+	for range 2 { // a retried reply sends once
+		w.a.must(200, "POST", "/v1/staff/conversations/"+id+"/reply", desk, map[string]any{"text": "Hola, soy Ana. ¿En qué te ayudo?"},
+			"Idempotency-Key", "r-1")
+	}
+	var replies int
+	for _, m := range w.fake.Sent() {
+		if m.Text == "Hola, soy Ana. ¿En qué te ayudo?" && m.To == w.waID {
+			replies++
+		}
+	}
+	if replies != 1 {
+		t.Fatalf("the person's reply reached WhatsApp %d times, want 1", replies)
+	}
+	back := w.a.must(200, "POST", "/v1/staff/conversations/"+id+"/release", desk, nil)
+	if back["owner"] != "bot" {
+		t.Fatalf("released %v", back)
+	}
+	if list := w.a.must(200, "GET", "/v1/staff/conversations", desk, nil)["conversations"].([]any); len(list) != 0 {
+		t.Fatalf("waiting after release %v", list)
+	}
+	n0 := len(w.fake.Sent())
+	w.post("hola", "")
+	testwait.Until(t, 20*time.Second, "the bot answering again", func() error {
+		if sent := w.fake.Sent(); len(sent) <= n0 {
+			return fmt.Errorf("nothing sent after the hand-back")
+		}
+		return nil
+	})
+	audit := fmt.Sprint(w.a.must(200, "GET", "/v1/admin/audit?subject=conversation/"+id, w.admin, nil)["entries"])
+	for _, action := range []string{"bot_conversation.take", "bot_conversation.reply", "bot_conversation.release"} {
+		if !strings.Contains(audit, action) {
+			t.Fatalf("audit has no %s: %s", action, audit)
+		}
+	}
+	if strings.Contains(audit, "soy Ana") {
+		t.Fatalf("the reply's words are in the audit log: %s", audit)
+	}
+}
+
 // waiting lists the stored conversations a person owns or waits for.
 func (w *botWorld) waiting() []persistence.Conversation {
 	w.t.Helper()
@@ -223,6 +299,8 @@ func TestBotBooksEndToEnd(t *testing.T) {
 				}
 				return nil
 			})
+			w.handoff(client)
+
 			w.a.must(200, "POST", "/v1/admin/users/"+client+"/anonymise", w.admin, map[string]any{"confirm": true, "reason": "GDPR request"},
 				"Idempotency-Key", "anon-bot")
 			if list := w.waiting(); len(list) != 0 {

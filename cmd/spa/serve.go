@@ -378,6 +378,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 
 		NotificationTemplates:   templates,
 		NotificationDeadLetters: n.notifications.deadLetterAdmin(),
+		Conversations:           n.desk(), // the WhatsApp bot's hand-off desk (bot.go)
 		Checks: append([]gateway.Check{
 			{Name: "store", Check: n.store.Ping},
 			{Name: "nats", Check: func(context.Context) error { return n.nats.Ready() }},

@@ -1,0 +1,76 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/spa-engine/spa/actors/session"
+)
+
+// TestStaffActions: a person replies only once they took the conversation
+// over, only they (not another person) and only inside the 24-hour
+// window; the reply reaches the client and the transcript; while a person
+// owns it the bot stays silent; handed back (or expired) the bot answers
+// again.
+func TestStaffActions(t *testing.T) {
+	f := newFixture(t, nil)
+	f.say("quiero hablar con una persona")
+	if f.mem.owner() != OwnerHuman || f.mem.Waiting.IsZero() {
+		t.Fatalf("no hand-off: %+v", f.mem)
+	}
+	s := Session{S: f.bot}
+	act := func(a session.StaffAct) (session.ConversationView, error) {
+		raw, _ := json.Marshal(f.mem)
+		next, v, err := s.Staff(context.Background(), f.phone, a, raw)
+		if err == nil {
+			f.mem = decodeMemory(next)
+		}
+		return v, err
+	}
+	if _, err := act(session.StaffAct{Action: session.StaffReply, StaffID: "ana", Text: "hola"}); !errors.Is(err, ErrNotTaken) {
+		t.Fatalf("reply before taking over: %v", err)
+	}
+	v, err := act(session.StaffAct{Action: session.StaffTake, StaffID: "ana"})
+	if err != nil || v.Owner != OwnerHuman || v.StaffID != "ana" || v.ClientID == "" || v.WaitingSince.IsZero() {
+		t.Fatalf("take: %+v %v", v, err)
+	}
+	if _, err := act(session.StaffAct{Action: session.StaffTake, StaffID: "bea"}); !errors.Is(err, ErrTakenByOther) {
+		t.Fatalf("taking one another person owns: %v", err)
+	}
+	if _, err := act(session.StaffAct{Action: session.StaffReply, StaffID: "bea", Text: "hola"}); !errors.Is(err, ErrTakenByOther) {
+		t.Fatalf("a reply by another person: %v", err)
+	}
+	before := f.out.count()
+	if got := f.say("¿hola?"); got.Text != "" || f.out.count() != before {
+		t.Fatalf("the bot answered a conversation a person owns: %+v", got)
+	}
+	if _, err := act(session.StaffAct{Action: session.StaffReply, StaffID: "ana", Text: "Hola, soy Ana"}); err != nil {
+		t.Fatal(err)
+	}
+	if last := f.out.last(t); last.Text != "Hola, soy Ana" || last.To != f.phone {
+		t.Fatalf("sent %+v", last)
+	}
+	if tr := f.mem.Turns[len(f.mem.Turns)-1]; tr.Role != "staff" || tr.Text != "Hola, soy Ana" {
+		t.Fatalf("transcript ends with %+v", tr)
+	}
+
+	// 25 hours after the client's last message the window is closed.
+	f.clock = func() time.Time { return now.Add(25 * time.Hour) }
+	f.bot.d.Now = f.clock
+	if _, err := act(session.StaffAct{Action: session.StaffReply, StaffID: "ana", Text: "¿sigues ahí?"}); !errors.Is(err, ErrWindowClosed) {
+		t.Fatalf("a reply outside the window: %v", err)
+	}
+	v, err = act(session.StaffAct{Action: session.StaffExpire})
+	if err != nil || v.Owner != OwnerBot || !v.WaitingSince.IsZero() || v.StaffID != "" {
+		t.Fatalf("expire: %+v %v", v, err)
+	}
+	if got := f.say("hola"); got.Text == "" {
+		t.Fatal("the bot did not answer after the hand-back")
+	}
+	if _, err := act(session.StaffAct{Action: "delete"}); err == nil {
+		t.Fatal("an unknown action was accepted")
+	}
+}
