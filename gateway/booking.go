@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/oklog/ulid/v2"
 
 	"github.com/spa-engine/spa/actors/availability"
 	"github.com/spa-engine/spa/actors/service"
@@ -356,19 +357,29 @@ func plainJSONString(b []byte, i int) (val []byte, next int, ok bool) {
 	return nil, 0, false
 }
 
-// createAppointment holds a slot: 201 with the held appointment, or 409
-// slot_taken with alternatives.
+// createAppointment holds a slot: 201 with the held appointment, 200 with
+// the client's own hold of that slot, or 409 slot_taken with alternatives.
 func (s *server) createAppointment(c *fiber.Ctx) error {
 	in, err := decodeHold(c)
 	if err != nil {
 		return err
 	}
+	id := idempotency.DerivedID(c, "apt_")
+	if id == "" {
+		id = ulid.Make().String()
+	}
 	ap, err := s.booking.Hold(c.UserContext(), s.holdCaller(c), booking.HoldInput{
-		ID:        idempotency.DerivedID(c, "apt_"),
+		ID:        id,
 		ServiceID: in.ServiceID, StaffID: in.StaffID, Start: in.Start, ClientID: in.ClientID, PackageID: in.PackageID,
 		Key: idempotency.KeyOf(c)})
 	if err != nil {
 		return bookingError(err)
+	}
+	if ap.ID != id {
+		// The client held this slot already (a second device, a retry
+		// under a new key): 200 with that hold; the holder wins its own
+		// slot, anyone else gets 409 slot_taken.
+		return c.JSON(appointmentView(ap))
 	}
 	return c.Status(fiber.StatusCreated).JSON(appointmentView(ap))
 }

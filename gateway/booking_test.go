@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -283,4 +284,123 @@ func TestCheckIn(t *testing.T) {
 	if len(agenda.Appointments) != 2 || agenda.Appointments[0].CheckedInAt == nil || agenda.Appointments[1].CheckedInAt != nil {
 		t.Fatalf("agenda %+v", agenda)
 	}
+}
+
+// TestBookingBurstHolderWinsItsOwnSlot: 500 clients each claim three
+// random slots of one staff member at once (1,500 claims, each under an
+// Idempotency-Key of its own), on the embedded SQLite. No claim is a 500:
+// each is 201 (held), 200 (the client's own hold of that slot, which it
+// holds already: the holder wins its own slot), 409 slot_taken (another
+// client holds it) or 503 with Retry-After, retried under the same key.
+// The history is linearizable with "the holder wins its own slot", and
+// every slot ends up with one holder.
+func TestBookingBurstHolderWinsItsOwnSlot(t *testing.T) {
+	e := newBookingEnv(t)
+	const clients, claimsEach = 500, 3
+	var slots []time.Time
+	for m := 8 * 60; m < 18*60; m += 30 {
+		slots = append(slots, slotAt(m/60, m%60))
+	}
+	tokens := make([]string, clients)
+	for i := range tokens {
+		tokens[i] = e.token(fmt.Sprint("c", i), auth.RoleClient)
+	}
+	rng := rand.New(rand.NewPCG(20, 4))
+	picks := make([][claimsEach]int, clients)
+	for i := range picks {
+		for j := range claimsEach {
+			picks[i][j] = rng.IntN(len(slots))
+		}
+	}
+	rec := claimcheck.NewHolderRecorder()
+	var mu sync.Mutex
+	holders := map[string]map[string]bool{} // slot -> appointment ids won
+	var again atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range clients {
+		for j := range claimsEach {
+			wg.Go(func() {
+				<-start
+				slot := slots[picks[i][j]]
+				key := fmt.Sprintf("burst-%d-%d", i, j)
+				rec.Claim(i, slot.Format(time.RFC3339), func() claimcheck.Outcome {
+					for try := 0; ; try++ {
+						r := e.book(tokens[i], "ana", slot, "Idempotency-Key", key)
+						switch {
+						case r.status == 201 || r.status == 200:
+							ap := decode[appointmentJSON](t, r)
+							if ap.ClientID != fmt.Sprint("c", i) {
+								t.Errorf("client %d got %d with another client's appointment: %s", i, r.status, r.body)
+							}
+							if r.status == 200 {
+								again.Add(1)
+							}
+							mu.Lock()
+							if holders[ap.Start.UTC().Format(time.RFC3339)] == nil {
+								holders[ap.Start.UTC().Format(time.RFC3339)] = map[string]bool{}
+							}
+							holders[ap.Start.UTC().Format(time.RFC3339)][ap.ID] = true
+							mu.Unlock()
+							return claimcheck.Won
+						case r.status == 409 && r.errCode(t) == "slot_taken":
+							return claimcheck.Refused
+						case r.status == 503 && r.errCode(t) == "unavailable" && r.header.Get("Retry-After") != "" && try < 20:
+							time.Sleep(10 * time.Millisecond) // retry under the same key, as the client is told
+						default:
+							t.Errorf("client %d claim %d: %d %s", i, j, r.status, r.body)
+							return claimcheck.Ambiguous
+						}
+					}
+				})
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	if err := rec.Check(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range slots {
+		if n := len(holders[s.UTC().Format(time.RFC3339)]); n != 1 {
+			t.Errorf("slot %s: %d appointments held, want 1", s.Format(time.RFC3339), n)
+		}
+	}
+	t.Logf("%d claims got their client's own hold back (200)", again.Load())
+
+	// Every holder re-claiming its slot under a new key (another device)
+	// gets the same hold back, 200; another client is still refused.
+	for _, s := range slots {
+		var id string
+		for held := range holders[s.UTC().Format(time.RFC3339)] {
+			id = held
+		}
+		r := e.book(tokens[0], "ana", s, "Idempotency-Key", "probe-"+s.Format("1504"))
+		ap := decode[appointmentJSON](t, r)
+		holder := ap.ClientID
+		switch {
+		case r.status == 200 && ap.ID == id && holder == "c0":
+			continue // c0 holds it
+		case r.status != 409:
+			t.Fatalf("c0 claims %s held by another: %d %s", s, r.status, r.body)
+		}
+		var owner int
+		if _, err := fmt.Sscanf(holderOf(t, e, id), "c%d", &owner); err != nil {
+			t.Fatal(err)
+		}
+		r = e.book(tokens[owner], "ana", s, "Idempotency-Key", "second-device-"+s.Format("1504"))
+		if got := decode[appointmentJSON](t, r); r.status != 200 || got.ID != id {
+			t.Fatalf("holder c%d re-claims %s: %d %s, want 200 with %s", owner, s, r.status, r.body, id)
+		}
+	}
+}
+
+// holderOf is the client of appointment id (read as an admin).
+func holderOf(t *testing.T, e *env, id string) string {
+	t.Helper()
+	r := e.as(e.token("root", auth.RoleAdmin), "GET", "/v1/appointments/"+id)
+	if r.status != 200 {
+		t.Fatalf("get %s: %d %s", id, r.status, r.body)
+	}
+	return decode[appointmentJSON](t, r).ClientID
 }

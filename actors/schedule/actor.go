@@ -403,6 +403,18 @@ func (a *scheduleActor) hold(c actor.Context, m *Hold) {
 		return
 	}
 	if !free {
+		if prev, ok := a.heldBy(m, now); ok {
+			// The client holds this very slot already (a second device, a
+			// retry under a new key): the holder wins its own slot and gets
+			// its hold back; only others are refused. It waits, like a
+			// refusal, for what is pending (the hold may be).
+			a.deps.Metrics.claim("hold", "own_hold", began)
+			again := &HoldReply{Appointment: prev}
+			a.commits.Refuse(c, again, func(err error) {
+				*again = HoldReply{Err: fmt.Errorf("%w: %w", ErrRetry, err)}
+			})
+			return
+		}
 		a.deps.Metrics.claim("hold", "slot_taken", began)
 		refusal := &HoldReply{Err: ErrSlotTaken, Alternatives: a.alternativesAt(now, m.Service, m.Start)}
 		a.refuse(c, refusal, &refusal.Err)
@@ -435,6 +447,19 @@ func (a *scheduleActor) hold(c actor.Context, m *Hold) {
 		},
 		Reply: func(err error) { c.Send(sender, &HoldReply{Appointment: ap, Err: err}) },
 	})
+}
+
+// heldBy finds m's client's live hold of the very slot m asks for (same
+// service, same start). Only refused claims look, so the scan of the
+// calendar costs nothing on the winning path.
+func (a *scheduleActor) heldBy(m *Hold, now time.Time) (persistence.Appointment, bool) {
+	for _, ap := range a.appts {
+		if ap.ClientID == m.ClientID && ap.Status == persistence.StatusHeld && ap.HoldExpiresAt.After(now) &&
+			ap.ServiceID == m.Service.ID && ap.Start.Equal(m.Start) {
+			return ap, true
+		}
+	}
+	return persistence.Appointment{}, false
 }
 
 // unlessReplay answers a change whose key this activation answered before

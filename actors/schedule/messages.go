@@ -44,6 +44,11 @@ type HoldReply struct {
 	Replayed     bool // the answer stored under the request's Key
 }
 
+// The holder wins its own slot: a Hold of a slot its client holds already
+// for the same service is answered with that hold, whose id is not the
+// Hold's AppointmentID (how callers tell it, also across nodes); nothing
+// new is held and the Hold's Key stores nothing.
+
 // Confirm turns a live hold into a booking.
 type Confirm struct {
 	AppointmentID string

@@ -69,7 +69,9 @@ func TestHoardingCapsEndToEnd(t *testing.T) {
 					"start": time.Date(day.Year(), day.Month(), day.Day(), h, 0, 0, 0, bogota).Format(time.RFC3339)}
 			}
 			a.must(201, "POST", "/v1/appointments", maria, slot(9))
-			a.must(409, "POST", "/v1/appointments", maria, slot(9)) // slot_taken: no place spent
+			a.must(200, "POST", "/v1/appointments", maria, slot(9)) // her own hold back: no place spent
+			juan := issueToken(t, dataDir, "juan", "client")
+			a.must(409, "POST", "/v1/appointments", juan, slot(9)) // slot_taken: no place spent
 			a.must(201, "POST", "/v1/appointments", maria, slot(10))
 			status, retry, out := rawCall(t, base, "POST", "/v1/appointments", maria, slot(11))
 			wantLimit(t, "third hold", status, retry, out, "hold_limit_reached")

@@ -64,9 +64,14 @@ func TestHoldCapsLimitLiveHoldsPerClientAndIP(t *testing.T) {
 	m.IP, j.IP = "198.51.100.7", "198.51.100.7"
 
 	first := f.hold(m, HoldInput{ServiceID: "facial", StaffID: "ana", Start: at(9, 0)})
-	// A slot that is taken refuses without spending a place.
-	if _, err := f.svc.Hold(ctx, m, HoldInput{ServiceID: "facial", StaffID: "ana", Start: at(9, 0)}); !isCode(err, fault.CodeSlotTaken) {
+	// A slot another client holds refuses without spending a place; the
+	// holder claiming it again gets its hold back, without spending one
+	// either.
+	if _, err := f.svc.Hold(ctx, j, HoldInput{ServiceID: "facial", StaffID: "ana", Start: at(9, 0)}); !isCode(err, fault.CodeSlotTaken) {
 		t.Fatalf("taken slot: %v", err)
+	}
+	if ap, err := f.svc.Hold(ctx, m, HoldInput{ServiceID: "facial", StaffID: "ana", Start: at(9, 0)}); err != nil || ap.ID != first.ID {
+		t.Fatalf("the holder claims its slot again: %+v %v, want its hold %s", ap, err, first.ID)
 	}
 	second := f.hold(m, HoldInput{ServiceID: "facial", StaffID: "ana", Start: at(10, 0)})
 	_, err := f.svc.Hold(ctx, m, HoldInput{ServiceID: "facial", StaffID: "ana", Start: at(11, 0)})
@@ -105,7 +110,8 @@ func TestHoldCapsLimitLiveHoldsPerClientAndIP(t *testing.T) {
 		return n
 	}
 	before := asked()
-	if _, err := f.svc.Hold(ctx, m, HoldInput{ID: "01KEYEDHOLD0000000000000002", ServiceID: "facial", StaffID: "ana", Start: at(11, 0), Key: key("k2")}); !isCode(err, fault.CodeSlotTaken) {
+	// 9:00 is booked (confirmed), not a hold maria could get back.
+	if _, err := f.svc.Hold(ctx, m, HoldInput{ID: "01KEYEDHOLD0000000000000002", ServiceID: "facial", StaffID: "ana", Start: at(9, 0), Key: key("k2")}); !isCode(err, fault.CodeSlotTaken) {
 		t.Fatalf("keyed claim of a taken slot: %v", err)
 	}
 	if after := asked(); after != before {

@@ -39,7 +39,9 @@ type HoldInput struct {
 }
 
 // Hold holds a slot for the caller, or for the client staff name, and
-// returns the held appointment. A slot that is not free is a *Taken with
+// returns the held appointment. A client holding that very slot already
+// (same staff member, service and start) gets that hold back: its id is
+// then not in.ID, which tells the caller nothing new was held. A slot that is not free is a *Taken with
 // alternatives: the same staff member's nearest starts and other qualified
 // staff at the same start, or, for any staff, the starts around it.
 //
@@ -122,6 +124,12 @@ func (s *Service) Hold(ctx context.Context, by service.Caller, in HoldInput) (pe
 	if err != nil {
 		return persistence.Appointment{}, err
 	}
+	if ap.ID != id {
+		// The holder wins its own slot: the client held it already and got
+		// that hold back, counted against the caps (and paid by its
+		// package, if any) when it was made.
+		return ap, nil
+	}
 	undo, err := s.takeHoldCaps(ctx, by, client, id)
 	if err != nil {
 		s.undoOverCap(ctx, ap, sv)
@@ -170,6 +178,10 @@ func (s *Service) holdWithResource(ctx context.Context, hold *schedule.Hold, in 
 	ap, undecided, err := s.holdSlot(ctx, hold, in.StaffID, staff, sv)
 	if sv.ResourceID != "" {
 		switch {
+		case err == nil && ap.ID != id:
+			// The client's own hold came back (it has its room): the
+			// claim made for a new one is given back.
+			s.releaseResource(ctx, sv.ResourceID, id)
 		case err == nil:
 			if s.trackResource(ctx, ap) {
 				return persistence.Appointment{}, s.undoOverbooked(ctx, ap, sv, staff)

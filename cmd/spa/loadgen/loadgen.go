@@ -530,6 +530,11 @@ func (g *gen) classify(r response) claimcheck.Outcome {
 	case r.status == 409 && r.code == "slot_taken":
 		g.refusals.Add(1)
 		return claimcheck.Refused
+	case r.status == 200:
+		// The client held that slot already and got its hold back (the
+		// holder wins its own slot): the slot's state did not change, so
+		// the claim is left out of the history like one never sent.
+		return claimcheck.NotSent
 	case r.notSent:
 		return claimcheck.NotSent // left out of the history
 	case ambiguousOutcome(r.outcome()):
