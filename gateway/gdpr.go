@@ -35,6 +35,17 @@ type userExport struct {
 	VoucherPurchases []persistence.VoucherPurchase `json:"voucher_purchases"`
 	Consents         []persistence.LegalConsent    `json:"consents"`
 	Audit            []persistence.AuditEntry      `json:"audit"`
+	// NotificationPreferences: null when the user never set any.
+	NotificationPreferences *exportedPreferences `json:"notification_preferences"`
+}
+
+// exportedPreferences are the user's notification preferences as stored:
+// the category:channel pairs turned off and their channel order.
+type exportedPreferences struct {
+	Off          []string  `json:"off"`
+	ChannelOrder []string  `json:"channel_order"`
+	Version      int64     `json:"version"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 type exportedUser struct {
@@ -63,6 +74,13 @@ func (s *server) export(c *fiber.Ctx, uid string) error {
 		Orders: e.Orders, Returns: e.Returns, CreditLedger: e.CreditLedger, VoucherPurchases: e.VoucherPurchases, Consents: e.Consents, Audit: e.Audit}
 	if u := e.User; u != nil {
 		out.User = &exportedUser{ID: u.ID, Phone: u.Phone, Roles: u.Roles, CreatedAt: u.CreatedAt}
+	}
+	if p := e.NotificationPreferences; p != nil {
+		x := &exportedPreferences{Off: []string{}, ChannelOrder: append([]string{}, p.ChannelOrder...), Version: p.Version, UpdatedAt: p.UpdatedAt.UTC()}
+		for _, o := range p.OptOuts {
+			x.Off = append(x.Off, string(o.Category)+":"+o.Channel)
+		}
+		out.NotificationPreferences = x
 	}
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="spa-export-`+uid+`.json"`)
 	c.Set(fiber.HeaderCacheControl, "no-store")

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -19,12 +20,19 @@ func TestExportAndAnonymise(t *testing.T) {
 		}
 	}
 	admin := ie.token("owner", auth.RoleAdmin)
+	if r := ie.do("PUT", "/v1/me/notification-preferences", `{"categories": {"marketing": {"sms": false}}, "version": 0}`,
+		jsonHdr(p.Access, "Idempotency-Key", "prefs")...); r.status != 200 {
+		t.Fatalf("preferences: %d %s", r.status, r.body)
+	}
 
 	r := ie.do("GET", "/v1/me/export", "", jsonHdr(p.Access)...)
 	exp := r.json(t)
 	if r.status != 200 || exp["user"].(map[string]any)["phone"] != maria ||
 		exp["profile"].(map[string]any)["clinical_notes"] != "Alérgica al látex" || len(exp["sessions"].([]any)) != 1 {
 		t.Fatalf("export: %d %s", r.status, r.body)
+	}
+	if prefs, _ := exp["notification_preferences"].(map[string]any); fmt.Sprint(prefs["off"]) != "[marketing:sms]" {
+		t.Fatalf("export: notification preferences %v", exp["notification_preferences"])
 	}
 	if !strings.Contains(r.header.Get("Content-Disposition"), "attachment") {
 		t.Errorf("export headers %v", r.header)
@@ -60,7 +68,8 @@ func TestExportAndAnonymise(t *testing.T) {
 	r = ie.do("GET", "/v1/admin/users/"+p.User+"/export", "", jsonHdr(admin)...)
 	exp = r.json(t)
 	prof := exp["profile"].(map[string]any)
-	if r.status != 200 || prof["anonymised"] != true || prof["name"] != "" || prof["phone"] != "" || prof["clinical_notes"] != "" {
+	if r.status != 200 || prof["anonymised"] != true || prof["name"] != "" || prof["phone"] != "" || prof["clinical_notes"] != "" ||
+		exp["notification_preferences"] != nil {
 		t.Fatalf("export after anonymisation: %d %s", r.status, r.body)
 	}
 	// The audit keeps the act, with counts and no personal data.

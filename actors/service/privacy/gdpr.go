@@ -50,6 +50,9 @@ type Export struct {
 	VoucherPurchases []persistence.VoucherPurchase
 	Consents         []persistence.LegalConsent
 	Audit            []persistence.AuditEntry
+	// NotificationPreferences are what the user turned off and their
+	// channel order; nil when they never set any (the defaults).
+	NotificationPreferences *persistence.NotificationPreferences
 }
 
 // ExportedUser is the user row of an export, its phone decrypted.
@@ -149,7 +152,17 @@ func (s *Service) gather(ctx context.Context, tx persistence.Tx, pc Codec, out *
 	out.Audit, err = pages(func(before string) ([]persistence.AuditEntry, error) {
 		return tx.AuditList(ctx, persistence.AuditListParams{Subject: "user/" + uid, BeforeID: before, Limit: persistence.MaxAuditListLimit})
 	}, func(e persistence.AuditEntry) string { return e.ID })
-	return err
+	if err != nil {
+		return err
+	}
+	prefs, err := tx.NotificationPreferencesGet(ctx, uid)
+	switch {
+	case err == nil:
+		out.NotificationPreferences = &prefs
+	case !errors.Is(err, persistence.ErrNotFound):
+		return err
+	}
+	return nil
 }
 
 // pages follows a newest-first list by BeforeID until a page comes back
