@@ -150,6 +150,37 @@ for engine in actors lock-baseline; do
   rm -rf "$data"
 done
 
+# Scale-out: the keyed spread through three nodes on this machine
+# (deploy/local-cluster.sh on a fresh schema), the workers spread over them
+# round robin; CPU per confirmed booking against the single node's, and
+# the share of requests forwarded (their routers' metrics).
+cschema="bench_cluster_$$"
+curl_db="$PGURL${sep}search_path=$cschema"
+psql "$PGURL" -qc "DROP SCHEMA IF EXISTS $cschema CASCADE" -c "CREATE SCHEMA $cschema" 2>/dev/null
+cdir=$(mktemp -d)
+say "starting three nodes (deploy/local-cluster.sh) on schema $cschema"
+echo "DATABASE_URL=<schema-url> CLUSTER_DIR=<tmp> CLUSTER_HTTP_BASE=18490 CLUSTER_ADMIN_BASE=18590 SPA_HOLDS_PER_CLIENT=1000000 SPA_HOLDS_PER_IP=1000000 SPA_LOG_LEVEL=warn deploy/local-cluster.sh start" >>"$COMMANDS"
+cenv=(env BIN="$BIN" DATABASE_URL="$curl_db" CLUSTER_DIR="$cdir" CLUSTER_HTTP_BASE=18490 CLUSTER_ADMIN_BASE=18590
+  CLUSTER_NATS_BASE=18690 CLUSTER_ROUTE_BASE=18790 SPA_HOLDS_PER_CLIENT=1000000 SPA_HOLDS_PER_IP=1000000 SPA_LOG_LEVEL=warn)
+if SPA_TOKEN_SECRET= "${cenv[@]}" deploy/local-cluster.sh start >"$OUT/cluster-start.log" 2>&1; then
+  cpids=$(cat "$cdir"/spa-*/pid | paste -sd,)
+  ADDR_LIST="http://127.0.0.1:18490,http://127.0.0.1:18491,http://127.0.0.1:18492"
+  echo "DATABASE_URL=<schema-url> $BIN loadgen --url $ADDR_LIST --label cluster --name spread --idempotency --scenario spread --workers $WORKERS --duration $DUR --server-pid <the nodes> --metrics-url <their admin /metrics>" >>"$COMMANDS"
+  say "cluster: spread"
+  # The nodes share the cluster's own token secret: the generator mints
+  # with it.
+  SPA_TOKEN_SECRET=$(cat "$cdir/token-secret") DATABASE_URL=$curl_db "${PIN_GEN[@]}" "$BIN" loadgen --url "$ADDR_LIST" --label cluster --name spread --idempotency \
+    --scenario spread --workers "$WORKERS" --duration "$DUR" --server-pid "$cpids" \
+    --metrics-url "http://127.0.0.1:18590/metrics,http://127.0.0.1:18591/metrics,http://127.0.0.1:18592/metrics" \
+    --out "$OUT/cluster-spread.json" --summary "$OUT/cluster-spread.md" >/dev/null || { say "cluster spread FAILED"; fail=1; }
+  "${cenv[@]}" deploy/local-cluster.sh stop >>"$OUT/cluster-start.log" 2>&1 || true
+else
+  say "the cluster did not start: $OUT/cluster-start.log"; cat "$OUT/cluster-start.log" >&2; fail=1
+  "${cenv[@]}" deploy/local-cluster.sh stop >/dev/null 2>&1 || true
+fi
+psql "$PGURL" -qc "DROP SCHEMA IF EXISTS $cschema CASCADE" 2>/dev/null || true
+rm -rf "$cdir"
+
 # The notifications fan-out is a Go benchmark too: BENCH_NOTIFY_EVENTS
 # confirmations through the node's notification consumer (recorded in
 # PostgreSQL) to a provider that answers at once; it writes its result

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 // (see abortWhenDone) its connections are closed and it dials no more.
 type client struct {
 	base    string
+	bases   []string // every node's base URL (--url a,b,c); base is one of them
 	http    *fasthttp.Client
 	timeout time.Duration
 	conns   *connSet
@@ -36,7 +38,8 @@ const spareConns = 16
 
 func newClient(o Options) *client {
 	conns := &connSet{open: map[*trackedConn]struct{}{}}
-	return &client{base: o.BaseURL, timeout: o.Timeout, conns: conns, http: &fasthttp.Client{
+	bases := strings.Split(o.BaseURL, ",")
+	return &client{base: bases[0], bases: bases, timeout: o.Timeout, conns: conns, http: &fasthttp.Client{
 		Name: "spa-loadgen",
 		// At most max(workers, seeding) requests are in flight, each on
 		// its own connection, so the pool never runs dry. Should it
@@ -53,6 +56,14 @@ func newClient(o Options) *client {
 		DisablePathNormalizing:    true,
 		Dial:                      conns.dial,
 	}}
+}
+
+// node is the client as worker i uses it: on the i-th node, round robin
+// over --url's list, with the same connections.
+func (c *client) node(i int) *client {
+	n := *c
+	n.base = c.bases[i%len(c.bases)]
+	return &n
 }
 
 // abortWhenDone closes the client's connections once ctx ends, so the

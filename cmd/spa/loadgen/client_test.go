@@ -43,7 +43,7 @@ func testGen(c *client, o Options) (*gen, *worker) {
 	day := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	g := &gen{o: o, c: c, rec: claimcheck.NewRecorder(),
 		p: &plan{runID: "lgtest", service: "svc", staff: []string{"s"}, days: []time.Time{day}, slots: 64}}
-	return g, &worker{rng: mrand.New(mrand.NewPCG(1, 2)), st: newStats(), token: "t"}
+	return g, &worker{c: c, rng: mrand.New(mrand.NewPCG(1, 2)), st: newStats(), token: "t"}
 }
 
 // TestCancelAbortsRequestsInFlight: cancelling the run ends a claim in

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -37,7 +38,7 @@ func Command(ctx context.Context, args []string, env Env) error {
 		}
 		return def
 	}
-	fs.StringVar(&o.BaseURL, "url", getenv("SPA_LOADGEN_URL", "http://127.0.0.1:8080"), "base URL of the node (env SPA_LOADGEN_URL)")
+	fs.StringVar(&o.BaseURL, "url", getenv("SPA_LOADGEN_URL", "http://127.0.0.1:8080"), "base URL of the node (env SPA_LOADGEN_URL); a cluster's nodes comma-separated: workers are spread over them round robin, seeding goes to the first")
 	fs.StringVar(&o.Scenario, "scenario", "hot", "hot, spread, mixed, ceiling (hot's claims against spa bare: no seeding, no database) or webhooks (a burst of signed Wompi events; needs the node's SPA_WOMPI_* keys)")
 	fs.StringVar(&o.Mode, "mode", ModeClosed, "closed (workers loop) or open (fixed arrival rate)")
 	fs.IntVar(&o.Workers, "workers", 64, "closed: concurrent clients; open: most requests in flight")
@@ -56,7 +57,8 @@ func Command(ctx context.Context, args []string, env Env) error {
 	fs.StringVar(&o.DatabaseURL, "database-url", env.Getenv("DATABASE_URL"), "the node's PostgreSQL URL, for the overlap check (env DATABASE_URL; unset: SQLite in --data-dir)")
 	fs.StringVar(&o.Name, "name", "", "run name in results (default the scenario)")
 	fs.StringVar(&o.Label, "label", "", "label of the system under test, e.g. the engine")
-	fs.IntVar(&o.ServerPID, "server-pid", 0, "the node's process id on this machine: report the CPU it and the local PostgreSQL spent per confirmed booking (Linux /proc)")
+	serverPIDs := fs.String("server-pid", "", "the node's process id on this machine (a cluster's: comma-separated): report the CPU they and the local PostgreSQL spent per confirmed booking (Linux /proc)")
+	metricsURLs := fs.String("metrics-url", "", "the nodes' /metrics URLs, comma-separated: report the share of requests to placed actors forwarded to another node")
 	fs.Uint64Var(&o.Seed, "seed", 0, "random seed (0: random)")
 	fs.IntVar(&o.Events, "events", 5000, "webhooks: events in the burst")
 	fs.Float64Var(&o.DuplicateShare, "duplicates", 0.2, "webhooks: share of the burst that are exact copies of another event")
@@ -70,6 +72,14 @@ func Command(ctx context.Context, args []string, env Env) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("loadgen: unexpected argument %q", fs.Arg(0))
 	}
+	for _, p := range strings.FieldsFunc(*serverPIDs, func(r rune) bool { return r == ',' }) {
+		pid, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || pid <= 0 {
+			return fmt.Errorf("loadgen: --server-pid: %q is not a process id", p)
+		}
+		o.ServerPIDs = append(o.ServerPIDs, pid)
+	}
+	o.MetricsURLs = strings.FieldsFunc(*metricsURLs, func(r rune) bool { return r == ',' })
 	if *dataDir == "" {
 		*dataDir = "data"
 	}

@@ -27,15 +27,16 @@ const clockTicks = 100
 // database's processes.
 type cpuSnapshot struct{ server, database float64 }
 
-// snapshotCPU reads the server's (pid; 0: none) and PostgreSQL's CPU time.
-func snapshotCPU(pid int) (cpuSnapshot, error) {
+// snapshotCPU reads the servers' (pids: one per node) and PostgreSQL's
+// CPU time.
+func snapshotCPU(pids []int) (cpuSnapshot, error) {
 	var s cpuSnapshot
-	if pid > 0 {
+	for _, pid := range pids {
 		t, _, err := procCPU(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 		if err != nil {
 			return s, fmt.Errorf("server pid %d: %w", pid, err)
 		}
-		s.server = t
+		s.server += t
 	}
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	for _, f := range stats {

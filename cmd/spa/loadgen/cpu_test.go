@@ -30,7 +30,7 @@ func TestProcCPU(t *testing.T) {
 // TestSnapshotCPUOfThisProcess: the server's counter is this process's,
 // it grows with work done, and a missing pid is an error.
 func TestSnapshotCPUOfThisProcess(t *testing.T) {
-	before, err := snapshotCPU(os.Getpid())
+	before, err := snapshotCPU([]int{os.Getpid()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,14 +38,14 @@ func TestSnapshotCPUOfThisProcess(t *testing.T) {
 	for i := range 200_000_000 {
 		x ^= i
 	}
-	after, err := snapshotCPU(os.Getpid())
+	after, err := snapshotCPU([]int{os.Getpid()})
 	if err != nil || after.server <= before.server {
 		t.Fatalf("server CPU %v -> %v (%d), %v: want it to grow", before.server, after.server, x, err)
 	}
 	if u := before.use(after, 4); u.PerSuccessMs != 1000*(u.ServerSeconds+u.DatabaseSeconds)/4 {
 		t.Fatalf("use = %+v", u)
 	}
-	if _, err := snapshotCPU(1 << 30); err == nil {
+	if _, err := snapshotCPU([]int{os.Getpid(), 1 << 30}); err == nil {
 		t.Fatal("a missing server pid was measured")
 	}
 }

@@ -96,9 +96,12 @@ type Options struct {
 	Name, Label string
 	Seed        uint64
 	Progress    io.Writer // a status line every second; nil: quiet
-	// ServerPID, when set, is the node's process on this machine: the run
-	// reports the CPU it and the local PostgreSQL spent (Result.CPU).
-	ServerPID int
+	// ServerPIDs, when set, are the nodes' processes on this machine: the
+	// run reports the CPU they and the local PostgreSQL spent (Result.CPU).
+	ServerPIDs []int
+	// MetricsURLs are the nodes' /metrics: the run reports how many of
+	// their requests to placed actors were forwarded (Result.Cluster).
+	MetricsURLs []string
 	// Params are echoed into the result (e.g. the command line).
 	Params map[string]string
 
@@ -285,6 +288,7 @@ type gen struct {
 // worker is one client's state: its own random source, token and memory.
 type worker struct {
 	id    int
+	c     *client // on the worker's node
 	rng   *mrand.Rand
 	zipf  zipf
 	token string
@@ -303,7 +307,7 @@ type pastClaim struct {
 
 func (g *gen) newWorker(i int) (*worker, error) {
 	rng := mrand.New(mrand.NewPCG(g.o.Seed, uint64(i)))
-	w := &worker{id: i, rng: rng, zipf: newZipf(rng, g.o.ZipfS, len(g.p.staff)), st: newStats(), token: g.o.AdminToken}
+	w := &worker{id: i, c: g.c.node(i), rng: rng, zipf: newZipf(rng, g.o.ZipfS, len(g.p.staff)), st: newStats(), token: g.o.AdminToken}
 	if g.o.Mint != nil {
 		tok, err := g.o.Mint(fmt.Sprintf("%s-c%d", g.p.runID, i), "client")
 		if err != nil {
@@ -328,11 +332,15 @@ func (g *gen) drive(ctx context.Context) *Result {
 	runCtx, cancel := context.WithTimeout(ctx, g.o.Duration+g.o.Timeout+5*time.Second)
 	defer cancel()
 	var cpu0 cpuSnapshot
-	if g.o.ServerPID > 0 {
+	if len(g.o.ServerPIDs) > 0 {
 		var err error
-		if cpu0, err = snapshotCPU(g.o.ServerPID); err != nil {
+		if cpu0, err = snapshotCPU(g.o.ServerPIDs); err != nil {
 			return &Result{Correct: Correctness{Violations: []string{"cpu: " + err.Error()}}}
 		}
+	}
+	routed0, err := scrapeRouted(ctx, g.o.MetricsURLs)
+	if err != nil {
+		return &Result{Correct: Correctness{Violations: []string{"metrics: " + err.Error()}}}
 	}
 	t0 := time.Now()
 	end := t0.Add(g.o.Duration)
@@ -388,9 +396,14 @@ func (g *gen) drive(ctx context.Context) *Result {
 		}
 	}
 	res.Claims.Decisions = res.Claims.Successes + res.Claims.Refusals
-	if g.o.ServerPID > 0 {
-		if cpu1, err := snapshotCPU(g.o.ServerPID); err == nil {
+	if len(g.o.ServerPIDs) > 0 {
+		if cpu1, err := snapshotCPU(g.o.ServerPIDs); err == nil {
 			res.CPU = cpu0.use(cpu1, res.Claims.Successes)
+		}
+	}
+	if len(g.o.MetricsURLs) > 0 {
+		if routed1, err := scrapeRouted(ctx, g.o.MetricsURLs); err == nil {
+			res.Cluster = &Cluster{Nodes: len(g.o.MetricsURLs), Local: routed1.local - routed0.local, Forwarded: routed1.forwarded - routed0.forwarded}
 		}
 	}
 	res.Claims.DecisionsPerSec = float64(res.Claims.Decisions) / elapsed.Seconds()
@@ -486,7 +499,7 @@ func (g *gen) claim(ctx context.Context, w *worker, start time.Time, staff, day,
 	}
 	var r response
 	g.decide(w.id, slotKey(staffID, at), func() claimcheck.Outcome {
-		r = g.c.do(ctx, http.MethodPost, "/v1/appointments", w.token, body, key)
+		r = w.c.do(ctx, http.MethodPost, "/v1/appointments", w.token, body, key)
 		return g.classify(r)
 	})
 	w.st.record(OpClaim, r.outcome(), time.Since(start))
@@ -553,7 +566,7 @@ func (g *gen) availability(ctx context.Context, w *worker, start time.Time) {
 	staffID, day := g.p.staff[w.zipf.next()], g.p.days[w.rng.IntN(len(g.p.days))]
 	path := fmt.Sprintf("/v1/availability?service=%s&staff=%s&from=%s&to=%s", g.p.service, staffID,
 		day.UTC().Format(time.RFC3339), day.AddDate(0, 0, 1).UTC().Format(time.RFC3339))
-	r := g.c.do(ctx, http.MethodGet, path, "", nil, "")
+	r := w.c.do(ctx, http.MethodGet, path, "", nil, "")
 	w.st.record(OpAvailability, r.outcome(), time.Since(start))
 }
 
@@ -565,7 +578,7 @@ func (g *gen) replay(ctx context.Context, w *worker, start time.Time) {
 		return
 	}
 	pc := w.past[w.rng.IntN(len(w.past))]
-	r := g.c.do(ctx, http.MethodPost, "/v1/appointments", w.token, pc.body, pc.key)
+	r := w.c.do(ctx, http.MethodPost, "/v1/appointments", w.token, pc.body, pc.key)
 	w.st.record(OpReplay, r.outcome(), time.Since(start))
 	if r.notSent || ambiguousOutcome(r.outcome()) {
 		return // the server could not answer; nothing to compare
@@ -628,7 +641,7 @@ func (g *gen) churnStep(ctx context.Context, w *worker, start time.Time) {
 		key := fmt.Sprintf("%s-w%d-%d", g.p.runID, w.id, w.n)
 		var r response
 		g.decide(w.id, fmt.Sprintf("%s#%d", slotKey(g.p.churn, at), c.gen[s]), func() claimcheck.Outcome {
-			r = g.c.do(ctx, http.MethodPost, "/v1/appointments", w.token, body, key)
+			r = w.c.do(ctx, http.MethodPost, "/v1/appointments", w.token, body, key)
 			return g.classify(r)
 		})
 		w.st.record(OpClaim, r.outcome(), time.Since(start))
@@ -643,7 +656,7 @@ func (g *gen) churnStep(ctx context.Context, w *worker, start time.Time) {
 			kind, path = OpCancel, "/cancel"
 		}
 		w.n++
-		r := g.c.do(ctx, http.MethodPost, "/v1/appointments/"+c.held+path, w.token, nil,
+		r := w.c.do(ctx, http.MethodPost, "/v1/appointments/"+c.held+path, w.token, nil,
 			fmt.Sprintf("%s-w%d-%d", g.p.runID, w.id, w.n))
 		w.st.record(kind, r.outcome(), time.Since(start))
 		switch {

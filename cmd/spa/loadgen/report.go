@@ -160,6 +160,7 @@ func WriteReport(w io.Writer, in ReportInput) error {
 	writeCeiling(&b, in.Results)
 	writeGoals(&b, in.Results)
 	writeCPU(&b, in.Results)
+	writeCluster(&b, in.Results)
 	writeSweep(&b, in.Results, in.PlotFile)
 	writeCorrectness(&b, in.Results)
 	writePayments(&b, in.Results)
