@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spa-engine/spa/actors/providers/gemini"
+	"github.com/spa-engine/spa/actors/providers/gemini/geminifake"
 	"github.com/spa-engine/spa/actors/providers/whatsapp"
 	"github.com/spa-engine/spa/actors/providers/whatsapp/whatsappfake"
 	"github.com/spa-engine/spa/actors/testwait"
@@ -305,6 +307,53 @@ func TestBotBooksEndToEnd(t *testing.T) {
 				"Idempotency-Key", "anon-bot")
 			if list := w.waiting(); len(list) != 0 {
 				t.Fatalf("waiting conversations after anonymisation %+v, want none", list)
+			}
+		})
+	}
+}
+
+// TestBotBooksWithModelEndToEnd: the model path configured by
+// SPA_GEMINI_API_KEY and SPA_GEMINI_BASE_URL (geminifake, which speaks
+// generateContent): the model searches and proposes through its tools,
+// the client's tap confirms, the appointment is in the agenda; the model
+// never received the client's number. On each driver.
+func TestBotBooksWithModelEndToEnd(t *testing.T) {
+	for name, envFor := range drivers(t) {
+		t.Run(name, func(t *testing.T) {
+			model := geminifake.New("gemini-e2e-key")
+			t.Cleanup(model.Close)
+			env := envFor(t)
+			env[gemini.EnvAPIKey], env[gemini.EnvBaseURL] = "gemini-e2e-key", model.URL
+			w := newBotWorld(t, env)
+			bogota, _ := time.LoadLocation("America/Bogota")
+			tomorrow := time.Now().In(bogota).AddDate(0, 0, 1).Format(time.DateOnly)
+			args := `{"service_id":"massage-60","date":"` + tomorrow + `","time":"15:00"}`
+			model.Queue(
+				geminifake.Reply{Calls: []gemini.FunctionCall{{Name: "search_availability", Args: json.RawMessage(args)}}},
+				geminifake.Reply{Calls: []gemini.FunctionCall{{Name: "propose_booking", Args: json.RawMessage(args)}}},
+			)
+			w.post("Hola, quiero un masaje mañana a las 3", "")
+			prop := w.waitSent("the proposal", func(m whatsappfake.Sent) bool { return m.Type == "interactive" })
+			var confirm string
+			for _, b := range prop.Buttons {
+				if id, title, _ := strings.Cut(b, "="); title == "Confirmar" {
+					confirm = id
+				}
+			}
+			if confirm == "" || model.Requests() < 2 {
+				t.Fatalf("proposal %+v after %d model requests", prop, model.Requests())
+			}
+			w.post("Confirmar", confirm)
+			w.waitSent("the confirmation", func(m whatsappfake.Sent) bool { return strings.Contains(m.Text, "Listo") })
+			apt := strings.TrimPrefix(confirm, "confirm:")
+			got := w.a.must(200, "GET", "/v1/agenda?staff=ana&date="+tomorrow, w.admin, nil)["appointments"].([]any)
+			if len(got) != 1 || got[0].(map[string]any)["id"] != apt || got[0].(map[string]any)["status"] != "confirmed" {
+				t.Fatalf("agenda %v", got)
+			}
+			for _, l := range model.Log() {
+				if strings.Contains(string(l.Raw), "3001234567") {
+					t.Fatal("the model received the client's number")
+				}
 			}
 		})
 	}
