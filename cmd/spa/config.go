@@ -110,6 +110,9 @@ type config struct {
 	// NotifyStatusWindow is how long a sent message waits for a delivery
 	// status before falling back (SPA_NOTIFY_STATUS_WINDOW, delivery.go).
 	NotifyStatusWindow time.Duration
+	// NotifyWhatsAppTemplates are the approved templates per kind for
+	// outside the 24-hour window (SPA_WHATSAPP_TEMPLATES, delivery.go).
+	NotifyWhatsAppTemplates map[notify.Kind]notify.WhatsAppTemplate
 }
 
 // Booking engines: the production schedule actors, or the lock-per-request

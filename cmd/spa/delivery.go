@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/spa-engine/spa/actors/auth/pii"
+	"github.com/spa-engine/spa/actors/providers/twilio"
 	"github.com/spa-engine/spa/actors/service/notify"
 	"github.com/spa-engine/spa/cluster/notifyjs"
 	"github.com/spa-engine/spa/messages"
@@ -33,6 +35,10 @@ var deliverySettings = []setting{
 		c.NotifyStatusWindow = d
 		return nil
 	}},
+	{"whatsapp-templates", "SPA_WHATSAPP_TEMPLATES", "", "approved WhatsApp templates per kind for outside the 24-hour window: kind=name:language:category[:ttl];... (category utility, marketing or authentication; with Twilio the name is the ContentSid); a kind without one goes by SMS there", func(c *config, v string) (err error) {
+		c.NotifyWhatsAppTemplates, err = notify.ParseWhatsAppTemplates(v)
+		return err
+	}},
 }
 
 func init() { settings = append(settings, deliverySettings...) }
@@ -52,6 +58,17 @@ func (n *node) deliveryDeps(ctx context.Context, cfg config, js jetstream.JetStr
 		return err
 	}
 	deps.Metrics, deps.Checks = met, checks
+	// WhatsApp's 24-hour window binds a real provider only: the dev log
+	// sink sends free-form text to anyone.
+	if set := n.identity.providers; set != nil && (set.WhatsApp != nil || cfg.getenv(twilio.EnvWhatsAppFrom) != "") {
+		keys, err := deriveIdentityKeys(cfg.TokenSecret)
+		if err != nil {
+			return err
+		}
+		if deps.PhoneIndex, err = pii.NewBlindIndex(keys.index); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

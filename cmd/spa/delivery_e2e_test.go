@@ -34,6 +34,24 @@ func metaStatus(wamid, status, recipient string, at time.Time) []byte {
 	return body
 }
 
+// metaInbound is a Cloud API webhook body with a text message from wa.
+func metaInbound(wamid, wa, text string, at time.Time) []byte {
+	body, _ := json.Marshal(map[string]any{
+		"object": "whatsapp_business_account",
+		"entry": []any{map[string]any{"id": "102290129340398", "changes": []any{map[string]any{
+			"field": "messages",
+			"value": map[string]any{
+				"messaging_product": "whatsapp",
+				"metadata":          map[string]string{"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+				"contacts":          []any{map[string]any{"profile": map[string]string{"name": "Cliente"}, "wa_id": wa}},
+				"messages": []any{map[string]any{"from": wa, "id": wamid, "timestamp": strconv.FormatInt(at.Unix(), 10),
+					"type": "text", "text": map[string]string{"body": text}}},
+			},
+		}}}},
+	})
+	return body
+}
+
 // postWebhook posts body to the WhatsApp webhook with signature as
 // X-Hub-Signature-256 and returns the status code.
 func postWebhook(t *testing.T, base string, body []byte, signature string) int {
@@ -54,7 +72,10 @@ func postWebhook(t *testing.T, base string, body []byte, signature string) int {
 
 // TestDeliveryStatusesEndToEnd: on each driver, a node sends WhatsApp
 // through the fake Cloud API (SMS and email stay on the dev sink). Two
-// confirmed bookings each send one WhatsApp message. A status webhook
+// confirmed bookings each send one WhatsApp message: the first, before the
+// client ever wrote to us, as the kind's approved template (outside the
+// 24-hour window); the second, after a signed inbound message opened the
+// window, as free-form text. A status webhook
 // signed as Meta signs it (HMAC-SHA256 of the body with the app secret,
 // the format of the published test vector) marks the first delivered; a
 // forged one for the second is refused (401) and changes nothing; the
@@ -68,11 +89,13 @@ func TestDeliveryStatusesEndToEnd(t *testing.T) {
 			const phone, wa = "+573001234569", "573001234569"
 			fake := whatsappfake.New(token, phoneID)
 			t.Cleanup(fake.Close)
-			fake.Inbound(wa, time.Now()) // the client wrote to us: free-form text is accepted
+			fake.Inbound(wa, time.Now()) // the fake's own window: free-form text is accepted once ours opens
+			fake.ApproveTemplate("cita_confirmada", "es", 1)
 			env := envFor(t)
 			env["SPA_WHATSAPP_TOKEN"], env["SPA_WHATSAPP_PHONE_NUMBER_ID"] = token, phoneID
 			env["SPA_WHATSAPP_BASE_URL"], env["SPA_WHATSAPP_APP_SECRET"] = fake.URL, secret
 			env["SPA_NOTIFY_STATUS_WINDOW"] = "3s"
+			env["SPA_WHATSAPP_TEMPLATES"] = "appointment_confirmed=cita_confirmada:es:utility:12h"
 			dataDir := t.TempDir()
 			base, _, logs := serveInProcess(t, env, dataDir)
 			a := api{t, base}
@@ -106,24 +129,44 @@ func TestDeliveryStatusesEndToEnd(t *testing.T) {
 				}
 				return rows
 			}
+			// confirmations are the notifications the fake carried (the bot
+			// answers the inbound message through it too).
+			confirmations := func() []whatsappfake.Sent {
+				var out []whatsappfake.Sent
+				for _, m := range fake.Sent() {
+					if m.Type == "template" || strings.Contains(m.Text, "confirmada para") {
+						out = append(out, m)
+					}
+				}
+				return out
+			}
 			wamidOf := map[string]string{}
 			var ids []string
 			for i, slot := range []int{0, 8} {
+				if i == 1 { // the client writes: the window opens
+					in := metaInbound("wamid.INBOUND1", wa, "hola", time.Now())
+					if code := postWebhook(t, base, in, whatsapp.Signature(secret, in)); code != 200 {
+						t.Fatalf("signed inbound message: %d", code)
+					}
+				}
 				held := a.must(201, "POST", "/v1/appointments", desk, map[string]any{"service_id": "massage-60", "staff_id": "ana",
 					"start": slots[slot].(map[string]any)["start"].(string), "client_id": client}, "Idempotency-Key", fmt.Sprintf("desk-%d", i))
 				id := held["id"].(string)
 				a.must(200, "POST", "/v1/appointments/"+id+"/confirm", desk, nil, "Idempotency-Key", fmt.Sprintf("desk-confirm-%d", i))
 				var sent whatsappfake.Sent
 				testwait.Until(t, 20*time.Second, "the confirmation on WhatsApp", func() error {
-					msgs := fake.Sent()
+					msgs := confirmations()
 					if len(msgs) != i+1 {
 						return fmt.Errorf("%d WhatsApp messages", len(msgs))
 					}
 					sent = msgs[i]
 					return nil
 				})
-				if sent.To != wa || sent.Type != "text" || !strings.Contains(sent.Text, "confirmada") {
-					t.Fatalf("sent %+v", sent)
+				outside := sent.Type == "template" && sent.Template == "cita_confirmada" && sent.Language == "es" &&
+					len(sent.Params) == 1 && strings.Contains(sent.Params[0], "confirmada para")
+				inside := sent.Type == "text" && strings.Contains(sent.Text, "confirmada para")
+				if sent.To != wa || (i == 0 && !outside) || (i == 1 && !inside) {
+					t.Fatalf("confirmation %d: %+v", i, sent)
 				}
 				ids, wamidOf[id] = append(ids, id), sent.ID
 			}
@@ -169,7 +212,7 @@ func TestDeliveryStatusesEndToEnd(t *testing.T) {
 			if rows := byAppointment(second); len(rows) != 2 {
 				t.Fatalf("the fallback went more than once: %v", rows)
 			}
-			if n := len(fake.Sent()); n != 2 {
+			if n := len(confirmations()); n != 2 {
 				t.Fatalf("%d WhatsApp messages, want 2", n)
 			}
 			_, metrics := metricsOf(t, base)

@@ -137,7 +137,7 @@ func (n *node) startNotifications(ctx context.Context, cfg config, js jetstream.
 		return err
 	}
 	svc, err := notify.New(deps, notify.Config{Reminders: cfg.NotifyReminders, Backoff: cfg.NotifyBackoff,
-		StatusWindow: cfg.NotifyStatusWindow})
+		StatusWindow: cfg.NotifyStatusWindow, WhatsAppTemplates: cfg.NotifyWhatsAppTemplates})
 	if err != nil {
 		return fmt.Errorf("SPA_NOTIFICATIONS: %w", err)
 	}

@@ -38,6 +38,9 @@ func (n *node) inboundReceivers() inbound.Fanout {
 	if n.bot != nil {
 		f = append(f, n.bot.inbox) // the bot's durable inbox (bot.go)
 	}
+	if n.notifications != nil && n.notifications.svc != nil {
+		f = append(f, n.notifications.svc) // opens the 24-hour window (delivery.go)
+	}
 	return f
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/spa-engine/spa/actors/auth/pii"
 )
@@ -34,6 +35,20 @@ type Message struct {
 	// (ChannelEmail only; HTML already escaped by its author).
 	Subject string
 	HTML    string
+	// Template, on ChannelWhatsApp, sends the message as an approved
+	// template instead of free-form text (outside the 24-hour window);
+	// nil: free-form.
+	Template *Template
+}
+
+// Template is an approved WhatsApp template to send a message as: Meta's
+// template name (or Twilio's ContentSid), its language and category
+// (utility, marketing, authentication), its body parameters in order,
+// and how long the provider may keep trying (0: its default).
+type Template struct {
+	Name, Language, Category string
+	Params                   []string
+	TTL                      time.Duration
 }
 
 // Sender delivers messages. Errors wrap ErrRejected (the provider refused:

@@ -125,6 +125,13 @@ func (c *Client) SendMessage(ctx context.Context, m sender.Message) (MessageReso
 		return MessageResource{}, fmt.Errorf("%w: twilio: unsupported channel %q", sender.ErrRejected, m.Channel)
 	}
 	form.Set("Body", m.Body)
+	if t := m.Template; t != nil && m.Channel == sender.ChannelWhatsApp {
+		// An approved content template (outside the 24-hour window):
+		// since 2025-04-01 Twilio wants ContentSid, not the text in Body.
+		if err := setTemplate(form, t); err != nil {
+			return MessageResource{}, err
+		}
+	}
 	if cb := c.cfg.StatusCallbackURL(); cb != "" {
 		form.Set("StatusCallback", cb) // delivery statuses (docs/notifications.md)
 	}

@@ -96,6 +96,11 @@ func (c *Client) SendTracked(ctx context.Context, m sender.Message) (string, err
 	if m.Channel != "" && m.Channel != sender.ChannelWhatsApp {
 		return "", fmt.Errorf("%w: whatsapp: cannot send channel %q", sender.ErrRejected, m.Channel)
 	}
+	if t := m.Template; t != nil {
+		// The Cloud API takes no validity per message: a template's TTL
+		// is the one it was approved with (docs/notifications.md).
+		return c.SendTemplate(ctx, m.To, Template{Name: t.Name, Language: t.Language, BodyParams: t.Params})
+	}
 	if t, ok := c.cfg.Templates[m.Purpose]; ok {
 		return c.SendTemplate(ctx, m.To, Template{Name: t.Name, Language: t.Language, BodyParams: []string{m.Body}})
 	}

@@ -33,3 +33,20 @@ func TestSendTrackedReturnsTheWamid(t *testing.T) {
 		t.Fatal("a number that is not E.164 was sent")
 	}
 }
+
+// TestMessageTemplate: a message carrying a template goes as that
+// approved template with its parameters, outside the window too.
+func TestMessageTemplate(t *testing.T) {
+	fake, c := setup(t, resilient.Policy{}, nil)
+	fake.ApproveTemplate("cita_confirmada", "es", 1)
+	id, err := c.SendTracked(context.Background(), sender.Message{To: phone, Body: "Tu cita está confirmada", Channel: sender.ChannelWhatsApp,
+		Template: &sender.Template{Name: "cita_confirmada", Language: "es", Category: "utility", Params: []string{"Tu cita está confirmada"}, TTL: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fake.Sent()
+	if len(got) != 1 || got[0].ID != id || got[0].Type != "template" || got[0].Template != "cita_confirmada" ||
+		len(got[0].Params) != 1 || got[0].Params[0] != "Tu cita está confirmada" || len(fake.Statuses()) != 0 {
+		t.Fatalf("fake recorded %+v, statuses %+v", got, fake.Statuses())
+	}
+}

@@ -48,6 +48,9 @@ type Deps struct {
 	// comes (delivery.go); nil: a message that never reports stays on
 	// its channel.
 	Checks DeliveryChecks
+	// PhoneIndex keeps WhatsApp's 24-hour window per number (window.go);
+	// nil: no window kept, WhatsApp messages go as free-form text.
+	PhoneIndex PhoneIndex
 	// Metrics counts sends, deliveries, failures and fallbacks; nil:
 	// none.
 	Metrics *Metrics
@@ -86,6 +89,10 @@ type Config struct {
 	// status before its kind's next channel is tried (kinds with a
 	// shorter window of their own keep it). Default DefaultStatusWindow.
 	StatusWindow time.Duration
+	// WhatsAppTemplates are the approved templates kinds are sent as
+	// outside the 24-hour window (window.go); a kind without one goes to
+	// its next channel there.
+	WhatsAppTemplates map[Kind]WhatsAppTemplate
 }
 
 // DefaultBackoff: a provider that is down for a few minutes loses no
@@ -381,7 +388,7 @@ func (s *Service) deliver(ctx context.Context, in intent) error {
 				return err
 			}
 		}
-		next, err := s.send(ctx, stored, p.to(ch))
+		next, err := s.send(ctx, stored, p.to(ch), in.deadline())
 		if err != nil || next.Status != persistence.NotificationFailed {
 			return err
 		}
@@ -422,7 +429,7 @@ func (s *Service) unreachable(ctx context.Context, in intent) error {
 // send makes one provider call for the queued n and records its outcome.
 // It returns n as recorded, and a *RetryError when the call failed for
 // now and n has attempts left, a *DeadError when it has none.
-func (s *Service) send(ctx context.Context, n persistence.Notification, to string) (persistence.Notification, error) {
+func (s *Service) send(ctx context.Context, n persistence.Notification, to string, deadline time.Time) (persistence.Notification, error) {
 	if s.deps.QuietHours != nil {
 		if d := s.deps.QuietHours.Delay(n, s.deps.Now()); d > 0 {
 			return n, &RetryError{After: d, Err: errors.New("held by quiet hours")}
@@ -437,9 +444,13 @@ func (s *Service) send(ctx context.Context, n persistence.Notification, to strin
 		}
 		m.HTML = html
 	}
-	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
-	id, err := sender.SendTracked(sctx, s.deps.Sender, m)
-	cancel()
+	var id string
+	err := s.whatsAppRules(ctx, &m, Kind(n.Kind), deadline)
+	if err == nil {
+		sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
+		id, err = sender.SendTracked(sctx, s.deps.Sender, m)
+		cancel()
+	}
 	now := s.deps.Now()
 	n.Attempts++
 	n.UpdatedAt = now

@@ -24,6 +24,9 @@ import (
 // Message is a message the fake accepted.
 type Message struct {
 	SID, To, From, Body, MessagingServiceSID string
+	// ContentSID, ContentVariables and ValidityPeriod as posted (a
+	// content template; its validity in seconds).
+	ContentSID, ContentVariables, ValidityPeriod string
 }
 
 // Server is the fake. Use APIBaseURL and VerifyBaseURL as the client's
@@ -217,7 +220,8 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.seq++
-	m := Message{SID: fmt.Sprintf("SM%032d", s.seq), To: to, From: from, Body: body, MessagingServiceSID: msid}
+	m := Message{SID: fmt.Sprintf("SM%032d", s.seq), To: to, From: from, Body: body, MessagingServiceSID: msid,
+		ContentSID: f.Get("ContentSid"), ContentVariables: f.Get("ContentVariables"), ValidityPeriod: f.Get("ValidityPeriod")}
 	s.messages = append(s.messages, m)
 	status := "queued"
 	if msid != "" {
