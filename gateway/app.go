@@ -103,6 +103,8 @@ func (s *server) registerRoutes(app *fiber.App) {
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
 	app.Get("/openapi.json", openapi.Serve)
+	app.Get("/docs", openapi.ServeDocs)
+	app.Get("/docs/redoc.standalone.js", openapi.ServeRedoc)
 
 	app.Get("/v1/studio", s.getPublicStudio)
 	app.Get("/v1/admin/studio", admin, s.getAdminStudio)

@@ -126,3 +126,23 @@ func TestOpenAPIServed(t *testing.T) {
 		t.Fatalf("%d %q %.80s", r.status, r.header.Get("Content-Type"), r.body)
 	}
 }
+
+// TestDocsPage: /docs is a page rendering /openapi.json with the embedded
+// Redoc, under a CSP that admits only this origin's script.
+func TestDocsPage(t *testing.T) {
+	e := newEnv(t)
+	r := e.do("GET", "/docs", "")
+	csp := r.header.Get("Content-Security-Policy")
+	if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") ||
+		!bytes.Contains(r.body, []byte(`spec-url="/openapi.json"`)) || !bytes.Contains(r.body, []byte(`src="/docs/redoc.standalone.js"`)) {
+		t.Fatalf("/docs: %d %q %.200s", r.status, r.header.Get("Content-Type"), r.body)
+	}
+	if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-eval") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Fatalf("/docs CSP %q", csp)
+	}
+	js := e.do("GET", "/docs/redoc.standalone.js", "")
+	if js.status != 200 || !strings.HasPrefix(js.header.Get("Content-Type"), "text/javascript") ||
+		!bytes.Contains(js.body[:min(len(js.body), 200)], []byte("Version: "+openapi.RedocVersion)) {
+		t.Fatalf("/docs/redoc.standalone.js: %d %q %.120s", js.status, js.header.Get("Content-Type"), js.body)
+	}
+}

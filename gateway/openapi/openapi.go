@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 	"go.yaml.in/yaml/v4"
@@ -23,7 +24,7 @@ var source []byte
 // with its own paths and components/schemas, merged into source so areas
 // can grow without editing one shared file.
 //
-//go:embed paths
+//go:embed paths examples
 var parts embed.FS
 
 // document is source and its parts as JSON, converted once at start-up: a
@@ -86,6 +87,9 @@ func merged(main []byte, fsys fs.FS) ([]byte, error) {
 			}
 		}
 	}
+	if err := applyExamples(doc, fsys); err != nil {
+		return nil, err
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // the document quotes '<token>' and the like
@@ -93,6 +97,98 @@ func merged(main []byte, fsys fs.FS) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// applyExamples sets the examples of examples/*.yaml on the operations
+// they name. Each file maps an operationId to its request body's example
+// (request) and its responses' (responses: status -> example); an
+// example written in the operation itself wins. Kept apart from paths/
+// so the fragments stay readable and an area's examples change without
+// touching its routes. An operationId or status that does not exist is
+// an error: examples cannot outlive their operation.
+func applyExamples(doc map[string]any, fsys fs.FS) error {
+	ops := map[string]map[string]any{}
+	paths, _ := doc["paths"].(map[string]any)
+	for _, item := range paths {
+		methods, _ := item.(map[string]any)
+		for _, op := range methods {
+			if o, ok := op.(map[string]any); ok {
+				if id, _ := o["operationId"].(string); id != "" {
+					ops[id] = o
+				}
+			}
+		}
+	}
+	names, err := fs.Glob(fsys, "examples/*.yaml")
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		y, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return err
+		}
+		all, err := yamlMap(y)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		for id, v := range all {
+			op := ops[id]
+			ex, _ := v.(map[string]any)
+			if op == nil || ex == nil {
+				return fmt.Errorf("%s: %q is no operation's id", name, id)
+			}
+			if req, ok := ex["request"]; ok {
+				body, _ := op["requestBody"].(map[string]any)
+				if err := setExample(doc, body, req); err != nil {
+					return fmt.Errorf("%s: %s request: %w", name, id, err)
+				}
+			}
+			res, _ := ex["responses"].(map[string]any)
+			responses, _ := op["responses"].(map[string]any)
+			for status, e := range res {
+				r, _ := responses[status].(map[string]any)
+				if err := setExample(doc, r, e); err != nil {
+					return fmt.Errorf("%s: %s response %s: %w", name, id, status, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// setExample sets example on every media type of a request body or
+// response that has none; a shared one (a $ref into components) gets it
+// for every operation that uses it.
+func setExample(doc, holder map[string]any, example any) error {
+	if ref, _ := holder["$ref"].(string); ref != "" {
+		holder = nil
+		if rest, ok := strings.CutPrefix(ref, "#/"); ok {
+			var at any = doc
+			for _, key := range strings.Split(rest, "/") {
+				m, _ := at.(map[string]any)
+				at = m[key]
+			}
+			holder, _ = at.(map[string]any)
+		}
+		if holder == nil {
+			return fmt.Errorf("%s does not resolve", ref)
+		}
+	}
+	content, _ := holder["content"].(map[string]any)
+	if len(content) == 0 {
+		return fmt.Errorf("no inline content to hold an example")
+	}
+	for _, mt := range content {
+		m, _ := mt.(map[string]any)
+		if m == nil {
+			continue
+		}
+		if _, has := m["example"]; !has && m["examples"] == nil {
+			m["example"] = example
+		}
+	}
+	return nil
 }
 
 // mergeInto adds src[key]'s entries to dst[key], refusing duplicates.

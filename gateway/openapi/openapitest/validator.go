@@ -52,7 +52,9 @@ func textBody(r io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filte
 
 // NewValidator loads the document and builds a Validator over it.
 func NewValidator() (*Validator, error) {
-	openapi3filter.RegisterBodyDecoder("text/xml", textBody) // Twilio's inbound webhook answers TwiML
+	openapi3filter.RegisterBodyDecoder("text/xml", textBody)        // Twilio's inbound webhook answers TwiML
+	openapi3filter.RegisterBodyDecoder("text/html", textBody)       // GET /docs
+	openapi3filter.RegisterBodyDecoder("text/javascript", textBody) // its script
 	doc, err := Load()
 	if err != nil {
 		return nil, err
