@@ -36,7 +36,10 @@ import (
 // botNode is the running bot: the inbox the webhooks publish to and its
 // consumer.
 type botNode struct {
-	inbox    *botjs.Inbox
+	inbox *botjs.Inbox
+	// gate admits messages to the inbox within the limits (bot_limits.go):
+	// the webhooks' receiver.
+	gate     *botGate
 	consumer *botjs.Consumer
 	service  *bot.Service
 	// sessions reach the phones' session actors (this node's directory,
@@ -106,6 +109,9 @@ func (n *node) startBot(ctx context.Context, cfg config, js jetstream.JetStream,
 	b.desk = bot.NewDesk(bot.DeskDeps{Store: n.store, Sessions: b.sessions, Sealer: n.keyring, Now: time.Now})
 	lane := func(from string) string { return phoneLane(idn.Index, from) }
 	if b.inbox, err = botjs.Open(ctx, js, botjs.Config{Replicas: cfg.Cluster.replicas()}, n.keyring, lane); err != nil {
+		return err
+	}
+	if b.gate, err = newBotGate(n.quotaClient(), b.inbox, idn.Index, met, reg); err != nil {
 		return err
 	}
 	b.consumer, err = botjs.Consume(ctx, js, botjs.Config{Replicas: cfg.Cluster.replicas()}, n.keyring, b.handle, n.log)

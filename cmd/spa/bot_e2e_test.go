@@ -358,3 +358,42 @@ func TestBotBooksWithModelEndToEnd(t *testing.T) {
 		})
 	}
 }
+
+// TestBotVelocityLimitEndToEnd: eleven texts from one phone within a
+// minute: ten reach the bot and are answered, the eleventh is
+// acknowledged and dropped (spa_bot_blocked_total{reason="velocity"});
+// a button tap is still taken.
+func TestBotVelocityLimitEndToEnd(t *testing.T) {
+	w := newBotWorld(t, map[string]string{})
+	for i := range botVelocity.Limit + 1 {
+		w.post(fmt.Sprintf("hola %d", i), "")
+	}
+	testwait.Until(t, 30*time.Second, "ten answers", func() error {
+		if n := len(w.fake.Sent()); n < botVelocity.Limit {
+			return fmt.Errorf("%d answers", n)
+		}
+		return nil
+	})
+	_, metrics := metricsOf(t, w.a.base)
+	if !strings.Contains(metrics, `spa_bot_blocked_total{reason="velocity"} 1`) {
+		t.Fatalf("no velocity refusal counted:\n%s", grepLines(metrics, "spa_bot_"))
+	}
+	w.post("Cambiar", "change:apt_none") // a tap is not held to the velocity limit
+	testwait.Until(t, 30*time.Second, "the tap answered", func() error {
+		if n := len(w.fake.Sent()); n != botVelocity.Limit+1 {
+			return fmt.Errorf("%d answers, want %d", n, botVelocity.Limit+1)
+		}
+		return nil
+	})
+}
+
+// grepLines are the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

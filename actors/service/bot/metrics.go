@@ -82,3 +82,7 @@ func (m *Metrics) tool(name, outcome string) {
 		m.tools.WithLabelValues(name, outcome).Inc()
 	}
 }
+
+// Blocked counts a message refused before it reached the bot (a velocity
+// limit, the daily cap), by reason.
+func (m *Metrics) Blocked(reason string) { m.blocked(reason) }

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spa-engine/spa/actors/auth/pii"
+	"github.com/spa-engine/spa/actors/limiter"
+	"github.com/spa-engine/spa/actors/providers/inbound"
+	"github.com/spa-engine/spa/actors/quota"
+	"github.com/spa-engine/spa/actors/service/bot"
+)
+
+// The bot's abuse and cost limits (docs/bot.md, Limits; issue 18 item 6,
+// in part): per phone, a velocity limit on text messages and a daily cap
+// on every message, and global caps over all phones (the bound on what the
+// model can cost). They are quota actors like the login-code limits:
+// cluster-wide, persisted, so a restart forgets nothing. A message over a
+// limit is acknowledged to the provider and dropped before it reaches the
+// stream (counted in spa_bot_blocked_total{reason}); a limiter that
+// cannot answer makes the webhook 5xx, so the provider delivers again.
+var (
+	botVelocity       = limiter.Window{Limit: 10, Per: time.Minute}
+	botVelocityGlobal = limiter.Window{Limit: 20_000, Per: time.Minute}
+	botDaily          = limiter.Window{Limit: 200, Per: 24 * time.Hour}
+	botDailyGlobal    = limiter.Window{Limit: 200_000, Per: 24 * time.Hour}
+)
+
+// botGate admits inbound messages to the bot's inbox within the limits.
+type botGate struct {
+	next            inbound.Receiver
+	velocity, daily *quota.Limiter
+	index           *pii.BlindIndex
+	metrics         *bot.Metrics
+}
+
+func newBotGate(q *quota.Client, next inbound.Receiver, index *pii.BlindIndex, met *bot.Metrics, reg prometheus.Registerer) (*botGate, error) {
+	g := &botGate{next: next, index: index, metrics: met}
+	var err error
+	if g.velocity, err = quota.NewLimiter(q, quota.LimiterConfig{Name: "bot-velocity", PerKey: botVelocity, Global: botVelocityGlobal}, reg); err != nil {
+		return nil, err
+	}
+	g.daily, err = quota.NewLimiter(q, quota.LimiterConfig{Name: "bot-daily", PerKey: botDaily, Global: botDailyGlobal}, reg)
+	return g, err
+}
+
+// Receive passes on the messages within the limits. A button tap is not
+// held to the velocity limit (it answers the bot's own proposal), only to
+// the daily cap.
+func (g *botGate) Receive(ctx context.Context, msgs []inbound.Message) error {
+	keep := make([]inbound.Message, 0, len(msgs))
+	for _, m := range msgs {
+		if m.Channel != "whatsapp" {
+			continue
+		}
+		key := phoneLane(g.index, m.From)
+		if m.Payload == "" {
+			if ok, err := g.admit(ctx, g.velocity, key, "velocity"); err != nil {
+				return err
+			} else if !ok {
+				continue
+			}
+		}
+		if ok, err := g.admit(ctx, g.daily, key, "daily_cap"); err != nil {
+			return err
+		} else if !ok {
+			continue
+		}
+		keep = append(keep, m)
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	return g.next.Receive(ctx, keep)
+}
+
+func (g *botGate) admit(ctx context.Context, l *quota.Limiter, key, reason string) (bool, error) {
+	err := l.Allow(ctx, key)
+	var limited *limiter.LimitedError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &limited):
+		g.metrics.Blocked(reason)
+		return false, nil
+	}
+	return false, err
+}
