@@ -77,6 +77,7 @@ type notificationsNode struct {
 	mu      sync.Mutex
 	stopped bool
 	wait    sync.WaitGroup
+	lanes   []*lanes // every consumer's (lanes.go), closed once wait is done
 	// dead parks dead messages and admin serves the admin's routes over
 	// it (notification_deadletters.go); nil in tests that park nothing.
 	dead  *notifyjs.DeadLetters
@@ -108,6 +109,7 @@ func (nn *notificationsNode) stop() {
 	nn.mu.Unlock()
 	nn.cancel()
 	nn.wait.Wait()
+	nn.closeLanes()
 }
 
 // startNotifications starts the consumer when SPA_NOTIFICATIONS is on,
@@ -191,12 +193,12 @@ const (
 	notificationsAckWait = 2 * time.Minute
 )
 
-// notificationsBuffered is how many events a node fetches ahead. Events
-// are handled one at a time, and the server counts AckWait from the
-// fetch: with two, a fetched event waits at most one handling (under
-// AckWait) instead of being redelivered to another node while this one
-// still holds it, which could send it twice.
-const notificationsBuffered = 2
+// notificationsBuffered is how many events a node fetches ahead: two per
+// lane. The server counts AckWait from the fetch, so a fetched event must
+// wait at most about one handling of its lane (under AckWait), not be
+// redelivered to another node while this one still holds it, which could
+// send it twice.
+const notificationsBuffered = 2 * notificationLanes
 
 // newNotificationsNode is a node with no consumer yet; stop it.
 func newNotificationsNode() *notificationsNode {
@@ -248,11 +250,8 @@ func (nn *notificationsNode) follow(ctx context.Context, js jetstream.JetStream,
 	if err != nil {
 		return fmt.Errorf("follow %s: %w", cc.Durable, err)
 	}
-	consume, err := cons.Consume(func(msg jetstream.Msg) {
-		if !nn.begin() {
-			return // stopping: redelivered to whoever runs next
-		}
-		defer nn.wait.Done()
+	lanes := nn.newLanes(notificationLanes)
+	handleOne := func(msg jetstream.Msg) {
 		// The ack timer restarts here, not at the fetch.
 		_ = msg.InProgress()
 		ctx, stop := context.WithTimeout(nn.ctx, handleTimeout)
@@ -287,6 +286,12 @@ func (nn *notificationsNode) follow(ctx context.Context, js jetstream.JetStream,
 			log.Warn("notification handling failed; will retry", "consumer", cc.Durable, "subject", msg.Subject(), "err", err, "retry_in", delay.String())
 			_ = msg.NakWithDelay(delay)
 		}
+	}
+	consume, err := cons.Consume(func(msg jetstream.Msg) {
+		if !nn.begin() {
+			return // stopping: redelivered to whoever runs next
+		}
+		lanes.hand(nn, msg, handleOne)
 	}, jetstream.PullMaxMessages(notificationsBuffered))
 	if err != nil {
 		return fmt.Errorf("follow %s: %w", cc.Durable, err)
