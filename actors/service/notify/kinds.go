@@ -28,7 +28,7 @@ const (
 func Kinds() []Kind {
 	return []Kind{KindAppointmentConfirmed, KindAppointmentCancelled, KindAppointmentRescheduled, KindWaitlistOffer,
 		KindReminder24h, KindReminder2h, KindPaymentApproved, KindPaymentDeclined, KindPaymentRefunded,
-		KindOrderPaid, KindOrderFulfilled, KindOrderCancelled, KindReturnProcessed, KindAppointmentFollowUp}
+		KindOrderPaid, KindOrderFulfilled, KindOrderCancelled, KindReturnProcessed, KindAppointmentFollowUp, KindAppointmentHeld}
 }
 
 // categories: what each kind is about, for the client's preferences and
@@ -48,6 +48,7 @@ var categories = map[Kind]persistence.NotificationCategory{
 	KindOrderCancelled:         persistence.CategoryPayments,
 	KindReturnProcessed:        persistence.CategoryPayments,
 	KindAppointmentFollowUp:    persistence.CategoryMarketing,
+	KindAppointmentHeld:        persistence.CategoryBooking,
 }
 
 // DefaultChannels is the channel order of every kind: WhatsApp, which

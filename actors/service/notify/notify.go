@@ -184,6 +184,12 @@ func (s *Service) Handle(ctx context.Context, payload proto.Message) error {
 			}
 		}
 		in, ok = appointmentIntent(ev)
+		if !ok {
+			var err error
+			if in, ok, err = s.heldIntent(ctx, ev); err != nil {
+				return err
+			}
+		}
 	case *messages.WaitlistOffered:
 		in, ok = waitlistIntent(ev)
 	case *messages.PaymentChanged:
@@ -299,6 +305,10 @@ func (s *Service) vars(ctx context.Context, tx persistence.Tx, in intent) (Vars,
 	case KindWaitlistOffer:
 		v["ExpiresAt"] = formatWhen(in.expires, loc, lang)
 		v["ExpiresIn"] = formatDuration(max(in.expires.Sub(s.deps.Now()), 0), lang)
+	case KindAppointmentHeld:
+		v["ExpiresAt"] = formatWhen(in.expires, loc, lang)
+		v["ExpiresIn"] = formatDuration(max(in.expires.Sub(s.deps.Now()), 0), lang)
+		v["Deposit"] = formatMoney(in.amountMinor, in.currency, lang)
 	}
 	return v, nil
 }

@@ -32,10 +32,11 @@ func Categories() []persistence.NotificationCategory {
 }
 
 // requested are the kinds the client asked for with what they did: the
-// confirmation of their own booking and the slot offered from the
-// waitlist they joined. (The login code, the other one, is sent by the
+// confirmation of their own booking, the hold of the slot they chose
+// (until its deposit is paid) and the slot offered from the waitlist they
+// joined. (The login code, the other one, is sent by the
 // sign-in path, not through preferences.) Opt-outs never suppress them.
-var requested = map[Kind]bool{KindAppointmentConfirmed: true, KindWaitlistOffer: true}
+var requested = map[Kind]bool{KindAppointmentConfirmed: true, KindWaitlistOffer: true, KindAppointmentHeld: true}
 
 // Requested reports whether kind is one the client asked for, never
 // suppressed by their preferences.

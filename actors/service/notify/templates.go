@@ -112,6 +112,7 @@ var declared = map[Kind][]Var{
 	KindOrderCancelled:         {varOrder, varAmount, varFulfilment},
 	KindReturnProcessed:        {varOrder, varAmount, varOutcome},
 	KindAppointmentFollowUp:    {varService, varStaff, varWhen},
+	KindAppointmentHeld:        {varService, varStaff, varWhen, varExpiresAt, varExpiresIn, varDeposit},
 }
 
 // Declared are kind's variables (nil for an unknown kind).
