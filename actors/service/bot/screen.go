@@ -23,7 +23,7 @@ type Verdict struct {
 }
 
 // blockAt is the score from which a message is blocked (tuned on the
-// training split of testdata/screen, checked on the held-out split).
+// "tune" split of testdata/eval.jsonl, checked on "heldout": eval_test.go).
 const blockAt = 4
 
 type signal struct {
@@ -41,8 +41,8 @@ var signals = []signal{
 	{regexp.MustCompile(`\b(prompt|mensaje|instrucciones)\s+(del sistema|de sistema|inicial(es)?|ocult[oa]s?|secret[oa]s?|original(es)?)\b`), 4, "prompt_probe_es"},
 	{regexp.MustCompile(`\b(reveal|show|print|repeat|output|display|leak|tell me|give me|write out|dump)\b.{0,30}\b(instructions|prompt|rules|configuration|system message|guidelines|text above|words above|everything above)\b`), 4, "leak_en"},
 	{regexp.MustCompile(`\b(revela|muestra|muestrame|imprime|repite|dime|escribe|dame|copia|ensename|cuentame)\b.{0,30}\b(instrucciones|prompt|reglas|configuracion|texto anterior|mensaje del sistema|directrices|lo de arriba)\b`), 4, "leak_es"},
-	{regexp.MustCompile(`\b(you are now|from now on you are|you're now|act as|pretend (to be|you are)|roleplay as|behave as|simulate being|you will now be)\b`), 3, "persona_en"},
-	{regexp.MustCompile(`\b(ahora eres|a partir de ahora (eres|seras|vas a ser)|actua como|finge (ser|que eres)|haz de cuenta que eres|comportate como|simula ser|hazte pasar por|juega a ser)\b`), 3, "persona_es"},
+	{regexp.MustCompile(`\b(you are now|from now on you are|you're now|act as|pretend (to be|you are)|roleplay as|behave as|simulate being|you will now be)\b`), 4, "persona_en"},
+	{regexp.MustCompile(`\b(ahora eres|a partir de ahora (eres|seras|vas a ser)|actua como|finge (ser|que eres)|haz de cuenta que eres|comportate como|simula ser|hazte pasar por|juega a ser)\b`), 4, "persona_es"},
 	{regexp.MustCompile(`\b(jailbreak|dan mode|do anything now|developer mode|god mode|modo desarrollador|modo dios|sin restricciones|without (any )?restrictions|no restrictions|unfiltered|sin filtros?|uncensored|sin censura)\b`), 4, "jailbreak"},
 	{regexp.MustCompile(`\b(new|updated|real|actual|true) (instructions|rules|task|objective)\b|\b(nuevas?|verdaderas?|reales?) (instrucciones|reglas|tarea|orden(es)?)\b`), 3, "new_rules"},
 	{regexp.MustCompile(`\b(admin|administrator|root|sudo|superuser|developer|desarrollador|administrador|soporte tecnico de openai|google engineer|ingeniero de google)\b.{0,40}\b(access|acceso|mode|modo|override|command|comando|privileges|privilegios|autoriz\w*|authoriz\w*)\b`), 3, "authority"},
@@ -50,12 +50,43 @@ var signals = []signal{
 	{regexp.MustCompile(`\b(base64|rot13|hex|hexadecimal|encoded|codificad[oa]|decode|decodifica|descifra)\b`), 1, "encoding"},
 	{regexp.MustCompile(`\b(password|contrasena|api key|apikey|token|credentials|credenciales|secret key|clave secreta|database|base de datos|sql|other (clients?|customers?|users?)('s)? (phone|data|numbers?|emails?)|datos de otros|telefonos? de (otros|los) clientes)\b`), 2, "data_probe"},
 	{regexp.MustCompile(`\b(canary|canario)\b`), 3, "canary_probe"},
-	{regexp.MustCompile(`\b(do not|don't|dont|never|no)\b.{0,15}\b(refuse|decline|say no|te niegues|rechaces|negarte)\b|\bno (te niegues|puedes negarte|rechaces)\b`), 2, "no_refusal"},
+	{regexp.MustCompile(`\b(do not|don't|dont|never|nunca|no)\b.{0,15}\b(refus\w*|declin\w*|say no|te niegues|se niega|rechaces|negarte)\b|\bno (te niegues|puedes negarte|rechaces)\b`), 2, "no_refusal"},
 	{regexp.MustCompile(`\b(respond|answer|reply|responde|contesta)\b.{0,20}\b(only|unicamente|solo|solamente)\b.{0,20}\b(with|con)\b.{0,20}\b(yes|si|ok|true|json|code|codigo)\b`), 2, "format_forcing"},
+	// Overrides said without naming "instructions": the bot's earlier
+	// context, what it was told or programmed, declared void.
+	{regexp.MustCompile(`\b(ignora\w*|olvida\w*|omite|descarta|anula|no hagas caso|desobedece|ignore|disregard|forget|drop|override)\b.{0,40}\b(reglas?|instruc\w*|indicacion\w*|programacion|directrices|context|directives?|the above|lo de arriba|above)\b|\b(previous|prior|earlier|previas?|anteriores|original) (instructions|directives|rules|context|prompt|reglas|instrucciones|indicaciones|directrices)\b.{0,30}\b(void|cancel\w*|no longer|null|anulad\w*|ya no)|\b(ya no aplican|no longer appl\w*|applies anymore|are void|quedan anuladas)\b`), 5, "override"},
+	{regexp.MustCompile(`\b((lo|el texto|texto exacto|exacto) que te (dijeron|programaron|dieron|indicaron)|you were (told|given|programmed)|te (programaron|configuraron)|your (programming|configuration|hidden|internal)|tu configuracion|configuracion interna|internal configuration|new session|nueva sesion)\b`), 3, "told_context"},
+	// Role play: a new identity or a game without rules.
+	{regexp.MustCompile(`\b(juguemos|let'?s play|imagina que (no )?eres|imagine you'?re|tu personaje|your character|in character|en tu papel|staying in character|eres un actor|you'?re an actor|vas a ser|you'?re (now )?(aim|dan)|no tiene(s)? reglas|has no rules|have no rules|sin limites|no limits|without limits|sin reglas)\b`), 3, "roleplay"},
+	// Extraction: the text before the conversation, the canary, the tools.
+	{regexp.MustCompile(`\b(repite|repeat|copia\w*|copies|paste|output|escribe|write|traduce|translate|resume|summarize|imprime|print)\b.{0,40}\b(texto|text|instructions|instrucciones|everything|todo lo que)\b.{0,40}\b(arriba|above|before|antes|recibiste|received|given|dieron|verbatim|palabra por palabra|word for word)\b`), 4, "extraction"},
+	{regexp.MustCompile(`\b(marcador|marker)\b|\b(herramientas|tools)\b.{0,40}\b(parametros|schemas?|json)\b`), 4, "internals_probe"},
+	{regexp.MustCompile(`\b(propose_\w+|my_appointments|list_services|search_availability|product_lookup|client_id|appointment_id)\b`), 4, "tool_name"},
+	// Excessive agency: everyone's data or bookings, confirmations without
+	// the button, bookings for third parties or in bulk.
+	{regexp.MustCompile(`\b(telefonos?|numeros?|correos?|emails?|datos|agenda|citas|schedule|phone numbers|details|bookings|appointments|lista)\b.{0,30}\b(todas las clientas|todos los clientes|todas las citas|every (client|customer)|all (the )?(clients|customers)|everyone'?s?|de la clienta|of the client|de todos)\b|\b(customer emails|client list|lista de clientas?|everyone'?s (schedule|bookings|appointments|data))\b`), 4, "bulk_data"},
+	{regexp.MustCompile(`\b(cancela\w*|cancel|mueve|move|bloquea|block|borra|delete)\b.{0,15}\b(todas las|all|every|toda la|the whole|whole)\b.{0,10}\b(citas|appointments?|bookings?|agenda|calendar|semana|week)\b|\b(sin botone?s?|no (me mandes )?botones|no buttons|skip the buttons|confirm it yourself|confirmalo tu mismo|ya la aprobe|already approved)\b`), 4, "agency"},
+	{regexp.MustCompile(`\b([5-9]|\d{2,}) (citas|appointments|slots|reservas|back-to-back)\b`), 2, "bulk_booking"},
+	{regexp.MustCompile(`\b(nombres? de (clientes )?(distintos|diferentes)|a nombre de (diferentes|otra) personas?|different (client )?names|someone else'?s name|sin (avisarle|preguntar)|without (asking|telling)|doesn'?t know|ella no sabe)\b`), 2, "third_party"},
+	{regexp.MustCompile(`\b(citas|bookings|appointments|reservas|cita)\s+(del|de|for)\s+(the\s+)?(telefono|phone|numero|cliente|client|la senora|el senor|mrs|mr|los otros|otros|other)\b|\bmrs?\.? \w+'s appointment\b|\b(other clients'?|otros clientes)\b`), 4, "other_client"},
+	{regexp.MustCompile(`\b(book|reserva|agenda)\w*\b.{0,25}\+?\d[\d ]{8,}\d`), 2, "booking_for_number"},
+	{regexp.MustCompile(`\b(descuento del 100|100 ?% (de )?(discount|descuento)|descuento de 100|gratis sin abono|free appointment)\b|\b100 ?%`), 3, "free_ride"},
+	// Social engineering: a claimed authority asking for what it has no
+	// business asking the bot.
+	{regexp.MustCompile(`\b(soy|i'?m|i am|this is|te escribe|habla)\b.{0,25}\b(la|el|the|a|an|de la|from)?\s*(administrador\w*|duen[oa]|gerente|desarrollador\w*|recepcionista nueva|policia|police officer|manager|owner|developer|new receptionist|soporte|support)\b|\b(trabajo en|work at|from) (google|meta|openai|whatsapp)\b|\b(said|told me) you (could|can|would)\b|\bme dijo que (tu|usted) (me )?(podias|podia|puedes|puede)\b|\b(debug mode|modo de depuracion|auditando|auditing)\b`), 2, "authority_claim"},
+	{regexp.MustCompile(`\b(telefono|numero|phone number|celular)\b.{0,20}\b(personal|privado|de la masajista|de la terapeuta)\b|\bpersonal phone\b|\b(reglas|instrucciones|rules|instructions) secret\w*\b|\bsecret (rules|instructions)\b|\b(autoriza|authorize)\b.{0,20}\b(descuento|discount)\b`), 3, "private_data"},
+	// Another language's override (Portuguese, French, German).
+	{regexp.MustCompile(`\b(ignore[sz]?|ignoriere|oublie|vergiss|esquece)\b.{0,40}\b(instructions|instrucoes|anweisungen|regles|regeln|regras)\b|\b(systemprompt|prompt systeme|prompt do sistema)\b`), 5, "override_other"},
+	// Text addressed to the bot inside a name, a note or a quote.
+	{regexp.MustCompile(`\b(nota para (el bot|la ia)|note to the (bot|ai|assistant)|p\.?[ds]\.? (para la ia|for the ai)|nota (interna|del administrador)|(internal|admin|manager) note|asunto dice|subject says|notas de la cita|booking notes|new order|nueva orden)\b|(^|[:,'"(] ?)(bot|ia|ai|asistente|assistant|sistema|system)\s*[,:]`), 2, "addressed_to_bot"},
+	{regexp.MustCompile(`\b(chiste ofensivo|insulting joke|cerro para siempre|closed for good|answer yes to everything|responde solo con .?si)\b`), 3, "abuse_payload"},
+	// Talk about the bot's own rules: not enough alone ("what are your
+	// rules for kids?"), it adds up with any other signal.
+	{regexp.MustCompile(`\b(tus|your|sus) (instrucciones|reglas|indicaciones|normas|politicas|instructions|rules|guidelines|restrictions|restricciones|limits|limites|prompt)\b`), 2, "its_rules"},
 }
 
 // structural markers of chat templates and fake role turns.
-var structural = regexp.MustCompile(`(<\|?(im_start|im_end|system|endoftext|assistant|user)\|?>|\[/?inst\]|\[/?system\]|<</?sys>>|</?system>|^\s*(system|assistant|sistema|asistente)\s*:|"role"\s*:\s*"(system|model|assistant)"|###\s*(instruction|system|instruccion)|-{3,}\s*(end|fin|begin|inicio))`)
+var structural = regexp.MustCompile(`(<\|?(im_start|im_end|system|endoftext|assistant|user)\|?>|\[/?inst\]|\[/?system\]|<</?sys>>|</?system>|^\s*(system|assistant|sistema|asistente)\s*:|"role"\s*:\s*"(system|model|assistant)"|###\s*(instruction|system|instruccion)|-{3,}\s*(end|fin|begin|inicio)|<!--|[.!?]\s+(system|sistema)\s*:)`)
 
 // Screen scores text for prompt injection: it normalises it (NFKC, no
 // zero-width or bidi characters, no accents, leetspeak undone, spaced
@@ -89,9 +120,18 @@ func Screen(text string) Verdict {
 				}
 			}
 			if structural.MatchString(variant) {
-				add("structural", 3)
+				add("structural", 4)
 			}
 		}
+		// Fake role turns start a line; Normalize joined the lines.
+		for _, line := range strings.Split(t, "\n") {
+			if structural.MatchString(Normalize(line)) {
+				add("structural", 4)
+			}
+		}
+	}
+	if mixedScript(text) {
+		add("mixed_script", 2)
 	}
 	v.Blocked = v.Score >= blockAt
 	return v
@@ -106,7 +146,21 @@ func invisible(r rune) bool {
 	return false
 }
 
-func hidden(s string) bool { return strings.ContainsFunc(s, invisible) }
+// hidden reports invisible characters, but not the zero-width joiner
+// that builds emoji (💆‍♀️): only one between letters counts.
+func hidden(s string) bool {
+	rs := []rune(s)
+	for i, r := range rs {
+		if !invisible(r) {
+			continue
+		}
+		if r == 0x200D && (i == 0 || !unicode.IsLetter(rs[i-1])) {
+			continue
+		}
+		return true
+	}
+	return false
+}
 
 // stripMarks removes accents. A chain keeps state, so each call makes its
 // own (sharing one is a data race).
@@ -114,14 +168,47 @@ func stripMarks() transform.Transformer {
 	return transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
 }
 
+// confusables are Cyrillic and Greek letters drawn like Latin ones
+// ("іgnоrе" with Cyrillic і, о, е); NFKC leaves them alone.
+var confusables = map[rune]rune{
+	'а': 'a', 'е': 'e', 'о': 'o', 'р': 'p', 'с': 'c', 'у': 'y', 'х': 'x', 'і': 'i', 'ј': 'j', 'ѕ': 's', 'һ': 'h', 'ԁ': 'd', 'ԛ': 'q', 'ԝ': 'w',
+	'А': 'A', 'В': 'B', 'Е': 'E', 'К': 'K', 'М': 'M', 'Н': 'H', 'О': 'O', 'Р': 'P', 'С': 'C', 'Т': 'T', 'Х': 'X', 'І': 'I', 'Ј': 'J', 'Ѕ': 'S',
+	'α': 'a', 'ε': 'e', 'ο': 'o', 'ρ': 'p', 'ι': 'i', 'κ': 'k', 'ν': 'v', 'τ': 't', 'υ': 'u',
+	'Α': 'A', 'Β': 'B', 'Ε': 'E', 'Η': 'H', 'Ι': 'I', 'Κ': 'K', 'Μ': 'M', 'Ν': 'N', 'Ο': 'O', 'Ρ': 'P', 'Τ': 'T', 'Χ': 'X', 'Υ': 'Y', 'Ζ': 'Z',
+}
+
+// mixedScript reports a word mixing Latin letters with Cyrillic or Greek
+// ones: no es-CO or English client writes that, a homoglyph attack does.
+func mixedScript(s string) bool {
+	for _, w := range strings.Fields(s) {
+		latin, other := false, false
+		for _, r := range w {
+			switch {
+			case unicode.Is(unicode.Latin, r):
+				latin = true
+			case unicode.Is(unicode.Cyrillic, r), unicode.Is(unicode.Greek, r):
+				other = true
+			}
+		}
+		if latin && other {
+			return true
+		}
+	}
+	return false
+}
+
 // Normalize is the text the screen and the deterministic dialogue read:
 // NFKC (full-width and styled letters become plain), invisible characters
-// removed, lower case, accents removed, whitespace collapsed.
+// removed, Cyrillic and Greek look-alikes read as Latin, lower case,
+// accents removed, whitespace collapsed.
 func Normalize(s string) string {
 	s = norm.NFKC.String(s)
 	s = strings.Map(func(r rune) rune {
 		if invisible(r) {
 			return -1
+		}
+		if l, ok := confusables[r]; ok {
+			return l
 		}
 		return r
 	}, s)
