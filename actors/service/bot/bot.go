@@ -149,6 +149,13 @@ func (s *Service) Handle(ctx context.Context, in Inbound, mem Memory) (Memory, e
 		return mem, nil
 	}
 	client, err := s.d.Clients.ClientByPhone(ctx, in.Phone)
+	if code, final := faultOf(err); final && code != fault.CodeUnavailable && code != fault.CodeInternal {
+		// A blocked number (or one that is not a number): no answer, and
+		// nothing to try again. The message is handled.
+		s.d.Metrics.blocked("blocked_phone")
+		s.d.Log.Info("bot: message from a refused number dropped", "code", code)
+		return mem, nil
+	}
 	if err != nil {
 		return mem, fmt.Errorf("bot: client of the phone: %w", err)
 	}

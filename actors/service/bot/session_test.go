@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/actors/session"
 )
 
@@ -72,5 +73,29 @@ func TestStaffActions(t *testing.T) {
 	}
 	if _, err := act(session.StaffAct{Action: "delete"}); err == nil {
 		t.Fatal("an unknown action was accepted")
+	}
+}
+
+// refusing is a Clients that refuses every number as identity does for
+// blocked ones, or fails as when the store is down.
+type refusing struct{ err error }
+
+func (r refusing) ClientByPhone(context.Context, string) (string, error) { return "", r.err }
+
+// TestBlockedNumberIsHandledSilently: a message from a blocked number is
+// handled (no error: nothing to retry) without any answer; a store that
+// cannot say is an error (the message is tried again).
+func TestBlockedNumberIsHandledSilently(t *testing.T) {
+	f := newFixture(t, nil)
+	f.bot.d.Clients = refusing{fault.New(fault.CodeBlocked, "")}
+	if _, err := f.bot.Handle(context.Background(), Inbound{ID: "wamid.b1", Phone: f.phone, Text: "hola"}, Memory{}); err != nil {
+		t.Fatalf("blocked number: %v", err)
+	}
+	if f.out.count() != 0 {
+		t.Fatal("a blocked number was answered")
+	}
+	f.bot.d.Clients = refusing{fault.Unavailable("")}
+	if _, err := f.bot.Handle(context.Background(), Inbound{ID: "wamid.b2", Phone: f.phone, Text: "hola"}, Memory{}); err == nil {
+		t.Fatal("an unavailable store was taken as an answer")
 	}
 }
