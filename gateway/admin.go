@@ -12,6 +12,7 @@ import (
 
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/gateway/apierr"
+	"github.com/spa-engine/spa/gateway/console"
 )
 
 // AdminDeps is what the admin listener needs.
@@ -48,6 +49,8 @@ func NewAdmin(d AdminDeps) (*fiber.App, error) {
 	app.Use(requestID)
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{})))
+	// The ops console: a page over /metrics (gateway/console).
+	console.Register(app)
 	// Profiles need an admin token: they show code paths and cost CPU.
 	app.Use("/debug/pprof", Authenticate(d.Tokens), RequireRole(auth.RoleAdmin))
 	app.Use(pprof.New())

@@ -46,6 +46,20 @@ func TestAdminListener(t *testing.T) {
 	if code, body := get("/debug/pprof/", "Authorization", "Bearer "+e.token("root", auth.RoleAdmin)); code != 200 || !strings.Contains(body, "goroutine") {
 		t.Fatalf("admin pprof: %d %.300s", code, body)
 	}
+	// The ops console: a page over /metrics, anonymous like it.
+	if code, body := get("/"); code != 200 || !strings.Contains(body, `<script src="/console/console.js">`) {
+		t.Fatalf("console page: %d %.300s", code, body)
+	}
+	for _, asset := range []string{"/console/console.js", "/console/console.css"} {
+		res, err := admin.Test(newRequest("GET", asset, "", nil), -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(res.Header.Get("Content-Security-Policy"), "script-src 'self'") {
+			t.Fatalf("%s: %d, CSP %q", asset, res.StatusCode, res.Header.Get("Content-Security-Policy"))
+		}
+	}
 	if code, body := get("/v1/studio"); code != 404 || !strings.Contains(body, "not_found") {
 		t.Fatalf("the admin app serves the API: %d %s", code, body)
 	}
