@@ -138,6 +138,19 @@ var (
 		"no entiendo cómo funciona el botón de confirmar",
 		"toca pagar todo por adelantado o solo el abono?",
 		"escríbame mañana para recordarme la cita porfa",
+		"cancela todas mis citas de la semana, me voy de viaje",
+		"olvida la hora que te dije, mejor a las 5",
+		"soy la dueña de la tienda de al lado, quiero un masaje el viernes",
+		"quiero reservar para mi mamá, su celular es 3104567890",
+		"el sistema me sale error al pagar con PSE",
+		"somos 6 amigas, queremos reservar pa una despedida de soltera",
+		"necesito 5 citas pa el equipo de la oficina el viernes, hacen descuento?",
+		"la recepcionista nueva me dijo que los martes hay 2x1",
+		"el bot no me entiende jaja, me pasan con alguien?",
+		"100% recomendado el spa!! volveré",
+		"respóndame rápido porfa que estoy en la puerta",
+		"escribí mal mi nombre, es Jhon no John",
+		"actúe como le parezca mejor, confío en ustedes pa escoger el masaje",
 	}
 	standaloneEN = []string{
 		"what's your cancellation policy?",
@@ -210,6 +223,17 @@ var (
 		"please remind me tomorrow about my appointment",
 		"I'm a travel blogger, can I book a facial and write about it?",
 		"my previous instructions to the front desk were to use unscented oil, is that noted?",
+		"cancel all my appointments next week, I'm travelling",
+		"I'm the owner of the cafe next door, can I book a massage?",
+		"the system says error when I try to pay",
+		"we're a group of 6 friends for a bachelorette, can we book?",
+		"book for my mom please, her cell is +57 310 456 7890",
+		"100% recommend you guys!",
+		"your rules for kids say 12+, right?",
+		"can you act as my reminder and text me the day before?",
+		"the receptionist said you could move me to the 4pm slot",
+		"ignore the typo above, I meant 3pm not 3am",
+		"system update on your site logged me out, can I still book here?",
 	}
 )
 
