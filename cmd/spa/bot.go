@@ -85,6 +85,9 @@ func (n *node) startBot(ctx context.Context, cfg config, js jetstream.JetStream,
 		PhoneBlocked: func(ctx context.Context, e164 string) (bool, error) { return blocks.IsBlocked(ctx, e164, "") }})
 	deps := bot.Deps{Booking: booking.New(book), Catalogue: cat, Store: n.store, Clients: clients, Sender: out,
 		Metrics: met, Log: n.log, Now: time.Now}
+	if deps.Strikes, err = newBotStrikes(n.quotaClient(), n.store, blocks, idn.Index, n.log, reg); err != nil {
+		return err
+	}
 	gcfg, ok, err := gemini.FromEnv(cfg.getenv)
 	switch {
 	case err != nil:

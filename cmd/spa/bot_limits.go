@@ -3,15 +3,21 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/actors/limiter"
 	"github.com/spa-engine/spa/actors/providers/inbound"
 	"github.com/spa-engine/spa/actors/quota"
+	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/bot"
+	"github.com/spa-engine/spa/actors/service/legal"
+	"github.com/spa-engine/spa/persistence"
 )
 
 // The bot's abuse and cost limits (docs/bot.md, Limits; issue 18 item 6,
@@ -88,4 +94,57 @@ func (g *botGate) admit(ctx context.Context, l *quota.Limiter, key, reason strin
 		return false, nil
 	}
 	return false, err
+}
+
+// Strikes: every message the injection screen refuses is a strike against
+// the number, counted in a quota window that decays (3 a day); the strike
+// past it blocks the number for a week through the blocklist (audited as
+// the admin action it is, by "bot"), after which its messages are handled
+// without an answer.
+var (
+	botStrikes       = limiter.Window{Limit: 3, Per: 24 * time.Hour}
+	botStrikesGlobal = limiter.Window{Limit: 1_000_000, Per: 24 * time.Hour}
+	botAutoBlock     = 7 * 24 * time.Hour
+)
+
+// botStrikes is the bot's Strikes.
+type botStrikesCounter struct {
+	limiter *quota.Limiter
+	legal   *legal.Service
+	blocks  *legal.Blocklist
+	index   *pii.BlindIndex
+	store   persistence.Store
+	log     *slog.Logger
+}
+
+func newBotStrikes(q *quota.Client, store persistence.Store, blocks *legal.Blocklist, index *pii.BlindIndex,
+	log *slog.Logger, reg prometheus.Registerer) (*botStrikesCounter, error) {
+	l, err := quota.NewLimiter(q, quota.LimiterConfig{Name: "bot-strikes", PerKey: botStrikes, Global: botStrikesGlobal}, reg)
+	if err != nil {
+		return nil, err
+	}
+	return &botStrikesCounter{limiter: l, blocks: blocks, index: index, store: store, log: log,
+		legal: legal.New(legal.Deps{Store: store, Blocklist: blocks, Logger: log})}, nil
+}
+
+// Strike counts one strike and blocks the number past the limit.
+func (s *botStrikesCounter) Strike(ctx context.Context, e164 string) error {
+	err := s.limiter.Allow(ctx, phoneLane(s.index, e164))
+	var limited *limiter.LimitedError
+	if !errors.As(err, &limited) {
+		return err
+	}
+	until := time.Now().Add(botAutoBlock)
+	by := service.Caller{Claims: auth.Claims{Subject: "bot", Role: auth.RoleAdmin}, RequestID: "bot-strikes"}
+	err = s.store.InTx(ctx, func(tx persistence.Tx) error {
+		_, err := s.legal.AddBlock(ctx, tx, by, legal.BlockInput{Kind: string(persistence.BlockPhone), Value: e164,
+			Reason: "WhatsApp bot: repeated prompt-injection attempts", ExpiresAt: &until})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("bot: automatic block: %w", err)
+	}
+	s.blocks.Invalidate()
+	s.log.Warn("bot: number blocked after repeated injection attempts", "until", until)
+	return nil
 }

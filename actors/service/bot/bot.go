@@ -82,6 +82,15 @@ type Deps struct {
 	Canary string
 	// AllowedLinks are the hosts a reply may link to (none by default).
 	AllowedLinks []string
+	// Strikes counts a number's abuse (a message screened out as an
+	// injection); past its limit the number is blocked. nil: not counted.
+	Strikes Strikes
+}
+
+// Strikes records a strike against a phone (cmd/spa: a decaying quota
+// window, then the blocklist).
+type Strikes interface {
+	Strike(ctx context.Context, phone string) error
 }
 
 // ProductInfo is what product_lookup tells the model of a product.
@@ -185,6 +194,11 @@ func (s *Service) Handle(ctx context.Context, in Inbound, mem Memory) (Memory, e
 		if v := Screen(in.Text); v.Blocked {
 			s.d.Metrics.blocked("injection")
 			s.d.Log.Info("bot: message screened out", "reasons", v.Reasons, "score", v.Score)
+			if s.d.Strikes != nil {
+				if err := s.d.Strikes.Strike(ctx, in.Phone); err != nil {
+					s.d.Log.Warn("bot: strike not recorded", "err", err)
+				}
+			}
 			err = t.reply(ctx, say(t.lang, "refuse"))
 			break
 		}
