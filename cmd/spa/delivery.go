@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
@@ -90,28 +92,43 @@ func (nn *notificationsNode) followDeliveryChecks(ctx context.Context, js jetstr
 		if err != nil || !back {
 			return err
 		}
-		ctx = notify.WithCause(ctx, notify.Cause{Subject: c.Subject, Data: c.Data})
-		return handleCause(ctx, svc, c.Subject, c.Data)
+		cause := notify.Cause{Subject: c.Subject, Data: c.Data}
+		err = handleCause(notify.WithCause(ctx, cause), svc, c.Subject, c.Data)
+		var dead *notify.DeadError
+		if errors.As(err, &dead) {
+			// The fallback died: parked as its cause, not as this check,
+			// so retrying the letter hands the event in again.
+			return nn.park(ctx, causedMsg{Msg: msg, cause: cause}, dead)
+		}
+		return err
 	})
 }
+
+// causeOf is what msg was made from: itself, or for a retried dead
+// letter the subject it first came on (notifyjs.HeaderSubject).
+func causeOf(msg jetstream.Msg) notify.Cause {
+	c := notify.Cause{Subject: msg.Subject(), Data: msg.Data()}
+	if h := msg.Headers(); h != nil && h.Get(notifyjs.HeaderSubject) != "" {
+		c.Subject = h.Get(notifyjs.HeaderSubject)
+	}
+	return c
+}
+
+// causedMsg is a delivery check's message seen as the cause it carries.
+type causedMsg struct {
+	jetstream.Msg
+	cause notify.Cause
+}
+
+func (m causedMsg) Subject() string      { return m.cause.Subject }
+func (m causedMsg) Data() []byte         { return m.cause.Data }
+func (m causedMsg) Headers() nats.Header { return nil }
 
 // handleCause hands a notification's cause to svc again: a fired reminder
 // or a domain event, as their consumers do.
 func handleCause(ctx context.Context, svc *notify.Service, subject string, data []byte) error {
 	if strings.HasPrefix(subject, notifyjs.DueSubject) {
-		var due messages.ReminderDue
-		if err := proto.Unmarshal(data, &due); err != nil {
-			return errUndecodable
-		}
-		return svc.HandleReminder(ctx, &due)
+		return handleReminderData(ctx, svc, data)
 	}
-	var ev messages.Event
-	if err := proto.Unmarshal(data, &ev); err != nil || ev.Payload == nil {
-		return errUndecodable
-	}
-	payload, err := ev.Payload.UnmarshalNew()
-	if err != nil {
-		return errUndecodable
-	}
-	return svc.Handle(ctx, payload)
+	return handleEventData(ctx, svc, data)
 }

@@ -160,6 +160,10 @@ func TestDeliveryStatusesEndToEnd(t *testing.T) {
 						return fmt.Errorf("%d WhatsApp messages", len(msgs))
 					}
 					sent = msgs[i]
+					// and its id recorded (the fake answers before the row is written)
+					if rows := byAppointment(id); rows["whatsapp"]["status"] != "sent" {
+						return fmt.Errorf("rows %v", rows)
+					}
 					return nil
 				})
 				outside := sent.Type == "template" && sent.Template == "cita_confirmada" && sent.Language == "es" &&

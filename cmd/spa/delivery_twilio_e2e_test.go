@@ -117,6 +117,9 @@ func TestTwilioStatusFallbackEndToEnd(t *testing.T) {
 				if wa, ok = sent(true); !ok {
 					return fmt.Errorf("messages %+v", fake.Messages())
 				}
+				if r := rows(); r["whatsapp"]["status"] != "sent" {
+					return fmt.Errorf("the WhatsApp row: %v", r["whatsapp"])
+				}
 				return nil
 			})
 			if wa.ContentSID != "HX0123456789abcdef0123456789abcdef" || !strings.Contains(wa.ContentVariables, "confirmada") || wa.ValidityPeriod != "7200" {
@@ -130,6 +133,10 @@ func TestTwilioStatusFallbackEndToEnd(t *testing.T) {
 				var ok bool
 				if sms, ok = sent(false); !ok {
 					return fmt.Errorf("messages %+v", fake.Messages())
+				}
+				// and recorded sent (the fake answers before the row is written)
+				if r := rows(); r["sms"]["status"] != "sent" {
+					return fmt.Errorf("the SMS row: %v", r["sms"])
 				}
 				return nil
 			})

@@ -257,7 +257,7 @@ func (nn *notificationsNode) follow(ctx context.Context, js jetstream.JetStream,
 		ctx, stop := context.WithTimeout(nn.ctx, handleTimeout)
 		defer stop()
 		// What a message was made from, for its delivery check (delivery.go).
-		ctx = notify.WithCause(ctx, notify.Cause{Subject: msg.Subject(), Data: msg.Data()})
+		ctx = notify.WithCause(ctx, causeOf(msg))
 		err := handle(ctx, msg)
 		var retry *notify.RetryError
 		var dead *notify.DeadError
