@@ -39,8 +39,8 @@ var signals = []signal{
 	{regexp.MustCompile(`\b(ignora|ignore|olvida|olvidate|omite|descarta|salta|anula|desobedece|deja de seguir)\w*\b.{0,30}\b(instrucciones|reglas|indicaciones|prompt|normas|restricciones|politicas|directrices|programacion)\b`), 5, "override_es"},
 	{regexp.MustCompile(`\b(system|initial|hidden|secret|original|developer)\s+(prompt|message|instructions)\b`), 4, "prompt_probe_en"},
 	{regexp.MustCompile(`\b(prompt|mensaje|instrucciones)\s+(del sistema|de sistema|inicial(es)?|ocult[oa]s?|secret[oa]s?|original(es)?)\b`), 4, "prompt_probe_es"},
-	{regexp.MustCompile(`\b(reveal|show|print|repeat|output|display|leak|tell me|give me|write out|dump)\b.{0,30}\b(instructions|prompt|rules|configuration|system message|guidelines|text above|words above|everything above)\b`), 4, "leak_en"},
-	{regexp.MustCompile(`\b(revela|muestra|muestrame|imprime|repite|dime|escribe|dame|copia|ensename|cuentame)\b.{0,30}\b(instrucciones|prompt|reglas|configuracion|texto anterior|mensaje del sistema|directrices|lo de arriba)\b`), 4, "leak_es"},
+	{regexp.MustCompile(`\b(reveal|show|print|repeat|output|display|leak|tell me|give me|write out|dump)\b.{0,30}\b(instructions|prompt|configuration|system message|guidelines|text above|words above|everything above)\b`), 4, "leak_en"},
+	{regexp.MustCompile(`\b(revela|muestra|muestrame|imprime|repite|dime|escribe|dame|copia|ensename|cuentame)\b.{0,30}\b(instrucciones|prompt|configuracion|texto anterior|mensaje del sistema|directrices|lo de arriba)\b`), 4, "leak_es"},
 	{regexp.MustCompile(`\b(you are now|from now on you are|you're now|act as (a|an|the|if you)|pretend (to be|you are)|roleplay as|behave as|simulate being|you will now be)\b`), 4, "persona_en"},
 	{regexp.MustCompile(`\b(ahora eres|a partir de ahora (eres|seras|vas a ser)|actua como|finge (ser|que eres)|haz de cuenta que eres|comportate como|simula ser|hazte pasar por|juega a ser)\b`), 4, "persona_es"},
 	{regexp.MustCompile(`\b(jailbreak|dan mode|do anything now|developer mode|god mode|modo desarrollador|modo dios|sin restricciones|without (any )?restrictions|no restrictions|unfiltered|sin filtros?|uncensored|sin censura)\b`), 4, "jailbreak"},
@@ -63,21 +63,25 @@ var signals = []signal{
 	{regexp.MustCompile(`\b(juguemos|let'?s play|imagina que (no )?eres|imagine you'?re|tu personaje|your character|in character|en tu papel|staying in character|eres un actor|you'?re an actor|vas a ser|you'?re (now )?(aim|dan)|no tiene(s)? reglas|has no rules|have no rules|sin limites|no limits|without limits|sin reglas)\b`), 3, "roleplay"},
 	// Extraction: the text before the conversation, the canary, the tools.
 	{regexp.MustCompile(`\b(repite|repeat|copia\w*|copies|paste|output|escribe|write|traduce|translate|resume|summarize|imprime|print)\b.{0,40}\b(texto|text|instructions|instrucciones|everything|todo lo que)\b.{0,40}\b(arriba|above|before|antes|recibiste|received|given|dieron|verbatim|palabra por palabra|word for word)\b`), 4, "extraction"},
-	{regexp.MustCompile(`\b(marcador|marker)\b|\b(herramientas|tools)\b.{0,40}\b(parametros|schemas?|json)\b`), 4, "internals_probe"},
+	{regexp.MustCompile(`\b(marcador|marker) (interno|secreto|internal|secret)|\b(internal|secret|hidden) marker\b|\b(herramientas|tools)\b.{0,40}\b(parametros|schemas?|json)\b`), 4, "internals_probe"},
 	{regexp.MustCompile(`\b(propose_\w+|my_appointments|list_services|search_availability|product_lookup|client_id|appointment_id)\b`), 4, "tool_name"},
 	// Excessive agency: everyone's data or bookings, confirmations without
 	// the button, bookings for third parties or in bulk.
 	{regexp.MustCompile(`\b(telefonos?|numeros?|correos?|emails?|datos|agenda|citas|schedule|phone numbers|details|bookings|appointments|lista)\b.{0,30}\b(todas las clientas|todos los clientes|todas las citas|every (client|customer)|all (the )?(clients|customers)|everyone'?s?|de la clienta|of the client|de todos)\b|\b(customer emails|client list|lista de clientas?|everyone'?s (schedule|bookings|appointments|data))\b`), 4, "bulk_data"},
-	{regexp.MustCompile(`\b(cancela\w*|cancel|mueve|move|bloquea|block|borra|delete)\b.{0,15}\b(todas las|all|all the|all of|every|toda la|the whole|whole)\s+(\w+'s\s+)?(citas|appointments?|bookings?|agenda|calendar|semana|week)\b|\b(sin botone?s?|no (me mandes )?botones|no buttons|skip the buttons|confirm it yourself|confirmalo tu mismo|ya la aprobe|already approved)\b`), 4, "agency"},
+	{regexp.MustCompile(`\b(cancela\w*|cancel|mueve|move|bloquea|block|borra|delete)\b.{0,15}\b(todas las|all|all the|all of|every|toda la|the whole|whole)\s+(\w+'s\s+)?(citas|appointments?|bookings?|agenda|calendar|semana|week)\b`), 4, "agency"},
+	{regexp.MustCompile(`\b(sin botone?s?|no (me mandes )?botones|no buttons|skip the buttons|confirm it yourself|confirmalo tu mismo|ya la aprobe|already approved)\b`), 4, "no_button"},
+	{regexp.MustCompile(`\b(y|and) (confirmala|confirmalo|confirm it)\b`), 2, "self_confirm"},
 	{regexp.MustCompile(`\b([5-9]|\d{2,}) (citas|appointments|slots|reservas|back-to-back)\b`), 2, "bulk_booking"},
-	{regexp.MustCompile(`\b(nombres? de (clientes )?(distintos|diferentes)|a nombre de (diferentes|otra) personas?|different (client )?names|someone else'?s name|sin (avisarle|preguntar)|without (asking|telling)|doesn'?t know|ella no sabe)\b`), 2, "third_party"},
+	{regexp.MustCompile(`\b(nombres? de (clientes )?(distintos|diferentes)|a nombre de (diferentes|otra) personas?|different (client )?names|someone else'?s name|sin preguntar|without asking)\b`), 2, "third_party"},
 	{regexp.MustCompile(`\b(citas|bookings|appointments|reservas|cita)\s+(del|de|for)\s+(the\s+)?(telefono|phone|numero|cliente|client|la senora|el senor|mrs|mr|los otros|otros|other)\b|\bmrs?\.? \w+'s appointment\b|\b(other clients'?|otros clientes)\b`), 4, "other_client"},
 	{regexp.MustCompile(`\b(book|reserva|agenda)\w*\b.{0,25}\+?\d[\d ]{8,}\d`), 2, "booking_for_number"},
 	{regexp.MustCompile(`\b(descuento del 100|100 ?% (de )?(discount|descuento)|descuento de 100|gratis sin abono|free appointment)\b|\b100 ?%`), 3, "free_ride"},
 	// Social engineering: a claimed authority asking for what it has no
 	// business asking the bot.
 	{regexp.MustCompile(`\b(soy|i'?m|i am|this is|te escribe|habla)\b.{0,25}\b(la|el|the|a|an|de la|from)?\s*(administrador\w*|duen[oa]|gerente|desarrollador\w*|recepcionista nueva|policia|police officer|manager|owner|developer|new receptionist|soporte|support)\b|\b(trabajo en|work at|from) (google|meta|openai|whatsapp)\b|\b(said|told me) you (could|can|would)\b|\bme dijo que (tu|usted) (me )?(podias|podia|puedes|puede)\b|\b(debug mode|modo de depuracion|auditando|auditing)\b`), 2, "authority_claim"},
-	{regexp.MustCompile(`\b(telefono|numero|phone number|celular)\b.{0,20}\b(personal|privado|de la masajista|de la terapeuta)\b|\bpersonal phone\b|\b(reglas|instrucciones|rules|instructions) secret\w*\b|\bsecret (rules|instructions)\b|\b(autoriza|authorize)\b.{0,20}\b(descuento|discount)\b`), 3, "private_data"},
+	{regexp.MustCompile(`\b(telefono|numero|phone number|celular)\b.{0,20}\b(personal|privado|de la masajista|de la terapeuta)\b|\bpersonal phone\b|\b(autoriza|authorize)\b.{0,20}\b(descuento|discount)\b`), 3, "private_data"},
+	{regexp.MustCompile(`\b(reglas|instrucciones|rules|instructions) secret\w*\b|\bsecret (rules|instructions)\b`), 4, "secret_rules"},
+	{regexp.MustCompile(`\b(rules|instructions|reglas|instrucciones)( that)? (you were given|you have been given|you got|te (dieron|pusieron|programaron)|tienes)\b`), 3, "given_rules"},
 	// Another language's override (Portuguese, French, German).
 	{regexp.MustCompile(`\b(ignore[sz]?|ignoriere|oublie|vergiss|esquece)\b.{0,40}\b(instructions|instrucoes|anweisungen|regles|regeln|regras)\b|\b(systemprompt|prompt systeme|prompt do sistema)\b`), 5, "override_other"},
 	// Text addressed to the bot inside a name, a note or a quote.
@@ -86,6 +90,12 @@ var signals = []signal{
 	// Talk about the bot's own rules: not enough alone ("what are your
 	// rules for kids?"), it adds up with any other signal.
 	{regexp.MustCompile(`\b(tus|your|sus) (instrucciones|reglas|indicaciones|normas|politicas|instructions|rules|guidelines|restrictions|restricciones|limits|limites|prompt)\b`), 2, "its_rules"},
+}
+
+// unless: a signal does not count when its exception matches too ("cancel
+// every appointment I have" is the client's own bookings).
+var unless = map[string]*regexp.Regexp{
+	"agency": regexp.MustCompile(`\b(i have|i've got|que tengo|mias|of mine|mine)\b`),
 }
 
 // structural markers of chat templates and fake role turns.
@@ -118,7 +128,7 @@ func Screen(text string) Verdict {
 		n := Normalize(t)
 		for _, variant := range []string{n, joinSpaced(n), unLeet(n)} {
 			for _, s := range signals {
-				if s.re.MatchString(variant) {
+				if s.re.MatchString(variant) && (unless[s.reason] == nil || !unless[s.reason].MatchString(variant)) {
 					add(s.reason, s.weight)
 				}
 			}
