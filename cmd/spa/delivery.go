@@ -29,7 +29,7 @@ import (
 // its window.
 
 var deliverySettings = []setting{
-	{"notify-status-window", "SPA_NOTIFY_STATUS_WINDOW", notify.DefaultStatusWindow.String(), "how long a sent message waits for a delivery status before the next channel of its kind (SMS, then email) is tried; waitlist offers wait at most 5m, 2-hour reminders 10m", func(c *config, v string) error {
+	{"notify-status-window", "SPA_NOTIFY_STATUS_WINDOW", notify.DefaultStatusWindow.String(), "how long a sent message waits for a delivery status before the next channel of its kind (SMS, then email) is tried; waitlist offers and deposit holds wait at most 5m, 2-hour reminders 10m", func(c *config, v string) error {
 		d, err := time.ParseDuration(strings.TrimSpace(v))
 		if err != nil || d <= 0 {
 			return fmt.Errorf("want a positive duration such as 15m, got %q", v)

@@ -66,11 +66,13 @@ type DeliveryChecks interface {
 const DefaultStatusWindow = 15 * time.Minute
 
 // statusWindows are shorter windows of kinds that lose their point when
-// late: the waitlist offer's hold lapses, the 2-hour reminder is near the
-// start. A configured window shorter than these wins.
+// late: the waitlist offer's and the deposit's holds lapse, the 2-hour
+// reminder is near the start. A configured window shorter than these
+// wins.
 var statusWindows = map[Kind]time.Duration{
-	KindWaitlistOffer: 5 * time.Minute,
-	KindReminder2h:    10 * time.Minute,
+	KindWaitlistOffer:   5 * time.Minute,
+	KindAppointmentHeld: 5 * time.Minute,
+	KindReminder2h:      10 * time.Minute,
 }
 
 // StatusWindow is how long a message of kind k waits for a delivery

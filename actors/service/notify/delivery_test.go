@@ -297,6 +297,9 @@ func TestWaitlistOfferHasAShorterWindow(t *testing.T) {
 	if got := svc.StatusWindow(KindWaitlistOffer); got != 5*time.Minute {
 		t.Fatalf("waitlist offer window %s", got)
 	}
+	if got := svc.StatusWindow(KindAppointmentHeld); got != 5*time.Minute {
+		t.Fatalf("deposit hold window %s", got)
+	}
 	if got := svc.StatusWindow(KindAppointmentConfirmed); got != DefaultStatusWindow {
 		t.Fatalf("confirmation window %s", got)
 	}
