@@ -107,6 +107,9 @@ type config struct {
 	// NotifyQuietHours is when marketing may go (SPA_NOTIFY_QUIET_HOURS).
 	NotifyQuietHours quiethours.Policy
 	NotifyBackoff    []time.Duration
+	// NotifyAckWait is the notification consumers' AckWait
+	// (SPA_NOTIFY_ACK_WAIT, notifications.go).
+	NotifyAckWait time.Duration
 	// NotifyStatusWindow is how long a sent message waits for a delivery
 	// status before falling back (SPA_NOTIFY_STATUS_WINDOW, delivery.go).
 	NotifyStatusWindow time.Duration

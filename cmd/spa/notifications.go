@@ -50,6 +50,7 @@ var notificationSettings = []setting{
 		c.NotifyQuietHours, err = quiethours.Parse(v, nil)
 		return err
 	}},
+	{"notify-ack-wait", "SPA_NOTIFY_ACK_WAIT", notificationsAckWait.String(), "how long a message a node was handling when it died waits before it is handed out again (to another node or the restarted one); one handling is bounded at three quarters of it", durationIn(5*time.Second, time.Hour, func(c *config, d time.Duration) { c.NotifyAckWait = d })},
 	{"notify-backoff", "SPA_NOTIFY_BACKOFF", "10s,1m,5m,15m,30m", "waits before each retry of a message a provider failed for now; after the last one it is a dead letter", func(c *config, v string) (err error) {
 		c.NotifyBackoff, err = notify.ParseBackoff(v)
 		return err
@@ -78,6 +79,7 @@ type notificationsNode struct {
 	stopped bool
 	wait    sync.WaitGroup
 	lanes   []*lanes // every consumer's (lanes.go), closed once wait is done
+	ackWait time.Duration
 	// dead parks dead messages and admin serves the admin's routes over
 	// it (notification_deadletters.go); nil in tests that park nothing.
 	dead  *notifyjs.DeadLetters
@@ -144,6 +146,7 @@ func (n *node) startNotifications(ctx context.Context, cfg config, js jetstream.
 		return fmt.Errorf("SPA_NOTIFICATIONS: %w", err)
 	}
 	n.notifications = newNotificationsNode()
+	n.notifications.ackWait = cfg.NotifyAckWait
 	n.notifications.svc = svc // the delivery statuses' receiver (webhooks.go)
 	if err := n.notifications.startDeadLetters(ctx, n, js, reg, cfg.Cluster.replicas(), svc); err != nil {
 		return err
@@ -184,14 +187,14 @@ func (n *node) studioZone(ctx context.Context) *time.Location {
 // delivery count, the last step repeating.
 var retryBackoff = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}
 
-// handleTimeout bounds the handling of one event (a provider call is
-// bounded at 30 s by the service); notificationsAckWait is longer, so
-// only a node that died mid-handling leaves an event to be redelivered
-// by the server.
-const (
-	handleTimeout        = 90 * time.Second
-	notificationsAckWait = 2 * time.Minute
-)
+// notificationsAckWait is the consumers' AckWait (SPA_NOTIFY_ACK_WAIT):
+// a node that died mid-handling leaves its messages to be redelivered
+// after it. The handling of one message is bounded at three quarters of
+// it (a provider call at 30 s by the service), so a live node always
+// answers first.
+const notificationsAckWait = 2 * time.Minute
+
+func (nn *notificationsNode) handleTimeout() time.Duration { return nn.ackWait * 3 / 4 }
 
 // notificationsBuffered is how many events a node fetches ahead: two per
 // lane. The server counts AckWait from the fetch, so a fetched event must
@@ -203,7 +206,7 @@ const notificationsBuffered = 2 * notificationLanes
 // newNotificationsNode is a node with no consumer yet; stop it.
 func newNotificationsNode() *notificationsNode {
 	hctx, cancel := context.WithCancel(context.Background())
-	return &notificationsNode{ctx: hctx, cancel: cancel}
+	return &notificationsNode{ctx: hctx, cancel: cancel, ackWait: notificationsAckWait}
 }
 
 // followNotifications hands each event of notify.Subjects (appointments,
@@ -241,7 +244,7 @@ var errUndecodable = errors.New("undecodable message")
 func (nn *notificationsNode) follow(ctx context.Context, js jetstream.JetStream, log *slog.Logger, stream string, cc jetstream.ConsumerConfig,
 	handle func(context.Context, jetstream.Msg) error) error {
 	cc.AckPolicy = jetstream.AckExplicitPolicy
-	cc.AckWait = notificationsAckWait
+	cc.AckWait = nn.ackWait
 	cc.MaxDeliver = -1
 	cc.MaxAckPending = 64
 	cons, err := jsretry.WhileElecting(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
@@ -254,7 +257,7 @@ func (nn *notificationsNode) follow(ctx context.Context, js jetstream.JetStream,
 	handleOne := func(msg jetstream.Msg) {
 		// The ack timer restarts here, not at the fetch.
 		_ = msg.InProgress()
-		ctx, stop := context.WithTimeout(nn.ctx, handleTimeout)
+		ctx, stop := context.WithTimeout(nn.ctx, nn.handleTimeout())
 		defer stop()
 		// What a message was made from, for its delivery check (delivery.go).
 		ctx = notify.WithCause(ctx, causeOf(msg))
