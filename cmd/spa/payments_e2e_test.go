@@ -27,7 +27,7 @@ func TestPaymentEndToEnd(t *testing.T) {
 			admin := issueToken(t, dataDir, "owner", "admin")
 			client := issueToken(t, dataDir, "maria", "client")
 
-			orderID, o, p := payOrderInBrowser(t, a, admin, client)
+			orderID, _, p := payOrderInBrowser(t, a, admin, client)
 			u, _ := url.Parse(p["checkout_url"].(string)) // the fake Wompi's address
 			testwait.For(t, 10*time.Second, "the order to be paid by the webhook", func() bool {
 				return a.must(200, "GET", "/v1/me/orders/"+orderID, client, nil)["status"] == "paid"
@@ -83,7 +83,7 @@ func TestPaymentEndToEnd(t *testing.T) {
 			}
 			c := a.must(201, "POST", "/v1/carts", client, nil)
 			a.must(200, "PUT", "/v1/carts/"+c["id"].(string)+"/lines/lavender-50", client, map[string]any{"qty": 1})
-			o = a.must(201, "POST", "/v1/carts/"+c["id"].(string)+"/checkout", client, map[string]any{"fulfilment": "pickup"},
+			o := a.must(201, "POST", "/v1/carts/"+c["id"].(string)+"/checkout", client, map[string]any{"fulfilment": "pickup"},
 				"Idempotency-Key", "checkout-2")
 			second := o["id"].(string)
 			charged := a.must(200, "POST", "/v1/shop/orders/"+second+"/payments/charge", client,

@@ -75,7 +75,7 @@ func (s *fakeSender) count() int {
 }
 
 // clients gives each phone a stable client id, as identity does.
-type clients struct{ mu sync.Mutex }
+type clients struct{}
 
 func (*clients) ClientByPhone(_ context.Context, e164 string) (string, error) {
 	return "client-" + strings.TrimPrefix(e164, "+"), nil
@@ -84,17 +84,16 @@ func (*clients) ClientByPhone(_ context.Context, e164 string) (string, error) {
 // fixture is the bot over a real SQLite store, real schedule actors and
 // the real booking service: carl gives massages, ana facials.
 type fixture struct {
-	t      *testing.T
-	store  persistence.Store
-	book   *booking.Service
-	out    *fakeSender
-	bot    *Service
-	mem    Memory
-	seq    int
-	phone  string
-	reg    *prometheus.Registry
-	clock  func() time.Time
-	models Model
+	t     *testing.T
+	store persistence.Store
+	book  *booking.Service
+	out   *fakeSender
+	bot   *Service
+	mem   Memory
+	seq   int
+	phone string
+	reg   *prometheus.Registry
+	clock func() time.Time
 }
 
 func newFixture(t *testing.T, model Model) *fixture {
