@@ -91,9 +91,11 @@ func TestBareRefusalHasTheServedShape(t *testing.T) {
 	day := time.Now().In(bogota).AddDate(0, 0, 2)
 	start := time.Date(day.Year(), day.Month(), day.Day(), 10, 0, 0, 0, bogota).Format(time.RFC3339)
 	claim := map[string]any{"service_id": "nails-15", "staff_id": "ana", "start": start}
+	a.must(201, "POST", "/v1/appointments", client, claim)
+	rival := issueToken(t, dataDir, "juan", "client") // the holder would get its own hold back
 	var served map[string]any
 	testwait.Until(t, 10*time.Second, "the slot to be taken and refused", func() error {
-		code, out := a.call("POST", "/v1/appointments", client, claim)
+		code, out := a.call("POST", "/v1/appointments", rival, claim)
 		if code != 409 {
 			return fmt.Errorf("claim: %d %v", code, out)
 		}

@@ -224,8 +224,8 @@ var settings = []setting{
 		return nil
 	}},
 	{"body-limit", "SPA_BODY_LIMIT", "1048576", "largest request body in bytes", intIn(1024, 64<<20, func(c *config, n int) { c.BodyLimit = n })},
-	{"request-timeout", "SPA_REQUEST_TIMEOUT", "15s", "read and write timeout of one HTTP request", durationIn(100*time.Millisecond, 10*time.Minute, func(c *config, d time.Duration) { c.RequestTimeout = d })},
-	{"store-deadline", "SPA_STORE_DEADLINE", "3s", "longest a store transaction may take (waiting for a connection or a lock included) before the request answers 503 unavailable; well under the request timeout, so a stuck database is answered in seconds", durationIn(100*time.Millisecond, 10*time.Minute, func(c *config, d time.Duration) { c.StoreDeadline = d })},
+	{"request-timeout", "SPA_REQUEST_TIMEOUT", "15s", "read and write timeout of one HTTP request (longer than SPA_STORE_DEADLINE)", durationIn(5*time.Second, 10*time.Minute, func(c *config, d time.Duration) { c.RequestTimeout = d })},
+	{"store-deadline", "SPA_STORE_DEADLINE", "3s", "longest a store transaction may take (waiting for a connection or a lock included) before the request answers 503 unavailable; well under the request timeout, so a stuck database is answered in seconds", durationIn(100*time.Millisecond, 10*time.Second, func(c *config, d time.Duration) { c.StoreDeadline = d })},
 	{"idempotency-ttl", "SPA_IDEMPOTENCY_TTL", "24h", "how long a stored Idempotency-Key response is replayed", durationIn(time.Minute, 30*24*time.Hour, func(c *config, d time.Duration) { c.IdempotencyTTL = d })},
 	{"idempotency-lock-ttl", "SPA_IDEMPOTENCY_LOCK_TTL", "30s", "how long an in-progress key blocks a duplicate before a retry may take it over", durationIn(time.Second, time.Hour, func(c *config, d time.Duration) { c.IdempotencyLockTTL = d })},
 	{"db-slow-statement", "SPA_DB_SLOW_STATEMENT", "250ms", "statements slower than this are counted by store operation (spa_db_slow_statements_total; PostgreSQL/CockroachDB); 0s: off", durationIn(0, time.Minute, func(c *config, d time.Duration) { c.DBSlowStatement = d })},

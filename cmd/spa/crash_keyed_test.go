@@ -238,7 +238,7 @@ func TestKillKeyedWritesReplay(t *testing.T) {
 			cartID := api{t, p.base}.must(201, "POST", "/v1/carts", shopper, nil)["id"].(string)
 			client := &http.Client{Timeout: 10 * time.Second}
 
-			holds := startStream(t, client, p.base, holdCalls(booker, crashSlots(t)))
+			holds := startStream(t, client, p.base, holdCalls(booker, shopper, crashSlots(t)))
 			lines := startStream(t, client, p.base, cartLineCalls(shopper, cartID))
 			<-holds.enough
 			<-lines.enough
@@ -307,10 +307,11 @@ func crashSlots(t *testing.T) []time.Time {
 }
 
 // holdCalls holds each slot in turn under its own key, and every fourth
-// slot a second time under another key: that one is refused slot_taken.
-func holdCalls(token string, slots []time.Time) func(int) (keyedCall, bool) {
+// slot a second time, by rival under another key: that one is refused
+// slot_taken (the holder asking again would get its own hold back).
+func holdCalls(token, rival string, slots []time.Time) func(int) (keyedCall, bool) {
 	var plan []keyedCall
-	hold := func(key string, slot time.Time, want int, code string) keyedCall {
+	hold := func(token, key string, slot time.Time, want int, code string) keyedCall {
 		body, _ := json.Marshal(struct {
 			ServiceID string `json:"service_id"`
 			StaffID   string `json:"staff_id"`
@@ -320,9 +321,9 @@ func holdCalls(token string, slots []time.Time) func(int) (keyedCall, bool) {
 			want: want, wantCode: code, slot: slot}
 	}
 	for j, slot := range slots {
-		plan = append(plan, hold(fmt.Sprintf("hold-%d", j), slot, http.StatusCreated, ""))
+		plan = append(plan, hold(token, fmt.Sprintf("hold-%d", j), slot, http.StatusCreated, ""))
 		if j%4 == 3 {
-			plan = append(plan, hold(fmt.Sprintf("hold-%d-again", j), slot, http.StatusConflict, fault.CodeSlotTaken))
+			plan = append(plan, hold(rival, fmt.Sprintf("hold-%d-again", j), slot, http.StatusConflict, fault.CodeSlotTaken))
 		}
 	}
 	return func(i int) (keyedCall, bool) {
