@@ -302,8 +302,6 @@ func (s scanTime) ScanTimestamptz(v pgtype.Timestamptz) error {
 // persistence.Tx (see sqlstore.Wrap).
 func Tx(tx pgx.Tx) persistence.Tx { return sqlstore.Wrap(dialect{}, conn{tx: tx}) }
 
-// conn is a pgx transaction as a sqlstore.Querier.
-
 // SendBatch sends stmts as one pgx batch: one round trip, each result
 // handed to its statement's callback in order (sqlstore.Pipeline).
 func (c conn) SendBatch(ctx context.Context, stmts []sqlstore.Stmt) error {
@@ -317,7 +315,10 @@ func (c conn) SendBatch(ctx context.Context, stmts []sqlstore.Stmt) error {
 			q.Exec(func(tag pgconn.CommandTag) error { return s.Affected(tag.RowsAffected()) })
 		}
 	}
-	return c.tx.SendBatch(ctx, b).Close()
+	began := time.Now()
+	err := c.tx.SendBatch(ctx, b).Close()
+	c.observe(began) // a slow batch counts once, under the operation that sent it
+	return err
 }
 
 // PoolStats reports pgxpool's counters (persistence.PoolStatser).
