@@ -189,7 +189,7 @@ NOTIFY_EVENTS=${BENCH_NOTIFY_EVENTS:-10000}
 say "notifications fan-out (go test -bench NotificationFanOut, $NOTIFY_EVENTS events)"
 NOTIFYCMD="TEST_DATABASE_URL=<url> SPA_BENCH_RESULTS=$OUT go test -run '^\$' -bench NotificationFanOut -benchtime ${NOTIFY_EVENTS}x ./cmd/spa"
 echo "$NOTIFYCMD" >>"$COMMANDS"
-TEST_DATABASE_URL="$PGURL" SPA_BENCH_RESULTS="$OUT" go test -run '^$' -bench NotificationFanOut -benchtime "${NOTIFY_EVENTS}x" -timeout 20m ./cmd/spa \
+TEST_DATABASE_URL="$PGURL" SPA_BENCH_RESULTS="$(realpath "$OUT")" go test -run '^$' -bench NotificationFanOut -benchtime "${NOTIFY_EVENTS}x" -timeout 20m ./cmd/spa \
   >"$OUT/notifications.txt" || { say "notifications fan-out FAILED: $OUT/notifications.txt"; fail=1; }
 
 # Memory per idle actor is a Go benchmark (100 000 activations each), not
