@@ -39,15 +39,16 @@ func TestDeliveryChecks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for m := range batch.Messages() {
-			_ = m.Ack()
-			var c messages.DeliveryCheck
-			if err := proto.Unmarshal(m.Data(), &c); err != nil {
-				t.Fatal(err)
-			}
-			return &c
+		m, ok := <-batch.Messages() // closed empty when none came in wait
+		if !ok {
+			return nil
 		}
-		return nil
+		_ = m.Ack()
+		var c messages.DeliveryCheck
+		if err := proto.Unmarshal(m.Data(), &c); err != nil {
+			t.Fatal(err)
+		}
+		return &c
 	}
 	cause := notify.Cause{Subject: "spa.events.appointment_changed", Data: []byte("event bytes")}
 	const a, b = "appointment:a1:confirmed:v2:whatsapp", "appointment:b1:confirmed:v2:whatsapp"
