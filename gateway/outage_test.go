@@ -123,7 +123,7 @@ func TestStuckStoreAnswers503AndReadinessRecovers(t *testing.T) {
 func TestRefusedStoreAnswers503(t *testing.T) {
 	u, err := url.Parse(pgtest.SchemaURL(t, "gateway"))
 	if err != nil {
-		t.Skip("TEST_DATABASE_URL is a key=value DSN; this test needs a URL")
+		t.Fatalf("TEST_DATABASE_URL must be a postgres:// URL for this test: %v", err)
 	}
 	p := newTCPProxy(t, u.Host)
 	u.Host = p.addr()

@@ -257,7 +257,7 @@ func TestConnectRefusedByServerIsUnavailable(t *testing.T) {
 	t.Cleanup(func() { _, _ = admin.Exec(context.Background(), "DROP ROLE "+role) })
 	u, err := url.Parse(base)
 	if err != nil {
-		t.Skip("TEST_DATABASE_URL is a key=value DSN; this test needs a URL")
+		t.Fatalf("TEST_DATABASE_URL must be a postgres:// URL for this test: %v", err)
 	}
 	u.User = url.UserPassword(role, "x")
 	_, err = postgres.Open(ctx, u.String(), persistence.Options{})
