@@ -60,6 +60,7 @@ func Command(ctx context.Context, args []string, env Env) error {
 	serverPIDs := fs.String("server-pid", "", "the node's process id on this machine (a cluster's: comma-separated): report the CPU they and the local PostgreSQL spent per confirmed booking (Linux /proc)")
 	metricsURLs := fs.String("metrics-url", "", "the nodes' /metrics URLs, comma-separated: report the share of requests to placed actors forwarded to another node")
 	fs.Uint64Var(&o.Seed, "seed", 0, "random seed (0: random)")
+	repeat := fs.Int("repeat", 1, "run the scenario this many times, each on its own freshly seeded staff, and report the median try by its headline rate (hot: decisions/s, spread: confirmed/s); every try must pass its checks")
 	fs.IntVar(&o.Events, "events", 5000, "webhooks: events in the burst")
 	fs.Float64Var(&o.DuplicateShare, "duplicates", 0.2, "webhooks: share of the burst that are exact copies of another event")
 	out := fs.String("out", "loadgen-result.json", "JSON result file")
@@ -115,7 +116,10 @@ func Command(ctx context.Context, args []string, env Env) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	res, err := Run(ctx, o)
+	if *repeat < 1 || (*repeat > 1 && o.Scenario == ScenarioWebhooks) {
+		return fmt.Errorf("loadgen: --repeat %d: must be 1, or more for a booking scenario", *repeat)
+	}
+	res, err := runRepeated(ctx, o, *repeat, Run)
 	if res == nil {
 		return err
 	}

@@ -105,6 +105,9 @@ type Result struct {
 	Cluster *Cluster `json:"cluster,omitempty"`
 	// CPU is what the server and the database spent (with --server-pid).
 	CPU *CPUUse `json:"cpu,omitempty"`
+	// Repeats lists every try of a run repeated with --repeat, in order;
+	// the result itself is the median try.
+	Repeats []Repeat `json:"repeats,omitempty"`
 }
 
 // Payments summarises a webhooks run: a burst of signed events for
@@ -220,6 +223,9 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 		fmt.Fprintf(&b, ", achieved %.1f ops/s", r.Achieved)
 	}
 	fmt.Fprintf(&b, ", %.1fs (run %s).\n\n", r.Elapsed, r.RunID)
+	if len(r.Repeats) > 1 {
+		fmt.Fprintf(&b, "The median of %d tries (headline rates %s); the figures below are that try's.\n\n", len(r.Repeats), repeatList(r.Repeats))
+	}
 	b.WriteString("| operation | count | per second | p50 ms | p99 ms | p99.9 ms | max ms | outcomes |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, k := range slices.Sorted(maps.Keys(r.Ops)) {
