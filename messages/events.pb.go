@@ -289,7 +289,12 @@ type AppointmentChanged struct {
 	// client's data key (crypto-shredding): persistence.AppointmentReason
 	// opens it; once the client is anonymised nothing can. Context
 	// "events.appointment_changed.reason/<appointment id>".
-	ReasonSealed  []byte `protobuf:"bytes,13,opt,name=reason_sealed,json=reasonSealed,proto3" json:"reason_sealed,omitempty"`
+	ReasonSealed []byte `protobuf:"bytes,13,opt,name=reason_sealed,json=reasonSealed,proto3" json:"reason_sealed,omitempty"`
+	// The deposit the appointment asks for, in minor units (COP); present
+	// and 0 when it asks for none, so a consumer that only cares about
+	// deposits (the held notification) need not read the appointment.
+	// Absent in events written before the field existed.
+	DepositMinor  *int64 `protobuf:"varint,14,opt,name=deposit_minor,json=depositMinor,proto3,oneof" json:"deposit_minor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -413,6 +418,13 @@ func (x *AppointmentChanged) GetReasonSealed() []byte {
 		return x.ReasonSealed
 	}
 	return nil
+}
+
+func (x *AppointmentChanged) GetDepositMinor() int64 {
+	if x != nil && x.DepositMinor != nil {
+		return *x.DepositMinor
+	}
+	return 0
 }
 
 // WaitlistOffered: a freed slot is held for a waiting client, who is told
@@ -610,7 +622,7 @@ const file_spa_v1_events_proto_rawDesc = "" +
 	"\x10CatalogueChanged\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x03R\aversion\"\x80\x04\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\"\xbc\x04\n" +
 	"\x12AppointmentChanged\x12%\n" +
 	"\x0eappointment_id\x18\x01 \x01(\tR\rappointmentId\x12\x19\n" +
 	"\bstaff_id\x18\x02 \x01(\tR\astaffId\x12\x1d\n" +
@@ -628,8 +640,10 @@ const file_spa_v1_events_proto_rawDesc = "" +
 	"\x0eprevious_start\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rpreviousStart\x12$\n" +
 	"\vresource_id\x18\f \x01(\tH\x00R\n" +
 	"resourceId\x88\x01\x01\x12#\n" +
-	"\rreason_sealed\x18\r \x01(\fR\freasonSealedB\x0e\n" +
-	"\f_resource_id\"\xa0\x02\n" +
+	"\rreason_sealed\x18\r \x01(\fR\freasonSealed\x12(\n" +
+	"\rdeposit_minor\x18\x0e \x01(\x03H\x01R\fdepositMinor\x88\x01\x01B\x0e\n" +
+	"\f_resource_idB\x10\n" +
+	"\x0e_deposit_minor\"\xa0\x02\n" +
 	"\x0fWaitlistOffered\x12\x19\n" +
 	"\bentry_id\x18\x01 \x01(\tR\aentryId\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x1d\n" +

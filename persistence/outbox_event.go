@@ -39,7 +39,7 @@ func AppointmentChangedEvent(before *Appointment, after Appointment, reason stri
 		AppointmentId: after.ID, StaffId: after.StaffID, ServiceId: after.ServiceID, ClientId: after.ClientID,
 		Start: timestamppb.New(after.Start), End: timestamppb.New(after.End),
 		ToStatus: string(after.Status), Reason: reason, Version: after.Version,
-		ResourceId: proto.String(after.ResourceID),
+		ResourceId: proto.String(after.ResourceID), DepositMinor: proto.Int64(after.DepositMinor),
 	}
 	if before != nil {
 		ev.FromStatus = string(before.Status)
