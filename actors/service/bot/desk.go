@@ -10,6 +10,7 @@ import (
 
 	"github.com/spa-engine/spa/actors/auth/phone"
 	"github.com/spa-engine/spa/actors/keyed"
+	"github.com/spa-engine/spa/actors/providers/whatsapp/cswindow"
 	"github.com/spa-engine/spa/actors/service"
 	"github.com/spa-engine/spa/actors/service/booking"
 	"github.com/spa-engine/spa/actors/service/fault"
@@ -115,7 +116,7 @@ func (d *Desk) view(r persistence.Conversation) (Conversation, error) {
 	last := m.lastFromClient()
 	return Conversation{ID: r.PhoneKey, Phone: phone.Mask(num), ClientID: r.ClientID, Owner: r.Owner, StaffID: r.StaffID,
 		WaitingSince: r.WaitingSince, Updated: r.UpdatedAt, Summary: m.Summary, Turns: m.Turns,
-		LastClientMessage: last, WindowOpen: !last.IsZero() && d.d.Now().Sub(last) <= Window}, nil
+		LastClientMessage: last, WindowOpen: cswindow.Open(last, d.d.Now())}, nil
 }
 
 // Get returns one conversation (any owner).

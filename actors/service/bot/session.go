@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spa-engine/spa/actors/providers/whatsapp/cswindow"
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/actors/session"
 )
@@ -16,7 +17,8 @@ import (
 
 // Window is WhatsApp's customer-service window: a person may write free
 // text this long after the client's last message; later only a template.
-const Window = 24 * time.Hour
+// The rule is cswindow's, shared with the notification service.
+const Window = cswindow.Length
 
 // Errors of staff actions.
 var (
@@ -74,7 +76,7 @@ func (s Session) Staff(ctx context.Context, phone string, act session.StaffAct, 
 		if mem.StaffID != act.StaffID {
 			return nil, session.ConversationView{}, ErrTakenByOther
 		}
-		if last := mem.lastFromClient(); last.IsZero() || now.Sub(last) > Window {
+		if !cswindow.Open(mem.lastFromClient(), now) {
 			return nil, session.ConversationView{}, ErrWindowClosed
 		}
 		if _, err := s.S.d.Sender.SendText(ctx, phone, act.Text); err != nil {

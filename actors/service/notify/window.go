@@ -10,6 +10,7 @@ import (
 	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/actors/providers/inbound"
 	"github.com/spa-engine/spa/actors/providers/sender"
+	"github.com/spa-engine/spa/actors/providers/whatsapp/cswindow"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -20,8 +21,8 @@ import (
 // we send never extends it. The number is kept as its blind index only.
 
 // CustomerServiceWindow is how long after a client's last message
-// free-form text may go to them on WhatsApp.
-const CustomerServiceWindow = 24 * time.Hour
+// free-form text may go to them on WhatsApp (cswindow's, the bot's too).
+const CustomerServiceWindow = cswindow.Length
 
 // PhoneIndex is the keyed hash the window is kept under
 // (*pii.BlindIndex, the key users.phone_key holds).
@@ -94,7 +95,7 @@ func (s *Service) whatsAppRules(ctx context.Context, m *sender.Message, kind Kin
 		return err
 	}
 	now := s.deps.Now()
-	if !last.IsZero() && now.Sub(last) < CustomerServiceWindow {
+	if cswindow.Open(last, now) {
 		return nil
 	}
 	t, ok := s.cfg.WhatsAppTemplates[kind]
