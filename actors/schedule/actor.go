@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -102,7 +103,11 @@ type scheduleActor struct {
 	deps    Deps
 	staffID string
 	staff   availability.Staff
-	appts   map[string]persistence.Appointment  // every appointment in the loaded window
+	appts   map[string]persistence.Appointment // every appointment in the loaded window
+	// byStart indexes appts' ids by start (UnixNano): a refused claim
+	// looks there for its client's own hold of the slot instead of
+	// walking the whole calendar (thousands of appointments when busy).
+	byStart map[int64][]string
 	keys    keyed.Book[persistence.Appointment] // answers given under idempotency keys
 
 	commits batch.Committer // group commit of accepted changes
@@ -255,8 +260,9 @@ func (a *scheduleActor) activate() error {
 			Timeout: a.deps.Config.WriteTimeout, Flushed: func(n int) { a.deps.Metrics.batchSize.Observe(float64(n)) },
 			Writer: a.deps.Writer}
 		a.appts = make(map[string]persistence.Appointment, len(appts))
+		a.byStart = make(map[int64][]string, len(appts))
 		for _, ap := range appts {
-			a.appts[ap.ID] = ap
+			a.put(ap)
 		}
 		a.touch()
 		return nil
@@ -428,7 +434,7 @@ func (a *scheduleActor) hold(c actor.Context, m *Hold) {
 		PriceMinor: m.Service.PriceMinor, DepositMinor: deposit(m.Service),
 		Version: 1, CreatedAt: persistence.CanonicalTime(now), UpdatedAt: persistence.CanonicalTime(now),
 	}
-	a.appts[ap.ID] = ap // taken from now on, before it is durable
+	a.put(ap) // taken from now on, before it is durable
 	a.touchHeld(ap)
 	a.armExpiryBy(c, ap.HoldExpiresAt)
 	sender := c.Sender()
@@ -449,12 +455,30 @@ func (a *scheduleActor) hold(c actor.Context, m *Hold) {
 	})
 }
 
+// put stores ap in the calendar, keeping byStart in step when it is new
+// or moved.
+func (a *scheduleActor) put(ap persistence.Appointment) {
+	prev, known := a.appts[ap.ID]
+	if !known || !prev.Start.Equal(ap.Start) {
+		if known {
+			k := prev.Start.UnixNano()
+			a.byStart[k] = slices.DeleteFunc(a.byStart[k], func(id string) bool { return id == ap.ID })
+			if len(a.byStart[k]) == 0 {
+				delete(a.byStart, k)
+			}
+		}
+		k := ap.Start.UnixNano()
+		a.byStart[k] = append(a.byStart[k], ap.ID)
+	}
+	a.appts[ap.ID] = ap
+}
+
 // heldBy finds m's client's live hold of the very slot m asks for (same
 // service, same start). Only refused claims look, so the scan of the
 // calendar costs nothing on the winning path.
 func (a *scheduleActor) heldBy(m *Hold, now time.Time) (persistence.Appointment, bool) {
-	for _, ap := range a.appts {
-		if ap.ClientID == m.ClientID && ap.Status == persistence.StatusHeld && ap.HoldExpiresAt.After(now) &&
+	for _, id := range a.byStart[m.Start.UnixNano()] {
+		if ap := a.appts[id]; ap.ClientID == m.ClientID && ap.Status == persistence.StatusHeld && ap.HoldExpiresAt.After(now) &&
 			ap.ServiceID == m.Service.ID && ap.Start.Equal(m.Start) {
 			return ap, true
 		}
@@ -535,7 +559,7 @@ func (a *scheduleActor) changeAnd(c actor.Context, kind string, before persisten
 	began, now := time.Now(), a.deps.Now()
 	after.Version = before.Version + 1
 	after.UpdatedAt = persistence.CanonicalTime(now) // as stored, so memory and database agree
-	a.appts[after.ID] = after
+	a.put(after)
 	a.touch()
 	remember := a.keys.Remember(key, after, now)
 	sender := c.Sender() // nil for the actor's own timer

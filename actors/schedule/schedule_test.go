@@ -566,3 +566,38 @@ func TestGivesBack(t *testing.T) {
 		})
 	}
 }
+
+// TestHolderFindsItsHoldWhereItMoved: the holder wins its own slot where
+// the hold is now, after a reschedule moved it, and after the calendar
+// was loaded again; the old start is anyone's.
+func TestHolderFindsItsHoldWhereItMoved(t *testing.T) {
+	f := newFixture(t, Config{IdleAfter: 300 * time.Millisecond}, nil)
+	claim := func(id, client string, start time.Time) *HoldReply {
+		t.Helper()
+		r, err := f.dir.Ask(context.Background(), "ana", &Hold{AppointmentID: id, ClientID: client, Service: massage, Start: start, ActorID: client})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.(*HoldReply)
+	}
+	if r := claim("a1", "c-eva", at(10, 0)); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if r := f.ask(t, &Reschedule{AppointmentID: "a1", Start: at(12, 0), Service: massage}); r.Err != nil {
+		t.Fatalf("reschedule: %v", r.Err)
+	}
+	if r := claim("a2", "c-eva", at(12, 0)); r.Err != nil || r.Appointment.ID != "a1" {
+		t.Fatalf("the holder claims where its hold moved: %+v %v, want a1 back", r.Appointment, r.Err)
+	}
+	if r := claim("a3", "c-luz", at(12, 0)); !errors.Is(r.Err, ErrSlotTaken) {
+		t.Fatalf("another client claims the moved hold's slot: %v, want slot_taken", r.Err)
+	}
+	if r := claim("a4", "c-luz", at(10, 0)); r.Err != nil || r.Appointment.ID != "a4" {
+		t.Fatalf("the old start is free again: %+v %v", r.Appointment, r.Err)
+	}
+	// Passivated, the next claim loads the calendar from the store.
+	testwait.For(t, 5*time.Second, "the idle actor to passivate", func() bool { return testutil.ToFloat64(f.metrics.live) == 0 })
+	if r := claim("a5", "c-luz", at(10, 0)); r.Err != nil || r.Appointment.ID != "a4" {
+		t.Fatalf("after a reload the holder still wins its own slot: %+v %v", r.Appointment, r.Err)
+	}
+}
