@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -76,6 +78,10 @@ func FromEnv(o Options) (*Set, error) {
 	}
 	s := &Set{Metrics: m}
 	routes := map[sender.Channel]sender.Sender{}
+	openFor, err := breakerOpen(o.Getenv)
+	if err != nil {
+		return nil, err
+	}
 
 	tcfg, ok, err := twilio.FromEnv(o.Getenv)
 	if err != nil {
@@ -83,6 +89,7 @@ func FromEnv(o Options) (*Set, error) {
 	}
 	if ok {
 		s.TwilioWebhook = twilio.Config{AuthToken: tcfg.AuthToken, WebhookBaseURL: tcfg.WebhookBaseURL}
+		tcfg.Policy.OpenFor = openFor
 		if s.Twilio, err = twilio.New(tcfg, m); err != nil {
 			return nil, err
 		}
@@ -100,6 +107,7 @@ func FromEnv(o Options) (*Set, error) {
 	}
 	s.WhatsAppWebhook = whatsapp.Config{AppSecret: wcfg.AppSecret, VerifyToken: wcfg.VerifyToken}
 	if ok {
+		wcfg.Policy.OpenFor = openFor
 		if s.WhatsApp, err = whatsapp.New(wcfg, m); err != nil {
 			return nil, err
 		}
@@ -111,6 +119,7 @@ func FromEnv(o Options) (*Set, error) {
 		return nil, err
 	}
 	if ok {
+		ecfg.Policy.OpenFor = openFor
 		if s.Email, err = email.New(ecfg, m); err != nil {
 			return nil, err
 		}
@@ -141,6 +150,25 @@ func FromEnv(o Options) (*Set, error) {
 	}
 	s.Sender = sender.NewRouter(sender.ChannelSMS, routes)
 	return s, nil
+}
+
+// EnvBreakerOpen sets how long a messaging provider's breaker stays open
+// (resilient.Policy.OpenFor) before a probe goes through. Production keeps
+// the default; the outage tests shorten it with everything else they
+// scale down, so a few seconds of outage stand for a minute.
+const EnvBreakerOpen = "SPA_PROVIDER_BREAKER_OPEN"
+
+// breakerOpen reads EnvBreakerOpen: 0 (unset) leaves resilient's default.
+func breakerOpen(getenv func(string) string) (time.Duration, error) {
+	v := strings.TrimSpace(getenv(EnvBreakerOpen))
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 100*time.Millisecond || d > 10*time.Minute {
+		return 0, fmt.Errorf("%s: want a duration from 100ms to 10m such as 30s, got %q", EnvBreakerOpen, v)
+	}
+	return d, nil
 }
 
 // unconfigured refuses every message: sign-in fails closed (503) rather

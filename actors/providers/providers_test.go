@@ -7,12 +7,15 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spa-engine/spa/actors/providers/resilient"
 	"github.com/spa-engine/spa/actors/providers/sender"
 	"github.com/spa-engine/spa/actors/providers/twilio/twiliofake"
 	"github.com/spa-engine/spa/actors/providers/whatsapp/whatsappfake"
+	"github.com/spa-engine/spa/actors/testwait"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -82,4 +85,43 @@ func TestRoutesToConfiguredProviders(t *testing.T) {
 	if err := s.Sender.Send(ctx, sender.Message{To: "+573001234567", Body: "x", Channel: "fax"}); !errors.Is(err, sender.ErrRejected) {
 		t.Fatalf("unknown channel: %v, want ErrRejected", err)
 	}
+}
+
+// TestBreakerOpenSetting: SPA_PROVIDER_BREAKER_OPEN shortens how long a
+// messaging provider is left alone after it failed; a bad value names
+// the variable.
+func TestBreakerOpenSetting(t *testing.T) {
+	for _, bad := range []string{"soon", "10ms", "1h"} {
+		_, err := FromEnv(Options{Registerer: prometheus.NewRegistry(), Dev: true, Getenv: env(map[string]string{EnvBreakerOpen: bad})})
+		if err == nil || !strings.Contains(err.Error(), EnvBreakerOpen) {
+			t.Fatalf("%s=%q: %v, want an error naming it", EnvBreakerOpen, bad, err)
+		}
+	}
+	wa := whatsappfake.New("wa-token", "106540352242922")
+	defer wa.Close()
+	wa.Inbound("573001234567", time.Now())
+	s, err := FromEnv(Options{Registerer: prometheus.NewRegistry(), Dev: true, Getenv: env(map[string]string{
+		"SPA_WHATSAPP_TOKEN": "wa-token", "SPA_WHATSAPP_PHONE_NUMBER_ID": "106540352242922", "SPA_WHATSAPP_BASE_URL": wa.URL,
+		EnvBreakerOpen: "300ms",
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	msg := sender.Message{To: "+573001234567", Body: "hola", Channel: sender.ChannelWhatsApp}
+	wa.Faults.Always(whatsappfake.Fault{Status: 500})
+	var openErr error
+	for range 10 {
+		if openErr = s.Sender.Send(ctx, msg); errors.Is(openErr, resilient.ErrOpen) {
+			break
+		}
+	}
+	if !errors.Is(openErr, resilient.ErrOpen) {
+		t.Fatalf("the breaker did not open: %v", openErr)
+	}
+	wa.Faults.Clear()
+	// Open for 300 ms, not the default 30 s: the provider is tried again.
+	testwait.Until(t, 5*time.Second, "the breaker lets a probe through", func() error {
+		return s.Sender.Send(ctx, msg)
+	})
 }
