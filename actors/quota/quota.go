@@ -331,14 +331,17 @@ func (a *quotaActor) persist() error {
 	ctx, cancel := context.WithTimeout(context.Background(), a.deps.WriteTimeout)
 	defer cancel()
 	rec := persistence.QuotaCounter{Key: a.key, State: b, ExpiresAt: time.UnixMicro(expires), Version: a.version, UpdatedAt: now}
+	// saved, not rec: a transaction the store retries (a serialization
+	// failure at COMMIT) must write from the same version again.
+	var saved persistence.QuotaCounter
 	err = a.deps.Store.InTx(ctx, func(tx persistence.Tx) error {
 		var err error
-		rec, err = tx.QuotaPut(ctx, rec)
+		saved, err = tx.QuotaPut(ctx, rec)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	a.version = rec.Version
+	a.version = saved.Version
 	return nil
 }

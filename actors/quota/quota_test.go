@@ -19,6 +19,7 @@ import (
 	"github.com/spa-engine/spa/persistence"
 	"github.com/spa-engine/spa/persistence/pgtest"
 	"github.com/spa-engine/spa/persistence/sqlite/sqlitetest"
+	"github.com/spa-engine/spa/persistence/storetest"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -224,6 +225,23 @@ func TestTwoActivationsNeverGrantMoreThanTheLimit(t *testing.T) {
 }
 
 // TestStoreDownGrantsNothing: fail closed.
+// TestRetriedTransactionsKeepTheVersion: every transaction run twice, the
+// first rolled back (PostgreSQL's serialization failure at COMMIT, retried
+// by the driver): each grant is written from the version the actor holds,
+// none meets a conflict, and a restart counts them all.
+func TestRetriedTransactionsKeepTheVersion(t *testing.T) {
+	f := newFixture(t, storetest.Retried{Store: sqlitetest.Open(t, persistence.Options{})})
+	n := f.start()
+	for i := range 3 {
+		if r := n.take("k", "", 1, 3, time.Hour); r.Err != nil || !r.OK {
+			t.Fatalf("take %d: %+v", i, r)
+		}
+	}
+	if r := f.start().take("k", "", 1, 3, time.Hour); r.Err != nil || r.OK {
+		t.Fatalf("a fourth take after a restart: %+v, want refused", r)
+	}
+}
+
 func TestStoreDownGrantsNothing(t *testing.T) {
 	f := newFixture(t, &downStore{Store: sqlitetest.Open(t, persistence.Options{})})
 	n := f.start()

@@ -149,15 +149,18 @@ func (a *sessionActor) storeConversation(ctx context.Context, phone string, mem 
 	} else if row.WaitingSince.IsZero() {
 		row.WaitingSince = row.UpdatedAt
 	}
+	// saved, not row: a transaction the store retries (a serialization
+	// failure at COMMIT) must write from the same version again.
+	var saved persistence.Conversation
 	err = a.deps.Store.InTx(ctx, func(tx persistence.Tx) (err error) {
-		row, err = tx.ConversationPut(ctx, row)
+		saved, err = tx.ConversationPut(ctx, row)
 		return err
 	})
 	if err != nil {
 		a.conv = conversation{}
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	a.conv = conversation{loaded: true, row: row, phone: phone, memory: mem}
+	a.conv = conversation{loaded: true, row: saved, phone: phone, memory: mem}
 	return nil
 }
 

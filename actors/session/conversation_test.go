@@ -134,6 +134,26 @@ func TestConversationPersistsSealed(t *testing.T) {
 	}
 }
 
+// TestConversationWrittenByRetriedTransactions: every transaction run
+// twice, the first rolled back (PostgreSQL's serialization failure at
+// COMMIT, retried by the driver): each turn is stored once, from the
+// version it read, and the next turn finds it.
+func TestConversationWrittenByRetriedTransactions(t *testing.T) {
+	f := newFixtureWith(t, &echoBot{}, xorSealer{})
+	f.store.retried.Store(true)
+	for _, text := range []string{"hola", "masaje", "mañana"} {
+		if r := f.converse(text); r.Err != nil {
+			t.Fatalf("%s: %v", text, r.Err)
+		}
+	}
+	if row := f.stored(); row.Version != 3 {
+		t.Fatalf("stored version %d, want 3", row.Version)
+	}
+	if m := f.memory(); len(m.Texts) != 3 {
+		t.Fatalf("memory %+v", m)
+	}
+}
+
 // TestConversationErasedUnderneath: a conversation deleted while its
 // activation lives (the client anonymised) is not written back from the
 // activation's copy: the write conflicts, and the next message starts a

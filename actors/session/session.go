@@ -286,9 +286,12 @@ func (a *sessionActor) persist(next stored) error {
 	defer cancel()
 	rec := persistence.OTPState{PhoneKey: a.key, State: b, LockedUntil: next.State.LockedUntil,
 		Version: a.version, UpdatedAt: a.deps.Now()}
+	// saved, not rec: a transaction the store retries (a serialization
+	// failure at COMMIT) must write from the same version again.
+	var saved persistence.OTPState
 	err = a.deps.Store.InTx(ctx, func(tx persistence.Tx) error {
 		var err error
-		rec, err = tx.OTPStatePut(ctx, rec)
+		saved, err = tx.OTPStatePut(ctx, rec)
 		return err
 	})
 	if err != nil {
@@ -298,7 +301,7 @@ func (a *sessionActor) persist(next stored) error {
 		}
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	a.version, a.st = rec.Version, next
+	a.version, a.st = saved.Version, next
 	return nil
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/spa-engine/spa/actors/providers/sender"
 	"github.com/spa-engine/spa/persistence"
 	"github.com/spa-engine/spa/persistence/sqlite/sqlitetest"
+	"github.com/spa-engine/spa/persistence/storetest"
 )
 
 const phone = "+573001234567"
@@ -65,11 +66,17 @@ func (o *outbox) last(to string) string {
 type flaky struct {
 	persistence.Store
 	down atomic.Bool
+	// retried runs every transaction twice, the first rolled back (a
+	// serialization failure at COMMIT, retried by the driver).
+	retried atomic.Bool
 }
 
 func (f *flaky) InTx(ctx context.Context, fn func(persistence.Tx) error) error {
 	if f.down.Load() {
 		return fmt.Errorf("flaky: %w", persistence.ErrUnavailable)
+	}
+	if f.retried.Load() {
+		return storetest.Retried{Store: f.Store}.InTx(ctx, fn)
 	}
 	return f.Store.InTx(ctx, fn)
 }
@@ -170,6 +177,21 @@ func TestRequestAndVerify(t *testing.T) {
 // MaxFailures; the lockout holds across a restart of the actors (the state
 // comes back from the store), a new code does not lift it, and the right
 // code is refused until it ends.
+// TestCodeStateWrittenByRetriedTransactions: every transaction run twice,
+// the first rolled back (PostgreSQL's serialization failure at COMMIT,
+// retried by the driver): the request and the check are each stored from
+// the version the actor holds, so the code is sent and accepted.
+func TestCodeStateWrittenByRetriedTransactions(t *testing.T) {
+	f := newFixture(t)
+	f.store.retried.Store(true)
+	if r := f.request(); r.Err != nil {
+		t.Fatalf("request: %+v", r)
+	}
+	if r := f.verify(f.out.last(phone)); r.Err != nil || r.Result != otp.ResultOK {
+		t.Fatalf("verify: %+v", r)
+	}
+}
+
 func TestBruteForceSurvivesRestart(t *testing.T) {
 	f := newFixture(t)
 	p := otp.DefaultPolicy()

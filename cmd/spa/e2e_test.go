@@ -84,7 +84,7 @@ func withoutHoardingCaps(env map[string]string) map[string]string {
 	return env
 }
 
-func serveInProcess(t *testing.T, env map[string]string, dataDir string) (string, func() error, *syncBuffer) {
+func serveInProcess(t testing.TB, env map[string]string, dataDir string) (string, func() error, *syncBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}

@@ -165,6 +165,7 @@ func WriteReport(w io.Writer, in ReportInput) error {
 	writeCorrectness(&b, in.Results)
 	writePayments(&b, in.Results)
 	writeNotifications(&b, in.Results)
+	writeBot(&b, in.Results)
 	if in.Commands != "" {
 		fmt.Fprintf(&b, "\n## Commands\n\n```sh\n%s\n```\n", strings.TrimSpace(in.Commands))
 	}

@@ -101,6 +101,9 @@ type Result struct {
 	// Notifications is the notifications fan-out's summary (nil for the
 	// loadgen's own runs).
 	Notifications *Notifications `json:"notifications,omitempty"`
+	// Bot is the WhatsApp bot's load summary (nil for the loadgen's own
+	// runs).
+	Bot *Bot `json:"bot,omitempty"`
 	// Cluster is what the nodes' routers did (with --metrics-url).
 	Cluster *Cluster `json:"cluster,omitempty"`
 	// CPU is what the server and the database spent (with --server-pid).

@@ -136,6 +136,14 @@ func (s *Server) Log() []Logged {
 	return append([]Logged(nil), s.log...)
 }
 
+// ForgetLog drops the requests logged so far (a load run measuring the
+// heap of its process must not count the fake's log).
+func (s *Server) ForgetLog() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log = nil
+}
+
 // Requests counts every request that reached the fake, faults included.
 func (s *Server) Requests() int {
 	s.mu.Lock()

@@ -125,6 +125,14 @@ func (s *Server) Sent() []Sent {
 	return append([]Sent(nil), s.sent...)
 }
 
+// ForgetSent drops the messages recorded so far (a load run measuring the
+// heap of its process must not count the fake's record).
+func (s *Server) ForgetSent() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sent = nil
+}
+
 // Statuses returns emitted status updates in order.
 func (s *Server) Statuses() []Status {
 	s.mu.Lock()
