@@ -1,7 +1,6 @@
 package schedule
 
 import (
-	"cmp"
 	"slices"
 	"time"
 
@@ -223,17 +222,7 @@ func (a *scheduleActor) alternativesAt(now time.Time, sv persistence.Service, st
 	if err != nil {
 		return nil
 	}
-	pick := func() ([]availability.Slot, error) {
-		var same []availability.Slot
-		for _, sl := range near {
-			if sl.StaffID == a.staffID && !sl.Start.Equal(start) {
-				same = append(same, sl)
-			}
-		}
-		distance := func(t time.Time) time.Duration { return max(t.Sub(start), start.Sub(t)) }
-		slices.SortStableFunc(same, func(x, y availability.Slot) int { return cmp.Compare(distance(x.Start), distance(y.Start)) })
-		return same[:min(len(same), 5)], nil
-	}
+	pick := func() ([]availability.Slot, error) { return nearest(near, a.staffID, start, 5), nil }
 	if !memoized { // the horizon cut near too: its length names nothing
 		out, _ := pick()
 		return out
@@ -241,5 +230,35 @@ func (a *scheduleActor) alternativesAt(now time.Time, sv persistence.Service, st
 	// The notice cuts near from the front: its length names the cut.
 	k := keyOf(memoAlternatives, sv, start, start, len(near))
 	out, _ := a.remembered(k, sv.RequiredSkills, pick)
+	return out
+}
+
+// nearest is up to n of staffID's slots in near (sorted by start, as the
+// engine answers) other than start, nearest to start first, the earlier
+// on a tie: a walk outwards from start's place, not a sort of the window
+// (two days of slots for five answers, on every refused claim).
+func nearest(near []availability.Slot, staffID string, start time.Time, n int) []availability.Slot {
+	distance := func(t time.Time) time.Duration { return max(t.Sub(start), start.Sub(t)) }
+	at, _ := slices.BinarySearchFunc(near, start, func(sl availability.Slot, t time.Time) int { return sl.Start.Compare(t) })
+	before, after := at-1, at
+	var out []availability.Slot
+	for len(out) < n {
+		for before >= 0 && near[before].StaffID != staffID {
+			before--
+		}
+		for after < len(near) && (near[after].StaffID != staffID || near[after].Start.Equal(start)) {
+			after++
+		}
+		switch {
+		case before < 0 && after >= len(near):
+			return out
+		case after >= len(near) || before >= 0 && distance(near[before].Start) <= distance(near[after].Start):
+			out = append(out, near[before])
+			before--
+		default:
+			out = append(out, near[after])
+			after++
+		}
+	}
 	return out
 }

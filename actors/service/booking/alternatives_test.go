@@ -18,13 +18,13 @@ func TestAskedOthers(t *testing.T) {
 		team = append(team, persistence.StaffMember{ID: fmt.Sprintf("s%02d", i)})
 	}
 	at := time.Date(2026, 12, 1, 15, 0, 0, 0, time.UTC)
-	if got := askedOthers(team[:5], "s01", at); len(got) != 4 || slices.ContainsFunc(got, func(m persistence.StaffMember) bool { return m.ID == "s01" }) {
+	if got := askedOthers(team[:5], persistence.Service{}, "s01", at); len(got) != 4 || slices.ContainsFunc(got, func(m persistence.StaffMember) bool { return m.ID == "s01" }) {
 		t.Fatalf("few staff: %v", got)
 	}
 	seen := map[string]bool{}
 	for k := range 40 {
 		start := at.Add(time.Duration(k) * 15 * time.Minute)
-		got := askedOthers(team, "s03", start)
+		got := askedOthers(team, persistence.Service{}, "s03", start)
 		ids := map[string]bool{}
 		for _, m := range got {
 			if m.ID == "s03" || ids[m.ID] {
@@ -38,5 +38,53 @@ func TestAskedOthers(t *testing.T) {
 	}
 	if len(seen) != len(team)-1 {
 		t.Fatalf("over many starts only %d of %d others were ever asked", len(seen), len(team)-1)
+	}
+}
+
+// TestAskedOthersPicksAsTheCopyingWayDid: the allocation-free pick asks the
+// same members in the same order as filtering the qualified ones into a
+// list and taking othersAsked of it from the start's place: for teams with
+// and without the skill, every size around othersAsked, and many starts.
+func TestAskedOthersPicksAsTheCopyingWayDid(t *testing.T) {
+	reference := func(active []persistence.StaffMember, sv persistence.Service, staffID string, start time.Time) []string {
+		var others []string
+		for _, m := range qualifiedStaff(active, sv, "") {
+			if m.ID != staffID {
+				others = append(others, m.ID)
+			}
+		}
+		if len(others) <= othersAsked {
+			return others
+		}
+		from := int(uint64(start.Unix()/60) % uint64(len(others)))
+		var picked []string
+		for i := range othersAsked {
+			picked = append(picked, others[(from+i)%len(others)])
+		}
+		return picked
+	}
+	sv := persistence.Service{RequiredSkills: []string{"hot-stone"}}
+	at := time.Date(2026, 12, 1, 15, 0, 0, 0, time.UTC)
+	for size := range 24 {
+		var team []persistence.StaffMember
+		for i := range size {
+			m := persistence.StaffMember{ID: fmt.Sprintf("s%02d", i)}
+			if i%3 != 1 {
+				m.Skills = []string{"massage", "hot-stone"}
+			}
+			team = append(team, m)
+		}
+		for k := range 50 {
+			start := at.Add(time.Duration(k) * 15 * time.Minute)
+			for _, refused := range []string{"s00", "s01", "s05", "nobody"} {
+				var got []string
+				for _, m := range askedOthers(team, sv, refused, start) {
+					got = append(got, m.ID)
+				}
+				if want := reference(team, sv, refused, start); !slices.Equal(got, want) {
+					t.Fatalf("team of %d, %s refused at %v: asked %v, want %v", size, refused, start, got, want)
+				}
+			}
+		}
 	}
 }

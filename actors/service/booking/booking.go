@@ -321,12 +321,6 @@ func (s *Service) bookable(ctx context.Context, serviceID, staffID, serviceField
 	return sv, staff, nil
 }
 
-// everyQualified is every active staff member able to perform sv.
-func (s *Service) everyQualified(ctx context.Context, sv persistence.Service) ([]persistence.StaffMember, error) {
-	_, active, err := s.catalogue.Snapshot(ctx)
-	return qualifiedStaff(active, sv, ""), err
-}
-
 // ---- Availability --------------------------------------------------------------
 
 // AvailabilityInput asks for the bookable starts of a service in
@@ -437,8 +431,8 @@ func fairOrder(replies []*schedule.SlotsReply) []availability.Slot {
 // writes out once.
 func (s *Service) alternatives(ctx context.Context, sv persistence.Service, staffID string, start time.Time, own []availability.Slot) []availability.Slot {
 	var others []availability.Slot
-	if all, err := s.everyQualified(ctx, sv); err == nil {
-		if asked := askedOthers(all, staffID, start); len(asked) > 0 {
+	if _, active, err := s.catalogue.Snapshot(ctx); err == nil {
+		if asked := askedOthers(active, sv, staffID, start); len(asked) > 0 {
 			if replies, err := s.fittingSlots(ctx, asked, sv, start, start.Add(time.Minute)); err == nil {
 				others = fairOrder(replies)
 			}
@@ -466,25 +460,44 @@ const othersAsked = 8
 // all of them when there are few, else othersAsked of them from a place
 // in the list that moves with the start, so suggestions spread over the
 // team instead of always naming the same people.
-func askedOthers(all []persistence.StaffMember, staffID string, start time.Time) []persistence.StaffMember {
-	if len(all) == 0 || len(all) == 1 && all[0].ID == staffID {
-		return nil // nobody else to ask
+func askedOthers(active []persistence.StaffMember, sv persistence.Service, staffID string, start time.Time) []persistence.StaffMember {
+	// Two passes over the catalogue's list, copying only the few asked: a
+	// refusal is common at peak, and copying every qualified member (twice)
+	// was a fifth of the bytes the node allocated under spread.
+	other := func(m *persistence.StaffMember) bool {
+		return m.ID != staffID && hasSkills(m.Skills, sv.RequiredSkills)
 	}
-	others := make([]persistence.StaffMember, 0, len(all))
-	for _, m := range all {
-		if m.ID != staffID {
-			others = append(others, m)
+	n := 0
+	for i := range active {
+		if other(&active[i]) {
+			n++
 		}
 	}
-	if len(others) <= othersAsked {
-		return others
+	if n == 0 {
+		return nil // nobody else to ask
 	}
-	from := int(uint64(start.Unix()/60) % uint64(len(others)))
-	picked := make([]persistence.StaffMember, othersAsked)
-	for i := range picked {
-		picked[i] = others[(from+i)%len(others)]
+	want, from := n, 0
+	if n > othersAsked {
+		want, from = othersAsked, int(uint64(start.Unix()/60)%uint64(n))
 	}
-	return picked
+	// The others ranked from, from+1, ... (mod n), in that order: those
+	// from `from` on, then those wrapped around from the front.
+	picked := make([]persistence.StaffMember, 0, want)
+	var wrapped []persistence.StaffMember
+	rank := 0
+	for i := range active {
+		if !other(&active[i]) {
+			continue
+		}
+		switch {
+		case rank >= from && rank < from+want:
+			picked = append(picked, active[i])
+		case rank < from+want-n:
+			wrapped = append(wrapped, active[i])
+		}
+		rank++
+	}
+	return append(picked, wrapped...)
 }
 
 // nearby offers the any-staff starts nearest to start within a day.
