@@ -63,6 +63,31 @@ func TestAdminListener(t *testing.T) {
 	if code, body := get("/v1/studio"); code != 404 || !strings.Contains(body, "not_found") {
 		t.Fatalf("the admin app serves the API: %d %s", code, body)
 	}
+	// With the API app, the admin routes (and only those) answer here as
+	// on the API port: same authentication, same bodies.
+	admin, err = NewAdmin(AdminDeps{Tokens: e.tokens, Gatherer: e.reg, API: e.app})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := e.token("root", auth.RoleAdmin)
+	if code, body := get("/v1/admin/audit"); code != 401 || !strings.Contains(body, `"code"`) {
+		t.Fatalf("anonymous audit through the admin listener: %d %s", code, body)
+	}
+	if code, body := get("/v1/admin/audit", "Authorization", "Bearer "+e.token("c", auth.RoleClient)); code != 403 {
+		t.Fatalf("a client reads the audit through the admin listener: %d %s", code, body)
+	}
+	if code, body := get("/v1/admin/audit?limit=5", "Authorization", "Bearer "+root); code != 200 || !strings.Contains(body, `"entries"`) {
+		t.Fatalf("admin audit through the admin listener: %d %s", code, body)
+	}
+	if code, body := get("/v1/cluster", "Authorization", "Bearer "+root); code != 200 || !strings.Contains(body, `"mode":"single"`) {
+		t.Fatalf("cluster through the admin listener: %d %s", code, body)
+	}
+	if code, body := get("/v1/studio"); code != 404 || !strings.Contains(body, "not_found") {
+		t.Fatalf("the admin listener forwards a public route: %d %s", code, body)
+	}
+	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, `route="/v1/admin/audit",status="200"`) {
+		t.Fatalf("/metrics after forwarding: %d %.300s", code, body)
+	}
 	if _, err := NewAdmin(AdminDeps{Gatherer: prometheus.NewRegistry()}); err == nil {
 		t.Fatal("admin app without tokens accepted")
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,10 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/spa-engine/spa/actors/providers/whatsapp/whatsappfake"
+	"github.com/spa-engine/spa/actors/testwait"
+	"github.com/spa-engine/spa/persistence/pgtest"
 )
 
 // browser is a headless Chromium (Debian's chromium; .ci/test.sh installs
@@ -41,51 +47,240 @@ func browser(t *testing.T) context.Context {
 	return ctx
 }
 
-// TestConsoleAndDocsInABrowser: the ops console renders a running node's
-// metrics (its own CSP allows what it needs: a blocked script would leave
-// "loading…"), and /docs renders the API reference with the embedded
-// Redoc. Screenshots go to bin/ for a person to look at.
+// tab drives one page of the console in the headless browser.
+type tab struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+// eval runs a JavaScript expression in the page and returns its string value.
+func (b tab) eval(expr string) string {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](expr))
+	if err != nil {
+		b.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// text is the text of the first element sel matches ("" when none does).
+func (b tab) text(sel string) string {
+	b.t.Helper()
+	return b.eval(fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel))
+}
+
+// waitText waits until the element sel matches contains want (the page
+// refreshes itself every 5 seconds; an action refreshes it at once).
+func (b tab) waitText(sel, want string) {
+	b.t.Helper()
+	testwait.Until(b.t, 40*time.Second, fmt.Sprintf("%s to show %q", sel, want), func() error {
+		if got := b.text(sel); !strings.Contains(got, want) {
+			return fmt.Errorf("%s: %q", sel, got)
+		}
+		return nil
+	})
+}
+
+// click clicks sel with the mouse, as a person would.
+func (b tab) click(sel string) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, chromedp.Click(chromedp.CSS(sel))); err != nil {
+		b.t.Fatalf("click %s: %v", sel, err)
+	}
+}
+
+// open loads url and waits for sel to show.
+func (b tab) open(url, sel string) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
+		b.t.Fatalf("%s: %v", url, err)
+	}
+}
+
+// signIn gives the console an admin token through its own field.
+func (b tab) signIn(token string) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, chromedp.SendKeys(chromedp.CSS("#token"), token)); err != nil {
+		b.t.Fatalf("type the token: %v", err)
+	}
+	b.click("#token-use")
+}
+
+func (b tab) screenshot(name string) {
+	b.t.Helper()
+	shot, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100)) // 100: PNG
+	if err != nil {
+		b.t.Fatalf("screenshot: %v", err)
+	}
+	save(b.t, name, shot)
+}
+
+// TestConsoleAndDocsInABrowser: the ops console of a running node renders
+// its metrics (its own CSP allows what it needs: a blocked script would
+// leave "loading…"), and with an admin token typed into it, its actions
+// work for real. The node sends WhatsApp through the fake Cloud API,
+// which fails (500) until the test says otherwise, so two confirmations
+// outlast their attempts (a one-step SPA_NOTIFY_BACKOFF) and are parked
+// as dead letters. In the page: a retry asks for confirmation and
+// cancelling it does nothing; a confirmed retry of one letter (the
+// provider back) takes it off the list, the message reaches the client
+// and the audit list shows the retry; a confirmed discard of the class
+// empties the list and the audit shows it. /docs renders the API
+// reference with the embedded Redoc. Screenshots go to bin/.
 func TestConsoleAndDocsInABrowser(t *testing.T) {
 	ctx := browser(t)
-	base, _, _ := serveInProcess(t, map[string]string{}, t.TempDir())
-	admin, _ := admins.Load(base)
-
-	page := func(url, waitFor string, texts ...string) ([]string, []byte) {
-		t.Helper()
-		if err := chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(waitFor))); err != nil {
-			t.Fatalf("%s: %v", url, err)
-		}
-		var out []string
-		for _, sel := range texts {
-			v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-			if err != nil {
-				t.Fatalf("%s %s: %v", url, sel, err)
-			}
-			out = append(out, v)
-		}
-		shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
-		if err != nil {
-			t.Fatalf("%s: screenshot: %v", url, err)
-		}
-		return out, shot
+	const waToken, phoneID, phone, wa = "EAAG-console-token", "106540352242922", "+573001234570", "573001234570"
+	fake := whatsappfake.New(waToken, phoneID)
+	t.Cleanup(fake.Close)
+	fake.ApproveTemplate("cita_confirmada", "es", 1)
+	env := map[string]string{
+		"SPA_WHATSAPP_TOKEN": waToken, "SPA_WHATSAPP_PHONE_NUMBER_ID": phoneID,
+		"SPA_WHATSAPP_BASE_URL": fake.URL, "SPA_WHATSAPP_APP_SECRET": "console_app_secret",
+		"SPA_WHATSAPP_TEMPLATES": "appointment_confirmed=cita_confirmada:es:utility:12h",
+		"SPA_NOTIFY_BACKOFF":     "100ms",
+	}
+	dataDir := t.TempDir()
+	base, _, logs := serveInProcess(t, env, dataDir)
+	adminURL, _ := admins.Load(base)
+	a := api{t, base}
+	access, _ := signIn(t, a, logs, phone)
+	client := subjectOf(t, access)
+	admin := issueToken(t, dataDir, "owner", "admin")
+	desk := issueToken(t, dataDir, "desk", "receptionist")
+	a.must(200, "PUT", "/v1/admin/staff/ana", admin, map[string]any{"name": "Ana", "skills": []string{"massage"},
+		"time_zone": "America/Bogota", "weekly_hours": everyDay("08:00", "18:00"), "active": true, "version": 0})
+	a.must(200, "PUT", "/v1/admin/services/massage-60", admin, map[string]any{"name": "Masaje", "category": "body",
+		"duration_minutes": 60, "price_minor": 12000000, "required_skills": []string{"massage"},
+		"cancel_cutoff_minutes": 60, "active": true, "version": 0})
+	bogota, _ := time.LoadLocation("America/Bogota")
+	day := time.Now().In(bogota).AddDate(0, 0, 2)
+	from := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, bogota)
+	q := url.Values{"service": {"massage-60"}, "staff": {"ana"},
+		"from": {from.Format(time.RFC3339)}, "to": {from.AddDate(0, 0, 1).Format(time.RFC3339)}}
+	slots := a.must(200, "GET", "/v1/availability?"+q.Encode(), "", nil)["slots"].([]any)
+	if len(slots) < 9 {
+		t.Fatalf("%d slots", len(slots))
+	}
+	fake.Faults.Always(whatsappfake.Fault{Status: 500})
+	for i, slot := range []int{0, 8} {
+		held := a.must(201, "POST", "/v1/appointments", desk, map[string]any{"service_id": "massage-60", "staff_id": "ana",
+			"start": slots[slot].(map[string]any)["start"].(string), "client_id": client}, "Idempotency-Key", fmt.Sprintf("console-desk-%d", i))
+		a.must(200, "POST", "/v1/appointments/"+held["id"].(string)+"/confirm", desk, nil, "Idempotency-Key", fmt.Sprintf("console-confirm-%d", i))
 	}
 
-	got, shot := page(admin.(string)+"/", "section", "#status", "#sections")
-	if !strings.HasPrefix(got[0], "updated") {
-		t.Errorf("console status %q, want it updated from /metrics", got[0])
-	}
-	for _, want := range []string{"SPA_EVENTS", "Streams and consumers", "schedule", "goroutines"} {
-		if !strings.Contains(got[1], want) {
-			t.Errorf("console lacks %q:\n%.600s", want, got[1])
+	b := tab{t, ctx}
+	b.open(adminURL.(string)+"/", "section")
+	b.waitText("#status", "updated")
+	got := b.text("#sections")
+	for _, want := range []string{"SPA_EVENTS", "Streams and consumers", "schedule", "goroutines", "Providers", "whatsapp"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("console lacks %q:\n%.600s", want, got)
 		}
 	}
-	save(t, "console.png", shot)
-
-	got, shot = page(base+"/docs", "h1", "h1")
-	if !strings.Contains(got[0], "Spa Engine API") {
-		t.Errorf("/docs heading %q, want the API's title (Redoc rendered the document)", got[0])
+	// Without a token the admin part only asks for one.
+	if got := b.text("#admin"); !strings.Contains(got, "Enter an admin token") {
+		t.Fatalf("admin part without a token: %q", got)
 	}
-	save(t, "docs.png", shot)
+	b.signIn(admin)
+	b.waitText("#dead-letter-total", "2 dead letters")
+	b.waitText("#cluster-summary", "single node")
+	b.waitText("#exceptions-none", "no open payment exceptions")
+	b.screenshot("console.png")
+
+	// Cancel: nothing happens.
+	b.click(`button[data-action="retry-one"]`)
+	b.waitText("#confirm-text", "Retry dead letter")
+	b.click("#confirm-no")
+	if open := b.eval(`String(document.getElementById("confirm").open)`); open != "false" {
+		t.Fatalf("the dialog is still open after Cancel: %s", open)
+	}
+	if got := b.text("#dead-letter-total"); !strings.Contains(got, "2 dead letters") {
+		t.Fatalf("after a cancelled retry: %q", got)
+	}
+
+	// The failures opened WhatsApp's breaker, and the console says so.
+	b.waitText(`[data-provider="whatsapp"]`, "open")
+	// The provider comes back; the breaker lets a probe through once its
+	// open time has passed (half-open, as /readyz reads it).
+	fake.Faults.Clear()
+	testwait.Until(t, 60*time.Second, "the WhatsApp breaker to let a call through", func() error {
+		if st := b.text(`[data-provider="whatsapp"]`); st != "half-open" && st != "closed" {
+			return fmt.Errorf("breaker %q", st)
+		}
+		return nil
+	})
+
+	// Retry one: it leaves the list and is delivered.
+	b.click(`button[data-action="retry-one"]`)
+	b.waitText("#confirm-text", "Retry dead letter")
+	b.screenshot("console-confirm.png")
+	b.click("#confirm-yes")
+	b.waitText("#notice", "retried 1")
+	b.waitText("#dead-letter-total", "1 dead letter")
+	b.waitText("#admin", "notification_dead_letter.retry")
+	testwait.Until(t, 20*time.Second, "the retried confirmation on WhatsApp", func() error {
+		if n := len(fake.Sent()); n != 1 {
+			return fmt.Errorf("%d messages sent", n)
+		}
+		return nil
+	})
+
+	// Discard the rest of the class.
+	b.click(`button[data-action="discard-class"]`)
+	b.waitText("#confirm-text", "Discard all 1 dead letters")
+	b.click("#confirm-yes")
+	b.waitText("#notice", "discarded 1")
+	b.waitText("#dead-letter-total", "no dead letters")
+	b.waitText("#admin", "notification_dead_letter.discard")
+	b.screenshot("console-actions.png")
+	if n := len(fake.Sent()); n != 1 {
+		t.Fatalf("%d messages sent after the discard, want only the retried one", n)
+	}
+	if got := fake.Sent()[0]; got.To != wa {
+		t.Fatalf("retried message went to %q", got.To)
+	}
+
+	b.open(base+"/docs", "h1")
+	if got := b.text("h1"); !strings.Contains(got, "Spa Engine API") {
+		t.Errorf("/docs heading %q, want the API's title (Redoc rendered the document)", got)
+	}
+	b.screenshot("docs.png")
+}
+
+// TestConsoleOnAClusterInABrowser: against three `spa serve` processes
+// sharing a PostgreSQL database (the cluster tests' helpers), the console
+// of one node shows the three members and every partition owned, each
+// member with its partitions and epochs.
+func TestConsoleOnAClusterInABrowser(t *testing.T) {
+	pgtest.BaseURL(t) // a cluster needs a shared database
+	ctx := browser(t)
+	c := startTestCluster(t, buildBinary(t), nil)
+	b := tab{t, ctx}
+	b.open(c.nodes[1].adminURL+"/", "section")
+	b.signIn(c.admin)
+	b.waitText("#cluster-summary", "3 members, all ")
+	b.waitText("#cluster-summary", "partitions owned")
+	got := b.text("#admin")
+	for _, n := range c.nodes {
+		if !strings.Contains(got, n.name) {
+			t.Errorf("the console lacks member %s:\n%.800s", n.name, got)
+		}
+	}
+	if !strings.Contains(got, c.nodes[1].name+" (this node)") {
+		t.Errorf("the console does not mark itself:\n%.800s", got)
+	}
+	// Every partition has an owner, one of the members, in the details.
+	rows := b.eval(`Array.from(document.querySelectorAll("details tr")).slice(1).map((r) => r.children[1].textContent).join(",")`)
+	owners := strings.Split(rows, ",")
+	if len(owners) < 3 {
+		t.Fatalf("partition rows: %q", rows)
+	}
+	for _, o := range owners {
+		if o != "n0" && o != "n1" && o != "n2" {
+			t.Fatalf("a partition owned by %q: %q", o, rows)
+		}
+	}
+	b.screenshot("console-cluster.png")
 }
 
 func save(t *testing.T, name string, png []byte) {

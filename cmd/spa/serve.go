@@ -428,7 +428,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		return n, fmt.Errorf("SPA_HTTP_ADDR: %w", err)
 	}
 	n.payments.listening(n.ln.Addr()) // the dev fake posts its events here
-	if n.admin, err = gateway.NewAdmin(gateway.AdminDeps{Tokens: tokens, Gatherer: reg, Logger: log}); err != nil {
+	if n.admin, err = gateway.NewAdmin(gateway.AdminDeps{Tokens: tokens, Gatherer: reg, Logger: log, API: n.app}); err != nil {
 		return n, err
 	}
 	if n.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {

@@ -3,9 +3,16 @@
 // and shows what an operator asks first: which build, the cluster's
 // members and partitions, live actors and mailboxes, streams and
 // consumers, the outbox, provider breakers, payment exceptions, the
-// database pool and the messages sent. Its data is exactly /metrics (as
-// anonymous on that private address), so it needs no API of its own; the
-// assets are embedded and the page runs no inline script.
+// database pool and the messages sent, and readiness with each provider's
+// breaker (/readyz). With an admin token typed into it (kept in the tab's
+// sessionStorage, sent as a Bearer header) it also shows the cluster's
+// members and partitions, dead letters, open reconciliation exceptions
+// and recent admin actions, and retries, discards and resolves after a
+// confirmation in the page: all through the API's own admin routes, which
+// the admin listener forwards (gateway.AdminDeps.API), so they are
+// checked and audited exactly as from any admin client and the page needs
+// no API of its own. The assets are embedded and the page runs no inline
+// script.
 package console
 
 import (
