@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PROTOC_GEN_GO := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 
-.PHONY: help run build test test-race bench bench-go lint generate migrate token cluster cluster-stop
+.PHONY: help run build test test-race bench bench-go chaos lint generate migrate token cluster cluster-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ bench: build ## the bare-HTTP ceiling, then both booking engines through the loa
 
 bench-go: ## Go benchmarks of the hot paths on both drivers (results are ratios within one run)
 	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(.ci/postgres.sh)}" $(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.txt
+
+chaos: ## the chaos suite, full form, three runs in a row (root: network namespaces, iptables; PostgreSQL): partitions, database cut, latency and loss, SIGSTOP, kill -9, rolling restart under mixed load (~15 min; docs/chaos.md)
+	mkdir -p bin; TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(.ci/postgres.sh)}" SPA_CHAOS_FULL=1 $(GO) test -count=3 -failfast -timeout 60m -run '^TestChaos$$' -v ./cmd/spa/ 2>&1 | tee bin/chaos.log | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|CHAOS|chaos_test.go'; test $${PIPESTATUS[0]} = 0
 
 lint: ## gofmt, go vet and staticcheck
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above need formatting"; exit 1; }

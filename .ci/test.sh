@@ -60,6 +60,15 @@ if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get 
     { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null 2>&1; } || true
 fi
 
+# The chaos suite's short form (cmd/spa TestChaos) builds network
+# namespaces and drops packets with iptables; under CI=true it fails
+# without it, so install it when we can (as root, a few seconds once).
+if ! command -v iptables >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  say "installing iptables for the chaos suite"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iptables >/dev/null 2>&1 ||
+    { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iptables >/dev/null 2>&1; } || true
+fi
+
 mkdir -p bin; log=bin/test.log
 # -v for the closing count (the whole output is kept in bin/test.log); the
 # screen shows one line per package, and each failure with what led to it.
