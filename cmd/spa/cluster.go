@@ -59,6 +59,10 @@ type clusterConfig struct {
 // enabled reports multi-node mode.
 func (c clusterConfig) enabled() bool { return c.ListenAddr != "" }
 
+// defaultClusterDrain is SPA_SHUTDOWN_DRAIN's "auto" in a cluster: a few
+// readiness probes of a load balancer checking every second or so.
+const defaultClusterDrain = 2 * time.Second
+
 // splitBrainEnv names the test hook that forces split ownership.
 const splitBrainEnv = "SPA_TEST_SPLIT_BRAIN"
 

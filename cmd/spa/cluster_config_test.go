@@ -155,3 +155,31 @@ func TestCountNodesCountsThisNodeOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownDrainAuto: SPA_SHUTDOWN_DRAIN's auto keeps a lone node's
+// stop immediate and gives a cluster node's load balancer time to see
+// its 503; a value set is taken as it is, and a bad one names the setting.
+func TestShutdownDrainAuto(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want time.Duration
+	}{
+		{"alone", nil, 0},
+		{"cluster", clusterEnv(nil), defaultClusterDrain},
+		{"cluster, set", clusterEnv(map[string]string{"SPA_SHUTDOWN_DRAIN": "7s"}), 7 * time.Second},
+		{"cluster, off", clusterEnv(map[string]string{"SPA_SHUTDOWN_DRAIN": "0s"}), 0},
+		{"alone, set", map[string]string{"SPA_SHUTDOWN_DRAIN": "3s"}, 3 * time.Second},
+	} {
+		c, err := parseConfig("serve", nil, env(tc.env), io.Discard)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if c.ShutdownDrain != tc.want {
+			t.Errorf("%s: drain %v, want %v", tc.name, c.ShutdownDrain, tc.want)
+		}
+	}
+	if _, err := parseConfig("serve", nil, env(map[string]string{"SPA_SHUTDOWN_DRAIN": "soon"}), io.Discard); err == nil || !strings.Contains(err.Error(), "SPA_SHUTDOWN_DRAIN") {
+		t.Fatalf("a bad drain: %v", err)
+	}
+}

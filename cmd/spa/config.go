@@ -90,6 +90,10 @@ type config struct {
 	// TrustedProxies are the load balancers whose X-Forwarded-For is
 	// believed (gateway/clientip.go); empty: the peer is the client.
 	TrustedProxies []string
+	// ShutdownDrain is how long a stopping node answers /readyz with 503
+	// while it still serves, before it stops accepting (-1, "auto", until
+	// parseConfig resolves it).
+	ShutdownDrain time.Duration
 	// DevAllowRemote lets a dev node listen beyond this machine. Dev mode
 	// writes every login code to the log, so by default it refuses any
 	// listener that is not on a loopback address (checkDevListeners).
@@ -230,6 +234,13 @@ var settings = []setting{
 	{"idempotency-lock-ttl", "SPA_IDEMPOTENCY_LOCK_TTL", "30s", "how long an in-progress key blocks a duplicate before a retry may take it over", durationIn(time.Second, time.Hour, func(c *config, d time.Duration) { c.IdempotencyLockTTL = d })},
 	{"db-slow-statement", "SPA_DB_SLOW_STATEMENT", "250ms", "statements slower than this are counted by store operation (spa_db_slow_statements_total; PostgreSQL/CockroachDB); 0s: off", durationIn(0, time.Minute, func(c *config, d time.Duration) { c.DBSlowStatement = d })},
 	{"shutdown-timeout", "SPA_SHUTDOWN_TIMEOUT", "20s", "how long a graceful shutdown may take", durationIn(time.Second, 10*time.Minute, func(c *config, d time.Duration) { c.ShutdownTimeout = d })},
+	{"shutdown-drain", "SPA_SHUTDOWN_DRAIN", "auto", "on SIGTERM, how long /readyz answers 503 while the node still serves, before it stops accepting: time for load balancers to stop sending to it (SPA_SHUTDOWN_TIMEOUT starts after it); auto: 0s alone, 2s in a cluster", func(c *config, v string) error {
+		if v == "auto" {
+			c.ShutdownDrain = -1
+			return nil
+		}
+		return durationIn(0, 5*time.Minute, func(c *config, d time.Duration) { c.ShutdownDrain = d })(c, v)
+	}},
 	{"hold-ttl", "SPA_HOLD_TTL", "10m", "how long an unconfirmed hold blocks its slot", durationIn(time.Minute, 24*time.Hour, func(c *config, d time.Duration) { c.HoldTTL = d })},
 	{"booking-horizon", "SPA_BOOKING_HORIZON", "2160h", "how far ahead clients may book (2160h = 90 days)", durationIn(24*time.Hour, 2*366*24*time.Hour, func(c *config, d time.Duration) { c.BookingHorizon = d })},
 	{"min-notice", "SPA_MIN_NOTICE", "0s", "how soon before its start a slot may still be booked", durationIn(0, 30*24*time.Hour, func(c *config, d time.Duration) { c.MinNotice = d })},
@@ -389,6 +400,14 @@ func parseConfig(command string, args []string, getenv func(string) string, usag
 	}
 	if err := validateCluster(&c); err != nil {
 		return c, err
+	}
+	if c.ShutdownDrain < 0 {
+		// A single node has no other node to send its clients to; a
+		// cluster's load balancer does, once it saw the 503.
+		c.ShutdownDrain = 0
+		if c.Cluster.enabled() {
+			c.ShutdownDrain = defaultClusterDrain
+		}
 	}
 	if c.StoreDeadline >= c.RequestTimeout {
 		return c, fmt.Errorf("SPA_STORE_DEADLINE (%s) must be shorter than SPA_REQUEST_TIMEOUT (%s): a stuck store must be answered before the request times out", c.StoreDeadline, c.RequestTimeout)

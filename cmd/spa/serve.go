@@ -105,6 +105,10 @@ type node struct {
 	cancel  context.CancelFunc // stops background loops
 	loops   sync.WaitGroup
 	timeout time.Duration
+	// drain is how long shutdown keeps serving with /readyz at 503 before
+	// it stops accepting (SPA_SHUTDOWN_DRAIN); draining is set from then on.
+	drain    time.Duration
+	draining atomic.Bool
 
 	// baseline decides claims instead of sched when SPA_BOOKING_ENGINE is
 	// lock-baseline (benchmarks only).
@@ -139,7 +143,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		return nil, err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	n = &node{log: log, timeout: cfg.ShutdownTimeout}
+	n = &node{log: log, timeout: cfg.ShutdownTimeout, drain: cfg.ShutdownDrain}
 	defer func() {
 		if err != nil {
 			n.shutdown()
@@ -383,6 +387,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 			{Name: "store", Check: n.store.Ping},
 			{Name: "nats", Check: func(context.Context) error { return n.nats.Ready() }},
 			{Name: "actors", Check: n.actors.Ping},
+			{Name: "serving", Check: n.serving},
 		}, n.clusterChecks()...),
 		Config: gateway.Config{
 			BodyLimit:          cfg.BodyLimit,
@@ -457,10 +462,29 @@ func (n *node) every(ctx context.Context, interval time.Duration, what string, f
 	}()
 }
 
-// shutdown stops the node in dependency order: stop accepting HTTP and
-// drain requests in flight, stop actors (they finish what they accepted),
-// flush the outbox, stop NATS, close the store. Safe on a half-started node.
+// serving is the "serving" readiness check: it fails from the moment the
+// node begins to shut down, so load balancers stop sending to it while it
+// still answers what they already sent.
+func (n *node) serving(context.Context) error {
+	if n.draining.Load() {
+		return errors.New("shutting down")
+	}
+	return nil
+}
+
+// shutdown stops the node in dependency order: turn unready and keep
+// serving for the drain period, stop accepting HTTP and drain requests in
+// flight, stop actors (they finish what they accepted), flush the outbox,
+// stop NATS, close the store. Safe on a half-started node.
 func (n *node) shutdown() {
+	n.draining.Store(true)
+	if n.app != nil && n.drain > 0 {
+		// A load balancer stops sending only after its next readiness probe
+		// failed: until then requests keep arriving and must be answered,
+		// not refused by a closed listener.
+		n.log.Info("draining: /readyz answers 503, requests are still served", "for", n.drain.String())
+		time.Sleep(n.drain)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.timeout)
 	defer cancel()
 	step := func(what string, stop func()) {
