@@ -22,7 +22,9 @@
 // node's leases expire after the TTL (the bucket's LimitMarkerTTL makes the
 // expiry visible to watchers; leases not renewed for longer than the TTL
 // are also checked with a Get, because the marker is lost when the
-// stream's leader dies with the holder) and the desired owners take them
+// stream's leader dies with the holder; so are partitions seen free for a
+// while, because a watcher whose consumer died with the crashed node
+// hears nothing until it is replaced) and the desired owners take them
 // over. A node
 // that cannot renew in time (e.g. a long GC pause) stops counting a lease as
 // its own at its local deadline, which falls before the server expires it,
@@ -175,6 +177,11 @@ type Manager struct {
 	// gate is read-locked for each reconcile pass; tests lock it to
 	// simulate a process pause.
 	gate sync.RWMutex
+
+	// deaf makes the watcher drop what it delivers; tests set it to
+	// simulate a watcher whose consumer died with another node (it hears
+	// nothing until it is replaced).
+	deaf atomic.Bool
 
 	// handoffs tracks hand-offs in progress.
 	handoffs sync.WaitGroup
@@ -495,6 +502,9 @@ func (m *Manager) watch(ctx context.Context, entries <-chan jetstream.KeyValueEn
 				}
 				continue
 			}
+			if m.deaf.Load() {
+				continue
+			}
 			if p, ok := parseKey(e.Key()); ok && p < m.cfg.Partitions {
 				m.observe(p, e)
 				m.poke()
@@ -598,43 +608,65 @@ func (m *Manager) reconcile(ctx context.Context) {
 		go m.handoff(j.p, j.h)
 	}
 	m.renewAll(ctx, renew)
-	for _, p := range acquire {
-		if ctx.Err() != nil {
-			return
-		}
-		m.acquire(ctx, p)
-	}
+	m.acquireAll(ctx, acquire)
 }
 
-// sweep marks free the leases of other nodes that were not renewed for
-// longer than the TTL and whose key is gone. The expiry marker normally
-// reports this, but it is lost when the stream's leader dies with the
-// lease holder (observed with nats-server 2.15.2).
+// sweep reads from the bucket the partitions whose watched view may be
+// stale, because nothing was heard of them for a while:
+//
+//   - leases of other nodes not renewed for longer than 1.25 TTL: their
+//     key is gone once they expired, but the expiry marker that reports it
+//     is lost when the stream's leader dies with the lease holder
+//     (observed with nats-server 2.15.2);
+//   - partitions seen free for longer than TTL/4: another node may have
+//     taken them since, and a watcher whose consumer lived on a crashed
+//     node delivers nothing until it is replaced (up to a TTL of silence
+//     and the time to open a new one), so without this read a survivor
+//     would report such a partition ownerless for seconds after a peer
+//     took it over.
+//
+// The reads run concurrently, all within TTL/4, so a bucket without a
+// leader (an election) delays a reconcile pass by TTL/4 at most.
 func (m *Manager) sweep(ctx context.Context) {
-	limit := m.cfg.LeaseTTL + m.cfg.LeaseTTL/4
+	limit, freeFor := m.cfg.LeaseTTL+m.cfg.LeaseTTL/4, m.cfg.LeaseTTL/4
 	var stale []int
 	m.mu.Lock()
 	for p, v := range m.views {
-		if _, mine := m.owned[p]; !mine && v.present && time.Since(v.seen) > limit {
+		if _, mine := m.owned[p]; mine {
+			continue
+		}
+		if since := time.Since(v.seen); (v.present && since > limit) || (!v.present && since > freeFor) {
 			stale = append(stale, p)
 		}
 	}
 	m.mu.Unlock()
-	for _, p := range stale {
-		gctx, cancel := context.WithTimeout(ctx, m.cfg.LeaseTTL/4)
-		e, err := m.kv.Get(gctx, Key(p))
-		cancel()
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
-			m.mu.Lock()
-			if v := m.views[p]; v.present && time.Since(v.seen) > limit {
-				m.views[p] = view{rev: v.rev, initialized: true, seen: time.Now()}
-			}
-			m.mu.Unlock()
-		case err == nil:
-			m.observe(p, e)
-		}
+	if len(stale) == 0 {
+		return
 	}
+	gctx, cancel := context.WithTimeout(ctx, m.cfg.LeaseTTL/4)
+	defer cancel()
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for _, p := range stale {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			e, err := m.kv.Get(gctx, Key(p))
+			switch {
+			case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+				m.mu.Lock()
+				if v := m.views[p]; !v.present || time.Since(v.seen) > limit {
+					// Free now (again): noted as seen, so it is read
+					// again only after another TTL/4.
+					m.views[p] = view{rev: v.rev, initialized: true, seen: time.Now()}
+				}
+				m.mu.Unlock()
+			case err == nil:
+				m.observe(p, e)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // takenLocked reports whether the bucket shows an entry newer than this
@@ -740,26 +772,53 @@ func (m *Manager) renew(ctx context.Context, p int, epoch, rev uint64) (uint64, 
 	return m.kv.Update(rctx, Key(p), b, rev)
 }
 
-func (m *Manager) acquire(ctx context.Context, p int) {
+// acquireAll tries to create the leases of partitions, concurrently: a
+// take-over after a crash acquires a third of the partitions at once, and
+// one after another, each waiting up to TTL/3 while the bucket elects a
+// leader, they would take many TTLs. OnAcquire runs afterwards on the
+// manager's goroutine, in partition order.
+func (m *Manager) acquireAll(ctx context.Context, parts []int) {
+	if len(parts) == 0 || ctx.Err() != nil {
+		return
+	}
 	b, err := proto.Marshal(&messages.PartitionLease{Node: m.self.Name, Incarnation: m.self.Incarnation})
 	if err != nil {
 		return
 	}
+	type result struct {
+		rev  uint64
+		sent time.Time
+		err  error
+	}
+	results := make([]result, len(parts))
 	cctx, cancel := context.WithTimeout(ctx, m.cfg.LeaseTTL/3)
 	defer cancel()
-	sent := time.Now()
-	rev, err := m.kv.Create(cctx, Key(p), b)
-	if err != nil {
-		if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
-			m.log.Warn("partition acquire failed", "partition", p, "err", err)
-		}
-		return
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for i, p := range parts {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			sent := time.Now()
+			rev, err := m.kv.Create(cctx, Key(p), b)
+			results[i] = result{rev, sent, err}
+		})
 	}
-	m.mu.Lock()
-	m.owned[p] = &held{epoch: rev, rev: rev, renewedAt: sent, validUntil: m.deadline(sent)}
-	m.mu.Unlock()
-	if f := m.cfg.Hooks.OnAcquire; f != nil {
-		f(p, rev)
+	wg.Wait()
+	for i, p := range parts {
+		r := results[i]
+		if r.err != nil {
+			if !errors.Is(r.err, jetstream.ErrKeyExists) && ctx.Err() == nil {
+				m.log.Warn("partition acquire failed", "partition", p, "err", r.err)
+			}
+			continue
+		}
+		m.mu.Lock()
+		m.owned[p] = &held{epoch: r.rev, rev: r.rev, renewedAt: r.sent, validUntil: m.deadline(r.sent)}
+		m.mu.Unlock()
+		if f := m.cfg.Hooks.OnAcquire; f != nil {
+			f(p, r.rev)
+		}
 	}
 }
 

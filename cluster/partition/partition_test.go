@@ -888,3 +888,55 @@ func TestLeavingNodeAcquiresNothing(t *testing.T) {
 		t.Fatalf("a leaving node acquired partition 2 at epoch %d", epoch)
 	}
 }
+
+// TestDeafWatcherStillLearnsATakeOver: a node whose watcher hears nothing
+// (its consumer died with a crashed node) still learns, by reading the
+// bucket, that a partition it saw free has been taken by another node,
+// instead of reporting it ownerless until the watcher is replaced.
+func TestDeafWatcherStillLearnsATakeOver(t *testing.T) {
+	c := natstest.RunCluster(t, 2)
+	log := &hookLog{}
+	a := startNode(t, c, 0, log)
+	testwait.For(t, 15*time.Second, "one node owns everything", func() bool { return converged([]*node{a}) })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// a stops acquiring, and partition 5 becomes free behind its back.
+	a.pm.Leave()
+	a.pm.mu.Lock()
+	h := *a.pm.owned[5]
+	a.pm.mu.Unlock()
+	if err := a.pm.kv.Delete(ctx, Key(5), jetstream.LastRevision(h.rev)); err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, 10*time.Second, "a to see partition 5 free", func() bool {
+		_, _, ok := a.pm.Owner(5)
+		return !ok
+	})
+	a.pm.deaf.Store(true)
+	// node-x takes partition 5 and renews it, as a live owner would.
+	lease, _ := proto.Marshal(&messages.PartitionLease{Node: "node-x", Incarnation: "x1"})
+	rev, err := a.pm.kv.Create(ctx, Key(5), lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(testTTL / 4):
+			}
+			if r, err := a.pm.kv.Update(ctx, Key(5), lease, rev); err == nil {
+				rev = r
+			}
+		}
+	}()
+	defer func() { close(done); <-renewed }()
+	testwait.For(t, 10*time.Second, "deaf a to report node-x as partition 5's owner", func() bool {
+		owner, _, ok := a.pm.Owner(5)
+		return ok && owner == "node-x"
+	})
+}
