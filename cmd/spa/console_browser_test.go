@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -14,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/spa-engine/spa/actors/providers/whatsapp/whatsappfake"
+	"github.com/spa-engine/spa/actors/providers/wompi/wompifake"
 	"github.com/spa-engine/spa/actors/testwait"
 	"github.com/spa-engine/spa/persistence/pgtest"
 )
@@ -125,7 +131,9 @@ func (b tab) screenshot(name string) {
 // cancelling it does nothing; a confirmed retry of one letter (the
 // provider back) takes it off the list, the message reaches the client
 // and the audit list shows the retry; a confirmed discard of the class
-// empties the list and the audit shows it. /docs renders the API
+// empties the list and the audit shows it. An orphan payment event opens
+// a reconciliation exception, which the page resolves with a reason
+// (audited, shown). /docs renders the API
 // reference with the embedded Redoc. Screenshots go to bin/.
 func TestConsoleAndDocsInABrowser(t *testing.T) {
 	ctx := browser(t)
@@ -240,6 +248,24 @@ func TestConsoleAndDocsInABrowser(t *testing.T) {
 		t.Fatalf("retried message went to %q", got.To)
 	}
 
+	// A reconciliation exception: an authentic Wompi event (signed with
+	// the dev fake's events secret) for a transaction Wompi does not
+	// know is an orphan. Resolving it asks for a reason, then closes it.
+	if code := postWompiOrphan(t, base, "tx-console-orphan", "console-ref-1", 4500000); code != 200 {
+		t.Fatalf("orphan event: %d", code)
+	}
+	b.waitText("#admin", "console-ref-1")
+	b.click(`button[data-action="resolve-exception"]`)
+	b.waitText("#confirm-text", "Resolve exception")
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "refunded by hand at the bank")); err != nil {
+		t.Fatal(err)
+	}
+	b.click("#confirm-yes")
+	b.waitText("#notice", "resolved")
+	b.waitText("#exceptions-none", "no open payment exceptions")
+	b.waitText("#admin", "payment.exception_resolved")
+	b.waitText("#admin", "refunded by hand at the bank")
+
 	b.open(base+"/docs", "h1")
 	if got := b.text("h1"); !strings.Contains(got, "Spa Engine API") {
 		t.Errorf("/docs heading %q, want the API's title (Redoc rendered the document)", got)
@@ -281,6 +307,37 @@ func TestConsoleOnAClusterInABrowser(t *testing.T) {
 		}
 	}
 	b.screenshot("console-cluster.png")
+}
+
+// postWompiOrphan posts a transaction.updated event signed as the dev
+// node's fake Wompi signs them, for a transaction the fake never saw, and
+// returns the webhook's status.
+func postWompiOrphan(t *testing.T, base, txID, reference string, amount int64) int {
+	t.Helper()
+	ts := time.Now().Unix()
+	sum := sha256.Sum256(fmt.Appendf(nil, "%sAPPROVED%d%d%s", txID, amount, ts, wompifake.DefaultKeys().Events))
+	checksum := hex.EncodeToString(sum[:])
+	body, _ := json.Marshal(map[string]any{
+		"event": "transaction.updated",
+		"data": map[string]any{"transaction": map[string]any{"id": txID, "status": "APPROVED", "amount_in_cents": amount,
+			"reference": reference, "currency": "COP", "payment_method_type": "CARD"}},
+		"environment": "test",
+		"signature":   map[string]any{"properties": []string{"transaction.id", "transaction.status", "transaction.amount_in_cents"}, "checksum": checksum},
+		"timestamp":   ts,
+		"sent_at":     time.Now().UTC().Format(time.RFC3339),
+	})
+	req, err := http.NewRequest("POST", base+"/v1/webhooks/wompi", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Event-Checksum", checksum)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
 }
 
 func save(t *testing.T, name string, png []byte) {

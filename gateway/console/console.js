@@ -286,8 +286,11 @@ function exceptionsSection(r) {
 
 function auditSection(r) {
   if (r.error) return failed("Recent admin actions", r);
+  if (!(r.data.entries || []).length) return wide(section("Recent admin actions", el("p", { class: "muted" }, "no admin actions yet")));
+  // The service audits a reason inside detail ({reason, detail}).
   return wide(section("Recent admin actions",
-    table(["when", "who", "action", "subject", "reason"], (r.data.entries || []).map((e) => [when(e.at), `${e.actor_id} (${e.actor_role})`, e.action, e.subject, e.reason || ""]))));
+    table(["when", "who", "action", "subject", "reason"], (r.data.entries || []).map((e) => [when(e.at), `${e.actor_id} (${e.actor_role})`, e.action, e.subject,
+      e.reason || (e.detail && typeof e.detail.reason === "string" ? e.detail.reason : "")]))));
 }
 
 // confirmAction is the one way an action runs: the dialog says what it
