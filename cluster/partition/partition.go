@@ -334,7 +334,8 @@ func (m *Manager) Self() membership.Member { return m.self }
 
 // Owner returns partition p's current lease holder and epoch as last seen
 // in the bucket (ok is false when the partition is free or p is out of
-// range). For partitions this node holds, its own record is authoritative.
+// range). For partitions this node holds, its own record is authoritative,
+// and a lease of its own it no longer holds is reported as no owner.
 func (m *Manager) Owner(p int) (node string, epoch uint64, ok bool) {
 	if p < 0 || p >= m.cfg.Partitions {
 		return "", 0, false
@@ -345,7 +346,10 @@ func (m *Manager) Owner(p int) (node string, epoch uint64, ok bool) {
 		return m.self.Name, h.epoch, true
 	}
 	v := m.views[p]
-	if !v.present {
+	if !v.present || (v.node == m.self.Name && v.inc == m.self.Incarnation) {
+		// This node's own lease that it no longer holds (lost past its
+		// local deadline, or being handed back) has no owner to report:
+		// not this node, and nobody else yet.
 		return "", 0, false
 	}
 	return v.node, v.epoch, true

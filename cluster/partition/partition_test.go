@@ -940,3 +940,29 @@ func TestDeafWatcherStillLearnsATakeOver(t *testing.T) {
 		return ok && owner == "node-x"
 	})
 }
+
+// TestOwnerNeverReportsALeaseNoLongerHeld: past its local deadline a
+// paused node no longer holds its lease, which the bucket still shows as
+// its own until the server expires it; Owner then reports no owner, not
+// this node (GET /v1/cluster, and requests this node would send itself).
+func TestOwnerNeverReportsALeaseNoLongerHeld(t *testing.T) {
+	c := natstest.RunCluster(t, 2)
+	a := startNode(t, c, 0, &hookLog{})
+	testwait.For(t, 15*time.Second, "one node owns everything", func() bool { return converged([]*node{a}) })
+	a.pm.gate.Lock()
+	paused := true
+	defer func() {
+		if paused {
+			a.pm.gate.Unlock()
+		}
+	}()
+	testwait.For(t, 2*testTTL, "a's lease of partition 0 past its local deadline", func() bool {
+		_, ok := a.pm.Holds(0)
+		return !ok
+	})
+	if owner, epoch, ok := a.pm.Owner(0); ok && owner == a.name {
+		t.Fatalf("Owner reports %s@%d, which no longer holds the partition", owner, epoch)
+	}
+	a.pm.gate.Unlock()
+	paused = false
+}

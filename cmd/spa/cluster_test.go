@@ -29,6 +29,7 @@ import (
 	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/actors/schedule/claimcheck"
 	"github.com/spa-engine/spa/actors/testwait"
+	"github.com/spa-engine/spa/cluster/natsserver"
 	"github.com/spa-engine/spa/cluster/natsserver/natstest"
 	"github.com/spa-engine/spa/cluster/partition"
 )
@@ -946,8 +947,10 @@ func testKillNineFailover(t *testing.T, bin string) {
 		failover.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond), clusterLeaseTTL)
 	// Crash detection takes up to 1.5 TTL, acquisition one reconcile pass
 	// more; when the victim led the lease bucket's Raft group, writes wait
-	// for a new leader too (nats-server's election timeout is 4-9s).
-	if bound := 2*clusterLeaseTTL + 9*time.Second + 2*time.Second; failover > bound {
+	// for a new leader too (an election after 1-2s of silence, plus
+	// campaigning). A CI bound with room for a loaded machine: the 5 s
+	// goal is make failover's, over 20 kills.
+	if bound := 2*clusterLeaseTTL + 2*natsserver.RaftMaxElectionTimeout + 2*time.Second; failover > bound {
 		t.Errorf("failover took %v, over the %v bound", failover, bound)
 	}
 	l.await(t, loadStretch, "", "the load to go on through the survivors")

@@ -102,7 +102,8 @@ func ms(d time.Duration) time.Duration { return d.Round(10 * time.Millisecond) }
 
 // killAndMeasure kills victim with SIGKILL and times, on the survivors,
 // the new Raft leaders of the cluster buckets, the victim's drop from the
-// members and the take-over of every partition.
+// members and the take-over of every partition (both survivors agree on
+// an owner among them).
 func (c *testCluster) killAndMeasure(js jetstream.JetStream, victim *clusterProc) failoverRun {
 	c.t.Helper()
 	var survivors []int
@@ -135,21 +136,17 @@ func (c *testCluster) killAndMeasure(js jetstream.JetStream, victim *clusterProc
 		if run.membersLeader == 0 && alive(c.leader(js, "KV_spa_members")) {
 			run.membersLeader = since
 		}
-		if v, err := c.view(c.nodes[survivors[0]]); err == nil {
+		if v, err := c.view(c.nodes[survivors[0]]); err == nil && run.memberGone == 0 {
 			listed := false
 			for _, m := range v.Members {
 				listed = listed || m.Name == victim.name
 			}
-			if run.memberGone == 0 && !listed {
+			if !listed {
 				run.memberGone = since
 			}
-			theirs := len(v.Partitions) != partition.DefaultPartitions
-			for _, p := range v.Partitions {
-				theirs = theirs || p.Owner == victim.name || p.Owner == ""
-			}
-			if run.owned == 0 && !theirs {
-				run.owned = since
-			}
+		}
+		if run.owned == 0 && c.survivorsOwnAll(survivors) {
+			run.owned = since
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
@@ -164,6 +161,32 @@ func (c *testCluster) killAndMeasure(js jetstream.JetStream, victim *clusterProc
 		}
 	}
 	return run
+}
+
+// survivorsOwnAll reports whether the survivors agree on an owner among
+// them for every partition. A node reports no owner for a lease of its own
+// it no longer holds, so a survivor that lost its leases while the bucket
+// elected a leader counts only once it holds them again.
+func (c *testCluster) survivorsOwnAll(survivors []int) bool {
+	var owners map[int]string
+	for _, i := range survivors {
+		v, err := c.view(c.nodes[i])
+		if err != nil || len(v.Partitions) != partition.DefaultPartitions {
+			return false
+		}
+		got := map[int]string{}
+		for _, p := range v.Partitions {
+			if !slices.ContainsFunc(survivors, func(j int) bool { return c.nodes[j].name == p.Owner }) {
+				return false
+			}
+			got[p.Partition] = p.Owner
+		}
+		if owners != nil && !mapsEqual(owners, got) {
+			return false
+		}
+		owners = got
+	}
+	return true
 }
 
 // jetStream connects to the nodes' NATS client ports as the test's own
