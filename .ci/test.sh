@@ -51,9 +51,10 @@ go vet ./...
 # The Kubernetes manifests (deploy/k8s): kubeconform and kube-score, ~15s
 # once compiled.
 .ci/k8s.sh
-# The browser test of the ops console and /docs (cmd/spa
-# TestConsoleAndDocsInABrowser) drives Debian's chromium; under CI=true it
-# fails without one, so install it when we can (as root, ~1 min once).
+# The browser tests of the ops console and /docs (cmd/spa
+# TestConsoleAndDocsInABrowser, TestCluster/OpsConsole) drive Debian's
+# chromium; under CI=true they fail without one, so install it when we can
+# (as root, ~1 min once).
 if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   say "installing Debian's chromium for the browser test"
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 ||

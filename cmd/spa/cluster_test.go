@@ -45,6 +45,7 @@ func TestCluster(t *testing.T) {
 	t.Run("KillNineFailover", func(t *testing.T) { testKillNineFailover(t, bin) })
 	t.Run("RollingRestart", func(t *testing.T) { testRollingRestart(t, bin) })
 	t.Run("SplitOwnership", func(t *testing.T) { testSplitOwnership(t, bin) })
+	t.Run("OpsConsole", func(t *testing.T) { testOpsConsole(t, bin) }) // console_browser_test.go
 }
 
 // clusterLeaseTTL is the nodes' lease and membership TTL: short, so that

@@ -21,7 +21,6 @@ import (
 	"github.com/spa-engine/spa/actors/providers/whatsapp/whatsappfake"
 	"github.com/spa-engine/spa/actors/providers/wompi/wompifake"
 	"github.com/spa-engine/spa/actors/testwait"
-	"github.com/spa-engine/spa/persistence/pgtest"
 )
 
 // browser is a headless Chromium (Debian's chromium; .ci/test.sh installs
@@ -273,14 +272,13 @@ func TestConsoleAndDocsInABrowser(t *testing.T) {
 	b.screenshot("docs.png")
 }
 
-// TestConsoleOnAClusterInABrowser: against three `spa serve` processes
-// sharing a PostgreSQL database (the cluster tests' helpers), the console
-// of one node shows the three members and every partition owned, each
-// member with its partitions and epochs.
-func TestConsoleOnAClusterInABrowser(t *testing.T) {
-	pgtest.BaseURL(t) // a cluster needs a shared database
+// testOpsConsole (TestCluster/OpsConsole): against the three `spa serve`
+// processes of the cluster tests, the console of one node, in the
+// browser, shows the three members and every partition owned, each member
+// with its partitions and epochs.
+func testOpsConsole(t *testing.T, bin string) {
 	ctx := browser(t)
-	c := startTestCluster(t, buildBinary(t), nil)
+	c := startTestCluster(t, bin, nil)
 	b := tab{t, ctx}
 	b.open(c.nodes[1].adminURL+"/", "section")
 	b.signIn(c.admin)
