@@ -23,7 +23,7 @@ test: ## what CI runs: vet, then every test with the race detector, on SQLite an
 test-race: ## hunt flakes: the concurrent packages five times over with the race detector
 	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(.ci/postgres.sh)}" $(GO) test -race -count=5 -timeout 30m ./persistence/... ./cluster/... ./gateway/... ./actors/...
 
-bench: build ## the bare-HTTP ceiling, then both booking engines through the loadgen scenarios (keyed, hot and spread also unkeyed) on PostgreSQL, then the payments webhook burst (actors); writes docs/benchmarks.md (~12 min; BENCH_DURATION=20s, keyed hot and spread tried BENCH_REPEAT=3 times, median judged)
+bench: build ## the bare-HTTP ceiling, then both booking engines through the loadgen scenarios (keyed, hot and spread also unkeyed) on PostgreSQL, then the payments webhook burst (actors), the notifications fan-out and the WhatsApp bot under load; writes docs/benchmarks.md (~12 min; BENCH_DURATION=20s, keyed hot and spread tried BENCH_REPEAT=3 times, median judged)
 	BIN=bin/spa .ci/bench.sh
 
 soak: build ## not in CI: three nodes under mixed load for 30 min, one killed with SIGKILL every 4 min; heap, goroutines, open files and JetStream storage sampled, their slopes and every chunk's checks in bin/soak/report.md (SOAK_SECONDS, SOAK_KILL_EVERY, SOAK_RATE)

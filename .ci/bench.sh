@@ -196,6 +196,18 @@ echo "$NOTIFYCMD" >>"$COMMANDS"
 TEST_DATABASE_URL="$PGURL" SPA_BENCH_RESULTS="$(realpath "$OUT")" go test -run '^$' -bench NotificationFanOut -benchtime "${NOTIFY_EVENTS}x" -timeout 20m ./cmd/spa \
   >"$OUT/notifications.txt" || { say "notifications fan-out FAILED: $OUT/notifications.txt"; fail=1; }
 
+# The WhatsApp bot under load is a Go benchmark too: BENCH_BOT_CONVERSATIONS
+# phones writing three messages each through the signed webhook of one
+# node (PostgreSQL), the fake Gemini answering in 300 ms; it writes its
+# result into $OUT for the report and fails on a message answered twice,
+# out of order or not at all.
+BOT_CONVERSATIONS=${BENCH_BOT_CONVERSATIONS:-1000}
+say "WhatsApp bot (go test -bench BotConversations, $BOT_CONVERSATIONS conversations)"
+BOTCMD="TEST_DATABASE_URL=<url> SPA_BENCH_RESULTS=$OUT go test -run '^\$' -bench BotConversations -benchtime ${BOT_CONVERSATIONS}x ./cmd/spa"
+echo "$BOTCMD" >>"$COMMANDS"
+TEST_DATABASE_URL="$PGURL" SPA_BENCH_RESULTS="$(realpath "$OUT")" go test -run '^$' -bench BotConversations -benchtime "${BOT_CONVERSATIONS}x" -timeout 30m ./cmd/spa \
+  >"$OUT/bot.txt" || { say "WhatsApp bot FAILED: $OUT/bot.txt"; fail=1; }
+
 # Memory per idle actor is a Go benchmark (100 000 activations each), not
 # a load run; its table goes in front of the method notes.
 say "memory per idle actor (go test -bench IdleActorMemory)"

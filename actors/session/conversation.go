@@ -161,6 +161,10 @@ func (a *sessionActor) storeConversation(ctx context.Context, phone string, mem 
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	a.conv = conversation{loaded: true, row: saved, phone: phone, memory: mem}
+	if !a.active {
+		a.active = true
+		a.deps.Metrics.conversations.Inc()
+	}
 	return nil
 }
 

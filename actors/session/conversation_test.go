@@ -7,6 +7,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -151,6 +153,25 @@ func TestConversationWrittenByRetriedTransactions(t *testing.T) {
 	}
 	if m := f.memory(); len(m.Texts) != 3 {
 		t.Fatalf("memory %+v", m)
+	}
+}
+
+// TestConversationsActiveGauge: an activation holding a conversation
+// counts once however many turns it takes, and no more once stopped.
+func TestConversationsActiveGauge(t *testing.T) {
+	f := newFixtureWith(t, &echoBot{}, xorSealer{})
+	for _, text := range []string{"hola", "masaje"} {
+		if r := f.converse(text); r.Err != nil {
+			t.Fatalf("%s: %v", text, r.Err)
+		}
+	}
+	met := f.met
+	if n := testutil.ToFloat64(met.conversations); n != 1 {
+		t.Fatalf("active conversations %v, want 1", n)
+	}
+	f.start() // the old directory stops its actors
+	if n := testutil.ToFloat64(met.conversations); n != 0 {
+		t.Fatalf("active conversations after the stop %v, want 0", n)
 	}
 }
 

@@ -12,6 +12,7 @@ type Metrics struct {
 	verifications *prometheus.CounterVec
 	lockouts      prometheus.Counter
 	live          prometheus.Gauge
+	conversations prometheus.Gauge
 }
 
 // NewMetrics registers the series on reg.
@@ -33,8 +34,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "spa_session_actors",
 			Help: "Session actors (one per phone) activated on this node.",
 		}),
+		conversations: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "spa_bot_conversations_active",
+			Help: "WhatsApp conversations held by this node's session actors: phones that wrote (or a person answered) within the passivation window.",
+		}),
 	}
-	if err := actors.Register(reg, m.requests, m.verifications, m.lockouts, m.live); err != nil {
+	if err := actors.Register(reg, m.requests, m.verifications, m.lockouts, m.live, m.conversations); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -168,6 +168,8 @@ type sessionActor struct {
 	loadErr  error
 	stopping bool
 	conv     conversation
+	// active: this activation counts in spa_bot_conversations_active.
+	active bool
 }
 
 func newActor(deps Deps, key string) actor.Producer {
@@ -188,6 +190,9 @@ func (a *sessionActor) Receive(c actor.Context) {
 		c.SetReceiveTimeout(a.deps.Config.IdleAfter)
 	case *actor.Stopped:
 		a.deps.Metrics.live.Dec()
+		if a.active {
+			a.deps.Metrics.conversations.Dec()
+		}
 	case *actor.ReceiveTimeout:
 		directory.Retire(c, a.key)
 	case directory.Stop:

@@ -37,8 +37,8 @@ import (
 // consumer.
 type botNode struct {
 	inbox *botjs.Inbox
-	// gate admits messages to the inbox within the limits (bot_limits.go):
-	// the webhooks' receiver.
+	// gate admits messages to the bot within the limits (bot_limits.go),
+	// before their turn.
 	gate     *botGate
 	consumer *botjs.Consumer
 	service  *bot.Service
@@ -114,7 +114,7 @@ func (n *node) startBot(ctx context.Context, cfg config, js jetstream.JetStream,
 	if b.inbox, err = botjs.Open(ctx, js, botjs.Config{Replicas: cfg.Cluster.replicas()}, n.keyring, lane); err != nil {
 		return err
 	}
-	if b.gate, err = newBotGate(n.quotaClient(), b.inbox, idn.Index, met, reg); err != nil {
+	if b.gate, err = newBotGate(n.quotaClient(), idn.Index, met, reg); err != nil {
 		return err
 	}
 	b.consumer, err = botjs.Consume(ctx, js, botjs.Config{Replicas: cfg.Cluster.replicas()}, n.keyring, b.handle, n.log)
@@ -137,9 +137,13 @@ func phoneLane(index *pii.BlindIndex, from string) string {
 
 // handle gives one inbound message to the phone's session actor, which
 // answers it with the phone's conversation.
+// A message over the limits is handled without an answer.
 func (b *botNode) handle(ctx context.Context, m inbound.Message) error {
 	ctx, cancel := context.WithTimeout(ctx, turnTimeout)
 	defer cancel()
+	if ok, err := b.gate.Admit(ctx, m); !ok || err != nil {
+		return err
+	}
 	r := b.sessions.Converse(ctx, phoneLane(b.index, m.From), &session.Converse{Phone: m.From,
 		Msg: session.Inbound{ID: m.ID, Time: m.Time, Text: m.Text, Payload: m.Payload}})
 	return r.Err

@@ -361,7 +361,7 @@ func TestBotBooksWithModelEndToEnd(t *testing.T) {
 
 // TestBotVelocityLimitEndToEnd: eleven texts from one phone within a
 // minute: ten reach the bot and are answered, the eleventh is
-// acknowledged and dropped (spa_bot_blocked_total{reason="velocity"});
+// acknowledged, then dropped before its turn (spa_bot_blocked_total{reason="velocity"});
 // a button tap is still taken.
 func TestBotVelocityLimitEndToEnd(t *testing.T) {
 	w := newBotWorld(t, map[string]string{})
@@ -374,9 +374,16 @@ func TestBotVelocityLimitEndToEnd(t *testing.T) {
 		}
 		return nil
 	})
-	_, metrics := metricsOf(t, w.a.base)
-	if !strings.Contains(metrics, `spa_bot_blocked_total{reason="velocity"} 1`) {
-		t.Fatalf("no velocity refusal counted:\n%s", grepLines(metrics, "spa_bot_"))
+	// The limits are asked before each turn, in the phone's order: the
+	// eleventh is refused after the tenth is answered.
+	testwait.Until(t, 30*time.Second, "the velocity refusal counted", func() error {
+		if _, metrics := metricsOf(t, w.a.base); !strings.Contains(metrics, `spa_bot_blocked_total{reason="velocity"} 1`) {
+			return fmt.Errorf("not counted:\n%s", grepLines(metrics, "spa_bot_"))
+		}
+		return nil
+	})
+	if n := len(w.fake.Sent()); n != botVelocity.Limit {
+		t.Fatalf("%d answers, want %d: the eleventh was answered", n, botVelocity.Limit)
 	}
 	w.post("Cambiar", "change:apt_none") // a tap is not held to the velocity limit
 	testwait.Until(t, 30*time.Second, "the tap answered", func() error {

@@ -168,7 +168,7 @@ func runBotLoad(tb testing.TB, env map[string]string, cfg botLoad) loadgen.Bot {
 	for i, code := range codes {
 		if code != 200 {
 			tb.Fatalf("webhook %d (phone %d, message %d) answered %d (first refusal: %s)\n%s", i, i/cfg.perPhone, i%cfg.perPhone+1, code, refused,
-				nodeLog.String())
+				grepLines(nodeLog.String(), `"level":"WARN"`))
 		}
 	}
 	var drained time.Duration
@@ -268,7 +268,7 @@ func BenchmarkBotConversations(b *testing.B) {
 	}
 	b.ResetTimer()
 	t0 := time.Now()
-	res := runBotLoad(b, env, botLoad{conversations: b.N, perPhone: 3, ramp: 5 * time.Second, gap: time.Second,
+	res := runBotLoad(b, env, botLoad{conversations: b.N, perPhone: 3, ramp: 5 * time.Second, gap: 5 * time.Second,
 		modelDelay: 300 * time.Millisecond, within: 15 * time.Minute})
 	b.StopTimer()
 	res.Driver = driver

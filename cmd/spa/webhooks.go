@@ -36,7 +36,7 @@ func (n *node) startInbox(reg prometheus.Registerer) (*inbox.Service, error) {
 func (n *node) inboundReceivers() inbound.Fanout {
 	var f inbound.Fanout
 	if n.bot != nil {
-		f = append(f, n.bot.gate) // the bot's durable inbox, within its limits (bot.go)
+		f = append(f, n.bot.inbox) // the bot's durable inbox (bot.go); its limits are asked before each turn
 	}
 	if n.notifications != nil && n.notifications.svc != nil {
 		f = append(f, n.notifications.svc) // opens the 24-hour window (delivery.go)

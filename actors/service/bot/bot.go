@@ -180,6 +180,9 @@ func (s *Service) Handle(ctx context.Context, in Inbound, mem Memory) (Memory, e
 		t.lang = l
 	}
 	mem.Lang = t.lang
+	if len(mem.Turns) == 0 && mem.Summary == "" {
+		s.d.Metrics.start()
+	}
 	mem.add("user", in.Text, now)
 	s.d.Metrics.message()
 

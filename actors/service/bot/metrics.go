@@ -5,6 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // Metrics are the bot's series (docs/bot.md).
 type Metrics struct {
 	messages  prometheus.Counter
+	started   prometheus.Counter
 	handoffs  prometheus.Counter
 	blockedBy *prometheus.CounterVec
 	proposals *prometheus.CounterVec
@@ -18,6 +19,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		messages: prometheus.NewCounter(prometheus.CounterOpts{Name: "spa_bot_messages_total",
 			Help: "Inbound WhatsApp messages the bot handled."}),
+		started: prometheus.NewCounter(prometheus.CounterOpts{Name: "spa_bot_conversations_started_total",
+			Help: "Conversations started: a message to a phone with no conversation, or one idle past the expiry."}),
 		handoffs: prometheus.NewCounter(prometheus.CounterOpts{Name: "spa_bot_handoffs_total",
 			Help: "Conversations handed to a person."}),
 		blockedBy: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spa_bot_blocked_total",
@@ -31,7 +34,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		tools: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spa_bot_tool_calls_total",
 			Help: "Tool calls the model asked for, by tool and outcome (ok, refused)."}, []string{"tool", "outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.messages, m.handoffs, m.blockedBy, m.proposals, m.bookings, m.intents, m.tools} {
+	for _, c := range []prometheus.Collector{m.messages, m.started, m.handoffs, m.blockedBy, m.proposals, m.bookings, m.intents, m.tools} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -44,6 +47,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 func (m *Metrics) message() {
 	if m != nil {
 		m.messages.Inc()
+	}
+}
+
+func (m *Metrics) start() {
+	if m != nil {
+		m.started.Inc()
 	}
 }
 
