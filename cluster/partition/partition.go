@@ -29,7 +29,9 @@
 // that cannot renew in time (e.g. a long GC pause) stops counting a lease as
 // its own at its local deadline, which falls before the server expires it,
 // and calls OnRelease; its renewals fail afterwards because the revision
-// moved on.
+// moved on. When nothing moved on (its renewals only went unanswered while
+// the bucket elected a leader, and nobody took the lease), it takes the
+// lease back at once by compare-and-set on its own entry, at a new epoch.
 package partition
 
 import (
@@ -191,6 +193,9 @@ type Manager struct {
 	mu    sync.Mutex
 	views []view
 	owned map[int]*held
+	// handing are the partitions whose hand-off is in progress: not taken
+	// back while their release hook runs.
+	handing map[int]bool
 }
 
 // Start creates or opens the lease bucket, reads the current leases and
@@ -263,6 +268,7 @@ func Start(ctx context.Context, js jetstream.JetStream, members Membership, cfg 
 		wake:       make(chan struct{}, 1),
 		views:      make([]view, cfg.Partitions),
 		owned:      map[int]*held{},
+		handing:    map[int]bool{},
 	}
 	loopCtx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
@@ -582,6 +588,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 
 	var lost, handoff, renew []job
 	var acquire []int
+	retake := map[int]bool{}
 	m.mu.Lock()
 	for p := range m.cfg.Partitions {
 		v := m.views[p]
@@ -599,7 +606,18 @@ func (m *Manager) reconcile(ctx context.Context) {
 			renew = append(renew, job{p, *h})
 		case !mine && !v.present && Desired(p, names) == m.self.Name && !m.leaving.Load():
 			acquire = append(acquire, p)
+		case !mine && v.node == m.self.Name && v.inc == m.self.Incarnation && !m.handing[p] &&
+			Desired(p, names) == m.self.Name && !m.leaving.Load():
+			// A lease of this node's own that it dropped (its renewals went
+			// unanswered past the local deadline, while the bucket elected
+			// a leader) and nobody took: take it back now instead of
+			// waiting for it to expire.
+			acquire = append(acquire, p)
+			retake[p] = true
 		}
+	}
+	for _, j := range handoff {
+		m.handing[j.p] = true
 	}
 	m.mu.Unlock()
 
@@ -612,7 +630,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 		go m.handoff(j.p, j.h)
 	}
 	m.renewAll(ctx, renew)
-	m.acquireAll(ctx, acquire)
+	m.acquireAll(ctx, acquire, retake)
 }
 
 // sweep reads from the bucket the partitions whose watched view may be
@@ -688,6 +706,11 @@ func (m *Manager) takenLocked(v view, h *held) bool {
 // It runs on its own goroutine, outliving neither Stop nor Abort.
 func (m *Manager) handoff(p int, h held) {
 	defer m.handoffs.Done()
+	defer func() {
+		m.mu.Lock()
+		delete(m.handing, p)
+		m.mu.Unlock()
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseTTL/2)
 	defer cancel()
 	if err := m.handBack(ctx, p, h, Handoff); err != nil {
@@ -781,7 +804,7 @@ func (m *Manager) renew(ctx context.Context, p int, epoch, rev uint64) (uint64, 
 // one after another, each waiting up to TTL/3 while the bucket elects a
 // leader, they would take many TTLs. OnAcquire runs afterwards on the
 // manager's goroutine, in partition order.
-func (m *Manager) acquireAll(ctx context.Context, parts []int) {
+func (m *Manager) acquireAll(ctx context.Context, parts []int, retake map[int]bool) {
 	if len(parts) == 0 || ctx.Err() != nil {
 		return
 	}
@@ -804,7 +827,11 @@ func (m *Manager) acquireAll(ctx context.Context, parts []int) {
 		wg.Go(func() {
 			defer func() { <-sem }()
 			sent := time.Now()
-			rev, err := m.kv.Create(cctx, Key(p), b)
+			create := m.kv.Create
+			if retake[p] {
+				create = m.retake
+			}
+			rev, err := create(cctx, Key(p), b)
 			results[i] = result{rev, sent, err}
 		})
 	}
@@ -824,6 +851,35 @@ func (m *Manager) acquireAll(ctx context.Context, parts []int) {
 			f(p, r.rev)
 		}
 	}
+}
+
+// retake takes back key, a lease this node wrote and then dropped, if it
+// is still the bucket's latest entry: its compare-and-set at that entry's
+// revision proves nobody wrote the key since. The lease is written afresh
+// (no epoch: the epoch is this write's revision), so the actors activate
+// under a new, higher fencing token and any write of the dropped
+// activation still in flight is fenced. A key gone meanwhile is created.
+func (m *Manager) retake(ctx context.Context, key string, lease []byte, _ ...jetstream.KVCreateOpt) (uint64, error) {
+	e, err := m.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return m.kv.Create(ctx, key, lease)
+	}
+	if err != nil {
+		return 0, err
+	}
+	var l messages.PartitionLease
+	if e.Operation() != jetstream.KeyValuePut || proto.Unmarshal(e.Value(), &l) != nil ||
+		l.GetNode() != m.self.Name || l.GetIncarnation() != m.self.Incarnation {
+		if p, ok := parseKey(key); ok {
+			m.observe(p, e) // someone else's now
+		}
+		return 0, jetstream.ErrKeyExists
+	}
+	rev, err := m.kv.Update(ctx, key, lease, e.Revision())
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return 0, jetstream.ErrKeyExists // written meanwhile; the next pass looks again
+	}
+	return rev, err
 }
 
 // deadline is the local end of a lease renewed at sent. The server counts

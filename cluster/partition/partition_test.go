@@ -966,3 +966,61 @@ func TestOwnerNeverReportsALeaseNoLongerHeld(t *testing.T) {
 	a.pm.gate.Unlock()
 	paused = false
 }
+
+// TestDroppedLeaseTakenBackAtOnce: a node whose renewals went unanswered
+// past its local deadline (here: paused) drops its leases, but when the
+// bucket still holds its own entry (a late renewal got through), it takes
+// the lease back at once, at a new epoch, instead of waiting for it to
+// expire: the acquisition comes while the old lease is still live, which a
+// create could not do.
+func TestDroppedLeaseTakenBackAtOnce(t *testing.T) {
+	const ttl = 6 * time.Second // room between the local deadline and the expiry
+	c := natstest.RunCluster(t, 2)
+	log := &hookLog{}
+	a := startNodeWith(t, c, 0, log, nil, ttl)
+	testwait.For(t, 30*time.Second, "one node owns everything", func() bool { return converged([]*node{a}) })
+	a.pm.mu.Lock()
+	h := *a.pm.owned[7]
+	a.pm.mu.Unlock()
+	a.pm.gate.Lock()
+	paused := true
+	defer func() {
+		if paused {
+			a.pm.gate.Unlock()
+		}
+	}()
+	testwait.For(t, 2*ttl, "a's lease of partition 7 past its local deadline", func() bool {
+		_, ok := a.pm.Holds(7)
+		return !ok
+	})
+	// The renewal that got through late: the bucket keeps a's lease for
+	// another TTL from now.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := a.pm.renew(ctx, 7, h.epoch, h.rev); err != nil {
+		t.Fatal(err)
+	}
+	renewed := time.Now()
+	a.pm.gate.Unlock()
+	paused = false
+	var again event
+	testwait.For(t, 2*ttl, "a to hold partition 7 again", func() bool {
+		for _, e := range log.all() {
+			if e.acquire && e.p == 7 && e.epoch > h.epoch {
+				again = e
+				return true
+			}
+		}
+		return false
+	})
+	if !again.at.Before(renewed.Add(ttl)) {
+		t.Fatalf("partition 7 taken again at %s, after the late renewal's lease expired (%s): not taken back", again.at, renewed.Add(ttl))
+	}
+	lostAt := false
+	for _, e := range log.all() {
+		lostAt = lostAt || (!e.acquire && e.p == 7 && e.epoch == h.epoch && e.why == Lost)
+	}
+	if !lostAt {
+		t.Fatal("the dropped lease was not released as lost before it was taken back")
+	}
+}
