@@ -26,4 +26,21 @@ type DeliveryStore interface {
 	// MessagingWindowLast is the last time the phone wrote to us (zero
 	// when never).
 	MessagingWindowLast(ctx context.Context, phoneKey string) (time.Time, error)
+	// EarlyStatusPut keeps s, a status whose provider message id no
+	// notification carries yet (the provider answered the send and the
+	// status webhook overtook the row's write), until the id is recorded.
+	// The same id and status twice is one. Statuses received before
+	// dropBefore are dropped: those of messages that are not
+	// notifications (bot answers, login codes) never find theirs.
+	EarlyStatusPut(ctx context.Context, s EarlyStatus, dropBefore time.Time) error
+	// EarlyStatusTake returns the statuses kept for provider message id
+	// and deletes them.
+	EarlyStatusTake(ctx context.Context, id string) ([]EarlyStatus, error)
+}
+
+// EarlyStatus is a delivery status kept until its message's provider id
+// is recorded (docs/notifications.md, Delivery statuses).
+type EarlyStatus struct {
+	ProviderMessageID, Provider, Status, ErrorCode string
+	ReceivedAt                                      time.Time
 }

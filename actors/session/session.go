@@ -83,10 +83,13 @@ type VerifyReply struct {
 	Err        error
 }
 
+// DefaultCodeTTL is how long a login code lives (Config.CodeTTL).
+const DefaultCodeTTL = 5 * time.Minute
+
 // Config tunes the session actors; zero fields take defaults.
 type Config struct {
 	Policy       otp.Policy          // DefaultPolicy
-	CodeTTL      time.Duration       // 5 minutes; at most otp.MaxTTL
+	CodeTTL      time.Duration       // DefaultCodeTTL; at most otp.MaxTTL
 	IdleAfter    time.Duration       // passivate after this long without a message (5m)
 	WriteTimeout time.Duration       // bound on one store transaction (5s)
 	SendTimeout  time.Duration       // bound on one delivery (10s)
@@ -103,7 +106,7 @@ func (c Config) withDefaults() Config {
 	if c.Policy.MaxFailures == 0 {
 		c.Policy = otp.DefaultPolicy()
 	}
-	def(&c.CodeTTL, 5*time.Minute)
+	def(&c.CodeTTL, DefaultCodeTTL)
 	def(&c.IdleAfter, 5*time.Minute)
 	def(&c.WriteTimeout, 5*time.Second)
 	def(&c.SendTimeout, 10*time.Second)

@@ -21,6 +21,7 @@ import (
 	"github.com/spa-engine/spa/actors/providers/sender"
 	"github.com/spa-engine/spa/actors/quota"
 	"github.com/spa-engine/spa/actors/service/identity"
+	"github.com/spa-engine/spa/actors/service/notify"
 	"github.com/spa-engine/spa/actors/session"
 	"github.com/spa-engine/spa/cluster/outbox"
 	"github.com/spa-engine/spa/messages"
@@ -50,8 +51,12 @@ type identityNode struct {
 	limiter     *quota.Limiter
 	verify      *quota.Limiter
 	revocations jetstream.ConsumeContext
-	// sender delivers login codes, and the notifications (notifications.go).
+	// sender delivers the notifications (notifications.go) and the bot's
+	// answers.
 	sender sender.Sender
+	// codes delivers login codes: through the notification service's
+	// channel rules once it starts (notify.LoginCodes), sender until then.
+	codes *notify.LoginCodes
 	// providers are the configured provider clients and webhook secrets
 	// (the messaging webhooks, webhooks.go).
 	providers *providers.Set
@@ -127,12 +132,13 @@ func (n *node) startIdentity(ctx context.Context, cfg config, js jetstream.JetSt
 	case cfg.Mode == modeDev:
 		n.log.Warn("dev mode: channels without a provider write login codes to this log (sender.LogSink)")
 	}
+	n.identity.codes = notify.NewLoginCodes(set.Sender)
 	met, err := session.NewMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
 	n.identity.sessions, err = session.NewDirectory(n.actors.Root(), session.Deps{
-		Store: n.store, Hasher: hasher, Sender: set.Sender, Now: time.Now, Log: n.log, Metrics: met,
+		Store: n.store, Hasher: hasher, Sender: n.identity.codes, Now: time.Now, Log: n.log, Metrics: met,
 		Bot: &n.identity.bot, Sealer: keyring, // the conversation is sealed like profiles
 	}, cfg.RequestTimeout)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -13,9 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spa-engine/spa/actors/providers/sender"
+	"github.com/spa-engine/spa/actors/providers/whatsapp"
 	"github.com/spa-engine/spa/actors/service/catalogue"
 	"github.com/spa-engine/spa/actors/service/notify"
 	"github.com/spa-engine/spa/actors/service/notify/quiethours"
+	"github.com/spa-engine/spa/actors/session"
 	"github.com/spa-engine/spa/cluster/jsretry"
 	"github.com/spa-engine/spa/cluster/notifyjs"
 	"github.com/spa-engine/spa/cluster/outbox"
@@ -141,9 +144,13 @@ func (n *node) startNotifications(ctx context.Context, cfg config, js jetstream.
 		return err
 	}
 	svc, err := notify.New(deps, notify.Config{Reminders: cfg.NotifyReminders, Backoff: cfg.NotifyBackoff,
-		StatusWindow: cfg.NotifyStatusWindow, WhatsAppTemplates: cfg.NotifyWhatsAppTemplates})
+		StatusWindow: cfg.NotifyStatusWindow, WhatsAppTemplates: loginCodeTemplate(cfg),
+		LoginCodeTTL: session.DefaultCodeTTL})
 	if err != nil {
 		return fmt.Errorf("SPA_NOTIFICATIONS: %w", err)
+	}
+	if n.identity != nil && n.identity.codes != nil {
+		n.identity.codes.Use(svc) // login codes follow the channel rules from now on
 	}
 	n.notifications = newNotificationsNode()
 	n.notifications.ackWait = cfg.NotifyAckWait
@@ -316,4 +323,25 @@ func (nn *notificationsNode) followReminders(ctx context.Context, js jetstream.J
 	}, func(ctx context.Context, msg jetstream.Msg) error {
 		return handleReminderData(ctx, svc, msg.Data())
 	})
+}
+
+// loginCodeTemplate is SPA_WHATSAPP_TEMPLATES with, when it names none for
+// login_code, the sign-in template SPA_WHATSAPP_OTP_TEMPLATE as that
+// kind's (category authentication), so a node configured before codes
+// went through the notifications still sends them as its template.
+func loginCodeTemplate(cfg config) map[notify.Kind]notify.WhatsAppTemplate {
+	name := strings.TrimSpace(cfg.getenv(whatsapp.EnvOTPTemplate))
+	if _, ok := cfg.NotifyWhatsAppTemplates[notify.KindLoginCode]; ok || name == "" {
+		return cfg.NotifyWhatsAppTemplates
+	}
+	out := maps.Clone(cfg.NotifyWhatsAppTemplates)
+	if out == nil {
+		out = map[notify.Kind]notify.WhatsAppTemplate{}
+	}
+	lang := strings.TrimSpace(cfg.getenv(whatsapp.EnvTemplateLanguage))
+	if lang == "" {
+		lang = whatsapp.DefaultTemplateLanguage
+	}
+	out[notify.KindLoginCode] = notify.WhatsAppTemplate{Name: name, Language: lang, Category: notify.CategoryAuthentication}
+	return out
 }

@@ -48,3 +48,48 @@ func (t *txn) MessagingWindowLast(ctx context.Context, phoneKey string) (time.Ti
 	}
 	return at, nil
 }
+
+func (t *txn) EarlyStatusPut(ctx context.Context, s persistence.EarlyStatus, dropBefore time.Time) error {
+	if s.ProviderMessageID == "" || s.Status == "" || s.ReceivedAt.IsZero() {
+		return persistence.ErrInvalid
+	}
+	if !dropBefore.IsZero() {
+		if _, err := t.exec(ctx, `DELETE FROM early_delivery_statuses WHERE received_at < ?`, t.ts(dropBefore)); err != nil {
+			return err
+		}
+	}
+	_, err := t.exec(ctx, `INSERT INTO early_delivery_statuses (provider_message_id, status, provider, error_code, received_at)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (provider_message_id, status) DO NOTHING`,
+		s.ProviderMessageID, s.Status, s.Provider, s.ErrorCode, t.ts(s.ReceivedAt))
+	return err
+}
+
+func (t *txn) EarlyStatusTake(ctx context.Context, id string) ([]persistence.EarlyStatus, error) {
+	if id == "" {
+		return nil, nil
+	}
+	rows, err := t.query(ctx, `SELECT provider_message_id, status, provider, error_code, received_at
+		FROM early_delivery_statuses WHERE provider_message_id = ? ORDER BY status`, id)
+	if err != nil {
+		return nil, err
+	}
+	var out []persistence.EarlyStatus
+	for rows.Next() {
+		var s persistence.EarlyStatus
+		if err := rows.Scan(&s.ProviderMessageID, &s.Status, &s.Provider, &s.ErrorCode, t.at(&s.ReceivedAt)); err != nil {
+			rows.Close()
+			return nil, t.mapErr(err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return nil, t.mapErr(err)
+	}
+	rows.Close()
+	if len(out) == 0 {
+		return nil, nil
+	}
+	_, err = t.exec(ctx, `DELETE FROM early_delivery_statuses WHERE provider_message_id = ?`, id)
+	return out, err
+}

@@ -141,6 +141,27 @@ func applyStatus(n persistence.Notification, st inbound.Status, now time.Time) (
 	return n, true
 }
 
+// EarlyStatusTTL is how long a status that names no notification yet is
+// kept for its send's row: far longer than the one store write it waits
+// for, short enough that the statuses of messages that are not
+// notifications do not pile up.
+const EarlyStatusTTL = time.Hour
+
+// applyEarly applies to n, just recorded as sent with its provider id,
+// the statuses that arrived before the id was recorded (in tx, which
+// deletes them).
+func applyEarly(ctx context.Context, tx persistence.Tx, n persistence.Notification, now time.Time) (persistence.Notification, error) {
+	early, err := tx.EarlyStatusTake(ctx, n.ProviderMessageID)
+	if err != nil {
+		return n, err
+	}
+	for _, e := range early {
+		n, _ = applyStatus(n, inbound.Status{Provider: e.Provider, MessageID: e.ProviderMessageID, Status: e.Status,
+			ErrorCode: e.ErrorCode}, now)
+	}
+	return n, nil
+}
+
 // transition is one status applied: what happens once it is committed.
 type transition struct {
 	n    persistence.Notification
@@ -158,6 +179,15 @@ func (s *Service) ApplyStatuses(ctx context.Context, tx persistence.Tx, statuses
 	for _, st := range statuses {
 		n, err := tx.NotificationByProviderMessage(ctx, st.MessageID)
 		if errors.Is(err, persistence.ErrNotFound) {
+			// Perhaps its send's row is not written yet: kept until it is
+			// (send applies it), dropped after EarlyStatusTTL if never.
+			if _, ok := providerStatus(st.Status); ok && st.MessageID != "" {
+				err = tx.EarlyStatusPut(ctx, persistence.EarlyStatus{ProviderMessageID: st.MessageID, Provider: st.Provider,
+					Status: st.Status, ErrorCode: st.ErrorCode, ReceivedAt: now}, now.Add(-EarlyStatusTTL))
+			}
+			if err != nil && !errors.Is(err, persistence.ErrNotFound) {
+				return nil, err
+			}
 			continue
 		}
 		if err != nil {

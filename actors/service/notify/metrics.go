@@ -3,6 +3,7 @@ package notify
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spa-engine/spa/actors/providers/sender"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -20,6 +21,9 @@ const (
 	FailedDead     = "dead"      // transient failures outlasted the retries
 	FailedStatus   = "status"    // the provider reported it failed
 	FailedNoStatus = "no_status" // no delivery status within the kind's window
+	// FailedUnavailable: a login code the provider could not take now
+	// (it is not retried later: the next channel takes it at once).
+	FailedUnavailable = "unavailable"
 )
 
 // NewMetrics registers the spa_notifications_* counters with reg.
@@ -30,7 +34,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spa_notifications_delivered_total",
 			Help: "Messages the provider reported delivered or read (once each), by channel and kind."}, []string{"channel", "kind"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spa_notifications_failed_total",
-			Help: "Messages that failed on a channel, by channel, kind and reason (rejected, dead, status, no_status)."},
+			Help: "Messages that failed on a channel, by channel, kind and reason (rejected, dead, status, no_status, unavailable)."},
 			[]string{"channel", "kind", "reason"}),
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spa_notifications_fallbacks_total",
 			Help: "Messages that went on to a next channel, by the channel they fell back to, the one they left (from) and kind."},
@@ -73,5 +77,18 @@ func (m *Metrics) failed(n persistence.Notification, reason string) {
 func (m *Metrics) fallback(kind Kind, from, to string) {
 	if m != nil {
 		m.fallbacks.WithLabelValues(to, from, string(kind)).Inc()
+	}
+}
+
+// loginSent and loginFailed count a login code, which has no row.
+func (m *Metrics) loginSent(ch sender.Channel) {
+	if m != nil {
+		m.sends.WithLabelValues(string(ch), string(KindLoginCode)).Inc()
+	}
+}
+
+func (m *Metrics) loginFailed(ch sender.Channel, reason string) {
+	if m != nil {
+		m.failures.WithLabelValues(string(ch), string(KindLoginCode), reason).Inc()
 	}
 }

@@ -93,6 +93,9 @@ type Config struct {
 	// outside the 24-hour window (window.go); a kind without one goes to
 	// its next channel there.
 	WhatsAppTemplates map[Kind]WhatsAppTemplate
+	// LoginCodeTTL is how long a login code lives: its WhatsApp
+	// template's TTL is capped at it. 0: no cap.
+	LoginCodeTTL time.Duration
 }
 
 // DefaultBackoff: a provider that is down for a few minutes loses no
@@ -483,11 +486,31 @@ func (s *Service) send(ctx context.Context, n persistence.Notification, to strin
 		retry = &RetryError{After: s.cfg.Backoff[n.Attempts-1], Err: err}
 		log.Warn("notification failed; will retry", "error", n.LastError, "retry_in", s.cfg.Backoff[n.Attempts-1].String())
 	}
-	if err := s.deps.Store.InTx(ctx, func(tx persistence.Tx) error { return tx.NotificationUpdate(ctx, n) }); err != nil {
+	sent, recorded := n, n
+	if err := s.deps.Store.InTx(ctx, func(tx persistence.Tx) (err error) {
+		recorded = n
+		if n.Status == persistence.NotificationSent && n.ProviderMessageID != "" {
+			// A status that overtook this write was kept: applied now.
+			if recorded, err = applyEarly(ctx, tx, n, now); err != nil {
+				return err
+			}
+		}
+		return tx.NotificationUpdate(ctx, recorded)
+	}); err != nil {
 		return n, err
 	}
-	s.deps.Metrics.sendOutcome(n)
-	return n, retry
+	s.deps.Metrics.sendOutcome(sent)
+	if recorded.Status != sent.Status {
+		if delivered(recorded.Status) {
+			s.deps.Metrics.delivered(recorded)
+		}
+		if recorded.Status == persistence.NotificationFailed {
+			// deliver goes on to the next channel at once.
+			s.deps.Metrics.failed(recorded, FailedStatus)
+			log.Warn("the provider reported the message failed before it was recorded; falling back", "error", recorded.LastError)
+		}
+	}
+	return recorded, retry
 }
 
 // redact is err's text with the recipient masked: providers name the

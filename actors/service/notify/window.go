@@ -140,7 +140,7 @@ func ParseWhatsAppTemplates(v string) (map[Kind]WhatsAppTemplate, error) {
 		k, spec, ok := strings.Cut(entry, "=")
 		kind := Kind(strings.TrimSpace(k))
 		parts := strings.Split(spec, ":")
-		if !ok || !knownKind(kind) || len(parts) < 3 || len(parts) > 4 {
+		if !ok || !(knownKind(kind) || kind == KindLoginCode) || len(parts) < 3 || len(parts) > 4 {
 			return nil, fmt.Errorf("entry %q: want kind=name:language:category[:ttl] with a known kind", entry)
 		}
 		t := WhatsAppTemplate{Name: strings.TrimSpace(parts[0]), Language: strings.TrimSpace(parts[1]),
@@ -150,6 +150,9 @@ func ParseWhatsAppTemplates(v string) (map[Kind]WhatsAppTemplate, error) {
 			return nil, fmt.Errorf("entry %q: a template needs a name and a language", entry)
 		case t.Category != CategoryUtility && t.Category != CategoryMarketing && t.Category != CategoryAuthentication:
 			return nil, fmt.Errorf("entry %q: category must be utility, marketing or authentication", entry)
+		case (kind == KindLoginCode) != (t.Category == CategoryAuthentication):
+			// Meta files a code under authentication and nothing else there.
+			return nil, fmt.Errorf("entry %q: the login_code template, and only it, is of category authentication", entry)
 		}
 		if len(parts) == 4 {
 			d, err := time.ParseDuration(strings.TrimSpace(parts[3]))
