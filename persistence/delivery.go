@@ -42,5 +42,5 @@ type DeliveryStore interface {
 // is recorded (docs/notifications.md, Delivery statuses).
 type EarlyStatus struct {
 	ProviderMessageID, Provider, Status, ErrorCode string
-	ReceivedAt                                      time.Time
+	ReceivedAt                                     time.Time
 }
