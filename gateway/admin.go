@@ -47,13 +47,19 @@ func NewAdmin(d AdminDeps) (*fiber.App, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	app := fiber.New(fiber.Config{
+	cfg := fiber.Config{
 		ErrorHandler:          func(c *fiber.Ctx, err error) error { return apierr.Render(c, log, err) },
 		DisableStartupMessage: true,
 		CaseSensitive:         true,
 		StrictRouting:         true,
 		Immutable:             true,
-	})
+	}
+	if d.API != nil {
+		// The server reads the body before any handler runs: the admin
+		// routes forwarded here take no larger body than on the API port.
+		cfg.BodyLimit = d.API.Config().BodyLimit
+	}
+	app := fiber.New(cfg)
 	app.Use(requestID)
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{})))

@@ -88,6 +88,20 @@ func TestAdminListener(t *testing.T) {
 	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, `route="/v1/admin/audit",status="200"`) {
 		t.Fatalf("/metrics after forwarding: %d %.300s", code, body)
 	}
+	// A body larger than the API port takes is refused here too.
+	big := `{"reason":"` + strings.Repeat("x", DefaultBodyLimit) + `"}`
+	res, err := admin.Test(newRequest("POST", "/v1/admin/payments/exceptions/x/resolve", big,
+		[]string{"Authorization", "Bearer " + root, "Content-Type", "application/json", "Idempotency-Key", "big-1"}), -1)
+	switch {
+	case err != nil && strings.Contains(err.Error(), "body size exceeds"): // fasthttp refused it while reading
+	case err != nil:
+		t.Fatal(err)
+	default:
+		res.Body.Close()
+		if res.StatusCode != 413 {
+			t.Fatalf("a body over the API's limit through the admin listener: %d", res.StatusCode)
+		}
+	}
 	if _, err := NewAdmin(AdminDeps{Gatherer: prometheus.NewRegistry()}); err == nil {
 		t.Fatal("admin app without tokens accepted")
 	}
