@@ -88,6 +88,7 @@ func (n *node) startBot(ctx context.Context, cfg config, js jetstream.JetStream,
 	if deps.Strikes, err = newBotStrikes(n.quotaClient(), n.store, blocks, idn.Index, n.log, reg); err != nil {
 		return err
 	}
+	deps.Budget = &botBudget{quota: n.quotaClient(), index: idn.Index}
 	gcfg, ok, err := gemini.FromEnv(cfg.getenv)
 	switch {
 	case err != nil:

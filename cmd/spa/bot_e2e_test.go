@@ -445,3 +445,48 @@ func TestBotStrikesBlockEndToEnd(t *testing.T) {
 		t.Fatalf("a blocked number was answered: %+v", w.fake.Sent()[before:])
 	}
 }
+
+// TestBotTokenCapEndToEnd: the model's cost caps, counted from its usage
+// (a phone's tokens a day; the studio's spend a day): the first turn
+// calls the model and passes the (tiny) cap; after a restart of the node
+// the phone's next turn is answered by the deterministic dialogue without
+// calling the model, and counted by cap.
+func TestBotTokenCapEndToEnd(t *testing.T) {
+	for _, limit := range []string{"phone_tokens", "global_spend"} {
+		t.Run(limit, func(t *testing.T) {
+			savedTokens, savedSpend := botTokensPerPhone, botSpendGlobal
+			t.Cleanup(func() { botTokensPerPhone, botSpendGlobal = savedTokens, savedSpend })
+			if limit == "phone_tokens" {
+				botTokensPerPhone.Limit = 10
+			} else {
+				botSpendGlobal.Limit = botSpendShards // one micro-dollar a shard
+			}
+			model := geminifake.New("gemini-cap-key")
+			t.Cleanup(model.Close)
+			model.Script(func(*gemini.Request) geminifake.Reply {
+				return geminifake.Reply{Calls: []gemini.FunctionCall{{Name: "reply", Args: json.RawMessage(`{"text":"Hola desde el modelo"}`)}}}
+			})
+			w := newBotWorld(t, map[string]string{gemini.EnvAPIKey: "gemini-cap-key", gemini.EnvBaseURL: model.URL})
+			w.post("hola, buenas tardes", "")
+			w.waitSent("the model's answer", func(m whatsappfake.Sent) bool { return strings.Contains(m.Text, "desde el modelo") })
+			if n := model.Requests(); n != 1 {
+				t.Fatalf("%d model requests, want 1", n)
+			}
+			w.restart()
+			w.post("hola otra vez, buenas noches", "")
+			testwait.Until(t, 30*time.Second, "the second answer", func() error {
+				if n := len(w.fake.Sent()); n != 2 {
+					return fmt.Errorf("%d answers", n)
+				}
+				return nil
+			})
+			if n := model.Requests(); n != 1 {
+				t.Fatalf("%d model requests over the cap, want 1", n)
+			}
+			want := `spa_bot_model_budget_refusals_total{cap="` + limit + `"} 1`
+			if _, metrics := metricsOf(t, w.a.base); !strings.Contains(metrics, want) {
+				t.Fatalf("the refusal is not counted:\n%s", grepLines(metrics, "spa_bot_model_budget"))
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/spa-engine/spa/actors/auth"
 	"github.com/spa-engine/spa/actors/auth/pii"
 	"github.com/spa-engine/spa/actors/limiter"
+	"github.com/spa-engine/spa/actors/providers/gemini"
 	"github.com/spa-engine/spa/actors/providers/inbound"
 	"github.com/spa-engine/spa/actors/quota"
 	"github.com/spa-engine/spa/actors/service"
@@ -134,5 +136,81 @@ func (s *botStrikesCounter) Strike(ctx context.Context, e164 string) error {
 	}
 	s.blocks.Invalidate()
 	s.log.Warn("bot: number blocked after repeated injection attempts", "until", until)
+	return nil
+}
+
+// The model's cost caps (issue 18 item 6, unbounded consumption): a
+// phone's tokens a day, and the studio's spend a day over all phones, in
+// US micro-dollars at the model's list price (integers: no float money).
+// They are quota windows like the limits above, so a restart or another
+// node forgets nothing. A turn may call the model while both of the day's
+// counts are under their caps (Allow takes one unit of each); a call's
+// usage is added after it with no limit (Spend), so a count passes its cap
+// by at most one turn's calls, and the next turn is refused: the
+// deterministic dialogue answers it, counted in
+// spa_bot_model_budget_refusals_total{cap}.
+var (
+	botTokensPerPhone = limiter.Window{Limit: 100_000, Per: 24 * time.Hour}
+	botSpendGlobal    = limiter.Window{Limit: 20_000_000, Per: 24 * time.Hour} // $20 a day
+	// botSpendShards split the global spend over quota actors (a phone's
+	// spend goes to one shard, by its key), so the model's calls are not
+	// all written by one actor; a full shard refuses its phones while
+	// others may have room (the cap can only be stricter).
+	botSpendShards = 8
+	// List prices of gemini-2.5-flash, micro-dollars per million tokens;
+	// thinking is billed as output.
+	botPriceInput  int64 = 300_000
+	botPriceOutput int64 = 2_500_000
+)
+
+// noCap is the limit of a Take that records usage: always granted.
+const noCap = int64(1) << 60
+
+// botBudget is the bot's Budget over quota actors.
+type botBudget struct {
+	quota *quota.Client
+	index *pii.BlindIndex
+}
+
+func (b *botBudget) keys(phone string) (perPhone, shard string) {
+	key := phoneLane(b.index, phone)
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return quota.KeyOf("bot-tokens", key), quota.ShardKey("bot-spend", int(h.Sum32()%uint32(botSpendShards)))
+}
+
+// Allow takes one unit under each cap.
+func (b *botBudget) Allow(ctx context.Context, phone string) (string, error) {
+	perPhone, shard := b.keys(phone)
+	r := b.quota.Take(ctx, perPhone, &quota.Take{Units: 1, Limit: int64(botTokensPerPhone.Limit), TTL: botTokensPerPhone.Per})
+	switch {
+	case r.Err != nil:
+		return "", r.Err
+	case !r.OK:
+		return "phone_tokens", nil
+	}
+	share := int64(botSpendGlobal.Limit / botSpendShards)
+	r = b.quota.Take(ctx, shard, &quota.Take{Units: 1, Limit: share, TTL: botSpendGlobal.Per})
+	switch {
+	case r.Err != nil:
+		return "", r.Err
+	case !r.OK:
+		return "global_spend", nil
+	}
+	return "", nil
+}
+
+// Spend adds a call's tokens to the phone's day and its price to the
+// studio's.
+func (b *botBudget) Spend(ctx context.Context, phone string, u gemini.UsageMetadata) error {
+	perPhone, shard := b.keys(phone)
+	in, out := int64(u.PromptTokenCount), int64(u.CandidatesTokenCount+u.ThoughtsTokenCount)
+	if r := b.quota.Take(ctx, perPhone, &quota.Take{Units: in + out, Limit: noCap, TTL: botTokensPerPhone.Per}); r.Err != nil {
+		return r.Err
+	}
+	micros := (in*botPriceInput + out*botPriceOutput + 999_999) / 1_000_000 // rounded up
+	if r := b.quota.Take(ctx, shard, &quota.Take{Units: micros, Limit: noCap, TTL: botSpendGlobal.Per}); r.Err != nil {
+		return r.Err
+	}
 	return nil
 }

@@ -85,6 +85,20 @@ type Deps struct {
 	// Strikes counts a number's abuse (a message screened out as an
 	// injection); past its limit the number is blocked. nil: not counted.
 	Strikes Strikes
+	// Budget bounds what the model costs; nil: unbounded (tests).
+	Budget Budget
+}
+
+// Budget bounds what the model costs (unbounded consumption): a daily
+// token cap per phone and a daily spend cap over all phones (cmd/spa:
+// quota windows, which survive restarts). A turn over a cap is answered
+// by the deterministic dialogue, without the model.
+type Budget interface {
+	// Allow says which cap stops phone's turn from calling the model:
+	// "" when none does.
+	Allow(ctx context.Context, phone string) (cap string, err error)
+	// Spend records one model call's usage against phone and the studio.
+	Spend(ctx context.Context, phone string, u gemini.UsageMetadata) error
 }
 
 // Strikes records a strike against a phone (cmd/spa: a decaying quota
@@ -218,7 +232,7 @@ func (s *Service) Handle(ctx context.Context, in Inbound, mem Memory) (Memory, e
 // dialogue.
 func (t *turn) free(ctx context.Context, norm string) error {
 	m := t.s.d.Model
-	if m != nil && m.State() != "open" {
+	if m != nil && m.State() != "open" && t.withinBudget(ctx) {
 		done, err := t.withModel(ctx)
 		if err == nil && done {
 			return nil
@@ -228,6 +242,36 @@ func (t *turn) free(ctx context.Context, norm string) error {
 		}
 	}
 	return t.deterministic(ctx, norm)
+}
+
+// withinBudget says whether the turn may call the model. A budget that
+// cannot be read keeps the model out (the deterministic dialogue still
+// answers): the caps bound cost, so they fail closed.
+func (t *turn) withinBudget(ctx context.Context) bool {
+	b := t.s.d.Budget
+	if b == nil {
+		return true
+	}
+	limit, err := b.Allow(ctx, t.in.Phone)
+	switch {
+	case err != nil:
+		t.s.d.Log.Warn("bot: model budget unknown; deterministic dialogue answers", "err", err)
+		return false
+	case limit != "":
+		t.s.d.Metrics.overBudget(limit)
+		return false
+	}
+	return true
+}
+
+// spent records a model call's usage; a record that fails is logged (the
+// call was made: the caps may count a little less than was spent).
+func (t *turn) spent(ctx context.Context, u gemini.UsageMetadata) {
+	if b := t.s.d.Budget; b != nil {
+		if err := b.Spend(ctx, t.in.Phone, u); err != nil {
+			t.s.d.Log.Warn("bot: model usage not recorded", "err", err)
+		}
+	}
 }
 
 // zone is the studio's time zone, in which clients say "mañana a las 3".

@@ -12,6 +12,7 @@ type Metrics struct {
 	bookings  prometheus.Counter
 	intents   *prometheus.CounterVec
 	tools     *prometheus.CounterVec
+	budget    *prometheus.CounterVec
 }
 
 // NewMetrics registers the series on reg.
@@ -33,8 +34,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Messages the deterministic dialogue answered, by intent."}, []string{"intent"}),
 		tools: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spa_bot_tool_calls_total",
 			Help: "Tool calls the model asked for, by tool and outcome (ok, refused)."}, []string{"tool", "outcome"}),
+		budget: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spa_bot_model_budget_refusals_total",
+			Help: "Turns answered without the model because a cost cap was reached, by cap (phone_tokens, global_spend)."}, []string{"cap"}),
 	}
-	for _, c := range []prometheus.Collector{m.messages, m.started, m.handoffs, m.blockedBy, m.proposals, m.bookings, m.intents, m.tools} {
+	for _, c := range []prometheus.Collector{m.messages, m.started, m.handoffs, m.blockedBy, m.proposals, m.bookings, m.intents, m.tools, m.budget} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -83,6 +86,12 @@ func (m *Metrics) booked() {
 func (m *Metrics) intent(i string) {
 	if m != nil {
 		m.intents.WithLabelValues(i).Inc()
+	}
+}
+
+func (m *Metrics) overBudget(limit string) {
+	if m != nil {
+		m.budget.WithLabelValues(limit).Inc()
 	}
 }
 

@@ -40,6 +40,7 @@ func (t *turn) withModel(ctx context.Context) (done bool, err error) {
 		if err != nil {
 			return false, err
 		}
+		t.spent(ctx, resp.UsageMetadata)
 		calls := resp.Calls()
 		if len(calls) == 0 {
 			return t.modelReply(ctx, resp.Text())

@@ -1,8 +1,11 @@
 package bot
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -135,5 +138,57 @@ func TestModelDownDeterministicBooks(t *testing.T) {
 	}
 	if aps := f.appointments(); len(aps) != 1 || aps[0].Status != persistence.StatusConfirmed {
 		t.Fatalf("agenda %+v", aps)
+	}
+}
+
+// budget is a Budget that answers cap (or err) and records the usage.
+type budget struct {
+	mu    sync.Mutex
+	cap   string
+	err   error
+	spent []gemini.UsageMetadata
+}
+
+func (b *budget) Allow(context.Context, string) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cap, b.err
+}
+
+func (b *budget) Spend(_ context.Context, _ string, u gemini.UsageMetadata) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.spent = append(b.spent, u)
+	return nil
+}
+
+// TestModelBudget: every model call's usage is recorded; a turn over a
+// cost cap, or whose budget cannot be read, is answered by the
+// deterministic dialogue without calling the model, and counted by cap.
+func TestModelBudget(t *testing.T) {
+	t.Parallel()
+	fake, model := newModel(t, resilient.Policy{})
+	f := newFixture(t, model)
+	b := &budget{}
+	f.bot.d.Budget = b
+	fake.Queue(geminifake.Reply{Calls: []gemini.FunctionCall{call("reply", `{"text":"Hola, ¿en qué te ayudo?"}`)}})
+	if r := f.say("hola, buenas tardes"); !strings.Contains(r.Text, "en qué te ayudo") {
+		t.Fatalf("model reply %+v", r)
+	}
+	if len(b.spent) != 1 || b.spent[0].PromptTokenCount == 0 || b.spent[0].TotalTokenCount == 0 {
+		t.Fatalf("usage recorded %+v", b.spent)
+	}
+	before := fake.Requests()
+	b.cap = "phone_tokens"
+	if r := f.say("Hola, quiero un masaje mañana a las 3"); len(r.Buttons) != 2 {
+		t.Fatalf("the deterministic proposal over the cap %+v", r)
+	}
+	b.cap, b.err = "", errors.New("quota unreachable")
+	f.say("mis citas")
+	if fake.Requests() != before {
+		t.Fatal("the model was called over its budget")
+	}
+	if n := metricValue(t, f.reg, "spa_bot_model_budget_refusals_total", map[string]string{"cap": "phone_tokens"}); n != 1 {
+		t.Fatalf("refusals over the phone's cap %v, want 1", n)
 	}
 }
