@@ -11,7 +11,7 @@
 // watcher sees as a deletion (without it, watchers never learn of the
 // expiry). The marker can still be lost when the stream's leader dies
 // with the node, so members not renewed for a TTL are also checked with a
-// Get (detection then takes up to 1.5 TTL). A restarted process is a new incarnation under the same name,
+// Get (detection then takes up to 1.25 TTL). A restarted process is a new incarnation under the same name,
 // reported as a leave of the old incarnation and a join of the new one.
 package membership
 
@@ -320,7 +320,8 @@ func (n *Node) renew(ctx context.Context) {
 func (n *Node) watch(ctx context.Context, entries <-chan jetstream.KeyValueEntry, ready chan struct{}) {
 	var pending Change
 	initDone := false
-	check := time.NewTicker(n.cfg.TTL / 2)
+	// A crashed member is dropped at most TTL/4 after its record is gone.
+	check := time.NewTicker(n.cfg.TTL / 4)
 	defer check.Stop()
 	for {
 		var e jetstream.KeyValueEntry
@@ -369,20 +370,27 @@ func (n *Node) sweep(ctx context.Context, c *Change) {
 		}
 	}
 	n.mu.Unlock()
+	// The reads run concurrently within one TTL/4: while the bucket elects
+	// a leader they time out, and the watch (which runs this) must not
+	// stall for one timeout per member.
+	gctx, cancel := context.WithTimeout(ctx, n.cfg.TTL/4)
+	defer cancel()
+	var wg sync.WaitGroup
 	for _, name := range stale {
-		gctx, cancel := context.WithTimeout(ctx, n.cfg.TTL/3)
-		_, err := n.kv.Get(gctx, name)
-		cancel()
-		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-			n.mu.Lock()
-			if old, ok := n.members[name]; ok && time.Since(n.lastSeen[name]) > n.cfg.TTL {
-				delete(n.members, name)
-				delete(n.lastSeen, name)
-				c.Left = append(c.Left, old)
+		wg.Go(func() {
+			_, err := n.kv.Get(gctx, name)
+			if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+				n.mu.Lock()
+				if old, ok := n.members[name]; ok && time.Since(n.lastSeen[name]) > n.cfg.TTL {
+					delete(n.members, name)
+					delete(n.lastSeen, name)
+					c.Left = append(c.Left, old)
+				}
+				n.mu.Unlock()
 			}
-			n.mu.Unlock()
-		}
+		})
 	}
+	wg.Wait()
 }
 
 // apply folds one KV entry into the member set and the pending change.

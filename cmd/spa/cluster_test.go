@@ -946,7 +946,7 @@ func testKillNineFailover(t *testing.T, bin string) {
 	owners := c.waitSettled(30*time.Second, 0, 1)
 	t.Logf("failover after kill -9: every partition owned by a survivor after %v, both survivors agree on members and owners after %v (lease TTL %v)",
 		failover.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond), clusterLeaseTTL)
-	// Crash detection takes up to 1.5 TTL, acquisition one reconcile pass
+	// Crash detection takes up to 1.25 TTL, acquisition one reconcile pass
 	// more; when the victim led the lease bucket's Raft group, writes wait
 	// for a new leader too (an election after 1-2s of silence, plus
 	// campaigning). A CI bound with room for a loaded machine: the 5 s
