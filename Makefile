@@ -33,7 +33,7 @@ bench-go: ## Go benchmarks of the hot paths on both drivers (results are ratios 
 	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(.ci/postgres.sh)}" $(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.txt
 
 chaos: ## the chaos suite, full form, three runs in a row (root: network namespaces, iptables; PostgreSQL): partitions, database cut, latency and loss, SIGSTOP, kill -9, rolling restart under mixed load (~15 min; docs/chaos.md)
-	mkdir -p bin; TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(.ci/postgres.sh)}" SPA_CHAOS_FULL=1 $(GO) test -count=3 -failfast -timeout 60m -run '^TestChaos$$' -v ./cmd/spa/ 2>&1 | tee bin/chaos.log | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|CHAOS|chaos_test.go'; test $${PIPESTATUS[0]} = 0
+	mkdir -p bin; TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(.ci/postgres.sh)}" SPA_CHAOS_FULL=1 $(GO) test -count=3 -failfast -timeout 60m -run '^TestChaos$$' -v ./cmd/spa/ 2>&1 | tee bin/chaos.log | grep --line-buffered -E '^(=== RUN|--- |ok|FAIL|PASS)|CHAOS|chaos_test.go'; test $${PIPESTATUS[0]} = 0
 
 failover: ## kill -9 a node of a three-node cluster under load 20 times (every other kill the lease bucket's Raft leader), restarting it each time; reports each fail-over and min/median/max, fails over 5s (SPA_FAILOVER_GOAL) or on a non-linearizable history. Not in CI (~3-5 min, PostgreSQL); SPA_FAILOVER_KILLS=n, SPA_FAILOVER_LOGS=1 adds the survivors' lease log lines
 	set -o pipefail; TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(.ci/postgres.sh)}" SPA_FAILOVER_KILLS="$${SPA_FAILOVER_KILLS:-20}" \

@@ -60,6 +60,7 @@ type chaosRun struct {
 	stock    *stockLoad
 	logins   *loginLoad
 
+	began   time.Time
 	mu      sync.Mutex
 	logs    map[string][]string // earlier incarnations' logs, by node
 	results []nemesisResult
@@ -95,7 +96,7 @@ func startChaos(t *testing.T, base string, full bool) *chaosRun {
 	}
 	bin := buildBinary(t)
 	n := newChaosNet(t, 3, pgAddr)
-	x := &chaosRun{t: t, net: n, full: full, hold: 2 * clusterLeaseTTL, logs: map[string][]string{}}
+	x := &chaosRun{t: t, net: n, full: full, hold: 2 * clusterLeaseTTL, logs: map[string][]string{}, began: time.Now()}
 	if full {
 		x.hold = 10 * clusterLeaseTTL
 	}
@@ -162,7 +163,20 @@ func (ioDiscard) Write(b []byte) (int, error) { return len(b), nil }
 // one after the other, each lifted and recovered from before the next.
 func (x *chaosRun) run() {
 	t, c, n := x.t, x.c, x.net
-	s := c.setUp(6)
+	// 24 calendars spread over the partitions (so that every nemesis
+	// hits some), each open for ten days: the load does not run out of
+	// free slots, and wins go on through every nemesis.
+	s := c.setUp(24)
+	day := s.slots
+	for d := 1; d < 10; d++ {
+		for _, start := range day {
+			at, err := time.Parse(time.RFC3339, start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.slots = append(s.slots, at.AddDate(0, 0, d).Format(time.RFC3339))
+		}
+	}
 	x.rooms = startRoomLoad(t, c, 2)
 	x.stock = startStockLoad(t, c)
 	x.logins = startLoginLoad(t, c)
@@ -280,7 +294,7 @@ func (x *chaosRun) run() {
 // ready.
 func (x *chaosRun) nemesis(name string, apply func() effect, lift func()) {
 	x.t.Helper()
-	x.t.Logf("CHAOS nemesis: %s", name)
+	x.t.Logf("CHAOS nemesis at +%v: %s", time.Since(x.began).Round(time.Second), name)
 	e := apply()
 	during := x.views()
 	lifted := time.Now()
@@ -412,6 +426,7 @@ func (x *chaosRun) check() {
 }
 
 func (x *chaosRun) report() {
+	x.t.Logf("CHAOS run took %v (full form %v)", time.Since(x.began).Round(time.Second), x.full)
 	for _, r := range x.results {
 		effect := "–"
 		if r.effect != "" {
@@ -447,9 +462,9 @@ func startRoomLoad(t *testing.T, c *testCluster, clients int) *roomLoad {
 	a.must(200, "PUT", "/v1/admin/services/room-treatment", c.admin, map[string]any{"name": "Treatment", "category": "body",
 		"duration_minutes": 45, "buffer_after_minutes": 15, "resource_id": "room", "active": true, "version": 0})
 	bogota, _ := time.LoadLocation("America/Bogota")
-	// Three days of the room: a day is booked out in a few seconds.
+	// Ten days of the room: a day is booked out in a few seconds.
 	var slots []string
-	for d := 3; d < 6; d++ {
+	for d := 3; d < 13; d++ {
 		day := time.Now().In(bogota).AddDate(0, 0, d)
 		for m := 8 * 60; m < 17*60; m += 30 {
 			slots = append(slots, time.Date(day.Year(), day.Month(), day.Day(), m/60, m%60, 0, 0, bogota).Format(time.RFC3339))
@@ -725,7 +740,21 @@ func (l *stockLoad) check(t *testing.T, c *testCluster, conn *pgx.Conn) {
 		if taken > units {
 			t.Errorf("%s oversold: %d units reserved or sold of %d", v, taken, units)
 		}
-		st := api{t, c.nodes[0].base}.mustAfter503(200, "GET", "/v1/admin/shop/variants/"+v+"/stock", c.admin, nil)
+		// The variant's inventory actor answers the stock read; right
+		// after the last nemesis it may still be activating on its owner.
+		var st map[string]any
+		began := time.Now()
+		testwait.Until(t, 2*time.Minute, v+"'s stock to be readable", func() error {
+			status, out, err := shopCall(c.pick().base, "GET", "/v1/admin/shop/variants/"+v+"/stock", c.admin, nil)
+			if err != nil || status != 200 {
+				return fmt.Errorf("%d %v %v", status, out, err)
+			}
+			st = out
+			return nil
+		})
+		if waited := time.Since(began); waited > 5*time.Second {
+			t.Logf("CHAOS %s's stock answered after %v", v, waited.Round(time.Millisecond))
+		}
 		onHand, avail := st["on_hand"].(float64), st["available"].(float64)
 		if onHand < 0 || avail < 0 {
 			t.Errorf("%s: on hand %v, available %v", v, onHand, avail)
