@@ -21,6 +21,7 @@ import (
 	"github.com/spa-engine/spa/actors/service/catalogue"
 	"github.com/spa-engine/spa/actors/service/identity"
 	"github.com/spa-engine/spa/actors/service/legal"
+	"github.com/spa-engine/spa/actors/service/notify"
 	"github.com/spa-engine/spa/actors/session"
 	"github.com/spa-engine/spa/cluster/botjs"
 	"github.com/spa-engine/spa/persistence"
@@ -89,6 +90,9 @@ func (n *node) startBot(ctx context.Context, cfg config, js jetstream.JetStream,
 		return err
 	}
 	deps.Budget = &botBudget{quota: n.quotaClient(), index: idn.Index}
+	if set := n.identity.providers; set != nil && set.WhatsApp != nil {
+		deps.StaffTemplate = staffTemplate(cfg.NotifyWhatsAppTemplates, set.WhatsApp)
+	}
 	gcfg, ok, err := gemini.FromEnv(cfg.getenv)
 	switch {
 	case err != nil:
@@ -124,6 +128,21 @@ func (n *node) startBot(ctx context.Context, cfg config, js jetstream.JetStream,
 	}
 	n.bot = b
 	return nil
+}
+
+// staffTemplate sends a person's reply after the client's 24-hour window
+// as the staff_reply template of SPA_WHATSAPP_TEMPLATES, the text its one
+// body parameter; nil without one (such a reply is refused with 409).
+func staffTemplate(templates map[notify.Kind]notify.WhatsAppTemplate, wa sender.Tracker) func(ctx context.Context, to, text string) error {
+	t, ok := templates[notify.KindStaffReply]
+	if !ok {
+		return nil
+	}
+	return func(ctx context.Context, to, text string) error {
+		_, err := wa.SendTracked(ctx, sender.Message{To: to, Body: text, Channel: sender.ChannelWhatsApp, Purpose: "bot",
+			Template: &sender.Template{Name: t.Name, Language: t.Language, Category: t.Category, Params: []string{text}, TTL: t.TTL}})
+		return err
+	}
 }
 
 // phoneLane is a phone's key in the inbox: its blind index in hex (the

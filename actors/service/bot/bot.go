@@ -87,6 +87,11 @@ type Deps struct {
 	Strikes Strikes
 	// Budget bounds what the model costs; nil: unbounded (tests).
 	Budget Budget
+	// StaffTemplate sends a person's reply as the approved template
+	// (staff_reply in SPA_WHATSAPP_TEMPLATES, the text its one parameter)
+	// when the client's 24-hour window has closed; nil: such a reply is
+	// refused (ErrWindowClosed).
+	StaffTemplate func(ctx context.Context, to, text string) error
 }
 
 // Budget bounds what the model costs (unbounded consumption): a daily

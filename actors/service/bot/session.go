@@ -24,7 +24,7 @@ const Window = cswindow.Length
 var (
 	ErrNotTaken     = fault.New(fault.CodeConflict, "take the conversation over before replying")
 	ErrTakenByOther = fault.New(fault.CodeConflict, "another person has taken this conversation over")
-	ErrWindowClosed = fault.New(fault.CodeConflict, "the client wrote more than 24 hours ago: WhatsApp allows only a template now")
+	ErrWindowClosed = fault.New(fault.CodeConflict, "the client wrote more than 24 hours ago: WhatsApp allows only a template now, and none is approved for staff replies (staff_reply in SPA_WHATSAPP_TEMPLATES)")
 )
 
 // Session adapts the Service to session.Bot.
@@ -64,11 +64,17 @@ func (s Session) Staff(ctx context.Context, phone string, act session.StaffAct, 
 		if mem.owner() == OwnerHuman && mem.StaffID != "" && mem.StaffID != act.StaffID {
 			return nil, session.ConversationView{}, ErrTakenByOther
 		}
+		// A client who asked for a person was told one would answer; one
+		// whose conversation a person takes over unasked is told now.
+		told := mem.owner() == OwnerHuman
 		if mem.Waiting.IsZero() {
 			mem.Waiting = now
 		}
 		mem.Owner, mem.OwnerSince, mem.StaffID = OwnerHuman, now, act.StaffID
 		mem.Updated = now
+		if !told {
+			s.notice(ctx, phone, &mem, "handoff_taken", now)
+		}
 	case session.StaffReply:
 		if mem.owner() != OwnerHuman || mem.StaffID == "" {
 			return nil, session.ConversationView{}, ErrNotTaken
@@ -76,11 +82,17 @@ func (s Session) Staff(ctx context.Context, phone string, act session.StaffAct, 
 		if mem.StaffID != act.StaffID {
 			return nil, session.ConversationView{}, ErrTakenByOther
 		}
-		if !cswindow.Open(mem.lastFromClient(), now) {
-			return nil, session.ConversationView{}, ErrWindowClosed
-		}
-		if _, err := s.S.d.Sender.SendText(ctx, phone, act.Text); err != nil {
-			return nil, session.ConversationView{}, fmt.Errorf("bot: send: %w", err)
+		if windowOpen(&mem, now) {
+			if _, err := s.S.d.Sender.SendText(ctx, phone, act.Text); err != nil {
+				return nil, session.ConversationView{}, fmt.Errorf("bot: send: %w", err)
+			}
+		} else {
+			if s.S.d.StaffTemplate == nil {
+				return nil, session.ConversationView{}, ErrWindowClosed
+			}
+			if err := s.S.d.StaffTemplate(ctx, phone, act.Text); err != nil {
+				return nil, session.ConversationView{}, fmt.Errorf("bot: send the template: %w", err)
+			}
 		}
 		mem.add("staff", act.Text, now)
 	case session.StaffRelease, session.StaffExpire:
@@ -90,11 +102,32 @@ func (s Session) Staff(ctx context.Context, phone string, act session.StaffAct, 
 		mem.Owner, mem.OwnerSince, mem.Waiting, mem.StaffID = OwnerBot, now, time.Time{}, ""
 		mem.Pending, mem.Draft = nil, nil
 		mem.Updated = now
+		s.notice(ctx, phone, &mem, "handoff_back", now)
 	default:
 		return nil, session.ConversationView{}, fault.Invalid("unknown staff action " + act.Action)
 	}
 	b, err := json.Marshal(mem)
 	return b, View(mem), err
+}
+
+// windowOpen says whether free text may still reach the client: the one
+// call to WhatsApp's 24-hour rule (cswindow, shared with notifications).
+func windowOpen(m *Memory, now time.Time) bool { return cswindow.Open(m.lastFromClient(), now) }
+
+// notice tells the client who answers now (a person took over, the bot is
+// back), inside the 24-hour window only (outside it only templates go,
+// and a notice is not worth one). It is a courtesy: a send that fails is
+// logged and the staff action stands.
+func (s Session) notice(ctx context.Context, phone string, mem *Memory, key string, now time.Time) {
+	if !windowOpen(mem, now) {
+		return
+	}
+	text := say(mem.Lang, key)
+	if _, err := s.S.d.Sender.SendText(ctx, phone, text); err != nil {
+		s.S.d.Log.Warn("bot: hand-off notice not sent", "notice", key, "err", err)
+		return
+	}
+	mem.add("bot", text, now)
 }
 
 // lastFromClient is when the client last wrote (zero: never).

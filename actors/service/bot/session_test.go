@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,5 +98,72 @@ func TestBlockedNumberIsHandledSilently(t *testing.T) {
 	f.bot.d.Clients = refusing{fault.Unavailable("")}
 	if _, err := f.bot.Handle(context.Background(), Inbound{ID: "wamid.b2", Phone: f.phone, Text: "hola"}, Memory{}); err == nil {
 		t.Fatal("an unavailable store was taken as an answer")
+	}
+}
+
+// TestStaffNoticesAndTemplate: a client whose conversation a person takes
+// over unasked is told so; one who asked for a person is not told twice;
+// a hand-back tells the client the bot is back; outside the 24-hour
+// window a person's reply goes as the approved template (the text its
+// parameter) and a notice is not sent at all.
+func TestStaffNoticesAndTemplate(t *testing.T) {
+	f := newFixture(t, nil)
+	f.say("hola")
+	s := Session{S: f.bot}
+	act := func(a session.StaffAct) error {
+		t.Helper()
+		raw, _ := json.Marshal(f.mem)
+		next, _, err := s.Staff(context.Background(), f.phone, a, raw)
+		if err == nil {
+			f.mem = decodeMemory(next)
+		}
+		return err
+	}
+	if err := act(session.StaffAct{Action: session.StaffTake, StaffID: "ana"}); err != nil {
+		t.Fatal(err)
+	}
+	if last := f.out.last(t); !strings.Contains(last.Text, "Una persona del equipo continúa") || last.To != f.phone {
+		t.Fatalf("take-over notice %+v", last)
+	}
+	if tr := f.mem.Turns[len(f.mem.Turns)-1]; tr.Role != "bot" || !strings.Contains(tr.Text, "continúa") {
+		t.Fatalf("the notice is not in the transcript: %+v", tr)
+	}
+	if err := act(session.StaffAct{Action: session.StaffRelease, StaffID: "ana"}); err != nil {
+		t.Fatal(err)
+	}
+	if last := f.out.last(t); !strings.Contains(last.Text, "Sigo yo, el asistente") {
+		t.Fatalf("hand-back notice %+v", last)
+	}
+	f.say("quiero hablar con una persona")
+	n := f.out.count()
+	if err := act(session.StaffAct{Action: session.StaffTake, StaffID: "ana"}); err != nil {
+		t.Fatal(err)
+	}
+	if f.out.count() != n {
+		t.Fatalf("a client who asked for a person was told again: %+v", f.out.last(t))
+	}
+
+	f.clock = func() time.Time { return now.Add(25 * time.Hour) }
+	f.bot.d.Now = f.clock
+	var templated []string
+	f.bot.d.StaffTemplate = func(_ context.Context, to, text string) error {
+		templated = append(templated, to+"|"+text)
+		return nil
+	}
+	if err := act(session.StaffAct{Action: session.StaffReply, StaffID: "ana", Text: "¿Sigues interesada en la cita?"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(templated) != 1 || templated[0] != f.phone+"|¿Sigues interesada en la cita?" || f.out.count() != n {
+		t.Fatalf("outside the window: template %q, %d free-form sends (want %d)", templated, f.out.count(), n)
+	}
+	if tr := f.mem.Turns[len(f.mem.Turns)-1]; tr.Role != "staff" || tr.Text != "¿Sigues interesada en la cita?" {
+		t.Fatalf("transcript ends with %+v", tr)
+	}
+	f.bot.d.StaffTemplate = func(context.Context, string, string) error { return errors.New("template paused by Meta") }
+	if err := act(session.StaffAct{Action: session.StaffReply, StaffID: "ana", Text: "hola"}); err == nil {
+		t.Fatal("a template that failed was taken as sent")
+	}
+	if err := act(session.StaffAct{Action: session.StaffRelease, StaffID: "ana"}); err != nil || f.out.count() != n {
+		t.Fatalf("release outside the window: %v, %d sends (want %d: no notice)", err, f.out.count(), n)
 	}
 }

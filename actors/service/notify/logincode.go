@@ -31,6 +31,13 @@ import (
 // be of category authentication.
 const KindLoginCode Kind = "login_code"
 
+// KindStaffReply is a person's reply in a WhatsApp bot conversation
+// (docs/bot.md, Hand-off). Its template (the entry staff_reply in
+// SPA_WHATSAPP_TEMPLATES, category utility or marketing, the person's
+// text as its one body parameter) carries a reply sent after the client's
+// 24-hour window closed. The bot sends it, not this service.
+const KindStaffReply Kind = "staff_reply"
+
 // LoginCodes is the sender.Sender the session actors send login codes
 // through: the service's channel rules, or next (the node's sender as
 // before) until the service is set, e.g. on a node with notifications off.

@@ -140,7 +140,7 @@ func ParseWhatsAppTemplates(v string) (map[Kind]WhatsAppTemplate, error) {
 		k, spec, ok := strings.Cut(entry, "=")
 		kind := Kind(strings.TrimSpace(k))
 		parts := strings.Split(spec, ":")
-		if !ok || !(knownKind(kind) || kind == KindLoginCode) || len(parts) < 3 || len(parts) > 4 {
+		if !ok || !(knownKind(kind) || kind == KindLoginCode || kind == KindStaffReply) || len(parts) < 3 || len(parts) > 4 {
 			return nil, fmt.Errorf("entry %q: want kind=name:language:category[:ttl] with a known kind", entry)
 		}
 		t := WhatsAppTemplate{Name: strings.TrimSpace(parts[0]), Language: strings.TrimSpace(parts[1]),
