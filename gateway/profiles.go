@@ -23,6 +23,8 @@ type profileJSON struct {
 	DocumentNumber string    `json:"document_number"`
 	BirthDate      string    `json:"birth_date"`
 	ClinicalNotes  *string   `json:"clinical_notes,omitempty"` // absent: this role may not see them
+	Language       string    `json:"language"`
+	TimeZone       string    `json:"time_zone"`
 	Masked         bool      `json:"masked"`
 	Anonymised     bool      `json:"anonymised"`
 	Version        int64     `json:"version"`
@@ -31,7 +33,7 @@ type profileJSON struct {
 
 func profileView(p privacy.Profile) profileJSON {
 	v := profileJSON{UserID: p.UserID, Name: p.Name, Phone: p.Phone, Email: p.Email, DocumentType: p.DocumentType,
-		DocumentNumber: p.DocumentNumber, BirthDate: p.BirthDate, Masked: p.Masked, Anonymised: p.Anonymised,
+		DocumentNumber: p.DocumentNumber, BirthDate: p.BirthDate, Language: p.Language, TimeZone: p.TimeZone, Masked: p.Masked, Anonymised: p.Anonymised,
 		Version: p.Version, UpdatedAt: p.UpdatedAt}
 	if !p.Masked {
 		notes := p.Notes
@@ -92,6 +94,8 @@ type profileInput struct {
 	DocumentNumber string `json:"document_number"`
 	BirthDate      string `json:"birth_date"`
 	ClinicalNotes  string `json:"clinical_notes"`
+	Language       string `json:"language"`
+	TimeZone       string `json:"time_zone"`
 	Version        int64  `json:"version"`
 }
 

@@ -17,7 +17,8 @@ import (
 )
 
 const fullProfile = `{"name":"María Pérez","email":"maria.perez@example.com","document_type":"cc",
-	"document_number":"1.020.304.050","birth_date":"1990-05-17","clinical_notes":"Alérgica al látex","version":0}`
+	"document_number":"1.020.304.050","birth_date":"1990-05-17","clinical_notes":"Alérgica al látex",
+	"language":"en","time_zone":"America/Bogota","version":0}`
 
 func TestProfileViewsByRole(t *testing.T) {
 	ie := newIdentityEnv(t, 100)
@@ -39,7 +40,7 @@ func TestProfileViewsByRole(t *testing.T) {
 			return err
 		}
 		for field, ct := range row.Ciphers() {
-			for _, v := range []string{"María", "maria.perez", "1020304050", "1990-05-17", "látex"} {
+			for _, v := range []string{"María", "maria.perez", "1020304050", "1990-05-17", "látex", "Bogota"} {
 				if bytes.Contains(*ct, []byte(v)) {
 					t.Errorf("%s holds %q in the clear", field, v)
 				}

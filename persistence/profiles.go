@@ -27,10 +27,15 @@ type ClientProfile struct {
 	DocumentIndex   []byte // keyed blind index of the normalised number
 	BirthDateCipher []byte // YYYY-MM-DD
 	NotesCipher     []byte // clinical notes
-	AnonymisedAt    time.Time
-	Version         int64 // optimistic concurrency; 0 means not yet stored
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	// LanguageCipher and TimeZoneCipher are the language (es-CO, en) and
+	// IANA time zone the client is written to in and contacted by
+	// (notifications); empty: the studio's.
+	LanguageCipher []byte
+	TimeZoneCipher []byte
+	AnonymisedAt   time.Time
+	Version        int64 // optimistic concurrency; 0 means not yet stored
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
 // Ciphers returns pointers to the row's ciphertext fields with the column
@@ -39,6 +44,7 @@ func (p *ClientProfile) Ciphers() map[string]*[]byte {
 	return map[string]*[]byte{
 		"name": &p.NameCipher, "email": &p.EmailCipher, "document": &p.DocumentCipher,
 		"birth_date": &p.BirthDateCipher, "notes": &p.NotesCipher,
+		"language": &p.LanguageCipher, "time_zone": &p.TimeZoneCipher,
 	}
 }
 

@@ -9,12 +9,12 @@ import (
 // ---- Client profiles ----
 
 const profileColumns = `user_id, name_cipher, email_cipher, email_index, document_cipher, document_index,
-	birth_date_cipher, notes_cipher, anonymised_at, version, created_at, updated_at`
+	birth_date_cipher, notes_cipher, language_cipher, time_zone_cipher, anonymised_at, version, created_at, updated_at`
 
 func (t *txn) scanProfile(r row) (persistence.ClientProfile, error) {
 	var p persistence.ClientProfile
 	if err := r.Scan(&p.UserID, &p.NameCipher, &p.EmailCipher, &p.EmailIndex, &p.DocumentCipher, &p.DocumentIndex,
-		&p.BirthDateCipher, &p.NotesCipher, t.at(&p.AnonymisedAt), &p.Version, t.at(&p.CreatedAt), t.at(&p.UpdatedAt)); err != nil {
+		&p.BirthDateCipher, &p.NotesCipher, &p.LanguageCipher, &p.TimeZoneCipher, t.at(&p.AnonymisedAt), &p.Version, t.at(&p.CreatedAt), t.at(&p.UpdatedAt)); err != nil {
 		return p, err
 	}
 	return p, nil
@@ -32,16 +32,16 @@ func (t *txn) ProfilePut(ctx context.Context, p persistence.ClientProfile) (pers
 	}
 	var n int
 	if p.Version == 0 {
-		n, err = t.exec(ctx, `INSERT INTO client_profiles (`+profileColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
+		n, err = t.exec(ctx, `INSERT INTO client_profiles (`+profileColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
 			ON CONFLICT (user_id) DO NOTHING`,
 			p.UserID, p.NameCipher, p.EmailCipher, p.EmailIndex, p.DocumentCipher, p.DocumentIndex,
-			p.BirthDateCipher, p.NotesCipher, t.nullTS(p.AnonymisedAt), t.ts(p.CreatedAt), t.ts(p.UpdatedAt))
+			p.BirthDateCipher, p.NotesCipher, p.LanguageCipher, p.TimeZoneCipher, t.nullTS(p.AnonymisedAt), t.ts(p.CreatedAt), t.ts(p.UpdatedAt))
 	} else {
 		n, err = t.exec(ctx, `UPDATE client_profiles SET name_cipher = ?, email_cipher = ?, email_index = ?,
-			document_cipher = ?, document_index = ?, birth_date_cipher = ?, notes_cipher = ?, anonymised_at = ?,
-			version = version + 1, updated_at = ? WHERE user_id = ? AND version = ?`,
+			document_cipher = ?, document_index = ?, birth_date_cipher = ?, notes_cipher = ?, language_cipher = ?,
+			time_zone_cipher = ?, anonymised_at = ?, version = version + 1, updated_at = ? WHERE user_id = ? AND version = ?`,
 			p.NameCipher, p.EmailCipher, p.EmailIndex, p.DocumentCipher, p.DocumentIndex,
-			p.BirthDateCipher, p.NotesCipher, t.nullTS(p.AnonymisedAt), t.ts(p.UpdatedAt), p.UserID, p.Version)
+			p.BirthDateCipher, p.NotesCipher, p.LanguageCipher, p.TimeZoneCipher, t.nullTS(p.AnonymisedAt), t.ts(p.UpdatedAt), p.UserID, p.Version)
 	}
 	if err != nil {
 		return p, err
@@ -58,8 +58,9 @@ func (t *txn) ProfileReencrypt(ctx context.Context, p persistence.ClientProfile)
 		return persistence.ErrInvalid
 	}
 	n, err := t.exec(ctx, `UPDATE client_profiles SET name_cipher = ?, email_cipher = ?, document_cipher = ?,
-		birth_date_cipher = ?, notes_cipher = ? WHERE user_id = ? AND version = ?`,
-		p.NameCipher, p.EmailCipher, p.DocumentCipher, p.BirthDateCipher, p.NotesCipher, p.UserID, p.Version)
+		birth_date_cipher = ?, notes_cipher = ?, language_cipher = ?, time_zone_cipher = ? WHERE user_id = ? AND version = ?`,
+		p.NameCipher, p.EmailCipher, p.DocumentCipher, p.BirthDateCipher, p.NotesCipher, p.LanguageCipher, p.TimeZoneCipher,
+		p.UserID, p.Version)
 	if err != nil || n > 0 {
 		return err
 	}
@@ -128,7 +129,7 @@ func (t *txn) UserAnonymise(ctx context.Context, p persistence.AnonymiseParams) 
 	}{
 		{"client_profiles", `UPDATE client_profiles SET name_cipher = NULL, email_cipher = NULL, email_index = NULL,
 			document_cipher = NULL, document_index = NULL, birth_date_cipher = NULL, notes_cipher = NULL,
-			anonymised_at = ?, version = version + 1, updated_at = ? WHERE user_id = ?`, []any{at, at, id}},
+			language_cipher = NULL, time_zone_cipher = NULL, anonymised_at = ?, version = version + 1, updated_at = ? WHERE user_id = ?`, []any{at, at, id}},
 		{"login_sessions", `UPDATE login_sessions SET device = '', user_agent = '', ip = '' WHERE user_id = ?`, []any{id}},
 		// The second factor of a staff account that is gone, and its
 		// pending challenges (device, user agent, IP).

@@ -135,7 +135,9 @@ func TestLoginCodeThroughTheService(t *testing.T) {
 // holdAll is quiet hours that hold every message, whatever its category.
 type holdAll struct{}
 
-func (holdAll) Delay(persistence.Notification, time.Time) time.Duration { return time.Hour }
+func (holdAll) Delay(persistence.Notification, time.Time, *time.Location) time.Duration {
+	return time.Hour
+}
 
 // TestLoginCodeTemplateIsAuthentication: the login_code template must be
 // of category authentication, and no other kind's may be.

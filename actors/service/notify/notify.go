@@ -34,7 +34,9 @@ type PhoneOpener interface {
 // long to hold n before sending it now; 0 sends at once. A held message
 // is redelivered after the delay and counts no attempt.
 type QuietHours interface {
-	Delay(n persistence.Notification, now time.Time) time.Duration
+	// Delay is how long n waits at now for a client in zone (nil: the
+	// policy's own clock, the studio's).
+	Delay(n persistence.Notification, now time.Time, zone *time.Location) time.Duration
 }
 
 // Deps are what the service works with.
@@ -215,6 +217,11 @@ func (s *Service) Handle(ctx context.Context, payload proto.Message) error {
 type prepared struct {
 	phone string // E.164, "" when none
 	email string // from the client's profile, "" when none
+	// lang and zone are the client's own language and time zone from the
+	// profile, else the studio's (Config.Language; nil: the quiet hours'
+	// own clock).
+	lang string
+	zone *time.Location
 	vars  Vars
 	prefs persistence.NotificationPreferences // the client's (defaults when none)
 }
@@ -235,7 +242,7 @@ const errNoPhone = "the client has no phone number or email on record"
 func (s *Service) prepare(ctx context.Context, in intent) (prepared, error) {
 	var p prepared
 	err := s.deps.Store.InTx(ctx, func(tx persistence.Tx) error {
-		p = prepared{}
+		p = prepared{lang: s.cfg.Language}
 		u, err := tx.UserGet(ctx, in.userID)
 		switch {
 		case errors.Is(err, persistence.ErrNotFound):
@@ -265,11 +272,16 @@ func (s *Service) prepare(ctx context.Context, in intent) (prepared, error) {
 				}
 				p.email = string(addr)
 			}
+			if err == nil && prof.AnonymisedAt.IsZero() {
+				if err := s.locale(&p, prof); err != nil {
+					return err
+				}
+			}
 		}
 		if p.prefs, err = loadPreferences(ctx, tx, in.userID); err != nil {
 			return err
 		}
-		p.vars, err = s.vars(ctx, tx, in)
+		p.vars, err = s.vars(ctx, tx, in, p.lang)
 		return err
 	})
 	return p, err
@@ -277,8 +289,7 @@ func (s *Service) prepare(ctx context.Context, in intent) (prepared, error) {
 
 // vars are the kind's variables: names from the catalogue, times in the
 // staff member's time zone (the appointment's local time).
-func (s *Service) vars(ctx context.Context, tx persistence.Tx, in intent) (Vars, error) {
-	lang := s.cfg.Language
+func (s *Service) vars(ctx context.Context, tx persistence.Tx, in intent, lang string) (Vars, error) {
 	if v, ok := orderVars(in, lang); ok {
 		return v, nil
 	}
@@ -325,8 +336,8 @@ func (s *Service) channels(k Kind) []sender.Channel {
 
 // render is the stored body of kind's message on ch: the text of the
 // template in force, and for an email its subject first (emailBody).
-func (s *Service) render(ctx context.Context, kind Kind, ch sender.Channel, v Vars) (body string, refused, err error) {
-	t, err := s.deps.Catalog.Active(ctx, kind, s.cfg.Language, ch)
+func (s *Service) render(ctx context.Context, kind Kind, lang string, ch sender.Channel, v Vars) (body string, refused, err error) {
+	t, err := s.deps.Catalog.Active(ctx, kind, lang, ch)
 	if err != nil {
 		return "", nil, err
 	}
@@ -368,7 +379,7 @@ func (s *Service) deliver(ctx context.Context, in intent) error {
 		return s.unreachable(ctx, in)
 	}
 	for i, ch := range reachable {
-		body, refused, err := s.render(ctx, in.kind, ch, p.vars)
+		body, refused, err := s.render(ctx, in.kind, p.lang, ch, p.vars)
 		if err != nil {
 			return err
 		}
@@ -401,7 +412,7 @@ func (s *Service) deliver(ctx context.Context, in intent) error {
 				return err
 			}
 		}
-		next, err := s.send(ctx, stored, p.to(ch), in.deadline())
+		next, err := s.send(ctx, stored, p, ch, in.deadline())
 		if err != nil || next.Status != persistence.NotificationFailed {
 			return err
 		}
@@ -442,16 +453,17 @@ func (s *Service) unreachable(ctx context.Context, in intent) error {
 // send makes one provider call for the queued n and records its outcome.
 // It returns n as recorded, and a *RetryError when the call failed for
 // now and n has attempts left, a *DeadError when it has none.
-func (s *Service) send(ctx context.Context, n persistence.Notification, to string, deadline time.Time) (persistence.Notification, error) {
+func (s *Service) send(ctx context.Context, n persistence.Notification, p prepared, ch sender.Channel, deadline time.Time) (persistence.Notification, error) {
+	to := p.to(ch)
 	if s.deps.QuietHours != nil {
-		if d := s.deps.QuietHours.Delay(n, s.deps.Now()); d > 0 {
+		if d := s.deps.QuietHours.Delay(n, s.deps.Now(), p.zone); d > 0 {
 			return n, &RetryError{After: d, Err: errors.New("held by quiet hours")}
 		}
 	}
 	m := sender.Message{To: to, Body: n.Body, Channel: sender.Channel(n.Channel), Purpose: n.Kind}
 	if m.Channel == sender.ChannelEmail {
 		m.Subject, m.Body = splitEmailBody(n.Body)
-		html, err := emailHTML(s.cfg.Language, m.Subject, m.Body)
+		html, err := emailHTML(p.lang, m.Subject, m.Body)
 		if err != nil {
 			return n, err
 		}
@@ -528,4 +540,30 @@ func redact(err error, phone string) string {
 		msg = strings.ReplaceAll(msg, bare, sender.MaskPhone(bare))
 	}
 	return msg
+}
+
+// locale sets p's language and time zone from the client's profile, when
+// it holds them (sealed as actors/service/privacy seals them); a language
+// no template is written in, or a zone this node does not know, keeps the
+// studio's.
+func (s *Service) locale(p *prepared, prof persistence.ClientProfile) error {
+	if len(prof.LanguageCipher) > 0 {
+		lang, err := s.deps.Phones.Decrypt(prof.LanguageCipher, pii.ProfileContext("language", prof.UserID))
+		if err != nil {
+			return fmt.Errorf("notify: open the language of user %s: %w", prof.UserID, err)
+		}
+		if l := string(lang); l == LanguageEnglish || l == DefaultLanguage {
+			p.lang = l
+		}
+	}
+	if len(prof.TimeZoneCipher) > 0 {
+		zone, err := s.deps.Phones.Decrypt(prof.TimeZoneCipher, pii.ProfileContext("time_zone", prof.UserID))
+		if err != nil {
+			return fmt.Errorf("notify: open the time zone of user %s: %w", prof.UserID, err)
+		}
+		if loc, err := time.LoadLocation(string(zone)); err == nil && len(zone) > 0 {
+			p.zone = loc
+		}
+	}
+	return nil
 }

@@ -350,7 +350,9 @@ func TestQuietHoursHook(t *testing.T) {
 
 type holdFor time.Duration
 
-func (h holdFor) Delay(persistence.Notification, time.Time) time.Duration { return time.Duration(h) }
+func (h holdFor) Delay(persistence.Notification, time.Time, *time.Location) time.Duration {
+	return time.Duration(h)
+}
 
 // TestWhichChangesSpeak: confirmations, cancellations and moves of
 // confirmed appointments speak, each version once, and a completed visit

@@ -95,6 +95,10 @@ type Profile struct {
 	DocumentNumber string
 	BirthDate      string // YYYY-MM-DD
 	Notes          string // clinical notes; "" and withheld when Masked
+	// Language ("es-CO", "en") and TimeZone (IANA) the client is written
+	// to in and contacted by; "": the studio's.
+	Language string
+	TimeZone string
 	// Masked: phone, email, document number and birth date are masked and
 	// the clinical notes withheld (the desk's and therapists' view).
 	Masked     bool
@@ -183,6 +187,7 @@ func (pc Codec) Load(ctx context.Context, tx persistence.Tx, userID string) (Pro
 	}{
 		{"name", row.NameCipher, &p.Name}, {"email", row.EmailCipher, &p.Email}, {"document", row.DocumentCipher, &doc},
 		{"birth_date", row.BirthDateCipher, &p.BirthDate}, {"notes", row.NotesCipher, &p.Notes},
+		{"language", row.LanguageCipher, &p.Language}, {"time_zone", row.TimeZoneCipher, &p.TimeZone},
 	} {
 		if *f.dst, err = pc.open(f.name, userID, f.ct); err != nil {
 			return p, row, err

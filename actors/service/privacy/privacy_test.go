@@ -138,6 +138,8 @@ func TestUpdateProfileRules(t *testing.T) {
 		"negative version":   {func(in *privacy.ProfileInput) { in.Version = -1 }, []string{"version"}},
 		"all bad at once":    {func(in *privacy.ProfileInput) { in.Email, in.BirthDate = "x", "17/05/1990" }, []string{"email", "birth_date"}},
 		"control characters": {func(in *privacy.ProfileInput) { in.Name = "a\x00b" }, []string{"name"}},
+		"unknown language":   {func(in *privacy.ProfileInput) { in.Language = "fr" }, []string{"language"}},
+		"unknown time zone":  {func(in *privacy.ProfileInput) { in.TimeZone = "Mars/Olympus" }, []string{"time_zone"}},
 	} {
 		in := full
 		tc.in(&in)
@@ -611,5 +613,38 @@ func TestAnonymiseForgetsSealedAnswers(t *testing.T) {
 	})
 	if left["booked-for-client"] || !left["booked-for-other"] || !left["own"] {
 		t.Fatalf("stored answers left after anonymisation: %v; want only the other client's", left)
+	}
+}
+
+// TestProfileLanguageAndTimeZone: a client's language and time zone are
+// kept sealed like every profile field, read back, named (not valued) in
+// the audit, and scrubbed by anonymisation.
+func TestProfileLanguageAndTimeZone(t *testing.T) {
+	f := newFixture(t)
+	uid := f.user("+573001234568")
+	me := as(auth.RoleClient, uid)
+	in := full
+	in.Language, in.TimeZone = "en", "Europe/Madrid"
+	p, err := f.update(me, in)
+	if err != nil || p.Language != "en" || p.TimeZone != "Europe/Madrid" {
+		t.Fatalf("update: %+v, %v", p, err)
+	}
+	f.tx(func(ctx context.Context, tx persistence.Tx) error {
+		row, err := tx.ProfileGet(ctx, uid)
+		if len(row.LanguageCipher) == 0 || len(row.TimeZoneCipher) == 0 {
+			t.Error("language or time zone not stored")
+		}
+		if bytes.Contains(row.TimeZoneCipher, []byte("Madrid")) {
+			t.Error("the time zone is stored in the clear")
+		}
+		return err
+	})
+	if e := f.audit("user/" + uid); len(e) != 1 || !strings.Contains(string(e[0].Detail), `"language"`) ||
+		!strings.Contains(string(e[0].Detail), `"time_zone"`) || strings.Contains(string(e[0].Detail), "Madrid") {
+		t.Fatalf("audit %+v", e)
+	}
+	got, err := f.svc.Profile(context.Background(), me, uid)
+	if err != nil || got.Language != "en" || got.TimeZone != "Europe/Madrid" {
+		t.Fatalf("read back: %+v, %v", got, err)
 	}
 }

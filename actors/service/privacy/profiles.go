@@ -78,8 +78,14 @@ type ProfileInput struct {
 	DocumentNumber string
 	BirthDate      string
 	ClinicalNotes  string
+	Language       string // "", es-CO or en
+	TimeZone       string // "" or an IANA zone
 	Version        int64
 }
+
+// ProfileLanguages are the languages a client may choose: those the
+// notification templates are written in.
+var ProfileLanguages = []string{"es-CO", "en"}
 
 // validate trims in and checks every field, reporting all problems at once.
 func (in *ProfileInput) validate(now time.Time) *fault.Error {
@@ -112,6 +118,12 @@ func (in *ProfileInput) validate(now time.Time) *fault.Error {
 	}
 	if in.ClinicalNotes = strings.TrimSpace(in.ClinicalNotes); len([]rune(in.ClinicalNotes)) > maxProfileNotes {
 		bad("clinical_notes", "at most 4000 characters")
+	}
+	if in.Language = strings.TrimSpace(in.Language); in.Language != "" && !slices.Contains(ProfileLanguages, in.Language) {
+		bad("language", "must be es-CO or en")
+	}
+	if in.TimeZone = strings.TrimSpace(in.TimeZone); in.TimeZone != "" && !check.TimeZone(in.TimeZone) {
+		bad("time_zone", "must be an IANA time zone such as America/Bogota")
 	}
 	if in.Version < 0 {
 		bad("version", "must be 0 or more")
@@ -160,6 +172,7 @@ func (s *Service) UpdateProfile(ctx context.Context, tx persistence.Tx, by servi
 	}{
 		{"name", in.Name, &next.NameCipher}, {"email", in.Email, &next.EmailCipher}, {"document", doc, &next.DocumentCipher},
 		{"birth_date", in.BirthDate, &next.BirthDateCipher}, {"notes", in.ClinicalNotes, &next.NotesCipher},
+		{"language", in.Language, &next.LanguageCipher}, {"time_zone", in.TimeZone, &next.TimeZoneCipher},
 	} {
 		if *f.dst, err = pc.seal(f.name, uid, f.v); err != nil {
 			return Profile{}, err
@@ -182,7 +195,8 @@ func (s *Service) UpdateProfile(ctx context.Context, tx persistence.Tx, by servi
 	changed := []string{}
 	for name, pair := range map[string][2]string{"name": {cur.Name, in.Name}, "email": {cur.Email, in.Email},
 		"document":   {cur.DocumentType + cur.DocumentNumber, in.DocumentType + in.DocumentNumber},
-		"birth_date": {cur.BirthDate, in.BirthDate}, "clinical_notes": {cur.Notes, in.ClinicalNotes}} {
+		"birth_date": {cur.BirthDate, in.BirthDate}, "clinical_notes": {cur.Notes, in.ClinicalNotes},
+		"language": {cur.Language, in.Language}, "time_zone": {cur.TimeZone, in.TimeZone}} {
 		if pair[0] != pair[1] {
 			changed = append(changed, name)
 		}
@@ -192,7 +206,8 @@ func (s *Service) UpdateProfile(ctx context.Context, tx persistence.Tx, by servi
 		return Profile{}, err
 	}
 	out := Profile{UserID: uid, Name: in.Name, Phone: cur.Phone, Email: in.Email, DocumentType: in.DocumentType,
-		DocumentNumber: in.DocumentNumber, BirthDate: in.BirthDate, Notes: in.ClinicalNotes, Version: stored.Version, UpdatedAt: stored.UpdatedAt}
+		DocumentNumber: in.DocumentNumber, BirthDate: in.BirthDate, Notes: in.ClinicalNotes, Language: in.Language, TimeZone: in.TimeZone,
+		Version: stored.Version, UpdatedAt: stored.UpdatedAt}
 	return ViewFor(out, by.Claims), nil
 }
 
