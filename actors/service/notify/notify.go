@@ -220,8 +220,8 @@ type prepared struct {
 	// lang and zone are the client's own language and time zone from the
 	// profile, else the studio's (Config.Language; nil: the quiet hours'
 	// own clock).
-	lang string
-	zone *time.Location
+	lang  string
+	zone  *time.Location
 	vars  Vars
 	prefs persistence.NotificationPreferences // the client's (defaults when none)
 }
