@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PROTOC_GEN_GO := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 
-.PHONY: help run build test test-race bench bench-go chaos failover lint generate migrate token cluster cluster-stop
+.PHONY: help run build test test-race bench bench-go soak chaos failover lint generate migrate token cluster cluster-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -26,7 +26,7 @@ test-race: ## hunt flakes: the concurrent packages five times over with the race
 bench: build ## the bare-HTTP ceiling, then both booking engines through the loadgen scenarios (keyed, hot and spread also unkeyed) on PostgreSQL, then the payments webhook burst (actors), the notifications fan-out and the WhatsApp bot under load; writes docs/benchmarks.md (~12 min; BENCH_DURATION=20s, keyed hot and spread tried BENCH_REPEAT=3 times, median judged)
 	BIN=bin/spa .ci/bench.sh
 
-soak: build ## not in CI: three nodes under mixed load for 30 min, one killed with SIGKILL every 4 min; heap, goroutines, open files and JetStream storage sampled, their slopes and every chunk's checks in bin/soak/report.md (SOAK_SECONDS, SOAK_KILL_EVERY, SOAK_RATE)
+soak: build ## not in CI: three nodes under mixed load for 30 min, one killed with SIGKILL every 4 min; heap, goroutines, open files and JetStream storage sampled, their slopes and every chunk's checks in bin/soak/report.md (SOAK_SECONDS, SOAK_KILL_EVERY, SOAK_RATE; docs/soak.md)
 	BIN=bin/spa .ci/soak.sh
 
 bench-go: ## Go benchmarks of the hot paths on both drivers (results are ratios within one run)

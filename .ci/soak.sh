@@ -139,6 +139,15 @@ slope() {
   read -r b m p < <(slope "$OUT/samples.csv" 7 "^spa-[0-2]\$")
   echo "| JetStream storage (bytes) | all three | $b | $m | $p % |"
   echo
+  # The heap's floor (its lowest sample) per five minutes: the slope above
+  # follows the collector's sawtooth as well as any growth; the floor is
+  # what stays live.
+  for node in spa-0 spa-1; do
+    echo "Heap floor of $node per five minutes (MB): $(awk -F, -v n="$node" -v warm="$WARMUP" 'NR > 1 && $2 == n && $1 >= warm {
+        w = int($1 / 300); if (!(w in m) || $3 < m[w]) m[w] = $3; if (w > last) last = w }
+      END { for (w = 0; w <= last; w++) if (w in m) printf "%s%.0f", (s++ ? ", " : ""), m[w] / 1e6 }' "$OUT/samples.csv")."
+  done
+  echo
   echo "Kills of spa-2 and its time to readiness after the restart began (s): $(tail -n +2 "$OUT/kills.csv" | cut -d, -f2 | paste -sd' ')."
   echo
   echo "Each chunk's checks (its summary's verdict):"
