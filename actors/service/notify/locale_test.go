@@ -85,3 +85,39 @@ func mustZone(t *testing.T, name string) *time.Location {
 	}
 	return l
 }
+
+// TestRemindersMoveOnTheClientsClock: quiet hours move a reminder on the
+// client's clock: a Madrid client's reminders due at 22:00 and 20:00
+// there (16:00 and 14:00 in Bogotá) move to 19:00 Madrid time, while a
+// client without a zone keeps the studio's, where both times are allowed.
+func TestRemindersMoveOnTheClientsClock(t *testing.T) {
+	for name, open := range drivers() {
+		t.Run(name, func(t *testing.T) {
+			start := time.Date(2026, 12, 15, 16, 0, 0, 0, bogota) // Tuesday
+			schedule := func(f *fixture) map[string]time.Time {
+				sched := newFakeScheduler()
+				f.svc.deps.Reminders, f.svc.deps.ReminderHours = sched, quiethours.Colombia(bogota)
+				f.now = time.Date(2026, 12, 14, 9, 0, 0, 0, bogota)
+				f.storeAppointment(persistence.StatusConfirmed, start)
+				if err := f.svc.syncReminders(t.Context(), "a1"); err != nil {
+					t.Fatal(err)
+				}
+				return sched.schedules()
+			}
+			madrid := mustZone(t, "Europe/Madrid")
+			f := newFixture(t, open, Config{})
+			f.setLocale("es-CO", "Europe/Madrid")
+			want := map[string]time.Time{
+				"a1/appointment_reminder_24h": time.Date(2026, 12, 14, 19, 0, 0, 0, madrid),
+				"a1/appointment_reminder_2h":  time.Date(2026, 12, 15, 19, 0, 0, 0, madrid),
+			}
+			if got := schedule(f); !equalTimes(got, want) {
+				t.Fatalf("Madrid client: %v, want %v", got, want)
+			}
+			want = map[string]time.Time{"a1/appointment_reminder_24h": start.Add(-24 * time.Hour), "a1/appointment_reminder_2h": start.Add(-2 * time.Hour)}
+			if got := schedule(newFixture(t, open, Config{})); !equalTimes(got, want) {
+				t.Fatalf("no zone: %v, want %v", got, want)
+			}
+		})
+	}
+}

@@ -567,3 +567,21 @@ func (s *Service) locale(p *prepared, prof persistence.ClientProfile) error {
 	}
 	return nil
 }
+
+// clientZone is the time zone the client's profile names (nil: none, or
+// no keyring to open it: the studio's).
+func (s *Service) clientZone(ctx context.Context, tx persistence.Tx, userID string) (*time.Location, error) {
+	if s.deps.Phones == nil || userID == "" {
+		return nil, nil
+	}
+	prof, err := tx.ProfileGet(ctx, userID)
+	if errors.Is(err, persistence.ErrNotFound) || (err == nil && !prof.AnonymisedAt.IsZero()) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var p prepared
+	err = s.locale(&p, prof)
+	return p.zone, err
+}

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/spa-engine/spa/actors/service/notify/quiethours"
 	"github.com/spa-engine/spa/messages"
 	"github.com/spa-engine/spa/persistence"
 )
@@ -58,18 +59,34 @@ type ReminderHours interface {
 	Previous(t time.Time) time.Time
 }
 
+// zonedHours is ReminderHours that can be read on another clock (the
+// client's): quiethours.Policy is one.
+type zonedHours interface {
+	In(loc *time.Location) quiethours.Policy
+}
+
+// reminderHoursIn is the node's ReminderHours on zone's clock (nil: its
+// own, the studio's).
+func (s *Service) reminderHoursIn(zone *time.Location) ReminderHours {
+	if z, ok := s.deps.ReminderHours.(zonedHours); ok && zone != nil {
+		return z.In(zone)
+	}
+	return s.deps.ReminderHours
+}
+
 // reminderTimes are when each configured reminder of an appointment
 // starting at start goes, as of now: before the start by its lead time,
 // moved earlier out of quiet hours. A reminder whose time has passed, or
 // that quiet hours would move to before the previous (longer) reminder,
 // gets the zero time: it is not scheduled.
-func (s *Service) reminderTimes(start, now time.Time) []time.Time {
+func (s *Service) reminderTimes(start, now time.Time, zone *time.Location) []time.Time {
 	out := make([]time.Time, len(s.cfg.Reminders))
 	var prev time.Time
+	hours := s.reminderHoursIn(zone)
 	for i, r := range s.cfg.Reminders {
 		at := start.Add(-r.Before)
-		if s.deps.ReminderHours != nil {
-			if p := s.deps.ReminderHours.Previous(at); !p.IsZero() {
+		if hours != nil {
+			if p := hours.Previous(at); !p.IsZero() {
 				at = p
 			}
 		}
@@ -89,8 +106,12 @@ func (s *Service) syncReminders(ctx context.Context, appointmentID string) error
 		return nil
 	}
 	var a persistence.Appointment
+	var zone *time.Location // the client's, for quiet hours
 	err := s.deps.Store.InTx(ctx, func(tx persistence.Tx) (err error) {
-		a, err = tx.AppointmentGet(ctx, appointmentID)
+		if a, err = tx.AppointmentGet(ctx, appointmentID); err != nil {
+			return err
+		}
+		zone, err = s.clientZone(ctx, tx, a.ClientID)
 		return err
 	})
 	if err != nil && !errors.Is(err, persistence.ErrNotFound) {
@@ -98,7 +119,7 @@ func (s *Service) syncReminders(ctx context.Context, appointmentID string) error
 	}
 	var times []time.Time
 	if err == nil && a.Status == persistence.StatusConfirmed {
-		times = s.reminderTimes(a.Start, s.deps.Now())
+		times = s.reminderTimes(a.Start, s.deps.Now(), zone)
 	}
 	for i, r := range s.cfg.Reminders {
 		if i < len(times) && !times[i].IsZero() {

@@ -230,7 +230,7 @@ func TestReminderTimes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &Service{deps: Deps{ReminderHours: tc.hours}, cfg: Config{Reminders: DefaultReminders}}
-			got := s.reminderTimes(tc.start, now)
+			got := s.reminderTimes(tc.start, now, nil)
 			for i := range tc.want {
 				if !got[i].Equal(tc.want[i]) {
 					t.Fatalf("reminder %d at %v, want %v", i, got[i], tc.want[i])
