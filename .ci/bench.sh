@@ -185,28 +185,27 @@ fi
 psql "$PGURL" -qc "DROP SCHEMA IF EXISTS $cschema CASCADE" 2>/dev/null || true
 rm -rf "$cdir"
 
-# The notifications fan-out is a Go benchmark too: BENCH_NOTIFY_EVENTS
-# confirmations through the node's notification consumer (recorded in
-# PostgreSQL) to a provider that answers at once; it writes its result
-# into $OUT for the report and fails on a duplicate message.
-NOTIFY_EVENTS=${BENCH_NOTIFY_EVENTS:-10000}
-say "notifications fan-out (go test -bench NotificationFanOut, $NOTIFY_EVENTS events)"
-NOTIFYCMD="TEST_DATABASE_URL=<url> SPA_BENCH_RESULTS=$OUT go test -run '^\$' -bench NotificationFanOut -benchtime ${NOTIFY_EVENTS}x ./cmd/spa"
-echo "$NOTIFYCMD" >>"$COMMANDS"
-TEST_DATABASE_URL="$PGURL" SPA_BENCH_RESULTS="$(realpath "$OUT")" go test -run '^$' -bench NotificationFanOut -benchtime "${NOTIFY_EVENTS}x" -timeout 20m ./cmd/spa \
-  >"$OUT/notifications.txt" || { say "notifications fan-out FAILED: $OUT/notifications.txt"; fail=1; }
+# gobench LABEL NAME N: the Go benchmark NAME of ./cmd/spa, N iterations,
+# against PostgreSQL; it writes its result into $OUT for the report and
+# fails on its own checks (output in $OUT/LABEL.txt).
+gobench() {
+  local label=$1 name=$2 n=$3
+  say "$label (go test -bench $name, ${n}x)"
+  echo "TEST_DATABASE_URL=<url> SPA_BENCH_RESULTS=$OUT go test -run '^\$' -bench $name -benchtime ${n}x ./cmd/spa" >>"$COMMANDS"
+  TEST_DATABASE_URL="$PGURL" SPA_BENCH_RESULTS="$(realpath "$OUT")" go test -run '^$' -bench "$name" -benchtime "${n}x" -timeout 30m ./cmd/spa \
+    >"$OUT/$label.txt" || { say "$label FAILED: $OUT/$label.txt"; fail=1; }
+}
 
-# The WhatsApp bot under load is a Go benchmark too: BENCH_BOT_CONVERSATIONS
-# phones writing three messages each through the signed webhook of one
-# node (PostgreSQL), the fake Gemini answering in 300 ms; it writes its
-# result into $OUT for the report and fails on a message answered twice,
-# out of order or not at all.
-BOT_CONVERSATIONS=${BENCH_BOT_CONVERSATIONS:-1000}
-say "WhatsApp bot (go test -bench BotConversations, $BOT_CONVERSATIONS conversations)"
-BOTCMD="TEST_DATABASE_URL=<url> SPA_BENCH_RESULTS=$OUT go test -run '^\$' -bench BotConversations -benchtime ${BOT_CONVERSATIONS}x ./cmd/spa"
-echo "$BOTCMD" >>"$COMMANDS"
-TEST_DATABASE_URL="$PGURL" SPA_BENCH_RESULTS="$(realpath "$OUT")" go test -run '^$' -bench BotConversations -benchtime "${BOT_CONVERSATIONS}x" -timeout 30m ./cmd/spa \
-  >"$OUT/bot.txt" || { say "WhatsApp bot FAILED: $OUT/bot.txt"; fail=1; }
+# The notifications fan-out: BENCH_NOTIFY_EVENTS confirmations through the
+# node's notification consumer (recorded in PostgreSQL) to a provider that
+# answers at once; it fails on a duplicate message.
+gobench notifications NotificationFanOut "${BENCH_NOTIFY_EVENTS:-10000}"
+
+# The WhatsApp bot under load: BENCH_BOT_CONVERSATIONS phones writing three
+# messages each through the signed webhook of one node, the fake Gemini
+# answering in 300 ms; it fails on a message answered twice, out of order
+# or not at all.
+gobench bot BotConversations "${BENCH_BOT_CONVERSATIONS:-1000}"
 
 # Memory per idle actor is a Go benchmark (100 000 activations each), not
 # a load run; its table goes in front of the method notes.
