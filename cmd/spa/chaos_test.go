@@ -181,7 +181,8 @@ func (x *chaosRun) run() {
 	x.stock = startStockLoad(t, c)
 	x.logins = startLoginLoad(t, c)
 	x.bookings = c.startLoad(s, 6)
-	x.bookings.await(t, loadStretch, "", "the load to run before the first nemesis")
+	t.Logf("CHAOS cluster formed and seeded at +%v", time.Since(x.began).Round(time.Second))
+	x.bookings.await(t, loadStretch/4, "", "the load to run before the first nemesis")
 
 	// Partition one node from the others, both ways: the two others
 	// take its partitions over.
