@@ -285,3 +285,54 @@ func TestMessagingWebhooksUnconfigured(t *testing.T) {
 		t.Fatalf("handshake: %d", r.status)
 	}
 }
+
+// txReceiver takes messages in the transaction that marks the body
+// applied; fail makes it refuse (rolling that transaction back).
+type txReceiver struct {
+	mu      sync.Mutex
+	applied []inbound.Message
+	fail    error
+}
+
+func (r *txReceiver) ApplyMessages(_ context.Context, tx persistence.Tx, m []inbound.Message) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if tx == nil {
+		return errors.New("no transaction")
+	}
+	if r.fail != nil {
+		return r.fail
+	}
+	r.applied = append(r.applied, m...)
+	return nil
+}
+
+// TestWhatsAppWebhookAppliesMessagesInItsTransaction: a receiver in the
+// applying transaction (the 24-hour window) that fails leaves the body
+// stored and unapplied, so the provider's redelivery applies it; once
+// applied, a replay hands it on no more.
+func TestWhatsAppWebhookAppliesMessagesInItsTransaction(t *testing.T) {
+	rec := &txReceiver{fail: errors.New("down")}
+	e := newEnv(t, func(d *Deps) {
+		d.Inbox = inbox.New(inbox.Deps{Store: d.Store, MessagesInTx: rec, Log: d.Logger,
+			WhatsApp: inbox.WhatsAppConfig{AppSecret: waSecret, VerifyToken: waVerify}})
+	})
+	body := waMessage("wamid.tx1", time.Now())
+	if r := e.postWhatsApp(body, whatsapp.Signature(waSecret, body)); r.status < 500 {
+		t.Fatalf("receiver down: %d %s", r.status, r.body)
+	}
+	if !stored(t, e.store, inbound.ProviderWhatsApp, body) {
+		t.Fatal("not stored before it was applied")
+	}
+	rec.mu.Lock()
+	rec.fail = nil
+	rec.mu.Unlock()
+	for i, want := range []string{"applied", "replay"} {
+		if r := e.postWhatsApp(body, whatsapp.Signature(waSecret, body)); r.status != 200 || r.json(t)["outcome"] != want {
+			t.Fatalf("delivery %d: %d %s, want %s", i+2, r.status, r.body, want)
+		}
+	}
+	if len(rec.applied) != 1 || rec.applied[0].ID != "wamid.tx1" || rec.applied[0].From != "+573001234567" {
+		t.Fatalf("applied %+v, want wamid.tx1 once", rec.applied)
+	}
+}

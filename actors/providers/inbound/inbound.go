@@ -9,7 +9,6 @@ package inbound
 
 import (
 	"context"
-	"errors"
 	"time"
 )
 
@@ -61,20 +60,4 @@ type Status struct {
 // StatusReceiver takes delivery statuses; errors as for Receiver.
 type StatusReceiver interface {
 	ReceiveStatuses(ctx context.Context, statuses []Status) error
-}
-
-// Fanout hands messages to every receiver, in order, and joins their
-// errors: one failing receiver makes the provider deliver again, and each
-// receiver deduplicates on the message id.
-type Fanout []Receiver
-
-// Receive calls each receiver.
-func (f Fanout) Receive(ctx context.Context, msgs []Message) error {
-	var errs []error
-	for _, r := range f {
-		if err := r.Receive(ctx, msgs); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
 }

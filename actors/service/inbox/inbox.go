@@ -81,10 +81,14 @@ type Deps struct {
 	// Messages and Statuses receive what the webhooks carry; nil drops
 	// that part (still stored and acknowledged).
 	Messages inbound.Receiver
-	Statuses inbound.StatusReceiver
-	Metrics  *Metrics // nil: none
-	Now      func() time.Time
-	Log      *slog.Logger
+	// MessagesInTx also receives the messages, in the transaction that
+	// marks their body applied (the 24-hour window: notify.Service), so a
+	// webhook costs two transactions, not one more per receiver.
+	MessagesInTx TxReceiver
+	Statuses     inbound.StatusReceiver
+	Metrics      *Metrics // nil: none
+	Now          func() time.Time
+	Log          *slog.Logger
 }
 
 // Service verifies, stores and hands on the messaging webhooks.
@@ -230,6 +234,9 @@ func (s *Service) applyBody(ctx context.Context, provider string, body []byte, n
 		}
 		out = OutcomeApplied
 	}
+	if len(msgs) > 0 && s.d.MessagesInTx != nil {
+		out = OutcomeApplied
+	}
 	inTx, _ := s.d.Statuses.(TxStatusReceiver)
 	if len(sts) > 0 && s.d.Statuses != nil {
 		if inTx == nil {
@@ -243,6 +250,12 @@ func (s *Service) applyBody(ctx context.Context, provider string, body []byte, n
 	var after func(context.Context)
 	if err := s.d.Store.InTx(ctx, func(tx persistence.Tx) (err error) {
 		after = nil
+		if s.d.MessagesInTx != nil && len(msgs) > 0 {
+			if err := s.d.MessagesInTx.ApplyMessages(ctx, tx, msgs); err != nil {
+				s.d.Log.Warn("inbound messages not taken; the provider will deliver them again", "provider", provider, "err", err)
+				return err
+			}
+		}
 		if inTx != nil && len(sts) > 0 {
 			if after, err = inTx.ApplyStatuses(ctx, tx, sts); err != nil {
 				s.d.Log.Warn("delivery statuses not taken; the provider will deliver them again", "provider", provider, "err", err)
@@ -258,6 +271,13 @@ func (s *Service) applyBody(ctx context.Context, provider string, body []byte, n
 		after(ctx)
 	}
 	return out, nil
+}
+
+// TxReceiver takes inbound messages in the transaction that marks their
+// body applied; like ApplyStatuses, ApplyMessages may run more than once
+// (retried) and must do nothing outside tx.
+type TxReceiver interface {
+	ApplyMessages(ctx context.Context, tx persistence.Tx, msgs []inbound.Message) error
 }
 
 // TxStatusReceiver is a StatusReceiver that applies statuses in the

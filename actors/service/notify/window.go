@@ -59,21 +59,28 @@ func (s *Service) Receive(ctx context.Context, msgs []inbound.Message) error {
 	if s.deps.PhoneIndex == nil {
 		return nil
 	}
-	return s.deps.Store.InTx(ctx, func(tx persistence.Tx) error {
-		for _, m := range msgs {
-			if m.Channel != string(sender.ChannelWhatsApp) || m.From == "" {
-				continue
-			}
-			at := m.Time
-			if at.IsZero() {
-				at = s.deps.Now()
-			}
-			if err := tx.MessagingWindowTouch(ctx, s.phoneKey(m.From), at); err != nil {
-				return err
-			}
-		}
+	return s.deps.Store.InTx(ctx, func(tx persistence.Tx) error { return s.ApplyMessages(ctx, tx, msgs) })
+}
+
+// ApplyMessages is Receive inside tx (inbox.TxReceiver): the webhook opens
+// the windows in the transaction that marks its body applied.
+func (s *Service) ApplyMessages(ctx context.Context, tx persistence.Tx, msgs []inbound.Message) error {
+	if s.deps.PhoneIndex == nil {
 		return nil
-	})
+	}
+	for _, m := range msgs {
+		if m.Channel != string(sender.ChannelWhatsApp) || m.From == "" {
+			continue
+		}
+		at := m.Time
+		if at.IsZero() {
+			at = s.deps.Now()
+		}
+		if err := tx.MessagingWindowTouch(ctx, s.phoneKey(m.From), at); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 var _ inbound.Receiver = (*Service)(nil)
