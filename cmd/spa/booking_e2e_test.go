@@ -32,6 +32,34 @@ func everyDay(start, end string) map[string]any {
 	return week
 }
 
+// seedAnaMassage creates the notification tests' studio: Ana, open
+// 08:00-18:00 every day in Bogotá, and an hour's massage ($120,000 COP,
+// cancellable up to an hour before) that she performs.
+func (a api) seedAnaMassage(admin string) {
+	a.t.Helper()
+	a.must(200, "PUT", "/v1/admin/staff/ana", admin, map[string]any{"name": "Ana", "skills": []string{"massage"},
+		"time_zone": "America/Bogota", "weekly_hours": everyDay("08:00", "18:00"), "active": true, "version": 0})
+	a.must(200, "PUT", "/v1/admin/services/massage-60", admin, map[string]any{"name": "Masaje", "category": "body",
+		"duration_minutes": 60, "price_minor": 12000000, "required_skills": []string{"massage"},
+		"cancel_cutoff_minutes": 60, "active": true, "version": 0})
+}
+
+// anaSlots is Ana's massage starts on the Bogotá day daysAhead from today;
+// fewer than least fails the test.
+func (a api) anaSlots(daysAhead, least int) []any {
+	a.t.Helper()
+	bogota, _ := time.LoadLocation("America/Bogota")
+	day := time.Now().In(bogota).AddDate(0, 0, daysAhead)
+	from := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, bogota)
+	q := url.Values{"service": {"massage-60"}, "staff": {"ana"},
+		"from": {from.Format(time.RFC3339)}, "to": {from.AddDate(0, 0, 1).Format(time.RFC3339)}}
+	slots := a.must(200, "GET", "/v1/availability?"+q.Encode(), "", nil)["slots"].([]any)
+	if len(slots) < least {
+		a.t.Fatalf("%d of Ana's slots %d days ahead, want at least %d", len(slots), daysAhead, least)
+	}
+	return slots
+}
+
 func (a api) call(method, path, token string, body any, hdr ...string) (int, map[string]any) {
 	a.t.Helper()
 	var rd io.Reader

@@ -76,20 +76,8 @@ func TestTwilioStatusFallbackEndToEnd(t *testing.T) {
 			client := subjectOf(t, access)
 			admin := issueToken(t, dataDir, "owner", "admin")
 			desk := issueToken(t, dataDir, "desk", "receptionist")
-			a.must(200, "PUT", "/v1/admin/staff/ana", admin, map[string]any{"name": "Ana", "skills": []string{"massage"},
-				"time_zone": "America/Bogota", "weekly_hours": everyDay("08:00", "18:00"), "active": true, "version": 0})
-			a.must(200, "PUT", "/v1/admin/services/massage-60", admin, map[string]any{"name": "Masaje", "category": "body",
-				"duration_minutes": 60, "price_minor": 12000000, "required_skills": []string{"massage"},
-				"cancel_cutoff_minutes": 60, "active": true, "version": 0})
-			bogota, _ := time.LoadLocation("America/Bogota")
-			day := time.Now().In(bogota).AddDate(0, 0, 2)
-			from := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, bogota)
-			q := url.Values{"service": {"massage-60"}, "staff": {"ana"},
-				"from": {from.Format(time.RFC3339)}, "to": {from.AddDate(0, 0, 1).Format(time.RFC3339)}}
-			slots := a.must(200, "GET", "/v1/availability?"+q.Encode(), "", nil)["slots"].([]any)
-			if len(slots) == 0 {
-				t.Fatal("no availability")
-			}
+			a.seedAnaMassage(admin)
+			slots := a.anaSlots(2, 1)
 			held := a.must(201, "POST", "/v1/appointments", desk, map[string]any{"service_id": "massage-60", "staff_id": "ana",
 				"start": slots[0].(map[string]any)["start"].(string), "client_id": client}, "Idempotency-Key", "desk-1")
 			a.must(200, "POST", "/v1/appointments/"+held["id"].(string)+"/confirm", desk, nil, "Idempotency-Key", "desk-confirm-1")

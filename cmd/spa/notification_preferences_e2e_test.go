@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -55,20 +54,9 @@ func TestNotificationPreferencesEndToEnd(t *testing.T) {
 				t.Fatalf("preferences: %v", prefs)
 			}
 
-			a.must(200, "PUT", "/v1/admin/staff/ana", admin, map[string]any{"name": "Ana", "skills": []string{"massage"},
-				"time_zone": "America/Bogota", "weekly_hours": everyDay("08:00", "18:00"), "active": true, "version": 0})
-			a.must(200, "PUT", "/v1/admin/services/massage-60", admin, map[string]any{"name": "Masaje", "category": "body",
-				"duration_minutes": 60, "price_minor": 12000000, "required_skills": []string{"massage"},
-				"cancel_cutoff_minutes": 60, "active": true, "version": 0})
+			a.seedAnaMassage(admin)
 			bogota, _ := time.LoadLocation("America/Bogota")
-			day := time.Now().In(bogota).AddDate(0, 0, 2)
-			from := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, bogota)
-			q := url.Values{"service": {"massage-60"}, "staff": {"ana"},
-				"from": {from.Format(time.RFC3339)}, "to": {from.AddDate(0, 0, 1).Format(time.RFC3339)}}
-			slots := a.must(200, "GET", "/v1/availability?"+q.Encode(), "", nil)["slots"].([]any)
-			if len(slots) < 3 {
-				t.Fatal("no availability")
-			}
+			slots := a.anaSlots(2, 3)
 			start := slots[2].(map[string]any)["start"].(string)
 			held := a.must(201, "POST", "/v1/appointments", desk, map[string]any{"service_id": "massage-60", "staff_id": "ana",
 				"start": start, "client_id": maria}, "Idempotency-Key", "desk-1")

@@ -46,11 +46,7 @@ func TestRemindersEndToEnd(t *testing.T) {
 			client := subjectOf(t, access)
 			admin := issueToken(t, dataDir, "owner", "admin")
 			desk := issueToken(t, dataDir, "desk", "receptionist")
-			a.must(200, "PUT", "/v1/admin/staff/ana", admin, map[string]any{"name": "Ana", "skills": []string{"massage"},
-				"time_zone": "America/Bogota", "weekly_hours": everyDay("08:00", "18:00"), "active": true, "version": 0})
-			a.must(200, "PUT", "/v1/admin/services/massage-60", admin, map[string]any{"name": "Masaje", "category": "body",
-				"duration_minutes": 60, "price_minor": 12000000, "required_skills": []string{"massage"},
-				"cancel_cutoff_minutes": 60, "active": true, "version": 0})
+			a.seedAnaMassage(admin)
 
 			nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", natsPort))
 			if err != nil {
