@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/spa-engine/spa/actors/providers/sender"
-	"github.com/spa-engine/spa/actors/providers/whatsapp/cswindow"
-	"github.com/spa-engine/spa/persistence"
 )
 
 // The login code through the notification service (docs/notifications.md,
@@ -121,34 +119,16 @@ func (s *Service) SendLoginCode(ctx context.Context, m sender.Message) error {
 	return errors.Join(errs...)
 }
 
-// loginWhatsApp readies the code for WhatsApp: text inside the window,
-// the authentication template outside, refused (sender.ErrRejected)
-// without one.
+// loginWhatsApp readies the code for WhatsApp as any kind is readied
+// (whatsAppRules): text inside the window, outside it the login_code
+// template (category authentication, enforced when the templates are
+// parsed) living no longer than the code, refused without one.
 func (s *Service) loginWhatsApp(ctx context.Context, m *sender.Message) error {
-	if s.deps.PhoneIndex == nil {
-		return nil // the dev sink: no window kept
+	var deadline time.Time
+	if life := s.cfg.LoginCodeTTL; life > 0 {
+		deadline = s.deps.Now().Add(life)
 	}
-	var last time.Time
-	if err := s.deps.Store.InTx(ctx, func(tx persistence.Tx) (err error) {
-		last, err = tx.MessagingWindowLast(ctx, s.phoneKey(m.To))
-		return err
-	}); err != nil {
-		return err
-	}
-	if cswindow.Open(last, s.deps.Now()) {
-		return nil
-	}
-	t, ok := s.cfg.WhatsAppTemplates[KindLoginCode]
-	if !ok {
-		return fmt.Errorf("%w: outside the client's 24-hour WhatsApp window and login_code has no authentication template", sender.ErrRejected)
-	}
-	ttl := t.TTL
-	if life := s.cfg.LoginCodeTTL; life > 0 && (ttl <= 0 || ttl > life) {
-		ttl = life
-	}
-	m.Template = &sender.Template{Name: t.Name, Language: t.Language, Category: CategoryAuthentication,
-		Params: []string{m.Body}, TTL: ttl}
-	return nil
+	return s.whatsAppRules(ctx, m, KindLoginCode, deadline)
 }
 
 // sendShare sends m with at most 1/left of the time ctx has left, so a
