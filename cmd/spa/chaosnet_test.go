@@ -194,12 +194,6 @@ func (n *chaosNet) heal(i int) {
 	n.db[i].delay.Store(0)
 }
 
-func (n *chaosNet) healAll() {
-	for i := range n.ns {
-		n.heal(i)
-	}
-}
-
 // dbProxy forwards TCP connections to PostgreSQL, delaying each chunk
 // of bytes by delay in both directions when it is set: the latency
 // nemesis of a node's database link (netem being unavailable).
