@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -126,7 +127,11 @@ func Screen(text string) Verdict {
 	}
 	for _, t := range texts {
 		n := Normalize(t)
-		for _, variant := range []string{n, joinSpaced(n), unLeet(n)} {
+		variants := []string{n, joinSpaced(n), unLeet(n)}
+		for i, variant := range variants {
+			if slices.Contains(variants[:i], variant) {
+				continue // most text has nothing spaced out nor leet: the same string again
+			}
 			for _, s := range signals {
 				if s.re.MatchString(variant) && (unless[s.reason] == nil || !unless[s.reason].MatchString(variant)) {
 					add(s.reason, s.weight)
