@@ -37,7 +37,7 @@ chaos: ## the chaos suite, full form, three runs in a row (root: network namespa
 
 failover: ## kill -9 a node of a three-node cluster under load 20 times (every other kill the lease bucket's Raft leader), restarting it each time; reports each fail-over and min/median/max, fails over 5s (SPA_FAILOVER_GOAL) or on a non-linearizable history. Not in CI (~3-5 min, PostgreSQL); SPA_FAILOVER_KILLS=n, SPA_FAILOVER_LOGS=1 adds the survivors' lease log lines
 	set -o pipefail; TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(.ci/postgres.sh)}" SPA_FAILOVER_KILLS="$${SPA_FAILOVER_KILLS:-20}" \
-		$(GO) test -run '^TestFailoverKills$$' -count=1 -timeout 30m -v ./cmd/spa | grep --line-buffered -v '^ *{"time"'
+		$(GO) test -tags failover -run '^TestFailoverKills$$' -count=1 -timeout 30m -v ./cmd/spa | grep --line-buffered -v '^ *{"time"'
 
 lint: ## gofmt, go vet and staticcheck
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above need formatting"; exit 1; }
