@@ -144,15 +144,7 @@ func startChaosCluster(t *testing.T, bin string, n *chaosNet) *testCluster {
 		withoutHoardingCaps(env)
 		c.nodes = append(c.nodes, &clusterProc{name: env["SPA_NODE_NAME"], env: env})
 	}
-	for _, p := range c.nodes {
-		c.launch(p)
-	}
-	for _, p := range c.nodes {
-		c.waitListening(p)
-	}
-	c.setLive(0, 1, 2)
-	c.admin = clusterToken(t, "owner", "admin")
-	c.waitSettled(60*time.Second, 0, 1, 2)
+	c.startAll(t, 60*time.Second)
 	return c
 }
 

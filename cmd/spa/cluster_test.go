@@ -130,16 +130,7 @@ func startTestCluster(t *testing.T, bin string, extra func(i int) map[string]str
 		}
 		c.nodes = append(c.nodes, &clusterProc{name: env["SPA_NODE_NAME"], env: env})
 	}
-	// Start all at once: JetStream needs a quorum before any node is up.
-	for _, p := range c.nodes {
-		c.launch(p)
-	}
-	for _, p := range c.nodes {
-		c.waitListening(p)
-	}
-	c.setLive(0, 1, 2)
-	c.admin = clusterToken(t, "owner", "admin")
-	c.waitSettled(30*time.Second, 0, 1, 2)
+	c.startAll(t, 30*time.Second)
 	return c
 }
 
@@ -1075,4 +1066,21 @@ func testSplitOwnership(t *testing.T, bin string) {
 	if writes+activations == 0 {
 		t.Error("nothing was fenced: the split ownership was not exercised")
 	}
+}
+
+// startAll launches every node at once (JetStream needs a quorum before
+// any node is up), waits until each listens and the three agree on
+// members and partitions within settle, and mints the cluster's admin
+// token.
+func (c *testCluster) startAll(t *testing.T, settle time.Duration) {
+	t.Helper()
+	for _, p := range c.nodes {
+		c.launch(p)
+	}
+	for _, p := range c.nodes {
+		c.waitListening(p)
+	}
+	c.setLive(0, 1, 2)
+	c.admin = clusterToken(t, "owner", "admin")
+	c.waitSettled(settle, 0, 1, 2)
 }
