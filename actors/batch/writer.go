@@ -21,17 +21,30 @@ import (
 // A few workers take the batches: a worker takes one, then everything
 // queued meanwhile (up to WriterConfig.MaxJobs/MaxOps), so transactions
 // grow with the load and nothing waits on a timer.
+//
+// At light load that makes a batch that arrives while a transaction is in
+// flight wait for it before its own: the light-load lane (see
+// WriterConfig.LaneJobs) writes such a batch at once instead, in a second
+// transaction, but only while the ones in flight are small. Under heavy
+// load transactions are large and the lane stays idle, so its extra
+// transactions (and the serialization conflicts between concurrent
+// writers) cost the throughput nothing.
 type Writer struct {
-	store   persistence.Store
-	maxJobs int
-	maxOps  int
-	m       writerMetrics
+	store    persistence.Store
+	maxJobs  int
+	maxOps   int
+	workers  int
+	laneJobs int
+	m        writerMetrics
 
 	mu     sync.Mutex
-	ready  *sync.Cond // signalled when a job is queued or the writer closes
+	ready  *sync.Cond // broadcast when a job is queued, a write ends or the writer closes
 	queue  []job
 	closed bool
-	done   sync.WaitGroup
+	// busy is how many workers (not the lane) have a transaction in
+	// flight, and busyJobs how many batches those carry.
+	busy, busyJobs int
+	done           sync.WaitGroup
 }
 
 // WriterConfig sizes a Writer.
@@ -43,11 +56,17 @@ type WriterConfig struct {
 	Workers int
 	MaxJobs int // batches per transaction (32)
 	MaxOps  int // changes per transaction (256); a larger batch goes alone
+	// LaneJobs starts the light-load lane: a batch queued while every
+	// worker has a transaction in flight, all of them together carrying
+	// at most LaneJobs batches, is written at once in a transaction of
+	// the lane's instead of waiting (0: no lane).
+	LaneJobs int
 }
 
 type writerMetrics struct {
 	jobs, ops          prometheus.Histogram
 	fallbacks, retries prometheus.Counter
+	lane               prometheus.Counter
 }
 
 // job is one Committer's batch.
@@ -73,7 +92,7 @@ func NewWriter(store persistence.Store, cfg WriterConfig, reg prometheus.Registe
 		cfg.MaxOps = 256
 	}
 	sizes := []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}
-	w := &Writer{store: store, maxJobs: cfg.MaxJobs, maxOps: cfg.MaxOps, m: writerMetrics{
+	w := &Writer{store: store, maxJobs: cfg.MaxJobs, maxOps: cfg.MaxOps, workers: cfg.Workers, laneJobs: max(cfg.LaneJobs, 0), m: writerMetrics{
 		jobs: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "spa_group_commit_batches_per_tx",
 			Help:    "Calendar batches (one per actor) written per group-commit transaction.",
@@ -92,14 +111,22 @@ func NewWriter(store persistence.Store, cfg WriterConfig, reg prometheus.Registe
 			Name: "spa_group_commit_tx_retries_total",
 			Help: "Group-commit transaction attempts beyond the first (serialization failures retried by the store).",
 		}),
+		lane: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spa_group_commit_lane_tx_total",
+			Help: "Group-commit transactions the light-load lane wrote because the workers' transactions in flight were small (SPA_GROUP_COMMIT_LANE_JOBS).",
+		}),
 	}}
-	if err := actors.Register(reg, w.m.jobs, w.m.ops, w.m.fallbacks, w.m.retries); err != nil {
+	if err := actors.Register(reg, w.m.jobs, w.m.ops, w.m.fallbacks, w.m.retries, w.m.lane); err != nil {
 		return nil, err
 	}
 	w.ready = sync.NewCond(&w.mu)
 	w.done.Add(cfg.Workers)
 	for range cfg.Workers {
 		go w.work()
+	}
+	if w.laneJobs > 0 {
+		w.done.Add(1)
+		go w.lane()
 	}
 	return w, nil
 }
@@ -128,7 +155,7 @@ func (w *Writer) submit(j job) {
 	}
 	w.queue = append(w.queue, j)
 	w.mu.Unlock()
-	w.ready.Signal()
+	w.ready.Broadcast() // the workers and the lane wait on one condition
 }
 
 func (w *Writer) work() {
@@ -143,7 +170,35 @@ func (w *Writer) work() {
 			return
 		}
 		jobs := w.take()
+		w.busy++
+		w.busyJobs += len(jobs)
 		w.mu.Unlock()
+		w.write(jobs)
+		w.mu.Lock()
+		w.busy--
+		w.busyJobs -= len(jobs)
+		w.mu.Unlock()
+	}
+}
+
+// lane writes what is queued while every worker is in a small
+// transaction (see WriterConfig.LaneJobs); an idle worker takes the queue
+// itself, and a large transaction in flight means the load is heavy
+// enough for the next one to be worth waiting for.
+func (w *Writer) lane() {
+	defer w.done.Done()
+	for {
+		w.mu.Lock()
+		for !w.closed && (len(w.queue) == 0 || w.busy < w.workers || w.busyJobs > w.laneJobs) {
+			w.ready.Wait()
+		}
+		if w.closed { // the workers drain the queue
+			w.mu.Unlock()
+			return
+		}
+		jobs := w.take()
+		w.mu.Unlock()
+		w.m.lane.Inc()
 		w.write(jobs)
 	}
 }

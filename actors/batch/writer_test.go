@@ -57,10 +57,14 @@ type writerRig struct {
 }
 
 func newWriterRig(t *testing.T, st persistence.Store) *writerRig {
+	return newWriterRigWith(t, st, WriterConfig{Workers: 1})
+}
+
+func newWriterRigWith(t *testing.T, st persistence.Store, cfg WriterConfig) *writerRig {
 	r := &writerRig{t: t, st: st, store: &countingStore{Store: st, entered: make(chan struct{}), release: make(chan struct{})},
 		reg: prometheus.NewRegistry(), system: actor.NewActorSystem(), results: make(chan result, 64)}
 	var err error
-	if r.w, err = NewWriter(r.store, WriterConfig{Workers: 1}, r.reg); err != nil {
+	if r.w, err = NewWriter(r.store, cfg, r.reg); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -260,6 +264,53 @@ func TestWriterSharesAFailedCommit(t *testing.T) {
 				t.Fatalf("%d transactions, %v fallbacks; want 2 and none", calls, f)
 			}
 		})
+	}
+}
+
+// TestWriterLaneWritesAtOnceBesideASmallTransaction: at light load a
+// batch does not wait for the transaction in flight; the lane writes it
+// in one of its own while the first is still held.
+func TestWriterLaneWritesAtOnceBesideASmallTransaction(t *testing.T) {
+	for _, d := range inventorytest.Drivers() {
+		t.Run(d.Name, func(t *testing.T) {
+			r := newWriterRigWith(t, d.Open(t), WriterConfig{Workers: 1, LaneJobs: 1})
+			r.hold() // one batch in flight, held
+			r.system.Root.Send(r.calendar("staff/a", 1), enqueue{n: 0, apply: mark(0)})
+			select {
+			case res := <-r.results:
+				if res.n != 0 || res.err != nil || !r.marked(0) {
+					t.Fatalf("the lane's batch: change %d, %v, marked %v", res.n, res.err, r.marked(0))
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the batch waited for the held transaction")
+			}
+			if got := testutil.ToFloat64(r.w.m.lane); got != 1 {
+				t.Fatalf("lane transactions %v, want 1", got)
+			}
+			if got := r.answers(1); got[-1] != nil {
+				t.Fatalf("the held batch: %v", got[-1])
+			}
+		})
+	}
+}
+
+// TestWriterLaneIdleBesideALargeTransaction: when the transaction in
+// flight carries more than LaneJobs batches the load is heavy, and the
+// next batch waits to be written with the others queued meanwhile.
+func TestWriterLaneIdleBesideALargeTransaction(t *testing.T) {
+	r := newWriterRigWith(t, inventorytest.Drivers()[0].Open(t), WriterConfig{Workers: 1, LaneJobs: 1})
+	r.hold()
+	r.w.mu.Lock()
+	r.w.busyJobs += 4 // as if the held transaction carried five batches
+	r.w.mu.Unlock()
+	r.system.Root.Send(r.calendar("staff/a", 1), enqueue{n: 0, apply: mark(0)})
+	r.waitQueued(1)
+	got := r.answers(2)
+	if got[0] != nil || !r.marked(0) {
+		t.Fatalf("the queued batch: %v, marked %v", got[0], r.marked(0))
+	}
+	if lane := testutil.ToFloat64(r.w.m.lane); lane != 0 || r.store.calls.Load() != 2 {
+		t.Fatalf("lane transactions %v, transactions %d; want 0 and 2 (the worker wrote it)", lane, r.store.calls.Load())
 	}
 }
 

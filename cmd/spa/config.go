@@ -80,6 +80,11 @@ type config struct {
 	// spread benchmark about 40% of the transactions were retried with two
 	// writers, 70% with four), while one writer's batches simply grow.
 	GroupCommitWriters int
+	// GroupCommitLaneJobs starts the writer's light-load lane: a batch
+	// that arrives while the transactions in flight carry at most this
+	// many calendars' batches is written at once instead of after them
+	// (batch.WriterConfig.LaneJobs; 0: no lane).
+	GroupCommitLaneJobs int
 	// KioskTTL is the default lifetime of a kiosk token and TOTPIssuer the
 	// name authenticator apps show (docs/identity-2fa-kiosk.md).
 	KioskTTL   time.Duration
@@ -260,6 +265,7 @@ var settings = []setting{
 		return nil
 	}},
 	{"group-commit-writers", "SPA_GROUP_COMMIT_WRITERS", "1", "transactions in flight that each write the changes of many calendars (0: each calendar writes alone)", intIn(0, 64, func(c *config, n int) { c.GroupCommitWriters = n })},
+	{"group-commit-lane-jobs", "SPA_GROUP_COMMIT_LANE_JOBS", "2", "light-load lane: a calendar's batch that arrives while the group commit's transactions in flight carry at most this many batches is written at once in a second transaction instead of waiting for them (0: no lane)", intIn(0, 64, func(c *config, n int) { c.GroupCommitLaneJobs = n })},
 	{"kiosk-ttl", "SPA_KIOSK_TTL", "12h", "default lifetime of a kiosk token an admin issues for a studio device", durationIn(5*time.Minute, 90*24*time.Hour, func(c *config, d time.Duration) { c.KioskTTL = d })},
 	{"totp-grace", "SPA_TOTP_GRACE", "24h", "how long after promotion (or a factor reset) a staff, receptionist or admin may sign in with the login code alone, to enrol the TOTP second factor and nothing else", durationIn(5*time.Minute, 7*24*time.Hour, func(c *config, d time.Duration) { c.TOTPGrace = d })},
 	{"totp-issuer", "SPA_TOTP_ISSUER", "Spa", "the name authenticator apps show for the staff second factor (no ':')", func(c *config, v string) error {

@@ -212,7 +212,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	if n.actors, err = actors.Start(log); err != nil {
 		return n, err
 	}
-	if n.writer, err = batch.NewWriter(n.store, batch.WriterConfig{Workers: cfg.GroupCommitWriters}, reg); err != nil {
+	if n.writer, err = batch.NewWriter(n.store, batch.WriterConfig{Workers: cfg.GroupCommitWriters, LaneJobs: cfg.GroupCommitLaneJobs}, reg); err != nil {
 		return n, err
 	}
 	// Answers actors remember under clients' Idempotency-Keys are sealed
