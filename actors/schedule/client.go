@@ -49,6 +49,16 @@ func (c *Client) Hold(ctx context.Context, staffID string, m *Hold) (*HoldReply,
 	return door.Ask[*HoldReply](ctx, c.d, staffID, m)
 }
 
+// Local reports, in a cluster, whether a staff member's actor lives on
+// this node (asking it costs no forwarded request); nil when the door has
+// no such notion (one node: every actor is local).
+func (c *Client) Local() func(staffID string) bool {
+	if l, ok := c.d.(interface{ Local(id string) bool }); ok {
+		return l.Local
+	}
+	return nil
+}
+
 // Slots asks staffID's actor for bookable starts.
 func (c *Client) Slots(ctx context.Context, staffID string, m *SlotsQuery) (*SlotsReply, error) {
 	return door.Ask[*SlotsReply](ctx, c.d, staffID, m)

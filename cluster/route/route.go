@@ -185,6 +185,17 @@ func (r *Router) Ask(ctx context.Context, id string, msg any) (any, error) {
 	return r.cfg.Codec.DecodeReply(out)
 }
 
+// Local reports whether this node serves actor id's partition now, so
+// that asking it costs no forwarded request (a hint: ownership may move
+// before the ask).
+func (r *Router) Local(id string) bool {
+	if r.cfg.ServeAll {
+		return true
+	}
+	_, ok := r.cfg.Placement.Holds(r.Partition(id))
+	return ok
+}
+
 // Invalidate retires actor id's activation on the node that owns it, so
 // its next request reloads it (a restock, a catalogue change). It does not
 // wait: on this node it is the directory's Invalidate; for another node's

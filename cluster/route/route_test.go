@@ -208,6 +208,24 @@ func TestServeAllDecidesLocallyWithoutALease(t *testing.T) {
 	}
 }
 
+// TestLocalTellsServedPartitions: Local is true exactly for the actors
+// whose partition this node serves (and for every actor under ServeAll).
+func TestLocalTellsServedPartitions(t *testing.T) {
+	r, _, _ := newRouter(partition.PartitionOf("k/ana", 64))
+	if !r.Local("ana") {
+		t.Fatal("ana's partition is served here: want Local")
+	}
+	for _, id := range []string{"bea", "caro", "dani"} {
+		if r.Partition(id) != r.Partition("ana") && r.Local(id) {
+			t.Fatalf("%s lives in partition %d, not served: want not Local", id, r.Partition(id))
+		}
+	}
+	r.cfg.ServeAll = true
+	if !r.Local("bea") {
+		t.Fatal("serve-all: want every actor Local")
+	}
+}
+
 // invCodec is codec plus Invalidate, carried as "inv:<id>".
 var invCodec = func() Codec {
 	c := codec

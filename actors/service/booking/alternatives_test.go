@@ -18,13 +18,13 @@ func TestAskedOthers(t *testing.T) {
 		team = append(team, persistence.StaffMember{ID: fmt.Sprintf("s%02d", i)})
 	}
 	at := time.Date(2026, 12, 1, 15, 0, 0, 0, time.UTC)
-	if got := askedOthers(team[:5], persistence.Service{}, "s01", at); len(got) != 4 || slices.ContainsFunc(got, func(m persistence.StaffMember) bool { return m.ID == "s01" }) {
+	if got := askedOthers(team[:5], persistence.Service{}, "s01", at, nil); len(got) != 4 || slices.ContainsFunc(got, func(m persistence.StaffMember) bool { return m.ID == "s01" }) {
 		t.Fatalf("few staff: %v", got)
 	}
 	seen := map[string]bool{}
 	for k := range 40 {
 		start := at.Add(time.Duration(k) * 15 * time.Minute)
-		got := askedOthers(team, persistence.Service{}, "s03", start)
+		got := askedOthers(team, persistence.Service{}, "s03", start, nil)
 		ids := map[string]bool{}
 		for _, m := range got {
 			if m.ID == "s03" || ids[m.ID] {
@@ -78,13 +78,53 @@ func TestAskedOthersPicksAsTheCopyingWayDid(t *testing.T) {
 			start := at.Add(time.Duration(k) * 15 * time.Minute)
 			for _, refused := range []string{"s00", "s01", "s05", "nobody"} {
 				var got []string
-				for _, m := range askedOthers(team, sv, refused, start) {
+				for _, m := range askedOthers(team, sv, refused, start, nil) {
 					got = append(got, m.ID)
 				}
 				if want := reference(team, sv, refused, start); !slices.Equal(got, want) {
 					t.Fatalf("team of %d, %s refused at %v: asked %v, want %v", size, refused, start, got, want)
 				}
 			}
+		}
+	}
+}
+
+// TestAskedOthersPrefersThisNode: in a cluster the others whose actors
+// live on this node are asked first, rotating among them as among all; the
+// rest only when too few are local.
+func TestAskedOthersPrefersThisNode(t *testing.T) {
+	var team []persistence.StaffMember
+	for i := range 30 {
+		team = append(team, persistence.StaffMember{ID: fmt.Sprintf("s%02d", i)})
+	}
+	at := time.Date(2026, 12, 1, 15, 0, 0, 0, time.UTC)
+	for _, locals := range []int{0, 3, 12, 30} {
+		local := func(id string) bool { var n int; fmt.Sscanf(id, "s%d", &n); return n < locals }
+		seen := map[string]bool{}
+		for k := range 40 {
+			start := at.Add(time.Duration(k) * 15 * time.Minute)
+			got := askedOthers(team, persistence.Service{}, "s01", start, local)
+			if len(got) != othersAsked {
+				t.Fatalf("%d local: asked %d, want %d", locals, len(got), othersAsked)
+			}
+			near, ids := 0, map[string]bool{}
+			for _, m := range got {
+				if m.ID == "s01" || ids[m.ID] {
+					t.Fatalf("%d local, start %v: asked %v", locals, start, got)
+				}
+				ids[m.ID] = true
+				if local(m.ID) {
+					near++
+					seen[m.ID] = true
+				}
+			}
+			wantNear := min(othersAsked, max(locals-1, 0)) // s01 is never asked
+			if near != wantNear {
+				t.Fatalf("%d local, start %v: %d local asked, want %d (%v)", locals, start, near, wantNear, got)
+			}
+		}
+		if wantSeen := max(locals-1, 0); len(seen) != wantSeen {
+			t.Fatalf("%d local: over many starts %d local others asked, want all %d", locals, len(seen), wantSeen)
 		}
 	}
 }

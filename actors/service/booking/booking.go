@@ -432,7 +432,7 @@ func fairOrder(replies []*schedule.SlotsReply) []availability.Slot {
 func (s *Service) alternatives(ctx context.Context, sv persistence.Service, staffID string, start time.Time, own []availability.Slot) []availability.Slot {
 	var others []availability.Slot
 	if _, active, err := s.catalogue.Snapshot(ctx); err == nil {
-		if asked := askedOthers(active, sv, staffID, start); len(asked) > 0 {
+		if asked := askedOthers(active, sv, staffID, start, s.calendars.Local()); len(asked) > 0 {
 			if replies, err := s.fittingSlots(ctx, asked, sv, start, start.Add(time.Minute)); err == nil {
 				others = fairOrder(replies)
 			}
@@ -459,45 +459,55 @@ const othersAsked = 8
 // askedOthers picks which other qualified staff a refusal at start asks:
 // all of them when there are few, else othersAsked of them from a place
 // in the list that moves with the start, so suggestions spread over the
-// team instead of always naming the same people.
-func askedOthers(active []persistence.StaffMember, sv persistence.Service, staffID string, start time.Time) []persistence.StaffMember {
-	// Two passes over the catalogue's list, copying only the few asked: a
+// team instead of always naming the same people. In a cluster (local
+// non-nil) those whose actors live on this node come first: a suggestion
+// is as good from any of them, and asking another node's actor costs a
+// forwarded request (most of the cluster's forwarding under load was
+// these questions).
+func askedOthers(active []persistence.StaffMember, sv persistence.Service, staffID string, start time.Time, local func(staffID string) bool) []persistence.StaffMember {
+	// Indexes into the catalogue's list, copying only the few asked: a
 	// refusal is common at peak, and copying every qualified member (twice)
 	// was a fifth of the bytes the node allocated under spread.
-	other := func(m *persistence.StaffMember) bool {
-		return m.ID != staffID && hasSkills(m.Skills, sv.RequiredSkills)
-	}
-	n := 0
+	others := make([]int, 0, len(active))
 	for i := range active {
-		if other(&active[i]) {
-			n++
+		if m := &active[i]; m.ID != staffID && hasSkills(m.Skills, sv.RequiredSkills) {
+			others = append(others, i)
 		}
 	}
-	if n == 0 {
-		return nil // nobody else to ask
+	if local == nil {
+		return rotatingPick(active, others, othersAsked, start)
 	}
-	want, from := n, 0
-	if n > othersAsked {
-		want, from = othersAsked, int(uint64(start.Unix()/60)%uint64(n))
+	near, far := others[:0:0], others[:0:0]
+	for _, i := range others {
+		if local(active[i].ID) {
+			near = append(near, i)
+		} else {
+			far = append(far, i)
+		}
 	}
-	// The others ranked from, from+1, ... (mod n), in that order: those
-	// from `from` on, then those wrapped around from the front.
+	picked := rotatingPick(active, near, othersAsked, start)
+	return append(picked, rotatingPick(active, far, othersAsked-len(picked), start)...)
+}
+
+// rotatingPick copies want of the members at indexes idx (all of them when
+// there are no more), ranked from a place that moves with the start:
+// idx[from], idx[from+1], ... (mod len(idx)).
+func rotatingPick(active []persistence.StaffMember, idx []int, want int, start time.Time) []persistence.StaffMember {
+	n := len(idx)
+	if n == 0 || want <= 0 {
+		return nil
+	}
+	from := 0
+	if n > want {
+		from = int(uint64(start.Unix()/60) % uint64(n))
+	} else {
+		want = n
+	}
 	picked := make([]persistence.StaffMember, 0, want)
-	var wrapped []persistence.StaffMember
-	rank := 0
-	for i := range active {
-		if !other(&active[i]) {
-			continue
-		}
-		switch {
-		case rank >= from && rank < from+want:
-			picked = append(picked, active[i])
-		case rank < from+want-n:
-			wrapped = append(wrapped, active[i])
-		}
-		rank++
+	for k := range want {
+		picked = append(picked, active[idx[(from+k)%n]])
 	}
-	return append(picked, wrapped...)
+	return picked
 }
 
 // nearby offers the any-staff starts nearest to start within a day.
