@@ -156,7 +156,7 @@ func (p slotsPlan) cut(all []availability.Slot) []availability.Slot {
 func (sl *slot) answer(s *snapshot, cfg Config, m *Metrics, now time.Time, q *SlotsQuery) *SlotsReply {
 	p := planSlots(cfg, now, q.Service, q.From, q.To)
 	compute := func() ([]availability.Slot, error) { return p.compute(s, m) }
-	if !p.memoizable {
+	if !p.memoizable || q.To.Sub(q.From) < memoMinWindow {
 		out, err := compute()
 		return &SlotsReply{Slots: out, Load: s.cal.Load, Err: err}
 	}
@@ -166,6 +166,13 @@ func (sl *slot) answer(s *snapshot, cfg Config, m *Metrics, now time.Time, q *Sl
 	}
 	return &SlotsReply{Slots: p.cut(all), Load: s.cal.Load}
 }
+
+// memoMinWindow is the shortest window the readers' memo keeps: a
+// refusal's question to other staff about one start (a minute) is
+// computed in less than the memo's copy of its entries costs, and under
+// load it is seldom asked twice of one snapshot (under keyed spread the
+// memo's copies were a sixth of the bytes the node allocated).
+const memoMinWindow = time.Hour
 
 // answers are the slot lists readers computed from one snapshot, for the
 // readers after them (a day is read far more often than it changes). The
