@@ -20,26 +20,8 @@ type engine struct {
 
 // newEngine validates everything Slots depends on.
 func newEngine(q Query, staff []Staff, res *Resource) (*engine, error) {
-	if err := q.validate(true); err != nil {
+	if err := validateSlots(q, staff, res); err != nil {
 		return nil, err
-	}
-	if err := validateResource(q.Service, res); err != nil {
-		return nil, err
-	}
-	found := q.StaffID == ""
-	for i := range staff {
-		if err := staff[i].validate(); err != nil {
-			return nil, err
-		}
-		for j := range i {
-			if staff[j].ID == staff[i].ID {
-				return nil, invalid("staff %q listed twice", staff[i].ID)
-			}
-		}
-		found = found || staff[i].ID == q.StaffID
-	}
-	if !found {
-		return nil, invalid("query: staff %q not among the staff given", q.StaffID)
 	}
 	e := &engine{q: q, step: q.step(), window: Interval{q.From, q.To}}
 	if notBefore := q.Now.Add(q.MinNotice); notBefore.After(e.window.Start) {
@@ -66,6 +48,76 @@ func newEngine(q Query, staff []Staff, res *Resource) (*engine, error) {
 // start then staff ID. The result does not depend on the order of any input
 // slice. With q.StaffID set only that staff member's slots are returned.
 func Slots(q Query, staff []Staff, res *Resource) ([]Slot, error) {
+	if oneStart(q) {
+		return slotsAt(q, staff, res)
+	}
+	return slotsByGaps(q, staff, res)
+}
+
+// oneStart reports whether q's window holds a single possible start, its
+// From: a window of at most a minute from a whole minute, on a grid of
+// whole minutes. Working ranges begin on whole minutes (Clock), so every
+// grid start is a whole minute, and From is the only one in the window.
+// It is the question a refused claim asks of other staff (one start), which
+// Free answers without building the window's gaps.
+func oneStart(q Query) bool {
+	return q.To.Sub(q.From) <= time.Minute && q.From.Truncate(time.Minute).Equal(q.From) && q.step()%time.Minute == 0
+}
+
+// slotsAt is Slots for a window whose only possible start is q.From
+// (oneStart): each staff member is asked Free.
+func slotsAt(q Query, staff []Staff, res *Resource) ([]Slot, error) {
+	if err := validateSlots(q, staff, res); err != nil {
+		return nil, err
+	}
+	if !q.From.Before(q.To) {
+		return nil, nil
+	}
+	var out []Slot
+	for i := range staff {
+		if q.StaffID != "" && staff[i].ID != q.StaffID {
+			continue
+		}
+		free, err := Free(q, staff[i], res, q.From)
+		if err != nil {
+			return nil, err
+		}
+		if free {
+			out = append(out, Slot{q.From.UTC(), q.From.Add(q.Service.Duration).UTC(), staff[i].ID})
+		}
+	}
+	slices.SortFunc(out, compareSlots)
+	return out, nil
+}
+
+// validateSlots checks everything Slots depends on.
+func validateSlots(q Query, staff []Staff, res *Resource) error {
+	if err := q.validate(true); err != nil {
+		return err
+	}
+	if err := validateResource(q.Service, res); err != nil {
+		return err
+	}
+	found := q.StaffID == ""
+	for i := range staff {
+		if err := staff[i].validate(); err != nil {
+			return err
+		}
+		for j := range i {
+			if staff[j].ID == staff[i].ID {
+				return invalid("staff %q listed twice", staff[i].ID)
+			}
+		}
+		found = found || staff[i].ID == q.StaffID
+	}
+	if !found {
+		return invalid("query: staff %q not among the staff given", q.StaffID)
+	}
+	return nil
+}
+
+// slotsByGaps is Slots built from each working range's free gaps.
+func slotsByGaps(q Query, staff []Staff, res *Resource) ([]Slot, error) {
 	e, err := newEngine(q, staff, res)
 	if err != nil {
 		return nil, err

@@ -421,6 +421,39 @@ func TestPropertyFreeAgreesWithSlots(t *testing.T) {
 	})
 }
 
+// TestPropertyOneStartAgreesWithGaps: a window holding one possible start
+// (a minute from a whole minute) is answered by asking Free, and that
+// answer is the one the gaps give, for whole and odd minutes, on and off
+// the grid, inside and outside the notice and horizon.
+func TestPropertyOneStartAgreesWithGaps(t *testing.T) {
+	forScenarios(t, func(t *testing.T, sc scenario, r *rand.Rand) {
+		asked := 0
+		for _, sl := range mustSlots(t, sc) { // starts that are free, and random minutes
+			for _, from := range []time.Time{sl.Start, sc.q.From.Add(time.Duration(r.Int64N(int64(sc.q.To.Sub(sc.q.From)))).Truncate(time.Minute))} {
+				q := sc.q
+				q.From, q.To = from, from.Add(time.Minute)
+				fast, err := Slots(q, sc.staff, sc.res)
+				if err != nil {
+					t.Fatal(err)
+				}
+				slow, err := slotsByGaps(q, sc.staff, sc.res)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(fast, slow) {
+					t.Fatalf("window [%v, %v) step %v: one-start answer %v, gaps %v", q.From, q.To, q.step(), fast, slow)
+				}
+				if oneStart(q) {
+					asked++
+				}
+			}
+		}
+		if sc.q.step()%time.Minute == 0 && len(mustSlots(t, sc)) > 0 && asked == 0 {
+			t.Fatal("no window went the one-start way")
+		}
+	})
+}
+
 func TestPropertyAnyStaffIsUnion(t *testing.T) {
 	forScenarios(t, func(t *testing.T, sc scenario, _ *rand.Rand) {
 		all := mustSlots(t, sc)

@@ -19,6 +19,15 @@ type Door interface {
 	Ask(ctx context.Context, id string, msg any) (any, error)
 }
 
+// Now is a Door that can answer some requests at once, in the caller's
+// goroutine, without waiting for the actor (a read served from a published
+// snapshot); ok is false when it cannot, and the caller Asks. A caller
+// asking many actors together answers what it can this way before starting
+// a goroutine for each of the rest.
+type Now interface {
+	AskNow(id string, msg any) (reply any, ok bool)
+}
+
 // Func adapts a function to a Door (tests, wrappers).
 type Func func(ctx context.Context, id string, msg any) (any, error)
 

@@ -59,6 +59,21 @@ func (c *Client) Local() func(staffID string) bool {
 	return nil
 }
 
+// SlotsNow answers m at once when the door can (door.Now: this node holds
+// an exact snapshot of staffID's calendar); ok is false otherwise.
+func (c *Client) SlotsNow(staffID string, m *SlotsQuery) (*SlotsReply, bool) {
+	now, ok := c.d.(door.Now)
+	if !ok {
+		return nil, false
+	}
+	out, ok := now.AskNow(staffID, m)
+	if !ok {
+		return nil, false
+	}
+	r, ok := out.(*SlotsReply)
+	return r, ok
+}
+
 // Slots asks staffID's actor for bookable starts.
 func (c *Client) Slots(ctx context.Context, staffID string, m *SlotsQuery) (*SlotsReply, error) {
 	return door.Ask[*SlotsReply](ctx, c.d, staffID, m)

@@ -35,12 +35,23 @@ func NewDirectory(root *actor.RootContext, deps Deps, timeout time.Duration) (*D
 // Ask sends msg to the actor of calendar id and waits for its reply; a
 // SlotsQuery is answered from the snapshot when it can be.
 func (d *Directory) Ask(ctx context.Context, id string, msg any) (any, error) {
-	if q, ok := msg.(*SlotsQuery); ok && ctx.Err() == nil {
-		if r, ok := d.shelf.answer(id, q, d.deps.Config, d.deps.Metrics, d.deps.Now); ok {
+	if ctx.Err() == nil {
+		if r, ok := d.AskNow(id, msg); ok {
 			return r, nil
 		}
 	}
 	return d.Directory.Ask(ctx, id, msg)
+}
+
+// AskNow answers a SlotsQuery from calendar id's snapshot when it is exact
+// (door.Now); anything else, or a stale snapshot, needs Ask.
+func (d *Directory) AskNow(id string, msg any) (any, bool) {
+	q, ok := msg.(*SlotsQuery)
+	if !ok {
+		return nil, false
+	}
+	r, ok := d.shelf.answer(id, q, d.deps.Config, d.deps.Metrics, d.deps.Now)
+	return r, ok
 }
 
 // Invalidate retires id's activation once its writes are done, so the

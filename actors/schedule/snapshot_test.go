@@ -271,6 +271,32 @@ func TestSnapshotNotServedAfterInvalidate(t *testing.T) {
 	waitPublished(t, f) // the next activation publishes its own
 }
 
+// TestAskNowAnswersOnlyFromASnapshot: AskNow (door.Now) answers a slots
+// query at once from a published snapshot, the same as Ask, and declines
+// before the calendar has one, and any other request.
+func TestAskNowAnswersOnlyFromASnapshot(t *testing.T) {
+	f := newFixture(t, Config{}, nil)
+	q := &SlotsQuery{Service: massage, From: at(0, 0), To: at(0, 0).AddDate(0, 0, 1)}
+	if _, ok := f.dir.AskNow("ana", q); ok {
+		t.Fatal("answered before ana's calendar was loaded")
+	}
+	asked, err := f.dir.Ask(context.Background(), "ana", q)
+	if err != nil || asked.(*SlotsReply).Err != nil {
+		t.Fatal(err, asked)
+	}
+	waitPublished(t, f)
+	now, ok := f.dir.AskNow("ana", q)
+	if !ok {
+		t.Fatal("not answered from ana's snapshot")
+	}
+	if got, want := now.(*SlotsReply).Slots, asked.(*SlotsReply).Slots; len(want) == 0 || !slices.Equal(got, want) {
+		t.Fatalf("AskNow %v, Ask %v", got, want)
+	}
+	if _, ok := f.dir.AskNow("ana", &Hold{AppointmentID: "x"}); ok {
+		t.Fatal("a hold was answered without the actor")
+	}
+}
+
 // TestSnapshotNotServedAfterInvalidateWhere: a partition given up
 // (InvalidateWhere) is not served from snapshots either; others are.
 func TestSnapshotNotServedAfterInvalidateWhere(t *testing.T) {

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/spa-engine/spa/actors/door"
 	"github.com/spa-engine/spa/cluster/forward"
 	"github.com/spa-engine/spa/cluster/partition"
 )
@@ -183,6 +184,22 @@ func (r *Router) Ask(ctx context.Context, id string, msg any) (any, error) {
 		return nil, fmt.Errorf("route %s %s: empty reply", r.cfg.Kind, id)
 	}
 	return r.cfg.Codec.DecodeReply(out)
+}
+
+// AskNow answers msg at once when this node serves actor id's partition
+// and its directory can (door.Now: a read from a snapshot); ok is false
+// otherwise, and the caller Asks.
+func (r *Router) AskNow(id string, msg any) (any, bool) {
+	now, ok := r.cfg.Local.(door.Now)
+	if !ok {
+		return nil, false
+	}
+	s := r.enter(r.Partition(id), id)
+	if s == nil {
+		return nil, false
+	}
+	defer s.inflight.Done()
+	return now.AskNow(id, msg)
 }
 
 // Local reports whether this node serves actor id's partition now, so

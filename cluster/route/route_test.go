@@ -226,6 +226,36 @@ func TestLocalTellsServedPartitions(t *testing.T) {
 	}
 }
 
+// nowLocal is a directory that answers every request at once.
+type nowLocal struct{ *fakeLocal }
+
+func (nowLocal) AskNow(id string, msg any) (any, bool) { return "now:" + id, true }
+
+// TestAskNowOnlyForServedPartitions: AskNow answers through the directory
+// only for a partition this node serves, and only when the directory can
+// answer at once.
+func TestAskNowOnlyForServedPartitions(t *testing.T) {
+	r, l, _ := newRouter(partition.PartitionOf("k/ana", 64))
+	if _, ok := r.AskNow("ana", "ana"); ok {
+		t.Fatal("a directory without AskNow answered at once")
+	}
+	r.cfg.Local = nowLocal{l}
+	if _, ok := r.AskNow("ana", "ana"); ok {
+		t.Fatal("answered before the partition was acquired through the hook")
+	}
+	r.Acquired(r.Partition("ana"), 7)
+	if got, ok := r.AskNow("ana", "ana"); !ok || got != "now:ana" {
+		t.Fatalf("served partition: %v, %v", got, ok)
+	}
+	for _, id := range []string{"bea", "caro", "dani"} {
+		if r.Partition(id) != r.Partition("ana") {
+			if _, ok := r.AskNow(id, id); ok {
+				t.Fatalf("%s's partition is not served, yet answered here", id)
+			}
+		}
+	}
+}
+
 // invCodec is codec plus Invalidate, carried as "inv:<id>".
 var invCodec = func() Codec {
 	c := codec

@@ -373,12 +373,26 @@ func (s *Service) staffSlots(ctx context.Context, staff []persistence.StaffMembe
 		replies[i] = r
 		errs[i] = scheduleError(replies[i].Err, nil)
 	}
-	var wg sync.WaitGroup
-	for i := range len(staff) - 1 {
-		wg.Go(func() { ask(i) })
+	// What this node's snapshots answer is answered here, in order; a
+	// goroutine per question (and its stack growing into the slot
+	// computation) cost more than the answer. The rest wait in parallel.
+	var wait []int
+	for i := range staff {
+		if ctx.Err() == nil {
+			if r, ok := s.calendars.SlotsNow(staff[i].ID, &schedule.SlotsQuery{Service: sv, From: from, To: to}); ok {
+				replies[i], errs[i] = r, scheduleError(r.Err, nil)
+				continue
+			}
+		}
+		wait = append(wait, i)
 	}
-	if len(staff) > 0 {
-		ask(len(staff) - 1)
+	var wg sync.WaitGroup
+	for k, i := range wait {
+		if k == len(wait)-1 {
+			ask(i)
+			break
+		}
+		wg.Go(func() { ask(i) })
 	}
 	wg.Wait()
 	return replies, errors.Join(errs...)
