@@ -215,21 +215,30 @@ func (a *scheduleActor) freeAt(q availability.Query, view *snapshot, sv persiste
 }
 
 // alternativesAt proposes up to five other starts of this staff member
-// within a day of start, nearest first (earlier first on a tie).
+// within a day of start, nearest first (earlier first on a tie). Three
+// hours around start are computed first: when they hold five, those are
+// the day's five nearest (a start outside is at least three hours away,
+// and on a tie the earlier, inside, wins), and a refusal costs a few
+// hours of slots instead of two days.
 func (a *scheduleActor) alternativesAt(now time.Time, sv persistence.Service, start time.Time) []availability.Slot {
-	const span = 24 * time.Hour
-	near, _, memoized, err := a.slotsThrough(now, sv, start.Add(-span), start.Add(span))
-	if err != nil {
-		return nil
+	const n = 5
+	var out []availability.Slot
+	for _, span := range []time.Duration{3 * time.Hour, 24 * time.Hour} {
+		near, _, memoized, err := a.slotsThrough(now, sv, start.Add(-span), start.Add(span))
+		if err != nil {
+			return nil
+		}
+		pick := func() ([]availability.Slot, error) { return nearest(near, a.staffID, start, n), nil }
+		if !memoized { // the horizon cut near too: its length names nothing
+			out, _ = pick()
+		} else {
+			// The notice cuts near from the front: its length names the cut.
+			out, _ = a.remembered(keyOf(memoAlternatives, sv, start.Add(-span), start.Add(span), len(near)), sv.RequiredSkills, pick)
+		}
+		if len(out) == n {
+			break
+		}
 	}
-	pick := func() ([]availability.Slot, error) { return nearest(near, a.staffID, start, 5), nil }
-	if !memoized { // the horizon cut near too: its length names nothing
-		out, _ := pick()
-		return out
-	}
-	// The notice cuts near from the front: its length names the cut.
-	k := keyOf(memoAlternatives, sv, start, start, len(near))
-	out, _ := a.remembered(k, sv.RequiredSkills, pick)
 	return out
 }
 

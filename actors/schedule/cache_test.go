@@ -126,6 +126,17 @@ func TestMemoMatchesFreshComputation(t *testing.T) {
 		t.Fatal(r.Err)
 	}
 	check("cancelled")
+	// The afternoon full: no start within three hours of the probe, so
+	// its alternatives come from the day's far end and the next morning.
+	for _, h := range []struct {
+		id    string
+		start time.Time
+	}{{"fill-1", at(14, 15)}, {"fill-2", at(15, 30)}} {
+		if r := f.hold(t, h.id, h.start); r.Err != nil {
+			t.Fatal(h.id, r.Err)
+		}
+	}
+	check("full")
 	// The lookups were counted: computed once (misses), then remembered.
 	if h, m := testutil.ToFloat64(f.metrics.memoHits), testutil.ToFloat64(f.metrics.memoMisses); h == 0 || m == 0 {
 		t.Errorf("memo lookups: %v hits, %v misses; want both counted", h, m)
