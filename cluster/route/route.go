@@ -199,7 +199,12 @@ func (r *Router) AskNow(id string, msg any) (any, bool) {
 		return nil, false
 	}
 	defer s.inflight.Done()
-	return now.AskNow(id, msg)
+	began := time.Now()
+	out, ok := now.AskNow(id, msg)
+	if ok { // answered here: a local request like any other in the metrics
+		r.cfg.Metrics.observe(r.cfg.Kind, "local", nil, began)
+	}
+	return out, ok
 }
 
 // Local reports whether this node serves actor id's partition now, so
