@@ -38,7 +38,7 @@ type Writer struct {
 	m        writerMetrics
 
 	mu     sync.Mutex
-	ready  *sync.Cond // broadcast when a job is queued, a write ends or the writer closes
+	ready  *sync.Cond // broadcast when a job is queued, a worker leaves some queued, or the writer closes
 	queue  []job
 	closed bool
 	// busy is how many workers (not the lane) have a transaction in
@@ -172,6 +172,11 @@ func (w *Writer) work() {
 		jobs := w.take()
 		w.busy++
 		w.busyJobs += len(jobs)
+		if len(w.queue) > 0 {
+			// Left behind a batch too large to share (a calendar's wave
+			// of lapsed holds, written alone): the lane may take them.
+			w.ready.Broadcast()
+		}
 		w.mu.Unlock()
 		w.write(jobs)
 		w.mu.Lock()
