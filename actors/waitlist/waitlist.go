@@ -51,17 +51,7 @@ func (p *Processor) Handle(ctx context.Context, ev *messages.AppointmentChanged)
 	if err := p.settleOffer(ctx, ev); err != nil {
 		return err
 	}
-	if ev.ToStatus == string(persistence.StatusExpired) {
-		// The schedule actor gives back what a lapsed hold spent in the
-		// write that records the lapse; this is the backstop for lapses
-		// recorded by a build that did not (ReleaseCredits is idempotent,
-		// so it gives nothing back twice).
-		if err := p.Store.InTx(ctx, func(tx persistence.Tx) error {
-			return persistence.ReleaseCredits(ctx, tx, ev.AppointmentId, p.Now().UTC())
-		}); err != nil {
-			return err
-		}
-	}
+	expired := ev.ToStatus == string(persistence.StatusExpired)
 	var start, end time.Time
 	switch {
 	case freed[ev.ToStatus] && ev.FromStatus != ev.ToStatus:
@@ -69,15 +59,31 @@ func (p *Processor) Handle(ctx context.Context, ev *messages.AppointmentChanged)
 	case ev.PreviousStart != nil: // a reschedule frees where it was
 		start = ev.PreviousStart.AsTime()
 		end = start.Add(ev.End.AsTime().Sub(ev.Start.AsTime()))
-	default:
+	}
+	offer := !start.IsZero() && start.After(p.Now()) // the past cannot be offered
+	if !expired && !offer {
 		return nil
 	}
-	if !start.After(p.Now()) {
-		return nil // the past cannot be offered
-	}
+	// One transaction for what a lapse asks of the store: a wave of lapsed
+	// holds (thousands at once after a peak) costs the database one
+	// transaction each, not two, while claims are being decided.
 	var candidates []persistence.WaitlistEntry
 	services := map[string]persistence.Service{}
 	err := p.Store.InTx(ctx, func(tx persistence.Tx) (err error) {
+		candidates = nil
+		clear(services)
+		if expired {
+			// The schedule actor gives back what a lapsed hold spent in the
+			// write that records the lapse; this is the backstop for lapses
+			// recorded by a build that did not (ReleaseCredits is idempotent,
+			// so it gives nothing back twice).
+			if err := persistence.ReleaseCredits(ctx, tx, ev.AppointmentId, p.Now().UTC()); err != nil {
+				return err
+			}
+		}
+		if !offer {
+			return nil
+		}
 		candidates, err = tx.WaitlistMatch(ctx, persistence.WaitlistMatch{StaffID: ev.StaffId, Start: start, End: end, Limit: 20})
 		if err != nil {
 			return err
