@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"golang.org/x/time/rate"
 
 	"github.com/spa-engine/spa/actors/availability"
 	"github.com/spa-engine/spa/actors/batch"
@@ -30,6 +31,13 @@ type Config struct {
 	Step         time.Duration // slot grid (15m)
 	IdleAfter    time.Duration // passivate after this long without a message (5m)
 	WriteTimeout time.Duration // bound on one group-commit transaction (10s)
+	// LapsesPerSecond bounds how many lapsed holds the node's calendars
+	// record per second, together (100). A lapsed hold blocks nothing
+	// whether recorded or not; recording it (status, transition, event,
+	// what it spent given back) is writer work, and after a peak thousands
+	// lapse at once: unbounded, they held the group commit for seconds
+	// while claims waited (see expire).
+	LapsesPerSecond int
 }
 
 // ClaimMargin is how long before a resource claim lapses a hold backed by
@@ -54,6 +62,9 @@ func (c Config) withDefaults() Config {
 	def(&c.Step, 15*time.Minute)
 	def(&c.IdleAfter, 5*time.Minute)
 	def(&c.WriteTimeout, 10*time.Second)
+	if c.LapsesPerSecond <= 0 {
+		c.LapsesPerSecond = 100
+	}
 	return c
 }
 
@@ -72,13 +83,17 @@ type Deps struct {
 	// Keys tunes the answers remembered under clients' Idempotency-Keys.
 	Keys keyed.Config
 
-	life *batch.Kind // set by withDefaults
+	life   *batch.Kind   // set by withDefaults
+	lapses *rate.Limiter // set by withDefaults: Config.LapsesPerSecond, shared by the node's actors
 }
 
 func (d Deps) withDefaults() Deps {
 	d.Config = d.Config.withDefaults()
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.lapses == nil {
+		d.lapses = rate.NewLimiter(rate.Limit(d.Config.LapsesPerSecond), expireChunk)
 	}
 	m := d.Metrics
 	d.life = &batch.Kind{Name: "schedule", IDKey: "staff", Log: d.Log, IdleAfter: d.Config.IdleAfter,
@@ -624,19 +639,65 @@ func (a *scheduleActor) armExpiryBy(c actor.Context, t time.Time) {
 	a.timer, a.timerAt = time.AfterFunc(max(t.Sub(a.deps.Now()), minTimer), func() { root.Send(self, expireHolds{}) }), t
 }
 
-// expire records every hold that has lapsed, then re-arms the timer.
+// expireChunk bounds the lapses one pass records. After a peak a popular
+// calendar has thousands of holds lapsing together; written as one batch
+// they were one transaction of thousands of statements, which ran past
+// the store's deadline, failed, and failed again after every reload,
+// while the calendar's claims answered 503 (reproduced: a 20 s spread,
+// holds of a minute, then 600 claims/s). A chunk is a batch of ordinary
+// size that shares the group commit with the claims, and the node records
+// at most Config.LapsesPerSecond lapses a second over all its calendars.
+const expireChunk = 64
+
+// lapseRetry is how soon a pass refused by the node's lapse rate tries
+// again.
+const lapseRetry = 100 * time.Millisecond
+
+// expire records the holds that have lapsed, expireChunk at a time and
+// within the node's lapse rate: when more remain, the next pass runs once
+// this one's changes are written (or failed), so chunks do not pile up in
+// one batch meanwhile. Then it re-arms the timer.
 func (a *scheduleActor) expire(c actor.Context) {
 	now := a.deps.Now()
+	var lapsed []persistence.Appointment
 	for _, ap := range a.appts {
 		if ap.Status == persistence.StatusHeld && !ap.HoldExpiresAt.After(now) {
-			after := ap
-			after.Status = persistence.StatusExpired
-			// A lapsed hold gives back the package session and voucher
-			// debits it spent, in the write that records the lapse.
-			a.changeAnd(c, "expire", ap, after, "system", "hold expired", nil, giveBack(ap.ID))
+			if lapsed = append(lapsed, ap); len(lapsed) > expireChunk {
+				break
+			}
 		}
 	}
+	more := len(lapsed) > expireChunk
+	lapsed = lapsed[:min(len(lapsed), expireChunk)]
+	if len(lapsed) > 0 && a.deps.lapses != nil && !a.deps.lapses.AllowN(time.Now(), len(lapsed)) {
+		a.rearmExpiry(c, now.Add(lapseRetry))
+		return
+	}
+	for _, ap := range lapsed {
+		after := ap
+		after.Status = persistence.StatusExpired
+		// A lapsed hold gives back the package session and voucher
+		// debits it spent, in the write that records the lapse.
+		a.changeAnd(c, "expire", ap, after, "system", "hold expired", nil, giveBack(ap.ID))
+	}
+	if more {
+		self, root := c.Self(), c.ActorSystem().Root
+		again := func(error) { root.Send(self, expireHolds{}) }
+		if !a.commits.AfterPending(again) {
+			again(nil)
+		}
+		return // the next pass re-arms the timer
+	}
 	a.armExpiry(c)
+}
+
+// rearmExpiry replaces the timer (fired, or due later) with one due at t.
+func (a *scheduleActor) rearmExpiry(c actor.Context, t time.Time) {
+	if a.timer != nil {
+		a.timer.Stop()
+		a.timer, a.timerAt = nil, time.Time{}
+	}
+	a.armExpiryBy(c, t)
 }
 
 func (a *scheduleActor) find(c actor.Context, id string) (persistence.Appointment, bool) {

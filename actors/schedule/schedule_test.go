@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	dto "github.com/prometheus/client_model/go"
 	"io"
 	"log/slog"
 	"sync"
@@ -538,6 +539,102 @@ func TestSuccessiveHoldsEachLapse(t *testing.T) {
 	}
 	f.clock.add(time.Second)
 	waitStatus("a2", persistence.StatusExpired)
+}
+
+// TestManyLapsesRecordedInChunks: a calendar whose holds lapse together
+// records them all, each batch at most expireChunk changes (a batch of
+// thousands ran past the store's deadline and failed at every reload).
+func TestManyLapsesRecordedInChunks(t *testing.T) {
+	f := newFixture(t, Config{HoldTTL: 100 * time.Millisecond}, nil)
+	var ids []string
+	for d := range 40 { // four a day, more than two chunks in all
+		for _, h := range []int{9, 11, 13, 15} {
+			id := fmt.Sprintf("lapse-%d-%d", d, h)
+			if r := f.hold(t, id, at(h, 0).AddDate(0, 0, d)); r.Err != nil {
+				t.Fatal(id, r.Err)
+			}
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) <= 2*expireChunk {
+		t.Fatalf("%d holds: not enough for three chunks", len(ids))
+	}
+	sizes := func() *dto.Histogram {
+		t.Helper()
+		var m dto.Metric
+		if err := f.metrics.batchSize.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetHistogram()
+	}
+	before := sizes()
+	f.clock.add(time.Second)
+	testwait.Until(t, 10*time.Second, "every lapsed hold to be recorded", func() error {
+		for _, id := range ids {
+			if st := f.stored(t, id).Status; st != persistence.StatusExpired {
+				return fmt.Errorf("%s is %s", id, st)
+			}
+		}
+		return nil
+	})
+	after := sizes()
+	batches := after.GetSampleCount() - before.GetSampleCount()
+	for i, b := range after.GetBucket() {
+		if b.GetUpperBound() == expireChunk {
+			if larger := (after.GetSampleCount() - b.GetCumulativeCount()) - (before.GetSampleCount() - before.GetBucket()[i].GetCumulativeCount()); larger != 0 {
+				t.Fatalf("%d lapse batches larger than %d changes", larger, expireChunk)
+			}
+		}
+	}
+	if min := uint64((len(ids) + expireChunk - 1) / expireChunk); batches < min {
+		t.Fatalf("%d lapses in %d batches, want at least %d", len(ids), batches, min)
+	}
+}
+
+// TestLapsesWithinTheNodesRate: the node records at most LapsesPerSecond
+// lapses a second over its calendars: at one a second, one chunk (the
+// burst) is recorded and the rest stay held, blocking nothing, while the
+// calendar keeps answering.
+func TestLapsesWithinTheNodesRate(t *testing.T) {
+	f := newFixture(t, Config{HoldTTL: 100 * time.Millisecond, LapsesPerSecond: 1}, nil)
+	var ids []string
+	for d := range 25 {
+		for _, h := range []int{9, 11, 13, 15} {
+			id := fmt.Sprintf("lapse-%d-%d", d, h)
+			if r := f.hold(t, id, at(h, 0).AddDate(0, 0, d)); r.Err != nil {
+				t.Fatal(id, r.Err)
+			}
+			ids = append(ids, id)
+		}
+	}
+	count := func() (expired, held int) {
+		for _, id := range ids {
+			switch f.stored(t, id).Status {
+			case persistence.StatusExpired:
+				expired++
+			case persistence.StatusHeld:
+				held++
+			}
+		}
+		return expired, held
+	}
+	f.clock.add(time.Second)
+	testwait.Until(t, 10*time.Second, "the first chunk of lapses to be recorded", func() error {
+		if e, _ := count(); e != expireChunk {
+			return fmt.Errorf("%d recorded, want %d", e, expireChunk)
+		}
+		return nil
+	})
+	// Lapsed holds block nothing: the calendar offers their slots, and a
+	// pass refused by the rate has run meanwhile (it retries every
+	// lapseRetry) without recording more.
+	time.Sleep(3 * lapseRetry)
+	if r := f.hold(t, "after-lapse", at(9, 0).AddDate(0, 0, 24)); r.Err != nil {
+		t.Fatalf("the slot of a lapsed hold not yet recorded: %v", r.Err)
+	}
+	if e, h := count(); e != expireChunk || h != len(ids)-expireChunk {
+		t.Fatalf("%d recorded and %d held, want %d and %d (one burst at one lapse a second)", e, h, expireChunk, len(ids)-expireChunk)
+	}
 }
 
 // TestGivesBack: the cancellation policy's decision on what an

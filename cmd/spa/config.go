@@ -59,11 +59,14 @@ type config struct {
 	ShutdownTimeout    time.Duration
 	LogLevel           slog.Level
 	HoldTTL            time.Duration
-	BookingHorizon     time.Duration
-	MinNotice          time.Duration
-	SlotStep           time.Duration
-	CartTTLAnonymous   time.Duration
-	CartTTLSignedIn    time.Duration
+	// HoldLapsesPerSecond bounds how many lapsed holds the node records
+	// per second (schedule.Config.LapsesPerSecond).
+	HoldLapsesPerSecond int
+	BookingHorizon      time.Duration
+	MinNotice           time.Duration
+	SlotStep            time.Duration
+	CartTTLAnonymous    time.Duration
+	CartTTLSignedIn     time.Duration
 	// Hoarding caps (0: off), counted cluster-wide by quota actors
 	// (cmd/spa/quota.go, docs/deploy.md): live holds per client and per
 	// IP; units reserved per anonymous cart, per IP, and the percent of a
@@ -247,6 +250,7 @@ var settings = []setting{
 		return durationIn(0, 5*time.Minute, func(c *config, d time.Duration) { c.ShutdownDrain = d })(c, v)
 	}},
 	{"hold-ttl", "SPA_HOLD_TTL", "10m", "how long an unconfirmed hold blocks its slot", durationIn(time.Minute, 24*time.Hour, func(c *config, d time.Duration) { c.HoldTTL = d })},
+	{"hold-lapses-per-second", "SPA_HOLD_LAPSES_PER_SECOND", "100", "how many lapsed holds the node records per second at most (status, transition, event); a lapsed hold blocks nothing meanwhile, and a wave of them after a peak no longer holds up the claims", intIn(1, 100000, func(c *config, n int) { c.HoldLapsesPerSecond = n })},
 	{"booking-horizon", "SPA_BOOKING_HORIZON", "2160h", "how far ahead clients may book (2160h = 90 days)", durationIn(24*time.Hour, 2*366*24*time.Hour, func(c *config, d time.Duration) { c.BookingHorizon = d })},
 	{"min-notice", "SPA_MIN_NOTICE", "0s", "how soon before its start a slot may still be booked", durationIn(0, 30*24*time.Hour, func(c *config, d time.Duration) { c.MinNotice = d })},
 	{"slot-step", "SPA_SLOT_STEP", "15m", "grid of bookable start times within working hours", durationIn(5*time.Minute, 4*time.Hour, func(c *config, d time.Duration) { c.SlotStep = d })},

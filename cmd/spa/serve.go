@@ -224,7 +224,8 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	}
 	n.sched, err = schedule.NewDirectory(n.actors.Root(), schedule.Deps{
 		Store: n.store, Now: time.Now, Log: log, Metrics: schedMetrics, Fence: n.leaseFence(cfg), Writer: n.writer, Keys: answers,
-		Config: schedule.Config{HoldTTL: cfg.HoldTTL, Horizon: cfg.BookingHorizon, MinNotice: cfg.MinNotice, Step: cfg.SlotStep},
+		Config: schedule.Config{HoldTTL: cfg.HoldTTL, Horizon: cfg.BookingHorizon, MinNotice: cfg.MinNotice, Step: cfg.SlotStep,
+			LapsesPerSecond: cfg.HoldLapsesPerSecond},
 	}, cfg.RequestTimeout)
 	if err != nil {
 		return n, err
