@@ -28,6 +28,13 @@ type Now interface {
 	AskNow(id string, msg any) (reply any, ok bool)
 }
 
+// Local is a Door that knows where its actors live: whether actor id is
+// on this node now, so asking it costs no network hop (a hint: it may
+// move before the ask). A Door without it has every actor local.
+type Local interface {
+	Local(id string) bool
+}
+
 // Func adapts a function to a Door (tests, wrappers).
 type Func func(ctx context.Context, id string, msg any) (any, error)
 

@@ -53,7 +53,7 @@ func (c *Client) Hold(ctx context.Context, staffID string, m *Hold) (*HoldReply,
 // this node (asking it costs no forwarded request); nil when the door has
 // no such notion (one node: every actor is local).
 func (c *Client) Local() func(staffID string) bool {
-	if l, ok := c.d.(interface{ Local(id string) bool }); ok {
+	if l, ok := c.d.(door.Local); ok {
 		return l.Local
 	}
 	return nil

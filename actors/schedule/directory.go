@@ -7,6 +7,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/spa-engine/spa/actors/directory"
+	"github.com/spa-engine/spa/actors/door"
 )
 
 // Directory activates schedule actors on demand and routes requests to
@@ -42,6 +43,8 @@ func (d *Directory) Ask(ctx context.Context, id string, msg any) (any, error) {
 	}
 	return d.Directory.Ask(ctx, id, msg)
 }
+
+var _ door.Now = (*Directory)(nil)
 
 // AskNow answers a SlotsQuery from calendar id's snapshot when it is exact
 // (door.Now); anything else, or a stale snapshot, needs Ask.

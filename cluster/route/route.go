@@ -186,6 +186,12 @@ func (r *Router) Ask(ctx context.Context, id string, msg any) (any, error) {
 	return r.cfg.Codec.DecodeReply(out)
 }
 
+// A Router answers snapshot reads at once and tells where actors live.
+var (
+	_ door.Now   = (*Router)(nil)
+	_ door.Local = (*Router)(nil)
+)
+
 // AskNow answers msg at once when this node serves actor id's partition
 // and its directory can (door.Now: a read from a snapshot); ok is false
 // otherwise, and the caller Asks.

@@ -357,30 +357,30 @@ func (s *Service) Availability(ctx context.Context, _ service.Caller, in Availab
 	return sv, slots, nil
 }
 
-// staffSlots asks every given staff member's actor for slots in [from, to)
-// concurrently: the last one from the calling goroutine, which would only
-// wait otherwise (most answers come from a published snapshot without a
-// message, so a goroutine per member costs more than the question).
+// staffSlots asks every given staff member's actor for slots in [from, to).
+// What this node's snapshots answer (door.Now) is answered in the calling
+// goroutine, one after another: a goroutine per question, and its stack
+// growing into the slot computation, cost more than the answer. The rest
+// are asked concurrently, the last from the calling goroutine, which would
+// only wait otherwise.
 func (s *Service) staffSlots(ctx context.Context, staff []persistence.StaffMember, sv persistence.Service, from, to time.Time) ([]*schedule.SlotsReply, error) {
+	q := &schedule.SlotsQuery{Service: sv, From: from, To: to} // read only: shared by every ask
 	replies := make([]*schedule.SlotsReply, len(staff))
 	errs := make([]error, len(staff))
+	answered := func(i int, r *schedule.SlotsReply) { replies[i], errs[i] = r, scheduleError(r.Err, nil) }
 	ask := func(i int) {
-		r, err := calendarReply(s.calendars.Slots(ctx, staff[i].ID, &schedule.SlotsQuery{Service: sv, From: from, To: to}))
+		r, err := calendarReply(s.calendars.Slots(ctx, staff[i].ID, q))
 		if err != nil {
 			errs[i] = err
 			return
 		}
-		replies[i] = r
-		errs[i] = scheduleError(replies[i].Err, nil)
+		answered(i, r)
 	}
-	// What this node's snapshots answer is answered here, in order; a
-	// goroutine per question (and its stack growing into the slot
-	// computation) cost more than the answer. The rest wait in parallel.
 	var wait []int
 	for i := range staff {
 		if ctx.Err() == nil {
-			if r, ok := s.calendars.SlotsNow(staff[i].ID, &schedule.SlotsQuery{Service: sv, From: from, To: to}); ok {
-				replies[i], errs[i] = r, scheduleError(r.Err, nil)
+			if r, ok := s.calendars.SlotsNow(staff[i].ID, q); ok {
+				answered(i, r)
 				continue
 			}
 		}

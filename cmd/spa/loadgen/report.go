@@ -447,12 +447,11 @@ func writeRepeats(b *strings.Builder, rs []*Result) {
 	var lines []string
 	for _, d := range doneChecks {
 		for _, label := range []string{EngineLabel, BaselineLabel} {
-			line := ""
 			if r := find(rs, label, d.run); r != nil && len(r.Repeats) > 1 {
-				line = fmt.Sprintf("- %s `%s`: %s", label, d.run, repeatList(r.Repeats))
-			}
-			if line != "" && !slices.Contains(lines, line) { // two checks judge hot
-				lines = append(lines, line)
+				line := fmt.Sprintf("- %s `%s`: %s", label, d.run, repeatList(r.Repeats))
+				if !slices.Contains(lines, line) { // two checks judge hot
+					lines = append(lines, line)
+				}
 			}
 		}
 	}
