@@ -155,6 +155,14 @@ func (l *Lifecycle) finish(c actor.Context, commits *Committer, d Done) {
 		l.settled(o, reason)
 		o.Reply(failure)
 	}
+	if l.stopping {
+		// The directory's Stop came while the batch was in flight: it
+		// marked this activation retiring then, ignores a request to
+		// retire now and sends no other Stop. Nothing is in flight any
+		// more (a failure ends what was queued too): stop.
+		l.stopIfDone(c, commits)
+		return
+	}
 	l.stopping = true
 	l.retire(c)
 }

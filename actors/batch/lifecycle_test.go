@@ -109,3 +109,54 @@ func TestIdleWhileWritingPassivatesLater(t *testing.T) {
 		t.Fatal("idle with nothing to write: not retired")
 	}
 }
+
+// underDirectory is a lifeContext whose actor a directory hosts: retiring
+// sends the directory a message instead of stopping.
+type underDirectory struct {
+	lifeContext
+	sent []any
+}
+
+func (c *underDirectory) Parent() *actor.PID        { return actor.NewPID("node", "directory") }
+func (c *underDirectory) Send(_ *actor.PID, m any) { c.sent = append(c.sent, m) }
+
+// A Stop from the directory (a partition handed off, passivation, shutdown)
+// that arrives while a batch is in flight, then the batch fails: the
+// actor stops once the failure is answered. The directory, which marked it
+// retiring when it sent that Stop, ignores its request to retire and sends
+// no other Stop: an actor waiting for one never stopped, and every request
+// for its calendar waited for it until its caller's deadline (seen in the
+// chaos suite: a database cut during a hand-off wedged a room for minutes).
+func TestStopDuringAFailingBatch(t *testing.T) {
+	kind := &Kind{Name: "test", IDKey: "id", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), IdleAfter: time.Minute,
+		Live: prometheus.NewGauge(prometheus.GaugeOpts{Name: "live"}), Fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "fenced"}),
+		ErrRetry: errors.New("retry")}
+	l := NewLifecycle(kind, "x")
+	if !l.Start(&lifeContext{msg: &actor.Started{}}, func() error { return nil }) {
+		t.Fatal("not started")
+	}
+	commits := &Committer{inFlight: true}
+	stop := &underDirectory{lifeContext: lifeContext{msg: directory.Stop{}}}
+	l.Receive(stop, commits)
+	if stop.stopped {
+		t.Fatal("stopped with a write in flight")
+	}
+	var answered error
+	failed := &underDirectory{lifeContext: lifeContext{msg: Done{ops: []Op{{Reply: func(err error) { answered = err }}}, err: errors.New("store unreachable")}}}
+	l.Receive(failed, commits)
+	if !errors.Is(answered, kind.ErrRetry) {
+		t.Fatalf("the batch's caller got %v, want a retryable refusal", answered)
+	}
+	if !failed.stopped {
+		t.Fatalf("a failed batch after Stop left the actor running (it sent %v and waits for a Stop that will not come)", failed.sent)
+	}
+
+	// Without a Stop first, the failure asks the directory to retire it.
+	l = NewLifecycle(kind, "y")
+	l.Start(&lifeContext{msg: &actor.Started{}}, func() error { return nil })
+	failed = &underDirectory{lifeContext: lifeContext{msg: Done{ops: []Op{{Reply: func(error) {}}}, err: errors.New("store unreachable")}}}
+	l.Receive(failed, &Committer{inFlight: true})
+	if failed.stopped || len(failed.sent) != 1 {
+		t.Fatalf("failed batch, no Stop yet: stopped %v, sent %v; want a request to retire", failed.stopped, failed.sent)
+	}
+}
