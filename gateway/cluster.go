@@ -41,6 +41,9 @@ type ClusterMember struct {
 	StartedAt   time.Time `json:"started_at"`
 	HTTP        string    `json:"http"`
 	Self        bool      `json:"self"`
+	// Standby: the member cannot reach the database and owns no
+	// partition while another member can (docs/cluster.md).
+	Standby bool `json:"standby"`
 }
 
 // ClusterPartition is one partition's lease as this node last saw it.

@@ -65,11 +65,21 @@ type Member struct {
 	Meta map[string]string
 }
 
+// MetaStandby is the Meta key of a member on standby (see SetStandby).
+const MetaStandby = "standby"
+
+// Standby reports whether the member asked to own no partitions while
+// others can (SetStandby).
+func (m Member) Standby() bool { return m.Meta[MetaStandby] != "" }
+
 // Change describes one change of the member set, in the order observed.
 type Change struct {
 	// Joined and Left list the members that appeared and disappeared; a
 	// restart shows up as the old incarnation in Left and the new in Joined.
 	Joined, Left []Member
+	// Changed lists the members whose record changed without a restart:
+	// they went on or off standby.
+	Changed []Member
 	// Members is the member set after the change, sorted by name.
 	Members []Member
 }
@@ -211,8 +221,44 @@ func NewIncarnation() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Self returns this node's own record.
-func (n *Node) Self() Member { return n.self }
+// Self returns this node's own record, standby included as set here.
+func (n *Node) Self() Member {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.self
+}
+
+// SetStandby puts this node on standby (on) or takes it off: a member on
+// standby is listed and serves, but asks to own no partitions while
+// another member is not on standby (partition places them over the
+// others). A node cut from the database sets it, so the calendars it owns
+// move to nodes that can write them instead of answering 503 until the
+// database is back. The local subscribers hear of it at once; the record
+// is written now and with every renewal (when this write fails, the next
+// renewal carries it).
+func (n *Node) SetStandby(ctx context.Context, on bool) error {
+	n.mu.Lock()
+	if n.self.Standby() == on {
+		n.mu.Unlock()
+		return nil
+	}
+	meta := maps.Clone(n.self.Meta) // replaced, never changed in place: Self's copies share it
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	if on {
+		meta[MetaStandby] = "store"
+	} else {
+		delete(meta, MetaStandby)
+	}
+	n.self.Meta = meta
+	if _, listed := n.members[n.self.Name]; listed {
+		n.members[n.self.Name] = n.self
+	}
+	n.signalLocked()
+	n.mu.Unlock()
+	return n.put(ctx)
+}
 
 // TTL returns the record TTL in force.
 func (n *Node) TTL() time.Duration { return n.cfg.TTL }
@@ -280,11 +326,12 @@ func (n *Node) Abort() {
 }
 
 func (n *Node) put(ctx context.Context) error {
+	self := n.Self()
 	b, err := proto.Marshal(&messages.ClusterMember{
-		Name:        n.self.Name,
-		Incarnation: n.self.Incarnation,
-		StartedAt:   timestamppb.New(n.self.StartedAt),
-		Meta:        n.self.Meta,
+		Name:        self.Name,
+		Incarnation: self.Incarnation,
+		StartedAt:   timestamppb.New(self.StartedAt),
+		Meta:        self.Meta,
 	})
 	if err != nil {
 		return err
@@ -412,14 +459,21 @@ func (n *Node) apply(e jetstream.KeyValueEntry, c *Change) {
 		return
 	}
 	n.lastSeen[e.Key()] = time.Now()
-	if had && old.Incarnation == rec.GetIncarnation() {
-		return // a renewal
-	}
 	m := Member{
 		Name:        rec.GetName(),
 		Incarnation: rec.GetIncarnation(),
 		StartedAt:   rec.GetStartedAt().AsTime(),
 		Meta:        rec.GetMeta(),
+	}
+	if had && old.Incarnation == m.Incarnation {
+		if old.Standby() != m.Standby() && m.Name != n.self.Name { // our own is set by SetStandby
+			n.members[m.Name] = m
+			c.Changed = append(c.Changed, m)
+		}
+		return // a renewal
+	}
+	if m.Name == n.self.Name && m.Incarnation == n.self.Incarnation {
+		m = n.self // our own record as set here, not as last written
 	}
 	if had {
 		c.Left = append(c.Left, old)
@@ -430,22 +484,27 @@ func (n *Node) apply(e jetstream.KeyValueEntry, c *Change) {
 
 // emit reports a non-empty pending change and resets it.
 func (n *Node) emit(c *Change) {
-	if len(c.Joined) == 0 && len(c.Left) == 0 {
+	if len(c.Joined) == 0 && len(c.Left) == 0 && len(c.Changed) == 0 {
 		return
 	}
 	n.mu.Lock()
 	c.Members = n.sortedLocked()
+	n.signalLocked()
+	n.mu.Unlock()
+	if n.cfg.OnChange != nil {
+		n.cfg.OnChange(*c)
+	}
+	*c = Change{}
+}
+
+// signalLocked wakes the subscribers (Subscribe).
+func (n *Node) signalLocked() {
 	for ch := range n.subs {
 		select {
 		case ch <- struct{}{}:
 		default:
 		}
 	}
-	n.mu.Unlock()
-	if n.cfg.OnChange != nil {
-		n.cfg.OnChange(*c)
-	}
-	*c = Change{}
 }
 
 func (n *Node) sortedLocked() []Member {

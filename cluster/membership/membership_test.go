@@ -27,6 +27,12 @@ func (r *recorder) add(c membership.Change) {
 	r.mu.Unlock()
 }
 
+func (r *recorder) all() []membership.Change {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.changes)
+}
+
 func (r *recorder) left(name, inc string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()

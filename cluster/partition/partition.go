@@ -445,6 +445,31 @@ func score(p int, name string) uint64 {
 	return x
 }
 
+// placedOver names the members partitions are placed over: self and the
+// other live members, but not those on standby (membership.SetStandby: a
+// node cut from the database), unless every one of them is, when standby
+// tells nothing apart and all are. So a node on standby hands its
+// partitions off, and the others take them, while one of them can.
+func placedOver(self membership.Member, members []membership.Member) []string {
+	var all, ready []string
+	add := func(mem membership.Member) {
+		all = append(all, mem.Name)
+		if !mem.Standby() {
+			ready = append(ready, mem.Name)
+		}
+	}
+	add(self)
+	for _, mem := range members {
+		if mem.Name != self.Name {
+			add(mem)
+		}
+	}
+	if len(ready) == 0 {
+		return all
+	}
+	return ready
+}
+
 // Leave stops acquiring partitions, as the node is about to leave: call it
 // before leaving the membership, during which this node would otherwise
 // still take a partition that frees up (and hand it straight back).
@@ -577,12 +602,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 		return
 	}
 	m.sweep(ctx)
-	names := []string{m.self.Name}
-	for _, mem := range m.members.Members() {
-		if mem.Name != m.self.Name {
-			names = append(names, mem.Name)
-		}
-	}
+	names := placedOver(m.members.Self(), m.members.Members())
 	now := time.Now()
 	renewDue := m.cfg.LeaseTTL / 3
 

@@ -1024,3 +1024,71 @@ func TestDroppedLeaseTakenBackAtOnce(t *testing.T) {
 		t.Fatal("the dropped lease was not released as lost before it was taken back")
 	}
 }
+
+// A member on standby (its store unreachable) hands its partitions to the
+// others, without waiting for a lease to expire, and takes its share back
+// when it comes off; with every member on standby all are owners.
+func TestStandbyNodeHandsOffAndTakesBack(t *testing.T) {
+	const ttl = 10 * time.Second // nothing here waits for an expiry
+	c := natstest.RunCluster(t, 3)
+	log := &hookLog{}
+	all := []*node{startNodeWith(t, c, 0, log, nil, ttl), startNodeWith(t, c, 1, log, nil, ttl), startNodeWith(t, c, 2, log, nil, ttl)}
+	testwait.For(t, 15*time.Second, "three nodes converge", func() bool { return converged(all) })
+	standby := func(n *node, on bool) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := n.mem.SetStandby(ctx, on); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	began := time.Now()
+	standby(all[2], true)
+	testwait.For(t, 15*time.Second, "node-0 and node-1 own every partition", func() bool {
+		return converged(all[:2]) && len(all[2].pm.Owned()) == 0
+	})
+	if took := time.Since(began); took >= ttl {
+		t.Fatalf("partitions moved %s after standby: by expiry, not hand-off (TTL %s)", took, ttl)
+	}
+	for _, e := range log.all() {
+		if e.node == all[2].name && !e.acquire && e.why != Handoff {
+			t.Fatalf("node-2 gave up partition %d for %s, want handoff", e.p, e.why)
+		}
+	}
+
+	standby(all[2], false)
+	testwait.For(t, 15*time.Second, "three nodes converge again", func() bool { return converged(all) })
+
+	// Every member on standby (the database is down for all): standby
+	// tells nothing apart, and the partitions are placed over all of them
+	// again (on the way, while only some were, they moved to the rest).
+	for _, n := range all {
+		standby(n, true)
+	}
+	testwait.For(t, 15*time.Second, "every member on standby: placed over all three", func() bool { return converged(all) })
+}
+
+func TestPlacedOverLeavesStandbyOut(t *testing.T) {
+	m := func(name string, standby bool) membership.Member {
+		mem := membership.Member{Name: name}
+		if standby {
+			mem.Meta = map[string]string{membership.MetaStandby: "store"}
+		}
+		return mem
+	}
+	for _, tc := range []struct {
+		self    membership.Member
+		members []membership.Member
+		want    []string
+	}{
+		{m("a", false), []membership.Member{m("a", false), m("b", false)}, []string{"a", "b"}},
+		{m("a", true), []membership.Member{m("a", false), m("b", false), m("c", false)}, []string{"b", "c"}},
+		{m("a", false), []membership.Member{m("b", true), m("c", false)}, []string{"a", "c"}},
+		{m("a", true), []membership.Member{m("a", true), m("b", true)}, []string{"a", "b"}},
+	} {
+		if got := placedOver(tc.self, tc.members); !slices.Equal(got, tc.want) {
+			t.Errorf("placedOver(%v, %v) = %v, want %v", tc.self, tc.members, got, tc.want)
+		}
+	}
+}

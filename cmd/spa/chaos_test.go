@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -193,12 +194,15 @@ func (x *chaosRun) run() {
 		return effect{}
 	}, func() { n.heal(1) })
 
-	// A node cut from the database: its connections hang.
+	// A node cut from the database: its connections hang. It answers 503
+	// on /readyz and goes on standby, and n1 and n2 take its partitions,
+	// so its calendars keep booking through them.
 	x.nemesis("partition n0 from the database", func() effect {
 		n.cutDatabase(0)
 		began := time.Now()
 		testwait.For(t, time.Minute, "n0 to report itself not ready", func() bool { return !x.ready(c.nodes[0]) })
-		e := effect{"n0's /readyz answers 503", time.Since(began)}
+		testwait.For(t, time.Minute, "n1 and n2 to own every partition, n0 on standby", func() bool { return c.standingIn(0, 1, 2) })
+		e := effect{"n0's /readyz 503, n0 on standby, n1 and n2 own every partition", time.Since(began)}
 		time.Sleep(x.hold)
 		return e
 	}, func() { n.heal(0) })
@@ -385,7 +389,16 @@ func (x *chaosRun) stopGracefully(i int) {
 			x.t.Fatalf("%s: graceful stop: %v\n%s", p.name, err, tail(p.stderr.String(), 20))
 		}
 	case <-time.After(30 * time.Second):
-		x.t.Fatalf("%s did not stop", p.name)
+		// SIGQUIT makes the Go runtime print every goroutine's stack on
+		// stderr: what the stop waits for.
+		_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+		}
+		f := filepath.Join(os.TempDir(), "spa-chaos-"+p.name+"-stuck.log")
+		_ = os.WriteFile(f, []byte(p.stderr.String()), 0o600)
+		x.t.Fatalf("%s did not stop within 30s; its log and goroutine stacks (SIGQUIT) are in %s", p.name, f)
 	}
 }
 

@@ -290,6 +290,10 @@ type clusterNode struct {
 	sessionLocal route.Late
 	metrics      *clusterMetrics
 	advertise    map[string]string
+	// health puts the node on standby while its store is unreachable
+	// (membership.WatchHealth); stopHealth ends it.
+	stopHealth context.CancelFunc
+	health     sync.WaitGroup
 }
 
 // calendarDoors returns how the gateway, the waitlist and the resource
@@ -414,6 +418,17 @@ func (c *clusterNode) start(ctx context.Context, cfg config, n *node, js jetstre
 		r.Attach(c.fwd)
 	}
 	n.shop.routeShop(c.inventory, c.carts)
+	// A node that cannot reach the database goes on standby, so the other
+	// members take its partitions and its calendars keep booking (through
+	// them, also for the requests it forwards) instead of answering 503
+	// until the database is back.
+	reach := n.store.Ping
+	if r, ok := n.store.(interface{ Reachable(context.Context) error }); ok {
+		reach = r.Reachable
+	}
+	hctx, stopHealth := context.WithCancel(context.Background())
+	c.stopHealth = stopHealth
+	c.health.Go(func() { c.members.WatchHealth(hctx, membership.Health{Check: reach}) })
 	c.log.Info("cluster node started", "members", len(c.members.Members()), "replicas", cc.replicas(), "lease_ttl", cc.LeaseTTL.String())
 	return nil
 }
@@ -427,6 +442,7 @@ func (c *clusterNode) stop(ctx context.Context) {
 	if c == nil {
 		return
 	}
+	c.endHealth()
 	if c.parts != nil {
 		c.parts.Leave()
 	}
@@ -445,8 +461,17 @@ func (c *clusterNode) stop(ctx context.Context) {
 	}
 }
 
+// endHealth stops watching the store's health.
+func (c *clusterNode) endHealth() {
+	if c.stopHealth != nil {
+		c.stopHealth()
+		c.health.Wait()
+	}
+}
+
 // abort undoes a half-started cluster node without handing anything back.
 func (c *clusterNode) abort() {
+	c.endHealth()
 	if c.parts != nil {
 		c.parts.Abort()
 	}
@@ -493,7 +518,8 @@ func (c *clusterNode) ClusterStatus() gateway.ClusterStatus {
 	st := gateway.ClusterStatus{Node: self.Name}
 	for _, m := range c.members.Members() {
 		st.Members = append(st.Members, gateway.ClusterMember{Name: m.Name, Incarnation: m.Incarnation,
-			StartedAt: m.StartedAt, HTTP: m.Meta["http"], Self: m.Name == self.Name && m.Incarnation == self.Incarnation})
+			StartedAt: m.StartedAt, HTTP: m.Meta["http"], Self: m.Name == self.Name && m.Incarnation == self.Incarnation,
+			Standby: m.Standby()})
 	}
 	for p := range c.parts.Partitions() {
 		owner, epoch, _ := c.parts.Owner(p)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -167,7 +168,11 @@ func (c *testCluster) launch(p *clusterProc) {
 		_ = cmd.Process.Signal(syscall.SIGCONT)
 		_ = cmd.Process.Kill()
 		if c.t.Failed() {
-			c.t.Logf("%s stderr (tail):\n%s", p.name, tail(p.stderr.String(), 30))
+			// The whole log beside the test's output, which only has room
+			// for its tail.
+			f := filepath.Join(os.TempDir(), fmt.Sprintf("spa-%s-%s-%d.log", strings.ReplaceAll(c.t.Name(), "/", "_"), p.name, cmd.Process.Pid))
+			_ = os.WriteFile(f, []byte(p.stderr.String()), 0o600)
+			c.t.Logf("%s stderr (tail; all of it in %s):\n%s", p.name, f, tail(p.stderr.String(), 30))
 		}
 	})
 }
@@ -289,15 +294,18 @@ func (c *testCluster) pick() *clusterProc {
 }
 
 type clusterView struct {
-	Node    string `json:"node"`
-	Members []struct {
-		Name string `json:"name"`
-	} `json:"members"`
+	Node       string       `json:"node"`
+	Members    []memberView `json:"members"`
 	Partitions []struct {
 		Partition int    `json:"partition"`
 		Owner     string `json:"owner"`
 		Epoch     uint64 `json:"epoch"`
 	} `json:"partitions"`
+}
+
+type memberView struct {
+	Name    string `json:"name"`
+	Standby bool   `json:"standby"`
 }
 
 func (c *testCluster) view(p *clusterProc) (clusterView, error) {
@@ -346,6 +354,36 @@ func (c *testCluster) settled(idx ...int) (map[int]string, bool) {
 		owners = got
 	}
 	return owners, true
+}
+
+// standingIn reports whether the nodes in idx agree that member standby
+// is on standby and that they alone own every partition (standby stays a
+// member: it is listed, and owns nothing).
+func (c *testCluster) standingIn(standby int, idx ...int) bool {
+	want := map[string]bool{}
+	for _, i := range idx {
+		want[c.nodes[i].name] = true
+	}
+	var owners map[int]string
+	for _, i := range idx {
+		v, err := c.view(c.nodes[i])
+		if err != nil || len(v.Partitions) != partition.DefaultPartitions ||
+			!slices.Contains(v.Members, memberView{c.nodes[standby].name, true}) {
+			return false
+		}
+		got := map[int]string{}
+		for _, p := range v.Partitions {
+			if !want[p.Owner] {
+				return false
+			}
+			got[p.Partition] = p.Owner
+		}
+		if owners != nil && !mapsEqual(owners, got) {
+			return false
+		}
+		owners = got
+	}
+	return true
 }
 
 func mapsEqual(a, b map[int]string) bool {

@@ -236,7 +236,8 @@ function clusterSection(r) {
     table(["member", "API", "started", "partitions", "epochs"], c.members.map((m) => {
       const own = (byOwner[m.name] || []).sort((a, b) => a.partition - b.partition);
       const epochs = own.map((p) => p.epoch);
-      return [m.name + (m.self ? " (this node)" : ""), m.http || "–", when(m.started_at), ranges(own.map((p) => p.partition)) || "none",
+      const name = m.name + (m.self ? " (this node)" : "");
+      return [m.standby ? flag(name + " — standby: database unreachable", "bad") : name, m.http || "–", when(m.started_at), ranges(own.map((p) => p.partition)) || "none",
         epochs.length ? `${Math.min(...epochs)}–${Math.max(...epochs)}` : "–"];
     })),
     unowned.length ? el("p", {}, flag("without an owner: " + ranges(unowned), "bad")) : "",

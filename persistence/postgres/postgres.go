@@ -125,6 +125,20 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Reachable is Ping without the stuck-transaction check: whether this
+// node can reach the database at all (a cluster node on standby while it
+// cannot, cmd/spa). A stuck database is stuck for every node alike, and
+// moving partitions would not help.
+func (s *Store) Reachable(ctx context.Context) error {
+	if s.closed.Load() {
+		return fmt.Errorf("postgres: reach: %w", persistence.ErrUnavailable)
+	}
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: reach: %w", unavailable(err))
+	}
+	return nil
+}
+
 func unavailable(err error) error {
 	if errors.Is(err, persistence.ErrUnavailable) {
 		return err
