@@ -52,11 +52,20 @@ func newClusterMetrics(reg prometheus.Registerer, c *clusterNode) (*clusterMetri
 		}
 		return float64(len(c.parts.Owned()))
 	})
+	standby := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "spa_cluster_standby",
+		Help: "1 while this node is on standby: it cannot reach the database and hands its partitions to the other members.",
+	}, func() float64 {
+		if c.members == nil || !c.members.Self().Standby() {
+			return 0
+		}
+		return 1
+	})
 	fenced := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "spa_cluster_fenced_activations_total",
 		Help: "Calendar activations refused because a later partition owner's epoch is stored (a stale owner).",
 	}, func() float64 { return float64(c.place.Fenced()) })
-	if err := actors.Register(reg, m.epochs, m.rebalances, members, owned, fenced, kindsCollector{c}); err != nil {
+	if err := actors.Register(reg, m.epochs, m.rebalances, members, owned, standby, fenced, kindsCollector{c}); err != nil {
 		return nil, fmt.Errorf("cluster metrics: %w", err)
 	}
 	return m, nil
