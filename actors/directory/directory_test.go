@@ -73,3 +73,62 @@ func TestInvalidateWhereRetiresOnlyMatchingActivations(t *testing.T) {
 		t.Fatalf("live %d after reactivation, want 2", n)
 	}
 }
+
+// slowStop counts the requests it answers and, told to stop, stops only
+// once release is closed: an activation whose last write hangs on the
+// store.
+type slowStop struct {
+	answered *sync.Map
+	release  chan struct{}
+}
+
+func (s *slowStop) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case string:
+		s.answered.Store(m, true)
+		c.Respond(m)
+	case Stop:
+		go func() { <-s.release; c.ActorSystem().Root.Stop(c.Self()) }()
+	}
+}
+
+// A request that arrives while its calendar's activation retires waits for
+// the next activation, unless its caller stopped waiting meanwhile: then
+// it is dropped, not applied after the caller was told it failed. A
+// request still awaited goes to the next activation.
+func TestParkedRequestDroppedOnceItsCallerGaveUp(t *testing.T) {
+	sys := actor.NewActorSystem()
+	answered, release := &sync.Map{}, make(chan struct{})
+	d, err := New(sys.Root, Config{
+		Name:        "slow",
+		Spawn:       func(string) actor.Producer { return func() actor.Actor { return &slowStop{answered: answered, release: release} } },
+		Refuse:      func(_ any, err error) any { return err },
+		ErrShutdown: errors.New("shutting down"),
+		Timeout:     2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop(2 * time.Second) })
+	if _, err := d.Ask(context.Background(), "cal", "first"); err != nil {
+		t.Fatal(err)
+	}
+	d.Invalidate("cal") // retiring until release is closed
+	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := d.Ask(short, "cal", "given up"); err == nil {
+		t.Fatal("a request to a retiring activation was answered before it stopped")
+	}
+	// Sent (and parked behind the retirement) before the release.
+	awaited := sys.Root.RequestFuture(d.pid, envelope{id: "cal", msg: "awaited", deadline: time.Now().Add(5 * time.Second)}, 5*time.Second)
+	close(release)
+	if _, err := awaited.Result(); err != nil {
+		t.Fatalf("the awaited request: %v", err)
+	}
+	if _, ok := answered.Load("awaited"); !ok {
+		t.Fatal("the awaited request did not reach the next activation")
+	}
+	if _, ok := answered.Load("given up"); ok {
+		t.Fatal("a request whose caller had given up was applied by the next activation")
+	}
+}

@@ -344,6 +344,9 @@ func (c *clusterNode) start(ctx context.Context, cfg config, n *node, js jetstre
 			for _, m := range ch.Left {
 				c.log.Info("cluster member left", "member", m.Name, "incarnation", m.Incarnation)
 			}
+			for _, m := range ch.Changed {
+				c.log.Info("cluster member standby changed", "member", m.Name, "standby", m.Standby())
+			}
 		},
 	})
 	if err != nil {
