@@ -43,6 +43,14 @@ func TestChaos(t *testing.T) {
 	base := pgtest.BaseURL(t)
 	full := os.Getenv("SPA_CHAOS_FULL") == "1"
 	x := startChaos(t, base, full)
+	t.Cleanup(func() {
+		if t.Failed() { // every incarnation's log, for what the output's tails leave out
+			f := filepath.Join(os.TempDir(), fmt.Sprintf("spa-chaos-%d.log", time.Now().Unix()))
+			if os.WriteFile(f, []byte(x.allLogs()), 0o600) == nil {
+				t.Logf("every node's log, all incarnations: %s", f)
+			}
+		}
+	})
 	x.run()
 	x.check()
 	x.report()
@@ -733,9 +741,14 @@ func (l *stockLoad) check(t *testing.T, c *testCluster, conn *pgx.Conn) {
 	for i := range ops {
 		ops[i].ClientId = i
 	}
-	switch porcupine.CheckOperationsTimeout(stockModel, ops, time.Minute) {
+	switch res, info := porcupine.CheckOperationsVerbose(stockModel, ops, time.Minute); res {
 	case porcupine.Illegal:
-		t.Error("porcupine: the stock history is not linearizable")
+		f := filepath.Join(os.TempDir(), fmt.Sprintf("spa-chaos-stock-%d.html", time.Now().Unix()))
+		if out, err := os.Create(f); err == nil {
+			_ = porcupine.Visualize(stockModel, info, out)
+			out.Close()
+		}
+		t.Errorf("porcupine: the stock history is not linearizable (the longest linearizable prefix, drawn: %s)", f)
 	case porcupine.Unknown:
 		t.Error("porcupine: the stock history's check timed out")
 	}
