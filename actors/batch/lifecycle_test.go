@@ -117,7 +117,7 @@ type underDirectory struct {
 	sent []any
 }
 
-func (c *underDirectory) Parent() *actor.PID        { return actor.NewPID("node", "directory") }
+func (c *underDirectory) Parent() *actor.PID       { return actor.NewPID("node", "directory") }
 func (c *underDirectory) Send(_ *actor.PID, m any) { c.sent = append(c.sent, m) }
 
 // A Stop from the directory (a partition handed off, passivation, shutdown)

@@ -100,8 +100,10 @@ func TestParkedRequestDroppedOnceItsCallerGaveUp(t *testing.T) {
 	sys := actor.NewActorSystem()
 	answered, release := &sync.Map{}, make(chan struct{})
 	d, err := New(sys.Root, Config{
-		Name:        "slow",
-		Spawn:       func(string) actor.Producer { return func() actor.Actor { return &slowStop{answered: answered, release: release} } },
+		Name: "slow",
+		Spawn: func(string) actor.Producer {
+			return func() actor.Actor { return &slowStop{answered: answered, release: release} }
+		},
 		Refuse:      func(_ any, err error) any { return err },
 		ErrShutdown: errors.New("shutting down"),
 		Timeout:     2 * time.Second,
