@@ -113,11 +113,8 @@ func (s *Store) Close() error {
 // a server that answers while every transaction waits on a lock is stuck
 // (persistence.TxWatch).
 func (s *Store) Ping(ctx context.Context) error {
-	if s.closed.Load() {
-		return fmt.Errorf("postgres: ping: %w", persistence.ErrUnavailable)
-	}
-	if err := s.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("postgres: ping: %w", unavailable(err))
+	if err := s.Reachable(ctx); err != nil {
+		return err
 	}
 	if err := s.watch.Stuck(); err != nil {
 		return fmt.Errorf("postgres: ping: %w", err)
@@ -131,10 +128,10 @@ func (s *Store) Ping(ctx context.Context) error {
 // moving partitions would not help.
 func (s *Store) Reachable(ctx context.Context) error {
 	if s.closed.Load() {
-		return fmt.Errorf("postgres: reach: %w", persistence.ErrUnavailable)
+		return fmt.Errorf("postgres: ping: %w", persistence.ErrUnavailable)
 	}
 	if err := s.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("postgres: reach: %w", unavailable(err))
+		return fmt.Errorf("postgres: ping: %w", unavailable(err))
 	}
 	return nil
 }
