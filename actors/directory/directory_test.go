@@ -29,11 +29,18 @@ func (e *echo) Receive(c actor.Context) {
 
 func newTestDirectory(t *testing.T) (*Directory, *sync.Map) {
 	t.Helper()
-	sys := actor.NewActorSystem()
 	stopped := &sync.Map{}
+	return newDirectory(t, "echoes", func(id string) actor.Actor { return &echo{id: id, stopped: stopped} }), stopped
+}
+
+// newDirectory is a directory of the actors newActor makes, stopped when
+// the test ends.
+func newDirectory(t *testing.T, name string, newActor func(id string) actor.Actor) *Directory {
+	t.Helper()
+	sys := actor.NewActorSystem()
 	d, err := New(sys.Root, Config{
-		Name:        "echoes",
-		Spawn:       func(id string) actor.Producer { return func() actor.Actor { return &echo{id: id, stopped: stopped} } },
+		Name:        name,
+		Spawn:       func(id string) actor.Producer { return func() actor.Actor { return newActor(id) } },
 		Refuse:      func(_ any, err error) any { return err },
 		ErrShutdown: errors.New("shutting down"),
 		Timeout:     2 * time.Second,
@@ -42,7 +49,7 @@ func newTestDirectory(t *testing.T) (*Directory, *sync.Map) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Stop(2 * time.Second) })
-	return d, stopped
+	return d
 }
 
 // InvalidateWhere retires exactly the matching activations (a node giving
@@ -97,21 +104,8 @@ func (s *slowStop) Receive(c actor.Context) {
 // it is dropped, not applied after the caller was told it failed. A
 // request still awaited goes to the next activation.
 func TestParkedRequestDroppedOnceItsCallerGaveUp(t *testing.T) {
-	sys := actor.NewActorSystem()
 	answered, release := &sync.Map{}, make(chan struct{})
-	d, err := New(sys.Root, Config{
-		Name: "slow",
-		Spawn: func(string) actor.Producer {
-			return func() actor.Actor { return &slowStop{answered: answered, release: release} }
-		},
-		Refuse:      func(_ any, err error) any { return err },
-		ErrShutdown: errors.New("shutting down"),
-		Timeout:     2 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Stop(2 * time.Second) })
+	d := newDirectory(t, "slow", func(string) actor.Actor { return &slowStop{answered: answered, release: release} })
 	if _, err := d.Ask(context.Background(), "cal", "first"); err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +116,7 @@ func TestParkedRequestDroppedOnceItsCallerGaveUp(t *testing.T) {
 		t.Fatal("a request to a retiring activation was answered before it stopped")
 	}
 	// Sent (and parked behind the retirement) before the release.
-	awaited := sys.Root.RequestFuture(d.pid, envelope{id: "cal", msg: "awaited", deadline: time.Now().Add(5 * time.Second)}, 5*time.Second)
+	awaited := d.root.RequestFuture(d.pid, envelope{id: "cal", msg: "awaited", deadline: time.Now().Add(5 * time.Second)}, 5*time.Second)
 	close(release)
 	if _, err := awaited.Result(); err != nil {
 		t.Fatalf("the awaited request: %v", err)

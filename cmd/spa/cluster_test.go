@@ -326,24 +326,34 @@ func (c *testCluster) view(p *clusterProc) (clusterView, error) {
 // settled reports whether every node in idx sees exactly those nodes as
 // members and the same owner, one of them, for every partition.
 func (c *testCluster) settled(idx ...int) (map[int]string, bool) {
-	want := map[string]bool{}
-	for _, i := range idx {
-		want[c.nodes[i].name] = true
-	}
+	return c.ownersAgreed(idx, func(ms []memberView) bool {
+		return len(ms) == len(idx) && !slices.ContainsFunc(ms, func(m memberView) bool { return !c.among(idx, m.Name) })
+	})
+}
+
+// standingIn reports whether the nodes in idx agree that member standby
+// is on standby and that they alone own every partition (standby stays a
+// member: it is listed, and owns nothing).
+func (c *testCluster) standingIn(standby int, idx ...int) bool {
+	_, ok := c.ownersAgreed(idx, func(ms []memberView) bool {
+		return slices.Contains(ms, memberView{c.nodes[standby].name, true})
+	})
+	return ok
+}
+
+// ownersAgreed returns the owners of every partition the nodes in idx
+// agree on, when each one's members pass members and it names only nodes
+// in idx as owners.
+func (c *testCluster) ownersAgreed(idx []int, members func([]memberView) bool) (map[int]string, bool) {
 	var owners map[int]string
 	for _, i := range idx {
 		v, err := c.view(c.nodes[i])
-		if err != nil || len(v.Members) != len(idx) || len(v.Partitions) != partition.DefaultPartitions {
+		if err != nil || len(v.Partitions) != partition.DefaultPartitions || !members(v.Members) {
 			return nil, false
-		}
-		for _, m := range v.Members {
-			if !want[m.Name] {
-				return nil, false
-			}
 		}
 		got := map[int]string{}
 		for _, p := range v.Partitions {
-			if !want[p.Owner] {
+			if !c.among(idx, p.Owner) {
 				return nil, false
 			}
 			got[p.Partition] = p.Owner
@@ -356,34 +366,9 @@ func (c *testCluster) settled(idx ...int) (map[int]string, bool) {
 	return owners, true
 }
 
-// standingIn reports whether the nodes in idx agree that member standby
-// is on standby and that they alone own every partition (standby stays a
-// member: it is listed, and owns nothing).
-func (c *testCluster) standingIn(standby int, idx ...int) bool {
-	want := map[string]bool{}
-	for _, i := range idx {
-		want[c.nodes[i].name] = true
-	}
-	var owners map[int]string
-	for _, i := range idx {
-		v, err := c.view(c.nodes[i])
-		if err != nil || len(v.Partitions) != partition.DefaultPartitions ||
-			!slices.Contains(v.Members, memberView{c.nodes[standby].name, true}) {
-			return false
-		}
-		got := map[int]string{}
-		for _, p := range v.Partitions {
-			if !want[p.Owner] {
-				return false
-			}
-			got[p.Partition] = p.Owner
-		}
-		if owners != nil && !mapsEqual(owners, got) {
-			return false
-		}
-		owners = got
-	}
-	return true
+// among reports whether name is one of the nodes in idx.
+func (c *testCluster) among(idx []int, name string) bool {
+	return slices.ContainsFunc(idx, func(i int) bool { return c.nodes[i].name == name })
 }
 
 func mapsEqual(a, b map[int]string) bool {

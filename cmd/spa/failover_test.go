@@ -173,25 +173,8 @@ func (c *testCluster) killAndMeasure(js jetstream.JetStream, victim *clusterProc
 // it no longer holds, so a survivor that lost its leases while the bucket
 // elected a leader counts only once it holds them again.
 func (c *testCluster) survivorsOwnAll(survivors []int) bool {
-	var owners map[int]string
-	for _, i := range survivors {
-		v, err := c.view(c.nodes[i])
-		if err != nil || len(v.Partitions) != partition.DefaultPartitions {
-			return false
-		}
-		got := map[int]string{}
-		for _, p := range v.Partitions {
-			if !slices.ContainsFunc(survivors, func(j int) bool { return c.nodes[j].name == p.Owner }) {
-				return false
-			}
-			got[p.Partition] = p.Owner
-		}
-		if owners != nil && !mapsEqual(owners, got) {
-			return false
-		}
-		owners = got
-	}
-	return true
+	_, ok := c.ownersAgreed(survivors, func([]memberView) bool { return true })
+	return ok
 }
 
 // jetStream connects to the nodes' NATS client ports as the test's own
