@@ -123,6 +123,7 @@ type scheduleActor struct {
 	// looks there for its client's own hold of the slot instead of
 	// walking the whole calendar (thousands of appointments when busy).
 	byStart map[int64][]string
+	holds   holdQueue                           // the holds by expiry (expiry.go)
 	keys    keyed.Book[persistence.Appointment] // answers given under idempotency keys
 
 	commits batch.Committer // group commit of accepted changes
@@ -276,6 +277,7 @@ func (a *scheduleActor) activate() error {
 			Writer: a.deps.Writer}
 		a.appts = make(map[string]persistence.Appointment, len(appts))
 		a.byStart = make(map[int64][]string, len(appts))
+		a.holds = nil
 		for _, ap := range appts {
 			a.put(ap)
 		}
@@ -485,6 +487,7 @@ func (a *scheduleActor) put(ap persistence.Appointment) {
 		k := ap.Start.UnixNano()
 		a.byStart[k] = append(a.byStart[k], ap.ID)
 	}
+	a.queueHold(prev, known, ap)
 	a.appts[ap.ID] = ap
 }
 
@@ -575,7 +578,9 @@ func (a *scheduleActor) changeAnd(c actor.Context, kind string, before persisten
 	after.Version = before.Version + 1
 	after.UpdatedAt = persistence.CanonicalTime(now) // as stored, so memory and database agree
 	a.put(after)
-	a.touch()
+	if inView(before, now) || inView(after, now) {
+		a.touch()
+	} // else the view at now stands: recording a lapsed hold (cachedCalendar drops it)
 	remember := a.keys.Remember(key, after, now)
 	sender := c.Sender() // nil for the actor's own timer
 	a.commits.Enqueue(c, batch.Op{Kind: kind, Start: began,
@@ -609,18 +614,12 @@ func (a *scheduleActor) changeAnd(c actor.Context, kind string, before persisten
 // them (status expired, a transition, an event that frees the slot for
 // the waitlist).
 func (a *scheduleActor) armExpiry(c actor.Context) {
-	var next time.Time
-	for _, ap := range a.appts {
-		if ap.Status == persistence.StatusHeld && (next.IsZero() || ap.HoldExpiresAt.Before(next)) {
-			next = ap.HoldExpiresAt
-		}
-	}
 	if a.timer != nil {
 		a.timer.Stop()
 		a.timer, a.timerAt = nil, time.Time{}
 	}
-	if !next.IsZero() {
-		a.armExpiryBy(c, next)
+	if next, ok := a.nextHold(); ok {
+		a.armExpiryBy(c, next.HoldExpiresAt)
 	}
 }
 
@@ -659,17 +658,22 @@ const lapseRetry = 100 * time.Millisecond
 // one batch meanwhile. Then it re-arms the timer.
 func (a *scheduleActor) expire(c actor.Context) {
 	now := a.deps.Now()
-	var lapsed []persistence.Appointment
-	for _, ap := range a.appts {
-		if ap.Status == persistence.StatusHeld && !ap.HoldExpiresAt.After(now) {
-			if lapsed = append(lapsed, ap); len(lapsed) > expireChunk {
-				break
-			}
-		}
+	budget := expireChunk
+	if a.deps.lapses != nil { // what the node's lapse rate allows now
+		budget = min(budget, int(a.deps.lapses.Tokens()))
 	}
-	more := len(lapsed) > expireChunk
-	lapsed = lapsed[:min(len(lapsed), expireChunk)]
+	if next, ok := a.nextHold(); ok && !next.HoldExpiresAt.After(now) && budget < 1 {
+		a.rearmExpiry(c, now.Add(lapseRetry))
+		return
+	}
+	lapsed := a.lapsedHolds(now, budget)
+	more := len(lapsed) > budget
+	if more {
+		a.requeue(lapsed[budget:])
+		lapsed = lapsed[:budget]
+	}
 	if len(lapsed) > 0 && a.deps.lapses != nil && !a.deps.lapses.AllowN(time.Now(), len(lapsed)) {
+		a.requeue(lapsed) // another calendar took the tokens meanwhile
 		a.rearmExpiry(c, now.Add(lapseRetry))
 		return
 	}

@@ -126,12 +126,23 @@ func (a *scheduleActor) touchHeld(ap persistence.Appointment) {
 
 // cachedCalendar is the view of calendar(now, "") through the memo.
 func (a *scheduleActor) cachedCalendar(now time.Time) *snapshot {
-	if v := a.memo.view; v != nil && v.version == a.version && v.exactAt(now) {
+	v := a.memo.view
+	switch {
+	case v != nil && v.version == a.version && v.exactAt(now):
 		return v
+	case v != nil && v.version == a.version && !now.Before(v.builtAt):
+		a.memo.view = v.lapsedAt(now) // only holds lapsed since
+	default:
+		a.memo.view = newSnapshot(a.version, a.gen, now, a.calendar(now, ""))
 	}
-	a.memo.view = newSnapshot(a.version, a.gen, now, a.calendar(now, ""))
 	a.memo.results.reset()
 	return a.memo.view
+}
+
+// inView reports whether ap is in the calendar view at now: busy, or
+// counted in its load (calendar).
+func inView(ap persistence.Appointment, now time.Time) bool {
+	return ap.Live(now) || ap.Status == persistence.StatusCompleted
 }
 
 func keyOf(kind memoKind, sv persistence.Service, from, to time.Time, cut int) memoKey {

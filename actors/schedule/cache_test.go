@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -173,4 +175,90 @@ func TestMemoAlternativesNearHorizon(t *testing.T) {
 			t.Fatalf("alternative %v starts before now (09:05)", sl.Start)
 		}
 	}
+}
+
+// TestViewAcrossLapsesIsTheRebuiltView: while holds lapse, confirmations,
+// completions and cancellations land and new holds arrive, the calendar
+// view the memo keeps (carried across lapses by lapsedAt, grown by
+// touchHeld) is at every instant the view rebuilt from every appointment:
+// the same busy times, load and first expiry, ordered up to sorted.
+func TestViewAcrossLapsesIsTheRebuiltView(t *testing.T) {
+	rng := rand.New(rand.NewPCG(20, 4))
+	base := at(8, 0)
+	minutes := func(n int) time.Duration { return time.Duration(n) * time.Minute }
+	a := &scheduleActor{staffID: "ana", staff: availability.Staff{ID: "ana", Active: true, Location: time.UTC},
+		appts: map[string]persistence.Appointment{}, byStart: map[int64][]string{}}
+	now, carried := base, 0
+	appt := func(i int) persistence.Appointment {
+		start := base.Add(minutes(15 * rng.IntN(4*24*14)))
+		ap := persistence.Appointment{ID: fmt.Sprint("a", i), StaffID: "ana", Start: start, End: start.Add(minutes(15 * (1 + rng.IntN(8)))),
+			BufferBefore: minutes(5 * rng.IntN(4)), BufferAfter: minutes(5 * rng.IntN(4)), Status: persistence.StatusHeld,
+			HoldExpiresAt: now.Add(minutes(1 + rng.IntN(40)))}
+		return ap
+	}
+	for i := range 200 {
+		a.put(appt(i))
+	}
+	a.touch()
+	ids := func() []string { return slices.Sorted(maps.Keys(a.appts)) }
+	busyKey := func(b availability.Busy) string {
+		return fmt.Sprint(b.Start.UnixNano(), b.End.UnixNano(), b.BufferBefore, b.BufferAfter, b.HoldExpiresAt.UnixNano())
+	}
+	for step := range 3000 {
+		switch r := rng.IntN(10); {
+		case r < 3:
+			now = now.Add(time.Duration(rng.IntN(90)) * time.Second)
+		case r < 5:
+			ap := appt(200 + step)
+			a.cachedCalendar(now) // as hold does before touchHeld
+			a.put(ap)
+			a.touchHeld(ap)
+		default:
+			// A change to a random appointment, as changeAnd makes it.
+			before := a.appts[ids()[rng.IntN(len(a.appts))]]
+			after := before
+			switch {
+			case before.Status == persistence.StatusHeld && !before.Live(now):
+				after.Status = persistence.StatusExpired // the timer recording a lapse
+			case before.Status == persistence.StatusHeld && r < 7:
+				after.Status, after.HoldExpiresAt = persistence.StatusConfirmed, time.Time{}
+			case before.Status == persistence.StatusConfirmed && r < 8:
+				after.Status = persistence.StatusCompleted
+			case before.Live(now):
+				after.Status = persistence.StatusCancelled
+			default:
+				continue
+			}
+			a.put(after)
+			if inView(before, now) || inView(after, now) {
+				a.touch()
+			} else {
+				carried++
+			}
+		}
+		got := a.cachedCalendar(now)
+		want := newSnapshot(a.version, a.gen, now, a.calendar(now, ""))
+		if got.cal.Load != want.cal.Load || !got.validUntil.Equal(want.validUntil) {
+			t.Fatalf("step %d: load %d, valid until %v; rebuilt: load %d, valid until %v",
+				step, got.cal.Load, got.validUntil, want.cal.Load, want.validUntil)
+		}
+		if !slices.IsSortedFunc(got.cal.Busy[:got.sorted], byStart) {
+			t.Fatalf("step %d: busy times not ordered up to %d", step, got.sorted)
+		}
+		g, w := slices.Sorted(slices.Values(mapSlice(got.cal.Busy, busyKey))), slices.Sorted(slices.Values(mapSlice(want.cal.Busy, busyKey)))
+		if !slices.Equal(g, w) {
+			t.Fatalf("step %d at %v: busy times differ: %d kept, %d rebuilt", step, now, len(g), len(w))
+		}
+	}
+	if carried == 0 {
+		t.Fatal("no lapse was recorded while the view stood")
+	}
+}
+
+func mapSlice[T, U any](in []T, f func(T) U) []U {
+	out := make([]U, len(in))
+	for i, x := range in {
+		out[i] = f(x)
+	}
+	return out
 }

@@ -68,7 +68,7 @@ func BenchmarkIdleActorMemory(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		before := heap()
+		before := heapInUse()
 		var wg sync.WaitGroup
 		for w := range 8 {
 			wg.Go(func() {
@@ -82,14 +82,14 @@ func BenchmarkIdleActorMemory(b *testing.B) {
 			})
 		}
 		wg.Wait()
-		after := heap()
+		after := heapInUse()
 		b.ReportMetric(float64(after-before)/actors, "heap-bytes/actor")
 		dir.Stop(time.Minute)
 		system.Shutdown()
 	}
 }
 
-func heap() uint64 {
+func heapInUse() uint64 {
 	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats

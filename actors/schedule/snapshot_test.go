@@ -423,3 +423,40 @@ func TestSnapshotWithdrawnOnPassivation(t *testing.T) {
 		t.Fatal("a passivated calendar keeps its slot")
 	}
 }
+
+// TestRecordingALapseKeepsTheView: a lapsed hold blocks nothing from the
+// instant it lapses, so the view published then (without it) is the
+// calendar still once the timer records the lapse: recording it must not
+// rebuild the view (after a peak, lapses are recorded a hundred a
+// second, and each rebuild walked and sorted the whole calendar).
+func TestRecordingALapseKeepsTheView(t *testing.T) {
+	f := newFixture(t, Config{HoldTTL: 2 * time.Second}, nil)
+	if r := f.hold(t, "noon", at(12, 0)); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if r := f.hold(t, "short", at(10, 0)); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if r := f.ask(t, &Confirm{AppointmentID: "noon", ActorID: "c-noon"}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	f.clock.add(time.Hour) // "short" lapsed; its timer fires in real time
+	q := &SlotsQuery{Service: massage, From: at(0, 0), To: at(0, 0).AddDate(0, 0, 1)}
+	reply := f.actorAnswer(t, q)
+	if !slices.ContainsFunc(reply.Slots, func(s availability.Slot) bool { return s.Start.Equal(at(10, 0)) }) {
+		t.Fatalf("the lapsed hold's start is not offered: %v", reply.Slots)
+	}
+	_, lapsed := f.dir.shelf.lookup("ana")
+	if lapsed == nil || len(lapsed.cal.Busy) != 1 || lapsed.cal.Load != 1 {
+		t.Fatalf("published view after the lapse: %+v", lapsed)
+	}
+	testwait.For(t, 5*time.Second, "the lapse to be recorded", func() bool {
+		return f.stored(t, "short").Status == persistence.StatusExpired
+	})
+	if _, now := f.dir.shelf.lookup("ana"); now != lapsed {
+		t.Fatalf("the view was rebuilt when the lapse was recorded: version %d, was %d", now.version, lapsed.version)
+	}
+	if again, ok := f.snapshotAnswer(q); !ok || !sameReply(again, reply) {
+		t.Fatalf("after the lapse was recorded: %v (from the snapshot: %v), want %v", again, ok, reply)
+	}
+}

@@ -473,7 +473,7 @@ func rate(v float64) string {
 // writeSweep is latency versus throughput: the open-loop sweep.
 func writeSweep(b *strings.Builder, rs []*Result, plotFile string) {
 	b.WriteString("\n## Latency versus throughput\n\n")
-	b.WriteString("Open loop on the `spread` scenario (keyed) at fixed arrival rates; latency is measured from each request's intended start, so queueing is not hidden (no coordinated omission). Each point is one run: achieved operations/s against claim latency.\n\n")
+	b.WriteString("Open loop on the `spread` scenario (keyed) at fixed arrival rates; latency is measured from each request's intended start, so queueing is not hidden (no coordinated omission). Each point is one run: achieved operations/s against claim latency. The sweep runs right after the availability runs, before the closed-loop ones, on each engine's fresh schema: it measures a claim at each rate, not the aftermath of the saturating runs (their holds lapse, and are recorded, for many minutes after; see the notes).\n\n")
 	if plotFile != "" {
 		fmt.Fprintf(b, "![claim latency versus throughput](%s)\n\n", plotFile)
 	}
