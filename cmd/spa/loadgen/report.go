@@ -484,6 +484,34 @@ func writeSweep(b *strings.Builder, rs []*Result, plotFile string) {
 				num(claimP50(r), "ms"), num(claimP99(r), "ms"), num(claimP999(r), "ms"), r.Claims.Ambiguous)
 		}
 	}
+	writeTailGoal(b, rs)
+}
+
+// writeTailGoal judges issue 20's light-load tail: at every rate from 150
+// to 1,200 claims/s the actors' claim p99 at most the lock baseline's.
+func writeTailGoal(b *strings.Builder, rs []*Result) {
+	base := map[float64]*Result{}
+	for _, r := range sweep(rs, BaselineLabel) {
+		base[r.TargetRate] = r
+	}
+	var rates []string
+	ok, judged := true, 0
+	for _, r := range sweep(rs, EngineLabel) {
+		against, found := base[r.TargetRate]
+		if r.TargetRate < 150 || r.TargetRate > 1200 || !found {
+			continue
+		}
+		judged++
+		mine, theirs := claimP99(r), claimP99(against)
+		ok = ok && mine <= theirs
+		rates = append(rates, fmt.Sprintf("%.0f/s: %s against %s", r.TargetRate, num(mine, "ms"), num(theirs, "ms")))
+	}
+	if judged == 0 {
+		b.WriteString("\nGoal (issue 20): the actors' claim p99 at most the lock baseline's at every rate from 150 to 1,200 claims/s: not measured.\n")
+		return
+	}
+	fmt.Fprintf(b, "\nGoal (issue 20): the actors' claim p99 at most the lock baseline's at every rate from 150 to 1,200 claims/s: %s (%s).\n",
+		verdict(ok), strings.Join(rates, "; "))
 }
 
 func writeCorrectness(b *strings.Builder, rs []*Result) {

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -187,4 +188,31 @@ func TestReportPaymentsFail(t *testing.T) {
 	wantLines(t, md,
 		"| actors | webhooks | 5000 | 1000 | 2000 | 2000 | 2000 | 500 | 1250 | 3.50 ms | 42.0 ms | 0 | 1 | 0 | **FAIL**: payments: 1 intents applied more than once: p1 (2 approvals, paid 2 times) |",
 	)
+}
+
+// TestReportTailGoal: issue 20's light-load tail is judged at every rate
+// from 150 to 1,200 claims/s both engines ran, and nowhere else.
+func TestReportTailGoal(t *testing.T) {
+	run := func(label string, rate, p99 float64) *Result {
+		return &Result{Label: label, Name: fmt.Sprintf("sweep-%.0f", rate), TargetRate: rate,
+			Ops: map[string]*OpStats{OpClaim: {Count: 1, Latency: Latency{P99: p99}}}}
+	}
+	for _, c := range []struct {
+		name string
+		rs   []*Result
+		want string
+	}{
+		{"met", []*Result{run(EngineLabel, 150, 6), run(BaselineLabel, 150, 12), run(EngineLabel, 1200, 30), run(BaselineLabel, 1200, 900),
+			run(EngineLabel, 2400, 500), run(BaselineLabel, 2400, 100), run(EngineLabel, 100, 9), run(BaselineLabel, 100, 1)},
+			"1,200 claims/s: met (150/s: 6.00 ms against 12.0 ms; 1200/s: 30.0 ms against 900 ms)."},
+		{"missed", []*Result{run(EngineLabel, 150, 20), run(BaselineLabel, 150, 7), run(EngineLabel, 300, 6), run(BaselineLabel, 300, 10)},
+			"1,200 claims/s: **not met** (150/s: 20.0 ms against 7.00 ms; 300/s: 6.00 ms against 10.0 ms)."},
+		{"no baseline", []*Result{run(EngineLabel, 150, 6)}, "1,200 claims/s: not measured."},
+	} {
+		var b strings.Builder
+		writeTailGoal(&b, c.rs)
+		if !strings.Contains(b.String(), c.want) {
+			t.Errorf("%s: %q lacks %q", c.name, b.String(), c.want)
+		}
+	}
 }
