@@ -271,12 +271,20 @@ func (w *Writer) run(jobs []job) (failed int, err error) {
 		failed = -1
 		// The whole transaction's writes go in one round trip; an error
 		// they meet surfaces at the end, without telling whose it was, so
-		// then every job runs again alone and learns its own outcome.
+		// then every job runs again alone and learns its own outcome. The
+		// epoch checks go first and the jobs' writes after them, in one
+		// stretch, where the pipeline sends the inserts of each kind as
+		// one statement.
 		err := tx.Pipelined(ctx, func() error {
-			for i, j := range jobs {
-				if err := j.write(ctx, tx); err != nil {
-					failed = i
-					return err
+			for _, pass := range []func(job) error{
+				func(j job) error { return j.check(ctx, tx) },
+				func(j job) error { return j.apply(ctx, tx) },
+			} {
+				for i, j := range jobs {
+					if err := pass(j); err != nil {
+						failed = i
+						return err
+					}
 				}
 			}
 			return nil
@@ -304,14 +312,24 @@ func writeAlone(store persistence.Store, j job) error {
 // check and the inserts cost one round trip, not one each.
 func (j job) write(ctx context.Context, tx persistence.Tx) error {
 	return tx.Pipelined(ctx, func() error {
-		if err := tx.CalendarCheckEpoch(ctx, j.calendar, j.epoch); err != nil {
+		if err := j.check(ctx, tx); err != nil {
 			return err
 		}
-		for _, o := range j.ops {
-			if err := o.Apply(ctx, tx); err != nil {
-				return err
-			}
-		}
-		return nil
+		return j.apply(ctx, tx)
 	})
+}
+
+// check is the epoch check of write.
+func (j job) check(ctx context.Context, tx persistence.Tx) error {
+	return tx.CalendarCheckEpoch(ctx, j.calendar, j.epoch)
+}
+
+// apply is the changes of write.
+func (j job) apply(ctx context.Context, tx persistence.Tx) error {
+	for _, o := range j.ops {
+		if err := o.Apply(ctx, tx); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -207,9 +207,12 @@ func (a *scheduleActor) slotsThrough(now time.Time, sv persistence.Service, from
 // both, which depend on the calendar alone while the memo stands (its
 // holds do not lapse meanwhile). Errors are not remembered.
 func (a *scheduleActor) freeAt(q availability.Query, view *snapshot, sv persistence.Service, start time.Time) (bool, error) {
-	s := view.within(reach(q.Service, start, start))
+	from, to := reach(q.Service, start, start)
+	asked := func() (bool, error) {
+		return withinDo(view, from, to, func(s availability.Staff) (bool, error) { return availability.Free(q, s, nil, start) })
+	}
 	if start.Before(q.Now.Add(q.MinNotice)) || q.Horizon > 0 && !start.Before(q.Now.Add(q.Horizon)) {
-		return availability.Free(q, s, nil, start)
+		return asked()
 	}
 	k := keyOf(memoFree, sv, start, start, 0)
 	if r, ok := a.memo.results.get(k); ok && slices.Equal(r.skills, sv.RequiredSkills) {
@@ -217,7 +220,7 @@ func (a *scheduleActor) freeAt(q availability.Query, view *snapshot, sv persiste
 		return r.free, nil
 	}
 	a.deps.Metrics.memoLookup(false)
-	free, err := availability.Free(q, s, nil, start)
+	free, err := asked()
 	if err != nil {
 		return false, err
 	}

@@ -111,7 +111,11 @@ func (s *snapshot) withBusy(version uint64, b availability.Busy) *snapshot {
 
 // within is the calendar holding only the busy times whose padded
 // interval can reach [from, to) (a superset: the engine checks each).
-func (s *snapshot) within(from, to time.Time) availability.Staff {
+// When some of them are in the view's unsorted tail they are copied with
+// the sorted ones into *buf (kept for the next call: a refusal's
+// alternatives copied a few hours of a busy calendar each time), so the
+// calendar returned is only good until buf's next use.
+func (s *snapshot) within(from, to time.Time, buf *[]availability.Busy) availability.Staff {
 	at := func(x availability.Busy, t time.Time) int { return x.Start.Compare(t) }
 	ordered := s.cal.Busy[:s.sorted]
 	lo, _ := slices.BinarySearchFunc(ordered, from.Add(-s.span), at)
@@ -119,12 +123,29 @@ func (s *snapshot) within(from, to time.Time) availability.Staff {
 	hi = max(lo, hi)
 	cal := s.cal
 	cal.Busy = ordered[lo:hi:hi]
+	copied := false
 	for _, b := range s.cal.Busy[s.sorted:] {
 		if b.Start.Before(to.Add(b.BufferBefore)) && b.End.Add(b.BufferAfter).After(from) {
-			cal.Busy = append(cal.Busy, b) // a copy: the capacity was cut
+			if !copied {
+				cal.Busy, copied = append((*buf)[:0], cal.Busy...), true
+			}
+			cal.Busy = append(cal.Busy, b)
 		}
 	}
+	if copied {
+		*buf = cal.Busy
+	}
 	return cal
+}
+
+// busyScratch holds the buffers within copies into.
+var busyScratch = sync.Pool{New: func() any { return new([]availability.Busy) }}
+
+// withinDo runs fn on within(from, to) with a buffer of busyScratch.
+func withinDo[T any](s *snapshot, from, to time.Time, fn func(availability.Staff) (T, error)) (T, error) {
+	buf := busyScratch.Get().(*[]availability.Busy)
+	defer busyScratch.Put(buf)
+	return fn(s.within(from, to, buf))
 }
 
 // reach is the interval a padded start of sv in [from, to) can touch.
@@ -170,7 +191,10 @@ func planSlots(cfg Config, now time.Time, sv persistence.Service, from, to time.
 func (p slotsPlan) compute(s *snapshot, m *Metrics) ([]availability.Slot, error) {
 	began := time.Now()
 	defer func() { m.availability.Observe(time.Since(began).Seconds()) }()
-	return availability.Slots(p.q, []availability.Staff{s.within(reach(p.q.Service, p.q.From, p.q.To))}, nil)
+	from, to := reach(p.q.Service, p.q.From, p.q.To)
+	return withinDo(s, from, to, func(cal availability.Staff) ([]availability.Slot, error) {
+		return availability.Slots(p.q, []availability.Staff{cal}, nil)
+	})
 }
 
 // cut is a memoizable answer's starts from the notice on.

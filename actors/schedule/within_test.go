@@ -29,6 +29,7 @@ func TestWithinAnswersLikeTheWholeCalendar(t *testing.T) {
 	}
 	base := time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)
 	minutes := func(n int) time.Duration { return time.Duration(n) * time.Minute }
+	var buf []availability.Busy // one for every call, as the actor's pool lends
 	for round := range 200 {
 		cal := availability.Staff{ID: "ana", Active: true, Location: time.UTC, Hours: hours}
 		busy := func() availability.Busy {
@@ -51,7 +52,8 @@ func TestWithinAnswersLikeTheWholeCalendar(t *testing.T) {
 		q := availability.Query{Service: sv, Now: base, Horizon: 60 * 24 * time.Hour, Step: 15 * time.Minute}
 		q.From = base.Add(minutes(15 * rng.IntN(30*24*4)))
 		q.To = q.From.Add(minutes(15 * (1 + rng.IntN(4*48))))
-		got, err := availability.Slots(q, []availability.Staff{view.within(reach(sv, q.From, q.To))}, nil)
+		from, to := reach(sv, q.From, q.To)
+		got, err := availability.Slots(q, []availability.Staff{view.within(from, to, &buf)}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,7 +66,8 @@ func TestWithinAnswersLikeTheWholeCalendar(t *testing.T) {
 		}
 		for range 20 {
 			start := q.From.Add(minutes(15 * rng.IntN(4*48)))
-			got, err := availability.Free(q, view.within(reach(sv, start, start)), nil, start)
+			startFrom, startTo := reach(sv, start, start)
+			got, err := availability.Free(q, view.within(startFrom, startTo, &buf), nil, start)
 			if err != nil {
 				t.Fatal(err)
 			}

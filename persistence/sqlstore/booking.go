@@ -317,13 +317,15 @@ func (t *txn) scanAppointment(r row) (persistence.Appointment, error) {
 	return a, err
 }
 
+var appointmentInsert = newInsert("appointments", `INSERT INTO appointments (`+appointmentColumns+`) VALUES `,
+	`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, "")
+
 func (t *txn) AppointmentInsert(ctx context.Context, a persistence.Appointment) error {
 	a, err := persistence.NormalizeAppointment(a)
 	if err != nil {
 		return err
 	}
-	return t.later(ctx, Stmt{Query: `INSERT INTO appointments (` + appointmentColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	return t.later(ctx, Stmt{Insert: appointmentInsert,
 		Args: []any{a.ID, a.StaffID, a.ResourceID, a.ServiceID, a.ClientID, t.ts(a.Start), t.ts(a.End),
 			persistence.Seconds(a.BufferBefore), persistence.Seconds(a.BufferAfter), string(a.Status),
 			t.nullTS(a.HoldExpiresAt), a.PriceMinor, a.DepositMinor, a.Version,
@@ -406,6 +408,9 @@ func (t *txn) AppointmentNoShows(ctx context.Context, clientID string, since tim
 
 // ---- Transitions ----
 
+var transitionInsert = newInsert("appointment_transitions", `INSERT INTO appointment_transitions
+	(id, appointment_id, from_status, to_status, at, actor_id, reason) VALUES `, `(?, ?, ?, ?, ?, ?, ?)`, "", "appointments")
+
 func (t *txn) TransitionAppend(ctx context.Context, tr persistence.Transition) error {
 	tr, err := persistence.NormalizeTransition(tr)
 	if err != nil {
@@ -421,8 +426,7 @@ func (t *txn) TransitionAppend(ctx context.Context, tr persistence.Transition) e
 			return err
 		}
 	}
-	return t.later(ctx, Stmt{Query: `INSERT INTO appointment_transitions
-		(id, appointment_id, from_status, to_status, at, actor_id, reason) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	return t.later(ctx, Stmt{Insert: transitionInsert,
 		Args: []any{tr.ID, tr.AppointmentID, string(tr.From), string(tr.To), t.ts(tr.At), tr.ActorID, reason}})
 }
 

@@ -24,6 +24,10 @@ type Stmt struct {
 	Args     []any
 	Row      func(Row) error
 	Affected func(int64) error
+	// Insert, on a one-row INSERT (Query may be left empty: it is Insert's),
+	// lets a pipeline send it with other held inserts of its shape as
+	// one statement (merge).
+	Insert *Insert
 }
 
 // Pipelined implements persistence.Pipeliner.
@@ -46,6 +50,9 @@ func (t *txn) Pipelined(ctx context.Context, fn func() error) error {
 // the statements held until the next flush. A Row callback maps its own
 // errors; an execution error is mapped before Affected sees the count.
 func (t *txn) later(ctx context.Context, s Stmt) error {
+	if s.Insert != nil && s.Query == "" {
+		s.Query = s.Insert.one
+	}
 	s.Query = t.rebind(s.Query)
 	if t.holding {
 		t.held = append(t.held, s)
@@ -67,7 +74,7 @@ func (t *txn) flush(ctx context.Context) error {
 	if len(t.held) == 0 {
 		return nil
 	}
-	stmts := t.held
+	stmts := merge(t.held, t.rebind)
 	t.held = nil
 	return t.mapErr(t.q.(Pipeline).SendBatch(ctx, stmts))
 }

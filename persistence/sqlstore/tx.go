@@ -15,8 +15,11 @@ const idemColumns = `scope, key, owner, request_hash, state, locked_until, respo
 
 // idemUpsert inserts a record, or on conflict replaces the one there
 // (callers add a WHERE to the update).
-const idemUpsert = `INSERT INTO idempotency_records (` + idemColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+const (
+	idemHead       = `INSERT INTO idempotency_records (` + idemColumns + `) VALUES `
+	idemRow        = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	idemUpsert     = idemHead + idemRow + idemOnConflict
+	idemOnConflict = `
 		ON CONFLICT (scope, key) DO UPDATE SET owner = excluded.owner,
 			request_hash = excluded.request_hash,
 			state = excluded.state, locked_until = excluded.locked_until,
@@ -24,6 +27,11 @@ const idemUpsert = `INSERT INTO idempotency_records (` + idemColumns + `)
 			response_content_type = excluded.response_content_type,
 			response_body = excluded.response_body, created_at = excluded.created_at,
 			expires_at = excluded.expires_at, holder = excluded.holder`
+)
+
+// idemClaimInsert claims a key unless a live record holds it.
+var idemClaimInsert = newInsert("idempotency_records", idemHead, idemRow,
+	idemOnConflict+` WHERE idempotency_records.expires_at < excluded.created_at`)
 
 func (t *txn) idemArgs(r persistence.IdempotencyRecord) []any {
 	return []any{r.Scope, r.Key, r.Owner, r.RequestHash, string(r.State), t.nullTS(r.LockedUntil), r.ResponseStatus,
@@ -54,7 +62,7 @@ func (t *txn) IdempotencyPut(ctx context.Context, r persistence.IdempotencyRecor
 }
 
 func (t *txn) IdempotencyClaim(ctx context.Context, r persistence.IdempotencyRecord, held error) error {
-	return t.later(ctx, Stmt{Query: idemUpsert + ` WHERE idempotency_records.expires_at < excluded.created_at`,
+	return t.later(ctx, Stmt{Insert: idemClaimInsert,
 		Args: t.idemArgs(r), Affected: func(n int64) error {
 			if n != 1 {
 				return held
@@ -165,9 +173,11 @@ func (t *txn) AuditList(ctx context.Context, p persistence.AuditListParams) ([]p
 
 // ---- Outbox ----
 
+var outboxInsert = newInsert("outbox", `INSERT INTO outbox (id, subject, type, payload, created_at, published_at) VALUES `,
+	`(?, ?, ?, ?, ?, ?)`, "")
+
 func (t *txn) OutboxAppend(ctx context.Context, e persistence.OutboxEvent) error {
-	err := t.later(ctx, Stmt{Query: `INSERT INTO outbox (id, subject, type, payload, created_at, published_at)
-		VALUES (?, ?, ?, ?, ?, ?)`,
+	err := t.later(ctx, Stmt{Insert: outboxInsert,
 		Args: []any{e.ID, e.Subject, e.Type, e.Payload, t.ts(e.CreatedAt), t.nullTS(e.PublishedAt)}})
 	if err == nil {
 		t.appended = true // held: a failure fails the transaction, so no commit wakes the relay

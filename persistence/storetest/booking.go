@@ -27,6 +27,7 @@ var bookingTests = []struct {
 	{"CalendarActivateConcurrent", testCalendarActivateConcurrent},
 	{"FencingSequential", testFencingSequential},
 	{"Pipelined", testPipelined},
+	{"PipelinedHolds", testPipelinedHolds},
 	{"FencingInterleaved", testFencingInterleaved},
 	{"Appointments", testAppointments},
 	{"AppointmentList", testAppointmentList},
@@ -594,6 +595,91 @@ func testPipelined(t *testing.T, open Opener) {
 	attempt("held key", errBoom, func(ctx context.Context, tx persistence.Tx) error {
 		return tx.IdempotencyClaim(ctx, again, errBoom)
 	})
+}
+
+// testPipelinedHolds: a group commit's holds, each an idempotency claim,
+// an appointment, its transition and its event, written in one pipelined
+// transaction (the drivers that pipeline send the inserts of each kind as
+// one statement) are all stored, each transition with its appointment;
+// one held key or one duplicate appointment among them fails them all.
+func testPipelinedHolds(t *testing.T, open Opener) {
+	s := migrated(t, open, persistence.Options{})
+	const n = 7
+	hold := func(ctx context.Context, tx persistence.Tx, i int, id string, held error) error {
+		k := persistence.IdempotencyRecord{Scope: "sub:u1", Key: id, Owner: "staff/ana", RequestHash: []byte{byte(i)},
+			State: persistence.IdempotencyCompleted, CreatedAt: base, ExpiresAt: base.Add(time.Hour)}
+		if err := tx.IdempotencyClaim(ctx, k, held); err != nil {
+			return err
+		}
+		a := appt(id, "ana", at(8+i, 0), at(8+i, 30))
+		if err := tx.AppointmentInsert(ctx, a); err != nil {
+			return err
+		}
+		tr := persistence.Transition{ID: "t-" + id, AppointmentID: id, To: a.Status, At: base, ActorID: "c1"}
+		if err := tx.TransitionAppend(ctx, tr); err != nil {
+			return err
+		}
+		return tx.OutboxAppend(ctx, persistence.OutboxEvent{ID: "e-" + id, Subject: "spa.test", Type: "t", Payload: []byte(id), CreatedAt: base})
+	}
+	holds := func(ids []string, held error) func(ctx context.Context, tx persistence.Tx) error {
+		return func(ctx context.Context, tx persistence.Tx) error {
+			return tx.Pipelined(ctx, func() error {
+				for i, id := range ids {
+					if err := hold(ctx, tx, i, id, held); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+	}
+	var ids []string
+	for i := range n {
+		ids = append(ids, fmt.Sprintf("h-%d", i))
+	}
+	mustTx(t, s, holds(ids, errBoom))
+	stored := func() (appts, transitions, events, keys int) {
+		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
+			appts, transitions, events, keys = 0, 0, 0, 0
+			for _, id := range append(slices.Clone(ids), "h-x") {
+				if _, err := tx.AppointmentGet(ctx, id); err == nil {
+					appts++
+				}
+				trs, err := tx.TransitionList(ctx, id)
+				if err != nil {
+					return err
+				}
+				transitions += len(trs)
+				if r, err := tx.IdempotencyGet(ctx, "sub:u1", id, base); err == nil && r.Owner == "staff/ana" {
+					keys++
+				}
+			}
+			pending, err := tx.OutboxPending(ctx, 100)
+			events = len(pending)
+			return err
+		})
+		return
+	}
+	if a, tr, e, k := stored(); a != n || tr != n || e != n || k != n {
+		t.Fatalf("%d holds in one pipelined transaction: %d appointments, %d transitions, %d events, %d keys stored", n, a, tr, e, k)
+	}
+	// Another batch whose third key is held (written above), or whose last
+	// appointment repeats one: it fails, and none of its holds is kept.
+	wantErr(t, "a held key among the batch", txErr(t, s, holds([]string{"h-x", "h-y", "h-0"}, errBoom)), errBoom)
+	err := txErr(t, s, func(ctx context.Context, tx persistence.Tx) error {
+		return tx.Pipelined(ctx, func() error {
+			for i, id := range []string{"h-x", "h-y"} {
+				if err := hold(ctx, tx, i, id, errBoom); err != nil {
+					return err
+				}
+			}
+			return tx.AppointmentInsert(ctx, appt("h-3", "ana", at(20, 0), at(21, 0)))
+		})
+	})
+	wantErr(t, "a duplicate appointment among the batch", err, persistence.ErrConflict)
+	if a, tr, e, k := stored(); a != n || tr != n || e != n || k != n {
+		t.Fatalf("after the failed batches: %d appointments, %d transitions, %d events, %d keys stored; want %d each", a, tr, e, k, n)
+	}
 }
 
 // testFencingSequential: once a newer activation has bumped the epoch, the

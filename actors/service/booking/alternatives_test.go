@@ -1,11 +1,14 @@
 package booking
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/spa-engine/spa/actors/availability"
+	"github.com/spa-engine/spa/actors/schedule"
 	"github.com/spa-engine/spa/persistence"
 )
 
@@ -125,6 +128,58 @@ func TestAskedOthersPrefersThisNode(t *testing.T) {
 		}
 		if wantSeen := max(locals-1, 0); len(seen) != wantSeen {
 			t.Fatalf("%d local: over many starts %d local others asked, want all %d", locals, len(seen), wantSeen)
+		}
+	}
+}
+
+// TestInWaves: the others are asked in order, each wave no larger than the
+// free slots still wanted, until enough are free or all were asked; a
+// failed wave ends the asking with the answers so far.
+func TestInWaves(t *testing.T) {
+	var team []persistence.StaffMember
+	for i := range othersAsked {
+		team = append(team, persistence.StaffMember{ID: fmt.Sprintf("s%02d", i)})
+	}
+	at := time.Date(2026, 12, 1, 15, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name      string
+		free      func(i int) bool
+		failAfter int // asks answered before one fails (0: none fails)
+		want      int
+		asked     []int // wave sizes
+		found     int
+	}{
+		{"all free", func(int) bool { return true }, 0, 2, []int{2}, 2},
+		{"every other free", func(i int) bool { return i%2 == 1 }, 0, 2, []int{2, 1, 1}, 2},
+		{"nobody free", func(int) bool { return false }, 0, 5, []int{5, 3}, 0},
+		{"room for none", func(int) bool { return true }, 0, 0, nil, 0},
+		{"a wave fails", func(i int) bool { return i == 0 }, 1, 3, []int{3, 2}, 1},
+	}
+	for _, c := range cases {
+		var waves []int
+		asked := 0
+		replies := inWaves(team, c.want, func(wave []persistence.StaffMember) ([]*schedule.SlotsReply, error) {
+			waves = append(waves, len(wave))
+			if c.failAfter > 0 && len(waves) > c.failAfter {
+				return nil, errors.New("unreachable")
+			}
+			var rs []*schedule.SlotsReply
+			for _, m := range wave {
+				if m.ID != team[asked].ID {
+					t.Fatalf("%s: asked %s, want %s (in order)", c.name, m.ID, team[asked].ID)
+				}
+				r := &schedule.SlotsReply{}
+				if c.free(asked) {
+					r.Slots = []availability.Slot{{StaffID: m.ID, Start: at}}
+				}
+				rs = append(rs, r)
+				asked++
+			}
+			return rs, nil
+		})
+		found := len(fairOrder(replies))
+		if !slices.Equal(waves, c.asked) || found != c.found {
+			t.Errorf("%s: waves %v, found %d; want %v, %d", c.name, waves, found, c.asked, c.found)
 		}
 	}
 }
