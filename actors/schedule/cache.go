@@ -229,15 +229,16 @@ func (a *scheduleActor) freeAt(q availability.Query, view *snapshot, sv persiste
 }
 
 // alternativesAt proposes up to five other starts of this staff member
-// within a day of start, nearest first (earlier first on a tie). Three
-// hours around start are computed first: when they hold five, those are
-// the day's five nearest (a start outside is at least three hours away,
-// and on a tie the earlier, inside, wins), and a refusal costs a few
-// hours of slots instead of two days.
+// within a day of start, nearest first (earlier first on a tie). An hour
+// and a half around start is computed first, then three hours: when a
+// window holds five, those are the day's five nearest (a start outside
+// is at least the window's half away, and on a tie the earlier, inside,
+// wins), and a refusal costs an hour or two of slots instead of two days
+// (on a 15-minute grid half full, the first window has five or six free).
 func (a *scheduleActor) alternativesAt(now time.Time, sv persistence.Service, start time.Time) []availability.Slot {
 	const n = 5
 	var out []availability.Slot
-	for _, span := range []time.Duration{3 * time.Hour, 24 * time.Hour} {
+	for _, span := range []time.Duration{90 * time.Minute, 3 * time.Hour, 24 * time.Hour} {
 		near, _, memoized, err := a.slotsThrough(now, sv, start.Add(-span), start.Add(span))
 		if err != nil {
 			return nil
