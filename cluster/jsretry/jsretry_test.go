@@ -35,7 +35,11 @@ func TestDoStopsWithTheContext(t *testing.T) {
 
 func TestWhileElectingRetriesOnlyTimeouts(t *testing.T) {
 	tries := 0
-	v, err := WhileElecting(t.Context(), func(context.Context) (int, error) {
+	v, err := WhileElecting(t.Context(), func(ctx context.Context) (int, error) {
+		// Each try has its own short deadline, not the client's default.
+		if d, ok := ctx.Deadline(); !ok || time.Until(d) > Try {
+			t.Fatalf("try %d: deadline %v (set: %v), want within %v", tries, d, ok, Try)
+		}
 		if tries++; tries < 3 {
 			return 0, fmt.Errorf("create consumer: %w", context.DeadlineExceeded)
 		}
