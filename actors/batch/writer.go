@@ -276,15 +276,16 @@ func (w *Writer) run(jobs []job) (failed int, err error) {
 		// stretch, where the pipeline sends the inserts of each kind as
 		// one statement.
 		err := tx.Pipelined(ctx, func() error {
-			for _, pass := range []func(job) error{
-				func(j job) error { return j.check(ctx, tx) },
-				func(j job) error { return j.apply(ctx, tx) },
-			} {
-				for i, j := range jobs {
-					if err := pass(j); err != nil {
-						failed = i
-						return err
-					}
+			for i, j := range jobs {
+				if err := j.check(ctx, tx); err != nil {
+					failed = i
+					return err
+				}
+			}
+			for i, j := range jobs {
+				if err := j.apply(ctx, tx); err != nil {
+					failed = i
+					return err
 				}
 			}
 			return nil

@@ -24,8 +24,8 @@ type Stmt struct {
 	Args     []any
 	Row      func(Row) error
 	Affected func(int64) error
-	// Insert, on a one-row INSERT (Query may be left empty: it is Insert's),
-	// lets a pipeline send it with other held inserts of its shape as
+	// Insert, when set, is the statement instead of Query: a one-row
+	// INSERT a pipeline may send with other held inserts of its shape as
 	// one statement (merge).
 	Insert *Insert
 }
@@ -50,7 +50,7 @@ func (t *txn) Pipelined(ctx context.Context, fn func() error) error {
 // the statements held until the next flush. A Row callback maps its own
 // errors; an execution error is mapped before Affected sees the count.
 func (t *txn) later(ctx context.Context, s Stmt) error {
-	if s.Insert != nil && s.Query == "" {
+	if s.Insert != nil {
 		s.Query = s.Insert.one
 	}
 	s.Query = t.rebind(s.Query)
