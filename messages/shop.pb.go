@@ -150,7 +150,7 @@ type InventoryReply_Kind int32
 
 const (
 	InventoryReply_KIND_UNSPECIFIED InventoryReply_Kind = 0
-	InventoryReply_KIND_RESERVE     InventoryReply_Kind = 1 // ReserveReply: expires_at, available, error
+	InventoryReply_KIND_RESERVE     InventoryReply_Kind = 1 // ReserveReply: expires_at, available, reservation_id, error
 	InventoryReply_KIND_LEVEL       InventoryReply_Kind = 2 // Level: level (with its error)
 	InventoryReply_KIND_MOVE        InventoryReply_Kind = 3 // MoveReply: level, error
 	InventoryReply_KIND_REPLY       InventoryReply_Kind = 4 // Reply: error
@@ -1077,12 +1077,15 @@ func (x *InventoryLevel) GetError() *ShopError {
 
 // InventoryReply is an inventory actor's reply; kind names its Go type.
 type InventoryReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          InventoryReply_Kind    `protobuf:"varint,1,opt,name=kind,proto3,enum=spa.v1.InventoryReply_Kind" json:"kind,omitempty"`
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	Available     int64                  `protobuf:"varint,3,opt,name=available,proto3" json:"available,omitempty"`
-	Level         *InventoryLevel        `protobuf:"bytes,4,opt,name=level,proto3" json:"level,omitempty"`
-	Error         *ShopError             `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Kind      InventoryReply_Kind    `protobuf:"varint,1,opt,name=kind,proto3,enum=spa.v1.InventoryReply_Kind" json:"kind,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Available int64                  `protobuf:"varint,3,opt,name=available,proto3" json:"available,omitempty"`
+	Level     *InventoryLevel        `protobuf:"bytes,4,opt,name=level,proto3" json:"level,omitempty"`
+	Error     *ShopError             `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	// reservation_id: the reservation that holds a granted Reserve's units
+	// (the cart's live one of the variant, when it already had one).
+	ReservationId string `protobuf:"bytes,6,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1150,6 +1153,13 @@ func (x *InventoryReply) GetError() *ShopError {
 		return x.Error
 	}
 	return nil
+}
+
+func (x *InventoryReply) GetReservationId() string {
+	if x != nil {
+		return x.ReservationId
+	}
+	return ""
 }
 
 // CartAuth is who asks: the principal's subject and an anonymous cart's
@@ -2518,14 +2528,15 @@ const file_spa_v1_shop_proto_rawDesc = "" +
 	"\x04held\x18\x03 \x01(\x03R\x04held\x12\x1c\n" +
 	"\tavailable\x18\x04 \x01(\x03R\tavailable\x12\x1c\n" +
 	"\tthreshold\x18\x05 \x01(\x03R\tthreshold\x12'\n" +
-	"\x05error\x18\x06 \x01(\v2\x11.spa.v1.ShopErrorR\x05error\"\xe6\x02\n" +
+	"\x05error\x18\x06 \x01(\v2\x11.spa.v1.ShopErrorR\x05error\"\x8d\x03\n" +
 	"\x0eInventoryReply\x12/\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1b.spa.v1.InventoryReply.KindR\x04kind\x129\n" +
 	"\n" +
 	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1c\n" +
 	"\tavailable\x18\x03 \x01(\x03R\tavailable\x12,\n" +
 	"\x05level\x18\x04 \x01(\v2\x16.spa.v1.InventoryLevelR\x05level\x12'\n" +
-	"\x05error\x18\x05 \x01(\v2\x11.spa.v1.ShopErrorR\x05error\"s\n" +
+	"\x05error\x18\x05 \x01(\v2\x11.spa.v1.ShopErrorR\x05error\x12%\n" +
+	"\x0ereservation_id\x18\x06 \x01(\tR\rreservationId\"s\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fKIND_RESERVE\x10\x01\x12\x0e\n" +

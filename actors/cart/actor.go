@@ -373,6 +373,9 @@ func (a *cartActor) reserve(l *line, qty int64) error {
 	default:
 		return fmt.Errorf("%w: %w", ErrRetry, r.Err)
 	}
-	l.reservationID, l.qty, l.expiresAt = id, qty, r.ExpiresAt
+	// The inventory names the reservation that holds the units: the
+	// cart's own one of the variant when another activation of this cart
+	// made it first (an older node's reply names none).
+	l.reservationID, l.qty, l.expiresAt = cmp.Or(r.ReservationID, id), qty, r.ExpiresAt
 	return nil
 }

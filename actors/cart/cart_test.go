@@ -438,3 +438,48 @@ func TestCheckoutRefusesWhenALineWasLost(t *testing.T) {
 		t.Fatalf("cart after the refused checkout: %+v", v)
 	}
 }
+
+// Two activations of one cart (the old owner's, not yet stopped, and the
+// new owner's after a hand-off), each loaded before either reserved: the
+// same line set through both holds one unit under one reservation, and
+// checkout sells one.
+func TestTwoActivationsOfACartHoldOneLine(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, st persistence.Store) {
+		inventorytest.Stock(t, st, "oil", 3, 100, 0, 0)
+		clk := &clock{}
+		clk.ns.Store(t0.UnixNano())
+		f := newFixture(t, st, clk.now, Config{})
+		sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet() }))
+		cm, err := NewMetrics(prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := NewDirectory(sys.Root, Deps{Store: st, Inventory: f.inv, Now: clk.now, Log: quiet(), Metrics: cm}, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { other.Stop(5 * time.Second); sys.Shutdown() })
+		me := Auth{Subject: "ana"}
+		f.view(t, "c", &Create{OwnerID: "ana"})
+		f.view(t, "c", &Get{Auth: me})
+		if v, err := other.Ask(context.Background(), "c", &Get{Auth: me}); err != nil || v.(*View).Err != nil || len(v.(*View).Lines) != 0 {
+			t.Fatalf("the second activation: %+v %v", v, err)
+		}
+		a := f.view(t, "c", &SetLine{Auth: me, VariantID: "oil", Qty: 1})
+		r, err := other.Ask(context.Background(), "c", &SetLine{Auth: me, VariantID: "oil", Qty: 1})
+		if err != nil || r.(*View).Err != nil {
+			t.Fatalf("the line again, through the second activation: %+v %v", r, err)
+		}
+		b := r.(*View)
+		if got := f.available(t, "oil"); got != 2 {
+			t.Fatalf("available after one line set twice: %d; want 2", got)
+		}
+		if a.Lines[0].ReservationID != b.Lines[0].ReservationID {
+			t.Fatalf("two reservations for one line: %s and %s", a.Lines[0].ReservationID, b.Lines[0].ReservationID)
+		}
+		o, err := other.Ask(context.Background(), "c", &Checkout{Auth: me, OrderID: "o-1", Fulfilment: persistence.FulfilmentPickup})
+		if err != nil || o.(*CheckoutReply).Err != nil || o.(*CheckoutReply).Order.Lines[0].Qty != 1 {
+			t.Fatalf("checkout: %+v %v", o, err)
+		}
+	})
+}

@@ -19,6 +19,7 @@
 package inventory
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -202,7 +203,12 @@ func (a *inventoryActor) reserve(c actor.Context, m *Reserve) {
 		return
 	}
 	a.dropLapsed(c)
-	old, known := a.res[m.ReservationID]
+	id := m.ReservationID
+	old, known := a.res[id]
+	if !known && !m.Resize {
+		old, known = a.held1(m.CartID)
+		id = cmp.Or(old.ID, id)
+	}
 	if known && old.CartID != m.CartID {
 		a.deps.Metrics.reserved("invalid")
 		c.Respond(&ReserveReply{Err: fmt.Errorf("%w: reservation %s belongs to another cart", ErrInvalid, m.ReservationID)})
@@ -214,7 +220,7 @@ func (a *inventoryActor) reserve(c actor.Context, m *Reserve) {
 		return
 	}
 	before := a.onHand - a.held(now, "")
-	free := a.onHand - a.held(now, m.ReservationID)
+	free := a.onHand - a.held(now, id)
 	if m.Qty > free {
 		a.deps.Metrics.reserved("out_of_stock")
 		// Only true once the reservations it rests on are durable.
@@ -222,7 +228,7 @@ func (a *inventoryActor) reserve(c actor.Context, m *Reserve) {
 		a.commits.Refuse(c, refusal, func(err error) { refusal.Err = fmt.Errorf("%w: %w", ErrRetry, err) })
 		return
 	}
-	r := persistence.Reservation{ID: m.ReservationID, CartID: m.CartID, VariantID: a.variantID, Qty: m.Qty,
+	r := persistence.Reservation{ID: id, CartID: m.CartID, VariantID: a.variantID, Qty: m.Qty,
 		ExpiresAt: persistence.CanonicalTime(now.Add(m.TTL)), State: persistence.ReservationLive}
 	a.res[r.ID] = r // taken from now on, before it is durable
 	after := free - m.Qty
@@ -233,10 +239,23 @@ func (a *inventoryActor) reserve(c actor.Context, m *Reserve) {
 			if err == nil {
 				a.deps.Metrics.reserved("granted")
 			}
-			c.Send(sender, &ReserveReply{ExpiresAt: r.ExpiresAt, Available: after, Err: err})
+			c.Send(sender, &ReserveReply{ReservationID: r.ID, ExpiresAt: r.ExpiresAt, Available: after, Err: err})
 		},
 	})
 	a.crossed(c, before, after, now)
+}
+
+// held1 is the live reservation cart holds of the variant, if any: a
+// cart line is one reservation, so a second one the cart asks for (from
+// another activation of it, or a resent line change, whose earlier try
+// this actor granted) is the same one.
+func (a *inventoryActor) held1(cart string) (persistence.Reservation, bool) {
+	for _, r := range a.res {
+		if r.CartID == cart {
+			return r, true
+		}
+	}
+	return persistence.Reservation{}, false
 }
 
 // crossed emits the low-stock event and counts a stock-out when the

@@ -320,13 +320,13 @@ func TestLowStockAndMoves(t *testing.T) {
 	st := inventorytest.Drivers()[0].Open(t)
 	inventorytest.Stock(t, st, "oil", 6, 100, 0, 3)
 	f := newFixture(t, st)
-	if r := f.reserve(t, "oil", "a", "c", 2, time.Hour); r.Err != nil {
+	if r := f.reserve(t, "oil", "a", "c1", 2, time.Hour); r.Err != nil {
 		t.Fatal(r.Err)
 	}
-	if r := f.reserve(t, "oil", "b", "c", 2, time.Hour); r.Err != nil || r.Available != 2 {
+	if r := f.reserve(t, "oil", "b", "c2", 2, time.Hour); r.Err != nil || r.Available != 2 {
 		t.Fatalf("%+v", r)
 	}
-	if r := f.reserve(t, "oil", "c", "c", 1, time.Hour); r.Err != nil {
+	if r := f.reserve(t, "oil", "c", "c3", 1, time.Hour); r.Err != nil {
 		t.Fatal(r.Err)
 	}
 	move := func(kind persistence.MovementKind, qty int64) *MoveReply {
@@ -373,4 +373,40 @@ func TestLowStockAndMoves(t *testing.T) {
 	if n := testutil.ToFloat64(f.metrics.lowStock); n != 1 {
 		t.Fatalf("low-stock metric %v", n)
 	}
+}
+
+// A cart holds one reservation of a variant: a new one it asks for while
+// it holds one (a second activation of the cart during a hand-off, or a
+// line change resent after a timed-out try) is the same one, resized, and
+// takes no second unit. Another cart's still does.
+func TestOneReservationPerCartLine(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, st persistence.Store) {
+		inventorytest.Stock(t, st, "oil", 3, 100, 0, 0)
+		f := newFixture(t, st)
+		if r := f.reserve(t, "oil", "r1", "c", 1, time.Hour); r.Err != nil || r.ReservationID != "r1" {
+			t.Fatalf("first: %+v", r)
+		}
+		r := f.reserve(t, "oil", "r2", "c", 2, time.Hour)
+		if r.Err != nil || r.ReservationID != "r1" || r.Available != 1 {
+			t.Fatalf("the same cart's second reservation: %+v; want r1 resized to 2, 1 left", r)
+		}
+		if r := f.reserve(t, "oil", "r3", "other", 1, time.Hour); r.Err != nil || r.ReservationID != "r3" || r.Available != 0 {
+			t.Fatalf("another cart: %+v", r)
+		}
+		_, live := f.stock(t, "oil")
+		held := map[string]int64{}
+		for _, r := range live {
+			held[r.ID] = r.Qty
+		}
+		if len(held) != 2 || held["r1"] != 2 || held["r3"] != 1 {
+			t.Fatalf("live reservations in the store: %v; want r1: 2, r3: 1", held)
+		}
+		// Once the cart's reservation is gone, a new one is new.
+		if _, err := f.dir.Ask(context.Background(), "oil", &Release{ReservationID: "r1"}); err != nil {
+			t.Fatal(err)
+		}
+		if r := f.reserve(t, "oil", "r4", "c", 1, time.Hour); r.Err != nil || r.ReservationID != "r4" {
+			t.Fatalf("after the release: %+v", r)
+		}
+	})
 }

@@ -15,7 +15,11 @@ import (
 // the actor holds under ReservationID is resized and its expiry refreshed
 // (a cart line changed, or kept alive); otherwise a new one is made unless
 // Resize is set, in which case ErrExpired says the old one lapsed and the
-// caller should reserve afresh under a new id. It is decided in memory
+// caller should reserve afresh under a new id. A cart holds at most one
+// live reservation of a variant: a new one asked for by a cart that holds
+// one already is that one, resized (two activations of the cart during a
+// hand-off, or a retried line change, cannot take the units twice), and
+// the reply names it. It is decided in memory
 // (units held by unexpired reservations, pending ones included, are
 // taken) and answered once durable; a shortage is refused at once with
 // ErrOutOfStock.
@@ -29,11 +33,13 @@ type Reserve struct {
 }
 
 // ReserveReply answers Reserve. Available is what is left for others
-// after the decision.
+// after the decision; ReservationID is the reservation that holds a
+// granted request's units.
 type ReserveReply struct {
-	ExpiresAt time.Time
-	Available int64
-	Err       error
+	ReservationID string
+	ExpiresAt     time.Time
+	Available     int64
+	Err           error
 }
 
 // Release gives a reservation's units back (a line removed, a cart

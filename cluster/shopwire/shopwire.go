@@ -173,7 +173,7 @@ func EncodeInventoryReply(reply any) (*messages.InventoryReply, error) {
 	switch r := reply.(type) {
 	case *inventory.ReserveReply:
 		return &messages.InventoryReply{Kind: messages.InventoryReply_KIND_RESERVE, ExpiresAt: wire.TS(r.ExpiresAt),
-			Available: r.Available, Error: encodeErr(r.Err)}, nil
+			Available: r.Available, ReservationId: r.ReservationID, Error: encodeErr(r.Err)}, nil
 	case *inventory.Level:
 		return &messages.InventoryReply{Kind: messages.InventoryReply_KIND_LEVEL, Level: level(*r)}, nil
 	case *inventory.MoveReply:
@@ -191,7 +191,8 @@ func EncodeInventoryReply(reply any) (*messages.InventoryReply, error) {
 func DecodeInventoryReply(r *messages.InventoryReply) (any, error) {
 	switch r.GetKind() {
 	case messages.InventoryReply_KIND_RESERVE:
-		return &inventory.ReserveReply{ExpiresAt: wire.TM(r.GetExpiresAt()), Available: r.GetAvailable(), Err: decodeErr(r.GetError())}, nil
+		return &inventory.ReserveReply{ExpiresAt: wire.TM(r.GetExpiresAt()), Available: r.GetAvailable(),
+			ReservationID: r.GetReservationId(), Err: decodeErr(r.GetError())}, nil
 	case messages.InventoryReply_KIND_LEVEL:
 		l := fromLevel(r.GetLevel())
 		return &l, nil

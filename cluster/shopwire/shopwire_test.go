@@ -81,7 +81,7 @@ func TestInventoryRepliesRoundTrip(t *testing.T) {
 	withErr := lvl
 	withErr.Err = fmt.Errorf("%w: lav-50", inventory.ErrUnknownVariant)
 	for _, reply := range []any{
-		&inventory.ReserveReply{ExpiresAt: t0, Available: 3},
+		&inventory.ReserveReply{ReservationID: "r1", ExpiresAt: t0, Available: 3},
 		&inventory.ReserveReply{Available: 1, Err: fmt.Errorf("%w: want 2", inventory.ErrOutOfStock)},
 		&inventory.ReserveReply{Err: inventory.ErrExpired},
 		&lvl,
