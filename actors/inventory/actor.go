@@ -206,7 +206,7 @@ func (a *inventoryActor) reserve(c actor.Context, m *Reserve) {
 	id := m.ReservationID
 	old, known := a.res[id]
 	if !known && !m.Resize {
-		old, known = a.held1(m.CartID)
+		old, known = a.cartReservation(m.CartID)
 		id = cmp.Or(old.ID, id)
 	}
 	if known && old.CartID != m.CartID {
@@ -245,11 +245,11 @@ func (a *inventoryActor) reserve(c actor.Context, m *Reserve) {
 	a.crossed(c, before, after, now)
 }
 
-// held1 is the live reservation cart holds of the variant, if any: a
-// cart line is one reservation, so a second one the cart asks for (from
-// another activation of it, or a resent line change, whose earlier try
-// this actor granted) is the same one.
-func (a *inventoryActor) held1(cart string) (persistence.Reservation, bool) {
+// cartReservation is the live reservation cart holds of the variant, if
+// any: a cart line is one reservation, so a second one the cart asks for
+// (from another activation of it, or a resent line change whose earlier
+// try this actor granted) is the same one.
+func (a *inventoryActor) cartReservation(cart string) (persistence.Reservation, bool) {
 	for _, r := range a.res {
 		if r.CartID == cart {
 			return r, true

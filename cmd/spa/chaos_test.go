@@ -781,8 +781,9 @@ func (l *stockLoad) check(t *testing.T, c *testCluster, conn *pgx.Conn) {
 		}
 		t.Logf("%s: %d units, %d reserved or sold; on hand %v, available %v", v, units, taken, onHand, avail)
 	}
-	// A cart line is one reservation: two for one cart and variant took
-	// a unit no operation of the history asked for.
+	// A cart line is one reservation: two for one cart and variant (none
+	// lapses within a run) took a unit no operation of the history asked
+	// for.
 	var twice int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM (SELECT cart_id FROM shop_reservations WHERE state IN ('live', 'consumed')
 		GROUP BY cart_id, variant_id HAVING count(*) > 1) d`).Scan(&twice); err != nil {
