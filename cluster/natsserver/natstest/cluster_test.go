@@ -36,9 +36,14 @@ func TestRunClusterReplicatesAndSurvivesRestart(t *testing.T) {
 		kv, err = js0.CreateOrUpdateKeyValue(tctx, jetstream.KeyValueConfig{Bucket: "fixture", Replicas: 3})
 		return err
 	})
-	if _, err := kv.Put(ctx, "k", []byte("v1")); err != nil {
-		t.Fatal(err)
-	}
+	// The bucket's stream may not have elected its leader yet when its
+	// creation returns: the first put may find no responder.
+	testwait.Until(t, 30*time.Second, "the first put", func() error {
+		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer pcancel()
+		_, err := kv.Put(pctx, "k", []byte("v1"))
+		return err
+	})
 
 	// With one server down the other two keep quorum.
 	c.Stop(2)
