@@ -213,8 +213,9 @@ type ShopStore interface {
 	// reservation with its ID, adjusting the variant's reserved count and
 	// logging the change by actorID. It re-checks in SQL that the units
 	// held at now, r included, do not exceed on hand: ErrConflict if they
-	// would (the caller's memory was stale), or if r's ID names a
-	// reservation that is no longer live.
+	// would (the caller's memory was stale), if r's ID names a
+	// reservation that is no longer live, or if r is new and its cart is
+	// stored and no longer open.
 	ReservationPut(ctx context.Context, r Reservation, actorID string, now time.Time) error
 	// ReservationRelease marks the live reservation released and gives
 	// its units back; it reports false (and changes nothing) when the
@@ -476,6 +477,12 @@ func StockShort(variantID string, want, free int64) error {
 // (or expired, for a consume).
 func ReservationNotLive(id string) error {
 	return fmt.Errorf("persistence: reservation %s is not live: %w", id, ErrConflict)
+}
+
+// CartNotOpen is the error for a new reservation of a cart that is
+// closed (checked out, expired or merged).
+func CartNotOpen(cartID string, state CartState) error {
+	return fmt.Errorf("persistence: cart %s is %s, not open: %w", cartID, state, ErrConflict)
 }
 
 // StockMissing is the error for a variant without an inventory row.

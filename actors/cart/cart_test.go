@@ -439,6 +439,23 @@ func TestCheckoutRefusesWhenALineWasLost(t *testing.T) {
 	}
 }
 
+// secondNode is a second cart directory over f's store and inventory: an
+// activation of the same cart as on another node during a hand-off.
+func (f *fixture) secondNode(t *testing.T, now func() time.Time) *Directory {
+	t.Helper()
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet() }))
+	cm, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := NewDirectory(sys.Root, Deps{Store: f.store, Inventory: f.inv, Now: now, Log: quiet(), Metrics: cm}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Stop(5 * time.Second); sys.Shutdown() })
+	return other
+}
+
 // Two activations of one cart (the old owner's, not yet stopped, and the
 // new owner's after a hand-off), each loaded before either reserved: the
 // same line set through both holds one unit under one reservation, and
@@ -449,16 +466,7 @@ func TestTwoActivationsOfACartHoldOneLine(t *testing.T) {
 		clk := &clock{}
 		clk.ns.Store(t0.UnixNano())
 		f := newFixture(t, st, clk.now, Config{})
-		sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet() }))
-		cm, err := NewMetrics(prometheus.NewRegistry())
-		if err != nil {
-			t.Fatal(err)
-		}
-		other, err := NewDirectory(sys.Root, Deps{Store: st, Inventory: f.inv, Now: clk.now, Log: quiet(), Metrics: cm}, 10*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { other.Stop(5 * time.Second); sys.Shutdown() })
+		other := f.secondNode(t, clk.now)
 		me := Auth{Subject: "ana"}
 		f.view(t, "c", &Create{OwnerID: "ana"})
 		f.view(t, "c", &Get{Auth: me})
@@ -480,6 +488,49 @@ func TestTwoActivationsOfACartHoldOneLine(t *testing.T) {
 		o, err := other.Ask(context.Background(), "c", &Checkout{Auth: me, OrderID: "o-1", Fulfilment: persistence.FulfilmentPickup})
 		if err != nil || o.(*CheckoutReply).Err != nil || o.(*CheckoutReply).Order.Lines[0].Qty != 1 {
 			t.Fatalf("checkout: %+v %v", o, err)
+		}
+	})
+}
+
+// A stale activation of a cart that another activation checked out (a
+// line change resent to the old owner and delivered late) holds nothing
+// again: its line's reservation was consumed, and a new one for the
+// closed cart is refused in the store.
+func TestStaleActivationAfterCheckoutHoldsNothing(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, st persistence.Store) {
+		inventorytest.Stock(t, st, "oil", 3, 100, 0, 0)
+		clk := &clock{}
+		clk.ns.Store(t0.UnixNano())
+		f := newFixture(t, st, clk.now, Config{})
+		stale := f.secondNode(t, clk.now)
+		me := Auth{Subject: "ana"}
+		f.view(t, "c", &Create{OwnerID: "ana"})
+		f.view(t, "c", &SetLine{Auth: me, VariantID: "oil", Qty: 1})
+		if v, err := stale.Ask(context.Background(), "c", &Get{Auth: me}); err != nil || len(v.(*View).Lines) != 1 {
+			t.Fatalf("the stale activation's load: %+v %v", v, err)
+		}
+		if r := f.ask(t, "c", &Checkout{Auth: me, OrderID: "o-1", Fulfilment: persistence.FulfilmentPickup}).(*CheckoutReply); r.Err != nil {
+			t.Fatalf("checkout: %+v", r)
+		}
+		r, err := stale.Ask(context.Background(), "c", &SetLine{Auth: me, VariantID: "oil", Qty: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.(*View).Err == nil {
+			t.Fatalf("the stale activation set a line of a checked-out cart: %+v", r)
+		}
+		if got := f.available(t, "oil"); got != 2 {
+			t.Fatalf("available after one sale and a stale line change: %d; want 2", got)
+		}
+		var live []persistence.Reservation
+		if err := st.InTx(context.Background(), func(tx persistence.Tx) (err error) {
+			live, err = tx.ReservationListByCart(context.Background(), "c")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(live) != 0 {
+			t.Fatalf("the checked-out cart holds %+v", live)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"time"
 
@@ -258,6 +259,11 @@ func (t *txn) ReservationPut(ctx context.Context, r persistence.Reservation, act
 	case old.State != persistence.ReservationLive || old.VariantID != r.VariantID || old.CartID != r.CartID:
 		return persistence.ReservationNotLive(r.ID)
 	}
+	if !exists {
+		if err := t.cartTakesReservations(ctx, r.CartID); err != nil {
+			return err
+		}
+	}
 	s, err := t.StockGet(ctx, r.VariantID)
 	if err != nil {
 		return err
@@ -282,6 +288,28 @@ func (t *txn) ReservationPut(ctx context.Context, r persistence.Reservation, act
 		return err
 	}
 	return t.addStock(ctx, persistence.ReservationMovement(r, delta, actorID, now), 0, delta)
+}
+
+// cartTakesReservations refuses a new reservation for a cart that is no
+// longer open. A stale activation of a cart that another activation
+// checked out still sees its line; the inventory actor, told the line's
+// reservation was consumed, no longer knows it, so the stale line's next
+// reservation would be new and hold a second unit for the closed cart.
+// Checkout closes the cart in the transaction that consumes, so the two
+// serialize. A cart the store does not hold (the inventory's own callers)
+// is not checked.
+func (t *txn) cartTakesReservations(ctx context.Context, cartID string) error {
+	var state string
+	err := t.queryRow(ctx, `SELECT state FROM shop_carts WHERE id = ?`, cartID).Scan(&state)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return t.mapErr(err)
+	case persistence.CartState(state) != persistence.CartOpen:
+		return persistence.CartNotOpen(cartID, persistence.CartState(state))
+	}
+	return nil
 }
 
 // heldByOthers is the units the variant's live reservations other than

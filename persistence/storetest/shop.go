@@ -359,6 +359,20 @@ func testShopCarts(t *testing.T, open Opener) {
 		_, err := tx.CartOpenByOwner(ctx, "client-1")
 		return err
 	}), persistence.ErrNotFound)
+	// A new reservation is for an open cart (or one the store does not
+	// hold): the checked-out c1 takes none.
+	shopVariant(t, s, "v1", 5)
+	put := func(id, cart string) error {
+		return txErr(t, s, func(ctx context.Context, tx persistence.Tx) error {
+			return tx.ReservationPut(ctx, reservation(id, cart, "v1", 1, base.Add(time.Hour)), "cart", base)
+		})
+	}
+	wantErr(t, "reservation of a checked-out cart", put("r1", "c1"), persistence.ErrConflict)
+	for _, cart := range []string{"c2", "not-stored"} {
+		if err := put("r-"+cart, cart); err != nil {
+			t.Fatalf("reservation of cart %s: %v", cart, err)
+		}
+	}
 }
 
 // testShopVIP: a client marked VIP is one until unmarked; marking twice
