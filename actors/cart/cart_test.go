@@ -439,21 +439,28 @@ func TestCheckoutRefusesWhenALineWasLost(t *testing.T) {
 	}
 }
 
-// secondNode is a second cart directory over f's store and inventory: an
-// activation of the same cart as on another node during a hand-off.
-func (f *fixture) secondNode(t *testing.T, now func() time.Time) *Directory {
+// twoNodes stocks 3 units of "oil", creates ana's cart "c" and returns
+// the fixture with a second cart directory over the same store and
+// inventory: an activation of the same cart as on another node during a
+// hand-off.
+func twoNodes(t *testing.T, st persistence.Store) (*fixture, *Directory) {
 	t.Helper()
+	inventorytest.Stock(t, st, "oil", 3, 100, 0, 0)
+	clk := &clock{}
+	clk.ns.Store(t0.UnixNano())
+	f := newFixture(t, st, clk.now, Config{})
+	f.view(t, "c", &Create{OwnerID: "ana"})
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet() }))
 	cm, err := NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := NewDirectory(sys.Root, Deps{Store: f.store, Inventory: f.inv, Now: now, Log: quiet(), Metrics: cm}, 10*time.Second)
+	other, err := NewDirectory(sys.Root, Deps{Store: f.store, Inventory: f.inv, Now: clk.now, Log: quiet(), Metrics: cm}, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { other.Stop(5 * time.Second); sys.Shutdown() })
-	return other
+	return f, other
 }
 
 // Two activations of one cart (the old owner's, not yet stopped, and the
@@ -462,13 +469,8 @@ func (f *fixture) secondNode(t *testing.T, now func() time.Time) *Directory {
 // checkout sells one.
 func TestTwoActivationsOfACartHoldOneLine(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, st persistence.Store) {
-		inventorytest.Stock(t, st, "oil", 3, 100, 0, 0)
-		clk := &clock{}
-		clk.ns.Store(t0.UnixNano())
-		f := newFixture(t, st, clk.now, Config{})
-		other := f.secondNode(t, clk.now)
+		f, other := twoNodes(t, st)
 		me := Auth{Subject: "ana"}
-		f.view(t, "c", &Create{OwnerID: "ana"})
 		f.view(t, "c", &Get{Auth: me})
 		if v, err := other.Ask(context.Background(), "c", &Get{Auth: me}); err != nil || v.(*View).Err != nil || len(v.(*View).Lines) != 0 {
 			t.Fatalf("the second activation: %+v %v", v, err)
@@ -498,13 +500,8 @@ func TestTwoActivationsOfACartHoldOneLine(t *testing.T) {
 // closed cart is refused in the store.
 func TestStaleActivationAfterCheckoutHoldsNothing(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, st persistence.Store) {
-		inventorytest.Stock(t, st, "oil", 3, 100, 0, 0)
-		clk := &clock{}
-		clk.ns.Store(t0.UnixNano())
-		f := newFixture(t, st, clk.now, Config{})
-		stale := f.secondNode(t, clk.now)
+		f, stale := twoNodes(t, st)
 		me := Auth{Subject: "ana"}
-		f.view(t, "c", &Create{OwnerID: "ana"})
 		f.view(t, "c", &SetLine{Auth: me, VariantID: "oil", Qty: 1})
 		if v, err := stale.Ask(context.Background(), "c", &Get{Auth: me}); err != nil || len(v.(*View).Lines) != 1 {
 			t.Fatalf("the stale activation's load: %+v %v", v, err)
