@@ -618,9 +618,14 @@ func TestLapsesWithinTheNodesRate(t *testing.T) {
 		}
 		return expired, held
 	}
+	// The node's rate runs on the real clock: a burst of expireChunk, then
+	// one lapse a second, so a slow run (race detector, a loaded machine)
+	// may record one more per second it takes.
+	began := time.Now()
+	allowed := func() int { return expireChunk + int(time.Since(began)/time.Second) }
 	f.clock.add(time.Second)
 	testwait.Until(t, 10*time.Second, "the first chunk of lapses to be recorded", func() error {
-		if e, _ := count(); e != expireChunk {
+		if e, _ := count(); e < expireChunk {
 			return fmt.Errorf("%d recorded, want %d", e, expireChunk)
 		}
 		return nil
@@ -632,8 +637,8 @@ func TestLapsesWithinTheNodesRate(t *testing.T) {
 	if r := f.hold(t, "after-lapse", at(9, 0).AddDate(0, 0, 24)); r.Err != nil {
 		t.Fatalf("the slot of a lapsed hold not yet recorded: %v", r.Err)
 	}
-	if e, h := count(); e != expireChunk || h != len(ids)-expireChunk {
-		t.Fatalf("%d recorded and %d held, want %d and %d (one burst at one lapse a second)", e, h, expireChunk, len(ids)-expireChunk)
+	if e, h := count(); e < expireChunk || e > allowed() || e+h != len(ids) {
+		t.Fatalf("%d recorded and %d held, want %d to %d recorded and the rest held (one burst at one lapse a second)", e, h, expireChunk, allowed())
 	}
 }
 
