@@ -76,8 +76,8 @@ mkdir -p bin; log=bin/test.log
 # cmd/spa first: its tests run longest (~8 min under -race, one after
 # another) and go test starts packages in the order named, so named first
 # it runs beside the others instead of after them. -p 3: most tests wait
-# on nodes, timers and PostgreSQL, so two at a time left a core idle; on 2
-# cores the test phase took 846 s in the old order at -p 2, 689 s so.
+# on nodes, timers and PostgreSQL, so two at a time left a core idle. On 2
+# cores .ci/run took 918 s in the old order at -p 2, 754-778 s so.
 pkgs=("$@"); [ $# -gt 0 ] || pkgs=(./cmd/spa ./...)
 set +e
 go test -p 3 -race -count=1 -timeout 15m -v "${pkgs[@]}" >"$log" 2>&1 &
