@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"time"
 
@@ -299,15 +298,14 @@ func (t *txn) ReservationPut(ctx context.Context, r persistence.Reservation, act
 // serialize. A cart the store does not hold (the inventory's own callers)
 // is not checked.
 func (t *txn) cartTakesReservations(ctx context.Context, cartID string) error {
-	var state string
-	err := t.queryRow(ctx, `SELECT state FROM shop_carts WHERE id = ?`, cartID).Scan(&state)
+	c, err := t.CartGet(ctx, cartID)
 	switch {
-	case errors.Is(err, sql.ErrNoRows):
+	case errors.Is(err, persistence.ErrNotFound):
 		return nil
 	case err != nil:
-		return t.mapErr(err)
-	case persistence.CartState(state) != persistence.CartOpen:
-		return persistence.CartNotOpen(cartID, persistence.CartState(state))
+		return err
+	case c.State != persistence.CartOpen:
+		return persistence.CartNotOpen(cartID, c.State)
 	}
 	return nil
 }
