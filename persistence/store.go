@@ -241,12 +241,11 @@ type AuditStore interface {
 
 // OutboxEvent is a domain event waiting to be published to JetStream.
 type OutboxEvent struct {
-	ID          string // ULID; also the JetStream Nats-Msg-Id, stable across retries
-	Subject     string // NATS subject, e.g. "spa.events.studio.updated"
-	Type        string // fully qualified protobuf message name of the payload
-	Payload     []byte // messages.Event, protobuf-encoded
-	CreatedAt   time.Time
-	PublishedAt time.Time // zero while pending
+	ID        string // ULID; also the JetStream Nats-Msg-Id, stable across retries
+	Subject   string // NATS subject, e.g. "spa.events.studio.updated"
+	Type      string // fully qualified protobuf message name of the payload
+	Payload   []byte // messages.Event, protobuf-encoded
+	CreatedAt time.Time
 }
 
 // OutboxStore is the transactional outbox.
@@ -255,13 +254,12 @@ type OutboxStore interface {
 	OutboxAppend(ctx context.Context, e OutboxEvent) error
 	// OutboxPending returns up to limit unpublished events in ID order.
 	OutboxPending(ctx context.Context, limit int) ([]OutboxEvent, error)
-	// OutboxMarkPublished stamps the given events as published at at.
-	OutboxMarkPublished(ctx context.Context, ids []string, at time.Time) error
-	// OutboxDeletePublished removes up to limit events published before
-	// before and returns how many it removed.
-	OutboxDeletePublished(ctx context.Context, before time.Time, limit int) (int, error)
-	// OutboxCount returns the number of pending and published events.
-	OutboxCount(ctx context.Context) (pending, published int, err error)
+	// OutboxDelete removes the given events, once the stream has
+	// acknowledged them: the stream keeps the events, the table only what
+	// is still to publish.
+	OutboxDelete(ctx context.Context, ids []string) error
+	// OutboxCount returns the number of pending events.
+	OutboxCount(ctx context.Context) (pending int, err error)
 }
 
 // ---- Studio ------------------------------------------------------------

@@ -540,7 +540,7 @@ func record(ctx context.Context, tx pgx.Tx, before *persistence.Appointment, aft
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO outbox (id, subject, type, payload, created_at, published_at)
-		VALUES ($1, $2, $3, $4, $5, NULL)`, out.ID, out.Subject, out.Type, out.Payload, persistence.CanonicalTime(out.CreatedAt))
+	_, err = tx.Exec(ctx, `INSERT INTO outbox (id, subject, type, payload, created_at)
+		VALUES ($1, $2, $3, $4, $5)`, out.ID, out.Subject, out.Type, out.Payload, persistence.CanonicalTime(out.CreatedAt))
 	return err
 }

@@ -171,7 +171,7 @@ func TestHoldRefuseCancel(t *testing.T) {
 		if len(ts) != 3 || ts[0].To != persistence.StatusHeld || ts[2].To != persistence.StatusCancelled {
 			return fmt.Errorf("transitions: %+v", ts)
 		}
-		pending, _, err := tx.OutboxCount(ctx)
+		pending, err := tx.OutboxCount(ctx)
 		if err == nil && pending != 4 {
 			err = fmt.Errorf("outbox events = %d, want 4 (held, confirmed, cancelled, held)", pending)
 		}

@@ -2,10 +2,11 @@
 // JetStream (part of cluster/: embedded NATS and, later, membership and
 // placement).
 //
-// Delivery is at-least-once with stable event ids: an event is marked
-// published only after JetStream acknowledged it, and it is published with
-// Nats-Msg-Id = event id, so a crash between the ack and the mark
-// republishes the same id and the stream's duplicate window drops it.
+// Delivery is at-least-once with stable event ids: an event is deleted
+// from the outbox only after JetStream acknowledged it, and it is published
+// with Nats-Msg-Id = event id, so a crash between the ack and the delete
+// republishes the same id and the stream's duplicate window drops it. The
+// stream keeps the events; the table holds only what is still to publish.
 // Consumers should still treat the id as their idempotency key (a replay
 // later than the window is stored again).
 package outbox
@@ -52,11 +53,9 @@ type Config struct {
 	// publish fails, later events of that window may already be stored and
 	// so precede the failed one's retry; set 1 for strict stream order
 	// even across failures.
-	MaxInFlight     int
-	PublishTimeout  time.Duration // wait for each ack; default 5s
-	StoreTimeout    time.Duration // per store transaction; default 10s
-	Retention       time.Duration // keep published events this long; default 24h
-	CleanupInterval time.Duration // how often to delete old events; default 1m
+	MaxInFlight    int
+	PublishTimeout time.Duration // wait for each ack; default 5s
+	StoreTimeout   time.Duration // per store transaction; default 10s
 	// Replicas is the stream's replication factor: 3 on a cluster of at
 	// least three servers (membership.Replicas), default 1.
 	Replicas int
@@ -76,8 +75,6 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxBackoff, 5*time.Second)
 	def(&c.PublishTimeout, 5*time.Second)
 	def(&c.StoreTimeout, 10*time.Second)
-	def(&c.Retention, 24*time.Hour)
-	def(&c.CleanupInterval, time.Minute)
 	if c.BatchSize <= 0 {
 		c.BatchSize = 100
 	}
@@ -174,7 +171,7 @@ func (r *Relay) Notify() {
 	}
 }
 
-// Stop ends the loop after the batch in flight is published and marked,
+// Stop ends the loop after the batch in flight is published and deleted,
 // and waits for it. Calling it again, or before Start, is harmless.
 func (r *Relay) Stop() {
 	r.stopOnce.Do(func() {
@@ -197,7 +194,6 @@ func (r *Relay) run(ctx context.Context) {
 	defer timer.Stop()
 	<-timer.C
 	var backoff time.Duration
-	lastCleanup := time.Now()
 	for {
 		more, err := r.pass(base)
 		var wait time.Duration
@@ -216,10 +212,6 @@ func (r *Relay) run(ctx context.Context) {
 			if !more {
 				wait = r.cfg.PollInterval
 			}
-		}
-		if time.Since(lastCleanup) >= r.cfg.CleanupInterval {
-			lastCleanup = time.Now()
-			r.cleanup(base)
 		}
 		if wait == 0 {
 			select {
@@ -255,7 +247,7 @@ func (r *Relay) inTx(base context.Context, fn func(context.Context, persistence.
 	return r.store.InTx(ctx, func(tx persistence.Tx) error { return fn(ctx, tx) })
 }
 
-// pass publishes and marks one batch; more reports a full batch.
+// pass publishes and deletes one batch; more reports a full batch.
 func (r *Relay) pass(base context.Context) (more bool, err error) {
 	var events []persistence.OutboxEvent
 	var pending int
@@ -272,7 +264,7 @@ func (r *Relay) pass(base context.Context) (more bool, err error) {
 			pending = len(events)
 			return nil
 		}
-		pending, _, err = tx.OutboxCount(ctx)
+		pending, err = tx.OutboxCount(ctx)
 		return err
 	})
 	if err != nil {
@@ -290,14 +282,13 @@ func (r *Relay) pass(base context.Context) (more bool, err error) {
 		for i, e := range events[:acked] {
 			ids[i] = e.ID
 		}
-		now := time.Now().UTC()
 		err := r.inTx(base, func(ctx context.Context, tx persistence.Tx) error {
-			return tx.OutboxMarkPublished(ctx, ids, now)
+			return tx.OutboxDelete(ctx, ids)
 		})
 		if err != nil {
-			// Published but not marked: the next pass republishes the same
+			// Published but not deleted: the next pass republishes the same
 			// ids and the stream drops them as duplicates.
-			return false, fmt.Errorf("mark %d events published: %w", acked, err)
+			return false, fmt.Errorf("delete %d published events: %w", acked, err)
 		}
 		r.m.published.Add(float64(acked))
 		r.m.pending.Set(float64(max(pending-acked, 0)))
@@ -366,32 +357,6 @@ func (r *Relay) publish(events []persistence.OutboxEvent) (int, error) {
 	return len(events), nil
 }
 
-// cleanup deletes events published before now - Retention, in chunks.
-func (r *Relay) cleanup(base context.Context) {
-	const chunk, maxChunks = 1000, 20
-	before := time.Now().Add(-r.cfg.Retention)
-	total := 0
-	for range maxChunks {
-		var n int
-		err := r.inTx(base, func(ctx context.Context, tx persistence.Tx) error {
-			var err error
-			n, err = tx.OutboxDeletePublished(ctx, before, chunk)
-			return err
-		})
-		if err != nil {
-			r.log.Warn("outbox cleanup failed", "err", err)
-			return
-		}
-		total += n
-		if n < chunk {
-			break
-		}
-	}
-	if total > 0 {
-		r.log.Debug("outbox cleanup", "deleted", total, "published_before", before)
-	}
-}
-
 type metrics struct {
 	published, errors prometheus.Counter
 	pending           prometheus.Gauge
@@ -405,7 +370,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (metrics, error) {
 	m := metrics{
 		published: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "spa_outbox_published_total", Help: "Outbox events acknowledged by JetStream and marked published.",
+			Name: "spa_outbox_published_total", Help: "Outbox events acknowledged by JetStream and deleted from the outbox.",
 		}),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "spa_outbox_publish_errors_total", Help: "Failed outbox publishes (send error, nack or ack timeout).",

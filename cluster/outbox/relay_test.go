@@ -88,17 +88,28 @@ func (e *env) appendEvents(t *testing.T, n int) []string {
 	return ids
 }
 
-func (e *env) counts(t *testing.T) (pending, published int) {
+// counts returns the store's pending events and every row of the outbox
+// table, read behind the store's back: a published event must leave the
+// table, not stay in it marked.
+func (e *env) counts(t *testing.T) (pending, rows int) {
 	t.Helper()
 	err := e.store.InTx(context.Background(), func(tx persistence.Tx) error {
 		var err error
-		pending, published, err = tx.OutboxCount(context.Background())
+		pending, err = tx.OutboxCount(context.Background())
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pending, published
+	db, err := sql.Open("sqlite", e.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.QueryRow(`SELECT COUNT(*) FROM outbox`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	return pending, rows
 }
 
 // streamIDs returns the Nats-Msg-Id of every message in the stream, in
@@ -176,10 +187,10 @@ func TestPublishesInOrderAndMarks(t *testing.T) {
 	}
 	_, reg := e.startRelay(t, js, outbox.Config{BatchSize: 100, MaxInFlight: 16})
 
-	testwait.For(t, 10*time.Second, "all events marked", func() bool { p, _ := e.counts(t); return p == 0 })
+	testwait.For(t, 10*time.Second, "all events published", func() bool { p, _ := e.counts(t); return p == 0 })
 	equalIDs(t, streamIDs(t, js), ids)
-	if _, published := e.counts(t); published != 250 {
-		t.Fatalf("published = %d, want 250", published)
+	if _, rows := e.counts(t); rows != 0 {
+		t.Fatalf("%d rows left in the outbox, want 0 (published events are deleted)", rows)
 	}
 	if v := metric(t, reg, "spa_outbox_published_total"); v != 250 {
 		t.Fatalf("spa_outbox_published_total = %v", v)
@@ -202,7 +213,7 @@ func TestRestartContinuesWithoutLoss(t *testing.T) {
 	}
 	r1, _ := e.startRelay(t, js, outbox.Config{PollInterval: 20 * time.Millisecond})
 	ids := e.appendEvents(t, 30)
-	testwait.For(t, 5*time.Second, "first events marked", func() bool { p, _ := e.counts(t); return p == 0 })
+	testwait.For(t, 5*time.Second, "first events published", func() bool { p, _ := e.counts(t); return p == 0 })
 	// Stop while events keep arriving; whatever is left must be picked up.
 	done := make(chan []string)
 	go func() {
@@ -223,11 +234,11 @@ func TestRestartContinuesWithoutLoss(t *testing.T) {
 	ids = append(ids, <-done...)
 
 	e.startRelay(t, js, outbox.Config{PollInterval: 20 * time.Millisecond})
-	testwait.For(t, 5*time.Second, "all events marked", func() bool { p, _ := e.counts(t); return p == 0 })
+	testwait.For(t, 5*time.Second, "all events published", func() bool { p, _ := e.counts(t); return p == 0 })
 	equalIDs(t, streamIDs(t, js), ids)
 }
 
-func TestCrashBetweenAckAndMark(t *testing.T) {
+func TestCrashBetweenAckAndDelete(t *testing.T) {
 	e := newEnv(t)
 	ids := e.appendEvents(t, 10)
 	srv := natstest.Run(t)
@@ -242,7 +253,7 @@ func TestCrashBetweenAckAndMark(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// A previous relay published the first half and died before marking.
+	// A previous relay published the first half and died before deleting.
 	var pending []persistence.OutboxEvent
 	if err := e.store.InTx(ctx, func(tx persistence.Tx) error {
 		var err error
@@ -262,25 +273,28 @@ func TestCrashBetweenAckAndMark(t *testing.T) {
 	}
 
 	r, _ := e.startRelay(t, js, outbox.Config{PollInterval: 20 * time.Millisecond})
-	testwait.For(t, 5*time.Second, "all events marked", func() bool { p, _ := e.counts(t); return p == 0 })
+	testwait.For(t, 5*time.Second, "all events published", func() bool { p, _ := e.counts(t); return p == 0 })
 	equalIDs(t, streamIDs(t, js), ids)
 
-	// Same crash after a whole run: un-mark everything behind the store's
-	// back and let a new relay republish.
+	// Same crash after a whole run: put every event back behind the
+	// relay's back (as if none of the deletes had committed) and let a new
+	// relay republish.
 	r.Stop()
-	db, err := sql.Open("sqlite", e.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(`UPDATE outbox SET published_at = NULL`); err != nil {
+	if err := e.store.InTx(ctx, func(tx persistence.Tx) error {
+		for _, ev := range pending {
+			if err := tx.OutboxAppend(ctx, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if p, _ := e.counts(t); p != 10 {
 		t.Fatalf("pending after reset = %d", p)
 	}
 	_, reg := e.startRelay(t, js, outbox.Config{PollInterval: 20 * time.Millisecond})
-	testwait.For(t, 5*time.Second, "republished events marked", func() bool { p, _ := e.counts(t); return p == 0 })
+	testwait.For(t, 5*time.Second, "republished events deleted", func() bool { p, _ := e.counts(t); return p == 0 })
 	equalIDs(t, streamIDs(t, js), ids)
 	if v := metric(t, reg, "spa_outbox_published_total"); v != 10 {
 		t.Fatalf("spa_outbox_published_total = %v, want 10 (duplicates count as acked)", v)
@@ -310,7 +324,7 @@ func TestNATSDownThenBack(t *testing.T) {
 		PollInterval: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, PublishTimeout: 300 * time.Millisecond,
 	})
 	ids := e.appendEvents(t, 5)
-	testwait.For(t, 5*time.Second, "first events marked", func() bool { p, _ := e.counts(t); return p == 0 })
+	testwait.For(t, 5*time.Second, "first events published", func() bool { p, _ := e.counts(t); return p == 0 })
 
 	srv1.Stop()
 	ids = append(ids, e.appendEvents(t, 20)...)
@@ -325,7 +339,7 @@ func TestNATSDownThenBack(t *testing.T) {
 	})
 
 	natstest.RunWith(t, natsserver.Config{Port: portN, StoreDir: dir})
-	testwait.For(t, 10*time.Second, "all events marked after NATS is back", func() bool { p, _ := e.counts(t); return p == 0 })
+	testwait.For(t, 10*time.Second, "all events published after NATS is back", func() bool { p, _ := e.counts(t); return p == 0 })
 	equalIDs(t, streamIDs(t, js), ids)
 	testwait.For(t, 2*time.Second, "no age once all is published", func() bool { return metric(t, reg, "spa_outbox_oldest_pending_seconds") == 0 })
 }
@@ -358,15 +372,15 @@ func TestStopBeforeStart(t *testing.T) {
 	}
 }
 
-func TestCleanupDeletesOldPublished(t *testing.T) {
+func TestPublishedEventsLeaveTheOutbox(t *testing.T) {
 	e := newEnv(t)
 	srv := natstest.Run(t)
 	js, err := srv.JetStream()
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.startRelay(t, js, outbox.Config{PollInterval: 10 * time.Millisecond, Retention: time.Millisecond, CleanupInterval: 10 * time.Millisecond})
+	e.startRelay(t, js, outbox.Config{PollInterval: 10 * time.Millisecond})
 	ids := e.appendEvents(t, 5)
-	testwait.For(t, 5*time.Second, "published events deleted", func() bool { p, pub := e.counts(t); return p == 0 && pub == 0 })
+	testwait.For(t, 5*time.Second, "published events deleted", func() bool { p, rows := e.counts(t); return p == 0 && rows == 0 })
 	equalIDs(t, streamIDs(t, js), ids) // the stream keeps them
 }

@@ -375,12 +375,15 @@ func (t *txn) AppointmentList(ctx context.Context, r persistence.AppointmentRang
 	if err != nil {
 		return nil, err
 	}
-	column, id := "staff_id", r.StaffID
+	// The resource index holds only appointments that use one (resource_id
+	// <> ''), so the query names that condition for the planner to use it.
+	which := `staff_id = ?`
+	id := r.StaffID
 	if r.ResourceID != "" {
-		column, id = "resource_id", r.ResourceID
+		which, id = `resource_id = ? AND resource_id <> ''`, r.ResourceID
 	}
 	q := `SELECT ` + appointmentColumns + ` FROM appointments
-		WHERE ` + column + ` = ? AND start_at < ? AND end_at > ?`
+		WHERE ` + which + ` AND start_at < ? AND end_at > ?`
 	args := []any{id, t.ts(r.To), t.ts(r.From)}
 	if !r.LiveAt.IsZero() {
 		q += ` AND (status = ? OR (status = ? AND hold_expires_at > ?))`

@@ -173,12 +173,12 @@ func (t *txn) AuditList(ctx context.Context, p persistence.AuditListParams) ([]p
 
 // ---- Outbox ----
 
-var outboxInsert = newInsert("outbox", `INSERT INTO outbox (id, subject, type, payload, created_at, published_at) VALUES `,
-	`(?, ?, ?, ?, ?, ?)`, "")
+var outboxInsert = newInsert("outbox", `INSERT INTO outbox (id, subject, type, payload, created_at) VALUES `,
+	`(?, ?, ?, ?, ?)`, "")
 
 func (t *txn) OutboxAppend(ctx context.Context, e persistence.OutboxEvent) error {
 	err := t.later(ctx, Stmt{Insert: outboxInsert,
-		Args: []any{e.ID, e.Subject, e.Type, e.Payload, t.ts(e.CreatedAt), t.nullTS(e.PublishedAt)}})
+		Args: []any{e.ID, e.Subject, e.Type, e.Payload, t.ts(e.CreatedAt)}})
 	if err == nil {
 		t.appended = true // held: a failure fails the transaction, so no commit wakes the relay
 	}
@@ -196,28 +196,22 @@ func (t *txn) OutboxPending(ctx context.Context, limit int) ([]persistence.Outbo
 		WHERE published_at IS NULL ORDER BY id LIMIT ?`, limit)
 }
 
-func (t *txn) OutboxMarkPublished(ctx context.Context, ids []string, at time.Time) error {
+func (t *txn) OutboxDelete(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	in, args := t.in("id", ids, []any{t.ts(at)})
-	_, err := t.exec(ctx, `UPDATE outbox SET published_at = ?
-		WHERE published_at IS NULL AND `+in, args...)
+	// A delete, not a mark: marking wrote a new version of the row and an
+	// index entry for it, and a sweep deleted the row a day later anyway.
+	in, args := t.in("id", ids, nil)
+	_, err := t.exec(ctx, `DELETE FROM outbox WHERE `+in, args...)
 	return err
 }
 
-func (t *txn) OutboxDeletePublished(ctx context.Context, before time.Time, limit int) (int, error) {
-	if err := persistence.CheckLimit("outbox delete", limit, 0); err != nil {
-		return 0, err
-	}
-	return t.exec(ctx, `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
-		WHERE published_at < ? ORDER BY published_at LIMIT ?)`, t.ts(before), limit)
-}
-
-func (t *txn) OutboxCount(ctx context.Context) (pending, published int, err error) {
-	err = t.queryRow(ctx, `SELECT COUNT(*) - COUNT(published_at), COUNT(published_at) FROM outbox`).
-		Scan(&pending, &published)
-	return pending, published, t.mapErr(err)
+func (t *txn) OutboxCount(ctx context.Context) (pending int, err error) {
+	// published_at is set only on rows an older version marked published
+	// and has not swept yet (migration 0029).
+	err = t.queryRow(ctx, `SELECT COUNT(*) FROM outbox WHERE published_at IS NULL`).Scan(&pending)
+	return pending, t.mapErr(err)
 }
 
 // ---- Studio ----
