@@ -177,7 +177,7 @@ func equalIDs(t *testing.T, got, want []string) {
 	}
 }
 
-func TestPublishesInOrderAndMarks(t *testing.T) {
+func TestPublishesInOrderAndDeletes(t *testing.T) {
 	e := newEnv(t)
 	ids := e.appendEvents(t, 250) // several batches
 	srv := natstest.Run(t)
