@@ -344,8 +344,11 @@ func (r *Relay) publish(events []persistence.OutboxEvent) (int, error) {
 		}
 		timer.Reset(r.cfg.PublishTimeout)
 		select {
-		case <-flights[i].f.Ok():
+		case ack := <-flights[i].f.Ok():
 			r.m.seconds.Observe(time.Since(flights[i].start).Seconds())
+			if ack != nil && ack.Duplicate {
+				r.m.duplicates.Inc()
+			}
 		case err := <-flights[i].f.Err():
 			r.m.errors.Inc()
 			return i, fmt.Errorf("publish event %s: %w", e.ID, err)
@@ -359,8 +362,11 @@ func (r *Relay) publish(events []persistence.OutboxEvent) (int, error) {
 
 type metrics struct {
 	published, errors prometheus.Counter
-	pending           prometheus.Gauge
-	seconds           prometheus.Histogram
+	// duplicates: acknowledged events the stream already held (a retry
+	// after a crash between ack and delete, or another node's relay).
+	duplicates prometheus.Counter
+	pending    prometheus.Gauge
+	seconds    prometheus.Histogram
 	// oldest is when the oldest unpublished event was written (Unix
 	// nanoseconds; 0: none), as of the last pass. Its age is computed on
 	// scrape, so a relay that stopped passing shows a growing age.
@@ -374,6 +380,9 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 		}),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "spa_outbox_publish_errors_total", Help: "Failed outbox publishes (send error, nack or ack timeout).",
+		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spa_outbox_duplicates_total", Help: "Outbox events JetStream acknowledged as duplicates: already published by another relay or before a crash.",
 		}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "spa_outbox_pending", Help: "Outbox events not yet published, as of the relay's last pass.",
@@ -396,6 +405,9 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 		return m, err
 	}
 	if m.errors, err = register(reg, m.errors); err != nil {
+		return m, err
+	}
+	if m.duplicates, err = register(reg, m.duplicates); err != nil {
 		return m, err
 	}
 	if m.pending, err = register(reg, m.pending); err != nil {

@@ -195,6 +195,9 @@ func TestPublishesInOrderAndDeletes(t *testing.T) {
 	if v := metric(t, reg, "spa_outbox_published_total"); v != 250 {
 		t.Fatalf("spa_outbox_published_total = %v", v)
 	}
+	if v := metric(t, reg, "spa_outbox_duplicates_total"); v != 0 {
+		t.Fatalf("spa_outbox_duplicates_total = %v, want 0", v)
+	}
 	if v := metric(t, reg, "spa_outbox_publish_seconds"); v != 250 {
 		t.Fatalf("spa_outbox_publish_seconds count = %v", v)
 	}
@@ -272,9 +275,12 @@ func TestCrashBetweenAckAndDelete(t *testing.T) {
 		}
 	}
 
-	r, _ := e.startRelay(t, js, outbox.Config{PollInterval: 20 * time.Millisecond})
+	r, reg1 := e.startRelay(t, js, outbox.Config{PollInterval: 20 * time.Millisecond})
 	testwait.For(t, 5*time.Second, "all events published", func() bool { p, _ := e.counts(t); return p == 0 })
 	equalIDs(t, streamIDs(t, js), ids)
+	if v := metric(t, reg1, "spa_outbox_duplicates_total"); v != 5 {
+		t.Fatalf("spa_outbox_duplicates_total = %v, want 5 (the half published before the crash)", v)
+	}
 
 	// Same crash after a whole run: put every event back behind the
 	// relay's back (as if none of the deletes had committed) and let a new
@@ -298,6 +304,9 @@ func TestCrashBetweenAckAndDelete(t *testing.T) {
 	equalIDs(t, streamIDs(t, js), ids)
 	if v := metric(t, reg, "spa_outbox_published_total"); v != 10 {
 		t.Fatalf("spa_outbox_published_total = %v, want 10 (duplicates count as acked)", v)
+	}
+	if v := metric(t, reg, "spa_outbox_duplicates_total"); v != 10 {
+		t.Fatalf("spa_outbox_duplicates_total = %v, want 10", v)
 	}
 }
 
