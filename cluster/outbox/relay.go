@@ -47,8 +47,15 @@ type Config struct {
 	Stream          string        // stream name; default StreamName
 	DuplicateWindow time.Duration // stream dedupe window; default 2m
 	PollInterval    time.Duration // poll fallback and first retry delay; default 250ms
-	MaxBackoff      time.Duration // cap of the retry backoff; default 5s
-	BatchSize       int           // events read per transaction; default 100
+	// Linger is how long the relay waits after a pass that published
+	// before the next one, which deletes what was published and reads
+	// what was committed meanwhile in one transaction; default 10ms. Under
+	// load a pass per commit cost two transactions, nearly as much as the
+	// commit itself; now passes run at most 1/Linger a second (a full batch
+	// goes on at once), each one transaction.
+	Linger     time.Duration
+	MaxBackoff time.Duration // cap of the retry backoff; default 5s
+	BatchSize  int           // events read per transaction; default 100
 	// MaxInFlight bounds unacknowledged publishes; default 32. When a
 	// publish fails, later events of that window may already be stored and
 	// so precede the failed one's retry; set 1 for strict stream order
@@ -72,6 +79,7 @@ func (c Config) withDefaults() Config {
 	}
 	def(&c.DuplicateWindow, 2*time.Minute)
 	def(&c.PollInterval, 250*time.Millisecond)
+	def(&c.Linger, 10*time.Millisecond)
 	def(&c.MaxBackoff, 5*time.Second)
 	def(&c.PublishTimeout, 5*time.Second)
 	def(&c.StoreTimeout, 10*time.Second)
@@ -94,6 +102,10 @@ type Relay struct {
 	cfg   Config
 	log   *slog.Logger
 	m     metrics
+
+	// acked are the events JetStream acknowledged and the next pass
+	// deletes (the run loop's goroutine only).
+	acked []string
 
 	kick chan struct{}
 	stop chan struct{}
@@ -190,6 +202,7 @@ func (r *Relay) run(ctx context.Context) {
 	// The batch in flight must not be cut short by cancellation: each
 	// step has its own timeout instead.
 	base := context.WithoutCancel(ctx)
+	defer r.flush(base)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	<-timer.C
@@ -209,7 +222,13 @@ func (r *Relay) run(ctx context.Context) {
 			r.log.Warn("outbox relay pass failed", "err", err, "retry_in", wait)
 		} else {
 			backoff = 0
-			if !more {
+			switch {
+			case more:
+			case len(r.acked) > 0:
+				// Commits during the linger share the next pass, which
+				// deletes what this one published.
+				wait, kick = r.cfg.Linger, nil
+			default:
 				wait = r.cfg.PollInterval
 			}
 		}
@@ -247,13 +266,22 @@ func (r *Relay) inTx(base context.Context, fn func(context.Context, persistence.
 	return r.store.InTx(ctx, func(tx persistence.Tx) error { return fn(ctx, tx) })
 }
 
-// pass publishes and deletes one batch; more reports a full batch.
+// pass deletes what the previous pass published and reads the next batch,
+// in one transaction, then publishes that batch; more reports a full
+// batch. What JetStream acknowledged waits in r.acked for the next pass
+// (or flush): a crash before that republishes the same ids, which the
+// stream drops as duplicates.
 func (r *Relay) pass(base context.Context) (more bool, err error) {
 	var events []persistence.OutboxEvent
 	var pending int
 	err = r.inTx(base, func(ctx context.Context, tx persistence.Tx) error {
 		var err error
 		pending = 0
+		if len(r.acked) > 0 {
+			if err := tx.OutboxDelete(ctx, r.acked); err != nil {
+				return fmt.Errorf("delete %d published events: %w", len(r.acked), err)
+			}
+		}
 		if events, err = tx.OutboxPending(ctx, r.cfg.BatchSize); err != nil || len(events) == 0 {
 			return err
 		}
@@ -270,6 +298,7 @@ func (r *Relay) pass(base context.Context) (more bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("read pending events: %w", err)
 	}
+	r.acked = r.acked[:0]
 	r.m.pending.Set(float64(pending))
 	if len(events) == 0 {
 		r.m.oldest.Store(0)
@@ -278,17 +307,8 @@ func (r *Relay) pass(base context.Context) (more bool, err error) {
 	r.m.oldest.Store(events[0].CreatedAt.UnixNano())
 	acked, pubErr := r.publish(events)
 	if acked > 0 {
-		ids := make([]string, acked)
-		for i, e := range events[:acked] {
-			ids[i] = e.ID
-		}
-		err := r.inTx(base, func(ctx context.Context, tx persistence.Tx) error {
-			return tx.OutboxDelete(ctx, ids)
-		})
-		if err != nil {
-			// Published but not deleted: the next pass republishes the same
-			// ids and the stream drops them as duplicates.
-			return false, fmt.Errorf("delete %d published events: %w", acked, err)
+		for _, e := range events[:acked] {
+			r.acked = append(r.acked, e.ID)
 		}
 		r.m.published.Add(float64(acked))
 		r.m.pending.Set(float64(max(pending-acked, 0)))
@@ -303,6 +323,20 @@ func (r *Relay) pass(base context.Context) (more bool, err error) {
 		return false, pubErr
 	}
 	return len(events) == r.cfg.BatchSize, nil
+}
+
+// flush deletes what the last pass published, as the relay stops. Should
+// it fail, the next relay republishes those events as duplicates.
+func (r *Relay) flush(base context.Context) {
+	if len(r.acked) == 0 {
+		return
+	}
+	err := r.inTx(base, func(ctx context.Context, tx persistence.Tx) error { return tx.OutboxDelete(ctx, r.acked) })
+	if err != nil {
+		r.log.Warn("outbox relay: published events not deleted; they will be published again", "events", len(r.acked), "err", err)
+		return
+	}
+	r.acked = r.acked[:0]
 }
 
 // publish sends events in order with at most MaxInFlight unacknowledged

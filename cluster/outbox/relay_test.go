@@ -380,3 +380,51 @@ func TestStopBeforeStart(t *testing.T) {
 		t.Fatal("Start after Stop succeeded")
 	}
 }
+
+// countingStore counts the transactions run through it.
+type countingStore struct {
+	persistence.Store
+	txs atomic.Int64
+}
+
+func (s *countingStore) InTx(ctx context.Context, fn func(persistence.Tx) error) error {
+	s.txs.Add(1)
+	return s.Store.InTx(ctx, fn)
+}
+
+// Commits arriving every few milliseconds share the relay's passes: a
+// pass lingers, then deletes what it published and reads what came
+// meanwhile in one transaction. A relay passing once per commit, with a
+// transaction to read and another to delete, runs two per event here.
+func TestCommitsShareTheRelaysTransactions(t *testing.T) {
+	e := newEnv(t)
+	srv := natstest.Run(t)
+	js, err := srv.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &countingStore{Store: e.store}
+	const linger = 50 * time.Millisecond
+	r, err := outbox.New(counted, js, outbox.Config{PollInterval: time.Hour, Linger: linger}, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.relay.Store(r)
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+
+	start := time.Now()
+	var ids []string
+	for range 40 {
+		ids = append(ids, e.appendEvents(t, 1)...) // each commit notifies the relay
+		time.Sleep(5 * time.Millisecond)
+	}
+	testwait.For(t, 5*time.Second, "all events published and deleted", func() bool { p, _ := e.counts(t); return p == 0 })
+	elapsed := time.Since(start)
+	equalIDs(t, streamIDs(t, js), ids)
+	if got, most := counted.txs.Load(), int64(elapsed/linger)+3; got > most {
+		t.Fatalf("the relay ran %d transactions for 40 commits in %v, want at most %d (one per linger)", got, elapsed.Round(time.Millisecond), most)
+	}
+}
