@@ -112,9 +112,11 @@ type Pipeliner interface {
 // Options are the driver-independent knobs given to a driver's Open.
 type Options struct {
 	// AfterOutboxCommit, when set, is called after a transaction that
-	// appended outbox events has committed, so the relay can publish
-	// without waiting for its next poll. It must not block.
-	AfterOutboxCommit func()
+	// appended outbox events has committed, with their ids in the order
+	// appended (the callee may keep the slice), so the relay can publish
+	// without waiting for its next poll and knows which events are its
+	// own node's. It must not block.
+	AfterOutboxCommit func(ids []string)
 	// Personal, when set, seals personal free text about clients at rest
 	// under per-client data keys (personal.go); nil stores it as it is.
 	Personal PersonalSealer

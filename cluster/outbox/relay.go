@@ -55,8 +55,8 @@ type Config struct {
 	// goes on at once), each one transaction.
 	Linger     time.Duration
 	MaxBackoff time.Duration // cap of the retry backoff; default 5s
-	BatchSize  int           // events read per transaction; default 100
-	// MaxInFlight bounds unacknowledged publishes; default 32. When a
+	BatchSize  int           // events read per transaction; default 500 (in a cluster most of the oldest are other nodes')
+	// MaxInFlight bounds unacknowledged publishes; default 128. When a
 	// publish fails, later events of that window may already be stored and
 	// so precede the failed one's retry; set 1 for strict stream order
 	// even across failures.
@@ -66,6 +66,14 @@ type Config struct {
 	// Replicas is the stream's replication factor: 3 on a cluster of at
 	// least three servers (membership.Replicas), default 1.
 	Replicas int
+	// Shared says other nodes' relays read the same outbox (a cluster).
+	// A shared relay publishes at once only the events its own node
+	// committed (Committed) and leaves another node's to that node's relay
+	// for Grace; after that it publishes them as orphans (their node died
+	// or is stuck). When every relay published every pending event,
+	// JetStream dropped most publishes as duplicates.
+	Shared bool
+	Grace  time.Duration // default 2s
 }
 
 func (c Config) withDefaults() Config {
@@ -83,11 +91,12 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxBackoff, 5*time.Second)
 	def(&c.PublishTimeout, 5*time.Second)
 	def(&c.StoreTimeout, 10*time.Second)
+	def(&c.Grace, 2*time.Second)
 	if c.BatchSize <= 0 {
-		c.BatchSize = 100
+		c.BatchSize = 500
 	}
 	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = 32
+		c.MaxInFlight = 128
 	}
 	if c.MaxBackoff < c.PollInterval {
 		c.MaxBackoff = c.PollInterval
@@ -106,6 +115,12 @@ type Relay struct {
 	// acked are the events JetStream acknowledged and the next pass
 	// deletes (the run loop's goroutine only).
 	acked []string
+	// own are the events this node committed and not yet deleted, with
+	// when they were reported (Shared only); pruned of what another relay
+	// deleted once they are older than twice the grace.
+	ownMu    sync.Mutex
+	own      map[string]time.Time
+	prunedAt time.Time
 
 	kick chan struct{}
 	stop chan struct{}
@@ -134,6 +149,7 @@ func New(store persistence.Store, js jetstream.JetStream, cfg Config, logger *sl
 	return &Relay{
 		store: store, js: js, cfg: cfg.withDefaults(), m: m,
 		log:  logger.With("component", "outbox"),
+		own:  map[string]time.Time{},
 		kick: make(chan struct{}, 1),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
@@ -174,8 +190,24 @@ func (r *Relay) Start(ctx context.Context) error {
 	return nil
 }
 
+// Committed reports events this node committed and asks the relay to
+// publish them now; use it as persistence.Options.AfterOutboxCommit. It
+// never blocks for long.
+func (r *Relay) Committed(ids []string) {
+	if r.cfg.Shared {
+		now := time.Now()
+		r.ownMu.Lock()
+		for _, id := range ids {
+			r.own[id] = now
+		}
+		r.ownMu.Unlock()
+	}
+	r.Notify()
+}
+
 // Notify asks the relay to look for events now instead of at the next
-// poll. It never blocks; use it as persistence.Options.AfterOutboxCommit.
+// poll. It never blocks. A shared relay publishes events no Committed
+// reported only once they are older than the grace.
 func (r *Relay) Notify() {
 	select {
 	case r.kick <- struct{}{}:
@@ -298,6 +330,7 @@ func (r *Relay) pass(base context.Context) (more bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("read pending events: %w", err)
 	}
+	r.forget(r.acked)
 	r.acked = r.acked[:0]
 	r.m.pending.Set(float64(pending))
 	if len(events) == 0 {
@@ -305,6 +338,10 @@ func (r *Relay) pass(base context.Context) (more bool, err error) {
 		return false, nil
 	}
 	r.m.oldest.Store(events[0].CreatedAt.UnixNano())
+	full := len(events) == r.cfg.BatchSize
+	if events = r.mine(events); len(events) == 0 {
+		return false, nil // all another node's, still within its grace
+	}
 	acked, pubErr := r.publish(events)
 	if acked > 0 {
 		for _, e := range events[:acked] {
@@ -319,10 +356,52 @@ func (r *Relay) pass(base context.Context) (more bool, err error) {
 			r.m.oldest.Store(0)
 		} // else: the next pass, at once, reads the next oldest
 	}
+	if errors.Is(pubErr, errInProcess) {
+		return false, nil // the next pass publishes it again: a duplicate then
+	}
 	if pubErr != nil {
 		return false, pubErr
 	}
-	return len(events) == r.cfg.BatchSize, nil
+	return full, nil
+}
+
+// mine keeps, in order, the events this relay publishes now: every one
+// unless the outbox is shared; else its node's own and orphans older than
+// the grace.
+func (r *Relay) mine(events []persistence.OutboxEvent) []persistence.OutboxEvent {
+	if !r.cfg.Shared {
+		return events
+	}
+	now := time.Now()
+	r.ownMu.Lock()
+	defer r.ownMu.Unlock()
+	kept := events[:0]
+	for _, e := range events {
+		if _, ok := r.own[e.ID]; ok || now.Sub(e.CreatedAt) >= r.cfg.Grace {
+			kept = append(kept, e)
+		}
+	}
+	if now.Sub(r.prunedAt) >= r.cfg.Grace {
+		r.prunedAt = now
+		for id, at := range r.own {
+			if now.Sub(at) >= 2*r.cfg.Grace {
+				delete(r.own, id) // another relay published and deleted it
+			}
+		}
+	}
+	return kept
+}
+
+// forget drops deleted events from the node's own.
+func (r *Relay) forget(ids []string) {
+	if !r.cfg.Shared || len(ids) == 0 {
+		return
+	}
+	r.ownMu.Lock()
+	for _, id := range ids {
+		delete(r.own, id)
+	}
+	r.ownMu.Unlock()
 }
 
 // flush deletes what the last pass published, as the relay stops. Should
@@ -338,6 +417,15 @@ func (r *Relay) flush(base context.Context) {
 	}
 	r.acked = r.acked[:0]
 }
+
+// duplicateInProcess is JetStream's answer to a publish whose id another
+// publish is storing at that moment (JSStreamDuplicateMessageConflict):
+// two relays published one event, an orphan past the grace. It is no
+// failure, and treating it as one backed the relay off for seconds, which
+// made more events orphans and more of these answers.
+var duplicateInProcess = &jetstream.APIError{ErrorCode: 10158}
+
+var errInProcess = errors.New("outbox: event being stored by another publish")
 
 // publish sends events in order with at most MaxInFlight unacknowledged
 // and returns how many leading events JetStream acknowledged. It stops at
@@ -384,6 +472,9 @@ func (r *Relay) publish(events []persistence.OutboxEvent) (int, error) {
 				r.m.duplicates.Inc()
 			}
 		case err := <-flights[i].f.Err():
+			if errors.Is(err, duplicateInProcess) {
+				return i, errInProcess
+			}
 			r.m.errors.Inc()
 			return i, fmt.Errorf("publish event %s: %w", e.ID, err)
 		case <-timer.C:

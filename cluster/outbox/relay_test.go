@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -36,9 +37,9 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{path: filepath.Join(t.TempDir(), "spa.db")}
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, e.path, persistence.Options{AfterOutboxCommit: func() {
+	st, err := sqlite.Open(ctx, e.path, persistence.Options{AfterOutboxCommit: func(ids []string) {
 		if r := e.relay.Load(); r != nil {
-			r.Notify()
+			r.Committed(ids)
 		}
 	}})
 	if err != nil {
@@ -427,4 +428,96 @@ func TestCommitsShareTheRelaysTransactions(t *testing.T) {
 	if got, most := counted.txs.Load(), int64(elapsed/linger)+3; got > most {
 		t.Fatalf("the relay ran %d transactions for 40 commits in %v, want at most %d (one per linger)", got, elapsed.Round(time.Millisecond), most)
 	}
+}
+
+// node is one of two processes sharing an outbox: its own store on the
+// same database file, reporting its commits to its own shared relay.
+func (e *env) node(t *testing.T, js jetstream.JetStream, cfg outbox.Config) (*env, *prometheus.Registry) {
+	t.Helper()
+	n := &env{raw: e.raw, path: e.path}
+	st, err := sqlite.Open(context.Background(), e.path, persistence.Options{AfterOutboxCommit: func(ids []string) {
+		if r := n.relay.Load(); r != nil {
+			r.Committed(ids)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	n.store = st
+	cfg.Shared = true
+	_, reg := n.startRelay(t, js, cfg)
+	return n, reg
+}
+
+// Two nodes' relays read one outbox: each publishes its own node's events
+// and leaves the other's alone, so JetStream sees each event once. Every
+// relay publishing every pending event made most publishes duplicates.
+func TestSharedRelaysPublishTheirOwnEvents(t *testing.T) {
+	e := newEnv(t)
+	srv := natstest.Run(t)
+	js, err := srv.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := outbox.Config{PollInterval: 5 * time.Millisecond, Grace: time.Minute}
+	a, regA := e.node(t, js, cfg)
+	b, regB := e.node(t, js, cfg)
+	var ids, ofA []string
+	for i := range 60 {
+		n := a
+		if i%2 == 1 {
+			n = b
+		}
+		n.nextID = i
+		id := n.appendEvents(t, 1)
+		if n == a {
+			ofA = append(ofA, id...)
+		}
+		ids = append(ids, id...)
+	}
+	testwait.For(t, 10*time.Second, "all events published and deleted", func() bool { p, _ := e.counts(t); return p == 0 })
+	// Each id once; each node's in its own order (the two interleave).
+	got := streamIDs(t, js)
+	var gotOfA []string
+	for _, id := range got {
+		if slices.Contains(ofA, id) {
+			gotOfA = append(gotOfA, id)
+		}
+	}
+	equalIDs(t, gotOfA, ofA)
+	slices.Sort(got)
+	equalIDs(t, got, ids)
+	for name, reg := range map[string]*prometheus.Registry{"a": regA, "b": regB} {
+		if v := metric(t, reg, "spa_outbox_duplicates_total"); v != 0 {
+			t.Errorf("relay %s: spa_outbox_duplicates_total = %v, want 0", name, v)
+		}
+		if v := metric(t, reg, "spa_outbox_published_total"); v != 30 {
+			t.Errorf("relay %s: spa_outbox_published_total = %v, want its node's 30", name, v)
+		}
+	}
+}
+
+// Events whose node's relay is gone are orphans: another shared relay
+// publishes them once they are older than the grace, not before.
+func TestSharedRelayPublishesOrphansAfterTheGrace(t *testing.T) {
+	e := newEnv(t)
+	srv := natstest.Run(t)
+	js, err := srv.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const grace = 700 * time.Millisecond
+	e.node(t, js, outbox.Config{PollInterval: 5 * time.Millisecond, Grace: grace})
+	committed := time.Now()
+	ids := e.appendEvents(t, 5) // through a store whose node has no relay
+	time.Sleep(grace / 2)
+	if p, _ := e.counts(t); p != 5 {
+		t.Fatalf("%d events pending halfway through the grace, want all 5 (another node's)", p)
+	}
+	testwait.For(t, 10*time.Second, "orphans published", func() bool { p, _ := e.counts(t); return p == 0 })
+	if waited := time.Since(committed); waited < grace {
+		t.Fatalf("orphans published after %v, before the grace of %v", waited, grace)
+	}
+	equalIDs(t, streamIDs(t, js), ids)
 }

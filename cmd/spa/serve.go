@@ -161,9 +161,9 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 	if n.keyring, err = sealingKeyring(cfg); err != nil {
 		return n, err
 	}
-	n.store, err = openStore(ctx, cfg, &persistence.Options{AfterOutboxCommit: func() {
+	n.store, err = openStore(ctx, cfg, &persistence.Options{AfterOutboxCommit: func(ids []string) {
 		if r := relay.Load(); r != nil {
-			r.Notify()
+			r.Committed(ids)
 		}
 	},
 		// Personal free text about clients (shipping addresses, reasons,
@@ -257,7 +257,7 @@ func startNode(ctx context.Context, cfg config, stderr io.Writer) (n *node, err 
 		return n, err
 	}
 
-	if n.relay, err = outbox.New(n.store, js, outbox.Config{Replicas: cfg.Cluster.replicas()}, log, reg); err != nil {
+	if n.relay, err = outbox.New(n.store, js, outbox.Config{Replicas: cfg.Cluster.replicas(), Shared: cfg.Cluster.enabled()}, log, reg); err != nil {
 		return n, fmt.Errorf("outbox relay: %w", err)
 	}
 	if err := n.relay.Start(ctx); err != nil {

@@ -70,9 +70,9 @@ type Begin func(ctx context.Context, fn func(Querier) error) error
 
 // InTx runs fn as one persistence.Tx through begin, sealing personal text
 // with opts.Personal. When the transaction appended outbox events and
-// committed, it calls opts.AfterOutboxCommit (if set).
+// committed, it calls opts.AfterOutboxCommit (if set) with their ids.
 func InTx(ctx context.Context, d Dialect, begin Begin, opts persistence.Options, fn func(persistence.Tx) error) error {
-	var appended bool
+	var appended []string
 	after := opts.AfterOutboxCommit
 	err := begin(ctx, func(q Querier) error {
 		t := &txn{q: q, d: d, flavour: flavourOf(d.Kind()), personal: opts.Personal}
@@ -80,8 +80,8 @@ func InTx(ctx context.Context, d Dialect, begin Begin, opts persistence.Options,
 		appended = t.appended
 		return err
 	})
-	if err == nil && appended && after != nil {
-		after()
+	if err == nil && len(appended) > 0 && after != nil {
+		after(appended)
 	}
 	return err
 }
@@ -140,7 +140,7 @@ type txn struct {
 	q        Querier
 	d        Dialect
 	flavour  flavour
-	appended bool // an outbox event was appended
+	appended []string // ids of the outbox events appended, in order
 
 	// personal seals personal text about clients (nil: stored as it is);
 	// dataKeys are the client keys this transaction opened, by client id.

@@ -180,7 +180,7 @@ func (t *txn) OutboxAppend(ctx context.Context, e persistence.OutboxEvent) error
 	err := t.later(ctx, Stmt{Insert: outboxInsert,
 		Args: []any{e.ID, e.Subject, e.Type, e.Payload, t.ts(e.CreatedAt)}})
 	if err == nil {
-		t.appended = true // held: a failure fails the transaction, so no commit wakes the relay
+		t.appended = append(t.appended, e.ID) // held: a failure fails the transaction, so no commit wakes the relay
 	}
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -749,38 +750,56 @@ func testConcurrentIncrements(t *testing.T, open Opener) {
 }
 
 // testAfterOutboxCommit checks the hook runs once per committed transaction
-// that appended to the outbox, and never otherwise.
+// that appended to the outbox, with the ids it appended, and never
+// otherwise.
 func testAfterOutboxCommit(t *testing.T, open Opener) {
-	var calls atomic.Int64
-	s := migrated(t, open, persistence.Options{AfterOutboxCommit: func() { calls.Add(1) }})
+	var (
+		mu    sync.Mutex
+		calls [][]string
+	)
+	s := migrated(t, open, persistence.Options{AfterOutboxCommit: func(ids []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, ids)
+	}})
+	var appended []string // by the last transaction
 	appendEvent := func(ctx context.Context, tx persistence.Tx) error {
-		return tx.OutboxAppend(ctx, persistence.OutboxEvent{ID: newID(), CreatedAt: base})
+		id := newID()
+		appended = append(appended, id)
+		return tx.OutboxAppend(ctx, persistence.OutboxEvent{ID: id, CreatedAt: base})
 	}
-	want := func(what string, n int64) {
+	want := func(what string, n int, ids []string) {
 		t.Helper()
-		if got := calls.Load(); got != n {
-			t.Fatalf("%s: AfterOutboxCommit called %d times, want %d", what, got, n)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(calls) != n {
+			t.Fatalf("%s: AfterOutboxCommit called %d times, want %d", what, len(calls), n)
+		}
+		if got := calls[n-1]; !slices.Equal(got, ids) {
+			t.Fatalf("%s: AfterOutboxCommit given ids %v, want %v", what, got, ids)
 		}
 	}
-	mustTx(t, s, appendEvent)
-	want("after a committed append", 1)
+	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error { appended = nil; return appendEvent(ctx, tx) })
+	first := appended
+	want("after a committed append", 1, first)
 	wantErr(t, "failed fn", txErr(t, s, func(ctx context.Context, tx persistence.Tx) error {
 		if err := appendEvent(ctx, tx); err != nil {
 			return err
 		}
 		return errBoom
 	}), errBoom)
-	want("after a rolled back append", 1)
+	want("after a rolled back append", 1, first)
 	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
 		_, err := tx.OutboxPending(ctx, 10)
 		return err
 	})
-	want("after a transaction without append", 1)
+	want("after a transaction without append", 1, first)
 	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
+		appended = nil
 		if err := appendEvent(ctx, tx); err != nil {
 			return err
 		}
 		return appendEvent(ctx, tx)
 	})
-	want("after a commit with two appends", 2)
+	want("after a commit with two appends", 2, appended)
 }
