@@ -69,8 +69,8 @@ type Config struct {
 	// Shared says other nodes' relays read the same outbox (a cluster).
 	// A shared relay publishes at once only the events its own node
 	// committed (Committed) and leaves another node's to that node's relay
-	// for Grace; after that it publishes them as orphans (their node died
-	// or is stuck). When every relay published every pending event,
+	// for Grace after it first read them; after that it publishes them as
+	// orphans (their node died or is stuck). When every relay published every pending event,
 	// JetStream dropped most publishes as duplicates.
 	Shared bool
 	Grace  time.Duration // default 2s
@@ -117,9 +117,13 @@ type Relay struct {
 	acked []string
 	// own are the events this node committed and not yet deleted, with
 	// when they were reported (Shared only); pruned of what another relay
-	// deleted once they are older than twice the grace.
+	// deleted once they are older than twice the grace. seen are other
+	// nodes' events with when a pass first read them: the grace counts
+	// from there, not from the event's time, which another node's clock
+	// wrote and which may be older than its commit (a lapse's event).
 	ownMu    sync.Mutex
 	own      map[string]time.Time
+	seen     map[string]time.Time
 	prunedAt time.Time
 
 	kick chan struct{}
@@ -150,6 +154,7 @@ func New(store persistence.Store, js jetstream.JetStream, cfg Config, logger *sl
 		store: store, js: js, cfg: cfg.withDefaults(), m: m,
 		log:  logger.With("component", "outbox"),
 		own:  map[string]time.Time{},
+		seen: map[string]time.Time{},
 		kick: make(chan struct{}, 1),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
@@ -377,19 +382,32 @@ func (r *Relay) mine(events []persistence.OutboxEvent) []persistence.OutboxEvent
 	defer r.ownMu.Unlock()
 	kept := events[:0]
 	for _, e := range events {
-		if _, ok := r.own[e.ID]; ok || now.Sub(e.CreatedAt) >= r.cfg.Grace {
+		if _, ok := r.own[e.ID]; ok {
 			kept = append(kept, e)
+			continue
+		}
+		first, ok := r.seen[e.ID]
+		if !ok {
+			r.seen[e.ID] = now
+		} else if now.Sub(first) >= r.cfg.Grace {
+			kept = append(kept, e) // an orphan
 		}
 	}
 	if now.Sub(r.prunedAt) >= r.cfg.Grace {
 		r.prunedAt = now
-		for id, at := range r.own {
-			if now.Sub(at) >= 2*r.cfg.Grace {
-				delete(r.own, id) // another relay published and deleted it
-			}
-		}
+		prune(r.own, now, 2*r.cfg.Grace)  // another relay published and deleted it
+		prune(r.seen, now, 4*r.cfg.Grace) // its node published and deleted it (or, still pending, it waits a grace again)
 	}
 	return kept
+}
+
+// prune drops the entries older than age.
+func prune(m map[string]time.Time, now time.Time, age time.Duration) {
+	for id, at := range m {
+		if now.Sub(at) >= age {
+			delete(m, id)
+		}
+	}
 }
 
 // forget drops deleted events from the node's own.
@@ -400,6 +418,7 @@ func (r *Relay) forget(ids []string) {
 	r.ownMu.Lock()
 	for _, id := range ids {
 		delete(r.own, id)
+		delete(r.seen, id)
 	}
 	r.ownMu.Unlock()
 }

@@ -499,7 +499,9 @@ func TestSharedRelaysPublishTheirOwnEvents(t *testing.T) {
 }
 
 // Events whose node's relay is gone are orphans: another shared relay
-// publishes them once they are older than the grace, not before.
+// publishes them a grace after it first read them, not before, even when
+// the events' own time is long past (a lapse's event carries the hold's
+// expiry; another node's clock may lag).
 func TestSharedRelayPublishesOrphansAfterTheGrace(t *testing.T) {
 	e := newEnv(t)
 	srv := natstest.Run(t)
@@ -510,7 +512,20 @@ func TestSharedRelayPublishesOrphansAfterTheGrace(t *testing.T) {
 	const grace = 700 * time.Millisecond
 	e.node(t, js, outbox.Config{PollInterval: 5 * time.Millisecond, Grace: grace})
 	committed := time.Now()
-	ids := e.appendEvents(t, 5) // through a store whose node has no relay
+	var ids []string // through a store whose node has no relay
+	for i := range 5 {
+		ev, err := persistence.NewOutboxEvent("studio/default", "", "tester",
+			&messages.StudioUpdated{Version: int64(i)}, committed.Add(-time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.store.InTx(context.Background(), func(tx persistence.Tx) error {
+			return tx.OutboxAppend(context.Background(), ev)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, ev.ID)
+	}
 	time.Sleep(grace / 2)
 	if p, _ := e.counts(t); p != 5 {
 		t.Fatalf("%d events pending halfway through the grace, want all 5 (another node's)", p)
