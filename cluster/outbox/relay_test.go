@@ -60,8 +60,14 @@ func newEnv(t *testing.T) *env {
 // startRelay starts a relay with its own registry and stops it at cleanup.
 func (e *env) startRelay(t *testing.T, js jetstream.JetStream, cfg outbox.Config) (*outbox.Relay, *prometheus.Registry) {
 	t.Helper()
+	return e.startRelayOn(t, e.store, js, cfg)
+}
+
+// startRelayOn is startRelay reading the outbox through store.
+func (e *env) startRelayOn(t *testing.T, store persistence.Store, js jetstream.JetStream, cfg outbox.Config) (*outbox.Relay, *prometheus.Registry) {
+	t.Helper()
 	reg := prometheus.NewRegistry()
-	r, err := outbox.New(e.store, js, cfg, nil, reg)
+	r, err := outbox.New(store, js, cfg, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,11 +82,17 @@ func (e *env) startRelay(t *testing.T, js jetstream.JetStream, cfg outbox.Config
 // appendEvents commits n events, one transaction each, and returns their ids.
 func (e *env) appendEvents(t *testing.T, n int) []string {
 	t.Helper()
+	return e.appendEventsAt(t, n, time.Now())
+}
+
+// appendEventsAt is appendEvents with the events' time at.
+func (e *env) appendEventsAt(t *testing.T, n int, at time.Time) []string {
+	t.Helper()
 	var ids []string
 	for range n {
 		e.nextID++
 		ev, err := persistence.NewOutboxEvent("studio/default", "req-1", "tester",
-			&messages.StudioUpdated{StudioId: "default", Version: int64(e.nextID), Name: "Studio"}, time.Now())
+			&messages.StudioUpdated{StudioId: "default", Version: int64(e.nextID), Name: "Studio"}, at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -406,15 +418,7 @@ func TestCommitsShareTheRelaysTransactions(t *testing.T) {
 	}
 	counted := &countingStore{Store: e.store}
 	const linger = 50 * time.Millisecond
-	r, err := outbox.New(counted, js, outbox.Config{PollInterval: time.Hour, Linger: linger}, nil, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.relay.Store(r)
-	if err := r.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Stop)
+	e.startRelayOn(t, counted, js, outbox.Config{PollInterval: time.Hour, Linger: linger})
 
 	start := time.Now()
 	var ids []string
@@ -512,20 +516,7 @@ func TestSharedRelayPublishesOrphansAfterTheGrace(t *testing.T) {
 	const grace = 700 * time.Millisecond
 	e.node(t, js, outbox.Config{PollInterval: 5 * time.Millisecond, Grace: grace})
 	committed := time.Now()
-	var ids []string // through a store whose node has no relay
-	for i := range 5 {
-		ev, err := persistence.NewOutboxEvent("studio/default", "", "tester",
-			&messages.StudioUpdated{Version: int64(i)}, committed.Add(-time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := e.store.InTx(context.Background(), func(tx persistence.Tx) error {
-			return tx.OutboxAppend(context.Background(), ev)
-		}); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, ev.ID)
-	}
+	ids := e.appendEventsAt(t, 5, committed.Add(-time.Hour)) // through a store whose node has no relay
 	time.Sleep(grace / 2)
 	if p, _ := e.counts(t); p != 5 {
 		t.Fatalf("%d events pending halfway through the grace, want all 5 (another node's)", p)
