@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -35,14 +36,31 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
+// freePort is a free loopback port below the kernel's range of ephemeral
+// ports, so no outgoing connection (the tests' clients, the nodes' routes
+// and database connections) can take it while a node that listens on it
+// restarts: a rolling restart in CI once failed with "bind: address
+// already in use" on the port its node had just left.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	const lowest = 10000
+	top := 32768 // Linux's default start of the ephemeral range
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var lo, hi int
+		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo > lowest+1000 {
+			top = lo
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	for range 200 {
+		port := lowest + rand.IntN(top-lowest)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			ln.Close()
+			return port
+		}
+	}
+	t.Fatalf("no free port in %d-%d", lowest, top-1)
+	return 0
 }
 
 // process is a spa serve child process.
