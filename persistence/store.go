@@ -256,6 +256,9 @@ type OutboxStore interface {
 	OutboxAppend(ctx context.Context, e OutboxEvent) error
 	// OutboxPending returns up to limit unpublished events in ID order.
 	OutboxPending(ctx context.Context, limit int) ([]OutboxEvent, error)
+	// OutboxPendingAmong returns the unpublished events among ids, in ID
+	// order: a relay reading only its own node's events, by primary key.
+	OutboxPendingAmong(ctx context.Context, ids []string) ([]OutboxEvent, error)
 	// OutboxDelete removes the given events, once the stream has
 	// acknowledged them: the stream keeps the events, the table only what
 	// is still to publish.

@@ -394,15 +394,26 @@ func TestStopBeforeStart(t *testing.T) {
 	}
 }
 
-// countingStore counts the transactions run through it.
+// countingStore counts the transactions run through it, and the reads
+// of every node's pending events among them.
 type countingStore struct {
 	persistence.Store
-	txs atomic.Int64
+	txs, surveys atomic.Int64
 }
 
 func (s *countingStore) InTx(ctx context.Context, fn func(persistence.Tx) error) error {
 	s.txs.Add(1)
-	return s.Store.InTx(ctx, fn)
+	return s.Store.InTx(ctx, func(tx persistence.Tx) error { return fn(countingTx{tx, s}) })
+}
+
+type countingTx struct {
+	persistence.Tx
+	s *countingStore
+}
+
+func (t countingTx) OutboxPending(ctx context.Context, limit int) ([]persistence.OutboxEvent, error) {
+	t.s.surveys.Add(1)
+	return t.Tx.OutboxPending(ctx, limit)
 }
 
 // Commits arriving every few milliseconds share the relay's passes: a
@@ -436,7 +447,7 @@ func TestCommitsShareTheRelaysTransactions(t *testing.T) {
 
 // node is one of two processes sharing an outbox: its own store on the
 // same database file, reporting its commits to its own shared relay.
-func (e *env) node(t *testing.T, js jetstream.JetStream, cfg outbox.Config) (*env, *prometheus.Registry) {
+func (e *env) node(t *testing.T, js jetstream.JetStream, cfg outbox.Config) (*env, *prometheus.Registry, *countingStore) {
 	t.Helper()
 	n := &env{raw: e.raw, path: e.path}
 	st, err := sqlite.Open(context.Background(), e.path, persistence.Options{AfterOutboxCommit: func(ids []string) {
@@ -450,8 +461,9 @@ func (e *env) node(t *testing.T, js jetstream.JetStream, cfg outbox.Config) (*en
 	t.Cleanup(func() { st.Close() })
 	n.store = st
 	cfg.Shared = true
-	_, reg := n.startRelay(t, js, cfg)
-	return n, reg
+	counted := &countingStore{Store: st}
+	_, reg := n.startRelayOn(t, counted, js, cfg)
+	return n, reg, counted
 }
 
 // Two nodes' relays read one outbox: each publishes its own node's events
@@ -465,8 +477,8 @@ func TestSharedRelaysPublishTheirOwnEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := outbox.Config{PollInterval: 5 * time.Millisecond, Grace: time.Minute}
-	a, regA := e.node(t, js, cfg)
-	b, regB := e.node(t, js, cfg)
+	a, regA, readsA := e.node(t, js, cfg)
+	b, regB, _ := e.node(t, js, cfg)
 	var ids, ofA []string
 	for i := range 60 {
 		n := a
@@ -499,6 +511,11 @@ func TestSharedRelaysPublishTheirOwnEvents(t *testing.T) {
 		if v := metric(t, reg, "spa_outbox_published_total"); v != 30 {
 			t.Errorf("relay %s: spa_outbox_published_total = %v, want its node's 30", name, v)
 		}
+	}
+	// Its own events it read by id: every node's pending events only on
+	// the first pass (the next survey is half a grace, 30 s, away).
+	if n := readsA.surveys.Load(); n > 1 {
+		t.Errorf("relay a read every node's pending events %d times in %d transactions, want once", n, readsA.txs.Load())
 	}
 }
 

@@ -189,11 +189,23 @@ func (t *txn) OutboxPending(ctx context.Context, limit int) ([]persistence.Outbo
 	if err := persistence.CheckLimit("outbox pending", limit, 0); err != nil {
 		return nil, err
 	}
+	return t.outboxEvents(ctx, `WHERE published_at IS NULL ORDER BY id LIMIT ?`, limit)
+}
+
+func (t *txn) OutboxPendingAmong(ctx context.Context, ids []string) ([]persistence.OutboxEvent, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	in, args := t.in("id", ids, nil)
+	return t.outboxEvents(ctx, `WHERE published_at IS NULL AND `+in+` ORDER BY id`, args...)
+}
+
+// outboxEvents reads the outbox rows the condition (and order) where picks.
+func (t *txn) outboxEvents(ctx context.Context, where string, args ...any) ([]persistence.OutboxEvent, error) {
 	return queryList(ctx, t, func(r row) (persistence.OutboxEvent, error) {
 		var e persistence.OutboxEvent
 		return e, r.Scan(&e.ID, &e.Subject, &e.Type, &e.Payload, t.at(&e.CreatedAt))
-	}, `SELECT id, subject, type, payload, created_at FROM outbox
-		WHERE published_at IS NULL ORDER BY id LIMIT ?`, limit)
+	}, `SELECT id, subject, type, payload, created_at FROM outbox `+where, args...)
 }
 
 func (t *txn) OutboxDelete(ctx context.Context, ids []string) error {

@@ -523,8 +523,21 @@ func testOutbox(t *testing.T, open Opener) {
 			return err
 		})
 	}
+	among := func(ids ...string) []persistence.OutboxEvent {
+		t.Helper()
+		var got []persistence.OutboxEvent
+		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) (err error) {
+			got, err = tx.OutboxPendingAmong(ctx, ids)
+			return err
+		})
+		return got
+	}
 	wantEqual(t, "pending", pending(10), es)
 	wantEqual(t, "pending limit 2", pending(2), es[:2])
+	wantEqual(t, "pending among three, one unknown, in id order", among(es[3].ID, "no-such-event", es[1].ID), []persistence.OutboxEvent{es[1], es[3]})
+	if got := among(); len(got) != 0 {
+		t.Fatalf("pending among no ids: %v", got)
+	}
 	count(4)
 
 	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
@@ -534,6 +547,7 @@ func testOutbox(t *testing.T, open Opener) {
 		return tx.OutboxDelete(ctx, []string{es[2].ID, es[0].ID})
 	})
 	wantEqual(t, "pending after publish", pending(10), []persistence.OutboxEvent{es[1], es[3]})
+	wantEqual(t, "pending among deleted and pending", among(es[0].ID, es[1].ID, es[2].ID), []persistence.OutboxEvent{es[1]})
 	count(2)
 	// Deleting again (a relay that published twice) is no error.
 	mustTx(t, s, func(ctx context.Context, tx persistence.Tx) error {
