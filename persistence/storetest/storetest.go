@@ -504,14 +504,26 @@ func testOutbox(t *testing.T, open Opener) {
 		return tx.OutboxAppend(ctx, es[1])
 	}), persistence.ErrConflict)
 
-	pending := func(limit int) []persistence.OutboxEvent {
+	read := func(fn func(context.Context, persistence.Tx) ([]persistence.OutboxEvent, error)) []persistence.OutboxEvent {
 		t.Helper()
 		var got []persistence.OutboxEvent
 		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) (err error) {
-			got, err = tx.OutboxPending(ctx, limit)
+			got, err = fn(ctx, tx)
 			return err
 		})
 		return got
+	}
+	pending := func(limit int) []persistence.OutboxEvent {
+		t.Helper()
+		return read(func(ctx context.Context, tx persistence.Tx) ([]persistence.OutboxEvent, error) {
+			return tx.OutboxPending(ctx, limit)
+		})
+	}
+	among := func(ids ...string) []persistence.OutboxEvent {
+		t.Helper()
+		return read(func(ctx context.Context, tx persistence.Tx) ([]persistence.OutboxEvent, error) {
+			return tx.OutboxPendingAmong(ctx, ids)
+		})
 	}
 	count := func(want int) {
 		t.Helper()
@@ -522,15 +534,6 @@ func testOutbox(t *testing.T, open Opener) {
 			}
 			return err
 		})
-	}
-	among := func(ids ...string) []persistence.OutboxEvent {
-		t.Helper()
-		var got []persistence.OutboxEvent
-		mustTx(t, s, func(ctx context.Context, tx persistence.Tx) (err error) {
-			got, err = tx.OutboxPendingAmong(ctx, ids)
-			return err
-		})
-		return got
 	}
 	wantEqual(t, "pending", pending(10), es)
 	wantEqual(t, "pending limit 2", pending(2), es[:2])
