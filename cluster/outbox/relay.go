@@ -320,6 +320,7 @@ func (r *Relay) inTx(base context.Context, fn func(context.Context, persistence.
 func (r *Relay) pass(base context.Context) (more bool, err error) {
 	survey := !r.cfg.Shared || time.Since(r.surveyedAt) >= r.cfg.Grace/2
 	r.forget(r.acked) // deleted below, first thing: not to be read again
+	r.prune()
 	var own []string
 	if !survey {
 		if own = r.ownIDs(r.cfg.BatchSize); len(own) == 0 && len(r.acked) == 0 {
@@ -432,19 +433,33 @@ func (r *Relay) mine(events []persistence.OutboxEvent) []persistence.OutboxEvent
 			kept = append(kept, e) // an orphan
 		}
 	}
-	if now.Sub(r.prunedAt) >= r.cfg.Grace {
-		r.prunedAt = now
-		prune(r.own, now, 2*r.cfg.Grace)  // another relay published and deleted it
-		prune(r.seen, now, 4*r.cfg.Grace) // its node published and deleted it (or, still pending, it waits a grace again)
-	}
 	return kept
 }
 
-// prune drops the entries older than age.
-func prune(m map[string]time.Time, now time.Time, age time.Duration) {
-	for id, at := range m {
-		if now.Sub(at) >= age {
-			delete(m, id)
+// prune drops, once a grace, the own events older than two graces
+// (another relay published and deleted them as orphans, or the next
+// survey finds them) and the other nodes' events first read four graces
+// ago (their node deleted them, or, still pending, they wait a grace
+// again), so neither map grows and no pass keeps reading gone ids.
+func (r *Relay) prune() {
+	if !r.cfg.Shared {
+		return
+	}
+	now := time.Now()
+	r.ownMu.Lock()
+	defer r.ownMu.Unlock()
+	if now.Sub(r.prunedAt) < r.cfg.Grace {
+		return
+	}
+	r.prunedAt = now
+	for _, m := range []struct {
+		ids map[string]time.Time
+		age time.Duration
+	}{{r.own, 2 * r.cfg.Grace}, {r.seen, 4 * r.cfg.Grace}} {
+		for id, at := range m.ids {
+			if now.Sub(at) >= m.age {
+				delete(m.ids, id)
+			}
 		}
 	}
 }
