@@ -544,3 +544,25 @@ func TestSharedRelayPublishesOrphansAfterTheGrace(t *testing.T) {
 	}
 	equalIDs(t, streamIDs(t, js), ids)
 }
+
+// An own event another relay deleted (it published it as an orphan) is
+// forgotten after two graces: the relay does not read its id on every poll
+// from then on, only surveys every half grace.
+func TestSharedRelayForgetsOwnEventsDeletedElsewhere(t *testing.T) {
+	e := newEnv(t)
+	srv := natstest.Run(t)
+	js, err := srv.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const grace = 200 * time.Millisecond
+	n, _, reads := e.node(t, js, outbox.Config{PollInterval: 5 * time.Millisecond, Grace: grace})
+	n.relay.Load().Committed([]string{"01JZZZZZZZZZZZZZZZZZZZZZZZ"}) // reported, then deleted by another relay
+	time.Sleep(4 * grace)
+	before, start := reads.txs.Load(), time.Now()
+	time.Sleep(5 * grace)
+	got, most := reads.txs.Load()-before, int64(time.Since(start)/(grace/2))+2
+	if got > most {
+		t.Fatalf("%d transactions in %v with nothing to publish, want at most %d (a survey every half grace)", got, time.Since(start).Round(time.Millisecond), most)
+	}
+}
