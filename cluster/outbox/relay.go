@@ -216,7 +216,7 @@ func (r *Relay) Committed(ids []string) {
 
 // Notify asks the relay to look for events now instead of at the next
 // poll. It never blocks. A shared relay publishes events no Committed
-// reported only once they are older than the grace.
+// reported only a grace after it first read them.
 func (r *Relay) Notify() {
 	select {
 	case r.kick <- struct{}{}:

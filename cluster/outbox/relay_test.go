@@ -57,6 +57,16 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
+// stream is a JetStream context on an embedded NATS server of the test's.
+func stream(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	js, err := natstest.Run(t).JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
 // startRelay starts a relay with its own registry and stops it at cleanup.
 func (e *env) startRelay(t *testing.T, js jetstream.JetStream, cfg outbox.Config) (*outbox.Relay, *prometheus.Registry) {
 	t.Helper()
@@ -193,11 +203,7 @@ func equalIDs(t *testing.T, got, want []string) {
 func TestPublishesInOrderAndDeletes(t *testing.T) {
 	e := newEnv(t)
 	ids := e.appendEvents(t, 250) // several batches
-	srv := natstest.Run(t)
-	js, err := srv.JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := stream(t)
 	_, reg := e.startRelay(t, js, outbox.Config{BatchSize: 100, MaxInFlight: 16})
 
 	testwait.For(t, 10*time.Second, "all events published", func() bool { p, _ := e.counts(t); return p == 0 })
@@ -222,11 +228,7 @@ func TestPublishesInOrderAndDeletes(t *testing.T) {
 
 func TestRestartContinuesWithoutLoss(t *testing.T) {
 	e := newEnv(t)
-	srv := natstest.Run(t)
-	js, err := srv.JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := stream(t)
 	r1, _ := e.startRelay(t, js, outbox.Config{PollInterval: 20 * time.Millisecond})
 	ids := e.appendEvents(t, 30)
 	testwait.For(t, 5*time.Second, "first events published", func() bool { p, _ := e.counts(t); return p == 0 })
@@ -257,11 +259,7 @@ func TestRestartContinuesWithoutLoss(t *testing.T) {
 func TestCrashBetweenAckAndDelete(t *testing.T) {
 	e := newEnv(t)
 	ids := e.appendEvents(t, 10)
-	srv := natstest.Run(t)
-	js, err := srv.JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := stream(t)
 	ctx := context.Background()
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: outbox.StreamName, Subjects: []string{outbox.SubjectPrefix + ">"},
@@ -368,11 +366,7 @@ func TestNATSDownThenBack(t *testing.T) {
 
 func TestNotifySkipsPollWait(t *testing.T) {
 	e := newEnv(t)
-	srv := natstest.Run(t)
-	js, err := srv.JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := stream(t)
 	e.startRelay(t, js, outbox.Config{PollInterval: time.Hour})
 	ids := e.appendEvents(t, 3) // each commit calls AfterOutboxCommit -> Notify
 	testwait.For(t, 3*time.Second, "events published via Notify", func() bool { p, _ := e.counts(t); return p == 0 })
@@ -381,8 +375,7 @@ func TestNotifySkipsPollWait(t *testing.T) {
 
 func TestStopBeforeStart(t *testing.T) {
 	e := newEnv(t)
-	srv := natstest.Run(t)
-	js, _ := srv.JetStream()
+	js := stream(t)
 	r, err := outbox.New(e.store, js, outbox.Config{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -422,11 +415,7 @@ func (t countingTx) OutboxPending(ctx context.Context, limit int) ([]persistence
 // transaction to read and another to delete, runs two per event here.
 func TestCommitsShareTheRelaysTransactions(t *testing.T) {
 	e := newEnv(t)
-	srv := natstest.Run(t)
-	js, err := srv.JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := stream(t)
 	counted := &countingStore{Store: e.store}
 	const linger = 50 * time.Millisecond
 	e.startRelayOn(t, counted, js, outbox.Config{PollInterval: time.Hour, Linger: linger})
@@ -471,11 +460,7 @@ func (e *env) node(t *testing.T, js jetstream.JetStream, cfg outbox.Config) (*en
 // relay publishing every pending event made most publishes duplicates.
 func TestSharedRelaysPublishTheirOwnEvents(t *testing.T) {
 	e := newEnv(t)
-	srv := natstest.Run(t)
-	js, err := srv.JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := stream(t)
 	cfg := outbox.Config{PollInterval: 5 * time.Millisecond, Grace: time.Minute}
 	a, regA, readsA := e.node(t, js, cfg)
 	b, regB, _ := e.node(t, js, cfg)
@@ -525,11 +510,7 @@ func TestSharedRelaysPublishTheirOwnEvents(t *testing.T) {
 // expiry; another node's clock may lag).
 func TestSharedRelayPublishesOrphansAfterTheGrace(t *testing.T) {
 	e := newEnv(t)
-	srv := natstest.Run(t)
-	js, err := srv.JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := stream(t)
 	const grace = 700 * time.Millisecond
 	e.node(t, js, outbox.Config{PollInterval: 5 * time.Millisecond, Grace: grace})
 	committed := time.Now()
@@ -550,11 +531,7 @@ func TestSharedRelayPublishesOrphansAfterTheGrace(t *testing.T) {
 // from then on, only surveys every half grace.
 func TestSharedRelayForgetsOwnEventsDeletedElsewhere(t *testing.T) {
 	e := newEnv(t)
-	srv := natstest.Run(t)
-	js, err := srv.JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := stream(t)
 	const grace = 200 * time.Millisecond
 	n, _, reads := e.node(t, js, outbox.Config{PollInterval: 5 * time.Millisecond, Grace: grace})
 	n.relay.Load().Committed([]string{"01JZZZZZZZZZZZZZZZZZZZZZZZ"}) // reported, then deleted by another relay
