@@ -96,14 +96,14 @@ func startTestCluster(t *testing.T, bin string, extra func(i int) map[string]str
 	routePorts := make([]int, n)
 	var routes []string
 	for i := range routePorts {
-		routePorts[i] = freePort(t)
+		routePorts[i] = natstest.FreePort(t)
 		routes = append(routes, fmt.Sprintf("127.0.0.1:%d", routePorts[i]))
 	}
 	// Routes are encrypted and both ends verified, as a deployment
 	// across hosts should run them.
 	ca := natstest.NewCA(t, "cluster-routes-ca")
 	for i := range n {
-		httpPort := freePort(t)
+		httpPort := natstest.FreePort(t)
 		cert, key := ca.Issue(t, fmt.Sprintf("n%d", i))
 		env := map[string]string{
 			"SPA_CLUSTER_TLS_CERT":  cert,
@@ -115,7 +115,7 @@ func startTestCluster(t *testing.T, bin string, extra func(i int) map[string]str
 			"SPA_HTTP_ADDR":         fmt.Sprintf("127.0.0.1:%d", httpPort),
 			"SPA_ADMIN_ADDR":        "127.0.0.1:0",
 			"SPA_HTTP_ADVERTISE":    fmt.Sprintf("http://127.0.0.1:%d", httpPort),
-			"SPA_NATS_PORT":         strconv.Itoa(freePort(t)),
+			"SPA_NATS_PORT":         strconv.Itoa(natstest.FreePort(t)),
 			"SPA_NODE_NAME":         fmt.Sprintf("n%d", i),
 			"SPA_CLUSTER_ADDR":      routes[i],
 			"SPA_CLUSTER_ROUTES":    strings.Join(routes, ","),

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spa-engine/spa/actors/service/fault"
 	"github.com/spa-engine/spa/actors/testwait"
+	"github.com/spa-engine/spa/cluster/natsserver/natstest"
 )
 
 // The keyed writes whose effects happen in actors (a hold claims a slot in
@@ -225,7 +226,7 @@ func TestKillKeyedWritesReplay(t *testing.T) {
 			env := envFor(t)
 			env["SPA_DATA_DIR"] = dataDir
 			env["SPA_HTTP_ADDR"] = "127.0.0.1:0"
-			env["SPA_NATS_PORT"] = strconv.Itoa(freePort(t))
+			env["SPA_NATS_PORT"] = strconv.Itoa(natstest.FreePort(t))
 			env["SPA_IDEMPOTENCY_LOCK_TTL"] = "1s"
 			withoutHoardingCaps(env) // one client holds slot after slot
 

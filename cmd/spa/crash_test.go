@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/spa-engine/spa/actors/testwait"
+	"github.com/spa-engine/spa/cluster/natsserver/natstest"
 	"github.com/spa-engine/spa/messages"
 	"google.golang.org/protobuf/proto"
 )
@@ -34,33 +33,6 @@ func buildBinary(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
-}
-
-// freePort is a free loopback port below the kernel's range of ephemeral
-// ports, so no outgoing connection (the tests' clients, the nodes' routes
-// and database connections) can take it while a node that listens on it
-// restarts: a rolling restart in CI once failed with "bind: address
-// already in use" on the port its node had just left.
-func freePort(t *testing.T) int {
-	t.Helper()
-	const lowest = 10000
-	top := 32768 // Linux's default start of the ephemeral range
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		var lo, hi int
-		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo > lowest+1000 {
-			top = lo
-		}
-	}
-	for range 200 {
-		port := lowest + rand.IntN(top-lowest)
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err == nil {
-			ln.Close()
-			return port
-		}
-	}
-	t.Fatalf("no free port in %d-%d", lowest, top-1)
-	return 0
 }
 
 // process is a spa serve child process.
@@ -140,7 +112,7 @@ func TestKillMidRequestLosesNothing(t *testing.T) {
 	for name, envFor := range drivers(t) {
 		t.Run(name, func(t *testing.T) {
 			dataDir := t.TempDir()
-			natsPort := freePort(t)
+			natsPort := natstest.FreePort(t)
 			env := envFor(t)
 			env["SPA_DATA_DIR"] = dataDir
 			env["SPA_HTTP_ADDR"] = "127.0.0.1:0"

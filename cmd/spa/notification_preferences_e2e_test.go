@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/spa-engine/spa/actors/testwait"
+	"github.com/spa-engine/spa/cluster/natsserver/natstest"
 	"github.com/spa-engine/spa/messages"
 )
 
@@ -35,7 +36,7 @@ func TestNotificationPreferencesEndToEnd(t *testing.T) {
 	for name, envFor := range drivers(t) {
 		t.Run(name, func(t *testing.T) {
 			dataDir := t.TempDir()
-			natsPort := freePort(t)
+			natsPort := natstest.FreePort(t)
 			env := envFor(t)
 			env["SPA_NATS_PORT"] = strconv.Itoa(natsPort)
 			env["SPA_NOTIFY_QUIET_HOURS"] = "off" // marketing may go whenever the test runs

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spa-engine/spa/actors/providers/whatsapp/whatsappfake"
 	"github.com/spa-engine/spa/actors/testwait"
+	"github.com/spa-engine/spa/cluster/natsserver/natstest"
 )
 
 // TestKillMidSendLosesNoNotification: thirty bookings are confirmed; after
@@ -31,7 +32,7 @@ func TestKillMidSendLosesNoNotification(t *testing.T) {
 			env := botEnv(fake, envFor(t))
 			env["SPA_DATA_DIR"] = dataDir
 			env["SPA_HTTP_ADDR"] = "127.0.0.1:0"
-			env["SPA_NATS_PORT"] = strconv.Itoa(freePort(t))
+			env["SPA_NATS_PORT"] = strconv.Itoa(natstest.FreePort(t))
 			env["SPA_NOTIFY_QUIET_HOURS"] = "off"
 			env["SPA_NOTIFY_ACK_WAIT"] = "10s" // the dead node's messages are handed out again 10 s after their last sign of life
 			env["SPA_WHATSAPP_TEMPLATES"] = "appointment_confirmed=cita_confirmada:es:utility"

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spa-engine/spa/actors/service/notify"
 	"github.com/spa-engine/spa/actors/testwait"
+	"github.com/spa-engine/spa/cluster/natsserver/natstest"
 	"github.com/spa-engine/spa/cluster/notifyjs"
 )
 
@@ -37,7 +38,7 @@ func TestRemindersEndToEnd(t *testing.T) {
 			// The reminders fire seconds from now, whatever the clock says:
 			// quiet hours (which would move them earlier) are tested apart.
 			env["SPA_NOTIFY_QUIET_HOURS"] = "off"
-			natsPort := freePort(t)
+			natsPort := natstest.FreePort(t)
 			env["SPA_NATS_PORT"] = strconv.Itoa(natsPort)
 			dataDir := t.TempDir()
 			base, _, logs := serveInProcess(t, env, dataDir)

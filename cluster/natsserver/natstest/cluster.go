@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -87,7 +89,7 @@ func exclusive(t testing.TB) {
 func tryCluster(t testing.TB, n int, tweak func(i int, cfg *natsserver.Config)) (*Cluster, []error) {
 	ports := make([]int, n)
 	for i := range ports {
-		ports[i] = freePort(t)
+		ports[i] = FreePort(t)
 	}
 	routes := make([]string, n)
 	for i, p := range ports {
@@ -139,21 +141,33 @@ func start(cfg natsserver.Config) (*natsserver.Server, error) {
 	return natsserver.Start(context.Background(), cfg, logger)
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago
-// (never 4222, where a system NATS may listen).
-func freePort(t testing.TB) int {
+// FreePort is a free loopback port below the kernel's range of ephemeral
+// ports, so no outgoing connection (the tests' clients, the nodes' routes
+// and database connections) can take it while a node that listens on it
+// restarts (a server of a Cluster, a node of cmd/spa's tests): a rolling
+// restart in CI once failed with "bind: address already in use" on the
+// port its node had just left. The range also leaves out the system
+// NATS's 4222.
+func FreePort(t testing.TB) int {
 	t.Helper()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("natstest: free port: %v", err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if p != 4222 {
-			return p
+	const lowest = 10000
+	top := 32768 // Linux's default start of the ephemeral range
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var lo, hi int
+		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo > lowest+1000 {
+			top = lo
 		}
 	}
+	for range 200 {
+		port := lowest + rand.IntN(top-lowest)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			ln.Close()
+			return port
+		}
+	}
+	t.Fatalf("no free port in %d-%d", lowest, top-1)
+	return 0
 }
 
 // N returns the number of servers, running or stopped.
