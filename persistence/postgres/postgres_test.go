@@ -48,7 +48,7 @@ func TestConformance(t *testing.T) {
 		}
 		mu.Unlock()
 		return open(t, u, opts)
-	})
+	}, nil)
 }
 
 func TestOpenUnreachable(t *testing.T) {
