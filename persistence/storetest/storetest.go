@@ -32,12 +32,15 @@ type Opener func(t *testing.T, opts persistence.Options) persistence.Store
 // subtest's database was most of the suite's time on SQLite under the
 // race detector.
 func Exercise(t *testing.T, open, migrated Opener) {
+	t.Run("Migrate", func(t *testing.T) { testMigrate(t, open) })
+	t.Run("MigrateConcurrent", func(t *testing.T) { testMigrateConcurrent(t, open) })
+	if migrated == nil {
+		migrated = open
+	}
 	tests := []struct {
 		name string
 		fn   func(*testing.T, Opener)
 	}{
-		{"Migrate", testMigrate},
-		{"MigrateConcurrent", testMigrateConcurrent},
 		{"PingClose", testPingClose},
 		{"Idempotency", testIdempotency},
 		{"IdempotencyClaim", testIdempotencyClaim},
@@ -71,11 +74,7 @@ func Exercise(t *testing.T, open, migrated Opener) {
 		fn   func(*testing.T, Opener)
 	}{"Conversations", testConversations})
 	for _, tc := range tests {
-		o := open
-		if migrated != nil && tc.name != "Migrate" && tc.name != "MigrateConcurrent" {
-			o = migrated
-		}
-		t.Run(tc.name, func(t *testing.T) { tc.fn(t, o) })
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, migrated) })
 	}
 }
 
